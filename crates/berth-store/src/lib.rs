@@ -1,0 +1,54 @@
+//! An etcd-shaped store: every key carries create/mod revisions and a version, range reads
+//! go by key order, writes are transactions guarded by compare-and-swap, and a watch replays
+//! changes from any retained revision. The rest of Berth talks only to [`Store`]; which backend
+//! sits behind it (embedded redb today, etcd later) is a start-up choice.
+
+mod codec;
+mod embedded;
+mod types;
+mod watch;
+
+pub use embedded::{Embedded, EmbeddedOptions};
+pub use types::*;
+pub use watch::WatchStream;
+
+use std::future::Future;
+use std::pin::Pin;
+
+/// A boxed future, so that `dyn Store` can be shared across the program.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What every backend provides. Operations map one to one onto etcd's KV and Watch APIs.
+pub trait Store: Send + Sync + 'static {
+    /// The newest revision the store has committed.
+    fn revision(&self) -> Result<u64, StoreError>;
+
+    /// One key, or `None` if it does not exist.
+    fn get(&self, key: &str) -> Result<Option<KeyValue>, StoreError>;
+
+    /// Keys in `[range.start, range.end)` in key order, at most `range.limit` of them.
+    fn range(&self, range: &KeyRange) -> Result<RangeResult, StoreError>;
+
+    /// Evaluates the compares atomically; applies `success` if all hold, else `failure`.
+    /// Returns once the outcome is durable.
+    fn txn(&self, txn: Txn) -> BoxFuture<'_, Result<TxnResponse, StoreError>>;
+
+    /// Every change to keys under `prefix` from `start_revision` on (0 = from now).
+    fn watch(&self, prefix: &str, start_revision: u64) -> Result<WatchStream, StoreError>;
+}
+
+/// Conveniences every caller wants, built from the trait's operations.
+pub trait StoreExt: Store {
+    /// All keys under `prefix`.
+    fn list(&self, prefix: &str) -> Result<Vec<KeyValue>, StoreError> {
+        Ok(self.range(&KeyRange::prefix(prefix))?.kvs)
+    }
+
+    /// Unconditional put.
+    fn put(&self, key: &str, value: Vec<u8>) -> BoxFuture<'_, Result<u64, StoreError>> {
+        let txn = Txn::new().and_then(vec![Op::put(key, value)]);
+        Box::pin(async move { Ok(self.txn(txn).await?.revision) })
+    }
+}
+
+impl<S: Store + ?Sized> StoreExt for S {}
