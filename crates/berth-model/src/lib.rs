@@ -1,1 +1,12 @@
-//! placeholder
+//! Berth's domain: what a task definition, task, cluster and container instance are, the
+//! rules ECS applies to them, and the task lifecycle. Pure: no I/O, no clock, no randomness
+//! (callers pass times and ids in).
+
+pub mod arn;
+pub mod error;
+pub mod names;
+pub mod resources;
+pub mod task;
+pub mod task_definition;
+
+pub use error::ModelError;
