@@ -1,1 +1,75 @@
-//! placeholder
+//! Berth's API front end: one HTTP port that speaks the AWS JSON 1.1 protocol (SigV4-signed
+//! `POST /` with `X-Amz-Target`) for ECS, and keeps `/v2/` free for the OCI registry.
+//!
+//! A request flows: [`protocol`] (target, body, signature, shape validation) → [`ecs`]
+//! (one handler module per resource) → the store.
+
+pub mod assignments;
+pub mod ecs;
+pub mod error;
+pub mod keys;
+pub mod locks;
+pub mod protocol;
+pub mod shapes;
+pub mod sigv4;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::{get, post};
+use berth_store::Store;
+
+/// What the API needs to know about the deployment it serves.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Account id written into every ARN.
+    pub account: String,
+    /// The region Berth reports for itself (requests name theirs in the credential scope).
+    pub region: String,
+    pub keys: sigv4::KeyRing,
+    /// How long after its last contact an agent still counts as connected.
+    pub agent_timeout: Duration,
+    /// The URL agents are told to use (DiscoverPollEndpoint).
+    pub endpoint: String,
+}
+
+/// Shared state of every request handler.
+pub struct App {
+    pub config: Config,
+    pub store: Arc<dyn Store>,
+    pub locks: locks::KeyedLocks,
+}
+
+impl App {
+    pub fn new(config: Config, store: Arc<dyn Store>) -> Arc<Self> {
+        Arc::new(App {
+            config,
+            store,
+            locks: Default::default(),
+        })
+    }
+}
+
+/// The HTTP routes: AWS JSON on `POST /`, a readiness probe on `GET /healthz`.
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/", post(protocol::aws_json))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/berth/v1/assignments", get(assignments::poll))
+        .with_state(app)
+}
+
+/// Creates the `default` cluster in the configured region unless it exists.
+pub async fn ensure_default_cluster(app: &App) -> Result<(), error::ApiError> {
+    let caller = sigv4::Caller {
+        access_key: String::new(),
+        region: app.config.region.clone(),
+    };
+    let ctx = ecs::Ctx::new(app, caller, std::time::SystemTime::now(), 0);
+    let mut input = ecs::Obj::new();
+    input.insert("clusterName".into(), serde_json::json!("default"));
+    ecs::dispatch(&ctx, "CreateCluster", input)
+        .await
+        .map(|_| ())
+}

@@ -18,7 +18,7 @@ pub struct Resources {
 }
 
 /// What one task takes from an instance.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Requirements {
     pub cpu: i64,
     pub memory: i64,

@@ -237,6 +237,13 @@ fn compares_hold(
     compares: &[Compare],
 ) -> Result<bool, StoreError> {
     for c in compares {
+        if let Compare::PrefixModRevision(prefix, op, want) = c {
+            let (kvs, _) = range_in(kv, &KeyRange::prefix(prefix))?;
+            if !kvs.iter().all(|kv| op.holds(kv.mod_revision, *want)) {
+                return Ok(false);
+            }
+            continue;
+        }
         let current = match kv.get(c.key()).map_err(engine)? {
             Some(raw) => Some(decode_value(c.key(), raw.value())?),
             None => None,
@@ -250,6 +257,7 @@ fn compares_hold(
                 Some(kv) => op.holds(kv.value.as_slice(), want.as_slice()),
                 None => false,
             },
+            Compare::PrefixModRevision(..) => unreachable!("handled above"),
         };
         if !holds {
             return Ok(false);
@@ -496,6 +504,27 @@ mod tests {
             OpResponse::Get { kvs } => assert_eq!(kvs[0].value, b"third"),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[tokio::test]
+    async fn prefix_compare_sees_any_newer_write_under_the_prefix() {
+        let s = store();
+        s.put("t/a", vec![]).await.unwrap();
+        let seen = s.revision().unwrap();
+        let guarded = || {
+            Txn::new()
+                .when(vec![Compare::prefix_unchanged_since("t/", seen)])
+                .and_then(vec![Op::put("done", vec![])])
+        };
+        assert!(s.txn(guarded()).await.unwrap().succeeded);
+        s.put("t/b", vec![]).await.unwrap();
+        assert!(!s.txn(guarded()).await.unwrap().succeeded);
+        assert!(
+            s.txn(Txn::new().when(vec![Compare::prefix_unchanged_since("empty/", 0)]))
+                .await
+                .unwrap()
+                .succeeded
+        );
     }
 
     #[tokio::test]

@@ -112,12 +112,20 @@ pub enum Compare {
     CreateRevision(String, CmpOp, u64),
     ModRevision(String, CmpOp, u64),
     Value(String, CmpOp, Vec<u8>),
+    /// Holds when every key under the prefix has a mod revision related to the value by the
+    /// operator (vacuously true for no keys): etcd's compare with a range end.
+    PrefixModRevision(String, CmpOp, u64),
 }
 
 impl Compare {
     /// Holds when the key does not exist.
     pub fn absent(key: &str) -> Self {
         Compare::Version(key.to_string(), CmpOp::Equal, 0)
+    }
+
+    /// Holds when nothing under `prefix` was written after `revision`.
+    pub fn prefix_unchanged_since(prefix: &str, revision: u64) -> Self {
+        Compare::PrefixModRevision(prefix.to_string(), CmpOp::Less, revision + 1)
     }
 
     /// Holds when the key was last written at exactly `revision` (0: does not exist).
@@ -130,7 +138,8 @@ impl Compare {
             Compare::Version(k, ..)
             | Compare::CreateRevision(k, ..)
             | Compare::ModRevision(k, ..)
-            | Compare::Value(k, ..) => k,
+            | Compare::Value(k, ..)
+            | Compare::PrefixModRevision(k, ..) => k,
         }
     }
 }

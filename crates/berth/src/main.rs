@@ -1,1 +1,45 @@
-fn main() {}
+//! The `berth` binary: `berth up` (everything in one process), `berth server` (the control
+//! plane alone), `berth version`.
+
+mod config;
+mod serve;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "berth",
+    version,
+    about = "A self-hosted container platform that speaks the ECS and ECR APIs"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run Berth on this machine: API, store and controllers in one process.
+    Up(config::ServeArgs),
+    /// Run the control plane only (API, store, controllers), for agents on other machines.
+    Server(config::ServeArgs),
+    /// Print the version.
+    Version,
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Up(args) | Command::Server(args) => serve::run(args.resolve()?),
+        Command::Version => {
+            println!("berth {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+    }
+}

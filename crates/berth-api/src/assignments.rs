@@ -1,0 +1,167 @@
+//! The assignment channel: how an agent learns which tasks it should be running.
+//!
+//! `GET /berth/v1/assignments?cluster=C&containerInstance=ID&since=REV&wait=SECONDS`,
+//! SigV4-signed for the `ecs` service. The answer is level-triggered: every task placed on
+//! the instance that is not STOPPED (with its desiredStatus), and the store revision it was
+//! read at. When nothing for the instance changed after `since`, the call waits on a store
+//! watch for up to `wait` seconds (at most 60) first. Each call also counts as the agent's
+//! heartbeat.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use berth_store::{Compare, Op, Txn};
+use serde_json::{Value, json};
+
+use crate::App;
+use crate::ecs::records::{InstanceRecord, TaskRecord};
+use crate::ecs::{self, Ctx};
+use crate::error::{ApiError, ApiResult};
+use crate::sigv4;
+
+/// Longest a poll may wait for a change.
+pub const MAX_WAIT: Duration = Duration::from_secs(60);
+
+pub async fn poll(
+    State(app): State<Arc<App>>,
+    uri: Uri,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let (status, body) = match answer(&app, &uri, &headers, &q).await {
+        Ok(v) => (StatusCode::OK, v),
+        Err(e) => (
+            StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST),
+            e.body(),
+        ),
+    };
+    let mut response = (status, serde_json::to_vec(&body).unwrap_or_default()).into_response();
+    response
+        .headers_mut()
+        .insert("content-type", HeaderValue::from_static("application/json"));
+    response
+}
+
+async fn answer(
+    app: &App,
+    uri: &Uri,
+    headers: &HeaderMap,
+    q: &HashMap<String, String>,
+) -> ApiResult<Value> {
+    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let caller = sigv4::verify(
+        &app.config.keys,
+        "ecs",
+        "GET",
+        path,
+        headers,
+        b"",
+        SystemTime::now(),
+    )?;
+    let ctx = Ctx::new(app, caller, SystemTime::now(), 0);
+    let arg = |k: &str| q.get(k).map(String::as_str);
+    let mut input = ecs::Obj::new();
+    if let Some(c) = arg("cluster") {
+        input.insert("cluster".into(), json!(c));
+    }
+    let cluster = ecs::cluster_arg(&input)?;
+    ecs::active_cluster(&ctx, &cluster)?;
+    let id = arg("containerInstance")
+        .and_then(|g| berth_model::arn::scoped_id(g, "container-instance"))
+        .map(|(_, id)| id.to_string())
+        .ok_or_else(|| ApiError::invalid("containerInstance is required."))?;
+    let since: u64 = arg("since")
+        .unwrap_or("0")
+        .parse()
+        .map_err(|_| ApiError::invalid("since must be a revision number."))?;
+    let wait = Duration::from_secs(
+        arg("wait")
+            .unwrap_or("0")
+            .parse()
+            .map_err(|_| ApiError::invalid("wait must be seconds."))?,
+    )
+    .min(MAX_WAIT);
+    let instance_arn = heartbeat(&ctx, &cluster, &id).await?;
+
+    let prefix = ctx.keys.tasks(&cluster);
+    // Watch before reading so a change between the read and the wait is not missed.
+    let mut watch = ctx.store().watch(&prefix, 0)?;
+    let (revision, tasks, changed) = snapshot(&ctx, &prefix, &instance_arn, since)?;
+    if changed || wait.is_zero() {
+        return Ok(json!({"revision": revision, "tasks": tasks}));
+    }
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        match tokio::time::timeout_at(deadline, watch.next()).await {
+            Ok(Some(Ok(event))) => {
+                let ours = serde_json::from_slice::<TaskRecord>(&event.kv.value)
+                    .map(|r| r.field("containerInstanceArn") == Some(instance_arn.as_str()))
+                    .unwrap_or(false);
+                if ours {
+                    break;
+                }
+            }
+            Ok(Some(Err(e))) => return Err(e.into()),
+            Ok(None) | Err(_) => break,
+        }
+    }
+    let (revision, tasks, _) = snapshot(&ctx, &prefix, &instance_arn, since)?;
+    Ok(json!({"revision": revision, "tasks": tasks}))
+}
+
+/// Live tasks on the instance, the revision read at, and whether any changed after `since`.
+fn snapshot(
+    ctx: &Ctx<'_>,
+    prefix: &str,
+    instance_arn: &str,
+    since: u64,
+) -> ApiResult<(u64, Vec<Value>, bool)> {
+    let range = ctx.store().range(&berth_store::KeyRange::prefix(prefix))?;
+    let mut tasks = Vec::new();
+    let mut changed = since == 0;
+    for kv in &range.kvs {
+        let rec: TaskRecord = ecs::decode(kv)?;
+        if rec.field("containerInstanceArn") != Some(instance_arn) {
+            continue;
+        }
+        changed |= kv.mod_revision > since;
+        if rec.last_status() != berth_model::task::TaskStatus::Stopped {
+            tasks.push(ecs::tasks::render(kv, &rec, false));
+        }
+    }
+    Ok((range.revision, tasks, changed))
+}
+
+/// Records that the agent is alive (written at most every quarter of the timeout).
+async fn heartbeat(ctx: &Ctx<'_>, cluster: &str, id: &str) -> ApiResult<String> {
+    let key = ctx.keys.instance(cluster, id);
+    let kv = ctx
+        .store()
+        .get(&key)?
+        .ok_or_else(|| ApiError::invalid("The referenced container instance was not found."))?;
+    let mut rec: InstanceRecord = ecs::decode(&kv)?;
+    if rec.status() == "INACTIVE" {
+        return Err(ApiError::invalid("The container instance is deregistered."));
+    }
+    let arn = rec.instance["containerInstanceArn"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let now = ctx.timestamp();
+    let fresh = rec.instance.get("agentConnected").and_then(Value::as_bool) == Some(true)
+        && now - rec.heartbeat < ctx.app.config.agent_timeout.as_secs_f64() / 4.0;
+    if !fresh {
+        rec.heartbeat = now;
+        rec.instance.insert("agentConnected".into(), json!(true));
+        let txn = Txn::new()
+            .when(vec![Compare::unchanged(&key, kv.mod_revision)])
+            .and_then(vec![Op::put(&key, ecs::encode(&rec))]);
+        // Losing this race only means another write beat us; the next poll refreshes it.
+        ctx.store().txn(txn).await?;
+    }
+    Ok(arn)
+}

@@ -1,0 +1,338 @@
+//! Clusters: CreateCluster, DescribeClusters, ListClusters, DeleteCluster, UpdateCluster,
+//! UpdateClusterSettings. Counts are computed from the tasks, instances and services that
+//! exist, so they are always true.
+
+use berth_model::names::is_valid_name;
+use berth_store::{Compare, Op, StoreExt, Txn};
+use serde_json::{Value, json};
+
+use super::records::{InstanceRecord, TaskRecord};
+use super::{
+    Ctx, MAX_ATTEMPTS, Obj, active_cluster, check_tags, cluster_arg, contention, decode, encode,
+    max_results, page, strings, text, with_token,
+};
+use crate::error::{ApiError, ApiResult};
+
+/// What a cluster holds right now.
+#[derive(Debug, Default)]
+struct Counts {
+    instances: usize,
+    services: usize,
+    running: usize,
+    pending: usize,
+    running_fargate: usize,
+    pending_fargate: usize,
+}
+
+fn counts(ctx: &Ctx<'_>, name: &str) -> ApiResult<Counts> {
+    let mut c = Counts::default();
+    for kv in ctx.store().list(&ctx.keys.instances(name))? {
+        let rec: InstanceRecord = decode(&kv)?;
+        if matches!(rec.status(), "ACTIVE" | "DRAINING") {
+            c.instances += 1;
+        }
+    }
+    for kv in ctx.store().list(&ctx.keys.tasks(name))? {
+        let rec: TaskRecord = decode(&kv)?;
+        let fargate = rec.field("launchType") == Some("FARGATE");
+        let status = rec.last_status();
+        if status.is_running() {
+            c.running += 1;
+            c.running_fargate += usize::from(fargate);
+        } else if status.is_pending() {
+            c.pending += 1;
+            c.pending_fargate += usize::from(fargate);
+        }
+    }
+    for kv in ctx.store().list(&ctx.keys.services(name))? {
+        let service: Obj = decode(&kv)?;
+        if service.get("status").and_then(Value::as_str) == Some("ACTIVE") {
+            c.services += 1;
+        }
+    }
+    Ok(c)
+}
+
+/// The cluster as ECS returns it; `include` adds SETTINGS, TAGS, STATISTICS, ATTACHMENTS.
+fn render(ctx: &Ctx<'_>, mut cluster: Obj, include: &[String]) -> ApiResult<Value> {
+    let name = text(&cluster, "clusterName")
+        .unwrap_or_default()
+        .to_string();
+    let active = text(&cluster, "status") == Some("ACTIVE");
+    let c = if active {
+        counts(ctx, &name)?
+    } else {
+        Counts::default()
+    };
+    cluster.insert(
+        "registeredContainerInstancesCount".into(),
+        json!(c.instances),
+    );
+    cluster.insert("runningTasksCount".into(), json!(c.running));
+    cluster.insert("pendingTasksCount".into(), json!(c.pending));
+    cluster.insert("activeServicesCount".into(), json!(c.services));
+    let wants = |what: &str| include.iter().any(|i| i == what);
+    let statistics = if wants("STATISTICS") {
+        let stat = |name: &str, v: usize| json!({"name": name, "value": v.to_string()});
+        json!([
+            stat("runningEC2TasksCount", c.running - c.running_fargate),
+            stat("runningFargateTasksCount", c.running_fargate),
+            stat("pendingEC2TasksCount", c.pending - c.pending_fargate),
+            stat("pendingFargateTasksCount", c.pending_fargate),
+            stat("activeEC2ServiceCount", c.services),
+            stat("activeFargateServiceCount", 0),
+            stat("drainingEC2ServiceCount", 0),
+            stat("drainingFargateServiceCount", 0),
+        ])
+    } else {
+        json!([])
+    };
+    cluster.insert("statistics".into(), statistics);
+    if !wants("TAGS") {
+        cluster.insert("tags".into(), json!([]));
+    }
+    if !wants("SETTINGS") {
+        cluster.remove("settings");
+    }
+    if wants("ATTACHMENTS") {
+        cluster.insert("attachments".into(), json!([]));
+        cluster.insert("attachmentsStatus".into(), json!("UPDATE_COMPLETE"));
+    }
+    Ok(Value::Object(cluster))
+}
+
+/// What CreateCluster and the update calls return: the cluster with its settings and tags.
+const WRITE_VIEW: [&str; 2] = ["SETTINGS", "TAGS"];
+
+fn check_settings(settings: &[Value]) -> ApiResult<()> {
+    for s in settings {
+        let value = s.get("value").and_then(Value::as_str).unwrap_or_default();
+        if !matches!(value, "enabled" | "disabled" | "enhanced") {
+            return Err(ApiError::invalid(format!(
+                "Invalid value '{value}' for cluster setting containerInsights. Valid values: enabled, disabled, enhanced."
+            )));
+        }
+    }
+    Ok(())
+}
+
+pub async fn create(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
+    let name = text(&input, "clusterName").unwrap_or("default").to_string();
+    if !is_valid_name(&name) {
+        return Err(ApiError::invalid(
+            "Cluster name must be 1-255 characters: letters (upper and lower case), numbers, hyphens and underscores.",
+        ));
+    }
+    let tags = input
+        .get("tags")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    check_tags(&tags)?;
+    let settings = input
+        .get("settings")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_else(|| vec![json!({"name": "containerInsights", "value": "disabled"})]);
+    check_settings(&settings)?;
+    let key = ctx.keys.cluster(&name);
+    for _ in 0..MAX_ATTEMPTS {
+        let existing = ctx.store().get(&key)?;
+        if let Some(kv) = &existing {
+            let cluster: Obj = decode(kv)?;
+            if text(&cluster, "status") == Some("ACTIVE") {
+                return Ok(
+                    json!({"cluster": render(ctx, cluster, &WRITE_VIEW.map(String::from))?}),
+                );
+            }
+        }
+        let mut cluster = Obj::new();
+        cluster.insert("clusterArn".into(), json!(ctx.arns.cluster(&name)));
+        cluster.insert("clusterName".into(), json!(name));
+        cluster.insert("status".into(), json!("ACTIVE"));
+        cluster.insert("settings".into(), Value::Array(settings.clone()));
+        cluster.insert("tags".into(), Value::Array(tags.clone()));
+        for field in [
+            "configuration",
+            "serviceConnectDefaults",
+            "capacityProviders",
+            "defaultCapacityProviderStrategy",
+        ] {
+            if let Some(v) = input.get(field) {
+                cluster.insert(field.into(), v.clone());
+            }
+        }
+        cluster.entry("capacityProviders").or_insert(json!([]));
+        cluster
+            .entry("defaultCapacityProviderStrategy")
+            .or_insert(json!([]));
+        let txn = Txn::new()
+            .when(vec![Compare::unchanged(
+                &key,
+                existing.map(|kv| kv.mod_revision).unwrap_or(0),
+            )])
+            .and_then(vec![Op::put(&key, encode(&cluster))]);
+        if ctx.store().txn(txn).await?.succeeded {
+            return Ok(json!({"cluster": render(ctx, cluster, &WRITE_VIEW.map(String::from))?}));
+        }
+    }
+    Err(contention())
+}
+
+pub fn describe(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
+    let mut wanted = strings(&input, "clusters");
+    if wanted.is_empty() {
+        wanted.push("default".into());
+    }
+    let include = strings(&input, "include");
+    let (mut clusters, mut failures) = (Vec::new(), Vec::new());
+    for given in wanted {
+        let Some(name) = berth_model::arn::cluster_name(&given).filter(|n| is_valid_name(n)) else {
+            failures.push(json!({"arn": given, "reason": "MISSING"}));
+            continue;
+        };
+        match ctx.store().get(&ctx.keys.cluster(name))? {
+            Some(kv) => clusters.push(render(ctx, decode(&kv)?, &include)?),
+            None => failures.push(json!({"arn": ctx.arns.cluster(name), "reason": "MISSING"})),
+        }
+    }
+    Ok(json!({"clusters": clusters, "failures": failures}))
+}
+
+pub fn list(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
+    let limit = max_results(&input, 100)?;
+    let mut items = Vec::new();
+    for kv in ctx.store().list(&ctx.keys.clusters())? {
+        let cluster: Obj = decode(&kv)?;
+        if text(&cluster, "status") == Some("ACTIVE") {
+            items.push((
+                kv.key.clone(),
+                cluster.get("clusterArn").cloned().unwrap_or_default(),
+            ));
+        }
+    }
+    let (arns, next) = page(&input, items, limit)?;
+    let mut out = Obj::new();
+    out.insert("clusterArns".into(), Value::Array(arns));
+    Ok(with_token(out, next))
+}
+
+pub async fn delete(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
+    let name = cluster_arg(&input)?;
+    let key = ctx.keys.cluster(&name);
+    for _ in 0..MAX_ATTEMPTS {
+        let Some(kv) = ctx.store().get(&key)? else {
+            return Err(ApiError::cluster_not_found());
+        };
+        let mut cluster: Obj = decode(&kv)?;
+        if text(&cluster, "status") != Some("ACTIVE") {
+            return Ok(json!({"cluster": render(ctx, cluster, &[])?}));
+        }
+        let seen = ctx.store().revision()?;
+        let c = counts(ctx, &name)?;
+        if c.instances > 0 {
+            return Err(ApiError::new(
+                400,
+                "ClusterContainsContainerInstancesException",
+                "The Cluster cannot be deleted while Container Instances are active or draining.",
+            ));
+        }
+        if c.services > 0 {
+            return Err(ApiError::new(
+                400,
+                "ClusterContainsServicesException",
+                "The Cluster cannot be deleted while Services are active.",
+            ));
+        }
+        if has_unfinished_tasks(ctx, &name)? {
+            return Err(ApiError::new(
+                400,
+                "ClusterContainsTasksException",
+                "The Cluster cannot be deleted while Tasks are active.",
+            ));
+        }
+        cluster.insert("status".into(), json!("INACTIVE"));
+        let txn = Txn::new()
+            .when(vec![
+                Compare::unchanged(&key, kv.mod_revision),
+                Compare::prefix_unchanged_since(&ctx.keys.tasks(&name), seen),
+                Compare::prefix_unchanged_since(&ctx.keys.instances(&name), seen),
+                Compare::prefix_unchanged_since(&ctx.keys.services(&name), seen),
+            ])
+            .and_then(vec![Op::put(&key, encode(&cluster))]);
+        if ctx.store().txn(txn).await?.succeeded {
+            return Ok(json!({"cluster": render(ctx, cluster, &[])?}));
+        }
+    }
+    Err(contention())
+}
+
+/// Tasks past RUNNING but not yet STOPPED still hold the cluster.
+fn has_unfinished_tasks(ctx: &Ctx<'_>, name: &str) -> ApiResult<bool> {
+    for kv in ctx.store().list(&ctx.keys.tasks(name))? {
+        let rec: TaskRecord = decode(&kv)?;
+        if rec.last_status() != berth_model::task::TaskStatus::Stopped {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Applies `change` to an ACTIVE cluster under compare-and-swap.
+async fn modify(ctx: &Ctx<'_>, name: &str, change: impl Fn(&mut Obj)) -> ApiResult<Value> {
+    let key = ctx.keys.cluster(name);
+    for _ in 0..MAX_ATTEMPTS {
+        let (kv, mut cluster) = active_cluster(ctx, name)?;
+        change(&mut cluster);
+        let txn = Txn::new()
+            .when(vec![Compare::unchanged(&key, kv.mod_revision)])
+            .and_then(vec![Op::put(&key, encode(&cluster))]);
+        if ctx.store().txn(txn).await?.succeeded {
+            return Ok(json!({"cluster": render(ctx, cluster, &WRITE_VIEW.map(String::from))?}));
+        }
+    }
+    Err(contention())
+}
+
+fn merge_settings(cluster: &mut Obj, settings: &[Value]) {
+    let mut current = cluster
+        .get("settings")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    for s in settings {
+        current.retain(|c| c.get("name") != s.get("name"));
+        current.push(s.clone());
+    }
+    cluster.insert("settings".into(), Value::Array(current));
+}
+
+pub async fn update(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
+    let name = cluster_arg(&input)?;
+    let settings = input
+        .get("settings")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    check_settings(&settings)?;
+    modify(ctx, &name, |cluster| {
+        merge_settings(cluster, &settings);
+        for field in ["configuration", "serviceConnectDefaults"] {
+            if let Some(v) = input.get(field) {
+                cluster.insert(field.into(), v.clone());
+            }
+        }
+    })
+    .await
+}
+
+pub async fn update_settings(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
+    let name = cluster_arg(&input)?;
+    let settings = input
+        .get("settings")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    check_settings(&settings)?;
+    modify(ctx, &name, |cluster| merge_settings(cluster, &settings)).await
+}

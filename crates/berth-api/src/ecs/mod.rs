@@ -1,0 +1,304 @@
+//! ECS operations: the dispatch table, the per-request context, and helpers every handler
+//! shares (argument reading, records, paging, optimistic retries). One module per resource.
+
+mod agent;
+mod clusters;
+mod container_instances;
+pub mod records;
+mod settings;
+mod tags;
+mod task_definitions;
+pub mod tasks;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use berth_model::arn::{self, ArnScope};
+use berth_store::{KeyValue, Store};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use crate::App;
+use crate::error::{ApiError, ApiResult};
+use crate::keys::Keys;
+use crate::sigv4::Caller;
+
+pub type Obj = Map<String, Value>;
+
+/// How many times a handler re-reads and retries when a compare-and-swap loses a race.
+const MAX_ATTEMPTS: usize = 20;
+
+/// Every operation Berth answers; the rest of the model answers `UnsupportedFeatureException`.
+pub const IMPLEMENTED: &[&str] = &[
+    "CreateCluster",
+    "DeleteCluster",
+    "DescribeClusters",
+    "ListClusters",
+    "UpdateCluster",
+    "UpdateClusterSettings",
+    "RegisterTaskDefinition",
+    "DescribeTaskDefinition",
+    "ListTaskDefinitions",
+    "ListTaskDefinitionFamilies",
+    "DeregisterTaskDefinition",
+    "DeleteTaskDefinitions",
+    "RegisterContainerInstance",
+    "DescribeContainerInstances",
+    "ListContainerInstances",
+    "DeregisterContainerInstance",
+    "UpdateContainerInstancesState",
+    "PutAttributes",
+    "ListAttributes",
+    "DeleteAttributes",
+    "RunTask",
+    "StartTask",
+    "StopTask",
+    "DescribeTasks",
+    "ListTasks",
+    "SubmitTaskStateChange",
+    "SubmitContainerStateChange",
+    "DiscoverPollEndpoint",
+    "TagResource",
+    "UntagResource",
+    "ListTagsForResource",
+    "ListAccountSettings",
+    "PutAccountSetting",
+    "PutAccountSettingDefault",
+    "DeleteAccountSetting",
+];
+
+pub async fn dispatch(ctx: &Ctx<'_>, operation: &str, input: Obj) -> ApiResult<Value> {
+    match operation {
+        "CreateCluster" => clusters::create(ctx, input).await,
+        "DeleteCluster" => clusters::delete(ctx, input).await,
+        "DescribeClusters" => clusters::describe(ctx, input),
+        "ListClusters" => clusters::list(ctx, input),
+        "UpdateCluster" => clusters::update(ctx, input).await,
+        "UpdateClusterSettings" => clusters::update_settings(ctx, input).await,
+        "RegisterTaskDefinition" => task_definitions::register(ctx, input).await,
+        "DescribeTaskDefinition" => task_definitions::describe(ctx, input),
+        "ListTaskDefinitions" => task_definitions::list(ctx, input),
+        "ListTaskDefinitionFamilies" => task_definitions::list_families(ctx, input),
+        "DeregisterTaskDefinition" => task_definitions::deregister(ctx, input).await,
+        "DeleteTaskDefinitions" => task_definitions::delete(ctx, input).await,
+        "RegisterContainerInstance" => container_instances::register(ctx, input).await,
+        "DescribeContainerInstances" => container_instances::describe(ctx, input),
+        "ListContainerInstances" => container_instances::list(ctx, input),
+        "DeregisterContainerInstance" => container_instances::deregister(ctx, input).await,
+        "UpdateContainerInstancesState" => container_instances::update_state(ctx, input).await,
+        "PutAttributes" => container_instances::put_attributes(ctx, input).await,
+        "ListAttributes" => container_instances::list_attributes(ctx, input),
+        "DeleteAttributes" => container_instances::delete_attributes(ctx, input).await,
+        "RunTask" => tasks::run(ctx, input).await,
+        "StartTask" => tasks::start(ctx, input).await,
+        "StopTask" => tasks::stop(ctx, input).await,
+        "DescribeTasks" => tasks::describe(ctx, input),
+        "ListTasks" => tasks::list(ctx, input),
+        "SubmitTaskStateChange" => agent::submit_task_state_change(ctx, input).await,
+        "SubmitContainerStateChange" => agent::submit_container_state_change(ctx, input).await,
+        "DiscoverPollEndpoint" => agent::discover_poll_endpoint(ctx, input),
+        "TagResource" => tags::tag(ctx, input).await,
+        "UntagResource" => tags::untag(ctx, input).await,
+        "ListTagsForResource" => tags::list(ctx, input),
+        "ListAccountSettings" => settings::list(ctx, input),
+        "PutAccountSetting" => settings::put(ctx, input, false).await,
+        "PutAccountSettingDefault" => settings::put(ctx, input, true).await,
+        "DeleteAccountSetting" => settings::delete(ctx, input).await,
+        other => Err(ApiError::new(
+            400,
+            "UnsupportedFeatureException",
+            format!("Berth does not implement {other} yet."),
+        )),
+    }
+}
+
+/// One request's view of the world: who asked, in which region, at what time.
+pub struct Ctx<'a> {
+    pub app: &'a App,
+    pub caller: Caller,
+    pub arns: ArnScope,
+    pub keys: Keys,
+    pub now: SystemTime,
+    /// Size of the raw request body (RegisterTaskDefinition enforces ECS's 64 KiB).
+    pub body_len: usize,
+}
+
+impl<'a> Ctx<'a> {
+    pub fn new(app: &'a App, caller: Caller, now: SystemTime, body_len: usize) -> Self {
+        let arns = ArnScope::new(&caller.region, &app.config.account);
+        let keys = Keys::new(&caller.region);
+        Ctx {
+            app,
+            caller,
+            arns,
+            keys,
+            now,
+            body_len,
+        }
+    }
+
+    pub fn store(&self) -> &dyn Store {
+        self.app.store.as_ref()
+    }
+
+    /// Now as ECS timestamps it: seconds since the epoch, millisecond precision.
+    pub fn timestamp(&self) -> f64 {
+        epoch_seconds(self.now)
+    }
+
+    /// The IAM principal ECS would name for the caller.
+    pub fn principal(&self) -> String {
+        format!("arn:aws:iam::{}:root", self.app.config.account)
+    }
+}
+
+pub fn epoch_seconds(t: SystemTime) -> f64 {
+    let ms = t
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    ms as f64 / 1000.0
+}
+
+pub fn text<'v>(input: &'v Obj, key: &str) -> Option<&'v str> {
+    input.get(key).and_then(Value::as_str)
+}
+
+pub fn strings(input: &Obj, key: &str) -> Vec<String> {
+    input
+        .get(key)
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The `cluster` argument as a cluster name; ECS uses `default` when it is omitted.
+pub fn cluster_arg(input: &Obj) -> ApiResult<String> {
+    let given = text(input, "cluster").unwrap_or("default");
+    arn::cluster_name(given)
+        .filter(|n| berth_model::names::is_valid_name(n))
+        .map(str::to_string)
+        .ok_or_else(|| ApiError::invalid(format!("Invalid cluster identifier '{given}'.")))
+}
+
+pub fn decode<T: DeserializeOwned>(kv: &KeyValue) -> ApiResult<T> {
+    serde_json::from_slice(&kv.value)
+        .map_err(|e| ApiError::server(format!("corrupt record {}: {e}", kv.key)))
+}
+
+pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("records serialise")
+}
+
+/// An ACTIVE cluster's record, or `ClusterNotFoundException`.
+pub fn active_cluster(ctx: &Ctx<'_>, name: &str) -> ApiResult<(KeyValue, Obj)> {
+    let kv = ctx
+        .store()
+        .get(&ctx.keys.cluster(name))?
+        .ok_or_else(ApiError::cluster_not_found)?;
+    let cluster: Obj = decode(&kv)?;
+    if cluster.get("status").and_then(Value::as_str) != Some("ACTIVE") {
+        return Err(ApiError::cluster_not_found());
+    }
+    Ok((kv, cluster))
+}
+
+/// `maxResults` within 1..=`limit`, or `limit` when omitted.
+pub fn max_results(input: &Obj, limit: i64) -> ApiResult<usize> {
+    match input.get("maxResults").and_then(Value::as_i64) {
+        None => Ok(limit as usize),
+        Some(n) if (1..=limit).contains(&n) => Ok(n as usize),
+        Some(n) => Err(ApiError::invalid(format!(
+            "maxResults must be between 1 and {limit}, got {n}."
+        ))),
+    }
+}
+
+/// One page of `items` (already in listing order, each with a unique sort key) after the
+/// position `nextToken` names. Tokens are opaque to clients: the hex of the last key.
+pub fn page<T>(
+    input: &Obj,
+    items: Vec<(String, T)>,
+    limit: usize,
+) -> ApiResult<(Vec<T>, Option<String>)> {
+    let start = match text(input, "nextToken") {
+        None => 0,
+        Some(token) => {
+            let key = hex::decode(token)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .ok_or_else(|| ApiError::invalid("Invalid nextToken."))?;
+            items
+                .iter()
+                .position(|(k, _)| *k == key)
+                .map(|p| p + 1)
+                .unwrap_or_else(|| {
+                    // The item the token names is gone: resume at the first key after it.
+                    items
+                        .iter()
+                        .position(|(k, _)| *k > key)
+                        .unwrap_or(items.len())
+                })
+        }
+    };
+    let total = items.len();
+    let mut out = Vec::new();
+    let mut last_key = None;
+    for (key, item) in items.into_iter().skip(start).take(limit) {
+        last_key = Some(key);
+        out.push(item);
+    }
+    let next = if start + out.len() < total {
+        last_key.map(hex::encode)
+    } else {
+        None
+    };
+    Ok((out, next))
+}
+
+/// Adds `nextToken` to a list response when there is more.
+pub fn with_token(mut response: Obj, next: Option<String>) -> Value {
+    if let Some(t) = next {
+        response.insert("nextToken".into(), Value::String(t));
+    }
+    Value::Object(response)
+}
+
+pub fn contention() -> ApiError {
+    ApiError::client("Too many concurrent attempts to change this resource. Retry the request.")
+}
+
+/// `{key, value}` tags validated as ECS does (at most 50, keys 1-128, values up to 256).
+pub fn check_tags(tags: &[Value]) -> ApiResult<()> {
+    if tags.len() > 50 {
+        return Err(ApiError::invalid("A resource can have at most 50 tags."));
+    }
+    for t in tags {
+        let key = t.get("key").and_then(Value::as_str).unwrap_or_default();
+        let value = t.get("value").and_then(Value::as_str).unwrap_or_default();
+        if key.is_empty() || key.chars().count() > 128 || value.chars().count() > 256 {
+            return Err(ApiError::invalid(
+                "Tag keys must be 1-128 characters and values at most 256.",
+            ));
+        }
+        if key.to_ascii_lowercase().starts_with("aws:") {
+            return Err(ApiError::invalid(
+                "Tag keys may not begin with the reserved prefix 'aws:'.",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Merges `new` tags into `existing` (same key: new value wins).
+pub fn merge_tags(existing: &mut Vec<Value>, new: &[Value]) {
+    for t in new {
+        let key = t.get("key");
+        existing.retain(|e| e.get("key") != key);
+        existing.push(t.clone());
+    }
+}

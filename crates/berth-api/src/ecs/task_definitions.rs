@@ -1,0 +1,294 @@
+//! Task definitions: RegisterTaskDefinition, DescribeTaskDefinition, ListTaskDefinitions,
+//! ListTaskDefinitionFamilies, DeregisterTaskDefinition, DeleteTaskDefinitions.
+//!
+//! Each revision is its own record; a per-family counter hands out revision numbers and is
+//! kept after deletions, so numbers are never reused. ECS's rules live in
+//! `berth_model::task_definition`.
+
+use std::collections::BTreeMap;
+
+use berth_model::arn::task_definition_ref;
+use berth_model::task_definition::{self, MAX_SIZE};
+use berth_store::{Compare, KeyValue, Op, StoreExt, Txn};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::{
+    Ctx, MAX_ATTEMPTS, Obj, check_tags, contention, decode, encode, max_results, page, strings,
+    text, with_token,
+};
+use crate::error::{ApiError, ApiResult};
+
+/// A stored revision: the definition ECS returns and its tags.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DefinitionRecord {
+    #[serde(rename = "taskDefinition")]
+    pub definition: Obj,
+    #[serde(default)]
+    pub tags: Vec<Value>,
+}
+
+impl DefinitionRecord {
+    pub fn status(&self) -> &str {
+        self.definition
+            .get("status")
+            .and_then(Value::as_str)
+            .unwrap_or("ACTIVE")
+    }
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct FamilyCounter {
+    last: u32,
+}
+
+fn not_found() -> ApiError {
+    ApiError::client("Unable to describe task definition.")
+}
+
+/// Resolves `family`, `family:revision` or an ARN to a stored revision. A bare family means
+/// its newest ACTIVE revision.
+pub fn resolve(ctx: &Ctx<'_>, given: &str) -> ApiResult<Option<(KeyValue, DefinitionRecord)>> {
+    let Some((family, revision)) = task_definition_ref(given) else {
+        return Ok(None);
+    };
+    if let Some(rev) = revision {
+        return match ctx.store().get(&ctx.keys.task_definition(family, rev))? {
+            Some(kv) => {
+                let rec = decode(&kv)?;
+                Ok(Some((kv, rec)))
+            }
+            None => Ok(None),
+        };
+    }
+    for kv in ctx
+        .store()
+        .list(&ctx.keys.family_revisions(family))?
+        .into_iter()
+        .rev()
+    {
+        let rec: DefinitionRecord = decode(&kv)?;
+        if rec.status() == "ACTIVE" {
+            return Ok(Some((kv, rec)));
+        }
+    }
+    Ok(None)
+}
+
+pub async fn register(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
+    if ctx.body_len > MAX_SIZE {
+        return Err(ApiError::client(format!(
+            "Task definition is {} bytes; the maximum size of a task definition is 64 KiB.",
+            ctx.body_len
+        )));
+    }
+    let tags = input
+        .get("tags")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    check_tags(&tags)?;
+    let mut definition = task_definition::prepare(&input)?;
+    let family = text(&input, "family").unwrap_or_default().to_string();
+    let counter_key = ctx.keys.family(&family);
+    let _queue = ctx.app.locks.lock(&counter_key).await;
+    for _ in 0..MAX_ATTEMPTS {
+        let current = ctx.store().get(&counter_key)?;
+        let counter: FamilyCounter = match &current {
+            Some(kv) => decode(kv)?,
+            None => FamilyCounter::default(),
+        };
+        let revision = counter.last + 1;
+        definition.insert(
+            "taskDefinitionArn".into(),
+            json!(ctx.arns.task_definition(&family, revision)),
+        );
+        definition.insert("revision".into(), json!(revision));
+        definition.insert("status".into(), json!("ACTIVE"));
+        definition.insert("registeredAt".into(), json!(ctx.timestamp()));
+        definition.insert("registeredBy".into(), json!(ctx.principal()));
+        let record = DefinitionRecord {
+            definition: definition.clone(),
+            tags: tags.clone(),
+        };
+        let txn = Txn::new()
+            .when(vec![Compare::unchanged(
+                &counter_key,
+                current.map(|kv| kv.mod_revision).unwrap_or(0),
+            )])
+            .and_then(vec![
+                Op::put(&counter_key, encode(&FamilyCounter { last: revision })),
+                Op::put(
+                    &ctx.keys.task_definition(&family, revision),
+                    encode(&record),
+                ),
+            ]);
+        if ctx.store().txn(txn).await?.succeeded {
+            return Ok(json!({"taskDefinition": definition, "tags": tags}));
+        }
+    }
+    Err(ApiError::client(
+        "Too many concurrent attempts to create a new revision of the specified family.",
+    ))
+}
+
+pub fn describe(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
+    let given = text(&input, "taskDefinition").unwrap_or_default();
+    let (_, rec) = resolve(ctx, given)?.ok_or_else(not_found)?;
+    let mut out = json!({"taskDefinition": rec.definition});
+    if strings(&input, "include").iter().any(|i| i == "TAGS") {
+        out["tags"] = Value::Array(rec.tags);
+    }
+    Ok(out)
+}
+
+pub fn list(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
+    let limit = max_results(&input, 100)?;
+    let status = text(&input, "status").unwrap_or("ACTIVE");
+    let prefix = match text(&input, "familyPrefix") {
+        Some(family) => ctx.keys.family_revisions(family),
+        None => ctx.keys.task_definitions(),
+    };
+    let mut items = Vec::new();
+    for kv in ctx.store().list(&prefix)? {
+        let rec: DefinitionRecord = decode(&kv)?;
+        if rec.status() == status {
+            items.push((
+                kv.key.clone(),
+                rec.definition
+                    .get("taskDefinitionArn")
+                    .cloned()
+                    .unwrap_or_default(),
+            ));
+        }
+    }
+    if text(&input, "sort") == Some("DESC") {
+        items.reverse();
+    }
+    let (arns, next) = page(&input, items, limit)?;
+    let mut out = Obj::new();
+    out.insert("taskDefinitionArns".into(), Value::Array(arns));
+    Ok(with_token(out, next))
+}
+
+pub fn list_families(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
+    let limit = max_results(&input, 100)?;
+    let status = text(&input, "status").unwrap_or("ALL");
+    let prefix = text(&input, "familyPrefix").unwrap_or_default();
+    // family -> whether it has an ACTIVE revision
+    let mut families: BTreeMap<String, bool> = BTreeMap::new();
+    for kv in ctx
+        .store()
+        .list(&format!("{}{prefix}", ctx.keys.task_definitions()))?
+    {
+        let rec: DefinitionRecord = decode(&kv)?;
+        let family = rec
+            .definition
+            .get("family")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        *families.entry(family).or_default() |= rec.status() == "ACTIVE";
+    }
+    let items = families
+        .into_iter()
+        .filter(|(_, active)| match status {
+            "ACTIVE" => *active,
+            "INACTIVE" => !*active,
+            _ => true,
+        })
+        .map(|(family, _)| (family.clone(), json!(family)))
+        .collect();
+    let (names, next) = page(&input, items, limit)?;
+    let mut out = Obj::new();
+    out.insert("families".into(), Value::Array(names));
+    Ok(with_token(out, next))
+}
+
+/// Moves one revision to `status`, stamping `stamp` with the time.
+async fn set_status(
+    ctx: &Ctx<'_>,
+    kv: KeyValue,
+    mut rec: DefinitionRecord,
+    status: &str,
+    stamp: &str,
+) -> ApiResult<Option<Obj>> {
+    rec.definition.insert("status".into(), json!(status));
+    rec.definition.insert(stamp.into(), json!(ctx.timestamp()));
+    let txn = Txn::new()
+        .when(vec![Compare::unchanged(&kv.key, kv.mod_revision)])
+        .and_then(vec![Op::put(&kv.key, encode(&rec))]);
+    Ok(ctx
+        .store()
+        .txn(txn)
+        .await?
+        .succeeded
+        .then_some(rec.definition))
+}
+
+pub async fn deregister(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
+    let given = text(&input, "taskDefinition").unwrap_or_default();
+    match task_definition_ref(given) {
+        Some((_, Some(_))) => {}
+        Some((_, None)) if !given.contains(':') || given.starts_with("arn:") => {
+            return Err(ApiError::client("Revision is missing."));
+        }
+        _ => {
+            return Err(ApiError::client(format!(
+                "Invalid revision number. Number: {}",
+                given.rsplit(':').next().unwrap_or_default()
+            )));
+        }
+    }
+    for _ in 0..MAX_ATTEMPTS {
+        let (kv, rec) = resolve(ctx, given)?.ok_or_else(not_found)?;
+        if rec.status() != "ACTIVE" {
+            return Ok(json!({"taskDefinition": rec.definition}));
+        }
+        if let Some(def) = set_status(ctx, kv, rec, "INACTIVE", "deregisteredAt").await? {
+            return Ok(json!({"taskDefinition": def}));
+        }
+    }
+    Err(contention())
+}
+
+pub async fn delete(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
+    let wanted = strings(&input, "taskDefinitions");
+    if wanted.is_empty() || wanted.len() > 10 {
+        return Err(ApiError::invalid(
+            "taskDefinitions must name between 1 and 10 task definition revisions.",
+        ));
+    }
+    let (mut done, mut failures) = (Vec::new(), Vec::new());
+    'each: for given in wanted {
+        if !matches!(task_definition_ref(&given), Some((_, Some(_)))) {
+            failures.push(json!({"arn": given, "reason": "The task definition must be given as family:revision or a full ARN."}));
+            continue;
+        }
+        for _ in 0..MAX_ATTEMPTS {
+            let Some((kv, rec)) = resolve(ctx, &given)? else {
+                failures.push(json!({"arn": given, "reason": "The specified task definition does not exist."}));
+                continue 'each;
+            };
+            match rec.status() {
+                "ACTIVE" => {
+                    failures.push(json!({"arn": rec.definition["taskDefinitionArn"], "reason": "The task definition is ACTIVE. Deregister it before deleting it."}));
+                    continue 'each;
+                }
+                "DELETE_IN_PROGRESS" => {
+                    done.push(Value::Object(rec.definition));
+                    continue 'each;
+                }
+                _ => {}
+            }
+            if let Some(def) =
+                set_status(ctx, kv, rec, "DELETE_IN_PROGRESS", "deleteRequestedAt").await?
+            {
+                done.push(Value::Object(def));
+                continue 'each;
+            }
+        }
+        return Err(contention());
+    }
+    Ok(json!({"taskDefinitions": done, "failures": failures}))
+}

@@ -1,0 +1,628 @@
+//! Tasks: RunTask, StartTask, StopTask, DescribeTasks, ListTasks.
+//!
+//! Placing a task and taking its resources from the instance happen in one transaction,
+//! guarded by the revisions of the cluster and of every instance involved, so two requests
+//! never spend the same capacity. A task no agent has claimed is PENDING and stays so; a
+//! stop before any agent claimed it ends it at once, since nothing runs yet.
+
+use std::collections::HashMap;
+
+use berth_model::arn::scoped_id;
+use berth_model::resources::Requirements;
+use berth_model::task::{StopCode, TaskEvent, TaskStatus, transition};
+use berth_model::task_definition::requirements;
+use berth_placement::{Instance, Plan, Request, place};
+use berth_store::{Compare, KeyValue, Op, StoreExt, Txn};
+use serde_json::{Value, json};
+
+use super::records::{InstanceRecord, TaskRecord};
+use super::task_definitions::{DefinitionRecord, resolve};
+use super::{
+    Ctx, MAX_ATTEMPTS, Obj, active_cluster, check_tags, cluster_arg, contention, decode, encode,
+    max_results, page, strings, text, with_token,
+};
+use crate::error::{ApiError, ApiResult};
+
+/// What RunTask and StartTask share: the definition to run and how.
+struct Launch {
+    cluster: String,
+    definition: Obj,
+    requirements: Requirements,
+    overrides: Obj,
+    started_by: Option<String>,
+    group: String,
+    tags: Vec<Value>,
+}
+
+fn launch(ctx: &Ctx<'_>, input: &Obj) -> ApiResult<Launch> {
+    let cluster = cluster_arg(input)?;
+    active_cluster(ctx, &cluster)?;
+    let given = text(input, "taskDefinition").unwrap_or_default();
+    let (_, DefinitionRecord { definition, .. }) =
+        resolve(ctx, given)?.ok_or_else(|| ApiError::client("TaskDefinition not found."))?;
+    if definition.get("status").and_then(Value::as_str) != Some("ACTIVE") {
+        return Err(ApiError::invalid("TaskDefinition is inactive"));
+    }
+    if let Some(lt) = text(input, "launchType")
+        && lt != "EC2"
+    {
+        return Err(ApiError::invalid(format!(
+            "Berth does not run the {lt} launch type yet; use EC2."
+        )));
+    }
+    if input.contains_key("capacityProviderStrategy") {
+        return Err(ApiError::invalid(
+            "Berth does not support capacity provider strategies yet.",
+        ));
+    }
+    for unsupported in ["placementConstraints", "placementStrategy"] {
+        if input
+            .get(unsupported)
+            .and_then(Value::as_array)
+            .is_some_and(|a| !a.is_empty())
+        {
+            return Err(ApiError::invalid(format!(
+                "Berth does not evaluate {unsupported} yet."
+            )));
+        }
+    }
+    let awsvpc = definition.get("networkMode").and_then(Value::as_str) == Some("awsvpc");
+    match (awsvpc, input.contains_key("networkConfiguration")) {
+        (true, false) => {
+            return Err(ApiError::invalid(
+                "Network Configuration must be provided when networkMode 'awsvpc' is specified.",
+            ));
+        }
+        (false, true) => {
+            return Err(ApiError::invalid(
+                "Network Configuration is not valid for the given networkMode of this task definition.",
+            ));
+        }
+        _ => {}
+    }
+    let started_by = text(input, "startedBy").map(str::to_string);
+    if started_by.as_ref().is_some_and(|s| s.chars().count() > 128) {
+        return Err(ApiError::invalid(
+            "startedBy can be at most 128 characters.",
+        ));
+    }
+    let family = definition
+        .get("family")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let group = text(input, "group")
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("family:{family}"));
+    if group.chars().count() > 255 {
+        return Err(ApiError::invalid("group can be at most 255 characters."));
+    }
+    let tags = input
+        .get("tags")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    check_tags(&tags)?;
+    let overrides = input
+        .get("overrides")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    let names: Vec<&str> = definition["containerDefinitions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    for co in overrides
+        .get("containerOverrides")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let name = co.get("name").and_then(Value::as_str).unwrap_or_default();
+        if !names.contains(&name) {
+            return Err(ApiError::invalid(format!(
+                "Override for container named {name} is not a container in the TaskDefinition."
+            )));
+        }
+    }
+    let requirements = requirements(&definition, Some(&overrides));
+    Ok(Launch {
+        cluster,
+        definition,
+        requirements,
+        overrides,
+        started_by,
+        group,
+        tags,
+    })
+}
+
+/// The ECS `Task` object for a new task of `l` on instance `instance`.
+fn new_task(ctx: &Ctx<'_>, l: &Launch, instance: &InstanceRecord, id: &str) -> Obj {
+    let task_arn = ctx.arns.task(&l.cluster, id);
+    let containers: Vec<Value> = l.definition["containerDefinitions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            let mut out = json!({
+                "containerArn": ctx.arns.container(&l.cluster, id, &uuid::Uuid::new_v4().to_string()),
+                "taskArn": task_arn,
+                "name": c["name"],
+                "image": c["image"],
+                "lastStatus": "PENDING",
+                "networkInterfaces": [],
+                "cpu": c.get("cpu").and_then(Value::as_i64).unwrap_or(0).to_string(),
+            });
+            for field in ["memory", "memoryReservation"] {
+                if let Some(v) = c.get(field).and_then(Value::as_i64) {
+                    out[field] = json!(v.to_string());
+                }
+            }
+            out
+        })
+        .collect();
+    let mut overrides = l.overrides.clone();
+    if !overrides.contains_key("containerOverrides") {
+        let names: Vec<Value> = containers
+            .iter()
+            .map(|c| json!({"name": c["name"]}))
+            .collect();
+        overrides.insert("containerOverrides".into(), Value::Array(names));
+    }
+    overrides
+        .entry("inferenceAcceleratorOverrides")
+        .or_insert(json!([]));
+    let mut task = Obj::new();
+    task.insert("taskArn".into(), json!(task_arn));
+    task.insert("clusterArn".into(), json!(ctx.arns.cluster(&l.cluster)));
+    task.insert(
+        "taskDefinitionArn".into(),
+        l.definition["taskDefinitionArn"].clone(),
+    );
+    task.insert(
+        "containerInstanceArn".into(),
+        instance.instance["containerInstanceArn"].clone(),
+    );
+    task.insert("overrides".into(), Value::Object(overrides));
+    task.insert("lastStatus".into(), json!("PENDING"));
+    task.insert("desiredStatus".into(), json!("RUNNING"));
+    task.insert("cpu".into(), json!(l.requirements.cpu.to_string()));
+    task.insert("memory".into(), json!(l.requirements.memory.to_string()));
+    task.insert("containers".into(), Value::Array(containers));
+    if let Some(s) = &l.started_by {
+        task.insert("startedBy".into(), json!(s));
+    }
+    task.insert("createdAt".into(), json!(ctx.timestamp()));
+    task.insert("group".into(), json!(l.group));
+    task.insert("launchType".into(), json!("EC2"));
+    task.insert("attachments".into(), json!([]));
+    task.insert("tags".into(), Value::Array(l.tags.clone()));
+    task.insert("enableExecuteCommand".into(), json!(false));
+    let zone = instance.instance["attributes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|a| a["name"] == "ecs.availability-zone")
+        .and_then(|a| a.get("value"));
+    if let Some(z) = zone {
+        task.insert("availabilityZone".into(), z.clone());
+    }
+    for field in ["ephemeralStorage", "platformVersion"] {
+        if let Some(v) = l.definition.get(field) {
+            task.insert(field.into(), v.clone());
+        }
+    }
+    task
+}
+
+/// The instances of a cluster that are not deregistered, by id.
+fn instances(ctx: &Ctx<'_>, cluster: &str) -> ApiResult<Vec<(String, KeyValue, InstanceRecord)>> {
+    let mut out = Vec::new();
+    for kv in ctx.store().list(&ctx.keys.instances(cluster))? {
+        let rec: InstanceRecord = decode(&kv)?;
+        if rec.status() != "INACTIVE" {
+            let id = kv.key.rsplit('/').next().unwrap_or_default().to_string();
+            out.push((id, kv, rec));
+        }
+    }
+    Ok(out)
+}
+
+/// Commits tasks on the planned instances; `Ok(None)` means a concurrent change won.
+async fn commit(
+    ctx: &Ctx<'_>,
+    l: &Launch,
+    cluster_kv: &KeyValue,
+    snapshot: &[(String, KeyValue, InstanceRecord)],
+    placements: &[String],
+) -> ApiResult<Option<Vec<(String, Obj)>>> {
+    let mut compares = vec![Compare::unchanged(&cluster_kv.key, cluster_kv.mod_revision)];
+    let mut updated: HashMap<&str, InstanceRecord> = HashMap::new();
+    let mut ops = Vec::new();
+    let mut created = Vec::new();
+    for id in placements {
+        let (_, kv, rec) = snapshot
+            .iter()
+            .find(|(i, ..)| i == id)
+            .expect("placement names a snapshot instance");
+        let rec = updated.entry(id.as_str()).or_insert_with(|| {
+            compares.push(Compare::unchanged(&kv.key, kv.mod_revision));
+            rec.clone()
+        });
+        let mut remaining = rec.remaining();
+        remaining.reserve(&l.requirements);
+        rec.set_remaining(&remaining);
+        let task_id = uuid::Uuid::new_v4().simple().to_string();
+        let task = new_task(ctx, l, rec, &task_id);
+        let record = TaskRecord {
+            task: task.clone(),
+            requirements: l.requirements.clone(),
+            claimed: false,
+        };
+        let key = ctx.keys.task(&l.cluster, &task_id);
+        compares.push(Compare::absent(&key));
+        ops.push(Op::put(&key, encode(&record)));
+        created.push((key, task));
+    }
+    for (id, rec) in &updated {
+        ops.push(Op::put(&ctx.keys.instance(&l.cluster, id), encode(rec)));
+    }
+    Ok(ctx
+        .store()
+        .txn(Txn::new().when(compares).and_then(ops))
+        .await?
+        .succeeded
+        .then_some(created))
+}
+
+/// Renders freshly created tasks with their store version.
+fn created_tasks(ctx: &Ctx<'_>, created: Vec<(String, Obj)>) -> ApiResult<Vec<Value>> {
+    created
+        .into_iter()
+        .map(|(key, mut task)| {
+            let version = ctx.store().get(&key)?.map(|kv| kv.version).unwrap_or(1);
+            task.insert("version".into(), json!(version));
+            Ok(Value::Object(task))
+        })
+        .collect()
+}
+
+pub async fn run(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
+    let count = input.get("count").and_then(Value::as_i64).unwrap_or(1);
+    if count > 10 {
+        return Err(ApiError::invalid("Task count can not be greater than 10"));
+    }
+    if count < 1 {
+        return Err(ApiError::invalid("Task count must be at least 1"));
+    }
+    let l = launch(ctx, &input)?;
+    let timeout = ctx.app.config.agent_timeout.as_secs_f64();
+    for _ in 0..MAX_ATTEMPTS {
+        let (cluster_kv, _) = active_cluster(ctx, &l.cluster)?;
+        let snapshot = instances(ctx, &l.cluster)?;
+        if snapshot.is_empty() {
+            return Err(ApiError::invalid(
+                "No Container Instances were found in your cluster.",
+            ));
+        }
+        let candidates: Vec<Instance> = snapshot
+            .iter()
+            .map(|(id, _, rec)| Instance {
+                id: id.clone(),
+                active: rec.status() == "ACTIVE",
+                agent_connected: rec.connected(ctx.timestamp(), timeout),
+                remaining: rec.remaining(),
+            })
+            .collect();
+        let Plan {
+            placements,
+            rejections,
+        } = place(
+            &candidates,
+            &Request {
+                requirements: l.requirements.clone(),
+                count: count as usize,
+            },
+        );
+        let failures: Vec<Value> = rejections
+            .iter()
+            .map(|(id, why)| json!({"arn": ctx.arns.container_instance(&l.cluster, id), "reason": why.reason()}))
+            .collect();
+        if let Some(created) = commit(ctx, &l, &cluster_kv, &snapshot, &placements).await? {
+            return Ok(json!({"tasks": created_tasks(ctx, created)?, "failures": failures}));
+        }
+    }
+    Err(contention())
+}
+
+pub async fn start(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
+    let l = launch(ctx, &input)?;
+    let wanted = strings(&input, "containerInstances");
+    if wanted.is_empty() || wanted.len() > 10 {
+        return Err(ApiError::invalid(
+            "containerInstances must name between 1 and 10 container instances.",
+        ));
+    }
+    let timeout = ctx.app.config.agent_timeout.as_secs_f64();
+    for _ in 0..MAX_ATTEMPTS {
+        let (cluster_kv, _) = active_cluster(ctx, &l.cluster)?;
+        let mut snapshot = Vec::new();
+        let (mut placements, mut failures) = (Vec::new(), Vec::new());
+        for given in &wanted {
+            let id = match scoped_id(given, "container-instance") {
+                Some((Some(c), id)) if c == l.cluster => Some(id),
+                Some((None, id)) => Some(id),
+                _ => None,
+            };
+            let arn = id
+                .map(|id| ctx.arns.container_instance(&l.cluster, id))
+                .unwrap_or_else(|| given.clone());
+            let Some(kv) = id
+                .map(|id| ctx.store().get(&ctx.keys.instance(&l.cluster, id)))
+                .transpose()?
+                .flatten()
+            else {
+                failures.push(json!({"arn": arn, "reason": "MISSING"}));
+                continue;
+            };
+            let rec: InstanceRecord = decode(&kv)?;
+            let id = id.expect("found by id").to_string();
+            let mut remaining = rec.remaining();
+            // An instance named twice takes two tasks: count what earlier ones took.
+            for _ in placements.iter().filter(|p| **p == id) {
+                remaining.reserve(&l.requirements);
+            }
+            let reason = match rec.status() {
+                "INACTIVE" => Some("INACTIVE"),
+                _ if !rec.connected(ctx.timestamp(), timeout) => Some("AGENT"),
+                _ => remaining.shortfall(&l.requirements).map(|s| s.reason()),
+            };
+            match reason {
+                Some(r) => failures.push(json!({"arn": arn, "reason": r})),
+                None => placements.push(id.clone()),
+            }
+            snapshot.push((id, kv, rec));
+        }
+        if let Some(created) = commit(ctx, &l, &cluster_kv, &snapshot, &placements).await? {
+            return Ok(json!({"tasks": created_tasks(ctx, created)?, "failures": failures}));
+        }
+    }
+    Err(contention())
+}
+
+/// Finds a task of `cluster` by id or ARN.
+pub fn find_task(
+    ctx: &Ctx<'_>,
+    cluster: &str,
+    given: &str,
+) -> ApiResult<Option<(KeyValue, TaskRecord)>> {
+    let id = match scoped_id(given, "task") {
+        Some((Some(c), id)) if c == cluster => id,
+        Some((None, id)) => id,
+        _ => return Ok(None),
+    };
+    match ctx.store().get(&ctx.keys.task(cluster, id))? {
+        Some(kv) => {
+            let rec = decode(&kv)?;
+            Ok(Some((kv, rec)))
+        }
+        None => Ok(None),
+    }
+}
+
+pub fn render(kv: &KeyValue, rec: &TaskRecord, with_tags: bool) -> Value {
+    let mut task = rec.task.clone();
+    task.insert("version".into(), json!(kv.version));
+    if !with_tags {
+        task.remove("tags");
+    }
+    Value::Object(task)
+}
+
+/// Marks a task STOPPED now and returns its resources to its instance, in one transaction.
+pub fn stopped_ops(
+    ctx: &Ctx<'_>,
+    rec: &mut TaskRecord,
+    instance: Option<(&KeyValue, InstanceRecord)>,
+) -> (Vec<Compare>, Vec<Op>) {
+    let now = json!(ctx.timestamp());
+    rec.task.insert("lastStatus".into(), json!("STOPPED"));
+    rec.task.insert("desiredStatus".into(), json!("STOPPED"));
+    for field in ["stoppingAt", "executionStoppedAt", "stoppedAt"] {
+        rec.task.entry(field).or_insert(now.clone());
+    }
+    if let Some(containers) = rec.task.get_mut("containers").and_then(Value::as_array_mut) {
+        for c in containers {
+            c["lastStatus"] = json!("STOPPED");
+        }
+    }
+    let (mut compares, mut ops) = (Vec::new(), Vec::new());
+    if let Some((kv, mut inst)) = instance {
+        let mut remaining = inst.remaining();
+        remaining.release(&rec.requirements);
+        inst.set_remaining(&remaining);
+        compares.push(Compare::unchanged(&kv.key, kv.mod_revision));
+        ops.push(Op::put(&kv.key, encode(&inst)));
+    }
+    (compares, ops)
+}
+
+pub async fn stop(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
+    let cluster = cluster_arg(&input)?;
+    let given = text(&input, "task").unwrap_or_default().to_string();
+    let reason = text(&input, "reason")
+        .unwrap_or("Task stopped by user")
+        .to_string();
+    if reason.chars().count() > 255 {
+        return Err(ApiError::invalid("reason can be at most 255 characters."));
+    }
+    for _ in 0..MAX_ATTEMPTS {
+        active_cluster(ctx, &cluster)?;
+        let (kv, mut rec) = find_task(ctx, &cluster, &given)?
+            .ok_or_else(|| ApiError::invalid("The referenced task was not found."))?;
+        if rec.field("desiredStatus") == Some("STOPPED") {
+            return Ok(json!({"task": render(&kv, &rec, false)}));
+        }
+        rec.task
+            .insert("stopCode".into(), json!(StopCode::UserInitiated.as_str()));
+        rec.task.insert("stoppedReason".into(), json!(reason));
+        let (mut compares, mut ops) = (
+            vec![Compare::unchanged(&kv.key, kv.mod_revision)],
+            Vec::new(),
+        );
+        if !rec.claimed && transition(rec.last_status(), TaskEvent::StopUnclaimed).is_ok() {
+            let instance = match rec.instance_id() {
+                Some(id) => ctx.store().get(&ctx.keys.instance(&cluster, id))?,
+                None => None,
+            };
+            let instance = match &instance {
+                Some(ikv) => Some((ikv, decode::<InstanceRecord>(ikv)?)),
+                None => None,
+            };
+            let (c, o) = stopped_ops(ctx, &mut rec, instance);
+            compares.extend(c);
+            ops.extend(o);
+        } else {
+            rec.task.insert("desiredStatus".into(), json!("STOPPED"));
+            rec.task
+                .entry("stoppingAt")
+                .or_insert(json!(ctx.timestamp()));
+        }
+        ops.push(Op::put(&kv.key, encode(&rec)));
+        if ctx
+            .store()
+            .txn(Txn::new().when(compares).and_then(ops))
+            .await?
+            .succeeded
+        {
+            let kv = ctx.store().get(&kv.key)?.unwrap_or(kv);
+            return Ok(json!({"task": render(&kv, &rec, false)}));
+        }
+    }
+    Err(contention())
+}
+
+pub fn describe(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
+    let cluster = cluster_arg(&input)?;
+    active_cluster(ctx, &cluster)?;
+    let wanted = strings(&input, "tasks");
+    if wanted.is_empty() {
+        return Err(ApiError::invalid("Tasks cannot be empty."));
+    }
+    if wanted.len() > 100 {
+        return Err(ApiError::invalid(
+            "At most 100 tasks can be described at once.",
+        ));
+    }
+    let with_tags = strings(&input, "include").iter().any(|i| i == "TAGS");
+    let (mut tasks, mut failures) = (Vec::new(), Vec::new());
+    for given in wanted {
+        match find_task(ctx, &cluster, &given)? {
+            Some((kv, rec)) => tasks.push(render(&kv, &rec, with_tags)),
+            None => {
+                let arn = if given.starts_with("arn:") {
+                    given
+                } else {
+                    ctx.arns.task(&cluster, &given)
+                };
+                failures.push(json!({"arn": arn, "reason": "MISSING"}));
+            }
+        }
+    }
+    Ok(json!({"tasks": tasks, "failures": failures}))
+}
+
+pub fn list(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
+    let cluster = cluster_arg(&input)?;
+    active_cluster(ctx, &cluster)?;
+    let limit = max_results(&input, 100)?;
+    let instance = match text(&input, "containerInstance") {
+        Some(given) => match scoped_id(given, "container-instance") {
+            Some((_, id)) => Some(ctx.arns.container_instance(&cluster, id)),
+            None => return Err(ApiError::invalid("Invalid containerInstance identifier.")),
+        },
+        None => None,
+    };
+    let family = text(&input, "family");
+    let started_by = text(&input, "startedBy");
+    let service = text(&input, "serviceName");
+    let launch_type = text(&input, "launchType");
+    let desired = text(&input, "desiredStatus").unwrap_or("RUNNING");
+    let mut items = Vec::new();
+    for kv in ctx.store().list(&ctx.keys.tasks(&cluster))? {
+        let rec: TaskRecord = decode(&kv)?;
+        let definition_family = rec
+            .field("taskDefinitionArn")
+            .and_then(berth_model::arn::task_definition_ref)
+            .map(|(f, _)| f);
+        let keep = rec.field("desiredStatus") == Some(desired)
+            && instance
+                .as_deref()
+                .is_none_or(|i| rec.field("containerInstanceArn") == Some(i))
+            && family.is_none_or(|f| definition_family == Some(f))
+            && started_by.is_none_or(|s| rec.field("startedBy") == Some(s))
+            && service.is_none_or(|s| rec.field("group") == Some(&format!("service:{s}")))
+            && launch_type.is_none_or(|t| rec.field("launchType") == Some(t));
+        if keep {
+            items.push((kv.key.clone(), rec.task["taskArn"].clone()));
+        }
+    }
+    let (arns, next) = page(&input, items, limit)?;
+    let mut out = Obj::new();
+    out.insert("taskArns".into(), Value::Array(arns));
+    Ok(with_token(out, next))
+}
+
+/// Applies an agent's report to a task: the status must move forward; reaching STOPPED
+/// gives the task's resources back to its instance.
+pub async fn report(
+    ctx: &Ctx<'_>,
+    cluster: &str,
+    given: &str,
+    status: Option<TaskStatus>,
+    apply: impl Fn(&mut TaskRecord),
+) -> ApiResult<()> {
+    for _ in 0..MAX_ATTEMPTS {
+        let (kv, mut rec) = find_task(ctx, cluster, given)?
+            .ok_or_else(|| ApiError::invalid("The referenced task was not found."))?;
+        let current = rec.last_status();
+        let next = transition(current, TaskEvent::Reported(status.unwrap_or(current)))
+            .map_err(|e| ApiError::invalid(e.to_string()))?;
+        rec.claimed = true;
+        apply(&mut rec);
+        let now = json!(ctx.timestamp());
+        rec.task.insert("lastStatus".into(), json!(next.as_str()));
+        if next == TaskStatus::Running {
+            rec.task.entry("startedAt").or_insert(now.clone());
+        }
+        let (mut compares, mut ops) = (
+            vec![Compare::unchanged(&kv.key, kv.mod_revision)],
+            Vec::new(),
+        );
+        if next == TaskStatus::Stopped && current != TaskStatus::Stopped {
+            let instance = match rec.instance_id() {
+                Some(id) => ctx.store().get(&ctx.keys.instance(cluster, id))?,
+                None => None,
+            };
+            let instance = match &instance {
+                Some(ikv) => Some((ikv, decode::<InstanceRecord>(ikv)?)),
+                None => None,
+            };
+            let (c, o) = stopped_ops(ctx, &mut rec, instance);
+            compares.extend(c);
+            ops.extend(o);
+        }
+        ops.push(Op::put(&kv.key, encode(&rec)));
+        if ctx
+            .store()
+            .txn(Txn::new().when(compares).and_then(ops))
+            .await?
+            .succeeded
+        {
+            return Ok(());
+        }
+    }
+    Err(contention())
+}

@@ -1,0 +1,78 @@
+//! Errors a client sees: an AWS exception name, an HTTP status and a message, rendered as
+//! the AWS JSON error shape `{"__type": ..., "message": ...}`.
+
+use berth_model::ModelError;
+use berth_store::StoreError;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: u16,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+impl ApiError {
+    pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// ECS `ClientException`: the request is wrong for the resource it names.
+    pub fn client(message: impl Into<String>) -> Self {
+        Self::new(400, "ClientException", message)
+    }
+
+    /// ECS `InvalidParameterException`: a parameter has a value ECS does not accept.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(400, "InvalidParameterException", message)
+    }
+
+    pub fn serialization(message: impl Into<String>) -> Self {
+        Self::new(400, "SerializationException", message)
+    }
+
+    pub fn unknown_operation(message: impl Into<String>) -> Self {
+        Self::new(400, "UnknownOperationException", message)
+    }
+
+    pub fn cluster_not_found() -> Self {
+        Self::new(400, "ClusterNotFoundException", "Cluster not found.")
+    }
+
+    pub fn server(message: impl Into<String>) -> Self {
+        Self::new(500, "ServerException", message)
+    }
+
+    pub fn body(&self) -> serde_json::Value {
+        serde_json::json!({"__type": self.code, "message": self.message})
+    }
+}
+
+impl From<ModelError> for ApiError {
+    fn from(e: ModelError) -> Self {
+        match e {
+            ModelError::Client(m) => ApiError::client(m),
+            ModelError::InvalidParameter(m) => ApiError::invalid(m),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        tracing::error!(error = %e, "store failure");
+        ApiError::server(format!("internal store error: {e}"))
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,69 @@
+//! Where each resource lives in the store. Every key is scoped by region, so resources in
+//! different regions never meet. One place for the layout keeps it consistent.
+
+pub struct Keys {
+    region: String,
+}
+
+impl Keys {
+    pub fn new(region: &str) -> Self {
+        Keys {
+            region: region.to_string(),
+        }
+    }
+
+    pub fn clusters(&self) -> String {
+        format!("ecs/{}/cluster/", self.region)
+    }
+
+    pub fn cluster(&self, name: &str) -> String {
+        format!("ecs/{}/cluster/{name}", self.region)
+    }
+
+    pub fn task_definitions(&self) -> String {
+        format!("ecs/{}/taskdef/", self.region)
+    }
+
+    pub fn family_revisions(&self, family: &str) -> String {
+        format!("ecs/{}/taskdef/{family}/", self.region)
+    }
+
+    /// Revisions are zero-padded so key order is revision order.
+    pub fn task_definition(&self, family: &str, revision: u32) -> String {
+        format!("ecs/{}/taskdef/{family}/{revision:010}", self.region)
+    }
+
+    /// The last revision number handed out for a family (kept after deletions, as ECS does).
+    pub fn family(&self, family: &str) -> String {
+        format!("ecs/{}/family/{family}", self.region)
+    }
+
+    pub fn families(&self) -> String {
+        format!("ecs/{}/family/", self.region)
+    }
+
+    pub fn tasks(&self, cluster: &str) -> String {
+        format!("ecs/{}/task/{cluster}/", self.region)
+    }
+
+    pub fn task(&self, cluster: &str, id: &str) -> String {
+        format!("ecs/{}/task/{cluster}/{id}", self.region)
+    }
+
+    pub fn instances(&self, cluster: &str) -> String {
+        format!("ecs/{}/instance/{cluster}/", self.region)
+    }
+
+    pub fn instance(&self, cluster: &str, id: &str) -> String {
+        format!("ecs/{}/instance/{cluster}/{id}", self.region)
+    }
+
+    pub fn services(&self, cluster: &str) -> String {
+        format!("ecs/{}/service/{cluster}/", self.region)
+    }
+
+    /// `principal` is an ARN, or `default` for the account default.
+    pub fn setting(&self, principal: &str, name: &str) -> String {
+        format!("ecs/{}/setting/{principal}/{name}", self.region)
+    }
+}
