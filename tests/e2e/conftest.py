@@ -1,0 +1,157 @@
+"""End-to-end harness: a real `berth up` on a free loopback port with a temporary data dir,
+driven by boto3 and the AWS CLI exactly as a user would drive it."""
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import boto3
+import botocore.auth
+import botocore.awsrequest
+import botocore.credentials
+import pytest
+from botocore.config import Config
+
+BIN = os.environ.get("BERTH_BIN") or str(Path(__file__).resolve().parents[2] / "target/debug/berth")
+REGION = "us-east-1"
+ECS_TARGET = "AmazonEC2ContainerServiceV20141113"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Berth:
+    """One `berth up` process and the data dir it owns (kept across restarts)."""
+
+    def __init__(self, data_dir, extra_args=()):
+        self.data_dir = Path(data_dir)
+        self.port = free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.extra_args = list(extra_args)
+        self.proc = None
+        self.output = ""
+        self.access_key = self.secret_key = None
+
+    def start(self):
+        args = [BIN, "up", "--data-dir", str(self.data_dir), "--listen", f"127.0.0.1:{self.port}", *self.extra_args]
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        lines = []
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                raise RuntimeError(f"berth exited early:\n{''.join(lines)}")
+            lines.append(line)
+            m = re.match(r"export AWS_ENDPOINT_URL=(\S+) AWS_ACCESS_KEY_ID=(\S+) AWS_SECRET_ACCESS_KEY=(\S+) AWS_DEFAULT_REGION=(\S+)", line)
+            if m:
+                self.output = "".join(lines)
+                assert m.group(1) == self.endpoint
+                self.access_key, self.secret_key = m.group(2), m.group(3)
+                return self
+        raise RuntimeError(f"berth did not print its export line in time:\n{''.join(lines)}")
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(timeout=20)
+        if self.proc and self.proc.stdout:
+            self.proc.stdout.close()
+        self.proc = None
+
+    def kill(self):
+        self.stop(signal.SIGKILL)
+
+    def restart(self):
+        self.stop()
+        return self.start()
+
+    def env(self):
+        """Environment for the AWS CLI, as the quickstart tells users to set it."""
+        env = dict(os.environ)
+        env.update(
+            AWS_ENDPOINT_URL=self.endpoint,
+            AWS_ACCESS_KEY_ID=self.access_key,
+            AWS_SECRET_ACCESS_KEY=self.secret_key,
+            AWS_DEFAULT_REGION=REGION,
+            AWS_PAGER="",
+        )
+        env.pop("AWS_PROFILE", None)
+        env.pop("AWS_SESSION_TOKEN", None)
+        return env
+
+    def client(self, service="ecs", region=REGION, access_key=None, secret_key=None):
+        return boto3.client(
+            service,
+            endpoint_url=self.endpoint,
+            region_name=region,
+            aws_access_key_id=access_key or self.access_key,
+            aws_secret_access_key=secret_key or self.secret_key,
+            config=Config(retries={"max_attempts": 1, "mode": "standard"}),
+        )
+
+    def cli(self, *args, check=True):
+        """Runs `aws ...` and returns parsed JSON output (or the CompletedProcess when check=False)."""
+        p = subprocess.run(["aws", *args, "--output", "json"], env=self.env(), capture_output=True, text=True, timeout=60)
+        if not check:
+            return p
+        assert p.returncode == 0, f"aws {' '.join(args)} failed: {p.stderr}"
+        return json.loads(p.stdout) if p.stdout.strip() else {}
+
+    def raw(self, operation, body, sign=True, secret_key=None, date=None, target_prefix=ECS_TARGET, region=REGION):
+        """Sends a hand-made AWS JSON request; returns (status, headers, parsed body)."""
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        headers = {"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": f"{target_prefix}.{operation}"}
+        request = botocore.awsrequest.AWSRequest(method="POST", url=self.endpoint + "/", data=data, headers=headers)
+        if sign:
+            creds = botocore.credentials.Credentials(self.access_key, secret_key or self.secret_key)
+            signer = botocore.auth.SigV4Auth(creds, "ecs", region)
+            if date is not None:
+                # Sign as if at `date` (a datetime): SigV4Auth reads the clock via datetime.
+                import botocore.auth as auth_mod
+
+                real = auth_mod.datetime.datetime
+
+                class Fixed(real):
+                    @classmethod
+                    def utcnow(cls):
+                        return date
+
+                    @classmethod
+                    def now(cls, tz=None):
+                        return date if tz is None else date.replace(tzinfo=tz)
+
+                auth_mod.datetime.datetime = Fixed
+                try:
+                    signer.add_auth(request)
+                finally:
+                    auth_mod.datetime.datetime = real
+            else:
+                signer.add_auth(request)
+        prepared = request.prepare()
+        req = urllib.request.Request(prepared.url, data=prepared.body, headers=dict(prepared.headers), method="POST")
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                return resp.status, dict(resp.headers), json.loads(resp.read() or b"{}")
+        except urllib.error.HTTPError as e:
+            return e.code, dict(e.headers), json.loads(e.read() or b"{}")
+
+
+@pytest.fixture
+def berth(tmp_path):
+    b = Berth(tmp_path / "data").start()
+    yield b
+    b.stop()
+
+
+@pytest.fixture
+def ecs(berth):
+    return berth.client()
