@@ -82,7 +82,7 @@ pub fn fargate_size_allowed(cpu: u32, memory: u32) -> bool {
         16384 => (32768, 122880, 8192),
         _ => return false,
     };
-    (lo..=hi).contains(&memory) && (memory - lo) % step == 0
+    (lo..=hi).contains(&memory) && (memory - lo).is_multiple_of(step)
 }
 
 fn invalid_container(name: &str, why: &str) -> ModelError {

@@ -6,6 +6,7 @@ use berth_model::names::is_valid_name;
 use berth_store::{Compare, Op, StoreExt, Txn};
 use serde_json::{Value, json};
 
+use super::array;
 use super::records::{InstanceRecord, TaskRecord};
 use super::{
     Ctx, MAX_ATTEMPTS, Obj, active_cluster, check_tags, cluster_arg, contention, decode, encode,
@@ -123,11 +124,7 @@ pub async fn create(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
             "Cluster name must be 1-255 characters: letters (upper and lower case), numbers, hyphens and underscores.",
         ));
     }
-    let tags = input
-        .get("tags")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    let tags = array(&input, "tags");
     check_tags(&tags)?;
     let settings = input
         .get("settings")
@@ -309,11 +306,7 @@ fn merge_settings(cluster: &mut Obj, settings: &[Value]) {
 
 pub async fn update(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
     let name = cluster_arg(&input)?;
-    let settings = input
-        .get("settings")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    let settings = array(&input, "settings");
     check_settings(&settings)?;
     modify(ctx, &name, |cluster| {
         merge_settings(cluster, &settings);
@@ -328,11 +321,7 @@ pub async fn update(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
 
 pub async fn update_settings(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
     let name = cluster_arg(&input)?;
-    let settings = input
-        .get("settings")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    let settings = array(&input, "settings");
     check_settings(&settings)?;
     modify(ctx, &name, |cluster| merge_settings(cluster, &settings)).await
 }

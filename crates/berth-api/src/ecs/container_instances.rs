@@ -18,6 +18,7 @@ use super::{
     Ctx, MAX_ATTEMPTS, Obj, active_cluster, check_tags, cluster_arg, contention, decode, encode,
     max_results, page, strings, text, with_token,
 };
+use super::{array, missing};
 use crate::error::{ApiError, ApiResult};
 
 /// Running and pending task counts per instance id.
@@ -74,11 +75,7 @@ fn instance_id<'a>(cluster: &str, given: &'a str) -> Option<&'a str> {
 
 pub async fn register(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
     let cluster = cluster_arg(&input)?;
-    let tags = input
-        .get("tags")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    let tags = array(&input, "tags");
     check_tags(&tags)?;
     check_attributes(
         input
@@ -87,11 +84,7 @@ pub async fn register(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
             .map(Vec::as_slice)
             .unwrap_or_default(),
     )?;
-    let total_list = input
-        .get("totalResources")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    let total_list = array(&input, "totalResources");
     let mut registered = Resources::from_ecs(&total_list);
     if !total_list
         .iter()
@@ -152,11 +145,7 @@ pub async fn register(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
         instance.insert("remainingResources".into(), remaining.to_ecs());
         instance.insert("status".into(), json!("ACTIVE"));
         instance.insert("agentConnected".into(), json!(true));
-        let mut attributes = input
-            .get("attributes")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
+        let mut attributes = array(&input, "attributes");
         for (attr, field) in [
             ("ecs.availability-zone", "availabilityZone"),
             ("ecs.instance-type", "instanceType"),
@@ -222,14 +211,9 @@ pub fn describe(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
         };
         match kv {
             Some(kv) => found.push(render(ctx, &kv, &decode(&kv)?, &counts, with_tags)),
-            None => {
-                let arn = if given.starts_with("arn:") {
-                    given
-                } else {
-                    ctx.arns.container_instance(&cluster, &given)
-                };
-                failures.push(json!({"arn": arn, "reason": "MISSING"}));
-            }
+            None => failures.push(missing(&given, |id| {
+                ctx.arns.container_instance(&cluster, id)
+            })),
         }
     }
     Ok(json!({"containerInstances": found, "failures": failures}))
@@ -455,11 +439,7 @@ fn by_target(
 
 async fn change_attributes(ctx: &Ctx<'_>, input: Obj, put: bool) -> ApiResult<Value> {
     let cluster = cluster_arg(&input)?;
-    let attributes = input
-        .get("attributes")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    let attributes = array(&input, "attributes");
     if attributes.is_empty() || attributes.len() > 10 {
         return Err(ApiError::invalid(
             "attributes must hold between 1 and 10 attributes.",

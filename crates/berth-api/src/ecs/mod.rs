@@ -164,6 +164,26 @@ pub fn text<'v>(input: &'v Obj, key: &str) -> Option<&'v str> {
     input.get(key).and_then(Value::as_str)
 }
 
+/// A list member, or an empty list when it is absent.
+pub fn array(input: &Obj, key: &str) -> Vec<Value> {
+    input
+        .get(key)
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// ECS's `failures[]` entry for a resource that does not exist: given by ARN, the ARN as
+/// given; given by name or id, the ARN it would have.
+pub fn missing(given: &str, arn_of: impl FnOnce(&str) -> String) -> Value {
+    let arn = if given.starts_with("arn:") {
+        given.to_string()
+    } else {
+        arn_of(given)
+    };
+    serde_json::json!({"arn": arn, "reason": "MISSING"})
+}
+
 pub fn strings(input: &Obj, key: &str) -> Vec<String> {
     input
         .get(key)
@@ -300,5 +320,52 @@ pub fn merge_tags(existing: &mut Vec<Value>, new: &[Value]) {
         let key = t.get("key");
         existing.retain(|e| e.get("key") != key);
         existing.push(t.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::IMPLEMENTED;
+    use crate::shapes::ECS;
+
+    /// docs/api-coverage.md lists every model operation, and its implemented/partial rows
+    /// are exactly the operations `dispatch` answers.
+    #[test]
+    fn coverage_table_is_true() {
+        let doc = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../docs/api-coverage.md"
+        ))
+        .unwrap();
+        let ecs = doc
+            .split("## ECS")
+            .nth(1)
+            .unwrap()
+            .split("\n## ")
+            .next()
+            .unwrap();
+        let mut listed = std::collections::BTreeMap::new();
+        for row in ecs
+            .lines()
+            .filter(|l| l.starts_with("| ") && !l.starts_with("| operation"))
+        {
+            let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+            listed.insert(cells[1].to_string(), cells[2].to_string());
+        }
+        let model: std::collections::BTreeSet<_> = ECS.operations.keys().cloned().collect();
+        assert_eq!(
+            listed
+                .keys()
+                .cloned()
+                .collect::<std::collections::BTreeSet<_>>(),
+            model
+        );
+        for (op, status) in &listed {
+            let served = IMPLEMENTED.contains(&op.as_str());
+            assert_eq!(served, status != "not yet", "{op} is marked {status}");
+        }
+        for op in IMPLEMENTED {
+            assert!(model.contains(*op), "{op} is not in the model");
+        }
     }
 }

@@ -5,7 +5,7 @@ use berth_model::arn::{self, ParsedArn};
 use berth_store::{Compare, Op, Txn};
 use serde_json::{Value, json};
 
-use super::{Ctx, MAX_ATTEMPTS, Obj, check_tags, contention, merge_tags, strings, text};
+use super::{Ctx, MAX_ATTEMPTS, Obj, array, check_tags, contention, merge_tags, strings, text};
 use crate::error::{ApiError, ApiResult};
 
 /// The store key of the record an ARN names and where its tags sit inside that record.
@@ -92,11 +92,7 @@ async fn change(ctx: &Ctx<'_>, arn: &str, edit: impl Fn(&mut Vec<Value>)) -> Api
 
 pub async fn tag(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
     let arn = text(&input, "resourceArn").unwrap_or_default();
-    let new = input
-        .get("tags")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    let new = array(&input, "tags");
     check_tags(&new)?;
     change(ctx, arn, |tags| merge_tags(tags, &new)).await?;
     Ok(json!({}))

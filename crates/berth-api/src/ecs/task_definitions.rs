@@ -13,6 +13,7 @@ use berth_store::{Compare, KeyValue, Op, StoreExt, Txn};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use super::array;
 use super::{
     Ctx, MAX_ATTEMPTS, Obj, check_tags, contention, decode, encode, max_results, page, strings,
     text, with_token,
@@ -82,11 +83,7 @@ pub async fn register(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
             ctx.body_len
         )));
     }
-    let tags = input
-        .get("tags")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    let tags = array(&input, "tags");
     check_tags(&tags)?;
     let mut definition = task_definition::prepare(&input)?;
     let family = text(&input, "family").unwrap_or_default().to_string();

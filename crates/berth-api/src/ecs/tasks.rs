@@ -21,6 +21,7 @@ use super::{
     Ctx, MAX_ATTEMPTS, Obj, active_cluster, check_tags, cluster_arg, contention, decode, encode,
     max_results, page, strings, text, with_token,
 };
+use super::{array, missing};
 use crate::error::{ApiError, ApiResult};
 
 /// What RunTask and StartTask share: the definition to run and how.
@@ -96,11 +97,7 @@ fn launch(ctx: &Ctx<'_>, input: &Obj) -> ApiResult<Launch> {
     if group.chars().count() > 255 {
         return Err(ApiError::invalid("group can be at most 255 characters."));
     }
-    let tags = input
-        .get("tags")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    let tags = array(input, "tags");
     check_tags(&tags)?;
     let overrides = input
         .get("overrides")
@@ -421,12 +418,13 @@ pub fn render(kv: &KeyValue, rec: &TaskRecord, with_tags: bool) -> Value {
     Value::Object(task)
 }
 
-/// Marks a task STOPPED now and returns its resources to its instance, in one transaction.
+/// Marks a task STOPPED now and gives its resources back to its instance: the compares and
+/// writes for the instance, to commit together with the task's own write.
 pub fn stopped_ops(
     ctx: &Ctx<'_>,
+    cluster: &str,
     rec: &mut TaskRecord,
-    instance: Option<(&KeyValue, InstanceRecord)>,
-) -> (Vec<Compare>, Vec<Op>) {
+) -> ApiResult<(Vec<Compare>, Vec<Op>)> {
     let now = json!(ctx.timestamp());
     rec.task.insert("lastStatus".into(), json!("STOPPED"));
     rec.task.insert("desiredStatus".into(), json!("STOPPED"));
@@ -438,15 +436,21 @@ pub fn stopped_ops(
             c["lastStatus"] = json!("STOPPED");
         }
     }
-    let (mut compares, mut ops) = (Vec::new(), Vec::new());
-    if let Some((kv, mut inst)) = instance {
-        let mut remaining = inst.remaining();
-        remaining.release(&rec.requirements);
-        inst.set_remaining(&remaining);
-        compares.push(Compare::unchanged(&kv.key, kv.mod_revision));
-        ops.push(Op::put(&kv.key, encode(&inst)));
-    }
-    (compares, ops)
+    let instance = match rec.instance_id() {
+        Some(id) => ctx.store().get(&ctx.keys.instance(cluster, id))?,
+        None => None,
+    };
+    let Some(kv) = instance else {
+        return Ok((Vec::new(), Vec::new()));
+    };
+    let mut inst: InstanceRecord = decode(&kv)?;
+    let mut remaining = inst.remaining();
+    remaining.release(&rec.requirements);
+    inst.set_remaining(&remaining);
+    Ok((
+        vec![Compare::unchanged(&kv.key, kv.mod_revision)],
+        vec![Op::put(&kv.key, encode(&inst))],
+    ))
 }
 
 pub async fn stop(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
@@ -473,15 +477,7 @@ pub async fn stop(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
             Vec::new(),
         );
         if !rec.claimed && transition(rec.last_status(), TaskEvent::StopUnclaimed).is_ok() {
-            let instance = match rec.instance_id() {
-                Some(id) => ctx.store().get(&ctx.keys.instance(&cluster, id))?,
-                None => None,
-            };
-            let instance = match &instance {
-                Some(ikv) => Some((ikv, decode::<InstanceRecord>(ikv)?)),
-                None => None,
-            };
-            let (c, o) = stopped_ops(ctx, &mut rec, instance);
+            let (c, o) = stopped_ops(ctx, &cluster, &mut rec)?;
             compares.extend(c);
             ops.extend(o);
         } else {
@@ -521,14 +517,7 @@ pub fn describe(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
     for given in wanted {
         match find_task(ctx, &cluster, &given)? {
             Some((kv, rec)) => tasks.push(render(&kv, &rec, with_tags)),
-            None => {
-                let arn = if given.starts_with("arn:") {
-                    given
-                } else {
-                    ctx.arns.task(&cluster, &given)
-                };
-                failures.push(json!({"arn": arn, "reason": "MISSING"}));
-            }
+            None => failures.push(missing(&given, |id| ctx.arns.task(&cluster, id))),
         }
     }
     Ok(json!({"tasks": tasks, "failures": failures}))
@@ -602,15 +591,7 @@ pub async fn report(
             Vec::new(),
         );
         if next == TaskStatus::Stopped && current != TaskStatus::Stopped {
-            let instance = match rec.instance_id() {
-                Some(id) => ctx.store().get(&ctx.keys.instance(cluster, id))?,
-                None => None,
-            };
-            let instance = match &instance {
-                Some(ikv) => Some((ikv, decode::<InstanceRecord>(ikv)?)),
-                None => None,
-            };
-            let (c, o) = stopped_ops(ctx, &mut rec, instance);
+            let (c, o) = stopped_ops(ctx, cluster, &mut rec)?;
             compares.extend(c);
             ops.extend(o);
         }
