@@ -124,6 +124,18 @@ async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn connect(
+    host: &str,
+) -> anyhow::Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>> {
+    let stream = tokio::net::TcpStream::connect(host).await?;
+    stream.set_nodelay(true)?;
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(conn);
+    Ok(sender)
+}
+
+/// Sends requests back to back on one connection, opening a new one whenever the server
+/// closes it (servers without keep-alive); a failed request counts as an error.
 async fn worker(
     host: &str,
     headers: &[(String, String)],
@@ -131,30 +143,46 @@ async fn worker(
     measure_from: Instant,
     stop_at: Instant,
 ) -> anyhow::Result<Outcome> {
-    let stream = tokio::net::TcpStream::connect(host).await?;
-    stream.set_nodelay(true)?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-    tokio::spawn(conn);
     let mut out = Outcome {
         latencies_us: Vec::with_capacity(1 << 16),
         errors: 0,
     };
+    let mut sender = None;
     loop {
         let sent = Instant::now();
         if sent >= stop_at {
             return Ok(out);
         }
+        let measuring = sent >= measure_from;
+        let conn = match &mut sender {
+            Some(s) => s,
+            None => sender.insert(connect(host).await?),
+        };
+        if conn.ready().await.is_err() {
+            sender = None;
+            continue;
+        }
         let mut req = Request::post("/");
         for (k, v) in headers {
             req = req.header(k, v);
         }
-        let response = sender
-            .send_request(req.body(Full::new(body.clone()))?)
-            .await?;
-        let ok = response.status().is_success();
-        response.into_body().collect().await?;
-        if sent >= measure_from {
-            if ok {
+        let outcome = match conn.send_request(req.body(Full::new(body.clone()))?).await {
+            Ok(response) => {
+                let ok = response.status().is_success();
+                response
+                    .into_body()
+                    .collect()
+                    .await
+                    .map(|_| ok)
+                    .unwrap_or(false)
+            }
+            Err(_) => {
+                sender = None;
+                false
+            }
+        };
+        if measuring {
+            if outcome {
                 out.latencies_us
                     .push(sent.elapsed().as_micros().min(u32::MAX as u128) as u32);
             } else {

@@ -238,12 +238,22 @@ pub fn max_results(input: &Obj, limit: i64) -> ApiResult<usize> {
     }
 }
 
-/// One page of `items` (already in listing order, each with a unique sort key) after the
-/// position `nextToken` names. Tokens are opaque to clients: the hex of the last key.
+/// One page of `items` (in ascending order of their unique sort keys) after the position
+/// `nextToken` names. Tokens are opaque to clients: the hex of the last key.
 pub fn page<T>(
     input: &Obj,
     items: Vec<(String, T)>,
     limit: usize,
+) -> ApiResult<(Vec<T>, Option<String>)> {
+    page_in_order(input, items, limit, false)
+}
+
+/// [`page`] for items in ascending (`descending == false`) or descending key order.
+pub fn page_in_order<T>(
+    input: &Obj,
+    items: Vec<(String, T)>,
+    limit: usize,
+    descending: bool,
 ) -> ApiResult<(Vec<T>, Option<String>)> {
     let start = match text(input, "nextToken") {
         None => 0,
@@ -257,10 +267,10 @@ pub fn page<T>(
                 .position(|(k, _)| *k == key)
                 .map(|p| p + 1)
                 .unwrap_or_else(|| {
-                    // The item the token names is gone: resume at the first key after it.
+                    // The item the token names is gone: resume at the first key past it.
                     items
                         .iter()
-                        .position(|(k, _)| *k > key)
+                        .position(|(k, _)| if descending { *k < key } else { *k > key })
                         .unwrap_or(items.len())
                 })
         }

@@ -15,8 +15,8 @@ use serde_json::{Value, json};
 
 use super::array;
 use super::{
-    Ctx, MAX_ATTEMPTS, Obj, check_tags, contention, decode, encode, max_results, page, strings,
-    text, with_token,
+    Ctx, MAX_ATTEMPTS, Obj, check_tags, contention, decode, encode, max_results, page,
+    page_in_order, strings, text, with_token,
 };
 use crate::error::{ApiError, ApiResult};
 
@@ -150,19 +150,32 @@ pub fn list(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
     for kv in ctx.store().list(&prefix)? {
         let rec: DefinitionRecord = decode(&kv)?;
         if rec.status() == status {
-            items.push((
-                kv.key.clone(),
-                rec.definition
-                    .get("taskDefinitionArn")
-                    .cloned()
-                    .unwrap_or_default(),
-            ));
+            // ECS lists by family name, then revision number. Store keys would put "web-api"
+            // before "web" ('-' sorts before '/'), so order by (family, NUL, revision).
+            let family = rec
+                .definition
+                .get("family")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let revision = rec
+                .definition
+                .get("revision")
+                .and_then(Value::as_u64)
+                .unwrap_or(0);
+            let arn = rec
+                .definition
+                .get("taskDefinitionArn")
+                .cloned()
+                .unwrap_or_default();
+            items.push((format!("{family}\0{revision:010}"), arn));
         }
     }
-    if text(&input, "sort") == Some("DESC") {
+    items.sort_by(|a, b| a.0.cmp(&b.0));
+    let descending = text(&input, "sort") == Some("DESC");
+    if descending {
         items.reverse();
     }
-    let (arns, next) = page(&input, items, limit)?;
+    let (arns, next) = page_in_order(&input, items, limit, descending)?;
     let mut out = Obj::new();
     out.insert("taskDefinitionArns".into(), Value::Array(arns));
     Ok(with_token(out, next))
