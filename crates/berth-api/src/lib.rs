@@ -5,10 +5,10 @@
 //! (one handler module per resource) → the store.
 
 pub mod assignments;
+pub mod combiner;
 pub mod ecs;
 pub mod error;
 pub mod keys;
-pub mod locks;
 pub mod protocol;
 pub mod shapes;
 pub mod sigv4;
@@ -38,7 +38,8 @@ pub struct Config {
 pub struct App {
     pub config: Config,
     pub store: Arc<dyn Store>,
-    pub locks: locks::KeyedLocks,
+    /// Batches RegisterTaskDefinition calls per family (see `combiner`).
+    pub registrations: combiner::Combiner<ecs::Registration, serde_json::Value>,
 }
 
 impl App {
@@ -46,7 +47,7 @@ impl App {
         Arc::new(App {
             config,
             store,
-            locks: Default::default(),
+            registrations: Default::default(),
         })
     }
 }

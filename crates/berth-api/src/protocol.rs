@@ -27,7 +27,13 @@ pub async fn aws_json(
     body: Body,
 ) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();
-    let (status, payload) = match handle(&app, &uri, &headers, body).await {
+    // A request runs to completion in its own task even if the client hangs up, so a
+    // multi-step handler (or the leader of a batch of them) is never stopped midway.
+    let work = tokio::spawn(async move { handle(&app, &uri, &headers, body).await });
+    let outcome = work
+        .await
+        .unwrap_or_else(|e| Err(ApiError::server(format!("request handler failed: {e}"))));
+    let (status, payload) = match outcome {
         Ok(v) => (StatusCode::OK, v),
         Err(e) => {
             tracing::debug!(code = e.code, message = %e.message, "request refused");

@@ -10,6 +10,8 @@ mod tags;
 mod task_definitions;
 pub mod tasks;
 
+pub use task_definitions::DefinitionRecord as Registration;
+
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use berth_model::arn::{self, ArnScope};

@@ -86,45 +86,75 @@ pub async fn register(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
     let tags = array(&input, "tags");
     check_tags(&tags)?;
     let mut definition = task_definition::prepare(&input)?;
+    definition.insert("status".into(), json!("ACTIVE"));
+    definition.insert("registeredAt".into(), json!(ctx.timestamp()));
+    definition.insert("registeredBy".into(), json!(ctx.principal()));
     let family = text(&input, "family").unwrap_or_default().to_string();
     let counter_key = ctx.keys.family(&family);
-    let _queue = ctx.app.locks.lock(&counter_key).await;
+    let registration = DefinitionRecord { definition, tags };
+    ctx.app
+        .registrations
+        .submit(&counter_key, registration, |batch| {
+            commit_revisions(ctx, &family, batch)
+        })
+        .await
+}
+
+/// Gives a batch of registrations of one family consecutive revisions and stores them all
+/// in one transaction, guarded by the family's revision counter.
+async fn commit_revisions(
+    ctx: &Ctx<'_>,
+    family: &str,
+    batch: Vec<DefinitionRecord>,
+) -> Vec<ApiResult<Value>> {
+    let counter_key = ctx.keys.family(family);
+    let fail = |e: ApiError| batch.iter().map(|_| Err(e.clone())).collect();
     for _ in 0..MAX_ATTEMPTS {
-        let current = ctx.store().get(&counter_key)?;
-        let counter: FamilyCounter = match &current {
-            Some(kv) => decode(kv)?,
-            None => FamilyCounter::default(),
+        let current = match ctx.store().get(&counter_key) {
+            Ok(c) => c,
+            Err(e) => return fail(e.into()),
         };
-        let revision = counter.last + 1;
-        definition.insert(
-            "taskDefinitionArn".into(),
-            json!(ctx.arns.task_definition(&family, revision)),
+        let last = match current.as_ref().map(decode::<FamilyCounter>).transpose() {
+            Ok(c) => c.map(|c| c.last).unwrap_or(0),
+            Err(e) => return fail(e),
+        };
+        let (mut ops, mut responses) = (
+            Vec::with_capacity(batch.len() + 1),
+            Vec::with_capacity(batch.len()),
         );
-        definition.insert("revision".into(), json!(revision));
-        definition.insert("status".into(), json!("ACTIVE"));
-        definition.insert("registeredAt".into(), json!(ctx.timestamp()));
-        definition.insert("registeredBy".into(), json!(ctx.principal()));
-        let record = DefinitionRecord {
-            definition: definition.clone(),
-            tags: tags.clone(),
-        };
-        let txn = Txn::new()
-            .when(vec![Compare::unchanged(
-                &counter_key,
-                current.map(|kv| kv.mod_revision).unwrap_or(0),
-            )])
-            .and_then(vec![
-                Op::put(&counter_key, encode(&FamilyCounter { last: revision })),
-                Op::put(
-                    &ctx.keys.task_definition(&family, revision),
-                    encode(&record),
-                ),
-            ]);
-        if ctx.store().txn(txn).await?.succeeded {
-            return Ok(json!({"taskDefinition": definition, "tags": tags}));
+        for (n, registration) in batch.iter().enumerate() {
+            let revision = last + 1 + n as u32;
+            let mut record = registration.clone();
+            record.definition.insert(
+                "taskDefinitionArn".into(),
+                json!(ctx.arns.task_definition(family, revision)),
+            );
+            record.definition.insert("revision".into(), json!(revision));
+            ops.push(Op::put(
+                &ctx.keys.task_definition(family, revision),
+                encode(&record),
+            ));
+            responses.push(json!({"taskDefinition": record.definition, "tags": record.tags}));
+        }
+        ops.push(Op::put(
+            &counter_key,
+            encode(&FamilyCounter {
+                last: last + batch.len() as u32,
+            }),
+        ));
+        let guard =
+            Compare::unchanged(&counter_key, current.map(|kv| kv.mod_revision).unwrap_or(0));
+        match ctx
+            .store()
+            .txn(Txn::new().when(vec![guard]).and_then(ops))
+            .await
+        {
+            Ok(r) if r.succeeded => return responses.into_iter().map(Ok).collect(),
+            Ok(_) => continue,
+            Err(e) => return fail(e.into()),
         }
     }
-    Err(ApiError::client(
+    fail(ApiError::client(
         "Too many concurrent attempts to create a new revision of the specified family.",
     ))
 }
