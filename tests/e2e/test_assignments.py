@@ -1,0 +1,94 @@
+"""The assignment channel agents watch: GET /berth/v1/assignments, SigV4-signed, answers the
+live tasks placed on one instance and long-polls for changes; each poll is a heartbeat."""
+
+import json
+import threading
+import urllib.parse
+import time
+import urllib.error
+import urllib.request
+
+import botocore.auth
+import botocore.awsrequest
+import botocore.credentials
+
+from ecs_helpers import AGENT_RESOURCES
+
+
+def poll(berth, query, sign=True, timeout=30):
+    # Encode values as a real client does: SigV4 signs the percent-encoded query.
+    pairs = [tuple(p.split("=", 1)) for p in query.split("&")]
+    url = f"{berth.endpoint}/berth/v1/assignments?{urllib.parse.urlencode(pairs, quote_via=urllib.parse.quote, safe='')}"
+    request = botocore.awsrequest.AWSRequest(method="GET", url=url)
+    if sign:
+        creds = botocore.credentials.Credentials(berth.access_key, berth.secret_key)
+        botocore.auth.SigV4Auth(creds, "ecs", "us-east-1").add_auth(request)
+    prepared = request.prepare()
+    req = urllib.request.Request(prepared.url, headers=dict(prepared.headers), method="GET")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def setup(ecs):
+    ecs.register_task_definition(family="job", containerDefinitions=[{"name": "c", "image": "busybox", "memory": 64}])
+    arn = ecs.register_container_instance(totalResources=AGENT_RESOURCES)["containerInstance"]["containerInstanceArn"]
+    return arn, arn.rsplit("/", 1)[1]
+
+
+def test_poll_lists_live_tasks_of_the_instance(berth, ecs):
+    arn, iid = setup(ecs)
+    task = ecs.run_task(taskDefinition="job")["tasks"][0]
+    status, body = poll(berth, f"cluster=default&containerInstance={iid}")
+    assert status == 200
+    assert [t["taskArn"] for t in body["tasks"]] == [task["taskArn"]]
+    assert body["tasks"][0]["desiredStatus"] == "RUNNING"
+    assert body["revision"] > 0
+    ecs.stop_task(task=task["taskArn"])
+    status, body = poll(berth, f"cluster=default&containerInstance={arn}")
+    assert status == 200 and body["tasks"] == []
+
+
+def test_long_poll_returns_when_a_task_is_placed(berth, ecs):
+    _, iid = setup(ecs)
+    _, first = poll(berth, f"cluster=default&containerInstance={iid}")
+    assert first["tasks"] == []
+    placed = {}
+
+    def place_later():
+        time.sleep(0.5)
+        placed["arn"] = ecs.run_task(taskDefinition="job")["tasks"][0]["taskArn"]
+
+    t = threading.Thread(target=place_later)
+    started = time.monotonic()
+    t.start()
+    status, body = poll(berth, f"cluster=default&containerInstance={iid}&since={first['revision']}&wait=20")
+    waited = time.monotonic() - started
+    t.join()
+    assert status == 200
+    assert [x["taskArn"] for x in body["tasks"]] == [placed["arn"]]
+    assert waited < 15, f"the poll should return on the change, not at its timeout ({waited:.1f}s)"
+    assert body["revision"] > first["revision"]
+
+
+def test_long_poll_times_out_empty_handed_when_nothing_changes(berth, ecs):
+    _, iid = setup(ecs)
+    _, first = poll(berth, f"cluster=default&containerInstance={iid}")
+    started = time.monotonic()
+    status, body = poll(berth, f"cluster=default&containerInstance={iid}&since={first['revision']}&wait=1")
+    assert status == 200 and body["tasks"] == []
+    assert time.monotonic() - started >= 0.9
+
+
+def test_poll_refuses_bad_requests(berth, ecs):
+    _, iid = setup(ecs)
+    status, body = poll(berth, f"cluster=default&containerInstance={iid}", sign=False)
+    assert (status, body["__type"]) == (403, "MissingAuthenticationTokenException")
+    status, body = poll(berth, "cluster=default&containerInstance=nope")
+    assert (status, body["__type"]) == (400, "InvalidParameterException")
+    status, body = poll(berth, f"cluster=nope&containerInstance={iid}")
+    assert (status, body["__type"]) == (400, "ClusterNotFoundException")
+    status, body = poll(berth, f"cluster=default&containerInstance={iid}&since=abc")
+    assert (status, body["__type"]) == (400, "InvalidParameterException")
