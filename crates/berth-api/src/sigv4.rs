@@ -383,54 +383,22 @@ mod tests {
     #[test]
     fn refuses_wrong_secret_tampered_body_and_missing_auth() {
         let now = SystemTime::now();
-        let bad = verify(
-            &keys(),
-            "ecs",
-            "POST",
-            "/",
-            &signed(now, "WRONG", b"{}"),
-            b"{}",
-            now,
-        )
-        .unwrap_err();
+        let refuse = |keys: &KeyRing, service: &str, headers: &HeaderMap, body: &[u8]| {
+            verify(keys, service, "POST", "/", headers, body, now).unwrap_err()
+        };
+        let good = signed(now, "SECRET", b"{}");
+        let bad = refuse(&keys(), "ecs", &signed(now, "WRONG", b"{}"), b"{}");
         assert_eq!(bad.code, "InvalidSignatureException");
-        let tampered = verify(
-            &keys(),
-            "ecs",
-            "POST",
-            "/",
-            &signed(now, "SECRET", b"{}"),
-            b"{\"x\":1}",
-            now,
-        )
-        .unwrap_err();
+        let tampered = refuse(&keys(), "ecs", &good, b"{\"x\":1}");
         assert_eq!(tampered.code, "InvalidSignatureException");
-        let none = verify(&keys(), "ecs", "POST", "/", &HeaderMap::new(), b"", now).unwrap_err();
+        let none = refuse(&keys(), "ecs", &HeaderMap::new(), b"");
         assert_eq!(
             (none.status, none.code),
             (403, "MissingAuthenticationTokenException")
         );
-        let other = verify(
-            &KeyRing::default(),
-            "ecs",
-            "POST",
-            "/",
-            &signed(now, "SECRET", b"{}"),
-            b"{}",
-            now,
-        )
-        .unwrap_err();
-        assert_eq!(other.code, "UnrecognizedClientException");
-        let wrong_service = verify(
-            &keys(),
-            "ecr",
-            "POST",
-            "/",
-            &signed(now, "SECRET", b"{}"),
-            b"{}",
-            now,
-        )
-        .unwrap_err();
+        let unknown = refuse(&KeyRing::default(), "ecs", &good, b"{}");
+        assert_eq!(unknown.code, "UnrecognizedClientException");
+        let wrong_service = refuse(&keys(), "ecr", &good, b"{}");
         assert_eq!(wrong_service.code, "InvalidSignatureException");
     }
 
