@@ -32,7 +32,8 @@ def free_port():
 class Berth:
     """One `berth up` process and the data dir it owns (kept across restarts)."""
 
-    def __init__(self, data_dir, extra_args=()):
+    def __init__(self, data_dir, extra_args=("--runtime", "none")):
+        """`extra_args` defaults to no local agent; agent tests pass `--runtime docker`."""
         self.data_dir = Path(data_dir)
         self.port = free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"

@@ -48,6 +48,64 @@ pub struct ServeArgs {
     pub config: Option<PathBuf>,
 }
 
+/// How the node agent runs (in `berth up` and `berth agent`).
+#[derive(Debug, Clone, Args)]
+pub struct AgentOptions {
+    /// Container runtime driver: docker (the Docker Engine API) or none (no local agent)
+    #[arg(long, env = "BERTH_RUNTIME", default_value = "docker", value_parser = ["docker", "none"])]
+    pub runtime: String,
+    /// MiB of the machine's memory kept back from tasks
+    #[arg(long, env = "BERTH_RESERVED_MEMORY", default_value_t = 256)]
+    pub reserved_memory: i64,
+    /// Value of the ecs.instance-type attribute
+    #[arg(long, env = "BERTH_INSTANCE_TYPE", default_value = "berth.local")]
+    pub instance_type: String,
+    /// Value of the ecs.availability-zone attribute [default: REGION + "a"]
+    #[arg(long, env = "BERTH_AVAILABILITY_ZONE")]
+    pub availability_zone: Option<String>,
+    /// A custom attribute NAME=VALUE (repeatable)
+    #[arg(long = "attribute", value_parser = parse_attribute)]
+    pub attributes: Vec<(String, String)>,
+    /// Let tasks run privileged containers
+    #[arg(long, env = "BERTH_ALLOW_PRIVILEGED")]
+    pub allow_privileged: bool,
+}
+
+fn parse_attribute(raw: &str) -> Result<(String, String), String> {
+    match raw.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("expected NAME=VALUE, got {raw:?}")),
+    }
+}
+
+/// `berth agent`: where the control plane is and how to sign requests to it.
+#[derive(Debug, Clone, Args)]
+pub struct AgentArgs {
+    /// The control plane's endpoint, e.g. http://10.0.0.5:8600
+    #[arg(long, env = "BERTH_SERVER")]
+    pub server: String,
+    /// The cluster to join
+    #[arg(long, env = "BERTH_CLUSTER", default_value = "default")]
+    pub cluster: String,
+    #[arg(long, env = "BERTH_ACCESS_KEY")]
+    pub access_key: String,
+    #[arg(long, env = "BERTH_SECRET_KEY", hide_env_values = true)]
+    pub secret_key: String,
+    #[arg(long, env = "BERTH_REGION", default_value = DEFAULT_REGION)]
+    pub region: String,
+    /// Where the agent keeps its identity and task volumes [default: ~/.local/share/berth/agent]
+    #[arg(long, env = "BERTH_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub agent: AgentOptions,
+}
+
+impl AgentArgs {
+    pub fn state_dir(&self) -> PathBuf {
+        self.state_dir.clone().unwrap_or_else(|| default_data_dir().join("agent"))
+    }
+}
+
 /// The optional TOML configuration file.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

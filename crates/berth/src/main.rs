@@ -1,6 +1,7 @@
 //! The `berth` binary: `berth up` (everything in one process), `berth server` (the control
 //! plane alone), `berth version`.
 
+mod agent;
 mod config;
 mod serve;
 
@@ -19,10 +20,17 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run Berth on this machine: API, store and controllers in one process.
-    Up(config::ServeArgs),
+    /// Run Berth on this machine: API, store, controllers and a local agent in one process.
+    Up {
+        #[command(flatten)]
+        serve: config::ServeArgs,
+        #[command(flatten)]
+        agent: config::AgentOptions,
+    },
     /// Run the control plane only (API, store, controllers), for agents on other machines.
     Server(config::ServeArgs),
+    /// Join this machine to a cluster as a container instance.
+    Agent(config::AgentArgs),
     /// Print the version.
     Version,
 }
@@ -36,7 +44,9 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
-        Command::Up(args) | Command::Server(args) => serve::run(args.resolve()?),
+        Command::Up { serve, agent } => serve::run(serve.resolve()?, Some(agent)),
+        Command::Server(args) => serve::run(args.resolve()?, None),
+        Command::Agent(args) => agent::run(args),
         Command::Version => {
             println!("berth {}", env!("CARGO_PKG_VERSION"));
             Ok(())

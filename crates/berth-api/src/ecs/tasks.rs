@@ -591,6 +591,17 @@ pub async fn report(
             Vec::new(),
         );
         if next == TaskStatus::Stopped && current != TaskStatus::Stopped {
+            // The agent does not send a stop code; ECS derives it: a task that never ran
+            // failed to start, one that ran lost an essential container (unless a user or
+            // scheduler stop already set the code).
+            if !rec.task.contains_key("stopCode") {
+                let code = if rec.task.contains_key("startedAt") {
+                    StopCode::EssentialContainerExited
+                } else {
+                    StopCode::TaskFailedToStart
+                };
+                rec.task.insert("stopCode".into(), json!(code.as_str()));
+            }
             let (c, o) = stopped_ops(ctx, cluster, &mut rec)?;
             compares.extend(c);
             ops.extend(o);

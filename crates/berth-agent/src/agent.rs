@@ -1,0 +1,202 @@
+//! The agent process: registers this machine as a container instance, re-adopts the
+//! containers an earlier run left, then follows the assignment channel and keeps one
+//! [`task_runner`](crate::task_runner) per assigned task.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use thiserror::Error;
+
+use crate::client::{ApiClient, ClientError};
+use crate::host;
+use crate::lifecycle::Desired;
+use crate::runtime::{LABEL_CLUSTER, LABEL_TASK, Observed, Runtime, RuntimeError};
+use crate::task_runner::{self, Runner, Shared};
+
+/// How long one assignment poll may wait for a change.
+pub const POLL_WAIT: Duration = Duration::from_secs(20);
+/// Pause after a failed poll before the next.
+const POLL_RETRY: Duration = Duration::from_secs(1);
+/// How many finished task ARNs are remembered so a stale snapshot never restarts one.
+const FINISHED_MEMORY: usize = 10_000;
+
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    pub cluster: String,
+    /// Where the agent keeps its identity and task scratch volumes.
+    pub state_dir: PathBuf,
+    /// MiB of memory kept back from tasks.
+    pub reserved_memory_mib: i64,
+    pub instance_type: String,
+    pub availability_zone: String,
+    pub attributes: Vec<(String, String)>,
+    pub allow_privileged: bool,
+}
+
+#[derive(Debug, Error)]
+pub enum AgentError {
+    #[error("registering the container instance: {0}")]
+    Register(ClientError),
+    #[error("the container runtime: {0}")]
+    Runtime(#[from] RuntimeError),
+    #[error("the container instance {0} was deregistered")]
+    Deregistered(String),
+    #[error("agent state in {path}: {error}")]
+    State { path: PathBuf, error: String },
+}
+
+/// What the agent remembers across restarts.
+#[derive(Debug, Serialize, Deserialize)]
+struct Identity {
+    cluster: String,
+    container_instance_arn: String,
+}
+
+pub struct Agent {
+    config: AgentConfig,
+    shared: Arc<Shared>,
+    instance_arn: String,
+    runners: HashMap<String, Runner>,
+    finished: (HashSet<String>, VecDeque<String>),
+    /// Containers found at start, by task ARN, waiting for their task to show up.
+    adopted: HashMap<String, Vec<Observed>>,
+}
+
+impl Agent {
+    /// Registers (or re-registers) this machine and takes stock of existing containers.
+    pub async fn register(config: AgentConfig, client: Arc<ApiClient>, runtime: Arc<dyn Runtime>) -> Result<Agent, AgentError> {
+        let state_err = |e: std::io::Error| AgentError::State { path: config.state_dir.clone(), error: e.to_string() };
+        std::fs::create_dir_all(&config.state_dir).map_err(state_err)?;
+        let identity_path = config.state_dir.join("instance.json");
+        let previous: Option<Identity> = std::fs::read(&identity_path)
+            .ok()
+            .and_then(|raw| serde_json::from_slice(&raw).ok())
+            .filter(|i: &Identity| i.cluster == config.cluster);
+        let mut input = json!({
+            "cluster": config.cluster,
+            "totalResources": host::resources(config.reserved_memory_mib).to_ecs(),
+            "versionInfo": {"agentVersion": env!("CARGO_PKG_VERSION"), "agentHash": "berth", "dockerVersion": runtime.name()},
+            "attributes": host::attributes(&config.instance_type, &config.availability_zone, &config.attributes),
+        });
+        if let Some(p) = &previous {
+            input["containerInstanceArn"] = json!(p.container_instance_arn);
+        }
+        let registered = client.ecs("RegisterContainerInstance", input).await.map_err(AgentError::Register)?;
+        let instance_arn = registered["containerInstance"]["containerInstanceArn"].as_str().unwrap_or_default().to_string();
+        let identity = Identity { cluster: config.cluster.clone(), container_instance_arn: instance_arn.clone() };
+        std::fs::write(&identity_path, serde_json::to_vec(&identity).expect("json")).map_err(state_err)?;
+
+        let mut adopted: HashMap<String, Vec<Observed>> = HashMap::new();
+        for c in runtime.list_managed().await? {
+            if c.labels.get(LABEL_CLUSTER) == Some(&config.cluster)
+                && let Some(task) = c.labels.get(LABEL_TASK)
+            {
+                adopted.entry(task.clone()).or_default().push(c);
+            }
+        }
+        tracing::info!(instance = %instance_arn, adopted = adopted.len(), runtime = runtime.name(), "agent registered");
+        let shared = Arc::new(Shared {
+            client,
+            runtime,
+            cluster: config.cluster.clone(),
+            state_dir: config.state_dir.clone(),
+            allow_privileged: config.allow_privileged,
+        });
+        Ok(Agent { config, shared, instance_arn, runners: HashMap::new(), finished: Default::default(), adopted })
+    }
+
+    pub fn instance_arn(&self) -> &str {
+        &self.instance_arn
+    }
+
+    /// Follows the assignment channel until the instance is deregistered.
+    pub async fn run(mut self) -> Result<(), AgentError> {
+        let instance_id = self.instance_arn.rsplit('/').next().unwrap_or_default().to_string();
+        let mut since = 0;
+        let mut first = true;
+        loop {
+            match self.shared.client.assignments(&self.config.cluster, &instance_id, since, POLL_WAIT).await {
+                Ok(answer) => {
+                    since = answer["revision"].as_u64().unwrap_or(since);
+                    let tasks = answer["tasks"].as_array().cloned().unwrap_or_default();
+                    self.sync(tasks, first);
+                    first = false;
+                }
+                Err(ClientError::Api { code, message, .. }) if code == "InvalidParameterException" && message.contains("deregistered") => {
+                    return Err(AgentError::Deregistered(self.instance_arn.clone()));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "assignment poll failed");
+                    tokio::time::sleep(POLL_RETRY).await;
+                }
+            }
+            self.reap();
+        }
+    }
+
+    /// Starts runners for new tasks and passes desired status changes to existing ones.
+    fn sync(&mut self, tasks: Vec<Value>, first: bool) {
+        let mut listed = HashSet::new();
+        for task in tasks {
+            let Some(arn) = task["taskArn"].as_str().map(str::to_string) else { continue };
+            listed.insert(arn.clone());
+            let desired = if task["desiredStatus"] == "STOPPED" { Desired::Stopped } else { Desired::Running };
+            match self.runners.get(&arn) {
+                Some(runner) => {
+                    runner.desired.send_if_modified(|d| {
+                        let change = *d == Desired::Running && desired == Desired::Stopped;
+                        if change {
+                            *d = desired;
+                        }
+                        change
+                    });
+                }
+                None if self.finished.0.contains(&arn) => {}
+                None => {
+                    let adopted = self.adopted.remove(&arn).unwrap_or_default();
+                    let runner = task_runner::spawn(self.shared.clone(), task, adopted);
+                    self.runners.insert(arn, runner);
+                }
+            }
+        }
+        for (arn, runner) in &self.runners {
+            if !listed.contains(arn) {
+                runner.desired.send_if_modified(|d| std::mem::replace(d, Desired::Stopped) != Desired::Stopped);
+            }
+        }
+        if first {
+            // Containers of tasks the control plane no longer wants: stop and remove them.
+            for (task, containers) in self.adopted.drain() {
+                tracing::info!(%task, "removing containers of a task that is no longer assigned");
+                let runtime = self.shared.runtime.clone();
+                tokio::spawn(async move {
+                    for c in containers {
+                        let _ = runtime.stop(&c.id, Duration::from_secs(10)).await;
+                        let _ = runtime.remove(&c.id).await;
+                    }
+                });
+            }
+        }
+    }
+
+    /// Forgets runners whose task has finished (remembering the task so it is never rerun).
+    fn reap(&mut self) {
+        let done: Vec<String> = self.runners.iter().filter(|(_, r)| r.handle.is_finished()).map(|(a, _)| a.clone()).collect();
+        for arn in done {
+            self.runners.remove(&arn);
+            let (set, order) = &mut self.finished;
+            if set.insert(arn.clone()) {
+                order.push_back(arn);
+            }
+            if order.len() > FINISHED_MEMORY
+                && let Some(old) = order.pop_front()
+            {
+                set.remove(&old);
+            }
+        }
+    }
+}

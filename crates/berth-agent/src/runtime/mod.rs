@@ -1,0 +1,127 @@
+//! Runtime drivers: how the agent makes containers exist. Every driver implements
+//! [`Runtime`]; the agent never knows which one it talks to.
+
+pub mod docker;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use thiserror::Error;
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Labels every container the agent creates carries, so a restarted agent can find its own.
+pub const LABEL_TASK: &str = "com.berth.task-arn";
+pub const LABEL_CONTAINER: &str = "com.berth.container-name";
+pub const LABEL_CLUSTER: &str = "com.berth.cluster";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortSpec {
+    pub container_port: u16,
+    /// `None` for a dynamic host port (the runtime picks one from the ephemeral range).
+    pub host_port: Option<u16>,
+    pub protocol: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ulimit {
+    pub name: String,
+    pub soft: i64,
+    pub hard: i64,
+}
+
+/// Everything a driver needs to create one container.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContainerSpec {
+    /// Runtime-level name (unique per task and container).
+    pub name: String,
+    pub image: String,
+    pub entrypoint: Option<Vec<String>>,
+    pub command: Option<Vec<String>>,
+    pub env: Vec<String>,
+    pub working_dir: Option<String>,
+    pub user: Option<String>,
+    pub cpu_shares: Option<i64>,
+    /// Hard limit in bytes.
+    pub memory: Option<i64>,
+    /// Soft limit in bytes.
+    pub memory_reservation: Option<i64>,
+    /// `bridge`, `host` or `none`.
+    pub network_mode: String,
+    pub ports: Vec<PortSpec>,
+    pub labels: HashMap<String, String>,
+    pub hostname: Option<String>,
+    /// `host:ip` entries for /etc/hosts.
+    pub extra_hosts: Vec<String>,
+    pub dns: Vec<String>,
+    pub ulimits: Vec<Ulimit>,
+    pub readonly_rootfs: bool,
+    pub privileged: bool,
+    pub init: bool,
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    /// `source:destination[:ro]` bind mounts.
+    pub binds: Vec<String>,
+    pub stop_timeout: Duration,
+    /// Basic-auth credentials for the image's registry.
+    pub registry_auth: Option<(String, String)>,
+}
+
+/// A host port the runtime bound for a container port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Binding {
+    pub container_port: u16,
+    pub host_port: u16,
+    pub protocol: String,
+    pub bind_ip: String,
+}
+
+/// What the runtime says about a container now.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Observed {
+    pub id: String,
+    pub running: bool,
+    /// Set once the container has exited.
+    pub exit_code: Option<i64>,
+    pub oom_killed: bool,
+    pub bindings: Vec<Binding>,
+    pub labels: HashMap<String, String>,
+    /// The runtime's own error text, if starting it failed.
+    pub error: Option<String>,
+}
+
+/// Why a runtime call failed; the variant picks ECS's reason prefix.
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+pub enum RuntimeError {
+    #[error("CannotPullContainerError: {0}")]
+    Pull(String),
+    #[error("CannotCreateContainerError: {0}")]
+    Create(String),
+    #[error("CannotStartContainerError: {0}")]
+    Start(String),
+    #[error("CannotStopContainerError: {0}")]
+    Stop(String),
+    #[error("CannotInspectContainerError: {0}")]
+    Inspect(String),
+    #[error("runtime unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// A container runtime. Ids are the runtime's own.
+pub trait Runtime: Send + Sync + 'static {
+    fn name(&self) -> &'static str;
+    /// Makes the image available locally (a cached image is not pulled again).
+    fn pull<'a>(&'a self, spec: &'a ContainerSpec) -> BoxFuture<'a, Result<(), RuntimeError>>;
+    fn create<'a>(&'a self, spec: &'a ContainerSpec) -> BoxFuture<'a, Result<String, RuntimeError>>;
+    fn start<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), RuntimeError>>;
+    /// SIGTERM, then SIGKILL once `timeout` has passed.
+    fn stop<'a>(&'a self, id: &'a str, timeout: Duration) -> BoxFuture<'a, Result<(), RuntimeError>>;
+    fn inspect<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Observed, RuntimeError>>;
+    /// Returns once the container has exited.
+    fn wait<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), RuntimeError>>;
+    fn remove<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), RuntimeError>>;
+    /// Every container this agent created (found by its labels), running or not.
+    fn list_managed(&self) -> BoxFuture<'_, Result<Vec<Observed>, RuntimeError>>;
+}
