@@ -146,6 +146,56 @@ class Berth:
             return e.code, dict(e.headers), json.loads(e.read() or b"{}")
 
 
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory):
+    """Debian's reference registry (CNCF distribution) on a loopback port, holding the
+    busybox test image built by tests/fixtures/make_image.py; yields the image reference."""
+    root = tmp_path_factory.mktemp("registry")
+    port = free_port()
+    config = root / "config.yml"
+    config.write_text(f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {root / 'data'}\nhttp:\n  addr: 127.0.0.1:{port}\n")
+    proc = subprocess.Popen(["docker-registry", "serve", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.1)
+        layout = root / "image"
+        subprocess.run(["python3", str(FIXTURES / "make_image.py"), str(layout)], check=True, capture_output=True)
+        image = f"127.0.0.1:{port}/busybox:latest"
+        subprocess.run(["skopeo", "copy", "--quiet", "--dest-tls-verify=false", f"oci:{layout}:latest", f"docker://{image}"],
+                       check=True, capture_output=True)
+        yield image
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def remove_containers_of(instance_arn):
+    """Removes every container the agent of `instance_arn` created (test teardown)."""
+    ids = subprocess.run(["docker", "ps", "-aq", "--filter", f"label=com.berth.container-instance={instance_arn}"],
+                         capture_output=True, text=True).stdout.split()
+    if ids:
+        subprocess.run(["docker", "rm", "-f", *ids], capture_output=True)
+
+
+@pytest.fixture
+def agent_berth(tmp_path):
+    """`berth up` with its local agent on the Docker Engine."""
+    b = Berth(tmp_path / "data", extra_args=("--runtime", "docker", "--reserved-memory", "0")).start()
+    assert "(docker)" in b.output, b.output
+    instance = b.client().list_container_instances()["containerInstanceArns"][0]
+    yield b
+    b.stop()
+    remove_containers_of(instance)
+
+
 @pytest.fixture
 def berth(tmp_path):
     b = Berth(tmp_path / "data").start()

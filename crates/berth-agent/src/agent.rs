@@ -14,7 +14,7 @@ use thiserror::Error;
 use crate::client::{ApiClient, ClientError};
 use crate::host;
 use crate::lifecycle::Desired;
-use crate::runtime::{LABEL_CLUSTER, LABEL_TASK, Observed, Runtime, RuntimeError};
+use crate::runtime::{LABEL_INSTANCE, LABEL_TASK, Observed, Runtime, RuntimeError};
 use crate::task_runner::{self, Runner, Shared};
 
 /// How long one assignment poll may wait for a change.
@@ -68,8 +68,15 @@ pub struct Agent {
 
 impl Agent {
     /// Registers (or re-registers) this machine and takes stock of existing containers.
-    pub async fn register(config: AgentConfig, client: Arc<ApiClient>, runtime: Arc<dyn Runtime>) -> Result<Agent, AgentError> {
-        let state_err = |e: std::io::Error| AgentError::State { path: config.state_dir.clone(), error: e.to_string() };
+    pub async fn register(
+        config: AgentConfig,
+        client: Arc<ApiClient>,
+        runtime: Arc<dyn Runtime>,
+    ) -> Result<Agent, AgentError> {
+        let state_err = |e: std::io::Error| AgentError::State {
+            path: config.state_dir.clone(),
+            error: e.to_string(),
+        };
         std::fs::create_dir_all(&config.state_dir).map_err(state_err)?;
         let identity_path = config.state_dir.join("instance.json");
         let previous: Option<Identity> = std::fs::read(&identity_path)
@@ -85,14 +92,25 @@ impl Agent {
         if let Some(p) = &previous {
             input["containerInstanceArn"] = json!(p.container_instance_arn);
         }
-        let registered = client.ecs("RegisterContainerInstance", input).await.map_err(AgentError::Register)?;
-        let instance_arn = registered["containerInstance"]["containerInstanceArn"].as_str().unwrap_or_default().to_string();
-        let identity = Identity { cluster: config.cluster.clone(), container_instance_arn: instance_arn.clone() };
-        std::fs::write(&identity_path, serde_json::to_vec(&identity).expect("json")).map_err(state_err)?;
+        let registered = client
+            .ecs("RegisterContainerInstance", input)
+            .await
+            .map_err(AgentError::Register)?;
+        let instance_arn = registered["containerInstance"]["containerInstanceArn"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let identity = Identity {
+            cluster: config.cluster.clone(),
+            container_instance_arn: instance_arn.clone(),
+        };
+        std::fs::write(&identity_path, serde_json::to_vec(&identity).expect("json"))
+            .map_err(state_err)?;
 
         let mut adopted: HashMap<String, Vec<Observed>> = HashMap::new();
         for c in runtime.list_managed().await? {
-            if c.labels.get(LABEL_CLUSTER) == Some(&config.cluster)
+            // Only this instance's containers: other agents may share the machine.
+            if c.labels.get(LABEL_INSTANCE) == Some(&instance_arn)
                 && let Some(task) = c.labels.get(LABEL_TASK)
             {
                 adopted.entry(task.clone()).or_default().push(c);
@@ -103,10 +121,18 @@ impl Agent {
             client,
             runtime,
             cluster: config.cluster.clone(),
+            instance_arn: instance_arn.clone(),
             state_dir: config.state_dir.clone(),
             allow_privileged: config.allow_privileged,
         });
-        Ok(Agent { config, shared, instance_arn, runners: HashMap::new(), finished: Default::default(), adopted })
+        Ok(Agent {
+            config,
+            shared,
+            instance_arn,
+            runners: HashMap::new(),
+            finished: Default::default(),
+            adopted,
+        })
     }
 
     pub fn instance_arn(&self) -> &str {
@@ -115,18 +141,30 @@ impl Agent {
 
     /// Follows the assignment channel until the instance is deregistered.
     pub async fn run(mut self) -> Result<(), AgentError> {
-        let instance_id = self.instance_arn.rsplit('/').next().unwrap_or_default().to_string();
+        let instance_id = self
+            .instance_arn
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_string();
         let mut since = 0;
         let mut first = true;
         loop {
-            match self.shared.client.assignments(&self.config.cluster, &instance_id, since, POLL_WAIT).await {
+            match self
+                .shared
+                .client
+                .assignments(&self.config.cluster, &instance_id, since, POLL_WAIT)
+                .await
+            {
                 Ok(answer) => {
                     since = answer["revision"].as_u64().unwrap_or(since);
                     let tasks = answer["tasks"].as_array().cloned().unwrap_or_default();
                     self.sync(tasks, first);
                     first = false;
                 }
-                Err(ClientError::Api { code, message, .. }) if code == "InvalidParameterException" && message.contains("deregistered") => {
+                Err(ClientError::Api { code, message, .. })
+                    if code == "InvalidParameterException" && message.contains("deregistered") =>
+                {
                     return Err(AgentError::Deregistered(self.instance_arn.clone()));
                 }
                 Err(e) => {
@@ -142,9 +180,15 @@ impl Agent {
     fn sync(&mut self, tasks: Vec<Value>, first: bool) {
         let mut listed = HashSet::new();
         for task in tasks {
-            let Some(arn) = task["taskArn"].as_str().map(str::to_string) else { continue };
+            let Some(arn) = task["taskArn"].as_str().map(str::to_string) else {
+                continue;
+            };
             listed.insert(arn.clone());
-            let desired = if task["desiredStatus"] == "STOPPED" { Desired::Stopped } else { Desired::Running };
+            let desired = if task["desiredStatus"] == "STOPPED" {
+                Desired::Stopped
+            } else {
+                Desired::Running
+            };
             match self.runners.get(&arn) {
                 Some(runner) => {
                     runner.desired.send_if_modified(|d| {
@@ -165,7 +209,9 @@ impl Agent {
         }
         for (arn, runner) in &self.runners {
             if !listed.contains(arn) {
-                runner.desired.send_if_modified(|d| std::mem::replace(d, Desired::Stopped) != Desired::Stopped);
+                runner.desired.send_if_modified(|d| {
+                    std::mem::replace(d, Desired::Stopped) != Desired::Stopped
+                });
             }
         }
         if first {
@@ -185,7 +231,12 @@ impl Agent {
 
     /// Forgets runners whose task has finished (remembering the task so it is never rerun).
     fn reap(&mut self) {
-        let done: Vec<String> = self.runners.iter().filter(|(_, r)| r.handle.is_finished()).map(|(a, _)| a.clone()).collect();
+        let done: Vec<String> = self
+            .runners
+            .iter()
+            .filter(|(_, r)| r.handle.is_finished())
+            .map(|(a, _)| a.clone())
+            .collect();
         for arn in done {
             self.runners.remove(&arn);
             let (set, order) = &mut self.finished;

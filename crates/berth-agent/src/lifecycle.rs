@@ -80,9 +80,16 @@ pub fn reached_by(action: Action) -> Option<ContainerStatus> {
 
 /// The ECS task status for a task whose containers are in `containers` (status, essential).
 pub fn task_status(containers: &[(ContainerStatus, bool)], desired: Desired) -> TaskStatus {
-    let all_stopped = containers.iter().all(|(s, _)| *s == ContainerStatus::Stopped);
-    let any_running = containers.iter().any(|(s, _)| *s == ContainerStatus::Running);
-    let essentials_running = containers.iter().filter(|(_, e)| *e).all(|(s, _)| *s == ContainerStatus::Running);
+    let all_stopped = containers
+        .iter()
+        .all(|(s, _)| *s == ContainerStatus::Stopped);
+    let any_running = containers
+        .iter()
+        .any(|(s, _)| *s == ContainerStatus::Running);
+    let essentials_running = containers
+        .iter()
+        .filter(|(_, e)| *e)
+        .all(|(s, _)| *s == ContainerStatus::Running);
     if all_stopped {
         TaskStatus::Stopped
     } else if desired == Desired::Stopped && any_running {
@@ -123,7 +130,11 @@ mod tests {
                         }
                         (S::Running, _) => Action::Nothing,
                     };
-                    assert_eq!(next_action(known, desired, deps), expected, "{known:?} {desired:?} {deps}");
+                    assert_eq!(
+                        next_action(known, desired, deps),
+                        expected,
+                        "{known:?} {desired:?} {deps}"
+                    );
                 }
             }
         }
@@ -149,7 +160,10 @@ mod tests {
                     Desired::Running => known == S::Running || start == S::Stopped,
                     Desired::Stopped => known == S::Stopped,
                 };
-                assert!(done, "from {start:?} towards {desired:?} ended at {known:?}");
+                assert!(
+                    done,
+                    "from {start:?} towards {desired:?} ended at {known:?}"
+                );
             }
         }
     }
@@ -157,13 +171,34 @@ mod tests {
     #[test]
     fn task_status_follows_containers() {
         use TaskStatus as T;
-        assert_eq!(task_status(&[(S::None, true)], Desired::Running), T::Pending);
-        assert_eq!(task_status(&[(S::Pulled, true), (S::None, false)], Desired::Running), T::Pending);
-        assert_eq!(task_status(&[(S::Running, true), (S::Created, false)], Desired::Running), T::Running);
-        assert_eq!(task_status(&[(S::Running, true), (S::Stopped, false)], Desired::Running), T::Running);
-        assert_eq!(task_status(&[(S::Running, true), (S::Running, false)], Desired::Stopped), T::Stopping);
-        assert_eq!(task_status(&[(S::Stopped, true), (S::Stopped, false)], Desired::Running), T::Stopped);
-        assert_eq!(task_status(&[(S::Created, true), (S::Running, false)], Desired::Running), T::Pending);
+        assert_eq!(
+            task_status(&[(S::None, true)], Desired::Running),
+            T::Pending
+        );
+        assert_eq!(
+            task_status(&[(S::Pulled, true), (S::None, false)], Desired::Running),
+            T::Pending
+        );
+        assert_eq!(
+            task_status(&[(S::Running, true), (S::Created, false)], Desired::Running),
+            T::Running
+        );
+        assert_eq!(
+            task_status(&[(S::Running, true), (S::Stopped, false)], Desired::Running),
+            T::Running
+        );
+        assert_eq!(
+            task_status(&[(S::Running, true), (S::Running, false)], Desired::Stopped),
+            T::Stopping
+        );
+        assert_eq!(
+            task_status(&[(S::Stopped, true), (S::Stopped, false)], Desired::Running),
+            T::Stopped
+        );
+        assert_eq!(
+            task_status(&[(S::Created, true), (S::Running, false)], Desired::Running),
+            T::Pending
+        );
         assert_eq!(S::Created.ecs(), "PENDING");
     }
 }

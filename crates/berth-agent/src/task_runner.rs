@@ -28,6 +28,7 @@ pub struct Shared {
     pub client: Arc<ApiClient>,
     pub runtime: Arc<dyn Runtime>,
     pub cluster: String,
+    pub instance_arn: String,
     pub state_dir: PathBuf,
     pub allow_privileged: bool,
 }
@@ -38,7 +39,11 @@ pub struct Runner {
 }
 
 pub fn spawn(shared: Arc<Shared>, task: Value, adopted: Vec<Observed>) -> Runner {
-    let initial = if task["desiredStatus"] == "STOPPED" { Desired::Stopped } else { Desired::Running };
+    let initial = if task["desiredStatus"] == "STOPPED" {
+        Desired::Stopped
+    } else {
+        Desired::Running
+    };
     let (desired, rx) = watch::channel(initial);
     let handle = tokio::spawn(async move { TaskRun::new(shared, task).run(adopted, rx).await });
     Runner { desired, handle }
@@ -70,7 +75,10 @@ struct TaskRun {
 }
 
 fn now() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as f64 / 1000.0).unwrap_or(0.0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as f64 / 1000.0)
+        .unwrap_or(0.0)
 }
 
 impl TaskRun {
@@ -97,9 +105,20 @@ impl TaskRun {
 
     /// Reads the task definition and builds each container's spec.
     async fn prepare(&mut self) -> Result<(), String> {
-        let definition_arn = self.task["taskDefinitionArn"].as_str().unwrap_or_default().to_string();
+        let definition_arn = self.task["taskDefinitionArn"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         let described = loop {
-            match self.shared.client.ecs("DescribeTaskDefinition", json!({"taskDefinition": definition_arn})).await {
+            match self
+                .shared
+                .client
+                .ecs(
+                    "DescribeTaskDefinition",
+                    json!({"taskDefinition": definition_arn}),
+                )
+                .await
+            {
                 Ok(v) => break v,
                 Err(ClientError::Transport(e)) => {
                     tracing::warn!(task = %self.arn, error = %e, "cannot read the task definition yet");
@@ -113,6 +132,7 @@ impl TaskRun {
         let scratch = self.scratch_dir();
         let ctx = Context {
             cluster: &self.shared.cluster,
+            instance_arn: &self.shared.instance_arn,
             task_arn: &self.arn,
             task_id: &self.id,
             network_mode: def["networkMode"].as_str().unwrap_or("bridge"),
@@ -132,7 +152,11 @@ impl TaskRun {
                 }
             };
             self.containers.push(Container {
-                name: c.get("name").and_then(Value::as_str).unwrap_or_default().to_string(),
+                name: c
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
                 essential: c.get("essential").and_then(Value::as_bool).unwrap_or(true),
                 spec,
                 known: ContainerStatus::None,
@@ -143,7 +167,8 @@ impl TaskRun {
             });
         }
         if volumes.iter().any(|v| v.get("host").is_none()) {
-            std::fs::create_dir_all(&scratch).map_err(|e| format!("CannotCreateVolumeError: {e}"))?;
+            std::fs::create_dir_all(&scratch)
+                .map_err(|e| format!("CannotCreateVolumeError: {e}"))?;
         }
         failure.map_or(Ok(()), Err)
     }
@@ -151,13 +176,22 @@ impl TaskRun {
     /// Takes over containers a previous agent process created for this task.
     fn adopt(&mut self, adopted: Vec<Observed>, exits: &mpsc::Sender<String>) {
         for observed in adopted {
-            let Some(name) = observed.labels.get(LABEL_CONTAINER) else { continue };
-            let Some(c) = self.containers.iter_mut().find(|c| &c.name == name) else { continue };
+            let Some(name) = observed.labels.get(LABEL_CONTAINER) else {
+                continue;
+            };
+            let Some(c) = self.containers.iter_mut().find(|c| &c.name == name) else {
+                continue;
+            };
             c.id = Some(observed.id.clone());
             c.bindings = observed.bindings.clone();
             if observed.running {
                 c.known = ContainerStatus::Running;
-                watch_exit(&self.shared, observed.id.clone(), c.name.clone(), exits.clone());
+                watch_exit(
+                    &self.shared,
+                    observed.id.clone(),
+                    c.name.clone(),
+                    exits.clone(),
+                );
             } else if observed.exit_code.is_some() {
                 c.known = ContainerStatus::Stopped;
                 c.exit_code = observed.exit_code;
@@ -166,9 +200,14 @@ impl TaskRun {
                 c.known = ContainerStatus::Created;
             }
         }
-        if self.containers.iter().any(|c| c.essential && c.known == ContainerStatus::Stopped) {
+        if self
+            .containers
+            .iter()
+            .any(|c| c.essential && c.known == ContainerStatus::Stopped)
+        {
             self.desired = Desired::Stopped;
-            self.stop_reason.get_or_insert_with(|| ESSENTIAL_EXITED.to_string());
+            self.stop_reason
+                .get_or_insert_with(|| ESSENTIAL_EXITED.to_string());
         }
     }
 
@@ -182,7 +221,11 @@ impl TaskRun {
         loop {
             self.advance(&exit_tx).await;
             self.report().await;
-            if self.containers.iter().all(|c| c.known == ContainerStatus::Stopped) {
+            if self
+                .containers
+                .iter()
+                .all(|c| c.known == ContainerStatus::Stopped)
+            {
                 self.cleanup().await;
                 return;
             }
@@ -224,7 +267,11 @@ impl TaskRun {
                     (_, None) => Err("container has no runnable spec".to_string()),
                     (Action::Pull, Some(spec)) => {
                         self.pull_started.get_or_insert_with(now);
-                        let r = runtime.pull(spec).await.map(|_| ContainerStatus::Pulled).map_err(|e| e.to_string());
+                        let r = runtime
+                            .pull(spec)
+                            .await
+                            .map(|_| ContainerStatus::Pulled)
+                            .map_err(|e| e.to_string());
                         self.pull_stopped = Some(now());
                         r
                     }
@@ -239,7 +286,11 @@ impl TaskRun {
                         let id = c.id.clone().unwrap_or_default();
                         match runtime.start(&id).await {
                             Ok(()) => {
-                                c.bindings = runtime.inspect(&id).await.map(|o| o.bindings).unwrap_or_default();
+                                c.bindings = runtime
+                                    .inspect(&id)
+                                    .await
+                                    .map(|o| o.bindings)
+                                    .unwrap_or_default();
                                 watch_exit(&self.shared, id, c.name.clone(), exits.clone());
                                 Ok(ContainerStatus::Running)
                             }
@@ -267,16 +318,24 @@ impl TaskRun {
     /// Stops every running container at once, each with its own stop timeout.
     async fn stop_all(&mut self) {
         let runtime = self.shared.runtime.clone();
-        let stops = self.containers.iter().filter(|c| c.known == ContainerStatus::Running).filter_map(|c| {
-            let id = c.id.clone()?;
-            let timeout = c.spec.as_ref().map(|s| s.stop_timeout).unwrap_or(spec::DEFAULT_STOP_TIMEOUT);
-            let runtime = runtime.clone();
-            Some(async move {
-                if let Err(e) = runtime.stop(&id, timeout).await {
-                    tracing::warn!(container = %id, error = %e, "stop failed");
-                }
-            })
-        });
+        let stops = self
+            .containers
+            .iter()
+            .filter(|c| c.known == ContainerStatus::Running)
+            .filter_map(|c| {
+                let id = c.id.clone()?;
+                let timeout = c
+                    .spec
+                    .as_ref()
+                    .map(|s| s.stop_timeout)
+                    .unwrap_or(spec::DEFAULT_STOP_TIMEOUT);
+                let runtime = runtime.clone();
+                Some(async move {
+                    if let Err(e) = runtime.stop(&id, timeout).await {
+                        tracing::warn!(container = %id, error = %e, "stop failed");
+                    }
+                })
+            });
         futures::future::join_all(stops).await;
         for n in 0..self.containers.len() {
             if self.containers[n].known == ContainerStatus::Running {
@@ -289,7 +348,9 @@ impl TaskRun {
     /// Records a container's exit with what the runtime says about it.
     async fn exited(&mut self, name: &str) {
         let runtime = self.shared.runtime.clone();
-        let Some(c) = self.containers.iter_mut().find(|c| c.name == name) else { return };
+        let Some(c) = self.containers.iter_mut().find(|c| c.name == name) else {
+            return;
+        };
         if c.known == ContainerStatus::Stopped {
             return;
         }
@@ -309,7 +370,8 @@ impl TaskRun {
         }
         if c.essential && self.desired == Desired::Running {
             self.desired = Desired::Stopped;
-            self.stop_reason.get_or_insert_with(|| ESSENTIAL_EXITED.to_string());
+            self.stop_reason
+                .get_or_insert_with(|| ESSENTIAL_EXITED.to_string());
         }
     }
 
@@ -324,7 +386,10 @@ impl TaskRun {
             out.insert("exitCode".into(), json!(code));
         }
         if let Some(reason) = &c.reason {
-            out.insert("reason".into(), json!(reason.chars().take(255).collect::<String>()));
+            out.insert(
+                "reason".into(),
+                json!(reason.chars().take(255).collect::<String>()),
+            );
         }
         let bindings: Vec<Value> = c
             .bindings
@@ -337,9 +402,20 @@ impl TaskRun {
 
     /// Tells the control plane the task's state when it changed, retrying until heard.
     async fn report(&mut self) {
-        let states: Vec<(ContainerStatus, bool)> = self.containers.iter().map(|c| (c.known, c.essential)).collect();
-        let status = if states.is_empty() { TaskStatus::Stopped } else { task_status(&states, self.desired) };
-        if status == TaskStatus::Pending && self.last_report.is_none() && self.pull_started.is_none() {
+        let states: Vec<(ContainerStatus, bool)> = self
+            .containers
+            .iter()
+            .map(|c| (c.known, c.essential))
+            .collect();
+        let status = if states.is_empty() {
+            TaskStatus::Stopped
+        } else {
+            task_status(&states, self.desired)
+        };
+        if status == TaskStatus::Pending
+            && self.last_report.is_none()
+            && self.pull_started.is_none()
+        {
             return;
         }
         let mut body = json!({
@@ -348,7 +424,10 @@ impl TaskRun {
             "status": status.as_str(),
             "containers": self.containers.iter().map(Self::container_report).collect::<Vec<_>>(),
         });
-        for (key, value) in [("pullStartedAt", self.pull_started), ("pullStoppedAt", self.pull_stopped)] {
+        for (key, value) in [
+            ("pullStartedAt", self.pull_started),
+            ("pullStoppedAt", self.pull_stopped),
+        ] {
             if let Some(v) = value {
                 body[key] = json!(v);
             }
@@ -360,12 +439,19 @@ impl TaskRun {
             }
         }
         let mut comparable = body.clone();
-        comparable.as_object_mut().map(|o| o.remove("executionStoppedAt"));
+        comparable
+            .as_object_mut()
+            .map(|o| o.remove("executionStoppedAt"));
         if self.last_report.as_ref() == Some(&comparable) {
             return;
         }
         loop {
-            match self.shared.client.ecs("SubmitTaskStateChange", body.clone()).await {
+            match self
+                .shared
+                .client
+                .ecs("SubmitTaskStateChange", body.clone())
+                .await
+            {
                 Ok(_) => break,
                 Err(ClientError::Transport(e)) => {
                     tracing::warn!(task = %self.arn, error = %e, "report not delivered; retrying");

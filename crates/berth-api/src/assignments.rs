@@ -96,7 +96,11 @@ async fn answer(
     }
     let deadline = tokio::time::Instant::now() + wait;
     loop {
-        match tokio::time::timeout_at(deadline, watch.next()).await {
+        let next = tokio::select! {
+            event = tokio::time::timeout_at(deadline, watch.next()) => event,
+            _ = app.closed() => break,
+        };
+        match next {
             Ok(Some(Ok(event))) => {
                 let ours = serde_json::from_slice::<TaskRecord>(&event.kv.value)
                     .map(|r| r.field("containerInstanceArn") == Some(instance_arn.as_str()))

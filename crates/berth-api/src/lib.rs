@@ -40,6 +40,7 @@ pub struct App {
     pub store: Arc<dyn Store>,
     /// Batches RegisterTaskDefinition calls per family (see `combiner`).
     pub registrations: combiner::Combiner<ecs::Registration, serde_json::Value>,
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 impl App {
@@ -48,7 +49,19 @@ impl App {
             config,
             store,
             registrations: Default::default(),
+            closing: tokio::sync::watch::channel(false).0,
         })
+    }
+
+    /// Tells long-running requests (assignment polls) to answer now: the server is stopping.
+    pub fn close(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// Resolves once [`App::close`] has been called.
+    pub async fn closed(&self) {
+        let mut rx = self.closing.subscribe();
+        let _ = rx.wait_for(|closing| *closing).await;
     }
 }
 

@@ -102,7 +102,9 @@ pub struct AgentArgs {
 
 impl AgentArgs {
     pub fn state_dir(&self) -> PathBuf {
-        self.state_dir.clone().unwrap_or_else(|| default_data_dir().join("agent"))
+        self.state_dir
+            .clone()
+            .unwrap_or_else(|| default_data_dir().join("agent"))
     }
 }
 

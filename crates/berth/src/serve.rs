@@ -15,18 +15,35 @@ use crate::config::{AgentOptions, Settings};
 /// Serves the API; with `agent` options (`berth up`) also runs a local agent.
 pub fn run(settings: Settings, agent: Option<AgentOptions>) -> anyhow::Result<()> {
     let started = Instant::now();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(serve(settings, agent, started))
 }
 
-async fn serve(settings: Settings, agent_options: Option<AgentOptions>, started: Instant) -> anyhow::Result<()> {
+async fn serve(
+    settings: Settings,
+    agent_options: Option<AgentOptions>,
+    started: Instant,
+) -> anyhow::Result<()> {
     let db = settings.data_dir.join("state.redb");
-    let store = Embedded::open(&db, EmbeddedOptions::default())
-        .with_context(|| format!("opening the store at {} (is another berth running on this data dir?)", db.display()))?;
-    let listener = tokio::net::TcpListener::bind(settings.listen).await.with_context(|| format!("listening on {}", settings.listen))?;
+    let store = Embedded::open(&db, EmbeddedOptions::default()).with_context(|| {
+        format!(
+            "opening the store at {} (is another berth running on this data dir?)",
+            db.display()
+        )
+    })?;
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("listening on {}", settings.listen))?;
     let addr = listener.local_addr()?;
     let endpoint = format!("http://{addr}");
-    let keys = KeyRing::new(settings.keys.iter().map(|k| (k.access_key.clone(), k.secret_key.clone())));
+    let keys = KeyRing::new(
+        settings
+            .keys
+            .iter()
+            .map(|k| (k.access_key.clone(), k.secret_key.clone())),
+    );
     let config = Config {
         account: settings.account_id.clone(),
         region: settings.region.clone(),
@@ -35,8 +52,13 @@ async fn serve(settings: Settings, agent_options: Option<AgentOptions>, started:
         endpoint: endpoint.clone(),
     };
     let app = App::new(config, Arc::new(store));
-    berth_api::ensure_default_cluster(&app).await.context("creating the default cluster")?;
-    let server = tokio::spawn(axum::serve(listener, berth_api::router(app)).with_graceful_shutdown(shutdown()).into_future());
+    berth_api::ensure_default_cluster(&app)
+        .await
+        .context("creating the default cluster")?;
+    let stopping = app.clone();
+    let server = axum::serve(listener, berth_api::router(app.clone()))
+        .with_graceful_shutdown(async move { stopping.closed().await });
+    let mut server = tokio::spawn(server.into_future());
 
     let key = &settings.keys[0];
     let (agent_line, agent_task) = match agent_options {
@@ -44,26 +66,56 @@ async fn serve(settings: Settings, agent_options: Option<AgentOptions>, started:
         Some(options) => match crate::agent::runtime(&options).await {
             Ok(Some(driver)) => {
                 let name = driver.name();
-                let client = berth_agent::client::ApiClient::new(&local_endpoint(addr), &key.access_key, &key.secret_key, &settings.region)?;
-                let config = crate::agent::config(&options, "default", &settings.region, settings.data_dir.join("agent"));
-                let agent = berth_agent::Agent::register(config, Arc::new(client), driver).await.context("starting the local agent")?;
+                let client = berth_agent::client::ApiClient::new(
+                    &local_endpoint(addr),
+                    &key.access_key,
+                    &key.secret_key,
+                    &settings.region,
+                )?;
+                let config = crate::agent::config(
+                    &options,
+                    "default",
+                    &settings.region,
+                    settings.data_dir.join("agent"),
+                );
+                let agent = berth_agent::Agent::register(config, Arc::new(client), driver)
+                    .await
+                    .context("starting the local agent")?;
                 let line = format!("  agent     {} ({name})", agent.instance_arn());
                 (Some(line), Some(tokio::spawn(agent.run())))
             }
-            Ok(None) => (Some("  agent     none (--runtime none): tasks stay PENDING".to_string()), None),
-            Err(e) => (Some(format!("  agent     none: {e:#}; tasks stay PENDING until an agent joins")), None),
+            Ok(None) => (
+                Some("  agent     none (--runtime none): tasks stay PENDING".to_string()),
+                None,
+            ),
+            Err(e) => (
+                Some(format!(
+                    "  agent     none: {e:#}; tasks stay PENDING until an agent joins"
+                )),
+                None,
+            ),
         },
     };
 
-    println!("berth {} ready in {} ms", env!("CARGO_PKG_VERSION"), started.elapsed().as_millis());
+    println!(
+        "berth {} ready in {} ms",
+        env!("CARGO_PKG_VERSION"),
+        started.elapsed().as_millis()
+    );
     println!("  endpoint  {endpoint}");
     println!("  data dir  {}", settings.data_dir.display());
-    println!("  region    {}    account {}", settings.region, settings.account_id);
+    println!(
+        "  region    {}    account {}",
+        settings.region, settings.account_id
+    );
     if let Some(line) = agent_line {
         println!("{line}");
     }
     if settings.generated_key {
-        println!("  a new key pair was generated into {}", settings.data_dir.join("credentials.toml").display());
+        println!(
+            "  a new key pair was generated into {}",
+            settings.data_dir.join("credentials.toml").display()
+        );
     }
     println!();
     println!(
@@ -73,22 +125,34 @@ async fn serve(settings: Settings, agent_options: Option<AgentOptions>, started:
     use std::io::Write;
     std::io::stdout().flush().ok();
 
-    server.await??;
+    tokio::select! {
+        _ = shutdown() => {}
+        stopped = &mut server => return Ok(stopped??),
+    }
+    // The local agent first (its containers keep running and are re-adopted on the next
+    // start), then open requests are told to finish, then the server drains.
     if let Some(task) = agent_task {
         task.abort();
     }
+    app.close();
+    server.await??;
     Ok(())
 }
 
 /// How a process on this machine reaches the listener (a wildcard address means loopback).
 fn local_endpoint(addr: std::net::SocketAddr) -> String {
-    let ip = if addr.ip().is_unspecified() { std::net::IpAddr::from([127, 0, 0, 1]) } else { addr.ip() };
+    let ip = if addr.ip().is_unspecified() {
+        std::net::IpAddr::from([127, 0, 0, 1])
+    } else {
+        addr.ip()
+    };
     format!("http://{}", std::net::SocketAddr::new(ip, addr.port()))
 }
 
 /// Resolves on SIGINT or SIGTERM.
 pub async fn shutdown() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}

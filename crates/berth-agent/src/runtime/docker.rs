@@ -8,12 +8,12 @@ use bollard::auth::DockerCredentials;
 use bollard::errors::Error as DockerError;
 use bollard::models::{ContainerCreateBody, HostConfig, PortBinding, ResourcesUlimits};
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
-    StopContainerOptionsBuilder, WaitContainerOptions,
+    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder,
+    RemoveContainerOptionsBuilder, StopContainerOptionsBuilder, WaitContainerOptions,
 };
 use futures::StreamExt;
 
-use super::{BoxFuture, Binding, ContainerSpec, LABEL_TASK, Observed, Runtime, RuntimeError};
+use super::{Binding, BoxFuture, ContainerSpec, LABEL_TASK, Observed, Runtime, RuntimeError};
 
 pub struct DockerRuntime {
     docker: Docker,
@@ -23,9 +23,16 @@ impl DockerRuntime {
     /// Connects to the local engine (`DOCKER_HOST` or /var/run/docker.sock) and agrees on an
     /// API version with it.
     pub async fn connect() -> Result<Self, RuntimeError> {
-        let docker = Docker::connect_with_local_defaults().map_err(|e| RuntimeError::Unavailable(e.to_string()))?;
-        let docker = docker.negotiate_version().await.map_err(|e| RuntimeError::Unavailable(e.to_string()))?;
-        docker.ping().await.map_err(|e| RuntimeError::Unavailable(e.to_string()))?;
+        let docker = Docker::connect_with_local_defaults()
+            .map_err(|e| RuntimeError::Unavailable(e.to_string()))?;
+        let docker = docker
+            .negotiate_version()
+            .await
+            .map_err(|e| RuntimeError::Unavailable(e.to_string()))?;
+        docker
+            .ping()
+            .await
+            .map_err(|e| RuntimeError::Unavailable(e.to_string()))?;
         Ok(DockerRuntime { docker })
     }
 }
@@ -59,7 +66,10 @@ impl Runtime for DockerRuntime {
                 return Ok(());
             }
             let (repo, tag) = split_reference(&spec.image);
-            let options = CreateImageOptionsBuilder::new().from_image(repo).tag(tag).build();
+            let options = CreateImageOptionsBuilder::new()
+                .from_image(repo)
+                .tag(tag)
+                .build();
             let credentials = spec.registry_auth.as_ref().map(|(u, p)| DockerCredentials {
                 username: Some(u.clone()),
                 password: Some(p.clone()),
@@ -67,7 +77,8 @@ impl Runtime for DockerRuntime {
             });
             let mut progress = self.docker.create_image(Some(options), None, credentials);
             while let Some(item) = progress.next().await {
-                let item = item.map_err(|e| RuntimeError::Pull(format!("{}: {}", spec.image, message(e))))?;
+                let item = item
+                    .map_err(|e| RuntimeError::Pull(format!("{}: {}", spec.image, message(e))))?;
                 if let Some(err) = item.error_detail.and_then(|d| d.message) {
                     return Err(RuntimeError::Pull(format!("{}: {err}", spec.image)));
                 }
@@ -80,7 +91,10 @@ impl Runtime for DockerRuntime {
         })
     }
 
-    fn create<'a>(&'a self, spec: &'a ContainerSpec) -> BoxFuture<'a, Result<String, RuntimeError>> {
+    fn create<'a>(
+        &'a self,
+        spec: &'a ContainerSpec,
+    ) -> BoxFuture<'a, Result<String, RuntimeError>> {
         Box::pin(async move {
             let mut exposed = Vec::new();
             let mut bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
@@ -89,10 +103,14 @@ impl Runtime for DockerRuntime {
                 exposed.push(key.clone());
                 if spec.network_mode == "bridge" {
                     let host_port = p.host_port.map(|h| h.to_string()).unwrap_or_default();
-                    bindings.entry(key).or_default().get_or_insert_with(Vec::new).push(PortBinding {
-                        host_ip: Some(String::new()),
-                        host_port: Some(host_port),
-                    });
+                    bindings
+                        .entry(key)
+                        .or_default()
+                        .get_or_insert_with(Vec::new)
+                        .push(PortBinding {
+                            host_ip: Some(String::new()),
+                            host_port: Some(host_port),
+                        });
                 }
             }
             let host = HostConfig {
@@ -106,7 +124,11 @@ impl Runtime for DockerRuntime {
                 ulimits: (!spec.ulimits.is_empty()).then(|| {
                     spec.ulimits
                         .iter()
-                        .map(|u| ResourcesUlimits { name: Some(u.name.clone()), soft: Some(u.soft), hard: Some(u.hard) })
+                        .map(|u| ResourcesUlimits {
+                            name: Some(u.name.clone()),
+                            soft: Some(u.soft),
+                            hard: Some(u.hard),
+                        })
                         .collect()
                 }),
                 readonly_rootfs: Some(spec.readonly_rootfs),
@@ -131,7 +153,9 @@ impl Runtime for DockerRuntime {
                 host_config: Some(host),
                 ..Default::default()
             };
-            let options = CreateContainerOptionsBuilder::new().name(&spec.name).build();
+            let options = CreateContainerOptionsBuilder::new()
+                .name(&spec.name)
+                .build();
             let created = self
                 .docker
                 .create_container(Some(options), body)
@@ -142,16 +166,29 @@ impl Runtime for DockerRuntime {
     }
 
     fn start<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), RuntimeError>> {
-        Box::pin(async move { self.docker.start_container(id, None).await.map_err(|e| RuntimeError::Start(message(e))) })
+        Box::pin(async move {
+            self.docker
+                .start_container(id, None)
+                .await
+                .map_err(|e| RuntimeError::Start(message(e)))
+        })
     }
 
-    fn stop<'a>(&'a self, id: &'a str, timeout: Duration) -> BoxFuture<'a, Result<(), RuntimeError>> {
+    fn stop<'a>(
+        &'a self,
+        id: &'a str,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<(), RuntimeError>> {
         Box::pin(async move {
-            let options = StopContainerOptionsBuilder::new().t(timeout.as_secs() as i32).build();
+            let options = StopContainerOptionsBuilder::new()
+                .t(timeout.as_secs() as i32)
+                .build();
             match self.docker.stop_container(id, Some(options)).await {
                 Ok(()) => Ok(()),
                 // 304: already stopped.
-                Err(DockerError::DockerResponseServerError { status_code: 304, .. }) => Ok(()),
+                Err(DockerError::DockerResponseServerError {
+                    status_code: 304, ..
+                }) => Ok(()),
                 Err(e) => Err(RuntimeError::Stop(message(e))),
             }
         })
@@ -159,15 +196,24 @@ impl Runtime for DockerRuntime {
 
     fn inspect<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Observed, RuntimeError>> {
         Box::pin(async move {
-            let info = self.docker.inspect_container(id, None).await.map_err(|e| RuntimeError::Inspect(message(e)))?;
+            let info = self
+                .docker
+                .inspect_container(id, None)
+                .await
+                .map_err(|e| RuntimeError::Inspect(message(e)))?;
             let state = info.state.unwrap_or_default();
             let running = state.running.unwrap_or(false);
             let mut bindings = Vec::new();
-            let ports = info.network_settings.and_then(|n| n.ports).unwrap_or_default();
+            let ports = info
+                .network_settings
+                .and_then(|n| n.ports)
+                .unwrap_or_default();
             for (key, list) in ports {
                 let (port, protocol) = key.split_once('/').unwrap_or((&key, "tcp"));
                 for b in list.unwrap_or_default() {
-                    let (Ok(container_port), Some(Ok(host_port))) = (port.parse(), b.host_port.as_deref().map(str::parse)) else {
+                    let (Ok(container_port), Some(Ok(host_port))) =
+                        (port.parse(), b.host_port.as_deref().map(str::parse))
+                    else {
                         continue;
                     };
                     bindings.push(Binding {
@@ -178,8 +224,13 @@ impl Runtime for DockerRuntime {
                     });
                 }
             }
-            bindings.sort_by(|a, b| (a.container_port, &a.bind_ip).cmp(&(b.container_port, &b.bind_ip)));
-            let started = state.started_at.as_deref().is_some_and(|s| !s.starts_with("0001"));
+            bindings.sort_by(|a, b| {
+                (a.container_port, &a.bind_ip).cmp(&(b.container_port, &b.bind_ip))
+            });
+            let started = state
+                .started_at
+                .as_deref()
+                .is_some_and(|s| !s.starts_with("0001"));
             Ok(Observed {
                 id: info.id.unwrap_or_default(),
                 running,
@@ -209,9 +260,15 @@ impl Runtime for DockerRuntime {
 
     fn remove<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), RuntimeError>> {
         Box::pin(async move {
-            let options = RemoveContainerOptionsBuilder::new().force(true).v(true).build();
+            let options = RemoveContainerOptionsBuilder::new()
+                .force(true)
+                .v(true)
+                .build();
             match self.docker.remove_container(id, Some(options)).await {
-                Ok(()) | Err(DockerError::DockerResponseServerError { status_code: 404, .. }) => Ok(()),
+                Ok(())
+                | Err(DockerError::DockerResponseServerError {
+                    status_code: 404, ..
+                }) => Ok(()),
                 Err(e) => Err(RuntimeError::Stop(message(e))),
             }
         })
@@ -220,8 +277,15 @@ impl Runtime for DockerRuntime {
     fn list_managed(&self) -> BoxFuture<'_, Result<Vec<Observed>, RuntimeError>> {
         Box::pin(async move {
             let filters = HashMap::from([("label".to_string(), vec![LABEL_TASK.to_string()])]);
-            let options = ListContainersOptionsBuilder::new().all(true).filters(&filters).build();
-            let list = self.docker.list_containers(Some(options)).await.map_err(|e| RuntimeError::Inspect(message(e)))?;
+            let options = ListContainersOptionsBuilder::new()
+                .all(true)
+                .filters(&filters)
+                .build();
+            let list = self
+                .docker
+                .list_containers(Some(options))
+                .await
+                .map_err(|e| RuntimeError::Inspect(message(e)))?;
             let mut out = Vec::new();
             for c in list {
                 if let Some(id) = c.id {
@@ -239,9 +303,18 @@ mod tests {
 
     #[test]
     fn references_split_into_repo_and_tag_or_digest() {
-        assert_eq!(split_reference("127.0.0.1:5000/busybox:1"), ("127.0.0.1:5000/busybox", "1"));
-        assert_eq!(split_reference("127.0.0.1:5000/busybox"), ("127.0.0.1:5000/busybox", "latest"));
-        assert_eq!(split_reference("busybox@sha256:abc"), ("busybox", "sha256:abc"));
+        assert_eq!(
+            split_reference("127.0.0.1:5000/busybox:1"),
+            ("127.0.0.1:5000/busybox", "1")
+        );
+        assert_eq!(
+            split_reference("127.0.0.1:5000/busybox"),
+            ("127.0.0.1:5000/busybox", "latest")
+        );
+        assert_eq!(
+            split_reference("busybox@sha256:abc"),
+            ("busybox", "sha256:abc")
+        );
         assert_eq!(split_reference("nginx"), ("nginx", "latest"));
     }
 }

@@ -16,6 +16,8 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub const LABEL_TASK: &str = "com.berth.task-arn";
 pub const LABEL_CONTAINER: &str = "com.berth.container-name";
 pub const LABEL_CLUSTER: &str = "com.berth.cluster";
+/// The container instance (agent) that owns the container.
+pub const LABEL_INSTANCE: &str = "com.berth.container-instance";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PortSpec {
@@ -114,10 +116,15 @@ pub trait Runtime: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     /// Makes the image available locally (a cached image is not pulled again).
     fn pull<'a>(&'a self, spec: &'a ContainerSpec) -> BoxFuture<'a, Result<(), RuntimeError>>;
-    fn create<'a>(&'a self, spec: &'a ContainerSpec) -> BoxFuture<'a, Result<String, RuntimeError>>;
+    fn create<'a>(&'a self, spec: &'a ContainerSpec)
+    -> BoxFuture<'a, Result<String, RuntimeError>>;
     fn start<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), RuntimeError>>;
     /// SIGTERM, then SIGKILL once `timeout` has passed.
-    fn stop<'a>(&'a self, id: &'a str, timeout: Duration) -> BoxFuture<'a, Result<(), RuntimeError>>;
+    fn stop<'a>(
+        &'a self,
+        id: &'a str,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<(), RuntimeError>>;
     fn inspect<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Observed, RuntimeError>>;
     /// Returns once the container has exited.
     fn wait<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), RuntimeError>>;
