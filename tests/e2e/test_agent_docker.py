@@ -1,8 +1,13 @@
 """The local agent runs real containers through the Docker Engine."""
 
+import subprocess
 import time
+import urllib.request
+from pathlib import Path
 
 import pytest
+
+from conftest import free_port
 
 
 def wait_for(ecs, task_arn, status, timeout=60):
@@ -37,3 +42,352 @@ def test_missing_image_fails_to_start(agent_berth, registry, image_suffix):
     assert task["stopCode"] == "TaskFailedToStart"
     assert task["stoppedReason"].startswith("CannotPullContainerError:"), task["stoppedReason"]
     assert "startedAt" not in task
+
+
+# --- helpers --------------------------------------------------------------------------
+
+OOM_REASON = "OutOfMemoryError: Container killed due to memory usage"
+MIB = 1024 * 1024
+
+
+def run_task(ecs, family, containers, volumes=None, overrides=None):
+    """Registers `family` with `containers` (and `volumes`) and runs one task of it."""
+    kwargs = {"family": family, "containerDefinitions": containers}
+    if volumes is not None:
+        kwargs["volumes"] = volumes
+    ecs.register_task_definition(**kwargs)
+    run = {"taskDefinition": family}
+    if overrides is not None:
+        run["overrides"] = overrides
+    resp = ecs.run_task(**run)
+    assert not resp.get("failures"), resp["failures"]
+    return resp["tasks"][0]["taskArn"]
+
+
+def container(task, name):
+    matches = [c for c in task["containers"] if c["name"] == name]
+    assert len(matches) == 1, task["containers"]
+    return matches[0]
+
+
+def wait_until(check, timeout=30, interval=0.2, what="condition"):
+    """Polls `check()` until it returns something truthy; returns that value."""
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"{what} never held (last value: {last!r})")
+
+
+def http_get(url, timeout=20):
+    """GETs `url`, retrying while the server in the container is not yet listening."""
+    deadline = time.time() + timeout
+    error = None
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                return resp.read().decode()
+        except OSError as e:
+            error = e
+            time.sleep(0.2)
+    raise AssertionError(f"GET {url} never answered: {error}")
+
+
+def docker(*args):
+    p = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, f"docker {' '.join(args)} failed: {p.stderr}"
+    return p.stdout
+
+
+def instance_arn(ecs):
+    return ecs.list_container_instances()["containerInstanceArns"][0]
+
+
+def bb(name, image, script, memory=32, **extra):
+    """A busybox container definition running `sh -c script`."""
+    return {"name": name, "image": image, "memory": memory, "command": ["sh", "-c", script], **extra}
+
+
+# --- resources ------------------------------------------------------------------------
+
+
+def test_oom_killed_container_reports_out_of_memory(agent_berth, registry):
+    ecs = agent_berth.client()
+    # PID 1 itself asks for a 64 MiB buffer inside a 16 MiB cgroup: the kernel OOM-kills it.
+    arn = run_task(ecs, "oom", [
+        bb("main", registry, "exec dd if=/dev/zero of=/dev/null bs=64M count=1", memory=16)])
+    task = wait_for(ecs, arn, "STOPPED", timeout=30)
+    main = container(task, "main")
+    assert main["reason"] == OOM_REASON, main
+    assert main["exitCode"] == 137, main
+    assert main["lastStatus"] == "STOPPED"
+    assert task["stopCode"] == "EssentialContainerExited", task
+
+
+def test_cpu_and_memory_become_cgroup_limits(agent_berth, registry):
+    ecs = agent_berth.client()
+    arn = run_task(ecs, "limits", [
+        {"name": "main", "image": registry, "cpu": 512, "memory": 64, "memoryReservation": 32,
+         "command": ["sleep", "60"], "stopTimeout": 1}])
+    task = wait_for(ecs, arn, "RUNNING", timeout=30)
+    cid = container(task, "main")["runtimeId"]
+    assert len(cid) == 64, cid  # the full Docker container id
+
+    def read(controller, name):
+        return int(Path(f"/sys/fs/cgroup/{controller}/docker/{cid}/{name}").read_text())
+
+    assert read("cpu", "cpu.shares") == 512
+    assert read("memory", "memory.limit_in_bytes") == 64 * MIB
+    assert read("memory", "memory.soft_limit_in_bytes") == 32 * MIB
+    ecs.stop_task(task=arn)
+    task = wait_for(ecs, arn, "STOPPED", timeout=20)
+    assert task["stopCode"] == "UserInitiated", task
+
+
+# --- networking -----------------------------------------------------------------------
+
+
+def tcp_bindings(task, name, container_port):
+    bindings = [b for b in container(task, name).get("networkBindings", [])
+                if b["containerPort"] == container_port and b.get("protocol", "tcp") == "tcp"]
+    assert bindings, container(task, name)
+    return bindings
+
+
+def test_static_and_dynamic_host_ports_serve_http(agent_berth, registry):
+    ecs = agent_berth.client()
+    httpd = {"name": "web", "image": registry, "memory": 32, "command": ["httpd", "-f", "-p", "80", "-h", "/www"],
+             "stopTimeout": 1}
+    host_port = free_port()
+    static = run_task(ecs, "web-static", [{**httpd, "portMappings": [{"containerPort": 80, "hostPort": host_port}]}])
+    dynamic = run_task(ecs, "web-dynamic", [{**httpd, "portMappings": [{"containerPort": 80, "hostPort": 0}]}])
+
+    task = wait_for(ecs, static, "RUNNING", timeout=30)
+    bindings = tcp_bindings(task, "web", 80)
+    assert {b["hostPort"] for b in bindings} == {host_port}, bindings
+    assert http_get(f"http://127.0.0.1:{host_port}/index.html") == "hello from berth\n"
+
+    task = wait_for(ecs, dynamic, "RUNNING", timeout=30)
+    bindings = tcp_bindings(task, "web", 80)
+    ports = {b["hostPort"] for b in bindings}
+    assert len(ports) == 1, bindings
+    port = ports.pop()
+    low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    assert low <= port <= high, (port, low, high)
+    assert port != host_port
+    assert http_get(f"http://127.0.0.1:{port}/index.html") == "hello from berth\n"
+
+    for arn in (static, dynamic):
+        ecs.stop_task(task=arn)
+    for arn in (static, dynamic):
+        wait_for(ecs, arn, "STOPPED", timeout=20)
+
+
+# --- stopping -------------------------------------------------------------------------
+
+
+def test_stop_task_sends_sigterm_first(agent_berth, registry):
+    ecs = agent_berth.client()
+    # Default stopTimeout (30 s): a quick stop proves the container exited on SIGTERM.
+    arn = run_task(ecs, "graceful", [
+        bb("main", registry, 'trap "exit 0" TERM; while true; do sleep 0.2; done')])
+    wait_for(ecs, arn, "RUNNING", timeout=30)
+    time.sleep(0.5)  # let the shell install its trap
+    started = time.time()
+    ecs.stop_task(task=arn, reason="enough")
+    task = wait_for(ecs, arn, "STOPPED", timeout=20)
+    elapsed = time.time() - started
+    assert elapsed < 8, f"stop took {elapsed:.1f}s: SIGTERM was not delivered or not acted on"
+    assert container(task, "main")["exitCode"] == 0, task["containers"]
+    assert task["stopCode"] == "UserInitiated", task
+    assert task["stoppedReason"] == "enough", task
+
+
+def test_stop_task_kills_after_stop_timeout(agent_berth, registry):
+    ecs = agent_berth.client()
+    arn = run_task(ecs, "stubborn", [
+        bb("main", registry, 'trap "" TERM; while true; do sleep 0.2; done', stopTimeout=2)])
+    wait_for(ecs, arn, "RUNNING", timeout=30)
+    time.sleep(0.5)
+    started = time.time()
+    ecs.stop_task(task=arn)
+    task = wait_for(ecs, arn, "STOPPED", timeout=30)
+    elapsed = time.time() - started
+    assert 1.5 <= elapsed <= 15, f"stopped after {elapsed:.1f}s with stopTimeout 2"
+    assert container(task, "main")["exitCode"] == 137, task["containers"]
+    assert task["stopCode"] == "UserInitiated", task
+
+
+def test_non_essential_exit_keeps_the_task_running(agent_berth, registry):
+    ecs = agent_berth.client()
+    arn = run_task(ecs, "sidecar", [
+        {"name": "main", "image": registry, "memory": 32, "command": ["sleep", "60"], "stopTimeout": 1},
+        bb("side", registry, "exit 0", essential=False)])
+
+    def side_stopped():
+        task = ecs.describe_tasks(tasks=[arn])["tasks"][0]
+        return task if container(task, "side")["lastStatus"] == "STOPPED" else None
+
+    task = wait_until(side_stopped, timeout=30, what="the non-essential container stopped")
+    assert container(task, "side")["exitCode"] == 0, task["containers"]
+    time.sleep(1.5)  # time for a wrong "essential exited" decision to show
+    task = ecs.describe_tasks(tasks=[arn])["tasks"][0]
+    assert task["lastStatus"] == "RUNNING", task
+    assert task["desiredStatus"] == "RUNNING", task
+    assert container(task, "main")["lastStatus"] == "RUNNING", task["containers"]
+    assert container(task, "side")["lastStatus"] == "STOPPED", task["containers"]
+
+    ecs.stop_task(task=arn)
+    task = wait_for(ecs, arn, "STOPPED", timeout=20)
+    assert task["stopCode"] == "UserInitiated", task
+    assert container(task, "main")["exitCode"] == 137, task["containers"]  # sleep ignores SIGTERM as PID 1
+    assert container(task, "side")["exitCode"] == 0, task["containers"]
+
+
+# --- container settings ---------------------------------------------------------------
+
+
+def test_environment_command_entrypoint_workdir_and_overrides(agent_berth, registry):
+    ecs = agent_berth.client()
+    check = ('test "$A" = 1 && test "$B" = 3 && test "$C" = new && test "$(pwd)" = /www '
+             '&& test "$0" = sh && exit 7; env; pwd; exit 1')
+    arn = run_task(ecs, "settings", [
+        {"name": "main", "image": registry, "memory": 32, "entryPoint": ["sh", "-c"], "command": [check],
+         "workingDirectory": "/www", "environment": [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]}],
+        overrides={"containerOverrides": [
+            {"name": "main", "environment": [{"name": "B", "value": "3"}, {"name": "C", "value": "new"}]}]})
+    # A command override replaces the definition's command (the entryPoint stays).
+    replaced = ecs.run_task(taskDefinition="settings", overrides={"containerOverrides": [
+        {"name": "main", "command": ['test "$B" = 2 && test "$(pwd)" = /www && exit 11; exit 1']}]})["tasks"][0]["taskArn"]
+
+    task = wait_for(ecs, arn, "STOPPED", timeout=30)
+    assert container(task, "main")["exitCode"] == 7, task["containers"]
+    task = wait_for(ecs, replaced, "STOPPED", timeout=30)
+    assert container(task, "main")["exitCode"] == 11, task["containers"]
+
+
+def test_readonly_root_user_and_ulimits(agent_berth, registry):
+    ecs = agent_berth.client()
+    readonly = run_task(ecs, "readonly", [
+        bb("main", registry, "touch /x && exit 0 || exit 4", readonlyRootFilesystem=True)])
+    writable = run_task(ecs, "writable", [bb("main", registry, "touch /x && exit 3 || exit 4")])
+    user = run_task(ecs, "nobody", [
+        bb("main", registry, 'test "$(id -u)" = 65534 && test "$(id -g)" = 65534 && exit 6; exit 1', user="nobody")])
+    ulimit = run_task(ecs, "nofile", [
+        bb("main", registry, 'test "$(ulimit -n)" = 123 && test "$(ulimit -Hn)" = 456 && exit 8; exit 1',
+           ulimits=[{"name": "nofile", "softLimit": 123, "hardLimit": 456}])])
+    expected = {readonly: 4, writable: 3, user: 6, ulimit: 8}
+    for arn, code in expected.items():
+        task = wait_for(ecs, arn, "STOPPED", timeout=30)
+        assert container(task, "main")["exitCode"] == code, (task["taskDefinitionArn"], task["containers"])
+
+
+def test_privileged_container_is_refused(agent_berth, registry):
+    ecs = agent_berth.client()
+    arn = run_task(ecs, "privileged", [bb("main", registry, "exit 0", privileged=True)])
+    task = wait_for(ecs, arn, "STOPPED", timeout=30)
+    assert task["stopCode"] == "TaskFailedToStart", task
+    assert "privileged" in task["stoppedReason"], task
+    assert "startedAt" not in task, task
+    assert "exitCode" not in container(task, "main"), task["containers"]
+    # Nothing was created for it.
+    assert docker("ps", "-aq", "--filter", f"label=com.berth.task-arn={arn}").split() == []
+
+
+# --- volumes --------------------------------------------------------------------------
+
+
+def test_scratch_volume_is_shared_between_containers(agent_berth, registry):
+    ecs = agent_berth.client()
+    arn = run_task(ecs, "scratch", [
+        bb("writer", registry, "echo shared-data > /data/msg", essential=False,
+           mountPoints=[{"sourceVolume": "scratch", "containerPath": "/data"}]),
+        bb("reader", registry,
+           'for i in $(seq 100); do test -f /shared/msg && break; sleep 0.1; done; '
+           'test "$(cat /shared/msg)" = shared-data && exit 5; exit 1',
+           mountPoints=[{"sourceVolume": "scratch", "containerPath": "/shared"}])],
+        volumes=[{"name": "scratch"}])
+    task = wait_for(ecs, arn, "STOPPED", timeout=30)
+    assert container(task, "writer")["exitCode"] == 0, task["containers"]
+    assert container(task, "reader")["exitCode"] == 5, task["containers"]
+    assert task["stopCode"] == "EssentialContainerExited", task
+
+
+def test_host_volume_is_bind_mounted(agent_berth, registry, tmp_path):
+    ecs = agent_berth.client()
+    host_dir = tmp_path / "hostvol"
+    host_dir.mkdir()
+    (host_dir / "in.txt").write_text("from-host\n")
+    arn = run_task(ecs, "hostvol", [
+        bb("main", registry, 'test "$(cat /mnt/in.txt)" = from-host && echo from-container > /mnt/out.txt && exit 2; exit 1',
+           mountPoints=[{"sourceVolume": "h", "containerPath": "/mnt"}])],
+        volumes=[{"name": "h", "host": {"sourcePath": str(host_dir)}}])
+    task = wait_for(ecs, arn, "STOPPED", timeout=30)
+    assert container(task, "main")["exitCode"] == 2, task["containers"]
+    assert (host_dir / "out.txt").read_text() == "from-container\n"
+
+
+# --- agent restart --------------------------------------------------------------------
+
+
+def managed_containers(instance):
+    """{task arn: [container ids]} of the running containers of this agent's instance."""
+    out = docker("ps", "--no-trunc", "--filter", f"label=com.berth.container-instance={instance}",
+                 "--filter", "label=com.berth.task-arn", "--format", '{{.ID}} {{.Label "com.berth.task-arn"}}')
+    by_task = {}
+    for line in out.splitlines():
+        cid, task = line.split(" ", 1)
+        by_task.setdefault(task, []).append(cid)
+    return by_task
+
+
+def test_agent_restart_adopts_running_containers(agent_berth, registry):
+    ecs = agent_berth.client()
+    instance = instance_arn(ecs)
+    ecs.register_task_definition(family="long", containerDefinitions=[
+        {"name": "main", "image": registry, "memory": 32, "command": ["sleep", "300"], "stopTimeout": 1}])
+    arns = ecs.run_task(taskDefinition="long", count=5)["tasks"]
+    arns = [t["taskArn"] for t in arns]
+    assert len(arns) == 5
+    before = {arn: container(wait_for(ecs, arn, "RUNNING", timeout=30), "main")["runtimeId"] for arn in arns}
+    assert managed_containers(instance) == {arn: [cid] for arn, cid in before.items()}
+
+    agent_berth.restart()
+    ecs = agent_berth.client()
+    assert instance_arn(ecs) == instance
+    # Give the new agent time to poll its assignments and (wrongly) start anything twice.
+    deadline = time.time() + 4
+    while time.time() < deadline:
+        assert managed_containers(instance) == {arn: [cid] for arn, cid in before.items()}
+        time.sleep(0.5)
+    tasks = ecs.describe_tasks(tasks=arns)["tasks"]
+    assert {t["taskArn"]: t["lastStatus"] for t in tasks} == {arn: "RUNNING" for arn in arns}
+    assert {t["taskArn"]: container(t, "main")["runtimeId"] for t in tasks} == before
+
+    # The restarted agent controls the adopted containers: StopTask still stops one.
+    ecs.stop_task(task=arns[0])
+    task = wait_for(ecs, arns[0], "STOPPED", timeout=20)
+    assert container(task, "main")["exitCode"] == 137, task["containers"]
+    wait_until(lambda: arns[0] not in managed_containers(instance), timeout=10, what="the stopped container gone")
+    assert set(managed_containers(instance)) == set(arns[1:])
+
+
+def test_container_exit_while_agent_down_is_reported(agent_berth, registry):
+    ecs = agent_berth.client()
+    arn = run_task(ecs, "exit9", [bb("main", registry, 'trap "exit 9" TERM; while true; do sleep 0.2; done')])
+    cid = container(wait_for(ecs, arn, "RUNNING", timeout=30), "main")["runtimeId"]
+    time.sleep(0.5)  # let the shell install its trap
+    agent_berth.stop()
+    docker("stop", "-t", "5", cid)
+    assert docker("inspect", "-f", "{{.State.ExitCode}}", cid).strip() == "9"
+    agent_berth.start()
+    ecs = agent_berth.client()
+    task = wait_for(ecs, arn, "STOPPED", timeout=30)
+    main = container(task, "main")
+    assert main["exitCode"] == 9, task["containers"]
+    assert main["runtimeId"] == cid
+    assert task["stopCode"] == "EssentialContainerExited", task
+    assert task["stoppedReason"] == "Essential container in task exited", task
