@@ -1,0 +1,7 @@
+//! OCI images on a node, for the `oci` runtime driver: layers unpacked safely, once, into
+//! directories that every container of the image shares read-only through overlayfs.
+//!
+//! - [`unpack`]: one layer tar into one directory, refusing anything that could write
+//!   outside it, with whiteouts turned into overlayfs whiteouts.
+
+pub mod unpack;
