@@ -123,7 +123,7 @@ fn clear(path: &Path) -> io::Result<()> {
 fn mknod_whiteout(path: &Path) -> io::Result<()> {
     let c = CString::new(path.as_os_str().as_bytes())?;
     // SAFETY: a valid NUL-terminated path; mknod does not retain the pointer.
-    let rc = unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR | 0o000, libc::makedev(0, 0)) };
+    let rc = unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR, libc::makedev(0, 0)) };
     if rc == 0 {
         Ok(())
     } else {
