@@ -380,7 +380,8 @@ mod tests {
     /// Hostile layers: each is refused with its reason, and nothing appears outside the root.
     #[test]
     fn malicious_layers_are_refused_and_write_nothing_outside() {
-        let cases: &[(&str, &[(&str, &str)], &str)] = &[
+        type Entries = &'static [(&'static str, &'static str)];
+        let cases: &[(&str, Entries, &str)] = &[
             ("traversal", &[("../outside", "f:x")], "'..'"),
             ("deep traversal", &[("a/../../outside", "f:x")], "'..'"),
             (
