@@ -35,6 +35,8 @@ pub struct AgentConfig {
     pub availability_zone: String,
     pub attributes: Vec<(String, String)>,
     pub allow_privileged: bool,
+    /// How long a stopped task's containers are kept before they are removed.
+    pub cleanup_wait: Duration,
 }
 
 #[derive(Debug, Error)]
@@ -124,6 +126,7 @@ impl Agent {
             instance_arn: instance_arn.clone(),
             state_dir: config.state_dir.clone(),
             allow_privileged: config.allow_privileged,
+            cleanup_wait: config.cleanup_wait,
         });
         Ok(Agent {
             config,

@@ -31,6 +31,8 @@ pub struct Shared {
     pub instance_arn: String,
     pub state_dir: PathBuf,
     pub allow_privileged: bool,
+    /// How long a stopped task's containers are kept (for their logs) before removal.
+    pub cleanup_wait: Duration,
 }
 
 pub struct Runner {
@@ -231,7 +233,12 @@ impl TaskRun {
             }
             tokio::select! {
                 changed = desired_rx.changed() => {
-                    if changed.is_err() || *desired_rx.borrow_and_update() == Desired::Stopped {
+                    // The agent is going away (shutdown): leave the containers running for
+                    // the next agent process to adopt.
+                    if changed.is_err() {
+                        return;
+                    }
+                    if *desired_rx.borrow_and_update() == Desired::Stopped {
                         self.desired = Desired::Stopped;
                     }
                 }
@@ -466,8 +473,9 @@ impl TaskRun {
         self.last_report = Some(comparable);
     }
 
-    /// Removes the task's containers and scratch volumes once it is reported STOPPED.
+    /// Removes the task's containers and scratch volumes a while after it is reported STOPPED.
     async fn cleanup(&mut self) {
+        tokio::time::sleep(self.shared.cleanup_wait).await;
         for c in &self.containers {
             if let Some(id) = &c.id
                 && let Err(e) = self.shared.runtime.remove(id).await

@@ -40,6 +40,7 @@ pub fn config(
             .unwrap_or_else(|| format!("{region}a")),
         attributes: options.attributes.clone(),
         allow_privileged: options.allow_privileged,
+        cleanup_wait: std::time::Duration::from_secs(options.task_cleanup_wait),
     }
 }
 

@@ -69,6 +69,9 @@ pub struct AgentOptions {
     /// Let tasks run privileged containers
     #[arg(long, env = "BERTH_ALLOW_PRIVILEGED")]
     pub allow_privileged: bool,
+    /// Seconds a stopped task's containers are kept (for `berth logs`) before removal
+    #[arg(long, env = "BERTH_TASK_CLEANUP_WAIT", default_value_t = 600)]
+    pub task_cleanup_wait: u64,
 }
 
 fn parse_attribute(raw: &str) -> Result<(String, String), String> {
@@ -147,7 +150,7 @@ pub struct Settings {
     pub generated_key: bool,
 }
 
-fn default_data_dir() -> PathBuf {
+pub fn default_data_dir() -> PathBuf {
     match std::env::var_os("XDG_DATA_HOME") {
         Some(d) if !d.is_empty() => PathBuf::from(d).join("berth"),
         _ => std::env::var_os("HOME")
@@ -155,6 +158,14 @@ fn default_data_dir() -> PathBuf {
             .unwrap_or_else(|| PathBuf::from("."))
             .join(".local/share/berth"),
     }
+}
+
+/// The first key pair of a credentials file.
+pub fn first_key(path: &Path) -> anyhow::Result<KeyPair> {
+    read_credentials(path)?
+        .into_iter()
+        .next()
+        .with_context(|| format!("{} holds no key pair", path.display()))
 }
 
 fn read_credentials(path: &Path) -> anyhow::Result<Vec<KeyPair>> {

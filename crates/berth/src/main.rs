@@ -2,6 +2,7 @@
 //! plane alone), `berth version`.
 
 mod agent;
+mod cli;
 mod config;
 mod serve;
 
@@ -31,6 +32,12 @@ enum Command {
     Server(config::ServeArgs),
     /// Join this machine to a cluster as a container instance.
     Agent(config::AgentArgs),
+    /// List tasks and their status.
+    Ps(cli::PsArgs),
+    /// Print a task's container output.
+    Logs(cli::LogsArgs),
+    /// Run an image as a task, the feel of `docker run` on ECS semantics.
+    Run(cli::RunArgs),
     /// Print the version.
     Version,
 }
@@ -47,9 +54,21 @@ fn main() -> anyhow::Result<()> {
         Command::Up { serve, agent } => serve::run(serve.resolve()?, Some(agent)),
         Command::Server(args) => serve::run(args.resolve()?, None),
         Command::Agent(args) => agent::run(args),
+        Command::Ps(args) => exit_with(cli::ps(args)),
+        Command::Logs(args) => exit_with(cli::logs(args)),
+        Command::Run(args) => exit_with(cli::run(args)),
         Command::Version => {
             println!("berth {}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
     }
+}
+
+/// Ends the process with a command's exit code (as `berth run` passes the task's on).
+fn exit_with(code: anyhow::Result<i32>) -> anyhow::Result<()> {
+    let code = code?;
+    if code != 0 {
+        std::process::exit(code);
+    }
+    Ok(())
 }

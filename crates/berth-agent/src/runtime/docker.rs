@@ -5,15 +5,21 @@ use std::time::Duration;
 
 use bollard::Docker;
 use bollard::auth::DockerCredentials;
+use bollard::container::LogOutput;
 use bollard::errors::Error as DockerError;
-use bollard::models::{ContainerCreateBody, HostConfig, PortBinding, ResourcesUlimits};
+use bollard::models::{
+    ContainerCreateBody, HostConfig, HostConfigLogConfig, PortBinding, ResourcesUlimits,
+};
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder,
-    RemoveContainerOptionsBuilder, StopContainerOptionsBuilder, WaitContainerOptions,
+    LogsOptionsBuilder, RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
+    WaitContainerOptions,
 };
 use futures::StreamExt;
 
-use super::{Binding, BoxFuture, ContainerSpec, LABEL_TASK, Observed, Runtime, RuntimeError};
+use super::{
+    Binding, BoxFuture, ContainerSpec, LABEL_TASK, LogStream, Observed, Runtime, RuntimeError,
+};
 
 pub struct DockerRuntime {
     docker: Docker,
@@ -137,6 +143,14 @@ impl Runtime for DockerRuntime {
                 cap_add: (!spec.cap_add.is_empty()).then(|| spec.cap_add.clone()),
                 cap_drop: (!spec.cap_drop.is_empty()).then(|| spec.cap_drop.clone()),
                 binds: (!spec.binds.is_empty()).then(|| spec.binds.clone()),
+                // stdout/stderr kept in a file per container, rotated: three files of 10 MiB.
+                log_config: Some(HostConfigLogConfig {
+                    typ: Some("json-file".into()),
+                    config: Some(HashMap::from([
+                        ("max-size".to_string(), "10m".to_string()),
+                        ("max-file".to_string(), "3".to_string()),
+                    ])),
+                }),
                 ..Default::default()
             };
             let body = ContainerCreateBody {
@@ -272,6 +286,28 @@ impl Runtime for DockerRuntime {
                 Err(e) => Err(RuntimeError::Stop(message(e))),
             }
         })
+    }
+
+    fn logs<'a>(&'a self, id: &'a str, follow: bool) -> LogStream<'a> {
+        let options = LogsOptionsBuilder::new()
+            .stdout(true)
+            .stderr(true)
+            .follow(follow)
+            .build();
+        Box::pin(
+            self.docker
+                .logs(id, Some(options))
+                .filter_map(|item| async move {
+                    match item {
+                        Ok(LogOutput::StdOut { message }) | Ok(LogOutput::Console { message }) => {
+                            Some(Ok((false, message)))
+                        }
+                        Ok(LogOutput::StdErr { message }) => Some(Ok((true, message))),
+                        Ok(LogOutput::StdIn { .. }) => None,
+                        Err(e) => Some(Err(RuntimeError::Inspect(message(e)))),
+                    }
+                }),
+        )
     }
 
     fn list_managed(&self) -> BoxFuture<'_, Result<Vec<Observed>, RuntimeError>> {

@@ -11,6 +11,9 @@ use std::time::Duration;
 use thiserror::Error;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+/// A container's output: chunks of stdout (`false`) or stderr (`true`).
+pub type LogStream<'a> =
+    Pin<Box<dyn futures::Stream<Item = Result<(bool, bytes::Bytes), RuntimeError>> + Send + 'a>>;
 
 /// Labels every container the agent creates carries, so a restarted agent can find its own.
 pub const LABEL_TASK: &str = "com.berth.task-arn";
@@ -131,4 +134,6 @@ pub trait Runtime: Send + Sync + 'static {
     fn remove<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), RuntimeError>>;
     /// Every container this agent created (found by its labels), running or not.
     fn list_managed(&self) -> BoxFuture<'_, Result<Vec<Observed>, RuntimeError>>;
+    /// The container's kept stdout/stderr; with `follow`, then what it writes until it exits.
+    fn logs<'a>(&'a self, id: &'a str, follow: bool) -> LogStream<'a>;
 }
