@@ -60,12 +60,29 @@ def distil(model):
     return out
 
 
+# Berth's own additions to the wire contract, sent only by Berth's agent (AWS SDKs never send
+# them): the health of a task and of each container, which ECS's agent reports over a private
+# channel instead.
+EXTENSIONS = {
+    "ecs": {
+        "SubmitTaskStateChangeRequest": {"healthStatus": {"shape": "HealthStatus"}},
+        "ContainerStateChange": {"healthStatus": {"shape": "HealthStatus"}},
+    },
+}
+
+
+def extend(service, distilled):
+    for shape, members in EXTENSIONS.get(service, {}).items():
+        distilled["shapes"][shape]["members"].update(members)
+
+
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     dest = os.path.join(here, "..", "crates", "berth-api", "models")
     os.makedirs(dest, exist_ok=True)
     for service, version in SERVICES.items():
         distilled = distil(load(service, version))
+        extend(service, distilled)
         with open(os.path.join(dest, f"{service}.json"), "w") as f:
             json.dump(distilled, f, indent=None, separators=(",", ":"), sort_keys=True)
             f.write("\n")

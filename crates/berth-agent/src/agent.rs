@@ -75,10 +75,7 @@ impl Agent {
         client: Arc<ApiClient>,
         runtime: Arc<dyn Runtime>,
     ) -> Result<Agent, AgentError> {
-        let state_err = |e: std::io::Error| AgentError::State {
-            path: config.state_dir.clone(),
-            error: e.to_string(),
-        };
+        let state_err = |e: std::io::Error| AgentError::State { path: config.state_dir.clone(), error: e.to_string() };
         std::fs::create_dir_all(&config.state_dir).map_err(state_err)?;
         let identity_path = config.state_dir.join("instance.json");
         let previous: Option<Identity> = std::fs::read(&identity_path)
@@ -94,20 +91,11 @@ impl Agent {
         if let Some(p) = &previous {
             input["containerInstanceArn"] = json!(p.container_instance_arn);
         }
-        let registered = client
-            .ecs("RegisterContainerInstance", input)
-            .await
-            .map_err(AgentError::Register)?;
-        let instance_arn = registered["containerInstance"]["containerInstanceArn"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        let identity = Identity {
-            cluster: config.cluster.clone(),
-            container_instance_arn: instance_arn.clone(),
-        };
-        std::fs::write(&identity_path, serde_json::to_vec(&identity).expect("json"))
-            .map_err(state_err)?;
+        let registered = client.ecs("RegisterContainerInstance", input).await.map_err(AgentError::Register)?;
+        let instance_arn =
+            registered["containerInstance"]["containerInstanceArn"].as_str().unwrap_or_default().to_string();
+        let identity = Identity { cluster: config.cluster.clone(), container_instance_arn: instance_arn.clone() };
+        std::fs::write(&identity_path, serde_json::to_vec(&identity).expect("json")).map_err(state_err)?;
 
         let mut adopted: HashMap<String, Vec<Observed>> = HashMap::new();
         for c in runtime.list_managed().await? {
@@ -128,14 +116,7 @@ impl Agent {
             allow_privileged: config.allow_privileged,
             cleanup_wait: config.cleanup_wait,
         });
-        Ok(Agent {
-            config,
-            shared,
-            instance_arn,
-            runners: HashMap::new(),
-            finished: Default::default(),
-            adopted,
-        })
+        Ok(Agent { config, shared, instance_arn, runners: HashMap::new(), finished: Default::default(), adopted })
     }
 
     pub fn instance_arn(&self) -> &str {
@@ -144,21 +125,11 @@ impl Agent {
 
     /// Follows the assignment channel until the instance is deregistered.
     pub async fn run(mut self) -> Result<(), AgentError> {
-        let instance_id = self
-            .instance_arn
-            .rsplit('/')
-            .next()
-            .unwrap_or_default()
-            .to_string();
+        let instance_id = self.instance_arn.rsplit('/').next().unwrap_or_default().to_string();
         let mut since = 0;
         let mut first = true;
         loop {
-            match self
-                .shared
-                .client
-                .assignments(&self.config.cluster, &instance_id, since, POLL_WAIT)
-                .await
-            {
+            match self.shared.client.assignments(&self.config.cluster, &instance_id, since, POLL_WAIT).await {
                 Ok(answer) => {
                     since = answer["revision"].as_u64().unwrap_or(since);
                     let tasks = answer["tasks"].as_array().cloned().unwrap_or_default();
@@ -187,11 +158,7 @@ impl Agent {
                 continue;
             };
             listed.insert(arn.clone());
-            let desired = if task["desiredStatus"] == "STOPPED" {
-                Desired::Stopped
-            } else {
-                Desired::Running
-            };
+            let desired = if task["desiredStatus"] == "STOPPED" { Desired::Stopped } else { Desired::Running };
             match self.runners.get(&arn) {
                 Some(runner) => {
                     runner.desired.send_if_modified(|d| {
@@ -212,9 +179,7 @@ impl Agent {
         }
         for (arn, runner) in &self.runners {
             if !listed.contains(arn) {
-                runner.desired.send_if_modified(|d| {
-                    std::mem::replace(d, Desired::Stopped) != Desired::Stopped
-                });
+                runner.desired.send_if_modified(|d| std::mem::replace(d, Desired::Stopped) != Desired::Stopped);
             }
         }
         if first {
@@ -234,12 +199,8 @@ impl Agent {
 
     /// Forgets runners whose task has finished (remembering the task so it is never rerun).
     fn reap(&mut self) {
-        let done: Vec<String> = self
-            .runners
-            .iter()
-            .filter(|(_, r)| r.handle.is_finished())
-            .map(|(a, _)| a.clone())
-            .collect();
+        let done: Vec<String> =
+            self.runners.iter().filter(|(_, r)| r.handle.is_finished()).map(|(a, _)| a.clone()).collect();
         for arn in done {
             self.runners.remove(&arn);
             let (set, order) = &mut self.finished;

@@ -18,11 +18,7 @@ const ECS_TARGET: &str = "AmazonEC2ContainerServiceV20141113";
 pub enum ClientError {
     /// The server answered with an AWS error.
     #[error("{code}: {message}")]
-    Api {
-        status: u16,
-        code: String,
-        message: String,
-    },
+    Api { status: u16, code: String, message: String },
     /// The server could not be reached or answered nonsense; worth retrying.
     #[error("cannot reach the control plane: {0}")]
     Transport(String),
@@ -48,17 +44,10 @@ pub struct ApiClient {
 
 impl ApiClient {
     /// `endpoint` is `http://HOST:PORT`.
-    pub fn new(
-        endpoint: &str,
-        access_key: &str,
-        secret_key: &str,
-        region: &str,
-    ) -> Result<Self, ClientError> {
+    pub fn new(endpoint: &str, access_key: &str, secret_key: &str, region: &str) -> Result<Self, ClientError> {
         let host = endpoint
             .strip_prefix("http://")
-            .ok_or_else(|| {
-                ClientError::Transport(format!("endpoint {endpoint} must be http://HOST:PORT"))
-            })?
+            .ok_or_else(|| ClientError::Transport(format!("endpoint {endpoint} must be http://HOST:PORT")))?
             .trim_end_matches('/')
             .to_string();
         Ok(ApiClient {
@@ -67,9 +56,7 @@ impl ApiClient {
             access_key: access_key.into(),
             secret_key: secret_key.into(),
             region: region.into(),
-            http: Client::builder(TokioExecutor::new())
-                .pool_idle_timeout(Duration::from_secs(30))
-                .build_http(),
+            http: Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(30)).build_http(),
         })
     }
 
@@ -98,41 +85,25 @@ impl ApiClient {
             &to_sign,
             &body,
         );
-        let mut req = Request::builder()
-            .method(method)
-            .uri(format!("{}{path}", self.base));
-        for (k, v) in to_sign
-            .iter()
-            .copied()
-            .chain(signed.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        {
+        let mut req = Request::builder().method(method).uri(format!("{}{path}", self.base));
+        for (k, v) in to_sign.iter().copied().chain(signed.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
             req = req.header(k, v);
         }
-        let req = req
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        let req = req.body(Full::new(Bytes::from(body))).map_err(|e| ClientError::Transport(e.to_string()))?;
         let response = tokio::time::timeout(timeout, self.http.request(req))
             .await
             .map_err(|_| ClientError::Transport(format!("no answer within {timeout:?}")))?
             .map_err(|e| ClientError::Transport(e.to_string()))?;
         let status = response.status().as_u16();
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| ClientError::Transport(e.to_string()))?
-            .to_bytes();
-        let value: Value = serde_json::from_slice(&bytes)
-            .map_err(|e| ClientError::Transport(format!("bad response: {e}")))?;
+        let bytes = response.into_body().collect().await.map_err(|e| ClientError::Transport(e.to_string()))?.to_bytes();
+        let value: Value =
+            serde_json::from_slice(&bytes).map_err(|e| ClientError::Transport(format!("bad response: {e}")))?;
         if status == 200 {
             return Ok(value);
         }
         Err(ClientError::Api {
             status,
-            code: value["__type"]
-                .as_str()
-                .unwrap_or("UnknownError")
-                .to_string(),
+            code: value["__type"].as_str().unwrap_or("UnknownError").to_string(),
             message: value["message"].as_str().unwrap_or_default().to_string(),
         })
     }
@@ -140,18 +111,8 @@ impl ApiClient {
     /// Calls an ECS operation.
     pub async fn ecs(&self, operation: &str, input: Value) -> Result<Value, ClientError> {
         let target = format!("{ECS_TARGET}.{operation}");
-        let headers = [
-            ("content-type", "application/x-amz-json-1.1"),
-            ("x-amz-target", target.as_str()),
-        ];
-        self.send(
-            "POST",
-            "/",
-            &headers,
-            serde_json::to_vec(&input).expect("json"),
-            Duration::from_secs(30),
-        )
-        .await
+        let headers = [("content-type", "application/x-amz-json-1.1"), ("x-amz-target", target.as_str())];
+        self.send("POST", "/", &headers, serde_json::to_vec(&input).expect("json"), Duration::from_secs(30)).await
     }
 
     /// The tasks assigned to this instance; waits up to `wait` for a change after `since`.
@@ -166,13 +127,6 @@ impl ApiClient {
             "/berth/v1/assignments?cluster={cluster}&containerInstance={instance_id}&since={since}&wait={}",
             wait.as_secs()
         );
-        self.send(
-            "GET",
-            &path,
-            &[],
-            Vec::new(),
-            wait + Duration::from_secs(15),
-        )
-        .await
+        self.send("GET", &path, &[], Vec::new(), wait + Duration::from_secs(15)).await
     }
 }

@@ -8,10 +8,7 @@ use serde_json::{Value, json};
 
 /// CPU units: 1024 per core, as ECS counts them.
 pub fn cpu_units() -> i64 {
-    std::thread::available_parallelism()
-        .map(|n| n.get() as i64)
-        .unwrap_or(1)
-        * 1024
+    std::thread::available_parallelism().map(|n| n.get() as i64).unwrap_or(1) * 1024
 }
 
 /// Total memory in MiB, from /proc/meminfo.
@@ -27,28 +24,17 @@ pub fn memory_mib() -> i64 {
 
 /// Ports something on the host already listens on (TCP) or has bound (UDP).
 pub fn ports_in_use(udp: bool) -> BTreeSet<u16> {
-    let files: &[&str] = if udp {
-        &["/proc/net/udp", "/proc/net/udp6"]
-    } else {
-        &["/proc/net/tcp", "/proc/net/tcp6"]
-    };
+    let files: &[&str] = if udp { &["/proc/net/udp", "/proc/net/udp6"] } else { &["/proc/net/tcp", "/proc/net/tcp6"] };
     let mut ports = BTreeSet::new();
     for file in files {
-        for line in std::fs::read_to_string(file)
-            .unwrap_or_default()
-            .lines()
-            .skip(1)
-        {
+        for line in std::fs::read_to_string(file).unwrap_or_default().lines().skip(1) {
             let fields: Vec<&str> = line.split_whitespace().collect();
             // local_address is "HEXIP:HEXPORT"; state 0A is LISTEN (TCP), 07 is unconnected (UDP).
             let (Some(local), Some(state)) = (fields.get(1), fields.get(3)) else {
                 continue;
             };
             let wanted = if udp { *state == "07" } else { *state == "0A" };
-            if let Some(port) = local
-                .rsplit(':')
-                .next()
-                .and_then(|p| u16::from_str_radix(p, 16).ok())
+            if let Some(port) = local.rsplit(':').next().and_then(|p| u16::from_str_radix(p, 16).ok())
                 && wanted
             {
                 ports.insert(port);
@@ -117,21 +103,11 @@ mod tests {
         let attrs = attributes(
             "m5.large",
             "zone-a",
-            &[
-                ("ecs.availability-zone".into(), "zone-b".into()),
-                ("team".into(), "x".into()),
-            ],
+            &[("ecs.availability-zone".into(), "zone-b".into()), ("team".into(), "x".into())],
         );
-        let zone: Vec<_> = attrs
-            .iter()
-            .filter(|a| a["name"] == "ecs.availability-zone")
-            .collect();
+        let zone: Vec<_> = attrs.iter().filter(|a| a["name"] == "ecs.availability-zone").collect();
         assert_eq!(zone.len(), 1);
         assert_eq!(zone[0]["value"], "zone-b");
-        assert!(
-            attrs
-                .iter()
-                .any(|a| a["name"] == "team" && a["value"] == "x")
-        );
+        assert!(attrs.iter().any(|a| a["name"] == "team" && a["value"] == "x"));
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use crate::runtime::{
-    ContainerSpec, LABEL_CLUSTER, LABEL_CONTAINER, LABEL_INSTANCE, LABEL_TASK, PortSpec, Ulimit,
+    ContainerSpec, HealthSpec, LABEL_CLUSTER, LABEL_CONTAINER, LABEL_INSTANCE, LABEL_TASK, PortSpec, Ulimit,
 };
 
 type Obj = Map<String, Value>;
@@ -33,19 +33,11 @@ fn int(o: &Obj, k: &str) -> Option<i64> {
 }
 
 fn objects<'a>(o: &'a Obj, k: &str) -> impl Iterator<Item = &'a Obj> {
-    o.get(k)
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_object)
+    o.get(k).and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_object)
 }
 
 fn strings(o: &Obj, k: &str) -> Option<Vec<String>> {
-    o.get(k).and_then(Value::as_array).map(|a| {
-        a.iter()
-            .filter_map(|v| v.as_str().map(str::to_string))
-            .collect()
-    })
+    o.get(k).and_then(Value::as_array).map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
 }
 
 /// The runtime name of a container: unique per task, valid for Docker.
@@ -67,16 +59,10 @@ pub struct Context<'a> {
 }
 
 /// Builds the spec for `def`, applying the matching entry of `overrides.containerOverrides`.
-pub fn container_spec(
-    ctx: &Context<'_>,
-    def: &Obj,
-    overrides: Option<&Obj>,
-) -> Result<ContainerSpec, SpecError> {
+pub fn container_spec(ctx: &Context<'_>, def: &Obj, overrides: Option<&Obj>) -> Result<ContainerSpec, SpecError> {
     let name = text(def, "name").unwrap_or_default();
-    let over = overrides
-        .into_iter()
-        .flat_map(|o| objects(o, "containerOverrides"))
-        .find(|o| text(o, "name") == Some(name));
+    let over =
+        overrides.into_iter().flat_map(|o| objects(o, "containerOverrides")).find(|o| text(o, "name") == Some(name));
     let pick = |k: &str| over.and_then(|o| int(o, k)).or_else(|| int(def, k));
 
     let network_mode = match ctx.network_mode {
@@ -87,10 +73,7 @@ pub fn container_spec(
             )));
         }
     };
-    let privileged = def
-        .get("privileged")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
+    let privileged = def.get("privileged").and_then(Value::as_bool).unwrap_or(false);
     if privileged && !ctx.allow_privileged {
         return Err(SpecError(format!(
             "CannotCreateContainerError: container {name} asks for privileged mode, which this agent does not allow"
@@ -98,31 +81,19 @@ pub fn container_spec(
     }
 
     let mut env: Vec<(String, String)> = objects(def, "environment")
-        .filter_map(|e| {
-            Some((
-                text(e, "name")?.to_string(),
-                text(e, "value").unwrap_or_default().to_string(),
-            ))
-        })
+        .filter_map(|e| Some((text(e, "name")?.to_string(), text(e, "value").unwrap_or_default().to_string())))
         .collect();
     for e in over.into_iter().flat_map(|o| objects(o, "environment")) {
         if let Some(k) = text(e, "name") {
             env.retain(|(n, _)| n != k);
-            env.push((
-                k.to_string(),
-                text(e, "value").unwrap_or_default().to_string(),
-            ));
+            env.push((k.to_string(), text(e, "value").unwrap_or_default().to_string()));
         }
     }
 
     let mut labels: HashMap<String, String> = def
         .get("dockerLabels")
         .and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-                .collect()
-        })
+        .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect())
         .unwrap_or_default();
     labels.insert(LABEL_TASK.into(), ctx.task_arn.into());
     labels.insert(LABEL_CONTAINER.into(), name.into());
@@ -143,38 +114,24 @@ pub fn container_spec(
 
     let mut binds = Vec::new();
     for mp in objects(def, "mountPoints") {
-        let (Some(source), Some(dest)) = (text(mp, "sourceVolume"), text(mp, "containerPath"))
-        else {
+        let (Some(source), Some(dest)) = (text(mp, "sourceVolume"), text(mp, "containerPath")) else {
             continue;
         };
-        let volume = ctx
-            .volumes
-            .iter()
-            .filter_map(Value::as_object)
-            .find(|v| text(v, "name") == Some(source));
-        let host_path = match volume
-            .and_then(|v| v.get("host"))
-            .and_then(Value::as_object)
-            .and_then(|h| text(h, "sourcePath"))
-        {
-            Some(path) => path.to_string(),
-            None => ctx.scratch_dir.join(source).display().to_string(),
-        };
+        let volume = ctx.volumes.iter().filter_map(Value::as_object).find(|v| text(v, "name") == Some(source));
+        let host_path =
+            match volume.and_then(|v| v.get("host")).and_then(Value::as_object).and_then(|h| text(h, "sourcePath")) {
+                Some(path) => path.to_string(),
+                None => ctx.scratch_dir.join(source).display().to_string(),
+            };
         let ro = mp.get("readOnly").and_then(Value::as_bool).unwrap_or(false);
         binds.push(format!("{host_path}:{dest}{}", if ro { ":ro" } else { "" }));
     }
 
     let linux = def.get("linuxParameters").and_then(Value::as_object);
-    let caps = linux
-        .and_then(|l| l.get("capabilities"))
-        .and_then(Value::as_object);
+    let caps = linux.and_then(|l| l.get("capabilities")).and_then(Value::as_object);
     let ulimits = objects(def, "ulimits")
         .filter_map(|u| {
-            Some(Ulimit {
-                name: text(u, "name")?.into(),
-                soft: int(u, "softLimit")?,
-                hard: int(u, "hardLimit")?,
-            })
+            Some(Ulimit { name: text(u, "name")?.into(), soft: int(u, "softLimit")?, hard: int(u, "hardLimit")? })
         })
         .collect();
 
@@ -182,9 +139,7 @@ pub fn container_spec(
         name: runtime_name(ctx.task_id, name),
         image: text(def, "image").unwrap_or_default().to_string(),
         entrypoint: strings(def, "entryPoint"),
-        command: over
-            .and_then(|o| strings(o, "command"))
-            .or_else(|| strings(def, "command")),
+        command: over.and_then(|o| strings(o, "command")).or_else(|| strings(def, "command")),
         env: env.into_iter().map(|(k, v)| format!("{k}={v}")).collect(),
         working_dir: text(def, "workingDirectory").map(str::to_string),
         user: text(def, "user").map(str::to_string),
@@ -196,25 +151,13 @@ pub fn container_spec(
         labels,
         hostname: text(def, "hostname").map(str::to_string),
         extra_hosts: objects(def, "extraHosts")
-            .filter_map(|h| {
-                Some(format!(
-                    "{}:{}",
-                    text(h, "hostname")?,
-                    text(h, "ipAddress")?
-                ))
-            })
+            .filter_map(|h| Some(format!("{}:{}", text(h, "hostname")?, text(h, "ipAddress")?)))
             .collect(),
         dns: strings(def, "dnsServers").unwrap_or_default(),
         ulimits,
-        readonly_rootfs: def
-            .get("readonlyRootFilesystem")
-            .and_then(Value::as_bool)
-            .unwrap_or(false),
+        readonly_rootfs: def.get("readonlyRootFilesystem").and_then(Value::as_bool).unwrap_or(false),
         privileged,
-        init: linux
-            .and_then(|l| l.get("initProcessEnabled"))
-            .and_then(Value::as_bool)
-            .unwrap_or(false),
+        init: linux.and_then(|l| l.get("initProcessEnabled")).and_then(Value::as_bool).unwrap_or(false),
         cap_add: caps.and_then(|c| strings(c, "add")).unwrap_or_default(),
         cap_drop: caps.and_then(|c| strings(c, "drop")).unwrap_or_default(),
         binds,
@@ -222,6 +165,21 @@ pub fn container_spec(
             .map(|s| Duration::from_secs(s.max(0) as u64))
             .unwrap_or(DEFAULT_STOP_TIMEOUT),
         registry_auth: None,
+        health: health_check(def),
+    })
+}
+
+/// The definition's `healthCheck`, with ECS's defaults (interval 30 s, timeout 5 s, 3 retries).
+fn health_check(def: &Obj) -> Option<HealthSpec> {
+    let hc = def.get("healthCheck").and_then(Value::as_object)?;
+    let test = strings(hc, "command").filter(|c| !c.is_empty())?;
+    let seconds = |k: &str, default: i64| Duration::from_secs(int(hc, k).unwrap_or(default).max(0) as u64);
+    Some(HealthSpec {
+        test,
+        interval: seconds("interval", 30),
+        timeout: seconds("timeout", 5),
+        retries: int(hc, "retries").unwrap_or(3),
+        start_period: seconds("startPeriod", 0),
     })
 }
 
@@ -249,10 +207,7 @@ mod tests {
 
     #[test]
     fn maps_every_honoured_field() {
-        let volumes = vec![
-            json!({"name": "data", "host": {"sourcePath": "/srv/data"}}),
-            json!({"name": "scratch"}),
-        ];
+        let volumes = vec![json!({"name": "data", "host": {"sourcePath": "/srv/data"}}), json!({"name": "scratch"})];
         let def = obj(json!({
             "name": "web", "image": "127.0.0.1:5000/busybox:1", "cpu": 256, "memory": 128, "memoryReservation": 64,
             "entryPoint": ["sh", "-c"], "command": ["httpd -f"], "workingDirectory": "/www", "user": "nobody",
@@ -264,75 +219,45 @@ mod tests {
             "linuxParameters": {"initProcessEnabled": true, "capabilities": {"add": ["NET_ADMIN"], "drop": ["MKNOD"]}},
             "mountPoints": [{"sourceVolume": "data", "containerPath": "/data", "readOnly": true}, {"sourceVolume": "scratch", "containerPath": "/tmp/s"}]
         }));
-        let overrides = obj(
-            json!({"containerOverrides": [{"name": "web", "command": ["httpd", "-f", "-v"], "memory": 256,
-            "environment": [{"name": "B", "value": "3"}]}]}),
-        );
+        let overrides =
+            obj(json!({"containerOverrides": [{"name": "web", "command": ["httpd", "-f", "-v"], "memory": 256,
+            "environment": [{"name": "B", "value": "3"}]}]}));
         let s = container_spec(&ctx(&volumes, "bridge"), &def, Some(&overrides)).unwrap();
         assert_eq!(s.name, "berth-t1-web");
-        assert_eq!(
-            s.command,
-            Some(vec!["httpd".into(), "-f".into(), "-v".into()])
-        );
+        assert_eq!(s.command, Some(vec!["httpd".into(), "-f".into(), "-v".into()]));
         assert_eq!(s.entrypoint, Some(vec!["sh".into(), "-c".into()]));
         assert_eq!(s.env, ["A=1", "B=3"]);
-        assert_eq!(
-            (s.cpu_shares, s.memory, s.memory_reservation),
-            (Some(256), Some(256 * MIB), Some(64 * MIB))
-        );
-        assert_eq!(
-            s.ports[0],
-            PortSpec {
-                container_port: 80,
-                host_port: Some(8080),
-                protocol: "tcp".into()
-            }
-        );
+        assert_eq!((s.cpu_shares, s.memory, s.memory_reservation), (Some(256), Some(256 * MIB), Some(64 * MIB)));
+        assert_eq!(s.ports[0], PortSpec { container_port: 80, host_port: Some(8080), protocol: "tcp".into() });
         assert_eq!(s.ports[1].host_port, None, "hostPort 0 is dynamic");
         assert_eq!(s.labels["team"], "x");
         assert_eq!(s.labels[LABEL_TASK], "arn:aws:ecs:r:a:task/default/t1");
         assert_eq!(s.extra_hosts, ["db:10.0.0.1"]);
-        assert_eq!(
-            s.binds,
-            [
-                "/srv/data:/data:ro",
-                "/var/lib/berth/volumes/t1/scratch:/tmp/s"
-            ]
-        );
-        assert_eq!(
-            (s.init, s.readonly_rootfs, s.stop_timeout),
-            (true, true, Duration::from_secs(5))
-        );
+        assert_eq!(s.binds, ["/srv/data:/data:ro", "/var/lib/berth/volumes/t1/scratch:/tmp/s"]);
+        assert_eq!((s.init, s.readonly_rootfs, s.stop_timeout), (true, true, Duration::from_secs(5)));
         assert_eq!(
             (s.cap_add.as_slice(), s.cap_drop.as_slice()),
             (&["NET_ADMIN".to_string()][..], &["MKNOD".to_string()][..])
         );
-        assert_eq!(
-            s.ulimits,
-            [Ulimit {
-                name: "nofile".into(),
-                soft: 100,
-                hard: 200
-            }]
-        );
+        assert_eq!(s.ulimits, [Ulimit { name: "nofile".into(), soft: 100, hard: 200 }]);
     }
 
     #[test]
     fn defaults_and_refusals() {
         let def = obj(json!({"name": "a", "image": "x"}));
         let s = container_spec(&ctx(&[], "host"), &def, None).unwrap();
+        assert_eq!(s.health, None);
+        let checked =
+            obj(json!({"name": "a", "image": "x", "healthCheck": {"command": ["CMD-SHELL", "true"], "interval": 5}}));
+        let h = container_spec(&ctx(&[], "host"), &checked, None).unwrap().health.unwrap();
         assert_eq!(
-            (s.cpu_shares, s.stop_timeout, s.memory),
-            (Some(MIN_CPU_SHARES), DEFAULT_STOP_TIMEOUT, None)
+            (h.interval, h.timeout, h.retries, h.start_period),
+            (Duration::from_secs(5), Duration::from_secs(5), 3, Duration::ZERO)
         );
+        assert_eq!((s.cpu_shares, s.stop_timeout, s.memory), (Some(MIN_CPU_SHARES), DEFAULT_STOP_TIMEOUT, None));
         assert_eq!(s.network_mode, "host");
         let privileged = obj(json!({"name": "a", "image": "x", "privileged": true}));
-        assert!(
-            container_spec(&ctx(&[], "bridge"), &privileged, None)
-                .unwrap_err()
-                .0
-                .contains("privileged")
-        );
+        assert!(container_spec(&ctx(&[], "bridge"), &privileged, None).unwrap_err().0.contains("privileged"));
         assert!(container_spec(&ctx(&[], "awsvpc"), &def, None).is_err());
     }
 }

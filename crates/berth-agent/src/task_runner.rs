@@ -12,7 +12,9 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::client::{ApiClient, ClientError};
-use crate::lifecycle::{Action, ContainerStatus, Desired, next_action, task_status};
+use crate::lifecycle::{
+    Action, Condition, ContainerStatus, Dependency, Desired, Health, dependency, next_action, task_health, task_status,
+};
 use crate::runtime::{Binding, ContainerSpec, LABEL_CONTAINER, Observed, Runtime};
 use crate::spec::{self, Context};
 
@@ -22,6 +24,8 @@ pub const OOM_REASON: &str = "OutOfMemoryError: Container killed due to memory u
 pub const ESSENTIAL_EXITED: &str = "Essential container in task exited";
 /// Pause between retries of a report the control plane did not receive.
 const REPORT_RETRY: Duration = Duration::from_secs(1);
+/// How often running containers with a health check are asked for their health.
+const HEALTH_POLL: Duration = Duration::from_millis(500);
 
 /// What every runner shares.
 pub struct Shared {
@@ -41,11 +45,7 @@ pub struct Runner {
 }
 
 pub fn spawn(shared: Arc<Shared>, task: Value, adopted: Vec<Observed>) -> Runner {
-    let initial = if task["desiredStatus"] == "STOPPED" {
-        Desired::Stopped
-    } else {
-        Desired::Running
-    };
+    let initial = if task["desiredStatus"] == "STOPPED" { Desired::Stopped } else { Desired::Running };
     let (desired, rx) = watch::channel(initial);
     let handle = tokio::spawn(async move { TaskRun::new(shared, task).run(adopted, rx).await });
     Runner { desired, handle }
@@ -60,6 +60,10 @@ struct Container {
     exit_code: Option<i64>,
     reason: Option<String>,
     bindings: Vec<Binding>,
+    depends_on: Vec<(String, Condition)>,
+    /// Whether the definition has a health check, and what it last said.
+    checked: bool,
+    health: Health,
 }
 
 struct TaskRun {
@@ -77,10 +81,7 @@ struct TaskRun {
 }
 
 fn now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as f64 / 1000.0)
-        .unwrap_or(0.0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as f64 / 1000.0).unwrap_or(0.0)
 }
 
 impl TaskRun {
@@ -107,20 +108,9 @@ impl TaskRun {
 
     /// Reads the task definition and builds each container's spec.
     async fn prepare(&mut self) -> Result<(), String> {
-        let definition_arn = self.task["taskDefinitionArn"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
+        let definition_arn = self.task["taskDefinitionArn"].as_str().unwrap_or_default().to_string();
         let described = loop {
-            match self
-                .shared
-                .client
-                .ecs(
-                    "DescribeTaskDefinition",
-                    json!({"taskDefinition": definition_arn}),
-                )
-                .await
-            {
+            match self.shared.client.ecs("DescribeTaskDefinition", json!({"taskDefinition": definition_arn})).await {
                 Ok(v) => break v,
                 Err(ClientError::Transport(e)) => {
                     tracing::warn!(task = %self.arn, error = %e, "cannot read the task definition yet");
@@ -153,12 +143,20 @@ impl TaskRun {
                     None
                 }
             };
+            let depends_on = c
+                .get("dependsOn")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|d| {
+                    Some((d["containerName"].as_str()?.to_string(), Condition::parse(d["condition"].as_str()?)?))
+                })
+                .collect();
             self.containers.push(Container {
-                name: c
-                    .get("name")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string(),
+                checked: spec.as_ref().is_some_and(|s| s.health.is_some()),
+                health: Health::Unknown,
+                depends_on,
+                name: c.get("name").and_then(Value::as_str).unwrap_or_default().to_string(),
                 essential: c.get("essential").and_then(Value::as_bool).unwrap_or(true),
                 spec,
                 known: ContainerStatus::None,
@@ -169,8 +167,7 @@ impl TaskRun {
             });
         }
         if volumes.iter().any(|v| v.get("host").is_none()) {
-            std::fs::create_dir_all(&scratch)
-                .map_err(|e| format!("CannotCreateVolumeError: {e}"))?;
+            std::fs::create_dir_all(&scratch).map_err(|e| format!("CannotCreateVolumeError: {e}"))?;
         }
         failure.map_or(Ok(()), Err)
     }
@@ -188,12 +185,7 @@ impl TaskRun {
             c.bindings = observed.bindings.clone();
             if observed.running {
                 c.known = ContainerStatus::Running;
-                watch_exit(
-                    &self.shared,
-                    observed.id.clone(),
-                    c.name.clone(),
-                    exits.clone(),
-                );
+                watch_exit(&self.shared, observed.id.clone(), c.name.clone(), exits.clone());
             } else if observed.exit_code.is_some() {
                 c.known = ContainerStatus::Stopped;
                 c.exit_code = observed.exit_code;
@@ -202,14 +194,9 @@ impl TaskRun {
                 c.known = ContainerStatus::Created;
             }
         }
-        if self
-            .containers
-            .iter()
-            .any(|c| c.essential && c.known == ContainerStatus::Stopped)
-        {
+        if self.containers.iter().any(|c| c.essential && c.known == ContainerStatus::Stopped) {
             self.desired = Desired::Stopped;
-            self.stop_reason
-                .get_or_insert_with(|| ESSENTIAL_EXITED.to_string());
+            self.stop_reason.get_or_insert_with(|| ESSENTIAL_EXITED.to_string());
         }
     }
 
@@ -223,15 +210,13 @@ impl TaskRun {
         loop {
             self.advance(&exit_tx).await;
             self.report().await;
-            if self
-                .containers
-                .iter()
-                .all(|c| c.known == ContainerStatus::Stopped)
-            {
+            if self.containers.iter().all(|c| c.known == ContainerStatus::Stopped) {
                 self.cleanup().await;
                 return;
             }
+            let polling = self.containers.iter().any(|c| c.checked && c.known == ContainerStatus::Running);
             tokio::select! {
+                _ = tokio::time::sleep(HEALTH_POLL), if polling => self.refresh_health().await,
                 changed = desired_rx.changed() => {
                     // The agent is going away (shutdown): leave the containers running for
                     // the next agent process to adopt.
@@ -256,14 +241,67 @@ impl TaskRun {
 
     /// Applies the next action of every container until none can move.
     async fn advance(&mut self, exits: &mpsc::Sender<String>) {
+        loop {
+            let before: Vec<ContainerStatus> = self.containers.iter().map(|c| c.known).collect();
+            self.advance_once(exits).await;
+            if self.containers.iter().map(|c| c.known).eq(before) {
+                return;
+            }
+        }
+    }
+
+    /// Asks the runtime for the health of running containers that have a check.
+    async fn refresh_health(&mut self) {
+        let runtime = self.shared.runtime.clone();
+        for c in self.containers.iter_mut().filter(|c| c.checked && c.known == ContainerStatus::Running) {
+            if let Some(id) = &c.id
+                && let Ok(observed) = runtime.inspect(id).await
+            {
+                c.health = observed.health;
+            }
+        }
+    }
+
+    /// Whether container `n`'s dependencies are met; `Err` names one that never will be.
+    fn dependencies(&self, n: usize) -> Result<bool, String> {
+        let c = &self.containers[n];
+        let mut met = true;
+        for (name, condition) in &c.depends_on {
+            let Some(dep) = self.containers.iter().find(|d| &d.name == name) else { continue };
+            match dependency(*condition, dep.known, dep.exit_code, dep.health) {
+                Dependency::Met => {}
+                Dependency::Pending => met = false,
+                Dependency::Never => {
+                    return Err(format!(
+                        "DependencyConditionNotMet: container {} depends on {name} reaching {condition:?}, which it no longer can",
+                        c.name
+                    ));
+                }
+            }
+        }
+        Ok(met)
+    }
+
+    /// One pass over the containers, each moved on as far as it can go.
+    async fn advance_once(&mut self, exits: &mpsc::Sender<String>) {
         if self.desired == Desired::Stopped {
             self.stop_all().await;
         }
         let runtime = self.shared.runtime.clone();
         for n in 0..self.containers.len() {
             loop {
+                let deps_met = match self.dependencies(n) {
+                    Ok(met) => met,
+                    Err(reason) => {
+                        if self.desired == Desired::Running {
+                            self.containers[n].reason = Some(reason.clone());
+                            self.fail(reason);
+                        }
+                        false
+                    }
+                };
                 let c = &mut self.containers[n];
-                let action = next_action(c.known, self.desired, true);
+                let action = next_action(c.known, self.desired, deps_met);
                 let outcome = match (action, &c.spec) {
                     (Action::Nothing | Action::Wait, _) => break,
                     (Action::Abandon, _) => {
@@ -274,11 +312,7 @@ impl TaskRun {
                     (_, None) => Err("container has no runnable spec".to_string()),
                     (Action::Pull, Some(spec)) => {
                         self.pull_started.get_or_insert_with(now);
-                        let r = runtime
-                            .pull(spec)
-                            .await
-                            .map(|_| ContainerStatus::Pulled)
-                            .map_err(|e| e.to_string());
+                        let r = runtime.pull(spec).await.map(|_| ContainerStatus::Pulled).map_err(|e| e.to_string());
                         self.pull_stopped = Some(now());
                         r
                     }
@@ -293,11 +327,7 @@ impl TaskRun {
                         let id = c.id.clone().unwrap_or_default();
                         match runtime.start(&id).await {
                             Ok(()) => {
-                                c.bindings = runtime
-                                    .inspect(&id)
-                                    .await
-                                    .map(|o| o.bindings)
-                                    .unwrap_or_default();
+                                c.bindings = runtime.inspect(&id).await.map(|o| o.bindings).unwrap_or_default();
                                 watch_exit(&self.shared, id, c.name.clone(), exits.clone());
                                 Ok(ContainerStatus::Running)
                             }
@@ -325,24 +355,16 @@ impl TaskRun {
     /// Stops every running container at once, each with its own stop timeout.
     async fn stop_all(&mut self) {
         let runtime = self.shared.runtime.clone();
-        let stops = self
-            .containers
-            .iter()
-            .filter(|c| c.known == ContainerStatus::Running)
-            .filter_map(|c| {
-                let id = c.id.clone()?;
-                let timeout = c
-                    .spec
-                    .as_ref()
-                    .map(|s| s.stop_timeout)
-                    .unwrap_or(spec::DEFAULT_STOP_TIMEOUT);
-                let runtime = runtime.clone();
-                Some(async move {
-                    if let Err(e) = runtime.stop(&id, timeout).await {
-                        tracing::warn!(container = %id, error = %e, "stop failed");
-                    }
-                })
-            });
+        let stops = self.containers.iter().filter(|c| c.known == ContainerStatus::Running).filter_map(|c| {
+            let id = c.id.clone()?;
+            let timeout = c.spec.as_ref().map(|s| s.stop_timeout).unwrap_or(spec::DEFAULT_STOP_TIMEOUT);
+            let runtime = runtime.clone();
+            Some(async move {
+                if let Err(e) = runtime.stop(&id, timeout).await {
+                    tracing::warn!(container = %id, error = %e, "stop failed");
+                }
+            })
+        });
         futures::future::join_all(stops).await;
         for n in 0..self.containers.len() {
             if self.containers[n].known == ContainerStatus::Running {
@@ -377,8 +399,7 @@ impl TaskRun {
         }
         if c.essential && self.desired == Desired::Running {
             self.desired = Desired::Stopped;
-            self.stop_reason
-                .get_or_insert_with(|| ESSENTIAL_EXITED.to_string());
+            self.stop_reason.get_or_insert_with(|| ESSENTIAL_EXITED.to_string());
         }
     }
 
@@ -393,10 +414,7 @@ impl TaskRun {
             out.insert("exitCode".into(), json!(code));
         }
         if let Some(reason) = &c.reason {
-            out.insert(
-                "reason".into(),
-                json!(reason.chars().take(255).collect::<String>()),
-            );
+            out.insert("reason".into(), json!(reason.chars().take(255).collect::<String>()));
         }
         let bindings: Vec<Value> = c
             .bindings
@@ -404,37 +422,29 @@ impl TaskRun {
             .map(|b| json!({"bindIP": b.bind_ip, "containerPort": b.container_port, "hostPort": b.host_port, "protocol": b.protocol}))
             .collect();
         out.insert("networkBindings".into(), Value::Array(bindings));
+        if c.checked {
+            out.insert("healthStatus".into(), json!(c.health.ecs()));
+        }
         Value::Object(out)
     }
 
     /// Tells the control plane the task's state when it changed, retrying until heard.
     async fn report(&mut self) {
-        let states: Vec<(ContainerStatus, bool)> = self
-            .containers
-            .iter()
-            .map(|c| (c.known, c.essential))
-            .collect();
-        let status = if states.is_empty() {
-            TaskStatus::Stopped
-        } else {
-            task_status(&states, self.desired)
-        };
-        if status == TaskStatus::Pending
-            && self.last_report.is_none()
-            && self.pull_started.is_none()
-        {
+        let states: Vec<(ContainerStatus, bool)> = self.containers.iter().map(|c| (c.known, c.essential)).collect();
+        let status = if states.is_empty() { TaskStatus::Stopped } else { task_status(&states, self.desired) };
+        if status == TaskStatus::Pending && self.last_report.is_none() && self.pull_started.is_none() {
             return;
         }
+        let health: Vec<(Health, bool, bool)> =
+            self.containers.iter().map(|c| (c.health, c.essential, c.checked)).collect();
         let mut body = json!({
             "cluster": self.shared.cluster,
             "task": self.arn,
             "status": status.as_str(),
+            "healthStatus": task_health(&health).ecs(),
             "containers": self.containers.iter().map(Self::container_report).collect::<Vec<_>>(),
         });
-        for (key, value) in [
-            ("pullStartedAt", self.pull_started),
-            ("pullStoppedAt", self.pull_stopped),
-        ] {
+        for (key, value) in [("pullStartedAt", self.pull_started), ("pullStoppedAt", self.pull_stopped)] {
             if let Some(v) = value {
                 body[key] = json!(v);
             }
@@ -446,19 +456,12 @@ impl TaskRun {
             }
         }
         let mut comparable = body.clone();
-        comparable
-            .as_object_mut()
-            .map(|o| o.remove("executionStoppedAt"));
+        comparable.as_object_mut().map(|o| o.remove("executionStoppedAt"));
         if self.last_report.as_ref() == Some(&comparable) {
             return;
         }
         loop {
-            match self
-                .shared
-                .client
-                .ecs("SubmitTaskStateChange", body.clone())
-                .await
-            {
+            match self.shared.client.ecs("SubmitTaskStateChange", body.clone()).await {
                 Ok(_) => break,
                 Err(ClientError::Transport(e)) => {
                     tracing::warn!(task = %self.arn, error = %e, "report not delivered; retrying");

@@ -34,34 +34,16 @@ pub async fn poll(
 ) -> Response {
     let (status, body) = match answer(&app, &uri, &headers, &q).await {
         Ok(v) => (StatusCode::OK, v),
-        Err(e) => (
-            StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST),
-            e.body(),
-        ),
+        Err(e) => (StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST), e.body()),
     };
     let mut response = (status, serde_json::to_vec(&body).unwrap_or_default()).into_response();
-    response
-        .headers_mut()
-        .insert("content-type", HeaderValue::from_static("application/json"));
+    response.headers_mut().insert("content-type", HeaderValue::from_static("application/json"));
     response
 }
 
-async fn answer(
-    app: &App,
-    uri: &Uri,
-    headers: &HeaderMap,
-    q: &HashMap<String, String>,
-) -> ApiResult<Value> {
+async fn answer(app: &App, uri: &Uri, headers: &HeaderMap, q: &HashMap<String, String>) -> ApiResult<Value> {
     let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-    let caller = sigv4::verify(
-        &app.config.keys,
-        "ecs",
-        "GET",
-        path,
-        headers,
-        b"",
-        SystemTime::now(),
-    )?;
+    let caller = sigv4::verify(&app.config.keys, "ecs", "GET", path, headers, b"", SystemTime::now())?;
     let ctx = Ctx::new(app, caller, SystemTime::now(), 0);
     let arg = |k: &str| q.get(k).map(String::as_str);
     let mut input = ecs::Obj::new();
@@ -74,15 +56,10 @@ async fn answer(
         .and_then(|g| berth_model::arn::scoped_id(g, "container-instance"))
         .map(|(_, id)| id.to_string())
         .ok_or_else(|| ApiError::invalid("containerInstance is required."))?;
-    let since: u64 = arg("since")
-        .unwrap_or("0")
-        .parse()
-        .map_err(|_| ApiError::invalid("since must be a revision number."))?;
+    let since: u64 =
+        arg("since").unwrap_or("0").parse().map_err(|_| ApiError::invalid("since must be a revision number."))?;
     let wait = Duration::from_secs(
-        arg("wait")
-            .unwrap_or("0")
-            .parse()
-            .map_err(|_| ApiError::invalid("wait must be seconds."))?,
+        arg("wait").unwrap_or("0").parse().map_err(|_| ApiError::invalid("wait must be seconds."))?,
     )
     .min(MAX_WAIT);
     let instance_arn = heartbeat(&ctx, &cluster, &id).await?;
@@ -118,12 +95,7 @@ async fn answer(
 }
 
 /// Live tasks on the instance, the revision read at, and whether any changed after `since`.
-fn snapshot(
-    ctx: &Ctx<'_>,
-    prefix: &str,
-    instance_arn: &str,
-    since: u64,
-) -> ApiResult<(u64, Vec<Value>, bool)> {
+fn snapshot(ctx: &Ctx<'_>, prefix: &str, instance_arn: &str, since: u64) -> ApiResult<(u64, Vec<Value>, bool)> {
     let range = ctx.store().range(&berth_store::KeyRange::prefix(prefix))?;
     let mut tasks = Vec::new();
     let mut changed = since == 0;
@@ -143,18 +115,13 @@ fn snapshot(
 /// Records that the agent is alive (written at most every quarter of the timeout).
 async fn heartbeat(ctx: &Ctx<'_>, cluster: &str, id: &str) -> ApiResult<String> {
     let key = ctx.keys.instance(cluster, id);
-    let kv = ctx
-        .store()
-        .get(&key)?
-        .ok_or_else(|| ApiError::invalid("The referenced container instance was not found."))?;
+    let kv =
+        ctx.store().get(&key)?.ok_or_else(|| ApiError::invalid("The referenced container instance was not found."))?;
     let mut rec: InstanceRecord = ecs::decode(&kv)?;
     if rec.status() == "INACTIVE" {
         return Err(ApiError::invalid("The container instance is deregistered."));
     }
-    let arn = rec.instance["containerInstanceArn"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let arn = rec.instance["containerInstanceArn"].as_str().unwrap_or_default().to_string();
     let now = ctx.timestamp();
     let fresh = rec.instance.get("agentConnected").and_then(Value::as_bool) == Some(true)
         && now - rec.heartbeat < ctx.app.config.agent_timeout.as_secs_f64() / 4.0;

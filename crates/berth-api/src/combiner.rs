@@ -26,9 +26,7 @@ pub struct Combiner<T, R> {
 
 impl<T, R> Default for Combiner<T, R> {
     fn default() -> Self {
-        Combiner {
-            queues: Mutex::new(HashMap::new()),
-        }
+        Combiner { queues: Mutex::new(HashMap::new()) }
     }
 }
 
@@ -43,10 +41,7 @@ impl<T, R> Combiner<T, R> {
         let (tx, rx) = oneshot::channel();
         let lead = {
             let mut queues = self.queues.lock().expect("combiner lock poisoned");
-            let queue = queues.entry(key.to_string()).or_insert_with(|| Queue {
-                items: Vec::new(),
-                leader: false,
-            });
+            let queue = queues.entry(key.to_string()).or_insert_with(|| Queue { items: Vec::new(), leader: false });
             queue.items.push((item, tx));
             !std::mem::replace(&mut queue.leader, true)
         };
@@ -64,15 +59,14 @@ impl<T, R> Combiner<T, R> {
                 let (items, senders): (Vec<T>, Vec<_>) = batch.into_iter().unzip();
                 let mut results = commit(items).await.into_iter();
                 for sender in senders {
-                    let result = results.next().unwrap_or_else(|| {
-                        Err(ApiError::server("batch commit returned too few results"))
-                    });
+                    let result = results
+                        .next()
+                        .unwrap_or_else(|| Err(ApiError::server("batch commit returned too few results")));
                     let _ = sender.send(result);
                 }
             }
         }
-        rx.await
-            .unwrap_or_else(|_| Err(ApiError::server("request batch was abandoned")))
+        rx.await.unwrap_or_else(|_| Err(ApiError::server("request batch was abandoned")))
     }
 }
 
@@ -105,13 +99,7 @@ mod tests {
             assert_eq!(h.await.unwrap().unwrap(), i as u32 * 10);
         }
         let used = commits.load(Ordering::SeqCst);
-        assert!(
-            used < 50,
-            "submissions were combined ({used} commits for 50)"
-        );
-        assert!(
-            combiner.queues.lock().unwrap().is_empty(),
-            "queues are cleaned up"
-        );
+        assert!(used < 50, "submissions were combined ({used} commits for 50)");
+        assert!(combiner.queues.lock().unwrap().is_empty(), "queues are cleaned up");
     }
 }

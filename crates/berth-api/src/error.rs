@@ -21,11 +21,7 @@ impl std::error::Error for ApiError {}
 
 impl ApiError {
     pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError {
-            status,
-            code,
-            message: message.into(),
-        }
+        ApiError { status, code, message: message.into() }
     }
 
     /// ECS `ClientException`: the request is wrong for the resource it names.

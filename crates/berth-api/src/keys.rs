@@ -7,9 +7,7 @@ pub struct Keys {
 
 impl Keys {
     pub fn new(region: &str) -> Self {
-        Keys {
-            region: region.to_string(),
-        }
+        Keys { region: region.to_string() }
     }
 
     pub fn clusters(&self) -> String {

@@ -76,14 +76,9 @@ pub fn router(app: Arc<App>) -> Router {
 
 /// Creates the `default` cluster in the configured region unless it exists.
 pub async fn ensure_default_cluster(app: &App) -> Result<(), error::ApiError> {
-    let caller = sigv4::Caller {
-        access_key: String::new(),
-        region: app.config.region.clone(),
-    };
+    let caller = sigv4::Caller { access_key: String::new(), region: app.config.region.clone() };
     let ctx = ecs::Ctx::new(app, caller, std::time::SystemTime::now(), 0);
     let mut input = ecs::Obj::new();
     input.insert("clusterName".into(), serde_json::json!("default"));
-    ecs::dispatch(&ctx, "CreateCluster", input)
-        .await
-        .map(|_| ())
+    ecs::dispatch(&ctx, "CreateCluster", input).await.map(|_| ())
 }

@@ -20,35 +20,22 @@ use crate::sigv4;
 /// Largest request body read at all; RegisterTaskDefinition has its own, smaller limit.
 pub const MAX_BODY: usize = 1024 * 1024;
 
-pub async fn aws_json(
-    State(app): State<Arc<App>>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
+pub async fn aws_json(State(app): State<Arc<App>>, uri: Uri, headers: HeaderMap, body: Body) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();
     // A request runs to completion in its own task even if the client hangs up, so a
     // multi-step handler (or the leader of a batch of them) is never stopped midway.
     let work = tokio::spawn(async move { handle(&app, &uri, &headers, body).await });
-    let outcome = work
-        .await
-        .unwrap_or_else(|e| Err(ApiError::server(format!("request handler failed: {e}"))));
+    let outcome = work.await.unwrap_or_else(|e| Err(ApiError::server(format!("request handler failed: {e}"))));
     let (status, payload) = match outcome {
         Ok(v) => (StatusCode::OK, v),
         Err(e) => {
             tracing::debug!(code = e.code, message = %e.message, "request refused");
-            (
-                StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST),
-                e.body(),
-            )
+            (StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST), e.body())
         }
     };
     let mut response = (status, serde_json::to_vec(&payload).unwrap_or_default()).into_response();
     let h = response.headers_mut();
-    h.insert(
-        "content-type",
-        HeaderValue::from_static("application/x-amz-json-1.1"),
-    );
+    h.insert("content-type", HeaderValue::from_static("application/x-amz-json-1.1"));
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         h.insert("x-amzn-requestid", v);
     }
@@ -56,32 +43,21 @@ pub async fn aws_json(
 }
 
 async fn handle(app: &App, uri: &Uri, headers: &HeaderMap, body: Body) -> ApiResult<Value> {
-    let body = to_bytes(body, MAX_BODY).await.map_err(|_| {
-        ApiError::new(
-            413,
-            "RequestEntityTooLargeException",
-            "Request body is larger than 1 MiB.",
-        )
-    })?;
-    let target = headers
-        .get("x-amz-target")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
+    let body = to_bytes(body, MAX_BODY)
+        .await
+        .map_err(|_| ApiError::new(413, "RequestEntityTooLargeException", "Request body is larger than 1 MiB."))?;
+    let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or_default();
     let (prefix, operation) = target.split_once('.').unwrap_or((target, ""));
     let (model, service) = if prefix == shapes::ECS.target_prefix {
         (&*shapes::ECS, "ecs")
     } else {
-        return Err(ApiError::unknown_operation(format!(
-            "Unknown target '{target}'."
-        )));
+        return Err(ApiError::unknown_operation(format!("Unknown target '{target}'.")));
     };
     let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let now = SystemTime::now();
     let caller = sigv4::verify(&app.config.keys, service, "POST", path, headers, &body, now)?;
     if !model.operations.contains_key(operation) {
-        return Err(ApiError::unknown_operation(format!(
-            "Unknown operation '{operation}'."
-        )));
+        return Err(ApiError::unknown_operation(format!("Unknown operation '{operation}'.")));
     }
     let parsed: Value = if body.iter().all(u8::is_ascii_whitespace) {
         Value::Object(Default::default())

@@ -15,27 +15,11 @@ use crate::error::ApiError;
 
 #[derive(Debug)]
 pub enum Shape {
-    Structure {
-        members: HashMap<String, String>,
-        required: Vec<String>,
-    },
-    List {
-        member: String,
-        min: Option<i64>,
-        max: Option<i64>,
-    },
-    Map {
-        value: String,
-    },
-    String {
-        values: Option<Vec<String>>,
-        min: Option<i64>,
-        max: Option<i64>,
-    },
-    Integer {
-        min: Option<i64>,
-        max: Option<i64>,
-    },
+    Structure { members: HashMap<String, String>, required: Vec<String> },
+    List { member: String, min: Option<i64>, max: Option<i64> },
+    Map { value: String },
+    String { values: Option<Vec<String>>, min: Option<i64>, max: Option<i64> },
+    Integer { min: Option<i64>, max: Option<i64> },
     Float,
     Boolean,
     Timestamp,
@@ -62,21 +46,12 @@ impl Model {
         let doc: Value = serde_json::from_str(raw).expect("embedded model is valid JSON");
         let text = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
         let num = |v: &Value, k: &str| v.get(k).and_then(Value::as_f64).map(|f| f as i64);
-        let target =
-            |v: &Value, k: &str| v.get(k).and_then(|m| text(m, "shape")).unwrap_or_default();
+        let target = |v: &Value, k: &str| v.get(k).and_then(|m| text(m, "shape")).unwrap_or_default();
         let operations = doc["operations"]
             .as_object()
             .expect("operations")
             .iter()
-            .map(|(name, op)| {
-                (
-                    name.clone(),
-                    Operation {
-                        input: text(op, "input"),
-                        output: text(op, "output"),
-                    },
-                )
-            })
+            .map(|(name, op)| (name.clone(), Operation { input: text(op, "input"), output: text(op, "output") }))
             .collect();
         let shapes = doc["shapes"]
             .as_object()
@@ -87,42 +62,23 @@ impl Model {
                     "structure" => Shape::Structure {
                         members: s["members"]
                             .as_object()
-                            .map(|m| {
-                                m.iter()
-                                    .map(|(k, v)| (k.clone(), text(v, "shape").unwrap_or_default()))
-                                    .collect()
-                            })
+                            .map(|m| m.iter().map(|(k, v)| (k.clone(), text(v, "shape").unwrap_or_default())).collect())
                             .unwrap_or_default(),
                         required: s["required"]
                             .as_array()
-                            .map(|r| {
-                                r.iter()
-                                    .filter_map(|x| x.as_str().map(str::to_string))
-                                    .collect()
-                            })
+                            .map(|r| r.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
                             .unwrap_or_default(),
                     },
-                    "list" => Shape::List {
-                        member: target(s, "member"),
-                        min: num(s, "min"),
-                        max: num(s, "max"),
-                    },
-                    "map" => Shape::Map {
-                        value: target(s, "value"),
-                    },
+                    "list" => Shape::List { member: target(s, "member"), min: num(s, "min"), max: num(s, "max") },
+                    "map" => Shape::Map { value: target(s, "value") },
                     "string" => Shape::String {
-                        values: s["enum"].as_array().map(|e| {
-                            e.iter()
-                                .filter_map(|x| x.as_str().map(str::to_string))
-                                .collect()
-                        }),
+                        values: s["enum"]
+                            .as_array()
+                            .map(|e| e.iter().filter_map(|x| x.as_str().map(str::to_string)).collect()),
                         min: num(s, "min"),
                         max: num(s, "max"),
                     },
-                    "integer" | "long" => Shape::Integer {
-                        min: num(s, "min"),
-                        max: num(s, "max"),
-                    },
+                    "integer" | "long" => Shape::Integer { min: num(s, "min"), max: num(s, "max") },
                     "double" | "float" => Shape::Float,
                     "boolean" => Shape::Boolean,
                     "timestamp" => Shape::Timestamp,
@@ -131,24 +87,12 @@ impl Model {
                 (name.clone(), shape)
             })
             .collect();
-        Model {
-            target_prefix: text(&doc, "targetPrefix").unwrap_or_default(),
-            operations,
-            shapes,
-        }
+        Model { target_prefix: text(&doc, "targetPrefix").unwrap_or_default(), operations, shapes }
     }
 
     /// Checks `body` against the input shape of `operation`; returns the cleaned object.
-    pub fn validate_input(
-        &self,
-        operation: &str,
-        body: Value,
-    ) -> Result<Map<String, Value>, ApiError> {
-        let Some(shape) = self
-            .operations
-            .get(operation)
-            .and_then(|op| op.input.as_deref())
-        else {
+    pub fn validate_input(&self, operation: &str, body: Value) -> Result<Map<String, Value>, ApiError> {
+        let Some(shape) = self.operations.get(operation).and_then(|op| op.input.as_deref()) else {
             return Ok(Map::new());
         };
         match self.check(shape, body, "")? {
@@ -161,10 +105,8 @@ impl Model {
         if value.is_null() {
             return Ok(None);
         }
-        let shape = self
-            .shapes
-            .get(shape_name)
-            .ok_or_else(|| ApiError::server(format!("model has no shape {shape_name}")))?;
+        let shape =
+            self.shapes.get(shape_name).ok_or_else(|| ApiError::server(format!("model has no shape {shape_name}")))?;
         let mismatch = |expected: &str| {
             let found = match &value {
                 Value::Bool(_) => "a boolean",
@@ -174,19 +116,11 @@ impl Model {
                 Value::Object(_) => "a structure",
                 Value::Null => "null",
             };
-            let at = if path.is_empty() {
-                "the request body".to_string()
-            } else {
-                format!("'{path}'")
-            };
+            let at = if path.is_empty() { "the request body".to_string() } else { format!("'{path}'") };
             ApiError::serialization(format!("Expected {expected} at {at} but found {found}."))
         };
         let join = |name: &str| {
-            if path.is_empty() {
-                name.to_string()
-            } else {
-                format!("{path}.{name}")
-            }
+            if path.is_empty() { name.to_string() } else { format!("{path}.{name}") }
         };
         let out = match shape {
             Shape::Structure { members, required } => {
@@ -202,10 +136,7 @@ impl Model {
                     }
                 }
                 if let Some(missing) = required.iter().find(|r| !out.contains_key(*r)) {
-                    return Err(ApiError::invalid(format!(
-                        "Missing required parameter '{}'.",
-                        join(missing)
-                    )));
+                    return Err(ApiError::invalid(format!("Missing required parameter '{}'.", join(missing))));
                 }
                 Value::Object(out)
             }
@@ -215,9 +146,7 @@ impl Model {
                 };
                 let n = items.len() as i64;
                 if min.is_some_and(|m| n < m) || max.is_some_and(|m| n > m) {
-                    return Err(ApiError::invalid(format!(
-                        "'{path}' has {n} items, outside the allowed range."
-                    )));
+                    return Err(ApiError::invalid(format!("'{path}' has {n} items, outside the allowed range.")));
                 }
                 let mut out = Vec::with_capacity(items.len());
                 for (i, item) in items.into_iter().enumerate() {
@@ -253,9 +182,7 @@ impl Model {
                 }
                 let n = s.chars().count() as i64;
                 if min.is_some_and(|m| n < m) || max.is_some_and(|m| n > m) {
-                    return Err(ApiError::invalid(format!(
-                        "'{path}' has length {n}, outside the allowed range."
-                    )));
+                    return Err(ApiError::invalid(format!("'{path}' has length {n}, outside the allowed range.")));
                 }
                 value
             }
@@ -264,9 +191,7 @@ impl Model {
                     return Err(mismatch("an integer"));
                 };
                 if min.is_some_and(|m| n < m) || max.is_some_and(|m| n > m) {
-                    return Err(ApiError::invalid(format!(
-                        "'{path}' is {n}, outside the allowed range."
-                    )));
+                    return Err(ApiError::invalid(format!("'{path}' is {n}, outside the allowed range.")));
                 }
                 value
             }
@@ -307,24 +232,14 @@ mod tests {
     #[test]
     fn model_loads_with_every_ecs_operation() {
         assert_eq!(ECS.target_prefix, "AmazonEC2ContainerServiceV20141113");
-        for op in [
-            "RegisterTaskDefinition",
-            "RunTask",
-            "CreateCluster",
-            "SubmitTaskStateChange",
-        ] {
+        for op in ["RegisterTaskDefinition", "RunTask", "CreateCluster", "SubmitTaskStateChange"] {
             assert!(ECS.operations.contains_key(op), "{op}");
         }
     }
 
     #[test]
     fn drops_unknown_members_and_nulls() {
-        let out = ECS
-            .validate_input(
-                "CreateCluster",
-                json!({"clusterName": "a", "bogus": 1, "tags": null}),
-            )
-            .unwrap();
+        let out = ECS.validate_input("CreateCluster", json!({"clusterName": "a", "bogus": 1, "tags": null})).unwrap();
         assert_eq!(Value::Object(out), json!({"clusterName": "a"}));
     }
 
@@ -337,36 +252,20 @@ mod tests {
             )
             .unwrap_err();
         assert_eq!(e.code, "SerializationException");
-        assert!(
-            e.message.contains("containerDefinitions[0].memory"),
-            "{}",
-            e.message
-        );
+        assert!(e.message.contains("containerDefinitions[0].memory"), "{}", e.message);
+        assert_eq!(ECS.validate_input("CreateCluster", json!([1])).unwrap_err().code, "SerializationException");
         assert_eq!(
-            ECS.validate_input("CreateCluster", json!([1]))
-                .unwrap_err()
-                .code,
-            "SerializationException"
-        );
-        assert_eq!(
-            ECS.validate_input("CreateCluster", json!({"clusterName": 5}))
-                .unwrap_err()
-                .code,
+            ECS.validate_input("CreateCluster", json!({"clusterName": 5})).unwrap_err().code,
             "SerializationException"
         );
     }
 
     #[test]
     fn missing_required_and_bad_enums_are_invalid_parameters() {
-        let e = ECS
-            .validate_input("RegisterTaskDefinition", json!({"family": "f"}))
-            .unwrap_err();
+        let e = ECS.validate_input("RegisterTaskDefinition", json!({"family": "f"})).unwrap_err();
         assert_eq!(
             (e.code, e.message.as_str()),
-            (
-                "InvalidParameterException",
-                "Missing required parameter 'containerDefinitions'."
-            )
+            ("InvalidParameterException", "Missing required parameter 'containerDefinitions'.")
         );
         let e = ECS
             .validate_input(

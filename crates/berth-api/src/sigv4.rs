@@ -29,9 +29,7 @@ pub struct KeyRing {
 
 impl KeyRing {
     pub fn new(pairs: impl IntoIterator<Item = (String, String)>) -> Self {
-        KeyRing {
-            keys: pairs.into_iter().collect(),
-        }
+        KeyRing { keys: pairs.into_iter().collect() }
     }
 
     pub fn secret(&self, access_key: &str) -> Option<&str> {
@@ -72,9 +70,9 @@ fn mismatch() -> ApiError {
 }
 
 fn parse_authorization(header: &str) -> Result<Authorization<'_>, ApiError> {
-    let rest = header.strip_prefix("AWS4-HMAC-SHA256 ").ok_or_else(|| {
-        incomplete("Authorization header requires the AWS4-HMAC-SHA256 algorithm.")
-    })?;
+    let rest = header
+        .strip_prefix("AWS4-HMAC-SHA256 ")
+        .ok_or_else(|| incomplete("Authorization header requires the AWS4-HMAC-SHA256 algorithm."))?;
     let (mut credential, mut signed, mut signature) = (None, None, None);
     for part in rest.split(',') {
         match part.trim().split_once('=') {
@@ -84,21 +82,12 @@ fn parse_authorization(header: &str) -> Result<Authorization<'_>, ApiError> {
             _ => {}
         }
     }
-    let missing = |what: &str| {
-        incomplete(&format!(
-            "Authorization header requires '{what}' parameter."
-        ))
-    };
+    let missing = |what: &str| incomplete(&format!("Authorization header requires '{what}' parameter."));
     let credential = credential.ok_or_else(|| missing("Credential"))?;
     let mut scope = credential.split('/');
-    let (Some(access_key), Some(date), Some(region), Some(service), Some("aws4_request"), None) = (
-        scope.next(),
-        scope.next(),
-        scope.next(),
-        scope.next(),
-        scope.next(),
-        scope.next(),
-    ) else {
+    let (Some(access_key), Some(date), Some(region), Some(service), Some("aws4_request"), None) =
+        (scope.next(), scope.next(), scope.next(), scope.next(), scope.next(), scope.next())
+    else {
         return Err(incomplete(
             "Credential should be scoped to a valid region, service and date: ACCESS_KEY/DATE/REGION/SERVICE/aws4_request.",
         ));
@@ -108,19 +97,14 @@ fn parse_authorization(header: &str) -> Result<Authorization<'_>, ApiError> {
         date,
         region,
         service,
-        signed_headers: signed
-            .ok_or_else(|| missing("SignedHeaders"))?
-            .split(';')
-            .collect(),
+        signed_headers: signed.ok_or_else(|| missing("SignedHeaders"))?.split(';').collect(),
         signature: signature.ok_or_else(|| missing("Signature"))?,
     })
 }
 
 fn amz_date(raw: &str) -> Option<SystemTime> {
     let format = format_description!("[year][month][day]T[hour][minute][second]Z");
-    let parsed = time::PrimitiveDateTime::parse(raw, format)
-        .ok()?
-        .assume_utc();
+    let parsed = time::PrimitiveDateTime::parse(raw, format).ok()?.assume_utc();
     Some(SystemTime::from(parsed))
 }
 
@@ -140,11 +124,7 @@ pub fn verify(
     now: SystemTime,
 ) -> Result<Caller, ApiError> {
     let Some(header) = headers.get("authorization").and_then(|v| v.to_str().ok()) else {
-        return Err(ApiError::new(
-            403,
-            "MissingAuthenticationTokenException",
-            "Missing Authentication Token",
-        ));
+        return Err(ApiError::new(403, "MissingAuthenticationTokenException", "Missing Authentication Token"));
     };
     let auth = parse_authorization(header)?;
     let Some(secret) = keys.secret(auth.access_key) else {
@@ -154,12 +134,10 @@ pub fn verify(
             "The security token included in the request is invalid.",
         ));
     };
-    let raw_date = headers
-        .get("x-amz-date")
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| incomplete("Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header."))?;
-    let signed_at = amz_date(raw_date)
-        .ok_or_else(|| incomplete("X-Amz-Date must be in the form YYYYMMDDTHHMMSSZ."))?;
+    let raw_date = headers.get("x-amz-date").and_then(|v| v.to_str().ok()).ok_or_else(|| {
+        incomplete("Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.")
+    })?;
+    let signed_at = amz_date(raw_date).ok_or_else(|| incomplete("X-Amz-Date must be in the form YYYYMMDDTHHMMSSZ."))?;
     if signed_at + MAX_SKEW < now {
         return Err(ApiError::new(
             400,
@@ -186,10 +164,7 @@ pub fn verify(
         return Err(ApiError::new(
             400,
             "InvalidSignatureException",
-            format!(
-                "Credential should be scoped to a valid date: {}.",
-                &raw_date[..8]
-            ),
+            format!("Credential should be scoped to a valid date: {}.", &raw_date[..8]),
         ));
     }
     if auth.service != service {
@@ -206,16 +181,10 @@ pub fn verify(
     let mut token = None;
     for name in &auth.signed_headers {
         if *name == "x-amz-security-token" {
-            token = headers
-                .get(*name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string);
+            token = headers.get(*name).and_then(|v| v.to_str().ok()).map(str::to_string);
             continue;
         }
-        let value = headers
-            .get(*name)
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(mismatch)?;
+        let value = headers.get(*name).and_then(|v| v.to_str().ok()).ok_or_else(mismatch)?;
         signed.push((*name, value));
     }
     let expected = signature(
@@ -232,10 +201,7 @@ pub fn verify(
     )
     .ok_or_else(mismatch)?;
     if expected.as_bytes().ct_eq(auth.signature.as_bytes()).into() {
-        Ok(Caller {
-            access_key: auth.access_key.to_string(),
-            region: auth.region.to_string(),
-        })
+        Ok(Caller { access_key: auth.access_key.to_string(), region: auth.region.to_string() })
     } else {
         Err(mismatch())
     }
@@ -266,13 +232,7 @@ fn signature(
         .build()
         .ok()?
         .into();
-    let request = SignableRequest::new(
-        method,
-        path_and_query,
-        headers.into_iter(),
-        SignableBody::Bytes(body),
-    )
-    .ok()?;
+    let request = SignableRequest::new(method, path_and_query, headers.into_iter(), SignableBody::Bytes(body)).ok()?;
     Some(sign(request, &params).ok()?.signature().to_string())
 }
 
@@ -294,32 +254,15 @@ pub fn sign_headers(
     let mut all: Vec<(&str, &str)> = headers.to_vec();
     all.push(("x-amz-date", &date));
     all.sort_by(|a, b| a.0.cmp(b.0));
-    let sig = signature(
-        access_key,
-        secret,
-        None,
-        region,
-        service,
-        at,
-        method,
-        path_and_query,
-        all.clone(),
-        body,
-    )
-    .expect("signing a well-formed request");
+    let sig = signature(access_key, secret, None, region, service, at, method, path_and_query, all.clone(), body)
+        .expect("signing a well-formed request");
     let names: Vec<&str> = all.iter().map(|(n, _)| *n).collect();
-    let scope = format!(
-        "{access_key}/{}/{region}/{service}/aws4_request",
-        &date[..8]
-    );
+    let scope = format!("{access_key}/{}/{region}/{service}/aws4_request", &date[..8]);
     vec![
         ("x-amz-date".into(), date.clone()),
         (
             "authorization".into(),
-            format!(
-                "AWS4-HMAC-SHA256 Credential={scope}, SignedHeaders={}, Signature={sig}",
-                names.join(";")
-            ),
+            format!("AWS4-HMAC-SHA256 Credential={scope}, SignedHeaders={}, Signature={sig}", names.join(";")),
         ),
     ]
 }
@@ -336,10 +279,7 @@ mod tests {
     fn signed(at: SystemTime, secret: &str, body: &[u8]) -> HeaderMap {
         let mut h = HeaderMap::new();
         h.insert("host", HeaderValue::from_static("127.0.0.1:8600"));
-        h.insert(
-            "x-amz-target",
-            HeaderValue::from_static("AmazonEC2ContainerServiceV20141113.ListClusters"),
-        );
+        h.insert("x-amz-target", HeaderValue::from_static("AmazonEC2ContainerServiceV20141113.ListClusters"));
         let extra = sign_headers(
             "AKID",
             secret,
@@ -348,20 +288,11 @@ mod tests {
             at,
             "POST",
             "/",
-            &[
-                ("host", "127.0.0.1:8600"),
-                (
-                    "x-amz-target",
-                    "AmazonEC2ContainerServiceV20141113.ListClusters",
-                ),
-            ],
+            &[("host", "127.0.0.1:8600"), ("x-amz-target", "AmazonEC2ContainerServiceV20141113.ListClusters")],
             body,
         );
         for (k, v) in extra {
-            h.insert(
-                axum::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                HeaderValue::from_str(&v).unwrap(),
-            );
+            h.insert(axum::http::HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_str(&v).unwrap());
         }
         h
     }
@@ -371,13 +302,7 @@ mod tests {
         let now = SystemTime::now();
         let h = signed(now, "SECRET", b"{}");
         let caller = verify(&keys(), "ecs", "POST", "/", &h, b"{}", now).unwrap();
-        assert_eq!(
-            caller,
-            Caller {
-                access_key: "AKID".into(),
-                region: "us-east-1".into()
-            }
-        );
+        assert_eq!(caller, Caller { access_key: "AKID".into(), region: "us-east-1".into() });
     }
 
     #[test]
@@ -392,10 +317,7 @@ mod tests {
         let tampered = refuse(&keys(), "ecs", &good, b"{\"x\":1}");
         assert_eq!(tampered.code, "InvalidSignatureException");
         let none = refuse(&keys(), "ecs", &HeaderMap::new(), b"");
-        assert_eq!(
-            (none.status, none.code),
-            (403, "MissingAuthenticationTokenException")
-        );
+        assert_eq!((none.status, none.code), (403, "MissingAuthenticationTokenException"));
         let unknown = refuse(&KeyRing::default(), "ecs", &good, b"{}");
         assert_eq!(unknown.code, "UnrecognizedClientException");
         let wrong_service = refuse(&keys(), "ecr", &good, b"{}");
@@ -410,11 +332,7 @@ mod tests {
         assert!(e.message.starts_with("Signature expired:"), "{}", e.message);
         let future = signed(now + Duration::from_secs(16 * 60), "SECRET", b"{}");
         let e = verify(&keys(), "ecs", "POST", "/", &future, b"{}", now).unwrap_err();
-        assert!(
-            e.message.starts_with("Signature not yet current:"),
-            "{}",
-            e.message
-        );
+        assert!(e.message.starts_with("Signature not yet current:"), "{}", e.message);
         let fine = signed(now - Duration::from_secs(14 * 60), "SECRET", b"{}");
         assert!(verify(&keys(), "ecs", "POST", "/", &fine, b"{}", now).is_ok());
     }

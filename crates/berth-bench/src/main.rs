@@ -50,9 +50,7 @@ struct Outcome {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(run(args))
 }
 
@@ -72,11 +70,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         SystemTime::now(),
         "POST",
         "/",
-        &[
-            ("content-type", content_type),
-            ("host", &host),
-            ("x-amz-target", &args.target),
-        ],
+        &[("content-type", content_type), ("host", &host), ("x-amz-target", &args.target)],
         args.body.as_bytes(),
     );
     let mut headers = vec![
@@ -93,9 +87,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let mut workers = Vec::new();
     for _ in 0..args.connections {
         let (host, headers, body) = (host.clone(), headers.clone(), body.clone());
-        workers.push(tokio::spawn(async move {
-            worker(&host, &headers, body, measure_from, stop_at).await
-        }));
+        workers.push(tokio::spawn(async move { worker(&host, &headers, body, measure_from, stop_at).await }));
     }
     let mut latencies = Vec::new();
     let mut errors = 0;
@@ -108,8 +100,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         bail!("no request succeeded ({errors} errors)");
     }
     latencies.sort_unstable();
-    let pct =
-        |p: f64| latencies[((latencies.len() as f64 - 1.0) * p).round() as usize] as f64 / 1000.0;
+    let pct = |p: f64| latencies[((latencies.len() as f64 - 1.0) * p).round() as usize] as f64 / 1000.0;
     let report = serde_json::json!({
         "requests": latencies.len(),
         "errors": errors,
@@ -124,9 +115,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn connect(
-    host: &str,
-) -> anyhow::Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>> {
+async fn connect(host: &str) -> anyhow::Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>> {
     let stream = tokio::net::TcpStream::connect(host).await?;
     stream.set_nodelay(true)?;
     let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
@@ -143,10 +132,7 @@ async fn worker(
     measure_from: Instant,
     stop_at: Instant,
 ) -> anyhow::Result<Outcome> {
-    let mut out = Outcome {
-        latencies_us: Vec::with_capacity(1 << 16),
-        errors: 0,
-    };
+    let mut out = Outcome { latencies_us: Vec::with_capacity(1 << 16), errors: 0 };
     let mut sender = None;
     loop {
         let sent = Instant::now();
@@ -169,12 +155,7 @@ async fn worker(
         let outcome = match conn.send_request(req.body(Full::new(body.clone()))?).await {
             Ok(response) => {
                 let ok = response.status().is_success();
-                response
-                    .into_body()
-                    .collect()
-                    .await
-                    .map(|_| ok)
-                    .unwrap_or(false)
+                response.into_body().collect().await.map(|_| ok).unwrap_or(false)
             }
             Err(_) => {
                 sender = None;
@@ -183,8 +164,7 @@ async fn worker(
         };
         if measuring {
             if outcome {
-                out.latencies_us
-                    .push(sent.elapsed().as_micros().min(u32::MAX as u128) as u32);
+                out.latencies_us.push(sent.elapsed().as_micros().min(u32::MAX as u128) as u32);
             } else {
                 out.errors += 1;
             }

@@ -51,10 +51,7 @@ fn relative(raw: &Path) -> Result<PathBuf, UnpackError> {
             Component::Normal(part) => out.push(part),
             Component::CurDir | Component::RootDir => {}
             Component::ParentDir | Component::Prefix(_) => {
-                return Err(UnpackError::Escape {
-                    path: raw.display().to_string(),
-                    why: "path contains '..'",
-                });
+                return Err(UnpackError::Escape { path: raw.display().to_string(), why: "path contains '..'" });
             }
         }
     }
@@ -69,10 +66,7 @@ fn check_ancestors(root: &Path, rel: &Path, shown: &str) -> Result<(), UnpackErr
         at.push(part);
         match fs::symlink_metadata(&at) {
             Ok(meta) if meta.file_type().is_symlink() => {
-                return Err(UnpackError::Escape {
-                    path: shown.to_string(),
-                    why: "a parent directory is a symlink",
-                });
+                return Err(UnpackError::Escape { path: shown.to_string(), why: "a parent directory is a symlink" });
             }
             _ => {}
         }
@@ -83,11 +77,7 @@ fn check_ancestors(root: &Path, rel: &Path, shown: &str) -> Result<(), UnpackErr
 /// Whether a symlink at `rel` pointing at `target` stays inside the root when resolved
 /// lexically (absolute targets are taken relative to the root, as in the container).
 fn link_stays_inside(rel: &Path, target: &Path) -> bool {
-    let mut depth: i64 = if target.is_absolute() {
-        0
-    } else {
-        rel.components().count() as i64 - 1
-    };
+    let mut depth: i64 = if target.is_absolute() { 0 } else { rel.components().count() as i64 - 1 };
     for c in target.components() {
         match c {
             Component::ParentDir => {
@@ -104,10 +94,7 @@ fn link_stays_inside(rel: &Path, target: &Path) -> bool {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> UnpackError + '_ {
-    move |source| UnpackError::Io {
-        path: path.display().to_string(),
-        source,
-    }
+    move |source| UnpackError::Io { path: path.display().to_string(), source }
 }
 
 /// Removes whatever is at `path` (a file, link or whole directory), if anything.
@@ -124,11 +111,7 @@ fn mknod_whiteout(path: &Path) -> io::Result<()> {
     let c = CString::new(path.as_os_str().as_bytes())?;
     // SAFETY: a valid NUL-terminated path; mknod does not retain the pointer.
     let rc = unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR, libc::makedev(0, 0)) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
 }
 
 fn mark_opaque(dir: &Path) -> io::Result<()> {
@@ -136,11 +119,7 @@ fn mark_opaque(dir: &Path) -> io::Result<()> {
     let name = c"trusted.overlay.opaque";
     // SAFETY: valid NUL-terminated strings and a 1-byte value; setxattr copies them.
     let rc = unsafe { libc::setxattr(c.as_ptr(), name.as_ptr(), b"y".as_ptr().cast(), 1, 0) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
 }
 
 /// Unpacks the tar stream `layer` into `root` (which must exist and be empty).
@@ -158,10 +137,7 @@ pub fn unpack(layer: impl Read, root: &Path) -> Result<Unpacked, UnpackError> {
             continue;
         }
         check_ancestors(root, &rel, &shown)?;
-        let name = rel
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let name = rel.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let parent = root.join(rel.parent().unwrap_or(Path::new("")));
         fs::create_dir_all(&parent).map_err(io_err(&rel))?;
 
@@ -181,16 +157,12 @@ pub fn unpack(layer: impl Read, root: &Path) -> Result<Unpacked, UnpackError> {
         let dest = root.join(&rel);
         match entry.header().entry_type() {
             EntryType::Directory => {
-                if !fs::symlink_metadata(&dest)
-                    .map(|m| m.is_dir())
-                    .unwrap_or(false)
-                {
+                if !fs::symlink_metadata(&dest).map(|m| m.is_dir()).unwrap_or(false) {
                     clear(&dest).map_err(io_err(&rel))?;
                     fs::create_dir(&dest).map_err(io_err(&rel))?;
                 }
                 let mode = entry.header().mode().unwrap_or(0o755);
-                fs::set_permissions(&dest, fs::Permissions::from_mode(mode & 0o7777))
-                    .map_err(io_err(&rel))?;
+                fs::set_permissions(&dest, fs::Permissions::from_mode(mode & 0o7777)).map_err(io_err(&rel))?;
                 counts.dirs += 1;
             }
             EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
@@ -199,39 +171,22 @@ pub fn unpack(layer: impl Read, root: &Path) -> Result<Unpacked, UnpackError> {
                 counts.files += 1;
             }
             EntryType::Symlink => {
-                let target = entry
-                    .link_name()?
-                    .map(|t| t.into_owned())
-                    .unwrap_or_default();
+                let target = entry.link_name()?.map(|t| t.into_owned()).unwrap_or_default();
                 if !link_stays_inside(&rel, &target) {
-                    return Err(UnpackError::Escape {
-                        path: shown,
-                        why: "symlink target climbs above the root",
-                    });
+                    return Err(UnpackError::Escape { path: shown, why: "symlink target climbs above the root" });
                 }
                 clear(&dest).map_err(io_err(&rel))?;
                 std::os::unix::fs::symlink(&target, &dest).map_err(io_err(&rel))?;
                 counts.links += 1;
             }
             EntryType::Link => {
-                let target_raw = entry
-                    .link_name()?
-                    .map(|t| t.into_owned())
-                    .unwrap_or_default();
-                let target_rel = relative(&target_raw).map_err(|_| UnpackError::Escape {
-                    path: shown.clone(),
-                    why: "hardlink target contains '..'",
-                })?;
+                let target_raw = entry.link_name()?.map(|t| t.into_owned()).unwrap_or_default();
+                let target_rel = relative(&target_raw)
+                    .map_err(|_| UnpackError::Escape { path: shown.clone(), why: "hardlink target contains '..'" })?;
                 check_ancestors(root, &target_rel, &shown)?;
                 let source = root.join(&target_rel);
-                if fs::symlink_metadata(&source)
-                    .map(|m| m.file_type().is_symlink())
-                    .unwrap_or(false)
-                {
-                    return Err(UnpackError::Escape {
-                        path: shown,
-                        why: "hardlink to a symlink",
-                    });
+                if fs::symlink_metadata(&source).map(|m| m.file_type().is_symlink()).unwrap_or(false) {
+                    return Err(UnpackError::Escape { path: shown, why: "hardlink to a symlink" });
                 }
                 clear(&dest).map_err(io_err(&rel))?;
                 fs::hard_link(&source, &dest).map_err(io_err(&rel))?;
@@ -272,11 +227,7 @@ mod tests {
                     content.as_bytes()
                 }
                 Some(("l", target)) | Some(("h", target)) => {
-                    h.set_entry_type(if kind.starts_with('l') {
-                        EntryType::Symlink
-                    } else {
-                        EntryType::Link
-                    });
+                    h.set_entry_type(if kind.starts_with('l') { EntryType::Symlink } else { EntryType::Link });
                     h.set_link_name_literal(target).unwrap();
                     h.set_size(0);
                     &[]
@@ -337,44 +288,25 @@ mod tests {
         let counts = unpack(tar.as_slice(), &root).unwrap();
         assert_eq!((counts.files, counts.dirs, counts.links), (1, 1, 3));
         assert_eq!(fs::read_to_string(root.join("bin/ash")).unwrap(), "elf");
-        assert_eq!(
-            fs::read_link(root.join("bin/sh")).unwrap(),
-            Path::new("busybox")
-        );
+        assert_eq!(fs::read_link(root.join("bin/sh")).unwrap(), Path::new("busybox"));
     }
 
     #[test]
     fn whiteouts_become_overlay_whiteouts() {
         let (_d, root) = sandbox();
-        let tar = layer(&[
-            ("etc", "d"),
-            ("etc/.wh.passwd", "f:"),
-            ("var/.wh..wh..opq", "f:"),
-        ]);
+        let tar = layer(&[("etc", "d"), ("etc/.wh.passwd", "f:"), ("var/.wh..wh..opq", "f:")]);
         let counts = unpack(tar.as_slice(), &root).unwrap();
         assert_eq!(counts.whiteouts, 2);
         let meta = fs::symlink_metadata(root.join("etc/passwd")).unwrap();
-        assert!(
-            meta.file_type().is_char_device(),
-            "a whiteout is a 0:0 char device"
-        );
+        assert!(meta.file_type().is_char_device(), "a whiteout is a 0:0 char device");
         assert!(!root.join("etc/.wh.passwd").exists());
         let dir = CString::new(root.join("var").as_os_str().as_bytes()).unwrap();
         let mut value = [0u8; 4];
         // SAFETY: valid NUL-terminated strings and a buffer of the given length.
         let n = unsafe {
-            libc::getxattr(
-                dir.as_ptr(),
-                c"trusted.overlay.opaque".as_ptr(),
-                value.as_mut_ptr().cast(),
-                value.len(),
-            )
+            libc::getxattr(dir.as_ptr(), c"trusted.overlay.opaque".as_ptr(), value.as_mut_ptr().cast(), value.len())
         };
-        assert_eq!(
-            (n, value[0]),
-            (1, b'y'),
-            "the opaque marker becomes the overlay xattr"
-        );
+        assert_eq!((n, value[0]), (1, b'y'), "the opaque marker becomes the overlay xattr");
     }
 
     /// Hostile layers: each is refused with its reason, and nothing appears outside the root.
@@ -384,21 +316,9 @@ mod tests {
         let cases: &[(&str, Entries, &str)] = &[
             ("traversal", &[("../outside", "f:x")], "'..'"),
             ("deep traversal", &[("a/../../outside", "f:x")], "'..'"),
-            (
-                "symlink escape",
-                &[("up", "l:../../.."), ("up/outside", "f:x")],
-                "symlink target climbs",
-            ),
-            (
-                "write through symlink",
-                &[("etc", "l:/tmp"), ("etc/outside", "f:x")],
-                "parent directory is a symlink",
-            ),
-            (
-                "hardlink escape",
-                &[("pw", "h:../../etc/passwd")],
-                "hardlink target contains '..'",
-            ),
+            ("symlink escape", &[("up", "l:../../.."), ("up/outside", "f:x")], "symlink target climbs"),
+            ("write through symlink", &[("etc", "l:/tmp"), ("etc/outside", "f:x")], "parent directory is a symlink"),
+            ("hardlink escape", &[("pw", "h:../../etc/passwd")], "hardlink target contains '..'"),
             ("device node", &[("dev/mem", "c")], "device node"),
         ];
         for (name, entries, reason) in cases {
@@ -406,14 +326,8 @@ mod tests {
             let before = listing(dir.path());
             let err = unpack(layer(entries).as_slice(), &root).expect_err(name);
             assert!(err.to_string().contains(reason), "{name}: {err}");
-            let outside: Vec<_> = listing(dir.path())
-                .into_iter()
-                .filter(|p| !p.starts_with(&root))
-                .collect();
-            let before_outside: Vec<_> = before
-                .into_iter()
-                .filter(|p| !p.starts_with(&root))
-                .collect();
+            let outside: Vec<_> = listing(dir.path()).into_iter().filter(|p| !p.starts_with(&root)).collect();
+            let before_outside: Vec<_> = before.into_iter().filter(|p| !p.starts_with(&root)).collect();
             assert_eq!(outside, before_outside, "{name} wrote outside the root");
         }
     }

@@ -10,10 +10,7 @@ pub struct ArnScope {
 
 impl ArnScope {
     pub fn new(region: &str, account: &str) -> Self {
-        ArnScope {
-            region: region.to_string(),
-            account: account.to_string(),
-        }
+        ArnScope { region: region.to_string(), account: account.to_string() }
     }
 
     fn ecs(&self, resource: &str) -> String {
@@ -56,34 +53,20 @@ pub struct ParsedArn<'a> {
 
 pub fn parse(arn: &str) -> Option<ParsedArn<'_>> {
     let mut parts = arn.splitn(6, ':');
-    let (Some("arn"), Some(_partition), Some("ecs"), Some(region), Some(account), Some(resource)) = (
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-    ) else {
+    let (Some("arn"), Some(_partition), Some("ecs"), Some(region), Some(account), Some(resource)) =
+        (parts.next(), parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
+    else {
         return None;
     };
     let (kind, rest) = resource.split_once('/')?;
-    Some(ParsedArn {
-        region,
-        account,
-        kind,
-        rest,
-    })
+    Some(ParsedArn { region, account, kind, rest })
 }
 
 /// A cluster given as a name or a cluster ARN, reduced to its name.
 pub fn cluster_name(given: &str) -> Option<&str> {
     if given.starts_with("arn:") {
         match parse(given)? {
-            ParsedArn {
-                kind: "cluster",
-                rest,
-                ..
-            } if !rest.contains('/') => Some(rest),
+            ParsedArn { kind: "cluster", rest, .. } if !rest.contains('/') => Some(rest),
             _ => None,
         }
     } else {
@@ -112,11 +95,7 @@ pub fn scoped_id<'a>(given: &'a str, kind: &str) -> Option<(Option<&'a str>, &'a
 pub fn task_definition_ref(given: &str) -> Option<(&str, Option<u32>)> {
     let short = if given.starts_with("arn:") {
         match parse(given)? {
-            ParsedArn {
-                kind: "task-definition",
-                rest,
-                ..
-            } => rest,
+            ParsedArn { kind: "task-definition", rest, .. } => rest,
             _ => return None,
         }
     } else {
@@ -135,32 +114,17 @@ mod tests {
     #[test]
     fn builds_and_reads_arns() {
         let s = ArnScope::new("us-east-1", "000000000000");
-        assert_eq!(
-            s.cluster("default"),
-            "arn:aws:ecs:us-east-1:000000000000:cluster/default"
-        );
-        assert_eq!(
-            s.task_definition("web", 3),
-            "arn:aws:ecs:us-east-1:000000000000:task-definition/web:3"
-        );
+        assert_eq!(s.cluster("default"), "arn:aws:ecs:us-east-1:000000000000:cluster/default");
+        assert_eq!(s.task_definition("web", 3), "arn:aws:ecs:us-east-1:000000000000:task-definition/web:3");
         assert_eq!(cluster_name(&s.cluster("prod")), Some("prod"));
         assert_eq!(cluster_name("prod"), Some("prod"));
         assert_eq!(cluster_name("arn:aws:ecs:r:a:task/x/y"), None);
-        assert_eq!(
-            scoped_id(&s.task("c", "abc"), "task"),
-            Some((Some("c"), "abc"))
-        );
-        assert_eq!(
-            scoped_id("arn:aws:ecs:r:a:task/abc", "task"),
-            Some((None, "abc"))
-        );
+        assert_eq!(scoped_id(&s.task("c", "abc"), "task"), Some((Some("c"), "abc")));
+        assert_eq!(scoped_id("arn:aws:ecs:r:a:task/abc", "task"), Some((None, "abc")));
         assert_eq!(scoped_id("abc", "task"), Some((None, "abc")));
         assert_eq!(scoped_id(&s.cluster("c"), "task"), None);
         assert_eq!(task_definition_ref("web:2"), Some(("web", Some(2))));
-        assert_eq!(
-            task_definition_ref(&s.task_definition("web", 7)),
-            Some(("web", Some(7)))
-        );
+        assert_eq!(task_definition_ref(&s.task_definition("web", 7)), Some(("web", Some(7))));
         assert_eq!(task_definition_ref("web"), Some(("web", None)));
         assert_eq!(task_definition_ref("web:x"), None);
         assert_eq!(task_definition_ref("web:0"), None);

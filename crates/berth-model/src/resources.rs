@@ -88,16 +88,8 @@ impl Resources {
                 item.get("integerValue")
                     .and_then(Value::as_i64)
                     .filter(|v| *v != 0)
-                    .or_else(|| {
-                        item.get("longValue")
-                            .and_then(Value::as_i64)
-                            .filter(|v| *v != 0)
-                    })
-                    .or_else(|| {
-                        item.get("doubleValue")
-                            .and_then(Value::as_f64)
-                            .map(|d| d as i64)
-                    })
+                    .or_else(|| item.get("longValue").and_then(Value::as_i64).filter(|v| *v != 0))
+                    .or_else(|| item.get("doubleValue").and_then(Value::as_f64).map(|d| d as i64))
                     .unwrap_or(0)
             };
             let ports = || -> BTreeSet<u16> {
@@ -148,48 +140,20 @@ mod tests {
             udp_ports: BTreeSet::new(),
         };
         let before = r.clone();
-        let task = Requirements {
-            cpu: 512,
-            memory: 1024,
-            tcp_ports: vec![80],
-            udp_ports: vec![],
-        };
+        let task = Requirements { cpu: 512, memory: 1024, tcp_ports: vec![80], udp_ports: vec![] };
         assert_eq!(r.shortfall(&task), None);
         r.reserve(&task);
         assert_eq!(r.shortfall(&task), Some(Shortfall::Ports));
-        assert_eq!(
-            r.shortfall(&Requirements {
-                cpu: 600,
-                ..Default::default()
-            }),
-            Some(Shortfall::Cpu)
-        );
-        assert_eq!(
-            r.shortfall(&Requirements {
-                memory: 1025,
-                ..Default::default()
-            }),
-            Some(Shortfall::Memory)
-        );
-        assert_eq!(
-            r.shortfall(&Requirements {
-                tcp_ports: vec![22],
-                ..Default::default()
-            }),
-            Some(Shortfall::Ports)
-        );
+        assert_eq!(r.shortfall(&Requirements { cpu: 600, ..Default::default() }), Some(Shortfall::Cpu));
+        assert_eq!(r.shortfall(&Requirements { memory: 1025, ..Default::default() }), Some(Shortfall::Memory));
+        assert_eq!(r.shortfall(&Requirements { tcp_ports: vec![22], ..Default::default() }), Some(Shortfall::Ports));
         r.release(&task);
         assert_eq!(r, before);
     }
 
     #[test]
     fn ecs_resource_list_round_trips() {
-        let r = Resources {
-            cpu: 2048,
-            memory: 3767,
-            tcp_ports: [22, 8080].into(),
-            udp_ports: [53].into(),
-        };
+        let r = Resources { cpu: 2048, memory: 3767, tcp_ports: [22, 8080].into(), udp_ports: [53].into() };
         let list = r.to_ecs();
         assert_eq!(list[0]["integerValue"], 2048);
         assert_eq!(list[2]["stringSetValue"], json!(["22", "8080"]));

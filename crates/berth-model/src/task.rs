@@ -51,10 +51,7 @@ impl TaskStatus {
 
     /// Counted by ECS as a pending task (cluster and instance `pendingTasksCount`).
     pub fn is_pending(self) -> bool {
-        matches!(
-            self,
-            TaskStatus::Provisioning | TaskStatus::Pending | TaskStatus::Activating
-        )
+        matches!(self, TaskStatus::Provisioning | TaskStatus::Pending | TaskStatus::Activating)
     }
 
     /// Counted by ECS as a running task (`runningTasksCount`).
@@ -85,12 +82,8 @@ pub enum TransitionError {
 /// The one place that decides a task's next status.
 pub fn transition(current: TaskStatus, event: TaskEvent) -> Result<TaskStatus, TransitionError> {
     match event {
-        TaskEvent::Reported(_) if current == TaskStatus::Stopped => {
-            Err(TransitionError::AlreadyStopped)
-        }
-        TaskEvent::Reported(to) if to < current => {
-            Err(TransitionError::Backwards { from: current, to })
-        }
+        TaskEvent::Reported(_) if current == TaskStatus::Stopped => Err(TransitionError::AlreadyStopped),
+        TaskEvent::Reported(to) if to < current => Err(TransitionError::Backwards { from: current, to }),
         TaskEvent::Reported(to) => Ok(to),
         TaskEvent::StopUnclaimed => match current {
             TaskStatus::Provisioning | TaskStatus::Pending => Ok(TaskStatus::Stopped),
@@ -164,18 +157,8 @@ mod tests {
 
     #[test]
     fn counted_states() {
-        let pending: Vec<_> = TaskStatus::ALL
-            .into_iter()
-            .filter(|s| s.is_pending())
-            .collect();
-        assert_eq!(
-            pending,
-            [
-                TaskStatus::Provisioning,
-                TaskStatus::Pending,
-                TaskStatus::Activating
-            ]
-        );
+        let pending: Vec<_> = TaskStatus::ALL.into_iter().filter(|s| s.is_pending()).collect();
+        assert_eq!(pending, [TaskStatus::Provisioning, TaskStatus::Pending, TaskStatus::Activating]);
         assert!(TaskStatus::Running.is_running() && !TaskStatus::Stopping.is_running());
     }
 }

@@ -31,11 +31,7 @@ fn text<'a>(obj: &'a Obj, key: &str) -> Option<&'a str> {
 }
 
 fn objects<'a>(obj: &'a Obj, key: &str) -> impl Iterator<Item = &'a Obj> {
-    obj.get(key)
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_object)
+    obj.get(key).and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_object)
 }
 
 /// Task cpu as CPU units: `"1024"`, `"1 vCPU"`, `".25 vcpu"`.
@@ -66,8 +62,7 @@ fn scaled(number: &str, unit: u32) -> Option<u32> {
     }
     let value: f64 = number.parse().ok()?;
     let product = value * f64::from(unit);
-    (product.fract() == 0.0 && product > 0.0 && product <= f64::from(u32::MAX))
-        .then_some(product as u32)
+    (product.fract() == 0.0 && product > 0.0 && product <= f64::from(u32::MAX)).then_some(product as u32)
 }
 
 /// Whether Fargate offers this task size (cpu units, memory MiB).
@@ -145,16 +140,12 @@ pub fn prepare(request: &Obj) -> Result<Obj, ModelError> {
 
     if fargate {
         if network_mode != "awsvpc" {
-            return Err(ModelError::client(
-                "Fargate only supports network mode \u{2018}awsvpc\u{2019}.",
-            ));
+            return Err(ModelError::client("Fargate only supports network mode \u{2018}awsvpc\u{2019}."));
         }
-        let cpu = task_cpu.ok_or_else(|| {
-            ModelError::client("Fargate requires that 'cpu' be defined at the task level.")
-        })?;
-        let mem = task_memory.ok_or_else(|| {
-            ModelError::client("Fargate requires that 'memory' be defined at the task level.")
-        })?;
+        let cpu =
+            task_cpu.ok_or_else(|| ModelError::client("Fargate requires that 'cpu' be defined at the task level."))?;
+        let mem = task_memory
+            .ok_or_else(|| ModelError::client("Fargate requires that 'memory' be defined at the task level."))?;
         if !fargate_size_allowed(cpu, mem) {
             return Err(ModelError::client(format!(
                 "No Fargate configuration exists for given values: {cpu} CPU, {mem} memory. See the Amazon ECS documentation for the valid values."
@@ -162,20 +153,14 @@ pub fn prepare(request: &Obj) -> Result<Obj, ModelError> {
         }
     }
 
-    let containers = request
-        .get("containerDefinitions")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    let containers = request.get("containerDefinitions").and_then(Value::as_array).cloned().unwrap_or_default();
     if containers.is_empty() {
         return Err(ModelError::client("Container list cannot be empty."));
     }
     if containers.len() > MAX_CONTAINERS {
         return Err(ModelError::client("Too many containers."));
     }
-    let volumes: Vec<&str> = objects(request, "volumes")
-        .filter_map(|v| text(v, "name"))
-        .collect();
+    let volumes: Vec<&str> = objects(request, "volumes").filter_map(|v| text(v, "name")).collect();
     let mut seen = std::collections::BTreeSet::new();
     let mut host_ports = std::collections::BTreeSet::new();
     let (mut any_essential, mut cpu_sum, mut memory_sum) = (false, 0i64, 0i64);
@@ -184,14 +169,10 @@ pub fn prepare(request: &Obj) -> Result<Obj, ModelError> {
         let c = c.as_object().cloned().unwrap_or_default();
         let name = text(&c, "name").unwrap_or_default().to_string();
         if name.is_empty() {
-            return Err(ModelError::client(
-                "Container.name should not be null or empty.",
-            ));
+            return Err(ModelError::client("Container.name should not be null or empty."));
         }
         if !is_valid_name(&name) {
-            return Err(ModelError::client(
-                "Container.name contains invalid characters.",
-            ));
+            return Err(ModelError::client("Container.name contains invalid characters."));
         }
         if !seen.insert(name.clone()) {
             return Err(ModelError::client(format!(
@@ -199,35 +180,24 @@ pub fn prepare(request: &Obj) -> Result<Obj, ModelError> {
             )));
         }
         if text(&c, "image").unwrap_or_default().trim().is_empty() {
-            return Err(ModelError::client(
-                "Container.image should not be null or empty.",
-            ));
+            return Err(ModelError::client("Container.image should not be null or empty."));
         }
         let essential = c.get("essential").and_then(Value::as_bool).unwrap_or(true);
         any_essential |= essential;
 
         let (memory, reservation) = (int(&c, "memory"), int(&c, "memoryReservation"));
         if memory.is_none() && reservation.is_none() && task_memory.is_none() {
-            return Err(invalid_container(
-                &name,
-                "At least one of 'memory' or 'memoryReservation' must be specified.",
-            ));
+            return Err(invalid_container(&name, "At least one of 'memory' or 'memoryReservation' must be specified."));
         }
         for (field, value) in [("memory", memory), ("memoryReservation", reservation)] {
             if value.is_some_and(|v| v < 6) {
-                return Err(invalid_container(
-                    &name,
-                    &format!("'{field}' must be at least 6 MiB."),
-                ));
+                return Err(invalid_container(&name, &format!("'{field}' must be at least 6 MiB.")));
             }
         }
         if let (Some(m), Some(r)) = (memory, reservation)
             && r > m
         {
-            return Err(invalid_container(
-                &name,
-                "'memory' must be greater than or equal to 'memoryReservation'.",
-            ));
+            return Err(invalid_container(&name, "'memory' must be greater than or equal to 'memoryReservation'."));
         }
         if let (Some(m), Some(t)) = (memory, task_memory)
             && m > i64::from(t)
@@ -248,20 +218,14 @@ pub fn prepare(request: &Obj) -> Result<Obj, ModelError> {
             let mut pm = pm.clone();
             let protocol = text(&pm, "protocol").unwrap_or("tcp").to_string();
             if !matches!(protocol.as_str(), "tcp" | "udp") {
-                return Err(invalid_container(
-                    &name,
-                    &format!("Invalid port mapping protocol '{protocol}'."),
-                ));
+                return Err(invalid_container(&name, &format!("Invalid port mapping protocol '{protocol}'.")));
             }
             pm.insert("protocol".into(), json!(protocol));
             let container_port = int(&pm, "containerPort");
             let host_port = int(&pm, "hostPort");
             for p in [container_port, host_port].into_iter().flatten() {
                 if !(0..=65535).contains(&p) {
-                    return Err(invalid_container(
-                        &name,
-                        &format!("Invalid port {p}: ports are 0-65535."),
-                    ));
+                    return Err(invalid_container(&name, &format!("Invalid port {p}: ports are 0-65535.")));
                 }
             }
             if pm.contains_key("containerPortRange") {
@@ -290,10 +254,7 @@ pub fn prepare(request: &Obj) -> Result<Obj, ModelError> {
                     host_port
                 }
             };
-            if host_port != 0
-                && network_mode != "awsvpc"
-                && !host_ports.insert((host_port, protocol.clone()))
-            {
+            if host_port != 0 && network_mode != "awsvpc" && !host_ports.insert((host_port, protocol.clone())) {
                 return Err(ModelError::client(format!(
                     "Port conflict: host port {host_port}/{protocol} is mapped more than once in this task definition."
                 )));
@@ -304,10 +265,7 @@ pub fn prepare(request: &Obj) -> Result<Obj, ModelError> {
             if let Some(src) = text(mp, "sourceVolume")
                 && !volumes.contains(&src)
             {
-                return Err(invalid_container(
-                    &name,
-                    &format!("Unknown volume '{src}'."),
-                ));
+                return Err(invalid_container(&name, &format!("Unknown volume '{src}'.")));
             }
         }
 
@@ -321,9 +279,7 @@ pub fn prepare(request: &Obj) -> Result<Obj, ModelError> {
         normalised.push(Value::Object(c));
     }
     if !any_essential {
-        return Err(ModelError::client(
-            "Task definition doesn't have any essential container.",
-        ));
+        return Err(ModelError::client("Task definition doesn't have any essential container."));
     }
     check_depends_on(&normalised)?;
     if let Some(t) = task_cpu
@@ -344,8 +300,8 @@ pub fn prepare(request: &Obj) -> Result<Obj, ModelError> {
     def.insert("containerDefinitions".into(), Value::Array(normalised));
     def.entry("volumes").or_insert(json!([]));
     def.entry("placementConstraints").or_insert(json!([]));
-    let fargate_ok = network_mode == "awsvpc"
-        && matches!((task_cpu, task_memory), (Some(c), Some(m)) if fargate_size_allowed(c, m));
+    let fargate_ok =
+        network_mode == "awsvpc" && matches!((task_cpu, task_memory), (Some(c), Some(m)) if fargate_size_allowed(c, m));
     let mut compat = vec![json!("EC2")];
     if fargate_ok {
         compat.push(json!("FARGATE"));
@@ -356,26 +312,17 @@ pub fn prepare(request: &Obj) -> Result<Obj, ModelError> {
 }
 
 fn check_depends_on(containers: &[Value]) -> Result<(), ModelError> {
-    let by_name: std::collections::BTreeMap<&str, &Obj> = containers
-        .iter()
-        .filter_map(Value::as_object)
-        .filter_map(|c| Some((text(c, "name")?, c)))
-        .collect();
+    let by_name: std::collections::BTreeMap<&str, &Obj> =
+        containers.iter().filter_map(Value::as_object).filter_map(|c| Some((text(c, "name")?, c))).collect();
     for (name, c) in &by_name {
         for dep in objects(c, "dependsOn") {
             let target = text(dep, "containerName").unwrap_or_default();
             let Some(other) = by_name.get(target) else {
-                return Err(invalid_container(
-                    name,
-                    &format!("'dependsOn' names unknown container '{target}'."),
-                ));
+                return Err(invalid_container(name, &format!("'dependsOn' names unknown container '{target}'.")));
             };
             let condition = text(dep, "condition").unwrap_or_default();
             if matches!(condition, "SUCCESS" | "COMPLETE")
-                && other
-                    .get("essential")
-                    .and_then(Value::as_bool)
-                    .unwrap_or(true)
+                && other.get("essential").and_then(Value::as_bool).unwrap_or(true)
             {
                 return Err(ModelError::client(
                     "A dependency container with SUCCESS or COMPLETE condition cannot be an essential container",
@@ -389,16 +336,10 @@ fn check_depends_on(containers: &[Value]) -> Result<(), ModelError> {
 /// What one task of `def` needs from a container instance, after RunTask overrides.
 pub fn requirements(def: &Obj, overrides: Option<&Obj>) -> Requirements {
     let task_level = |key: &str, parse: fn(&str) -> Option<u32>| {
-        overrides
-            .and_then(|o| text(o, key))
-            .or_else(|| text(def, key))
-            .and_then(parse)
+        overrides.and_then(|o| text(o, key)).or_else(|| text(def, key)).and_then(parse)
     };
     let container_override = |name: &str| {
-        overrides
-            .into_iter()
-            .flat_map(|o| objects(o, "containerOverrides"))
-            .find(|co| text(co, "name") == Some(name))
+        overrides.into_iter().flat_map(|o| objects(o, "containerOverrides")).find(|co| text(co, "name") == Some(name))
     };
     let network_mode = text(def, "networkMode").unwrap_or("bridge");
     let mut req = Requirements::default();
@@ -408,9 +349,7 @@ pub fn requirements(def: &Obj, overrides: Option<&Obj>) -> Requirements {
         let over = container_override(name);
         let field = |key: &str| over.and_then(|o| int(o, key)).or_else(|| int(c, key));
         cpu_sum += field("cpu").unwrap_or(0);
-        mem_sum += field("memoryReservation")
-            .or_else(|| field("memory"))
-            .unwrap_or(0);
+        mem_sum += field("memoryReservation").or_else(|| field("memory")).unwrap_or(0);
         if network_mode == "awsvpc" {
             continue;
         }
@@ -425,12 +364,8 @@ pub fn requirements(def: &Obj, overrides: Option<&Obj>) -> Requirements {
             }
         }
     }
-    req.cpu = task_level("cpu", parse_cpu)
-        .map(i64::from)
-        .unwrap_or(cpu_sum);
-    req.memory = task_level("memory", parse_memory)
-        .map(i64::from)
-        .unwrap_or(mem_sum);
+    req.cpu = task_level("cpu", parse_cpu).map(i64::from).unwrap_or(cpu_sum);
+    req.memory = task_level("memory", parse_memory).map(i64::from).unwrap_or(mem_sum);
     req
 }
 
@@ -459,16 +394,7 @@ mod tests {
         assert_eq!(parse_memory("2 GB"), Some(2048));
         assert_eq!(parse_memory("0.5GB"), Some(512));
         assert_eq!(parse_memory("512"), Some(512));
-        for bad in [
-            "",
-            "abc",
-            "1 cpu",
-            "-1",
-            "1.2.3 vcpu",
-            "0 vcpu",
-            "1e3 vcpu",
-            "0.1 vcpu",
-        ] {
+        for bad in ["", "abc", "1 cpu", "-1", "1.2.3 vcpu", "0 vcpu", "1e3 vcpu", "0.1 vcpu"] {
             assert_eq!(parse_cpu(bad), None, "{bad}");
         }
         for bad in ["", "GB", "2 TB", "1.0001 GB"] {
@@ -505,10 +431,7 @@ mod tests {
         assert!(!def.contains_key("tags"));
         let a = &def["containerDefinitions"][0];
         assert_eq!(a["essential"], true);
-        assert_eq!(
-            a["portMappings"][0],
-            json!({"containerPort": 80, "protocol": "tcp", "hostPort": 0})
-        );
+        assert_eq!(a["portMappings"][0], json!({"containerPort": 80, "protocol": "tcp", "hostPort": 0}));
         assert_eq!(a["environment"], json!([]));
         assert_eq!(def["containerDefinitions"][1]["essential"], false);
         assert_eq!(def["compatibilities"], json!(["EC2"]));
@@ -522,61 +445,40 @@ mod tests {
         };
         let ok = prepare(&obj(base("awsvpc", "256", "512"))).unwrap();
         assert_eq!(ok["compatibilities"], json!(["EC2", "FARGATE"]));
-        assert_eq!(
-            ok["containerDefinitions"][0]["portMappings"][0]["hostPort"],
-            80
-        );
+        assert_eq!(ok["containerDefinitions"][0]["portMappings"][0]["hostPort"], 80);
         assert!(err(base("bridge", "256", "512")).contains("Fargate only supports network mode"));
         assert!(
-            err(base("awsvpc", "256", "4096")).starts_with(
-                "No Fargate configuration exists for given values: 256 CPU, 4096 memory"
-            )
+            err(base("awsvpc", "256", "4096"))
+                .starts_with("No Fargate configuration exists for given values: 256 CPU, 4096 memory")
         );
         let mut no_cpu = base("awsvpc", "256", "512");
         no_cpu.as_object_mut().unwrap().remove("cpu");
-        assert_eq!(
-            err(no_cpu),
-            "Fargate requires that 'cpu' be defined at the task level."
-        );
+        assert_eq!(err(no_cpu), "Fargate requires that 'cpu' be defined at the task level.");
     }
 
     #[test]
     fn container_rules() {
-        let with =
-            |containers: Vec<Value>| json!({"family": "f", "containerDefinitions": containers});
+        let with = |containers: Vec<Value>| json!({"family": "f", "containerDefinitions": containers});
         assert_eq!(err(with(vec![])), "Container list cannot be empty.");
-        assert_eq!(
-            err(with((0..11).map(|i| container(&format!("c{i}"))).collect())),
-            "Too many containers."
-        );
-        assert!(
-            err(with(vec![container("a"), container("a")]))
-                .contains("Duplicate container name 'a'")
-        );
+        assert_eq!(err(with((0..11).map(|i| container(&format!("c{i}"))).collect())), "Too many containers.");
+        assert!(err(with(vec![container("a"), container("a")])).contains("Duplicate container name 'a'"));
         let mut lazy = container("a");
         lazy["essential"] = json!(false);
-        assert_eq!(
-            err(with(vec![lazy])),
-            "Task definition doesn't have any essential container."
-        );
+        assert_eq!(err(with(vec![lazy])), "Task definition doesn't have any essential container.");
         assert!(
             err(with(vec![json!({"name": "a", "image": "x"})]))
                 .contains("At least one of 'memory' or 'memoryReservation'")
         );
         assert!(
-            err(with(vec![
-                json!({"name": "a", "image": "x", "memory": 100, "memoryReservation": 200})
-            ]))
-            .contains("memoryReservation")
+            err(with(vec![json!({"name": "a", "image": "x", "memory": 100, "memoryReservation": 200})]))
+                .contains("memoryReservation")
         );
         assert_eq!(
             err(with(vec![json!({"name": "a", "memory": 100})])),
             "Container.image should not be null or empty."
         );
         assert_eq!(
-            err(with(vec![
-                json!({"name": "a b", "image": "x", "memory": 100})
-            ])),
+            err(with(vec![json!({"name": "a b", "image": "x", "memory": 100})])),
             "Container.name contains invalid characters."
         );
         let mut p1 = container("a");
@@ -591,7 +493,10 @@ mod tests {
             err(json!({"family": "bad name!", "containerDefinitions": [container("a")]}))
                 .starts_with("Family contains invalid characters.")
         );
-        assert!(err(json!({"family": "f", "networkMode": "weird", "containerDefinitions": [container("a")]})).contains("networkMode"));
+        assert!(
+            err(json!({"family": "f", "networkMode": "weird", "containerDefinitions": [container("a")]}))
+                .contains("networkMode")
+        );
         assert!(
             err(json!({"family": "f", "cpu": "lots", "containerDefinitions": [container("a")]}))
                 .starts_with("Invalid 'cpu' setting for task.")
@@ -607,10 +512,8 @@ mod tests {
 
     #[test]
     fn awsvpc_ports_must_match() {
-        let e = err(
-            json!({"family": "f", "networkMode": "awsvpc", "containerDefinitions": [
-            {"name": "a", "image": "x", "memory": 64, "portMappings": [{"containerPort": 80, "hostPort": 81}]}]}),
-        );
+        let e = err(json!({"family": "f", "networkMode": "awsvpc", "containerDefinitions": [
+            {"name": "a", "image": "x", "memory": 64, "portMappings": [{"containerPort": 80, "hostPort": 81}]}]}));
         assert!(e.contains("must match"));
     }
 
@@ -622,10 +525,7 @@ mod tests {
             {"name": "b", "image": "x", "cpu": 50, "memory": 100}]})))
         .unwrap();
         let r = requirements(&def, None);
-        assert_eq!(
-            (r.cpu, r.memory, r.tcp_ports.clone(), r.udp_ports.clone()),
-            (150, 300, vec![8080], vec![53])
-        );
+        assert_eq!((r.cpu, r.memory, r.tcp_ports.clone(), r.udp_ports.clone()), (150, 300, vec![8080], vec![53]));
         let o = obj(json!({"containerOverrides": [{"name": "b", "memory": 400}]}));
         assert_eq!(requirements(&def, Some(&o)).memory, 600);
         let o = obj(json!({"cpu": "2 vcpu", "memory": "1 GB"}));

@@ -68,20 +68,13 @@ pub fn place(instances: &[Instance], request: &Request) -> Plan {
         let best = instances
             .iter()
             .enumerate()
-            .filter(|(n, i)| {
-                i.active && rejection(i, &remaining[*n], &request.requirements).is_none()
-            })
+            .filter(|(n, i)| i.active && rejection(i, &remaining[*n], &request.requirements).is_none())
             .max_by(|(a, ia), (b, ib)| {
-                (
-                    remaining[*a].memory,
-                    remaining[*a].cpu,
-                    std::cmp::Reverse(&ia.id),
-                )
-                    .cmp(&(
-                        remaining[*b].memory,
-                        remaining[*b].cpu,
-                        std::cmp::Reverse(&ib.id),
-                    ))
+                (remaining[*a].memory, remaining[*a].cpu, std::cmp::Reverse(&ia.id)).cmp(&(
+                    remaining[*b].memory,
+                    remaining[*b].cpu,
+                    std::cmp::Reverse(&ib.id),
+                ))
             })
             .map(|(n, _)| n);
         match best {
@@ -94,12 +87,7 @@ pub fn place(instances: &[Instance], request: &Request) -> Plan {
                     .iter()
                     .enumerate()
                     .filter(|(_, i)| i.active)
-                    .filter_map(|(n, i)| {
-                        Some((
-                            i.id.clone(),
-                            rejection(i, &remaining[n], &request.requirements)?,
-                        ))
-                    })
+                    .filter_map(|(n, i)| Some((i.id.clone(), rejection(i, &remaining[n], &request.requirements)?)))
                     .collect();
                 break;
             }
@@ -118,30 +106,19 @@ mod tests {
             id: id.into(),
             active: true,
             agent_connected: true,
-            remaining: Resources {
-                cpu,
-                memory,
-                ..Default::default()
-            },
+            remaining: Resources { cpu, memory, ..Default::default() },
         }
     }
 
     fn needs(cpu: i64, memory: i64) -> Requirements {
-        Requirements {
-            cpu,
-            memory,
-            ..Default::default()
-        }
+        Requirements { cpu, memory, ..Default::default() }
     }
 
     #[test]
     fn spreads_by_remaining_memory() {
         let plan = place(
             &[instance("a", 4096, 4096), instance("b", 4096, 4096)],
-            &Request {
-                requirements: needs(10, 1024),
-                count: 4,
-            },
+            &Request { requirements: needs(10, 1024), count: 4 },
         );
         assert_eq!(plan.placements, ["a", "b", "a", "b"]);
         assert!(plan.rejections.is_empty());
@@ -155,53 +132,21 @@ mod tests {
         draining.active = false;
         let mut ported = instance("e", 4096, 4096);
         ported.remaining.tcp_ports.insert(80);
-        let req = Requirements {
-            tcp_ports: vec![80],
-            ..needs(512, 512)
-        };
+        let req = Requirements { tcp_ports: vec![80], ..needs(512, 512) };
         let plan = place(
-            &[
-                instance("a", 256, 4096),
-                instance("b", 4096, 256),
-                gone,
-                draining,
-                ported,
-            ],
-            &Request {
-                requirements: req,
-                count: 1,
-            },
+            &[instance("a", 256, 4096), instance("b", 4096, 256), gone, draining, ported],
+            &Request { requirements: req, count: 1 },
         );
         assert!(plan.placements.is_empty());
-        let reasons: Vec<_> = plan
-            .rejections
-            .iter()
-            .map(|(id, r)| (id.as_str(), r.reason()))
-            .collect();
-        assert_eq!(
-            reasons,
-            [
-                ("a", "RESOURCE:CPU"),
-                ("b", "RESOURCE:MEMORY"),
-                ("c", "AGENT"),
-                ("e", "RESOURCE:PORTS")
-            ]
-        );
+        let reasons: Vec<_> = plan.rejections.iter().map(|(id, r)| (id.as_str(), r.reason())).collect();
+        assert_eq!(reasons, [("a", "RESOURCE:CPU"), ("b", "RESOURCE:MEMORY"), ("c", "AGENT"), ("e", "RESOURCE:PORTS")]);
     }
 
     #[test]
     fn static_ports_allow_one_task_per_instance() {
-        let req = Requirements {
-            tcp_ports: vec![8080],
-            ..needs(1, 1)
-        };
-        let plan = place(
-            &[instance("a", 4096, 4096), instance("b", 4096, 4096)],
-            &Request {
-                requirements: req,
-                count: 3,
-            },
-        );
+        let req = Requirements { tcp_ports: vec![8080], ..needs(1, 1) };
+        let plan =
+            place(&[instance("a", 4096, 4096), instance("b", 4096, 4096)], &Request { requirements: req, count: 3 });
         assert_eq!(plan.placements.len(), 2);
         assert_eq!(plan.rejections.len(), 2);
     }

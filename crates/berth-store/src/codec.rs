@@ -17,10 +17,7 @@ pub fn encode_value(create: u64, modified: u64, version: u64, value: &[u8]) -> V
 
 pub fn decode_value(key: &str, raw: &[u8]) -> Result<KeyValue, StoreError> {
     if raw.len() < HEADER {
-        return Err(StoreError::Corrupt(format!(
-            "value of {key} is {} bytes",
-            raw.len()
-        )));
+        return Err(StoreError::Corrupt(format!("value of {key} is {} bytes", raw.len())));
     }
     let word = |i: usize| u64::from_le_bytes(raw[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
     Ok(KeyValue {
@@ -40,12 +37,7 @@ pub fn encode_events(events: &[Event]) -> Vec<u8> {
             EventKind::Put => 0,
             EventKind::Delete => 1,
         });
-        let record = encode_value(
-            e.kv.create_revision,
-            e.kv.mod_revision,
-            e.kv.version,
-            &e.kv.value,
-        );
+        let record = encode_value(e.kv.create_revision, e.kv.mod_revision, e.kv.version, &e.kv.value);
         out.extend_from_slice(&(e.kv.key.len() as u32).to_le_bytes());
         out.extend_from_slice(e.kv.key.as_bytes());
         out.extend_from_slice(&(record.len() as u32).to_le_bytes());
@@ -99,13 +91,7 @@ mod tests {
             },
             Event {
                 kind: EventKind::Delete,
-                kv: KeyValue {
-                    key: "c".into(),
-                    value: vec![],
-                    create_revision: 0,
-                    mod_revision: 8,
-                    version: 0,
-                },
+                kv: KeyValue { key: "c".into(), value: vec![], create_revision: 0, mod_revision: 8, version: 0 },
             },
         ];
         assert_eq!(decode_events(&encode_events(&events)).unwrap(), events);
@@ -115,13 +101,7 @@ mod tests {
     fn truncated_records_are_corrupt_not_panics() {
         let raw = encode_events(&[Event {
             kind: EventKind::Put,
-            kv: KeyValue {
-                key: "k".into(),
-                value: b"v".to_vec(),
-                create_revision: 1,
-                mod_revision: 1,
-                version: 1,
-            },
+            kv: KeyValue { key: "k".into(), value: b"v".to_vec(), create_revision: 1, mod_revision: 1, version: 1 },
         }]);
         for cut in 0..raw.len() {
             if cut == 0 {

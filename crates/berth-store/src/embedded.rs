@@ -17,8 +17,8 @@ use tokio::sync::{broadcast, oneshot};
 use crate::codec::{decode_events, decode_value, encode_events, encode_value};
 use crate::watch::{self, Published};
 use crate::{
-    BoxFuture, Compare, Event, EventKind, KeyRange, KeyValue, Op, OpResponse, RangeResult, Store,
-    StoreError, Txn, TxnResponse, WatchStream,
+    BoxFuture, Compare, Event, EventKind, KeyRange, KeyValue, Op, OpResponse, RangeResult, Store, StoreError, Txn,
+    TxnResponse, WatchStream,
 };
 
 const KV: TableDefinition<&str, &[u8]> = TableDefinition::new("kv");
@@ -66,9 +66,7 @@ impl Embedded {
 
     /// A store that lives in memory only: for unit tests, never a default.
     pub fn in_memory() -> Result<Self, StoreError> {
-        let db = Database::builder()
-            .create_with_backend(redb::backends::InMemoryBackend::new())
-            .map_err(engine)?;
+        let db = Database::builder().create_with_backend(redb::backends::InMemoryBackend::new()).map_err(engine)?;
         Self::start(db, EmbeddedOptions::default())
     }
 
@@ -99,43 +97,24 @@ impl Embedded {
         let revision = read_meta(&rtx.open_table(META).map_err(engine)?, REVISION)?;
         let kv = rtx.open_table(KV).map_err(engine)?;
         let (kvs, more) = range_in(&kv, range)?;
-        Ok(RangeResult {
-            kvs,
-            more,
-            revision,
-        })
+        Ok(RangeResult { kvs, more, revision })
     }
 
     /// Events of revisions `from..` under `prefix`, with the newest committed revision.
-    fn history(
-        db: &Database,
-        from: u64,
-        prefix: &str,
-    ) -> Result<(Vec<Published>, u64), StoreError> {
+    fn history(db: &Database, from: u64, prefix: &str) -> Result<(Vec<Published>, u64), StoreError> {
         let rtx = db.begin_read().map_err(engine)?;
         let meta = rtx.open_table(META).map_err(engine)?;
-        let (current, oldest) = (
-            read_meta(&meta, REVISION)?,
-            read_meta(&meta, OLDEST)?.max(1),
-        );
+        let (current, oldest) = (read_meta(&meta, REVISION)?, read_meta(&meta, OLDEST)?.max(1));
         if from < oldest && from <= current {
-            return Err(StoreError::Compacted {
-                requested: from,
-                oldest,
-            });
+            return Err(StoreError::Compacted { requested: from, oldest });
         }
         let log = rtx.open_table(LOG).map_err(engine)?;
         let mut out = Vec::new();
         for row in log.range(from..).map_err(engine)? {
             let (rev, raw) = row.map_err(engine)?;
-            let events: Vec<Event> = decode_events(raw.value())?
-                .into_iter()
-                .filter(|e| e.kv.key.starts_with(prefix))
-                .collect();
-            out.push(Published {
-                revision: rev.value(),
-                events: Arc::new(events),
-            });
+            let events: Vec<Event> =
+                decode_events(raw.value())?.into_iter().filter(|e| e.kv.key.starts_with(prefix)).collect();
+            out.push(Published { revision: rev.value(), events: Arc::new(events) });
         }
         Ok((out, current))
     }
@@ -164,9 +143,7 @@ impl Store for Embedded {
                 return read_only_txn(&self.db, &txn);
             }
             let (reply, answer) = oneshot::channel();
-            self.writer
-                .send(Request { txn, reply })
-                .map_err(|_| StoreError::Closed)?;
+            self.writer.send(Request { txn, reply }).map_err(|_| StoreError::Closed)?;
             answer.await.map_err(|_| StoreError::Closed)?
         })
     }
@@ -178,27 +155,14 @@ impl Store for Embedded {
         let db = self.db.clone();
         let prefix_owned = prefix.to_string();
         let reload = move |from: u64| Self::history(&db, from, &prefix_owned);
-        let (backlog, seen) = if start_revision == 0 {
-            (Vec::new(), self.revision()?)
-        } else {
-            reload(start_revision)?
-        };
-        Ok(watch::spawn(
-            prefix.to_string(),
-            backlog,
-            seen,
-            live,
-            Box::new(reload),
-        ))
+        let (backlog, seen) =
+            if start_revision == 0 { (Vec::new(), self.revision()?) } else { reload(start_revision)? };
+        Ok(watch::spawn(prefix.to_string(), backlog, seen, live, Box::new(reload)))
     }
 }
 
 fn read_meta(meta: &impl ReadableTable<&'static str, u64>, key: &str) -> Result<u64, StoreError> {
-    Ok(meta
-        .get(key)
-        .map_err(engine)?
-        .map(|v| v.value())
-        .unwrap_or(0))
+    Ok(meta.get(key).map_err(engine)?.map(|v| v.value()).unwrap_or(0))
 }
 
 fn range_in(
@@ -217,8 +181,7 @@ fn range_in(
             let rows = if end.is_empty() {
                 kv.range(range.start.as_str()..).map_err(engine)?
             } else {
-                kv.range(range.start.as_str()..end.as_str())
-                    .map_err(engine)?
+                kv.range(range.start.as_str()..end.as_str()).map_err(engine)?
             };
             for row in rows {
                 let (k, v) = row.map_err(engine)?;
@@ -271,39 +234,21 @@ fn read_only_txn(db: &Database, txn: &Txn) -> Result<TxnResponse, StoreError> {
     let revision = read_meta(&rtx.open_table(META).map_err(engine)?, REVISION)?;
     let kv = rtx.open_table(KV).map_err(engine)?;
     let succeeded = compares_hold(&kv, &txn.compares)?;
-    let ops = if succeeded {
-        &txn.success
-    } else {
-        &txn.failure
-    };
+    let ops = if succeeded { &txn.success } else { &txn.failure };
     let mut responses = Vec::with_capacity(ops.len());
     for op in ops {
         if let Op::Get { range } = op {
-            responses.push(OpResponse::Get {
-                kvs: range_in(&kv, range)?.0,
-            });
+            responses.push(OpResponse::Get { kvs: range_in(&kv, range)?.0 });
         }
     }
-    Ok(TxnResponse {
-        succeeded,
-        revision,
-        responses,
-    })
+    Ok(TxnResponse { succeeded, revision, responses })
 }
 
 /// Applies one store transaction inside the group's redb transaction at revision `next`.
-fn apply(
-    wtx: &redb::WriteTransaction,
-    next: u64,
-    txn: &Txn,
-) -> Result<(TxnResponse, Vec<Event>), StoreError> {
+fn apply(wtx: &redb::WriteTransaction, next: u64, txn: &Txn) -> Result<(TxnResponse, Vec<Event>), StoreError> {
     let mut kv = wtx.open_table(KV).map_err(engine)?;
     let succeeded = compares_hold(&kv, &txn.compares)?;
-    let ops = if succeeded {
-        &txn.success
-    } else {
-        &txn.failure
-    };
+    let ops = if succeeded { &txn.success } else { &txn.failure };
     let mut responses = Vec::with_capacity(ops.len());
     let mut events = Vec::new();
     for op in ops {
@@ -317,11 +262,7 @@ fn apply(
                     Some(p) => (p.create_revision, p.version + 1),
                     None => (next, 1),
                 };
-                kv.insert(
-                    key.as_str(),
-                    encode_value(create, next, version, value).as_slice(),
-                )
-                .map_err(engine)?;
+                kv.insert(key.as_str(), encode_value(create, next, version, value).as_slice()).map_err(engine)?;
                 let kv = KeyValue {
                     key: key.clone(),
                     value: value.clone(),
@@ -329,20 +270,11 @@ fn apply(
                     mod_revision: next,
                     version,
                 };
-                events.push(Event {
-                    kind: EventKind::Put,
-                    kv,
-                });
+                events.push(Event { kind: EventKind::Put, kv });
                 responses.push(OpResponse::Put { prev });
             }
             Op::Delete { range } => {
-                let (deleted, _) = range_in(
-                    &kv,
-                    &KeyRange {
-                        limit: 0,
-                        ..range.clone()
-                    },
-                )?;
+                let (deleted, _) = range_in(&kv, &KeyRange { limit: 0, ..range.clone() })?;
                 for d in &deleted {
                     kv.remove(d.key.as_str()).map_err(engine)?;
                     let tomb = KeyValue {
@@ -352,27 +284,15 @@ fn apply(
                         mod_revision: next,
                         version: 0,
                     };
-                    events.push(Event {
-                        kind: EventKind::Delete,
-                        kv: tomb,
-                    });
+                    events.push(Event { kind: EventKind::Delete, kv: tomb });
                 }
                 responses.push(OpResponse::Delete { deleted });
             }
-            Op::Get { range } => responses.push(OpResponse::Get {
-                kvs: range_in(&kv, range)?.0,
-            }),
+            Op::Get { range } => responses.push(OpResponse::Get { kvs: range_in(&kv, range)?.0 }),
         }
     }
     let revision = if events.is_empty() { next - 1 } else { next };
-    Ok((
-        TxnResponse {
-            succeeded,
-            revision,
-            responses,
-        },
-        events,
-    ))
+    Ok((TxnResponse { succeeded, revision, responses }, events))
 }
 
 fn writer_loop(
@@ -415,8 +335,7 @@ fn commit_group(
     history: u64,
 ) -> Result<(Vec<TxnResponse>, Vec<Published>), StoreError> {
     let mut wtx = db.begin_write().map_err(engine)?;
-    wtx.set_durability(redb::Durability::Immediate)
-        .map_err(engine)?;
+    wtx.set_durability(redb::Durability::Immediate).map_err(engine)?;
     let mut revision = read_meta(&wtx.open_table(META).map_err(engine)?, REVISION)?;
     let mut outcomes = Vec::with_capacity(group.len());
     let mut published = Vec::new();
@@ -424,14 +343,8 @@ fn commit_group(
         let (response, events) = apply(&wtx, revision + 1, &req.txn)?;
         if !events.is_empty() {
             revision += 1;
-            wtx.open_table(LOG)
-                .map_err(engine)?
-                .insert(revision, encode_events(&events).as_slice())
-                .map_err(engine)?;
-            published.push(Published {
-                revision,
-                events: Arc::new(events),
-            });
+            wtx.open_table(LOG).map_err(engine)?.insert(revision, encode_events(&events).as_slice()).map_err(engine)?;
+            published.push(Published { revision, events: Arc::new(events) });
         }
         outcomes.push(response);
     }
@@ -467,34 +380,21 @@ mod tests {
         assert_eq!(s.put("b", b"2".to_vec()).await.unwrap(), 2);
         assert_eq!(s.put("a", b"3".to_vec()).await.unwrap(), 3);
         let a = s.get("a").unwrap().unwrap();
-        assert_eq!(
-            (a.create_revision, a.mod_revision, a.version, a.value),
-            (1, 3, 2, b"3".to_vec())
-        );
+        assert_eq!((a.create_revision, a.mod_revision, a.version, a.value), (1, 3, 2, b"3".to_vec()));
         assert!(s.get("zz").unwrap().is_none());
     }
 
     #[tokio::test]
     async fn compare_and_swap_guards_writes() {
         let s = store();
-        let create = |v: &[u8]| {
-            Txn::new()
-                .when(vec![Compare::absent("k")])
-                .and_then(vec![Op::put("k", v.to_vec())])
-        };
+        let create = |v: &[u8]| Txn::new().when(vec![Compare::absent("k")]).and_then(vec![Op::put("k", v.to_vec())]);
         assert!(s.txn(create(b"first")).await.unwrap().succeeded);
         let lost = s.txn(create(b"second")).await.unwrap();
         assert!(!lost.succeeded);
-        assert_eq!(
-            lost.revision, 1,
-            "a failed compare writes nothing and takes no revision"
-        );
+        assert_eq!(lost.revision, 1, "a failed compare writes nothing and takes no revision");
         assert_eq!(s.get("k").unwrap().unwrap().value, b"first");
         let swap = Txn::new()
-            .when(vec![
-                Compare::unchanged("k", 1),
-                Compare::Value("k".into(), CmpOp::Equal, b"first".to_vec()),
-            ])
+            .when(vec![Compare::unchanged("k", 1), Compare::Value("k".into(), CmpOp::Equal, b"first".to_vec())])
             .and_then(vec![Op::put("k", b"third".to_vec())])
             .or_else(vec![Op::get("k")]);
         assert!(s.txn(swap.clone()).await.unwrap().succeeded);
@@ -512,38 +412,25 @@ mod tests {
         s.put("t/a", vec![]).await.unwrap();
         let seen = s.revision().unwrap();
         let guarded = || {
-            Txn::new()
-                .when(vec![Compare::prefix_unchanged_since("t/", seen)])
-                .and_then(vec![Op::put("done", vec![])])
+            Txn::new().when(vec![Compare::prefix_unchanged_since("t/", seen)]).and_then(vec![Op::put("done", vec![])])
         };
         assert!(s.txn(guarded()).await.unwrap().succeeded);
         s.put("t/b", vec![]).await.unwrap();
         assert!(!s.txn(guarded()).await.unwrap().succeeded);
-        assert!(
-            s.txn(Txn::new().when(vec![Compare::prefix_unchanged_since("empty/", 0)]))
-                .await
-                .unwrap()
-                .succeeded
-        );
+        assert!(s.txn(Txn::new().when(vec![Compare::prefix_unchanged_since("empty/", 0)])).await.unwrap().succeeded);
     }
 
     #[tokio::test]
     async fn one_transaction_is_one_revision() {
         let s = store();
         let r = s
-            .txn(Txn::new().and_then(vec![
-                Op::put("x/1", b"a".to_vec()),
-                Op::put("x/2", b"b".to_vec()),
-            ]))
+            .txn(Txn::new().and_then(vec![Op::put("x/1", b"a".to_vec()), Op::put("x/2", b"b".to_vec())]))
             .await
             .unwrap();
         assert_eq!(r.revision, 1);
         let all = s.list("x/").unwrap();
         assert!(all.iter().all(|kv| kv.mod_revision == 1));
-        let del = s
-            .txn(Txn::new().and_then(vec![Op::delete_prefix("x/")]))
-            .await
-            .unwrap();
+        let del = s.txn(Txn::new().and_then(vec![Op::delete_prefix("x/")])).await.unwrap();
         assert_eq!(del.revision, 2);
         assert!(s.list("x/").unwrap().is_empty());
     }
@@ -555,17 +442,11 @@ mod tests {
             s.put(k, k.as_bytes().to_vec()).await.unwrap();
         }
         let keys = |r: RangeResult| r.kvs.into_iter().map(|kv| kv.key).collect::<Vec<_>>();
-        assert_eq!(
-            keys(s.range(&KeyRange::prefix("p/")).unwrap()),
-            ["p/a", "p/b", "p/c"]
-        );
+        assert_eq!(keys(s.range(&KeyRange::prefix("p/")).unwrap()), ["p/a", "p/b", "p/c"]);
         let page = s.range(&KeyRange::prefix("p/").with_limit(2)).unwrap();
         assert!(page.more);
         assert_eq!(keys(page), ["p/a", "p/b"]);
-        assert_eq!(
-            keys(s.range(&KeyRange::prefix_after("p/", "p/b", 10)).unwrap()),
-            ["p/c"]
-        );
+        assert_eq!(keys(s.range(&KeyRange::prefix_after("p/", "p/b", 10)).unwrap()), ["p/c"]);
     }
 
     #[tokio::test]
@@ -574,9 +455,7 @@ mod tests {
         let mut handles = Vec::new();
         for i in 0..64 {
             let s = s.clone();
-            handles.push(tokio::spawn(async move {
-                s.put(&format!("k{i}"), vec![]).await.unwrap()
-            }));
+            handles.push(tokio::spawn(async move { s.put(&format!("k{i}"), vec![]).await.unwrap() }));
         }
         let mut revs = Vec::new();
         for h in handles {
@@ -597,14 +476,9 @@ mod tests {
         assert_eq!((e.kv.key.as_str(), e.kv.mod_revision), ("w/a", 1));
         let e = w.next().await.unwrap().unwrap();
         assert_eq!((e.kv.key.as_str(), e.kv.mod_revision), ("w/b", 3));
-        s.txn(Txn::new().and_then(vec![Op::delete("w/a")]))
-            .await
-            .unwrap();
+        s.txn(Txn::new().and_then(vec![Op::delete("w/a")])).await.unwrap();
         let e = w.next().await.unwrap().unwrap();
-        assert_eq!(
-            (e.kind, e.kv.key.as_str(), e.kv.mod_revision),
-            (EventKind::Delete, "w/a", 4)
-        );
+        assert_eq!((e.kind, e.kv.key.as_str(), e.kv.mod_revision), (EventKind::Delete, "w/a", 4));
     }
 
     #[tokio::test]

@@ -28,27 +28,15 @@ pub struct KeyRange {
 impl KeyRange {
     /// Every key that begins with `prefix`.
     pub fn prefix(prefix: &str) -> Self {
-        KeyRange {
-            start: prefix.to_string(),
-            end: Some(prefix_end(prefix)),
-            limit: 0,
-        }
+        KeyRange { start: prefix.to_string(), end: Some(prefix_end(prefix)), limit: 0 }
     }
 
     /// Keys under `prefix` strictly after `after`, for paging.
     pub fn prefix_after(prefix: &str, after: &str, limit: usize) -> Self {
         let mut start = after.to_string();
         start.push('\0');
-        let start = if start.as_str() < prefix {
-            prefix.to_string()
-        } else {
-            start
-        };
-        KeyRange {
-            start,
-            end: Some(prefix_end(prefix)),
-            limit,
-        }
+        let start = if start.as_str() < prefix { prefix.to_string() } else { start };
+        KeyRange { start, end: Some(prefix_end(prefix)), limit }
     }
 
     pub fn with_limit(mut self, limit: usize) -> Self {
@@ -154,36 +142,19 @@ pub enum Op {
 
 impl Op {
     pub fn put(key: &str, value: Vec<u8>) -> Self {
-        Op::Put {
-            key: key.to_string(),
-            value,
-        }
+        Op::Put { key: key.to_string(), value }
     }
 
     pub fn delete(key: &str) -> Self {
-        Op::Delete {
-            range: KeyRange {
-                start: key.to_string(),
-                end: None,
-                limit: 0,
-            },
-        }
+        Op::Delete { range: KeyRange { start: key.to_string(), end: None, limit: 0 } }
     }
 
     pub fn delete_prefix(prefix: &str) -> Self {
-        Op::Delete {
-            range: KeyRange::prefix(prefix),
-        }
+        Op::Delete { range: KeyRange::prefix(prefix) }
     }
 
     pub fn get(key: &str) -> Self {
-        Op::Get {
-            range: KeyRange {
-                start: key.to_string(),
-                end: None,
-                limit: 0,
-            },
-        }
+        Op::Get { range: KeyRange { start: key.to_string(), end: None, limit: 0 } }
     }
 }
 

@@ -55,12 +55,7 @@ pub fn spawn(
                 Ok(p) if p.revision <= last => {}
                 Ok(p) => {
                     last = p.revision;
-                    pending.extend(
-                        p.events
-                            .iter()
-                            .filter(|e| e.kv.key.starts_with(&prefix))
-                            .cloned(),
-                    );
+                    pending.extend(p.events.iter().filter(|e| e.kv.key.starts_with(&prefix)).cloned());
                 }
                 Err(broadcast::error::RecvError::Lagged(_)) => match reload(last + 1) {
                     Ok((batches, newest)) => {

@@ -15,29 +15,17 @@ use crate::config::{AgentArgs, AgentOptions};
 pub async fn runtime(options: &AgentOptions) -> anyhow::Result<Option<Arc<dyn Runtime>>> {
     match options.runtime.as_str() {
         "none" => Ok(None),
-        _ => Ok(Some(Arc::new(
-            DockerRuntime::connect()
-                .await
-                .context("connecting to the Docker Engine")?,
-        ))),
+        _ => Ok(Some(Arc::new(DockerRuntime::connect().await.context("connecting to the Docker Engine")?))),
     }
 }
 
-pub fn config(
-    options: &AgentOptions,
-    cluster: &str,
-    region: &str,
-    state_dir: PathBuf,
-) -> AgentConfig {
+pub fn config(options: &AgentOptions, cluster: &str, region: &str, state_dir: PathBuf) -> AgentConfig {
     AgentConfig {
         cluster: cluster.to_string(),
         state_dir,
         reserved_memory_mib: options.reserved_memory,
         instance_type: options.instance_type.clone(),
-        availability_zone: options
-            .availability_zone
-            .clone()
-            .unwrap_or_else(|| format!("{region}a")),
+        availability_zone: options.availability_zone.clone().unwrap_or_else(|| format!("{region}a")),
         attributes: options.attributes.clone(),
         allow_privileged: options.allow_privileged,
         cleanup_wait: std::time::Duration::from_secs(options.task_cleanup_wait),
@@ -46,26 +34,13 @@ pub fn config(
 
 /// `berth agent`: registers with the server and runs until interrupted.
 pub fn run(args: AgentArgs) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
-        let driver = self::runtime(&args.agent)
-            .await?
-            .context("--runtime none leaves nothing for an agent to do")?;
-        let client = Arc::new(ApiClient::new(
-            &args.server,
-            &args.access_key,
-            &args.secret_key,
-            &args.region,
-        )?);
+        let driver = self::runtime(&args.agent).await?.context("--runtime none leaves nothing for an agent to do")?;
+        let client = Arc::new(ApiClient::new(&args.server, &args.access_key, &args.secret_key, &args.region)?);
         let config = config(&args.agent, &args.cluster, &args.region, args.state_dir());
         let agent = Agent::register(config, client, driver).await?;
-        println!(
-            "berth agent: container instance {} of cluster {}",
-            agent.instance_arn(),
-            args.cluster
-        );
+        println!("berth agent: container instance {} of cluster {}", agent.instance_arn(), args.cluster);
         tokio::select! {
             result = agent.run() => result.map_err(Into::into),
             _ = crate::serve::shutdown() => Ok(()),

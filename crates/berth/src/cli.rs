@@ -19,11 +19,7 @@ use crate::config::DEFAULT_REGION;
 /// Where the API is and how to sign requests to it.
 #[derive(Debug, Clone, Args)]
 pub struct ClientArgs {
-    #[arg(
-        long,
-        env = "AWS_ENDPOINT_URL",
-        default_value = "http://127.0.0.1:8600"
-    )]
+    #[arg(long, env = "AWS_ENDPOINT_URL", default_value = "http://127.0.0.1:8600")]
     pub endpoint: String,
     /// [default: the first key pair in DATA_DIR/credentials.toml]
     #[arg(long, env = "AWS_ACCESS_KEY_ID")]
@@ -43,21 +39,13 @@ impl ClientArgs {
         let (access, secret) = match (&self.access_key, &self.secret_key) {
             (Some(a), Some(s)) => (a.clone(), s.clone()),
             _ => {
-                let dir = self
-                    .data_dir
-                    .clone()
-                    .unwrap_or_else(crate::config::default_data_dir);
+                let dir = self.data_dir.clone().unwrap_or_else(crate::config::default_data_dir);
                 let pair = crate::config::first_key(&dir.join("credentials.toml"))
                     .context("no credentials: export the line berth up printed, or pass --access-key/--secret-key")?;
                 (pair.access_key, pair.secret_key)
             }
         };
-        Ok(ApiClient::new(
-            &self.endpoint,
-            &access,
-            &secret,
-            &self.region,
-        )?)
+        Ok(ApiClient::new(&self.endpoint, &access, &secret, &self.region)?)
     }
 }
 
@@ -109,25 +97,14 @@ pub struct RunArgs {
     pub command: Vec<String>,
 }
 
-fn runtime_block<F: std::future::Future<Output = anyhow::Result<i32>>>(
-    f: F,
-) -> anyhow::Result<i32> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?
-        .block_on(f)
+fn runtime_block<F: std::future::Future<Output = anyhow::Result<i32>>>(f: F) -> anyhow::Result<i32> {
+    tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(f)
 }
 
-async fn describe(
-    client: &ApiClient,
-    cluster: &str,
-    tasks: &[Value],
-) -> anyhow::Result<Vec<Value>> {
+async fn describe(client: &ApiClient, cluster: &str, tasks: &[Value]) -> anyhow::Result<Vec<Value>> {
     let mut out = Vec::new();
     for chunk in tasks.chunks(100) {
-        let answer = client
-            .ecs("DescribeTasks", json!({"cluster": cluster, "tasks": chunk}))
-            .await?;
+        let answer = client.ecs("DescribeTasks", json!({"cluster": cluster, "tasks": chunk})).await?;
         out.extend(answer["tasks"].as_array().cloned().unwrap_or_default());
     }
     Ok(out)
@@ -141,11 +118,7 @@ pub fn ps(args: PsArgs) -> anyhow::Result<i32> {
     runtime_block(async move {
         let client = args.client.client()?;
         let mut arns = Vec::new();
-        let statuses: &[&str] = if args.all {
-            &["RUNNING", "STOPPED"]
-        } else {
-            &["RUNNING"]
-        };
+        let statuses: &[&str] = if args.all { &["RUNNING", "STOPPED"] } else { &["RUNNING"] };
         for status in statuses {
             let mut token: Option<String> = None;
             loop {
@@ -162,18 +135,10 @@ pub fn ps(args: PsArgs) -> anyhow::Result<i32> {
             }
         }
         let tasks = describe(&client, &args.client.cluster, &arns).await?;
-        println!(
-            "{:<34} {:<24} {:<10} {:<10} {:<28} PORTS",
-            "TASK", "DEFINITION", "STATUS", "DESIRED", "CONTAINERS"
-        );
+        println!("{:<34} {:<24} {:<10} {:<10} {:<28} PORTS", "TASK", "DEFINITION", "STATUS", "DESIRED", "CONTAINERS");
         for t in tasks {
-            let definition = t["taskDefinitionArn"]
-                .as_str()
-                .unwrap_or_default()
-                .rsplit('/')
-                .next()
-                .unwrap_or_default()
-                .to_string();
+            let definition =
+                t["taskDefinitionArn"].as_str().unwrap_or_default().rsplit('/').next().unwrap_or_default().to_string();
             let containers: Vec<String> = t["containers"]
                 .as_array()
                 .into_iter()
@@ -194,12 +159,7 @@ pub fn ps(args: PsArgs) -> anyhow::Result<i32> {
                 .flat_map(|c| c["networkBindings"].as_array().cloned().unwrap_or_default())
                 .filter(|b| b["bindIP"] != "::")
                 .map(|b| {
-                    format!(
-                        "{}->{}/{}",
-                        b["hostPort"],
-                        b["containerPort"],
-                        b["protocol"].as_str().unwrap_or("tcp")
-                    )
+                    format!("{}->{}/{}", b["hostPort"], b["containerPort"], b["protocol"].as_str().unwrap_or("tcp"))
                 })
                 .collect();
             println!(
@@ -218,38 +178,23 @@ pub fn ps(args: PsArgs) -> anyhow::Result<i32> {
 
 /// Prints the output of the task's containers; with `follow`, until they exit.
 async fn print_logs(task: &Value, follow: bool) -> anyhow::Result<()> {
-    let runtime = DockerRuntime::connect()
-        .await
-        .context("reading logs needs the local Docker Engine")?;
+    let runtime = DockerRuntime::connect().await.context("reading logs needs the local Docker Engine")?;
     let containers: Vec<(String, String)> = task["containers"]
         .as_array()
         .into_iter()
         .flatten()
-        .filter_map(|c| {
-            Some((
-                c["name"].as_str()?.to_string(),
-                c["runtimeId"].as_str()?.to_string(),
-            ))
-        })
+        .filter_map(|c| Some((c["name"].as_str()?.to_string(), c["runtimeId"].as_str()?.to_string())))
         .collect();
     if containers.is_empty() {
         bail!("the task's containers have not been created yet");
     }
     let prefix = containers.len() > 1;
-    let streams = containers.iter().map(|(name, id)| {
-        runtime
-            .logs(id, follow)
-            .map(move |chunk| (name.clone(), chunk))
-    });
+    let streams = containers.iter().map(|(name, id)| runtime.logs(id, follow).map(move |chunk| (name.clone(), chunk)));
     let mut merged = futures::stream::select_all(streams);
     while let Some((name, chunk)) = merged.next().await {
         let (stderr, bytes) = chunk?;
         let text = String::from_utf8_lossy(&bytes);
-        let line = if prefix {
-            format!("{name} | {text}")
-        } else {
-            text.into_owned()
-        };
+        let line = if prefix { format!("{name} | {text}") } else { text.into_owned() };
         if stderr {
             eprint!("{line}");
         } else {
@@ -263,12 +208,8 @@ async fn print_logs(task: &Value, follow: bool) -> anyhow::Result<()> {
 pub fn logs(args: LogsArgs) -> anyhow::Result<i32> {
     runtime_block(async move {
         let client = args.client.client()?;
-        let task = describe(&client, &args.client.cluster, &[json!(args.task)])
-            .await?
-            .into_iter()
-            .next();
-        let task = task
-            .with_context(|| format!("no task {} in cluster {}", args.task, args.client.cluster))?;
+        let task = describe(&client, &args.client.cluster, &[json!(args.task)]).await?.into_iter().next();
+        let task = task.with_context(|| format!("no task {} in cluster {}", args.task, args.client.cluster))?;
         print_logs(&task, args.follow).await?;
         Ok(0)
     })
@@ -278,16 +219,8 @@ pub fn logs(args: LogsArgs) -> anyhow::Result<i32> {
 fn family_for(image: &str) -> String {
     let base = image.rsplit('/').next().unwrap_or(image);
     let base = base.split(['@', ':']).next().unwrap_or(base);
-    let clean: String = base
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
+    let clean: String =
+        base.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' }).collect();
     format!("run-{clean}")
 }
 
@@ -295,15 +228,9 @@ fn port_mappings(ports: &[String]) -> anyhow::Result<Vec<Value>> {
     ports
         .iter()
         .map(|p| {
-            let (host, container) = p
-                .split_once(':')
-                .with_context(|| format!("-p {p}: expected HOST:CONTAINER"))?;
-            let host: u16 = host
-                .parse()
-                .with_context(|| format!("-p {p}: bad host port"))?;
-            let container: u16 = container
-                .parse()
-                .with_context(|| format!("-p {p}: bad container port"))?;
+            let (host, container) = p.split_once(':').with_context(|| format!("-p {p}: expected HOST:CONTAINER"))?;
+            let host: u16 = host.parse().with_context(|| format!("-p {p}: bad host port"))?;
+            let container: u16 = container.parse().with_context(|| format!("-p {p}: bad container port"))?;
             Ok(json!({"containerPort": container, "hostPort": host, "protocol": "tcp"}))
         })
         .collect()
@@ -328,13 +255,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
             container["cpu"] = json!(cpu);
         }
         let family = args.name.clone().unwrap_or_else(|| family_for(&args.image));
-        client
-            .ecs(
-                "RegisterTaskDefinition",
-                json!({"family": family, "containerDefinitions": [container]}),
-            )
+        client.ecs("RegisterTaskDefinition", json!({"family": family, "containerDefinitions": [container]})).await?;
+        let started = client
+            .ecs("RunTask", json!({"cluster": args.client.cluster, "taskDefinition": family, "startedBy": "berth run"}))
             .await?;
-        let started = client.ecs("RunTask", json!({"cluster": args.client.cluster, "taskDefinition": family, "startedBy": "berth run"})).await?;
         let Some(arn) = started["tasks"][0]["taskArn"].as_str().map(str::to_string) else {
             bail!("the task was not placed: {}", started["failures"]);
         };
@@ -342,9 +266,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
         bar.enable_steady_tick(Duration::from_millis(100));
         bar.set_message(format!("{} pending", short_id(&arn)));
         let task = loop {
-            let task = describe(&client, &args.client.cluster, &[json!(arn)])
-                .await?
-                .remove(0);
+            let task = describe(&client, &args.client.cluster, &[json!(arn)]).await?.remove(0);
             match task["lastStatus"].as_str() {
                 Some("RUNNING") | Some("STOPPED") => break task,
                 _ if task.get("pullStartedAt").is_some() && task.get("pullStoppedAt").is_none() => {
@@ -362,18 +284,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
             return Ok(0);
         }
         // Follow a running task's output; a task that already ended still has its output.
-        let has_containers = task["containers"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|c| c.get("runtimeId").is_some());
+        let has_containers = task["containers"].as_array().into_iter().flatten().any(|c| c.get("runtimeId").is_some());
         if has_containers {
             print_logs(&task, task["lastStatus"] == "RUNNING").await?;
         }
         let task = loop {
-            let task = describe(&client, &args.client.cluster, &[json!(arn)])
-                .await?
-                .remove(0);
+            let task = describe(&client, &args.client.cluster, &[json!(arn)]).await?.remove(0);
             if task["lastStatus"] == "STOPPED" {
                 break task;
             }
@@ -381,10 +297,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
         };
         let code = task["containers"][0]["exitCode"].as_i64();
         if code.is_none() || task["stopCode"] == "TaskFailedToStart" {
-            eprintln!(
-                "berth run: {id} stopped: {}",
-                task["stoppedReason"].as_str().unwrap_or("unknown reason")
-            );
+            eprintln!("berth run: {id} stopped: {}", task["stoppedReason"].as_str().unwrap_or("unknown reason"));
             return Ok(125);
         }
         Ok(code.unwrap_or(0) as i32)
@@ -399,10 +312,7 @@ mod tests {
     fn families_and_ports() {
         assert_eq!(family_for("127.0.0.1:5000/hello:1"), "run-hello");
         assert_eq!(family_for("busybox@sha256:abc"), "run-busybox");
-        assert_eq!(
-            port_mappings(&["8080:80".into()]).unwrap()[0]["hostPort"],
-            8080
-        );
+        assert_eq!(port_mappings(&["8080:80".into()]).unwrap()[0]["hostPort"], 8080);
         assert!(port_mappings(&["80".into()]).is_err());
     }
 }

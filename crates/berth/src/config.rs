@@ -24,12 +24,7 @@ pub struct ServeArgs {
     #[arg(long, env = "BERTH_ACCESS_KEY", requires = "secret_key")]
     pub access_key: Option<String>,
     /// The secret key of --access-key
-    #[arg(
-        long,
-        env = "BERTH_SECRET_KEY",
-        requires = "access_key",
-        hide_env_values = true
-    )]
+    #[arg(long, env = "BERTH_SECRET_KEY", requires = "access_key", hide_env_values = true)]
     pub secret_key: Option<String>,
     /// A TOML file of further key pairs: [[credentials]] access_key = "..." secret_key = "..."
     #[arg(long, env = "BERTH_CREDENTIALS_FILE")]
@@ -105,9 +100,7 @@ pub struct AgentArgs {
 
 impl AgentArgs {
     pub fn state_dir(&self) -> PathBuf {
-        self.state_dir
-            .clone()
-            .unwrap_or_else(|| default_data_dir().join("agent"))
+        self.state_dir.clone().unwrap_or_else(|| default_data_dir().join("agent"))
     }
 }
 
@@ -153,106 +146,71 @@ pub struct Settings {
 pub fn default_data_dir() -> PathBuf {
     match std::env::var_os("XDG_DATA_HOME") {
         Some(d) if !d.is_empty() => PathBuf::from(d).join("berth"),
-        _ => std::env::var_os("HOME")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("."))
-            .join(".local/share/berth"),
+        _ => {
+            std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".")).join(".local/share/berth")
+        }
     }
 }
 
 /// The first key pair of a credentials file.
 pub fn first_key(path: &Path) -> anyhow::Result<KeyPair> {
-    read_credentials(path)?
-        .into_iter()
-        .next()
-        .with_context(|| format!("{} holds no key pair", path.display()))
+    read_credentials(path)?.into_iter().next().with_context(|| format!("{} holds no key pair", path.display()))
 }
 
 fn read_credentials(path: &Path) -> anyhow::Result<Vec<KeyPair>> {
-    let raw = std::fs::read_to_string(path)
-        .with_context(|| format!("reading credentials file {}", path.display()))?;
-    let file: CredentialsFile = toml::from_str(&raw)
-        .with_context(|| format!("parsing credentials file {}", path.display()))?;
+    let raw = std::fs::read_to_string(path).with_context(|| format!("reading credentials file {}", path.display()))?;
+    let file: CredentialsFile =
+        toml::from_str(&raw).with_context(|| format!("parsing credentials file {}", path.display()))?;
     Ok(file.credentials)
 }
 
 fn random_string(alphabet: &[u8], len: usize) -> String {
     use rand::Rng;
     let mut rng = rand::rng();
-    (0..len)
-        .map(|_| alphabet[rng.random_range(0..alphabet.len())] as char)
-        .collect()
+    (0..len).map(|_| alphabet[rng.random_range(0..alphabet.len())] as char).collect()
 }
 
 /// A fresh key pair shaped like AWS's: a 20-character id and a 40-character secret.
 fn generate_key() -> KeyPair {
     let upper = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
     let secret = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    KeyPair {
-        access_key: format!("BKIA{}", random_string(upper, 16)),
-        secret_key: random_string(secret, 40),
-    }
+    KeyPair { access_key: format!("BKIA{}", random_string(upper, 16)), secret_key: random_string(secret, 40) }
 }
 
 impl ServeArgs {
     pub fn resolve(self) -> anyhow::Result<Settings> {
         let file: FileConfig = match &self.config {
             Some(path) => {
-                let raw = std::fs::read_to_string(path)
-                    .with_context(|| format!("reading config {}", path.display()))?;
-                toml::from_str(&raw)
-                    .with_context(|| format!("parsing config {}", path.display()))?
+                let raw =
+                    std::fs::read_to_string(path).with_context(|| format!("reading config {}", path.display()))?;
+                toml::from_str(&raw).with_context(|| format!("parsing config {}", path.display()))?
             }
             None => FileConfig::default(),
         };
-        let data_dir = self
-            .data_dir
-            .or(file.data_dir)
-            .unwrap_or_else(default_data_dir);
-        let listen_raw = self
-            .listen
-            .or(file.listen)
-            .unwrap_or_else(|| DEFAULT_LISTEN.to_string());
-        let listen: SocketAddr = listen_raw
-            .parse()
-            .with_context(|| format!("--listen {listen_raw}: expected ADDR:PORT"))?;
-        let account_id = self
-            .account_id
-            .or(file.account_id)
-            .unwrap_or_else(|| DEFAULT_ACCOUNT.to_string());
+        let data_dir = self.data_dir.or(file.data_dir).unwrap_or_else(default_data_dir);
+        let listen_raw = self.listen.or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.to_string());
+        let listen: SocketAddr =
+            listen_raw.parse().with_context(|| format!("--listen {listen_raw}: expected ADDR:PORT"))?;
+        let account_id = self.account_id.or(file.account_id).unwrap_or_else(|| DEFAULT_ACCOUNT.to_string());
         if account_id.len() != 12 || !account_id.bytes().all(|b| b.is_ascii_digit()) {
             bail!("--account-id {account_id}: an account id is 12 digits");
         }
-        let region = self
-            .region
-            .or(file.region)
-            .unwrap_or_else(|| DEFAULT_REGION.to_string());
-        if region.is_empty()
-            || !region
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        {
+        let region = self.region.or(file.region).unwrap_or_else(|| DEFAULT_REGION.to_string());
+        if region.is_empty() || !region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
             bail!("--region {region}: use a region name such as us-east-1");
         }
         let agent_timeout = self.agent_timeout.or(file.agent_timeout).unwrap_or(60);
 
         let mut keys = Vec::new();
-        match (
-            self.access_key.or(file.access_key),
-            self.secret_key.or(file.secret_key),
-        ) {
-            (Some(a), Some(s)) => keys.push(KeyPair {
-                access_key: a,
-                secret_key: s,
-            }),
+        match (self.access_key.or(file.access_key), self.secret_key.or(file.secret_key)) {
+            (Some(a), Some(s)) => keys.push(KeyPair { access_key: a, secret_key: s }),
             (None, None) => {}
             _ => bail!("--access-key and --secret-key go together"),
         }
         if let Some(path) = self.credentials_file.or(file.credentials_file) {
             keys.extend(read_credentials(&path)?);
         }
-        std::fs::create_dir_all(&data_dir)
-            .with_context(|| format!("creating data dir {}", data_dir.display()))?;
+        std::fs::create_dir_all(&data_dir).with_context(|| format!("creating data dir {}", data_dir.display()))?;
         let mut generated_key = false;
         if keys.is_empty() {
             let path = data_dir.join("credentials.toml");
@@ -261,24 +219,11 @@ impl ServeArgs {
             }
             if keys.is_empty() {
                 keys.push(generate_key());
-                write_private(
-                    &path,
-                    &toml::to_string(&CredentialsFile {
-                        credentials: keys.clone(),
-                    })?,
-                )?;
+                write_private(&path, &toml::to_string(&CredentialsFile { credentials: keys.clone() })?)?;
                 generated_key = true;
             }
         }
-        Ok(Settings {
-            data_dir,
-            listen,
-            account_id,
-            region,
-            agent_timeout,
-            keys,
-            generated_key,
-        })
+        Ok(Settings { data_dir, listen, account_id, region, agent_timeout, keys, generated_key })
     }
 }
 
@@ -287,12 +232,7 @@ fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let tmp = path.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
+    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
     f.write_all(contents.as_bytes())?;
     f.sync_all()?;
     std::fs::rename(&tmp, path)?;
@@ -333,28 +273,19 @@ mod tests {
     fn flags_beat_the_config_file_and_bad_values_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let cfg = dir.path().join("berth.toml");
-        std::fs::write(
-            &cfg,
-            "region = \"eu-west-1\"\naccount_id = \"123456789012\"\nlisten = \"127.0.0.1:9000\"\n",
-        )
-        .unwrap();
+        std::fs::write(&cfg, "region = \"eu-west-1\"\naccount_id = \"123456789012\"\nlisten = \"127.0.0.1:9000\"\n")
+            .unwrap();
         let mut a = args(dir.path());
         a.config = Some(cfg.clone());
         a.region = Some("ap-south-1".into());
         let s = a.resolve().unwrap();
-        assert_eq!(
-            (s.region.as_str(), s.account_id.as_str(), s.listen.port()),
-            ("ap-south-1", "123456789012", 9000)
-        );
+        assert_eq!((s.region.as_str(), s.account_id.as_str(), s.listen.port()), ("ap-south-1", "123456789012", 9000));
         let mut bad = args(dir.path());
         bad.account_id = Some("12".into());
         assert!(bad.resolve().is_err());
         std::fs::write(&cfg, "colour = \"blue\"\n").unwrap();
         let mut unknown = args(dir.path());
         unknown.config = Some(cfg);
-        assert!(
-            unknown.resolve().is_err(),
-            "unknown config keys are refused"
-        );
+        assert!(unknown.resolve().is_err(), "unknown config keys are refused");
     }
 }

@@ -9,11 +9,7 @@ mod serve;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(
-    name = "berth",
-    version,
-    about = "A self-hosted container platform that speaks the ECS and ECR APIs"
-)]
+#[command(name = "berth", version, about = "A self-hosted container platform that speaks the ECS and ECR APIs")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -44,10 +40,7 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG")
-                .unwrap_or_else(|_| "warn".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG").unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {

@@ -15,35 +15,21 @@ use crate::config::{AgentOptions, Settings};
 /// Serves the API; with `agent` options (`berth up`) also runs a local agent.
 pub fn run(settings: Settings, agent: Option<AgentOptions>) -> anyhow::Result<()> {
     let started = Instant::now();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(serve(settings, agent, started))
 }
 
-async fn serve(
-    settings: Settings,
-    agent_options: Option<AgentOptions>,
-    started: Instant,
-) -> anyhow::Result<()> {
+async fn serve(settings: Settings, agent_options: Option<AgentOptions>, started: Instant) -> anyhow::Result<()> {
     let db = settings.data_dir.join("state.redb");
     let store = Embedded::open(&db, EmbeddedOptions::default()).with_context(|| {
-        format!(
-            "opening the store at {} (is another berth running on this data dir?)",
-            db.display()
-        )
+        format!("opening the store at {} (is another berth running on this data dir?)", db.display())
     })?;
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("listening on {}", settings.listen))?;
     let addr = listener.local_addr()?;
     let endpoint = format!("http://{addr}");
-    let keys = KeyRing::new(
-        settings
-            .keys
-            .iter()
-            .map(|k| (k.access_key.clone(), k.secret_key.clone())),
-    );
+    let keys = KeyRing::new(settings.keys.iter().map(|k| (k.access_key.clone(), k.secret_key.clone())));
     let config = Config {
         account: settings.account_id.clone(),
         region: settings.region.clone(),
@@ -52,9 +38,7 @@ async fn serve(
         endpoint: endpoint.clone(),
     };
     let app = App::new(config, Arc::new(store));
-    berth_api::ensure_default_cluster(&app)
-        .await
-        .context("creating the default cluster")?;
+    berth_api::ensure_default_cluster(&app).await.context("creating the default cluster")?;
     let stopping = app.clone();
     let server = axum::serve(listener, berth_api::router(app.clone()))
         .with_graceful_shutdown(async move { stopping.closed().await });
@@ -72,50 +56,28 @@ async fn serve(
                     &key.secret_key,
                     &settings.region,
                 )?;
-                let config = crate::agent::config(
-                    &options,
-                    "default",
-                    &settings.region,
-                    settings.data_dir.join("agent"),
-                );
+                let config =
+                    crate::agent::config(&options, "default", &settings.region, settings.data_dir.join("agent"));
                 let agent = berth_agent::Agent::register(config, Arc::new(client), driver)
                     .await
                     .context("starting the local agent")?;
                 let line = format!("  agent     {} ({name})", agent.instance_arn());
                 (Some(line), Some(tokio::spawn(agent.run())))
             }
-            Ok(None) => (
-                Some("  agent     none (--runtime none): tasks stay PENDING".to_string()),
-                None,
-            ),
-            Err(e) => (
-                Some(format!(
-                    "  agent     none: {e:#}; tasks stay PENDING until an agent joins"
-                )),
-                None,
-            ),
+            Ok(None) => (Some("  agent     none (--runtime none): tasks stay PENDING".to_string()), None),
+            Err(e) => (Some(format!("  agent     none: {e:#}; tasks stay PENDING until an agent joins")), None),
         },
     };
 
-    println!(
-        "berth {} ready in {} ms",
-        env!("CARGO_PKG_VERSION"),
-        started.elapsed().as_millis()
-    );
+    println!("berth {} ready in {} ms", env!("CARGO_PKG_VERSION"), started.elapsed().as_millis());
     println!("  endpoint  {endpoint}");
     println!("  data dir  {}", settings.data_dir.display());
-    println!(
-        "  region    {}    account {}",
-        settings.region, settings.account_id
-    );
+    println!("  region    {}    account {}", settings.region, settings.account_id);
     if let Some(line) = agent_line {
         println!("{line}");
     }
     if settings.generated_key {
-        println!(
-            "  a new key pair was generated into {}",
-            settings.data_dir.join("credentials.toml").display()
-        );
+        println!("  a new key pair was generated into {}", settings.data_dir.join("credentials.toml").display());
     }
     println!();
     println!(
@@ -141,18 +103,13 @@ async fn serve(
 
 /// How a process on this machine reaches the listener (a wildcard address means loopback).
 fn local_endpoint(addr: std::net::SocketAddr) -> String {
-    let ip = if addr.ip().is_unspecified() {
-        std::net::IpAddr::from([127, 0, 0, 1])
-    } else {
-        addr.ip()
-    };
+    let ip = if addr.ip().is_unspecified() { std::net::IpAddr::from([127, 0, 0, 1]) } else { addr.ip() };
     format!("http://{}", std::net::SocketAddr::new(ip, addr.port()))
 }
 
 /// Resolves on SIGINT or SIGTERM.
 pub async fn shutdown() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("SIGTERM handler");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}

@@ -8,18 +8,17 @@ use bollard::auth::DockerCredentials;
 use bollard::container::LogOutput;
 use bollard::errors::Error as DockerError;
 use bollard::models::{
-    ContainerCreateBody, HostConfig, HostConfigLogConfig, PortBinding, ResourcesUlimits,
+    ContainerCreateBody, HealthConfig, HealthStatusEnum, HostConfig, HostConfigLogConfig, PortBinding, ResourcesUlimits,
 };
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder,
-    LogsOptionsBuilder, RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
-    WaitContainerOptions,
+    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder, LogsOptionsBuilder,
+    RemoveContainerOptionsBuilder, StopContainerOptionsBuilder, WaitContainerOptions,
 };
 use futures::StreamExt;
 
-use super::{
-    Binding, BoxFuture, ContainerSpec, LABEL_TASK, LogStream, Observed, Runtime, RuntimeError,
-};
+use crate::lifecycle::Health;
+
+use super::{Binding, BoxFuture, ContainerSpec, LABEL_TASK, LogStream, Observed, Runtime, RuntimeError};
 
 pub struct DockerRuntime {
     docker: Docker,
@@ -29,16 +28,9 @@ impl DockerRuntime {
     /// Connects to the local engine (`DOCKER_HOST` or /var/run/docker.sock) and agrees on an
     /// API version with it.
     pub async fn connect() -> Result<Self, RuntimeError> {
-        let docker = Docker::connect_with_local_defaults()
-            .map_err(|e| RuntimeError::Unavailable(e.to_string()))?;
-        let docker = docker
-            .negotiate_version()
-            .await
-            .map_err(|e| RuntimeError::Unavailable(e.to_string()))?;
-        docker
-            .ping()
-            .await
-            .map_err(|e| RuntimeError::Unavailable(e.to_string()))?;
+        let docker = Docker::connect_with_local_defaults().map_err(|e| RuntimeError::Unavailable(e.to_string()))?;
+        let docker = docker.negotiate_version().await.map_err(|e| RuntimeError::Unavailable(e.to_string()))?;
+        docker.ping().await.map_err(|e| RuntimeError::Unavailable(e.to_string()))?;
         Ok(DockerRuntime { docker })
     }
 }
@@ -72,10 +64,7 @@ impl Runtime for DockerRuntime {
                 return Ok(());
             }
             let (repo, tag) = split_reference(&spec.image);
-            let options = CreateImageOptionsBuilder::new()
-                .from_image(repo)
-                .tag(tag)
-                .build();
+            let options = CreateImageOptionsBuilder::new().from_image(repo).tag(tag).build();
             let credentials = spec.registry_auth.as_ref().map(|(u, p)| DockerCredentials {
                 username: Some(u.clone()),
                 password: Some(p.clone()),
@@ -83,8 +72,7 @@ impl Runtime for DockerRuntime {
             });
             let mut progress = self.docker.create_image(Some(options), None, credentials);
             while let Some(item) = progress.next().await {
-                let item = item
-                    .map_err(|e| RuntimeError::Pull(format!("{}: {}", spec.image, message(e))))?;
+                let item = item.map_err(|e| RuntimeError::Pull(format!("{}: {}", spec.image, message(e))))?;
                 if let Some(err) = item.error_detail.and_then(|d| d.message) {
                     return Err(RuntimeError::Pull(format!("{}: {err}", spec.image)));
                 }
@@ -97,10 +85,7 @@ impl Runtime for DockerRuntime {
         })
     }
 
-    fn create<'a>(
-        &'a self,
-        spec: &'a ContainerSpec,
-    ) -> BoxFuture<'a, Result<String, RuntimeError>> {
+    fn create<'a>(&'a self, spec: &'a ContainerSpec) -> BoxFuture<'a, Result<String, RuntimeError>> {
         Box::pin(async move {
             let mut exposed = Vec::new();
             let mut bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
@@ -113,10 +98,7 @@ impl Runtime for DockerRuntime {
                         .entry(key)
                         .or_default()
                         .get_or_insert_with(Vec::new)
-                        .push(PortBinding {
-                            host_ip: Some(String::new()),
-                            host_port: Some(host_port),
-                        });
+                        .push(PortBinding { host_ip: Some(String::new()), host_port: Some(host_port) });
                 }
             }
             let host = HostConfig {
@@ -164,12 +146,18 @@ impl Runtime for DockerRuntime {
                 labels: Some(spec.labels.clone()),
                 exposed_ports: (!exposed.is_empty()).then_some(exposed),
                 stop_timeout: Some(spec.stop_timeout.as_secs() as i64),
+                healthcheck: spec.health.as_ref().map(|h| HealthConfig {
+                    test: Some(h.test.clone()),
+                    interval: Some(h.interval.as_nanos() as i64),
+                    timeout: Some(h.timeout.as_nanos() as i64),
+                    retries: Some(h.retries),
+                    start_period: Some(h.start_period.as_nanos() as i64),
+                    start_interval: None,
+                }),
                 host_config: Some(host),
                 ..Default::default()
             };
-            let options = CreateContainerOptionsBuilder::new()
-                .name(&spec.name)
-                .build();
+            let options = CreateContainerOptionsBuilder::new().name(&spec.name).build();
             let created = self
                 .docker
                 .create_container(Some(options), body)
@@ -180,29 +168,18 @@ impl Runtime for DockerRuntime {
     }
 
     fn start<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), RuntimeError>> {
-        Box::pin(async move {
-            self.docker
-                .start_container(id, None)
-                .await
-                .map_err(|e| RuntimeError::Start(message(e)))
-        })
+        Box::pin(
+            async move { self.docker.start_container(id, None).await.map_err(|e| RuntimeError::Start(message(e))) },
+        )
     }
 
-    fn stop<'a>(
-        &'a self,
-        id: &'a str,
-        timeout: Duration,
-    ) -> BoxFuture<'a, Result<(), RuntimeError>> {
+    fn stop<'a>(&'a self, id: &'a str, timeout: Duration) -> BoxFuture<'a, Result<(), RuntimeError>> {
         Box::pin(async move {
-            let options = StopContainerOptionsBuilder::new()
-                .t(timeout.as_secs() as i32)
-                .build();
+            let options = StopContainerOptionsBuilder::new().t(timeout.as_secs() as i32).build();
             match self.docker.stop_container(id, Some(options)).await {
                 Ok(()) => Ok(()),
                 // 304: already stopped.
-                Err(DockerError::DockerResponseServerError {
-                    status_code: 304, ..
-                }) => Ok(()),
+                Err(DockerError::DockerResponseServerError { status_code: 304, .. }) => Ok(()),
                 Err(e) => Err(RuntimeError::Stop(message(e))),
             }
         })
@@ -210,18 +187,11 @@ impl Runtime for DockerRuntime {
 
     fn inspect<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Observed, RuntimeError>> {
         Box::pin(async move {
-            let info = self
-                .docker
-                .inspect_container(id, None)
-                .await
-                .map_err(|e| RuntimeError::Inspect(message(e)))?;
+            let info = self.docker.inspect_container(id, None).await.map_err(|e| RuntimeError::Inspect(message(e)))?;
             let state = info.state.unwrap_or_default();
             let running = state.running.unwrap_or(false);
             let mut bindings = Vec::new();
-            let ports = info
-                .network_settings
-                .and_then(|n| n.ports)
-                .unwrap_or_default();
+            let ports = info.network_settings.and_then(|n| n.ports).unwrap_or_default();
             for (key, list) in ports {
                 let (port, protocol) = key.split_once('/').unwrap_or((&key, "tcp"));
                 for b in list.unwrap_or_default() {
@@ -238,13 +208,8 @@ impl Runtime for DockerRuntime {
                     });
                 }
             }
-            bindings.sort_by(|a, b| {
-                (a.container_port, &a.bind_ip).cmp(&(b.container_port, &b.bind_ip))
-            });
-            let started = state
-                .started_at
-                .as_deref()
-                .is_some_and(|s| !s.starts_with("0001"));
+            bindings.sort_by(|a, b| (a.container_port, &a.bind_ip).cmp(&(b.container_port, &b.bind_ip)));
+            let started = state.started_at.as_deref().is_some_and(|s| !s.starts_with("0001"));
             Ok(Observed {
                 id: info.id.unwrap_or_default(),
                 running,
@@ -253,6 +218,11 @@ impl Runtime for DockerRuntime {
                 bindings,
                 labels: info.config.and_then(|c| c.labels).unwrap_or_default(),
                 error: state.error.filter(|e| !e.is_empty()),
+                health: match state.health.and_then(|h| h.status) {
+                    Some(HealthStatusEnum::HEALTHY) => Health::Healthy,
+                    Some(HealthStatusEnum::UNHEALTHY) => Health::Unhealthy,
+                    _ => Health::Unknown,
+                },
             })
         })
     }
@@ -274,54 +244,32 @@ impl Runtime for DockerRuntime {
 
     fn remove<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), RuntimeError>> {
         Box::pin(async move {
-            let options = RemoveContainerOptionsBuilder::new()
-                .force(true)
-                .v(true)
-                .build();
+            let options = RemoveContainerOptionsBuilder::new().force(true).v(true).build();
             match self.docker.remove_container(id, Some(options)).await {
-                Ok(())
-                | Err(DockerError::DockerResponseServerError {
-                    status_code: 404, ..
-                }) => Ok(()),
+                Ok(()) | Err(DockerError::DockerResponseServerError { status_code: 404, .. }) => Ok(()),
                 Err(e) => Err(RuntimeError::Stop(message(e))),
             }
         })
     }
 
     fn logs<'a>(&'a self, id: &'a str, follow: bool) -> LogStream<'a> {
-        let options = LogsOptionsBuilder::new()
-            .stdout(true)
-            .stderr(true)
-            .follow(follow)
-            .build();
-        Box::pin(
-            self.docker
-                .logs(id, Some(options))
-                .filter_map(|item| async move {
-                    match item {
-                        Ok(LogOutput::StdOut { message }) | Ok(LogOutput::Console { message }) => {
-                            Some(Ok((false, message)))
-                        }
-                        Ok(LogOutput::StdErr { message }) => Some(Ok((true, message))),
-                        Ok(LogOutput::StdIn { .. }) => None,
-                        Err(e) => Some(Err(RuntimeError::Inspect(message(e)))),
-                    }
-                }),
-        )
+        let options = LogsOptionsBuilder::new().stdout(true).stderr(true).follow(follow).build();
+        Box::pin(self.docker.logs(id, Some(options)).filter_map(|item| async move {
+            match item {
+                Ok(LogOutput::StdOut { message }) | Ok(LogOutput::Console { message }) => Some(Ok((false, message))),
+                Ok(LogOutput::StdErr { message }) => Some(Ok((true, message))),
+                Ok(LogOutput::StdIn { .. }) => None,
+                Err(e) => Some(Err(RuntimeError::Inspect(message(e)))),
+            }
+        }))
     }
 
     fn list_managed(&self) -> BoxFuture<'_, Result<Vec<Observed>, RuntimeError>> {
         Box::pin(async move {
             let filters = HashMap::from([("label".to_string(), vec![LABEL_TASK.to_string()])]);
-            let options = ListContainersOptionsBuilder::new()
-                .all(true)
-                .filters(&filters)
-                .build();
-            let list = self
-                .docker
-                .list_containers(Some(options))
-                .await
-                .map_err(|e| RuntimeError::Inspect(message(e)))?;
+            let options = ListContainersOptionsBuilder::new().all(true).filters(&filters).build();
+            let list =
+                self.docker.list_containers(Some(options)).await.map_err(|e| RuntimeError::Inspect(message(e)))?;
             let mut out = Vec::new();
             for c in list {
                 if let Some(id) = c.id {
@@ -339,18 +287,9 @@ mod tests {
 
     #[test]
     fn references_split_into_repo_and_tag_or_digest() {
-        assert_eq!(
-            split_reference("127.0.0.1:5000/busybox:1"),
-            ("127.0.0.1:5000/busybox", "1")
-        );
-        assert_eq!(
-            split_reference("127.0.0.1:5000/busybox"),
-            ("127.0.0.1:5000/busybox", "latest")
-        );
-        assert_eq!(
-            split_reference("busybox@sha256:abc"),
-            ("busybox", "sha256:abc")
-        );
+        assert_eq!(split_reference("127.0.0.1:5000/busybox:1"), ("127.0.0.1:5000/busybox", "1"));
+        assert_eq!(split_reference("127.0.0.1:5000/busybox"), ("127.0.0.1:5000/busybox", "latest"));
+        assert_eq!(split_reference("busybox@sha256:abc"), ("busybox", "sha256:abc"));
         assert_eq!(split_reference("nginx"), ("nginx", "latest"));
     }
 }

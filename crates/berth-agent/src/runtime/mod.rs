@@ -12,8 +12,7 @@ use thiserror::Error;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// A container's output: chunks of stdout (`false`) or stderr (`true`).
-pub type LogStream<'a> =
-    Pin<Box<dyn futures::Stream<Item = Result<(bool, bytes::Bytes), RuntimeError>> + Send + 'a>>;
+pub type LogStream<'a> = Pin<Box<dyn futures::Stream<Item = Result<(bool, bytes::Bytes), RuntimeError>> + Send + 'a>>;
 
 /// Labels every container the agent creates carries, so a restarted agent can find its own.
 pub const LABEL_TASK: &str = "com.berth.task-arn";
@@ -35,6 +34,17 @@ pub struct Ulimit {
     pub name: String,
     pub soft: i64,
     pub hard: i64,
+}
+
+/// A container health check, as Docker and ECS define it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthSpec {
+    /// `["CMD-SHELL", "..."]` or `["CMD", "exe", "arg", ...]`.
+    pub test: Vec<String>,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub retries: i64,
+    pub start_period: Duration,
 }
 
 /// Everything a driver needs to create one container.
@@ -72,6 +82,7 @@ pub struct ContainerSpec {
     pub stop_timeout: Duration,
     /// Basic-auth credentials for the image's registry.
     pub registry_auth: Option<(String, String)>,
+    pub health: Option<HealthSpec>,
 }
 
 /// A host port the runtime bound for a container port.
@@ -84,7 +95,7 @@ pub struct Binding {
 }
 
 /// What the runtime says about a container now.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Observed {
     pub id: String,
     pub running: bool,
@@ -95,6 +106,8 @@ pub struct Observed {
     pub labels: HashMap<String, String>,
     /// The runtime's own error text, if starting it failed.
     pub error: Option<String>,
+    /// The health check's verdict (`Unknown` while starting or without a check).
+    pub health: crate::lifecycle::Health,
 }
 
 /// Why a runtime call failed; the variant picks ECS's reason prefix.
@@ -119,15 +132,10 @@ pub trait Runtime: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     /// Makes the image available locally (a cached image is not pulled again).
     fn pull<'a>(&'a self, spec: &'a ContainerSpec) -> BoxFuture<'a, Result<(), RuntimeError>>;
-    fn create<'a>(&'a self, spec: &'a ContainerSpec)
-    -> BoxFuture<'a, Result<String, RuntimeError>>;
+    fn create<'a>(&'a self, spec: &'a ContainerSpec) -> BoxFuture<'a, Result<String, RuntimeError>>;
     fn start<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), RuntimeError>>;
     /// SIGTERM, then SIGKILL once `timeout` has passed.
-    fn stop<'a>(
-        &'a self,
-        id: &'a str,
-        timeout: Duration,
-    ) -> BoxFuture<'a, Result<(), RuntimeError>>;
+    fn stop<'a>(&'a self, id: &'a str, timeout: Duration) -> BoxFuture<'a, Result<(), RuntimeError>>;
     fn inspect<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Observed, RuntimeError>>;
     /// Returns once the container has exited.
     fn wait<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), RuntimeError>>;

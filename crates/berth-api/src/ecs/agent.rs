@@ -10,7 +10,9 @@ use super::{Ctx, Obj, active_cluster, cluster_arg, text};
 use crate::error::{ApiError, ApiResult};
 
 /// Container fields an agent may report, as (request member, task container member).
-const CONTAINER_FIELDS: [(&str, &str); 6] = [
+/// `healthStatus` is a Berth extension of the model (see scripts/gen-models.py).
+const CONTAINER_FIELDS: [(&str, &str); 7] = [
+    ("healthStatus", "healthStatus"),
     ("status", "lastStatus"),
     ("exitCode", "exitCode"),
     ("reason", "reason"),
@@ -35,9 +37,9 @@ fn apply_container(rec: &mut TaskRecord, name: &str, change: &Obj) {
 fn parse_status(raw: Option<&str>) -> ApiResult<Option<TaskStatus>> {
     match raw {
         None => Ok(None),
-        Some(s) => TaskStatus::parse(s)
-            .map(Some)
-            .ok_or_else(|| ApiError::invalid(format!("Invalid task status '{s}'."))),
+        Some(s) => {
+            TaskStatus::parse(s).map(Some).ok_or_else(|| ApiError::invalid(format!("Invalid task status '{s}'.")))
+        }
     }
 }
 
@@ -46,37 +48,23 @@ pub async fn submit_task_state_change(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Va
     active_cluster(ctx, &cluster)?;
     let task = text(&input, "task").ok_or_else(|| ApiError::invalid("task is required."))?;
     let status = parse_status(text(&input, "status"))?;
-    for c in input
-        .get("containers")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
+    for c in input.get("containers").and_then(Value::as_array).into_iter().flatten() {
         if let Some(s) = c.get("status").and_then(Value::as_str)
             && !matches!(s, "PENDING" | "RUNNING" | "STOPPED")
         {
-            return Err(ApiError::invalid(format!(
-                "Invalid container status '{s}'."
-            )));
+            return Err(ApiError::invalid(format!("Invalid container status '{s}'.")));
         }
     }
     report(ctx, &cluster, task, status, |rec| {
-        for c in input
-            .get("containers")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            if let (Some(name), Some(change)) = (
-                c.get("containerName").and_then(Value::as_str),
-                c.as_object(),
-            ) {
+        for c in input.get("containers").and_then(Value::as_array).into_iter().flatten() {
+            if let (Some(name), Some(change)) = (c.get("containerName").and_then(Value::as_str), c.as_object()) {
                 apply_container(rec, name, change);
             }
         }
-        for stamp in ["pullStartedAt", "pullStoppedAt", "executionStoppedAt"] {
-            if let Some(v) = input.get(stamp) {
-                rec.task.insert(stamp.into(), v.clone());
+        // Timestamps and (Berth extension) task health, stored as reported.
+        for field in ["pullStartedAt", "pullStoppedAt", "executionStoppedAt", "healthStatus"] {
+            if let Some(v) = input.get(field) {
+                rec.task.insert(field.into(), v.clone());
             }
         }
         if let Some(reason) = input.get("reason")
@@ -94,32 +82,19 @@ pub async fn submit_container_state_change(ctx: &Ctx<'_>, input: Obj) -> ApiResu
     let cluster = cluster_arg(&input)?;
     active_cluster(ctx, &cluster)?;
     let task = text(&input, "task").ok_or_else(|| ApiError::invalid("task is required."))?;
-    let name = text(&input, "containerName")
-        .ok_or_else(|| ApiError::invalid("containerName is required."))?
-        .to_string();
+    let name =
+        text(&input, "containerName").ok_or_else(|| ApiError::invalid("containerName is required."))?.to_string();
     if let Some(s) = text(&input, "status")
         && !matches!(s, "PENDING" | "RUNNING" | "STOPPED")
     {
-        return Err(ApiError::invalid(format!(
-            "Invalid container status '{s}'."
-        )));
+        return Err(ApiError::invalid(format!("Invalid container status '{s}'.")));
     }
     let (_, rec) = super::tasks::find_task(ctx, &cluster, task)?
         .ok_or_else(|| ApiError::invalid("The referenced task was not found."))?;
-    if !rec.task["containers"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .any(|c| c["name"] == name.as_str())
-    {
-        return Err(ApiError::invalid(format!(
-            "The task has no container named '{name}'."
-        )));
+    if !rec.task["containers"].as_array().into_iter().flatten().any(|c| c["name"] == name.as_str()) {
+        return Err(ApiError::invalid(format!("The task has no container named '{name}'.")));
     }
-    report(ctx, &cluster, task, None, |rec| {
-        apply_container(rec, &name, &input)
-    })
-    .await?;
+    report(ctx, &cluster, task, None, |rec| apply_container(rec, &name, &input)).await?;
     Ok(json!({"acknowledgment": "ACK"}))
 }
 
@@ -128,7 +103,5 @@ pub fn discover_poll_endpoint(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
         active_cluster(ctx, &cluster_arg(&input)?)?;
     }
     let endpoint = &ctx.app.config.endpoint;
-    Ok(
-        json!({"endpoint": endpoint, "telemetryEndpoint": endpoint, "serviceConnectEndpoint": endpoint}),
-    )
+    Ok(json!({"endpoint": endpoint, "telemetryEndpoint": endpoint, "serviceConnectEndpoint": endpoint}))
 }

@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 use super::array;
 use super::records::{InstanceRecord, TaskRecord};
 use super::{
-    Ctx, MAX_ATTEMPTS, Obj, active_cluster, check_tags, cluster_arg, contention, decode, encode,
-    max_results, page, strings, text, with_token,
+    Ctx, MAX_ATTEMPTS, Obj, active_cluster, check_tags, cluster_arg, contention, decode, encode, max_results, page,
+    strings, text, with_token,
 };
 use crate::error::{ApiError, ApiResult};
 
@@ -56,19 +56,10 @@ fn counts(ctx: &Ctx<'_>, name: &str) -> ApiResult<Counts> {
 
 /// The cluster as ECS returns it; `include` adds SETTINGS, TAGS, STATISTICS, ATTACHMENTS.
 fn render(ctx: &Ctx<'_>, mut cluster: Obj, include: &[String]) -> ApiResult<Value> {
-    let name = text(&cluster, "clusterName")
-        .unwrap_or_default()
-        .to_string();
+    let name = text(&cluster, "clusterName").unwrap_or_default().to_string();
     let active = text(&cluster, "status") == Some("ACTIVE");
-    let c = if active {
-        counts(ctx, &name)?
-    } else {
-        Counts::default()
-    };
-    cluster.insert(
-        "registeredContainerInstancesCount".into(),
-        json!(c.instances),
-    );
+    let c = if active { counts(ctx, &name)? } else { Counts::default() };
+    cluster.insert("registeredContainerInstancesCount".into(), json!(c.instances));
     cluster.insert("runningTasksCount".into(), json!(c.running));
     cluster.insert("pendingTasksCount".into(), json!(c.pending));
     cluster.insert("activeServicesCount".into(), json!(c.services));
@@ -138,9 +129,7 @@ pub async fn create(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
         if let Some(kv) = &existing {
             let cluster: Obj = decode(kv)?;
             if text(&cluster, "status") == Some("ACTIVE") {
-                return Ok(
-                    json!({"cluster": render(ctx, cluster, &WRITE_VIEW.map(String::from))?}),
-                );
+                return Ok(json!({"cluster": render(ctx, cluster, &WRITE_VIEW.map(String::from))?}));
             }
         }
         let mut cluster = Obj::new();
@@ -149,25 +138,16 @@ pub async fn create(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
         cluster.insert("status".into(), json!("ACTIVE"));
         cluster.insert("settings".into(), Value::Array(settings.clone()));
         cluster.insert("tags".into(), Value::Array(tags.clone()));
-        for field in [
-            "configuration",
-            "serviceConnectDefaults",
-            "capacityProviders",
-            "defaultCapacityProviderStrategy",
-        ] {
+        for field in ["configuration", "serviceConnectDefaults", "capacityProviders", "defaultCapacityProviderStrategy"]
+        {
             if let Some(v) = input.get(field) {
                 cluster.insert(field.into(), v.clone());
             }
         }
         cluster.entry("capacityProviders").or_insert(json!([]));
-        cluster
-            .entry("defaultCapacityProviderStrategy")
-            .or_insert(json!([]));
+        cluster.entry("defaultCapacityProviderStrategy").or_insert(json!([]));
         let txn = Txn::new()
-            .when(vec![Compare::unchanged(
-                &key,
-                existing.map(|kv| kv.mod_revision).unwrap_or(0),
-            )])
+            .when(vec![Compare::unchanged(&key, existing.map(|kv| kv.mod_revision).unwrap_or(0))])
             .and_then(vec![Op::put(&key, encode(&cluster))]);
         if ctx.store().txn(txn).await?.succeeded {
             return Ok(json!({"cluster": render(ctx, cluster, &WRITE_VIEW.map(String::from))?}));
@@ -202,10 +182,7 @@ pub fn list(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
     for kv in ctx.store().list(&ctx.keys.clusters())? {
         let cluster: Obj = decode(&kv)?;
         if text(&cluster, "status") == Some("ACTIVE") {
-            items.push((
-                kv.key.clone(),
-                cluster.get("clusterArn").cloned().unwrap_or_default(),
-            ));
+            items.push((kv.key.clone(), cluster.get("clusterArn").cloned().unwrap_or_default()));
         }
     }
     let (arns, next) = page(&input, items, limit)?;
@@ -292,11 +269,7 @@ async fn modify(ctx: &Ctx<'_>, name: &str, change: impl Fn(&mut Obj)) -> ApiResu
 }
 
 fn merge_settings(cluster: &mut Obj, settings: &[Value]) {
-    let mut current = cluster
-        .get("settings")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    let mut current = cluster.get("settings").and_then(Value::as_array).cloned().unwrap_or_default();
     for s in settings {
         current.retain(|c| c.get("name") != s.get("name"));
         current.push(s.clone());

@@ -15,8 +15,8 @@ use serde_json::{Value, json};
 
 use super::records::{InstanceRecord, TaskRecord};
 use super::{
-    Ctx, MAX_ATTEMPTS, Obj, active_cluster, check_tags, cluster_arg, contention, decode, encode,
-    max_results, page, strings, text, with_token,
+    Ctx, MAX_ATTEMPTS, Obj, active_cluster, check_tags, cluster_arg, contention, decode, encode, max_results, page,
+    strings, text, with_token,
 };
 use super::{array, missing};
 use crate::error::{ApiError, ApiResult};
@@ -51,10 +51,7 @@ fn render(
     let id = kv.key.rsplit('/').next().unwrap_or_default();
     let (running, pending) = counts.get(id).copied().unwrap_or_default();
     let timeout = ctx.app.config.agent_timeout.as_secs_f64();
-    out.insert(
-        "agentConnected".into(),
-        json!(rec.connected(ctx.timestamp(), timeout)),
-    );
+    out.insert("agentConnected".into(), json!(rec.connected(ctx.timestamp(), timeout)));
     out.insert("runningTasksCount".into(), json!(running));
     out.insert("pendingTasksCount".into(), json!(pending));
     out.insert("version".into(), json!(kv.version));
@@ -77,42 +74,26 @@ pub async fn register(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
     let cluster = cluster_arg(&input)?;
     let tags = array(&input, "tags");
     check_tags(&tags)?;
-    check_attributes(
-        input
-            .get("attributes")
-            .and_then(Value::as_array)
-            .map(Vec::as_slice)
-            .unwrap_or_default(),
-    )?;
+    check_attributes(input.get("attributes").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default())?;
     let total_list = array(&input, "totalResources");
     let mut registered = Resources::from_ecs(&total_list);
-    if !total_list
-        .iter()
-        .any(|r| r.get("name").and_then(Value::as_str) == Some("PORTS"))
-    {
+    if !total_list.iter().any(|r| r.get("name").and_then(Value::as_str) == Some("PORTS")) {
         registered.tcp_ports.extend(RESERVED_PORTS);
     }
     if registered.cpu < 0 || registered.memory < 0 {
-        return Err(ApiError::invalid(
-            "CPU and MEMORY resources must not be negative.",
-        ));
+        return Err(ApiError::invalid("CPU and MEMORY resources must not be negative."));
     }
-    let identity: Obj = text(&input, "instanceIdentityDocument")
-        .and_then(|d| serde_json::from_str(d).ok())
-        .unwrap_or_default();
+    let identity: Obj =
+        text(&input, "instanceIdentityDocument").and_then(|d| serde_json::from_str(d).ok()).unwrap_or_default();
     let reuse = match text(&input, "containerInstanceArn") {
         Some(given) => Some(
-            instance_id(&cluster, given)
-                .ok_or_else(|| ApiError::invalid("Invalid containerInstanceArn."))?
-                .to_string(),
+            instance_id(&cluster, given).ok_or_else(|| ApiError::invalid("Invalid containerInstanceArn."))?.to_string(),
         ),
         None => None,
     };
     for _ in 0..MAX_ATTEMPTS {
         let (cluster_kv, _) = active_cluster(ctx, &cluster)?;
-        let id = reuse
-            .clone()
-            .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+        let id = reuse.clone().unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
         let key = ctx.keys.instance(&cluster, &id);
         let previous = ctx.store().get(&key)?;
         let mut remaining = registered.clone();
@@ -130,47 +111,31 @@ pub async fn register(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
                 }
             }
         }
-        instance.insert(
-            "containerInstanceArn".into(),
-            json!(ctx.arns.container_instance(&cluster, &id)),
-        );
+        instance.insert("containerInstanceArn".into(), json!(ctx.arns.container_instance(&cluster, &id)));
         if let Some(ec2) = identity.get("instanceId") {
             instance.insert("ec2InstanceId".into(), ec2.clone());
         }
-        instance.insert(
-            "versionInfo".into(),
-            input.get("versionInfo").cloned().unwrap_or(json!({})),
-        );
+        instance.insert("versionInfo".into(), input.get("versionInfo").cloned().unwrap_or(json!({})));
         instance.insert("registeredResources".into(), registered.to_ecs());
         instance.insert("remainingResources".into(), remaining.to_ecs());
         instance.insert("status".into(), json!("ACTIVE"));
         instance.insert("agentConnected".into(), json!(true));
         let mut attributes = array(&input, "attributes");
-        for (attr, field) in [
-            ("ecs.availability-zone", "availabilityZone"),
-            ("ecs.instance-type", "instanceType"),
-        ] {
+        for (attr, field) in [("ecs.availability-zone", "availabilityZone"), ("ecs.instance-type", "instanceType")] {
             if let Some(v) = identity.get(field)
-                && !attributes
-                    .iter()
-                    .any(|a| a.get("name").and_then(Value::as_str) == Some(attr))
+                && !attributes.iter().any(|a| a.get("name").and_then(Value::as_str) == Some(attr))
             {
                 attributes.push(json!({"name": attr, "value": v}));
             }
         }
         instance.insert("attributes".into(), Value::Array(attributes));
-        instance
-            .entry("registeredAt")
-            .or_insert(json!(ctx.timestamp()));
+        instance.entry("registeredAt").or_insert(json!(ctx.timestamp()));
         instance.entry("attachments").or_insert(json!([]));
         instance.insert("tags".into(), Value::Array(tags.clone()));
         if let Some(devices) = input.get("platformDevices") {
             instance.insert("platformDevices".into(), devices.clone());
         }
-        let rec = InstanceRecord {
-            instance,
-            heartbeat: ctx.timestamp(),
-        };
+        let rec = InstanceRecord { instance, heartbeat: ctx.timestamp() };
         let txn = Txn::new()
             .when(vec![
                 Compare::unchanged(&cluster_kv.key, cluster_kv.mod_revision),
@@ -178,10 +143,7 @@ pub async fn register(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
             ])
             .and_then(vec![Op::put(&key, encode(&rec))]);
         if ctx.store().txn(txn).await?.succeeded {
-            let kv = ctx
-                .store()
-                .get(&key)?
-                .ok_or_else(|| ApiError::server("instance vanished"))?;
+            let kv = ctx.store().get(&key)?.ok_or_else(|| ApiError::server("instance vanished"))?;
             let counts = task_counts(ctx, &cluster)?;
             return Ok(json!({"containerInstance": render(ctx, &kv, &rec, &counts, true)}));
         }
@@ -197,9 +159,7 @@ pub fn describe(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
         return Err(ApiError::invalid("Container instances cannot be empty."));
     }
     if wanted.len() > 100 {
-        return Err(ApiError::invalid(
-            "At most 100 container instances can be described at once.",
-        ));
+        return Err(ApiError::invalid("At most 100 container instances can be described at once."));
     }
     let with_tags = strings(&input, "include").iter().any(|i| i == "TAGS");
     let counts = task_counts(ctx, &cluster)?;
@@ -211,9 +171,7 @@ pub fn describe(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
         };
         match kv {
             Some(kv) => found.push(render(ctx, &kv, &decode(&kv)?, &counts, with_tags)),
-            None => failures.push(missing(&given, |id| {
-                ctx.arns.container_instance(&cluster, id)
-            })),
+            None => failures.push(missing(&given, |id| ctx.arns.container_instance(&cluster, id))),
         }
     }
     Ok(json!({"containerInstances": found, "failures": failures}))
@@ -224,9 +182,7 @@ pub fn list(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
     active_cluster(ctx, &cluster)?;
     let limit = max_results(&input, 100)?;
     if input.contains_key("filter") {
-        return Err(ApiError::invalid(
-            "Berth does not evaluate cluster query language filters yet.",
-        ));
+        return Err(ApiError::invalid("Berth does not evaluate cluster query language filters yet."));
     }
     let status = text(&input, "status");
     let mut items = Vec::new();
@@ -272,10 +228,7 @@ pub async fn deregister(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
             .when(vec![Compare::unchanged(&key, kv.mod_revision)])
             .and_then(vec![Op::put(&key, encode(&rec))]);
         if ctx.store().txn(txn).await?.succeeded {
-            let kv = ctx
-                .store()
-                .get(&key)?
-                .ok_or_else(|| ApiError::server("instance vanished"))?;
+            let kv = ctx.store().get(&key)?.ok_or_else(|| ApiError::server("instance vanished"))?;
             return Ok(json!({"containerInstance": render(ctx, &kv, &rec, &counts, false)}));
         }
     }
@@ -292,18 +245,14 @@ async fn update_each(
 ) -> ApiResult<(Vec<(KeyValue, InstanceRecord)>, Vec<Value>)> {
     for _ in 0..MAX_ATTEMPTS {
         active_cluster(ctx, cluster)?;
-        let (mut changed, mut failures, mut compares, mut ops) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut changed, mut failures, mut compares, mut ops) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for given in wanted {
             let kv = match instance_id(cluster, given) {
                 Some(id) => ctx.store().get(&ctx.keys.instance(cluster, id))?,
                 None => None,
             };
-            let arn = if given.starts_with("arn:") {
-                given.clone()
-            } else {
-                ctx.arns.container_instance(cluster, given)
-            };
+            let arn =
+                if given.starts_with("arn:") { given.clone() } else { ctx.arns.container_instance(cluster, given) };
             let Some(kv) = kv else {
                 failures.push(json!({"arn": arn, "reason": "MISSING"}));
                 continue;
@@ -317,13 +266,7 @@ async fn update_each(
             ops.push(Op::put(&kv.key, encode(&rec)));
             changed.push((kv, rec));
         }
-        if ops.is_empty()
-            || ctx
-                .store()
-                .txn(Txn::new().when(compares).and_then(ops))
-                .await?
-                .succeeded
-        {
+        if ops.is_empty() || ctx.store().txn(Txn::new().when(compares).and_then(ops)).await?.succeeded {
             let mut fresh = Vec::with_capacity(changed.len());
             for (kv, rec) in changed {
                 let kv = ctx.store().get(&kv.key)?.unwrap_or(kv);
@@ -345,9 +288,7 @@ pub async fn update_state(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
     }
     let wanted = strings(&input, "containerInstances");
     if wanted.is_empty() || wanted.len() > 10 {
-        return Err(ApiError::invalid(
-            "containerInstances must name between 1 and 10 container instances.",
-        ));
+        return Err(ApiError::invalid("containerInstances must name between 1 and 10 container instances."));
     }
     let (changed, failures) = update_each(ctx, &cluster, &wanted, |rec| {
         if rec.status() == "INACTIVE" {
@@ -358,10 +299,7 @@ pub async fn update_state(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
     })
     .await?;
     let counts = task_counts(ctx, &cluster)?;
-    let rendered: Vec<Value> = changed
-        .iter()
-        .map(|(kv, rec)| render(ctx, kv, rec, &counts, false))
-        .collect();
+    let rendered: Vec<Value> = changed.iter().map(|(kv, rec)| render(ctx, kv, rec, &counts, false)).collect();
     Ok(json!({"containerInstances": rendered, "failures": failures}))
 }
 
@@ -370,9 +308,7 @@ fn check_attributes(attributes: &[Value]) -> ApiResult<()> {
         let name = a.get("name").and_then(Value::as_str).unwrap_or_default();
         let name_ok = !name.is_empty()
             && name.len() <= 128
-            && name.bytes().all(|b| {
-                b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'/' | b'@')
-            });
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'/' | b'@'));
         if !name_ok {
             return Err(ApiError::invalid(format!(
                 "Invalid attribute name '{name}': 1-128 letters, numbers, hyphens, underscores, periods, slashes or at signs."
@@ -381,13 +317,9 @@ fn check_attributes(attributes: &[Value]) -> ApiResult<()> {
         if let Some(value) = a.get("value").and_then(Value::as_str) {
             let value_ok = !value.is_empty()
                 && value.len() <= 128
-                && value
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b" -_./@:".contains(&b));
+                && value.bytes().all(|b| b.is_ascii_alphanumeric() || b" -_./@:".contains(&b));
             if !value_ok {
-                return Err(ApiError::invalid(format!(
-                    "Invalid value for attribute '{name}'."
-                )));
+                return Err(ApiError::invalid(format!("Invalid value for attribute '{name}'.")));
             }
         }
         if let Some(t) = a.get("targetType").and_then(Value::as_str)
@@ -400,29 +332,17 @@ fn check_attributes(attributes: &[Value]) -> ApiResult<()> {
 }
 
 /// Groups attribute changes by the instance they target.
-fn by_target(
-    ctx: &Ctx<'_>,
-    cluster: &str,
-    attributes: &[Value],
-) -> ApiResult<Vec<(String, Vec<Value>)>> {
+fn by_target(ctx: &Ctx<'_>, cluster: &str, attributes: &[Value]) -> ApiResult<Vec<(String, Vec<Value>)>> {
     let mut groups: Vec<(String, Vec<Value>)> = Vec::new();
     for a in attributes {
-        let target = a.get("targetId").and_then(Value::as_str).ok_or_else(|| {
-            ApiError::invalid("targetId is required for attributes of container instances.")
-        })?;
+        let target = a
+            .get("targetId")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ApiError::invalid("targetId is required for attributes of container instances."))?;
         let id = instance_id(cluster, target)
-            .filter(|id| {
-                matches!(
-                    ctx.store().get(&ctx.keys.instance(cluster, id)),
-                    Ok(Some(_))
-                )
-            })
+            .filter(|id| matches!(ctx.store().get(&ctx.keys.instance(cluster, id)), Ok(Some(_))))
             .ok_or_else(|| {
-                ApiError::new(
-                    400,
-                    "TargetNotFoundException",
-                    format!("Could not find container instance '{target}'."),
-                )
+                ApiError::new(400, "TargetNotFoundException", format!("Could not find container instance '{target}'."))
             })?;
         let mut plain = a.clone();
         if let Some(o) = plain.as_object_mut() {
@@ -441,28 +361,20 @@ async fn change_attributes(ctx: &Ctx<'_>, input: Obj, put: bool) -> ApiResult<Va
     let cluster = cluster_arg(&input)?;
     let attributes = array(&input, "attributes");
     if attributes.is_empty() || attributes.len() > 10 {
-        return Err(ApiError::invalid(
-            "attributes must hold between 1 and 10 attributes.",
-        ));
+        return Err(ApiError::invalid("attributes must hold between 1 and 10 attributes."));
     }
     check_attributes(&attributes)?;
     active_cluster(ctx, &cluster)?;
     for (id, list) in by_target(ctx, &cluster, &attributes)? {
         update_each(ctx, &cluster, std::slice::from_ref(&id), |rec| {
-            let mut current = rec
-                .instance
-                .get("attributes")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
+            let mut current = rec.instance.get("attributes").and_then(Value::as_array).cloned().unwrap_or_default();
             for a in &list {
                 current.retain(|c| c.get("name") != a.get("name"));
                 if put {
                     current.push(a.clone());
                 }
             }
-            rec.instance
-                .insert("attributes".into(), Value::Array(current));
+            rec.instance.insert("attributes".into(), Value::Array(current));
             Ok(())
         })
         .await?;
@@ -491,14 +403,9 @@ pub fn list_attributes(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
     let cluster = cluster_arg(&input)?;
     active_cluster(ctx, &cluster)?;
     let limit = max_results(&input, 100)?;
-    let (name, value) = (
-        text(&input, "attributeName"),
-        text(&input, "attributeValue"),
-    );
+    let (name, value) = (text(&input, "attributeName"), text(&input, "attributeValue"));
     if value.is_some() && name.is_none() {
-        return Err(ApiError::invalid(
-            "attributeValue can only be given together with attributeName.",
-        ));
+        return Err(ApiError::invalid("attributeValue can only be given together with attributeName."));
     }
     let mut items = Vec::new();
     for kv in ctx.store().list(&ctx.keys.instances(&cluster))? {
@@ -507,13 +414,7 @@ pub fn list_attributes(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
             continue;
         }
         let arn = rec.instance["containerInstanceArn"].clone();
-        for a in rec
-            .instance
-            .get("attributes")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
+        for a in rec.instance.get("attributes").and_then(Value::as_array).into_iter().flatten() {
             let a_name = a.get("name").and_then(Value::as_str);
             if name.is_some_and(|n| Some(n) != a_name)
                 || value.is_some_and(|v| Some(v) != a.get("value").and_then(Value::as_str))

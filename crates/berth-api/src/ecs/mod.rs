@@ -106,11 +106,9 @@ pub async fn dispatch(ctx: &Ctx<'_>, operation: &str, input: Obj) -> ApiResult<V
         "PutAccountSetting" => settings::put(ctx, input, false).await,
         "PutAccountSettingDefault" => settings::put(ctx, input, true).await,
         "DeleteAccountSetting" => settings::delete(ctx, input).await,
-        other => Err(ApiError::new(
-            400,
-            "UnsupportedFeatureException",
-            format!("Berth does not implement {other} yet."),
-        )),
+        other => {
+            Err(ApiError::new(400, "UnsupportedFeatureException", format!("Berth does not implement {other} yet.")))
+        }
     }
 }
 
@@ -129,14 +127,7 @@ impl<'a> Ctx<'a> {
     pub fn new(app: &'a App, caller: Caller, now: SystemTime, body_len: usize) -> Self {
         let arns = ArnScope::new(&caller.region, &app.config.account);
         let keys = Keys::new(&caller.region);
-        Ctx {
-            app,
-            caller,
-            arns,
-            keys,
-            now,
-            body_len,
-        }
+        Ctx { app, caller, arns, keys, now, body_len }
     }
 
     pub fn store(&self) -> &dyn Store {
@@ -155,10 +146,7 @@ impl<'a> Ctx<'a> {
 }
 
 pub fn epoch_seconds(t: SystemTime) -> f64 {
-    let ms = t
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or(0);
+    let ms = t.duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
     ms as f64 / 1000.0
 }
 
@@ -168,21 +156,13 @@ pub fn text<'v>(input: &'v Obj, key: &str) -> Option<&'v str> {
 
 /// A list member, or an empty list when it is absent.
 pub fn array(input: &Obj, key: &str) -> Vec<Value> {
-    input
-        .get(key)
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default()
+    input.get(key).and_then(Value::as_array).cloned().unwrap_or_default()
 }
 
 /// ECS's `failures[]` entry for a resource that does not exist: given by ARN, the ARN as
 /// given; given by name or id, the ARN it would have.
 pub fn missing(given: &str, arn_of: impl FnOnce(&str) -> String) -> Value {
-    let arn = if given.starts_with("arn:") {
-        given.to_string()
-    } else {
-        arn_of(given)
-    };
+    let arn = if given.starts_with("arn:") { given.to_string() } else { arn_of(given) };
     serde_json::json!({"arn": arn, "reason": "MISSING"})
 }
 
@@ -190,11 +170,7 @@ pub fn strings(input: &Obj, key: &str) -> Vec<String> {
     input
         .get(key)
         .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(str::to_string))
-                .collect()
-        })
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
         .unwrap_or_default()
 }
 
@@ -208,8 +184,7 @@ pub fn cluster_arg(input: &Obj) -> ApiResult<String> {
 }
 
 pub fn decode<T: DeserializeOwned>(kv: &KeyValue) -> ApiResult<T> {
-    serde_json::from_slice(&kv.value)
-        .map_err(|e| ApiError::server(format!("corrupt record {}: {e}", kv.key)))
+    serde_json::from_slice(&kv.value).map_err(|e| ApiError::server(format!("corrupt record {}: {e}", kv.key)))
 }
 
 pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
@@ -218,10 +193,7 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 
 /// An ACTIVE cluster's record, or `ClusterNotFoundException`.
 pub fn active_cluster(ctx: &Ctx<'_>, name: &str) -> ApiResult<(KeyValue, Obj)> {
-    let kv = ctx
-        .store()
-        .get(&ctx.keys.cluster(name))?
-        .ok_or_else(ApiError::cluster_not_found)?;
+    let kv = ctx.store().get(&ctx.keys.cluster(name))?.ok_or_else(ApiError::cluster_not_found)?;
     let cluster: Obj = decode(&kv)?;
     if cluster.get("status").and_then(Value::as_str) != Some("ACTIVE") {
         return Err(ApiError::cluster_not_found());
@@ -234,19 +206,13 @@ pub fn max_results(input: &Obj, limit: i64) -> ApiResult<usize> {
     match input.get("maxResults").and_then(Value::as_i64) {
         None => Ok(limit as usize),
         Some(n) if (1..=limit).contains(&n) => Ok(n as usize),
-        Some(n) => Err(ApiError::invalid(format!(
-            "maxResults must be between 1 and {limit}, got {n}."
-        ))),
+        Some(n) => Err(ApiError::invalid(format!("maxResults must be between 1 and {limit}, got {n}."))),
     }
 }
 
 /// One page of `items` (in ascending order of their unique sort keys) after the position
 /// `nextToken` names. Tokens are opaque to clients: the hex of the last key.
-pub fn page<T>(
-    input: &Obj,
-    items: Vec<(String, T)>,
-    limit: usize,
-) -> ApiResult<(Vec<T>, Option<String>)> {
+pub fn page<T>(input: &Obj, items: Vec<(String, T)>, limit: usize) -> ApiResult<(Vec<T>, Option<String>)> {
     page_in_order(input, items, limit, false)
 }
 
@@ -264,17 +230,10 @@ pub fn page_in_order<T>(
                 .ok()
                 .and_then(|b| String::from_utf8(b).ok())
                 .ok_or_else(|| ApiError::invalid("Invalid nextToken."))?;
-            items
-                .iter()
-                .position(|(k, _)| *k == key)
-                .map(|p| p + 1)
-                .unwrap_or_else(|| {
-                    // The item the token names is gone: resume at the first key past it.
-                    items
-                        .iter()
-                        .position(|(k, _)| if descending { *k < key } else { *k > key })
-                        .unwrap_or(items.len())
-                })
+            items.iter().position(|(k, _)| *k == key).map(|p| p + 1).unwrap_or_else(|| {
+                // The item the token names is gone: resume at the first key past it.
+                items.iter().position(|(k, _)| if descending { *k < key } else { *k > key }).unwrap_or(items.len())
+            })
         }
     };
     let total = items.len();
@@ -284,11 +243,7 @@ pub fn page_in_order<T>(
         last_key = Some(key);
         out.push(item);
     }
-    let next = if start + out.len() < total {
-        last_key.map(hex::encode)
-    } else {
-        None
-    };
+    let next = if start + out.len() < total { last_key.map(hex::encode) } else { None };
     Ok((out, next))
 }
 
@@ -313,14 +268,10 @@ pub fn check_tags(tags: &[Value]) -> ApiResult<()> {
         let key = t.get("key").and_then(Value::as_str).unwrap_or_default();
         let value = t.get("value").and_then(Value::as_str).unwrap_or_default();
         if key.is_empty() || key.chars().count() > 128 || value.chars().count() > 256 {
-            return Err(ApiError::invalid(
-                "Tag keys must be 1-128 characters and values at most 256.",
-            ));
+            return Err(ApiError::invalid("Tag keys must be 1-128 characters and values at most 256."));
         }
         if key.to_ascii_lowercase().starts_with("aws:") {
-            return Err(ApiError::invalid(
-                "Tag keys may not begin with the reserved prefix 'aws:'.",
-            ));
+            return Err(ApiError::invalid("Tag keys may not begin with the reserved prefix 'aws:'."));
         }
     }
     Ok(())
@@ -344,34 +295,15 @@ mod tests {
     /// are exactly the operations `dispatch` answers.
     #[test]
     fn coverage_table_is_true() {
-        let doc = std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../docs/api-coverage.md"
-        ))
-        .unwrap();
-        let ecs = doc
-            .split("## ECS")
-            .nth(1)
-            .unwrap()
-            .split("\n## ")
-            .next()
-            .unwrap();
+        let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/api-coverage.md")).unwrap();
+        let ecs = doc.split("## ECS").nth(1).unwrap().split("\n## ").next().unwrap();
         let mut listed = std::collections::BTreeMap::new();
-        for row in ecs
-            .lines()
-            .filter(|l| l.starts_with("| ") && !l.starts_with("| operation"))
-        {
+        for row in ecs.lines().filter(|l| l.starts_with("| ") && !l.starts_with("| operation")) {
             let cells: Vec<&str> = row.split('|').map(str::trim).collect();
             listed.insert(cells[1].to_string(), cells[2].to_string());
         }
         let model: std::collections::BTreeSet<_> = ECS.operations.keys().cloned().collect();
-        assert_eq!(
-            listed
-                .keys()
-                .cloned()
-                .collect::<std::collections::BTreeSet<_>>(),
-            model
-        );
+        assert_eq!(listed.keys().cloned().collect::<std::collections::BTreeSet<_>>(), model);
         for (op, status) in &listed {
             let served = IMPLEMENTED.contains(&op.as_str());
             assert_eq!(served, status != "not yet", "{op} is marked {status}");

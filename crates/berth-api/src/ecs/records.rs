@@ -21,11 +21,7 @@ pub struct TaskRecord {
 
 impl TaskRecord {
     pub fn last_status(&self) -> TaskStatus {
-        self.task
-            .get("lastStatus")
-            .and_then(Value::as_str)
-            .and_then(TaskStatus::parse)
-            .unwrap_or(TaskStatus::Pending)
+        self.task.get("lastStatus").and_then(Value::as_str).and_then(TaskStatus::parse).unwrap_or(TaskStatus::Pending)
     }
 
     pub fn field(&self, key: &str) -> Option<&str> {
@@ -34,8 +30,7 @@ impl TaskRecord {
 
     /// The id part of the container instance ARN the task was placed on.
     pub fn instance_id(&self) -> Option<&str> {
-        self.field("containerInstanceArn")
-            .and_then(|a| a.rsplit('/').next())
+        self.field("containerInstanceArn").and_then(|a| a.rsplit('/').next())
     }
 }
 
@@ -49,33 +44,21 @@ pub struct InstanceRecord {
 
 impl InstanceRecord {
     pub fn status(&self) -> &str {
-        self.instance
-            .get("status")
-            .and_then(Value::as_str)
-            .unwrap_or("ACTIVE")
+        self.instance.get("status").and_then(Value::as_str).unwrap_or("ACTIVE")
     }
 
     pub fn remaining(&self) -> Resources {
-        let list = self
-            .instance
-            .get("remainingResources")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
+        let list = self.instance.get("remainingResources").and_then(Value::as_array).cloned().unwrap_or_default();
         Resources::from_ecs(&list)
     }
 
     pub fn set_remaining(&mut self, r: &Resources) {
-        self.instance
-            .insert("remainingResources".into(), r.to_ecs());
+        self.instance.insert("remainingResources".into(), r.to_ecs());
     }
 
     /// Whether the agent has been in touch within `timeout_secs` of `now`.
     pub fn connected(&self, now: f64, timeout_secs: f64) -> bool {
-        self.instance
-            .get("agentConnected")
-            .and_then(Value::as_bool)
-            .unwrap_or(false)
+        self.instance.get("agentConnected").and_then(Value::as_bool).unwrap_or(false)
             && now - self.heartbeat <= timeout_secs
     }
 }

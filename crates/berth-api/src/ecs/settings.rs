@@ -12,27 +12,15 @@ use crate::error::{ApiError, ApiResult};
 const SETTINGS: &[(&str, &str, &[&str])] = &[
     ("serviceLongArnFormat", "enabled", &["enabled", "disabled"]),
     ("taskLongArnFormat", "enabled", &["enabled", "disabled"]),
-    (
-        "containerInstanceLongArnFormat",
-        "enabled",
-        &["enabled", "disabled"],
-    ),
+    ("containerInstanceLongArnFormat", "enabled", &["enabled", "disabled"]),
     ("awsvpcTrunking", "disabled", &["enabled", "disabled"]),
-    (
-        "containerInsights",
-        "disabled",
-        &["enabled", "disabled", "enhanced"],
-    ),
+    ("containerInsights", "disabled", &["enabled", "disabled", "enhanced"]),
     ("dualStackIPv6", "disabled", &["enabled", "disabled"]),
     ("fargateFIPSMode", "disabled", &["enabled", "disabled"]),
     ("tagResourceAuthorization", "on", &["on", "off"]),
     ("fargateTaskRetirementWaitPeriod", "7", &["0", "7", "14"]),
     ("guardDutyActivate", "off", &["on", "off"]),
-    (
-        "defaultLogDriverMode",
-        "blocking",
-        &["blocking", "non-blocking"],
-    ),
+    ("defaultLogDriverMode", "blocking", &["blocking", "non-blocking"]),
     ("fargateEventWindows", "disabled", &["enabled", "disabled"]),
 ];
 
@@ -80,19 +68,11 @@ pub async fn put(ctx: &Ctx<'_>, input: Obj, account_default: bool) -> ApiResult<
         (false, None) => ctx.principal(),
     };
     if name == "guardDutyActivate" && !account_default {
-        return Err(ApiError::invalid(
-            "guardDutyActivate can only be set as an account default.",
-        ));
+        return Err(ApiError::invalid("guardDutyActivate can only be set as an account default."));
     }
-    let scope = if account_default {
-        DEFAULT_PRINCIPAL.to_string()
-    } else {
-        principal.clone()
-    };
+    let scope = if account_default { DEFAULT_PRINCIPAL.to_string() } else { principal.clone() };
     let out = setting(name, value, &principal, "user");
-    ctx.store()
-        .txn(Txn::new().and_then(vec![Op::put(&ctx.keys.setting(&scope, name), encode(&out))]))
-        .await?;
+    ctx.store().txn(Txn::new().and_then(vec![Op::put(&ctx.keys.setting(&scope, name), encode(&out))])).await?;
     Ok(json!({"setting": out}))
 }
 
@@ -112,9 +92,7 @@ pub async fn delete(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
         .get(&key)?
         .ok_or_else(|| ApiError::invalid(format!("No setting {name} is set for {principal}.")))?;
     let out: Value = decode(&existing)?;
-    ctx.store()
-        .txn(Txn::new().and_then(vec![Op::delete(&key)]))
-        .await?;
+    ctx.store().txn(Txn::new().and_then(vec![Op::delete(&key)])).await?;
     Ok(json!({"setting": out}))
 }
 
@@ -126,9 +104,7 @@ pub fn list(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
     }
     let value = text(&input, "value");
     if value.is_some() && name.is_none() {
-        return Err(ApiError::invalid(
-            "value can only be given together with name.",
-        ));
+        return Err(ApiError::invalid("value can only be given together with name."));
     }
     let principal = match text(&input, "principalArn") {
         Some(p) => {
@@ -137,15 +113,9 @@ pub fn list(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
         }
         None => ctx.principal(),
     };
-    let effective = input
-        .get("effectiveSettings")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
+    let effective = input.get("effectiveSettings").and_then(Value::as_bool).unwrap_or(false);
     let stored = |scope: &str, n: &str| -> ApiResult<Option<Value>> {
-        ctx.store()
-            .get(&ctx.keys.setting(scope, n))?
-            .map(|kv| decode(&kv))
-            .transpose()
+        ctx.store().get(&ctx.keys.setting(scope, n))?.map(|kv| decode(&kv)).transpose()
     };
     let mut items = Vec::new();
     for (n, default, _) in SETTINGS {
@@ -154,10 +124,9 @@ pub fn list(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
         }
         let found = match stored(&principal, n)? {
             Some(v) => Some(v),
-            None if effective => Some(
-                stored(DEFAULT_PRINCIPAL, n)?
-                    .unwrap_or_else(|| setting(n, default, &principal, "aws_managed")),
-            ),
+            None if effective => {
+                Some(stored(DEFAULT_PRINCIPAL, n)?.unwrap_or_else(|| setting(n, default, &principal, "aws_managed")))
+            }
             None => None,
         };
         if let Some(s) = found

@@ -10,23 +10,9 @@ use crate::error::{ApiError, ApiResult};
 
 /// The store key of the record an ARN names and where its tags sit inside that record.
 fn locate(ctx: &Ctx<'_>, given: &str) -> ApiResult<(String, &'static str)> {
-    let not_found = || {
-        ApiError::new(
-            400,
-            "ResourceNotFoundException",
-            "The specified resource could not be found.",
-        )
-    };
-    let Some(ParsedArn {
-        region,
-        account,
-        kind,
-        rest,
-    }) = arn::parse(given)
-    else {
-        return Err(ApiError::invalid(format!(
-            "Invalid resource ARN '{given}'."
-        )));
+    let not_found = || ApiError::new(400, "ResourceNotFoundException", "The specified resource could not be found.");
+    let Some(ParsedArn { region, account, kind, rest }) = arn::parse(given) else {
+        return Err(ApiError::invalid(format!("Invalid resource ARN '{given}'.")));
     };
     if region != ctx.caller.region || account != ctx.app.config.account {
         return Err(not_found());
@@ -35,16 +21,10 @@ fn locate(ctx: &Ctx<'_>, given: &str) -> ApiResult<(String, &'static str)> {
         ("cluster", None) => (ctx.keys.cluster(rest), "/tags"),
         ("task-definition", None) => {
             let (family, rev) = rest.split_once(':').ok_or_else(not_found)?;
-            (
-                ctx.keys
-                    .task_definition(family, rev.parse().map_err(|_| not_found())?),
-                "/tags",
-            )
+            (ctx.keys.task_definition(family, rev.parse().map_err(|_| not_found())?), "/tags")
         }
         ("task", Some((cluster, id))) => (ctx.keys.task(cluster, id), "/task/tags"),
-        ("container-instance", Some((cluster, id))) => {
-            (ctx.keys.instance(cluster, id), "/instance/tags")
-        }
+        ("container-instance", Some((cluster, id))) => (ctx.keys.instance(cluster, id), "/instance/tags"),
         _ => return Err(not_found()),
     };
     if ctx.store().get(&key)?.is_none() {
@@ -57,26 +37,14 @@ async fn change(ctx: &Ctx<'_>, arn: &str, edit: impl Fn(&mut Vec<Value>)) -> Api
     let (key, pointer) = locate(ctx, arn)?;
     for _ in 0..MAX_ATTEMPTS {
         let kv = ctx.store().get(&key)?.ok_or_else(|| {
-            ApiError::new(
-                400,
-                "ResourceNotFoundException",
-                "The specified resource could not be found.",
-            )
+            ApiError::new(400, "ResourceNotFoundException", "The specified resource could not be found.")
         })?;
         let mut record: Value = super::decode(&kv)?;
-        let mut tags = record
-            .pointer(pointer)
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
+        let mut tags = record.pointer(pointer).and_then(Value::as_array).cloned().unwrap_or_default();
         edit(&mut tags);
         check_tags(&tags)?;
         let (parent, field) = pointer.rsplit_once('/').expect("pointer has a field");
-        let target = if parent.is_empty() {
-            Some(&mut record)
-        } else {
-            record.pointer_mut(parent)
-        };
+        let target = if parent.is_empty() { Some(&mut record) } else { record.pointer_mut(parent) };
         if let Some(obj) = target.and_then(Value::as_object_mut) {
             obj.insert(field.to_string(), Value::Array(tags));
         }
@@ -101,14 +69,8 @@ pub async fn tag(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
 pub async fn untag(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
     let arn = text(&input, "resourceArn").unwrap_or_default();
     let keys = strings(&input, "tagKeys");
-    change(ctx, arn, |tags| {
-        tags.retain(|t| {
-            !keys
-                .iter()
-                .any(|k| t.get("key").and_then(Value::as_str) == Some(k))
-        })
-    })
-    .await?;
+    change(ctx, arn, |tags| tags.retain(|t| !keys.iter().any(|k| t.get("key").and_then(Value::as_str) == Some(k))))
+        .await?;
     Ok(json!({}))
 }
 

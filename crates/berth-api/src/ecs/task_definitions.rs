@@ -15,8 +15,8 @@ use serde_json::{Value, json};
 
 use super::array;
 use super::{
-    Ctx, MAX_ATTEMPTS, Obj, check_tags, contention, decode, encode, max_results, page,
-    page_in_order, strings, text, with_token,
+    Ctx, MAX_ATTEMPTS, Obj, check_tags, contention, decode, encode, max_results, page, page_in_order, strings, text,
+    with_token,
 };
 use crate::error::{ApiError, ApiResult};
 
@@ -31,10 +31,7 @@ pub struct DefinitionRecord {
 
 impl DefinitionRecord {
     pub fn status(&self) -> &str {
-        self.definition
-            .get("status")
-            .and_then(Value::as_str)
-            .unwrap_or("ACTIVE")
+        self.definition.get("status").and_then(Value::as_str).unwrap_or("ACTIVE")
     }
 }
 
@@ -62,12 +59,7 @@ pub fn resolve(ctx: &Ctx<'_>, given: &str) -> ApiResult<Option<(KeyValue, Defini
             None => Ok(None),
         };
     }
-    for kv in ctx
-        .store()
-        .list(&ctx.keys.family_revisions(family))?
-        .into_iter()
-        .rev()
-    {
+    for kv in ctx.store().list(&ctx.keys.family_revisions(family))?.into_iter().rev() {
         let rec: DefinitionRecord = decode(&kv)?;
         if rec.status() == "ACTIVE" {
             return Ok(Some((kv, rec)));
@@ -92,21 +84,12 @@ pub async fn register(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
     let family = text(&input, "family").unwrap_or_default().to_string();
     let counter_key = ctx.keys.family(&family);
     let registration = DefinitionRecord { definition, tags };
-    ctx.app
-        .registrations
-        .submit(&counter_key, registration, |batch| {
-            commit_revisions(ctx, &family, batch)
-        })
-        .await
+    ctx.app.registrations.submit(&counter_key, registration, |batch| commit_revisions(ctx, &family, batch)).await
 }
 
 /// Gives a batch of registrations of one family consecutive revisions and stores them all
 /// in one transaction, guarded by the family's revision counter.
-async fn commit_revisions(
-    ctx: &Ctx<'_>,
-    family: &str,
-    batch: Vec<DefinitionRecord>,
-) -> Vec<ApiResult<Value>> {
+async fn commit_revisions(ctx: &Ctx<'_>, family: &str, batch: Vec<DefinitionRecord>) -> Vec<ApiResult<Value>> {
     let counter_key = ctx.keys.family(family);
     let fail = |e: ApiError| batch.iter().map(|_| Err(e.clone())).collect();
     for _ in 0..MAX_ATTEMPTS {
@@ -118,45 +101,24 @@ async fn commit_revisions(
             Ok(c) => c.map(|c| c.last).unwrap_or(0),
             Err(e) => return fail(e),
         };
-        let (mut ops, mut responses) = (
-            Vec::with_capacity(batch.len() + 1),
-            Vec::with_capacity(batch.len()),
-        );
+        let (mut ops, mut responses) = (Vec::with_capacity(batch.len() + 1), Vec::with_capacity(batch.len()));
         for (n, registration) in batch.iter().enumerate() {
             let revision = last + 1 + n as u32;
             let mut record = registration.clone();
-            record.definition.insert(
-                "taskDefinitionArn".into(),
-                json!(ctx.arns.task_definition(family, revision)),
-            );
+            record.definition.insert("taskDefinitionArn".into(), json!(ctx.arns.task_definition(family, revision)));
             record.definition.insert("revision".into(), json!(revision));
-            ops.push(Op::put(
-                &ctx.keys.task_definition(family, revision),
-                encode(&record),
-            ));
+            ops.push(Op::put(&ctx.keys.task_definition(family, revision), encode(&record)));
             responses.push(json!({"taskDefinition": record.definition, "tags": record.tags}));
         }
-        ops.push(Op::put(
-            &counter_key,
-            encode(&FamilyCounter {
-                last: last + batch.len() as u32,
-            }),
-        ));
-        let guard =
-            Compare::unchanged(&counter_key, current.map(|kv| kv.mod_revision).unwrap_or(0));
-        match ctx
-            .store()
-            .txn(Txn::new().when(vec![guard]).and_then(ops))
-            .await
-        {
+        ops.push(Op::put(&counter_key, encode(&FamilyCounter { last: last + batch.len() as u32 })));
+        let guard = Compare::unchanged(&counter_key, current.map(|kv| kv.mod_revision).unwrap_or(0));
+        match ctx.store().txn(Txn::new().when(vec![guard]).and_then(ops)).await {
             Ok(r) if r.succeeded => return responses.into_iter().map(Ok).collect(),
             Ok(_) => continue,
             Err(e) => return fail(e.into()),
         }
     }
-    fail(ApiError::client(
-        "Too many concurrent attempts to create a new revision of the specified family.",
-    ))
+    fail(ApiError::client("Too many concurrent attempts to create a new revision of the specified family."))
 }
 
 pub fn describe(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
@@ -182,21 +144,9 @@ pub fn list(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
         if rec.status() == status {
             // ECS lists by family name, then revision number. Store keys would put "web-api"
             // before "web" ('-' sorts before '/'), so order by (family, NUL, revision).
-            let family = rec
-                .definition
-                .get("family")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            let revision = rec
-                .definition
-                .get("revision")
-                .and_then(Value::as_u64)
-                .unwrap_or(0);
-            let arn = rec
-                .definition
-                .get("taskDefinitionArn")
-                .cloned()
-                .unwrap_or_default();
+            let family = rec.definition.get("family").and_then(Value::as_str).unwrap_or_default();
+            let revision = rec.definition.get("revision").and_then(Value::as_u64).unwrap_or(0);
+            let arn = rec.definition.get("taskDefinitionArn").cloned().unwrap_or_default();
             items.push((format!("{family}\0{revision:010}"), arn));
         }
     }
@@ -217,17 +167,9 @@ pub fn list_families(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
     let prefix = text(&input, "familyPrefix").unwrap_or_default();
     // family -> whether it has an ACTIVE revision
     let mut families: BTreeMap<String, bool> = BTreeMap::new();
-    for kv in ctx
-        .store()
-        .list(&format!("{}{prefix}", ctx.keys.task_definitions()))?
-    {
+    for kv in ctx.store().list(&format!("{}{prefix}", ctx.keys.task_definitions()))? {
         let rec: DefinitionRecord = decode(&kv)?;
-        let family = rec
-            .definition
-            .get("family")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
+        let family = rec.definition.get("family").and_then(Value::as_str).unwrap_or_default().to_string();
         *families.entry(family).or_default() |= rec.status() == "ACTIVE";
     }
     let items = families
@@ -258,12 +200,7 @@ async fn set_status(
     let txn = Txn::new()
         .when(vec![Compare::unchanged(&kv.key, kv.mod_revision)])
         .and_then(vec![Op::put(&kv.key, encode(&rec))]);
-    Ok(ctx
-        .store()
-        .txn(txn)
-        .await?
-        .succeeded
-        .then_some(rec.definition))
+    Ok(ctx.store().txn(txn).await?.succeeded.then_some(rec.definition))
 }
 
 pub async fn deregister(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
@@ -295,14 +232,14 @@ pub async fn deregister(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
 pub async fn delete(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
     let wanted = strings(&input, "taskDefinitions");
     if wanted.is_empty() || wanted.len() > 10 {
-        return Err(ApiError::invalid(
-            "taskDefinitions must name between 1 and 10 task definition revisions.",
-        ));
+        return Err(ApiError::invalid("taskDefinitions must name between 1 and 10 task definition revisions."));
     }
     let (mut done, mut failures) = (Vec::new(), Vec::new());
     'each: for given in wanted {
         if !matches!(task_definition_ref(&given), Some((_, Some(_)))) {
-            failures.push(json!({"arn": given, "reason": "The task definition must be given as family:revision or a full ARN."}));
+            failures.push(
+                json!({"arn": given, "reason": "The task definition must be given as family:revision or a full ARN."}),
+            );
             continue;
         }
         for _ in 0..MAX_ATTEMPTS {
@@ -321,9 +258,7 @@ pub async fn delete(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
                 }
                 _ => {}
             }
-            if let Some(def) =
-                set_status(ctx, kv, rec, "DELETE_IN_PROGRESS", "deleteRequestedAt").await?
-            {
+            if let Some(def) = set_status(ctx, kv, rec, "DELETE_IN_PROGRESS", "deleteRequestedAt").await? {
                 done.push(Value::Object(def));
                 continue 'each;
             }

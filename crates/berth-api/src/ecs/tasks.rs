@@ -18,8 +18,8 @@ use serde_json::{Value, json};
 use super::records::{InstanceRecord, TaskRecord};
 use super::task_definitions::{DefinitionRecord, resolve};
 use super::{
-    Ctx, MAX_ATTEMPTS, Obj, active_cluster, check_tags, cluster_arg, contention, decode, encode,
-    max_results, page, strings, text, with_token,
+    Ctx, MAX_ATTEMPTS, Obj, active_cluster, check_tags, cluster_arg, contention, decode, encode, max_results, page,
+    strings, text, with_token,
 };
 use super::{array, missing};
 use crate::error::{ApiError, ApiResult};
@@ -47,24 +47,14 @@ fn launch(ctx: &Ctx<'_>, input: &Obj) -> ApiResult<Launch> {
     if let Some(lt) = text(input, "launchType")
         && lt != "EC2"
     {
-        return Err(ApiError::invalid(format!(
-            "Berth does not run the {lt} launch type yet; use EC2."
-        )));
+        return Err(ApiError::invalid(format!("Berth does not run the {lt} launch type yet; use EC2.")));
     }
     if input.contains_key("capacityProviderStrategy") {
-        return Err(ApiError::invalid(
-            "Berth does not support capacity provider strategies yet.",
-        ));
+        return Err(ApiError::invalid("Berth does not support capacity provider strategies yet."));
     }
     for unsupported in ["placementConstraints", "placementStrategy"] {
-        if input
-            .get(unsupported)
-            .and_then(Value::as_array)
-            .is_some_and(|a| !a.is_empty())
-        {
-            return Err(ApiError::invalid(format!(
-                "Berth does not evaluate {unsupported} yet."
-            )));
+        if input.get(unsupported).and_then(Value::as_array).is_some_and(|a| !a.is_empty()) {
+            return Err(ApiError::invalid(format!("Berth does not evaluate {unsupported} yet.")));
         }
     }
     let awsvpc = definition.get("networkMode").and_then(Value::as_str) == Some("awsvpc");
@@ -83,39 +73,23 @@ fn launch(ctx: &Ctx<'_>, input: &Obj) -> ApiResult<Launch> {
     }
     let started_by = text(input, "startedBy").map(str::to_string);
     if started_by.as_ref().is_some_and(|s| s.chars().count() > 128) {
-        return Err(ApiError::invalid(
-            "startedBy can be at most 128 characters.",
-        ));
+        return Err(ApiError::invalid("startedBy can be at most 128 characters."));
     }
-    let family = definition
-        .get("family")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let group = text(input, "group")
-        .map(str::to_string)
-        .unwrap_or_else(|| format!("family:{family}"));
+    let family = definition.get("family").and_then(Value::as_str).unwrap_or_default();
+    let group = text(input, "group").map(str::to_string).unwrap_or_else(|| format!("family:{family}"));
     if group.chars().count() > 255 {
         return Err(ApiError::invalid("group can be at most 255 characters."));
     }
     let tags = array(input, "tags");
     check_tags(&tags)?;
-    let overrides = input
-        .get("overrides")
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
+    let overrides = input.get("overrides").and_then(Value::as_object).cloned().unwrap_or_default();
     let names: Vec<&str> = definition["containerDefinitions"]
         .as_array()
         .into_iter()
         .flatten()
         .filter_map(|c| c["name"].as_str())
         .collect();
-    for co in overrides
-        .get("containerOverrides")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
+    for co in overrides.get("containerOverrides").and_then(Value::as_array).into_iter().flatten() {
         let name = co.get("name").and_then(Value::as_str).unwrap_or_default();
         if !names.contains(&name) {
             return Err(ApiError::invalid(format!(
@@ -124,15 +98,7 @@ fn launch(ctx: &Ctx<'_>, input: &Obj) -> ApiResult<Launch> {
         }
     }
     let requirements = requirements(&definition, Some(&overrides));
-    Ok(Launch {
-        cluster,
-        definition,
-        requirements,
-        overrides,
-        started_by,
-        group,
-        tags,
-    })
+    Ok(Launch { cluster, definition, requirements, overrides, started_by, group, tags })
 }
 
 /// The ECS `Task` object for a new task of `l` on instance `instance`.
@@ -149,6 +115,7 @@ fn new_task(ctx: &Ctx<'_>, l: &Launch, instance: &InstanceRecord, id: &str) -> O
                 "name": c["name"],
                 "image": c["image"],
                 "lastStatus": "PENDING",
+                "healthStatus": "UNKNOWN",
                 "networkInterfaces": [],
                 "cpu": c.get("cpu").and_then(Value::as_i64).unwrap_or(0).to_string(),
             });
@@ -162,28 +129,18 @@ fn new_task(ctx: &Ctx<'_>, l: &Launch, instance: &InstanceRecord, id: &str) -> O
         .collect();
     let mut overrides = l.overrides.clone();
     if !overrides.contains_key("containerOverrides") {
-        let names: Vec<Value> = containers
-            .iter()
-            .map(|c| json!({"name": c["name"]}))
-            .collect();
+        let names: Vec<Value> = containers.iter().map(|c| json!({"name": c["name"]})).collect();
         overrides.insert("containerOverrides".into(), Value::Array(names));
     }
-    overrides
-        .entry("inferenceAcceleratorOverrides")
-        .or_insert(json!([]));
+    overrides.entry("inferenceAcceleratorOverrides").or_insert(json!([]));
     let mut task = Obj::new();
     task.insert("taskArn".into(), json!(task_arn));
     task.insert("clusterArn".into(), json!(ctx.arns.cluster(&l.cluster)));
-    task.insert(
-        "taskDefinitionArn".into(),
-        l.definition["taskDefinitionArn"].clone(),
-    );
-    task.insert(
-        "containerInstanceArn".into(),
-        instance.instance["containerInstanceArn"].clone(),
-    );
+    task.insert("taskDefinitionArn".into(), l.definition["taskDefinitionArn"].clone());
+    task.insert("containerInstanceArn".into(), instance.instance["containerInstanceArn"].clone());
     task.insert("overrides".into(), Value::Object(overrides));
     task.insert("lastStatus".into(), json!("PENDING"));
+    task.insert("healthStatus".into(), json!("UNKNOWN"));
     task.insert("desiredStatus".into(), json!("RUNNING"));
     task.insert("cpu".into(), json!(l.requirements.cpu.to_string()));
     task.insert("memory".into(), json!(l.requirements.memory.to_string()));
@@ -240,10 +197,7 @@ async fn commit(
     let mut ops = Vec::new();
     let mut created = Vec::new();
     for id in placements {
-        let (_, kv, rec) = snapshot
-            .iter()
-            .find(|(i, ..)| i == id)
-            .expect("placement names a snapshot instance");
+        let (_, kv, rec) = snapshot.iter().find(|(i, ..)| i == id).expect("placement names a snapshot instance");
         let rec = updated.entry(id.as_str()).or_insert_with(|| {
             compares.push(Compare::unchanged(&kv.key, kv.mod_revision));
             rec.clone()
@@ -253,11 +207,7 @@ async fn commit(
         rec.set_remaining(&remaining);
         let task_id = uuid::Uuid::new_v4().simple().to_string();
         let task = new_task(ctx, l, rec, &task_id);
-        let record = TaskRecord {
-            task: task.clone(),
-            requirements: l.requirements.clone(),
-            claimed: false,
-        };
+        let record = TaskRecord { task: task.clone(), requirements: l.requirements.clone(), claimed: false };
         let key = ctx.keys.task(&l.cluster, &task_id);
         compares.push(Compare::absent(&key));
         ops.push(Op::put(&key, encode(&record)));
@@ -266,12 +216,7 @@ async fn commit(
     for (id, rec) in &updated {
         ops.push(Op::put(&ctx.keys.instance(&l.cluster, id), encode(rec)));
     }
-    Ok(ctx
-        .store()
-        .txn(Txn::new().when(compares).and_then(ops))
-        .await?
-        .succeeded
-        .then_some(created))
+    Ok(ctx.store().txn(Txn::new().when(compares).and_then(ops)).await?.succeeded.then_some(created))
 }
 
 /// Renders freshly created tasks with their store version.
@@ -300,9 +245,7 @@ pub async fn run(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
         let (cluster_kv, _) = active_cluster(ctx, &l.cluster)?;
         let snapshot = instances(ctx, &l.cluster)?;
         if snapshot.is_empty() {
-            return Err(ApiError::invalid(
-                "No Container Instances were found in your cluster.",
-            ));
+            return Err(ApiError::invalid("No Container Instances were found in your cluster."));
         }
         let candidates: Vec<Instance> = snapshot
             .iter()
@@ -313,16 +256,8 @@ pub async fn run(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
                 remaining: rec.remaining(),
             })
             .collect();
-        let Plan {
-            placements,
-            rejections,
-        } = place(
-            &candidates,
-            &Request {
-                requirements: l.requirements.clone(),
-                count: count as usize,
-            },
-        );
+        let Plan { placements, rejections } =
+            place(&candidates, &Request { requirements: l.requirements.clone(), count: count as usize });
         let failures: Vec<Value> = rejections
             .iter()
             .map(|(id, why)| json!({"arn": ctx.arns.container_instance(&l.cluster, id), "reason": why.reason()}))
@@ -338,9 +273,7 @@ pub async fn start(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
     let l = launch(ctx, &input)?;
     let wanted = strings(&input, "containerInstances");
     if wanted.is_empty() || wanted.len() > 10 {
-        return Err(ApiError::invalid(
-            "containerInstances must name between 1 and 10 container instances.",
-        ));
+        return Err(ApiError::invalid("containerInstances must name between 1 and 10 container instances."));
     }
     let timeout = ctx.app.config.agent_timeout.as_secs_f64();
     for _ in 0..MAX_ATTEMPTS {
@@ -353,13 +286,8 @@ pub async fn start(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
                 Some((None, id)) => Some(id),
                 _ => None,
             };
-            let arn = id
-                .map(|id| ctx.arns.container_instance(&l.cluster, id))
-                .unwrap_or_else(|| given.clone());
-            let Some(kv) = id
-                .map(|id| ctx.store().get(&ctx.keys.instance(&l.cluster, id)))
-                .transpose()?
-                .flatten()
+            let arn = id.map(|id| ctx.arns.container_instance(&l.cluster, id)).unwrap_or_else(|| given.clone());
+            let Some(kv) = id.map(|id| ctx.store().get(&ctx.keys.instance(&l.cluster, id))).transpose()?.flatten()
             else {
                 failures.push(json!({"arn": arn, "reason": "MISSING"}));
                 continue;
@@ -390,11 +318,7 @@ pub async fn start(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
 }
 
 /// Finds a task of `cluster` by id or ARN.
-pub fn find_task(
-    ctx: &Ctx<'_>,
-    cluster: &str,
-    given: &str,
-) -> ApiResult<Option<(KeyValue, TaskRecord)>> {
+pub fn find_task(ctx: &Ctx<'_>, cluster: &str, given: &str) -> ApiResult<Option<(KeyValue, TaskRecord)>> {
     let id = match scoped_id(given, "task") {
         Some((Some(c), id)) if c == cluster => id,
         Some((None, id)) => id,
@@ -420,11 +344,7 @@ pub fn render(kv: &KeyValue, rec: &TaskRecord, with_tags: bool) -> Value {
 
 /// Marks a task STOPPED now and gives its resources back to its instance: the compares and
 /// writes for the instance, to commit together with the task's own write.
-pub fn stopped_ops(
-    ctx: &Ctx<'_>,
-    cluster: &str,
-    rec: &mut TaskRecord,
-) -> ApiResult<(Vec<Compare>, Vec<Op>)> {
+pub fn stopped_ops(ctx: &Ctx<'_>, cluster: &str, rec: &mut TaskRecord) -> ApiResult<(Vec<Compare>, Vec<Op>)> {
     let now = json!(ctx.timestamp());
     rec.task.insert("lastStatus".into(), json!("STOPPED"));
     rec.task.insert("desiredStatus".into(), json!("STOPPED"));
@@ -447,52 +367,36 @@ pub fn stopped_ops(
     let mut remaining = inst.remaining();
     remaining.release(&rec.requirements);
     inst.set_remaining(&remaining);
-    Ok((
-        vec![Compare::unchanged(&kv.key, kv.mod_revision)],
-        vec![Op::put(&kv.key, encode(&inst))],
-    ))
+    Ok((vec![Compare::unchanged(&kv.key, kv.mod_revision)], vec![Op::put(&kv.key, encode(&inst))]))
 }
 
 pub async fn stop(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
     let cluster = cluster_arg(&input)?;
     let given = text(&input, "task").unwrap_or_default().to_string();
-    let reason = text(&input, "reason")
-        .unwrap_or("Task stopped by user")
-        .to_string();
+    let reason = text(&input, "reason").unwrap_or("Task stopped by user").to_string();
     if reason.chars().count() > 255 {
         return Err(ApiError::invalid("reason can be at most 255 characters."));
     }
     for _ in 0..MAX_ATTEMPTS {
         active_cluster(ctx, &cluster)?;
-        let (kv, mut rec) = find_task(ctx, &cluster, &given)?
-            .ok_or_else(|| ApiError::invalid("The referenced task was not found."))?;
+        let (kv, mut rec) =
+            find_task(ctx, &cluster, &given)?.ok_or_else(|| ApiError::invalid("The referenced task was not found."))?;
         if rec.field("desiredStatus") == Some("STOPPED") {
             return Ok(json!({"task": render(&kv, &rec, false)}));
         }
-        rec.task
-            .insert("stopCode".into(), json!(StopCode::UserInitiated.as_str()));
+        rec.task.insert("stopCode".into(), json!(StopCode::UserInitiated.as_str()));
         rec.task.insert("stoppedReason".into(), json!(reason));
-        let (mut compares, mut ops) = (
-            vec![Compare::unchanged(&kv.key, kv.mod_revision)],
-            Vec::new(),
-        );
+        let (mut compares, mut ops) = (vec![Compare::unchanged(&kv.key, kv.mod_revision)], Vec::new());
         if !rec.claimed && transition(rec.last_status(), TaskEvent::StopUnclaimed).is_ok() {
             let (c, o) = stopped_ops(ctx, &cluster, &mut rec)?;
             compares.extend(c);
             ops.extend(o);
         } else {
             rec.task.insert("desiredStatus".into(), json!("STOPPED"));
-            rec.task
-                .entry("stoppingAt")
-                .or_insert(json!(ctx.timestamp()));
+            rec.task.entry("stoppingAt").or_insert(json!(ctx.timestamp()));
         }
         ops.push(Op::put(&kv.key, encode(&rec)));
-        if ctx
-            .store()
-            .txn(Txn::new().when(compares).and_then(ops))
-            .await?
-            .succeeded
-        {
+        if ctx.store().txn(Txn::new().when(compares).and_then(ops)).await?.succeeded {
             let kv = ctx.store().get(&kv.key)?.unwrap_or(kv);
             return Ok(json!({"task": render(&kv, &rec, false)}));
         }
@@ -508,9 +412,7 @@ pub fn describe(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
         return Err(ApiError::invalid("Tasks cannot be empty."));
     }
     if wanted.len() > 100 {
-        return Err(ApiError::invalid(
-            "At most 100 tasks can be described at once.",
-        ));
+        return Err(ApiError::invalid("At most 100 tasks can be described at once."));
     }
     let with_tags = strings(&input, "include").iter().any(|i| i == "TAGS");
     let (mut tasks, mut failures) = (Vec::new(), Vec::new());
@@ -542,14 +444,10 @@ pub fn list(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
     let mut items = Vec::new();
     for kv in ctx.store().list(&ctx.keys.tasks(&cluster))? {
         let rec: TaskRecord = decode(&kv)?;
-        let definition_family = rec
-            .field("taskDefinitionArn")
-            .and_then(berth_model::arn::task_definition_ref)
-            .map(|(f, _)| f);
+        let definition_family =
+            rec.field("taskDefinitionArn").and_then(berth_model::arn::task_definition_ref).map(|(f, _)| f);
         let keep = rec.field("desiredStatus") == Some(desired)
-            && instance
-                .as_deref()
-                .is_none_or(|i| rec.field("containerInstanceArn") == Some(i))
+            && instance.as_deref().is_none_or(|i| rec.field("containerInstanceArn") == Some(i))
             && family.is_none_or(|f| definition_family == Some(f))
             && started_by.is_none_or(|s| rec.field("startedBy") == Some(s))
             && service.is_none_or(|s| rec.field("group") == Some(&format!("service:{s}")))
@@ -574,8 +472,8 @@ pub async fn report(
     apply: impl Fn(&mut TaskRecord),
 ) -> ApiResult<()> {
     for _ in 0..MAX_ATTEMPTS {
-        let (kv, mut rec) = find_task(ctx, cluster, given)?
-            .ok_or_else(|| ApiError::invalid("The referenced task was not found."))?;
+        let (kv, mut rec) =
+            find_task(ctx, cluster, given)?.ok_or_else(|| ApiError::invalid("The referenced task was not found."))?;
         let current = rec.last_status();
         let next = transition(current, TaskEvent::Reported(status.unwrap_or(current)))
             .map_err(|e| ApiError::invalid(e.to_string()))?;
@@ -586,10 +484,7 @@ pub async fn report(
         if next == TaskStatus::Running {
             rec.task.entry("startedAt").or_insert(now.clone());
         }
-        let (mut compares, mut ops) = (
-            vec![Compare::unchanged(&kv.key, kv.mod_revision)],
-            Vec::new(),
-        );
+        let (mut compares, mut ops) = (vec![Compare::unchanged(&kv.key, kv.mod_revision)], Vec::new());
         if next == TaskStatus::Stopped && current != TaskStatus::Stopped {
             // The agent does not send a stop code; ECS derives it: a task that never ran
             // failed to start, one that ran lost an essential container (unless a user or
@@ -607,12 +502,7 @@ pub async fn report(
             ops.extend(o);
         }
         ops.push(Op::put(&kv.key, encode(&rec)));
-        if ctx
-            .store()
-            .txn(Txn::new().when(compares).and_then(ops))
-            .await?
-            .succeeded
-        {
+        if ctx.store().txn(Txn::new().when(compares).and_then(ops)).await?.succeeded {
             return Ok(());
         }
     }
