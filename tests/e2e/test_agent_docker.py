@@ -344,6 +344,11 @@ def managed_containers(instance):
     return by_task
 
 
+def all_containers(instance):
+    return docker("ps", "-a", "--filter", f"label=com.berth.container-instance={instance}",
+                  "--format", "{{.ID}} {{.Status}} {{.Names}}").splitlines()
+
+
 def test_agent_restart_adopts_running_containers(agent_berth, registry):
     ecs = agent_berth.client()
     instance = instance_arn(ecs)
@@ -361,7 +366,10 @@ def test_agent_restart_adopts_running_containers(agent_berth, registry):
     # Give the new agent time to poll its assignments and (wrongly) start anything twice.
     deadline = time.time() + 4
     while time.time() < deadline:
-        assert managed_containers(instance) == {arn: [cid] for arn, cid in before.items()}
+        running = managed_containers(instance)
+        assert running == {arn: [cid] for arn, cid in before.items()}, (
+            f"running containers {running} != before the restart {before}; "
+            f"all of this instance's containers: {all_containers(instance)}")
         time.sleep(0.5)
     tasks = ecs.describe_tasks(tasks=arns)["tasks"]
     assert {t["taskArn"]: t["lastStatus"] for t in tasks} == {arn: "RUNNING" for arn in arns}
@@ -381,6 +389,10 @@ def test_container_exit_while_agent_down_is_reported(agent_berth, registry):
     cid = container(wait_for(ecs, arn, "RUNNING", timeout=30), "main")["runtimeId"]
     time.sleep(0.5)  # let the shell install its trap
     agent_berth.stop()
+    time.sleep(1)
+    # Stopping berth leaves its containers running (they are re-adopted on the next start).
+    state = docker("inspect", "-f", "{{.State.Running}} {{.State.ExitCode}}", cid).strip()
+    assert state == "true 0", f"container {cid} did not survive `berth up` stopping: running/exitCode = {state}"
     docker("stop", "-t", "5", cid)
     assert docker("inspect", "-f", "{{.State.ExitCode}}", cid).strip() == "9"
     agent_berth.start()
