@@ -1,0 +1,182 @@
+"""Task start benchmark: how fast a task reaches RUNNING on the local agent (Docker driver),
+beside `docker run -d` of the same image on the same engine, in the same run.
+
+- single: median time from RunTask to lastStatus RUNNING (polled every 2 ms), image cached,
+  against the median wall time of `docker run -d IMAGE sleep 300` (returns once started);
+- burst: 200 tasks requested at once (20 RunTask calls of 10, in parallel) until all are
+  RUNNING, against 200 `docker run -d` started 20 at a time until all have returned.
+
+Run through scripts/bench."""
+
+import argparse
+import json
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import tempfile
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import boto3
+from botocore.config import Config
+
+ROOT = Path(__file__).resolve().parents[1]
+MARK_START, MARK_END = "<!-- bench:task-start:start -->", "<!-- bench:task-start:end -->"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_registry(root):
+    port = free_port()
+    config = root / "registry.yml"
+    config.write_text(f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {root / 'registry'}\nhttp:\n  addr: 127.0.0.1:{port}\n")
+    proc = subprocess.Popen(["docker-registry", "serve", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=1)
+            break
+        except OSError:
+            time.sleep(0.1)
+    subprocess.run(["python3", str(ROOT / "tests/fixtures/make_image.py"), str(root / "image")], check=True, capture_output=True)
+    image = f"127.0.0.1:{port}/bench:1"
+    subprocess.run(["skopeo", "copy", "--quiet", "--dest-tls-verify=false", f"oci:{root / 'image'}:latest", f"docker://{image}"],
+                   check=True, capture_output=True)
+    subprocess.run(["docker", "pull", "-q", image], check=True, capture_output=True)
+    return proc, image
+
+
+def start_berth(binary, data_dir):
+    port = free_port()
+    proc = subprocess.Popen([binary, "up", "--data-dir", str(data_dir), "--listen", f"127.0.0.1:{port}", "--runtime", "docker",
+                             "--task-cleanup-wait", "0"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    for line in proc.stdout:
+        m = re.match(r"export AWS_ENDPOINT_URL=(\S+) AWS_ACCESS_KEY_ID=(\S+) AWS_SECRET_ACCESS_KEY=(\S+)", line)
+        if m:
+            ecs = boto3.client("ecs", endpoint_url=m.group(1), region_name="us-east-1", aws_access_key_id=m.group(2),
+                               aws_secret_access_key=m.group(3), config=Config(retries={"max_attempts": 1}, max_pool_connections=50))
+            return proc, ecs
+    raise RuntimeError("berth did not start")
+
+
+def wait_running(ecs, arns, timeout=300):
+    pending = set(arns)
+    deadline = time.time() + timeout
+    while pending and time.time() < deadline:
+        batch = list(pending)[:100]
+        for t in ecs.describe_tasks(tasks=batch)["tasks"]:
+            if t["lastStatus"] == "RUNNING":
+                pending.discard(t["taskArn"])
+            elif t["lastStatus"] == "STOPPED":
+                raise RuntimeError(f"task stopped: {t.get('stoppedReason')}")
+        if pending:
+            time.sleep(0.002 if len(arns) == 1 else 0.05)
+    if pending:
+        raise RuntimeError(f"{len(pending)} tasks never ran")
+
+
+def stop_all(ecs, arns):
+    for arn in arns:
+        ecs.stop_task(task=arn)
+
+
+def docker_rm(ids):
+    if ids:
+        subprocess.run(["docker", "rm", "-f", *ids], capture_output=True)
+
+
+def bench(binary, runs, burst):
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        registry, image = start_registry(tmp)
+        berth, ecs = start_berth(binary, tmp / "data")
+        try:
+            ecs.register_task_definition(family="start", containerDefinitions=[
+                {"name": "main", "image": image, "memory": 16, "command": ["sleep", "300"], "stopTimeout": 1,
+                 "linuxParameters": {"initProcessEnabled": True}}])
+            # Warm-up: the first start pulls nothing (cached) but primes the engine.
+            arn = ecs.run_task(taskDefinition="start")["tasks"][0]["taskArn"]
+            wait_running(ecs, [arn])
+            stop_all(ecs, [arn])
+
+            berth_times, docker_times = [], []
+            for _ in range(runs):
+                t0 = time.perf_counter()
+                arn = ecs.run_task(taskDefinition="start")["tasks"][0]["taskArn"]
+                wait_running(ecs, [arn])
+                berth_times.append(time.perf_counter() - t0)
+                stop_all(ecs, [arn])
+                t0 = time.perf_counter()
+                cid = subprocess.run(["docker", "run", "-d", "--init", "-m", "16m", image, "sleep", "300"],
+                                     check=True, capture_output=True, text=True).stdout.strip()
+                docker_times.append(time.perf_counter() - t0)
+                docker_rm([cid])
+            out["single"] = (statistics.median(berth_times), statistics.median(docker_times))
+
+            time.sleep(2)
+            t0 = time.perf_counter()
+            with ThreadPoolExecutor(20) as pool:
+                results = list(pool.map(lambda _: ecs.run_task(taskDefinition="start", count=10)["tasks"], range(burst // 10)))
+            arns = [t["taskArn"] for batch in results for t in batch]
+            assert len(arns) == burst, f"placed {len(arns)} of {burst}"
+            wait_running(ecs, arns)
+            berth_burst = time.perf_counter() - t0
+            with ThreadPoolExecutor(20) as pool:
+                list(pool.map(lambda a: ecs.stop_task(task=a), arns))
+            time.sleep(5)
+
+            t0 = time.perf_counter()
+            run = lambda _: subprocess.run(["docker", "run", "-d", "--init", "-m", "16m", image, "sleep", "300"],
+                                           check=True, capture_output=True, text=True).stdout.strip()
+            with ThreadPoolExecutor(20) as pool:
+                ids = list(pool.map(run, range(burst)))
+            docker_burst = time.perf_counter() - t0
+            docker_rm(ids)
+            out["burst"] = (berth_burst, docker_burst)
+        finally:
+            berth.send_signal(signal.SIGTERM)
+            berth.wait(timeout=60)
+            registry.terminate()
+            ids = subprocess.run(["docker", "ps", "-aq", "--filter", "label=com.berth.task-arn"], capture_output=True, text=True).stdout.split()
+            docker_rm(ids)
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--berth-bin", default=str(ROOT / "target/release/berth"))
+    ap.add_argument("--runs", type=int, default=15)
+    ap.add_argument("--burst", type=int, default=200)
+    ap.add_argument("--write", default=str(ROOT / "docs/performance.md"))
+    args = ap.parse_args()
+    r = bench(args.berth_bin, args.runs, args.burst)
+    (bs, ds), (bb, db) = r["single"], r["burst"]
+    table = "\n".join([
+        f"Measured {time.strftime('%Y-%m-%d')}; Docker Engine {subprocess.run(['docker', 'version', '-f', '{{.Server.Version}}'], capture_output=True, text=True).stdout.strip()}, "
+        f"image cached, {args.runs} single starts (median), one burst of {args.burst}.",
+        "",
+        "| measure | Berth (docker driver) | docker run -d | Berth / docker |",
+        "|---|---:|---:|---:|",
+        f"| one task: RunTask to RUNNING | {bs * 1000:.0f} ms | {ds * 1000:.0f} ms | {bs / ds:.2f}x |",
+        f"| {args.burst} tasks at once until all RUNNING | {bb:.1f} s | {db:.1f} s | {bb / db:.2f}x |",
+    ])
+    print(table)
+    doc = Path(args.write)
+    text = doc.read_text()
+    if MARK_START in text and MARK_END in text:
+        head, rest = text.split(MARK_START, 1)
+        _, tail = rest.split(MARK_END, 1)
+        doc.write_text(f"{head}{MARK_START}\n{table}\n{MARK_END}{tail}")
+        print(f"wrote the figures into {doc}")
+
+
+if __name__ == "__main__":
+    main()
