@@ -1,39 +1,116 @@
 //! Berth's placement engine: a pure function from a snapshot of container instances and a
 //! request to a plan — which instance each task goes to, and why every other instance was
-//! passed over. No I/O, no clock; the same input gives the same plan.
+//! passed over. No I/O and no clock; randomness comes from the request's seed, so the same
+//! input always gives the same plan.
 //!
-//! The pipeline is filters, then a ranking:
-//! 1. the instance must be ACTIVE (a DRAINING instance takes no new tasks);
-//! 2. its agent must be connected (`AGENT` otherwise);
-//! 3. its remaining cpu, memory and host ports must cover the task (`RESOURCE:*`);
-//! 4. among those left, the task goes where the most memory remains (then cpu, then the
-//!    instance id), so consecutive tasks spread over instances.
+//! The pipeline, per request:
+//! 1. **Filters** decide which instances may take the next task, each with the reason ECS
+//!    reports when it may not: not ACTIVE (skipped silently, as ECS does for DRAINING), agent
+//!    disconnected (`AGENT`), a `memberOf` expression false (`MemberOf`), a task of the same
+//!    group already there under `distinctInstance` (`DistinctInstance`), then cpu, memory and
+//!    static host ports (`RESOURCE:*`). Only the instance that just took a task can change its
+//!    verdict, so after the first pass each placement re-checks one instance.
+//! 2. **Strategies** rank the eligible instances: each strategy contributes one component of a
+//!    key (lower is better) and the chain compares keys lexicographically, so a later strategy
+//!    breaks the ties of the earlier ones. Ranking is one scan over flat arrays per placement:
+//!    cost is linear in instances, with a few nanoseconds per instance.
 //!
-//! Constraints, the cluster query language and the binpack/spread/random strategies build
-//! on this pipeline.
+//! [`query`] is the cluster query language `memberOf` uses.
+
+pub mod query;
+
+use std::collections::{BTreeMap, HashMap};
 
 use berth_model::resources::{Requirements, Resources, Shortfall};
+use query::{Expr, Facts, Subject};
 
 /// One container instance as placement sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Instance {
     pub id: String,
     pub active: bool,
     pub agent_connected: bool,
     pub remaining: Resources,
+    /// Attribute name → value (`None` for attributes without a value).
+    pub attributes: BTreeMap<String, Option<String>>,
+    pub ec2_instance_id: Option<String>,
+    pub registered_at: Option<String>,
+    pub agent_version: Option<String>,
+    /// The group of every live task on the instance (one entry per task).
+    pub task_groups: Vec<String>,
 }
 
-/// Place `count` tasks that each need `requirements`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Constraint {
+    /// No two tasks of the request's group on one instance.
+    DistinctInstance,
+    /// Only instances for which the expression holds.
+    MemberOf(Expr),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resource {
+    Cpu,
+    Memory,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SpreadField {
+    /// `instanceId` or `host`: as few tasks of the group per instance as possible.
+    Instance,
+    /// `attribute:NAME`: as few tasks of the group per attribute value as possible.
+    Attribute(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Strategy {
+    /// Fill the instance with the least of the resource left first.
+    Binpack(Resource),
+    Spread(SpreadField),
+    Random,
+}
+
+/// Place `count` tasks of `group` that each need `requirements`.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Request {
     pub requirements: Requirements,
     pub count: usize,
+    pub group: String,
+    pub constraints: Vec<Constraint>,
+    /// Applied in order (at most five in ECS); empty means [`default_strategies`].
+    pub strategies: Vec<Strategy>,
+    pub seed: u64,
+}
+
+impl Request {
+    /// A request with no constraints and the default strategies.
+    pub fn simple(requirements: Requirements, count: usize, group: &str) -> Self {
+        Request {
+            requirements,
+            count,
+            group: group.to_string(),
+            constraints: Vec::new(),
+            strategies: Vec::new(),
+            seed: 0,
+        }
+    }
+}
+
+/// ECS's default when a request names no strategy: spread over availability zones, then
+/// over instances.
+pub fn default_strategies() -> Vec<Strategy> {
+    vec![
+        Strategy::Spread(SpreadField::Attribute("ecs.availability-zone".into())),
+        Strategy::Spread(SpreadField::Instance),
+    ]
 }
 
 /// Why an instance was passed over, as ECS reports it in `failures[].reason`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rejection {
     Agent,
+    MemberOf,
+    DistinctInstance,
     Resource(Shortfall),
 }
 
@@ -41,53 +118,239 @@ impl Rejection {
     pub fn reason(self) -> &'static str {
         match self {
             Rejection::Agent => "AGENT",
+            Rejection::MemberOf => "MemberOf",
+            Rejection::DistinctInstance => "DistinctInstance",
             Rejection::Resource(s) => s.reason(),
         }
     }
 }
 
 /// The outcome: instance ids in placement order (one per placed task) and, when fewer than
-/// `count` tasks were placed, the reason each eligible-looking instance refused the next one.
+/// `count` tasks were placed, why each ACTIVE instance refused the next one.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Plan {
     pub placements: Vec<String>,
     pub rejections: Vec<(String, Rejection)>,
 }
 
-fn rejection(instance: &Instance, remaining: &Resources, req: &Requirements) -> Option<Rejection> {
-    if !instance.agent_connected {
-        return Some(Rejection::Agent);
+/// The facts of one instance during planning: its snapshot plus what this plan put on it.
+struct View<'a> {
+    instance: &'a Instance,
+    extra_groups: &'a [String],
+}
+
+impl Facts for View<'_> {
+    fn values(&self, subject: &Subject) -> Vec<String> {
+        let i = self.instance;
+        let one = |v: &Option<String>| v.iter().cloned().collect();
+        match subject {
+            Subject::AgentConnected => vec![i.agent_connected.to_string()],
+            Subject::AgentVersion => one(&i.agent_version),
+            Subject::Attribute(name) => match i.attributes.get(name) {
+                Some(v) => vec![v.clone().unwrap_or_default()],
+                None => Vec::new(),
+            },
+            Subject::Ec2InstanceId => one(&i.ec2_instance_id),
+            Subject::RegisteredAt => one(&i.registered_at),
+            Subject::RunningTasksCount => vec![(i.task_groups.len() + self.extra_groups.len()).to_string()],
+            Subject::TaskGroup => i.task_groups.iter().chain(self.extra_groups).cloned().collect(),
+        }
     }
-    remaining.shortfall(req).map(Rejection::Resource)
+}
+
+/// Whether an expression's answer can change as tasks are placed (it reads task facts).
+fn depends_on_tasks(e: &Expr) -> bool {
+    match e {
+        Expr::Compare { subject, .. } => matches!(subject, Subject::TaskGroup | Subject::RunningTasksCount),
+        Expr::And(a, b) | Expr::Or(a, b) => depends_on_tasks(a) || depends_on_tasks(b),
+        Expr::Not(a) => depends_on_tasks(a),
+    }
+}
+
+/// A small, fast, seedable mixer (SplitMix64) for the random strategy.
+fn mix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+/// How one strategy turns an instance into a key component.
+enum Rank {
+    Remaining(Resource),
+    InstanceCount,
+    /// Tasks of the group per value of an attribute: the instance's value index, counts per value.
+    GroupCount {
+        value_of: Vec<u32>,
+        counts: Vec<u64>,
+    },
+    Random,
+}
+
+struct Planner<'a> {
+    instances: &'a [Instance],
+    request: &'a Request,
+    cpu: Vec<i64>,
+    memory: Vec<i64>,
+    remaining: Vec<Resources>,
+    /// Tasks of the request's group on each instance (snapshot plus this plan).
+    group_tasks: Vec<u64>,
+    /// What this plan placed on each instance.
+    placed: Vec<u32>,
+    extra_groups: Vec<Vec<String>>,
+    verdict: Vec<Option<Rejection>>,
+    member_of: Vec<&'a Expr>,
+    member_of_dynamic: bool,
+    distinct: bool,
+    ranks: Vec<Rank>,
+}
+
+impl<'a> Planner<'a> {
+    fn new(instances: &'a [Instance], request: &'a Request) -> Self {
+        let n = instances.len();
+        let strategies = if request.strategies.is_empty() { default_strategies() } else { request.strategies.clone() };
+        let group_tasks: Vec<u64> =
+            instances.iter().map(|i| i.task_groups.iter().filter(|g| **g == request.group).count() as u64).collect();
+        let ranks = strategies
+            .iter()
+            .map(|s| match s {
+                Strategy::Binpack(r) => Rank::Remaining(*r),
+                Strategy::Spread(SpreadField::Instance) => Rank::InstanceCount,
+                Strategy::Random => Rank::Random,
+                Strategy::Spread(SpreadField::Attribute(name)) => {
+                    // Instances without the attribute form their own value.
+                    let mut index: HashMap<Option<&str>, u32> = HashMap::new();
+                    let value_of: Vec<u32> = instances
+                        .iter()
+                        .map(|i| {
+                            let value = i.attributes.get(name).map(|v| v.as_deref().unwrap_or(""));
+                            let next = index.len() as u32;
+                            *index.entry(value).or_insert(next)
+                        })
+                        .collect();
+                    let mut counts = vec![0u64; index.len()];
+                    for (i, v) in value_of.iter().enumerate() {
+                        counts[*v as usize] += group_tasks[i];
+                    }
+                    Rank::GroupCount { value_of, counts }
+                }
+            })
+            .collect();
+        let member_of: Vec<&Expr> = request
+            .constraints
+            .iter()
+            .filter_map(|c| match c {
+                Constraint::MemberOf(e) => Some(e),
+                Constraint::DistinctInstance => None,
+            })
+            .collect();
+        let mut planner = Planner {
+            instances,
+            request,
+            cpu: instances.iter().map(|i| i.remaining.cpu).collect(),
+            memory: instances.iter().map(|i| i.remaining.memory).collect(),
+            remaining: instances.iter().map(|i| i.remaining.clone()).collect(),
+            group_tasks,
+            placed: vec![0; n],
+            extra_groups: vec![Vec::new(); n],
+            verdict: vec![None; n],
+            member_of_dynamic: member_of.iter().any(|e| depends_on_tasks(e)),
+            member_of,
+            distinct: request.constraints.contains(&Constraint::DistinctInstance),
+            ranks,
+        };
+        for i in 0..n {
+            planner.verdict[i] = planner.check(i, true);
+        }
+        planner
+    }
+
+    /// Why instance `i` cannot take the next task (`None`: it can). `full` re-evaluates the
+    /// memberOf expressions even when they read no task facts.
+    fn check(&self, i: usize, full: bool) -> Option<Rejection> {
+        let inst = &self.instances[i];
+        if !inst.agent_connected {
+            return Some(Rejection::Agent);
+        }
+        if (full || self.member_of_dynamic) && !self.member_of.is_empty() {
+            let view = View { instance: inst, extra_groups: &self.extra_groups[i] };
+            if !self.member_of.iter().all(|e| e.eval(&view)) {
+                return Some(Rejection::MemberOf);
+            }
+        } else if let Some(Rejection::MemberOf) = self.verdict[i] {
+            return Some(Rejection::MemberOf);
+        }
+        if self.distinct && self.group_tasks[i] > 0 {
+            return Some(Rejection::DistinctInstance);
+        }
+        self.remaining[i].shortfall(&self.request.requirements).map(Rejection::Resource)
+    }
+
+    /// The strategy key component of instance `i` for rank `r` (lower is better).
+    fn component(&self, r: &Rank, i: usize) -> u64 {
+        match r {
+            // Least remaining first; shifted so negative values still order correctly.
+            Rank::Remaining(Resource::Cpu) => (self.cpu[i] as u64) ^ (1 << 63),
+            Rank::Remaining(Resource::Memory) => (self.memory[i] as u64) ^ (1 << 63),
+            Rank::InstanceCount => self.group_tasks[i],
+            Rank::GroupCount { value_of, counts } => counts[value_of[i] as usize],
+            Rank::Random => mix(self.request.seed ^ mix(i as u64) ^ ((self.placed[i] as u64) << 48)),
+        }
+    }
+
+    /// The best eligible instance; ties after every strategy go to the lower index.
+    fn best(&self) -> Option<usize> {
+        let mut best: Option<(usize, [u64; 6])> = None;
+        for i in 0..self.instances.len() {
+            if self.verdict[i].is_some() || !self.instances[i].active {
+                continue;
+            }
+            let mut key = [u64::MAX; 6];
+            for (slot, r) in key.iter_mut().zip(&self.ranks) {
+                *slot = self.component(r, i);
+            }
+            if best.as_ref().is_none_or(|(_, k)| key < *k) {
+                best = Some((i, key));
+            }
+        }
+        best.map(|(i, _)| i)
+    }
+
+    fn take(&mut self, i: usize) {
+        let req = &self.request.requirements;
+        self.remaining[i].reserve(req);
+        self.cpu[i] = self.remaining[i].cpu;
+        self.memory[i] = self.remaining[i].memory;
+        self.group_tasks[i] += 1;
+        self.placed[i] += 1;
+        self.extra_groups[i].push(self.request.group.clone());
+        for r in &mut self.ranks {
+            if let Rank::GroupCount { value_of, counts } = r {
+                counts[value_of[i] as usize] += 1;
+            }
+        }
+        self.verdict[i] = self.check(i, false);
+    }
+}
+
+/// Whether `expr` holds for `instance` as it is (ListContainerInstances filters).
+pub fn matches(instance: &Instance, expr: &Expr) -> bool {
+    expr.eval(&View { instance, extra_groups: &[] })
 }
 
 pub fn place(instances: &[Instance], request: &Request) -> Plan {
-    let mut remaining: Vec<Resources> = instances.iter().map(|i| i.remaining.clone()).collect();
+    let mut planner = Planner::new(instances, request);
     let mut plan = Plan::default();
     for _ in 0..request.count {
-        let best = instances
-            .iter()
-            .enumerate()
-            .filter(|(n, i)| i.active && rejection(i, &remaining[*n], &request.requirements).is_none())
-            .max_by(|(a, ia), (b, ib)| {
-                (remaining[*a].memory, remaining[*a].cpu, std::cmp::Reverse(&ia.id)).cmp(&(
-                    remaining[*b].memory,
-                    remaining[*b].cpu,
-                    std::cmp::Reverse(&ib.id),
-                ))
-            })
-            .map(|(n, _)| n);
-        match best {
-            Some(n) => {
-                remaining[n].reserve(&request.requirements);
-                plan.placements.push(instances[n].id.clone());
+        match planner.best() {
+            Some(i) => {
+                planner.take(i);
+                plan.placements.push(instances[i].id.clone());
             }
             None => {
-                plan.rejections = instances
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, i)| i.active)
-                    .filter_map(|(n, i)| Some((i.id.clone(), rejection(i, &remaining[n], &request.requirements)?)))
+                plan.rejections = (0..instances.len())
+                    .filter(|i| instances[*i].active)
+                    .filter_map(|i| Some((instances[i].id.clone(), planner.verdict[i]?)))
                     .collect();
                 break;
             }
@@ -97,74 +360,4 @@ pub fn place(instances: &[Instance], request: &Request) -> Plan {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    fn instance(id: &str, cpu: i64, memory: i64) -> Instance {
-        Instance {
-            id: id.into(),
-            active: true,
-            agent_connected: true,
-            remaining: Resources { cpu, memory, ..Default::default() },
-        }
-    }
-
-    fn needs(cpu: i64, memory: i64) -> Requirements {
-        Requirements { cpu, memory, ..Default::default() }
-    }
-
-    #[test]
-    fn spreads_by_remaining_memory() {
-        let plan = place(
-            &[instance("a", 4096, 4096), instance("b", 4096, 4096)],
-            &Request { requirements: needs(10, 1024), count: 4 },
-        );
-        assert_eq!(plan.placements, ["a", "b", "a", "b"]);
-        assert!(plan.rejections.is_empty());
-    }
-
-    #[test]
-    fn reports_why_each_instance_refused() {
-        let mut gone = instance("c", 4096, 4096);
-        gone.agent_connected = false;
-        let mut draining = instance("d", 4096, 4096);
-        draining.active = false;
-        let mut ported = instance("e", 4096, 4096);
-        ported.remaining.tcp_ports.insert(80);
-        let req = Requirements { tcp_ports: vec![80], ..needs(512, 512) };
-        let plan = place(
-            &[instance("a", 256, 4096), instance("b", 4096, 256), gone, draining, ported],
-            &Request { requirements: req, count: 1 },
-        );
-        assert!(plan.placements.is_empty());
-        let reasons: Vec<_> = plan.rejections.iter().map(|(id, r)| (id.as_str(), r.reason())).collect();
-        assert_eq!(reasons, [("a", "RESOURCE:CPU"), ("b", "RESOURCE:MEMORY"), ("c", "AGENT"), ("e", "RESOURCE:PORTS")]);
-    }
-
-    #[test]
-    fn static_ports_allow_one_task_per_instance() {
-        let req = Requirements { tcp_ports: vec![8080], ..needs(1, 1) };
-        let plan =
-            place(&[instance("a", 4096, 4096), instance("b", 4096, 4096)], &Request { requirements: req, count: 3 });
-        assert_eq!(plan.placements.len(), 2);
-        assert_eq!(plan.rejections.len(), 2);
-    }
-
-    proptest! {
-        /// Never over capacity, and the same input always gives the same plan.
-        #[test]
-        fn never_over_capacity(caps in proptest::collection::vec((0i64..4096, 0i64..8192), 1..8),
-                               cpu in 0i64..1024, memory in 1i64..2048, count in 1usize..20) {
-            let instances: Vec<_> = caps.iter().enumerate().map(|(n, (c, m))| instance(&format!("i{n}"), *c, *m)).collect();
-            let request = Request { requirements: needs(cpu, memory), count };
-            let plan = place(&instances, &request);
-            prop_assert_eq!(&plan, &place(&instances, &request));
-            for (n, i) in instances.iter().enumerate() {
-                let placed = plan.placements.iter().filter(|p| **p == i.id).count() as i64;
-                prop_assert!(placed * cpu <= caps[n].0 && placed * memory <= caps[n].1);
-            }
-            prop_assert!(plan.placements.len() == count || !plan.rejections.is_empty());
-        }
-    }
-}
+mod tests;

@@ -181,19 +181,23 @@ pub fn list(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
     let cluster = cluster_arg(&input)?;
     active_cluster(ctx, &cluster)?;
     let limit = max_results(&input, 100)?;
-    if input.contains_key("filter") {
-        return Err(ApiError::invalid("Berth does not evaluate cluster query language filters yet."));
-    }
+    let filter = text(&input, "filter").map(super::placement::expression).transpose()?;
     let status = text(&input, "status");
     let mut items = Vec::new();
-    for kv in ctx.store().list(&ctx.keys.instances(&cluster))? {
-        let rec: InstanceRecord = decode(&kv)?;
-        let keep = match status {
-            Some(s) => rec.status() == s,
-            None => rec.status() != "INACTIVE",
-        };
-        if keep {
-            items.push((kv.key.clone(), rec.instance["containerInstanceArn"].clone()));
+    if status == Some("INACTIVE") {
+        for kv in ctx.store().list(&ctx.keys.instances(&cluster))? {
+            let rec: InstanceRecord = decode(&kv)?;
+            if rec.status() == "INACTIVE" {
+                items.push((kv.key.clone(), rec.instance["containerInstanceArn"].clone()));
+            }
+        }
+    } else {
+        for c in super::placement::candidates(ctx, &cluster)? {
+            let keep = status.is_none_or(|s| c.record.status() == s)
+                && filter.as_ref().is_none_or(|f| berth_placement::matches(&c.view, f));
+            if keep {
+                items.push((c.kv.key.clone(), c.record.instance["containerInstanceArn"].clone()));
+            }
         }
     }
     let (arns, next) = page(&input, items, limit)?;

@@ -4,6 +4,7 @@
 mod agent;
 mod clusters;
 mod container_instances;
+mod placement;
 pub mod records;
 mod settings;
 mod tags;

@@ -78,6 +78,7 @@ pub async fn register(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
     let tags = array(&input, "tags");
     check_tags(&tags)?;
     let mut definition = task_definition::prepare(&input)?;
+    super::placement::constraints(&array(&input, "placementConstraints"), true)?;
     definition.insert("status".into(), json!("ACTIVE"));
     definition.insert("registeredAt".into(), json!(ctx.timestamp()));
     definition.insert("registeredBy".into(), json!(ctx.principal()));

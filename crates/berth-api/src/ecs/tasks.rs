@@ -11,7 +11,7 @@ use berth_model::arn::scoped_id;
 use berth_model::resources::Requirements;
 use berth_model::task::{StopCode, TaskEvent, TaskStatus, transition};
 use berth_model::task_definition::requirements;
-use berth_placement::{Instance, Plan, Request, place};
+use berth_placement::{Constraint, Plan, Request, Strategy, place};
 use berth_store::{Compare, KeyValue, Op, StoreExt, Txn};
 use serde_json::{Value, json};
 
@@ -21,7 +21,7 @@ use super::{
     Ctx, MAX_ATTEMPTS, Obj, active_cluster, check_tags, cluster_arg, contention, decode, encode, max_results, page,
     strings, text, with_token,
 };
-use super::{array, missing};
+use super::{array, missing, placement};
 use crate::error::{ApiError, ApiResult};
 
 /// What RunTask and StartTask share: the definition to run and how.
@@ -29,6 +29,8 @@ struct Launch {
     cluster: String,
     definition: Obj,
     requirements: Requirements,
+    constraints: Vec<Constraint>,
+    strategies: Vec<Strategy>,
     overrides: Obj,
     started_by: Option<String>,
     group: String,
@@ -52,11 +54,8 @@ fn launch(ctx: &Ctx<'_>, input: &Obj) -> ApiResult<Launch> {
     if input.contains_key("capacityProviderStrategy") {
         return Err(ApiError::invalid("Berth does not support capacity provider strategies yet."));
     }
-    for unsupported in ["placementConstraints", "placementStrategy"] {
-        if input.get(unsupported).and_then(Value::as_array).is_some_and(|a| !a.is_empty()) {
-            return Err(ApiError::invalid(format!("Berth does not evaluate {unsupported} yet.")));
-        }
-    }
+    let mut constraints = placement::constraints(&array(input, "placementConstraints"), false)?;
+    let strategies = placement::strategies(&array(input, "placementStrategy"))?;
     let awsvpc = definition.get("networkMode").and_then(Value::as_str) == Some("awsvpc");
     match (awsvpc, input.contains_key("networkConfiguration")) {
         (true, false) => {
@@ -98,7 +97,9 @@ fn launch(ctx: &Ctx<'_>, input: &Obj) -> ApiResult<Launch> {
         }
     }
     let requirements = requirements(&definition, Some(&overrides));
-    Ok(Launch { cluster, definition, requirements, overrides, started_by, group, tags })
+    let in_definition = definition.get("placementConstraints").and_then(Value::as_array).cloned().unwrap_or_default();
+    constraints.extend(placement::constraints(&in_definition, true)?);
+    Ok(Launch { cluster, definition, requirements, constraints, strategies, overrides, started_by, group, tags })
 }
 
 /// The ECS `Task` object for a new task of `l` on instance `instance`.
@@ -171,19 +172,6 @@ fn new_task(ctx: &Ctx<'_>, l: &Launch, instance: &InstanceRecord, id: &str) -> O
     task
 }
 
-/// The instances of a cluster that are not deregistered, by id.
-fn instances(ctx: &Ctx<'_>, cluster: &str) -> ApiResult<Vec<(String, KeyValue, InstanceRecord)>> {
-    let mut out = Vec::new();
-    for kv in ctx.store().list(&ctx.keys.instances(cluster))? {
-        let rec: InstanceRecord = decode(&kv)?;
-        if rec.status() != "INACTIVE" {
-            let id = kv.key.rsplit('/').next().unwrap_or_default().to_string();
-            out.push((id, kv, rec));
-        }
-    }
-    Ok(out)
-}
-
 /// Commits tasks on the planned instances; `Ok(None)` means a concurrent change won.
 async fn commit(
     ctx: &Ctx<'_>,
@@ -240,28 +228,27 @@ pub async fn run(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
         return Err(ApiError::invalid("Task count must be at least 1"));
     }
     let l = launch(ctx, &input)?;
-    let timeout = ctx.app.config.agent_timeout.as_secs_f64();
+    let request = Request {
+        requirements: l.requirements.clone(),
+        count: count as usize,
+        group: l.group.clone(),
+        constraints: l.constraints.clone(),
+        strategies: l.strategies.clone(),
+        seed: placement::seed(),
+    };
     for _ in 0..MAX_ATTEMPTS {
         let (cluster_kv, _) = active_cluster(ctx, &l.cluster)?;
-        let snapshot = instances(ctx, &l.cluster)?;
-        if snapshot.is_empty() {
+        let candidates = placement::candidates(ctx, &l.cluster)?;
+        if candidates.is_empty() {
             return Err(ApiError::invalid("No Container Instances were found in your cluster."));
         }
-        let candidates: Vec<Instance> = snapshot
-            .iter()
-            .map(|(id, _, rec)| Instance {
-                id: id.clone(),
-                active: rec.status() == "ACTIVE",
-                agent_connected: rec.connected(ctx.timestamp(), timeout),
-                remaining: rec.remaining(),
-            })
-            .collect();
-        let Plan { placements, rejections } =
-            place(&candidates, &Request { requirements: l.requirements.clone(), count: count as usize });
+        let views: Vec<_> = candidates.iter().map(|c| c.view.clone()).collect();
+        let Plan { placements, rejections } = place(&views, &request);
         let failures: Vec<Value> = rejections
             .iter()
             .map(|(id, why)| json!({"arn": ctx.arns.container_instance(&l.cluster, id), "reason": why.reason()}))
             .collect();
+        let snapshot: Vec<_> = candidates.into_iter().map(|c| (c.id, c.kv, c.record)).collect();
         if let Some(created) = commit(ctx, &l, &cluster_kv, &snapshot, &placements).await? {
             return Ok(json!({"tasks": created_tasks(ctx, created)?, "failures": failures}));
         }

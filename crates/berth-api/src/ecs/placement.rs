@@ -1,0 +1,136 @@
+//! The bridge between ECS requests and the placement engine: reading `placementConstraints`
+//! and `placementStrategy` (with ECS's errors), and describing a cluster's container
+//! instances as the engine sees them.
+
+use std::collections::{BTreeMap, HashMap};
+
+use berth_placement::query::{self, Expr};
+use berth_placement::{Constraint, Instance, Resource, SpreadField, Strategy};
+use berth_store::{KeyValue, StoreExt};
+use serde_json::Value;
+
+use super::records::{InstanceRecord, TaskRecord};
+use super::{Ctx, decode};
+use crate::error::{ApiError, ApiResult};
+
+/// ECS's limits on one request.
+const MAX_CONSTRAINTS: usize = 10;
+const MAX_STRATEGIES: usize = 5;
+
+/// Parses a cluster query language expression, or says where it is wrong.
+pub fn expression(raw: &str) -> ApiResult<Expr> {
+    query::parse(raw).map_err(|e| ApiError::invalid(format!("Invalid expression '{raw}': {e}.")))
+}
+
+/// `placementConstraints`: `distinctInstance`, or `memberOf` with an expression. A task
+/// definition may only carry `memberOf`.
+pub fn constraints(list: &[Value], in_definition: bool) -> ApiResult<Vec<Constraint>> {
+    if list.len() > MAX_CONSTRAINTS {
+        return Err(ApiError::invalid(format!("At most {MAX_CONSTRAINTS} placement constraints are allowed.")));
+    }
+    list.iter()
+        .map(|c| match (c["type"].as_str(), c["expression"].as_str()) {
+            (Some("distinctInstance"), _) if in_definition => {
+                Err(ApiError::client("distinctInstance is not a valid constraint in a task definition; use memberOf."))
+            }
+            (Some("distinctInstance"), None) => Ok(Constraint::DistinctInstance),
+            (Some("distinctInstance"), Some(_)) => {
+                Err(ApiError::invalid("The distinctInstance constraint takes no expression."))
+            }
+            (Some("memberOf"), Some(raw)) => Ok(Constraint::MemberOf(expression(raw)?)),
+            (Some("memberOf"), None) => Err(ApiError::invalid("The memberOf constraint needs an expression.")),
+            (other, _) => Err(ApiError::invalid(format!(
+                "Invalid placement constraint type {}: use distinctInstance or memberOf.",
+                other.unwrap_or("(none)")
+            ))),
+        })
+        .collect()
+}
+
+/// `placementStrategy`: `binpack` on cpu or memory, `spread` on instanceId, host or an
+/// attribute, `random`.
+pub fn strategies(list: &[Value]) -> ApiResult<Vec<Strategy>> {
+    if list.len() > MAX_STRATEGIES {
+        return Err(ApiError::invalid(format!("At most {MAX_STRATEGIES} placement strategies are allowed.")));
+    }
+    list.iter()
+        .map(|s| match (s["type"].as_str(), s["field"].as_str()) {
+            (Some("random"), _) => Ok(Strategy::Random),
+            (Some("binpack"), Some(f)) if f.eq_ignore_ascii_case("memory") => Ok(Strategy::Binpack(Resource::Memory)),
+            (Some("binpack"), Some(f)) if f.eq_ignore_ascii_case("cpu") => Ok(Strategy::Binpack(Resource::Cpu)),
+            (Some("binpack"), f) => Err(ApiError::invalid(format!(
+                "Invalid field {} for the binpack strategy: use cpu or memory.",
+                f.unwrap_or("(none)")
+            ))),
+            (Some("spread"), Some("instanceId" | "host")) => Ok(Strategy::Spread(SpreadField::Instance)),
+            (Some("spread"), Some(f)) if f.starts_with("attribute:") && f.len() > "attribute:".len() => {
+                Ok(Strategy::Spread(SpreadField::Attribute(f["attribute:".len()..].to_string())))
+            }
+            (Some("spread"), f) => Err(ApiError::invalid(format!(
+                "Invalid field {} for the spread strategy: use instanceId, host or attribute:NAME.",
+                f.unwrap_or("(none)")
+            ))),
+            (other, _) => Err(ApiError::invalid(format!(
+                "Invalid placement strategy type {}: use random, spread or binpack.",
+                other.unwrap_or("(none)")
+            ))),
+        })
+        .collect()
+}
+
+/// One container instance: its id, record and how the placement engine sees it.
+pub struct Candidate {
+    pub id: String,
+    pub kv: KeyValue,
+    pub record: InstanceRecord,
+    pub view: Instance,
+}
+
+/// The cluster's container instances that are not deregistered, with the groups of the live
+/// tasks on each.
+pub fn candidates(ctx: &Ctx<'_>, cluster: &str) -> ApiResult<Vec<Candidate>> {
+    let mut groups: HashMap<String, Vec<String>> = HashMap::new();
+    for kv in ctx.store().list(&ctx.keys.tasks(cluster))? {
+        let task: TaskRecord = decode(&kv)?;
+        if task.last_status() != berth_model::task::TaskStatus::Stopped
+            && let Some(id) = task.instance_id()
+        {
+            groups.entry(id.to_string()).or_default().push(task.field("group").unwrap_or_default().to_string());
+        }
+    }
+    let timeout = ctx.app.config.agent_timeout.as_secs_f64();
+    let mut out = Vec::new();
+    for kv in ctx.store().list(&ctx.keys.instances(cluster))? {
+        let record: InstanceRecord = decode(&kv)?;
+        if record.status() == "INACTIVE" {
+            continue;
+        }
+        let id = kv.key.rsplit('/').next().unwrap_or_default().to_string();
+        let attributes: BTreeMap<String, Option<String>> = record.instance["attributes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|a| Some((a["name"].as_str()?.to_string(), a["value"].as_str().map(str::to_string))))
+            .collect();
+        let text = |k: &str| record.instance.get(k).and_then(Value::as_str).map(str::to_string);
+        let view = Instance {
+            id: id.clone(),
+            active: record.status() == "ACTIVE",
+            agent_connected: record.connected(ctx.timestamp(), timeout),
+            remaining: record.remaining(),
+            attributes,
+            ec2_instance_id: text("ec2InstanceId"),
+            registered_at: record.instance.get("registeredAt").and_then(Value::as_f64).map(|t| t.to_string()),
+            agent_version: record.instance["versionInfo"]["agentVersion"].as_str().map(str::to_string),
+            task_groups: groups.remove(&id).unwrap_or_default(),
+        };
+        out.push(Candidate { id, kv, record, view });
+    }
+    Ok(out)
+}
+
+/// A seed for the random strategy, fresh for every request.
+pub fn seed() -> u64 {
+    let bytes = uuid::Uuid::new_v4().into_bytes();
+    u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"))
+}

@@ -1,0 +1,107 @@
+"""Placement through the ECS API: strategies, constraints, the cluster query language in
+RunTask and ListContainerInstances, and their bad inputs. Instances are registered the way
+an agent registers them (no containers run)."""
+
+import pytest
+from botocore.exceptions import ClientError
+
+from ecs_helpers import expect_error
+
+ZONES = ["zone-a", "zone-a", "zone-b"]
+
+
+def register(ecs, zone, memory=4096, extra=()):
+    attrs = [{"name": "ecs.availability-zone", "value": zone}, *extra]
+    resources = [{"name": "CPU", "type": "INTEGER", "integerValue": 4096},
+                 {"name": "MEMORY", "type": "INTEGER", "integerValue": memory}]
+    return ecs.register_container_instance(totalResources=resources, attributes=attrs)["containerInstance"]["containerInstanceArn"]
+
+
+@pytest.fixture
+def cluster(ecs):
+    arns = [register(ecs, z, memory=m) for z, m in zip(ZONES, [4096, 2048, 4096])]
+    ecs.register_task_definition(family="app", containerDefinitions=[{"name": "c", "image": "x", "memory": 512}])
+    return arns
+
+
+def placed_on(tasks):
+    return [t["containerInstanceArn"] for t in tasks]
+
+
+def test_binpack_on_memory_fills_the_fullest_instance_first(ecs, cluster):
+    tasks = ecs.run_task(taskDefinition="app", count=3, placementStrategy=[{"type": "binpack", "field": "memory"}])["tasks"]
+    assert placed_on(tasks) == [cluster[1]] * 3, "the 2 GiB instance has the least memory left"
+
+
+def test_default_spreads_over_zones(ecs, cluster):
+    tasks = ecs.run_task(taskDefinition="app", count=4)["tasks"]
+    zones = [ZONES[cluster.index(a)] for a in placed_on(tasks)]
+    assert sorted(zones) == ["zone-a", "zone-a", "zone-b", "zone-b"]
+
+
+def test_member_of_restricts_and_reports(ecs, cluster):
+    expr = "attribute:ecs.availability-zone == zone-b"
+    tasks = ecs.run_task(taskDefinition="app", count=2, placementConstraints=[{"type": "memberOf", "expression": expr}])["tasks"]
+    assert placed_on(tasks) == [cluster[2]] * 2
+    out = ecs.run_task(taskDefinition="app", placementConstraints=[{"type": "memberOf", "expression": "attribute:ecs.availability-zone == zone-z"}])
+    assert out["tasks"] == []
+    assert sorted(f["arn"] for f in out["failures"]) == sorted(cluster)
+    assert {f["reason"] for f in out["failures"]} == {"MemberOf"}
+
+
+def test_distinct_instance_never_doubles(ecs, cluster):
+    out = ecs.run_task(taskDefinition="app", count=5, group="web", placementConstraints=[{"type": "distinctInstance"}])
+    assert sorted(placed_on(out["tasks"])) == sorted(cluster)
+    assert {f["reason"] for f in out["failures"]} == {"DistinctInstance"}
+    again = ecs.run_task(taskDefinition="app", group="web", placementConstraints=[{"type": "distinctInstance"}])
+    assert again["tasks"] == [], "the group already runs on every instance"
+
+
+def test_task_definition_constraints_apply(ecs, cluster):
+    ecs.register_task_definition(family="pinned", containerDefinitions=[{"name": "c", "image": "x", "memory": 64}],
+                                 placementConstraints=[{"type": "memberOf", "expression": "attribute:ecs.availability-zone in [zone-b]"}])
+    tasks = ecs.run_task(taskDefinition="pinned", count=2)["tasks"]
+    assert placed_on(tasks) == [cluster[2]] * 2
+
+
+def test_list_container_instances_filter(ecs, cluster):
+    got = ecs.list_container_instances(filter="attribute:ecs.availability-zone == zone-a")["containerInstanceArns"]
+    assert sorted(got) == sorted(cluster[:2])
+    ecs.run_task(taskDefinition="app", placementConstraints=[{"type": "memberOf", "expression": "attribute:ecs.availability-zone == zone-b"}])
+    busy = ecs.list_container_instances(filter="runningTasksCount > 0 or task:group exists")["containerInstanceArns"]
+    # PENDING tasks are not counted as running, but their group is known
+    assert busy == [cluster[2]]
+
+
+@pytest.mark.parametrize("constraint, message", [
+    ({"type": "memberOf", "expression": "attribute:ecs.availability-zone === zone-a"}, "character 33"),
+    ({"type": "memberOf", "expression": "(attribute:team == web"}, "expected ')'"),
+    ({"type": "memberOf"}, "needs an expression"),
+    ({"type": "distinctInstance", "expression": "x"}, "takes no expression"),
+    ({"type": "sameZone"}, "Invalid value 'sameZone' for 'placementConstraints[0].type'"),
+])
+def test_bad_constraints_are_refused_and_place_nothing(ecs, cluster, constraint, message):
+    with expect_error("InvalidParameterException", message_contains=message):
+        ecs.run_task(taskDefinition="app", placementConstraints=[constraint])
+    assert ecs.list_tasks()["taskArns"] == []
+
+
+@pytest.mark.parametrize("strategy, message", [
+    ({"type": "binpack", "field": "disk"}, "binpack"),
+    ({"type": "spread", "field": "zone"}, "spread"),
+    ({"type": "pack"}, "Invalid value 'pack' for 'placementStrategy[0].type'"),
+])
+def test_bad_strategies_are_refused(ecs, cluster, strategy, message):
+    with expect_error("InvalidParameterException", message_contains=message):
+        ecs.run_task(taskDefinition="app", placementStrategy=[strategy])
+    assert ecs.list_tasks()["taskArns"] == []
+
+
+def test_bad_filter_and_definition_constraint(ecs, cluster):
+    with expect_error("InvalidParameterException", message_contains="unknown subject"):
+        ecs.list_container_instances(filter="colour == red")
+    before = ecs.list_task_definitions()["taskDefinitionArns"]
+    with pytest.raises(ClientError):
+        ecs.register_task_definition(family="bad", containerDefinitions=[{"name": "c", "image": "x", "memory": 64}],
+                                     placementConstraints=[{"type": "memberOf", "expression": "attribute:x =="}])
+    assert ecs.list_task_definitions()["taskDefinitionArns"] == before
