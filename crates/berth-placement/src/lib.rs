@@ -175,16 +175,39 @@ fn mix(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
-/// How one strategy turns an instance into a key component.
+/// One strategy's scores, kept up to date as tasks are placed (lower is better).
 enum Rank {
+    /// A score per instance: remaining cpu or memory, the group's tasks on the instance, or
+    /// a random draw.
+    PerInstance { kind: Kind, scores: Vec<u64> },
+    /// Tasks of the group per value of an attribute: each instance's value, counts per value.
+    PerValue { value_of: Vec<u32>, counts: Vec<u64> },
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
     Remaining(Resource),
-    InstanceCount,
-    /// Tasks of the group per value of an attribute: the instance's value index, counts per value.
-    GroupCount {
-        value_of: Vec<u32>,
-        counts: Vec<u64>,
-    },
+    GroupTasks,
     Random,
+}
+
+impl Rank {
+    #[inline]
+    fn score(&self, i: usize) -> u64 {
+        match self {
+            Rank::PerInstance { scores, .. } => scores[i],
+            Rank::PerValue { value_of, counts } => counts[value_of[i] as usize],
+        }
+    }
+}
+
+/// Orders remaining amounts (which may be negative) as unsigned scores.
+fn remaining_score(amount: i64) -> u64 {
+    (amount as u64) ^ (1 << 63)
+}
+
+fn random_score(seed: u64, i: usize, placed: u32) -> u64 {
+    mix(seed ^ mix(i as u64) ^ ((placed as u64) << 48))
 }
 
 struct Planner<'a> {
@@ -203,6 +226,8 @@ struct Planner<'a> {
     member_of_dynamic: bool,
     distinct: bool,
     ranks: Vec<Rank>,
+    /// Instances that may take the next task, in no particular order.
+    eligible: Vec<u32>,
 }
 
 impl<'a> Planner<'a> {
@@ -211,12 +236,23 @@ impl<'a> Planner<'a> {
         let strategies = if request.strategies.is_empty() { default_strategies() } else { request.strategies.clone() };
         let group_tasks: Vec<u64> =
             instances.iter().map(|i| i.task_groups.iter().filter(|g| **g == request.group).count() as u64).collect();
+        let per_instance = |kind: Kind| {
+            let scores = (0..n)
+                .map(|i| match kind {
+                    Kind::Remaining(Resource::Cpu) => remaining_score(instances[i].remaining.cpu),
+                    Kind::Remaining(Resource::Memory) => remaining_score(instances[i].remaining.memory),
+                    Kind::GroupTasks => group_tasks[i],
+                    Kind::Random => random_score(request.seed, i, 0),
+                })
+                .collect();
+            Rank::PerInstance { kind, scores }
+        };
         let ranks = strategies
             .iter()
             .map(|s| match s {
-                Strategy::Binpack(r) => Rank::Remaining(*r),
-                Strategy::Spread(SpreadField::Instance) => Rank::InstanceCount,
-                Strategy::Random => Rank::Random,
+                Strategy::Binpack(r) => per_instance(Kind::Remaining(*r)),
+                Strategy::Spread(SpreadField::Instance) => per_instance(Kind::GroupTasks),
+                Strategy::Random => per_instance(Kind::Random),
                 Strategy::Spread(SpreadField::Attribute(name)) => {
                     // Instances without the attribute form their own value.
                     let mut index: HashMap<Option<&str>, u32> = HashMap::new();
@@ -232,7 +268,7 @@ impl<'a> Planner<'a> {
                     for (i, v) in value_of.iter().enumerate() {
                         counts[*v as usize] += group_tasks[i];
                     }
-                    Rank::GroupCount { value_of, counts }
+                    Rank::PerValue { value_of, counts }
                 }
             })
             .collect();
@@ -258,9 +294,13 @@ impl<'a> Planner<'a> {
             member_of,
             distinct: request.constraints.contains(&Constraint::DistinctInstance),
             ranks,
+            eligible: Vec::with_capacity(n),
         };
         for i in 0..n {
             planner.verdict[i] = planner.check(i, true);
+            if planner.verdict[i].is_none() && instances[i].active {
+                planner.eligible.push(i as u32);
+            }
         }
         planner
     }
@@ -286,34 +326,24 @@ impl<'a> Planner<'a> {
         self.remaining[i].shortfall(&self.request.requirements).map(Rejection::Resource)
     }
 
-    /// The strategy key component of instance `i` for rank `r` (lower is better).
-    fn component(&self, r: &Rank, i: usize) -> u64 {
-        match r {
-            // Least remaining first; shifted so negative values still order correctly.
-            Rank::Remaining(Resource::Cpu) => (self.cpu[i] as u64) ^ (1 << 63),
-            Rank::Remaining(Resource::Memory) => (self.memory[i] as u64) ^ (1 << 63),
-            Rank::InstanceCount => self.group_tasks[i],
-            Rank::GroupCount { value_of, counts } => counts[value_of[i] as usize],
-            Rank::Random => mix(self.request.seed ^ mix(i as u64) ^ ((self.placed[i] as u64) << 48)),
+    /// Whether instance `a` ranks before `b`: the first strategy that tells them apart
+    /// decides; if none does, the lower index wins (so the order of `eligible` is irrelevant).
+    #[inline]
+    fn before(&self, a: usize, b: usize) -> bool {
+        for r in &self.ranks {
+            let (x, y) = (r.score(a), r.score(b));
+            if x != y {
+                return x < y;
+            }
         }
+        a < b
     }
 
-    /// The best eligible instance; ties after every strategy go to the lower index.
+    /// The best eligible instance.
     fn best(&self) -> Option<usize> {
-        let mut best: Option<(usize, [u64; 6])> = None;
-        for i in 0..self.instances.len() {
-            if self.verdict[i].is_some() || !self.instances[i].active {
-                continue;
-            }
-            let mut key = [u64::MAX; 6];
-            for (slot, r) in key.iter_mut().zip(&self.ranks) {
-                *slot = self.component(r, i);
-            }
-            if best.as_ref().is_none_or(|(_, k)| key < *k) {
-                best = Some((i, key));
-            }
-        }
-        best.map(|(i, _)| i)
+        let mut candidates = self.eligible.iter().map(|i| *i as usize);
+        let first = candidates.next()?;
+        Some(candidates.fold(first, |best, i| if self.before(i, best) { i } else { best }))
     }
 
     fn take(&mut self, i: usize) {
@@ -324,12 +354,26 @@ impl<'a> Planner<'a> {
         self.group_tasks[i] += 1;
         self.placed[i] += 1;
         self.extra_groups[i].push(self.request.group.clone());
+        let (seed, placed) = (self.request.seed, self.placed[i]);
         for r in &mut self.ranks {
-            if let Rank::GroupCount { value_of, counts } = r {
-                counts[value_of[i] as usize] += 1;
+            match r {
+                Rank::PerValue { value_of, counts } => counts[value_of[i] as usize] += 1,
+                Rank::PerInstance { kind, scores } => {
+                    scores[i] = match kind {
+                        Kind::Remaining(Resource::Cpu) => remaining_score(self.cpu[i]),
+                        Kind::Remaining(Resource::Memory) => remaining_score(self.memory[i]),
+                        Kind::GroupTasks => self.group_tasks[i],
+                        Kind::Random => random_score(seed, i, placed),
+                    }
+                }
             }
         }
         self.verdict[i] = self.check(i, false);
+        if self.verdict[i].is_some()
+            && let Some(at) = self.eligible.iter().position(|e| *e as usize == i)
+        {
+            self.eligible.swap_remove(at);
+        }
     }
 }
 
