@@ -296,9 +296,9 @@ impl<'a> Planner<'a> {
             ranks,
             eligible: Vec::with_capacity(n),
         };
-        for i in 0..n {
+        for (i, instance) in instances.iter().enumerate() {
             planner.verdict[i] = planner.check(i, true);
-            if planner.verdict[i].is_none() && instances[i].active {
+            if planner.verdict[i].is_none() && instance.active {
                 planner.eligible.push(i as u32);
             }
         }
