@@ -183,10 +183,13 @@ impl ImageStore {
             let file = tokio::fs::File::create(&blob).await.map_err(io_at(&blob))?;
             if let Err(e) = client.pull_blob(&parsed, layer, file).await {
                 let _ = tokio::fs::remove_file(&blob).await;
-                return Err(PullError::Digest {
-                    reference: reference.into(),
-                    digest: layer.digest.clone(),
-                    why: e.to_string(),
+                return Err(match e {
+                    oci_client::errors::OciDistributionError::DigestError(d) => PullError::Digest {
+                        reference: reference.into(),
+                        digest: layer.digest.clone(),
+                        why: d.to_string(),
+                    },
+                    other => registry_err(other),
                 });
             }
             let (gzip, dest, final_dir) = (layer.media_type.contains("gzip"), tmp.clone(), self.layer_dir(diff_id));
