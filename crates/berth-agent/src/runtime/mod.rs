@@ -2,6 +2,7 @@
 //! [`Runtime`]; the agent never knows which one it talks to.
 
 pub mod docker;
+pub mod oci;
 
 use std::collections::HashMap;
 use std::future::Future;
