@@ -185,15 +185,42 @@ def remove_containers_of(instance_arn):
         subprocess.run(["docker", "rm", "-f", *ids], capture_output=True)
 
 
-@pytest.fixture
-def agent_berth(tmp_path):
-    """`berth up` with its local agent on the Docker Engine."""
-    b = Berth(tmp_path / "data", extra_args=("--runtime", "docker", "--reserved-memory", "0")).start()
-    assert "(docker)" in b.output, b.output
+def start_agent_berth(data_dir, driver):
+    b = Berth(data_dir, extra_args=("--runtime", driver, "--reserved-memory", "0")).start()
+    assert f"({driver})" in b.output, b.output
+    b.driver = driver
+    return b
+
+
+def stop_agent_berth(b, data_dir):
     instance = b.client().list_container_instances()["containerInstanceArns"][0]
-    yield b
     b.stop()
     remove_containers_of(instance)
+    remove_oci_containers(data_dir)
+
+
+@pytest.fixture(params=["docker", "oci"])
+def agent_berth(tmp_path, request):
+    """`berth up` with its local agent, once per runtime driver: the same tests for both."""
+    b = start_agent_berth(tmp_path / "data", request.param)
+    yield b
+    stop_agent_berth(b, tmp_path / "data")
+
+
+@pytest.fixture
+def docker_berth(tmp_path):
+    """`berth up` with its local agent on the Docker Engine, for what only that driver does."""
+    b = start_agent_berth(tmp_path / "data", "docker")
+    yield b
+    stop_agent_berth(b, tmp_path / "data")
+
+
+def remove_oci_containers(data_dir):
+    """Removes what the oci driver of `data_dir` left: runtime containers and rootfs mounts."""
+    containers = Path(data_dir) / "agent" / "oci" / "containers"
+    for d in containers.glob("*") if containers.exists() else []:
+        subprocess.run(["runc", "delete", "-f", d.name], capture_output=True)
+        subprocess.run(["umount", "-l", str(d / "rootfs")], capture_output=True)
 
 
 @pytest.fixture

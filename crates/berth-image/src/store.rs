@@ -58,6 +58,10 @@ pub struct Image {
 
 pub struct ImageStore {
     root: PathBuf,
+    /// One pull at a time per reference: a second caller waits and then finds the cache.
+    pulling: std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<tokio::sync::Mutex<()>>>>,
+    /// Makes every temporary name unique within this process.
+    counter: std::sync::atomic::AtomicU64,
 }
 
 fn io_at(path: &Path) -> impl FnOnce(io::Error) -> PullError + '_ {
@@ -119,7 +123,7 @@ impl ImageStore {
         for sub in ["layers", "refs", "tmp"] {
             fs::create_dir_all(root.join(sub)).map_err(io_at(root))?;
         }
-        Ok(ImageStore { root: root.to_path_buf() })
+        Ok(ImageStore { root: root.to_path_buf(), pulling: Default::default(), counter: Default::default() })
     }
 
     fn layer_dir(&self, diff_id: &str) -> PathBuf {
@@ -141,6 +145,11 @@ impl ImageStore {
     /// Pulls `reference` (`HOST[:PORT]/repo:tag` or `...@sha256:...`), or returns it from
     /// the store. `auth` is basic-auth credentials for the registry.
     pub async fn pull(&self, reference: &str, auth: Option<(&str, &str)>) -> Result<Image, PullError> {
+        if let Some(image) = self.cached(reference) {
+            return Ok(image);
+        }
+        let lock = self.pulling.lock().expect("pull lock map").entry(reference.to_string()).or_default().clone();
+        let _one_at_a_time = lock.lock().await;
         if let Some(image) = self.cached(reference) {
             return Ok(image);
         }
@@ -178,7 +187,8 @@ impl ImageStore {
             if self.layer_dir(diff_id).is_dir() {
                 continue;
             }
-            let tmp = self.root.join("tmp").join(format!("{}-{}", hex_of(&layer.digest), std::process::id()));
+            let n = self.counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let tmp = self.root.join("tmp").join(format!("{}-{}-{n}", hex_of(&layer.digest), std::process::id()));
             let blob = tmp.with_extension("blob");
             let file = tokio::fs::File::create(&blob).await.map_err(io_at(&blob))?;
             if let Err(e) = client.pull_blob(&parsed, layer, file).await {

@@ -87,6 +87,27 @@ async fn pulls_unpacks_and_then_serves_from_the_store() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_pulls_of_one_image_share_the_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = start_registry(dir.path());
+    let reference = push_test_image(dir.path(), &registry, "shared");
+    let store = std::sync::Arc::new(ImageStore::open(&dir.path().join("images")).unwrap());
+    let pulls: Vec<_> = (0..6)
+        .map(|_| {
+            let (store, reference) = (store.clone(), reference.clone());
+            tokio::spawn(async move { store.pull(&reference, None).await })
+        })
+        .collect();
+    let mut images = Vec::new();
+    for p in pulls {
+        images.push(p.await.unwrap().unwrap());
+    }
+    assert!(images.windows(2).all(|w| w[0] == w[1]));
+    assert!(images[0].layers[0].join("bin/busybox").is_file());
+    assert_eq!(std::fs::read_dir(dir.path().join("images/tmp")).unwrap().count(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_corrupted_blob_is_refused_and_leaves_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let registry = start_registry(dir.path());

@@ -1,20 +1,26 @@
 //! Running the node agent: `berth agent` on its own, or inside `berth up`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
 use berth_agent::client::ApiClient;
 use berth_agent::runtime::Runtime;
 use berth_agent::runtime::docker::DockerRuntime;
+use berth_agent::runtime::oci::driver::OciRuntime;
 use berth_agent::{Agent, AgentConfig};
 
 use crate::config::{AgentArgs, AgentOptions};
 
-/// Connects to the runtime the options name; `None` for `--runtime none`.
-pub async fn runtime(options: &AgentOptions) -> anyhow::Result<Option<Arc<dyn Runtime>>> {
+/// Connects to the runtime the options name; `None` for `--runtime none`. The oci driver
+/// keeps images and containers under `state_dir` and runs this binary as its shim.
+pub async fn runtime(options: &AgentOptions, state_dir: &Path) -> anyhow::Result<Option<Arc<dyn Runtime>>> {
     match options.runtime.as_str() {
         "none" => Ok(None),
+        "oci" => {
+            let shim = std::env::current_exe().context("finding the berth binary for the shim")?;
+            Ok(Some(Arc::new(OciRuntime::new(state_dir, &options.oci_runtime, shim)?)))
+        }
         _ => Ok(Some(Arc::new(DockerRuntime::connect().await.context("connecting to the Docker Engine")?))),
     }
 }
@@ -36,7 +42,9 @@ pub fn config(options: &AgentOptions, cluster: &str, region: &str, state_dir: Pa
 pub fn run(args: AgentArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
-        let driver = self::runtime(&args.agent).await?.context("--runtime none leaves nothing for an agent to do")?;
+        let driver = self::runtime(&args.agent, &args.state_dir())
+            .await?
+            .context("--runtime none leaves nothing for an agent to do")?;
         let client = Arc::new(ApiClient::new(&args.server, &args.access_key, &args.secret_key, &args.region)?);
         let config = config(&args.agent, &args.cluster, &args.region, args.state_dir());
         let agent = Agent::register(config, client, driver).await?;

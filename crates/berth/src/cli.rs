@@ -10,6 +10,7 @@ use anyhow::{Context, bail};
 use berth_agent::client::ApiClient;
 use berth_agent::runtime::Runtime;
 use berth_agent::runtime::docker::DockerRuntime;
+use berth_agent::runtime::oci::driver::OciRuntime;
 use clap::Args;
 use futures::StreamExt;
 use serde_json::{Value, json};
@@ -176,9 +177,27 @@ pub fn ps(args: PsArgs) -> anyhow::Result<i32> {
     })
 }
 
+/// The runtime driver that runs `task` (its container instance's agent names it in
+/// `versionInfo.dockerVersion`), for reading logs on this machine.
+async fn runtime_of(client: &ApiClient, args: &ClientArgs, task: &Value) -> anyhow::Result<Box<dyn Runtime>> {
+    let described = client
+        .ecs(
+            "DescribeContainerInstances",
+            json!({"cluster": args.cluster, "containerInstances": [task["containerInstanceArn"]]}),
+        )
+        .await?;
+    let driver =
+        described["containerInstances"][0]["versionInfo"]["dockerVersion"].as_str().unwrap_or("docker").to_string();
+    if driver == "oci" {
+        let state = args.data_dir.clone().unwrap_or_else(crate::config::default_data_dir).join("agent");
+        let shim = std::env::current_exe()?;
+        return Ok(Box::new(OciRuntime::new(&state, "runc", shim).context("reading the oci driver's logs")?));
+    }
+    Ok(Box::new(DockerRuntime::connect().await.context("reading logs needs the local Docker Engine")?))
+}
+
 /// Prints the output of the task's containers; with `follow`, until they exit.
-async fn print_logs(task: &Value, follow: bool) -> anyhow::Result<()> {
-    let runtime = DockerRuntime::connect().await.context("reading logs needs the local Docker Engine")?;
+async fn print_logs(runtime: &dyn Runtime, task: &Value, follow: bool) -> anyhow::Result<()> {
     let containers: Vec<(String, String)> = task["containers"]
         .as_array()
         .into_iter()
@@ -210,7 +229,8 @@ pub fn logs(args: LogsArgs) -> anyhow::Result<i32> {
         let client = args.client.client()?;
         let task = describe(&client, &args.client.cluster, &[json!(args.task)]).await?.into_iter().next();
         let task = task.with_context(|| format!("no task {} in cluster {}", args.task, args.client.cluster))?;
-        print_logs(&task, args.follow).await?;
+        let runtime = runtime_of(&client, &args.client, &task).await?;
+        print_logs(runtime.as_ref(), &task, args.follow).await?;
         Ok(0)
     })
 }
@@ -286,7 +306,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
         // Follow a running task's output; a task that already ended still has its output.
         let has_containers = task["containers"].as_array().into_iter().flatten().any(|c| c.get("runtimeId").is_some());
         if has_containers {
-            print_logs(&task, task["lastStatus"] == "RUNNING").await?;
+            let runtime = runtime_of(&client, &args.client, &task).await?;
+            print_logs(runtime.as_ref(), &task, task["lastStatus"] == "RUNNING").await?;
         }
         let task = loop {
             let task = describe(&client, &args.client.cluster, &[json!(arn)]).await?.remove(0);

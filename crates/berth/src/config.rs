@@ -46,9 +46,13 @@ pub struct ServeArgs {
 /// How the node agent runs (in `berth up` and `berth agent`).
 #[derive(Debug, Clone, Args)]
 pub struct AgentOptions {
-    /// Container runtime driver: docker (the Docker Engine API) or none (no local agent)
-    #[arg(long, env = "BERTH_RUNTIME", default_value = "docker", value_parser = ["docker", "none"])]
+    /// Container runtime driver: docker (the Docker Engine API), oci (Berth pulls images and
+    /// runs them with a runc-compatible runtime) or none (no local agent)
+    #[arg(long, env = "BERTH_RUNTIME", default_value = "docker", value_parser = ["docker", "oci", "none"])]
     pub runtime: String,
+    /// The runc-compatible runtime the oci driver uses (runc, crun, runsc, youki, or a path)
+    #[arg(long, env = "BERTH_OCI_RUNTIME", default_value = "runc")]
+    pub oci_runtime: String,
     /// MiB of the machine's memory kept back from tasks
     #[arg(long, env = "BERTH_RESERVED_MEMORY", default_value_t = 256)]
     pub reserved_memory: i64,

@@ -36,6 +36,18 @@ enum Command {
     Run(cli::RunArgs),
     /// Print the version.
     Version,
+    /// Run one container under an OCI runtime (started by the oci driver, not by people).
+    #[command(hide = true)]
+    Shim {
+        #[arg(long)]
+        runtime: String,
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        bundle: std::path::PathBuf,
+        #[arg(long)]
+        cgroups_path: String,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -50,6 +62,9 @@ fn main() -> anyhow::Result<()> {
         Command::Ps(args) => exit_with(cli::ps(args)),
         Command::Logs(args) => exit_with(cli::logs(args)),
         Command::Run(args) => exit_with(cli::run(args)),
+        Command::Shim { runtime, id, bundle, cgroups_path } => {
+            Ok(berth_agent::runtime::oci::shim::run(&runtime, &id, &bundle, &cgroups_path)?)
+        }
         Command::Version => {
             println!("berth {}", env!("CARGO_PKG_VERSION"));
             Ok(())

@@ -47,7 +47,7 @@ async fn serve(settings: Settings, agent_options: Option<AgentOptions>, started:
     let key = &settings.keys[0];
     let (agent_line, agent_task) = match agent_options {
         None => (None, None),
-        Some(options) => match crate::agent::runtime(&options).await {
+        Some(options) => match crate::agent::runtime(&options, &settings.data_dir.join("agent")).await {
             Ok(Some(driver)) => {
                 let name = driver.name();
                 let client = berth_agent::client::ApiClient::new(

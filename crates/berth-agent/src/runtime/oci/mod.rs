@@ -3,4 +3,6 @@
 //! them under a shim is the next step; see docs/differences.md.)
 
 pub mod bundle;
+pub mod driver;
 pub mod rootfs;
+pub mod shim;

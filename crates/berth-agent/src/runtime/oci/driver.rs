@@ -1,0 +1,284 @@
+//! The `oci` runtime driver: images from [`berth_image::store`], a rootfs and bundle per
+//! container ([`rootfs`](super::rootfs), [`bundle`](super::bundle)), and a [`shim`](super::shim)
+//! process per container running it under a runc-compatible runtime.
+//!
+//! Each container lives in `ROOT/containers/NAME/`: `config.json` and `rootfs/` (the bundle),
+//! `upper/` and `work/` (overlayfs), `meta.json` (labels, stop timeout, cgroup), and what the
+//! shim writes: `log.json` (rotated) and, once it exited, `exit.json`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use berth_image::store::ImageStore;
+use serde::{Deserialize, Serialize};
+
+use super::shim::{EXIT_FILE, Exit, LOG_FILE, LogLine};
+use super::{bundle, rootfs};
+use crate::lifecycle::Health;
+use crate::runtime::{BoxFuture, ContainerSpec, LogStream, Observed, Runtime, RuntimeError};
+
+/// How often waiting calls look for the shim's `exit.json`.
+const POLL: Duration = Duration::from_millis(25);
+/// How long a container may take to be running after `start`.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Meta {
+    labels: HashMap<String, String>,
+    cgroups_path: String,
+}
+
+pub struct OciRuntime {
+    root: PathBuf,
+    images: ImageStore,
+    /// The runc-compatible runtime binary (`runc`, `crun`, `runsc`, `youki`).
+    runtime: String,
+    /// The program started as the shim (the `berth` binary, run as `berth shim ...`).
+    shim: PathBuf,
+}
+
+fn io(what: &str) -> impl Fn(std::io::Error) -> RuntimeError + '_ {
+    move |e| RuntimeError::Create(format!("{what}: {e}"))
+}
+
+impl OciRuntime {
+    /// `state_dir` holds images and containers; `runtime` must be on PATH (or a path).
+    pub fn new(state_dir: &Path, runtime: &str, shim: PathBuf) -> Result<Self, RuntimeError> {
+        let found = std::process::Command::new(runtime).arg("--version").output();
+        if !found.map(|o| o.status.success()).unwrap_or(false) {
+            return Err(RuntimeError::Unavailable(format!("the OCI runtime {runtime:?} cannot be run")));
+        }
+        let images =
+            ImageStore::open(&state_dir.join("images")).map_err(|e| RuntimeError::Unavailable(e.to_string()))?;
+        let root = state_dir.join("oci");
+        std::fs::create_dir_all(root.join("containers")).map_err(|e| RuntimeError::Unavailable(e.to_string()))?;
+        Ok(OciRuntime { root, images, runtime: runtime.into(), shim })
+    }
+
+    fn dir(&self, id: &str) -> PathBuf {
+        self.root.join("containers").join(id)
+    }
+
+    fn exit(&self, id: &str) -> Option<Exit> {
+        serde_json::from_slice(&std::fs::read(self.dir(id).join(EXIT_FILE)).ok()?).ok()
+    }
+
+    async fn runtime(&self, args: &[&str]) -> std::io::Result<std::process::Output> {
+        tokio::process::Command::new(&self.runtime).args(args).stdin(Stdio::null()).output().await
+    }
+
+    /// The runtime's view: `created`, `running`, `stopped`, or `None` if it does not know it.
+    async fn state(&self, id: &str) -> Option<String> {
+        let out = self.runtime(&["state", id]).await.ok()?;
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        v["status"].as_str().map(str::to_string)
+    }
+
+    async fn wait_exit(&self, id: &str, limit: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        while tokio::time::Instant::now() < deadline {
+            if self.exit(id).is_some() {
+                return true;
+            }
+            tokio::time::sleep(POLL).await;
+        }
+        self.exit(id).is_some()
+    }
+}
+
+impl Runtime for OciRuntime {
+    fn name(&self) -> &'static str {
+        "oci"
+    }
+
+    fn pull<'a>(&'a self, spec: &'a ContainerSpec) -> BoxFuture<'a, Result<(), RuntimeError>> {
+        Box::pin(async move {
+            let auth = spec.registry_auth.as_ref().map(|(u, p)| (u.as_str(), p.as_str()));
+            self.images.pull(&spec.image, auth).await.map(|_| ()).map_err(|e| RuntimeError::Pull(e.to_string()))
+        })
+    }
+
+    fn create<'a>(&'a self, spec: &'a ContainerSpec) -> BoxFuture<'a, Result<String, RuntimeError>> {
+        Box::pin(async move {
+            if spec.network_mode == "bridge" && !spec.ports.is_empty() {
+                return Err(RuntimeError::Create(
+                    "the oci driver does not publish ports yet; use networkMode host or the docker driver".into(),
+                ));
+            }
+            let image = self
+                .images
+                .cached(&spec.image)
+                .ok_or_else(|| RuntimeError::Create(format!("image {} is not in the store", spec.image)))?;
+            let dir = self.dir(&spec.name);
+            if dir.exists() {
+                let _ = self.runtime(&["delete", "-f", &spec.name]).await;
+                rootfs::remove(&dir).map_err(io("removing a stale container"))?;
+            }
+            for bind in &spec.binds {
+                if let Some(source) = bind.split(':').next() {
+                    std::fs::create_dir_all(source).map_err(io("creating a bind mount source"))?;
+                }
+            }
+            let fs = rootfs::mount(&image.layers, &dir).map_err(io("mounting the rootfs"))?;
+            let cgroups_path = format!("/berth/{}", spec.name);
+            let config = bundle::runtime_spec(spec, &image.config, &fs.rootfs, &cgroups_path)
+                .map_err(|e| RuntimeError::Create(e.to_string()))?;
+            config.save(dir.join("config.json")).map_err(|e| RuntimeError::Create(e.to_string()))?;
+            let meta = Meta { labels: spec.labels.clone(), cgroups_path };
+            std::fs::write(dir.join("meta.json"), serde_json::to_vec(&meta).expect("json"))
+                .map_err(io("writing meta.json"))?;
+            Ok(spec.name.clone())
+        })
+    }
+
+    fn start<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), RuntimeError>> {
+        Box::pin(async move {
+            let dir = self.dir(id);
+            let meta: Meta = serde_json::from_slice(
+                &std::fs::read(dir.join("meta.json")).map_err(|e| RuntimeError::Start(e.to_string()))?,
+            )
+            .map_err(|e| RuntimeError::Start(e.to_string()))?;
+            let mut child = std::process::Command::new(&self.shim)
+                .args([
+                    "shim",
+                    "--runtime",
+                    &self.runtime,
+                    "--id",
+                    id,
+                    "--cgroups-path",
+                    &meta.cgroups_path,
+                    "--bundle",
+                ])
+                .arg(&dir)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .map_err(|e| RuntimeError::Start(format!("starting the shim: {e}")))?;
+            // Reap the shim when it ends (it detaches into its own session).
+            std::thread::spawn(move || child.wait());
+            let deadline = tokio::time::Instant::now() + START_TIMEOUT;
+            loop {
+                if let Some(exit) = self.exit(id) {
+                    return match exit.error {
+                        Some(e) => Err(RuntimeError::Start(e)),
+                        None => Ok(()),
+                    };
+                }
+                if self.state(id).await.as_deref() == Some("running") {
+                    return Ok(());
+                }
+                if tokio::time::Instant::now() > deadline {
+                    return Err(RuntimeError::Start(format!("container {id} did not start within {START_TIMEOUT:?}")));
+                }
+                tokio::time::sleep(POLL).await;
+            }
+        })
+    }
+
+    fn stop<'a>(&'a self, id: &'a str, timeout: Duration) -> BoxFuture<'a, Result<(), RuntimeError>> {
+        Box::pin(async move {
+            if self.exit(id).is_some() {
+                return Ok(());
+            }
+            let _ = self.runtime(&["kill", id, "TERM"]).await;
+            if self.wait_exit(id, timeout).await {
+                return Ok(());
+            }
+            let _ = self.runtime(&["kill", id, "KILL"]).await;
+            if self.wait_exit(id, Duration::from_secs(10)).await {
+                Ok(())
+            } else {
+                Err(RuntimeError::Stop(format!("container {id} did not exit after SIGKILL")))
+            }
+        })
+    }
+
+    fn inspect<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Observed, RuntimeError>> {
+        Box::pin(async move {
+            let meta: Meta = serde_json::from_slice(
+                &std::fs::read(self.dir(id).join("meta.json"))
+                    .map_err(|e| RuntimeError::Inspect(format!("{id}: {e}")))?,
+            )
+            .map_err(|e| RuntimeError::Inspect(e.to_string()))?;
+            let exit = self.exit(id);
+            let running = exit.is_none() && self.state(id).await.as_deref() == Some("running");
+            Ok(Observed {
+                id: id.to_string(),
+                running,
+                exit_code: exit.as_ref().map(|e| e.code),
+                oom_killed: exit.as_ref().is_some_and(|e| e.oom_killed),
+                bindings: Vec::new(),
+                labels: meta.labels,
+                error: exit.and_then(|e| e.error),
+                health: Health::Unknown,
+            })
+        })
+    }
+
+    fn wait<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), RuntimeError>> {
+        Box::pin(async move {
+            while self.exit(id).is_none() {
+                if !self.dir(id).exists() {
+                    return Err(RuntimeError::Inspect(format!("container {id} is gone")));
+                }
+                tokio::time::sleep(POLL).await;
+            }
+            Ok(())
+        })
+    }
+
+    fn remove<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), RuntimeError>> {
+        Box::pin(async move {
+            let _ = self.runtime(&["delete", "-f", id]).await;
+            rootfs::remove(&self.dir(id)).map_err(|e| RuntimeError::Stop(e.to_string()))
+        })
+    }
+
+    fn list_managed(&self) -> BoxFuture<'_, Result<Vec<Observed>, RuntimeError>> {
+        Box::pin(async move {
+            let mut out = Vec::new();
+            let entries =
+                std::fs::read_dir(self.root.join("containers")).map_err(|e| RuntimeError::Inspect(e.to_string()))?;
+            for entry in entries.flatten() {
+                if let Some(id) = entry.file_name().to_str()
+                    && let Ok(observed) = self.inspect(id).await
+                {
+                    out.push(observed);
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn logs<'a>(&'a self, id: &'a str, follow: bool) -> LogStream<'a> {
+        let path = self.dir(id).join(LOG_FILE);
+        // State: the byte offset read so far, and whether the exit was seen (then one last
+        // read drains what the shim wrote before it).
+        Box::pin(futures::stream::unfold((0usize, false), move |(offset, exited)| {
+            let path = path.clone();
+            async move {
+                let mut exited = exited;
+                loop {
+                    let text = tokio::fs::read(&path).await.unwrap_or_default();
+                    if let Some(end) = text.get(offset..).and_then(|rest| rest.iter().position(|b| *b == b'\n')) {
+                        let line = serde_json::from_slice::<LogLine>(&text[offset..offset + end]);
+                        let item = line
+                            .map(|l| (l.stream == "stderr", bytes::Bytes::from(l.log)))
+                            .map_err(|e| RuntimeError::Inspect(format!("corrupt log line: {e}")));
+                        return Some((item, (offset + end + 1, exited)));
+                    }
+                    if !follow || exited {
+                        return None;
+                    }
+                    exited = self.exit(id).is_some();
+                    if !exited {
+                        tokio::time::sleep(POLL * 4).await;
+                    }
+                }
+            }
+        }))
+    }
+}

@@ -1,0 +1,165 @@
+//! The shim: one small process per container (`berth shim`), started in its own session so
+//! it outlives agent restarts. It runs the container in the foreground under a
+//! runc-compatible runtime (`run --keep`, so the cgroup stays until the container is
+//! removed), keeps its stdout/stderr as JSON lines in a rotated log file, and when the
+//! container exits writes `exit.json` with the exit code and whether the kernel killed it
+//! for memory.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+/// The log file rotates at this size, keeping this many older files.
+pub const LOG_MAX_BYTES: u64 = 10 * 1024 * 1024;
+pub const LOG_KEEP: usize = 3;
+pub const LOG_FILE: &str = "log.json";
+pub const EXIT_FILE: &str = "exit.json";
+
+/// What `exit.json` holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Exit {
+    pub code: i64,
+    pub oom_killed: bool,
+    /// The runtime's complaint when the container could not start.
+    pub error: Option<String>,
+}
+
+/// One line of the log file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogLine {
+    pub stream: String,
+    pub log: String,
+    pub time: f64,
+}
+
+fn now() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+}
+
+/// A log file that rotates itself: `log.json`, then `log.json.1` .. `log.json.N`.
+struct Log {
+    path: PathBuf,
+    file: File,
+    size: u64,
+}
+
+impl Log {
+    fn open(path: PathBuf) -> io::Result<Log> {
+        let file = OpenOptions::new().create(true).append(true).open(&path)?;
+        let size = file.metadata()?.len();
+        Ok(Log { path, file, size })
+    }
+
+    fn write(&mut self, line: &LogLine) -> io::Result<()> {
+        let mut bytes = serde_json::to_vec(line).map_err(io::Error::other)?;
+        bytes.push(b'\n');
+        if self.size + bytes.len() as u64 > LOG_MAX_BYTES && self.size > 0 {
+            for n in (1..LOG_KEEP).rev() {
+                let _ =
+                    fs::rename(format!("{}.{n}", self.path.display()), format!("{}.{}", self.path.display(), n + 1));
+            }
+            fs::rename(&self.path, format!("{}.1", self.path.display()))?;
+            *self = Log::open(self.path.clone())?;
+        }
+        self.file.write_all(&bytes)?;
+        self.size += bytes.len() as u64;
+        Ok(())
+    }
+}
+
+fn pump(reader: impl Read, stream: &'static str, log: Arc<Mutex<Log>>) {
+    let mut lines = BufReader::new(reader);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match lines.read_until(b'\n', &mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {
+                let line =
+                    LogLine { stream: stream.into(), log: String::from_utf8_lossy(&buf).into_owned(), time: now() };
+                if let Ok(mut log) = log.lock() {
+                    let _ = log.write(&line);
+                }
+            }
+        }
+    }
+}
+
+/// Whether the container's memory cgroup recorded an OOM kill (cgroup v1 or v2).
+pub fn oom_killed(cgroups_path: &str) -> bool {
+    let rel = cgroups_path.trim_start_matches('/');
+    let count = |file: PathBuf, key: &str| {
+        fs::read_to_string(file)
+            .ok()
+            .and_then(|text| text.lines().find_map(|l| l.strip_prefix(key).and_then(|v| v.trim().parse::<u64>().ok())))
+            .unwrap_or(0)
+    };
+    count(Path::new("/sys/fs/cgroup/memory").join(rel).join("memory.oom_control"), "oom_kill ")
+        + count(Path::new("/sys/fs/cgroup").join(rel).join("memory.events"), "oom_kill ")
+        > 0
+}
+
+/// The shim's main: runs container `id` from `bundle` with `runtime` and records its exit.
+pub fn run(runtime: &str, id: &str, bundle: &Path, cgroups_path: &str) -> io::Result<()> {
+    // SAFETY: setsid has no preconditions; failing (already a leader) is harmless.
+    unsafe { libc::setsid() };
+    let log = Arc::new(Mutex::new(Log::open(bundle.join(LOG_FILE))?));
+    let child = Command::new(runtime)
+        .args(["run", "--keep", "--bundle"])
+        .arg(bundle)
+        .arg(id)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let exit = match child {
+        Err(e) => Exit { code: 127, oom_killed: false, error: Some(format!("{runtime}: {e}")) },
+        Ok(mut child) => {
+            let (out, err) = (child.stdout.take().expect("piped"), child.stderr.take().expect("piped"));
+            let (l1, l2) = (log.clone(), log.clone());
+            let t1 = std::thread::spawn(move || pump(out, "stdout", l1));
+            let t2 = std::thread::spawn(move || pump(err, "stderr", l2));
+            let status = child.wait()?;
+            let _ = (t1.join(), t2.join());
+            use std::os::unix::process::ExitStatusExt;
+            let code =
+                status.code().map(i64::from).or_else(|| status.signal().map(|s| 128 + i64::from(s))).unwrap_or(-1);
+            // runc reports its own failures on stderr with a non-zero code before the process ran.
+            let started = fs::read_to_string(format!("/run/runc/{id}/state.json")).is_ok();
+            Exit {
+                code,
+                oom_killed: oom_killed(cgroups_path),
+                error: (!started).then(|| format!("{runtime} could not start the container")),
+            }
+        }
+    };
+    let tmp = bundle.join("exit.json.tmp");
+    fs::write(&tmp, serde_json::to_vec(&exit).map_err(io::Error::other)?)?;
+    fs::rename(tmp, bundle.join(EXIT_FILE))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_log_rotates_and_keeps_a_bounded_history() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(LOG_FILE);
+        let mut log = Log::open(path.clone()).unwrap();
+        let line = LogLine { stream: "stdout".into(), log: "x".repeat(1024 * 1024), time: 0.0 };
+        for _ in 0..(LOG_KEEP + 2) * 11 {
+            log.write(&line).unwrap();
+        }
+        assert!(fs::metadata(&path).unwrap().len() <= LOG_MAX_BYTES);
+        for n in 1..=LOG_KEEP {
+            assert!(Path::new(&format!("{}.{n}", path.display())).exists(), "{n}");
+        }
+        assert!(!Path::new(&format!("{}.{}", path.display(), LOG_KEEP + 1)).exists());
+    }
+}
