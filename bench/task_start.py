@@ -53,9 +53,9 @@ def start_registry(root):
     return proc, image
 
 
-def start_berth(binary, data_dir):
+def start_berth(binary, data_dir, driver="docker"):
     port = free_port()
-    proc = subprocess.Popen([binary, "up", "--data-dir", str(data_dir), "--listen", f"127.0.0.1:{port}", "--runtime", "docker",
+    proc = subprocess.Popen([binary, "up", "--data-dir", str(data_dir), "--listen", f"127.0.0.1:{port}", "--runtime", driver,
                              "--task-cleanup-wait", "0"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     for line in proc.stdout:
         m = re.match(r"export AWS_ENDPOINT_URL=(\S+) AWS_ACCESS_KEY_ID=(\S+) AWS_SECRET_ACCESS_KEY=(\S+)", line)
@@ -90,6 +90,58 @@ def stop_all(ecs, arns):
 def docker_rm(ids):
     if ids:
         subprocess.run(["docker", "rm", "-f", *ids], capture_output=True)
+
+
+def single_starts(ecs, runs):
+    """Median seconds from RunTask to RUNNING, one task at a time (the first run warms up)."""
+    times = []
+    for n in range(runs + 1):
+        t0 = time.perf_counter()
+        arn = ecs.run_task(taskDefinition="start")["tasks"][0]["taskArn"]
+        wait_running(ecs, [arn])
+        if n:
+            times.append(time.perf_counter() - t0)
+        stop_all(ecs, [arn])
+    return statistics.median(times)
+
+
+def bare_runc(data_dir, runs):
+    """Median seconds of `runc run -d` of the bundle the oci driver wrote, on its image layer."""
+    containers = sorted((data_dir / "agent" / "oci" / "containers").glob("*"))
+    config = json.loads((containers[-1] / "config.json").read_text())
+    layer = next((data_dir / "agent" / "images" / "layers").glob("*"))
+    bundle = data_dir / "bare-bundle"
+    bundle.mkdir(exist_ok=True)
+    config["root"] = {"path": str(layer), "readonly": True}
+    config["process"]["args"] = ["sleep", "300"]
+    times = []
+    for n in range(runs):
+        cid = f"berth-bench-bare-{n}"
+        config["linux"]["cgroupsPath"] = f"/berth-bench/{cid}"
+        (bundle / "config.json").write_text(json.dumps(config))
+        t0 = time.perf_counter()
+        subprocess.run(["runc", "run", "-d", "--bundle", str(bundle), cid], check=True,
+                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        times.append(time.perf_counter() - t0)
+        subprocess.run(["runc", "delete", "-f", cid], capture_output=True)
+    return statistics.median(times)
+
+
+def oci_driver(binary, runs, image, tmp):
+    data = tmp / "oci-data"
+    berth, ecs = start_berth(binary, data, "oci")
+    try:
+        ecs.register_task_definition(family="start", containerDefinitions=[
+            {"name": "main", "image": image, "memory": 16, "command": ["sleep", "300"], "stopTimeout": 1}])
+        driver = single_starts(ecs, runs)
+        runc = bare_runc(data, runs)
+        return driver, runc
+    finally:
+        berth.send_signal(signal.SIGTERM)
+        berth.wait(timeout=60)
+        for d in (data / "agent" / "oci" / "containers").glob("*"):
+            subprocess.run(["runc", "delete", "-f", d.name], capture_output=True)
+            subprocess.run(["umount", "-l", str(d / "rootfs")], capture_output=True)
 
 
 def bench(binary, runs, burst):
@@ -141,6 +193,9 @@ def bench(binary, runs, burst):
             docker_burst = time.perf_counter() - t0
             docker_rm(ids)
             out["burst"] = (berth_burst, docker_burst)
+            berth.send_signal(signal.SIGTERM)
+            berth.wait(timeout=60)
+            out["oci"] = oci_driver(binary, runs, image, tmp)
         finally:
             berth.send_signal(signal.SIGTERM)
             berth.wait(timeout=60)
@@ -158,7 +213,7 @@ def main():
     ap.add_argument("--write", default=str(ROOT / "docs/performance.md"))
     args = ap.parse_args()
     r = bench(args.berth_bin, args.runs, args.burst)
-    (bs, ds), (bb, db) = r["single"], r["burst"]
+    (bs, ds), (bb, db), (os_, rs) = r["single"], r["burst"], r["oci"]
     table = "\n".join([
         f"Measured {time.strftime('%Y-%m-%d')}; Docker Engine {subprocess.run(['docker', 'version', '-f', '{{.Server.Version}}'], capture_output=True, text=True).stdout.strip()}, "
         f"image cached, {args.runs} single starts (median), one burst of {args.burst}.",
@@ -167,6 +222,10 @@ def main():
         "|---|---:|---:|---:|",
         f"| one task: RunTask to RUNNING | {bs * 1000:.0f} ms | {ds * 1000:.0f} ms | {bs / ds:.2f}x |",
         f"| {args.burst} tasks at once until all RUNNING | {bb:.1f} s | {db:.1f} s | {bb / db:.2f}x |",
+        "",
+        "| measure | Berth (oci driver) | bare `runc run -d` | Berth / runc |",
+        "|---|---:|---:|---:|",
+        f"| one task: RunTask to RUNNING | {os_ * 1000:.0f} ms | {rs * 1000:.0f} ms | {os_ / rs:.2f}x |",
     ])
     print(table)
     doc = Path(args.write)

@@ -115,6 +115,7 @@ impl Agent {
             state_dir: config.state_dir.clone(),
             allow_privileged: config.allow_privileged,
             cleanup_wait: config.cleanup_wait,
+            definitions: Default::default(),
         });
         Ok(Agent { config, shared, instance_arn, runners: HashMap::new(), finished: Default::default(), adopted })
     }

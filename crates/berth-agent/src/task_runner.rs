@@ -37,6 +37,8 @@ pub struct Shared {
     pub allow_privileged: bool,
     /// How long a stopped task's containers are kept (for their logs) before removal.
     pub cleanup_wait: Duration,
+    /// Task definitions by ARN: they never change, so each is read from the API once.
+    pub definitions: std::sync::Mutex<std::collections::HashMap<String, Value>>,
 }
 
 pub struct Runner {
@@ -109,16 +111,23 @@ impl TaskRun {
     /// Reads the task definition and builds each container's spec.
     async fn prepare(&mut self) -> Result<(), String> {
         let definition_arn = self.task["taskDefinitionArn"].as_str().unwrap_or_default().to_string();
-        let described = loop {
-            match self.shared.client.ecs("DescribeTaskDefinition", json!({"taskDefinition": definition_arn})).await {
-                Ok(v) => break v,
-                Err(ClientError::Transport(e)) => {
-                    tracing::warn!(task = %self.arn, error = %e, "cannot read the task definition yet");
-                    tokio::time::sleep(REPORT_RETRY).await;
+        let cached = self.shared.definitions.lock().expect("definition cache").get(&definition_arn).cloned();
+        let described = if let Some(d) = cached {
+            d
+        } else {
+            loop {
+                match self.shared.client.ecs("DescribeTaskDefinition", json!({"taskDefinition": definition_arn})).await
+                {
+                    Ok(v) => break v,
+                    Err(ClientError::Transport(e)) => {
+                        tracing::warn!(task = %self.arn, error = %e, "cannot read the task definition yet");
+                        tokio::time::sleep(REPORT_RETRY).await;
+                    }
+                    Err(e) => return Err(format!("CannotReadTaskDefinitionError: {e}")),
                 }
-                Err(e) => return Err(format!("CannotReadTaskDefinitionError: {e}")),
             }
         };
+        self.shared.definitions.lock().expect("definition cache").insert(definition_arn.clone(), described.clone());
         let def = &described["taskDefinition"];
         let volumes = def["volumes"].as_array().cloned().unwrap_or_default();
         let scratch = self.scratch_dir();

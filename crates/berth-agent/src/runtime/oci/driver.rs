@@ -21,6 +21,10 @@ use crate::runtime::{BoxFuture, ContainerSpec, LogStream, Observed, Runtime, Run
 
 /// How often waiting calls look for the shim's `exit.json`.
 const POLL: Duration = Duration::from_millis(25);
+/// How often `start` looks whether the process runs (a stat, cheap).
+const START_POLL: Duration = Duration::from_millis(2);
+/// Where runc keeps its state (runc's default root when run as root).
+const RUNC_ROOT: &str = "/run/runc";
 /// How long a container may take to be running after `start`.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -69,11 +73,11 @@ impl OciRuntime {
         tokio::process::Command::new(&self.runtime).args(args).stdin(Stdio::null()).output().await
     }
 
-    /// The runtime's view: `created`, `running`, `stopped`, or `None` if it does not know it.
-    async fn state(&self, id: &str) -> Option<String> {
-        let out = self.runtime(&["state", id]).await.ok()?;
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
-        v["status"].as_str().map(str::to_string)
+    /// Whether the container's process runs: created by runc, started (its exec fifo gone),
+    /// and not yet exited.
+    fn running(&self, id: &str) -> bool {
+        let state = Path::new(RUNC_ROOT).join(id);
+        self.exit(id).is_none() && state.join("state.json").exists() && !state.join("exec.fifo").exists()
     }
 
     async fn wait_exit(&self, id: &str, limit: Duration) -> bool {
@@ -167,13 +171,15 @@ impl Runtime for OciRuntime {
                         None => Ok(()),
                     };
                 }
-                if self.state(id).await.as_deref() == Some("running") {
+                // Stats, not a `runc state` per poll: runc writes state.json at create and
+                // removes exec.fifo once the process runs.
+                if self.running(id) {
                     return Ok(());
                 }
                 if tokio::time::Instant::now() > deadline {
                     return Err(RuntimeError::Start(format!("container {id} did not start within {START_TIMEOUT:?}")));
                 }
-                tokio::time::sleep(POLL).await;
+                tokio::time::sleep(START_POLL).await;
             }
         })
     }
@@ -203,8 +209,8 @@ impl Runtime for OciRuntime {
                     .map_err(|e| RuntimeError::Inspect(format!("{id}: {e}")))?,
             )
             .map_err(|e| RuntimeError::Inspect(e.to_string()))?;
+            let running = self.running(id);
             let exit = self.exit(id);
-            let running = exit.is_none() && self.state(id).await.as_deref() == Some("running");
             Ok(Observed {
                 id: id.to_string(),
                 running,
