@@ -451,3 +451,41 @@ def test_container_exit_while_agent_down_is_reported(agent_berth, registry):
     assert main["runtimeId"] == cid
     assert task["stopCode"] == "EssentialContainerExited", task
     assert task["stoppedReason"] == "Essential container in task exited", task
+
+
+# --- dependsOn and health checks -------------------------------------------------------
+
+
+def test_depends_on_healthy_holds_the_dependent_until_the_check_passes(agent_berth, registry):
+    ecs = agent_berth.client()
+    db = bb("db", registry, "sleep 2; touch /tmp/ready; sleep 300", essential=False, stopTimeout=1,
+            healthCheck={"command": ["CMD-SHELL", "test -f /tmp/ready"], "interval": 1, "timeout": 1, "retries": 1})
+    app = bb("app", registry, "sleep 300", stopTimeout=1, dependsOn=[{"containerName": "db", "condition": "HEALTHY"}])
+    arn = run_task(ecs, "healthy", [db, app])
+    wait_until(lambda: container(ecs.describe_tasks(tasks=[arn])["tasks"][0], "db")["lastStatus"] == "RUNNING",
+               timeout=30, what="db running")
+    task = ecs.describe_tasks(tasks=[arn])["tasks"][0]
+    assert container(task, "app")["lastStatus"] == "PENDING", "app waits while db is not yet healthy"
+    task = wait_for(ecs, arn, "RUNNING", timeout=30)
+    assert container(task, "db")["healthStatus"] == "HEALTHY"
+    assert container(task, "app")["lastStatus"] == "RUNNING"
+    ecs.stop_task(task=arn)
+    wait_for(ecs, arn, "STOPPED", timeout=30)
+
+
+def test_depends_on_complete_and_success(agent_berth, registry):
+    ecs = agent_berth.client()
+    setup = bb("setup", registry, "sleep 1; exit 0", essential=False)
+    failing = bb("migrate", registry, "sleep 1; exit 2", essential=False)
+    after_complete = bb("main", registry, "exit 5", dependsOn=[
+        {"containerName": "setup", "condition": "SUCCESS"}, {"containerName": "migrate", "condition": "COMPLETE"}])
+    arn = run_task(ecs, "complete", [setup, failing, after_complete])
+    task = wait_for(ecs, arn, "STOPPED", timeout=30)
+    assert [container(task, n)["exitCode"] for n in ("setup", "migrate", "main")] == [0, 2, 5], task["containers"]
+
+    # SUCCESS on a container that fails can never be met: the dependent never starts.
+    never = bb("main", registry, "exit 5", dependsOn=[{"containerName": "migrate", "condition": "SUCCESS"}])
+    arn = run_task(ecs, "never", [failing, never])
+    task = wait_for(ecs, arn, "STOPPED", timeout=30)
+    assert "exitCode" not in container(task, "main"), task["containers"]
+    assert "DependencyConditionNotMet" in task["stoppedReason"], task

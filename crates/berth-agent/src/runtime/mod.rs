@@ -38,7 +38,7 @@ pub struct Ulimit {
 }
 
 /// A container health check, as Docker and ECS define it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct HealthSpec {
     /// `["CMD-SHELL", "..."]` or `["CMD", "exe", "arg", ...]`.
     pub test: Vec<String>,

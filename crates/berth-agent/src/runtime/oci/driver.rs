@@ -14,7 +14,7 @@ use std::time::Duration;
 use berth_image::store::ImageStore;
 use serde::{Deserialize, Serialize};
 
-use super::shim::{EXIT_FILE, Exit, LOG_FILE, LogLine};
+use super::shim::{EXIT_FILE, Exit, HEALTH_FILE, HEALTHCHECK_FILE, LOG_FILE, LogLine};
 use super::{bundle, rootfs};
 use crate::lifecycle::Health;
 use crate::runtime::{BoxFuture, ContainerSpec, LogStream, Observed, Runtime, RuntimeError};
@@ -130,6 +130,10 @@ impl Runtime for OciRuntime {
             let config = bundle::runtime_spec(spec, &image.config, &fs.rootfs, &cgroups_path)
                 .map_err(|e| RuntimeError::Create(e.to_string()))?;
             config.save(dir.join("config.json")).map_err(|e| RuntimeError::Create(e.to_string()))?;
+            if let Some(check) = &spec.health {
+                std::fs::write(dir.join(HEALTHCHECK_FILE), serde_json::to_vec(check).expect("json"))
+                    .map_err(io("writing the health check"))?;
+            }
             let meta = Meta { labels: spec.labels.clone(), cgroups_path };
             std::fs::write(dir.join("meta.json"), serde_json::to_vec(&meta).expect("json"))
                 .map_err(io("writing meta.json"))?;
@@ -219,7 +223,14 @@ impl Runtime for OciRuntime {
                 bindings: Vec::new(),
                 labels: meta.labels,
                 error: exit.and_then(|e| e.error),
-                health: Health::Unknown,
+                health: match std::fs::read(self.dir(id).join(HEALTH_FILE))
+                    .ok()
+                    .and_then(|raw| serde_json::from_slice::<serde_json::Value>(&raw).ok())
+                {
+                    Some(v) if v["healthy"] == true => Health::Healthy,
+                    Some(v) if v["healthy"] == false => Health::Unhealthy,
+                    _ => Health::Unknown,
+                },
             })
         })
     }

@@ -19,6 +19,9 @@ pub const LOG_MAX_BYTES: u64 = 10 * 1024 * 1024;
 pub const LOG_KEEP: usize = 3;
 pub const LOG_FILE: &str = "log.json";
 pub const EXIT_FILE: &str = "exit.json";
+/// The health check the driver asks for (a `HealthSpec`), and the verdict the shim keeps.
+pub const HEALTHCHECK_FILE: &str = "healthcheck.json";
+pub const HEALTH_FILE: &str = "health.json";
 
 /// What `exit.json` holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -104,6 +107,86 @@ pub fn oom_killed(cgroups_path: &str) -> bool {
         > 0
 }
 
+/// Docker's health rules: failures during the start period do not count; a success makes
+/// the container healthy; `retries` failures in a row make it unhealthy.
+#[derive(Debug, Default)]
+pub struct HealthState {
+    pub healthy: Option<bool>,
+    failures: i64,
+}
+
+impl HealthState {
+    pub fn record(&mut self, passed: bool, in_start_period: bool, retries: i64) {
+        if passed {
+            self.failures = 0;
+            self.healthy = Some(true);
+        } else if !in_start_period {
+            self.failures += 1;
+            if self.failures >= retries.max(1) {
+                self.healthy = Some(false);
+            }
+        }
+    }
+}
+
+/// Runs the health check until the container exits, writing the verdict to `health.json`.
+fn health_loop(
+    runtime: &str,
+    id: &str,
+    bundle: &Path,
+    check: crate::runtime::HealthSpec,
+    done: Arc<std::sync::atomic::AtomicBool>,
+) {
+    use std::sync::atomic::Ordering;
+    let started = std::time::Instant::now();
+    let mut state = HealthState::default();
+    let args: Vec<String> = match check.test.first().map(String::as_str) {
+        Some("CMD-SHELL") => vec!["/bin/sh".into(), "-c".into(), check.test[1..].join(" ")],
+        Some("CMD") => check.test[1..].to_vec(),
+        _ => check.test.clone(),
+    };
+    while !done.load(Ordering::SeqCst) {
+        std::thread::sleep(check.interval.max(std::time::Duration::from_millis(100)));
+        if done.load(Ordering::SeqCst) {
+            return;
+        }
+        let passed = match Command::new(runtime)
+            .arg("exec")
+            .arg(id)
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+        {
+            Err(_) => false,
+            Ok(mut child) => {
+                let deadline = std::time::Instant::now() + check.timeout.max(std::time::Duration::from_millis(100));
+                loop {
+                    match child.try_wait() {
+                        Ok(Some(status)) => break status.success(),
+                        Ok(None) if std::time::Instant::now() < deadline => {
+                            std::thread::sleep(std::time::Duration::from_millis(10))
+                        }
+                        _ => {
+                            let _ = child.kill();
+                            let _ = child.wait();
+                            break false;
+                        }
+                    }
+                }
+            }
+        };
+        state.record(passed, started.elapsed() < check.start_period, check.retries);
+        if let Some(healthy) = state.healthy {
+            let tmp = bundle.join("health.json.tmp");
+            if fs::write(&tmp, serde_json::json!({"healthy": healthy}).to_string()).is_ok() {
+                let _ = fs::rename(&tmp, bundle.join(HEALTH_FILE));
+            }
+        }
+    }
+}
+
 /// The shim's main: runs container `id` from `bundle` with `runtime` and records its exit.
 pub fn run(runtime: &str, id: &str, bundle: &Path, cgroups_path: &str) -> io::Result<()> {
     // SAFETY: setsid has no preconditions; failing (already a leader) is harmless.
@@ -124,7 +207,16 @@ pub fn run(runtime: &str, id: &str, bundle: &Path, cgroups_path: &str) -> io::Re
             let (l1, l2) = (log.clone(), log.clone());
             let t1 = std::thread::spawn(move || pump(out, "stdout", l1));
             let t2 = std::thread::spawn(move || pump(err, "stderr", l2));
+            let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let check: Option<crate::runtime::HealthSpec> =
+                fs::read(bundle.join(HEALTHCHECK_FILE)).ok().and_then(|raw| serde_json::from_slice(&raw).ok());
+            if let Some(check) = check {
+                let (runtime, id, bundle, done) =
+                    (runtime.to_string(), id.to_string(), bundle.to_path_buf(), done.clone());
+                std::thread::spawn(move || health_loop(&runtime, &id, &bundle, check, done));
+            }
             let status = child.wait()?;
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
             let _ = (t1.join(), t2.join());
             use std::os::unix::process::ExitStatusExt;
             let code =
@@ -146,6 +238,22 @@ pub fn run(runtime: &str, id: &str, bundle: &Path, cgroups_path: &str) -> io::Re
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn health_follows_docker_rules() {
+        let mut h = HealthState::default();
+        h.record(false, true, 2);
+        h.record(false, true, 2);
+        assert_eq!(h.healthy, None, "failures in the start period do not count");
+        h.record(false, false, 2);
+        assert_eq!(h.healthy, None);
+        h.record(false, false, 2);
+        assert_eq!(h.healthy, Some(false), "retries failures in a row");
+        h.record(true, false, 2);
+        assert_eq!(h.healthy, Some(true));
+        h.record(false, false, 2);
+        assert_eq!(h.healthy, Some(true), "one failure is not enough");
+    }
 
     #[test]
     fn the_log_rotates_and_keeps_a_bounded_history() {
