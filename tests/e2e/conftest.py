@@ -207,20 +207,17 @@ def agent_berth(tmp_path, request):
     stop_agent_berth(b, tmp_path / "data")
 
 
-@pytest.fixture
-def docker_berth(tmp_path):
-    """`berth up` with its local agent on the Docker Engine, for what only that driver does."""
-    b = start_agent_berth(tmp_path / "data", "docker")
-    yield b
-    stop_agent_berth(b, tmp_path / "data")
-
-
 def remove_oci_containers(data_dir):
     """Removes what the oci driver of `data_dir` left: runtime containers and rootfs mounts."""
     containers = Path(data_dir) / "agent" / "oci" / "containers"
     for d in containers.glob("*") if containers.exists() else []:
         subprocess.run(["runc", "delete", "-f", d.name], capture_output=True)
         subprocess.run(["umount", "-l", str(d / "rootfs")], capture_output=True)
+        meta = d / "meta.json"
+        attachment = json.loads(meta.read_text()).get("attachment") if meta.exists() else None
+        if attachment:
+            subprocess.run(["ip", "netns", "del", attachment["netns"]], capture_output=True)
+            subprocess.run(["ip", "link", "del", attachment["veth"]], capture_output=True)
 
 
 @pytest.fixture

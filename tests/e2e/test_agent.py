@@ -192,9 +192,7 @@ def tcp_bindings(task, name, container_port):
     return bindings
 
 
-def test_static_and_dynamic_host_ports_serve_http(docker_berth, registry):
-    # Publishing bridge ports is the docker driver's alone for now (docs/differences.md).
-    agent_berth = docker_berth
+def test_static_and_dynamic_host_ports_serve_http(agent_berth, registry):
     ecs = agent_berth.client()
     httpd = {"name": "web", "image": registry, "memory": 32, "command": ["httpd", "-f", "-p", "80", "-h", "/www"],
              "stopTimeout": 1}

@@ -97,12 +97,14 @@ fn rlimit(name: &str) -> Result<&'static str, BundleError> {
     })
 }
 
-/// The runtime configuration for `spec` on the mounted `rootfs`, in cgroup `cgroups_path`.
+/// The runtime configuration for `spec` on the mounted `rootfs`, in cgroup `cgroups_path`;
+/// `network_namespace` is a prepared namespace to join (bridge mode) instead of a new one.
 pub fn runtime_spec(
     spec: &ContainerSpec,
     image: &ImageConfig,
     rootfs: &Path,
     cgroups_path: &str,
+    network_namespace: Option<&str>,
 ) -> Result<Spec, BundleError> {
     let invalid = |e: serde_json::Error| BundleError::Invalid(e.to_string());
     let mut v = serde_json::to_value(Spec::default()).map_err(invalid)?;
@@ -162,10 +164,14 @@ pub fn runtime_spec(
         v["linux"]["resources"]["cpu"] = json!({"shares": shares});
     }
     v["linux"]["cgroupsPath"] = json!(cgroups_path);
-    if spec.network_mode == "host"
-        && let Some(ns) = v["linux"]["namespaces"].as_array_mut()
-    {
-        ns.retain(|n| n["type"] != "network");
+    if let Some(ns) = v["linux"]["namespaces"].as_array_mut() {
+        if spec.network_mode == "host" {
+            ns.retain(|n| n["type"] != "network");
+        } else if let Some(path) = network_namespace {
+            for n in ns.iter_mut().filter(|n| n["type"] == "network") {
+                n["path"] = json!(path);
+            }
+        }
     }
     serde_json::from_value(v).map_err(invalid)
 }
@@ -234,7 +240,7 @@ mod tests {
         s.ulimits = vec![crate::runtime::Ulimit { name: "nofile".into(), soft: 123, hard: 456 }];
         s.binds = vec!["/srv/data:/data:ro".into()];
         s.network_mode = "host".into();
-        let out = serde_json::to_value(runtime_spec(&s, &image(), dir.path(), "/berth/x").unwrap()).unwrap();
+        let out = serde_json::to_value(runtime_spec(&s, &image(), dir.path(), "/berth/x", None).unwrap()).unwrap();
         assert_eq!(out["process"]["args"], json!(["/entry", "serve"]));
         assert_eq!(out["process"]["cwd"], "/srv");
         assert_eq!(out["linux"]["resources"]["memory"], json!({"limit": 64 << 20, "reservation": 32 << 20}));
@@ -258,6 +264,6 @@ mod tests {
         );
         assert!(!out["linux"]["namespaces"].as_array().unwrap().iter().any(|n| n["type"] == "network"), "host network");
         s.ulimits = vec![crate::runtime::Ulimit { name: "bogus".into(), soft: 1, hard: 1 }];
-        assert!(runtime_spec(&s, &image(), dir.path(), "/berth/x").is_err());
+        assert!(runtime_spec(&s, &image(), dir.path(), "/berth/x", None).is_err());
     }
 }

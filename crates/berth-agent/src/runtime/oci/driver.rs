@@ -14,10 +14,11 @@ use std::time::Duration;
 use berth_image::store::ImageStore;
 use serde::{Deserialize, Serialize};
 
-use super::shim::{EXIT_FILE, Exit, HEALTH_FILE, HEALTHCHECK_FILE, LOG_FILE, LogLine};
+use super::network::{self, Attachment, Forward};
+use super::shim::{EXIT_FILE, Exit, FORWARDS_FILE, HEALTH_FILE, HEALTHCHECK_FILE, LOG_FILE, LogLine};
 use super::{bundle, rootfs};
 use crate::lifecycle::Health;
-use crate::runtime::{BoxFuture, ContainerSpec, LogStream, Observed, Runtime, RuntimeError};
+use crate::runtime::{Binding, BoxFuture, ContainerSpec, LogStream, Observed, Runtime, RuntimeError};
 
 /// How often waiting calls look for the shim's `exit.json`.
 const POLL: Duration = Duration::from_millis(25);
@@ -32,6 +33,9 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 struct Meta {
     labels: HashMap<String, String>,
     cgroups_path: String,
+    /// The bridge network given to the container (bridge mode).
+    #[serde(default)]
+    attachment: Option<Attachment>,
 }
 
 pub struct OciRuntime {
@@ -73,6 +77,33 @@ impl OciRuntime {
         tokio::process::Command::new(&self.runtime).args(args).stdin(Stdio::null()).output().await
     }
 
+    fn meta(&self, id: &str) -> Option<Meta> {
+        serde_json::from_slice(&std::fs::read(self.dir(id).join("meta.json")).ok()?).ok()
+    }
+
+    /// A bridge address and host ports for `spec`, then its namespace and veth.
+    fn attach(&self, spec: &ContainerSpec) -> Result<Attachment, RuntimeError> {
+        let mut used = std::collections::BTreeSet::new();
+        for entry in std::fs::read_dir(self.root.join("containers")).into_iter().flatten().flatten() {
+            if let Some(a) = entry.file_name().to_str().and_then(|id| self.meta(id)).and_then(|m| m.attachment) {
+                used.insert(a.address);
+            }
+        }
+        let address = network::allocate(&used).ok_or_else(|| RuntimeError::Create("no bridge address left".into()))?;
+        let forwards = spec
+            .ports
+            .iter()
+            .map(|p| {
+                let host_port = match p.host_port {
+                    Some(h) => h,
+                    None => network::free_port().map_err(RuntimeError::Create)?,
+                };
+                Ok(Forward { host_port, container_port: p.container_port })
+            })
+            .collect::<Result<Vec<_>, RuntimeError>>()?;
+        network::attach(&spec.name, address, forwards).map_err(|e| RuntimeError::Create(format!("bridge network: {e}")))
+    }
+
     /// Whether the container's process runs: created by runc, started (its exec fifo gone),
     /// and not yet exited.
     fn running(&self, id: &str) -> bool {
@@ -106,9 +137,9 @@ impl Runtime for OciRuntime {
 
     fn create<'a>(&'a self, spec: &'a ContainerSpec) -> BoxFuture<'a, Result<String, RuntimeError>> {
         Box::pin(async move {
-            if spec.network_mode == "bridge" && !spec.ports.is_empty() {
+            if spec.network_mode == "bridge" && spec.ports.iter().any(|p| p.protocol != "tcp") {
                 return Err(RuntimeError::Create(
-                    "the oci driver does not publish ports yet; use networkMode host or the docker driver".into(),
+                    "the oci driver publishes TCP ports only; use the docker driver for UDP".into(),
                 ));
             }
             let image = self
@@ -127,14 +158,21 @@ impl Runtime for OciRuntime {
             }
             let fs = rootfs::mount(&image.layers, &dir).map_err(io("mounting the rootfs"))?;
             let cgroups_path = format!("/berth/{}", spec.name);
-            let config = bundle::runtime_spec(spec, &image.config, &fs.rootfs, &cgroups_path)
+            let attachment = if spec.network_mode == "bridge" { Some(self.attach(spec)?) } else { None };
+            if let Some(a) = &attachment {
+                let forwards = serde_json::json!({"address": a.address, "forwards": a.forwards});
+                std::fs::write(dir.join(FORWARDS_FILE), forwards.to_string())
+                    .map_err(io("writing the port forwards"))?;
+            }
+            let netns = attachment.as_ref().map(network::netns_path);
+            let config = bundle::runtime_spec(spec, &image.config, &fs.rootfs, &cgroups_path, netns.as_deref())
                 .map_err(|e| RuntimeError::Create(e.to_string()))?;
             config.save(dir.join("config.json")).map_err(|e| RuntimeError::Create(e.to_string()))?;
             if let Some(check) = &spec.health {
                 std::fs::write(dir.join(HEALTHCHECK_FILE), serde_json::to_vec(check).expect("json"))
                     .map_err(io("writing the health check"))?;
             }
-            let meta = Meta { labels: spec.labels.clone(), cgroups_path };
+            let meta = Meta { labels: spec.labels.clone(), cgroups_path, attachment };
             std::fs::write(dir.join("meta.json"), serde_json::to_vec(&meta).expect("json"))
                 .map_err(io("writing meta.json"))?;
             Ok(spec.name.clone())
@@ -220,7 +258,17 @@ impl Runtime for OciRuntime {
                 running,
                 exit_code: exit.as_ref().map(|e| e.code),
                 oom_killed: exit.as_ref().is_some_and(|e| e.oom_killed),
-                bindings: Vec::new(),
+                bindings: meta
+                    .attachment
+                    .iter()
+                    .flat_map(|a| &a.forwards)
+                    .map(|f| Binding {
+                        container_port: f.container_port,
+                        host_port: f.host_port,
+                        protocol: "tcp".into(),
+                        bind_ip: "0.0.0.0".into(),
+                    })
+                    .collect(),
                 labels: meta.labels,
                 error: exit.and_then(|e| e.error),
                 health: match std::fs::read(self.dir(id).join(HEALTH_FILE))
@@ -250,6 +298,9 @@ impl Runtime for OciRuntime {
     fn remove<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), RuntimeError>> {
         Box::pin(async move {
             let _ = self.runtime(&["delete", "-f", id]).await;
+            if let Some(a) = self.meta(id).and_then(|m| m.attachment) {
+                network::detach(&a);
+            }
             rootfs::remove(&self.dir(id)).map_err(|e| RuntimeError::Stop(e.to_string()))
         })
     }

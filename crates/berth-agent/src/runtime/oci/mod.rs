@@ -4,5 +4,6 @@
 
 pub mod bundle;
 pub mod driver;
+pub mod network;
 pub mod rootfs;
 pub mod shim;

@@ -22,6 +22,45 @@ pub const EXIT_FILE: &str = "exit.json";
 /// The health check the driver asks for (a `HealthSpec`), and the verdict the shim keeps.
 pub const HEALTHCHECK_FILE: &str = "healthcheck.json";
 pub const HEALTH_FILE: &str = "health.json";
+/// The container's bridge address and published ports, for the shim to forward.
+pub const FORWARDS_FILE: &str = "forwards.json";
+
+#[derive(Deserialize)]
+struct Forwards {
+    address: std::net::Ipv4Addr,
+    forwards: Vec<super::network::Forward>,
+}
+
+/// Copies bytes from `a` to `b` until either side closes.
+fn splice(mut a: std::net::TcpStream, mut b: std::net::TcpStream) {
+    let _ = io::copy(&mut a, &mut b);
+    let _ = b.shutdown(std::net::Shutdown::Write);
+}
+
+/// Binds every published port now (so a taken port fails the start) and forwards each
+/// connection to the container's address.
+fn forward_ports(bundle: &Path) -> io::Result<()> {
+    let Ok(raw) = fs::read(bundle.join(FORWARDS_FILE)) else { return Ok(()) };
+    let plan: Forwards = serde_json::from_slice(&raw).map_err(io::Error::other)?;
+    for f in plan.forwards {
+        let listener = std::net::TcpListener::bind(("0.0.0.0", f.host_port))?;
+        let target = std::net::SocketAddr::from((plan.address, f.container_port));
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                std::thread::spawn(move || {
+                    if let Ok(upstream) =
+                        std::net::TcpStream::connect_timeout(&target, std::time::Duration::from_secs(5))
+                        && let (Ok(c2), Ok(u2)) = (client.try_clone(), upstream.try_clone())
+                    {
+                        std::thread::spawn(move || splice(c2, u2));
+                        splice(upstream, client);
+                    }
+                });
+            }
+        });
+    }
+    Ok(())
+}
 
 /// What `exit.json` holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -192,6 +231,10 @@ pub fn run(runtime: &str, id: &str, bundle: &Path, cgroups_path: &str) -> io::Re
     // SAFETY: setsid has no preconditions; failing (already a leader) is harmless.
     unsafe { libc::setsid() };
     let log = Arc::new(Mutex::new(Log::open(bundle.join(LOG_FILE))?));
+    if let Err(e) = forward_ports(bundle) {
+        let exit = Exit { code: 128, oom_killed: false, error: Some(format!("publishing ports: {e}")) };
+        return fs::write(bundle.join(EXIT_FILE), serde_json::to_vec(&exit).map_err(io::Error::other)?);
+    }
     let child = Command::new(runtime)
         .args(["run", "--keep", "--bundle"])
         .arg(bundle)
