@@ -192,11 +192,29 @@ def start_agent_berth(data_dir, driver):
     return b
 
 
+def remove_empty_task_cgroups():
+    """rmdir of every empty task cgroup (rmdir refuses cgroups that still hold processes)."""
+    for parent in Path("/sys/fs/cgroup").glob("**/berth-tasks"):
+        for task in parent.iterdir():
+            if task.is_dir():
+                for child in task.iterdir():
+                    if child.is_dir():
+                        try:
+                            child.rmdir()
+                        except OSError:
+                            pass
+                try:
+                    task.rmdir()
+                except OSError:
+                    pass
+
+
 def stop_agent_berth(b, data_dir):
     instance = b.client().list_container_instances()["containerInstanceArns"][0]
     b.stop()
     remove_containers_of(instance)
     remove_oci_containers(data_dir)
+    remove_empty_task_cgroups()
 
 
 @pytest.fixture(params=["docker", "oci"])

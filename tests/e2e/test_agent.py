@@ -131,9 +131,10 @@ def stop_outside_berth(b, cid, timeout=5):
     wait_until(lambda: oci_exit(b, cid) is not None, timeout=timeout + 10, what=f"{cid} to exit")
 
 
-def cgroup_dir(b, controller, cid):
-    parent = "docker" if b.driver == "docker" else "berth"
-    return Path(f"/sys/fs/cgroup/{controller}/{parent}/{cid}")
+def cgroup_dir(controller, task_arn, cid=None):
+    """A task's cgroup (`berth-tasks/<task id>`), or one of its containers' beneath it."""
+    task = Path(f"/sys/fs/cgroup/{controller}/berth-tasks/{task_arn.rsplit('/', 1)[1]}")
+    return task / cid if cid else task
 
 
 def instance_arn(ecs):
@@ -142,7 +143,10 @@ def instance_arn(ecs):
 
 def bb(name, image, script, memory=32, **extra):
     """A busybox container definition running `sh -c script`."""
-    return {"name": name, "image": image, "memory": memory, "command": ["sh", "-c", script], **extra}
+    definition = {"name": name, "image": image, "command": ["sh", "-c", script], **extra}
+    if memory is not None:
+        definition["memory"] = memory
+    return definition
 
 
 # --- resources ------------------------------------------------------------------------
@@ -172,7 +176,7 @@ def test_cpu_and_memory_become_cgroup_limits(agent_berth, registry):
         assert len(cid) == 64, cid  # the full Docker container id
 
     def read(controller, name):
-        return int((cgroup_dir(agent_berth, controller, cid) / name).read_text())
+        return int((cgroup_dir(controller, arn, cid) / name).read_text())
 
     assert read("cpu", "cpu.shares") == 512
     assert read("memory", "memory.limit_in_bytes") == 64 * MIB
@@ -487,3 +491,17 @@ def test_depends_on_complete_and_success(agent_berth, registry):
     task = wait_for(ecs, arn, "STOPPED", timeout=30)
     assert "exitCode" not in container(task, "main"), task["containers"]
     assert "DependencyConditionNotMet" in task["stoppedReason"], task
+
+
+def test_task_level_limits_wrap_the_containers(agent_berth, registry):
+    ecs = agent_berth.client()
+    ecs.register_task_definition(family="tasklimits", cpu="512", memory="128", containerDefinitions=[
+        bb("main", registry, "sleep 300", memory=None, stopTimeout=1), bb("side", registry, "sleep 300", memory=None, stopTimeout=1)])
+    arn = ecs.run_task(taskDefinition="tasklimits", overrides={"memory": "96"})["tasks"][0]["taskArn"]
+    task = wait_for(ecs, arn, "RUNNING", timeout=30)
+    assert int((cgroup_dir("memory", arn) / "memory.limit_in_bytes").read_text()) == 96 * MIB, "the override wins"
+    assert int((cgroup_dir("cpu", arn) / "cpu.shares").read_text()) == 512
+    for name in ("main", "side"):
+        assert cgroup_dir("memory", arn, container(task, name)["runtimeId"]).is_dir(), f"{name} sits in the task cgroup"
+    ecs.stop_task(task=arn)
+    wait_for(ecs, arn, "STOPPED", timeout=30)

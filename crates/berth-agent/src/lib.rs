@@ -10,6 +10,7 @@
 //! - [`agent`]: registration, the assignment loop, reconciliation, and one runner per task.
 
 pub mod agent;
+pub mod cgroup;
 pub mod client;
 pub mod host;
 pub mod lifecycle;

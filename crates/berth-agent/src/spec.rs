@@ -166,6 +166,7 @@ pub fn container_spec(ctx: &Context<'_>, def: &Obj, overrides: Option<&Obj>) -> 
             .unwrap_or(DEFAULT_STOP_TIMEOUT),
         registry_auth: None,
         health: health_check(def),
+        cgroup_parent: None,
     })
 }
 

@@ -175,6 +175,19 @@ impl TaskRun {
                 bindings: Vec::new(),
             });
         }
+        // One task cgroup around the containers, with the task-level cpu and memory.
+        let task_level = |key: &str, parse: fn(&str) -> Option<u32>| {
+            self.task["overrides"][key].as_str().or_else(|| def[key].as_str()).and_then(parse).map(u64::from)
+        };
+        let cpu = task_level("cpu", berth_model::task_definition::parse_cpu);
+        let memory = task_level("memory", berth_model::task_definition::parse_memory);
+        let parent = crate::cgroup::create(&self.id, cpu, memory)
+            .map_err(|e| format!("CannotCreateContainerError: task cgroup: {e}"))?;
+        for c in self.containers.iter_mut() {
+            if let Some(spec) = c.spec.as_mut() {
+                spec.cgroup_parent = Some(parent.clone());
+            }
+        }
         if volumes.iter().any(|v| v.get("host").is_none()) {
             std::fs::create_dir_all(&scratch).map_err(|e| format!("CannotCreateVolumeError: {e}"))?;
         }
@@ -496,6 +509,7 @@ impl TaskRun {
             }
         }
         let _ = std::fs::remove_dir_all(self.scratch_dir());
+        crate::cgroup::remove(&self.id);
     }
 }
 

@@ -125,6 +125,7 @@ impl Runtime for DockerRuntime {
                 cap_add: (!spec.cap_add.is_empty()).then(|| spec.cap_add.clone()),
                 cap_drop: (!spec.cap_drop.is_empty()).then(|| spec.cap_drop.clone()),
                 binds: (!spec.binds.is_empty()).then(|| spec.binds.clone()),
+                cgroup_parent: spec.cgroup_parent.clone(),
                 // stdout/stderr kept in a file per container, rotated: three files of 10 MiB.
                 log_config: Some(HostConfigLogConfig {
                     typ: Some("json-file".into()),

@@ -84,6 +84,8 @@ pub struct ContainerSpec {
     /// Basic-auth credentials for the image's registry.
     pub registry_auth: Option<(String, String)>,
     pub health: Option<HealthSpec>,
+    /// The task cgroup the container goes beneath (`/berth-tasks/<task id>`).
+    pub cgroup_parent: Option<String>,
 }
 
 /// A host port the runtime bound for a container port.

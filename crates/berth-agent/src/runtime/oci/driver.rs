@@ -157,7 +157,10 @@ impl Runtime for OciRuntime {
                 }
             }
             let fs = rootfs::mount(&image.layers, &dir).map_err(io("mounting the rootfs"))?;
-            let cgroups_path = format!("/berth/{}", spec.name);
+            let cgroups_path = match &spec.cgroup_parent {
+                Some(parent) => format!("{parent}/{}", spec.name),
+                None => format!("/berth/{}", spec.name),
+            };
             let attachment = if spec.network_mode == "bridge" { Some(self.attach(spec)?) } else { None };
             if let Some(a) = &attachment {
                 let forwards = serde_json::json!({"address": a.address, "forwards": a.forwards});

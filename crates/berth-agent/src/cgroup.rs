@@ -1,0 +1,93 @@
+//! The task cgroup: one cgroup per task, `berth-tasks/<task id>`, holding the task-level cpu
+//! and memory of its definition, with the task's containers beneath it (each with its own
+//! limits). Works on cgroup v1 (the `cpu` and `memory` hierarchies) and v2.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+const ROOT: &str = "/sys/fs/cgroup";
+/// The parent of every task cgroup, relative to a hierarchy's root.
+pub const PARENT: &str = "berth-tasks";
+
+fn unified() -> bool {
+    Path::new(ROOT).join("cgroup.controllers").exists()
+}
+
+/// The task cgroup's path as runtimes take it (`/berth-tasks/<id>`).
+pub fn path(task_id: &str) -> String {
+    format!("/{PARENT}/{task_id}")
+}
+
+/// The directories of the task cgroup in each hierarchy that carries a limit.
+fn dirs(task_id: &str) -> Vec<(PathBuf, &'static str)> {
+    if unified() {
+        vec![(Path::new(ROOT).join(PARENT).join(task_id), "")]
+    } else {
+        vec![
+            (Path::new(ROOT).join("memory").join(PARENT).join(task_id), "memory"),
+            (Path::new(ROOT).join("cpu").join(PARENT).join(task_id), "cpu"),
+        ]
+    }
+}
+
+/// cgroup v2's cpu.weight for v1-style shares (the conversion runc and systemd use).
+fn weight(shares: u64) -> u64 {
+    1 + (shares.clamp(2, 262_144) - 2) * 9_999 / 262_142
+}
+
+/// Creates the task cgroup with the task-level limits (`cpu` units, `memory` MiB).
+pub fn create(task_id: &str, cpu: Option<u64>, memory_mib: Option<u64>) -> io::Result<String> {
+    if unified() {
+        let parent = Path::new(ROOT).join(PARENT);
+        fs::create_dir_all(&parent)?;
+        let _ = fs::write(Path::new(ROOT).join("cgroup.subtree_control"), "+cpu +memory");
+        let _ = fs::write(parent.join("cgroup.subtree_control"), "+cpu +memory");
+    }
+    for (dir, controller) in dirs(task_id) {
+        fs::create_dir_all(&dir)?;
+        match (controller, unified()) {
+            (_, true) => {
+                if let Some(m) = memory_mib {
+                    fs::write(dir.join("memory.max"), (m << 20).to_string())?;
+                }
+                if let Some(c) = cpu {
+                    fs::write(dir.join("cpu.weight"), weight(c).to_string())?;
+                }
+                // Containers beneath need the controllers too.
+                let _ = fs::write(dir.join("cgroup.subtree_control"), "+cpu +memory");
+            }
+            ("memory", false) => {
+                if let Some(m) = memory_mib {
+                    fs::write(dir.join("memory.limit_in_bytes"), (m << 20).to_string())?;
+                }
+            }
+            (_, false) => {
+                if let Some(c) = cpu {
+                    fs::write(dir.join("cpu.shares"), c.max(2).to_string())?;
+                }
+            }
+        }
+    }
+    Ok(path(task_id))
+}
+
+/// Removes the task cgroup once its containers are gone (missing is fine).
+pub fn remove(task_id: &str) {
+    for (dir, _) in dirs(task_id) {
+        let _ = fs::remove_dir(&dir);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shares_map_to_weights_as_runc_does() {
+        assert_eq!(weight(2), 1);
+        assert_eq!(weight(1024), 39);
+        assert_eq!(weight(262_144), 10_000);
+        assert_eq!(path("abc"), "/berth-tasks/abc");
+    }
+}
