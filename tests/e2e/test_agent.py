@@ -505,3 +505,30 @@ def test_task_level_limits_wrap_the_containers(agent_berth, registry):
         assert cgroup_dir("memory", arn, container(task, name)["runtimeId"]).is_dir(), f"{name} sits in the task cgroup"
     ecs.stop_task(task=arn)
     wait_for(ecs, arn, "STOPPED", timeout=30)
+
+
+def test_hostname_extra_hosts_dns_and_init(agent_berth, registry):
+    ecs = agent_berth.client()
+    names = bb("main", registry,
+               'test "$(hostname)" = web1 && grep -q "127.0.0.42.*db" /etc/hosts '
+               '&& grep -q "nameserver 127.0.0.53" /etc/resolv.conf && exit 6; cat /etc/hosts /etc/resolv.conf; exit 1',
+               hostname="web1", extraHosts=[{"hostname": "db", "ipAddress": "127.0.0.42"}], dnsServers=["127.0.0.53"])
+    init = bb("main", registry, 'test "$$" != 1 && exit 7; exit 1', linuxParameters={"initProcessEnabled": True})
+    plain = bb("main", registry, 'test "$$" = 1 && exit 8; exit 1')
+    arns = {run_task(ecs, "names", [names]): 6, run_task(ecs, "init", [init]): 7, run_task(ecs, "plain", [plain]): 8}
+    for arn, code in arns.items():
+        task = wait_for(ecs, arn, "STOPPED", timeout=30)
+        assert container(task, "main")["exitCode"] == code, (task["taskDefinitionArn"], task["containers"])
+
+
+def test_volumes_from_shares_another_containers_mounts(agent_berth, registry):
+    ecs = agent_berth.client()
+    writer = bb("writer", registry, "echo hello > /data/x", essential=False,
+                mountPoints=[{"sourceVolume": "shared", "containerPath": "/data"}])
+    reader = bb("reader", registry,
+                'for i in $(seq 50); do test -f /data/x && break; sleep 0.1; done; '
+                'test "$(cat /data/x)" = hello && ! touch /data/y 2>/dev/null && exit 5; exit 1',
+                volumesFrom=[{"sourceContainer": "writer", "readOnly": True}])
+    arn = run_task(ecs, "volfrom", [writer, reader], volumes=[{"name": "shared"}])
+    task = wait_for(ecs, arn, "STOPPED", timeout=30)
+    assert container(task, "reader")["exitCode"] == 5, task["containers"]

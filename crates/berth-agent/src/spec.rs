@@ -53,6 +53,8 @@ pub struct Context<'a> {
     pub network_mode: &'a str,
     /// The task definition's `volumes`.
     pub volumes: &'a [Value],
+    /// Every container definition of the task (for `volumesFrom`).
+    pub containers: &'a [Value],
     /// Where this task's scratch volumes live on the host.
     pub scratch_dir: &'a Path,
     pub allow_privileged: bool,
@@ -112,19 +114,14 @@ pub fn container_spec(ctx: &Context<'_>, def: &Obj, overrides: Option<&Obj>) -> 
         })
         .collect();
 
-    let mut binds = Vec::new();
-    for mp in objects(def, "mountPoints") {
-        let (Some(source), Some(dest)) = (text(mp, "sourceVolume"), text(mp, "containerPath")) else {
-            continue;
+    let mut binds = mount_binds(ctx, def, false);
+    for from in objects(def, "volumesFrom") {
+        let source = text(from, "sourceContainer").unwrap_or_default();
+        let other = ctx.containers.iter().filter_map(Value::as_object).find(|c| text(c, "name") == Some(source));
+        let Some(other) = other else {
+            return Err(SpecError(format!("CannotCreateContainerError: volumesFrom names unknown container {source}")));
         };
-        let volume = ctx.volumes.iter().filter_map(Value::as_object).find(|v| text(v, "name") == Some(source));
-        let host_path =
-            match volume.and_then(|v| v.get("host")).and_then(Value::as_object).and_then(|h| text(h, "sourcePath")) {
-                Some(path) => path.to_string(),
-                None => ctx.scratch_dir.join(source).display().to_string(),
-            };
-        let ro = mp.get("readOnly").and_then(Value::as_bool).unwrap_or(false);
-        binds.push(format!("{host_path}:{dest}{}", if ro { ":ro" } else { "" }));
+        binds.extend(mount_binds(ctx, other, from.get("readOnly").and_then(Value::as_bool).unwrap_or(false)));
     }
 
     let linux = def.get("linuxParameters").and_then(Value::as_object);
@@ -170,6 +167,26 @@ pub fn container_spec(ctx: &Context<'_>, def: &Obj, overrides: Option<&Obj>) -> 
     })
 }
 
+/// A definition's `mountPoints` as `source:destination[:ro]` binds: host volumes at their
+/// `sourcePath`, task scratch volumes under the task's scratch directory.
+fn mount_binds(ctx: &Context<'_>, def: &Obj, all_read_only: bool) -> Vec<String> {
+    let mut binds = Vec::new();
+    for mp in objects(def, "mountPoints") {
+        let (Some(source), Some(dest)) = (text(mp, "sourceVolume"), text(mp, "containerPath")) else {
+            continue;
+        };
+        let volume = ctx.volumes.iter().filter_map(Value::as_object).find(|v| text(v, "name") == Some(source));
+        let host_path =
+            match volume.and_then(|v| v.get("host")).and_then(Value::as_object).and_then(|h| text(h, "sourcePath")) {
+                Some(path) => path.to_string(),
+                None => ctx.scratch_dir.join(source).display().to_string(),
+            };
+        let ro = all_read_only || mp.get("readOnly").and_then(Value::as_bool).unwrap_or(false);
+        binds.push(format!("{host_path}:{dest}{}", if ro { ":ro" } else { "" }));
+    }
+    binds
+}
+
 /// The definition's `healthCheck`, with ECS's defaults (interval 30 s, timeout 5 s, 3 retries).
 fn health_check(def: &Obj) -> Option<HealthSpec> {
     let hc = def.get("healthCheck").and_then(Value::as_object)?;
@@ -197,6 +214,7 @@ mod tests {
             task_id: "t1",
             network_mode: mode,
             volumes,
+            containers: &[],
             scratch_dir: Path::new("/var/lib/berth/volumes/t1"),
             allow_privileged: false,
         }

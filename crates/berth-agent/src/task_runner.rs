@@ -138,6 +138,7 @@ impl TaskRun {
             task_id: &self.id,
             network_mode: def["networkMode"].as_str().unwrap_or("bridge"),
             volumes: &volumes,
+            containers: def["containerDefinitions"].as_array().map(Vec::as_slice).unwrap_or_default(),
             scratch_dir: &scratch,
             allow_privileged: self.shared.allow_privileged,
         };

@@ -77,6 +77,47 @@ impl OciRuntime {
         tokio::process::Command::new(&self.runtime).args(args).stdin(Stdio::null()).output().await
     }
 
+    /// `/etc/hosts` (localhost, the hostname, `extraHosts`) and `/etc/resolv.conf`
+    /// (`dnsServers`, else the host's) for the container, bind-mounted as Docker does.
+    fn network_files(
+        &self,
+        spec: &ContainerSpec,
+        dir: &Path,
+        attachment: Option<&Attachment>,
+        config: &mut oci_spec::runtime::Spec,
+    ) -> Result<(), RuntimeError> {
+        if spec.network_mode == "host" && spec.extra_hosts.is_empty() && spec.dns.is_empty() {
+            return Ok(());
+        }
+        let hostname = config.hostname().clone().unwrap_or_default();
+        let mut hosts = String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+        if let Some(a) = attachment {
+            hosts.push_str(&format!("{}\t{hostname}\n", a.address));
+        }
+        for entry in &spec.extra_hosts {
+            if let Some((name, address)) = entry.rsplit_once(':') {
+                hosts.push_str(&format!("{address}\t{name}\n"));
+            }
+        }
+        let resolv = if spec.dns.is_empty() {
+            std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default()
+        } else {
+            spec.dns.iter().map(|d| format!("nameserver {d}\n")).collect()
+        };
+        let mut mounts = config.mounts().clone().unwrap_or_default();
+        for (file, contents, target) in [("hosts", hosts, "/etc/hosts"), ("resolv.conf", resolv, "/etc/resolv.conf")] {
+            let path = dir.join(file);
+            std::fs::write(&path, contents).map_err(io("writing network files"))?;
+            let mount: oci_spec::runtime::Mount = serde_json::from_value(serde_json::json!({
+                "destination": target, "type": "bind", "source": path, "options": ["rbind", "rw"]
+            }))
+            .map_err(|e| RuntimeError::Create(e.to_string()))?;
+            mounts.push(mount);
+        }
+        config.set_mounts(Some(mounts));
+        Ok(())
+    }
+
     fn meta(&self, id: &str) -> Option<Meta> {
         serde_json::from_slice(&std::fs::read(self.dir(id).join("meta.json")).ok()?).ok()
     }
@@ -121,6 +162,33 @@ impl OciRuntime {
         }
         self.exit(id).is_some()
     }
+}
+
+/// Where an init process (tini) may be found on the host: Debian's docker.io ships it as
+/// docker-init, the tini packages as tini or tini-static.
+const INIT_CANDIDATES: [&str; 3] = ["/usr/bin/docker-init", "/usr/bin/tini-static", "/usr/bin/tini"];
+/// Where the init binary appears inside the container.
+const INIT_TARGET: &str = "/sbin/berth-init";
+
+/// `initProcessEnabled`: the host's tini, bind-mounted read-only, runs as PID 1 and starts the
+/// container's command, forwarding signals and reaping orphans.
+fn init_process(config: &mut oci_spec::runtime::Spec) -> Result<(), RuntimeError> {
+    let init = INIT_CANDIDATES.iter().find(|p| Path::new(p).exists()).ok_or_else(|| {
+        RuntimeError::Create("initProcessEnabled needs tini on the host (Debian: tini or docker.io)".into())
+    })?;
+    let mut mounts = config.mounts().clone().unwrap_or_default();
+    let mount: oci_spec::runtime::Mount = serde_json::from_value(serde_json::json!({
+        "destination": INIT_TARGET, "type": "bind", "source": init, "options": ["bind", "ro"]
+    }))
+    .map_err(|e| RuntimeError::Create(e.to_string()))?;
+    mounts.push(mount);
+    config.set_mounts(Some(mounts));
+    if let Some(process) = config.process_mut() {
+        let mut args = vec![INIT_TARGET.to_string(), "--".to_string()];
+        args.extend(process.args().clone().unwrap_or_default());
+        process.set_args(Some(args));
+    }
+    Ok(())
 }
 
 impl Runtime for OciRuntime {
@@ -170,6 +238,11 @@ impl Runtime for OciRuntime {
             let netns = attachment.as_ref().map(network::netns_path);
             let config = bundle::runtime_spec(spec, &image.config, &fs.rootfs, &cgroups_path, netns.as_deref())
                 .map_err(|e| RuntimeError::Create(e.to_string()))?;
+            let mut config = config;
+            self.network_files(spec, &dir, attachment.as_ref(), &mut config)?;
+            if spec.init {
+                init_process(&mut config)?;
+            }
             config.save(dir.join("config.json")).map_err(|e| RuntimeError::Create(e.to_string()))?;
             if let Some(check) = &spec.health {
                 std::fs::write(dir.join(HEALTHCHECK_FILE), serde_json::to_vec(check).expect("json"))
