@@ -20,10 +20,10 @@ from pathlib import Path
 
 import boto3
 from botocore.config import Config
+from figures import write_section
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = "AmazonEC2ContainerServiceV20141113"
-MARK_START, MARK_END = "<!-- bench:ecs-api:start -->", "<!-- bench:ecs-api:end -->"
 
 
 def free_port():
@@ -163,13 +163,7 @@ def main():
         *rows,
     ])
     print("\n" + table)
-    doc = Path(args.write)
-    text = doc.read_text()
-    if MARK_START in text and MARK_END in text:
-        head, rest = text.split(MARK_START, 1)
-        _, tail = rest.split(MARK_END, 1)
-        doc.write_text(f"{head}{MARK_START}\n{table}\n{MARK_END}{tail}")
-        print(f"\nwrote the figures into {doc}")
+    write_section("ecs-api", table, args.write)
 
 
 if __name__ == "__main__":

@@ -6,9 +6,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from figures import write_section
 
 ROOT = Path(__file__).resolve().parents[1]
-MARK_START, MARK_END = "<!-- bench:placement:start -->", "<!-- bench:placement:end -->"
 UNITS = {"elem/s": 1, "Kelem/s": 1e3, "Melem/s": 1e6, "Gelem/s": 1e9}
 
 
@@ -34,11 +34,7 @@ def main():
         *[f"| {n:,} | {rate:,.0f} | {rate * n / 1e6:,.0f} M |" for n, rate in rows],
     ])
     print(table)
-    doc = ROOT / "docs/performance.md"
-    text = doc.read_text()
-    head, rest = text.split(MARK_START, 1)
-    _, tail = rest.split(MARK_END, 1)
-    doc.write_text(f"{head}{MARK_START}\n{table}\n{MARK_END}{tail}")
+    write_section("placement", table)
 
 
 if __name__ == "__main__":

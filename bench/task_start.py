@@ -23,9 +23,9 @@ from pathlib import Path
 
 import boto3
 from botocore.config import Config
+from figures import write_section
 
 ROOT = Path(__file__).resolve().parents[1]
-MARK_START, MARK_END = "<!-- bench:task-start:start -->", "<!-- bench:task-start:end -->"
 
 
 def free_port():
@@ -228,13 +228,7 @@ def main():
         f"| one task: RunTask to RUNNING | {os_ * 1000:.0f} ms | {rs * 1000:.0f} ms | {os_ / rs:.2f}x |",
     ])
     print(table)
-    doc = Path(args.write)
-    text = doc.read_text()
-    if MARK_START in text and MARK_END in text:
-        head, rest = text.split(MARK_START, 1)
-        _, tail = rest.split(MARK_END, 1)
-        doc.write_text(f"{head}{MARK_START}\n{table}\n{MARK_END}{tail}")
-        print(f"wrote the figures into {doc}")
+    write_section("task-start", table, args.write)
 
 
 if __name__ == "__main__":

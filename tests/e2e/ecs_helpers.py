@@ -59,15 +59,19 @@ def error_code(exc):
     return exc.response["Error"]["Code"]
 
 
-def list_all(call, key, **kwargs):
-    """Walks every page of a List* call and returns the concatenated `key` values."""
+def list_all(call, key, page_size=None, **kwargs):
+    """Walks every page of a List* call and returns the concatenated `key` values; with
+    `page_size`, asks for pages of that size and checks that none is larger."""
     out = []
     token = None
+    if page_size is not None:
+        kwargs["maxResults"] = page_size
     while True:
         args = dict(kwargs)
         if token:
             args["nextToken"] = token
         resp = call(**args)
+        assert page_size is None or len(resp[key]) <= page_size, resp
         out.extend(resp[key])
         token = resp.get("nextToken")
         if not token:

@@ -1,6 +1,7 @@
 """Container instances, tasks (RunTask/StartTask/StopTask and the agent's reports), tags, account settings."""
 
 import pytest
+
 from botocore.exceptions import ClientError
 
 from ecs_helpers import (
@@ -317,18 +318,7 @@ def test_list_tasks_filters_and_pagination(ecs):
     assert ecs.list_tasks(containerInstance=b)["taskArns"] == [t2]
     assert ecs.list_tasks(desiredStatus="STOPPED")["taskArns"] == [t4]
     assert ecs.list_tasks(family="beta", desiredStatus="STOPPED")["taskArns"] == [t4]
-    pages = []
-    token = None
-    while True:
-        kw = {"maxResults": 1}
-        if token:
-            kw["nextToken"] = token
-        resp = ecs.list_tasks(**kw)
-        assert len(resp["taskArns"]) <= 1
-        pages.extend(resp["taskArns"])
-        token = resp.get("nextToken")
-        if not token:
-            break
+    pages = list_all(ecs.list_tasks, "taskArns", page_size=1)
     assert sorted(pages) == sorted([t1, t2, t3])
     assert len(pages) == 3
 

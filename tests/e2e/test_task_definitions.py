@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+
 from ecs_helpers import (
     assert_subset,
     container,
@@ -120,18 +121,7 @@ def test_list_filters_sort_and_pagination(ecs):
     assert desc == [arn + "alpha:2", arn + "alpha:1"]
     asc = ecs.list_task_definitions(sort="ASC")["taskDefinitionArns"]
     assert ecs.list_task_definitions(sort="DESC")["taskDefinitionArns"] == list(reversed(asc))
-    pages = []
-    token = None
-    while True:
-        kw = {"maxResults": 1}
-        if token:
-            kw["nextToken"] = token
-        resp = ecs.list_task_definitions(**kw)
-        assert len(resp["taskDefinitionArns"]) <= 1
-        pages.extend(resp["taskDefinitionArns"])
-        token = resp.get("nextToken")
-        if not token:
-            break
+    pages = list_all(ecs.list_task_definitions, "taskDefinitionArns", page_size=1)
     assert len(pages) == 4
     assert pages == everything
 
