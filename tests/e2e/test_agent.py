@@ -532,3 +532,20 @@ def test_volumes_from_shares_another_containers_mounts(agent_berth, registry):
     arn = run_task(ecs, "volfrom", [writer, reader], volumes=[{"name": "shared"}])
     task = wait_for(ecs, arn, "STOPPED", timeout=30)
     assert container(task, "reader")["exitCode"] == 5, task["containers"]
+
+
+def test_a_task_stopped_before_the_agent_claims_it_never_starts(agent_berth, registry):
+    ecs = agent_berth.client()
+    ecs.register_task_definition(family="quickstop", containerDefinitions=[bb("main", registry, "sleep 300", stopTimeout=1)])
+    arns = [t["taskArn"] for t in ecs.run_task(taskDefinition="quickstop", count=5)["tasks"]]
+    for arn in arns:
+        ecs.stop_task(task=arn)
+    time.sleep(3)
+    tasks = ecs.describe_tasks(tasks=arns)["tasks"]
+    assert all(t["lastStatus"] == "STOPPED" for t in tasks), [t["lastStatus"] for t in tasks]
+    # A task the agent had claimed is stopped by the agent; one it had not must never run.
+    for t in tasks:
+        if "runtimeId" not in container(t, "main"):
+            assert t["stopCode"] == "UserInitiated"
+    running = managed_containers(agent_berth, instance_arn(ecs))
+    assert not any(a in running for a in arns), running

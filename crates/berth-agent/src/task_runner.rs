@@ -223,9 +223,34 @@ impl TaskRun {
         }
     }
 
+    /// Claims a task no agent has worked on yet, before anything runs: once claimed, only
+    /// this agent may stop it. `false` if the control plane refused (it was stopped already).
+    async fn claim(&self) -> bool {
+        if !matches!(self.task["lastStatus"].as_str(), Some("PENDING" | "PROVISIONING") | None) {
+            return true;
+        }
+        let body = json!({"cluster": self.shared.cluster, "task": self.arn, "status": "PENDING"});
+        loop {
+            match self.shared.client.ecs("SubmitTaskStateChange", body.clone()).await {
+                Ok(_) => return true,
+                Err(ClientError::Transport(e)) => {
+                    tracing::warn!(task = %self.arn, error = %e, "claim not delivered; retrying");
+                    tokio::time::sleep(REPORT_RETRY).await;
+                }
+                Err(e) => {
+                    tracing::info!(task = %self.arn, error = %e, "task not claimed; leaving it alone");
+                    return false;
+                }
+            }
+        }
+    }
+
     async fn run(mut self, adopted: Vec<Observed>, mut desired_rx: watch::Receiver<Desired>) {
         let (exit_tx, mut exit_rx) = mpsc::channel::<String>(32);
         self.desired = *desired_rx.borrow_and_update();
+        if adopted.is_empty() && !self.claim().await {
+            return;
+        }
         if let Err(reason) = self.prepare().await {
             self.fail(reason);
         }
