@@ -80,6 +80,8 @@ struct TaskRun {
     pull_started: Option<f64>,
     pull_stopped: Option<f64>,
     last_report: Option<Value>,
+    /// Whether the control plane knows this agent runs the task (nothing starts before).
+    claimed: bool,
 }
 
 fn now() -> f64 {
@@ -101,6 +103,7 @@ impl TaskRun {
             pull_started: None,
             pull_stopped: None,
             last_report: None,
+            claimed: false,
         }
     }
 
@@ -223,38 +226,31 @@ impl TaskRun {
         }
     }
 
-    /// Claims a task no agent has worked on yet, before anything runs: once claimed, only
-    /// this agent may stop it. `false` if the control plane refused (it was stopped already).
-    async fn claim(&self) -> bool {
-        if !matches!(self.task["lastStatus"].as_str(), Some("PENDING" | "PROVISIONING") | None) {
-            return true;
-        }
-        let body = json!({"cluster": self.shared.cluster, "task": self.arn, "status": "PENDING"});
-        loop {
-            match self.shared.client.ecs("SubmitTaskStateChange", body.clone()).await {
-                Ok(_) => return true,
-                Err(ClientError::Transport(e)) => {
-                    tracing::warn!(task = %self.arn, error = %e, "claim not delivered; retrying");
-                    tokio::time::sleep(REPORT_RETRY).await;
-                }
-                Err(e) => {
-                    tracing::info!(task = %self.arn, error = %e, "task not claimed; leaving it alone");
-                    return false;
-                }
-            }
-        }
-    }
-
     async fn run(mut self, adopted: Vec<Observed>, mut desired_rx: watch::Receiver<Desired>) {
         let (exit_tx, mut exit_rx) = mpsc::channel::<String>(32);
         self.desired = *desired_rx.borrow_and_update();
-        if adopted.is_empty() && !self.claim().await {
-            return;
-        }
+        // The claim travels while images are pulled and containers created; nothing starts
+        // before it is acknowledged (containers wait as for an unmet dependency).
+        let pending_claim = adopted.is_empty().then(|| tokio::spawn(claim(self.shared.clone(), self.task.clone())));
+        self.claimed = pending_claim.is_none();
         if let Err(reason) = self.prepare().await {
             self.fail(reason);
         }
         self.adopt(adopted, &exit_tx);
+        if let Some(pending) = pending_claim {
+            self.advance(&exit_tx).await;
+            if !pending.await.unwrap_or(false) {
+                // Stopped before the claim: remove what was created; nothing ever ran.
+                for c in &self.containers {
+                    if let Some(id) = &c.id {
+                        let _ = self.shared.runtime.remove(id).await;
+                    }
+                }
+                crate::cgroup::remove(&self.id);
+                return;
+            }
+            self.claimed = true;
+        }
         loop {
             self.advance(&exit_tx).await;
             self.report().await;
@@ -339,7 +335,7 @@ impl TaskRun {
         for n in 0..self.containers.len() {
             loop {
                 let deps_met = match self.dependencies(n) {
-                    Ok(met) => met,
+                    Ok(met) => met && self.claimed,
                     Err(reason) => {
                         if self.desired == Desired::Running {
                             self.containers[n].reason = Some(reason.clone());
@@ -536,6 +532,28 @@ impl TaskRun {
         }
         let _ = std::fs::remove_dir_all(self.scratch_dir());
         crate::cgroup::remove(&self.id);
+    }
+}
+
+/// Claims a task no agent has worked on yet: once claimed, only this agent may stop it.
+/// `false` if the control plane refused (the task was stopped before the claim).
+async fn claim(shared: Arc<Shared>, task: Value) -> bool {
+    if !matches!(task["lastStatus"].as_str(), Some("PENDING" | "PROVISIONING") | None) {
+        return true;
+    }
+    let body = json!({"cluster": shared.cluster, "task": task["taskArn"], "status": "PENDING"});
+    loop {
+        match shared.client.ecs("SubmitTaskStateChange", body.clone()).await {
+            Ok(_) => return true,
+            Err(ClientError::Transport(e)) => {
+                tracing::warn!(task = %task["taskArn"], error = %e, "claim not delivered; retrying");
+                tokio::time::sleep(REPORT_RETRY).await;
+            }
+            Err(e) => {
+                tracing::info!(task = %task["taskArn"], error = %e, "task not claimed; leaving it alone");
+                return false;
+            }
+        }
     }
 }
 
