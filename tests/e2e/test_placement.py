@@ -105,3 +105,17 @@ def test_bad_filter_and_definition_constraint(ecs, cluster):
         ecs.register_task_definition(family="bad", containerDefinitions=[{"name": "c", "image": "x", "memory": 64}],
                                      placementConstraints=[{"type": "memberOf", "expression": "attribute:x =="}])
     assert ecs.list_task_definitions()["taskDefinitionArns"] == before
+
+
+def test_client_token_makes_run_task_idempotent(ecs, cluster):
+    first = ecs.run_task(taskDefinition="app", count=2, clientToken="deploy-42")
+    again = ecs.run_task(taskDefinition="app", count=2, clientToken="deploy-42")
+    arns = sorted(t["taskArn"] for t in first["tasks"])
+    assert len(arns) == 2
+    assert sorted(t["taskArn"] for t in again["tasks"]) == arns, "a retry returns the same tasks"
+    assert sorted(ecs.list_tasks()["taskArns"]) == arns, "and starts nothing new"
+    other = ecs.run_task(taskDefinition="app", clientToken="deploy-43")["tasks"]
+    assert len(other) == 1 and other[0]["taskArn"] not in arns
+    with expect_error("InvalidParameterException", message_contains="clientToken"):
+        ecs.run_task(taskDefinition="app", clientToken="x" * 65)
+    assert len(ecs.list_tasks()["taskArns"]) == 3

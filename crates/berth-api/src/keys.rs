@@ -56,6 +56,11 @@ impl Keys {
         format!("ecs/{}/instance/{cluster}/{id}", self.region)
     }
 
+    /// What a RunTask `clientToken` produced (the token hex-encoded, so any text is a key).
+    pub fn run_token(&self, cluster: &str, token: &str) -> String {
+        format!("ecs/{}/runtoken/{cluster}/{}", self.region, hex::encode(token))
+    }
+
     pub fn services(&self, cluster: &str) -> String {
         format!("ecs/{}/service/{cluster}/", self.region)
     }

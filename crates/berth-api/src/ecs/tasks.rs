@@ -173,12 +173,19 @@ fn new_task(ctx: &Ctx<'_>, l: &Launch, instance: &InstanceRecord, id: &str) -> O
 }
 
 /// Commits tasks on the planned instances; `Ok(None)` means a concurrent change won.
+/// A RunTask `clientToken`: its store key and the failures to remember with the tasks.
+struct Token<'t> {
+    key: String,
+    failures: &'t [Value],
+}
+
 async fn commit(
     ctx: &Ctx<'_>,
     l: &Launch,
     cluster_kv: &KeyValue,
     snapshot: &[(String, KeyValue, InstanceRecord)],
     placements: &[String],
+    token: Option<Token<'_>>,
 ) -> ApiResult<Option<Vec<(String, Obj)>>> {
     let mut compares = vec![Compare::unchanged(&cluster_kv.key, cluster_kv.mod_revision)];
     let mut updated: HashMap<&str, InstanceRecord> = HashMap::new();
@@ -204,6 +211,12 @@ async fn commit(
     for (id, rec) in &updated {
         ops.push(Op::put(&ctx.keys.instance(&l.cluster, id), encode(rec)));
     }
+    if let Some(t) = token {
+        // The token and the tasks it made are written together: a retry finds both or neither.
+        let arns: Vec<&Value> = created.iter().map(|(_, task)| &task["taskArn"]).collect();
+        compares.push(Compare::absent(&t.key));
+        ops.push(Op::put(&t.key, encode(&json!({"taskArns": arns, "failures": t.failures}))));
+    }
     Ok(ctx.store().txn(Txn::new().when(compares).and_then(ops)).await?.succeeded.then_some(created))
 }
 
@@ -228,6 +241,11 @@ pub async fn run(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
         return Err(ApiError::invalid("Task count must be at least 1"));
     }
     let l = launch(ctx, &input)?;
+    let token = text(&input, "clientToken").map(str::to_string);
+    if token.as_ref().is_some_and(|t| t.is_empty() || t.chars().count() > 64) {
+        return Err(ApiError::invalid("clientToken must be 1 to 64 characters."));
+    }
+    let token_key = token.as_ref().map(|t| ctx.keys.run_token(&l.cluster, t));
     let request = Request {
         requirements: l.requirements.clone(),
         count: count as usize,
@@ -237,6 +255,19 @@ pub async fn run(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
         seed: placement::seed(),
     };
     for _ in 0..MAX_ATTEMPTS {
+        // A request already made with this clientToken: answer what it produced.
+        if let Some(key) = &token_key
+            && let Some(kv) = ctx.store().get(key)?
+        {
+            let done: Value = decode(&kv)?;
+            let mut tasks = Vec::new();
+            for arn in done["taskArns"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+                if let Some((kv, rec)) = find_task(ctx, &l.cluster, arn)? {
+                    tasks.push(render(&kv, &rec, false));
+                }
+            }
+            return Ok(json!({"tasks": tasks, "failures": done["failures"]}));
+        }
         let (cluster_kv, _) = active_cluster(ctx, &l.cluster)?;
         let candidates = placement::candidates(ctx, &l.cluster)?;
         if candidates.is_empty() {
@@ -249,7 +280,8 @@ pub async fn run(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
             .map(|(id, why)| json!({"arn": ctx.arns.container_instance(&l.cluster, id), "reason": why.reason()}))
             .collect();
         let snapshot: Vec<_> = candidates.into_iter().map(|c| (c.id, c.kv, c.record)).collect();
-        if let Some(created) = commit(ctx, &l, &cluster_kv, &snapshot, &placements).await? {
+        let token = token_key.as_ref().map(|key| Token { key: key.clone(), failures: &failures });
+        if let Some(created) = commit(ctx, &l, &cluster_kv, &snapshot, &placements, token).await? {
             return Ok(json!({"tasks": created_tasks(ctx, created)?, "failures": failures}));
         }
     }
@@ -297,7 +329,7 @@ pub async fn start(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
             }
             snapshot.push((id, kv, rec));
         }
-        if let Some(created) = commit(ctx, &l, &cluster_kv, &snapshot, &placements).await? {
+        if let Some(created) = commit(ctx, &l, &cluster_kv, &snapshot, &placements, None).await? {
             return Ok(json!({"tasks": created_tasks(ctx, created)?, "failures": failures}));
         }
     }
