@@ -82,6 +82,21 @@ def wait_running(ecs, arns, timeout=300):
         raise RuntimeError(f"{len(pending)} tasks never ran")
 
 
+def burst_start(ecs, burst):
+    """Seconds from requesting `burst` tasks at once (20 RunTask calls of 10 in parallel) until
+    all run; then stops them."""
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(20) as pool:
+        batches = list(pool.map(lambda _: ecs.run_task(taskDefinition="start", count=10)["tasks"], range(burst // 10)))
+    arns = [t["taskArn"] for batch in batches for t in batch]
+    assert len(arns) == burst, f"placed {len(arns)} of {burst}"
+    wait_running(ecs, arns)
+    elapsed = time.perf_counter() - t0
+    with ThreadPoolExecutor(20) as pool:
+        list(pool.map(lambda a: ecs.stop_task(task=a), arns))
+    return elapsed
+
+
 def stop_all(ecs, arns):
     for arn in arns:
         ecs.stop_task(task=arn)
@@ -165,15 +180,7 @@ def oci_driver(binary, runs, burst, image, tmp):
             {"name": "main", "image": image, "memory": 16, "command": ["sleep", "300"], "stopTimeout": 1}])
         driver = single_starts(ecs, runs)
         runc = bare_runc(data, runs)
-        t0 = time.perf_counter()
-        with ThreadPoolExecutor(20) as pool:
-            batches = list(pool.map(lambda _: ecs.run_task(taskDefinition="start", count=10)["tasks"], range(burst // 10)))
-        arns = [t["taskArn"] for batch in batches for t in batch]
-        assert len(arns) == burst, f"placed {len(arns)} of {burst}"
-        wait_running(ecs, arns)
-        driver_burst = time.perf_counter() - t0
-        with ThreadPoolExecutor(20) as pool:
-            list(pool.map(lambda a: ecs.stop_task(task=a), arns))
+        driver_burst = burst_start(ecs, burst)
         runc_burst = bare_runc_burst(data, burst)
         return driver, runc, driver_burst, runc_burst
     finally:
@@ -214,15 +221,7 @@ def bench(binary, runs, burst):
             out["single"] = (statistics.median(berth_times), statistics.median(docker_times))
 
             time.sleep(2)
-            t0 = time.perf_counter()
-            with ThreadPoolExecutor(20) as pool:
-                results = list(pool.map(lambda _: ecs.run_task(taskDefinition="start", count=10)["tasks"], range(burst // 10)))
-            arns = [t["taskArn"] for batch in results for t in batch]
-            assert len(arns) == burst, f"placed {len(arns)} of {burst}"
-            wait_running(ecs, arns)
-            berth_burst = time.perf_counter() - t0
-            with ThreadPoolExecutor(20) as pool:
-                list(pool.map(lambda a: ecs.stop_task(task=a), arns))
+            berth_burst = burst_start(ecs, burst)
             time.sleep(5)
 
             t0 = time.perf_counter()
