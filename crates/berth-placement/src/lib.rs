@@ -213,8 +213,6 @@ fn random_score(seed: u64, i: usize, placed: u32) -> u64 {
 struct Planner<'a> {
     instances: &'a [Instance],
     request: &'a Request,
-    cpu: Vec<i64>,
-    memory: Vec<i64>,
     remaining: Vec<Resources>,
     /// Tasks of the request's group on each instance (snapshot plus this plan).
     group_tasks: Vec<u64>,
@@ -283,8 +281,6 @@ impl<'a> Planner<'a> {
         let mut planner = Planner {
             instances,
             request,
-            cpu: instances.iter().map(|i| i.remaining.cpu).collect(),
-            memory: instances.iter().map(|i| i.remaining.memory).collect(),
             remaining: instances.iter().map(|i| i.remaining.clone()).collect(),
             group_tasks,
             placed: vec![0; n],
@@ -305,8 +301,9 @@ impl<'a> Planner<'a> {
         planner
     }
 
-    /// Why instance `i` cannot take the next task (`None`: it can). `full` re-evaluates the
-    /// memberOf expressions even when they read no task facts.
+    /// Why instance `i` cannot take the next task (`None`: it can). `full` evaluates the
+    /// memberOf expressions; later checks (only ever of an instance that passed them) skip
+    /// those that read no task facts, since nothing they read has changed.
     fn check(&self, i: usize, full: bool) -> Option<Rejection> {
         let inst = &self.instances[i];
         if !inst.agent_connected {
@@ -317,8 +314,6 @@ impl<'a> Planner<'a> {
             if !self.member_of.iter().all(|e| e.eval(&view)) {
                 return Some(Rejection::MemberOf);
             }
-        } else if let Some(Rejection::MemberOf) = self.verdict[i] {
-            return Some(Rejection::MemberOf);
         }
         if self.distinct && self.group_tasks[i] > 0 {
             return Some(Rejection::DistinctInstance);
@@ -349,8 +344,6 @@ impl<'a> Planner<'a> {
     fn take(&mut self, i: usize) {
         let req = &self.request.requirements;
         self.remaining[i].reserve(req);
-        self.cpu[i] = self.remaining[i].cpu;
-        self.memory[i] = self.remaining[i].memory;
         self.group_tasks[i] += 1;
         self.placed[i] += 1;
         self.extra_groups[i].push(self.request.group.clone());
@@ -360,8 +353,8 @@ impl<'a> Planner<'a> {
                 Rank::PerValue { value_of, counts } => counts[value_of[i] as usize] += 1,
                 Rank::PerInstance { kind, scores } => {
                     scores[i] = match kind {
-                        Kind::Remaining(Resource::Cpu) => remaining_score(self.cpu[i]),
-                        Kind::Remaining(Resource::Memory) => remaining_score(self.memory[i]),
+                        Kind::Remaining(Resource::Cpu) => remaining_score(self.remaining[i].cpu),
+                        Kind::Remaining(Resource::Memory) => remaining_score(self.remaining[i].memory),
                         Kind::GroupTasks => self.group_tasks[i],
                         Kind::Random => random_score(seed, i, placed),
                     }
