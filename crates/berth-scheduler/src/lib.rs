@@ -1,0 +1,417 @@
+//! The ECS service scheduler as a pure function.
+//!
+//! [`reconcile`] takes what a service wants ([`Spec`]), what the scheduler remembers between
+//! passes ([`State`]: the deployments, failure counts, back-off) and a snapshot of what is
+//! ([`Observed`]: the service's tasks and the cluster's instances, the store revision it was
+//! read at, `now`), and returns a [`Plan`]: tasks to launch, tasks to stop, tasks to write off
+//! as lost, the new state and the events to tell. It does no I/O and reads no clock, so the
+//! same inputs always give the same plan; the caller applies the plan with compare-and-swap
+//! writes and runs the next pass on fresh observations. Nothing in a plan depends on an
+//! earlier plan having been applied, so a crash between passes loses nothing.
+//!
+//! Counting follows ECS's rolling update: `maximumPercent` caps the tasks alive at once (those
+//! still stopping included), `minimumHealthyPercent` floors the healthy ones while old tasks
+//! are stopped. See `docs/deployments.md` for the rules in prose.
+
+mod daemon;
+mod deployment;
+pub mod messages;
+mod replica;
+#[cfg(test)]
+mod tests;
+
+use berth_model::task::TaskStatus;
+use serde::{Deserialize, Serialize};
+
+pub use deployment::{BREAKER_MAX, BREAKER_MIN, STABLE_SECS, breaker_threshold, rollback_target};
+
+/// How a service places its tasks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Scheduling {
+    /// `desiredCount` tasks across the cluster.
+    Replica,
+    /// One task on every instance that matches the service's constraints.
+    Daemon,
+}
+
+/// What the service asks for: the parts of CreateService/UpdateService the scheduler reads.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Spec {
+    pub name: String,
+    pub scheduling: Scheduling,
+    /// Replica services only; a daemon's desired count is its number of eligible instances.
+    pub desired_count: u32,
+    pub minimum_healthy_percent: u32,
+    pub maximum_percent: u32,
+    /// `Some(rollback)` when the deployment circuit breaker is on.
+    pub circuit_breaker: Option<bool>,
+    /// Seconds after a task starts during which failing health checks are not acted on.
+    pub grace_period: f64,
+    /// The service is being deleted: every task stops, health floors no longer apply.
+    pub deleting: bool,
+}
+
+/// Where a deployment's rollout stands (ECS `rolloutState`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Rollout {
+    InProgress,
+    Completed,
+    Failed,
+}
+
+impl Rollout {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rollout::InProgress => "IN_PROGRESS",
+            Rollout::Completed => "COMPLETED",
+            Rollout::Failed => "FAILED",
+        }
+    }
+}
+
+/// How a deployment left the service's list (ECS `ServiceDeployment.status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Outcome {
+    /// It completed and a later one replaced it, or it is the last completed one.
+    Successful,
+    /// A newer deployment superseded it before it completed.
+    Stopped,
+    /// It failed and the service rolled back to an earlier one that then completed.
+    RolledBack,
+}
+
+/// One deployment of a service: a task definition being rolled out or kept running.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Deployment {
+    /// `ecs-svc/` and 19 digits, as ECS names them; tasks carry it as `startedBy`.
+    pub id: String,
+    pub task_definition: String,
+    /// The deployment new tasks are launched from (ECS status PRIMARY; the others ACTIVE).
+    pub primary: bool,
+    pub rollout: Rollout,
+    pub rollout_reason: String,
+    /// Tasks of this deployment that stopped on their own or failed their health checks.
+    pub failed_tasks: u32,
+    /// Failures the circuit breaker counts: since the last task that proved healthy.
+    pub breaker_failures: u32,
+    /// Failed tasks stopped at or before this store revision are already counted.
+    pub seen_revision: u64,
+    pub created_at: f64,
+    pub updated_at: f64,
+    /// Set once the deployment left the list, with how it ended.
+    #[serde(default)]
+    pub finished: Option<(f64, Outcome)>,
+    /// The deployment that failed and made this one (a rollback), if any.
+    #[serde(default)]
+    pub rollback_of: Option<String>,
+}
+
+impl Deployment {
+    pub fn new(id: String, task_definition: String, now: f64, revision: u64) -> Self {
+        Deployment {
+            rollout_reason: messages::in_progress(&id),
+            id,
+            task_definition,
+            primary: true,
+            rollout: Rollout::InProgress,
+            failed_tasks: 0,
+            breaker_failures: 0,
+            seen_revision: revision,
+            created_at: now,
+            updated_at: now,
+            finished: None,
+            rollback_of: None,
+        }
+    }
+}
+
+/// Launch throttling for a service whose tasks keep failing.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Backoff {
+    /// Failed tasks since a task last proved healthy.
+    pub consecutive: u32,
+    /// No launches before this time (seconds since the epoch).
+    pub until: f64,
+}
+
+/// What the scheduler keeps between passes, stored with the service.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct State {
+    /// Newest first; the primary is one of them.
+    pub deployments: Vec<Deployment>,
+    /// Deployments that left the list, newest first, at most [`HISTORY`].
+    #[serde(default)]
+    pub history: Vec<Deployment>,
+    #[serde(default)]
+    pub backoff: Backoff,
+    /// Whether "has reached a steady state" was told and nothing changed since.
+    #[serde(default)]
+    pub steady: bool,
+}
+
+/// How many finished deployments a service remembers.
+pub const HISTORY: usize = 20;
+
+impl State {
+    pub fn primary(&self) -> Option<&Deployment> {
+        self.deployments.iter().find(|d| d.primary)
+    }
+
+    /// Makes `d` the primary deployment: the others stay as ACTIVE until their tasks are gone.
+    pub fn start_deployment(&mut self, d: Deployment) {
+        for other in &mut self.deployments {
+            other.primary = false;
+        }
+        self.deployments.insert(0, d);
+        self.backoff = Backoff::default();
+        self.steady = false;
+    }
+}
+
+/// A container's view of its health, summed over the task (ECS task `healthStatus`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    Healthy,
+    Unhealthy,
+    Unknown,
+}
+
+/// Why a task that is STOPPED stopped, as far as the scheduler cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// It failed: an essential container exited, it failed to start, or its health checks failed.
+    Failed,
+    /// Someone stopped it: the scheduler for a reason other than health, a user, a lost agent.
+    Stopped,
+}
+
+/// One task of the service, as observed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskView {
+    pub id: String,
+    /// The deployment that launched it (`startedBy`).
+    pub deployment: String,
+    pub instance: String,
+    pub status: TaskStatus,
+    /// `desiredStatus` is RUNNING (nobody has asked it to stop yet).
+    pub desired_running: bool,
+    pub health: Health,
+    /// Its task definition has container health checks, so UNKNOWN is not good enough.
+    pub health_checked: bool,
+    pub started_at: Option<f64>,
+    pub created_at: f64,
+    /// For STOPPED tasks.
+    pub ending: Option<Ending>,
+    /// The store revision of its last change.
+    pub revision: u64,
+}
+
+impl TaskView {
+    /// Still holds resources on its instance (counts toward `maximumPercent`).
+    pub fn live(&self) -> bool {
+        self.status != TaskStatus::Stopped
+    }
+
+    /// Wanted running and not yet asked to stop.
+    pub fn active(&self) -> bool {
+        self.live() && self.desired_running
+    }
+
+    /// Running and healthy enough to count toward `minimumHealthyPercent`: HEALTHY when it has
+    /// health checks, otherwise RUNNING for at least [`STABLE_SECS`].
+    pub fn healthy(&self, now: f64) -> bool {
+        self.active()
+            && self.status == TaskStatus::Running
+            && match (self.health_checked, self.health) {
+                (true, h) => h == Health::Healthy,
+                (false, Health::Unhealthy) => false,
+                (false, _) => self.started_at.is_some_and(|t| now - t >= STABLE_SECS),
+            }
+    }
+
+    /// Failing its health checks after the grace period: to be replaced.
+    pub fn failing_health(&self, now: f64, grace: f64) -> bool {
+        self.active()
+            && self.status == TaskStatus::Running
+            && self.health == Health::Unhealthy
+            && self.started_at.is_none_or(|t| now - t >= grace)
+    }
+}
+
+/// How a container instance looks to the scheduler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InstanceState {
+    /// ACTIVE with a connected agent.
+    Active,
+    /// ACTIVE but its agent is out of touch, not yet for long: its tasks are left alone.
+    Disconnected,
+    /// DRAINING: its service tasks are replaced elsewhere, then stopped.
+    Draining,
+    /// Its agent has been gone past the lost-agent timeout, or it was deregistered: its tasks
+    /// are written off and replaced.
+    Lost,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstanceView {
+    pub id: String,
+    pub state: InstanceState,
+    /// For daemon services: matches the service's constraints and could hold its task.
+    pub daemon_eligible: bool,
+}
+
+/// One pass's observations.
+#[derive(Debug, Clone)]
+pub struct Observed<'a> {
+    pub now: f64,
+    /// The store revision the tasks were read at.
+    pub revision: u64,
+    /// Every task of the service the store still has, STOPPED ones included.
+    pub tasks: &'a [TaskView],
+    pub instances: &'a [InstanceView],
+    /// An id for a deployment this pass may create (a rollback); unused otherwise.
+    pub fresh_id: &'a str,
+}
+
+/// A task to start: from `deployment`, on `instance` (daemons) or where placement decides.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Launch {
+    pub deployment: String,
+    pub task_definition: String,
+    pub instance: Option<String>,
+}
+
+/// Why the scheduler stops a task; [`StopReason::text`] is the task's `stoppedReason`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// Fewer tasks are wanted.
+    ScaledDown,
+    /// A newer deployment replaces it.
+    Replaced,
+    /// Its container health checks failed.
+    Unhealthy,
+    /// Its instance is DRAINING.
+    Draining,
+    /// The instance no longer matches the daemon's constraints.
+    NotEligible,
+    /// The service is being deleted.
+    Deleting,
+}
+
+impl StopReason {
+    pub fn text(self) -> &'static str {
+        match self {
+            StopReason::ScaledDown => "Scaling activity initiated by (deployment)",
+            StopReason::Replaced => "ECS is replacing this task with a task of the service's newer deployment.",
+            StopReason::Unhealthy => messages::FAILED_HEALTH_CHECKS,
+            StopReason::Draining => "Container instance is draining.",
+            StopReason::NotEligible => "The container instance no longer matches the service's constraints.",
+            StopReason::Deleting => "The service is being deleted.",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stop {
+    pub task: String,
+    pub reason: StopReason,
+}
+
+/// Running and pending tasks of one deployment, and how many it wants.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub desired: u32,
+    pub running: u32,
+    pub pending: u32,
+}
+
+/// What one pass decided.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub state: State,
+    pub launch: Vec<Launch>,
+    pub stop: Vec<Stop>,
+    /// Tasks on lost instances: to be marked STOPPED now (their agent cannot do it).
+    pub lost: Vec<String>,
+    /// New service events, oldest first.
+    pub events: Vec<String>,
+    /// The service's desired count as ECS reports it (a daemon's: its eligible instances).
+    pub desired: u32,
+    pub running: u32,
+    pub pending: u32,
+    /// Per deployment id, for the `deployments` list.
+    pub per_deployment: Vec<(String, Counts)>,
+    /// A deleted service with no tasks left: it can become INACTIVE.
+    pub finished_deleting: bool,
+}
+
+/// The tasks the scheduler works with this pass: live ones not written off as lost.
+pub(crate) struct Pass<'a> {
+    pub spec: &'a Spec,
+    pub now: f64,
+    pub live: Vec<&'a TaskView>,
+    pub instances: &'a [InstanceView],
+}
+
+impl Pass<'_> {
+    pub fn instance_state(&self, id: &str) -> InstanceState {
+        self.instances.iter().find(|i| i.id == id).map(|i| i.state).unwrap_or(InstanceState::Lost)
+    }
+}
+
+/// One scheduler pass for one service.
+pub fn reconcile(spec: &Spec, state: &State, observed: &Observed<'_>) -> Plan {
+    let now = observed.now;
+    let mut state = state.clone();
+    let mut events = Vec::new();
+    let mut pass = Pass { spec, now, live: Vec::new(), instances: observed.instances };
+
+    // Tasks on lost instances are written off first, so their replacements go out this pass.
+    let mut lost = Vec::new();
+    for t in observed.tasks.iter().filter(|t| t.live()) {
+        if pass.instance_state(&t.instance) == InstanceState::Lost {
+            lost.push(t.id.clone());
+        } else {
+            pass.live.push(t);
+        }
+    }
+
+    deployment::account_failures(spec, &mut state, observed, &mut events);
+
+    let (launch, stop, desired) = match spec.scheduling {
+        _ if spec.deleting => (Vec::new(), deleting_stops(&pass), 0),
+        Scheduling::Replica => replica::plan(&pass, &state),
+        Scheduling::Daemon => daemon::plan(&pass, &state),
+    };
+    let launch = if now < state.backoff.until { Vec::new() } else { launch };
+
+    let changed = !launch.is_empty() || !stop.is_empty() || !lost.is_empty();
+    deployment::settle(spec, &mut state, &pass, desired, changed, &mut events);
+
+    let mut per_deployment = Vec::new();
+    for d in &state.deployments {
+        let mine = pass.live.iter().filter(|t| t.deployment == d.id);
+        let (mut c, mut active) = (Counts::default(), 0);
+        for t in mine {
+            match t.status {
+                TaskStatus::Running => c.running += 1,
+                s if s.is_pending() => c.pending += 1,
+                _ => {}
+            }
+            active += t.active() as u32;
+        }
+        c.desired = if d.primary { desired } else { active };
+        per_deployment.push((d.id.clone(), c));
+    }
+    let running = per_deployment.iter().map(|(_, c)| c.running).sum();
+    let pending = per_deployment.iter().map(|(_, c)| c.pending).sum();
+    let finished_deleting = spec.deleting && pass.live.is_empty() && lost.is_empty();
+    Plan { state, launch, stop, lost, events, desired, running, pending, per_deployment, finished_deleting }
+}
+
+fn deleting_stops(pass: &Pass<'_>) -> Vec<Stop> {
+    pass.live.iter().filter(|t| t.active()).map(|t| Stop { task: t.id.clone(), reason: StopReason::Deleting }).collect()
+}

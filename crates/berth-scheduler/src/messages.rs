@@ -1,0 +1,72 @@
+//! The texts ECS uses in service events, rollout reasons and stop reasons, in one place.
+
+/// A task's `stoppedReason` when the scheduler replaces it for failing health checks.
+pub const FAILED_HEALTH_CHECKS: &str = "Task failed container health checks";
+
+pub fn steady(service: &str) -> String {
+    format!("(service {service}) has reached a steady state.")
+}
+
+pub fn started(service: &str, tasks: &[String]) -> String {
+    format!("(service {service}) has started {} tasks: {}.", tasks.len(), task_list(tasks))
+}
+
+pub fn stopped(service: &str, tasks: &[String]) -> String {
+    format!("(service {service}) has stopped {} running tasks: {}.", tasks.len(), task_list(tasks))
+}
+
+pub fn unhealthy(service: &str, task: &str) -> String {
+    format!("(service {service}) (task {task}) failed container health checks.")
+}
+
+pub fn deployment_completed(service: &str, deployment: &str) -> String {
+    format!("(service {service}) (deployment {deployment}) deployment completed.")
+}
+
+pub fn deployment_failed(service: &str, deployment: &str) -> String {
+    format!("(service {service}) (deployment {deployment}) deployment failed: tasks failed to start.")
+}
+
+pub fn rolling_back(service: &str, to: &str) -> String {
+    format!("(service {service}) rolling back to deployment {to}.")
+}
+
+pub fn throttled(service: &str) -> String {
+    format!(
+        "(service {service}) is unable to consistently start tasks successfully. For more information, see the \
+         Troubleshooting section of the Amazon ECS Developer Guide."
+    )
+}
+
+pub fn unable_to_place(service: &str, reason: &str) -> String {
+    format!(
+        "(service {service}) was unable to place a task because no container instance met all of its requirements. \
+         Reason: {reason}"
+    )
+}
+
+pub fn lost(service: &str, tasks: &[String]) -> String {
+    format!(
+        "(service {service}) wrote off {} tasks whose container instance was lost: {}.",
+        tasks.len(),
+        task_list(tasks)
+    )
+}
+
+pub fn in_progress(deployment: &str) -> String {
+    format!("ECS deployment {deployment} in progress.")
+}
+
+pub fn completed(deployment: &str) -> String {
+    format!("ECS deployment {deployment} completed.")
+}
+
+pub const BREAKER_FAILED: &str = "ECS deployment circuit breaker: tasks failed to start.";
+
+pub fn breaker_rollback(to: &str) -> String {
+    format!("ECS deployment circuit breaker: rolling back to deploymentId {to}.")
+}
+
+fn task_list(tasks: &[String]) -> String {
+    tasks.iter().map(|t| format!("(task {t})")).collect::<Vec<_>>().join(" ")
+}

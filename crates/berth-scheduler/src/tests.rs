@@ -1,0 +1,533 @@
+//! The scheduler on a simulated cluster: fixtures, a world that starts and stops tasks the
+//! way agents do, and the named invariants of rolling deployments checked pass by pass.
+
+use berth_model::task::TaskStatus;
+use proptest::prelude::*;
+
+use crate::*;
+
+const GOOD: &str = "web:1";
+const NEXT: &str = "web:2";
+const BAD: &str = "web:bad";
+
+fn spec(desired: u32, min: u32, max: u32) -> Spec {
+    Spec {
+        name: "web".into(),
+        scheduling: Scheduling::Replica,
+        desired_count: desired,
+        minimum_healthy_percent: min,
+        maximum_percent: max,
+        circuit_breaker: None,
+        grace_period: 0.0,
+        deleting: false,
+    }
+}
+
+fn instances(n: usize) -> Vec<InstanceView> {
+    (0..n).map(|i| InstanceView { id: format!("i{i}"), state: InstanceState::Active, daemon_eligible: true }).collect()
+}
+
+/// A cluster where agents obey plans: launched tasks start on the next pass (or fail if
+/// their definition is `BAD`), stopped ones are gone on the next pass, two seconds apart.
+struct World {
+    spec: Spec,
+    state: State,
+    tasks: Vec<TaskView>,
+    instances: Vec<InstanceView>,
+    now: f64,
+    revision: u64,
+    next_id: u64,
+    events: Vec<String>,
+    placed: usize,
+}
+
+impl World {
+    fn new(spec: Spec, definition: &str) -> World {
+        let mut state = State::default();
+        state.start_deployment(Deployment::new("ecs-svc/1".into(), definition.into(), 0.0, 0));
+        World {
+            spec,
+            state,
+            tasks: Vec::new(),
+            instances: instances(3),
+            now: 1000.0,
+            revision: 1,
+            next_id: 1,
+            events: Vec::new(),
+            placed: 0,
+        }
+    }
+
+    fn definition_of(&self, deployment: &str) -> String {
+        self.state
+            .deployments
+            .iter()
+            .chain(&self.state.history)
+            .find(|d| d.id == deployment)
+            .map(|d| d.task_definition.clone())
+            .unwrap_or_default()
+    }
+
+    /// Agents act on the previous plan.
+    fn agents(&mut self) {
+        for i in 0..self.tasks.len() {
+            let definition = self.definition_of(&self.tasks[i].deployment);
+            let t = &mut self.tasks[i];
+            if t.status == TaskStatus::Stopped {
+                continue;
+            }
+            self.revision += 1;
+            if !t.desired_running {
+                t.status = TaskStatus::Stopped;
+                t.ending = Some(if t.health == Health::Unhealthy { Ending::Failed } else { Ending::Stopped });
+            } else if t.status == TaskStatus::Pending && definition == BAD {
+                t.status = TaskStatus::Stopped;
+                t.ending = Some(Ending::Failed);
+            } else if t.status == TaskStatus::Pending {
+                t.status = TaskStatus::Running;
+                t.started_at = Some(self.now);
+            } else {
+                self.revision -= 1;
+                continue;
+            }
+            t.revision = self.revision;
+        }
+    }
+
+    fn pass(&mut self) -> Plan {
+        self.now += 2.0;
+        self.agents();
+        let fresh = format!("ecs-svc/{}", 100 + self.next_id);
+        let observed = Observed {
+            now: self.now,
+            revision: self.revision,
+            tasks: &self.tasks,
+            instances: &self.instances,
+            fresh_id: &fresh,
+        };
+        let plan = reconcile(&self.spec, &self.state, &observed);
+        self.apply(&plan);
+        plan
+    }
+
+    fn apply(&mut self, plan: &Plan) {
+        self.state = plan.state.clone();
+        self.events.extend(plan.events.iter().cloned());
+        for id in &plan.lost {
+            let t = self.tasks.iter_mut().find(|t| &t.id == id).unwrap();
+            t.status = TaskStatus::Stopped;
+            t.ending = Some(Ending::Stopped);
+        }
+        for s in &plan.stop {
+            let t = self.tasks.iter_mut().find(|t| t.id == s.task).unwrap();
+            assert!(t.desired_running, "a task is stopped twice");
+            t.desired_running = false;
+        }
+        for l in &plan.launch {
+            self.next_id += 1;
+            self.revision += 1;
+            let instance = l.instance.clone().unwrap_or_else(|| {
+                let usable: Vec<_> = self.instances.iter().filter(|i| i.state == InstanceState::Active).collect();
+                self.placed += 1;
+                usable[self.placed % usable.len()].id.clone()
+            });
+            self.tasks.push(TaskView {
+                id: format!("t{}", self.next_id),
+                deployment: l.deployment.clone(),
+                instance,
+                status: TaskStatus::Pending,
+                desired_running: true,
+                health: Health::Unknown,
+                health_checked: false,
+                started_at: None,
+                created_at: self.now,
+                ending: None,
+                revision: self.revision,
+            });
+        }
+    }
+
+    fn live(&self) -> usize {
+        self.tasks.iter().filter(|t| t.live()).count()
+    }
+
+    fn healthy(&self) -> usize {
+        self.tasks.iter().filter(|t| t.healthy(self.now)).count()
+    }
+
+    fn healthy_of(&self, definition: &str) -> usize {
+        self.tasks.iter().filter(|t| t.healthy(self.now) && self.definition_of(&t.deployment) == definition).count()
+    }
+
+    fn run_until_steady(&mut self, max_passes: usize) -> usize {
+        for n in 0..max_passes {
+            let plan = self.pass();
+            if plan.state.steady {
+                return n;
+            }
+        }
+        panic!("not steady after {max_passes} passes; events: {:#?}", self.events);
+    }
+
+    fn update(&mut self, definition: &str) {
+        let id = format!("ecs-svc/{}", 1000 + self.next_id);
+        self.next_id += 1;
+        self.state.start_deployment(Deployment::new(id, definition.into(), self.now, self.revision));
+    }
+}
+
+#[test]
+fn a_new_service_launches_its_desired_count_and_reaches_a_steady_state() {
+    let mut w = World::new(spec(3, 100, 200), GOOD);
+    let first = w.pass();
+    assert_eq!(first.launch.len(), 3);
+    assert!(first.stop.is_empty());
+    w.run_until_steady(10);
+    assert_eq!(w.live(), 3);
+    assert_eq!(w.state.deployments[0].rollout, Rollout::Completed);
+    assert_eq!(w.events.iter().filter(|e| e.contains("has reached a steady state")).count(), 1);
+    assert!(w.events.contains(&"(service web) (deployment ecs-svc/1) deployment completed.".to_string()));
+    // Steady: nothing more to do, and the steady event is not repeated.
+    let quiet = w.pass();
+    assert!(quiet.launch.is_empty() && quiet.stop.is_empty() && quiet.events.is_empty());
+}
+
+#[test]
+fn a_stopped_task_is_replaced_and_counted_once() {
+    let mut w = World::new(spec(2, 100, 200), GOOD);
+    w.run_until_steady(10);
+    let victim = w.tasks.iter_mut().find(|t| t.live()).unwrap();
+    victim.status = TaskStatus::Stopped;
+    victim.ending = Some(Ending::Failed);
+    w.revision += 1;
+    victim.revision = w.revision;
+    let plan = w.pass();
+    assert_eq!(plan.launch.len(), 1, "one replacement");
+    assert_eq!(w.state.deployments[0].failed_tasks, 1);
+    // Observing the same stopped task again counts nothing new.
+    w.pass();
+    assert_eq!(w.state.deployments[0].failed_tasks, 1);
+    w.run_until_steady(10);
+    assert_eq!(w.live(), 2);
+}
+
+#[test]
+fn a_user_stop_is_replaced_but_is_no_failure() {
+    let mut w = World::new(spec(2, 100, 200), GOOD);
+    w.run_until_steady(10);
+    let victim = w.tasks.iter_mut().find(|t| t.live()).unwrap();
+    victim.desired_running = false; // StopTask; the agent stops it on the next pass
+    w.pass();
+    w.run_until_steady(10);
+    assert_eq!(w.state.deployments[0].failed_tasks, 0);
+    assert_eq!(w.live(), 2);
+}
+
+#[test]
+fn scaling_down_stops_the_least_useful_first() {
+    let mut w = World::new(spec(3, 100, 200), GOOD);
+    w.run_until_steady(10);
+    let oldest = w.tasks.iter().map(|t| t.id.clone()).next().unwrap();
+    w.spec.desired_count = 1;
+    let plan = w.pass();
+    assert_eq!(plan.stop.len(), 2);
+    assert!(plan.stop.iter().all(|s| s.reason == StopReason::ScaledDown));
+    assert!(plan.launch.is_empty());
+    w.run_until_steady(10);
+    assert_eq!(w.live(), 1);
+    assert!(w.tasks.iter().any(|t| t.live() && t.id == oldest), "the oldest healthy task stays");
+}
+
+#[test]
+fn rolling_update_at_100_200_never_drops_below_desired() {
+    let mut w = World::new(spec(4, 100, 200), GOOD);
+    w.run_until_steady(10);
+    w.update(NEXT);
+    for _ in 0..30 {
+        w.pass();
+        assert!(w.healthy() >= 4, "healthy fell to {}", w.healthy());
+        assert!(w.live() <= 8, "{} alive over the 200% ceiling", w.live());
+        if w.state.steady {
+            break;
+        }
+    }
+    assert!(w.state.steady);
+    assert_eq!(w.healthy_of(NEXT), 4);
+    assert_eq!(w.live(), 4);
+    assert_eq!(w.state.deployments.len(), 1);
+    assert_eq!(w.state.history[0].finished.map(|f| f.1), Some(Outcome::Successful));
+}
+
+#[test]
+fn rolling_update_at_50_100_never_exceeds_desired() {
+    let mut w = World::new(spec(4, 50, 100), GOOD);
+    w.run_until_steady(10);
+    w.update(NEXT);
+    for _ in 0..40 {
+        w.pass();
+        assert!(w.live() <= 4, "{} alive over the 100% ceiling", w.live());
+        assert!(w.healthy() >= 2, "healthy fell to {}", w.healthy());
+        if w.state.steady {
+            break;
+        }
+    }
+    assert!(w.state.steady);
+    assert_eq!(w.healthy_of(NEXT), 4);
+}
+
+#[test]
+fn breaker_threshold_is_half_the_desired_count_within_3_and_200() {
+    assert_eq!(breaker_threshold(0), 3);
+    assert_eq!(breaker_threshold(1), 3);
+    assert_eq!(breaker_threshold(6), 3);
+    assert_eq!(breaker_threshold(7), 4);
+    assert_eq!(breaker_threshold(10), 5);
+    assert_eq!(breaker_threshold(400), 200);
+    assert_eq!(breaker_threshold(1000), 200);
+}
+
+#[test]
+fn the_circuit_breaker_trips_and_rolls_back_to_the_last_completed_deployment() {
+    let mut s = spec(2, 100, 200);
+    s.circuit_breaker = Some(true);
+    let mut w = World::new(s, GOOD);
+    w.run_until_steady(10);
+    w.update(BAD);
+    let failed_id = w.state.deployments[0].id.clone();
+    for _ in 0..40 {
+        w.pass();
+        assert!(w.healthy_of(GOOD) >= 2, "the old tasks keep serving while the bad ones fail");
+        if w.state.steady {
+            break;
+        }
+    }
+    assert!(w.state.steady, "events: {:#?}", w.events);
+    let primary = w.state.primary().unwrap();
+    assert_eq!(primary.task_definition, GOOD);
+    assert_eq!(primary.rollback_of.as_deref(), Some(failed_id.as_str()));
+    assert_eq!(primary.rollout, Rollout::Completed);
+    let failed = w.state.history.iter().find(|d| d.id == failed_id).unwrap();
+    assert_eq!(failed.rollout, Rollout::Failed);
+    assert_eq!(failed.rollout_reason, messages::BREAKER_FAILED);
+    assert_eq!(failed.finished.map(|f| f.1), Some(Outcome::RolledBack));
+    assert!(failed.failed_tasks >= 3);
+    assert!(w.events.iter().any(|e| e.contains(&format!("(deployment {failed_id}) deployment failed"))));
+    assert!(w.events.iter().any(|e| e.contains("rolling back to deployment ecs-svc/1")));
+}
+
+#[test]
+fn without_rollback_a_failed_deployment_launches_nothing_more() {
+    let mut s = spec(2, 100, 200);
+    s.circuit_breaker = Some(false);
+    let mut w = World::new(s, GOOD);
+    w.run_until_steady(10);
+    w.update(BAD);
+    for _ in 0..20 {
+        w.pass();
+    }
+    let p = w.state.primary().unwrap();
+    assert_eq!((p.task_definition.as_str(), p.rollout), (BAD, Rollout::Failed));
+    let plan = w.pass();
+    assert!(plan.launch.is_empty());
+    assert_eq!(w.healthy_of(GOOD), 2, "the old tasks are left running");
+}
+
+#[test]
+fn a_first_deployment_that_fails_has_nothing_to_roll_back_to() {
+    let mut s = spec(2, 100, 200);
+    s.circuit_breaker = Some(true);
+    let mut w = World::new(s, BAD);
+    for _ in 0..20 {
+        w.pass();
+    }
+    assert_eq!(w.state.deployments.len(), 1);
+    assert_eq!(w.state.deployments[0].rollout, Rollout::Failed);
+}
+
+#[test]
+fn repeated_failures_throttle_launches() {
+    let mut w = World::new(spec(1, 100, 200), BAD);
+    let mut launches_at = Vec::new();
+    for _ in 0..30 {
+        let plan = w.pass();
+        if !plan.launch.is_empty() {
+            launches_at.push(w.now);
+        }
+    }
+    assert!(w.events.iter().any(|e| e.contains("is unable to consistently start tasks successfully")));
+    let gaps: Vec<f64> = launches_at.windows(2).map(|p| p[1] - p[0]).collect();
+    assert!(gaps.iter().any(|g| *g >= 10.0), "launches were never held back: {gaps:?}");
+    assert!(w.state.backoff.until > 0.0);
+}
+
+#[test]
+fn unhealthy_tasks_are_replaced_after_the_grace_period_only() {
+    let mut s = spec(1, 100, 200);
+    s.grace_period = 30.0;
+    let mut w = World::new(s, GOOD);
+    w.run_until_steady(10);
+    let t = w.tasks.iter_mut().find(|t| t.live()).unwrap();
+    t.health = Health::Unhealthy;
+    t.started_at = Some(w.now - 5.0);
+    let id = t.id.clone();
+    let plan = w.pass();
+    assert!(plan.stop.is_empty(), "still within the grace period");
+    w.tasks.iter_mut().find(|t| t.id == id).unwrap().started_at = Some(w.now - 60.0);
+    let plan = w.pass();
+    assert_eq!(plan.stop, vec![Stop { task: id, reason: StopReason::Unhealthy }]);
+    assert_eq!(plan.launch.len(), 1, "its replacement goes out at once within the 200% ceiling");
+    w.run_until_steady(10);
+    assert_eq!(w.state.deployments[0].failed_tasks, 1, "a health-check stop counts as a failure");
+}
+
+#[test]
+fn tasks_on_a_draining_instance_are_replaced_before_they_stop() {
+    let mut w = World::new(spec(3, 100, 200), GOOD);
+    w.run_until_steady(10);
+    let drained = w.tasks.iter().find(|t| t.live()).unwrap().instance.clone();
+    w.instances.iter_mut().find(|i| i.id == drained).unwrap().state = InstanceState::Draining;
+    for _ in 0..20 {
+        w.pass();
+        assert!(w.healthy() >= 3);
+        if w.state.steady {
+            break;
+        }
+    }
+    assert!(w.state.steady);
+    assert!(w.tasks.iter().all(|t| !t.live() || t.instance != drained));
+}
+
+#[test]
+fn tasks_on_a_lost_instance_are_written_off_and_replaced_at_once() {
+    let mut w = World::new(spec(3, 100, 200), GOOD);
+    w.run_until_steady(10);
+    let gone = w.tasks.iter().find(|t| t.live()).unwrap().instance.clone();
+    let on_it = w.tasks.iter().filter(|t| t.live() && t.instance == gone).count();
+    w.instances.iter_mut().find(|i| i.id == gone).unwrap().state = InstanceState::Lost;
+    let plan = w.pass();
+    assert_eq!(plan.lost.len(), on_it);
+    assert_eq!(plan.launch.len(), on_it);
+    w.run_until_steady(10);
+    assert_eq!(w.state.deployments[0].failed_tasks, 0);
+}
+
+#[test]
+fn disconnected_instances_keep_their_tasks() {
+    let mut w = World::new(spec(3, 100, 200), GOOD);
+    w.run_until_steady(10);
+    for i in &mut w.instances {
+        i.state = InstanceState::Disconnected;
+    }
+    let plan = w.pass();
+    assert!(plan.lost.is_empty() && plan.stop.is_empty() && plan.launch.is_empty());
+}
+
+#[test]
+fn deleting_stops_everything_then_finishes() {
+    let mut w = World::new(spec(3, 100, 200), GOOD);
+    w.run_until_steady(10);
+    w.spec.deleting = true;
+    let plan = w.pass();
+    assert_eq!(plan.stop.len(), 3);
+    assert!(plan.stop.iter().all(|s| s.reason == StopReason::Deleting));
+    assert!(!plan.finished_deleting);
+    let plan = w.pass();
+    assert!(plan.finished_deleting);
+}
+
+fn daemon() -> Spec {
+    Spec { scheduling: Scheduling::Daemon, ..spec(0, 0, 100) }
+}
+
+#[test]
+fn a_daemon_runs_one_task_on_every_eligible_instance_including_late_joiners() {
+    let mut w = World::new(daemon(), GOOD);
+    w.instances[2].daemon_eligible = false;
+    let plan = w.pass();
+    assert_eq!(plan.desired, 2);
+    let mut on: Vec<_> = plan.launch.iter().map(|l| l.instance.clone().unwrap()).collect();
+    on.sort();
+    assert_eq!(on, ["i0", "i1"]);
+    w.run_until_steady(10);
+    w.instances.push(InstanceView { id: "i9".into(), state: InstanceState::Active, daemon_eligible: true });
+    let plan = w.pass();
+    assert_eq!(plan.launch.iter().map(|l| l.instance.clone().unwrap()).collect::<Vec<_>>(), ["i9"]);
+    w.run_until_steady(10);
+    assert_eq!(w.live(), 3);
+}
+
+#[test]
+fn a_daemon_leaves_instances_that_drain_or_stop_matching() {
+    let mut w = World::new(daemon(), GOOD);
+    w.run_until_steady(10);
+    w.instances[0].state = InstanceState::Draining;
+    w.instances[1].daemon_eligible = false;
+    let plan = w.pass();
+    let mut reasons: Vec<_> = plan.stop.iter().map(|s| s.reason).collect();
+    reasons.sort_by_key(|r| r.text());
+    assert_eq!(reasons, [StopReason::Draining, StopReason::NotEligible]);
+    assert!(plan.launch.is_empty());
+    w.run_until_steady(10);
+    assert_eq!(w.live(), 1);
+}
+
+#[test]
+fn a_daemon_update_replaces_in_place_one_task_per_instance() {
+    let mut w = World::new(daemon(), GOOD);
+    w.run_until_steady(10);
+    w.update(NEXT);
+    for _ in 0..20 {
+        w.pass();
+        for i in &w.instances {
+            let here = w.tasks.iter().filter(|t| t.live() && t.instance == i.id).count();
+            assert!(here <= 1, "two tasks on {}", i.id);
+        }
+        if w.state.steady {
+            break;
+        }
+    }
+    assert!(w.state.steady);
+    assert_eq!(w.healthy_of(NEXT), 3);
+}
+
+#[test]
+fn the_same_inputs_give_the_same_plan() {
+    let mut w = World::new(spec(5, 50, 150), GOOD);
+    w.run_until_steady(10);
+    w.update(NEXT);
+    let observed =
+        Observed { now: w.now, revision: w.revision, tasks: &w.tasks, instances: &w.instances, fresh_id: "x" };
+    assert_eq!(reconcile(&w.spec, &w.state, &observed), reconcile(&w.spec, &w.state, &observed));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// Named invariants of a rolling update, for any desired count and percentages ECS
+    /// accepts: never more alive than the ceiling, never fewer healthy than the floor, and it
+    /// finishes with the desired count of the new definition.
+    #[test]
+    fn rolling_updates_keep_within_floor_and_ceiling(desired in 1u32..12, min in 0u32..=100, extra in 0u32..=100) {
+        let max = 100 + extra;
+        // ECS needs room to move: a floor of 100% with a ceiling of 100% can never replace.
+        let ceiling = (desired * max / 100) as usize;
+        let floor = (desired * min).div_ceil(100) as usize;
+        prop_assume!(ceiling > floor);
+        let mut w = World::new(spec(desired, min, max), GOOD);
+        w.run_until_steady(20);
+        w.update(NEXT);
+        let mut steady = false;
+        for _ in 0..200 {
+            w.pass();
+            prop_assert!(w.live() <= ceiling, "{} alive over the ceiling {}", w.live(), ceiling);
+            prop_assert!(w.healthy() >= floor, "{} healthy under the floor {}", w.healthy(), floor);
+            if w.state.steady {
+                steady = true;
+                break;
+            }
+        }
+        prop_assert!(steady);
+        prop_assert_eq!(w.healthy_of(NEXT), desired as usize);
+        prop_assert_eq!(w.live(), desired as usize);
+    }
+}
