@@ -65,8 +65,21 @@ impl Keys {
         format!("ecs/{}/service/{cluster}/", self.region)
     }
 
+    pub fn service(&self, cluster: &str, name: &str) -> String {
+        format!("ecs/{}/service/{cluster}/{name}", self.region)
+    }
+
+    /// The service scheduler's index of services to reconcile, across regions: written with
+    /// the service, removed when it becomes INACTIVE.
+    pub fn scheduled(&self, cluster: &str, name: &str) -> String {
+        format!("{SCHEDULED}{}/{cluster}/{name}", self.region)
+    }
+
     /// `principal` is an ARN, or `default` for the account default.
     pub fn setting(&self, principal: &str, name: &str) -> String {
         format!("ecs/{}/setting/{principal}/{name}", self.region)
     }
 }
+
+/// Prefix of [`Keys::scheduled`]: `sched/{region}/{cluster}/{name}`.
+pub const SCHEDULED: &str = "sched/";

@@ -32,6 +32,9 @@ pub struct Config {
     pub agent_timeout: Duration,
     /// The URL agents are told to use (DiscoverPollEndpoint).
     pub endpoint: String,
+    /// How long after its last contact an agent's tasks are written off as lost (and service
+    /// tasks replaced elsewhere).
+    pub lost_agent_timeout: Duration,
 }
 
 /// Shared state of every request handler.
@@ -40,6 +43,8 @@ pub struct App {
     pub store: Arc<dyn Store>,
     /// Batches RegisterTaskDefinition calls per family (see `combiner`).
     pub registrations: combiner::Combiner<ecs::Registration, serde_json::Value>,
+    /// Wakes the service scheduler before its next tick (a service or task changed).
+    pub scheduler_wake: tokio::sync::Notify,
     closing: tokio::sync::watch::Sender<bool>,
 }
 
@@ -49,8 +54,14 @@ impl App {
             config,
             store,
             registrations: Default::default(),
+            scheduler_wake: Default::default(),
             closing: tokio::sync::watch::channel(false).0,
         })
+    }
+
+    /// Asks the service scheduler for a pass now.
+    pub fn wake_scheduler(&self) {
+        self.scheduler_wake.notify_one();
     }
 
     /// Tells long-running requests (assignment polls) to answer now: the server is stopping.

@@ -40,6 +40,11 @@ impl ArnScope {
     pub fn service(&self, cluster: &str, name: &str) -> String {
         self.ecs(&format!("service/{cluster}/{name}"))
     }
+
+    /// A service deployment; `deployment` is its id without the `ecs-svc/` prefix.
+    pub fn service_deployment(&self, cluster: &str, service: &str, deployment: &str) -> String {
+        self.ecs(&format!("service-deployment/{cluster}/{service}/{deployment}"))
+    }
 }
 
 /// The parts of an `arn:aws:ecs:REGION:ACCOUNT:TYPE/REST` string.

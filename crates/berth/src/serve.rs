@@ -36,6 +36,7 @@ async fn serve(settings: Settings, agent_options: Option<AgentOptions>, started:
         keys,
         agent_timeout: Duration::from_secs(settings.agent_timeout),
         endpoint: endpoint.clone(),
+        lost_agent_timeout: Duration::from_secs(settings.lost_agent_timeout),
     };
     let app = App::new(config, Arc::new(store));
     berth_api::ensure_default_cluster(&app).await.context("creating the default cluster")?;
@@ -43,6 +44,8 @@ async fn serve(settings: Settings, agent_options: Option<AgentOptions>, started:
     let server = axum::serve(listener, berth_api::router(app.clone()))
         .with_graceful_shutdown(async move { stopping.closed().await });
     let mut server = tokio::spawn(server.into_future());
+    // One server per store runs the service scheduler (see docs/deployments.md).
+    tokio::spawn(berth_api::ecs::scheduler::run(app.clone()));
 
     let key = &settings.keys[0];
     let (agent_line, agent_task) = match agent_options {

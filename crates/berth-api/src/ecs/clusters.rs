@@ -46,8 +46,8 @@ fn counts(ctx: &Ctx<'_>, name: &str) -> ApiResult<Counts> {
         }
     }
     for kv in ctx.store().list(&ctx.keys.services(name))? {
-        let service: Obj = decode(&kv)?;
-        if service.get("status").and_then(Value::as_str) == Some("ACTIVE") {
+        let service: super::services::ServiceRecord = decode(&kv)?;
+        if service.status() != "INACTIVE" {
             c.services += 1;
         }
     }

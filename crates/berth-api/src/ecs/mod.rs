@@ -6,6 +6,8 @@ mod clusters;
 mod container_instances;
 mod placement;
 pub mod records;
+pub mod scheduler;
+mod services;
 mod settings;
 mod tags;
 mod task_definitions;
@@ -58,6 +60,13 @@ pub const IMPLEMENTED: &[&str] = &[
     "StopTask",
     "DescribeTasks",
     "ListTasks",
+    "CreateService",
+    "UpdateService",
+    "DeleteService",
+    "DescribeServices",
+    "ListServices",
+    "ListServiceDeployments",
+    "DescribeServiceDeployments",
     "SubmitTaskStateChange",
     "SubmitContainerStateChange",
     "DiscoverPollEndpoint",
@@ -97,6 +106,13 @@ pub async fn dispatch(ctx: &Ctx<'_>, operation: &str, input: Obj) -> ApiResult<V
         "StopTask" => tasks::stop(ctx, input).await,
         "DescribeTasks" => tasks::describe(ctx, input),
         "ListTasks" => tasks::list(ctx, input),
+        "CreateService" => services::create(ctx, input).await,
+        "UpdateService" => services::update(ctx, input).await,
+        "DeleteService" => services::delete(ctx, input).await,
+        "DescribeServices" => services::describe(ctx, input),
+        "ListServices" => services::list(ctx, input),
+        "ListServiceDeployments" => services::list_deployments(ctx, input),
+        "DescribeServiceDeployments" => services::describe_deployments(ctx, input),
         "SubmitTaskStateChange" => agent::submit_task_state_change(ctx, input).await,
         "SubmitContainerStateChange" => agent::submit_container_state_change(ctx, input).await,
         "DiscoverPollEndpoint" => agent::discover_poll_endpoint(ctx, input),

@@ -25,6 +25,7 @@ fn locate(ctx: &Ctx<'_>, given: &str) -> ApiResult<(String, &'static str)> {
         }
         ("task", Some((cluster, id))) => (ctx.keys.task(cluster, id), "/task/tags"),
         ("container-instance", Some((cluster, id))) => (ctx.keys.instance(cluster, id), "/instance/tags"),
+        ("service", Some((cluster, name))) => (ctx.keys.service(cluster, name), "/service/tags"),
         _ => return Err(not_found()),
     };
     if ctx.store().get(&key)?.is_none() {

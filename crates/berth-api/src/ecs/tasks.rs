@@ -24,17 +24,17 @@ use super::{
 use super::{array, missing, placement};
 use crate::error::{ApiError, ApiResult};
 
-/// What RunTask and StartTask share: the definition to run and how.
-struct Launch {
-    cluster: String,
-    definition: Obj,
-    requirements: Requirements,
-    constraints: Vec<Constraint>,
-    strategies: Vec<Strategy>,
-    overrides: Obj,
-    started_by: Option<String>,
-    group: String,
-    tags: Vec<Value>,
+/// What RunTask, StartTask and the service scheduler share: the definition to run and how.
+pub(crate) struct Launch {
+    pub cluster: String,
+    pub definition: Obj,
+    pub requirements: Requirements,
+    pub constraints: Vec<Constraint>,
+    pub strategies: Vec<Strategy>,
+    pub overrides: Obj,
+    pub started_by: Option<String>,
+    pub group: String,
+    pub tags: Vec<Value>,
 }
 
 fn launch(ctx: &Ctx<'_>, input: &Obj) -> ApiResult<Launch> {
@@ -56,20 +56,7 @@ fn launch(ctx: &Ctx<'_>, input: &Obj) -> ApiResult<Launch> {
     }
     let mut constraints = placement::constraints(&array(input, "placementConstraints"), false)?;
     let strategies = placement::strategies(&array(input, "placementStrategy"))?;
-    let awsvpc = definition.get("networkMode").and_then(Value::as_str) == Some("awsvpc");
-    match (awsvpc, input.contains_key("networkConfiguration")) {
-        (true, false) => {
-            return Err(ApiError::invalid(
-                "Network Configuration must be provided when networkMode 'awsvpc' is specified.",
-            ));
-        }
-        (false, true) => {
-            return Err(ApiError::invalid(
-                "Network Configuration is not valid for the given networkMode of this task definition.",
-            ));
-        }
-        _ => {}
-    }
+    check_network(&definition, input)?;
     let started_by = text(input, "startedBy").map(str::to_string);
     if started_by.as_ref().is_some_and(|s| s.chars().count() > 128) {
         return Err(ApiError::invalid("startedBy can be at most 128 characters."));
@@ -100,6 +87,20 @@ fn launch(ctx: &Ctx<'_>, input: &Obj) -> ApiResult<Launch> {
     let in_definition = definition.get("placementConstraints").and_then(Value::as_array).cloned().unwrap_or_default();
     constraints.extend(placement::constraints(&in_definition, true)?);
     Ok(Launch { cluster, definition, requirements, constraints, strategies, overrides, started_by, group, tags })
+}
+
+/// `networkConfiguration` is required with the awsvpc network mode and refused without it.
+pub(crate) fn check_network(definition: &Obj, input: &Obj) -> ApiResult<()> {
+    let awsvpc = definition.get("networkMode").and_then(Value::as_str) == Some("awsvpc");
+    match (awsvpc, input.contains_key("networkConfiguration")) {
+        (true, false) => {
+            Err(ApiError::invalid("Network Configuration must be provided when networkMode 'awsvpc' is specified."))
+        }
+        (false, true) => Err(ApiError::invalid(
+            "Network Configuration is not valid for the given networkMode of this task definition.",
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// The ECS `Task` object for a new task of `l` on instance `instance`.
@@ -186,8 +187,10 @@ async fn commit(
     snapshot: &[(String, KeyValue, InstanceRecord)],
     placements: &[String],
     token: Option<Token<'_>>,
+    guard: Option<&Compare>,
 ) -> ApiResult<Option<Vec<(String, Obj)>>> {
     let mut compares = vec![Compare::unchanged(&cluster_kv.key, cluster_kv.mod_revision)];
+    compares.extend(guard.cloned());
     let mut updated: HashMap<&str, InstanceRecord> = HashMap::new();
     let mut ops = Vec::new();
     let mut created = Vec::new();
@@ -281,7 +284,7 @@ pub async fn run(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
             .collect();
         let snapshot: Vec<_> = candidates.into_iter().map(|c| (c.id, c.kv, c.record)).collect();
         let token = token_key.as_ref().map(|key| Token { key: key.clone(), failures: &failures });
-        if let Some(created) = commit(ctx, &l, &cluster_kv, &snapshot, &placements, token).await? {
+        if let Some(created) = commit(ctx, &l, &cluster_kv, &snapshot, &placements, token, None).await? {
             return Ok(json!({"tasks": created_tasks(ctx, created)?, "failures": failures}));
         }
     }
@@ -329,8 +332,57 @@ pub async fn start(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
             }
             snapshot.push((id, kv, rec));
         }
-        if let Some(created) = commit(ctx, &l, &cluster_kv, &snapshot, &placements, None).await? {
+        if let Some(created) = commit(ctx, &l, &cluster_kv, &snapshot, &placements, None, None).await? {
             return Ok(json!({"tasks": created_tasks(ctx, created)?, "failures": failures}));
+        }
+    }
+    Err(contention())
+}
+
+/// What a scheduler launch produced: the new tasks' ids, or why nothing could take them.
+pub(crate) struct Launched {
+    pub tasks: Vec<String>,
+    /// Per instance that could not take a task: its id and ECS's reason.
+    pub rejections: Vec<(String, &'static str)>,
+}
+
+/// Places and commits `count` tasks of `l` (on instance `only` when given), provided the
+/// record at `guard` is still at revision `seen`: a scheduler acting on a stale view of its
+/// service launches nothing (`Ok(None)`).
+pub(crate) async fn launch_for(
+    ctx: &Ctx<'_>,
+    l: &Launch,
+    count: usize,
+    only: Option<&str>,
+    (guard, seen): (&str, u64),
+) -> ApiResult<Option<Launched>> {
+    let guard_compare = Compare::unchanged(guard, seen);
+    let request = Request {
+        requirements: l.requirements.clone(),
+        count,
+        group: l.group.clone(),
+        constraints: l.constraints.clone(),
+        strategies: l.strategies.clone(),
+        seed: placement::seed(),
+    };
+    for _ in 0..MAX_ATTEMPTS {
+        let (cluster_kv, _) = active_cluster(ctx, &l.cluster)?;
+        let mut candidates = placement::candidates(ctx, &l.cluster)?;
+        candidates.retain(|c| only.is_none_or(|id| c.id == id));
+        let views: Vec<_> = candidates.iter().map(|c| c.view.clone()).collect();
+        let Plan { placements, rejections } = place(&views, &request);
+        let rejections = rejections.iter().map(|(id, why)| (id.clone(), why.reason())).collect();
+        let snapshot: Vec<_> = candidates.into_iter().map(|c| (c.id, c.kv, c.record)).collect();
+        if placements.is_empty() {
+            return Ok(Some(Launched { tasks: Vec::new(), rejections }));
+        }
+        match commit(ctx, l, &cluster_kv, &snapshot, &placements, None, Some(&guard_compare)).await? {
+            Some(created) => {
+                let tasks = created.iter().filter_map(|(key, _)| key.rsplit('/').next().map(str::to_string)).collect();
+                return Ok(Some(Launched { tasks, rejections }));
+            }
+            None if ctx.store().get(guard)?.map(|kv| kv.mod_revision) != Some(seen) => return Ok(None),
+            None => {}
         }
     }
     Err(contention())
@@ -396,18 +448,32 @@ pub async fn stop(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
     if reason.chars().count() > 255 {
         return Err(ApiError::invalid("reason can be at most 255 characters."));
     }
+    active_cluster(ctx, &cluster)?;
+    let (kv, rec) = request_stop(ctx, &cluster, &given, StopCode::UserInitiated, &reason)
+        .await?
+        .ok_or_else(|| ApiError::invalid("The referenced task was not found."))?;
+    Ok(json!({"task": render(&kv, &rec, false)}))
+}
+
+/// Asks a task to stop: its agent stops it, or, if no agent has claimed it yet, it is
+/// STOPPED at once. A task already asked keeps its first code and reason.
+pub(crate) async fn request_stop(
+    ctx: &Ctx<'_>,
+    cluster: &str,
+    given: &str,
+    code: StopCode,
+    reason: &str,
+) -> ApiResult<Option<(KeyValue, TaskRecord)>> {
     for _ in 0..MAX_ATTEMPTS {
-        active_cluster(ctx, &cluster)?;
-        let (kv, mut rec) =
-            find_task(ctx, &cluster, &given)?.ok_or_else(|| ApiError::invalid("The referenced task was not found."))?;
+        let Some((kv, mut rec)) = find_task(ctx, cluster, given)? else { return Ok(None) };
         if rec.field("desiredStatus") == Some("STOPPED") {
-            return Ok(json!({"task": render(&kv, &rec, false)}));
+            return Ok(Some((kv, rec)));
         }
-        rec.task.insert("stopCode".into(), json!(StopCode::UserInitiated.as_str()));
+        rec.task.insert("stopCode".into(), json!(code.as_str()));
         rec.task.insert("stoppedReason".into(), json!(reason));
         let (mut compares, mut ops) = (vec![Compare::unchanged(&kv.key, kv.mod_revision)], Vec::new());
         if !rec.claimed && transition(rec.last_status(), TaskEvent::StopUnclaimed).is_ok() {
-            let (c, o) = stopped_ops(ctx, &cluster, &mut rec)?;
+            let (c, o) = stopped_ops(ctx, cluster, &mut rec)?;
             compares.extend(c);
             ops.extend(o);
         } else {
@@ -417,7 +483,27 @@ pub async fn stop(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
         ops.push(Op::put(&kv.key, encode(&rec)));
         if ctx.store().txn(Txn::new().when(compares).and_then(ops)).await?.succeeded {
             let kv = ctx.store().get(&kv.key)?.unwrap_or(kv);
-            return Ok(json!({"task": render(&kv, &rec, false)}));
+            return Ok(Some((kv, rec)));
+        }
+    }
+    Err(contention())
+}
+
+/// Marks a task STOPPED now whatever its agent would say: for tasks whose agent is lost.
+pub(crate) async fn write_off(ctx: &Ctx<'_>, cluster: &str, id: &str, reason: &str) -> ApiResult<()> {
+    for _ in 0..MAX_ATTEMPTS {
+        let Some((kv, mut rec)) = find_task(ctx, cluster, id)? else { return Ok(()) };
+        if rec.last_status() == TaskStatus::Stopped {
+            return Ok(());
+        }
+        rec.task.entry("stopCode").or_insert(json!(StopCode::ServiceSchedulerInitiated.as_str()));
+        rec.task.insert("stoppedReason".into(), json!(reason));
+        let (mut compares, ops) = stopped_ops(ctx, cluster, &mut rec)?;
+        compares.push(Compare::unchanged(&kv.key, kv.mod_revision));
+        let mut ops = ops;
+        ops.push(Op::put(&kv.key, encode(&rec)));
+        if ctx.store().txn(Txn::new().when(compares).and_then(ops)).await?.succeeded {
+            return Ok(());
         }
     }
     Err(contention())
@@ -522,6 +608,9 @@ pub async fn report(
         }
         ops.push(Op::put(&kv.key, encode(&rec)));
         if ctx.store().txn(Txn::new().when(compares).and_then(ops)).await?.succeeded {
+            if next != current && matches!(next, TaskStatus::Running | TaskStatus::Stopped) {
+                ctx.app.wake_scheduler();
+            }
             return Ok(());
         }
     }

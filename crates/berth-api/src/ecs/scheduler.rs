@@ -1,0 +1,337 @@
+//! The service scheduler's effects: every second, and whenever a service or a task's state
+//! changes, each service's observations are read from the store, handed to the pure
+//! [`berth_scheduler::reconcile`], and its plan carried out with compare-and-swap writes
+//! guarded by the service record's revision, so a plan made on a stale view changes nothing.
+//! Everything the scheduler remembers lives in the service record; a restarted server just
+//! runs the next pass.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use berth_model::task::{StopCode, TaskStatus};
+use berth_model::task_definition::requirements;
+use berth_placement::{Constraint, matches};
+use berth_scheduler::{
+    Ending, Health, InstanceState, InstanceView, Observed, Plan, Scheduling, Spec, StopReason, TaskView, messages,
+    reconcile,
+};
+use berth_store::{Compare, KeyRange, Op, Txn};
+use serde_json::{Value, json};
+
+use super::records::TaskRecord;
+use super::services::{ServiceRecord, deployment_id};
+use super::task_definitions::{DefinitionRecord, resolve};
+use super::tasks::{Launch, launch_for, request_stop, write_off};
+use super::{Ctx, array, decode, encode, placement};
+use crate::App;
+use crate::error::ApiResult;
+use crate::keys::SCHEDULED;
+use crate::sigv4::Caller;
+
+/// The longest the scheduler waits between passes when nothing wakes it.
+const PASS_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Runs scheduler passes until the server closes.
+pub async fn run(app: Arc<App>) {
+    let mut tick = tokio::time::interval(PASS_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = app.scheduler_wake.notified() => {}
+            _ = app.closed() => return,
+        }
+        if let Err(e) = pass(&app).await {
+            tracing::warn!(code = e.code, message = %e.message, "service scheduler pass failed");
+        }
+    }
+}
+
+/// One pass over every service in the index.
+pub async fn pass(app: &App) -> ApiResult<()> {
+    for kv in app.store.range(&KeyRange::prefix(SCHEDULED))?.kvs {
+        let mut parts = kv.key[SCHEDULED.len()..].splitn(3, '/');
+        let (Some(region), Some(cluster), Some(name)) = (parts.next(), parts.next(), parts.next()) else { continue };
+        let caller = Caller { access_key: String::new(), region: region.to_string() };
+        let ctx = Ctx::new(app, caller, SystemTime::now(), 0);
+        if let Err(e) = service_pass(&ctx, cluster, name).await {
+            tracing::warn!(service = name, cluster, code = e.code, message = %e.message, "service pass failed");
+        }
+    }
+    Ok(())
+}
+
+/// Task definitions by ARN, read once per pass.
+#[derive(Default)]
+struct Definitions(HashMap<String, Option<DefinitionRecord>>);
+
+impl Definitions {
+    fn get(&mut self, ctx: &Ctx<'_>, arn: &str) -> ApiResult<Option<&DefinitionRecord>> {
+        if !self.0.contains_key(arn) {
+            let rec = resolve(ctx, arn)?.map(|(_, r)| r);
+            self.0.insert(arn.to_string(), rec);
+        }
+        Ok(self.0[arn].as_ref())
+    }
+
+    fn health_checked(&mut self, ctx: &Ctx<'_>, arn: &str) -> ApiResult<bool> {
+        Ok(self.get(ctx, arn)?.is_some_and(|d| {
+            d.definition["containerDefinitions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c| c.get("healthCheck").is_some_and(|h| !h.is_null()))
+        }))
+    }
+}
+
+fn spec(rec: &ServiceRecord) -> Spec {
+    let breaker = rec.field("/deploymentConfiguration/deploymentCircuitBreaker");
+    let flag = |k: &str| breaker.and_then(|b| b.get(k)).and_then(Value::as_bool).unwrap_or(false);
+    Spec {
+        name: rec.name().to_string(),
+        scheduling: rec.scheduling(),
+        desired_count: rec.int("/desiredCount").unwrap_or(0).max(0) as u32,
+        minimum_healthy_percent: rec.int("/deploymentConfiguration/minimumHealthyPercent").unwrap_or(100) as u32,
+        maximum_percent: rec.int("/deploymentConfiguration/maximumPercent").unwrap_or(200) as u32,
+        circuit_breaker: flag("enable").then(|| flag("rollback")),
+        grace_period: rec.int("/healthCheckGracePeriodSeconds").unwrap_or(0) as f64,
+        deleting: rec.status() == "DRAINING",
+    }
+}
+
+fn task_view(t: &TaskRecord, revision: u64, health_checked: bool) -> TaskView {
+    let status = t.last_status();
+    let num = |k: &str| t.task.get(k).and_then(Value::as_f64);
+    let ending = (status == TaskStatus::Stopped).then(|| {
+        let failed = matches!(
+            t.field("stopCode"),
+            Some(c) if c == StopCode::EssentialContainerExited.as_str() || c == StopCode::TaskFailedToStart.as_str()
+        ) || t.field("stoppedReason") == Some(messages::FAILED_HEALTH_CHECKS);
+        if failed { Ending::Failed } else { Ending::Stopped }
+    });
+    TaskView {
+        id: t.field("taskArn").and_then(|a| a.rsplit('/').next()).unwrap_or_default().to_string(),
+        deployment: t.field("startedBy").unwrap_or_default().to_string(),
+        instance: t.instance_id().unwrap_or_default().to_string(),
+        status,
+        desired_running: t.field("desiredStatus") != Some("STOPPED"),
+        health: match t.field("healthStatus") {
+            Some("HEALTHY") => Health::Healthy,
+            Some("UNHEALTHY") => Health::Unhealthy,
+            _ => Health::Unknown,
+        },
+        health_checked,
+        started_at: num("startedAt"),
+        created_at: num("createdAt").unwrap_or(0.0),
+        ending,
+        revision,
+    }
+}
+
+/// ECS's words for why the closest instance could not take a task.
+fn placement_reason(rejections: &[(String, &'static str)]) -> String {
+    let Some((id, why)) = rejections.first() else {
+        return "No Container Instances were found in your cluster.".into();
+    };
+    let problem = match *why {
+        "RESOURCE:MEMORY" => "has insufficient memory available".to_string(),
+        "RESOURCE:CPU" => "has insufficient CPU units available".to_string(),
+        "RESOURCE:PORTS" => "is already using a port required by your task".to_string(),
+        "RESOURCE:GPU" => "has insufficient GPU resources available".to_string(),
+        "AGENT" => "has an agent that is not connected".to_string(),
+        "MemberOf" | "ATTRIBUTE" => "does not match the placement constraints".to_string(),
+        "DistinctInstance" => "is already running a task of this service".to_string(),
+        other => format!("encountered error \"{other}\""),
+    };
+    format!("The closest matching (container-instance {id}) {problem}.")
+}
+
+async fn service_pass(ctx: &Ctx<'_>, cluster: &str, name: &str) -> ApiResult<()> {
+    let index_key = ctx.keys.scheduled(cluster, name);
+    let Some(kv) = ctx.store().get(&ctx.keys.service(cluster, name))? else {
+        ctx.store().txn(Txn::new().and_then(vec![Op::delete(&index_key)])).await?;
+        return Ok(());
+    };
+    let mut rec: ServiceRecord = decode(&kv)?;
+    if rec.status() == "INACTIVE" {
+        ctx.store().txn(Txn::new().and_then(vec![Op::delete(&index_key)])).await?;
+        return Ok(());
+    }
+    let spec = spec(&rec);
+    let now = ctx.timestamp();
+    let mut definitions = Definitions::default();
+
+    // Observe: the service's tasks at one revision, and the cluster's instances.
+    let read = ctx.store().range(&KeyRange::prefix(&ctx.keys.tasks(cluster)))?;
+    let group = format!("service:{name}");
+    let mut tasks = Vec::new();
+    for t in &read.kvs {
+        let task: TaskRecord = decode(t)?;
+        if task.field("group") != Some(group.as_str()) {
+            continue;
+        }
+        let definition = task.field("taskDefinitionArn").unwrap_or_default().to_string();
+        let checked = definitions.health_checked(ctx, &definition)?;
+        tasks.push(task_view(&task, t.mod_revision, checked));
+    }
+    let constraints = placement::constraints(&array(&rec.service, "placementConstraints"), false)?;
+    let lost_after = ctx.app.config.lost_agent_timeout.as_secs_f64();
+    let instances: Vec<InstanceView> = placement::candidates(ctx, cluster)?
+        .into_iter()
+        .map(|c| {
+            let state = if c.view.agent_connected {
+                if c.record.status() == "DRAINING" { InstanceState::Draining } else { InstanceState::Active }
+            } else if now - c.record.heartbeat > lost_after {
+                InstanceState::Lost
+            } else if c.record.status() == "DRAINING" {
+                InstanceState::Draining
+            } else {
+                InstanceState::Disconnected
+            };
+            let daemon_eligible = constraints.iter().all(|k| match k {
+                Constraint::MemberOf(expr) => matches(&c.view, expr),
+                _ => true,
+            });
+            InstanceView { id: c.id, state, daemon_eligible }
+        })
+        .collect();
+    let fresh = deployment_id();
+    let observed = Observed { now, revision: read.revision, tasks: &tasks, instances: &instances, fresh_id: &fresh };
+    let plan = reconcile(&spec, &rec.scheduler, &observed);
+
+    let mut events = plan.events.clone();
+    let new_deployment = plan.state.deployments.iter().any(|d| !rec.scheduler.deployments.iter().any(|o| o.id == d.id));
+    // A plan that made a deployment (a rollback) is recorded before anything is launched
+    // from it, so no task ever names a deployment the service does not know.
+    if !new_deployment
+        && !act(ctx, cluster, &rec, (&kv.key, kv.mod_revision), &plan, &mut definitions, &mut events).await?
+    {
+        return Ok(());
+    }
+
+    let before = encode(&rec);
+    rec.scheduler = plan.state.clone();
+    rec.counts = plan
+        .per_deployment
+        .iter()
+        .map(|(id, c)| (id.clone(), [c.desired, c.running, c.pending]))
+        .collect::<BTreeMap<_, _>>();
+    rec.service.insert("runningCount".into(), json!(plan.running));
+    rec.service.insert("pendingCount".into(), json!(plan.pending));
+    if spec.scheduling == Scheduling::Daemon && !spec.deleting {
+        rec.service.insert("desiredCount".into(), json!(plan.desired));
+    }
+    rec.tell(&events, now);
+    let mut ops = Vec::new();
+    if plan.finished_deleting {
+        rec.service.insert("status".into(), json!("INACTIVE"));
+        ops.push(Op::delete(&index_key));
+    }
+    if encode(&rec) == before {
+        return Ok(());
+    }
+    ops.push(Op::put(&kv.key, encode(&rec)));
+    ctx.store().txn(Txn::new().when(vec![Compare::unchanged(&kv.key, kv.mod_revision)]).and_then(ops)).await?;
+    Ok(())
+}
+
+/// Carries out a plan's write-offs, stops and launches; `false` when the service changed
+/// meanwhile (the rest of the plan is dropped; the next pass decides afresh).
+async fn act(
+    ctx: &Ctx<'_>,
+    cluster: &str,
+    rec: &ServiceRecord,
+    guard: (&str, u64),
+    plan: &Plan,
+    definitions: &mut Definitions,
+    events: &mut Vec<String>,
+) -> ApiResult<bool> {
+    let name = rec.name();
+    if !plan.lost.is_empty() {
+        let reason = "Task stopped: the agent of its container instance was lost.";
+        for id in &plan.lost {
+            write_off(ctx, cluster, id, reason).await?;
+        }
+        events.push(messages::lost(name, &plan.lost));
+    }
+
+    let mut stopped = Vec::new();
+    for s in &plan.stop {
+        if s.reason == StopReason::Unhealthy {
+            events.push(messages::unhealthy(name, &s.task));
+        }
+        if request_stop(ctx, cluster, &s.task, StopCode::ServiceSchedulerInitiated, s.reason.text()).await?.is_some() {
+            stopped.push(s.task.clone());
+        }
+    }
+    if !stopped.is_empty() {
+        events.push(messages::stopped(name, &stopped));
+    }
+
+    // Launches, one placement request per deployment and target instance.
+    let mut batches: BTreeMap<(String, Option<String>), (String, usize)> = BTreeMap::new();
+    for l in &plan.launch {
+        batches.entry((l.deployment.clone(), l.instance.clone())).or_insert((l.task_definition.clone(), 0)).1 += 1;
+    }
+    let mut started = Vec::new();
+    let mut unplaced = None;
+    for ((deployment, instance), (definition_arn, count)) in batches {
+        let Some(definition) = definitions.get(ctx, &definition_arn)?.cloned() else {
+            tracing::warn!(service = name, definition = definition_arn, "task definition of a deployment is gone");
+            continue;
+        };
+        let launch = service_launch(cluster, rec, &definition, deployment)?;
+        match launch_for(ctx, &launch, count, instance.as_deref(), guard).await? {
+            None => return Ok(false),
+            Some(done) => {
+                if done.tasks.len() < count {
+                    unplaced = Some(placement_reason(&done.rejections));
+                }
+                started.extend(done.tasks);
+            }
+        }
+    }
+    if !started.is_empty() {
+        events.push(messages::started(name, &started));
+    }
+    if let Some(reason) = unplaced {
+        events.push(messages::unable_to_place(name, &reason));
+    }
+    Ok(true)
+}
+
+/// A launch of the service's tasks: its constraints and strategies, its group, the
+/// deployment as `startedBy`, and the tags `propagateTags` and managed tags call for.
+fn service_launch(
+    cluster: &str,
+    rec: &ServiceRecord,
+    definition: &DefinitionRecord,
+    deployment: String,
+) -> ApiResult<Launch> {
+    let mut constraints = placement::constraints(&array(&rec.service, "placementConstraints"), false)?;
+    let in_definition = definition.definition.get("placementConstraints").and_then(Value::as_array).cloned();
+    constraints.extend(placement::constraints(&in_definition.unwrap_or_default(), true)?);
+    let strategies = placement::strategies(&array(&rec.service, "placementStrategy"))?;
+    let mut tags = match rec.service.get("propagateTags").and_then(Value::as_str) {
+        Some("SERVICE") => array(&rec.service, "tags"),
+        Some("TASK_DEFINITION") => definition.tags.clone(),
+        _ => Vec::new(),
+    };
+    if rec.service.get("enableECSManagedTags").and_then(Value::as_bool) == Some(true) {
+        tags.push(json!({"key": "aws:ecs:serviceName", "value": rec.name()}));
+        tags.push(json!({"key": "aws:ecs:clusterName", "value": cluster}));
+    }
+    Ok(Launch {
+        cluster: cluster.to_string(),
+        requirements: requirements(&definition.definition, None),
+        definition: definition.definition.clone(),
+        constraints,
+        strategies,
+        overrides: Default::default(),
+        started_by: Some(deployment),
+        group: format!("service:{}", rec.name()),
+        tags,
+    })
+}

@@ -1,0 +1,690 @@
+//! Services: CreateService, UpdateService, DeleteService, DescribeServices, ListServices,
+//! ListServiceDeployments, DescribeServiceDeployments.
+//!
+//! A handler only records what the user wants (and, for a new task definition, a new primary
+//! deployment); the service scheduler (`scheduler.rs`) does the launching and stopping. The
+//! record keeps the ECS `Service` object, the scheduler's memory and the counts of its last
+//! pass together, so one compare-and-swap covers them all.
+
+use std::collections::BTreeMap;
+
+use berth_model::arn::scoped_id;
+use berth_scheduler::{Deployment, Outcome, Rollout, Scheduling, State};
+use berth_store::{Compare, KeyValue, Op, StoreExt, Txn};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::task_definitions::{DefinitionRecord, resolve};
+use super::tasks::check_network;
+use super::{
+    Ctx, MAX_ATTEMPTS, Obj, active_cluster, array, check_tags, cluster_arg, contention, decode, encode, max_results,
+    missing, page, placement, strings, text, with_token,
+};
+use crate::error::{ApiError, ApiResult};
+
+/// How many events a service keeps (ECS shows the newest 100).
+pub const MAX_EVENTS: usize = 100;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceRecord {
+    /// The ECS `Service` object, without `deployments` (rendered from `scheduler`).
+    pub service: Obj,
+    pub scheduler: State,
+    /// Per deployment id: desired, running and pending counts from the scheduler's last pass.
+    #[serde(default)]
+    pub counts: BTreeMap<String, [u32; 3]>,
+    #[serde(default)]
+    pub client_token: Option<String>,
+}
+
+impl ServiceRecord {
+    pub fn status(&self) -> &str {
+        self.service.get("status").and_then(Value::as_str).unwrap_or("ACTIVE")
+    }
+
+    pub fn name(&self) -> &str {
+        self.service.get("serviceName").and_then(Value::as_str).unwrap_or_default()
+    }
+
+    pub fn scheduling(&self) -> Scheduling {
+        match self.service.get("schedulingStrategy").and_then(Value::as_str) {
+            Some("DAEMON") => Scheduling::Daemon,
+            _ => Scheduling::Replica,
+        }
+    }
+
+    /// A field of the service by JSON pointer (`/deploymentConfiguration/maximumPercent`).
+    pub fn field(&self, pointer: &str) -> Option<&Value> {
+        let mut parts = pointer.trim_start_matches('/').split('/');
+        let mut v = self.service.get(parts.next()?);
+        for p in parts {
+            v = v?.get(p);
+        }
+        v
+    }
+
+    pub fn int(&self, pointer: &str) -> Option<i64> {
+        self.field(pointer).and_then(Value::as_i64)
+    }
+
+    /// Prepends events (given oldest first), keeping the newest [`MAX_EVENTS`]. A message
+    /// equal to the newest one is not repeated.
+    pub fn tell(&mut self, messages: &[String], now: f64) {
+        let events = self.service.entry("events").or_insert_with(|| json!([]));
+        let list = events.as_array_mut().expect("events is a list");
+        for m in messages {
+            if list.first().and_then(|e| e["message"].as_str()) == Some(m) {
+                continue;
+            }
+            list.insert(0, json!({"id": uuid::Uuid::new_v4().to_string(), "createdAt": now, "message": m}));
+        }
+        list.truncate(MAX_EVENTS);
+    }
+
+    /// The ECS `Service` object.
+    pub fn render(&self, ctx: &Ctx<'_>, with_tags: bool) -> Value {
+        let mut s = self.service.clone();
+        let deployments: Vec<Value> = self.scheduler.deployments.iter().map(|d| self.deployment(d)).collect();
+        s.insert("deployments".into(), Value::Array(deployments));
+        if let Some(p) = self.scheduler.primary() {
+            s.insert("taskDefinition".into(), json!(p.task_definition));
+            let cluster = self.cluster();
+            s.insert("currentServiceDeployment".into(), json!(deployment_arn(ctx, &cluster, self.name(), &p.id)));
+        }
+        if !with_tags {
+            s.remove("tags");
+        }
+        Value::Object(s)
+    }
+
+    fn cluster(&self) -> String {
+        let arn = self.service.get("clusterArn").and_then(Value::as_str).unwrap_or_default();
+        arn.rsplit('/').next().unwrap_or_default().to_string()
+    }
+
+    /// One entry of `deployments`.
+    fn deployment(&self, d: &Deployment) -> Value {
+        let [desired, running, pending] = self.counts.get(&d.id).copied().unwrap_or_default();
+        json!({
+            "id": d.id,
+            "status": if d.primary { "PRIMARY" } else { "ACTIVE" },
+            "taskDefinition": d.task_definition,
+            "desiredCount": desired,
+            "pendingCount": pending,
+            "runningCount": running,
+            "failedTasks": d.failed_tasks,
+            "createdAt": d.created_at,
+            "updatedAt": d.updated_at,
+            "launchType": "EC2",
+            "rolloutState": d.rollout.as_str(),
+            "rolloutStateReason": d.rollout_reason,
+        })
+    }
+}
+
+fn service_not_found() -> ApiError {
+    ApiError::new(400, "ServiceNotFoundException", "Service not found.")
+}
+
+fn service_not_active() -> ApiError {
+    ApiError::new(400, "ServiceNotActiveException", "Service was not ACTIVE.")
+}
+
+/// A fresh deployment id: `ecs-svc/` and 19 digits, as ECS writes them.
+pub fn deployment_id() -> String {
+    let n = u64::from_le_bytes(uuid::Uuid::new_v4().into_bytes()[..8].try_into().expect("8 bytes"));
+    format!("ecs-svc/{}", 1_000_000_000_000_000_000 + n % 9_000_000_000_000_000_000)
+}
+
+fn deployment_arn(ctx: &Ctx<'_>, cluster: &str, service: &str, id: &str) -> String {
+    ctx.arns.service_deployment(cluster, service, id.trim_start_matches("ecs-svc/"))
+}
+
+/// A service given by name or ARN: its name, if the ARN's cluster (when it names one) matches.
+fn service_name<'a>(given: &'a str, cluster: &str) -> Option<&'a str> {
+    match scoped_id(given, "service")? {
+        (Some(c), name) if c == cluster => Some(name),
+        (None, name) => Some(name),
+        _ => None,
+    }
+}
+
+pub fn find(ctx: &Ctx<'_>, cluster: &str, given: &str) -> ApiResult<Option<(KeyValue, ServiceRecord)>> {
+    let Some(name) = service_name(given, cluster) else { return Ok(None) };
+    match ctx.store().get(&ctx.keys.service(cluster, name))? {
+        Some(kv) => {
+            let rec = decode(&kv)?;
+            Ok(Some((kv, rec)))
+        }
+        None => Ok(None),
+    }
+}
+
+/// A task definition a service may run: ACTIVE, resolved to its record.
+fn runnable(ctx: &Ctx<'_>, given: &str) -> ApiResult<DefinitionRecord> {
+    let (_, rec) = resolve(ctx, given)?.ok_or_else(|| ApiError::client("TaskDefinition not found."))?;
+    if rec.definition.get("status").and_then(Value::as_str) != Some("ACTIVE") {
+        return Err(ApiError::client("TaskDefinition is inactive"));
+    }
+    Ok(rec)
+}
+
+/// Fields Berth does not act on yet: refused rather than silently ignored.
+fn refuse_unsupported(input: &Obj) -> ApiResult<()> {
+    for (field, what) in [
+        ("loadBalancers", "load balancers"),
+        ("serviceRegistries", "service registries"),
+        ("serviceConnectConfiguration", "Service Connect"),
+        ("volumeConfigurations", "service volume configurations"),
+        ("vpcLatticeConfigurations", "VPC Lattice"),
+        ("capacityProviderStrategy", "capacity provider strategies"),
+    ] {
+        let given = match input.get(field) {
+            Some(Value::Array(a)) => !a.is_empty(),
+            Some(Value::Null) | None => false,
+            Some(_) => true,
+        };
+        if given {
+            return Err(ApiError::invalid(format!("Berth does not support {what} for services yet.")));
+        }
+    }
+    if let Some(lt) = text(input, "launchType")
+        && lt != "EC2"
+    {
+        return Err(ApiError::invalid(format!("Berth does not run the {lt} launch type yet; use EC2.")));
+    }
+    if let Some(kind) = input.get("deploymentController").and_then(|c| c["type"].as_str())
+        && kind != "ECS"
+    {
+        return Err(ApiError::invalid(format!("Berth supports the ECS deployment controller only, not {kind}.")));
+    }
+    Ok(())
+}
+
+/// `deploymentConfiguration` merged over `current`, with ECS's defaults and bounds.
+fn deployment_configuration(
+    given: Option<&Value>,
+    current: Option<&Value>,
+    scheduling: Scheduling,
+) -> ApiResult<Value> {
+    let (default_max, default_min) = match scheduling {
+        Scheduling::Replica => (200, 100),
+        Scheduling::Daemon => (100, 0),
+    };
+    let pick = |field: &str, default: i64| {
+        given
+            .and_then(|g| g.get(field))
+            .and_then(Value::as_i64)
+            .or_else(|| current.and_then(|c| c.get(field)).and_then(Value::as_i64))
+            .unwrap_or(default)
+    };
+    let max = pick("maximumPercent", default_max);
+    let min = pick("minimumHealthyPercent", default_min);
+    if !(0..=100).contains(&min) {
+        return Err(ApiError::invalid("minimumHealthyPercent must be between 0 and 100."));
+    }
+    if scheduling == Scheduling::Replica && !(100..=200).contains(&max) {
+        return Err(ApiError::invalid(
+            "maximumPercent must be between 100 and 200 for the REPLICA scheduling strategy.",
+        ));
+    }
+    if scheduling == Scheduling::Daemon && max != 100 {
+        return Err(ApiError::invalid("maximumPercent must be 100 for the DAEMON scheduling strategy."));
+    }
+    if min == 100 && max == 100 {
+        return Err(ApiError::invalid(
+            "minimumHealthyPercent 100 with maximumPercent 100 leaves no room to replace a task.",
+        ));
+    }
+    let breaker = given
+        .and_then(|g| g.get("deploymentCircuitBreaker"))
+        .or_else(|| current.and_then(|c| c.get("deploymentCircuitBreaker")))
+        .cloned()
+        .unwrap_or_else(|| json!({"enable": false, "rollback": false}));
+    for unsupported in ["alarms", "lifecycleHooks", "linearConfiguration", "canaryConfiguration"] {
+        if given.and_then(|g| g.get(unsupported)).is_some_and(|v| !v.is_null()) {
+            return Err(ApiError::invalid(format!(
+                "Berth does not support deploymentConfiguration.{unsupported} yet."
+            )));
+        }
+    }
+    if let Some(s) = given.and_then(|g| g["strategy"].as_str())
+        && s != "ROLLING"
+    {
+        return Err(ApiError::invalid(format!("Berth supports the ROLLING deployment strategy only, not {s}.")));
+    }
+    Ok(json!({
+        "deploymentCircuitBreaker": breaker,
+        "maximumPercent": max,
+        "minimumHealthyPercent": min,
+        "strategy": "ROLLING",
+    }))
+}
+
+fn grace_period(input: &Obj) -> ApiResult<Option<i64>> {
+    match input.get("healthCheckGracePeriodSeconds").and_then(Value::as_i64) {
+        Some(n) if !(0..=2_147_483_647).contains(&n) => {
+            Err(ApiError::invalid("healthCheckGracePeriodSeconds must be between 0 and 2147483647."))
+        }
+        other => Ok(other),
+    }
+}
+
+pub async fn create(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
+    let cluster = cluster_arg(&input)?;
+    let name = text(&input, "serviceName").unwrap_or_default().to_string();
+    if !berth_model::names::is_valid_name(&name) {
+        return Err(ApiError::invalid(
+            "Service name can have up to 255 letters (uppercase and lowercase), numbers, underscores, and hyphens.",
+        ));
+    }
+    active_cluster(ctx, &cluster)?;
+    refuse_unsupported(&input)?;
+    let token = text(&input, "clientToken").map(str::to_string);
+    if token.as_ref().is_some_and(|t| t.is_empty() || t.len() > 36 || !t.bytes().all(|b| (33..=126).contains(&b))) {
+        return Err(ApiError::invalid("clientToken must be 1 to 36 ASCII characters in the range 33-126."));
+    }
+    let scheduling = match text(&input, "schedulingStrategy") {
+        Some("DAEMON") => Scheduling::Daemon,
+        _ => Scheduling::Replica,
+    };
+    let desired = input.get("desiredCount").and_then(Value::as_i64);
+    let desired = match (scheduling, desired) {
+        (Scheduling::Replica, None) => {
+            return Err(ApiError::invalid("desiredCount is required for the REPLICA scheduling strategy."));
+        }
+        (Scheduling::Replica, Some(n)) if n < 0 => return Err(ApiError::invalid("desiredCount must be 0 or more.")),
+        (Scheduling::Replica, Some(n)) => n,
+        (Scheduling::Daemon, Some(_)) => {
+            return Err(ApiError::invalid(
+                "The daemon scheduling strategy does not support a desired count for services.",
+            ));
+        }
+        (Scheduling::Daemon, None) => 0,
+    };
+    let given_definition = text(&input, "taskDefinition")
+        .ok_or_else(|| ApiError::invalid("A task definition is required for the ECS deployment controller."))?;
+    let definition = runnable(ctx, given_definition)?;
+    check_network(&definition.definition, &input)?;
+    let constraints = array(&input, "placementConstraints");
+    let strategies = array(&input, "placementStrategy");
+    placement::constraints(&constraints, false)?;
+    placement::strategies(&strategies)?;
+    if scheduling == Scheduling::Daemon && !strategies.is_empty() {
+        return Err(ApiError::invalid("Placement strategies are not supported with the DAEMON scheduling strategy."));
+    }
+    let configuration = deployment_configuration(input.get("deploymentConfiguration"), None, scheduling)?;
+    let grace = grace_period(&input)?;
+    let tags = array(&input, "tags");
+    check_tags(&tags)?;
+
+    let definition_arn = definition.definition["taskDefinitionArn"].as_str().unwrap_or_default().to_string();
+    let key = ctx.keys.service(&cluster, &name);
+    for _ in 0..MAX_ATTEMPTS {
+        let existing = ctx.store().get(&key)?;
+        if let Some(kv) = &existing {
+            let rec: ServiceRecord = decode(kv)?;
+            if rec.status() != "INACTIVE" {
+                if token.is_some() && rec.client_token == token {
+                    return Ok(json!({"service": rec.render(ctx, false)}));
+                }
+                return Err(ApiError::invalid("Creation of service was not idempotent."));
+            }
+        }
+        let revision = ctx.store().revision()?;
+        let now = ctx.timestamp();
+        let mut scheduler = State::default();
+        scheduler.start_deployment(Deployment::new(deployment_id(), definition_arn.clone(), now, revision));
+        let mut service = Obj::new();
+        service.insert("serviceArn".into(), json!(ctx.arns.service(&cluster, &name)));
+        service.insert("serviceName".into(), json!(name));
+        service.insert("clusterArn".into(), json!(ctx.arns.cluster(&cluster)));
+        service.insert("loadBalancers".into(), json!([]));
+        service.insert("serviceRegistries".into(), json!([]));
+        service.insert("status".into(), json!("ACTIVE"));
+        service.insert("desiredCount".into(), json!(desired));
+        service.insert("runningCount".into(), json!(0));
+        service.insert("pendingCount".into(), json!(0));
+        service.insert("launchType".into(), json!("EC2"));
+        service.insert("taskDefinition".into(), json!(definition_arn));
+        service.insert("deploymentConfiguration".into(), configuration.clone());
+        if let Some(role) = text(&input, "role") {
+            service.insert("roleArn".into(), json!(role));
+        }
+        service.insert("events".into(), json!([]));
+        service.insert("createdAt".into(), json!(now));
+        service.insert("placementConstraints".into(), Value::Array(constraints.clone()));
+        service.insert("placementStrategy".into(), Value::Array(strategies.clone()));
+        if let Some(g) = grace {
+            service.insert("healthCheckGracePeriodSeconds".into(), json!(g));
+        }
+        service.insert(
+            "schedulingStrategy".into(),
+            json!(if scheduling == Scheduling::Daemon { "DAEMON" } else { "REPLICA" }),
+        );
+        service.insert("deploymentController".into(), json!({"type": "ECS"}));
+        service.insert("tags".into(), Value::Array(tags.clone()));
+        service.insert("createdBy".into(), json!(ctx.principal()));
+        service.insert(
+            "enableECSManagedTags".into(),
+            json!(input.get("enableECSManagedTags").and_then(Value::as_bool).unwrap_or(false)),
+        );
+        service.insert("propagateTags".into(), json!(text(&input, "propagateTags").unwrap_or("NONE")));
+        service.insert(
+            "enableExecuteCommand".into(),
+            json!(input.get("enableExecuteCommand").and_then(Value::as_bool).unwrap_or(false)),
+        );
+        let rec = ServiceRecord { service, scheduler, counts: BTreeMap::new(), client_token: token.clone() };
+        let (cluster_kv, _) = active_cluster(ctx, &cluster)?;
+        let compares = vec![
+            Compare::unchanged(&key, existing.as_ref().map(|kv| kv.mod_revision).unwrap_or(0)),
+            Compare::unchanged(&cluster_kv.key, cluster_kv.mod_revision),
+        ];
+        let ops = vec![Op::put(&key, encode(&rec)), Op::put(&ctx.keys.scheduled(&cluster, &name), Vec::new())];
+        if ctx.store().txn(Txn::new().when(compares).and_then(ops)).await?.succeeded {
+            ctx.app.wake_scheduler();
+            return Ok(json!({"service": rec.render(ctx, false)}));
+        }
+    }
+    Err(contention())
+}
+
+/// Writes a changed service record unless someone else changed it first (`None`: retry).
+async fn save(ctx: &Ctx<'_>, kv: &KeyValue, rec: &ServiceRecord) -> ApiResult<Option<Value>> {
+    let txn = Txn::new()
+        .when(vec![Compare::unchanged(&kv.key, kv.mod_revision)])
+        .and_then(vec![Op::put(&kv.key, encode(rec))]);
+    if !ctx.store().txn(txn).await?.succeeded {
+        return Ok(None);
+    }
+    ctx.app.wake_scheduler();
+    Ok(Some(json!({"service": rec.render(ctx, false)})))
+}
+
+pub async fn update(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
+    let cluster = cluster_arg(&input)?;
+    let given = text(&input, "service").unwrap_or_default().to_string();
+    active_cluster(ctx, &cluster)?;
+    refuse_unsupported(&input)?;
+    let grace = grace_period(&input)?;
+    let constraints = input.get("placementConstraints").and_then(Value::as_array).cloned();
+    let strategies = input.get("placementStrategy").and_then(Value::as_array).cloned();
+    if let Some(c) = &constraints {
+        placement::constraints(c, false)?;
+    }
+    if let Some(s) = &strategies {
+        placement::strategies(s)?;
+    }
+    let definition = match text(&input, "taskDefinition") {
+        Some(t) => Some(runnable(ctx, t)?),
+        None => None,
+    };
+    let force = input.get("forceNewDeployment").and_then(Value::as_bool).unwrap_or(false);
+    for _ in 0..MAX_ATTEMPTS {
+        let (kv, mut rec) = find(ctx, &cluster, &given)?.ok_or_else(service_not_found)?;
+        if rec.status() != "ACTIVE" {
+            return Err(service_not_active());
+        }
+        let scheduling = rec.scheduling();
+        if let Some(n) = input.get("desiredCount").and_then(Value::as_i64) {
+            if scheduling == Scheduling::Daemon {
+                return Err(ApiError::invalid(
+                    "The daemon scheduling strategy does not support a desired count for services.",
+                ));
+            }
+            if n < 0 {
+                return Err(ApiError::invalid("desiredCount must be 0 or more."));
+            }
+            rec.service.insert("desiredCount".into(), json!(n));
+        }
+        if scheduling == Scheduling::Daemon && strategies.as_ref().is_some_and(|s| !s.is_empty()) {
+            return Err(ApiError::invalid(
+                "Placement strategies are not supported with the DAEMON scheduling strategy.",
+            ));
+        }
+        let configuration = deployment_configuration(
+            input.get("deploymentConfiguration"),
+            rec.service.get("deploymentConfiguration"),
+            scheduling,
+        )?;
+        rec.service.insert("deploymentConfiguration".into(), configuration);
+        if let Some(g) = grace {
+            rec.service.insert("healthCheckGracePeriodSeconds".into(), json!(g));
+        }
+        if let Some(c) = &constraints {
+            rec.service.insert("placementConstraints".into(), Value::Array(c.clone()));
+        }
+        if let Some(s) = &strategies {
+            rec.service.insert("placementStrategy".into(), Value::Array(s.clone()));
+        }
+        for flag in ["enableECSManagedTags", "enableExecuteCommand"] {
+            if let Some(b) = input.get(flag).and_then(Value::as_bool) {
+                rec.service.insert(flag.into(), json!(b));
+            }
+        }
+        if let Some(p) = text(&input, "propagateTags") {
+            rec.service.insert("propagateTags".into(), json!(p));
+        }
+        let current = rec.scheduler.primary().map(|p| p.task_definition.clone()).unwrap_or_default();
+        let wanted = match &definition {
+            Some(d) => d.definition["taskDefinitionArn"].as_str().unwrap_or_default().to_string(),
+            None => current.clone(),
+        };
+        if let Some(d) = &definition {
+            check_network(&d.definition, &input)?;
+        }
+        if wanted != current || force {
+            let revision = ctx.store().revision()?;
+            rec.scheduler.start_deployment(Deployment::new(deployment_id(), wanted.clone(), ctx.timestamp(), revision));
+            rec.service.insert("taskDefinition".into(), json!(wanted));
+        }
+        rec.scheduler.steady = false;
+        if let Some(done) = save(ctx, &kv, &rec).await? {
+            return Ok(done);
+        }
+    }
+    Err(contention())
+}
+
+pub async fn delete(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
+    let cluster = cluster_arg(&input)?;
+    let given = text(&input, "service").unwrap_or_default().to_string();
+    let force = input.get("force").and_then(Value::as_bool).unwrap_or(false);
+    active_cluster(ctx, &cluster)?;
+    for _ in 0..MAX_ATTEMPTS {
+        let (kv, mut rec) = find(ctx, &cluster, &given)?.ok_or_else(service_not_found)?;
+        match rec.status() {
+            "INACTIVE" => return Err(service_not_found()),
+            "DRAINING" => return Ok(json!({"service": rec.render(ctx, false)})),
+            _ => {}
+        }
+        let desired = rec.int("/desiredCount").unwrap_or(0);
+        if rec.scheduling() == Scheduling::Replica && desired > 0 && !force {
+            return Err(ApiError::invalid("The service cannot be stopped while it is scaled above 0."));
+        }
+        rec.service.insert("status".into(), json!("DRAINING"));
+        rec.service.insert("desiredCount".into(), json!(0));
+        rec.scheduler.steady = false;
+        if let Some(done) = save(ctx, &kv, &rec).await? {
+            return Ok(done);
+        }
+    }
+    Err(contention())
+}
+
+pub fn describe(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
+    let cluster = cluster_arg(&input)?;
+    active_cluster(ctx, &cluster)?;
+    let wanted = strings(&input, "services");
+    if wanted.is_empty() {
+        return Err(ApiError::invalid("Services cannot be empty."));
+    }
+    if wanted.len() > 10 {
+        return Err(ApiError::invalid("At most 10 services can be described at once."));
+    }
+    let with_tags = strings(&input, "include").iter().any(|i| i == "TAGS");
+    let (mut services, mut failures) = (Vec::new(), Vec::new());
+    for given in wanted {
+        match find(ctx, &cluster, &given)? {
+            Some((_, rec)) => services.push(rec.render(ctx, with_tags)),
+            None => failures.push(missing(&given, |name| ctx.arns.service(&cluster, name))),
+        }
+    }
+    Ok(json!({"services": services, "failures": failures}))
+}
+
+pub fn list(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
+    let cluster = cluster_arg(&input)?;
+    active_cluster(ctx, &cluster)?;
+    let limit = match input.get("maxResults") {
+        Some(_) => max_results(&input, 100)?,
+        None => 10,
+    };
+    let launch_type = text(&input, "launchType");
+    let scheduling = text(&input, "schedulingStrategy");
+    let mut items = Vec::new();
+    for kv in ctx.store().list(&ctx.keys.services(&cluster))? {
+        let rec: ServiceRecord = decode(&kv)?;
+        let keep = rec.status() != "INACTIVE"
+            && launch_type.is_none_or(|t| t == "EC2")
+            && scheduling.is_none_or(|s| rec.service.get("schedulingStrategy").and_then(Value::as_str) == Some(s));
+        if keep {
+            items.push((kv.key.clone(), rec.service["serviceArn"].clone()));
+        }
+    }
+    let (arns, next) = page(&input, items, limit)?;
+    let mut out = Obj::new();
+    out.insert("serviceArns".into(), Value::Array(arns));
+    Ok(with_token(out, next))
+}
+
+/// ECS's `ServiceDeployment.status` for a deployment of `rec`.
+fn deployment_status(d: &Deployment) -> &'static str {
+    match (d.finished, d.rollout, d.rollback_of.is_some()) {
+        (Some((_, Outcome::Successful)), ..) => "SUCCESSFUL",
+        (Some((_, Outcome::RolledBack)), ..) => "ROLLBACK_SUCCESSFUL",
+        (Some((_, Outcome::Stopped)), ..) => "STOPPED",
+        (None, Rollout::Completed, _) => "SUCCESSFUL",
+        (None, Rollout::Failed, _) => "ROLLBACK_REQUESTED",
+        (None, Rollout::InProgress, true) => "ROLLBACK_IN_PROGRESS",
+        (None, Rollout::InProgress, false) => "IN_PROGRESS",
+    }
+}
+
+/// Every deployment of a service, current and finished, newest first.
+fn all_deployments(rec: &ServiceRecord) -> impl Iterator<Item = &Deployment> {
+    rec.scheduler.deployments.iter().chain(rec.scheduler.history.iter())
+}
+
+fn deployment_brief(ctx: &Ctx<'_>, cluster: &str, rec: &ServiceRecord, d: &Deployment) -> Value {
+    let mut out = json!({
+        "serviceDeploymentArn": deployment_arn(ctx, cluster, rec.name(), &d.id),
+        "serviceArn": rec.service["serviceArn"],
+        "clusterArn": rec.service["clusterArn"],
+        "startedAt": d.created_at,
+        "createdAt": d.created_at,
+        "targetServiceRevisionArn": d.task_definition,
+        "status": deployment_status(d),
+        "statusReason": d.rollout_reason,
+    });
+    if let Some((at, _)) = d.finished {
+        out["finishedAt"] = json!(at);
+    }
+    out
+}
+
+pub fn list_deployments(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
+    let cluster = cluster_arg(&input)?;
+    active_cluster(ctx, &cluster)?;
+    let given = text(&input, "service").unwrap_or_default();
+    let (_, rec) = find(ctx, &cluster, given)?.ok_or_else(service_not_found)?;
+    let limit = max_results(&input, 100)?;
+    let statuses = strings(&input, "status");
+    let created = input.get("createdAt");
+    let after = created.and_then(|c| c["after"].as_f64()).unwrap_or(f64::MIN);
+    let before = created.and_then(|c| c["before"].as_f64()).unwrap_or(f64::MAX);
+    let mut items = Vec::new();
+    for d in all_deployments(&rec) {
+        let brief = deployment_brief(ctx, &cluster, &rec, d);
+        let keep = (statuses.is_empty() || statuses.iter().any(|s| brief["status"] == s.as_str()))
+            && d.created_at >= after
+            && d.created_at <= before;
+        if keep {
+            // Newest first; the sort key only has to be unique and ordered for paging.
+            items.push((format!("{:020}", u64::MAX - (d.created_at * 1000.0) as u64) + &d.id, brief));
+        }
+    }
+    items.sort_by(|a, b| a.0.cmp(&b.0));
+    let (briefs, next) = page(&input, items, limit)?;
+    let mut out = Obj::new();
+    out.insert("serviceDeployments".into(), Value::Array(briefs));
+    Ok(with_token(out, next))
+}
+
+pub fn describe_deployments(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
+    let wanted = strings(&input, "serviceDeploymentArns");
+    if wanted.is_empty() || wanted.len() > 20 {
+        return Err(ApiError::invalid("serviceDeploymentArns must name between 1 and 20 service deployments."));
+    }
+    let (mut found, mut failures) = (Vec::new(), Vec::new());
+    for arn in wanted {
+        let parts = berth_model::arn::parse(&arn).filter(|p| p.kind == "service-deployment").and_then(|p| {
+            let mut it = p.rest.splitn(3, '/');
+            Some((it.next()?.to_string(), it.next()?.to_string(), it.next()?.to_string()))
+        });
+        let hit = match &parts {
+            Some((cluster, service, id)) => find(ctx, cluster, service)?.and_then(|(_, rec)| {
+                let wanted_id = format!("ecs-svc/{id}");
+                all_deployments(&rec).find(|d| d.id == wanted_id).map(|d| (cluster.clone(), rec.clone(), d.clone()))
+            }),
+            None => None,
+        };
+        match hit {
+            Some((cluster, rec, d)) => found.push(service_deployment(ctx, &cluster, &rec, &d)),
+            None => failures.push(json!({"arn": arn, "reason": "MISSING"})),
+        }
+    }
+    Ok(json!({"serviceDeployments": found, "failures": failures}))
+}
+
+fn service_deployment(ctx: &Ctx<'_>, cluster: &str, rec: &ServiceRecord, d: &Deployment) -> Value {
+    let [desired, running, pending] = rec.counts.get(&d.id).copied().unwrap_or_default();
+    let mut out = deployment_brief(ctx, cluster, rec, d);
+    out.as_object_mut().expect("object").remove("targetServiceRevisionArn");
+    out["updatedAt"] = json!(d.updated_at);
+    out["targetServiceRevision"] = json!({
+        "arn": d.task_definition,
+        "requestedTaskCount": desired,
+        "runningTaskCount": running,
+        "pendingTaskCount": pending,
+    });
+    let sources: Vec<Value> = all_deployments(rec)
+        .filter(|o| o.id != d.id && o.created_at < d.created_at)
+        .take(1)
+        .map(|o| json!({"arn": o.task_definition, "requestedTaskCount": 0, "runningTaskCount": 0, "pendingTaskCount": 0}))
+        .collect();
+    out["sourceServiceRevisions"] = Value::Array(sources);
+    out["deploymentConfiguration"] = rec.service.get("deploymentConfiguration").cloned().unwrap_or(Value::Null);
+    let breaker = rec.field("/deploymentConfiguration/deploymentCircuitBreaker/enable").and_then(Value::as_bool);
+    let breaker = breaker.unwrap_or(false);
+    let desired_total = rec.int("/desiredCount").unwrap_or(0).max(0) as u32;
+    out["deploymentCircuitBreaker"] = json!({
+        "status": match (breaker, d.rollout) {
+            (false, _) => "DISABLED",
+            (true, Rollout::Failed) => "TRIGGERED",
+            (true, Rollout::Completed) => "MONITORING_COMPLETE",
+            (true, Rollout::InProgress) => "MONITORING",
+        },
+        "failureCount": d.breaker_failures,
+        "threshold": berth_scheduler::breaker_threshold(desired_total),
+    });
+    if d.rollback_of.is_some() {
+        out["rollback"] = json!({
+            "reason": d.rollout_reason,
+            "startedAt": d.created_at,
+            "serviceRevisionArn": d.task_definition,
+        });
+    }
+    out
+}
