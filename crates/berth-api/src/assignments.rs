@@ -61,7 +61,9 @@ async fn answer(app: &App, uri: &Uri, headers: &HeaderMap, q: &HashMap<String, S
     let wait = Duration::from_secs(
         arg("wait").unwrap_or("0").parse().map_err(|_| ApiError::invalid("wait must be seconds."))?,
     )
-    .min(MAX_WAIT);
+    .min(MAX_WAIT)
+    // An idle agent must call again before it would count as disconnected.
+    .min(app.config.agent_timeout / 2);
     let instance_arn = heartbeat(&ctx, &cluster, &id).await?;
 
     let prefix = ctx.keys.tasks(&cluster);
