@@ -4,9 +4,11 @@ Docker Engine. Placement across agents, recovery after a killed container and a 
 a rolling update that never drops below the desired count, and the circuit breaker's
 rollback."""
 
+import re
 import subprocess
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -215,3 +217,19 @@ def test_a_crashing_definition_trips_the_circuit_breaker_and_rolls_back(cluster,
     codes = {t["containers"][0].get("exitCode") for t in ecs.describe_tasks(tasks=crashed)["tasks"]
              if t["taskDefinitionArn"] == bad["taskDefinitionArn"]}
     assert codes == {3}
+
+
+def test_the_examples_in_docs_deployments_run_as_written(cluster, registry):
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "deployments.md").read_text()
+    blocks = re.findall(r"```sh\n(.*?)```", doc, re.S)
+    assert len(blocks) == 3
+    env = {**cluster.env(), "IMAGE": registry, "AWS_MAX_ATTEMPTS": "1"}
+    outputs = []
+    for block in blocks:
+        p = subprocess.run(["bash", "-euo", "pipefail", "-c", block], env=env, capture_output=True, text=True, timeout=300)
+        assert p.returncode == 0, f"block failed:\n{block}\n{p.stderr}"
+        outputs.append(p.stdout)
+    assert outputs[0].split()[-2:] == ["3", "3"]
+    assert outputs[1].split()[-2:] == ["SUCCESSFUL", "SUCCESSFUL"]
+    ecs = cluster.client()
+    assert ecs.describe_services(services=["web"])["services"][0]["status"] == "INACTIVE"
