@@ -304,3 +304,21 @@ def test_bad_update_of_a_daemon_and_bad_deletes(ecs, cluster):
     assert service(ecs, "d")["status"] == "ACTIVE"
     # A daemon needs no scaling to zero before deletion.
     assert ecs.delete_service(service="d")["service"]["status"] == "DRAINING"
+
+
+@pytest.mark.parametrize("how", ["restart", "kill"])
+def test_the_scheduler_picks_up_after_a_restart_without_doubling(berth, cluster, how):
+    ecs = berth.client()
+    ecs.create_service(serviceName="web", taskDefinition="web:1", desiredCount=3)
+    until(lambda: len(tasks_of(ecs)) == 3)
+    before = {t["taskArn"] for t in tasks_of(ecs)}
+    if how == "kill":
+        berth.kill()
+        berth.start()
+    else:
+        berth.restart()
+    ecs = berth.client()
+    time.sleep(2.5)
+    assert {t["taskArn"] for t in tasks_of(ecs)} == before, "the restarted scheduler launched again"
+    ecs.update_service(service="web", desiredCount=4)
+    until(lambda: len(tasks_of(ecs)) == 4, what="the 4th task after the restart")

@@ -35,6 +35,9 @@ pub struct Config {
     /// How long after its last contact an agent's tasks are written off as lost (and service
     /// tasks replaced elsewhere).
     pub lost_agent_timeout: Duration,
+    /// Names this server when servers share a store: the holder of the scheduler's lease. A
+    /// restarted server with the same name takes its lease back at once.
+    pub node: String,
 }
 
 /// Shared state of every request handler.

@@ -37,6 +37,7 @@ async fn serve(settings: Settings, agent_options: Option<AgentOptions>, started:
         agent_timeout: Duration::from_secs(settings.agent_timeout),
         endpoint: endpoint.clone(),
         lost_agent_timeout: Duration::from_secs(settings.lost_agent_timeout),
+        node: format!("{}@{}", settings.data_dir.display(), settings.listen),
     };
     let app = App::new(config, Arc::new(store));
     berth_api::ensure_default_cluster(&app).await.context("creating the default cluster")?;

@@ -32,6 +32,36 @@ use crate::sigv4::Caller;
 /// The longest the scheduler waits between passes when nothing wakes it.
 const PASS_INTERVAL: Duration = Duration::from_secs(1);
 
+/// The key of the scheduler's lease: only the server holding it runs passes.
+const LEASE_KEY: &str = "lease/scheduler";
+/// How long a lease lasts unless renewed; it is renewed when half of it is left.
+const LEASE_SECS: f64 = 10.0;
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Lease {
+    holder: String,
+    until: f64,
+}
+
+/// Whether this server leads the scheduler now: it holds the lease (renewing it when half is
+/// gone) or takes it, free or expired, with a compare-and-swap. Servers sharing a store
+/// compare wall clocks here; the embedded store has one server anyway.
+async fn lead(app: &App) -> ApiResult<bool> {
+    let now = super::epoch_seconds(SystemTime::now());
+    let kv = app.store.get(LEASE_KEY)?;
+    let current: Option<Lease> = kv.as_ref().map(decode).transpose()?;
+    match &current {
+        Some(l) if l.holder != app.config.node && l.until > now => return Ok(false),
+        Some(l) if l.holder == app.config.node && l.until - now > LEASE_SECS / 2.0 => return Ok(true),
+        _ => {}
+    }
+    let lease = Lease { holder: app.config.node.clone(), until: now + LEASE_SECS };
+    let seen = kv.map(|k| k.mod_revision).unwrap_or(0);
+    let txn =
+        Txn::new().when(vec![Compare::unchanged(LEASE_KEY, seen)]).and_then(vec![Op::put(LEASE_KEY, encode(&lease))]);
+    Ok(app.store.txn(txn).await?.succeeded)
+}
+
 /// Runs scheduler passes until the server closes.
 pub async fn run(app: Arc<App>) {
     let mut tick = tokio::time::interval(PASS_INTERVAL);
@@ -41,6 +71,14 @@ pub async fn run(app: Arc<App>) {
             _ = tick.tick() => {}
             _ = app.scheduler_wake.notified() => {}
             _ = app.closed() => return,
+        }
+        match lead(&app).await {
+            Ok(true) => {}
+            Ok(false) => continue,
+            Err(e) => {
+                tracing::warn!(code = e.code, message = %e.message, "service scheduler lease failed");
+                continue;
+            }
         }
         if let Err(e) = pass(&app).await {
             tracing::warn!(code = e.code, message = %e.message, "service scheduler pass failed");
