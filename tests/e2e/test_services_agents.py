@@ -233,3 +233,50 @@ def test_the_examples_in_docs_deployments_run_as_written(cluster, registry):
     assert outputs[1].split()[-2:] == ["SUCCESSFUL", "SUCCESSFUL"]
     ecs = cluster.client()
     assert ecs.describe_services(services=["web"])["services"][0]["status"] == "INACTIVE"
+
+
+def test_draining_an_instance_moves_its_tasks_first(cluster, registry):
+    ecs = cluster.client()
+    register(ecs, registry)
+    ecs.create_service(serviceName="web", taskDefinition="web", desiredCount=3,
+                       placementStrategy=[{"type": "spread", "field": "instanceId"}])
+    steady(ecs, "web", 3)
+    drained = running(ecs)[0]["containerInstanceArn"]
+    samples, stop = [], threading.Event()
+
+    def watch():
+        client = cluster.client()
+        while not stop.is_set():
+            samples.append(len(running(client)))
+            time.sleep(0.1)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        ecs.update_container_instances_state(containerInstances=[drained], status="DRAINING")
+        until(lambda: all(t["containerInstanceArn"] != drained for t in running(ecs)) and len(running(ecs)) == 3,
+              what="tasks moved off the draining instance")
+    finally:
+        stop.set()
+        watcher.join()
+    assert min(samples) >= 3, f"running tasks fell to {min(samples)} while draining"
+    stopped = [t for t in ecs.describe_tasks(tasks=ecs.list_tasks(serviceName="web", desiredStatus="STOPPED")["taskArns"])["tasks"]]
+    assert {t["stoppedReason"] for t in stopped} == {"Container instance is draining."}
+
+
+def test_tasks_failing_health_checks_are_replaced(cluster, registry):
+    ecs = cluster.client()
+    ecs.register_task_definition(family="sick", containerDefinitions=[{
+        "name": "app", "image": registry, "memory": 32, "stopTimeout": 2,
+        "command": ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"],
+        "healthCheck": {"command": ["CMD-SHELL", "exit 1"], "interval": 5, "timeout": 2, "retries": 1}}])
+    ecs.create_service(serviceName="sick", taskDefinition="sick", desiredCount=1)
+    first = until(lambda: running(ecs, "sick"), what="a running task")[0]["taskArn"]
+    stopped = until(lambda: (lambda t: t if t["lastStatus"] == "STOPPED" else None)(ecs.describe_tasks(tasks=[first])["tasks"][0]),
+                    what="the unhealthy task stopped")
+    assert stopped["stoppedReason"] == "Task failed container health checks"
+    assert stopped["stopCode"] == "ServiceSchedulerInitiated"
+    s = until(lambda: (lambda s: s if any(e["message"] == f"(service sick) (task {first.rsplit('/', 1)[1]}) failed container health checks."
+                                          for e in s["events"]) else None)(ecs.describe_services(services=["sick"])["services"][0]))
+    assert s["deployments"][0]["failedTasks"] >= 1
+    until(lambda: any(t["taskArn"] != first for t in running(ecs, "sick")), what="a replacement")
