@@ -196,6 +196,37 @@ def tcp_bindings(task, name, container_port):
     return bindings
 
 
+def udp_exchange(port, payload, timeout=20):
+    """Sends `payload` to 127.0.0.1:port until an answer comes back (the server may still be starting)."""
+    import socket
+    deadline = time.time() + timeout
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(0.5)
+        while time.time() < deadline:
+            s.sendto(payload, ("127.0.0.1", port))
+            try:
+                return s.recvfrom(4096)[0]
+            except socket.timeout:
+                continue
+    raise AssertionError(f"no UDP answer on port {port}")
+
+
+def test_udp_ports_are_published(agent_berth, registry):
+    ecs = agent_berth.client()
+    echo = {"name": "echo", "image": registry, "memory": 32, "command": ["udp-echo", "5353"], "stopTimeout": 1,
+            "portMappings": [{"containerPort": 5353, "hostPort": 0, "protocol": "udp"}]}
+    arn = run_task(ecs, "udp-echo", [echo])
+    task = wait_for(ecs, arn, "RUNNING", timeout=30)
+    bindings = task["containers"][0]["networkBindings"]
+    assert {(b["containerPort"], b["protocol"]) for b in bindings} == {(5353, "udp")}, bindings
+    [port] = {b["hostPort"] for b in bindings}
+    assert udp_exchange(port, b"ping") == b"echo:ping"
+    # A second client gets its own answers.
+    assert udp_exchange(port, b"pong") == b"echo:pong"
+    ecs.stop_task(task=arn)
+    wait_for(ecs, arn, "STOPPED", timeout=20)
+
+
 def test_static_and_dynamic_host_ports_serve_http(agent_berth, registry):
     ecs = agent_berth.client()
     httpd = {"name": "web", "image": registry, "memory": 32, "command": ["httpd", "-f", "-p", "80", "-h", "/www"],

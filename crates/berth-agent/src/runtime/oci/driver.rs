@@ -135,11 +135,13 @@ impl OciRuntime {
             .ports
             .iter()
             .map(|p| {
+                let protocol = network::Protocol::parse(&p.protocol)
+                    .ok_or_else(|| RuntimeError::Create(format!("unknown port protocol {}", p.protocol)))?;
                 let host_port = match p.host_port {
                     Some(h) => h,
-                    None => network::free_port().map_err(RuntimeError::Create)?,
+                    None => network::free_port(protocol).map_err(RuntimeError::Create)?,
                 };
-                Ok(Forward { host_port, container_port: p.container_port })
+                Ok(Forward { host_port, container_port: p.container_port, protocol })
             })
             .collect::<Result<Vec<_>, RuntimeError>>()?;
         network::attach(&spec.name, address, forwards).map_err(|e| RuntimeError::Create(format!("bridge network: {e}")))
@@ -205,11 +207,6 @@ impl Runtime for OciRuntime {
 
     fn create<'a>(&'a self, spec: &'a ContainerSpec) -> BoxFuture<'a, Result<String, RuntimeError>> {
         Box::pin(async move {
-            if spec.network_mode == "bridge" && spec.ports.iter().any(|p| p.protocol != "tcp") {
-                return Err(RuntimeError::Create(
-                    "the oci driver publishes TCP ports only; use the docker driver for UDP".into(),
-                ));
-            }
             let image = self
                 .images
                 .cached(&spec.image)
@@ -341,7 +338,7 @@ impl Runtime for OciRuntime {
                     .map(|f| Binding {
                         container_port: f.container_port,
                         host_port: f.host_port,
-                        protocol: "tcp".into(),
+                        protocol: f.protocol.as_str().into(),
                         bind_ip: "0.0.0.0".into(),
                     })
                     .collect(),

@@ -18,6 +18,33 @@ const PREFIX: u8 = 16;
 pub struct Forward {
     pub host_port: u16,
     pub container_port: u16,
+    #[serde(default)]
+    pub protocol: Protocol,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    #[default]
+    Tcp,
+    Udp,
+}
+
+impl Protocol {
+    pub fn parse(s: &str) -> Option<Protocol> {
+        match s {
+            "tcp" => Some(Protocol::Tcp),
+            "udp" => Some(Protocol::Udp),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        }
+    }
 }
 
 /// What a bridge-mode container was given.
@@ -54,8 +81,13 @@ pub fn allocate(used: &BTreeSet<Ipv4Addr>) -> Option<Ipv4Addr> {
 }
 
 /// A host port nothing listens on now (the kernel's choice from the ephemeral range).
-pub fn free_port() -> Result<u16, String> {
-    TcpListener::bind(("0.0.0.0", 0)).and_then(|l| l.local_addr()).map(|a| a.port()).map_err(|e| e.to_string())
+/// A host port free now for `protocol`, from the kernel's ephemeral range.
+pub fn free_port(protocol: Protocol) -> Result<u16, String> {
+    let local = match protocol {
+        Protocol::Tcp => TcpListener::bind(("0.0.0.0", 0)).and_then(|l| l.local_addr()),
+        Protocol::Udp => std::net::UdpSocket::bind(("0.0.0.0", 0)).and_then(|s| s.local_addr()),
+    };
+    local.map(|a| a.port()).map_err(|e| e.to_string())
 }
 
 /// A name of at most 15 characters (the kernel's limit for interfaces) derived from `name`.
@@ -111,6 +143,7 @@ mod tests {
         let v = short("bth", "berth-0123456789abcdef-main");
         assert!(v.len() <= 15 && v.starts_with("bth"));
         assert_ne!(v, short("bth", "berth-0123456789abcdef-side"));
-        assert!(free_port().unwrap() > 0);
+        assert!(free_port(Protocol::Tcp).unwrap() > 0);
+        assert!(free_port(Protocol::Udp).unwrap() > 0);
     }
 }

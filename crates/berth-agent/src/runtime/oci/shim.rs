@@ -43,8 +43,13 @@ fn forward_ports(bundle: &Path) -> io::Result<()> {
     let Ok(raw) = fs::read(bundle.join(FORWARDS_FILE)) else { return Ok(()) };
     let plan: Forwards = serde_json::from_slice(&raw).map_err(io::Error::other)?;
     for f in plan.forwards {
-        let listener = std::net::TcpListener::bind(("0.0.0.0", f.host_port))?;
         let target = std::net::SocketAddr::from((plan.address, f.container_port));
+        if f.protocol == super::network::Protocol::Udp {
+            let socket = std::net::UdpSocket::bind(("0.0.0.0", f.host_port))?;
+            std::thread::spawn(move || relay_udp(socket, target));
+            continue;
+        }
+        let listener = std::net::TcpListener::bind(("0.0.0.0", f.host_port))?;
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
                 std::thread::spawn(move || {
@@ -60,6 +65,46 @@ fn forward_ports(bundle: &Path) -> io::Result<()> {
         });
     }
     Ok(())
+}
+
+/// How long a UDP client's session lives without traffic.
+const UDP_IDLE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Relays datagrams between clients of the host port and the container. Each client gets its
+/// own upstream socket, so the container's replies go back to the client that asked.
+fn relay_udp(socket: std::net::UdpSocket, target: std::net::SocketAddr) {
+    use std::collections::HashMap;
+    use std::net::{SocketAddr, UdpSocket};
+    let sessions: Arc<Mutex<HashMap<SocketAddr, UdpSocket>>> = Default::default();
+    let mut buf = vec![0u8; 65_536];
+    loop {
+        let Ok((n, client)) = socket.recv_from(&mut buf) else { continue };
+        let upstream = {
+            let mut open = sessions.lock().expect("sessions lock");
+            if let Some(Ok(s)) = open.get(&client).map(UdpSocket::try_clone) {
+                s
+            } else {
+                let Ok(up) = UdpSocket::bind(("0.0.0.0", 0)).and_then(|u| u.connect(target).map(|_| u)) else {
+                    continue;
+                };
+                let _ = up.set_read_timeout(Some(UDP_IDLE));
+                let (Ok(reader), Ok(back), Ok(kept)) = (up.try_clone(), socket.try_clone(), up.try_clone()) else {
+                    continue;
+                };
+                let sessions = sessions.clone();
+                std::thread::spawn(move || {
+                    let mut reply = vec![0u8; 65_536];
+                    while let Ok(m) = reader.recv(&mut reply) {
+                        let _ = back.send_to(&reply[..m], client);
+                    }
+                    sessions.lock().expect("sessions lock").remove(&client);
+                });
+                open.insert(client, kept);
+                up
+            }
+        };
+        let _ = upstream.send(&buf[..n]);
+    }
 }
 
 /// What `exit.json` holds.
