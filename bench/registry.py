@@ -2,7 +2,7 @@
 loopback, in one run on the same disk, with this machine's limits measured alongside.
 
 An image of about 1 GiB over 10 incompressible layers is pushed and pulled with curl (so the
-client is not the bottleneck), layers in parallel: monolithic uploads (POST ?digest=) and
+client is not the bottleneck), layers in parallel: monolithic uploads (POST, then one PUT) and
 chunked ones (PATCH in 16 MiB chunks). Then skopeo copies the same image in end to end.
 Berth's peak RSS is read from /proc after its 1 GiB pushes.
 
@@ -63,13 +63,20 @@ class Target:
         self.name, self.base, self.pid = name, base, pid
         self.auth = ["-u", creds] if creds else []
 
-    def push_monolithic(self, repo, path, digest):
-        curl(*self.auth, "-X", "POST", "-H", "Content-Type: application/octet-stream", "--data-binary", f"@{path}",
-             "-o", "/dev/null", f"{self.base}/v2/{repo}/blobs/uploads/?digest={digest}")
-
-    def push_chunked(self, repo, path, digest):
+    def session(self, repo):
         headers = curl(*self.auth, "-X", "POST", "-D", "-", "-o", "/dev/null", f"{self.base}/v2/{repo}/blobs/uploads/")
         loc = re.search(r"(?im)^location:\s*(\S+)", headers).group(1)
+        return loc if loc.startswith("http") else self.base + loc
+
+    def push_monolithic(self, repo, path, digest):
+        """POST a session, then PUT the whole blob with its digest (streamed from the file)."""
+        url = self.session(repo)
+        sep = "&" if "?" in url else "?"
+        curl(*self.auth, "-X", "PUT", "-H", "Content-Type: application/octet-stream", "-T", str(path),
+             "-o", "/dev/null", f"{url}{sep}digest={digest}")
+
+    def push_chunked(self, repo, path, digest):
+        loc = self.session(repo)
         size = os.path.getsize(path)
         for start in range(0, size, CHUNK):
             end = min(start + CHUNK, size) - 1

@@ -114,7 +114,7 @@ def test_docker_login_push_and_pull_against_a_real_dockerd(berth, ecr, busybox_l
         subprocess.run(["docker", "rmi", image], capture_output=True)
 
 
-def test_oras_pushes_and_pulls_an_artifact_with_a_referrer(berth, ecr, v2, tmp_path):
+def test_oras_pushes_and_pulls_an_artifact_with_a_referrer(berth, ecr, v2, tmp_path, monkeypatch):
     import oras.oci
     import oras.provider
 
@@ -125,7 +125,7 @@ def test_oras_pushes_and_pulls_an_artifact_with_a_referrer(berth, ecr, v2, tmp_p
     sbom = tmp_path / "sbom.json"
     sbom.write_text('{"packages": []}')
     size = len(json.dumps(subject).encode())
-    os.chdir(tmp_path)
+    monkeypatch.chdir(tmp_path)  # oras names pushed files by their relative paths
     r = client.push(target=f"{host(berth)}/art:sbom", files=["sbom.json"],
                     subject=oras.oci.Subject(mediaType=OCI_MANIFEST, digest=subject_digest, size=size))
     assert r.status_code == 201, r.text
