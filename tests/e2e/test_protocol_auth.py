@@ -179,11 +179,13 @@ def test_region_in_raw_scope(berth):
     assert "arn:aws:ecs:eu-west-1:000000000000:cluster/scoped" in body["clusterArns"]
 
 
-def test_v2_path_is_reserved(berth):
-    """GET /v2/ is not the ECS API: it answers 404 (the path is reserved for the registry)."""
+def test_v2_path_is_the_registry(berth):
+    """GET /v2/ is not the ECS API but the registry: without credentials it challenges."""
     with pytest.raises(urllib.error.HTTPError) as info:
         urllib.request.urlopen(berth.endpoint + "/v2/", timeout=10)
-    assert info.value.code == 404
+    assert info.value.code == 401
+    assert info.value.headers["Docker-Distribution-API-Version"] == "registry/2.0"
+    assert info.value.headers["WWW-Authenticate"].startswith("Basic ")
 
 
 def test_oversized_body_is_refused(berth):

@@ -13,6 +13,7 @@ use serde_json::Value;
 use thiserror::Error;
 
 const ECS_TARGET: &str = "AmazonEC2ContainerServiceV20141113";
+const ECR_TARGET: &str = "AmazonEC2ContainerRegistry_V20150921";
 
 #[derive(Debug, Clone, Error)]
 pub enum ClientError {
@@ -66,6 +67,7 @@ impl ApiClient {
 
     async fn send(
         &self,
+        service: &str,
         method: &str,
         path: &str,
         headers: &[(&str, &str)],
@@ -78,7 +80,7 @@ impl ApiClient {
             &self.access_key,
             &self.secret_key,
             &self.region,
-            "ecs",
+            service,
             SystemTime::now(),
             method,
             path,
@@ -112,7 +114,30 @@ impl ApiClient {
     pub async fn ecs(&self, operation: &str, input: Value) -> Result<Value, ClientError> {
         let target = format!("{ECS_TARGET}.{operation}");
         let headers = [("content-type", "application/x-amz-json-1.1"), ("x-amz-target", target.as_str())];
-        self.send("POST", "/", &headers, serde_json::to_vec(&input).expect("json"), Duration::from_secs(30)).await
+        self.send("ecs", "POST", "/", &headers, serde_json::to_vec(&input).expect("json"), Duration::from_secs(30))
+            .await
+    }
+
+    /// Basic-auth credentials for pulling `image` when it lives in the control plane's own
+    /// registry (an ECR token, as the ECS agent gets one for ECR images); `None` otherwise.
+    pub async fn registry_auth(&self, image: &str) -> Result<Option<(String, String)>, ClientError> {
+        let registry = image.split('/').next().unwrap_or_default();
+        if !image.contains('/') || registry != self.host {
+            return Ok(None);
+        }
+        let target = format!("{ECR_TARGET}.GetAuthorizationToken");
+        let headers = [("content-type", "application/x-amz-json-1.1"), ("x-amz-target", target.as_str())];
+        let out = self.send("ecr", "POST", "/", &headers, b"{}".to_vec(), Duration::from_secs(30)).await?;
+        let token = out["authorizationData"][0]["authorizationToken"].as_str().unwrap_or_default();
+        use base64::Engine;
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(token)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .ok_or_else(|| ClientError::Transport("GetAuthorizationToken returned a malformed token".into()))?;
+        let (user, password) =
+            decoded.split_once(':').ok_or_else(|| ClientError::Transport("registry token without a user".into()))?;
+        Ok(Some((user.to_string(), password.to_string())))
     }
 
     /// The tasks assigned to this instance; waits up to `wait` for a change after `since`.
@@ -127,6 +152,6 @@ impl ApiClient {
             "/berth/v1/assignments?cluster={cluster}&containerInstance={instance_id}&since={since}&wait={}",
             wait.as_secs()
         );
-        self.send("GET", &path, &[], Vec::new(), wait + Duration::from_secs(15)).await
+        self.send("ecs", "GET", &path, &[], Vec::new(), wait + Duration::from_secs(15)).await
     }
 }

@@ -356,7 +356,16 @@ impl TaskRun {
                     (_, None) => Err("container has no runnable spec".to_string()),
                     (Action::Pull, Some(spec)) => {
                         self.pull_started.get_or_insert_with(now);
-                        let r = runtime.pull(spec).await.map(|_| ContainerStatus::Pulled).map_err(|e| e.to_string());
+                        let r = match self.shared.client.registry_auth(&spec.image).await {
+                            Ok(auth) => {
+                                let spec = ContainerSpec {
+                                    registry_auth: auth.or(spec.registry_auth.clone()),
+                                    ..spec.clone()
+                                };
+                                runtime.pull(&spec).await.map(|_| ContainerStatus::Pulled).map_err(|e| e.to_string())
+                            }
+                            Err(e) => Err(format!("getting a registry token: {e}")),
+                        };
                         self.pull_stopped = Some(now());
                         r
                     }

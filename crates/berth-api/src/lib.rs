@@ -1,11 +1,12 @@
 //! Berth's API front end: one HTTP port that speaks the AWS JSON 1.1 protocol (SigV4-signed
-//! `POST /` with `X-Amz-Target`) for ECS, and keeps `/v2/` free for the OCI registry.
+//! `POST /` with `X-Amz-Target`) for ECS and ECR, and serves the OCI registry on `/v2/`.
 //!
-//! A request flows: [`protocol`] (target, body, signature, shape validation) → [`ecs`]
-//! (one handler module per resource) → the store.
+//! A request flows: [`protocol`] (target, body, signature, shape validation) → [`ecs`] or
+//! [`ecr`] (one handler module per resource) → the store (and, for ECR, the registry).
 
 pub mod assignments;
 pub mod combiner;
+pub mod ecr;
 pub mod ecs;
 pub mod error;
 pub mod keys;
@@ -44,6 +45,8 @@ pub struct Config {
 pub struct App {
     pub config: Config,
     pub store: Arc<dyn Store>,
+    /// The private registry, shared by the ECR handlers and `/v2/`.
+    pub registry: Arc<berth_registry::Registry>,
     /// Batches RegisterTaskDefinition calls per family (see `combiner`).
     pub registrations: combiner::Combiner<ecs::Registration, serde_json::Value>,
     /// Wakes the service scheduler before its next tick (a service or task changed).
@@ -52,10 +55,11 @@ pub struct App {
 }
 
 impl App {
-    pub fn new(config: Config, store: Arc<dyn Store>) -> Arc<Self> {
+    pub fn new(config: Config, store: Arc<dyn Store>, registry: Arc<berth_registry::Registry>) -> Arc<Self> {
         Arc::new(App {
             config,
             store,
+            registry,
             registrations: Default::default(),
             scheduler_wake: Default::default(),
             closing: tokio::sync::watch::channel(false).0,
@@ -79,13 +83,16 @@ impl App {
     }
 }
 
-/// The HTTP routes: AWS JSON on `POST /`, a readiness probe on `GET /healthz`.
+/// The HTTP routes: AWS JSON on `POST /`, the registry on `/v2/`, a readiness probe on
+/// `GET /healthz`.
 pub fn router(app: Arc<App>) -> Router {
+    let registry = berth_registry::http::router(app.registry.clone());
     Router::new()
         .route("/", post(protocol::aws_json))
         .route("/healthz", get(|| async { "ok" }))
         .route("/berth/v1/assignments", get(assignments::poll))
         .with_state(app)
+        .merge(registry)
 }
 
 /// Creates the `default` cluster in the configured region unless it exists.

@@ -12,13 +12,16 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
 use crate::App;
+use crate::ecr;
 use crate::ecs::{self, Ctx};
 use crate::error::{ApiError, ApiResult};
 use crate::shapes;
 use crate::sigv4;
 
-/// Largest request body read at all; RegisterTaskDefinition has its own, smaller limit.
+/// Largest ECS request body read at all; RegisterTaskDefinition has its own, smaller limit.
 pub const MAX_BODY: usize = 1024 * 1024;
+/// Largest ECR request body: an UploadLayerPart carries up to 20 MiB, base64-encoded.
+pub const MAX_ECR_BODY: usize = 28 * 1024 * 1024;
 
 pub async fn aws_json(State(app): State<Arc<App>>, uri: Uri, headers: HeaderMap, body: Body) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();
@@ -42,20 +45,33 @@ pub async fn aws_json(State(app): State<Arc<App>>, uri: Uri, headers: HeaderMap,
     response
 }
 
+/// Which service a target prefix belongs to.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Service {
+    Ecs,
+    Ecr,
+}
+
 async fn handle(app: &App, uri: &Uri, headers: &HeaderMap, body: Body) -> ApiResult<Value> {
-    let body = to_bytes(body, MAX_BODY)
-        .await
-        .map_err(|_| ApiError::new(413, "RequestEntityTooLargeException", "Request body is larger than 1 MiB."))?;
     let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or_default();
     let (prefix, operation) = target.split_once('.').unwrap_or((target, ""));
-    let (model, service) = if prefix == shapes::ECS.target_prefix {
-        (&*shapes::ECS, "ecs")
+    let (model, service, signing_name, limit) = if prefix == shapes::ECS.target_prefix {
+        (&*shapes::ECS, Service::Ecs, "ecs", MAX_BODY)
+    } else if prefix == shapes::ECR.target_prefix {
+        (&*shapes::ECR, Service::Ecr, "ecr", MAX_ECR_BODY)
     } else {
         return Err(ApiError::unknown_operation(format!("Unknown target '{target}'.")));
     };
+    let body = to_bytes(body, limit).await.map_err(|_| {
+        ApiError::new(
+            413,
+            "RequestEntityTooLargeException",
+            format!("Request body is larger than {} MiB.", limit >> 20),
+        )
+    })?;
     let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let now = SystemTime::now();
-    let caller = sigv4::verify(&app.config.keys, service, "POST", path, headers, &body, now)?;
+    let caller = sigv4::verify(&app.config.keys, signing_name, "POST", path, headers, &body, now)?;
     if !model.operations.contains_key(operation) {
         return Err(ApiError::unknown_operation(format!("Unknown operation '{operation}'.")));
     }
@@ -67,5 +83,8 @@ async fn handle(app: &App, uri: &Uri, headers: &HeaderMap, body: Body) -> ApiRes
     };
     let input = model.validate_input(operation, parsed)?;
     let ctx = Ctx::new(app, caller, now, body.len());
-    ecs::dispatch(&ctx, operation, input).await
+    match service {
+        Service::Ecs => ecs::dispatch(&ctx, operation, input).await,
+        Service::Ecr => ecr::dispatch(&ctx, operation, input).await,
+    }
 }

@@ -40,6 +40,7 @@ pub struct Model {
 }
 
 pub static ECS: LazyLock<Model> = LazyLock::new(|| Model::load(include_str!("../models/ecs.json")));
+pub static ECR: LazyLock<Model> = LazyLock::new(|| Model::load(include_str!("../models/ecr.json")));
 
 impl Model {
     fn load(raw: &str) -> Model {
@@ -221,6 +222,29 @@ impl Model {
             }
         };
         Ok(Some(out))
+    }
+}
+
+/// Test helper: docs/api-coverage.md's `## {section}` table lists every operation of `model`,
+/// and its implemented and partial rows are exactly `implemented` (what dispatch answers).
+#[cfg(test)]
+pub(crate) fn assert_coverage(section: &str, model: &Model, implemented: &[&str]) {
+    use std::collections::{BTreeMap, BTreeSet};
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/api-coverage.md")).unwrap();
+    let table = doc.split(&format!("## {section}\n")).nth(1).unwrap().split("\n## ").next().unwrap();
+    let mut listed = BTreeMap::new();
+    for row in table.lines().filter(|l| l.starts_with("| ") && !l.starts_with("| operation")) {
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        listed.insert(cells[1].to_string(), cells[2].to_string());
+    }
+    let ops: BTreeSet<_> = model.operations.keys().cloned().collect();
+    assert_eq!(listed.keys().cloned().collect::<BTreeSet<_>>(), ops);
+    for (op, status) in &listed {
+        let served = implemented.contains(&op.as_str());
+        assert_eq!(served, status != "not yet", "{op} is marked {status}");
+    }
+    for op in implemented {
+        assert!(ops.contains(*op), "{op} is not in the model");
     }
 }
 

@@ -1,9 +1,10 @@
 //! The `berth` binary: `berth up` (everything in one process), `berth server` (the control
-//! plane alone), `berth version`.
+//! plane alone), `berth registry gc`, `berth version`.
 
 mod agent;
 mod cli;
 mod config;
+mod registry;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -34,6 +35,9 @@ enum Command {
     Logs(cli::LogsArgs),
     /// Run an image as a task, the feel of `docker run` on ECS semantics.
     Run(cli::RunArgs),
+    /// Registry maintenance.
+    #[command(subcommand)]
+    Registry(registry::RegistryCommand),
     /// Print the version.
     Version,
     /// Run one container under an OCI runtime (started by the oci driver, not by people).
@@ -62,6 +66,7 @@ fn main() -> anyhow::Result<()> {
         Command::Ps(args) => exit_with(cli::ps(args)),
         Command::Logs(args) => exit_with(cli::logs(args)),
         Command::Run(args) => exit_with(cli::run(args)),
+        Command::Registry(command) => registry::run(command),
         Command::Shim { runtime, id, bundle, cgroups_path } => {
             Ok(berth_agent::runtime::oci::shim::run(&runtime, &id, &bundle, &cgroups_path)?)
         }

@@ -39,7 +39,10 @@ async fn serve(settings: Settings, agent_options: Option<AgentOptions>, started:
         lost_agent_timeout: Duration::from_secs(settings.lost_agent_timeout),
         node: format!("{}@{}", settings.data_dir.display(), settings.listen),
     };
-    let app = App::new(config, Arc::new(store));
+    let store: Arc<dyn berth_store::Store> = Arc::new(store);
+    let registry = open_registry(&settings, store.clone(), &local_endpoint(addr))?;
+    let app = App::new(config, store, registry.clone());
+    let registry_tasks = registry_schedule(&registry, &settings.registry);
     berth_api::ensure_default_cluster(&app).await.context("creating the default cluster")?;
     let stopping = app.clone();
     let server = axum::serve(listener, berth_api::router(app.clone()))
@@ -100,9 +103,63 @@ async fn serve(settings: Settings, agent_options: Option<AgentOptions>, started:
     if let Some(task) = agent_task {
         task.abort();
     }
+    for task in registry_tasks {
+        task.abort();
+    }
     app.close();
     server.await??;
     Ok(())
+}
+
+/// The registry over `<data dir>/registry`, reached by clients at `endpoint`.
+pub fn open_registry(
+    settings: &Settings,
+    store: Arc<dyn berth_store::Store>,
+    endpoint: &str,
+) -> anyhow::Result<Arc<berth_registry::Registry>> {
+    let options = berth_registry::Options {
+        account: settings.account_id.clone(),
+        region: settings.region.clone(),
+        host: endpoint.trim_start_matches("http://").to_string(),
+        create_on_push: settings.registry.create_on_push,
+        gc_grace: Duration::from_secs(settings.registry.gc_grace),
+    };
+    let dir = settings.data_dir.join("registry");
+    berth_registry::Registry::open(&dir, store, options)
+        .with_context(|| format!("opening the registry at {}", dir.display()))
+}
+
+/// Garbage collection and lifecycle policies on their schedules.
+fn registry_schedule(
+    registry: &Arc<berth_registry::Registry>,
+    settings: &crate::config::RegistrySettings,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut tasks = Vec::new();
+    if settings.gc_interval > 0 {
+        let (registry, every) = (registry.clone(), Duration::from_secs(settings.gc_interval));
+        tasks.push(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                match registry.collect_garbage(std::time::SystemTime::now()).await {
+                    Ok(report) => tracing::info!(?report, "registry garbage collected"),
+                    Err(e) => tracing::warn!(error = %e, "registry garbage collection failed"),
+                }
+            }
+        }));
+    }
+    if settings.lifecycle_interval > 0 {
+        let (registry, every) = (registry.clone(), Duration::from_secs(settings.lifecycle_interval));
+        tasks.push(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                match registry.sweep_lifecycle(std::time::SystemTime::now()).await {
+                    Ok(n) => tracing::info!(expired = n, "lifecycle policies applied"),
+                    Err(e) => tracing::warn!(error = %e, "applying lifecycle policies failed"),
+                }
+            }
+        }));
+    }
+    tasks
 }
 
 /// How a process on this machine reaches the listener (a wildcard address means loopback).

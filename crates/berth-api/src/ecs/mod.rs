@@ -306,27 +306,12 @@ pub fn merge_tags(existing: &mut Vec<Value>, new: &[Value]) {
 #[cfg(test)]
 mod tests {
     use super::IMPLEMENTED;
-    use crate::shapes::ECS;
+    use crate::shapes::{ECS, assert_coverage};
 
     /// docs/api-coverage.md lists every model operation, and its implemented/partial rows
     /// are exactly the operations `dispatch` answers.
     #[test]
     fn coverage_table_is_true() {
-        let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/api-coverage.md")).unwrap();
-        let ecs = doc.split("## ECS").nth(1).unwrap().split("\n## ").next().unwrap();
-        let mut listed = std::collections::BTreeMap::new();
-        for row in ecs.lines().filter(|l| l.starts_with("| ") && !l.starts_with("| operation")) {
-            let cells: Vec<&str> = row.split('|').map(str::trim).collect();
-            listed.insert(cells[1].to_string(), cells[2].to_string());
-        }
-        let model: std::collections::BTreeSet<_> = ECS.operations.keys().cloned().collect();
-        assert_eq!(listed.keys().cloned().collect::<std::collections::BTreeSet<_>>(), model);
-        for (op, status) in &listed {
-            let served = IMPLEMENTED.contains(&op.as_str());
-            assert_eq!(served, status != "not yet", "{op} is marked {status}");
-        }
-        for op in IMPLEMENTED {
-            assert!(model.contains(*op), "{op} is not in the model");
-        }
+        assert_coverage("ECS", &ECS, IMPLEMENTED);
     }
 }

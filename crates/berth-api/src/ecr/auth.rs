@@ -1,0 +1,22 @@
+//! GetAuthorizationToken (the registry password docker and skopeo log in with) and
+//! DescribeRegistry.
+
+use berth_registry::Tokens;
+use serde_json::{Value, json};
+
+use crate::ecs::{Ctx, epoch_seconds};
+use crate::error::ApiResult;
+
+pub fn get_token(ctx: &Ctx<'_>) -> ApiResult<Value> {
+    let registry = &ctx.app.registry;
+    let (password, expires) = registry.tokens.issue(&ctx.caller.access_key, &ctx.caller.region, ctx.now);
+    Ok(json!({"authorizationData": [{
+        "authorizationToken": Tokens::authorization_token(&password),
+        "expiresAt": epoch_seconds(expires),
+        "proxyEndpoint": format!("http://{}", registry.options.host),
+    }]}))
+}
+
+pub fn describe_registry(ctx: &Ctx<'_>) -> ApiResult<Value> {
+    Ok(json!({"registryId": ctx.app.config.account, "replicationConfiguration": {"rules": []}}))
+}

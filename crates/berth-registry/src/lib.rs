@@ -1,0 +1,258 @@
+//! Berth's private registry. One [`Registry`] holds the truth both front ends share: the
+//! OCI distribution API on `/v2/` ([`http`]) and the ECR API (in `berth-api`). Metadata
+//! (repositories, manifests, tags, blob links, upload sessions, policies) lives in the
+//! store; blob bytes live in a [`BlobStore`].
+//!
+//! A push flows: [`uploads`] (stream, hash, fsync, rename, link the blob to the repository)
+//! → [`images`] (parse the manifest, check its blobs are linked, tag it) → the store.
+//! [`gc`] removes what nothing references; [`lifecycle`] expires images by policy.
+
+pub mod access;
+pub mod blobs;
+pub mod digest;
+pub mod error;
+pub mod gc;
+pub mod http;
+pub mod images;
+pub mod keys;
+pub mod lifecycle;
+pub mod manifest;
+pub mod repositories;
+pub mod token;
+pub mod uploads;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use berth_store::{KeyValue, Store};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+pub use access::Caller;
+pub use blobs::{BlobStore, FsBlobStore};
+pub use digest::Digest;
+pub use error::{RegistryError, Result};
+pub use token::Tokens;
+
+/// How many times an operation re-reads and retries when a compare-and-swap loses a race.
+const MAX_ATTEMPTS: usize = 50;
+
+/// How the registry is set up.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The account id in ARNs and `registryId`.
+    pub account: String,
+    /// The region `/v2/` serves to anonymous callers (token holders get their token's).
+    pub region: String,
+    /// `host:port` clients reach the registry at: the first part of a `repositoryUri`.
+    pub host: String,
+    /// A push to a repository that does not exist creates it.
+    pub create_on_push: bool,
+    /// How long an uploaded blob no manifest references is kept (a push in progress).
+    pub gc_grace: Duration,
+}
+
+/// One caller in one region at one moment: what every registry operation is asked under.
+#[derive(Debug, Clone)]
+pub struct Scope {
+    pub region: String,
+    pub caller: Caller,
+    pub now: SystemTime,
+}
+
+impl Scope {
+    pub fn keys(&self) -> keys::Keys<'_> {
+        keys::Keys { region: &self.region }
+    }
+
+    pub fn timestamp(&self) -> f64 {
+        epoch_seconds(self.now)
+    }
+}
+
+pub fn epoch_seconds(t: SystemTime) -> f64 {
+    t.duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0) as f64 / 1000.0
+}
+
+/// A repository as stored (and as DescribeRepositories shows it, with ARN and URI added).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Repository {
+    pub name: String,
+    pub created_at: f64,
+    pub image_tag_mutability: String,
+    #[serde(default)]
+    pub exclusion_filters: Vec<serde_json::Value>,
+    #[serde(default)]
+    pub scan_on_push: bool,
+    pub encryption: serde_json::Value,
+    #[serde(default)]
+    pub tags: Vec<serde_json::Value>,
+    #[serde(default)]
+    pub policy: Option<String>,
+    #[serde(default)]
+    pub lifecycle_policy: Option<String>,
+    #[serde(default)]
+    pub lifecycle_evaluated_at: Option<f64>,
+}
+
+impl Repository {
+    /// Whether `tag`, once set, may not be moved to another image.
+    pub fn tag_is_immutable(&self, tag: &str) -> bool {
+        let matches = || {
+            self.exclusion_filters
+                .iter()
+                .filter_map(|f| f.get("filter").and_then(serde_json::Value::as_str))
+                .any(|f| access::wildcard(f, tag))
+        };
+        match self.image_tag_mutability.as_str() {
+            "IMMUTABLE" => true,
+            "IMMUTABLE_WITH_EXCLUSION" => !matches(),
+            "MUTABLE_WITH_EXCLUSION" => matches(),
+            _ => false,
+        }
+    }
+}
+
+/// One manifest in one repository.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ManifestRecord {
+    pub digest: String,
+    pub media_type: String,
+    /// The manifest exactly as pushed (manifests are JSON, so UTF-8).
+    pub manifest: String,
+    pub pushed_at: f64,
+    #[serde(default)]
+    pub last_pull: Option<f64>,
+    #[serde(default)]
+    pub blobs: Vec<String>,
+    #[serde(default)]
+    pub children: Vec<String>,
+    #[serde(default)]
+    pub subject: Option<String>,
+    #[serde(default)]
+    pub artifact_type: Option<String>,
+    #[serde(default)]
+    pub annotations: Option<serde_json::Value>,
+    pub image_size: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TagRecord {
+    pub digest: String,
+    pub pushed_at: f64,
+}
+
+/// A blob a repository holds. `touched` is renewed whenever a manifest starts to use it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LinkRecord {
+    pub size: u64,
+    pub touched: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UploadRecord {
+    pub repository: String,
+    pub started_at: f64,
+}
+
+pub(crate) fn decode<T: DeserializeOwned>(kv: &KeyValue) -> Result<T> {
+    serde_json::from_slice(&kv.value).map_err(|e| berth_store::StoreError::Corrupt(format!("{}: {e}", kv.key)).into())
+}
+
+pub(crate) fn encode<T: Serialize>(v: &T) -> Vec<u8> {
+    serde_json::to_vec(v).expect("records serialise")
+}
+
+/// The running hash of an upload in progress, and the lock that orders its chunks.
+#[derive(Default)]
+pub(crate) struct UploadState {
+    pub hasher: Option<digest::Hasher>,
+    /// How many bytes `hasher` has seen (it is only valid while that is the upload's size).
+    pub hashed: u64,
+}
+
+pub struct Registry {
+    pub store: Arc<dyn Store>,
+    pub blobs: Arc<dyn BlobStore>,
+    pub tokens: Tokens,
+    pub options: Options,
+    uploads: Mutex<HashMap<String, Arc<tokio::sync::Mutex<UploadState>>>>,
+    /// Held shared by everything that makes a blob referenced (commit, mount, manifest put)
+    /// and exclusively by garbage collection while it deletes, so the two never interleave.
+    gc_lock: tokio::sync::RwLock<()>,
+}
+
+impl Registry {
+    pub fn new(store: Arc<dyn Store>, blobs: Arc<dyn BlobStore>, tokens: Tokens, options: Options) -> Arc<Self> {
+        Arc::new(Registry {
+            store,
+            blobs,
+            tokens,
+            options,
+            uploads: Mutex::new(HashMap::new()),
+            gc_lock: tokio::sync::RwLock::new(()),
+        })
+    }
+
+    /// A registry over a data directory: blobs under `dir`, the token secret in it.
+    pub fn open(dir: &std::path::Path, store: Arc<dyn Store>, options: Options) -> std::io::Result<Arc<Self>> {
+        std::fs::create_dir_all(dir)?;
+        let blobs = FsBlobStore::open(dir)?;
+        let tokens = Tokens::load_or_create(&dir.join("token.key"))?;
+        Ok(Registry::new(store, Arc::new(blobs), tokens, options))
+    }
+
+    pub fn arn(&self, region: &str, repo: &str) -> String {
+        format!("arn:aws:ecr:{region}:{}:repository/{repo}", self.options.account)
+    }
+
+    pub fn uri(&self, repo: &str) -> String {
+        format!("{}/{repo}", self.options.host)
+    }
+
+    /// Every region that has had repositories.
+    pub fn regions(&self) -> Result<Vec<String>> {
+        use berth_store::StoreExt;
+        Ok(self.store.list(keys::REGIONS)?.into_iter().map(|kv| kv.key[keys::REGIONS.len()..].to_string()).collect())
+    }
+
+    /// Checks `action` (an ECR action name such as `ecr:PutImage`) on `repo` for the caller.
+    pub fn authorize(&self, scope: &Scope, repo: &Repository, action: &str) -> Result<()> {
+        access::check(repo.policy.as_deref(), &scope.caller, &self.options.account, action)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+
+    pub struct Fixture {
+        pub registry: Arc<Registry>,
+        pub _dir: tempfile::TempDir,
+    }
+
+    pub fn registry() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(berth_store::Embedded::in_memory().unwrap());
+        let options = Options {
+            account: "000000000000".into(),
+            region: "us-east-1".into(),
+            host: "127.0.0.1:5000".into(),
+            create_on_push: false,
+            gc_grace: Duration::from_secs(3600),
+        };
+        let registry = Registry::open(dir.path(), store, options).unwrap();
+        Fixture { registry, _dir: dir }
+    }
+
+    pub fn scope() -> Scope {
+        Scope {
+            region: "us-east-1".into(),
+            caller: Caller::Account { access_key: "AKID".into() },
+            now: SystemTime::now(),
+        }
+    }
+}

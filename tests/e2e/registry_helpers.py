@@ -1,0 +1,129 @@
+"""Helpers for the registry tests: ECR tokens, a small /v2/ client, and images built
+locally (blobs, manifests, multi-layer OCI layouts)."""
+
+import base64
+import gzip
+import hashlib
+import hmac
+import io
+import json
+import os
+import tarfile
+import time
+from pathlib import Path
+
+import requests
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+
+
+def sha256(data):
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def login_password(berth, region="us-east-1"):
+    """The password `aws ecr get-login-password` prints, from GetAuthorizationToken."""
+    data = berth.client("ecr", region=region).get_authorization_token()["authorizationData"][0]
+    user, password = base64.b64decode(data["authorizationToken"]).decode().split(":", 1)
+    assert user == "AWS"
+    return password
+
+
+def forged_password(berth, access_key, region, expires_at):
+    """A token signed with the server's own secret, expiring at `expires_at` (epoch secs)."""
+    secret = bytes.fromhex((Path(berth.data_dir) / "registry" / "token.key").read_text().strip())
+    b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+    claims = b64(f"{access_key}\n{region}\n{int(expires_at)}".encode())
+    tag = b64(hmac.new(secret, claims.encode(), hashlib.sha256).digest())
+    return f"{claims}.{tag}"
+
+
+class V2:
+    """A /v2/ client: every call returns the `requests` response."""
+
+    def __init__(self, berth, password=None):
+        self.base = berth.endpoint
+        self.session = requests.Session()
+        if password is not None:
+            self.session.auth = ("AWS", password)
+
+    def __call__(self, method, path, **kw):
+        return self.session.request(method, self.base + path, timeout=60, allow_redirects=False, **kw)
+
+    def push_blob(self, repo, data):
+        d = sha256(data)
+        r = self("POST", f"/v2/{repo}/blobs/uploads/", params={"digest": d}, data=data)
+        assert r.status_code == 201, r.text
+        return {"digest": d, "size": len(data)}
+
+    def push_manifest(self, repo, ref, manifest, media_type=OCI_MANIFEST):
+        body = json.dumps(manifest).encode()
+        r = self("PUT", f"/v2/{repo}/manifests/{ref}", data=body, headers={"Content-Type": media_type})
+        assert r.status_code == 201, r.text
+        return r.headers["Docker-Content-Digest"]
+
+    def push_image(self, repo, ref, layers, config=None, extra=None):
+        """Pushes `layers` (bytes) and a config; returns (manifest digest, manifest)."""
+        cfg = self.push_blob(repo, config or json.dumps({"architecture": "amd64", "os": "linux", "n": os.urandom(4).hex()}).encode())
+        descs = [dict(self.push_blob(repo, l), mediaType=OCI_LAYER) for l in layers]
+        manifest = {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": dict(cfg, mediaType=OCI_CONFIG), "layers": descs}
+        manifest.update(extra or {})
+        return self.push_manifest(repo, ref, manifest), manifest
+
+    def error_code(self, r):
+        return r.json()["errors"][0]["code"]
+
+
+def tar_gz(files):
+    """A gzipped tar of {name: bytes} with fixed metadata."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = len(data), 0o644, 1_700_000_000
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue(), gzip.compress(buf.getvalue(), mtime=0)
+
+
+def multi_layer_layout(out, busybox_layout, extra_layers=2, tag="latest"):
+    """An OCI layout: the busybox fixture's layer plus `extra_layers` small layers."""
+    out = Path(out)
+    (out / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
+    src = Path(busybox_layout)
+    index = json.loads((src / "index.json").read_text())
+    read = lambda d: (src / "blobs" / "sha256" / d.split(":")[1]).read_bytes()
+    base = json.loads(read(index["manifests"][0]["digest"]))
+    config = json.loads(read(base["config"]["digest"]))
+
+    def write(data):
+        d = sha256(data)
+        (out / "blobs" / "sha256" / d.split(":")[1]).write_bytes(data)
+        return {"digest": d, "size": len(data)}
+
+    layers = [dict(write(read(base["layers"][0]["digest"])), mediaType=OCI_LAYER)]
+    for i in range(extra_layers):
+        raw, gz = tar_gz({f"www/layer{i}.txt": f"layer {i}\n".encode() + os.urandom(64 * 1024).hex().encode()})
+        layers.append(dict(write(gz), mediaType=OCI_LAYER))
+        config["rootfs"]["diff_ids"].append(sha256(raw))
+    cfg = dict(write(json.dumps(config, sort_keys=True).encode()), mediaType=OCI_CONFIG)
+    manifest = {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": cfg, "layers": layers}
+    m = write(json.dumps(manifest, sort_keys=True).encode())
+    (out / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [
+        dict(m, mediaType=OCI_MANIFEST, annotations={"org.opencontainers.image.ref.name": tag})]}))
+    (out / "oci-layout").write_text(json.dumps({"imageLayoutVersion": "1.0.0"}))
+    return m["digest"], manifest
+
+
+def wait_for(predicate, timeout=20, interval=0.2):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    return predicate()
