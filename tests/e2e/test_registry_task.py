@@ -6,6 +6,8 @@ import json
 import subprocess
 import time
 
+from conftest import Berth
+from registry_helpers import login_password
 from test_registry import busybox_layout, skopeo  # noqa: F401 (fixture)
 
 
@@ -35,3 +37,50 @@ def test_a_task_runs_an_image_pushed_to_berth(agent_berth, busybox_layout):  # n
     assert task["lastStatus"] == "STOPPED", task
     assert task["containers"][0].get("exitCode") == 7, json.dumps(task, default=str)
     assert task["stopCode"] == "EssentialContainerExited"
+
+
+def wait_stopped(ecs, arn, timeout=90):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        task = ecs.describe_tasks(tasks=[arn])["tasks"][0]
+        if task["lastStatus"] == "STOPPED":
+            return task
+        time.sleep(0.3)
+    raise AssertionError(f"task {arn} did not stop")
+
+
+def test_repository_credentials_pull_from_a_private_registry(agent_berth, busybox_layout, tmp_path):  # noqa: F811
+    """`repositoryCredentials` names a secret; the agent reads it from its secrets dir and pulls
+    with it. The private registry is a second Berth, whose registry wants a token."""
+    other = Berth(tmp_path / "other").start()
+    uri = None
+    try:
+        uri = other.cli("ecr", "create-repository", "--repository-name", "private")["repository"]["repositoryUri"]
+        password = login_password(other)
+        skopeo("copy", "--quiet", "--dest-tls-verify=false", "--dest-creds", f"AWS:{password}",
+               f"oci:{busybox_layout}:latest", f"docker://{uri}:1")
+        subprocess.run(["docker", "rmi", f"{uri}:1"], capture_output=True)
+        secrets = agent_berth.data_dir / "agent" / "secrets"
+        secrets.mkdir(parents=True, exist_ok=True)
+        (secrets / "regcreds").write_text(json.dumps({"username": "AWS", "password": password}))
+        ecs = agent_berth.client()
+        main = {"name": "main", "image": f"{uri}:1", "memory": 32, "command": ["sh", "-c", "exit 5"]}
+        secret_arn = "arn:aws:secretsmanager:us-east-1:000000000000:secret:"
+        for family, creds in [("nocreds", None), ("missing", secret_arn + "nope"), ("creds", secret_arn + "regcreds")]:
+            container = {**main, "repositoryCredentials": {"credentialsParameter": creds}} if creds else main
+            ecs.register_task_definition(family=family, containerDefinitions=[container])
+        # Without credentials, and with a secret that is not there, the pull fails...
+        task = wait_stopped(ecs, ecs.run_task(taskDefinition="nocreds")["tasks"][0]["taskArn"])
+        assert task["stopCode"] == "TaskFailedToStart"
+        assert task["stoppedReason"].startswith("CannotPullContainerError"), task["stoppedReason"]
+        task = wait_stopped(ecs, ecs.run_task(taskDefinition="missing")["tasks"][0]["taskArn"])
+        assert task["stopCode"] == "TaskFailedToStart"
+        assert task["stoppedReason"].startswith("ResourceInitializationError: unable to pull secrets or registry auth"), task
+        # ...and with the secret it runs.
+        task = wait_stopped(ecs, ecs.run_task(taskDefinition="creds")["tasks"][0]["taskArn"])
+        assert task["containers"][0].get("exitCode") == 5, json.dumps(task, default=str)
+        assert task["stopCode"] == "EssentialContainerExited"
+    finally:
+        other.stop()
+        if uri:
+            subprocess.run(["docker", "rmi", f"{uri}:1"], capture_output=True)

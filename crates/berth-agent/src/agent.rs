@@ -29,6 +29,8 @@ pub struct AgentConfig {
     pub cluster: String,
     /// Where the agent keeps its identity and task scratch volumes.
     pub state_dir: PathBuf,
+    /// Where secrets named by tasks (`repositoryCredentials`) are read.
+    pub secrets_dir: PathBuf,
     /// MiB of memory kept back from tasks.
     pub reserved_memory_mib: i64,
     pub instance_type: String,
@@ -113,6 +115,7 @@ impl Agent {
             cluster: config.cluster.clone(),
             instance_arn: instance_arn.clone(),
             state_dir: config.state_dir.clone(),
+            secrets_dir: config.secrets_dir.clone(),
             allow_privileged: config.allow_privileged,
             cleanup_wait: config.cleanup_wait,
             definitions: Default::default(),

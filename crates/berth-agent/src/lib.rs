@@ -15,6 +15,7 @@ pub mod client;
 pub mod host;
 pub mod lifecycle;
 pub mod runtime;
+pub mod secrets;
 pub mod spec;
 mod task_runner;
 

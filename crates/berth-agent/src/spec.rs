@@ -162,6 +162,11 @@ pub fn container_spec(ctx: &Context<'_>, def: &Obj, overrides: Option<&Obj>) -> 
             .map(|s| Duration::from_secs(s.max(0) as u64))
             .unwrap_or(DEFAULT_STOP_TIMEOUT),
         registry_auth: None,
+        repository_credentials: def
+            .get("repositoryCredentials")
+            .and_then(|r| r.get("credentialsParameter"))
+            .and_then(Value::as_str)
+            .map(str::to_string),
         health: health_check(def),
         cgroup_parent: None,
     })

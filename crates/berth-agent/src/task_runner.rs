@@ -34,6 +34,8 @@ pub struct Shared {
     pub cluster: String,
     pub instance_arn: String,
     pub state_dir: PathBuf,
+    /// Where secrets named by tasks are read (see `secrets`).
+    pub secrets_dir: PathBuf,
     pub allow_privileged: bool,
     /// How long a stopped task's containers are kept (for their logs) before removal.
     pub cleanup_wait: Duration,
@@ -356,7 +358,20 @@ impl TaskRun {
                     (_, None) => Err("container has no runnable spec".to_string()),
                     (Action::Pull, Some(spec)) => {
                         self.pull_started.get_or_insert_with(now);
-                        let r = match self.shared.client.registry_auth(&spec.image).await {
+                        let auth = match &spec.repository_credentials {
+                            Some(secret) => crate::secrets::registry_credentials(&self.shared.secrets_dir, secret)
+                                .map(Some)
+                                .map_err(|e| {
+                                    format!("ResourceInitializationError: unable to pull secrets or registry auth: {e}")
+                                }),
+                            None => self
+                                .shared
+                                .client
+                                .registry_auth(&spec.image)
+                                .await
+                                .map_err(|e| format!("getting a registry token: {e}")),
+                        };
+                        let r = match auth {
                             Ok(auth) => {
                                 let spec = ContainerSpec {
                                     registry_auth: auth.or(spec.registry_auth.clone()),
@@ -364,7 +379,7 @@ impl TaskRun {
                                 };
                                 runtime.pull(&spec).await.map(|_| ContainerStatus::Pulled).map_err(|e| e.to_string())
                             }
-                            Err(e) => Err(format!("getting a registry token: {e}")),
+                            Err(e) => Err(e),
                         };
                         self.pull_stopped = Some(now());
                         r

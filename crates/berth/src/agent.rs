@@ -28,6 +28,7 @@ pub async fn runtime(options: &AgentOptions, state_dir: &Path) -> anyhow::Result
 pub fn config(options: &AgentOptions, cluster: &str, region: &str, state_dir: PathBuf) -> AgentConfig {
     AgentConfig {
         cluster: cluster.to_string(),
+        secrets_dir: options.secrets_dir.clone().unwrap_or_else(|| state_dir.join("secrets")),
         state_dir,
         reserved_memory_mib: options.reserved_memory,
         instance_type: options.instance_type.clone(),

@@ -87,6 +87,11 @@ pub struct AgentOptions {
     /// Seconds a stopped task's containers are kept (for `berth logs`) before removal
     #[arg(long, env = "BERTH_TASK_CLEANUP_WAIT", default_value_t = 600)]
     pub task_cleanup_wait: u64,
+    /// Where secrets named by tasks are read: `repositoryCredentials` naming
+    /// `arn:aws:secretsmanager:...:secret:NAME` reads the JSON file DIR/NAME
+    /// [default: the agent's state dir + /secrets]
+    #[arg(long, env = "BERTH_SECRETS_DIR")]
+    pub secrets_dir: Option<PathBuf>,
 }
 
 fn parse_attribute(raw: &str) -> Result<(String, String), String> {

@@ -83,6 +83,8 @@ pub struct ContainerSpec {
     pub stop_timeout: Duration,
     /// Basic-auth credentials for the image's registry.
     pub registry_auth: Option<(String, String)>,
+    /// The secret holding them (`repositoryCredentials.credentialsParameter`), read at pull time.
+    pub repository_credentials: Option<String>,
     pub health: Option<HealthSpec>,
     /// The task cgroup the container goes beneath (`/berth-tasks/<task id>`).
     pub cgroup_parent: Option<String>,
