@@ -46,6 +46,28 @@ def test_missing_image_fails_to_start(agent_berth, registry, image_suffix):
     assert "startedAt" not in task
 
 
+def test_environment_files_are_read_beneath_the_environment(agent_berth, registry):
+    """`environmentFiles` name S3 objects; Berth's agent reads them from its s3 directory."""
+    bucket = agent_berth.data_dir / "agent" / "s3" / "config"
+    bucket.mkdir(parents=True, exist_ok=True)
+    (bucket / "a.env").write_text("# defaults\nA=from-a\nB=from-a\n")
+    (bucket / "b.env").write_text("B=from-b\nC=from-b\n")
+    ecs = agent_berth.client()
+    check = '[ "$A" = from-a ] && [ "$B" = from-b ] && [ "$C" = given ] && exit 7; env; exit 1'
+    files = [{"value": "arn:aws:s3:::config/a.env", "type": "s3"}, {"value": "arn:aws:s3:::config/b.env", "type": "s3"}]
+    ecs.register_task_definition(family="envfiles", containerDefinitions=[
+        {"name": "main", "image": registry, "memory": 32, "command": ["sh", "-c", check],
+         "environment": [{"name": "C", "value": "given"}], "environmentFiles": files}])
+    task = wait_for(ecs, ecs.run_task(taskDefinition="envfiles")["tasks"][0]["taskArn"], "STOPPED")
+    assert task["containers"][0].get("exitCode") == 7, task
+    ecs.register_task_definition(family="envmissing", containerDefinitions=[
+        {"name": "main", "image": registry, "memory": 32, "command": ["true"],
+         "environmentFiles": [{"value": "arn:aws:s3:::config/none.env", "type": "s3"}]}])
+    task = wait_for(ecs, ecs.run_task(taskDefinition="envmissing")["tasks"][0]["taskArn"], "STOPPED")
+    assert task["stopCode"] == "TaskFailedToStart"
+    assert task["stoppedReason"].startswith("ResourceInitializationError: failed to download env files"), task
+
+
 # --- helpers --------------------------------------------------------------------------
 
 OOM_REASON = "OutOfMemoryError: Container killed due to memory usage"

@@ -31,6 +31,8 @@ pub struct AgentConfig {
     pub state_dir: PathBuf,
     /// Where secrets named by tasks (`repositoryCredentials`) are read.
     pub secrets_dir: PathBuf,
+    /// Where S3 objects named by tasks (`environmentFiles`) are read.
+    pub s3_dir: PathBuf,
     /// MiB of memory kept back from tasks.
     pub reserved_memory_mib: i64,
     pub instance_type: String,
@@ -116,6 +118,7 @@ impl Agent {
             instance_arn: instance_arn.clone(),
             state_dir: config.state_dir.clone(),
             secrets_dir: config.secrets_dir.clone(),
+            s3_dir: config.s3_dir.clone(),
             allow_privileged: config.allow_privileged,
             cleanup_wait: config.cleanup_wait,
             definitions: Default::default(),

@@ -14,8 +14,8 @@ pub mod cgroup;
 pub mod client;
 pub mod host;
 pub mod lifecycle;
+pub mod objects;
 pub mod runtime;
-pub mod secrets;
 pub mod spec;
 mod task_runner;
 

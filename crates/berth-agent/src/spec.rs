@@ -162,6 +162,7 @@ pub fn container_spec(ctx: &Context<'_>, def: &Obj, overrides: Option<&Obj>) -> 
             .map(|s| Duration::from_secs(s.max(0) as u64))
             .unwrap_or(DEFAULT_STOP_TIMEOUT),
         registry_auth: None,
+        env_files: objects(def, "environmentFiles").filter_map(|f| text(f, "value")).map(str::to_string).collect(),
         repository_credentials: def
             .get("repositoryCredentials")
             .and_then(|r| r.get("credentialsParameter"))

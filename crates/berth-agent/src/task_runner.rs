@@ -36,6 +36,8 @@ pub struct Shared {
     pub state_dir: PathBuf,
     /// Where secrets named by tasks are read (see `secrets`).
     pub secrets_dir: PathBuf,
+    /// Where S3 objects named by tasks (`environmentFiles`) are read (see `objects`).
+    pub s3_dir: PathBuf,
     pub allow_privileged: bool,
     /// How long a stopped task's containers are kept (for their logs) before removal.
     pub cleanup_wait: Duration,
@@ -359,7 +361,7 @@ impl TaskRun {
                     (Action::Pull, Some(spec)) => {
                         self.pull_started.get_or_insert_with(now);
                         let auth = match &spec.repository_credentials {
-                            Some(secret) => crate::secrets::registry_credentials(&self.shared.secrets_dir, secret)
+                            Some(secret) => crate::objects::registry_credentials(&self.shared.secrets_dir, secret)
                                 .map(Some)
                                 .map_err(|e| {
                                     format!("ResourceInitializationError: unable to pull secrets or registry auth: {e}")
@@ -384,13 +386,18 @@ impl TaskRun {
                         self.pull_stopped = Some(now());
                         r
                     }
-                    (Action::Create, Some(spec)) => match runtime.create(spec).await {
-                        Ok(id) => {
-                            c.id = Some(id);
-                            Ok(ContainerStatus::Created)
+                    (Action::Create, Some(spec)) => {
+                        match crate::objects::with_env_files(&self.shared.s3_dir, &spec.env_files, &spec.env) {
+                            Err(e) => Err(format!("ResourceInitializationError: failed to download env files: {e}")),
+                            Ok(env) => match runtime.create(&ContainerSpec { env, ..spec.clone() }).await {
+                                Ok(id) => {
+                                    c.id = Some(id);
+                                    Ok(ContainerStatus::Created)
+                                }
+                                Err(e) => Err(e.to_string()),
+                            },
                         }
-                        Err(e) => Err(e.to_string()),
-                    },
+                    }
                     (Action::Start, Some(_)) => {
                         let id = c.id.clone().unwrap_or_default();
                         match runtime.start(&id).await {

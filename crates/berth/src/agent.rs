@@ -29,6 +29,7 @@ pub fn config(options: &AgentOptions, cluster: &str, region: &str, state_dir: Pa
     AgentConfig {
         cluster: cluster.to_string(),
         secrets_dir: options.secrets_dir.clone().unwrap_or_else(|| state_dir.join("secrets")),
+        s3_dir: options.s3_dir.clone().unwrap_or_else(|| state_dir.join("s3")),
         state_dir,
         reserved_memory_mib: options.reserved_memory,
         instance_type: options.instance_type.clone(),

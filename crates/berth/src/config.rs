@@ -92,6 +92,10 @@ pub struct AgentOptions {
     /// [default: the agent's state dir + /secrets]
     #[arg(long, env = "BERTH_SECRETS_DIR")]
     pub secrets_dir: Option<PathBuf>,
+    /// Where S3 objects named by tasks are read: an `environmentFiles` entry
+    /// `arn:aws:s3:::BUCKET/KEY` reads DIR/BUCKET/KEY [default: the agent's state dir + /s3]
+    #[arg(long, env = "BERTH_S3_DIR")]
+    pub s3_dir: Option<PathBuf>,
 }
 
 fn parse_attribute(raw: &str) -> Result<(String, String), String> {

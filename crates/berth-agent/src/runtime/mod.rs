@@ -85,6 +85,8 @@ pub struct ContainerSpec {
     pub registry_auth: Option<(String, String)>,
     /// The secret holding them (`repositoryCredentials.credentialsParameter`), read at pull time.
     pub repository_credentials: Option<String>,
+    /// `environmentFiles` (S3 object ARNs), merged beneath `env` at create time.
+    pub env_files: Vec<String>,
     pub health: Option<HealthSpec>,
     /// The task cgroup the container goes beneath (`/berth-tasks/<task id>`).
     pub cgroup_parent: Option<String>,
