@@ -240,6 +240,7 @@ impl TaskRun {
         if let Err(reason) = self.prepare().await {
             self.fail(reason);
         }
+        tracing::debug!(task = %self.id, "prepared");
         self.adopt(adopted, &exit_tx);
         if let Some(pending) = pending_claim {
             self.advance(&exit_tx).await;
@@ -254,6 +255,7 @@ impl TaskRun {
                 return;
             }
             self.claimed = true;
+            tracing::debug!(task = %self.id, "claim acknowledged");
         }
         loop {
             self.advance(&exit_tx).await;
@@ -411,6 +413,7 @@ impl TaskRun {
                     }
                 };
                 let c = &mut self.containers[n];
+                tracing::debug!(task = %self.id, container = %c.name, ?action, ok = outcome.is_ok(), "container step");
                 match outcome {
                     Ok(status) => c.known = status,
                     Err(reason) => {
@@ -537,7 +540,10 @@ impl TaskRun {
         }
         loop {
             match self.shared.client.ecs("SubmitTaskStateChange", body.clone()).await {
-                Ok(_) => break,
+                Ok(_) => {
+                    tracing::debug!(task = %self.id, status = %status.as_str(), "reported");
+                    break;
+                }
                 Err(ClientError::Transport(e)) => {
                     tracing::warn!(task = %self.arn, error = %e, "report not delivered; retrying");
                     tokio::time::sleep(REPORT_RETRY).await;

@@ -15,7 +15,7 @@ use berth_image::store::ImageStore;
 use serde::{Deserialize, Serialize};
 
 use super::network::{self, Attachment, Forward};
-use super::shim::{EXIT_FILE, Exit, FORWARDS_FILE, HEALTH_FILE, HEALTHCHECK_FILE, LOG_FILE, LogLine};
+use super::shim::{EXIT_FILE, Exit, FORWARDS_FILE, HEALTH_FILE, HEALTHCHECK_FILE, LOG_FILE, LogLine, PID_FILE};
 use super::{bundle, rootfs};
 use crate::lifecycle::Health;
 use crate::runtime::{Binding, BoxFuture, ContainerSpec, LogStream, Observed, Runtime, RuntimeError};
@@ -28,6 +28,8 @@ const START_POLL: Duration = Duration::from_millis(2);
 const RUNC_ROOT: &str = "/run/runc";
 /// How long a container may take to be running after `start`.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long starting through runc's exec fifo may wait for the container's init.
+const FIFO_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Meta {
@@ -71,6 +73,67 @@ impl OciRuntime {
 
     fn exit(&self, id: &str) -> Option<Exit> {
         serde_json::from_slice(&std::fs::read(self.dir(id).join(EXIT_FILE)).ok()?).ok()
+    }
+
+    /// Starts the container's shim, which creates the container, and waits until it is created
+    /// (its pid file) or the shim gave up (its exit record: `start` reports that).
+    async fn spawn_shim(&self, id: &str, cgroups_path: &str) -> Result<(), RuntimeError> {
+        let dir = self.dir(id);
+        let mut child = std::process::Command::new(&self.shim)
+            .args(["shim", "--runtime", &self.runtime, "--id", id, "--cgroups-path", cgroups_path, "--bundle"])
+            .arg(&dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| RuntimeError::Create(format!("starting the shim: {e}")))?;
+        // Reap the shim when it ends (it detaches into its own session).
+        std::thread::spawn(move || child.wait());
+        let deadline = tokio::time::Instant::now() + START_TIMEOUT;
+        while !dir.join(PID_FILE).exists() && self.exit(id).is_none() {
+            if tokio::time::Instant::now() > deadline {
+                return Err(RuntimeError::Create(format!("container {id} was not created within {START_TIMEOUT:?}")));
+            }
+            tokio::time::sleep(START_POLL).await;
+        }
+        Ok(())
+    }
+
+    /// runc's `start` is: open the container's `exec.fifo`, read the byte its init writes,
+    /// remove the fifo. Doing that here saves starting a runc process on every task start.
+    /// `None` when the runtime is not runc or has no fifo (the caller runs `runtime start`).
+    async fn start_through_fifo(&self, id: &str) -> Option<Result<(), RuntimeError>> {
+        if Path::new(&self.runtime).file_name().and_then(|n| n.to_str()) != Some("runc") {
+            return None;
+        }
+        let fifo = PathBuf::from("/run/runc").join(id).join("exec.fifo");
+        if !fifo.exists() {
+            return None;
+        }
+        // The init waits in a blocking open of the fifo for writing; if it died meanwhile, our
+        // open would wait forever, so it is bounded, and on timeout a writer of our own
+        // releases the blocked reader.
+        let path = fifo.clone();
+        let reader = tokio::task::spawn_blocking(move || -> std::io::Result<usize> {
+            use std::io::Read;
+            let mut byte = Vec::new();
+            std::fs::File::open(&path)?.read_to_end(&mut byte)?;
+            Ok(byte.len())
+        });
+        let outcome = match tokio::time::timeout(FIFO_TIMEOUT, reader).await {
+            Ok(joined) => joined.map_err(|e| std::io::Error::other(e.to_string())).and_then(|r| r),
+            Err(_) => {
+                use std::os::unix::fs::OpenOptionsExt;
+                let _ = std::fs::OpenOptions::new().write(true).custom_flags(libc::O_NONBLOCK).open(&fifo);
+                Err(std::io::Error::other("its init did not answer"))
+            }
+        };
+        let _ = std::fs::remove_file(&fifo);
+        Some(match outcome {
+            Ok(n) if n > 0 => Ok(()),
+            Ok(_) => Err(RuntimeError::Start(format!("container {id} is already running"))),
+            Err(e) => Err(RuntimeError::Start(format!("starting {id} through its exec fifo: {e}"))),
+        })
     }
 
     async fn runtime(&self, args: &[&str]) -> std::io::Result<std::process::Output> {
@@ -221,7 +284,9 @@ impl Runtime for OciRuntime {
                     std::fs::create_dir_all(source).map_err(io("creating a bind mount source"))?;
                 }
             }
+            let t0 = std::time::Instant::now();
             let fs = rootfs::mount(&image.layers, &dir).map_err(io("mounting the rootfs"))?;
+            tracing::debug!(container = %spec.name, elapsed = ?t0.elapsed(), "rootfs mounted");
             let cgroups_path = match &spec.cgroup_parent {
                 Some(parent) => format!("{parent}/{}", spec.name),
                 None => format!("/berth/{}", spec.name),
@@ -248,54 +313,31 @@ impl Runtime for OciRuntime {
             let meta = Meta { labels: spec.labels.clone(), cgroups_path, attachment };
             std::fs::write(dir.join("meta.json"), serde_json::to_vec(&meta).expect("json"))
                 .map_err(io("writing meta.json"))?;
+            tracing::debug!(container = %spec.name, elapsed = ?t0.elapsed(), "bundle written");
+            self.spawn_shim(&spec.name, &meta.cgroups_path).await?;
+            tracing::debug!(container = %spec.name, elapsed = ?t0.elapsed(), "created");
             Ok(spec.name.clone())
         })
     }
 
     fn start<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), RuntimeError>> {
         Box::pin(async move {
-            let dir = self.dir(id);
-            let meta: Meta = serde_json::from_slice(
-                &std::fs::read(dir.join("meta.json")).map_err(|e| RuntimeError::Start(e.to_string()))?,
-            )
-            .map_err(|e| RuntimeError::Start(e.to_string()))?;
-            let mut child = std::process::Command::new(&self.shim)
-                .args([
-                    "shim",
-                    "--runtime",
-                    &self.runtime,
-                    "--id",
-                    id,
-                    "--cgroups-path",
-                    &meta.cgroups_path,
-                    "--bundle",
-                ])
-                .arg(&dir)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .map_err(|e| RuntimeError::Start(format!("starting the shim: {e}")))?;
-            // Reap the shim when it ends (it detaches into its own session).
-            std::thread::spawn(move || child.wait());
-            let deadline = tokio::time::Instant::now() + START_TIMEOUT;
-            loop {
-                if let Some(exit) = self.exit(id) {
-                    return match exit.error {
-                        Some(e) => Err(RuntimeError::Start(e)),
-                        None => Ok(()),
-                    };
-                }
-                // Stats, not a `runc state` per poll: runc writes state.json at create and
-                // removes exec.fifo once the process runs.
-                if self.running(id) {
-                    return Ok(());
-                }
-                if tokio::time::Instant::now() > deadline {
-                    return Err(RuntimeError::Start(format!("container {id} did not start within {START_TIMEOUT:?}")));
-                }
-                tokio::time::sleep(START_POLL).await;
+            // The shim created the container at create time; creating failed if it recorded
+            // an exit already.
+            if let Some(exit) = self.exit(id) {
+                return Err(RuntimeError::Start(exit.error.unwrap_or_else(|| "the container exited".into())));
             }
+            if let Some(started) = self.start_through_fifo(id).await {
+                return started;
+            }
+            let out = self.runtime(&["start", id]).await.map_err(|e| RuntimeError::Start(e.to_string()))?;
+            if !out.status.success() {
+                if let Some(exit) = self.exit(id) {
+                    return Err(RuntimeError::Start(exit.error.unwrap_or_else(|| "the container exited".into())));
+                }
+                return Err(RuntimeError::Start(String::from_utf8_lossy(&out.stderr).trim().to_string()));
+            }
+            Ok(())
         })
     }
 

@@ -22,6 +22,8 @@ pub const EXIT_FILE: &str = "exit.json";
 /// The health check the driver asks for (a `HealthSpec`), and the verdict the shim keeps.
 pub const HEALTHCHECK_FILE: &str = "healthcheck.json";
 pub const HEALTH_FILE: &str = "health.json";
+/// The container's init pid, written by `runtime create`: the container is created.
+pub const PID_FILE: &str = "container.pid";
 /// The container's bridge address and published ports, for the shim to forward.
 pub const FORWARDS_FILE: &str = "forwards.json";
 
@@ -271,18 +273,57 @@ fn health_loop(
     }
 }
 
-/// The shim's main: runs container `id` from `bundle` with `runtime` and records its exit.
+/// Waits for process `pid` (a child of the shim, or an orphan it adopted as subreaper) and
+/// returns its exit code as Docker reports it (128 + signal when killed).
+fn wait_pid(pid: libc::pid_t) -> i64 {
+    loop {
+        let mut status = 0;
+        // SAFETY: waitpid writes the status into a local integer.
+        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if r == pid {
+            if libc::WIFEXITED(status) {
+                return i64::from(libc::WEXITSTATUS(status));
+            }
+            if libc::WIFSIGNALED(status) {
+                return 128 + i64::from(libc::WTERMSIG(status));
+            }
+            continue;
+        }
+        if r < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+            continue;
+        }
+        // Not ours after all: watch it until it is gone; its code is unknown.
+        // SAFETY: kill with signal 0 only checks that the process exists.
+        while unsafe { libc::kill(pid, 0) } == 0 {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        return -1;
+    }
+}
+
+/// The shim's main: creates container `id` from `bundle` with `runtime` (`runtime create`:
+/// namespaces, cgroup and mounts set up, the process waiting to exec), stays its parent while
+/// the driver starts it with `runtime start`, relays its output to the log and records its
+/// exit. Creating ahead of the start keeps runc's setup off the start's critical path.
 pub fn run(runtime: &str, id: &str, bundle: &Path, cgroups_path: &str) -> io::Result<()> {
     // SAFETY: setsid has no preconditions; failing (already a leader) is harmless.
     unsafe { libc::setsid() };
+    // The container's init is a child of `runtime create`; when that returns, the init is
+    // re-parented to the shim, which can then wait for it.
+    // SAFETY: prctl with PR_SET_CHILD_SUBREAPER takes plain integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
     let log = Arc::new(Mutex::new(Log::open(bundle.join(LOG_FILE))?));
     if let Err(e) = forward_ports(bundle) {
         let exit = Exit { code: 128, oom_killed: false, error: Some(format!("publishing ports: {e}")) };
         return fs::write(bundle.join(EXIT_FILE), serde_json::to_vec(&exit).map_err(io::Error::other)?);
     }
+    let pid_file = bundle.join(PID_FILE);
+    let _ = fs::remove_file(&pid_file);
     let child = Command::new(runtime)
-        .args(["run", "--keep", "--bundle"])
+        .args(["create", "--bundle"])
         .arg(bundle)
+        .arg("--pid-file")
+        .arg(&pid_file)
         .arg(id)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -291,36 +332,49 @@ pub fn run(runtime: &str, id: &str, bundle: &Path, cgroups_path: &str) -> io::Re
     let exit = match child {
         Err(e) => Exit { code: 127, oom_killed: false, error: Some(format!("{runtime}: {e}")) },
         Ok(mut child) => {
+            // The container inherits these pipes from `runtime create`: they carry its output.
             let (out, err) = (child.stdout.take().expect("piped"), child.stderr.take().expect("piped"));
             let (l1, l2) = (log.clone(), log.clone());
             let t1 = std::thread::spawn(move || pump(out, "stdout", l1));
             let t2 = std::thread::spawn(move || pump(err, "stderr", l2));
-            let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
-            let check: Option<crate::runtime::HealthSpec> =
-                fs::read(bundle.join(HEALTHCHECK_FILE)).ok().and_then(|raw| serde_json::from_slice(&raw).ok());
-            if let Some(check) = check {
-                let (runtime, id, bundle, done) =
-                    (runtime.to_string(), id.to_string(), bundle.to_path_buf(), done.clone());
-                std::thread::spawn(move || health_loop(&runtime, &id, &bundle, check, done));
-            }
-            let status = child.wait()?;
-            done.store(true, std::sync::atomic::Ordering::SeqCst);
-            let _ = (t1.join(), t2.join());
-            use std::os::unix::process::ExitStatusExt;
-            let code =
-                status.code().map(i64::from).or_else(|| status.signal().map(|s| 128 + i64::from(s))).unwrap_or(-1);
-            // runc reports its own failures on stderr with a non-zero code before the process ran.
-            let started = fs::read_to_string(format!("/run/runc/{id}/state.json")).is_ok();
-            Exit {
-                code,
-                oom_killed: oom_killed(cgroups_path),
-                error: (!started).then(|| format!("{runtime} could not start the container")),
+            let created = child.wait()?;
+            let pid = fs::read_to_string(&pid_file).ok().and_then(|p| p.trim().parse::<libc::pid_t>().ok());
+            match (created.success(), pid) {
+                (true, Some(pid)) => {
+                    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+                    let check: Option<crate::runtime::HealthSpec> =
+                        fs::read(bundle.join(HEALTHCHECK_FILE)).ok().and_then(|raw| serde_json::from_slice(&raw).ok());
+                    if let Some(check) = check {
+                        let (runtime, id, bundle, done) =
+                            (runtime.to_string(), id.to_string(), bundle.to_path_buf(), done.clone());
+                        std::thread::spawn(move || health_loop(&runtime, &id, &bundle, check, done));
+                    }
+                    let code = wait_pid(pid);
+                    done.store(true, std::sync::atomic::Ordering::SeqCst);
+                    let _ = (t1.join(), t2.join());
+                    Exit { code, oom_killed: oom_killed(cgroups_path), error: None }
+                }
+                _ => {
+                    let _ = (t1.join(), t2.join());
+                    let code = created.code().map(i64::from).unwrap_or(-1);
+                    // runc said why on stderr, which went to the log; the last line names it.
+                    let why =
+                        last_log_line(bundle).unwrap_or_else(|| format!("{runtime} could not create the container"));
+                    Exit { code, oom_killed: false, error: Some(why) }
+                }
             }
         }
     };
     let tmp = bundle.join("exit.json.tmp");
     fs::write(&tmp, serde_json::to_vec(&exit).map_err(io::Error::other)?)?;
     fs::rename(tmp, bundle.join(EXIT_FILE))
+}
+
+/// The text of the last line in a container's log, if any.
+fn last_log_line(bundle: &Path) -> Option<String> {
+    let text = fs::read_to_string(bundle.join(LOG_FILE)).ok()?;
+    let line: LogLine = serde_json::from_str(text.lines().last()?).ok()?;
+    Some(line.log.trim().to_string()).filter(|l| !l.is_empty())
 }
 
 #[cfg(test)]
