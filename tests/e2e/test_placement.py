@@ -119,3 +119,29 @@ def test_client_token_makes_run_task_idempotent(ecs, cluster):
     with expect_error("InvalidParameterException", message_contains="clientToken"):
         ecs.run_task(taskDefinition="app", clientToken="x" * 65)
     assert len(ecs.list_tasks()["taskArns"]) == 3
+
+
+def test_the_examples_in_docs_placement_run_as_written(berth, ecs, cluster):
+    import re
+    import subprocess
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "placement.md").read_text()
+    [block] = re.findall(r"```sh\n(.*?)```", doc, re.S)
+    p = subprocess.run(["bash", "-euo", "pipefail", "-c", block], env=berth.env(), capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    tasks = ecs.describe_tasks(tasks=ecs.list_tasks()["taskArns"])["tasks"]
+    by_instance = {arn: [] for arn in cluster}
+    for t in tasks:
+        by_instance[t["containerInstanceArn"]].append(t["group"])
+    # 3 binpacked onto the smallest instance (zone-a); 4 spread: the group already has 3 in
+    # zone-a, so 3 go to zone-b and the 4th fills the smallest; 1 "web" in zone-b under
+    # distinctInstance; and 1 of 2 on the only instance without a family:app task (the second
+    # is refused: the first now runs there).
+    assert len(tasks) == 9, by_instance
+    assert sorted(by_instance[cluster[1]]) == ["family:app"] * 4
+    assert sorted(by_instance[cluster[2]]) == ["family:app"] * 3 + ["web"]
+    assert by_instance[cluster[0]] == ["family:app"]
+    web = [t for t in tasks if t["group"] == "web"]
+    assert [t["containerInstanceArn"] for t in web] == [cluster[2]]
+    assert "containerInstanceArns" in p.stdout
