@@ -22,7 +22,7 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub type ByteStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
 
 /// How many chunks may wait between the network and the writer thread.
-const PIPELINE_DEPTH: usize = 16;
+const PIPELINE_DEPTH: usize = 8;
 /// Read size when serving a blob or re-hashing an upload.
 const READ_BUFFER: usize = 1 << 20;
 /// Writeback of an upload is started every this many bytes, so the fsync at commit is short.
