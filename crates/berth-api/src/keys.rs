@@ -65,6 +65,11 @@ impl Keys {
         format!("ecs/{}/service/{cluster}/", self.region)
     }
 
+    /// Marks the region as having clusters, so background work knows where to look.
+    pub fn region(&self) -> String {
+        format!("{REGIONS}{}", self.region)
+    }
+
     pub fn service(&self, cluster: &str, name: &str) -> String {
         format!("ecs/{}/service/{cluster}/{name}", self.region)
     }
@@ -80,6 +85,9 @@ impl Keys {
         format!("ecs/{}/setting/{principal}/{name}", self.region)
     }
 }
+
+/// Prefix of [`Keys::region`]: `regions/{region}`, one key per region that has clusters.
+pub const REGIONS: &str = "regions/";
 
 /// Prefix of [`Keys::scheduled`]: `sched/{region}/{cluster}/{name}`.
 pub const SCHEDULED: &str = "sched/";

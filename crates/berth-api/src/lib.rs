@@ -36,6 +36,8 @@ pub struct Config {
     /// How long after its last contact an agent's tasks are written off as lost (and service
     /// tasks replaced elsewhere).
     pub lost_agent_timeout: Duration,
+    /// How long STOPPED tasks stay describable before they are forgotten.
+    pub stopped_task_retention: Duration,
     /// Names this server when servers share a store: the holder of the scheduler's lease. A
     /// restarted server with the same name takes its lease back at once.
     pub node: String,

@@ -37,6 +37,7 @@ async fn serve(settings: Settings, agent_options: Option<AgentOptions>, started:
         agent_timeout: Duration::from_secs(settings.agent_timeout),
         endpoint: endpoint.clone(),
         lost_agent_timeout: Duration::from_secs(settings.lost_agent_timeout),
+        stopped_task_retention: Duration::from_secs(settings.stopped_task_retention),
         node: format!("{}@{}", settings.data_dir.display(), settings.listen),
     };
     let store: Arc<dyn berth_store::Store> = Arc::new(store);

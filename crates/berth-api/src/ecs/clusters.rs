@@ -148,7 +148,7 @@ pub async fn create(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
         cluster.entry("defaultCapacityProviderStrategy").or_insert(json!([]));
         let txn = Txn::new()
             .when(vec![Compare::unchanged(&key, existing.map(|kv| kv.mod_revision).unwrap_or(0))])
-            .and_then(vec![Op::put(&key, encode(&cluster))]);
+            .and_then(vec![Op::put(&key, encode(&cluster)), Op::put(&ctx.keys.region(), Vec::new())]);
         if ctx.store().txn(txn).await?.succeeded {
             return Ok(json!({"cluster": render(ctx, cluster, &WRITE_VIEW.map(String::from))?}));
         }

@@ -4,6 +4,7 @@
 mod agent;
 mod clusters;
 mod container_instances;
+mod housekeeping;
 mod placement;
 pub mod records;
 pub mod scheduler;

@@ -31,6 +31,8 @@ use crate::sigv4::Caller;
 
 /// The longest the scheduler waits between passes when nothing wakes it.
 const PASS_INTERVAL: Duration = Duration::from_secs(1);
+/// How often the leader runs cluster housekeeping (see `housekeeping`).
+const SWEEP_INTERVAL: Duration = Duration::from_secs(5);
 
 /// The key of the scheduler's lease: only the server holding it runs passes.
 const LEASE_KEY: &str = "lease/scheduler";
@@ -66,6 +68,7 @@ async fn lead(app: &App) -> ApiResult<bool> {
 pub async fn run(app: Arc<App>) {
     let mut tick = tokio::time::interval(PASS_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_sweep = tokio::time::Instant::now();
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -82,6 +85,12 @@ pub async fn run(app: Arc<App>) {
         }
         if let Err(e) = pass(&app).await {
             tracing::warn!(code = e.code, message = %e.message, "service scheduler pass failed");
+        }
+        if last_sweep.elapsed() >= SWEEP_INTERVAL {
+            last_sweep = tokio::time::Instant::now();
+            if let Err(e) = super::housekeeping::sweep(&app).await {
+                tracing::warn!(code = e.code, message = %e.message, "housekeeping failed");
+            }
         }
     }
 }
@@ -288,9 +297,8 @@ async fn act(
 ) -> ApiResult<bool> {
     let name = rec.name();
     if !plan.lost.is_empty() {
-        let reason = "Task stopped: the agent of its container instance was lost.";
         for id in &plan.lost {
-            write_off(ctx, cluster, id, reason).await?;
+            write_off(ctx, cluster, id, super::housekeeping::LOST).await?;
         }
         events.push(messages::lost(name, &plan.lost));
     }
