@@ -89,9 +89,19 @@ pub struct Candidate {
 /// The cluster's container instances that are not deregistered, with the groups of the live
 /// tasks on each.
 pub fn candidates(ctx: &Ctx<'_>, cluster: &str) -> ApiResult<Vec<Candidate>> {
+    let tasks =
+        ctx.store().list(&ctx.keys.tasks(cluster))?.iter().map(decode).collect::<ApiResult<Vec<TaskRecord>>>()?;
+    candidates_with(ctx, cluster, &tasks)
+}
+
+/// [`candidates`] given the cluster's tasks, already read.
+pub fn candidates_with<'t>(
+    ctx: &Ctx<'_>,
+    cluster: &str,
+    tasks: impl IntoIterator<Item = &'t TaskRecord>,
+) -> ApiResult<Vec<Candidate>> {
     let mut groups: HashMap<String, Vec<String>> = HashMap::new();
-    for kv in ctx.store().list(&ctx.keys.tasks(cluster))? {
-        let task: TaskRecord = decode(&kv)?;
+    for task in tasks {
         if task.last_status() != berth_model::task::TaskStatus::Stopped
             && let Some(id) = task.instance_id()
         {

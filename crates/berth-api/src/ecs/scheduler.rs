@@ -97,16 +97,59 @@ pub async fn run(app: Arc<App>) {
 
 /// One pass over every service in the index.
 pub async fn pass(app: &App) -> ApiResult<()> {
+    // The index is ordered by region and cluster: each cluster is read once for all of its
+    // services.
+    let mut by_cluster: Vec<((String, String), Vec<String>)> = Vec::new();
     for kv in app.store.range(&KeyRange::prefix(SCHEDULED))?.kvs {
         let mut parts = kv.key[SCHEDULED.len()..].splitn(3, '/');
         let (Some(region), Some(cluster), Some(name)) = (parts.next(), parts.next(), parts.next()) else { continue };
-        let caller = Caller { access_key: String::new(), region: region.to_string() };
+        let place = (region.to_string(), cluster.to_string());
+        match by_cluster.last_mut() {
+            Some((p, names)) if *p == place => names.push(name.to_string()),
+            _ => by_cluster.push((place, vec![name.to_string()])),
+        }
+    }
+    for ((region, cluster), names) in by_cluster {
+        let caller = Caller { access_key: String::new(), region };
         let ctx = Ctx::new(app, caller, SystemTime::now(), 0);
-        if let Err(e) = service_pass(&ctx, cluster, name).await {
-            tracing::warn!(service = name, cluster, code = e.code, message = %e.message, "service pass failed");
+        let view = match ClusterView::read(&ctx, &cluster) {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(cluster, code = e.code, message = %e.message, "reading a cluster failed");
+                continue;
+            }
+        };
+        let mut definitions = Definitions::default();
+        for name in names {
+            if let Err(e) = service_pass(&ctx, &cluster, &name, &view, &mut definitions).await {
+                tracing::warn!(service = name, cluster, code = e.code, message = %e.message, "service pass failed");
+            }
         }
     }
     Ok(())
+}
+
+/// What a pass reads of a cluster once, for all of its services: its tasks at one store
+/// revision, and its instances. A service's launches re-read what they need, and a plan made
+/// on this view is guarded by its service record's revision.
+struct ClusterView {
+    revision: u64,
+    /// Each task with the revision of its last change.
+    tasks: Vec<(u64, TaskRecord)>,
+    candidates: Vec<placement::Candidate>,
+}
+
+impl ClusterView {
+    fn read(ctx: &Ctx<'_>, cluster: &str) -> ApiResult<ClusterView> {
+        let read = ctx.store().range(&KeyRange::prefix(&ctx.keys.tasks(cluster)))?;
+        let tasks = read
+            .kvs
+            .iter()
+            .map(|kv| Ok((kv.mod_revision, decode::<TaskRecord>(kv)?)))
+            .collect::<ApiResult<Vec<_>>>()?;
+        let candidates = placement::candidates_with(ctx, cluster, tasks.iter().map(|(_, t)| t))?;
+        Ok(ClusterView { revision: read.revision, tasks, candidates })
+    }
 }
 
 /// Task definitions by ARN, read once per pass.
@@ -195,7 +238,13 @@ fn placement_reason(rejections: &[(String, &'static str)]) -> String {
     format!("The closest matching (container-instance {id}) {problem}.")
 }
 
-async fn service_pass(ctx: &Ctx<'_>, cluster: &str, name: &str) -> ApiResult<()> {
+async fn service_pass(
+    ctx: &Ctx<'_>,
+    cluster: &str,
+    name: &str,
+    view: &ClusterView,
+    definitions: &mut Definitions,
+) -> ApiResult<()> {
     let index_key = ctx.keys.scheduled(cluster, name);
     let Some(kv) = ctx.store().get(&ctx.keys.service(cluster, name))? else {
         ctx.store().txn(Txn::new().and_then(vec![Op::delete(&index_key)])).await?;
@@ -208,25 +257,23 @@ async fn service_pass(ctx: &Ctx<'_>, cluster: &str, name: &str) -> ApiResult<()>
     }
     let spec = spec(&rec);
     let now = ctx.timestamp();
-    let mut definitions = Definitions::default();
 
-    // Observe: the service's tasks at one revision, and the cluster's instances.
-    let read = ctx.store().range(&KeyRange::prefix(&ctx.keys.tasks(cluster)))?;
+    // Observe: the service's tasks and the cluster's instances, from the pass's view.
     let group = format!("service:{name}");
     let mut tasks = Vec::new();
-    for t in &read.kvs {
-        let task: TaskRecord = decode(t)?;
+    for (revision, task) in &view.tasks {
         if task.field("group") != Some(group.as_str()) {
             continue;
         }
         let definition = task.field("taskDefinitionArn").unwrap_or_default().to_string();
         let checked = definitions.health_checked(ctx, &definition)?;
-        tasks.push(task_view(&task, t.mod_revision, checked));
+        tasks.push(task_view(task, *revision, checked));
     }
     let constraints = placement::constraints(&array(&rec.service, "placementConstraints"), false)?;
     let lost_after = ctx.app.config.lost_agent_timeout.as_secs_f64();
-    let instances: Vec<InstanceView> = placement::candidates(ctx, cluster)?
-        .into_iter()
+    let instances: Vec<InstanceView> = view
+        .candidates
+        .iter()
         .map(|c| {
             let state = if c.view.agent_connected {
                 if c.record.status() == "DRAINING" { InstanceState::Draining } else { InstanceState::Active }
@@ -241,20 +288,18 @@ async fn service_pass(ctx: &Ctx<'_>, cluster: &str, name: &str) -> ApiResult<()>
                 Constraint::MemberOf(expr) => matches(&c.view, expr),
                 _ => true,
             });
-            InstanceView { id: c.id, state, daemon_eligible }
+            InstanceView { id: c.id.clone(), state, daemon_eligible }
         })
         .collect();
     let fresh = deployment_id();
-    let observed = Observed { now, revision: read.revision, tasks: &tasks, instances: &instances, fresh_id: &fresh };
+    let observed = Observed { now, revision: view.revision, tasks: &tasks, instances: &instances, fresh_id: &fresh };
     let plan = reconcile(&spec, &rec.scheduler, &observed);
 
     let mut events = plan.events.clone();
     let new_deployment = plan.state.deployments.iter().any(|d| !rec.scheduler.deployments.iter().any(|o| o.id == d.id));
     // A plan that made a deployment (a rollback) is recorded before anything is launched
     // from it, so no task ever names a deployment the service does not know.
-    if !new_deployment
-        && !act(ctx, cluster, &rec, (&kv.key, kv.mod_revision), &plan, &mut definitions, &mut events).await?
-    {
+    if !new_deployment && !act(ctx, cluster, &rec, (&kv.key, kv.mod_revision), &plan, definitions, &mut events).await? {
         return Ok(());
     }
 
