@@ -12,26 +12,19 @@ import argparse
 import json
 import re
 import signal
-import socket
 import statistics
 import subprocess
 import tempfile
 import time
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import boto3
 from botocore.config import Config
 from figures import write_section
+from local import free_port, wait_http
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_registry(root):
@@ -39,12 +32,7 @@ def start_registry(root):
     config = root / "registry.yml"
     config.write_text(f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {root / 'registry'}\nhttp:\n  addr: 127.0.0.1:{port}\n")
     proc = subprocess.Popen(["docker-registry", "serve", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(100):
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=1)
-            break
-        except OSError:
-            time.sleep(0.1)
+    wait_http(f"http://127.0.0.1:{port}/v2/", timeout=10)
     subprocess.run(["python3", str(ROOT / "tests/fixtures/make_image.py"), str(root / "image")], check=True, capture_output=True)
     image = f"127.0.0.1:{port}/bench:1"
     subprocess.run(["skopeo", "copy", "--quiet", "--dest-tls-verify=false", f"oci:{root / 'image'}:latest", f"docker://{image}"],

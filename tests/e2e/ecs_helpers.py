@@ -1,6 +1,7 @@
 """Shared helpers for the end-to-end tests (plain functions; fixtures live in conftest.py)."""
 
 import contextlib
+import time
 
 import pytest
 from botocore.exceptions import ClientError
@@ -135,3 +136,15 @@ def header(headers, name):
         if k.lower() == name.lower():
             return v
     return None
+
+
+def until(check, timeout=30, what="condition", interval=0.2):
+    """Calls `check` until it returns something truthy, and returns that; fails after `timeout` s."""
+    deadline = time.time() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}; last value {value!r}")
+        time.sleep(interval)

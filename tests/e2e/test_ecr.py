@@ -9,7 +9,7 @@ import pytest
 
 from conftest import Berth
 from ecs_helpers import expect_error
-from registry_helpers import OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, V2, login_password, sha256, wait_for
+from registry_helpers import OCI_LAYER, OCI_MANIFEST, V2, login_password, sha256, wait_for
 
 
 @pytest.fixture

@@ -1,11 +1,10 @@
 """Cluster housekeeping: tasks of an agent gone past --lost-agent-timeout are written off, and
 STOPPED tasks are forgotten after --stopped-task-retention, as ECS forgets them."""
 
-import time
-
 import pytest
 
 from conftest import Berth
+from ecs_helpers import until
 
 
 @pytest.fixture
@@ -14,16 +13,6 @@ def quick(tmp_path):
                                             "--stopped-task-retention", "2")).start()
     yield b
     b.stop()
-
-
-def until(check, timeout=30):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError("timed out")
 
 
 def test_tasks_of_a_lost_agent_are_written_off_then_forgotten(quick):

@@ -307,7 +307,7 @@ def test_without_create_on_push_a_push_needs_a_repository(berth, v2):
 def _push_one(endpoint_berth, password, i):
     v2 = V2(endpoint_berth, password)
     layer = hashlib.sha256(str(i).encode()).digest() * 262144  # 8 MiB, distinct per push
-    loc = v2("POST", f"/v2/load/blobs/uploads/").headers["Location"]
+    loc = v2("POST", "/v2/load/blobs/uploads/").headers["Location"]
     for start in range(0, len(layer), 512 * 1024):
         chunk = layer[start:start + 512 * 1024]
         r = v2("PATCH", loc, data=chunk, headers={"Content-Range": f"{start}-{start + len(chunk) - 1}"})

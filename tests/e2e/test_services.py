@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from ecs_helpers import expect_error
+from ecs_helpers import expect_error, until
 
 ZONES = ["zone-a", "zone-a", "zone-b"]
 
@@ -17,17 +17,6 @@ def register(ecs, zone, extra=()):
     resources = [{"name": "CPU", "type": "INTEGER", "integerValue": 4096},
                  {"name": "MEMORY", "type": "INTEGER", "integerValue": 4096}]
     return ecs.register_container_instance(totalResources=resources, attributes=attrs)["containerInstance"]["containerInstanceArn"]
-
-
-def until(check, timeout=20, what="condition"):
-    deadline = time.time() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}; last value {value!r}")
-        time.sleep(0.2)
 
 
 def service(ecs, name="web"):
@@ -260,8 +249,6 @@ BAD_CREATES = [
 @pytest.mark.parametrize("args,code,message", BAD_CREATES, ids=[f"{c}-{i}" for i, (_, c, _) in enumerate(BAD_CREATES)])
 def test_bad_create_service_is_refused_and_creates_nothing(ecs, cluster, args, code, message):
     request = {"serviceName": "web", "taskDefinition": "web:1", **args}
-    if request.get("schedulingStrategy") == "DAEMON":
-        request.pop("desiredCount", None) if "placementStrategy" in request else None
     with expect_error(code, message_contains=message):
         ecs.create_service(**request)
     assert ecs.list_services()["serviceArns"] == []

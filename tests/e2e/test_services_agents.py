@@ -4,6 +4,8 @@ Docker Engine. Placement across agents, recovery after a killed container and a 
 a rolling update that never drops below the desired count, and the circuit breaker's
 rollback."""
 
+import contextlib
+import functools
 import re
 import subprocess
 import threading
@@ -12,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+import ecs_helpers
 from conftest import BIN, Berth, remove_containers_of, remove_empty_task_cgroups
 
 ZONES = ["zone-a", "zone-b", "zone-c"]
@@ -56,15 +59,28 @@ def cluster(tmp_path):
         remove_empty_task_cgroups()
 
 
-def until(check, timeout=60, what="condition"):
-    deadline = time.time() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}; last value {value!r}")
-        time.sleep(0.3)
+# Real containers take longer than API-only tests: a longer default wait.
+until = functools.partial(ecs_helpers.until, timeout=60, interval=0.3)
+
+
+@contextlib.contextmanager
+def running_counts(cluster, name="web"):
+    """Samples the number of RUNNING tasks of service `name` every 100 ms while the block runs."""
+    samples, stop = [], threading.Event()
+
+    def watch():
+        client = cluster.client()
+        while not stop.is_set():
+            samples.append(len(running(client, name)))
+            time.sleep(0.1)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        yield samples
+    finally:
+        stop.set()
+        watcher.join()
 
 
 def register(ecs, registry, family="web", command=("sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done")):
@@ -163,22 +179,9 @@ def test_rolling_update_at_100_200_never_drops_below_the_desired_count(cluster, 
     ecs.create_service(serviceName="web", taskDefinition=v1["taskDefinitionArn"], desiredCount=6,
                        deploymentConfiguration={"minimumHealthyPercent": 100, "maximumPercent": 200})
     steady(ecs, "web", 6)
-    samples, stop = [], threading.Event()
-
-    def watch():
-        client = cluster.client()
-        while not stop.is_set():
-            samples.append(len(running(client)))
-            time.sleep(0.1)
-
-    watcher = threading.Thread(target=watch)
-    watcher.start()
-    try:
+    with running_counts(cluster) as samples:
         ecs.update_service(service="web", taskDefinition=v2["taskDefinitionArn"])
         s = steady(ecs, "web", 6)
-    finally:
-        stop.set()
-        watcher.join()
     assert s["deployments"][0]["taskDefinition"] == v2["taskDefinitionArn"]
     assert {t["taskDefinitionArn"] for t in running(ecs)} == {v2["taskDefinitionArn"]}
     assert len(samples) > 10
@@ -242,23 +245,10 @@ def test_draining_an_instance_moves_its_tasks_first(cluster, registry):
                        placementStrategy=[{"type": "spread", "field": "instanceId"}])
     steady(ecs, "web", 3)
     drained = running(ecs)[0]["containerInstanceArn"]
-    samples, stop = [], threading.Event()
-
-    def watch():
-        client = cluster.client()
-        while not stop.is_set():
-            samples.append(len(running(client)))
-            time.sleep(0.1)
-
-    watcher = threading.Thread(target=watch)
-    watcher.start()
-    try:
+    with running_counts(cluster) as samples:
         ecs.update_container_instances_state(containerInstances=[drained], status="DRAINING")
         until(lambda: all(t["containerInstanceArn"] != drained for t in running(ecs)) and len(running(ecs)) == 3,
               what="tasks moved off the draining instance")
-    finally:
-        stop.set()
-        watcher.join()
     assert min(samples) >= 3, f"running tasks fell to {min(samples)} while draining"
     stopped = [t for t in ecs.describe_tasks(tasks=ecs.list_tasks(serviceName="web", desiredStatus="STOPPED")["taskArns"])["tasks"]]
     assert {t["stoppedReason"] for t in stopped} == {"Container instance is draining."}

@@ -375,14 +375,13 @@ impl TaskRun {
                                 .await
                                 .map_err(|e| format!("getting a registry token: {e}")),
                         };
+                        // The spec never carries credentials of its own: they are found here.
                         let r = match auth {
-                            Ok(auth) => {
-                                let spec = ContainerSpec {
-                                    registry_auth: auth.or(spec.registry_auth.clone()),
-                                    ..spec.clone()
-                                };
-                                runtime.pull(&spec).await.map(|_| ContainerStatus::Pulled).map_err(|e| e.to_string())
-                            }
+                            Ok(registry_auth) => runtime
+                                .pull(&ContainerSpec { registry_auth, ..spec.clone() })
+                                .await
+                                .map(|_| ContainerStatus::Pulled)
+                                .map_err(|e| e.to_string()),
                             Err(e) => Err(e),
                         };
                         self.pull_stopped = Some(now());

@@ -9,7 +9,7 @@ pub(crate) fn plan(pass: &Pass<'_>, state: &State) -> (Vec<Launch>, Vec<Stop>, u
     let primary = state.primary().filter(|p| p.rollout != Rollout::Failed);
     let pid = state.primary().map(|p| p.id.as_str()).unwrap_or_default();
     let mut stops = Vec::new();
-    let mut stop = |t: &TaskView, reason| stops.push(Stop { task: t.id.clone(), reason });
+    let mut stop = |t: &TaskView, reason| stops.push(Stop::of(t, reason));
     let mut launch = Vec::new();
     let mut desired = 0;
 

@@ -284,8 +284,8 @@ pub struct Launch {
     pub instance: Option<String>,
 }
 
-/// Why the scheduler stops a task; [`StopReason::text`] is the task's `stoppedReason`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Why the scheduler stops a task ([`Stop::stopped_reason`] words it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum StopReason {
     /// Fewer tasks are wanted.
     ScaledDown,
@@ -301,23 +301,31 @@ pub enum StopReason {
     Deleting,
 }
 
-impl StopReason {
-    pub fn text(self) -> &'static str {
-        match self {
-            StopReason::ScaledDown => "Scaling activity initiated by (deployment)",
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stop {
+    pub task: String,
+    /// The deployment that launched the task.
+    pub deployment: String,
+    pub reason: StopReason,
+}
+
+impl Stop {
+    pub fn of(task: &TaskView, reason: StopReason) -> Stop {
+        Stop { task: task.id.clone(), deployment: task.deployment.clone(), reason }
+    }
+
+    /// The task's `stoppedReason`, as ECS words it.
+    pub fn stopped_reason(&self) -> String {
+        let text = match self.reason {
+            StopReason::ScaledDown => return format!("Scaling activity initiated by (deployment {})", self.deployment),
             StopReason::Replaced => "ECS is replacing this task with a task of the service's newer deployment.",
             StopReason::Unhealthy => messages::FAILED_HEALTH_CHECKS,
             StopReason::Draining => "Container instance is draining.",
             StopReason::NotEligible => "The container instance no longer matches the service's constraints.",
             StopReason::Deleting => "The service is being deleted.",
-        }
+        };
+        text.to_string()
     }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Stop {
-    pub task: String,
-    pub reason: StopReason,
 }
 
 /// Running and pending tasks of one deployment, and how many it wants.
@@ -413,5 +421,5 @@ pub fn reconcile(spec: &Spec, state: &State, observed: &Observed<'_>) -> Plan {
 }
 
 fn deleting_stops(pass: &Pass<'_>) -> Vec<Stop> {
-    pass.live.iter().filter(|t| t.active()).map(|t| Stop { task: t.id.clone(), reason: StopReason::Deleting }).collect()
+    pass.live.iter().filter(|t| t.active()).map(|t| Stop::of(t, StopReason::Deleting)).collect()
 }

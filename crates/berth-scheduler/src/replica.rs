@@ -18,7 +18,7 @@ pub(crate) fn plan(pass: &Pass<'_>, state: &State) -> (Vec<Launch>, Vec<Stop>, u
     let mut stops = Vec::new();
     let mut stopping: HashSet<&str> = HashSet::new();
     let stop = |t: &TaskView, reason, stops: &mut Vec<Stop>| {
-        stops.push(Stop { task: t.id.clone(), reason });
+        stops.push(Stop::of(t, reason));
     };
 
     // Failing health checks past the grace period: replaced whatever the floor says, since

@@ -232,6 +232,7 @@ fn scaling_down_stops_the_least_useful_first() {
     let plan = w.pass();
     assert_eq!(plan.stop.len(), 2);
     assert!(plan.stop.iter().all(|s| s.reason == StopReason::ScaledDown));
+    assert_eq!(plan.stop[0].stopped_reason(), "Scaling activity initiated by (deployment ecs-svc/1)");
     assert!(plan.launch.is_empty());
     w.run_until_steady(10);
     assert_eq!(w.live(), 1);
@@ -374,7 +375,7 @@ fn unhealthy_tasks_are_replaced_after_the_grace_period_only() {
     assert!(plan.stop.is_empty(), "still within the grace period");
     w.tasks.iter_mut().find(|t| t.id == id).unwrap().started_at = Some(w.now - 60.0);
     let plan = w.pass();
-    assert_eq!(plan.stop, vec![Stop { task: id, reason: StopReason::Unhealthy }]);
+    assert_eq!(plan.stop, vec![Stop { task: id, deployment: "ecs-svc/1".into(), reason: StopReason::Unhealthy }]);
     assert_eq!(plan.launch.len(), 1, "its replacement goes out at once within the 200% ceiling");
     w.run_until_steady(10);
     assert_eq!(w.state.deployments[0].failed_tasks, 1, "a health-check stop counts as a failure");
@@ -464,7 +465,7 @@ fn a_daemon_leaves_instances_that_drain_or_stop_matching() {
     w.instances[1].daemon_eligible = false;
     let plan = w.pass();
     let mut reasons: Vec<_> = plan.stop.iter().map(|s| s.reason).collect();
-    reasons.sort_by_key(|r| r.text());
+    reasons.sort();
     assert_eq!(reasons, [StopReason::Draining, StopReason::NotEligible]);
     assert!(plan.launch.is_empty());
     w.run_until_steady(10);

@@ -49,7 +49,7 @@ async fn cluster(ctx: &Ctx<'_>, cluster: &str) -> ApiResult<()> {
     let mut lost = Vec::new();
     for kv in ctx.store().list(&ctx.keys.instances(cluster))? {
         let rec: InstanceRecord = decode(&kv)?;
-        if rec.status() != "INACTIVE" && now - rec.heartbeat > lost_after {
+        if rec.status() != "INACTIVE" && rec.lost(now, lost_after) {
             lost.push(rec.instance["containerInstanceArn"].as_str().unwrap_or_default().to_string());
         }
     }

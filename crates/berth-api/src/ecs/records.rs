@@ -56,6 +56,12 @@ impl InstanceRecord {
         self.instance.insert("remainingResources".into(), r.to_ecs());
     }
 
+    /// Whether the agent has been silent for longer than `lost_after` seconds (its tasks are
+    /// written off).
+    pub fn lost(&self, now: f64, lost_after: f64) -> bool {
+        now - self.heartbeat > lost_after
+    }
+
     /// Whether the agent has been in touch within `timeout_secs` of `now`.
     pub fn connected(&self, now: f64, timeout_secs: f64) -> bool {
         self.instance.get("agentConnected").and_then(Value::as_bool).unwrap_or(false)

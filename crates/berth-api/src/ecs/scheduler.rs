@@ -277,7 +277,7 @@ async fn service_pass(
         .map(|c| {
             let state = if c.view.agent_connected {
                 if c.record.status() == "DRAINING" { InstanceState::Draining } else { InstanceState::Active }
-            } else if now - c.record.heartbeat > lost_after {
+            } else if c.record.lost(now, lost_after) {
                 InstanceState::Lost
             } else if c.record.status() == "DRAINING" {
                 InstanceState::Draining
@@ -321,10 +321,11 @@ async fn service_pass(
         rec.service.insert("status".into(), json!("INACTIVE"));
         ops.push(Op::delete(&index_key));
     }
-    if encode(&rec) == before {
+    let after = encode(&rec);
+    if after == before {
         return Ok(());
     }
-    ops.push(Op::put(&kv.key, encode(&rec)));
+    ops.push(Op::put(&kv.key, after));
     ctx.store().txn(Txn::new().when(vec![Compare::unchanged(&kv.key, kv.mod_revision)]).and_then(ops)).await?;
     Ok(())
 }
@@ -353,7 +354,10 @@ async fn act(
         if s.reason == StopReason::Unhealthy {
             events.push(messages::unhealthy(name, &s.task));
         }
-        if request_stop(ctx, cluster, &s.task, StopCode::ServiceSchedulerInitiated, s.reason.text()).await?.is_some() {
+        if request_stop(ctx, cluster, &s.task, StopCode::ServiceSchedulerInitiated, &s.stopped_reason())
+            .await?
+            .is_some()
+        {
             stopped.push(s.task.clone());
         }
     }

@@ -559,7 +559,7 @@ pub fn list(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
     Ok(with_token(out, next))
 }
 
-/// ECS's `ServiceDeployment.status` for a deployment of `rec`.
+/// ECS's `ServiceDeployment.status` of deployment `d`.
 fn deployment_status(d: &Deployment) -> &'static str {
     match (d.finished, d.rollout, d.rollback_of.is_some()) {
         (Some((_, Outcome::Successful)), ..) => "SUCCESSFUL",

@@ -498,9 +498,8 @@ pub(crate) async fn write_off(ctx: &Ctx<'_>, cluster: &str, id: &str, reason: &s
         }
         rec.task.entry("stopCode").or_insert(json!(StopCode::ServiceSchedulerInitiated.as_str()));
         rec.task.insert("stoppedReason".into(), json!(reason));
-        let (mut compares, ops) = stopped_ops(ctx, cluster, &mut rec)?;
+        let (mut compares, mut ops) = stopped_ops(ctx, cluster, &mut rec)?;
         compares.push(Compare::unchanged(&kv.key, kv.mod_revision));
-        let mut ops = ops;
         ops.push(Op::put(&kv.key, encode(&rec)));
         if ctx.store().txn(Txn::new().when(compares).and_then(ops)).await?.succeeded {
             return Ok(());
