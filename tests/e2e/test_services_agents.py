@@ -222,6 +222,37 @@ def test_a_crashing_definition_trips_the_circuit_breaker_and_rolls_back(cluster,
     assert codes == {3}
 
 
+def test_a_failing_update_while_the_first_deployment_is_in_progress_keeps_the_service_up(cluster, registry):
+    """The outage of issue 9: 2 tasks at 50/200 with the breaker and rollback, updated at once
+    to a definition that exits. The first tasks must keep at least 1 (50% of 2) running; with
+    no completed deployment to roll back to they stay, and the events say so."""
+    ecs = cluster.client()
+    good = register(ecs, registry)
+    bad = register(ecs, registry, command=("sh", "-c", "exit 3"))
+    ecs.create_service(serviceName="web", taskDefinition=good["taskDefinitionArn"], desiredCount=2,
+                       deploymentConfiguration={"minimumHealthyPercent": 50, "maximumPercent": 200,
+                                                "deploymentCircuitBreaker": {"enable": True, "rollback": True}})
+    with running_counts(cluster) as samples:
+        failing = ecs.update_service(service="web", taskDefinition=bad["taskDefinitionArn"])["service"]
+        assert failing["deployments"][1]["rolloutState"] == "IN_PROGRESS", "the first deployment had not completed"
+        failing = failing["deployments"][0]["id"]
+        s = until(lambda: (lambda s: s if s["deployments"][0]["rolloutState"] == "FAILED" else None)(
+            ecs.describe_services(services=["web"])["services"][0]), timeout=120, what="the breaker tripped")
+        time.sleep(3)
+    first_up = next(i for i, n in enumerate(samples) if n > 0)
+    assert min(samples[first_up:]) >= 1, f"running tasks fell to {min(samples[first_up:])} after the first started"
+    assert s["deployments"][0]["id"] == failing
+    assert len(s["deployments"]) == 2, "nothing was rolled back to: the first deployment stays"
+    messages = [e["message"] for e in ecs.describe_services(services=["web"])["services"][0]["events"]]
+    assert f"(service web) (deployment {failing}) deployment failed: tasks failed to start." in messages
+    assert any(m.startswith(f"(service web) (deployment {failing}) has no completed deployment to roll back to") for m in messages)
+    survivors = running(ecs)
+    assert len(survivors) >= 1 and {t["taskDefinitionArn"] for t in survivors} == {good["taskDefinitionArn"]}
+    # Nothing more is launched or stopped: the survivors stay.
+    time.sleep(3)
+    assert {t["taskArn"] for t in running(ecs)} == {t["taskArn"] for t in survivors}
+
+
 def test_the_examples_in_docs_deployments_run_as_written(cluster, registry):
     doc = (Path(__file__).resolve().parents[2] / "docs" / "deployments.md").read_text()
     blocks = re.findall(r"```sh\n(.*?)```", doc, re.S)

@@ -95,7 +95,10 @@ pub(crate) fn account_failures(spec: &Spec, state: &mut State, observed: &Observ
     if !rollback {
         return;
     }
-    let Some(target) = rollback_target(state, &failed) else { return };
+    let Some(target) = rollback_target(state, &failed) else {
+        events.push(messages::nothing_to_roll_back(&spec.name, &failed));
+        return;
+    };
     let mut back =
         Deployment::new(observed.fresh_id.to_string(), target.task_definition.clone(), now, observed.revision);
     back.rollout_reason = messages::breaker_rollback(&target.id);

@@ -420,6 +420,48 @@ pub fn reconcile(spec: &Spec, state: &State, observed: &Observed<'_>) -> Plan {
     Plan { state, launch, stop, lost, events, desired, running, pending, per_deployment, finished_deleting }
 }
 
+/// Healthy tasks `minimum_healthy_percent` of `desired` keeps (rounded up, as ECS does).
+pub fn healthy_floor(desired: u32, minimum_healthy_percent: u32) -> usize {
+    (u64::from(desired) * u64::from(minimum_healthy_percent)).div_ceil(100) as usize
+}
+
+/// Stops the tasks that should give way (older deployments', on draining instances, no longer
+/// eligible) without letting the service's healthy tasks fall below `floor`: healthy ones only
+/// while `healthy` stays at or above it, and ones still coming up only when the floor already
+/// holds without them, since they may be all the service is about to have. `healthy` counts
+/// every healthy task of the service not already being stopped, whatever its deployment.
+pub(crate) fn give_way(mut doomed: Vec<(&TaskView, StopReason)>, healthy: usize, floor: usize, now: f64) -> Vec<Stop> {
+    let mut spare = healthy.saturating_sub(floor);
+    let floor_holds = healthy >= floor;
+    doomed.sort_by(|a, b| usefulness(a.0, now).total_cmp(&usefulness(b.0, now)));
+    let mut stops = Vec::new();
+    for (t, reason) in doomed {
+        if !t.healthy(now) {
+            if floor_holds {
+                stops.push(Stop::of(t, reason));
+            }
+        } else if spare > 0 {
+            spare -= 1;
+            stops.push(Stop::of(t, reason));
+        }
+    }
+    stops
+}
+
+/// Orders tasks by how much stopping them would cost: healthy before running before
+/// pending, and among equals the older first.
+pub(crate) fn usefulness(t: &TaskView, now: f64) -> f64 {
+    let rank = if t.healthy(now) {
+        2.0
+    } else if t.status == TaskStatus::Running {
+        1.0
+    } else {
+        0.0
+    };
+    // Older tasks (smaller created_at) rank a little higher within their class.
+    rank * 1e12 - t.created_at
+}
+
 fn deleting_stops(pass: &Pass<'_>) -> Vec<Stop> {
     pass.live.iter().filter(|t| t.active()).map(|t| Stop::of(t, StopReason::Deleting)).collect()
 }

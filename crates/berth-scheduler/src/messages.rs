@@ -38,6 +38,15 @@ pub fn throttled(service: &str) -> String {
     )
 }
 
+/// Berth's wording: ECS documents no event for a failed deployment with no completed one
+/// before it.
+pub fn nothing_to_roll_back(service: &str, deployment: &str) -> String {
+    format!(
+        "(service {service}) (deployment {deployment}) has no completed deployment to roll back to: tasks of \
+         earlier deployments keep running and no new tasks are launched."
+    )
+}
+
 pub fn unable_to_place(service: &str, reason: &str) -> String {
     format!(
         "(service {service}) was unable to place a task because no container instance met all of its requirements. \

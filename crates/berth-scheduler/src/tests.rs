@@ -106,6 +106,9 @@ impl World {
             fresh_id: &fresh,
         };
         let plan = reconcile(&self.spec, &self.state, &observed);
+        if let Err(broken) = floor_and_ceiling(&self.spec, &observed, &plan) {
+            panic!("{broken}\ntasks: {:#?}\nplan: {plan:#?}", self.tasks);
+        }
         self.apply(&plan);
         plan
     }
@@ -174,6 +177,52 @@ impl World {
         self.next_id += 1;
         self.state.start_deployment(Deployment::new(id, definition.into(), self.now, self.revision));
     }
+}
+
+/// The named invariants every plan keeps, whatever the deployments' state:
+/// - *floor*: a plan that stops a healthy task for any reason but failing its health checks
+///   leaves at least `minimumHealthyPercent` of the desired count healthy;
+/// - *no premature replacement*: tasks that are still coming up are only stopped to give way
+///   (older deployment, draining, no longer eligible) when that floor holds without them;
+/// - *ceiling*: launches never take the live tasks above `maximumPercent` (replica services).
+fn floor_and_ceiling(spec: &Spec, observed: &Observed<'_>, plan: &Plan) -> Result<(), String> {
+    if spec.deleting {
+        return Ok(());
+    }
+    let now = observed.now;
+    let usable = |t: &&TaskView| {
+        observed.instances.iter().find(|i| i.id == t.instance).is_some_and(|i| i.state != InstanceState::Lost)
+    };
+    let live: Vec<&TaskView> = observed.tasks.iter().filter(|t| t.live()).filter(usable).collect();
+    let healthy = live.iter().filter(|t| t.healthy(now)).count();
+    let floor = healthy_floor(plan.desired, spec.minimum_healthy_percent);
+    let task = |id: &str| live.iter().find(|t| t.id == id).copied();
+    let mut healthy_after = healthy;
+    for s in &plan.stop {
+        let t = task(&s.task).ok_or_else(|| format!("stops {} which is not live", s.task))?;
+        if t.healthy(now) {
+            if s.reason == StopReason::Unhealthy {
+                return Err(format!("stops healthy {} as unhealthy", t.id));
+            }
+            healthy_after -= 1;
+        }
+    }
+    if healthy_after < healthy && healthy_after < floor {
+        return Err(format!("floor: healthy {healthy} -> {healthy_after}, under the floor {floor}"));
+    }
+    let gives_way = |r: StopReason| matches!(r, StopReason::Replaced | StopReason::Draining | StopReason::NotEligible);
+    for s in plan.stop.iter().filter(|s| gives_way(s.reason)) {
+        if !task(&s.task).unwrap().healthy(now) && healthy_after < floor {
+            return Err(format!("stops {} that is coming up while healthy {healthy_after} < floor {floor}", s.task));
+        }
+    }
+    if spec.scheduling == Scheduling::Replica && !plan.launch.is_empty() {
+        let ceiling = (spec.desired_count * spec.maximum_percent / 100) as usize;
+        if live.len() + plan.launch.len() > ceiling {
+            return Err(format!("ceiling: {} live + {} launched > {ceiling}", live.len(), plan.launch.len()));
+        }
+    }
+    Ok(())
 }
 
 #[test]
@@ -530,5 +579,163 @@ proptest! {
         prop_assert!(steady);
         prop_assert_eq!(w.healthy_of(NEXT), desired as usize);
         prop_assert_eq!(w.live(), desired as usize);
+    }
+}
+
+/// The outage of issue 9: a second deployment while the first is still coming up, whose
+/// tasks exit at once. The first deployment's tasks must not all be stopped; with no
+/// completed deployment to roll back to, they keep running and the events say so.
+#[test]
+fn a_failing_update_of_a_service_still_coming_up_keeps_its_first_tasks() {
+    let mut s = spec(2, 50, 200);
+    s.circuit_breaker = Some(true);
+    let mut w = World::new(s, GOOD);
+    let first = w.pass();
+    assert_eq!(first.launch.len(), 2);
+    w.update(BAD);
+    let failed = w.state.deployments[0].id.clone();
+    let mut reached = false;
+    for _ in 0..60 {
+        w.pass();
+        reached |= w.healthy_of(GOOD) >= 1;
+        if reached {
+            assert!(w.healthy_of(GOOD) >= 1, "the first deployment's tasks fell to {}", w.healthy_of(GOOD));
+        }
+    }
+    assert!(reached, "the first deployment never became healthy: {:#?}", w.events);
+    let p = w.state.primary().unwrap();
+    assert_eq!((p.id.as_str(), p.rollout), (failed.as_str(), Rollout::Failed));
+    assert!(w.events.iter().any(|e| e == &messages::nothing_to_roll_back("web", &failed)), "{:#?}", w.events);
+    let quiet = w.pass();
+    assert!(quiet.launch.is_empty() && quiet.stop.is_empty(), "a failed deployment launches and stops nothing");
+}
+
+#[test]
+fn older_tasks_still_coming_up_are_not_replaced_while_the_service_is_under_its_floor() {
+    let mut w = World::new(spec(4, 50, 200), GOOD);
+    w.pass();
+    w.update(NEXT);
+    let plan = w.pass();
+    assert!(plan.stop.is_empty(), "nothing is healthy yet, so nothing gives way: {plan:#?}");
+    assert_eq!(plan.launch.len(), 4);
+    w.run_until_steady(20);
+    assert_eq!(w.healthy_of(NEXT), 4);
+}
+
+#[test]
+fn a_daemon_update_replaces_within_its_floor() {
+    let mut w = World::new(Spec { minimum_healthy_percent: 50, ..daemon() }, GOOD);
+    w.instances.push(InstanceView { id: "i3".into(), state: InstanceState::Active, daemon_eligible: true });
+    w.run_until_steady(10);
+    w.update(NEXT);
+    let plan = w.pass();
+    assert_eq!(plan.stop.len(), 2, "half of four may be down at once");
+    w.run_until_steady(20);
+    assert_eq!(w.healthy_of(NEXT), 4);
+}
+
+/// What can happen to a service between two scheduler passes.
+#[derive(Debug, Clone)]
+enum Event {
+    Pass,
+    Update(&'static str),
+    /// A live task's essential container exits.
+    Crash(usize),
+    /// A running task starts failing its health checks.
+    Sicken(usize),
+    Scale(u32),
+    Drain(usize),
+    Lose(usize),
+    /// An instance comes back ACTIVE (a drained one reactivated, a lost one re-registered).
+    Restore(usize),
+}
+
+fn event() -> impl Strategy<Value = Event> {
+    prop_oneof![
+        6 => Just(Event::Pass),
+        2 => prop_oneof![Just(GOOD), Just(NEXT), Just(BAD)].prop_map(Event::Update),
+        2 => (0usize..16).prop_map(Event::Crash),
+        1 => (0usize..16).prop_map(Event::Sicken),
+        1 => (0u32..8).prop_map(Event::Scale),
+        1 => (0usize..3).prop_map(Event::Drain),
+        1 => (0usize..3).prop_map(Event::Lose),
+        1 => (0usize..3).prop_map(Event::Restore),
+    ]
+}
+
+impl World {
+    fn happen(&mut self, e: &Event) {
+        let active = self.instances.iter().filter(|i| i.state == InstanceState::Active).count();
+        match *e {
+            Event::Pass => {}
+            Event::Update(definition) => self.update(definition),
+            Event::Crash(n) | Event::Sicken(n) => {
+                let live: Vec<usize> = (0..self.tasks.len()).filter(|&i| self.tasks[i].live()).collect();
+                let Some(&i) = live.get(n % live.len().max(1)) else { return };
+                self.revision += 1;
+                let t = &mut self.tasks[i];
+                if matches!(e, Event::Crash(_)) {
+                    t.status = TaskStatus::Stopped;
+                    t.ending = Some(Ending::Failed);
+                    t.revision = self.revision;
+                } else if t.status == TaskStatus::Running {
+                    t.health = Health::Unhealthy;
+                }
+            }
+            Event::Scale(n) => self.spec.desired_count = n,
+            // One instance always stays ACTIVE, so there is somewhere to place.
+            Event::Drain(i) if active > 1 && self.instances[i].state == InstanceState::Active => {
+                self.instances[i].state = InstanceState::Draining
+            }
+            Event::Lose(i) if active > 1 && self.instances[i].state == InstanceState::Active => {
+                self.instances[i].state = InstanceState::Lost
+            }
+            Event::Restore(i) => self.instances[i].state = InstanceState::Active,
+            Event::Drain(_) | Event::Lose(_) => {}
+        }
+        self.pass();
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// Any sequence of updates (good and failing), crashes, failing health checks, scale
+    /// changes, draining and lost instances keeps the floor and the ceiling at every pass
+    /// (checked inside `World::pass`), and a last good update always converges.
+    #[test]
+    fn any_history_keeps_the_floor_and_converges(
+        desired in 1u32..7,
+        min in 0u32..=100,
+        extra in 0u32..=100,
+        breaker in prop_oneof![Just(None), Just(Some(false)), Just(Some(true))],
+        events in proptest::collection::vec(event(), 1..60),
+    ) {
+        let mut s = spec(desired, min, 100 + extra);
+        s.circuit_breaker = breaker;
+        let mut w = World::new(s, GOOD);
+        for e in &events {
+            w.happen(e);
+        }
+        for i in 0..w.instances.len() {
+            w.happen(&Event::Restore(i));
+        }
+        w.update(GOOD);
+        // A floor of 100% with a ceiling of 100% could never replace; ECS refuses it.
+        let (floor, ceiling) = (healthy_floor(w.spec.desired_count, min), w.spec.desired_count * (100 + extra) / 100);
+        prop_assume!(ceiling as usize > floor || w.spec.desired_count == 0);
+        w.run_until_steady(200);
+        prop_assert_eq!(w.healthy_of(GOOD), w.spec.desired_count as usize);
+    }
+
+    #[test]
+    fn any_daemon_history_keeps_the_floor(
+        min in 0u32..100,
+        events in proptest::collection::vec(event(), 1..60),
+    ) {
+        let mut w = World::new(Spec { minimum_healthy_percent: min, ..daemon() }, GOOD);
+        for e in &events {
+            w.happen(e);
+        }
     }
 }
