@@ -101,8 +101,14 @@ def test_a_new_task_definition_starts_a_deployment(ecs, cluster):
     assert (primary["status"], old["status"]) == ("PRIMARY", "ACTIVE")
     assert old["id"] == first and primary["taskDefinition"].endswith("web:2")
     assert updated["taskDefinition"].endswith("web:2")
-    # The old tasks never became healthy (no agent runs them), so minimumHealthyPercent does
-    # not hold them: they are replaced by two tasks of web:2.
+    # Nothing is healthy (no agent runs the tasks), so the service is under its floor
+    # (minimumHealthyPercent 100): the old tasks, still coming up, are not stopped for the new.
+    until(lambda: sorted(t["taskDefinitionArn"].rsplit(":", 1)[1] for t in tasks_of(ecs)) == ["1", "1", "2", "2"],
+          what="web:2 tasks beside web:1")
+    time.sleep(1.5)
+    assert tasks_of(ecs, desired="STOPPED") == []
+    # With a floor of 0 they give way.
+    ecs.update_service(service="web", deploymentConfiguration={"minimumHealthyPercent": 0})
     until(lambda: sorted(t["taskDefinitionArn"].rsplit(":", 1)[1] for t in tasks_of(ecs)) == ["2", "2"], what="web:2 tasks")
     assert {t["stoppedReason"] for t in tasks_of(ecs, desired="STOPPED")} == {
         "ECS is replacing this task with a task of the service's newer deployment."}
@@ -237,7 +243,8 @@ BAD_CREATES = [
     ({"desiredCount": 1, "loadBalancers": [{"targetGroupArn": "arn:aws:elasticloadbalancing:x", "containerName": "c", "containerPort": 80}]},
      "InvalidParameterException", "load balancers"),
     ({"desiredCount": 1, "launchType": "FARGATE"}, "InvalidParameterException", "FARGATE"),
-    ({"desiredCount": 1, "deploymentController": {"type": "CODE_DEPLOY"}}, "InvalidParameterException", "CODE_DEPLOY"),
+    ({"desiredCount": 1, "deploymentController": {"type": "CODE_DEPLOY"}, "deploymentConfiguration": {"maximumPercent": 150}},
+     "InvalidParameterException", "keep their defaults (100 and 200) with the CODE_DEPLOY deployment controller"),
     ({"desiredCount": 1, "healthCheckGracePeriodSeconds": -1}, "InvalidParameterException", "healthCheckGracePeriodSeconds"),
     ({"desiredCount": 1, "tags": [{"key": "aws:x", "value": "y"}]}, "InvalidParameterException", "reserved prefix"),
     ({"desiredCount": 1, "clientToken": "x" * 37}, "InvalidParameterException", "clientToken"),

@@ -253,6 +253,46 @@ def test_a_failing_update_while_the_first_deployment_is_in_progress_keeps_the_se
     assert {t["taskArn"] for t in running(ecs)} == {t["taskArn"] for t in survivors}
 
 
+def test_an_external_controller_shifts_a_service_between_task_sets(cluster, registry):
+    """Blue/green by hand with task sets on real agents: both sets run their share, each
+    reaches STEADY_STATE, and moving the primary and scaling blue to 0 leaves only green."""
+    ecs = cluster.client()
+    blue_def = register(ecs, registry)
+    green_def = register(ecs, registry)
+    ecs.create_service(serviceName="web", desiredCount=2, deploymentController={"type": "EXTERNAL"})
+    blue = ecs.create_task_set(cluster="default", service="web", taskDefinition=blue_def["taskDefinitionArn"],
+                               scale={"value": 100, "unit": "PERCENT"})["taskSet"]
+    green = ecs.create_task_set(cluster="default", service="web", taskDefinition=green_def["taskDefinitionArn"],
+                                scale={"value": 50, "unit": "PERCENT"})["taskSet"]
+
+    def sets():
+        return {t["id"]: t for t in ecs.describe_task_sets(cluster="default", service="web")["taskSets"]}
+
+    def by_definition():
+        out = {}
+        for t in running(ecs):
+            out[t["taskDefinitionArn"]] = out.get(t["taskDefinitionArn"], 0) + 1
+        return out
+
+    until(lambda: by_definition() == {blue_def["taskDefinitionArn"]: 2, green_def["taskDefinitionArn"]: 1},
+          what="2 blue and 1 green running")
+    steady_sets = until(lambda: (lambda s: s if all(t["stabilityStatus"] == "STEADY_STATE" for t in s.values()) else None)(sets()),
+                        what="both sets steady")
+    assert steady_sets[blue["id"]]["runningCount"] == 2 and steady_sets[green["id"]]["runningCount"] == 1
+    assert {t["startedBy"] for t in running(ecs)} == {blue["id"], green["id"]}
+
+    ecs.update_service_primary_task_set(cluster="default", service="web", primaryTaskSet=green["id"])
+    ecs.update_task_set(cluster="default", service="web", taskSet=green["id"], scale={"value": 100, "unit": "PERCENT"})
+    ecs.update_task_set(cluster="default", service="web", taskSet=blue["id"], scale={"value": 0, "unit": "PERCENT"})
+    ecs.delete_task_set(cluster="default", service="web", taskSet=blue["id"])
+    until(lambda: by_definition() == {green_def["taskDefinitionArn"]: 2}, what="only green running")
+    s = until(lambda: (lambda s: s if [t["id"] for t in s["taskSets"]] == [green["id"]]
+                       and s["taskSets"][0]["stabilityStatus"] == "STEADY_STATE" else None)(
+        ecs.describe_services(services=["web"])["services"][0]), what="blue drained, green steady")
+    assert s["taskDefinition"] == green_def["taskDefinitionArn"] and s["runningCount"] == 2
+    assert s["events"][0]["message"] == "(service web) has reached a steady state."
+
+
 def test_the_examples_in_docs_deployments_run_as_written(cluster, registry):
     doc = (Path(__file__).resolve().parents[2] / "docs" / "deployments.md").read_text()
     blocks = re.findall(r"```sh\n(.*?)```", doc, re.S)

@@ -41,6 +41,11 @@ impl ArnScope {
         self.ecs(&format!("service/{cluster}/{name}"))
     }
 
+    /// A task set of a service; `id` is its whole id (`ecs-svc/...`).
+    pub fn task_set(&self, cluster: &str, service: &str, id: &str) -> String {
+        self.ecs(&format!("task-set/{cluster}/{service}/{id}"))
+    }
+
     /// A service deployment; `deployment` is its id without the `ecs-svc/` prefix.
     pub fn service_deployment(&self, cluster: &str, service: &str, deployment: &str) -> String {
         self.ecs(&format!("service-deployment/{cluster}/{service}/{deployment}"))

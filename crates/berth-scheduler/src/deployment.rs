@@ -66,6 +66,14 @@ pub(crate) fn account_failures(spec: &Spec, state: &mut State, observed: &Observ
         d.seen_revision = d.seen_revision.max(observed.revision);
         new_failures += new;
     }
+    // Task sets have no circuit breaker, but their failures throttle launches too.
+    for s in &mut state.task_sets {
+        let mine = || observed.tasks.iter().filter(|t| t.deployment == s.id);
+        new_failures +=
+            mine().filter(|t| t.ending == Some(Ending::Failed) && t.revision > s.seen_revision).count() as u32;
+        primary_proven |= mine().any(|t| t.healthy(now));
+        s.seen_revision = s.seen_revision.max(observed.revision);
+    }
 
     if new_failures > 0 {
         let was_throttled = state.backoff.until > now;

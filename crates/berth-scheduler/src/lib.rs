@@ -17,6 +17,7 @@ mod daemon;
 mod deployment;
 pub mod messages;
 mod replica;
+mod task_set;
 #[cfg(test)]
 mod tests;
 
@@ -24,6 +25,7 @@ use berth_model::task::TaskStatus;
 use serde::{Deserialize, Serialize};
 
 pub use deployment::{BREAKER_MAX, BREAKER_MIN, STABLE_SECS, breaker_threshold, rollback_target};
+pub use task_set::{Stability, TaskSet, TaskSetStatus};
 
 /// How a service places its tasks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,11 +36,39 @@ pub enum Scheduling {
     Daemon,
 }
 
+/// Who makes a service's deployments (ECS `deploymentController`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Controller {
+    /// The scheduler: rolling deployments of the service's task definition.
+    Ecs,
+    /// CodeDeploy: task sets; Berth's service starts with one PRIMARY set at 100%.
+    CodeDeploy,
+    /// The user, through the task set API.
+    External,
+}
+
+impl Controller {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Controller::Ecs => "ECS",
+            Controller::CodeDeploy => "CODE_DEPLOY",
+            Controller::External => "EXTERNAL",
+        }
+    }
+
+    /// Whether the service runs task sets rather than the scheduler's deployments.
+    pub fn task_sets(self) -> bool {
+        self != Controller::Ecs
+    }
+}
+
 /// What the service asks for: the parts of CreateService/UpdateService the scheduler reads.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Spec {
     pub name: String,
     pub scheduling: Scheduling,
+    pub controller: Controller,
     /// Replica services only; a daemon's desired count is its number of eligible instances.
     pub desired_count: u32,
     pub minimum_healthy_percent: u32,
@@ -150,6 +180,9 @@ pub struct State {
     /// Whether "has reached a steady state" was told and nothing changed since.
     #[serde(default)]
     pub steady: bool,
+    /// The task sets of a service an external controller deploys, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub task_sets: Vec<TaskSet>,
 }
 
 /// How many finished deployments a service remembers.
@@ -158,6 +191,10 @@ pub const HISTORY: usize = 20;
 impl State {
     pub fn primary(&self) -> Option<&Deployment> {
         self.deployments.iter().find(|d| d.primary)
+    }
+
+    pub fn primary_task_set(&self) -> Option<&TaskSet> {
+        self.task_sets.iter().find(|s| s.status == TaskSetStatus::Primary)
     }
 
     /// Makes `d` the primary deployment: the others stay as ACTIVE until their tasks are gone.
@@ -391,28 +428,42 @@ pub fn reconcile(spec: &Spec, state: &State, observed: &Observed<'_>) -> Plan {
 
     let (launch, stop, desired) = match spec.scheduling {
         _ if spec.deleting => (Vec::new(), deleting_stops(&pass), 0),
+        _ if spec.controller.task_sets() => task_set::plan(&pass, &state),
         Scheduling::Replica => replica::plan(&pass, &state),
         Scheduling::Daemon => daemon::plan(&pass, &state),
     };
     let launch = if now < state.backoff.until { Vec::new() } else { launch };
 
     let changed = !launch.is_empty() || !stop.is_empty() || !lost.is_empty();
-    deployment::settle(spec, &mut state, &pass, desired, changed, &mut events);
+    if spec.controller.task_sets() {
+        task_set::settle(&mut state, &pass, &launch, &stop, &mut events);
+    } else {
+        deployment::settle(spec, &mut state, &pass, desired, changed, &mut events);
+    }
 
     let mut per_deployment = Vec::new();
-    for d in &state.deployments {
-        let mine = pass.live.iter().filter(|t| t.deployment == d.id);
-        let (mut c, mut active) = (Counts::default(), 0);
-        for t in mine {
+    let count = |id: &str| {
+        let mut c = Counts::default();
+        for t in pass.live.iter().filter(|t| t.deployment == id) {
             match t.status {
                 TaskStatus::Running => c.running += 1,
                 s if s.is_pending() => c.pending += 1,
                 _ => {}
             }
-            active += t.active() as u32;
+            c.desired += t.active() as u32;
         }
-        c.desired = if d.primary { desired } else { active };
+        c
+    };
+    for d in &state.deployments {
+        let mut c = count(&d.id);
+        if d.primary {
+            c.desired = desired;
+        }
         per_deployment.push((d.id.clone(), c));
+    }
+    for s in &state.task_sets {
+        let c = Counts { desired: s.computed_desired(spec.desired_count), ..count(&s.id) };
+        per_deployment.push((s.id.clone(), c));
     }
     let running = per_deployment.iter().map(|(_, c)| c.running).sum();
     let pending = per_deployment.iter().map(|(_, c)| c.pending).sum();

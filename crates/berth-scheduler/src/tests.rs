@@ -14,6 +14,7 @@ fn spec(desired: u32, min: u32, max: u32) -> Spec {
     Spec {
         name: "web".into(),
         scheduling: Scheduling::Replica,
+        controller: Controller::Ecs,
         desired_count: desired,
         minimum_healthy_percent: min,
         maximum_percent: max,
@@ -65,6 +66,7 @@ impl World {
             .chain(&self.state.history)
             .find(|d| d.id == deployment)
             .map(|d| d.task_definition.clone())
+            .or_else(|| self.state.task_sets.iter().find(|s| s.id == deployment).map(|s| s.task_definition.clone()))
             .unwrap_or_default()
     }
 
@@ -204,7 +206,10 @@ fn floor_and_ceiling(spec: &Spec, observed: &Observed<'_>, plan: &Plan) -> Resul
             if s.reason == StopReason::Unhealthy {
                 return Err(format!("stops healthy {} as unhealthy", t.id));
             }
-            healthy_after -= 1;
+            // A task set scaled down by its controller gives up its tasks whatever the floor.
+            if !(spec.controller.task_sets() && s.reason == StopReason::ScaledDown) {
+                healthy_after -= 1;
+            }
         }
     }
     if healthy_after < healthy && healthy_after < floor {
@@ -216,7 +221,7 @@ fn floor_and_ceiling(spec: &Spec, observed: &Observed<'_>, plan: &Plan) -> Resul
             return Err(format!("stops {} that is coming up while healthy {healthy_after} < floor {floor}", s.task));
         }
     }
-    if spec.scheduling == Scheduling::Replica && !plan.launch.is_empty() {
+    if spec.scheduling == Scheduling::Replica && !spec.controller.task_sets() && !plan.launch.is_empty() {
         let ceiling = (spec.desired_count * spec.maximum_percent / 100) as usize;
         if live.len() + plan.launch.len() > ceiling {
             return Err(format!("ceiling: {} live + {} launched > {ceiling}", live.len(), plan.launch.len()));
@@ -737,5 +742,169 @@ proptest! {
         for e in &events {
             w.happen(e);
         }
+    }
+}
+
+fn external(desired: u32) -> World {
+    let mut w = World::new(Spec { controller: Controller::External, ..spec(desired, 100, 200) }, GOOD);
+    w.state = State::default();
+    w
+}
+
+impl World {
+    fn add_set(&mut self, definition: &str, scale: f64) -> String {
+        self.next_id += 1;
+        let id = format!("ecs-svc/{}", 5000 + self.next_id);
+        self.state.task_sets.push(TaskSet::new(id.clone(), definition.into(), scale, self.now, self.revision));
+        id
+    }
+
+    fn set(&mut self, id: &str) -> &mut TaskSet {
+        self.state.task_sets.iter_mut().find(|s| s.id == id).expect("a task set")
+    }
+
+    fn live_of(&self, id: &str) -> usize {
+        self.tasks.iter().filter(|t| t.live() && t.deployment == id).count()
+    }
+}
+
+#[test]
+fn computed_desired_count_rounds_up_and_is_zero_while_draining() {
+    let mut s = TaskSet::new("x".into(), GOOD.into(), 12.0, 0.0, 0);
+    assert_eq!(s.computed_desired(10), 2, "1.2 rounds up to 2");
+    s.scale = 33.33;
+    assert_eq!(s.computed_desired(10), 4);
+    s.scale = 100.0;
+    assert_eq!(s.computed_desired(7), 7);
+    s.scale = 0.0;
+    assert_eq!(s.computed_desired(7), 0);
+    s.scale = 50.0;
+    s.status = TaskSetStatus::Draining;
+    assert_eq!(s.computed_desired(7), 0);
+}
+
+#[test]
+fn each_task_set_keeps_its_share_of_the_desired_count() {
+    let mut w = external(4);
+    let blue = w.add_set(GOOD, 100.0);
+    let green = w.add_set(NEXT, 50.0);
+    let first = w.pass();
+    assert_eq!(first.launch.len(), 6, "both sets launch at once, unpaced by maximumPercent");
+    assert_eq!(w.state.task_sets[0].stability, Stability::Stabilizing);
+    w.run_until_steady(10);
+    assert_eq!((w.live_of(&blue), w.live_of(&green)), (4, 2));
+    assert!(w.state.task_sets.iter().all(|s| s.stability == Stability::SteadyState));
+    let plan = w.pass();
+    assert_eq!(plan.desired, 4, "the service's desired count stays the user's");
+    assert_eq!(plan.running, 6);
+    assert_eq!(plan.per_deployment.iter().find(|(id, _)| *id == green).unwrap().1.desired, 2);
+
+    // Traffic moved: blue scaled to 0 gives up its tasks, a larger desired count grows green.
+    w.set(&blue).scale = 0.0;
+    w.spec.desired_count = 6;
+    let plan = w.pass();
+    assert_eq!(plan.stop.iter().filter(|s| s.reason == StopReason::ScaledDown).count(), 4);
+    assert_eq!(plan.launch.len(), 1);
+    w.run_until_steady(10);
+    assert_eq!((w.live_of(&blue), w.live_of(&green)), (0, 3));
+}
+
+#[test]
+fn a_draining_task_set_stops_its_tasks_then_leaves() {
+    let mut w = external(2);
+    let blue = w.add_set(GOOD, 100.0);
+    let green = w.add_set(NEXT, 100.0);
+    w.run_until_steady(10);
+    w.set(&blue).status = TaskSetStatus::Draining;
+    let plan = w.pass();
+    assert_eq!(plan.stop.len(), 2);
+    assert!(plan.stop.iter().all(|s| s.deployment == blue));
+    w.run_until_steady(10);
+    assert_eq!(w.state.task_sets.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), [green.as_str()]);
+}
+
+#[test]
+fn failing_task_set_tasks_are_throttled() {
+    let mut w = external(1);
+    w.add_set(BAD, 100.0);
+    let mut launches = 0;
+    for _ in 0..30 {
+        launches += w.pass().launch.len();
+    }
+    assert!(launches < 15, "{launches} launches in 30 passes: never held back");
+    assert!(w.events.iter().any(|e| e.contains("is unable to consistently start tasks successfully")));
+}
+
+#[test]
+fn task_set_tasks_on_a_draining_instance_move_within_the_floor() {
+    let mut w = external(3);
+    let set = w.add_set(GOOD, 100.0);
+    w.run_until_steady(10);
+    let drained = w.tasks.iter().find(|t| t.live()).unwrap().instance.clone();
+    w.instances.iter_mut().find(|i| i.id == drained).unwrap().state = InstanceState::Draining;
+    for _ in 0..20 {
+        w.pass();
+        assert!(w.healthy() >= 3, "healthy fell to {}", w.healthy());
+    }
+    assert_eq!(w.live_of(&set), 3);
+    assert!(w.tasks.iter().all(|t| !t.live() || t.instance != drained));
+}
+
+#[derive(Debug, Clone)]
+enum SetEvent {
+    Pass,
+    Create(&'static str, u8),
+    Scale(usize, u8),
+    Delete(usize),
+    Desired(u32),
+    Crash(usize),
+}
+
+fn set_event() -> impl Strategy<Value = SetEvent> {
+    prop_oneof![
+        4 => Just(SetEvent::Pass),
+        2 => (prop_oneof![Just(GOOD), Just(NEXT), Just(BAD)], 0u8..=100).prop_map(|(d, s)| SetEvent::Create(d, s)),
+        2 => (0usize..5, 0u8..=100).prop_map(|(i, s)| SetEvent::Scale(i, s)),
+        1 => (0usize..5).prop_map(SetEvent::Delete),
+        1 => (0u32..8).prop_map(SetEvent::Desired),
+        2 => (0usize..16).prop_map(SetEvent::Crash),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// Any history of task set changes keeps the floor on draining instances (checked in every
+    /// pass) and ends with each set running exactly its computed count of its definition.
+    #[test]
+    fn task_sets_converge_to_their_computed_counts(events in proptest::collection::vec(set_event(), 1..50)) {
+        let mut w = external(3);
+        for e in &events {
+            let sets = w.state.task_sets.len();
+            match *e {
+                SetEvent::Pass => {}
+                SetEvent::Create(d, scale) if sets < 5 => { w.add_set(d, f64::from(scale)); }
+                SetEvent::Scale(i, scale) if i < sets => w.state.task_sets[i].scale = f64::from(scale),
+                SetEvent::Delete(i) if i < sets => w.state.task_sets[i].status = TaskSetStatus::Draining,
+                SetEvent::Desired(n) => w.spec.desired_count = n,
+                SetEvent::Crash(n) => w.happen(&Event::Crash(n)),
+                _ => {}
+            }
+            w.pass();
+        }
+        // Failing sets never settle: take them away, then everything else must.
+        for s in &mut w.state.task_sets {
+            if s.task_definition == BAD {
+                s.status = TaskSetStatus::Draining;
+            }
+        }
+        w.state.backoff = Backoff::default();
+        w.run_until_steady(100);
+        let desired = w.spec.desired_count;
+        for s in w.state.task_sets.clone() {
+            prop_assert_eq!(w.live_of(&s.id), s.computed_desired(desired) as usize);
+            prop_assert_eq!(s.stability, Stability::SteadyState);
+        }
+        prop_assert!(w.state.task_sets.iter().all(|s| s.status != TaskSetStatus::Draining));
     }
 }

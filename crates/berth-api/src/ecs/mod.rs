@@ -12,6 +12,7 @@ mod services;
 mod settings;
 mod tags;
 mod task_definitions;
+mod task_sets;
 pub mod tasks;
 
 pub use task_definitions::DefinitionRecord as Registration;
@@ -68,6 +69,11 @@ pub const IMPLEMENTED: &[&str] = &[
     "ListServices",
     "ListServiceDeployments",
     "DescribeServiceDeployments",
+    "CreateTaskSet",
+    "DescribeTaskSets",
+    "UpdateTaskSet",
+    "UpdateServicePrimaryTaskSet",
+    "DeleteTaskSet",
     "SubmitTaskStateChange",
     "SubmitContainerStateChange",
     "DiscoverPollEndpoint",
@@ -114,6 +120,11 @@ pub async fn dispatch(ctx: &Ctx<'_>, operation: &str, input: Obj) -> ApiResult<V
         "ListServices" => services::list(ctx, input),
         "ListServiceDeployments" => services::list_deployments(ctx, input),
         "DescribeServiceDeployments" => services::describe_deployments(ctx, input),
+        "CreateTaskSet" => task_sets::create(ctx, input).await,
+        "DescribeTaskSets" => task_sets::describe(ctx, input),
+        "UpdateTaskSet" => task_sets::update(ctx, input).await,
+        "UpdateServicePrimaryTaskSet" => task_sets::update_primary(ctx, input).await,
+        "DeleteTaskSet" => task_sets::delete(ctx, input).await,
         "SubmitTaskStateChange" => agent::submit_task_state_change(ctx, input).await,
         "SubmitContainerStateChange" => agent::submit_container_state_change(ctx, input).await,
         "DiscoverPollEndpoint" => agent::discover_poll_endpoint(ctx, input),

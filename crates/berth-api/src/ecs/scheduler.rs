@@ -182,6 +182,7 @@ fn spec(rec: &ServiceRecord) -> Spec {
     Spec {
         name: rec.name().to_string(),
         scheduling: rec.scheduling(),
+        controller: rec.controller(),
         desired_count: rec.int("/desiredCount").unwrap_or(0).max(0) as u32,
         minimum_healthy_percent: rec.int("/deploymentConfiguration/minimumHealthyPercent").unwrap_or(100) as u32,
         maximum_percent: rec.int("/deploymentConfiguration/maximumPercent").unwrap_or(200) as u32,

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use berth_model::arn::scoped_id;
-use berth_scheduler::{Deployment, Outcome, Rollout, Scheduling, State};
+use berth_scheduler::{Controller, Deployment, Outcome, Rollout, Scheduling, State, TaskSet, TaskSetStatus};
 use berth_store::{Compare, KeyValue, Op, StoreExt, Txn};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -45,6 +45,15 @@ impl ServiceRecord {
 
     pub fn name(&self) -> &str {
         self.service.get("serviceName").and_then(Value::as_str).unwrap_or_default()
+    }
+
+    /// Who makes the service's deployments (`deploymentController.type`).
+    pub fn controller(&self) -> Controller {
+        match self.field("/deploymentController/type").and_then(Value::as_str) {
+            Some("EXTERNAL") => Controller::External,
+            Some("CODE_DEPLOY") => Controller::CodeDeploy,
+            _ => Controller::Ecs,
+        }
     }
 
     pub fn scheduling(&self) -> Scheduling {
@@ -87,6 +96,14 @@ impl ServiceRecord {
         let mut s = self.service.clone();
         let deployments: Vec<Value> = self.scheduler.deployments.iter().map(|d| self.deployment(d)).collect();
         s.insert("deployments".into(), Value::Array(deployments));
+        if self.controller().task_sets() {
+            let sets = self.scheduler.task_sets.iter().map(|t| super::task_sets::render(ctx, self, t, false)).collect();
+            s.insert("taskSets".into(), Value::Array(sets));
+            match self.scheduler.primary_task_set() {
+                Some(p) => s.insert("taskDefinition".into(), json!(p.task_definition)),
+                None => s.remove("taskDefinition"),
+            };
+        }
         if let Some(p) = self.scheduler.primary() {
             s.insert("taskDefinition".into(), json!(p.task_definition));
             let cluster = self.cluster();
@@ -98,7 +115,7 @@ impl ServiceRecord {
         Value::Object(s)
     }
 
-    fn cluster(&self) -> String {
+    pub fn cluster(&self) -> String {
         let arn = self.service.get("clusterArn").and_then(Value::as_str).unwrap_or_default();
         arn.rsplit('/').next().unwrap_or_default().to_string()
     }
@@ -123,11 +140,11 @@ impl ServiceRecord {
     }
 }
 
-fn service_not_found() -> ApiError {
+pub(super) fn service_not_found() -> ApiError {
     ApiError::new(400, "ServiceNotFoundException", "Service not found.")
 }
 
-fn service_not_active() -> ApiError {
+pub(super) fn service_not_active() -> ApiError {
     ApiError::new(400, "ServiceNotActiveException", "Service was not ACTIVE.")
 }
 
@@ -162,7 +179,7 @@ pub fn find(ctx: &Ctx<'_>, cluster: &str, given: &str) -> ApiResult<Option<(KeyV
 }
 
 /// A task definition a service may run: ACTIVE, resolved to its record.
-fn runnable(ctx: &Ctx<'_>, given: &str) -> ApiResult<DefinitionRecord> {
+pub(super) fn runnable(ctx: &Ctx<'_>, given: &str) -> ApiResult<DefinitionRecord> {
     let (_, rec) = resolve(ctx, given)?.ok_or_else(|| ApiError::client("TaskDefinition not found."))?;
     if rec.definition.get("status").and_then(Value::as_str) != Some("ACTIVE") {
         return Err(ApiError::client("TaskDefinition is inactive"));
@@ -171,7 +188,7 @@ fn runnable(ctx: &Ctx<'_>, given: &str) -> ApiResult<DefinitionRecord> {
 }
 
 /// Fields Berth does not act on yet: refused rather than silently ignored.
-fn refuse_unsupported(input: &Obj) -> ApiResult<()> {
+pub(super) fn refuse_unsupported(input: &Obj) -> ApiResult<()> {
     for (field, what) in [
         ("loadBalancers", "load balancers"),
         ("serviceRegistries", "service registries"),
@@ -194,10 +211,55 @@ fn refuse_unsupported(input: &Obj) -> ApiResult<()> {
     {
         return Err(ApiError::invalid(format!("Berth does not run the {lt} launch type yet; use EC2.")));
     }
-    if let Some(kind) = input.get("deploymentController").and_then(|c| c["type"].as_str())
-        && kind != "ECS"
-    {
-        return Err(ApiError::invalid(format!("Berth supports the ECS deployment controller only, not {kind}.")));
+    Ok(())
+}
+
+/// `clientToken`: 1 to 36 ASCII characters in 33-126, as ECS allows.
+pub(super) fn client_token(input: &Obj) -> ApiResult<Option<String>> {
+    let token = text(input, "clientToken").map(str::to_string);
+    if token.as_ref().is_some_and(|t| t.is_empty() || t.len() > 36 || !t.bytes().all(|b| (33..=126).contains(&b))) {
+        return Err(ApiError::invalid("clientToken must be 1 to 36 ASCII characters in the range 33-126."));
+    }
+    Ok(token)
+}
+
+/// `deploymentController.type`, ECS when omitted.
+fn controller_arg(input: &Obj) -> Controller {
+    match input.get("deploymentController").and_then(|c| c["type"].as_str()) {
+        Some("EXTERNAL") => Controller::External,
+        Some("CODE_DEPLOY") => Controller::CodeDeploy,
+        _ => Controller::Ecs,
+    }
+}
+
+/// What CreateService may not name when task sets carry it (ECS's messages where known).
+fn check_task_set_service(input: &Obj, controller: Controller, scheduling: Scheduling) -> ApiResult<()> {
+    if scheduling == Scheduling::Daemon {
+        return Err(ApiError::invalid(format!(
+            "The DAEMON scheduling strategy does not support the {} deployment controller.",
+            controller.as_str()
+        )));
+    }
+    if controller == Controller::External {
+        match text(input, "taskDefinition") {
+            Some("") => return Err(ApiError::invalid("Family should not be null or empty.")),
+            Some(_) => return Err(ApiError::invalid("TaskDefinition must be blank.")),
+            None => {}
+        }
+        if input.get("loadBalancers").and_then(Value::as_array).is_some_and(|l| !l.is_empty()) {
+            return Err(ApiError::invalid("LoadBalancers must be empty or null."));
+        }
+        for (field, name) in [
+            ("networkConfiguration", "NetworkConfiguration"),
+            ("launchType", "LaunchType"),
+            ("platformVersion", "PlatformVersion"),
+            ("serviceRegistries", "ServiceRegistries"),
+            ("capacityProviderStrategy", "CapacityProviderStrategy"),
+        ] {
+            if input.get(field).is_some_and(|v| !v.is_null()) {
+                return Err(ApiError::invalid(format!("{name} must be null.")));
+            }
+        }
     }
     Ok(())
 }
@@ -207,6 +269,7 @@ fn deployment_configuration(
     given: Option<&Value>,
     current: Option<&Value>,
     scheduling: Scheduling,
+    controller: Controller,
 ) -> ApiResult<Value> {
     let (default_max, default_min) = match scheduling {
         Scheduling::Replica => (200, 100),
@@ -242,6 +305,22 @@ fn deployment_configuration(
         .or_else(|| current.and_then(|c| c.get("deploymentCircuitBreaker")))
         .cloned()
         .unwrap_or_else(|| json!({"enable": false, "rollback": false}));
+    if controller.task_sets() {
+        // ECS keeps the defaults for task sets: they bound only tasks on draining instances.
+        if (min, max) != (100, 200) {
+            return Err(ApiError::invalid(format!(
+                "minimumHealthyPercent and maximumPercent keep their defaults (100 and 200) with the {} deployment \
+                 controller.",
+                controller.as_str()
+            )));
+        }
+        if breaker["enable"].as_bool() == Some(true) {
+            return Err(ApiError::invalid(
+                "The deployment circuit breaker can only be used for services using the rolling update (ECS) \
+                 deployment type.",
+            ));
+        }
+    }
     for unsupported in ["alarms", "lifecycleHooks", "linearConfiguration", "canaryConfiguration"] {
         if given.and_then(|g| g.get(unsupported)).is_some_and(|v| !v.is_null()) {
             return Err(ApiError::invalid(format!(
@@ -280,15 +359,16 @@ pub async fn create(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
         ));
     }
     active_cluster(ctx, &cluster)?;
-    refuse_unsupported(&input)?;
-    let token = text(&input, "clientToken").map(str::to_string);
-    if token.as_ref().is_some_and(|t| t.is_empty() || t.len() > 36 || !t.bytes().all(|b| (33..=126).contains(&b))) {
-        return Err(ApiError::invalid("clientToken must be 1 to 36 ASCII characters in the range 33-126."));
-    }
+    let controller = controller_arg(&input);
     let scheduling = match text(&input, "schedulingStrategy") {
         Some("DAEMON") => Scheduling::Daemon,
         _ => Scheduling::Replica,
     };
+    if controller.task_sets() {
+        check_task_set_service(&input, controller, scheduling)?;
+    }
+    refuse_unsupported(&input)?;
+    let token = client_token(&input)?;
     let desired = input.get("desiredCount").and_then(Value::as_i64);
     let desired = match (scheduling, desired) {
         (Scheduling::Replica, None) => {
@@ -303,10 +383,19 @@ pub async fn create(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
         }
         (Scheduling::Daemon, None) => 0,
     };
-    let given_definition = text(&input, "taskDefinition")
-        .ok_or_else(|| ApiError::invalid("A task definition is required for the ECS deployment controller."))?;
-    let definition = runnable(ctx, given_definition)?;
-    check_network(&definition.definition, &input)?;
+    let definition = match text(&input, "taskDefinition") {
+        _ if controller == Controller::External => None,
+        Some(given) => Some(runnable(ctx, given)?),
+        None => {
+            return Err(ApiError::invalid(format!(
+                "A task definition is required for the {} deployment controller.",
+                controller.as_str()
+            )));
+        }
+    };
+    if let Some(d) = &definition {
+        check_network(&d.definition, &input)?;
+    }
     let constraints = array(&input, "placementConstraints");
     let strategies = array(&input, "placementStrategy");
     placement::constraints(&constraints, false)?;
@@ -314,12 +403,13 @@ pub async fn create(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
     if scheduling == Scheduling::Daemon && !strategies.is_empty() {
         return Err(ApiError::invalid("Placement strategies are not supported with the DAEMON scheduling strategy."));
     }
-    let configuration = deployment_configuration(input.get("deploymentConfiguration"), None, scheduling)?;
+    let configuration = deployment_configuration(input.get("deploymentConfiguration"), None, scheduling, controller)?;
     let grace = grace_period(&input)?;
     let tags = array(&input, "tags");
     check_tags(&tags)?;
 
-    let definition_arn = definition.definition["taskDefinitionArn"].as_str().unwrap_or_default().to_string();
+    let definition_arn =
+        definition.as_ref().and_then(|d| d.definition["taskDefinitionArn"].as_str()).map(str::to_string);
     let key = ctx.keys.service(&cluster, &name);
     for _ in 0..MAX_ATTEMPTS {
         let existing = ctx.store().get(&key)?;
@@ -334,8 +424,7 @@ pub async fn create(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
         }
         let revision = ctx.store().revision()?;
         let now = ctx.timestamp();
-        let mut scheduler = State::default();
-        scheduler.start_deployment(Deployment::new(deployment_id(), definition_arn.clone(), now, revision));
+        let scheduler = first_deployment(controller, definition_arn.clone(), now, revision);
         let mut service = Obj::new();
         service.insert("serviceArn".into(), json!(ctx.arns.service(&cluster, &name)));
         service.insert("serviceName".into(), json!(name));
@@ -347,7 +436,9 @@ pub async fn create(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
         service.insert("runningCount".into(), json!(0));
         service.insert("pendingCount".into(), json!(0));
         service.insert("launchType".into(), json!("EC2"));
-        service.insert("taskDefinition".into(), json!(definition_arn));
+        if let Some(arn) = &definition_arn {
+            service.insert("taskDefinition".into(), json!(arn));
+        }
         service.insert("deploymentConfiguration".into(), configuration.clone());
         if let Some(role) = text(&input, "role") {
             service.insert("roleArn".into(), json!(role));
@@ -363,7 +454,7 @@ pub async fn create(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
             "schedulingStrategy".into(),
             json!(if scheduling == Scheduling::Daemon { "DAEMON" } else { "REPLICA" }),
         );
-        service.insert("deploymentController".into(), json!({"type": "ECS"}));
+        service.insert("deploymentController".into(), json!({"type": controller.as_str()}));
         service.insert("tags".into(), Value::Array(tags.clone()));
         service.insert("createdBy".into(), json!(ctx.principal()));
         service.insert(
@@ -390,16 +481,39 @@ pub async fn create(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
     Err(contention())
 }
 
-/// Writes a changed service record unless someone else changed it first (`None`: retry).
-async fn save(ctx: &Ctx<'_>, kv: &KeyValue, rec: &ServiceRecord) -> ApiResult<Option<Value>> {
+/// What the scheduler starts a new service with: a deployment of its task definition (ECS),
+/// one PRIMARY task set of it at 100% (CODE_DEPLOY, as ECS creates one), or nothing
+/// (EXTERNAL: the user creates task sets).
+fn first_deployment(controller: Controller, definition: Option<String>, now: f64, revision: u64) -> State {
+    let mut state = State::default();
+    match (controller, definition) {
+        (Controller::Ecs, Some(d)) => state.start_deployment(Deployment::new(deployment_id(), d, now, revision)),
+        (Controller::CodeDeploy, Some(d)) => {
+            let mut set = TaskSet::new(deployment_id(), d, 100.0, now, revision);
+            set.status = TaskSetStatus::Primary;
+            state.task_sets.push(set);
+        }
+        _ => {}
+    }
+    state
+}
+
+/// Writes a changed service record unless someone else changed it first (`false`: retry),
+/// and wakes the scheduler.
+pub(super) async fn save_record(ctx: &Ctx<'_>, kv: &KeyValue, rec: &ServiceRecord) -> ApiResult<bool> {
     let txn = Txn::new()
         .when(vec![Compare::unchanged(&kv.key, kv.mod_revision)])
         .and_then(vec![Op::put(&kv.key, encode(rec))]);
-    if !ctx.store().txn(txn).await?.succeeded {
-        return Ok(None);
+    let saved = ctx.store().txn(txn).await?.succeeded;
+    if saved {
+        ctx.app.wake_scheduler();
     }
-    ctx.app.wake_scheduler();
-    Ok(Some(json!({"service": rec.render(ctx, false)})))
+    Ok(saved)
+}
+
+/// [`save_record`], answering with the service.
+async fn save(ctx: &Ctx<'_>, kv: &KeyValue, rec: &ServiceRecord) -> ApiResult<Option<Value>> {
+    Ok(save_record(ctx, kv, rec).await?.then(|| json!({"service": rec.render(ctx, false)})))
 }
 
 pub async fn update(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
@@ -416,16 +530,18 @@ pub async fn update(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
     if let Some(s) = &strategies {
         placement::strategies(s)?;
     }
-    let definition = match text(&input, "taskDefinition") {
-        Some(t) => Some(runnable(ctx, t)?),
-        None => None,
-    };
     let force = input.get("forceNewDeployment").and_then(Value::as_bool).unwrap_or(false);
     for _ in 0..MAX_ATTEMPTS {
         let (kv, mut rec) = find(ctx, &cluster, &given)?.ok_or_else(service_not_found)?;
         if rec.status() != "ACTIVE" {
             return Err(service_not_active());
         }
+        let controller = rec.controller();
+        check_update(controller, &input)?;
+        let definition = match text(&input, "taskDefinition") {
+            Some(t) => Some(runnable(ctx, t)?),
+            None => None,
+        };
         let scheduling = rec.scheduling();
         if let Some(n) = input.get("desiredCount").and_then(Value::as_i64) {
             if scheduling == Scheduling::Daemon {
@@ -447,6 +563,7 @@ pub async fn update(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
             input.get("deploymentConfiguration"),
             rec.service.get("deploymentConfiguration"),
             scheduling,
+            controller,
         )?;
         rec.service.insert("deploymentConfiguration".into(), configuration);
         if let Some(g) = grace {
@@ -474,7 +591,7 @@ pub async fn update(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
         if let Some(d) = &definition {
             check_network(&d.definition, &input)?;
         }
-        if wanted != current || force {
+        if !controller.task_sets() && (wanted != current || force) {
             let revision = ctx.store().revision()?;
             rec.scheduler.start_deployment(Deployment::new(deployment_id(), wanted.clone(), ctx.timestamp(), revision));
             rec.service.insert("taskDefinition".into(), json!(wanted));
@@ -485,6 +602,35 @@ pub async fn update(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
         }
     }
     Err(contention())
+}
+
+/// What UpdateService may not change on a service, given who makes its deployments (ECS's
+/// messages for CODE_DEPLOY; the same shape for EXTERNAL).
+fn check_update(controller: Controller, input: &Obj) -> ApiResult<()> {
+    if let Some(kind) = input.get("deploymentController").and_then(|c| c["type"].as_str())
+        && kind != controller.as_str()
+    {
+        return Err(ApiError::invalid(format!(
+            "Berth does not support changing the deployment controller of a service (from {} to {kind}) yet.",
+            controller.as_str()
+        )));
+    }
+    let how = match controller {
+        Controller::Ecs => return Ok(()),
+        Controller::CodeDeploy => "Use AWS CodeDeploy to trigger a new deployment.",
+        Controller::External => "Create a task set to deploy it.",
+    };
+    let kind = controller.as_str();
+    let refused = if input.contains_key("taskDefinition") {
+        "update task definition"
+    } else if input.contains_key("networkConfiguration") {
+        "update network parameters"
+    } else if input.get("forceNewDeployment").and_then(Value::as_bool) == Some(true) {
+        "force a new deployment"
+    } else {
+        return Ok(());
+    };
+    Err(ApiError::invalid(format!("Unable to {refused} on services with a {kind} deployment controller. {how}")))
 }
 
 pub async fn delete(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
@@ -505,6 +651,9 @@ pub async fn delete(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
         }
         rec.service.insert("status".into(), json!("DRAINING"));
         rec.service.insert("desiredCount".into(), json!(0));
+        for set in &mut rec.scheduler.task_sets {
+            set.status = TaskSetStatus::Draining;
+        }
         rec.scheduler.steady = false;
         if let Some(done) = save(ctx, &kv, &rec).await? {
             return Ok(done);
