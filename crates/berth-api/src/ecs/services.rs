@@ -124,7 +124,7 @@ impl ServiceRecord {
 }
 
 fn service_not_found() -> ApiError {
-    ApiError::new(400, "ServiceNotFoundException", "Service not found.")
+    ApiError::service_not_found()
 }
 
 fn service_not_active() -> ApiError {
