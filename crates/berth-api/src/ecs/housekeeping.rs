@@ -41,6 +41,7 @@ pub async fn sweep(app: &App) -> ApiResult<()> {
 
 /// Every cluster of the caller's region, then the task definitions no cluster uses.
 async fn region_sweep(ctx: &Ctx<'_>) -> ApiResult<()> {
+    let seen = ctx.store().revision()?;
     let mut in_use = HashSet::new();
     let mut complete = true;
     for kv in ctx.store().list(&ctx.keys.clusters())? {
@@ -52,7 +53,7 @@ async fn region_sweep(ctx: &Ctx<'_>) -> ApiResult<()> {
     }
     // A cluster that could not be read may hold users of a revision: purge nothing then.
     if complete {
-        task_definitions::purge(ctx, &in_use).await?;
+        task_definitions::purge(ctx, &in_use, seen).await?;
     }
     Ok(())
 }
@@ -235,6 +236,25 @@ mod tests {
         app.store.txn(unindexed).await.unwrap();
         assert_eq!(status(&app, &revision).await.unwrap(), "DELETE_IN_PROGRESS");
         sweep(&app).await.unwrap();
+        assert_eq!(status(&app, &revision).await, Err("ClientException".into()));
+    }
+
+    /// A revision deleted after a round began (after it collected what is in use) waits for the
+    /// next round: a service created just before the revision was deregistered may not have
+    /// been seen.
+    #[tokio::test]
+    async fn revisions_deleted_during_a_round_wait_for_the_next() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = app(dir.path());
+        let before = app.store.revision().unwrap();
+        let (revision, _) = deleted_revision(&app, false).await;
+        let caller = Caller { access_key: String::new(), region: "us-east-1".into() };
+        let ctx = Ctx::new(&app, caller, SystemTime::now(), 0);
+        let none = std::collections::HashSet::new();
+        assert_eq!(crate::ecs::task_definitions::purge(&ctx, &none, before).await.unwrap(), 0);
+        assert_eq!(status(&app, &revision).await.unwrap(), "DELETE_IN_PROGRESS");
+        let now = app.store.revision().unwrap();
+        assert_eq!(crate::ecs::task_definitions::purge(&ctx, &none, now).await.unwrap(), 1);
         assert_eq!(status(&app, &revision).await, Err("ClientException".into()));
     }
 }

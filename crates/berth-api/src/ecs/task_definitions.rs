@@ -317,13 +317,14 @@ async fn index_deleting(ctx: &Ctx<'_>) -> ApiResult<()> {
 }
 
 /// Forgets the revisions in DELETE_IN_PROGRESS whose ARN is not in `in_use` (what tasks not
-/// yet STOPPED and services still name); DescribeTaskDefinition then answers as for any
-/// revision that does not exist. The family's revision counter stays, so numbers are never
-/// reused. Returns how many were purged.
+/// yet STOPPED and services still named when the store was at revision `seen`);
+/// DescribeTaskDefinition then answers as for any revision that does not exist. The family's
+/// revision counter stays, so numbers are never reused. Returns how many were purged.
 ///
-/// Nothing can start using such a revision meanwhile: new tasks and services need an ACTIVE
-/// one, and a service keeps naming the revisions its deployments run.
-pub(crate) async fn purge(ctx: &Ctx<'_>, in_use: &HashSet<String>) -> ApiResult<usize> {
+/// New users need an ACTIVE revision (a service keeps naming the revisions its deployments
+/// run), so once a revision was DELETE_IN_PROGRESS at `seen`, `in_use` names all of its
+/// users; one deleted since waits for the next round.
+pub(crate) async fn purge(ctx: &Ctx<'_>, in_use: &HashSet<String>, seen: u64) -> ApiResult<usize> {
     index_deleting(ctx).await?;
     let mut purged = 0;
     for entry in ctx.store().list(&ctx.keys.deleting_definitions())? {
@@ -336,7 +337,7 @@ pub(crate) async fn purge(ctx: &Ctx<'_>, in_use: &HashSet<String>) -> ApiResult<
         let mut compares = vec![Compare::unchanged(&entry.key, entry.mod_revision)];
         let mut ops = vec![Op::delete(&entry.key)];
         if let Some(kv) = ctx.store().get(&key)? {
-            if decode::<DefinitionRecord>(&kv)?.status() != "DELETE_IN_PROGRESS" {
+            if kv.mod_revision > seen || decode::<DefinitionRecord>(&kv)?.status() != "DELETE_IN_PROGRESS" {
                 continue;
             }
             compares.push(Compare::unchanged(&key, kv.mod_revision));
