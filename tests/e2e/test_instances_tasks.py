@@ -507,6 +507,15 @@ def test_account_settings(ecs):
     assert ecs.list_account_settings(name="containerInsights")["settings"] == []
 
 
+def test_register_container_instance_answers_tags_only_when_given(ecs):
+    """RegisterContainerInstance's response has `tags` only when the registration had some."""
+    assert "tags" not in register_instance(ecs)
+    tags = [{"key": "rack", "value": "r1"}]
+    inst = register_instance(ecs, tags=tags)
+    assert inst["tags"] == tags
+    assert describe_instance(ecs, inst["containerInstanceArn"]).get("tags") is None
+
+
 def test_account_settings_berth_keeps_and_reports(ecs):
     """Settings with no effect without Fargate, IAM or log drivers are stored and reported; the long
     ARN formats can be (re)enabled; defaults are ECS's (defaultLogDriverMode non-blocking since 2025).

@@ -397,3 +397,15 @@ def test_mount_point_of_unknown_volume(ecs):
     """A mount point naming a volume the definition lacks -> ClientException."""
     c = container(mountPoints=[{"sourceVolume": "nope", "containerPath": "/data"}])
     _refused(ecs, "ClientException", dict(family="novol", containerDefinitions=[c]))
+
+
+def test_register_answers_tags_only_when_given(ecs):
+    """RegisterTaskDefinition's response has `tags` only when the registration had some, as ECS's;
+    DescribeTaskDefinition with include=TAGS always has them."""
+    plain = ecs.register_task_definition(family="plain", containerDefinitions=[container()])
+    assert "tags" not in plain
+    tags = [{"key": "team", "value": "a"}]
+    tagged = ecs.register_task_definition(family="tagged", containerDefinitions=[container()], tags=tags)
+    assert tagged["tags"] == tags
+    assert ecs.describe_task_definition(taskDefinition="plain", include=["TAGS"])["tags"] == []
+    assert "tags" not in ecs.describe_task_definition(taskDefinition="tagged")
