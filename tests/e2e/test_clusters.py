@@ -3,7 +3,7 @@
 import pytest
 from botocore.exceptions import ClientError
 
-from ecs_helpers import container, expect_error, register, register_instance
+from ecs_helpers import container, expect_error, register, register_instance, until
 
 ARN = "arn:aws:ecs:us-east-1:000000000000:cluster/"
 
@@ -209,3 +209,62 @@ def test_statistics_count_tasks(ecs):
     stats = {s["name"]: s["value"] for s in c["statistics"]}
     assert c["pendingTasksCount"] == 0 and c["runningTasksCount"] == 1
     assert stats["runningEC2TasksCount"] == "1" and stats["pendingEC2TasksCount"] == "0"
+
+
+STATISTICS = [
+    "runningEC2TasksCount", "runningFargateTasksCount", "pendingEC2TasksCount", "pendingFargateTasksCount",
+    "runningExternalTasksCount", "pendingExternalTasksCount", "activeEC2ServiceCount", "activeFargateServiceCount",
+    "drainingEC2ServiceCount", "drainingFargateServiceCount", "activeExternalServiceCount", "drainingExternalServiceCount",
+]
+
+
+def test_statistics_count_services_by_state(ecs):
+    """STATISTICS lists ECS's counts in ECS's order; a DRAINING service counts as draining, not active."""
+    register_instance(ecs)
+    register(ecs, "svc", [container("s", memory=64)])
+    for name in ("up", "down"):
+        ecs.create_service(serviceName=name, taskDefinition="svc", desiredCount=1)
+    tasks = until(lambda: (lambda t: t if len(t) == 2 else None)(ecs.list_tasks()["taskArns"]), what="two service tasks")
+    for arn in tasks:  # as an agent would: the tasks run, so the draining service keeps its task until it stops
+        ecs.submit_task_state_change(task=arn, status="RUNNING", containers=[{"containerName": "s", "status": "RUNNING"}])
+    assert ecs.delete_service(service="down", force=True)["service"]["status"] == "DRAINING"
+    c = ecs.describe_clusters(include=["STATISTICS"])["clusters"][0]
+    assert [s["name"] for s in c["statistics"]] == STATISTICS
+    nonzero = {s["name"]: s["value"] for s in c["statistics"] if s["value"] != "0"}
+    assert nonzero == {"runningEC2TasksCount": "2", "activeEC2ServiceCount": "1", "drainingEC2ServiceCount": "1"}
+    assert (c["activeServicesCount"], c["runningTasksCount"], c["pendingTasksCount"]) == (1, 2, 0)
+
+
+def test_attachments_and_configurations(ecs):
+    """ATTACHMENTS: no capacity providers, so no attachments and no attachment update status;
+    CONFIGURATIONS adds the configuration, which create and update return."""
+    configuration = {"executeCommandConfiguration": {"logging": "DEFAULT"}}
+    created = ecs.create_cluster(clusterName="conf", configuration=configuration)["cluster"]
+    assert created["configuration"] == configuration
+    plain = ecs.describe_clusters(clusters=["conf"])["clusters"][0]
+    assert "configuration" not in plain and "attachments" not in plain
+    full = ecs.describe_clusters(clusters=["conf"], include=["ATTACHMENTS", "CONFIGURATIONS"])["clusters"][0]
+    assert full["configuration"] == configuration
+    assert full["attachments"] == [] and "attachmentsStatus" not in full
+    assert full["capacityProviders"] == [] and full["defaultCapacityProviderStrategy"] == []
+
+
+def test_container_insights_default_comes_from_the_account_setting(ecs):
+    """A cluster created without containerInsights takes the account's setting (the caller's own,
+    else the account default, else disabled); one given explicitly wins."""
+    def insights(name, **kw):
+        settings = ecs.create_cluster(clusterName=name, **kw)["cluster"]["settings"]
+        described = ecs.describe_clusters(clusters=[name], include=["SETTINGS"])["clusters"][0]["settings"]
+        assert described == settings
+        return [s["value"] for s in settings if s["name"] == "containerInsights"]
+
+    assert insights("plain") == ["disabled"]
+    ecs.put_account_setting_default(name="containerInsights", value="enhanced")
+    assert insights("by-default") == ["enhanced"]
+    ecs.put_account_setting(name="containerInsights", value="enabled")
+    assert insights("by-user") == ["enabled"]
+    assert insights("explicit", settings=[{"name": "containerInsights", "value": "disabled"}]) == ["disabled"]
+    # The settings of existing clusters do not change with the account setting.
+    ecs.delete_account_setting(name="containerInsights")
+    assert ecs.describe_clusters(clusters=["by-user"], include=["SETTINGS"])["clusters"][0]["settings"] == [
+        {"name": "containerInsights", "value": "enabled"}]

@@ -113,15 +113,18 @@ def test_kill_during_register_burst(berth):
 def test_restart_keeps_settings_and_lifecycle_states(berth):
     """Account settings, INACTIVE clusters and DELETE_IN_PROGRESS revisions survive a restart."""
     ecs = berth.client()
-    ecs.put_account_setting(name="taskLongArnFormat", value="disabled")
+    ecs.put_account_setting(name="containerInsights", value="enhanced")
     ecs.create_cluster(clusterName="retired")
     ecs.delete_cluster(cluster="retired")
     register(ecs, "purged")
+    # A PENDING task keeps the revision from being purged while it is DELETE_IN_PROGRESS.
+    register_instance(ecs)
+    ecs.run_task(taskDefinition="purged:1")
     ecs.deregister_task_definition(taskDefinition="purged:1")
     ecs.delete_task_definitions(taskDefinitions=["purged:1"])
     berth.restart()
     ecs = berth.client()
-    assert [s["value"] for s in ecs.list_account_settings(name="taskLongArnFormat")["settings"]] == ["disabled"]
+    assert [s["value"] for s in ecs.list_account_settings(name="containerInsights")["settings"]] == ["enhanced"]
     assert ecs.describe_clusters(clusters=["retired"])["clusters"][0]["status"] == "INACTIVE"
     assert "arn:aws:ecs:us-east-1:000000000000:cluster/retired" not in ecs.list_clusters()["clusterArns"]
     assert ecs.describe_task_definition(taskDefinition="purged:1")["taskDefinition"]["status"] == "DELETE_IN_PROGRESS"

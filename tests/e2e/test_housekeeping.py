@@ -1,10 +1,11 @@
-"""Cluster housekeeping: tasks of an agent gone past --lost-agent-timeout are written off, and
-STOPPED tasks are forgotten after --stopped-task-retention, as ECS forgets them."""
+"""Cluster housekeeping: tasks of an agent gone past --lost-agent-timeout are written off,
+STOPPED tasks are forgotten after --stopped-task-retention, as ECS forgets them, and task
+definition revisions in DELETE_IN_PROGRESS are purged once no task or service uses them."""
 
 import pytest
 
 from conftest import Berth
-from ecs_helpers import until
+from ecs_helpers import container, expect_error, register, register_instance, until
 
 
 @pytest.fixture
@@ -50,3 +51,51 @@ def test_running_tasks_are_kept(tmp_path):
         assert ecs.describe_tasks(tasks=[keep])["tasks"][0]["lastStatus"] == "PENDING"
     finally:
         b.stop()
+
+
+def purged(ecs, revision):
+    """Whether DescribeTaskDefinition answers `revision` as it answers one never registered."""
+    try:
+        ecs.describe_task_definition(taskDefinition=revision)
+    except ecs.exceptions.ClientException as e:
+        assert e.response["Error"]["Message"] == "Unable to describe task definition."
+        return True
+    return False
+
+
+def test_deleted_task_definitions_are_purged_once_unused(ecs):
+    """A DELETE_IN_PROGRESS revision is purged once no task that is not STOPPED and no service that
+    is not INACTIVE uses it; then it answers as one that never existed, and its number is not reused."""
+    register_instance(ecs)
+    register(ecs, "gone", [container("c", memory=32)])
+    task = ecs.run_task(taskDefinition="gone:1")["tasks"][0]["taskArn"]
+    register(ecs, "gone", [container("c", memory=32)])
+    register(ecs, "svc", [container("c", memory=32)])
+    ecs.create_service(serviceName="keeper", taskDefinition="svc:1", desiredCount=0)
+    for revision in ("gone:1", "gone:2", "svc:1"):
+        ecs.deregister_task_definition(taskDefinition=revision)
+    assert ecs.delete_task_definitions(taskDefinitions=["gone:1", "gone:2", "svc:1"])["failures"] == []
+
+    until(lambda: purged(ecs, "gone:2"), timeout=20, what="the unused revision purged")
+    arn = "arn:aws:ecs:us-east-1:000000000000:task-definition/"
+    # A PENDING task and an ACTIVE service keep theirs.
+    assert ecs.list_task_definitions(status="DELETE_IN_PROGRESS")["taskDefinitionArns"] == [arn + "gone:1", arn + "svc:1"]
+    assert ecs.describe_task_definition(taskDefinition="gone:1")["taskDefinition"]["status"] == "DELETE_IN_PROGRESS"
+
+    ecs.stop_task(task=task)
+    until(lambda: purged(ecs, "gone:1"), timeout=20, what="the revision of the stopped task purged")
+    assert ecs.list_task_definitions(status="DELETE_IN_PROGRESS")["taskDefinitionArns"] == [arn + "svc:1"]
+
+    ecs.delete_service(service="keeper")
+    until(lambda: purged(ecs, "svc:1"), timeout=30, what="the revision of the deleted service purged")
+    assert ecs.list_task_definitions(status="DELETE_IN_PROGRESS")["taskDefinitionArns"] == []
+    assert ecs.list_task_definition_families(status="ALL")["families"] == []
+
+    # Gone for good: deleting again is a failure, tags are gone with it, numbers go on.
+    failures = ecs.delete_task_definitions(taskDefinitions=["gone:1"])["failures"]
+    assert failures == [{"arn": "gone:1", "reason": "The specified task definition does not exist. "
+                                                    "Specify a valid account, family, revision and try again."}]
+    with expect_error("ClientException", "Unable to describe task definition."):
+        ecs.list_tags_for_resource(resourceArn=arn + "gone:1")
+    assert register(ecs, "gone", [container("c", memory=32)])["revision"] == 3
+    assert ecs.list_task_definition_families(status="ALL")["families"] == ["gone"]

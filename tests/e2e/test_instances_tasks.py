@@ -472,14 +472,14 @@ def test_tags_on_task(ecs):
 
 
 def test_tags_on_unknown_resource(ecs):
-    """A well-formed ARN of nothing -> ResourceNotFoundException; garbage -> InvalidParameterException."""
-    with expect_error("ResourceNotFoundException"):
+    """A well-formed ARN of nothing -> the not-found error of its kind; garbage -> InvalidParameterException
+    (every kind is in test_errors.py)."""
+    with expect_error("ClusterNotFoundException", "Cluster not found."):
         ecs.tag_resource(resourceArn="arn:aws:ecs:us-east-1:000000000000:cluster/nothing", tags=[{"key": "a", "value": "b"}])
-    with expect_error("ResourceNotFoundException"):
+    with expect_error("ClientException", "Unable to describe task definition."):
         ecs.list_tags_for_resource(resourceArn="arn:aws:ecs:us-east-1:000000000000:task-definition/nothing:1")
-    with pytest.raises(ClientError) as info:
+    with expect_error("InvalidParameterException", "The ARN provided is invalid."):
         ecs.list_tags_for_resource(resourceArn="not-an-arn")
-    assert info.value.response["Error"]["Code"] in ("InvalidParameterException", "ResourceNotFoundException")
 
 
 # ---------------------------------------------------------------- account settings
@@ -487,23 +487,64 @@ def test_tags_on_unknown_resource(ecs):
 
 def test_account_settings(ecs):
     """Put / List / effective defaults / Delete of an account setting; a bad value is refused."""
-    out = ecs.put_account_setting(name="taskLongArnFormat", value="disabled")["setting"]
-    assert out["name"] == "taskLongArnFormat" and out["value"] == "disabled"
-    listed = ecs.list_account_settings(name="taskLongArnFormat")["settings"]
-    assert [(s["name"], s["value"]) for s in listed] == [("taskLongArnFormat", "disabled")]
+    out = ecs.put_account_setting(name="containerInsights", value="enabled")["setting"]
+    assert out["name"] == "containerInsights" and out["value"] == "enabled"
+    listed = ecs.list_account_settings(name="containerInsights")["settings"]
+    assert [(s["name"], s["value"]) for s in listed] == [("containerInsights", "enabled")]
     effective = list_all(ecs.list_account_settings, "settings", effectiveSettings=True)
     by_name = {s["name"]: s["value"] for s in effective}
-    assert by_name["taskLongArnFormat"] == "disabled"
+    assert by_name["containerInsights"] == "enabled"
     assert by_name["serviceLongArnFormat"] == "enabled"
+    assert by_name["taskLongArnFormat"] == "enabled"
     assert by_name["containerInstanceLongArnFormat"] == "enabled"
-    deleted = ecs.delete_account_setting(name="taskLongArnFormat")["setting"]
-    assert deleted["name"] == "taskLongArnFormat"
-    assert ecs.list_account_settings(name="taskLongArnFormat")["settings"] == []
-    effective = ecs.list_account_settings(name="taskLongArnFormat", effectiveSettings=True)["settings"]
-    assert [s["value"] for s in effective] == ["enabled"]
+    deleted = ecs.delete_account_setting(name="containerInsights")["setting"]
+    assert deleted["name"] == "containerInsights"
+    assert ecs.list_account_settings(name="containerInsights")["settings"] == []
+    effective = ecs.list_account_settings(name="containerInsights", effectiveSettings=True)["settings"]
+    assert [(s["value"], s["type"]) for s in effective] == [("disabled", "aws_managed")]
     with expect_error("InvalidParameterException"):
-        ecs.put_account_setting(name="taskLongArnFormat", value="sometimes")
-    assert ecs.list_account_settings(name="taskLongArnFormat")["settings"] == []
+        ecs.put_account_setting(name="containerInsights", value="sometimes")
+    assert ecs.list_account_settings(name="containerInsights")["settings"] == []
+
+
+def test_register_container_instance_answers_tags_only_when_given(ecs):
+    """RegisterContainerInstance's response has `tags` only when the registration had some."""
+    assert "tags" not in register_instance(ecs)
+    tags = [{"key": "rack", "value": "r1"}]
+    inst = register_instance(ecs, tags=tags)
+    assert inst["tags"] == tags
+    assert describe_instance(ecs, inst["containerInstanceArn"]).get("tags") is None
+
+
+def test_account_settings_berth_keeps_and_reports(ecs):
+    """Settings with no effect without Fargate, IAM or log drivers are stored and reported; the long
+    ARN formats can be (re)enabled; defaults are ECS's (defaultLogDriverMode non-blocking since 2025).
+    What Berth refuses is in test_errors.py."""
+    effective = {s["name"]: (s["value"], s["type"]) for s in
+                 list_all(ecs.list_account_settings, "settings", effectiveSettings=True)}
+    assert effective == {
+        "serviceLongArnFormat": ("enabled", "aws_managed"), "taskLongArnFormat": ("enabled", "aws_managed"),
+        "containerInstanceLongArnFormat": ("enabled", "aws_managed"), "awsvpcTrunking": ("disabled", "aws_managed"),
+        "containerInsights": ("disabled", "aws_managed"), "fargateFIPSMode": ("disabled", "aws_managed"),
+        "tagResourceAuthorization": ("on", "aws_managed"), "fargateTaskRetirementWaitPeriod": ("7", "aws_managed"),
+        "guardDutyActivate": ("off", "aws_managed"), "defaultLogDriverMode": ("non-blocking", "aws_managed"),
+        "fargateEventWindows": ("disabled", "aws_managed"),
+    }
+    kept = [("taskLongArnFormat", "enabled"), ("awsvpcTrunking", "disabled"), ("fargateFIPSMode", "disabled"),
+            ("tagResourceAuthorization", "off"), ("fargateTaskRetirementWaitPeriod", "14"),
+            ("defaultLogDriverMode", "blocking"), ("fargateEventWindows", "enabled")]
+    for name, value in kept:
+        assert ecs.put_account_setting_default(name=name, value=value)["setting"]["value"] == value
+    effective = {s["name"]: s["value"] for s in list_all(ecs.list_account_settings, "settings", effectiveSettings=True)}
+    assert {name: effective[name] for name, _ in kept} == dict(kept)
+    # New ARNs are long whatever was asked: there is no short format to ask for.
+    task_def = register(ecs, "arns")
+    inst = register_instance(ecs)["containerInstanceArn"]
+    assert inst.startswith("arn:aws:ecs:us-east-1:000000000000:container-instance/default/")
+    task = ecs.run_task(taskDefinition=task_def["taskDefinitionArn"])["tasks"][0]["taskArn"]
+    assert task.startswith("arn:aws:ecs:us-east-1:000000000000:task/default/")
+    service = ecs.create_service(serviceName="arns", taskDefinition="arns", desiredCount=0)["service"]["serviceArn"]
+    assert service == "arn:aws:ecs:us-east-1:000000000000:service/default/arns"
 
 
 # ---------------------------------------------------------------- more placement and lifecycle

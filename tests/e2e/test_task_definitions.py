@@ -12,6 +12,7 @@ from ecs_helpers import (
     expect_error,
     list_all,
     register,
+    register_instance,
     task_definition_state,
 )
 
@@ -144,18 +145,29 @@ def test_list_task_definition_families_status_and_prefix(ecs):
     assert sorted(walked) == ["gone", "live", "mixed"]
 
 
+def keep_in_use(ecs, revision):
+    """Runs a task of `revision` that stays PENDING (no agent), so housekeeping does not purge the
+    revision once it is DELETE_IN_PROGRESS (that is test_housekeeping.py's subject)."""
+    if not ecs.list_container_instances()["containerInstanceArns"]:
+        register_instance(ecs)
+    assert ecs.run_task(taskDefinition=revision)["failures"] == []
+
+
 def test_delete_task_definitions_requires_inactive(ecs):
     """Deleting an ACTIVE revision is a failure entry; an INACTIVE one moves to DELETE_IN_PROGRESS."""
     register(ecs, "del")
     register(ecs, "del")
+    keep_in_use(ecs, "del:2")
     ecs.deregister_task_definition(taskDefinition="del:2")
     resp = ecs.delete_task_definitions(taskDefinitions=["del:1", "del:2"])
     assert [td["taskDefinitionArn"] for td in resp["taskDefinitions"]] == [
         "arn:aws:ecs:us-east-1:000000000000:task-definition/del:2"
     ]
     assert resp["taskDefinitions"][0]["status"] == "DELETE_IN_PROGRESS"
-    assert len(resp["failures"]) == 1
-    assert resp["failures"][0]["arn"].endswith("task-definition/del:1")
+    assert resp["failures"] == [{
+        "arn": "arn:aws:ecs:us-east-1:000000000000:task-definition/del:1",
+        "reason": "The specified task definition is still in ACTIVE status. Please deregister the target and try again.",
+    }]
     assert ecs.describe_task_definition(taskDefinition="del:1")["taskDefinition"]["status"] == "ACTIVE"
     assert ecs.describe_task_definition(taskDefinition="del:2")["taskDefinition"]["status"] == "DELETE_IN_PROGRESS"
     # The revision counter is retained: the next one is 3.
@@ -298,6 +310,7 @@ def test_list_families_order(ecs):
 def test_list_delete_in_progress(ecs):
     """status=DELETE_IN_PROGRESS lists revisions being deleted; they leave the INACTIVE listing."""
     register(ecs, "doomed")
+    keep_in_use(ecs, "doomed:1")
     ecs.deregister_task_definition(taskDefinition="doomed:1")
     ecs.delete_task_definitions(taskDefinitions=["doomed:1"])
     arn = "arn:aws:ecs:us-east-1:000000000000:task-definition/doomed:1"
@@ -384,3 +397,15 @@ def test_mount_point_of_unknown_volume(ecs):
     """A mount point naming a volume the definition lacks -> ClientException."""
     c = container(mountPoints=[{"sourceVolume": "nope", "containerPath": "/data"}])
     _refused(ecs, "ClientException", dict(family="novol", containerDefinitions=[c]))
+
+
+def test_register_answers_tags_only_when_given(ecs):
+    """RegisterTaskDefinition's response has `tags` only when the registration had some, as ECS's;
+    DescribeTaskDefinition with include=TAGS always has them."""
+    plain = ecs.register_task_definition(family="plain", containerDefinitions=[container()])
+    assert "tags" not in plain
+    tags = [{"key": "team", "value": "a"}]
+    tagged = ecs.register_task_definition(family="tagged", containerDefinitions=[container()], tags=tags)
+    assert tagged["tags"] == tags
+    assert ecs.describe_task_definition(taskDefinition="plain", include=["TAGS"])["tags"] == []
+    assert "tags" not in ecs.describe_task_definition(taskDefinition="tagged")

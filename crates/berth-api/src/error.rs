@@ -46,6 +46,15 @@ impl ApiError {
         Self::new(400, "ClusterNotFoundException", "Cluster not found.")
     }
 
+    pub fn service_not_found() -> Self {
+        Self::new(400, "ServiceNotFoundException", "Service not found.")
+    }
+
+    /// What ECS answers for a task definition revision that does not exist.
+    pub fn task_definition_not_found() -> Self {
+        Self::client("Unable to describe task definition.")
+    }
+
     pub fn server(message: impl Into<String>) -> Self {
         Self::new(500, "ServerException", message)
     }

@@ -31,6 +31,21 @@ impl Keys {
         format!("ecs/{}/taskdef/{family}/{revision:010}", self.region)
     }
 
+    /// The index of revisions in DELETE_IN_PROGRESS, which housekeeping purges once unused.
+    pub fn deleting_definitions(&self) -> String {
+        format!("ecs/{}/taskdef-deleting/", self.region)
+    }
+
+    pub fn deleting_definition(&self, family: &str, revision: u32) -> String {
+        format!("ecs/{}/taskdef-deleting/{family}/{revision:010}", self.region)
+    }
+
+    /// Present once the region's DELETE_IN_PROGRESS revisions from before the index existed
+    /// have been indexed.
+    pub fn deleting_indexed(&self) -> String {
+        format!("ecs/{}/taskdef-deleting-indexed", self.region)
+    }
+
     /// The last revision number handed out for a family (kept after deletions, as ECS does).
     pub fn family(&self, family: &str) -> String {
         format!("ecs/{}/family/{family}", self.region)

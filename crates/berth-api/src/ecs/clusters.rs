@@ -14,16 +14,43 @@ use super::{
 };
 use crate::error::{ApiError, ApiResult};
 
-/// What a cluster holds right now.
+/// What a cluster holds right now: instances ACTIVE or DRAINING, tasks RUNNING and
+/// pending by launch type, services ACTIVE and DRAINING by launch type.
 #[derive(Debug, Default)]
 struct Counts {
     instances: usize,
-    services: usize,
-    running: usize,
-    pending: usize,
-    running_fargate: usize,
-    pending_fargate: usize,
+    tasks: ByLaunchType<[usize; 2]>,
+    services: ByLaunchType<[usize; 2]>,
 }
+
+/// A pair of counts per launch type (Berth runs only EC2 so far; the others stay 0).
+#[derive(Debug, Default)]
+struct ByLaunchType<T> {
+    ec2: T,
+    fargate: T,
+    external: T,
+}
+
+impl ByLaunchType<[usize; 2]> {
+    fn add(&mut self, launch_type: Option<&str>, which: usize) {
+        let slot = match launch_type {
+            Some("FARGATE") => &mut self.fargate,
+            Some("EXTERNAL") => &mut self.external,
+            _ => &mut self.ec2,
+        };
+        slot[which] += 1;
+    }
+
+    fn total(&self, which: usize) -> usize {
+        self.ec2[which] + self.fargate[which] + self.external[which]
+    }
+}
+
+/// Indexes into the count pairs.
+const RUNNING: usize = 0;
+const PENDING: usize = 1;
+const ACTIVE: usize = 0;
+const DRAINING: usize = 1;
 
 fn counts(ctx: &Ctx<'_>, name: &str) -> ApiResult<Counts> {
     let mut c = Counts::default();
@@ -35,66 +62,78 @@ fn counts(ctx: &Ctx<'_>, name: &str) -> ApiResult<Counts> {
     }
     for kv in ctx.store().list(&ctx.keys.tasks(name))? {
         let rec: TaskRecord = decode(&kv)?;
-        let fargate = rec.field("launchType") == Some("FARGATE");
         let status = rec.last_status();
         if status.is_running() {
-            c.running += 1;
-            c.running_fargate += usize::from(fargate);
+            c.tasks.add(rec.field("launchType"), RUNNING);
         } else if status.is_pending() {
-            c.pending += 1;
-            c.pending_fargate += usize::from(fargate);
+            c.tasks.add(rec.field("launchType"), PENDING);
         }
     }
     for kv in ctx.store().list(&ctx.keys.services(name))? {
         let service: super::services::ServiceRecord = decode(&kv)?;
-        if service.status() != "INACTIVE" {
-            c.services += 1;
+        let launch_type = service.service.get("launchType").and_then(Value::as_str);
+        match service.status() {
+            "ACTIVE" => c.services.add(launch_type, ACTIVE),
+            "DRAINING" => c.services.add(launch_type, DRAINING),
+            _ => {}
         }
     }
     Ok(c)
 }
 
-/// The cluster as ECS returns it; `include` adds SETTINGS, TAGS, STATISTICS, ATTACHMENTS.
+/// ECS's `statistics`, in the order ECS lists them.
+fn statistics(c: &Counts) -> Value {
+    let (t, s) = (&c.tasks, &c.services);
+    let stats = [
+        ("runningEC2TasksCount", t.ec2[RUNNING]),
+        ("runningFargateTasksCount", t.fargate[RUNNING]),
+        ("pendingEC2TasksCount", t.ec2[PENDING]),
+        ("pendingFargateTasksCount", t.fargate[PENDING]),
+        ("runningExternalTasksCount", t.external[RUNNING]),
+        ("pendingExternalTasksCount", t.external[PENDING]),
+        ("activeEC2ServiceCount", s.ec2[ACTIVE]),
+        ("activeFargateServiceCount", s.fargate[ACTIVE]),
+        ("drainingEC2ServiceCount", s.ec2[DRAINING]),
+        ("drainingFargateServiceCount", s.fargate[DRAINING]),
+        ("activeExternalServiceCount", s.external[ACTIVE]),
+        ("drainingExternalServiceCount", s.external[DRAINING]),
+    ];
+    stats.iter().map(|(name, v)| json!({"name": name, "value": v.to_string()})).collect()
+}
+
+/// The cluster as ECS returns it; `include` adds SETTINGS, CONFIGURATIONS, TAGS, STATISTICS,
+/// ATTACHMENTS.
 fn render(ctx: &Ctx<'_>, mut cluster: Obj, include: &[String]) -> ApiResult<Value> {
     let name = text(&cluster, "clusterName").unwrap_or_default().to_string();
     let active = text(&cluster, "status") == Some("ACTIVE");
     let c = if active { counts(ctx, &name)? } else { Counts::default() };
     cluster.insert("registeredContainerInstancesCount".into(), json!(c.instances));
-    cluster.insert("runningTasksCount".into(), json!(c.running));
-    cluster.insert("pendingTasksCount".into(), json!(c.pending));
-    cluster.insert("activeServicesCount".into(), json!(c.services));
+    cluster.insert("runningTasksCount".into(), json!(c.tasks.total(RUNNING)));
+    cluster.insert("pendingTasksCount".into(), json!(c.tasks.total(PENDING)));
+    cluster.insert("activeServicesCount".into(), json!(c.services.total(ACTIVE)));
     let wants = |what: &str| include.iter().any(|i| i == what);
-    let statistics = if wants("STATISTICS") {
-        let stat = |name: &str, v: usize| json!({"name": name, "value": v.to_string()});
-        json!([
-            stat("runningEC2TasksCount", c.running - c.running_fargate),
-            stat("runningFargateTasksCount", c.running_fargate),
-            stat("pendingEC2TasksCount", c.pending - c.pending_fargate),
-            stat("pendingFargateTasksCount", c.pending_fargate),
-            stat("activeEC2ServiceCount", c.services),
-            stat("activeFargateServiceCount", 0),
-            stat("drainingEC2ServiceCount", 0),
-            stat("drainingFargateServiceCount", 0),
-        ])
-    } else {
-        json!([])
-    };
-    cluster.insert("statistics".into(), statistics);
+    cluster.insert("statistics".into(), if wants("STATISTICS") { statistics(&c) } else { json!([]) });
     if !wants("TAGS") {
         cluster.insert("tags".into(), json!([]));
     }
     if !wants("SETTINGS") {
         cluster.remove("settings");
     }
+    if !wants("CONFIGURATIONS") {
+        cluster.remove("configuration");
+    }
     if wants("ATTACHMENTS") {
+        // ECS lists a cluster's capacity providers' resources (Auto Scaling plans) here, with
+        // attachmentsStatus telling how their last update went. Berth has no capacity
+        // providers: no attachments, and no update to report on.
         cluster.insert("attachments".into(), json!([]));
-        cluster.insert("attachmentsStatus".into(), json!("UPDATE_COMPLETE"));
     }
     Ok(Value::Object(cluster))
 }
 
-/// What CreateCluster and the update calls return: the cluster with its settings and tags.
-const WRITE_VIEW: [&str; 2] = ["SETTINGS", "TAGS"];
+/// What CreateCluster and the update calls return: the cluster with its settings,
+/// configuration and tags.
+const WRITE_VIEW: [&str; 3] = ["SETTINGS", "CONFIGURATIONS", "TAGS"];
 
 fn check_settings(settings: &[Value]) -> ApiResult<()> {
     for s in settings {
@@ -117,12 +156,18 @@ pub async fn create(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
     }
     let tags = array(&input, "tags");
     check_tags(&tags)?;
-    let settings = input
-        .get("settings")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_else(|| vec![json!({"name": "containerInsights", "value": "disabled"})]);
+    for field in ["capacityProviders", "defaultCapacityProviderStrategy"] {
+        if !array(&input, field).is_empty() {
+            return Err(ApiError::invalid("Berth does not support capacity providers yet."));
+        }
+    }
+    let mut settings = array(&input, "settings");
     check_settings(&settings)?;
+    // A cluster created without the setting gets the account's containerInsights setting.
+    if !settings.iter().any(|s| s["name"] == "containerInsights") {
+        let value = super::settings::effective(ctx, "containerInsights")?;
+        settings.push(json!({"name": "containerInsights", "value": value}));
+    }
     let key = ctx.keys.cluster(&name);
     for _ in 0..MAX_ATTEMPTS {
         let existing = ctx.store().get(&key)?;
@@ -138,14 +183,13 @@ pub async fn create(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
         cluster.insert("status".into(), json!("ACTIVE"));
         cluster.insert("settings".into(), Value::Array(settings.clone()));
         cluster.insert("tags".into(), Value::Array(tags.clone()));
-        for field in ["configuration", "serviceConnectDefaults", "capacityProviders", "defaultCapacityProviderStrategy"]
-        {
+        for field in ["configuration", "serviceConnectDefaults"] {
             if let Some(v) = input.get(field) {
                 cluster.insert(field.into(), v.clone());
             }
         }
-        cluster.entry("capacityProviders").or_insert(json!([]));
-        cluster.entry("defaultCapacityProviderStrategy").or_insert(json!([]));
+        cluster.insert("capacityProviders".into(), json!([]));
+        cluster.insert("defaultCapacityProviderStrategy".into(), json!([]));
         let txn = Txn::new()
             .when(vec![Compare::unchanged(&key, existing.map(|kv| kv.mod_revision).unwrap_or(0))])
             .and_then(vec![Op::put(&key, encode(&cluster)), Op::put(&ctx.keys.region(), Vec::new())]);
@@ -211,7 +255,7 @@ pub async fn delete(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
                 "The Cluster cannot be deleted while Container Instances are active or draining.",
             ));
         }
-        if c.services > 0 {
+        if c.services.total(ACTIVE) + c.services.total(DRAINING) > 0 {
             return Err(ApiError::new(
                 400,
                 "ClusterContainsServicesException",

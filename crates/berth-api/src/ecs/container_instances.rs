@@ -145,7 +145,8 @@ pub async fn register(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
         if ctx.store().txn(txn).await?.succeeded {
             let kv = ctx.store().get(&key)?.ok_or_else(|| ApiError::server("instance vanished"))?;
             let counts = task_counts(ctx, &cluster)?;
-            return Ok(json!({"containerInstance": render(ctx, &kv, &rec, &counts, true)}));
+            // ECS answers `tags` only when the registration had some.
+            return Ok(json!({"containerInstance": render(ctx, &kv, &rec, &counts, !tags.is_empty())}));
         }
     }
     Err(contention())

@@ -203,13 +203,15 @@ pub fn strings(input: &Obj, key: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// The `cluster` argument as a cluster name; ECS uses `default` when it is omitted.
+/// The `cluster` argument as a cluster name; ECS uses `default` when it is omitted. An
+/// identifier no cluster can have (a bad name, an ARN of another kind) names no cluster:
+/// `ClusterNotFoundException`, as for any cluster that does not exist.
 pub fn cluster_arg(input: &Obj) -> ApiResult<String> {
     let given = text(input, "cluster").unwrap_or("default");
     arn::cluster_name(given)
         .filter(|n| berth_model::names::is_valid_name(n))
         .map(str::to_string)
-        .ok_or_else(|| ApiError::invalid(format!("Invalid cluster identifier '{given}'.")))
+        .ok_or_else(ApiError::cluster_not_found)
 }
 
 pub fn decode<T: DeserializeOwned>(kv: &KeyValue) -> ApiResult<T> {

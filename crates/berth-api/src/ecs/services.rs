@@ -141,7 +141,7 @@ impl ServiceRecord {
 }
 
 pub(super) fn service_not_found() -> ApiError {
-    ApiError::new(400, "ServiceNotFoundException", "Service not found.")
+    ApiError::service_not_found()
 }
 
 pub(super) fn service_not_active() -> ApiError {

@@ -8,28 +8,111 @@ use serde_json::{Value, json};
 use super::{Ctx, Obj, decode, encode, max_results, page, text, with_token};
 use crate::error::{ApiError, ApiResult};
 
-/// Every setting name with AWS's default value and the values it accepts.
-const SETTINGS: &[(&str, &str, &[&str])] = &[
-    ("serviceLongArnFormat", "enabled", &["enabled", "disabled"]),
-    ("taskLongArnFormat", "enabled", &["enabled", "disabled"]),
-    ("containerInstanceLongArnFormat", "enabled", &["enabled", "disabled"]),
-    ("awsvpcTrunking", "disabled", &["enabled", "disabled"]),
-    ("containerInsights", "disabled", &["enabled", "disabled", "enhanced"]),
-    ("dualStackIPv6", "disabled", &["enabled", "disabled"]),
-    ("fargateFIPSMode", "disabled", &["enabled", "disabled"]),
-    ("tagResourceAuthorization", "on", &["on", "off"]),
-    ("fargateTaskRetirementWaitPeriod", "7", &["0", "7", "14"]),
-    ("guardDutyActivate", "off", &["on", "off"]),
-    ("defaultLogDriverMode", "blocking", &["blocking", "non-blocking"]),
-    ("fargateEventWindows", "disabled", &["enabled", "disabled"]),
+/// One account setting: AWS's default, the values the model allows, and which of them
+/// Berth takes. A value Berth does not take is refused with `refusal`, never stored to no
+/// effect (docs/differences.md says what each setting does here).
+struct Spec {
+    name: &'static str,
+    default: &'static str,
+    values: &'static [&'static str],
+    accepts: &'static [&'static str],
+    refusal: &'static str,
+}
+
+const ONLY_LONG_ARNS: &str = "You can no longer disable Long Arn settings.";
+
+/// Every setting of the model's `SettingName`, in its order.
+const SETTINGS: &[Spec] = &[
+    Spec {
+        name: "serviceLongArnFormat",
+        default: "enabled",
+        values: &["enabled", "disabled"],
+        accepts: &["enabled"],
+        refusal: ONLY_LONG_ARNS,
+    },
+    Spec {
+        name: "taskLongArnFormat",
+        default: "enabled",
+        values: &["enabled", "disabled"],
+        accepts: &["enabled"],
+        refusal: ONLY_LONG_ARNS,
+    },
+    Spec {
+        name: "containerInstanceLongArnFormat",
+        default: "enabled",
+        values: &["enabled", "disabled"],
+        accepts: &["enabled"],
+        refusal: ONLY_LONG_ARNS,
+    },
+    Spec {
+        name: "awsvpcTrunking",
+        default: "disabled",
+        values: &["enabled", "disabled"],
+        accepts: &["disabled"],
+        refusal: "Berth does not support awsvpcTrunking yet: container instances have no network interfaces to trunk.",
+    },
+    // Acts: the containerInsights setting of clusters created without one.
+    Spec {
+        name: "containerInsights",
+        default: "disabled",
+        values: &["enabled", "disabled", "enhanced"],
+        accepts: &["enabled", "disabled", "enhanced"],
+        refusal: "",
+    },
+    Spec {
+        name: "fargateFIPSMode",
+        default: "disabled",
+        values: &["enabled", "disabled"],
+        accepts: &["disabled"],
+        refusal: "Berth does not support fargateFIPSMode yet: it has no Fargate tasks to run in FIPS mode.",
+    },
+    // Without IAM every caller may tag what it creates: on and off act alike.
+    Spec {
+        name: "tagResourceAuthorization",
+        default: "on",
+        values: &["on", "off"],
+        accepts: &["on", "off"],
+        refusal: "",
+    },
+    // Stored and reported: Berth has no Fargate tasks to retire.
+    Spec {
+        name: "fargateTaskRetirementWaitPeriod",
+        default: "7",
+        values: &["0", "7", "14"],
+        accepts: &["0", "7", "14"],
+        refusal: "",
+    },
+    Spec {
+        name: "guardDutyActivate",
+        default: "off",
+        values: &["on", "off"],
+        accepts: &[],
+        refusal: "guardDutyActivate is read only: Amazon GuardDuty sets it, and Berth has no GuardDuty.",
+    },
+    // Stored and reported: the agent does not apply log configurations yet.
+    Spec {
+        name: "defaultLogDriverMode",
+        default: "non-blocking",
+        values: &["blocking", "non-blocking"],
+        accepts: &["blocking", "non-blocking"],
+        refusal: "",
+    },
+    // Stored and reported: Berth has no Fargate tasks to retire.
+    Spec {
+        name: "fargateEventWindows",
+        default: "disabled",
+        values: &["enabled", "disabled"],
+        accepts: &["enabled", "disabled"],
+        refusal: "",
+    },
 ];
 
 const DEFAULT_PRINCIPAL: &str = "default";
 
-fn spec(name: &str) -> ApiResult<&'static (&'static str, &'static str, &'static [&'static str])> {
+fn spec(name: &str) -> ApiResult<&'static Spec> {
     SETTINGS
         .iter()
-        .find(|(n, ..)| *n == name)
+        .find(|s| s.name == name)
         .ok_or_else(|| ApiError::invalid(format!("Unknown account setting '{name}'.")))
 }
 
@@ -52,12 +135,15 @@ fn setting(name: &str, value: &str, principal: &str, kind: &str) -> Value {
 pub async fn put(ctx: &Ctx<'_>, input: Obj, account_default: bool) -> ApiResult<Value> {
     let name = text(&input, "name").unwrap_or_default();
     let value = text(&input, "value").unwrap_or_default();
-    let (_, _, allowed) = spec(name)?;
-    if !allowed.contains(&value) {
+    let spec = spec(name)?;
+    if !spec.values.contains(&value) {
         return Err(ApiError::invalid(format!(
             "Invalid value '{value}' for {name}. Valid values: {}.",
-            allowed.join(", ")
+            spec.values.join(", ")
         )));
+    }
+    if !spec.accepts.contains(&value) {
+        return Err(ApiError::invalid(spec.refusal));
     }
     let principal = match (account_default, text(&input, "principalArn")) {
         (true, _) => ctx.principal(),
@@ -67,9 +153,6 @@ pub async fn put(ctx: &Ctx<'_>, input: Obj, account_default: bool) -> ApiResult<
         }
         (false, None) => ctx.principal(),
     };
-    if name == "guardDutyActivate" && !account_default {
-        return Err(ApiError::invalid("guardDutyActivate can only be set as an account default."));
-    }
     let scope = if account_default { DEFAULT_PRINCIPAL.to_string() } else { principal.clone() };
     let out = setting(name, value, &principal, "user");
     ctx.store().txn(Txn::new().and_then(vec![Op::put(&ctx.keys.setting(&scope, name), encode(&out))])).await?;
@@ -114,29 +197,68 @@ pub fn list(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
         None => ctx.principal(),
     };
     let effective = input.get("effectiveSettings").and_then(Value::as_bool).unwrap_or(false);
-    let stored = |scope: &str, n: &str| -> ApiResult<Option<Value>> {
-        ctx.store().get(&ctx.keys.setting(scope, n))?.map(|kv| decode(&kv)).transpose()
-    };
     let mut items = Vec::new();
-    for (n, default, _) in SETTINGS {
-        if name.is_some_and(|w| w != *n) {
+    for spec in SETTINGS {
+        if name.is_some_and(|w| w != spec.name) {
             continue;
         }
-        let found = match stored(&principal, n)? {
+        let found = match stored(ctx, &principal, spec.name)? {
             Some(v) => Some(v),
-            None if effective => {
-                Some(stored(DEFAULT_PRINCIPAL, n)?.unwrap_or_else(|| setting(n, default, &principal, "aws_managed")))
-            }
+            None if effective => Some(fallback(ctx, spec, &principal)?),
             None => None,
         };
         if let Some(s) = found
             && value.is_none_or(|v| s["value"] == v)
         {
-            items.push((n.to_string(), s));
+            items.push((spec.name.to_string(), s));
         }
     }
     let (settings, next) = page(&input, items, limit)?;
     let mut out = Obj::new();
     out.insert("settings".into(), Value::Array(settings));
     Ok(with_token(out, next))
+}
+
+fn stored(ctx: &Ctx<'_>, scope: &str, name: &str) -> ApiResult<Option<Value>> {
+    ctx.store().get(&ctx.keys.setting(scope, name))?.map(|kv| decode(&kv)).transpose()
+}
+
+/// The account default of a setting, else AWS's.
+fn fallback(ctx: &Ctx<'_>, spec: &Spec, principal: &str) -> ApiResult<Value> {
+    Ok(stored(ctx, DEFAULT_PRINCIPAL, spec.name)?
+        .unwrap_or_else(|| setting(spec.name, spec.default, principal, "aws_managed")))
+}
+
+/// The value of setting `name` in effect for the caller: theirs, else the account default,
+/// else AWS's default.
+pub(crate) fn effective(ctx: &Ctx<'_>, name: &str) -> ApiResult<String> {
+    let spec = spec(name)?;
+    let principal = ctx.principal();
+    let found = match stored(ctx, &principal, name)? {
+        Some(v) => v,
+        None => fallback(ctx, spec, &principal)?,
+    };
+    Ok(found["value"].as_str().unwrap_or(spec.default).to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SETTINGS;
+    use crate::shapes::{ECS, Shape};
+
+    /// The settings Berth knows are exactly the model's `SettingName` values, in its order,
+    /// and every value Berth refuses has a message.
+    #[test]
+    fn settings_follow_the_model() {
+        let names: Vec<&str> = SETTINGS.iter().map(|s| s.name).collect();
+        let Some(Shape::String { values: Some(model), .. }) = ECS.shapes.get("SettingName") else {
+            panic!("the model has no SettingName enum");
+        };
+        assert_eq!(names, model.iter().map(String::as_str).collect::<Vec<_>>());
+        for s in SETTINGS {
+            assert!(s.values.contains(&s.default), "{}", s.name);
+            assert!(s.accepts.iter().all(|a| s.values.contains(a)), "{}", s.name);
+            assert!(s.accepts.len() == s.values.len() || !s.refusal.is_empty(), "{}", s.name);
+        }
+    }
 }

@@ -1,45 +1,82 @@
 //! Tags on any ECS resource: TagResource, UntagResource, ListTagsForResource. Tags live in
 //! the resource's own record, so describing a resource with TAGS and listing its tags agree.
+//!
+//! A resource that does not exist gets the error ECS names for its kind: a cluster (also the
+//! cluster of a task, instance or service) `ClusterNotFoundException`, a service
+//! `ServiceNotFoundException`, a task definition revision the `ClientException` of
+//! DescribeTaskDefinition; tasks and container instances `ResourceNotFoundException`.
 
 use berth_model::arn::{self, ParsedArn};
 use berth_store::{Compare, Op, Txn};
 use serde_json::{Value, json};
 
-use super::{Ctx, MAX_ATTEMPTS, Obj, array, check_tags, contention, merge_tags, strings, text};
+use super::{Ctx, MAX_ATTEMPTS, Obj, active_cluster, array, check_tags, contention, merge_tags, strings, text};
 use crate::error::{ApiError, ApiResult};
 
-/// The store key of the record an ARN names and where its tags sit inside that record.
-fn locate(ctx: &Ctx<'_>, given: &str) -> ApiResult<(String, &'static str)> {
-    let not_found = || ApiError::new(400, "ResourceNotFoundException", "The specified resource could not be found.");
+fn resource_not_found() -> ApiError {
+    ApiError::new(400, "ResourceNotFoundException", "The specified resource could not be found.")
+}
+
+/// Where a tagged resource lives: its store key, where its tags sit inside the record, and
+/// the error to answer when the record is missing.
+struct Location {
+    key: String,
+    pointer: &'static str,
+    missing: fn() -> ApiError,
+}
+
+/// Finds the record an ARN names. Tasks, container instances and services are only tagged
+/// through their long ARNs (`KIND/CLUSTER/ID`), as in ECS.
+fn locate(ctx: &Ctx<'_>, given: &str) -> ApiResult<Location> {
     let Some(ParsedArn { region, account, kind, rest }) = arn::parse(given) else {
-        return Err(ApiError::invalid(format!("Invalid resource ARN '{given}'.")));
+        return Err(ApiError::invalid("The ARN provided is invalid."));
     };
     if region != ctx.caller.region || account != ctx.app.config.account {
-        return Err(not_found());
+        return Err(resource_not_found());
     }
-    let (key, pointer) = match (kind, rest.split_once('/')) {
-        ("cluster", None) => (ctx.keys.cluster(rest), "/tags"),
-        ("task-definition", None) => {
-            let (family, rev) = rest.split_once(':').ok_or_else(not_found)?;
-            (ctx.keys.task_definition(family, rev.parse().map_err(|_| not_found())?), "/tags")
+    let scoped = matches!(kind, "task" | "container-instance" | "service");
+    let location = match (kind, rest.split_once('/')) {
+        ("cluster", None) => {
+            active_cluster(ctx, rest)?;
+            Location { key: ctx.keys.cluster(rest), pointer: "/tags", missing: ApiError::cluster_not_found }
         }
-        ("task", Some((cluster, id))) => (ctx.keys.task(cluster, id), "/task/tags"),
-        ("container-instance", Some((cluster, id))) => (ctx.keys.instance(cluster, id), "/instance/tags"),
-        ("service", Some((cluster, name))) => (ctx.keys.service(cluster, name), "/service/tags"),
-        _ => return Err(not_found()),
+        ("task-definition", None) => {
+            let revision = arn::task_definition_ref(rest).and_then(|(family, rev)| Some((family, rev?)));
+            let (family, rev) = revision.ok_or_else(ApiError::task_definition_not_found)?;
+            let key = ctx.keys.task_definition(family, rev);
+            Location { key, pointer: "/tags", missing: ApiError::task_definition_not_found }
+        }
+        (_, None) if scoped => {
+            return Err(ApiError::invalid("Long arn format must be used for tagging operations"));
+        }
+        ("task", Some((cluster, id))) => {
+            active_cluster(ctx, cluster)?;
+            Location { key: ctx.keys.task(cluster, id), pointer: "/task/tags", missing: resource_not_found }
+        }
+        ("container-instance", Some((cluster, id))) => {
+            active_cluster(ctx, cluster)?;
+            Location { key: ctx.keys.instance(cluster, id), pointer: "/instance/tags", missing: resource_not_found }
+        }
+        ("service", Some((cluster, name))) => {
+            active_cluster(ctx, cluster)?;
+            Location {
+                key: ctx.keys.service(cluster, name),
+                pointer: "/service/tags",
+                missing: ApiError::service_not_found,
+            }
+        }
+        _ => return Err(resource_not_found()),
     };
-    if ctx.store().get(&key)?.is_none() {
-        return Err(not_found());
+    if ctx.store().get(&location.key)?.is_none() {
+        return Err((location.missing)());
     }
-    Ok((key, pointer))
+    Ok(location)
 }
 
 async fn change(ctx: &Ctx<'_>, arn: &str, edit: impl Fn(&mut Vec<Value>)) -> ApiResult<()> {
-    let (key, pointer) = locate(ctx, arn)?;
+    let Location { key, pointer, missing } = locate(ctx, arn)?;
     for _ in 0..MAX_ATTEMPTS {
-        let kv = ctx.store().get(&key)?.ok_or_else(|| {
-            ApiError::new(400, "ResourceNotFoundException", "The specified resource could not be found.")
-        })?;
+        let kv = ctx.store().get(&key)?.ok_or_else(missing)?;
         let mut record: Value = super::decode(&kv)?;
         let mut tags = record.pointer(pointer).and_then(Value::as_array).cloned().unwrap_or_default();
         edit(&mut tags);
@@ -77,10 +114,7 @@ pub async fn untag(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
 
 pub fn list(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
     let arn = text(&input, "resourceArn").unwrap_or_default();
-    let (key, pointer) = locate(ctx, arn)?;
-    let record: Value = match ctx.store().get(&key)? {
-        Some(kv) => super::decode(&kv)?,
-        None => Value::Null,
-    };
+    let Location { key, pointer, missing } = locate(ctx, arn)?;
+    let record: Value = super::decode(&ctx.store().get(&key)?.ok_or_else(missing)?)?;
     Ok(json!({"tags": record.pointer(pointer).cloned().unwrap_or(json!([]))}))
 }

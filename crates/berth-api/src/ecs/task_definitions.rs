@@ -5,7 +5,7 @@
 //! kept after deletions, so numbers are never reused. ECS's rules live in
 //! `berth_model::task_definition`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use berth_model::arn::task_definition_ref;
 use berth_model::task_definition::{self, MAX_SIZE};
@@ -41,7 +41,7 @@ struct FamilyCounter {
 }
 
 fn not_found() -> ApiError {
-    ApiError::client("Unable to describe task definition.")
+    ApiError::task_definition_not_found()
 }
 
 /// Resolves `family`, `family:revision` or an ARN to a stored revision. A bare family means
@@ -109,7 +109,12 @@ async fn commit_revisions(ctx: &Ctx<'_>, family: &str, batch: Vec<DefinitionReco
             record.definition.insert("taskDefinitionArn".into(), json!(ctx.arns.task_definition(family, revision)));
             record.definition.insert("revision".into(), json!(revision));
             ops.push(Op::put(&ctx.keys.task_definition(family, revision), encode(&record)));
-            responses.push(json!({"taskDefinition": record.definition, "tags": record.tags}));
+            // ECS answers `tags` only when the registration had some.
+            let mut response = json!({"taskDefinition": record.definition});
+            if !record.tags.is_empty() {
+                response["tags"] = Value::Array(record.tags);
+            }
+            responses.push(response);
         }
         ops.push(Op::put(&counter_key, encode(&FamilyCounter { last: last + batch.len() as u32 })));
         let guard = Compare::unchanged(&counter_key, current.map(|kv| kv.mod_revision).unwrap_or(0));
@@ -188,19 +193,19 @@ pub fn list_families(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
     Ok(with_token(out, next))
 }
 
-/// Moves one revision to `status`, stamping `stamp` with the time.
+/// Moves one revision to `status`, stamping `stamp` with the time, together with `also`.
 async fn set_status(
     ctx: &Ctx<'_>,
     kv: KeyValue,
     mut rec: DefinitionRecord,
-    status: &str,
-    stamp: &str,
+    (status, stamp): (&str, &str),
+    also: Vec<Op>,
 ) -> ApiResult<Option<Obj>> {
     rec.definition.insert("status".into(), json!(status));
     rec.definition.insert(stamp.into(), json!(ctx.timestamp()));
-    let txn = Txn::new()
-        .when(vec![Compare::unchanged(&kv.key, kv.mod_revision)])
-        .and_then(vec![Op::put(&kv.key, encode(&rec))]);
+    let mut ops = vec![Op::put(&kv.key, encode(&rec))];
+    ops.extend(also);
+    let txn = Txn::new().when(vec![Compare::unchanged(&kv.key, kv.mod_revision)]).and_then(ops);
     Ok(ctx.store().txn(txn).await?.succeeded.then_some(rec.definition))
 }
 
@@ -223,43 +228,67 @@ pub async fn deregister(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
         if rec.status() != "ACTIVE" {
             return Ok(json!({"taskDefinition": rec.definition}));
         }
-        if let Some(def) = set_status(ctx, kv, rec, "INACTIVE", "deregisteredAt").await? {
+        if let Some(def) = set_status(ctx, kv, rec, ("INACTIVE", "deregisteredAt"), Vec::new()).await? {
             return Ok(json!({"taskDefinition": def}));
         }
     }
     Err(contention())
 }
 
+/// ECS's reasons in DeleteTaskDefinitions `failures`.
+const INVALID_IDENTIFIER: &str =
+    "The specified task definition identifier is invalid. Specify a valid name or ARN and try again.";
+const DOES_NOT_EXIST: &str =
+    "The specified task definition does not exist. Specify a valid account, family, revision and try again.";
+const STILL_ACTIVE: &str =
+    "The specified task definition is still in ACTIVE status. Please deregister the target and try again.";
+
+/// The index entry of a revision in DELETE_IN_PROGRESS (the housekeeping's work list), and
+/// the region marker that makes housekeeping visit the region even without clusters.
+fn deleting_ops(ctx: &Ctx<'_>, definition: &Obj) -> Vec<Op> {
+    let family = definition.get("family").and_then(Value::as_str).unwrap_or_default();
+    let revision = definition.get("revision").and_then(Value::as_u64).unwrap_or(0) as u32;
+    let arn = definition.get("taskDefinitionArn").cloned().unwrap_or_default();
+    vec![
+        Op::put(&ctx.keys.deleting_definition(family, revision), encode(&arn)),
+        Op::put(&ctx.keys.region(), Vec::new()),
+    ]
+}
+
 pub async fn delete(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
     let wanted = strings(&input, "taskDefinitions");
-    if wanted.is_empty() || wanted.len() > 10 {
-        return Err(ApiError::invalid("taskDefinitions must name between 1 and 10 task definition revisions."));
+    if wanted.is_empty() {
+        return Err(ApiError::invalid("size of TaskDefinition references list must be greater than 0"));
+    }
+    if wanted.len() > 10 {
+        return Err(ApiError::invalid("Size of TaskDefinition references list cannot exceed 10"));
     }
     let (mut done, mut failures) = (Vec::new(), Vec::new());
     'each: for given in wanted {
         if !matches!(task_definition_ref(&given), Some((_, Some(_)))) {
-            failures.push(
-                json!({"arn": given, "reason": "The task definition must be given as family:revision or a full ARN."}),
-            );
+            failures.push(json!({"arn": given, "reason": INVALID_IDENTIFIER}));
             continue;
         }
         for _ in 0..MAX_ATTEMPTS {
             let Some((kv, rec)) = resolve(ctx, &given)? else {
-                failures.push(json!({"arn": given, "reason": "The specified task definition does not exist."}));
+                failures.push(json!({"arn": given, "reason": DOES_NOT_EXIST}));
                 continue 'each;
             };
+            let also = deleting_ops(ctx, &rec.definition);
             match rec.status() {
                 "ACTIVE" => {
-                    failures.push(json!({"arn": rec.definition["taskDefinitionArn"], "reason": "The task definition is ACTIVE. Deregister it before deleting it."}));
+                    failures.push(json!({"arn": rec.definition["taskDefinitionArn"], "reason": STILL_ACTIVE}));
                     continue 'each;
                 }
                 "DELETE_IN_PROGRESS" => {
+                    // Indexed again (harmless), for revisions deleted before the index existed.
+                    ctx.store().txn(Txn::new().and_then(also)).await?;
                     done.push(Value::Object(rec.definition));
                     continue 'each;
                 }
                 _ => {}
             }
-            if let Some(def) = set_status(ctx, kv, rec, "DELETE_IN_PROGRESS", "deleteRequestedAt").await? {
+            if let Some(def) = set_status(ctx, kv, rec, ("DELETE_IN_PROGRESS", "deleteRequestedAt"), also).await? {
                 done.push(Value::Object(def));
                 continue 'each;
             }
@@ -267,4 +296,56 @@ pub async fn delete(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
         return Err(contention());
     }
     Ok(json!({"taskDefinitions": done, "failures": failures}))
+}
+
+/// Indexes the region's DELETE_IN_PROGRESS revisions once (those deleted before the index
+/// existed), so [`purge`] never has to read every revision.
+async fn index_deleting(ctx: &Ctx<'_>) -> ApiResult<()> {
+    let marker = ctx.keys.deleting_indexed();
+    if ctx.store().get(&marker)?.is_some() {
+        return Ok(());
+    }
+    let mut ops = vec![Op::put(&marker, Vec::new())];
+    for kv in ctx.store().list(&ctx.keys.task_definitions())? {
+        let rec: DefinitionRecord = decode(&kv)?;
+        if rec.status() == "DELETE_IN_PROGRESS" {
+            ops.extend(deleting_ops(ctx, &rec.definition));
+        }
+    }
+    ctx.store().txn(Txn::new().when(vec![Compare::absent(&marker)]).and_then(ops)).await?;
+    Ok(())
+}
+
+/// Forgets the revisions in DELETE_IN_PROGRESS whose ARN is not in `in_use` (what tasks not
+/// yet STOPPED and services still named when the store was at revision `seen`);
+/// DescribeTaskDefinition then answers as for any revision that does not exist. The family's
+/// revision counter stays, so numbers are never reused. Returns how many were purged.
+///
+/// New users need an ACTIVE revision (a service keeps naming the revisions its deployments
+/// run), so once a revision was DELETE_IN_PROGRESS at `seen`, `in_use` names all of its
+/// users; one deleted since waits for the next round.
+pub(crate) async fn purge(ctx: &Ctx<'_>, in_use: &HashSet<String>, seen: u64) -> ApiResult<usize> {
+    index_deleting(ctx).await?;
+    let mut purged = 0;
+    for entry in ctx.store().list(&ctx.keys.deleting_definitions())? {
+        let arn: String = decode(&entry)?;
+        if in_use.contains(&arn) {
+            continue;
+        }
+        let Some((family, Some(revision))) = task_definition_ref(&arn) else { continue };
+        let key = ctx.keys.task_definition(family, revision);
+        let mut compares = vec![Compare::unchanged(&entry.key, entry.mod_revision)];
+        let mut ops = vec![Op::delete(&entry.key)];
+        if let Some(kv) = ctx.store().get(&key)? {
+            if kv.mod_revision > seen || decode::<DefinitionRecord>(&kv)?.status() != "DELETE_IN_PROGRESS" {
+                continue;
+            }
+            compares.push(Compare::unchanged(&key, kv.mod_revision));
+            ops.push(Op::delete(&key));
+        }
+        if ctx.store().txn(Txn::new().when(compares).and_then(ops)).await?.succeeded {
+            purged += 1;
+        }
+    }
+    Ok(purged)
 }

@@ -46,11 +46,7 @@ fn launch(ctx: &Ctx<'_>, input: &Obj) -> ApiResult<Launch> {
     if definition.get("status").and_then(Value::as_str) != Some("ACTIVE") {
         return Err(ApiError::invalid("TaskDefinition is inactive"));
     }
-    if let Some(lt) = text(input, "launchType")
-        && lt != "EC2"
-    {
-        return Err(ApiError::invalid(format!("Berth does not run the {lt} launch type yet; use EC2.")));
-    }
+    check_launch_type(&definition, text(input, "launchType"))?;
     if input.contains_key("capacityProviderStrategy") {
         return Err(ApiError::invalid("Berth does not support capacity provider strategies yet."));
     }
@@ -87,6 +83,21 @@ fn launch(ctx: &Ctx<'_>, input: &Obj) -> ApiResult<Launch> {
     let in_definition = definition.get("placementConstraints").and_then(Value::as_array).cloned().unwrap_or_default();
     constraints.extend(placement::constraints(&in_definition, true)?);
     Ok(Launch { cluster, definition, requirements, constraints, strategies, overrides, started_by, group, tags })
+}
+
+/// A launch type the definition is not compatible with gets ECS's refusal; one it is
+/// compatible with but Berth cannot run yet (anything but EC2) gets Berth's.
+fn check_launch_type(definition: &Obj, launch_type: Option<&str>) -> ApiResult<()> {
+    let Some(lt) = launch_type else { return Ok(()) };
+    let compatible =
+        definition.get("compatibilities").and_then(Value::as_array).is_some_and(|c| c.iter().any(|v| v == lt));
+    if !compatible {
+        return Err(ApiError::invalid(format!("Task definition does not support launch_type {lt}.")));
+    }
+    if lt != "EC2" {
+        return Err(ApiError::invalid(format!("Berth does not run the {lt} launch type yet; use EC2.")));
+    }
+    Ok(())
 }
 
 /// `networkConfiguration` is required with the awsvpc network mode and refused without it.
@@ -542,7 +553,14 @@ pub fn list(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
     };
     let family = text(&input, "family");
     let started_by = text(&input, "startedBy");
-    let service = text(&input, "serviceName");
+    // The service must exist (ECS: ServiceNotFoundException); given by ARN, its name.
+    let service = match text(&input, "serviceName") {
+        Some(given) => {
+            let (_, rec) = super::services::find(ctx, &cluster, given)?.ok_or_else(ApiError::service_not_found)?;
+            Some(rec.name().to_string())
+        }
+        None => None,
+    };
     let launch_type = text(&input, "launchType");
     let desired = text(&input, "desiredStatus").unwrap_or("RUNNING");
     let mut items = Vec::new();
@@ -554,7 +572,7 @@ pub fn list(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
             && instance.as_deref().is_none_or(|i| rec.field("containerInstanceArn") == Some(i))
             && family.is_none_or(|f| definition_family == Some(f))
             && started_by.is_none_or(|s| rec.field("startedBy") == Some(s))
-            && service.is_none_or(|s| rec.field("group") == Some(&format!("service:{s}")))
+            && service.as_deref().is_none_or(|s| rec.field("group") == Some(&format!("service:{s}")))
             && launch_type.is_none_or(|t| rec.field("launchType") == Some(t));
         if keep {
             items.push((kv.key.clone(), rec.task["taskArn"].clone()));
