@@ -32,7 +32,7 @@ pub fn parse_url(url: &str, plain_anywhere: bool) -> std::result::Result<(String
         return Err(format!("'{url}' is not a registry address (HOST[:PORT], without a path)"));
     }
     if plain && !plain_anywhere && !is_loopback(host) {
-        return Err(format!("'{url}': plain http is only allowed to a loopback address; use https"));
+        return Err(format!("'{url}' speaks plain http, which is only allowed to a loopback address; use https"));
     }
     Ok((host.to_string(), plain))
 }

@@ -175,7 +175,9 @@ fn registry_error(e: RegistryError, id: &str) -> ApiError {
         Upstream(why) => ("UnableToGetUpstreamImageException", upper_first(why)),
         SecretNotFound(why) => ("SecretNotFoundException", upper_first(why)),
         SecretUnreadable(why) => ("UnableToAccessSecretException", upper_first(why)),
-        UnsupportedUpstream(why) => ("UnsupportedUpstreamRegistryException", upper_first(why)),
+        UnsupportedUpstream(why) => {
+            ("UnsupportedUpstreamRegistryException", format!("The upstream registry is not supported: {why}"))
+        }
         Contention(_) => ("LimitExceededException", upper_first(&e.to_string())),
         Store(_) | Io(_) => {
             tracing::error!(error = %e, "registry failure");
