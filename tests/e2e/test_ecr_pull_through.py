@@ -7,10 +7,11 @@ import json
 import subprocess
 
 import pytest
+import requests
 
 from conftest import Berth
 from ecs_helpers import expect_error
-from registry_helpers import OCI_MANIFEST, V2, login_password, registry_state, sha256
+from registry_helpers import OCI_INDEX, OCI_MANIFEST, V2, login_password, registry_state, sha256
 
 ACCOUNT = "000000000000"
 
@@ -83,6 +84,20 @@ def test_a_pull_fetches_from_the_upstream_stores_and_serves(berth, ecr, registry
     # No credentials, no import; names outside the prefix are not fetched.
     assert V2(berth)("GET", "/v2/hub/busybox/manifests/v2").status_code == 401
     assert other("GET", "/v2/busybox/manifests/latest").status_code == 404
+
+    # An index is imported alone; each of its images when it is pulled.
+    skopeo("copy", "--quiet", "--dest-tls-verify=false", f"oci:{out}:latest", f"docker://{upstream}/multi:child")
+    child = skopeo("inspect", "--raw", "--tls-verify=false", f"docker://{upstream}/multi:child").stdout.encode()
+    index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
+        {"mediaType": json.loads(child)["mediaType"], "digest": sha256(child), "size": len(child),
+         "platform": {"architecture": "amd64", "os": "linux"}}]}).encode()
+    put = requests.put(f"http://{upstream}/v2/multi/manifests/idx", data=index, headers={"Content-Type": OCI_INDEX}, timeout=30)
+    assert put.status_code == 201, put.text
+    r = other("GET", "/v2/hub/multi/manifests/idx")
+    assert r.status_code == 200 and r.headers["Content-Type"] == OCI_INDEX and r.content == index
+    assert [i["imageDigest"] for i in ecr.describe_images(repositoryName="hub/multi")["imageDetails"]] == [sha256(index)]
+    assert other("GET", f"/v2/hub/multi/manifests/{sha256(child)}").content == child
+    assert len(ecr.describe_images(repositoryName="hub/multi")["imageDetails"]) == 2
 
     # Once the rule is gone, cached images are still served; nothing new is fetched.
     deleted = ecr.delete_pull_through_cache_rule(ecrRepositoryPrefix="hub")

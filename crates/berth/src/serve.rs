@@ -159,13 +159,21 @@ fn registry_schedule(
     }
     let replicator = registry.clone();
     tasks.push(tokio::spawn(async move {
+        // A pass at start resumes copies a restart interrupted; then pushes wake the worker,
+        // and copies still to retry bring it back after REPLICATION_RETRY.
         loop {
-            if let Err(e) = replicator.replicate_pending().await {
-                tracing::warn!(error = %e, "replication pass failed");
-            }
-            tokio::select! {
-                _ = replicator.replication_wake.notified() => {}
-                _ = tokio::time::sleep(REPLICATION_RETRY) => {}
+            let retry = match replicator.replicate_pending().await {
+                Ok(pass) => pass.pending > 0,
+                Err(e) => {
+                    tracing::warn!(error = %e, "replication pass failed");
+                    true
+                }
+            };
+            let wake = replicator.replication_wake.notified();
+            if retry {
+                let _ = tokio::time::timeout(REPLICATION_RETRY, wake).await;
+            } else {
+                wake.await;
             }
         }
     }));

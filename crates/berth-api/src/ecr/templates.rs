@@ -2,7 +2,7 @@
 //! UpdateRepositoryCreationTemplate and DeleteRepositoryCreationTemplate. Templates set up
 //! the repositories the registry creates itself (see `berth_registry::templates`).
 
-use berth_registry::templates::valid_prefix;
+use berth_registry::templates::{normalize, valid_prefix};
 use serde_json::{Value, json};
 
 use super::errors::{EcrResult, invalid_at};
@@ -42,7 +42,7 @@ fn patch(ctx: &Ctx<'_>, input: &Obj) -> EcrResult<Value> {
     if input.contains_key("resourceTags") {
         let tags = array(input, "resourceTags");
         check_tags(&tags)?;
-        template["resourceTags"] = json!(tags);
+        template["resourceTags"] = if tags.is_empty() { Value::Null } else { json!(tags) };
     }
     if let Some(policy) = text(input, "repositoryPolicy") {
         if !policy.is_empty() {
@@ -80,7 +80,7 @@ fn answer(ctx: &Ctx<'_>, template: Value) -> Value {
 pub async fn create(ctx: &Ctx<'_>, input: Obj) -> EcrResult<Value> {
     let prefix = prefix_arg(&input)?;
     let mut template = json!({"prefix": prefix, "imageTagMutability": "MUTABLE", "appliedFor": [],
-        "encryptionConfiguration": {"encryptionType": "AES256"}, "resourceTags": [], "createdAt": ctx.timestamp()});
+        "encryptionConfiguration": {"encryptionType": "AES256"}, "createdAt": ctx.timestamp()});
     merge(&mut template, &patch(ctx, &input)?);
     let template = ctx.app.registry.create_template(&scope(ctx), template).await?;
     Ok(answer(ctx, template))
@@ -94,7 +94,10 @@ pub fn describe(ctx: &Ctx<'_>, input: Obj) -> EcrResult<Value> {
         .registry
         .templates(&scope(ctx))?
         .into_iter()
-        .filter(|t| wanted.is_empty() || wanted.iter().any(|w| Some(w.as_str()) == t["prefix"].as_str()))
+        .filter(|t| {
+            wanted.is_empty()
+                || wanted.iter().any(|w| normalize(w) == normalize(t["prefix"].as_str().unwrap_or_default()))
+        })
         .map(|t| (t["prefix"].as_str().unwrap_or_default().to_string(), t))
         .collect();
     let (templates, next) = page(&input, items, limit)?;

@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::error::{RegistryError, Result};
 use crate::templates::{ROOT, covering, normalize};
-use crate::upstream::{Remote, parse_url};
+use crate::upstream::{Remote, is_loopback, parse_url};
 use crate::{Registry, Scope, decode};
 
 /// The upstream registries ECR names, and the hosts they live at (`*` any run).
@@ -57,6 +57,13 @@ pub fn secret_file(dir: &std::path::Path, arn: &str) -> Result<PathBuf> {
     Ok(dir.join(name))
 }
 
+/// Whether `host` names the registry at `own` (a loopback name for a loopback address counts,
+/// with the same port): a rule pulling from its own registry would loop.
+fn is_this_registry(host: &str, own: &str) -> bool {
+    let port = |h: &str| h.rsplit_once(':').map(|(_, p)| p.to_string());
+    host == own || (is_loopback(host) && is_loopback(own) && port(host).is_some() && port(host) == port(own))
+}
+
 #[derive(Deserialize)]
 struct Secret {
     username: String,
@@ -89,7 +96,7 @@ impl Registry {
     pub fn check_pull_through_rule(&self, rule: &Value) -> Result<()> {
         let url = text(rule, "upstreamRegistryUrl").unwrap_or_default();
         let (host, _) = parse_url(url, false).map_err(RegistryError::UnsupportedUpstream)?;
-        if host == self.options.host {
+        if is_this_registry(&host, &self.options.host) {
             return Err(RegistryError::UnsupportedUpstream(format!("'{url}' is this registry")));
         }
         if let Some(kind) = text(rule, "upstreamRegistry")
@@ -210,6 +217,8 @@ mod tests {
         assert_eq!(known_upstream("registry-1.docker.io"), Some("docker-hub"));
         assert_eq!(known_upstream("x.azurecr.io"), Some("azure-container-registry"));
         assert_eq!(known_upstream("127.0.0.1:5000"), None);
+        assert!(is_this_registry("localhost:5000", "127.0.0.1:5000"));
+        assert!(!is_this_registry("localhost:5001", "127.0.0.1:5000"));
     }
 
     #[tokio::test]

@@ -10,6 +10,8 @@
 
 mod worker;
 
+pub use worker::Pass;
+
 use std::sync::Arc;
 
 use berth_store::{Compare, Op};

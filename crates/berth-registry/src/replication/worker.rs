@@ -16,6 +16,15 @@ use crate::keys::{self, Keys};
 use crate::upstream::Remote;
 use crate::{Caller, ManifestRecord, Registry, Scope, decode};
 
+/// What a pass of the worker did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Pass {
+    /// Copies that reached `COMPLETE` or `FAILED`.
+    pub finished: usize,
+    /// Copies still `IN_PROGRESS` (to retry).
+    pub pending: usize,
+}
+
 /// Where a copy goes: another region of this Berth, or a peer.
 enum Target<'a> {
     Here(&'a Scope),
@@ -23,9 +32,9 @@ enum Target<'a> {
 }
 
 impl Registry {
-    /// One pass over the pending copies of every region; returns how many finished.
-    pub async fn replicate_pending(&self) -> Result<usize> {
-        let mut finished = 0;
+    /// One pass over the pending copies of every region.
+    pub async fn replicate_pending(&self) -> Result<Pass> {
+        let mut pass = Pass::default();
         for region in self.regions()? {
             let prefix = Keys { region: &region }.replications("");
             let prefix = &prefix[..prefix.len() - 1];
@@ -33,18 +42,20 @@ impl Registry {
                 let Some((repo, digest)) = keys::split_tail(&kv.key[prefix.len()..]) else { continue };
                 let statuses: Vec<Status> = decode(&kv)?;
                 for status in statuses.iter().filter(|s| s.status == "IN_PROGRESS") {
-                    let source =
-                        Scope { region: region.clone(), caller: Caller::Registry, now: std::time::SystemTime::now() };
+                    let now = std::time::SystemTime::now();
+                    let source = Scope { region: region.clone(), caller: Caller::Registry, now };
                     let outcome = self.replicate_to(&source, repo, digest, status).await;
                     if let Err(e) = &outcome {
                         tracing::warn!(repository = repo, digest, destination = %status.region, error = %e, "replication failed");
                     }
-                    finished +=
-                        self.record_outcome(&kv.key, status, outcome.map_err(|e| e.to_string())).await? as usize;
+                    match self.record_outcome(&kv.key, status, outcome.map_err(|e| e.to_string())).await? {
+                        true => pass.finished += 1,
+                        false => pass.pending += 1,
+                    }
                 }
             }
         }
-        Ok(finished)
+        Ok(pass)
     }
 
     /// Writes down how a copy went, unless the image was pushed again since (then the
@@ -204,7 +215,7 @@ mod tests {
         let pushed = r.put_manifest(&s, "web", "v1", OCI_MANIFEST, m.to_string().as_bytes()).await.unwrap();
         let digest = pushed.digest.to_string();
         assert_eq!(r.replication_statuses(&s, "web", &digest).unwrap()[0].status, "IN_PROGRESS");
-        assert_eq!(r.replicate_pending().await.unwrap(), 1);
+        assert_eq!(r.replicate_pending().await.unwrap(), Pass { finished: 1, pending: 0 });
         assert_eq!(r.replication_statuses(&s, "web", &digest).unwrap()[0].status, "COMPLETE");
         let eu = Scope { region: "eu-west-1".into(), ..testing::scope() };
         assert_eq!(r.get_manifest(&eu, "web", "v1", false).await.unwrap().digest, digest);
