@@ -288,6 +288,30 @@ impl Registry {
         Err(RegistryError::Contention(key.to_string()))
     }
 
+    /// Changes the record at `key` with `edit`; `missing` when there is none. Returns it changed.
+    pub(crate) async fn update_record<T: Serialize + DeserializeOwned + Clone>(
+        &self,
+        key: &str,
+        missing: impl Fn() -> RegistryError,
+        edit: impl Fn(&mut T) -> Result<()>,
+    ) -> Result<T> {
+        self.edit_record(key, |current: Option<T>| {
+            let mut record = current.ok_or_else(&missing)?;
+            edit(&mut record)?;
+            Ok((Some(record.clone()), record))
+        })
+        .await
+    }
+
+    /// Removes the record at `key`; `missing` when there is none. Returns what it was.
+    pub(crate) async fn remove_record<T: Serialize + DeserializeOwned>(
+        &self,
+        key: &str,
+        missing: impl Fn() -> RegistryError,
+    ) -> Result<T> {
+        self.edit_record(key, |current: Option<T>| Ok((None, current.ok_or_else(&missing)?))).await
+    }
+
     /// Sets the other Berth registries replication may copy to (once, at start).
     pub fn set_peers(&self, peers: Arc<dyn replication::Peers>) {
         let _ = self.peers.set(peers);

@@ -23,11 +23,7 @@ impl Registry {
 
     /// Removes the registry policy; returns the text it had.
     pub async fn delete_registry_policy(&self, scope: &Scope) -> Result<String> {
-        self.edit_record::<String, _>(&scope.keys().registry(POLICY), |current| match current {
-            Some(text) => Ok((None, text)),
-            None => Err(RegistryError::RegistryPolicyNotFound),
-        })
-        .await
+        self.remove_record(&scope.keys().registry(POLICY), || RegistryError::RegistryPolicyNotFound).await
     }
 }
 

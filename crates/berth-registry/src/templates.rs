@@ -71,20 +71,13 @@ impl Registry {
         prefix: &str,
         edit: impl Fn(&mut Value) -> Result<()>,
     ) -> Result<Value> {
-        self.edit_record(&scope.keys().template(normalize(prefix)), |current: Option<Value>| {
-            let mut template = current.ok_or_else(|| RegistryError::TemplateNotFound(prefix.to_string()))?;
-            edit(&mut template)?;
-            Ok((Some(template.clone()), template))
-        })
-        .await
+        let missing = || RegistryError::TemplateNotFound(prefix.to_string());
+        self.update_record(&scope.keys().template(normalize(prefix)), missing, edit).await
     }
 
     pub async fn delete_template(&self, scope: &Scope, prefix: &str) -> Result<Value> {
-        self.edit_record(&scope.keys().template(normalize(prefix)), |current: Option<Value>| match current {
-            Some(t) => Ok((None, t)),
-            None => Err(RegistryError::TemplateNotFound(prefix.to_string())),
-        })
-        .await
+        let missing = || RegistryError::TemplateNotFound(prefix.to_string());
+        self.remove_record(&scope.keys().template(normalize(prefix)), missing).await
     }
 
     /// The template for a repository `name` created for `scenario` (`CREATE_ON_PUSH`,

@@ -135,21 +135,17 @@ impl Registry {
         prefix: &str,
         edit: impl Fn(&mut Value),
     ) -> Result<Value> {
-        self.edit_record(&scope.keys().pull_through_rule(normalize(prefix)), |current: Option<Value>| {
-            let mut rule = current.ok_or_else(|| RegistryError::PullThroughRuleNotFound(prefix.to_string()))?;
-            edit(&mut rule);
-            self.check_pull_through_rule(&rule)?;
-            Ok((Some(rule.clone()), rule))
+        let missing = || RegistryError::PullThroughRuleNotFound(prefix.to_string());
+        self.update_record(&scope.keys().pull_through_rule(normalize(prefix)), missing, |rule| {
+            edit(rule);
+            self.check_pull_through_rule(rule)
         })
         .await
     }
 
     pub async fn delete_pull_through_rule(&self, scope: &Scope, prefix: &str) -> Result<Value> {
-        self.edit_record(&scope.keys().pull_through_rule(normalize(prefix)), |current: Option<Value>| match current {
-            Some(rule) => Ok((None, rule)),
-            None => Err(RegistryError::PullThroughRuleNotFound(prefix.to_string())),
-        })
-        .await
+        let missing = || RegistryError::PullThroughRuleNotFound(prefix.to_string());
+        self.remove_record(&scope.keys().pull_through_rule(normalize(prefix)), missing).await
     }
 
     /// The rule of `prefix`.
