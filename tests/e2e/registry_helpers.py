@@ -127,3 +127,32 @@ def wait_for(predicate, timeout=20, interval=0.2):
             return value
         time.sleep(interval)
     return predicate()
+
+
+def registry_state(ecr):
+    """Everything in an ECR registry a refused call must leave as it was: repositories with
+    their images, tags and policies, and the registry-wide settings."""
+    def maybe(call, key, **kw):
+        try:
+            return call(**kw)[key]
+        except ecr.exceptions.ClientError:
+            return None
+
+    repos = ecr.describe_repositories()["repositories"]
+    out = {"repositories": repos}
+    for r in repos:
+        name = r["repositoryName"]
+        out[name] = {
+            "images": ecr.describe_images(repositoryName=name)["imageDetails"],
+            "tags": ecr.list_tags_for_resource(resourceArn=r["repositoryArn"])["tags"],
+            "policy": maybe(ecr.get_repository_policy, "policyText", repositoryName=name),
+            "lifecycle": maybe(ecr.get_lifecycle_policy, "lifecyclePolicyText", repositoryName=name),
+        }
+    out["registryPolicy"] = maybe(ecr.get_registry_policy, "policyText")
+    out["scanning"] = ecr.get_registry_scanning_configuration()["scanningConfiguration"]
+    out["replication"] = ecr.describe_registry()["replicationConfiguration"]
+    out["pullThrough"] = ecr.describe_pull_through_cache_rules()["pullThroughCacheRules"]
+    out["templates"] = ecr.describe_repository_creation_templates()["repositoryCreationTemplates"]
+    out["settings"] = {n: ecr.get_account_setting(name=n)["value"]
+                       for n in ["BASIC_SCAN_TYPE_VERSION", "REGISTRY_POLICY_SCOPE", "BLOB_MOUNTING"]}
+    return out

@@ -118,6 +118,14 @@ impl ApiClient {
             .await
     }
 
+    /// Calls an ECR operation.
+    pub async fn ecr(&self, operation: &str, input: Value) -> Result<Value, ClientError> {
+        let target = format!("{ECR_TARGET}.{operation}");
+        let headers = [("content-type", "application/x-amz-json-1.1"), ("x-amz-target", target.as_str())];
+        self.send("ecr", "POST", "/", &headers, serde_json::to_vec(&input).expect("json"), Duration::from_secs(30))
+            .await
+    }
+
     /// Basic-auth credentials for pulling `image` when it lives in the control plane's own
     /// registry (an ECR token, as the ECS agent gets one for ECR images); `None` otherwise.
     pub async fn registry_auth(&self, image: &str) -> Result<Option<(String, String)>, ClientError> {
@@ -125,9 +133,12 @@ impl ApiClient {
         if !image.contains('/') || registry != self.host {
             return Ok(None);
         }
-        let target = format!("{ECR_TARGET}.GetAuthorizationToken");
-        let headers = [("content-type", "application/x-amz-json-1.1"), ("x-amz-target", target.as_str())];
-        let out = self.send("ecr", "POST", "/", &headers, b"{}".to_vec(), Duration::from_secs(30)).await?;
+        self.registry_login().await.map(Some)
+    }
+
+    /// The user and password of an ECR token of the control plane's registry.
+    pub async fn registry_login(&self) -> Result<(String, String), ClientError> {
+        let out = self.ecr("GetAuthorizationToken", Value::Object(Default::default())).await?;
         let token = out["authorizationData"][0]["authorizationToken"].as_str().unwrap_or_default();
         use base64::Engine;
         let decoded = base64::engine::general_purpose::STANDARD
@@ -137,7 +148,7 @@ impl ApiClient {
             .ok_or_else(|| ClientError::Transport("GetAuthorizationToken returned a malformed token".into()))?;
         let (user, password) =
             decoded.split_once(':').ok_or_else(|| ClientError::Transport("registry token without a user".into()))?;
-        Ok(Some((user.to_string(), password.to_string())))
+        Ok((user.to_string(), password.to_string()))
     }
 
     /// The tasks assigned to this instance; waits up to `wait` for a change after `since`.

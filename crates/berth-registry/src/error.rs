@@ -33,11 +33,12 @@ pub enum RegistryError {
     #[error("invalid tag {0:?}")]
     TagInvalid(String),
     #[error(
-        "the image tag '{0}' already exists in the repository and cannot be overwritten because the tag is immutable"
+        "the image tag '{tag}' already exists in the repository and cannot be overwritten because the tag is immutable"
     )]
-    TagImmutable(String),
+    TagImmutable { repository: String, tag: String },
+    /// An explicit `Deny` of `action` in a repository or registry policy.
     #[error("requested access to the resource is denied")]
-    Denied,
+    Denied { action: String },
     #[error("authentication required")]
     Unauthorized,
     #[error("{0}")]
@@ -48,6 +49,28 @@ pub enum RegistryError {
     LifecyclePolicyNotFound(String),
     #[error("lifecycle policy preview does not exist for the repository with name '{0}'")]
     LifecyclePreviewNotFound(String),
+    #[error("registry policy does not exist in the registry")]
+    RegistryPolicyNotFound,
+    #[error("pull through cache rule with prefix '{0}' does not exist")]
+    PullThroughRuleNotFound(String),
+    #[error("pull through cache rule with prefix '{0}' already exists")]
+    PullThroughRuleExists(String),
+    #[error("repository creation template with prefix '{0}' does not exist")]
+    TemplateNotFound(String),
+    #[error("repository creation template with prefix '{0}' already exists")]
+    TemplateExists(String),
+    /// The upstream registry of a pull-through cache rule failed us.
+    #[error("upstream registry: {0}")]
+    Upstream(String),
+    /// A pull-through cache rule names a credential secret that does not exist.
+    #[error("pull through cache credentials: {0}")]
+    SecretNotFound(String),
+    /// A pull-through cache rule names a credential secret that cannot be read.
+    #[error("pull through cache credentials: {0}")]
+    SecretUnreadable(String),
+    /// An upstream registry URL Berth will not pull from.
+    #[error("unsupported upstream registry: {0}")]
+    UnsupportedUpstream(String),
     #[error("too many concurrent changes to {0}; retry")]
     Contention(String),
     #[error(transparent)]
@@ -73,10 +96,14 @@ impl RegistryError {
             UploadInvalid(_) => (400, "BLOB_UPLOAD_INVALID"),
             RangeInvalid(_) => (416, "BLOB_UPLOAD_INVALID"),
             TagInvalid(_) => (400, "TAG_INVALID"),
-            TagImmutable(_) => (400, "TAG_INVALID"),
-            Denied => (403, "DENIED"),
+            TagImmutable { .. } => (400, "TAG_INVALID"),
+            Denied { .. } => (403, "DENIED"),
             Unauthorized => (401, "UNAUTHORIZED"),
             PolicyNotFound(_) | LifecyclePolicyNotFound(_) | LifecyclePreviewNotFound(_) => (404, "NAME_UNKNOWN"),
+            RegistryPolicyNotFound | PullThroughRuleNotFound(_) | TemplateNotFound(_) => (404, "NAME_UNKNOWN"),
+            PullThroughRuleExists(_) | TemplateExists(_) | UnsupportedUpstream(_) => (400, "UNSUPPORTED"),
+            // A pull that needed the upstream and could not get it: the image is unknown here.
+            Upstream(_) | SecretNotFound(_) | SecretUnreadable(_) => (404, "MANIFEST_UNKNOWN"),
             Contention(_) => (429, "TOOMANYREQUESTS"),
             Store(_) | Io(_) => (500, "UNKNOWN"),
         }

@@ -48,6 +48,25 @@ pub struct Image {
     pub tags: Vec<String>,
 }
 
+/// Who brings a manifest: a client's push (which replication rules copy on), a pull-through
+/// import, or replication from another registry (neither of which is replicated again).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    Push,
+    PullThrough,
+    Replica,
+}
+
+/// What one manifest put stores.
+struct ManifestPut<'a> {
+    repo: &'a str,
+    reference: &'a Reference,
+    digest: &'a Digest,
+    parsed: &'a manifest::Parsed,
+    text: &'a str,
+    origin: Origin,
+}
+
 #[derive(Debug, Clone)]
 pub struct Pushed {
     pub digest: Digest,
@@ -57,7 +76,7 @@ pub struct Pushed {
 }
 
 impl Registry {
-    /// Stores a manifest under `reference` (a tag, or its own digest).
+    /// Stores a manifest a client pushed under `reference` (a tag, or its own digest).
     pub async fn put_manifest(
         &self,
         scope: &Scope,
@@ -65,6 +84,19 @@ impl Registry {
         reference: &str,
         content_type: &str,
         bytes: &[u8],
+    ) -> Result<Pushed> {
+        self.store_manifest(scope, repo, reference, content_type, bytes, Origin::Push).await
+    }
+
+    /// Stores a manifest under `reference`; `origin` says who brings it (see [`Origin`]).
+    pub async fn store_manifest(
+        &self,
+        scope: &Scope,
+        repo: &str,
+        reference: &str,
+        content_type: &str,
+        bytes: &[u8],
+        origin: Origin,
     ) -> Result<Pushed> {
         let reference = Reference::parse(reference)?;
         if bytes.len() > MAX_MANIFEST {
@@ -84,73 +116,119 @@ impl Registry {
             }
             Reference::Tag(_) => Digest::of(crate::digest::Algorithm::Sha256, bytes),
         };
-        let keys = scope.keys();
         let _gc = self.gc_lock.read().await;
         for _ in 0..MAX_ATTEMPTS {
-            let (repo_kv, record) = self.repository_for_push(scope, repo).await?;
-            self.authorize(scope, &record, "ecr:PutImage")?;
-            let mut compares = vec![Compare::unchanged(&repo_kv.key, repo_kv.mod_revision)];
-            let mut ops = Vec::new();
-            for blob in parsed.blobs.iter().filter(|b| !b.foreign) {
-                let key = keys.link(repo, &blob.digest.to_string());
-                let kv =
-                    self.store.get(&key)?.ok_or_else(|| RegistryError::ManifestBlobUnknown(blob.digest.clone()))?;
-                let link: LinkRecord = decode(&kv)?;
-                if link.size != blob.size {
-                    return Err(RegistryError::ManifestInvalid(format!(
-                        "blob {} is {} bytes, the manifest says {}",
-                        blob.digest, link.size, blob.size
-                    )));
-                }
-                compares.push(Compare::unchanged(&key, kv.mod_revision));
-                // Touched, so a garbage collection that saw the blob unused leaves it alone.
-                ops.push(Op::put(&key, encode(&LinkRecord { size: link.size, touched: scope.timestamp() })));
-            }
-            let mut image_size = parsed.layers_size;
-            for child in &parsed.children {
-                let key = keys.manifest(repo, &child.digest.to_string());
-                let kv =
-                    self.store.get(&key)?.ok_or_else(|| RegistryError::ManifestBlobUnknown(child.digest.clone()))?;
-                let child_record: ManifestRecord = decode(&kv)?;
-                image_size = image_size.max(child_record.image_size);
-                compares.push(Compare::unchanged(&key, kv.mod_revision));
-            }
-            let manifest_key = keys.manifest(repo, &digest.to_string());
-            let existing = self.store.get(&manifest_key)?;
-            let existing_record: Option<ManifestRecord> = existing.as_ref().map(decode).transpose()?;
-            compares.push(Compare::unchanged(&manifest_key, existing.as_ref().map_or(0, |kv| kv.mod_revision)));
-            if let Reference::Tag(tag) = &reference {
-                let tag_key = keys.tag(repo, tag);
-                let current = self.store.get(&tag_key)?;
-                if let Some(kv) = &current {
-                    let pointed: TagRecord = decode(kv)?;
-                    if pointed.digest != digest.to_string() && record.tag_is_immutable(tag) {
-                        return Err(RegistryError::TagImmutable(tag.clone()));
-                    }
-                }
-                compares.push(Compare::unchanged(&tag_key, current.as_ref().map_or(0, |kv| kv.mod_revision)));
-                let tag_record = TagRecord { digest: digest.to_string(), pushed_at: scope.timestamp() };
-                ops.push(Op::put(&tag_key, encode(&tag_record)));
-            }
-            let record = ManifestRecord {
-                digest: digest.to_string(),
-                media_type: parsed.media_type.clone(),
-                manifest: text.clone(),
-                pushed_at: existing_record.as_ref().map_or(scope.timestamp(), |e| e.pushed_at),
-                last_pull: existing_record.as_ref().and_then(|e| e.last_pull),
-                blobs: parsed.blobs.iter().map(|b| b.digest.to_string()).collect(),
-                children: parsed.children.iter().map(|c| c.digest.to_string()).collect(),
-                subject: parsed.subject.as_ref().map(Digest::to_string),
-                artifact_type: parsed.artifact_type.clone(),
-                annotations: parsed.annotations.clone(),
-                image_size,
-            };
-            ops.push(Op::put(&manifest_key, encode(&record)));
-            if self.store.txn(Txn::new().when(compares).and_then(ops)).await?.succeeded {
-                return Ok(Pushed { digest, subject: record.subject, new: existing.is_none() });
+            let put =
+                ManifestPut { repo, reference: &reference, digest: &digest, parsed: &parsed, text: &text, origin };
+            if let Some(pushed) = self.try_store_manifest(scope, &put).await? {
+                return Ok(pushed);
             }
         }
         Err(RegistryError::Contention(repo.to_string()))
+    }
+
+    /// One attempt of [`Registry::store_manifest`]: `None` when a concurrent change won.
+    async fn try_store_manifest(&self, scope: &Scope, put: &ManifestPut<'_>) -> Result<Option<Pushed>> {
+        let (repo, keys) = (put.repo, scope.keys());
+        let (repo_kv, record) = self.repository_for_push(scope, repo).await?;
+        self.authorize(scope, &record, "ecr:PutImage")?;
+        let mut compares = vec![Compare::unchanged(&repo_kv.key, repo_kv.mod_revision)];
+        let mut ops = Vec::new();
+        self.touch_blobs(scope, repo, put.parsed, &mut compares, &mut ops)?;
+        let image_size = self.children_size(scope, repo, put, &mut compares)?;
+        let manifest_key = keys.manifest(repo, &put.digest.to_string());
+        let existing = self.store.get(&manifest_key)?;
+        let existing_record: Option<ManifestRecord> = existing.as_ref().map(decode).transpose()?;
+        compares.push(Compare::unchanged(&manifest_key, existing.as_ref().map_or(0, |kv| kv.mod_revision)));
+        if let Reference::Tag(tag) = put.reference {
+            let tag_key = keys.tag(repo, tag);
+            let current = self.store.get(&tag_key)?;
+            if let Some(kv) = &current {
+                let pointed: TagRecord = decode(kv)?;
+                if pointed.digest != put.digest.to_string() && record.tag_is_immutable(tag) {
+                    return Err(RegistryError::TagImmutable { repository: repo.to_string(), tag: tag.clone() });
+                }
+            }
+            compares.push(Compare::unchanged(&tag_key, current.as_ref().map_or(0, |kv| kv.mod_revision)));
+            let tag_record = TagRecord { digest: put.digest.to_string(), pushed_at: scope.timestamp() };
+            ops.push(Op::put(&tag_key, encode(&tag_record)));
+        }
+        let parsed = put.parsed;
+        let stored = ManifestRecord {
+            digest: put.digest.to_string(),
+            media_type: parsed.media_type.clone(),
+            manifest: put.text.to_string(),
+            pushed_at: existing_record.as_ref().map_or(scope.timestamp(), |e| e.pushed_at),
+            last_pull: existing_record.as_ref().and_then(|e| e.last_pull),
+            blobs: parsed.blobs.iter().map(|b| b.digest.to_string()).collect(),
+            children: parsed.children.iter().map(|c| c.digest.to_string()).collect(),
+            subject: parsed.subject.as_ref().map(Digest::to_string),
+            artifact_type: parsed.artifact_type.clone(),
+            annotations: parsed.annotations.clone(),
+            image_size,
+        };
+        ops.push(Op::put(&manifest_key, encode(&stored)));
+        let replicating =
+            put.origin == Origin::Push && self.replication_ops(scope, repo, put.digest, &mut compares, &mut ops)?;
+        if !self.store.txn(Txn::new().when(compares).and_then(ops)).await?.succeeded {
+            return Ok(None);
+        }
+        if replicating {
+            self.replication_wake.notify_one();
+        }
+        Ok(Some(Pushed { digest: put.digest.clone(), subject: stored.subject, new: existing.is_none() }))
+    }
+
+    /// Checks the blobs a manifest names are the repository's, at the sizes it says, and
+    /// touches their links (so a garbage collection that saw them unused leaves them alone).
+    fn touch_blobs(
+        &self,
+        scope: &Scope,
+        repo: &str,
+        parsed: &manifest::Parsed,
+        compares: &mut Vec<Compare>,
+        ops: &mut Vec<Op>,
+    ) -> Result<()> {
+        for blob in parsed.blobs.iter().filter(|b| !b.foreign) {
+            let key = scope.keys().link(repo, &blob.digest.to_string());
+            let kv = self.store.get(&key)?.ok_or_else(|| RegistryError::ManifestBlobUnknown(blob.digest.clone()))?;
+            let link: LinkRecord = decode(&kv)?;
+            if link.size != blob.size {
+                return Err(RegistryError::ManifestInvalid(format!(
+                    "blob {} is {} bytes, the manifest says {}",
+                    blob.digest, link.size, blob.size
+                )));
+            }
+            compares.push(Compare::unchanged(&key, kv.mod_revision));
+            ops.push(Op::put(&key, encode(&LinkRecord { size: link.size, touched: scope.timestamp() })));
+        }
+        Ok(())
+    }
+
+    /// The image size of a manifest: its layers, or the largest of an index's children. A
+    /// pushed index needs its children in the repository; an imported or replicated one may
+    /// list children that arrive later (when they are pulled).
+    fn children_size(
+        &self,
+        scope: &Scope,
+        repo: &str,
+        put: &ManifestPut<'_>,
+        compares: &mut Vec<Compare>,
+    ) -> Result<u64> {
+        let mut size = put.parsed.layers_size;
+        for child in &put.parsed.children {
+            let key = scope.keys().manifest(repo, &child.digest.to_string());
+            let Some(kv) = self.store.get(&key)? else {
+                if put.origin == Origin::Push {
+                    return Err(RegistryError::ManifestBlobUnknown(child.digest.clone()));
+                }
+                continue;
+            };
+            let child_record: ManifestRecord = decode(&kv)?;
+            size = size.max(child_record.image_size);
+            compares.push(Compare::unchanged(&key, kv.mod_revision));
+        }
+        Ok(size)
     }
 
     /// The digest a reference names in `repo`.
@@ -168,7 +246,7 @@ impl Registry {
         }
     }
 
-    fn manifest_kv(&self, scope: &Scope, repo: &str, digest: &Digest) -> Result<(KeyValue, ManifestRecord)> {
+    pub(crate) fn manifest_kv(&self, scope: &Scope, repo: &str, digest: &Digest) -> Result<(KeyValue, ManifestRecord)> {
         let kv = self
             .store
             .get(&scope.keys().manifest(repo, &digest.to_string()))?
@@ -354,7 +432,7 @@ mod tests {
         let layer2 = push_blob(r, &s, "web", b"LAYER").await;
         let other = image(&config, &layer2, None);
         let e = r.put_manifest(&s, "web", "1", OCI_MANIFEST, &other).await.unwrap_err();
-        assert!(matches!(e, RegistryError::TagImmutable(_)), "{e}");
+        assert!(matches!(e, RegistryError::TagImmutable { .. }), "{e}");
         let got = r.get_manifest(&s, "web", "1", true).await.unwrap();
         assert_eq!(got.manifest.as_bytes(), m.as_slice());
         assert!(got.last_pull.is_some());

@@ -47,6 +47,38 @@ impl Keys<'_> {
     pub fn preview(&self, repo: &str) -> String {
         format!("ecr/{}/preview/{repo}", self.region)
     }
+
+    /// A registry-wide record: `policy`, `scanning`, `replication`, `setting/NAME`.
+    pub fn registry(&self, what: &str) -> String {
+        format!("ecr/{}/registry/{what}", self.region)
+    }
+
+    /// Pull-through cache rules, by their prefix without a trailing `/`.
+    pub fn pull_through_rules(&self) -> String {
+        format!("ecr/{}/ptc/", self.region)
+    }
+
+    pub fn pull_through_rule(&self, prefix: &str) -> String {
+        format!("ecr/{}/ptc/{prefix}", self.region)
+    }
+
+    /// Repository creation templates, by their prefix without a trailing `/`.
+    pub fn templates(&self) -> String {
+        format!("ecr/{}/template/", self.region)
+    }
+
+    pub fn template(&self, prefix: &str) -> String {
+        format!("ecr/{}/template/{prefix}", self.region)
+    }
+
+    /// Replication statuses of a repository's images.
+    pub fn replications(&self, repo: &str) -> String {
+        format!("ecr/{}/replication/{repo}|", self.region)
+    }
+
+    pub fn replication(&self, repo: &str, digest: &str) -> String {
+        format!("ecr/{}/replication/{repo}|{digest}", self.region)
+    }
 }
 
 /// Every region's registry keys start here.

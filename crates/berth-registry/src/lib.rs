@@ -6,8 +6,13 @@
 //! A push flows: [`uploads`] (stream, hash, fsync, rename, link the blob to the repository)
 //! → [`images`] (parse the manifest, check its blobs are linked, tag it) → the store.
 //! [`gc`] removes what nothing references; [`lifecycle`] expires images by policy.
+//!
+//! Registry-wide state: [`registry_policy`], [`scanning`] configuration, [`account`]
+//! settings, repository creation [`templates`], [`pull_through`] cache rules (fetching from
+//! upstream registries through [`upstream`]) and [`replication`] to other regions and peers.
 
 pub mod access;
+pub mod account;
 pub mod blobs;
 pub mod digest;
 pub mod error;
@@ -17,15 +22,21 @@ pub mod images;
 pub mod keys;
 pub mod lifecycle;
 pub mod manifest;
+pub mod pull_through;
+pub mod registry_policy;
+pub mod replication;
 pub mod repositories;
+pub mod scanning;
+pub mod templates;
 pub mod token;
 pub mod uploads;
+pub mod upstream;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use berth_store::{KeyValue, Store};
+use berth_store::{Compare, KeyValue, Op, Store, Txn};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -51,6 +62,8 @@ pub struct Options {
     pub create_on_push: bool,
     /// How long an uploaded blob no manifest references is kept (a push in progress).
     pub gc_grace: Duration,
+    /// Where the credentials of pull-through cache rules (`credentialArn`) are read.
+    pub secrets_dir: std::path::PathBuf,
 }
 
 /// One caller in one region at one moment: what every registry operation is asked under.
@@ -183,6 +196,12 @@ pub struct Registry {
     /// Held shared by everything that makes a blob referenced (commit, mount, manifest put)
     /// and exclusively by garbage collection while it deletes, so the two never interleave.
     gc_lock: tokio::sync::RwLock<()>,
+    /// Other Berth registries replication may copy to (set once at start).
+    peers: std::sync::OnceLock<Arc<dyn replication::Peers>>,
+    /// Wakes the replication worker: a push recorded work for it.
+    pub replication_wake: tokio::sync::Notify,
+    /// One pull-through import at a time per repository and reference.
+    imports: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Registry {
@@ -194,6 +213,9 @@ impl Registry {
             options,
             uploads: Mutex::new(HashMap::new()),
             gc_lock: tokio::sync::RwLock::new(()),
+            peers: std::sync::OnceLock::new(),
+            replication_wake: tokio::sync::Notify::new(),
+            imports: Mutex::new(HashMap::new()),
         })
     }
 
@@ -219,9 +241,86 @@ impl Registry {
         Ok(self.store.list(keys::REGIONS)?.into_iter().map(|kv| kv.key[keys::REGIONS.len()..].to_string()).collect())
     }
 
-    /// Checks `action` (an ECR action name such as `ecr:PutImage`) on `repo` for the caller.
+    /// Checks `action` (an ECR action name such as `ecr:PutImage`) on `repo` for the caller,
+    /// under the repository's policy and the registry's.
     pub fn authorize(&self, scope: &Scope, repo: &Repository, action: &str) -> Result<()> {
-        access::check(repo.policy.as_deref(), &scope.caller, &self.options.account, action)
+        let registry = self.registry_policy(scope)?;
+        access::check(&[repo.policy.as_deref(), registry.as_deref()], &scope.caller, &self.options.account, action)
+    }
+
+    /// Checks `action` for the caller under the registry policy alone (no repository yet).
+    pub fn authorize_registry(&self, scope: &Scope, action: &str) -> Result<()> {
+        let registry = self.registry_policy(scope)?;
+        access::check(&[registry.as_deref()], &scope.caller, &self.options.account, action)
+    }
+
+    /// The JSON record at `key` and its store entry, if there is one.
+    pub(crate) fn read_record<T: DeserializeOwned>(&self, key: &str) -> Result<Option<(KeyValue, T)>> {
+        match self.store.get(key)? {
+            Some(kv) => {
+                let value = decode(&kv)?;
+                Ok(Some((kv, value)))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Applies `edit` to the JSON record at `key` (`None`: absent) under compare-and-swap:
+    /// `edit` returns the new record (`None` deletes it) and what to hand back.
+    pub(crate) async fn edit_record<T: Serialize + DeserializeOwned, R>(
+        &self,
+        key: &str,
+        edit: impl Fn(Option<T>) -> Result<(Option<T>, R)>,
+    ) -> Result<R> {
+        for _ in 0..MAX_ATTEMPTS {
+            let current = self.read_record::<T>(key)?;
+            let revision = current.as_ref().map_or(0, |(kv, _)| kv.mod_revision);
+            let (next, out) = edit(current.map(|(_, v)| v))?;
+            let op = match &next {
+                Some(v) => Op::put(key, encode(v)),
+                None => Op::delete(key),
+            };
+            let txn = Txn::new().when(vec![Compare::unchanged(key, revision)]).and_then(vec![op]);
+            if self.store.txn(txn).await?.succeeded {
+                return Ok(out);
+            }
+        }
+        Err(RegistryError::Contention(key.to_string()))
+    }
+
+    /// Changes the record at `key` with `edit`; `missing` when there is none. Returns it changed.
+    pub(crate) async fn update_record<T: Serialize + DeserializeOwned + Clone>(
+        &self,
+        key: &str,
+        missing: impl Fn() -> RegistryError,
+        edit: impl Fn(&mut T) -> Result<()>,
+    ) -> Result<T> {
+        self.edit_record(key, |current: Option<T>| {
+            let mut record = current.ok_or_else(&missing)?;
+            edit(&mut record)?;
+            Ok((Some(record.clone()), record))
+        })
+        .await
+    }
+
+    /// Removes the record at `key`; `missing` when there is none. Returns what it was.
+    pub(crate) async fn remove_record<T: Serialize + DeserializeOwned>(
+        &self,
+        key: &str,
+        missing: impl Fn() -> RegistryError,
+    ) -> Result<T> {
+        self.edit_record(key, |current: Option<T>| Ok((None, current.ok_or_else(&missing)?))).await
+    }
+
+    /// Sets the other Berth registries replication may copy to (once, at start).
+    pub fn set_peers(&self, peers: Arc<dyn replication::Peers>) {
+        let _ = self.peers.set(peers);
+    }
+
+    /// The same request as `scope`, carried out by the registry itself (after the caller's
+    /// request was authorized).
+    pub fn internal(scope: &Scope) -> Scope {
+        Scope { region: scope.region.clone(), caller: Caller::Registry, now: scope.now }
     }
 }
 
@@ -243,6 +342,7 @@ pub(crate) mod testing {
             host: "127.0.0.1:5000".into(),
             create_on_push: false,
             gc_grace: Duration::from_secs(3600),
+            secrets_dir: dir.path().join("secrets"),
         };
         let registry = Registry::open(dir.path(), store, options).unwrap();
         Fixture { registry, _dir: dir }

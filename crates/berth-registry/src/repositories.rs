@@ -14,7 +14,7 @@ pub fn valid_name(name: &str) -> bool {
 }
 
 /// Runs of lower-case letters and digits, separated by `.`, `_`, `__` or one or more `-`.
-fn valid_component(c: &str) -> bool {
+pub(crate) fn valid_component(c: &str) -> bool {
     let b = c.as_bytes();
     let alnum = |x: u8| x.is_ascii_lowercase() || x.is_ascii_digit();
     let mut i = 0;
@@ -49,6 +49,10 @@ pub struct NewRepository {
     pub scan_on_push: bool,
     pub encryption: Value,
     pub tags: Vec<Value>,
+    /// A repository policy to start with (a creation template's).
+    pub policy: Option<String>,
+    /// A lifecycle policy to start with (a creation template's).
+    pub lifecycle_policy: Option<String>,
 }
 
 impl NewRepository {
@@ -60,6 +64,8 @@ impl NewRepository {
             scan_on_push: false,
             encryption: json!({"encryptionType": "AES256"}),
             tags: Vec::new(),
+            policy: None,
+            lifecycle_policy: None,
         }
     }
 }
@@ -77,8 +83,8 @@ impl Registry {
             scan_on_push: new.scan_on_push,
             encryption: new.encryption,
             tags: new.tags,
-            policy: None,
-            lifecycle_policy: None,
+            policy: new.policy,
+            lifecycle_policy: new.lifecycle_policy,
             lifecycle_evaluated_at: None,
         };
         let key = scope.keys().repository(&new.name);
@@ -100,19 +106,32 @@ impl Registry {
         Ok((kv, repo))
     }
 
-    /// The repository a push goes to: created first when create-on-push is on.
+    /// The repository a push goes to. A missing one is created, as ECR's create-on-push does,
+    /// when `--registry-create-on-push` is on or a `CREATE_ON_PUSH` template covers the name
+    /// (the template then sets it up), and the caller may create repositories.
     pub async fn repository_for_push(&self, scope: &Scope, name: &str) -> Result<(KeyValue, Repository)> {
         match self.repository(scope, name) {
-            Err(RegistryError::RepositoryNotFound(_)) if self.options.create_on_push => {
-                if !valid_name(name) {
-                    return Err(RegistryError::NameInvalid(name.to_string()));
+            Err(RegistryError::RepositoryNotFound(_)) => {
+                let templated = self.template_for(scope, name, "CREATE_ON_PUSH")?.is_some();
+                if !(self.options.create_on_push || templated) {
+                    return Err(RegistryError::RepositoryNotFound(name.to_string()));
                 }
-                match self.create_repository(scope, NewRepository::named(name)).await {
-                    Ok(_) | Err(RegistryError::RepositoryExists(_)) => self.repository(scope, name),
-                    Err(e) => Err(e),
-                }
+                self.create_for(scope, name, "CREATE_ON_PUSH").await
             }
             other => other,
+        }
+    }
+
+    /// Creates the repository `name` for `scenario` (set up by its creation template) after
+    /// checking the caller may create repositories; a concurrent creation is fine.
+    pub(crate) async fn create_for(&self, scope: &Scope, name: &str, scenario: &str) -> Result<(KeyValue, Repository)> {
+        if !valid_name(name) {
+            return Err(RegistryError::NameInvalid(name.to_string()));
+        }
+        self.authorize_registry(scope, "ecr:CreateRepository")?;
+        match self.create_repository(scope, self.new_repository_for(scope, name, scenario)?).await {
+            Ok(_) | Err(RegistryError::RepositoryExists(_)) => self.repository(scope, name),
+            Err(e) => Err(e),
         }
     }
 
@@ -160,6 +179,7 @@ impl Registry {
                     Op::delete_prefix(&keys.manifests(name)),
                     Op::delete_prefix(&keys.tags(name)),
                     Op::delete_prefix(&keys.links(name)),
+                    Op::delete_prefix(&keys.replications(name)),
                     Op::delete(&keys.preview(name)),
                 ]);
             if self.store.txn(txn).await?.succeeded {

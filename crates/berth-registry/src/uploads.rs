@@ -190,6 +190,9 @@ impl Registry {
     ) -> Result<Option<BlobInfo>> {
         let (_, target) = self.repository_for_push(scope, repo).await?;
         self.authorize(scope, &target, "ecr:CompleteLayerUpload")?;
+        if scope.caller != crate::Caller::Registry && !self.blob_mounting(scope)? {
+            return Ok(None);
+        }
         let _gc = self.gc_lock.read().await;
         let source = match from {
             Some(from) => {

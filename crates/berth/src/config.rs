@@ -58,6 +58,10 @@ pub struct ServeArgs {
     /// Seconds between applications of the repositories' lifecycle policies, 0 for none [default: 3600]
     #[arg(long, env = "BERTH_REGISTRY_LIFECYCLE_INTERVAL")]
     pub registry_lifecycle_interval: Option<u64>,
+    /// A TOML file of other Berth registries replication may copy to: [[peers]] region = "..."
+    /// registry_id = "..." endpoint = "http://HOST:PORT" access_key = "..." secret_key = "..."
+    #[arg(long, env = "BERTH_REGISTRY_PEERS_FILE")]
+    pub registry_peers_file: Option<PathBuf>,
     /// A TOML file with any of the settings above (keys as the flags, with underscores)
     #[arg(long, env = "BERTH_CONFIG")]
     pub config: Option<PathBuf>,
@@ -155,6 +159,7 @@ struct FileConfig {
     registry_gc_interval: Option<u64>,
     registry_gc_grace: Option<u64>,
     registry_lifecycle_interval: Option<u64>,
+    registry_peers_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -194,6 +199,8 @@ pub struct RegistrySettings {
     pub gc_grace: u64,
     /// Seconds between lifecycle policy sweeps (0: never).
     pub lifecycle_interval: u64,
+    /// Other Berth registries replication may copy to (see `peers`).
+    pub peers_file: Option<PathBuf>,
 }
 
 pub fn default_data_dir() -> PathBuf {
@@ -286,6 +293,7 @@ impl ServeArgs {
             gc_interval: self.registry_gc_interval.or(file.registry_gc_interval).unwrap_or(3600),
             gc_grace: self.registry_gc_grace.or(file.registry_gc_grace).unwrap_or(3600),
             lifecycle_interval: self.registry_lifecycle_interval.or(file.registry_lifecycle_interval).unwrap_or(3600),
+            peers_file: self.registry_peers_file.or(file.registry_peers_file),
         };
         Ok(Settings {
             data_dir,
@@ -334,6 +342,7 @@ mod tests {
             registry_gc_interval: None,
             registry_gc_grace: None,
             registry_lifecycle_interval: None,
+            registry_peers_file: None,
             config: None,
         }
     }

@@ -4,6 +4,7 @@
 mod agent;
 mod cli;
 mod config;
+mod peers;
 mod registry;
 mod serve;
 

@@ -34,7 +34,7 @@ pub fn run(command: RegistryCommand) -> anyhow::Result<()> {
                 db.display()
             )
         })?;
-        let registry = crate::serve::open_registry(&settings, Arc::new(store), "localhost")?;
+        let registry = crate::serve::open_registry(&settings, Arc::new(store), "localhost", None)?;
         let report = registry.collect_garbage(std::time::SystemTime::now()).await?;
         println!(
             "removed {} blobs ({} bytes), {} repository links, {} abandoned uploads (grace {:?})",

@@ -41,7 +41,9 @@ async fn serve(settings: Settings, agent_options: Option<AgentOptions>, started:
         node: format!("{}@{}", settings.data_dir.display(), settings.listen),
     };
     let store: Arc<dyn berth_store::Store> = Arc::new(store);
-    let registry = open_registry(&settings, store.clone(), &local_endpoint(addr))?;
+    let secrets_dir = agent_options.as_ref().and_then(|o| o.secrets_dir.clone());
+    let registry = open_registry(&settings, store.clone(), &local_endpoint(addr), secrets_dir)?;
+    registry.set_peers(Arc::new(crate::peers::load(settings.registry.peers_file.as_deref())?));
     let app = App::new(config, store, registry.clone());
     let registry_tasks = registry_schedule(&registry, &settings.registry);
     berth_api::ensure_default_cluster(&app).await.context("creating the default cluster")?;
@@ -112,11 +114,14 @@ async fn serve(settings: Settings, agent_options: Option<AgentOptions>, started:
     Ok(())
 }
 
-/// The registry over `<data dir>/registry`, reached by clients at `endpoint`.
+/// The registry over `<data dir>/registry`, reached by clients at `endpoint`. It reads the
+/// credentials of pull-through cache rules from `secrets_dir` (the local agent's
+/// `--secrets-dir`), by default the agent's `<data dir>/agent/secrets`.
 pub fn open_registry(
     settings: &Settings,
     store: Arc<dyn berth_store::Store>,
     endpoint: &str,
+    secrets_dir: Option<std::path::PathBuf>,
 ) -> anyhow::Result<Arc<berth_registry::Registry>> {
     let options = berth_registry::Options {
         account: settings.account_id.clone(),
@@ -124,13 +129,17 @@ pub fn open_registry(
         host: endpoint.trim_start_matches("http://").to_string(),
         create_on_push: settings.registry.create_on_push,
         gc_grace: Duration::from_secs(settings.registry.gc_grace),
+        secrets_dir: secrets_dir.unwrap_or_else(|| settings.data_dir.join("agent").join("secrets")),
     };
     let dir = settings.data_dir.join("registry");
     berth_registry::Registry::open(&dir, store, options)
         .with_context(|| format!("opening the registry at {}", dir.display()))
 }
 
-/// Garbage collection and lifecycle policies on their schedules.
+/// How often the replication worker looks for copies to retry when no push wakes it.
+const REPLICATION_RETRY: Duration = Duration::from_secs(5);
+
+/// Garbage collection and lifecycle policies on their schedules, and the replication worker.
 fn registry_schedule(
     registry: &Arc<berth_registry::Registry>,
     settings: &crate::config::RegistrySettings,
@@ -148,6 +157,26 @@ fn registry_schedule(
             }
         }));
     }
+    let replicator = registry.clone();
+    tasks.push(tokio::spawn(async move {
+        // A pass at start resumes copies a restart interrupted; then pushes wake the worker,
+        // and copies still to retry bring it back after REPLICATION_RETRY.
+        loop {
+            let retry = match replicator.replicate_pending().await {
+                Ok(pass) => pass.pending > 0,
+                Err(e) => {
+                    tracing::warn!(error = %e, "replication pass failed");
+                    true
+                }
+            };
+            let wake = replicator.replication_wake.notified();
+            if retry {
+                let _ = tokio::time::timeout(REPLICATION_RETRY, wake).await;
+            } else {
+                wake.await;
+            }
+        }
+    }));
     if settings.lifecycle_interval > 0 {
         let (registry, every) = (registry.clone(), Duration::from_secs(settings.lifecycle_interval));
         tasks.push(tokio::spawn(async move {

@@ -1,13 +1,13 @@
 //! GetAuthorizationToken (the registry password docker and skopeo log in with) and
-//! DescribeRegistry.
+//! DescribeRegistry (with the replication configuration).
 
 use berth_registry::Tokens;
 use serde_json::{Value, json};
 
+use super::errors::EcrResult;
 use crate::ecs::{Ctx, epoch_seconds};
-use crate::error::ApiResult;
 
-pub fn get_token(ctx: &Ctx<'_>) -> ApiResult<Value> {
+pub fn get_token(ctx: &Ctx<'_>) -> EcrResult<Value> {
     let registry = &ctx.app.registry;
     let (password, expires) = registry.tokens.issue(&ctx.caller.access_key, &ctx.caller.region, ctx.now);
     Ok(json!({"authorizationData": [{
@@ -17,6 +17,7 @@ pub fn get_token(ctx: &Ctx<'_>) -> ApiResult<Value> {
     }]}))
 }
 
-pub fn describe_registry(ctx: &Ctx<'_>) -> ApiResult<Value> {
-    Ok(json!({"registryId": ctx.app.config.account, "replicationConfiguration": {"rules": []}}))
+pub fn describe_registry(ctx: &Ctx<'_>) -> EcrResult<Value> {
+    let replication = ctx.app.registry.replication_configuration(&super::scope(ctx))?;
+    Ok(json!({"registryId": ctx.app.config.account, "replicationConfiguration": replication}))
 }

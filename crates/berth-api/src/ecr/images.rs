@@ -5,12 +5,13 @@ use berth_registry::images::Image;
 use berth_registry::{Digest, RegistryError};
 use serde_json::{Value, json};
 
+use super::errors::{EcrResult, exception, image_not_found};
 use super::{authorized, repository_arg, scope};
 use crate::ecs::{Ctx, Obj, array, max_results, page, text, with_token};
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiError;
 
 /// What an `imageId` names in `images`, or the ECR failure code and reason.
-fn find<'i>(images: &'i [Image], id: &Value) -> Result<&'i Image, (&'static str, String)> {
+pub fn find<'i>(images: &'i [Image], id: &Value) -> Result<&'i Image, (&'static str, String)> {
     let digest = id.get("imageDigest").and_then(Value::as_str);
     let tag = id.get("imageTag").and_then(Value::as_str);
     let found = match (digest, tag) {
@@ -21,7 +22,11 @@ fn find<'i>(images: &'i [Image], id: &Value) -> Result<&'i Image, (&'static str,
             ));
         }
         (Some(d), _) if d.parse::<Digest>().is_err() => {
-            return Err(("InvalidImageDigest", format!("Invalid image digest '{d}'")));
+            return Err((
+                "InvalidImageDigest",
+                "Invalid request parameters: image digest should satisfy the regex '[a-zA-Z0-9-_+.]+:[a-fA-F0-9]+'"
+                    .into(),
+            ));
         }
         (Some(d), t) => {
             let image = images.iter().find(|i| i.record.digest == d);
@@ -56,7 +61,7 @@ fn selected(image: &Image, status: &str) -> bool {
     }
 }
 
-pub fn list(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
+pub fn list(ctx: &Ctx<'_>, input: Obj) -> EcrResult<Value> {
     let (name, s, _) = authorized(ctx, &input, "ecr:ListImages")?;
     let limit = max_results(&input, 1000)?;
     let status = tag_status(&input);
@@ -99,29 +104,20 @@ fn detail(ctx: &Ctx<'_>, repo: &str, image: &Image) -> Value {
     d
 }
 
-pub fn describe(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
+pub fn describe(ctx: &Ctx<'_>, input: Obj) -> EcrResult<Value> {
     let (name, s, _) = authorized(ctx, &input, "ecr:DescribeImages")?;
     let images = ctx.app.registry.images(&s, &name)?;
     let ids = array(&input, "imageIds");
     if !ids.is_empty() {
         if input.contains_key("maxResults") || input.contains_key("nextToken") {
-            return Err(ApiError::invalid("maxResults and nextToken cannot be used with imageIds."));
+            return Err(ApiError::invalid("maxResults and nextToken cannot be used with imageIds.").into());
         }
         let mut out = Vec::new();
         for id in &ids {
             match find(&images, id) {
                 Ok(image) => out.push(detail(ctx, &name, image)),
-                Err(("ImageNotFound", _)) => {
-                    return Err(ApiError::new(
-                        400,
-                        "ImageNotFoundException",
-                        format!(
-                            "The image with imageId {id} does not exist within the repository with name '{name}' in the registry with id '{}'",
-                            ctx.app.config.account
-                        ),
-                    ));
-                }
-                Err((_, reason)) => return Err(ApiError::invalid(reason)),
+                Err(("ImageNotFound", _)) => return Err(image_not_found(id, &name, &ctx.app.config.account)),
+                Err((_, reason)) => return Err(ApiError::invalid(reason).into()),
             }
         }
         return Ok(json!({"imageDetails": out}));
@@ -148,7 +144,7 @@ fn image_json(ctx: &Ctx<'_>, repo: &str, digest: &str, tag: Option<&str>, manife
         "imageManifest": manifest, "imageManifestMediaType": media_type})
 }
 
-pub async fn batch_get(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
+pub async fn batch_get(ctx: &Ctx<'_>, input: Obj) -> EcrResult<Value> {
     let (name, s, _) = authorized(ctx, &input, "ecr:BatchGetImage")?;
     let registry = &ctx.app.registry;
     let images = registry.images(&s, &name)?;
@@ -166,7 +162,7 @@ pub async fn batch_get(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
     Ok(json!({"images": found, "failures": failures}))
 }
 
-pub async fn batch_delete(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
+pub async fn batch_delete(ctx: &Ctx<'_>, input: Obj) -> EcrResult<Value> {
     let (name, s, _) = authorized(ctx, &input, "ecr:BatchDeleteImage")?;
     let registry = &ctx.app.registry;
     let (mut deleted, mut failures) = (Vec::new(), Vec::new());
@@ -210,7 +206,7 @@ pub async fn batch_delete(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
     Ok(json!({"imageIds": deleted, "failures": failures}))
 }
 
-pub async fn put(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
+pub async fn put(ctx: &Ctx<'_>, input: Obj) -> EcrResult<Value> {
     let name = repository_arg(ctx, &input)?;
     let s = scope(ctx);
     let registry = &ctx.app.registry;
@@ -223,8 +219,7 @@ pub async fn put(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
                 given.parse().map_err(|e: berth_registry::digest::BadDigest| ApiError::invalid(e.to_string()))?;
             let actual = Digest::of(given.algorithm(), manifest.as_bytes());
             if actual != given {
-                return Err(ApiError::new(
-                    400,
+                return Err(exception(
                     "ImageDigestDoesNotMatchException",
                     format!("The digest of the manifest, {actual}, does not match the given digest {given}."),
                 ));
@@ -237,8 +232,7 @@ pub async fn put(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
         let images = registry.images(&s, &name)?;
         let existing = images.iter().find(|i| i.record.digest == computed.to_string());
         if existing.is_some_and(|i| tag.is_none_or(|t| i.tags.iter().any(|x| x == t))) {
-            return Err(ApiError::new(
-                400,
+            return Err(exception(
                 "ImageAlreadyExistsException",
                 format!(
                     "Image with digest '{computed}' and tag '{}' already exists in the repository with name '{name}' in registry with id '{}'",
@@ -251,7 +245,7 @@ pub async fn put(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
     let reference = tag.map(str::to_string).unwrap_or_else(|| computed.to_string());
     let pushed =
         registry.put_manifest(&s, &name, &reference, media_type, manifest.as_bytes()).await.map_err(|e| match e {
-            RegistryError::DigestInvalid(m) => ApiError::new(400, "ImageDigestDoesNotMatchException", m),
+            RegistryError::DigestInvalid(m) => exception("ImageDigestDoesNotMatchException", m),
             other => other.into(),
         })?;
     let stored = registry.get_manifest(&s, &name, &pushed.digest.to_string(), false).await?;

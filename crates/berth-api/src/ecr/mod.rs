@@ -2,20 +2,29 @@
 //! registry errors become ECR exceptions, and helpers the handlers share. The registry
 //! itself (`berth-registry`) holds the truth; `/v2/` and these handlers both go through it.
 
+mod account;
 mod auth;
+pub mod errors;
 mod images;
 mod layers;
 mod policies;
+mod pull_through;
+mod referrers;
+mod registry_policy;
+mod replication;
 mod repositories;
+mod scanning;
 mod tags;
+mod templates;
 
-use berth_registry::{Caller, RegistryError, Scope};
+use berth_registry::{Caller, Scope};
 use serde_json::{Value, json};
 
 use crate::ecs::{Ctx, Obj, text};
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
+use errors::{EcrResult, invalid_at, invalid_repository_name};
 
-/// Every operation Berth answers; the rest of the model answers `UnsupportedFeatureException`.
+/// Every operation Berth answers; the rest of the model answers `ValidationException`.
 pub const IMPLEMENTED: &[&str] = &[
     "CreateRepository",
     "DescribeRepositories",
@@ -45,9 +54,34 @@ pub const IMPLEMENTED: &[&str] = &[
     "TagResource",
     "UntagResource",
     "ListTagsForResource",
+    "PutRegistryPolicy",
+    "GetRegistryPolicy",
+    "DeleteRegistryPolicy",
+    "PutRegistryScanningConfiguration",
+    "GetRegistryScanningConfiguration",
+    "BatchGetRepositoryScanningConfiguration",
+    "GetAccountSetting",
+    "PutAccountSetting",
+    "PutReplicationConfiguration",
+    "DescribeImageReplicationStatus",
+    "CreatePullThroughCacheRule",
+    "DescribePullThroughCacheRules",
+    "UpdatePullThroughCacheRule",
+    "DeletePullThroughCacheRule",
+    "ValidatePullThroughCacheRule",
+    "CreateRepositoryCreationTemplate",
+    "DescribeRepositoryCreationTemplates",
+    "UpdateRepositoryCreationTemplate",
+    "DeleteRepositoryCreationTemplate",
+    "ListImageReferrers",
 ];
 
+/// Runs an ECR operation; registry errors are worded for this registry.
 pub async fn dispatch(ctx: &Ctx<'_>, operation: &str, input: Obj) -> ApiResult<Value> {
+    route(ctx, operation, input).await.map_err(|e| e.into_api(&ctx.app.config.account))
+}
+
+async fn route(ctx: &Ctx<'_>, operation: &str, input: Obj) -> EcrResult<Value> {
     match operation {
         "CreateRepository" => repositories::create(ctx, input).await,
         "DescribeRepositories" => repositories::describe(ctx, input),
@@ -77,44 +111,30 @@ pub async fn dispatch(ctx: &Ctx<'_>, operation: &str, input: Obj) -> ApiResult<V
         "TagResource" => tags::tag(ctx, input).await,
         "UntagResource" => tags::untag(ctx, input).await,
         "ListTagsForResource" => tags::list(ctx, input),
-        other => {
-            Err(ApiError::new(400, "UnsupportedFeatureException", format!("Berth does not implement {other} yet.")))
-        }
+        "PutRegistryPolicy" => registry_policy::put(ctx, input).await,
+        "GetRegistryPolicy" => registry_policy::get(ctx),
+        "DeleteRegistryPolicy" => registry_policy::delete(ctx).await,
+        "PutRegistryScanningConfiguration" => scanning::put(ctx, input).await,
+        "GetRegistryScanningConfiguration" => scanning::get(ctx),
+        "BatchGetRepositoryScanningConfiguration" => scanning::batch_get_repositories(ctx, input),
+        "GetAccountSetting" => account::get(ctx, input),
+        "PutAccountSetting" => account::put(ctx, input).await,
+        "PutReplicationConfiguration" => replication::put(ctx, input).await,
+        "DescribeImageReplicationStatus" => replication::describe_status(ctx, input),
+        "CreatePullThroughCacheRule" => pull_through::create(ctx, input).await,
+        "DescribePullThroughCacheRules" => pull_through::describe(ctx, input),
+        "UpdatePullThroughCacheRule" => pull_through::update(ctx, input).await,
+        "DeletePullThroughCacheRule" => pull_through::delete(ctx, input).await,
+        "ValidatePullThroughCacheRule" => pull_through::validate(ctx, input).await,
+        "CreateRepositoryCreationTemplate" => templates::create(ctx, input).await,
+        "DescribeRepositoryCreationTemplates" => templates::describe(ctx, input),
+        "UpdateRepositoryCreationTemplate" => templates::update(ctx, input).await,
+        "DeleteRepositoryCreationTemplate" => templates::delete(ctx, input).await,
+        "ListImageReferrers" => referrers::list(ctx, input),
+        // ECR's model has no "not implemented" exception; ValidationException is its name for a
+        // request it cannot carry out as asked.
+        other => Err(errors::exception("ValidationException", format!("Berth does not implement {other} yet."))),
     }
-}
-
-impl From<RegistryError> for ApiError {
-    fn from(e: RegistryError) -> Self {
-        use RegistryError::*;
-        let message = e.to_string();
-        let code = match &e {
-            NameInvalid(_) | ManifestInvalid(_) | TagInvalid(_) | InvalidParameter(_) => "InvalidParameterException",
-            RepositoryNotFound(_) => "RepositoryNotFoundException",
-            RepositoryExists(_) => "RepositoryAlreadyExistsException",
-            RepositoryNotEmpty(_) => "RepositoryNotEmptyException",
-            ManifestUnknown(_) => "ImageNotFoundException",
-            ManifestBlobUnknown(_) | BlobUnknown(_) => "LayersNotFoundException",
-            DigestInvalid(_) => "InvalidLayerException",
-            UploadUnknown => "UploadNotFoundException",
-            UploadInvalid(_) | RangeInvalid(_) => "InvalidLayerPartException",
-            TagImmutable(_) => "ImageTagAlreadyExistsException",
-            Denied | Unauthorized => "AccessDeniedException",
-            PolicyNotFound(_) => "RepositoryPolicyNotFoundException",
-            LifecyclePolicyNotFound(_) => "LifecyclePolicyNotFoundException",
-            LifecyclePreviewNotFound(_) => "LifecyclePolicyPreviewNotFoundException",
-            Contention(_) => "LimitExceededException",
-            Store(_) | Io(_) => {
-                tracing::error!(error = %e, "registry failure");
-                return ApiError::server(message);
-            }
-        };
-        ApiError::new(400, code, upper_first(&message))
-    }
-}
-
-fn upper_first(s: &str) -> String {
-    let mut c = s.chars();
-    c.next().map(|f| f.to_uppercase().collect::<String>() + c.as_str()).unwrap_or_default()
 }
 
 /// The registry scope of a SigV4-signed ECR request: the caller's key and region.
@@ -127,24 +147,21 @@ pub fn scope(ctx: &Ctx<'_>) -> Scope {
 }
 
 /// `registryId`, when given, must be this account.
-fn check_registry(ctx: &Ctx<'_>, input: &Obj) -> ApiResult<()> {
+fn check_registry(ctx: &Ctx<'_>, input: &Obj) -> EcrResult<()> {
     match text(input, "registryId") {
-        Some(id) if id != ctx.app.config.account => Err(ApiError::invalid(format!(
-            "Invalid parameter at 'registryId' failed to satisfy constraint: 'registry {id} is not this registry ({})'",
-            ctx.app.config.account
-        ))),
+        Some(id) if id != ctx.app.config.account => {
+            Err(invalid_at("registryId", &format!("registry {id} is not this registry ({})", ctx.app.config.account)))
+        }
         _ => Ok(()),
     }
 }
 
 /// The `repositoryName` argument (after checking `registryId`).
-pub fn repository_arg(ctx: &Ctx<'_>, input: &Obj) -> ApiResult<String> {
+pub fn repository_arg(ctx: &Ctx<'_>, input: &Obj) -> EcrResult<String> {
     check_registry(ctx, input)?;
     let name = text(input, "repositoryName").unwrap_or_default();
     if !berth_registry::repositories::valid_name(name) {
-        return Err(ApiError::invalid(format!(
-            "Invalid parameter at 'repositoryName' failed to satisfy constraint: 'must satisfy regular expression '(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*''; got '{name}'"
-        )));
+        return Err(invalid_repository_name());
     }
     Ok(name.to_string())
 }
@@ -166,7 +183,7 @@ pub fn with(mut head: Obj, extra: Value) -> Value {
 }
 
 /// The named repository, after checking the caller may do `action` on it.
-pub fn authorized(ctx: &Ctx<'_>, input: &Obj, action: &str) -> ApiResult<(String, Scope, berth_registry::Repository)> {
+pub fn authorized(ctx: &Ctx<'_>, input: &Obj, action: &str) -> EcrResult<(String, Scope, berth_registry::Repository)> {
     let name = repository_arg(ctx, input)?;
     let s = scope(ctx);
     let (_, repo) = ctx.app.registry.repository(&s, &name)?;

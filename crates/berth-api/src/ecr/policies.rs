@@ -6,18 +6,18 @@ use std::sync::Mutex;
 use berth_registry::{RegistryError, lifecycle};
 use serde_json::{Value, json};
 
+use super::errors::EcrResult;
 use super::{head, repository_arg, scope, with};
 use crate::ecs::{Ctx, Obj, text};
-use crate::error::ApiResult;
 
-pub fn get_policy(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
+pub fn get_policy(ctx: &Ctx<'_>, input: Obj) -> EcrResult<Value> {
     let name = repository_arg(ctx, &input)?;
     let (_, repo) = ctx.app.registry.repository(&scope(ctx), &name)?;
     let policy = repo.policy.ok_or(RegistryError::PolicyNotFound(name.clone()))?;
     Ok(with(head(ctx, &name), json!({"policyText": policy})))
 }
 
-pub async fn set_policy(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
+pub async fn set_policy(ctx: &Ctx<'_>, input: Obj) -> EcrResult<Value> {
     let name = repository_arg(ctx, &input)?;
     let text = text(&input, "policyText").unwrap_or_default().to_string();
     berth_registry::access::parse_policy(&text)?;
@@ -31,7 +31,7 @@ pub async fn set_policy(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
     Ok(with(head(ctx, &name), json!({"policyText": text})))
 }
 
-pub async fn delete_policy(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
+pub async fn delete_policy(ctx: &Ctx<'_>, input: Obj) -> EcrResult<Value> {
     let name = repository_arg(ctx, &input)?;
     let removed = Mutex::new(None);
     ctx.app
@@ -44,7 +44,7 @@ pub async fn delete_policy(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
     Ok(with(head(ctx, &name), json!({"policyText": removed.into_inner().expect("lock")})))
 }
 
-pub async fn put_lifecycle(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
+pub async fn put_lifecycle(ctx: &Ctx<'_>, input: Obj) -> EcrResult<Value> {
     let name = repository_arg(ctx, &input)?;
     let text = text(&input, "lifecyclePolicyText").unwrap_or_default().to_string();
     lifecycle::parse(&text)?;
@@ -58,7 +58,7 @@ pub async fn put_lifecycle(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
     Ok(with(head(ctx, &name), json!({"lifecyclePolicyText": text})))
 }
 
-pub fn get_lifecycle(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
+pub fn get_lifecycle(ctx: &Ctx<'_>, input: Obj) -> EcrResult<Value> {
     let name = repository_arg(ctx, &input)?;
     let (_, repo) = ctx.app.registry.repository(&scope(ctx), &name)?;
     let text = repo.lifecycle_policy.ok_or(RegistryError::LifecyclePolicyNotFound(name.clone()))?;
@@ -69,7 +69,7 @@ pub fn get_lifecycle(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
     Ok(with(head(ctx, &name), extra))
 }
 
-pub async fn delete_lifecycle(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
+pub async fn delete_lifecycle(ctx: &Ctx<'_>, input: Obj) -> EcrResult<Value> {
     let name = repository_arg(ctx, &input)?;
     let removed = Mutex::new(None);
     ctx.app
@@ -83,13 +83,13 @@ pub async fn delete_lifecycle(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
     Ok(with(head(ctx, &name), json!({"lifecyclePolicyText": removed.into_inner().expect("lock")})))
 }
 
-pub async fn start_preview(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
+pub async fn start_preview(ctx: &Ctx<'_>, input: Obj) -> EcrResult<Value> {
     let name = repository_arg(ctx, &input)?;
     let preview = ctx.app.registry.preview_lifecycle(&scope(ctx), &name, text(&input, "lifecyclePolicyText")).await?;
     Ok(with(head(ctx, &name), json!({"lifecyclePolicyText": preview.lifecycle_policy_text, "status": preview.status})))
 }
 
-pub fn get_preview(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
+pub fn get_preview(ctx: &Ctx<'_>, input: Obj) -> EcrResult<Value> {
     let name = repository_arg(ctx, &input)?;
     let preview = ctx.app.registry.lifecycle_preview(&scope(ctx), &name)?;
     let results: Vec<Value> = preview

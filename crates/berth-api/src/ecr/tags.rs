@@ -4,24 +4,22 @@
 use berth_registry::RegistryError;
 use serde_json::{Value, json};
 
-use super::repositories::check_tags;
+use super::errors::{EcrResult, invalid_at};
+use super::repositories::{check_tags, too_many_tags};
 use super::scope;
 use crate::ecs::{Ctx, Obj, array, strings, text};
-use crate::error::{ApiError, ApiResult};
 
 /// The repository a `resourceArn` names (in the caller's region and this account).
-fn repository_of(ctx: &Ctx<'_>, input: &Obj) -> ApiResult<String> {
+fn repository_of(ctx: &Ctx<'_>, input: &Obj) -> EcrResult<String> {
     let arn = text(input, "resourceArn").unwrap_or_default();
     let prefix = format!("arn:aws:ecr:{}:{}:repository/", ctx.caller.region, ctx.app.config.account);
     match arn.strip_prefix(&prefix) {
         Some(name) if berth_registry::repositories::valid_name(name) => Ok(name.to_string()),
-        _ => Err(ApiError::invalid(format!(
-            "Invalid parameter at 'resourceArn' failed to satisfy constraint: '{arn}' is not a repository ARN of this registry"
-        ))),
+        _ => Err(invalid_at("resourceArn", "Invalid ARN")),
     }
 }
 
-pub async fn tag(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
+pub async fn tag(ctx: &Ctx<'_>, input: Obj) -> EcrResult<Value> {
     let name = repository_of(ctx, &input)?;
     let new = array(&input, "tags");
     check_tags(&new)?;
@@ -40,15 +38,13 @@ pub async fn tag(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
         })
         .await
         .map_err(|e| match e {
-            RegistryError::InvalidParameter(m) if m == "TooManyTags" => {
-                ApiError::new(400, "TooManyTagsException", "A resource can have at most 50 tags.")
-            }
+            RegistryError::InvalidParameter(m) if m == "TooManyTags" => too_many_tags(),
             other => other.into(),
         })?;
     Ok(json!({}))
 }
 
-pub async fn untag(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
+pub async fn untag(ctx: &Ctx<'_>, input: Obj) -> EcrResult<Value> {
     let name = repository_of(ctx, &input)?;
     let keys = strings(&input, "tagKeys");
     ctx.app
@@ -61,7 +57,7 @@ pub async fn untag(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
     Ok(json!({}))
 }
 
-pub fn list(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
+pub fn list(ctx: &Ctx<'_>, input: Obj) -> EcrResult<Value> {
     let name = repository_of(ctx, &input)?;
     let (_, repo) = ctx.app.registry.repository(&scope(ctx), &name)?;
     Ok(json!({"tags": repo.tags}))

@@ -1,5 +1,6 @@
-//! Manifest endpoints (GET/HEAD/PUT/DELETE by tag or digest), the tag list, the referrers
-//! API and the catalog.
+//! Manifest endpoints (GET/HEAD/PUT/DELETE by tag or digest; a pull of a manifest a
+//! pull-through cache covers imports it first), the tag list, the referrers API and the
+//! catalog.
 
 use axum::body::{Body, to_bytes};
 use axum::http::{Method, StatusCode};
@@ -17,7 +18,16 @@ pub(crate) async fn manifest(req: &Req<'_>, name: &str, reference: &str, body: B
     match *req.method {
         Method::GET | Method::HEAD => {
             let get = *req.method == Method::GET;
-            let m = registry.get_manifest(scope, name, reference, get).await?;
+            let m = match registry.get_manifest(scope, name, reference, get).await {
+                // Missing here: a pull-through cache rule may fetch it from its upstream.
+                Err(e @ (RegistryError::RepositoryNotFound(_) | RegistryError::ManifestUnknown(_))) => {
+                    if !registry.pull_through(scope, name, reference).await? {
+                        return Err(e);
+                    }
+                    registry.get_manifest(scope, name, reference, get).await?
+                }
+                other => other?,
+            };
             let headers = vec![
                 ("content-type", m.media_type.clone()),
                 ("docker-content-digest", m.digest.clone()),
