@@ -55,6 +55,11 @@ CLUSTER_CALLS = [
     ("update_cluster_settings", {"settings": INSIGHTS}),
     ("submit_task_state_change", {"task": GHOST, "status": "RUNNING"}),
     ("submit_container_state_change", {"task": GHOST, "containerName": "c", "status": "RUNNING"}),
+    ("create_task_set", {"service": "web", "taskDefinition": "app:1"}),
+    ("describe_task_sets", {"service": "web"}),
+    ("update_task_set", {"service": "web", "taskSet": "ecs-svc/1", "scale": {"value": 0, "unit": "PERCENT"}}),
+    ("update_service_primary_task_set", {"service": "web", "primaryTaskSet": "ecs-svc/1"}),
+    ("delete_task_set", {"service": "web", "taskSet": "ecs-svc/1"}),
 ]
 
 ROWS = [
@@ -75,6 +80,14 @@ ROWS = [
     ("list_tasks-missing-service", "list_tasks", {"cluster": "real", "serviceName": "ghost"}, *SERVICE_NOT_FOUND),
     ("update_service-inactive", "update_service", {"cluster": "real", "service": "drained", "desiredCount": 1},
      "ServiceNotActiveException", "Service was not ACTIVE."),
+    # Task sets: a missing or inactive service, a service the ECS controller deploys.
+    ("create_task_set-missing-service", "create_task_set", {"cluster": "real", "service": "ghost", "taskDefinition": "app:1"},
+     *SERVICE_NOT_FOUND),
+    ("describe_task_sets-inactive-service", "describe_task_sets", {"cluster": "real", "service": "drained"},
+     "ServiceNotActiveException", "Service was not ACTIVE."),
+    *[(f"{op}-ecs-controller", op, {"cluster": "real", **kw}, "InvalidParameterException",
+       "Amazon ECS only supports task set management on services configured to use external deployment controllers.")
+      for op, kw in CLUSTER_CALLS if "task_set" in op],
     # Tagging: the not-found error of each kind; short and malformed ARNs.
     ("list_tags-missing-service", "list_tags_for_resource", {"resourceArn": ARN + "service/real/ghost"},
      *SERVICE_NOT_FOUND),

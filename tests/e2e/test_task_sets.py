@@ -242,3 +242,21 @@ def test_task_set_operations_refuse_bad_input_and_change_nothing(cluster):
     with expect_error("InvalidParameterException", "Primary TaskSet cannot be deleted"):
         ecs.delete_task_set(cluster="default", service="ext", taskSet=ts["id"], force=True)
     assert task_set(ecs, ts["id"])["status"] == "PRIMARY"
+
+
+def test_task_sets_are_tagged_through_their_arns(cluster):
+    ecs = cluster
+    ts = ecs.create_task_set(cluster="default", service="ext", taskDefinition="web",
+                             tags=[{"key": "colour", "value": "blue"}])["taskSet"]
+    arn = ts["taskSetArn"]
+    assert ecs.list_tags_for_resource(resourceArn=arn)["tags"] == [{"key": "colour", "value": "blue"}]
+    ecs.tag_resource(resourceArn=arn, tags=[{"key": "stage", "value": "canary"}, {"key": "colour", "value": "green"}])
+    ecs.untag_resource(resourceArn=arn, tagKeys=["stage"])
+    assert ecs.list_tags_for_resource(resourceArn=arn)["tags"] == [{"key": "colour", "value": "green"}]
+    described = ecs.describe_task_sets(cluster="default", service="ext", taskSets=[arn], include=["TAGS"])["taskSets"][0]
+    assert described["tags"] == [{"key": "colour", "value": "green"}]
+    with expect_error("ResourceNotFoundException"):
+        ecs.list_tags_for_resource(resourceArn=arn.rsplit("/", 1)[0] + "/1234567890123456789")
+    with expect_error("InvalidParameterException"):
+        ecs.tag_resource(resourceArn=arn, tags=[{"key": "aws:reserved", "value": "x"}])
+    assert ecs.list_tags_for_resource(resourceArn=arn)["tags"] == [{"key": "colour", "value": "green"}]

@@ -47,6 +47,13 @@ impl Stability {
     }
 }
 
+/// A tag of a task set, in ECS's shape.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tag {
+    pub key: String,
+    pub value: String,
+}
+
 /// One task set, as the service record keeps it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -69,7 +76,7 @@ pub struct TaskSet {
     #[serde(default)]
     pub client_token: Option<String>,
     #[serde(default)]
-    pub tags: Vec<(String, String)>,
+    pub tags: Vec<Tag>,
     /// Failed tasks stopped at or before this store revision are already counted.
     #[serde(default)]
     pub seen_revision: u64,

@@ -138,6 +138,7 @@ mod tests {
             host: "127.0.0.1:1".into(),
             create_on_push: false,
             gc_grace: Duration::from_secs(60),
+            secrets_dir: dir.join("secrets"),
         };
         let registry = berth_registry::Registry::open(&dir.join("registry"), store.clone(), options).unwrap();
         let config = Config {

@@ -6,7 +6,7 @@
 //! each set at its computed count (`berth_scheduler::task_set`).
 
 use berth_model::arn;
-use berth_scheduler::{Controller, TaskSet, TaskSetStatus};
+use berth_scheduler::{Controller, Tag, TaskSet, TaskSetStatus};
 use berth_store::KeyValue;
 use serde_json::{Value, json};
 
@@ -61,7 +61,7 @@ pub fn render(ctx: &Ctx<'_>, rec: &ServiceRecord, set: &TaskSet, with_tags: bool
         out["externalId"] = json!(id);
     }
     if with_tags {
-        out["tags"] = set.tags.iter().map(|(k, v)| json!({"key": k, "value": v})).collect();
+        out["tags"] = json!(set.tags);
     }
     out
 }
@@ -149,7 +149,7 @@ pub async fn create(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
         let mut set = TaskSet::new(deployment_id(), arn, scale, ctx.timestamp(), ctx.store().revision()?);
         set.external_id = text(&input, "externalId").map(str::to_string);
         set.client_token = token.clone();
-        set.tags = tags.iter().map(|t| (text_of(t, "key"), text_of(t, "value"))).collect();
+        set.tags = tags.iter().map(|t| Tag { key: text_of(t, "key"), value: text_of(t, "value") }).collect();
         let id = set.id.clone();
         rec.scheduler.task_sets.push(set);
         rec.scheduler.steady = false;
