@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 use super::form::{self, Params, Style};
 use super::query::bound;
 use super::service::Service;
-use super::validate::{self, Invalid, Problem, Violation};
+use super::validate::{Problem, Violation};
 use super::xml::{self, Xml};
 use crate::ecs::Obj;
 use crate::error::{ApiError, ApiResult};
@@ -51,13 +51,8 @@ pub const COMMON_ERRORS: &[&str] = &[
 
 /// The validated input of `operation` from its parameters (`Action` and `Version` taken).
 pub fn read(service: &Service, operation: &str, params: Params) -> ApiResult<Map<String, Value>> {
-    let model = service.model();
-    let checked = form::Reader::input(model, Style::Ec2, operation, params)
-        .and_then(|tree| validate::input(model, operation, tree));
-    checked.map_err(|e| match e {
-        Invalid::Violation(v) => violation(service, operation, v),
-        Invalid::Server(e) => e,
-    })
+    form::read(service.model(), Style::Ec2, operation, params)
+        .map_err(|e| e.into_api(|v| violation(service, operation, v)))
 }
 
 fn violation(service: &Service, operation: &str, v: Violation) -> ApiError {

@@ -225,6 +225,11 @@ impl<'m> Reader<'m> {
     }
 }
 
+/// The validated input of `operation` from its parameters (`Action` and `Version` taken).
+pub fn read(model: &Model, style: Style, operation: &str, params: Params) -> Result<Map<String, Value>, Invalid> {
+    Reader::input(model, style, operation, params).and_then(|tree| super::validate::input(model, operation, tree))
+}
+
 /// Takes `Action` and `Version` out of `params`: the operation asked for, in a service
 /// whose API version the request names. Codes as the query protocols answer them.
 pub fn operation(model: &Model, params: &mut Params) -> Result<String, crate::error::ApiError> {
@@ -356,6 +361,34 @@ mod tests {
             v,
             json!({"LoadBalancerArn": "arn", "Attributes": [{"Key": "idle_timeout.timeout_seconds", "Value": "60"}]})
         );
+    }
+
+    #[test]
+    fn query_maps_are_numbered_entries() {
+        let base = "DefaultActions.member.1.AuthenticateOidcConfig.AuthenticationRequestExtraParams.entry";
+        let text = format!(
+            "LoadBalancerArn=a&DefaultActions.member.1.Type=authenticate-oidc&{base}.1.key=prompt&{base}.1.value=login\
+             &{base}.2.key=display&{base}.2.value=page"
+        );
+        let v = Reader::input(&ELBV2, Style::Query, "CreateListener", params(&text)).unwrap();
+        assert_eq!(
+            v["DefaultActions"][0]["AuthenticateOidcConfig"]["AuthenticationRequestExtraParams"],
+            json!({"prompt": "login", "display": "page"})
+        );
+        let missing_key = format!("LoadBalancerArn=a&{base}.1.value=login");
+        let e = Reader::input(&ELBV2, Style::Query, "CreateListener", params(&missing_key)).unwrap_err();
+        assert!(matches!(e, Invalid::Violation(Violation { problem: Problem::Missing, .. })), "{e:?}");
+    }
+
+    #[test]
+    fn scalars_follow_their_shapes() {
+        let ts = scalar_value(&Shape::Timestamp, "2024-01-02T03:04:05Z").unwrap();
+        assert_eq!(ts, json!(1704164645.0));
+        assert_eq!(scalar_value(&Shape::Timestamp, "yesterday"), Err("an ISO 8601 timestamp"));
+        assert_eq!(scalar_value(&Shape::Float { min: None, max: None }, "1.5").unwrap(), json!(1.5));
+        assert_eq!(scalar_value(&Shape::Float { min: None, max: None }, "NaN"), Err("a number"));
+        assert_eq!(scalar_value(&Shape::Integer { min: None, max: None }, "-3").unwrap(), json!(-3));
+        assert_eq!(scalar_value(&Shape::Blob, "aGk=").unwrap(), json!("aGk="));
     }
 
     #[test]

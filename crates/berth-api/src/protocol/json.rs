@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 
 use super::service::Service;
-use super::validate::{self, Invalid, Problem, Seg, Violation};
+use super::validate::{self, Problem, Seg, Violation};
 use crate::error::{ApiError, ApiResult};
 
 /// The JSON protocol version: only the content type differs.
@@ -42,10 +42,7 @@ pub fn read(service: &Service, operation: &str, body: &[u8]) -> ApiResult<Map<St
         serde_json::from_slice(body)
             .map_err(|e| ApiError::serialization(format!("Request body is not valid JSON: {e}.")))?
     };
-    validate::input(model, operation, parsed).map_err(|e| match e {
-        Invalid::Violation(v) => violation(service, v),
-        Invalid::Server(e) => e,
-    })
+    validate::input(model, operation, parsed).map_err(|e| e.into_api(|v| violation(service, v)))
 }
 
 /// `a.b[0].c`, as the messages name a member.

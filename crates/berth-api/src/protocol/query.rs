@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 
 use super::form::{self, Params, Style};
 use super::service::Service;
-use super::validate::{self, Invalid, Problem, Seg, Violation};
+use super::validate::{Problem, Seg, Violation};
 use super::xml::{self, Xml};
 use crate::error::{ApiError, ApiResult};
 
@@ -39,13 +39,7 @@ pub const COMMON_ERRORS: &[&str] = &[
 
 /// The validated input of `operation` from its parameters (`Action` and `Version` taken).
 pub fn read(service: &Service, operation: &str, params: Params) -> ApiResult<Map<String, Value>> {
-    let model = service.model();
-    let checked = form::Reader::input(model, Style::Query, operation, params)
-        .and_then(|tree| validate::input(model, operation, tree));
-    checked.map_err(|e| match e {
-        Invalid::Violation(v) => violation(service, v),
-        Invalid::Server(e) => e,
-    })
+    form::read(service.model(), Style::Query, operation, params).map_err(|e| e.into_api(|v| violation(service, v)))
 }
 
 /// `loadBalancerArns.member.1`: the member path as AWS's query validation messages write it.

@@ -65,6 +65,16 @@ pub enum Invalid {
     Server(ApiError),
 }
 
+impl Invalid {
+    /// The client's error: a violation worded by `word`, or the server's own failure.
+    pub fn into_api(self, word: impl FnOnce(Violation) -> ApiError) -> ApiError {
+        match self {
+            Invalid::Violation(v) => word(v),
+            Invalid::Server(e) => e,
+        }
+    }
+}
+
 impl From<ApiError> for Invalid {
     fn from(e: ApiError) -> Self {
         Invalid::Server(e)

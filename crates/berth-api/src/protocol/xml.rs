@@ -227,6 +227,20 @@ mod tests {
     }
 
     #[test]
+    fn maps_are_entries_of_keys_and_values() {
+        let params = json!({"prompt": "login", "display": "page"});
+        let listener = json!({"Port": 80, "DefaultActions": [{"AuthenticateOidcConfig": {"AuthenticationRequestExtraParams": params}}]});
+        let xml = body(&ELBV2, "DescribeListenersOutput", json!({"Listeners": [listener]})).unwrap();
+        assert_eq!(
+            xml,
+            "<Listeners><member><Port>80</Port><DefaultActions><member><AuthenticateOidcConfig>\
+             <AuthenticationRequestExtraParams><entry><key>prompt</key><value>login</value></entry>\
+             <entry><key>display</key><value>page</value></entry></AuthenticationRequestExtraParams>\
+             </AuthenticateOidcConfig></member></DefaultActions></member></Listeners>"
+        );
+    }
+
+    #[test]
     fn a_member_outside_the_shape_or_a_wrong_type_is_a_server_error() {
         let e = body(&EC2, "DescribeAvailabilityZonesResult", json!({"Zones": []})).unwrap_err();
         assert_eq!(e.code, "ServerException");
