@@ -1,9 +1,10 @@
 //! The protocol layer: every AWS API request Berth answers comes in on `/` and goes through
 //! one pipeline, whatever its wire protocol.
 //!
-//! 1. route: `X-Amz-Target` names a JSON service; otherwise a form (a POST body of
-//!    `application/x-www-form-urlencoded`, or the query string of a GET) belongs to the query
-//!    or EC2 service its SigV4 credential scope names (or, unsigned, its `Version`);
+//! 1. route: `X-Amz-Target` names a JSON service; otherwise a form (the parameters of a POST
+//!    body of `application/x-www-form-urlencoded` and of the URL's query string, or of a GET's
+//!    query string) belongs to the query or EC2 service its SigV4 credential scope names (or,
+//!    unsigned, its `Version`);
 //! 2. the body is read up to the service's cap, and the signature verified for the service's
 //!    signing name;
 //! 3. the protocol module reads the operation and its input from the embedded model
@@ -113,6 +114,14 @@ impl Wire {
         }
     }
 
+    /// Stops a request that only asks whether it would succeed (EC2's `DryRun`).
+    fn dry_run(self, input: &mut Obj) -> ApiResult<()> {
+        match self {
+            Wire::Ec2 => ec2::dry_run(input),
+            _ => Ok(()),
+        }
+    }
+
     fn write(self, service: &Service, operation: &str, output: &Value, request_id: &str) -> ApiResult<Response> {
         match self {
             Wire::Json(v) => Ok(json::write(v, output, request_id)),
@@ -180,9 +189,7 @@ async fn run(
     let (operation, mut input) = exchange.wire.read(service, payload)?;
     exchange.operation = Some(operation.clone());
     let handler = service.handler(&operation).ok_or_else(|| service.unimplemented_error(&operation))?;
-    if exchange.wire == Wire::Ec2 {
-        ec2::dry_run(&mut input)?;
-    }
+    exchange.wire.dry_run(&mut input)?;
     // A request runs to completion in its own task even if the client hangs up, so a
     // multi-step handler (or the leader of a batch of them) is never stopped midway.
     let app = app.clone();
@@ -209,7 +216,7 @@ async fn json_route(target: &str, body: Body, exchange: &mut Exchange) -> ApiRes
     let (prefix, operation) = target.split_once('.').unwrap_or((target, ""));
     let service =
         service::by_target(prefix).ok_or_else(|| ApiError::unknown_operation(format!("Unknown target '{target}'.")))?;
-    exchange.wire = service.wire();
+    exchange.wire = service.json_wire().unwrap_or(exchange.wire);
     exchange.service = Some(service);
     let body = read_body(body, service.body_limit, exchange.wire).await?;
     Ok((service, Payload::Json { operation: operation.to_string(), body: body.clone() }, body))
@@ -230,7 +237,7 @@ async fn form_route(uri: &Uri, headers: &HeaderMap, body: Body, exchange: &mut E
     let candidates: Vec<&'static Service> = service::form_services(scope).collect();
     let limit = candidates.iter().map(|s| s.body_limit).max().unwrap_or(MAX_FORM_BODY);
     if let [only] = candidates[..] {
-        exchange.wire = only.wire();
+        exchange.wire = only.form_wire().unwrap_or(exchange.wire);
         exchange.service = Some(only);
     }
     let raw = read_body(body, limit, exchange.wire).await?;
@@ -252,7 +259,7 @@ async fn form_route(uri: &Uri, headers: &HeaderMap, body: Body, exchange: &mut E
             }
             None => ApiError::new(403, "MissingAuthenticationToken", "Missing Authentication Token"),
         })?;
-    exchange.wire = service.wire();
+    exchange.wire = service.form_wire().unwrap_or(exchange.wire);
     exchange.service = Some(service);
     Ok((service, Payload::Form(params), raw))
 }

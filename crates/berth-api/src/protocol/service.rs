@@ -1,4 +1,4 @@
-//! How a service is declared, once: its embedded model (which names its protocol, target
+//! How a service is declared, once: its embedded model (which names its protocols, target
 //! prefix or signing name, and API version), its one dispatch table (operation name →
 //! handler), its request body cap, and the error names it answers bad parameters and
 //! operations Berth does not implement with. [`SERVICES`] lists every service the port
@@ -42,15 +42,20 @@ impl Service {
         self.model
     }
 
-    /// The wire protocol the service is reached by: the first of its model's protocols Berth
-    /// speaks.
-    pub fn wire(&self) -> Wire {
+    /// The wire protocols of the service's model that Berth speaks, in the model's order.
+    pub fn wires(&self) -> impl Iterator<Item = Wire> + '_ {
         let model = self.model();
-        model
-            .protocols
-            .iter()
-            .find_map(|p| Wire::named(p, model.json_version.as_deref()))
-            .unwrap_or(Wire::Json(super::json::Version::V1_1))
+        model.protocols.iter().filter_map(|p| Wire::named(p, model.json_version.as_deref()))
+    }
+
+    /// The JSON protocol the service is reached by with `X-Amz-Target`, if any.
+    pub fn json_wire(&self) -> Option<Wire> {
+        self.wires().find(|w| w.is_json())
+    }
+
+    /// The form protocol (AWS query or EC2 query) the service is reached by, if any.
+    pub fn form_wire(&self) -> Option<Wire> {
+        self.wires().find(|w| w.is_form())
     }
 
     pub fn handler(&self, operation: &str) -> Option<Handler> {
@@ -73,7 +78,7 @@ impl Service {
 
 /// The service a JSON request's `X-Amz-Target` prefix names.
 pub fn by_target(prefix: &str) -> Option<&'static Service> {
-    SERVICES.iter().copied().find(|s| s.wire().is_json() && s.model().target_prefix == prefix)
+    SERVICES.iter().copied().find(|s| s.json_wire().is_some() && s.model().target_prefix == prefix)
 }
 
 /// The form-protocol (query, EC2) services that sign as `signing_name`.
@@ -81,7 +86,7 @@ pub fn form_services(signing_name: Option<&str>) -> impl Iterator<Item = &'stati
     SERVICES
         .iter()
         .copied()
-        .filter(move |s| s.wire().is_form() && signing_name.is_none_or(|n| s.model().signing_name == n))
+        .filter(move |s| s.form_wire().is_some() && signing_name.is_none_or(|n| s.model().signing_name == n))
 }
 
 /// Declares a dispatch table: `"Operation" => |ctx, input| expression`, where the expression
@@ -146,17 +151,18 @@ pub(crate) fn assert_coverage(service: &Service) {
 mod tests {
     use super::*;
 
-    /// Each service is reached by one protocol Berth speaks, answers with error names its
-    /// model or protocol has, and its table names each operation once.
+    /// Each service is reached by a protocol Berth speaks, answers with error names its
+    /// model or protocols have, and its table names each operation once.
     #[test]
     fn services_are_declared_consistently() {
         let mut targets = std::collections::BTreeSet::new();
         for service in SERVICES {
             let model = service.model();
-            let wire = service.wire();
-            assert!(model.protocols.iter().any(|p| Wire::named(p, model.json_version.as_deref()) == Some(wire)));
-            let known =
-                |code: &str| model.error_codes.iter().any(|c| c == code) || wire.common_errors().contains(&code);
+            let wires: Vec<Wire> = service.wires().collect();
+            assert!(!wires.is_empty(), "{} speaks no protocol Berth speaks", service.name);
+            let known = |code: &str| {
+                model.error_codes.iter().any(|c| c == code) || wires.iter().any(|w| w.common_errors().contains(&code))
+            };
             assert!(known(service.unimplemented), "{}: {}", service.name, service.unimplemented);
             assert!(known(service.invalid_input), "{}: {}", service.name, service.invalid_input);
             let names: std::collections::BTreeSet<_> = service.operations.iter().map(|(n, _)| n).collect();

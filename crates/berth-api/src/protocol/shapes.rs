@@ -77,13 +77,14 @@ impl Model {
         let doc: Value = serde_json::from_str(raw).expect("embedded model is valid JSON");
         let raw_shapes = doc["shapes"].as_object().expect("shapes");
         // A reference inherits the naming traits its target shape declares itself.
+        let flattened = |s: &Value| s.get("flattened").and_then(Value::as_bool) == Some(true);
         let reference = |spec: &Value| {
             let shape = text(spec, "shape").unwrap_or_default();
-            let target = raw_shapes.get(&shape).cloned().unwrap_or(Value::Null);
+            let target = raw_shapes.get(&shape);
             Ref {
-                location_name: text(spec, "locationName").or_else(|| text(&target, "locationName")),
+                location_name: text(spec, "locationName").or_else(|| target.and_then(|t| text(t, "locationName"))),
                 query_name: text(spec, "queryName"),
-                flattened: [spec, &target].iter().any(|s| s.get("flattened").and_then(Value::as_bool) == Some(true)),
+                flattened: flattened(spec) || target.is_some_and(flattened),
                 shape,
             }
         };
