@@ -1,18 +1,23 @@
-//! Berth's API front end: one HTTP port that speaks the AWS JSON 1.1 protocol (SigV4-signed
-//! `POST /` with `X-Amz-Target`) for ECS and ECR, and serves the OCI registry on `/v2/`.
+//! Berth's API front end: one HTTP port that speaks the AWS protocols (AWS JSON for ECS and
+//! ECR, AWS query for ELBv2, EC2 query for EC2; SigV4-signed, on `/`), and serves the OCI
+//! registry on `/v2/`.
 //!
-//! A request flows: [`protocol`] (target, body, signature, shape validation) → [`ecs`] or
-//! [`ecr`] (one handler module per resource) → the store (and, for ECR, the registry).
+//! A request flows: [`protocol`] (route, body, signature, the model-driven protocol module)
+//! → the service's dispatch table in [`ecs`], [`ecr`], [`ec2`] or [`elbv2`] (one handler
+//! module per resource) → the store (and, for ECR, the registry).
 
 pub mod assignments;
 pub mod combiner;
+pub mod ec2;
 pub mod ecr;
 pub mod ecs;
+pub mod elbv2;
 pub mod error;
 pub mod keys;
 pub mod protocol;
-pub mod shapes;
 pub mod sigv4;
+
+pub use protocol::shapes;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -85,12 +90,12 @@ impl App {
     }
 }
 
-/// The HTTP routes: AWS JSON on `POST /`, the registry on `/v2/`, a readiness probe on
-/// `GET /healthz`.
+/// The HTTP routes: the AWS APIs on `/` (`POST`, and `GET` with a query string), the
+/// registry on `/v2/`, a readiness probe on `GET /healthz`.
 pub fn router(app: Arc<App>) -> Router {
     let registry = berth_registry::http::router(app.registry.clone());
     Router::new()
-        .route("/", post(protocol::aws_json))
+        .route("/", post(protocol::serve).get(protocol::serve))
         .route("/healthz", get(|| async { "ok" }))
         .route("/berth/v1/assignments", get(assignments::poll))
         .with_state(app)

@@ -22,119 +22,76 @@ use serde_json::{Value, json};
 
 use crate::ecs::{Ctx, Obj, text};
 use crate::error::ApiResult;
+use crate::protocol::service::{Service, operations};
+use crate::protocol::shapes;
 use errors::{EcrResult, invalid_at, invalid_repository_name};
 
-/// Every operation Berth answers; the rest of the model answers `ValidationException`.
-pub const IMPLEMENTED: &[&str] = &[
-    "CreateRepository",
-    "DescribeRepositories",
-    "DeleteRepository",
-    "ListImages",
-    "DescribeImages",
-    "BatchGetImage",
-    "BatchDeleteImage",
-    "PutImage",
-    "BatchCheckLayerAvailability",
-    "InitiateLayerUpload",
-    "UploadLayerPart",
-    "CompleteLayerUpload",
-    "GetDownloadUrlForLayer",
-    "GetRepositoryPolicy",
-    "SetRepositoryPolicy",
-    "DeleteRepositoryPolicy",
-    "PutLifecyclePolicy",
-    "GetLifecyclePolicy",
-    "DeleteLifecyclePolicy",
-    "StartLifecyclePolicyPreview",
-    "GetLifecyclePolicyPreview",
-    "PutImageTagMutability",
-    "PutImageScanningConfiguration",
-    "DescribeRegistry",
-    "GetAuthorizationToken",
-    "TagResource",
-    "UntagResource",
-    "ListTagsForResource",
-    "PutRegistryPolicy",
-    "GetRegistryPolicy",
-    "DeleteRegistryPolicy",
-    "PutRegistryScanningConfiguration",
-    "GetRegistryScanningConfiguration",
-    "BatchGetRepositoryScanningConfiguration",
-    "GetAccountSetting",
-    "PutAccountSetting",
-    "PutReplicationConfiguration",
-    "DescribeImageReplicationStatus",
-    "CreatePullThroughCacheRule",
-    "DescribePullThroughCacheRules",
-    "UpdatePullThroughCacheRule",
-    "DeletePullThroughCacheRule",
-    "ValidatePullThroughCacheRule",
-    "CreateRepositoryCreationTemplate",
-    "DescribeRepositoryCreationTemplates",
-    "UpdateRepositoryCreationTemplate",
-    "DeleteRepositoryCreationTemplate",
-    "ListImageReferrers",
-];
+/// ECR: AWS JSON 1.1, target `AmazonEC2ContainerRegistry_V20150921`. ECR's model has no
+/// "not implemented" exception; ValidationException is its name for a request it cannot
+/// carry out as asked, so operations of the model not in the table answer it.
+pub static SERVICE: Service = Service {
+    name: "ECR",
+    model: &shapes::ECR,
+    operations: operations! {
+        finish: finish;
+        "CreateRepository" => |ctx, input| repositories::create(ctx, input).await,
+        "DescribeRepositories" => |ctx, input| repositories::describe(ctx, input),
+        "DeleteRepository" => |ctx, input| repositories::delete(ctx, input).await,
+        "PutImageTagMutability" => |ctx, input| repositories::put_tag_mutability(ctx, input).await,
+        "PutImageScanningConfiguration" => |ctx, input| repositories::put_scanning(ctx, input).await,
+        "ListImages" => |ctx, input| images::list(ctx, input),
+        "DescribeImages" => |ctx, input| images::describe(ctx, input),
+        "BatchGetImage" => |ctx, input| images::batch_get(ctx, input).await,
+        "BatchDeleteImage" => |ctx, input| images::batch_delete(ctx, input).await,
+        "PutImage" => |ctx, input| images::put(ctx, input).await,
+        "BatchCheckLayerAvailability" => |ctx, input| layers::check(ctx, input).await,
+        "InitiateLayerUpload" => |ctx, input| layers::initiate(ctx, input).await,
+        "UploadLayerPart" => |ctx, input| layers::upload_part(ctx, input).await,
+        "CompleteLayerUpload" => |ctx, input| layers::complete(ctx, input).await,
+        "GetDownloadUrlForLayer" => |ctx, input| layers::download_url(ctx, input).await,
+        "GetRepositoryPolicy" => |ctx, input| policies::get_policy(ctx, input),
+        "SetRepositoryPolicy" => |ctx, input| policies::set_policy(ctx, input).await,
+        "DeleteRepositoryPolicy" => |ctx, input| policies::delete_policy(ctx, input).await,
+        "PutLifecyclePolicy" => |ctx, input| policies::put_lifecycle(ctx, input).await,
+        "GetLifecyclePolicy" => |ctx, input| policies::get_lifecycle(ctx, input),
+        "DeleteLifecyclePolicy" => |ctx, input| policies::delete_lifecycle(ctx, input).await,
+        "StartLifecyclePolicyPreview" => |ctx, input| policies::start_preview(ctx, input).await,
+        "GetLifecyclePolicyPreview" => |ctx, input| policies::get_preview(ctx, input),
+        "DescribeRegistry" => |ctx, _input| auth::describe_registry(ctx),
+        "GetAuthorizationToken" => |ctx, _input| auth::get_token(ctx),
+        "TagResource" => |ctx, input| tags::tag(ctx, input).await,
+        "UntagResource" => |ctx, input| tags::untag(ctx, input).await,
+        "ListTagsForResource" => |ctx, input| tags::list(ctx, input),
+        "PutRegistryPolicy" => |ctx, input| registry_policy::put(ctx, input).await,
+        "GetRegistryPolicy" => |ctx, _input| registry_policy::get(ctx),
+        "DeleteRegistryPolicy" => |ctx, _input| registry_policy::delete(ctx).await,
+        "PutRegistryScanningConfiguration" => |ctx, input| scanning::put(ctx, input).await,
+        "GetRegistryScanningConfiguration" => |ctx, _input| scanning::get(ctx),
+        "BatchGetRepositoryScanningConfiguration" => |ctx, input| scanning::batch_get_repositories(ctx, input),
+        "GetAccountSetting" => |ctx, input| account::get(ctx, input),
+        "PutAccountSetting" => |ctx, input| account::put(ctx, input).await,
+        "PutReplicationConfiguration" => |ctx, input| replication::put(ctx, input).await,
+        "DescribeImageReplicationStatus" => |ctx, input| replication::describe_status(ctx, input),
+        "CreatePullThroughCacheRule" => |ctx, input| pull_through::create(ctx, input).await,
+        "DescribePullThroughCacheRules" => |ctx, input| pull_through::describe(ctx, input),
+        "UpdatePullThroughCacheRule" => |ctx, input| pull_through::update(ctx, input).await,
+        "DeletePullThroughCacheRule" => |ctx, input| pull_through::delete(ctx, input).await,
+        "ValidatePullThroughCacheRule" => |ctx, input| pull_through::validate(ctx, input).await,
+        "CreateRepositoryCreationTemplate" => |ctx, input| templates::create(ctx, input).await,
+        "DescribeRepositoryCreationTemplates" => |ctx, input| templates::describe(ctx, input),
+        "UpdateRepositoryCreationTemplate" => |ctx, input| templates::update(ctx, input).await,
+        "DeleteRepositoryCreationTemplate" => |ctx, input| templates::delete(ctx, input).await,
+        "ListImageReferrers" => |ctx, input| referrers::list(ctx, input),
+    },
+    // An UploadLayerPart carries up to 20 MiB, base64-encoded.
+    body_limit: 28 * 1024 * 1024,
+    invalid_input: "InvalidParameterException",
+    unimplemented: "ValidationException",
+};
 
-/// Runs an ECR operation; registry errors are worded for this registry.
-pub async fn dispatch(ctx: &Ctx<'_>, operation: &str, input: Obj) -> ApiResult<Value> {
-    route(ctx, operation, input).await.map_err(|e| e.into_api(&ctx.app.config.account))
-}
-
-async fn route(ctx: &Ctx<'_>, operation: &str, input: Obj) -> EcrResult<Value> {
-    match operation {
-        "CreateRepository" => repositories::create(ctx, input).await,
-        "DescribeRepositories" => repositories::describe(ctx, input),
-        "DeleteRepository" => repositories::delete(ctx, input).await,
-        "PutImageTagMutability" => repositories::put_tag_mutability(ctx, input).await,
-        "PutImageScanningConfiguration" => repositories::put_scanning(ctx, input).await,
-        "ListImages" => images::list(ctx, input),
-        "DescribeImages" => images::describe(ctx, input),
-        "BatchGetImage" => images::batch_get(ctx, input).await,
-        "BatchDeleteImage" => images::batch_delete(ctx, input).await,
-        "PutImage" => images::put(ctx, input).await,
-        "BatchCheckLayerAvailability" => layers::check(ctx, input).await,
-        "InitiateLayerUpload" => layers::initiate(ctx, input).await,
-        "UploadLayerPart" => layers::upload_part(ctx, input).await,
-        "CompleteLayerUpload" => layers::complete(ctx, input).await,
-        "GetDownloadUrlForLayer" => layers::download_url(ctx, input).await,
-        "GetRepositoryPolicy" => policies::get_policy(ctx, input),
-        "SetRepositoryPolicy" => policies::set_policy(ctx, input).await,
-        "DeleteRepositoryPolicy" => policies::delete_policy(ctx, input).await,
-        "PutLifecyclePolicy" => policies::put_lifecycle(ctx, input).await,
-        "GetLifecyclePolicy" => policies::get_lifecycle(ctx, input),
-        "DeleteLifecyclePolicy" => policies::delete_lifecycle(ctx, input).await,
-        "StartLifecyclePolicyPreview" => policies::start_preview(ctx, input).await,
-        "GetLifecyclePolicyPreview" => policies::get_preview(ctx, input),
-        "DescribeRegistry" => auth::describe_registry(ctx),
-        "GetAuthorizationToken" => auth::get_token(ctx),
-        "TagResource" => tags::tag(ctx, input).await,
-        "UntagResource" => tags::untag(ctx, input).await,
-        "ListTagsForResource" => tags::list(ctx, input),
-        "PutRegistryPolicy" => registry_policy::put(ctx, input).await,
-        "GetRegistryPolicy" => registry_policy::get(ctx),
-        "DeleteRegistryPolicy" => registry_policy::delete(ctx).await,
-        "PutRegistryScanningConfiguration" => scanning::put(ctx, input).await,
-        "GetRegistryScanningConfiguration" => scanning::get(ctx),
-        "BatchGetRepositoryScanningConfiguration" => scanning::batch_get_repositories(ctx, input),
-        "GetAccountSetting" => account::get(ctx, input),
-        "PutAccountSetting" => account::put(ctx, input).await,
-        "PutReplicationConfiguration" => replication::put(ctx, input).await,
-        "DescribeImageReplicationStatus" => replication::describe_status(ctx, input),
-        "CreatePullThroughCacheRule" => pull_through::create(ctx, input).await,
-        "DescribePullThroughCacheRules" => pull_through::describe(ctx, input),
-        "UpdatePullThroughCacheRule" => pull_through::update(ctx, input).await,
-        "DeletePullThroughCacheRule" => pull_through::delete(ctx, input).await,
-        "ValidatePullThroughCacheRule" => pull_through::validate(ctx, input).await,
-        "CreateRepositoryCreationTemplate" => templates::create(ctx, input).await,
-        "DescribeRepositoryCreationTemplates" => templates::describe(ctx, input),
-        "UpdateRepositoryCreationTemplate" => templates::update(ctx, input).await,
-        "DeleteRepositoryCreationTemplate" => templates::delete(ctx, input).await,
-        "ListImageReferrers" => referrers::list(ctx, input),
-        // ECR's model has no "not implemented" exception; ValidationException is its name for a
-        // request it cannot carry out as asked.
-        other => Err(errors::exception("ValidationException", format!("Berth does not implement {other} yet."))),
-    }
+/// Registry errors are worded for this registry.
+fn finish(ctx: &Ctx<'_>, result: EcrResult<Value>) -> ApiResult<Value> {
+    result.map_err(|e| e.into_api(&ctx.app.config.account))
 }
 
 /// The registry scope of a SigV4-signed ECR request: the caller's key and region.
@@ -193,13 +150,12 @@ pub fn authorized(ctx: &Ctx<'_>, input: &Obj, action: &str) -> EcrResult<(String
 
 #[cfg(test)]
 mod tests {
-    use super::IMPLEMENTED;
-    use crate::shapes::{ECR, assert_coverage};
+    use crate::protocol::service::assert_coverage;
 
     /// docs/api-coverage.md's ECR table lists every model operation, and its implemented and
     /// partial rows are exactly the operations `dispatch` answers.
     #[test]
     fn coverage_table_is_true() {
-        assert_coverage("ECR", &ECR, IMPLEMENTED);
+        assert_coverage(&super::SERVICE);
     }
 }

@@ -28,6 +28,8 @@ use serde_json::{Map, Value};
 use crate::App;
 use crate::error::{ApiError, ApiResult};
 use crate::keys::Keys;
+use crate::protocol::service::{Service, operations};
+use crate::protocol::shapes;
 use crate::sigv4::Caller;
 
 pub type Obj = Map<String, Value>;
@@ -35,110 +37,69 @@ pub type Obj = Map<String, Value>;
 /// How many times a handler re-reads and retries when a compare-and-swap loses a race.
 const MAX_ATTEMPTS: usize = 20;
 
-/// Every operation Berth answers; the rest of the model answers `UnsupportedFeatureException`.
-pub const IMPLEMENTED: &[&str] = &[
-    "CreateCluster",
-    "DeleteCluster",
-    "DescribeClusters",
-    "ListClusters",
-    "UpdateCluster",
-    "UpdateClusterSettings",
-    "RegisterTaskDefinition",
-    "DescribeTaskDefinition",
-    "ListTaskDefinitions",
-    "ListTaskDefinitionFamilies",
-    "DeregisterTaskDefinition",
-    "DeleteTaskDefinitions",
-    "RegisterContainerInstance",
-    "DescribeContainerInstances",
-    "ListContainerInstances",
-    "DeregisterContainerInstance",
-    "UpdateContainerInstancesState",
-    "PutAttributes",
-    "ListAttributes",
-    "DeleteAttributes",
-    "RunTask",
-    "StartTask",
-    "StopTask",
-    "DescribeTasks",
-    "ListTasks",
-    "CreateService",
-    "UpdateService",
-    "DeleteService",
-    "DescribeServices",
-    "ListServices",
-    "ListServiceDeployments",
-    "DescribeServiceDeployments",
-    "CreateTaskSet",
-    "DescribeTaskSets",
-    "UpdateTaskSet",
-    "UpdateServicePrimaryTaskSet",
-    "DeleteTaskSet",
-    "SubmitTaskStateChange",
-    "SubmitContainerStateChange",
-    "DiscoverPollEndpoint",
-    "TagResource",
-    "UntagResource",
-    "ListTagsForResource",
-    "ListAccountSettings",
-    "PutAccountSetting",
-    "PutAccountSettingDefault",
-    "DeleteAccountSetting",
-];
+/// ECS: AWS JSON 1.1, target `AmazonEC2ContainerServiceV20141113`. Operations of the model
+/// not in the table answer `UnsupportedFeatureException`.
+pub static SERVICE: Service = Service {
+    name: "ECS",
+    model: &shapes::ECS,
+    operations: operations! {
+        "CreateCluster" => |ctx, input| clusters::create(ctx, input).await,
+        "DeleteCluster" => |ctx, input| clusters::delete(ctx, input).await,
+        "DescribeClusters" => |ctx, input| clusters::describe(ctx, input),
+        "ListClusters" => |ctx, input| clusters::list(ctx, input),
+        "UpdateCluster" => |ctx, input| clusters::update(ctx, input).await,
+        "UpdateClusterSettings" => |ctx, input| clusters::update_settings(ctx, input).await,
+        "RegisterTaskDefinition" => |ctx, input| task_definitions::register(ctx, input).await,
+        "DescribeTaskDefinition" => |ctx, input| task_definitions::describe(ctx, input),
+        "ListTaskDefinitions" => |ctx, input| task_definitions::list(ctx, input),
+        "ListTaskDefinitionFamilies" => |ctx, input| task_definitions::list_families(ctx, input),
+        "DeregisterTaskDefinition" => |ctx, input| task_definitions::deregister(ctx, input).await,
+        "DeleteTaskDefinitions" => |ctx, input| task_definitions::delete(ctx, input).await,
+        "RegisterContainerInstance" => |ctx, input| container_instances::register(ctx, input).await,
+        "DescribeContainerInstances" => |ctx, input| container_instances::describe(ctx, input),
+        "ListContainerInstances" => |ctx, input| container_instances::list(ctx, input),
+        "DeregisterContainerInstance" => |ctx, input| container_instances::deregister(ctx, input).await,
+        "UpdateContainerInstancesState" => |ctx, input| container_instances::update_state(ctx, input).await,
+        "PutAttributes" => |ctx, input| container_instances::put_attributes(ctx, input).await,
+        "ListAttributes" => |ctx, input| container_instances::list_attributes(ctx, input),
+        "DeleteAttributes" => |ctx, input| container_instances::delete_attributes(ctx, input).await,
+        "RunTask" => |ctx, input| tasks::run(ctx, input).await,
+        "StartTask" => |ctx, input| tasks::start(ctx, input).await,
+        "StopTask" => |ctx, input| tasks::stop(ctx, input).await,
+        "DescribeTasks" => |ctx, input| tasks::describe(ctx, input),
+        "ListTasks" => |ctx, input| tasks::list(ctx, input),
+        "CreateService" => |ctx, input| services::create(ctx, input).await,
+        "UpdateService" => |ctx, input| services::update(ctx, input).await,
+        "DeleteService" => |ctx, input| services::delete(ctx, input).await,
+        "DescribeServices" => |ctx, input| services::describe(ctx, input),
+        "ListServices" => |ctx, input| services::list(ctx, input),
+        "ListServiceDeployments" => |ctx, input| services::list_deployments(ctx, input),
+        "DescribeServiceDeployments" => |ctx, input| services::describe_deployments(ctx, input),
+        "CreateTaskSet" => |ctx, input| task_sets::create(ctx, input).await,
+        "DescribeTaskSets" => |ctx, input| task_sets::describe(ctx, input),
+        "UpdateTaskSet" => |ctx, input| task_sets::update(ctx, input).await,
+        "UpdateServicePrimaryTaskSet" => |ctx, input| task_sets::update_primary(ctx, input).await,
+        "DeleteTaskSet" => |ctx, input| task_sets::delete(ctx, input).await,
+        "SubmitTaskStateChange" => |ctx, input| agent::submit_task_state_change(ctx, input).await,
+        "SubmitContainerStateChange" => |ctx, input| agent::submit_container_state_change(ctx, input).await,
+        "DiscoverPollEndpoint" => |ctx, input| agent::discover_poll_endpoint(ctx, input),
+        "TagResource" => |ctx, input| tags::tag(ctx, input).await,
+        "UntagResource" => |ctx, input| tags::untag(ctx, input).await,
+        "ListTagsForResource" => |ctx, input| tags::list(ctx, input),
+        "ListAccountSettings" => |ctx, input| settings::list(ctx, input),
+        "PutAccountSetting" => |ctx, input| settings::put(ctx, input, false).await,
+        "PutAccountSettingDefault" => |ctx, input| settings::put(ctx, input, true).await,
+        "DeleteAccountSetting" => |ctx, input| settings::delete(ctx, input).await,
+    },
+    // RegisterTaskDefinition has its own, smaller limit (ECS's 64 KiB).
+    body_limit: 1024 * 1024,
+    invalid_input: "InvalidParameterException",
+    unimplemented: "UnsupportedFeatureException",
+};
 
+/// Runs an ECS operation in-process (the server's own calls, tests).
 pub async fn dispatch(ctx: &Ctx<'_>, operation: &str, input: Obj) -> ApiResult<Value> {
-    match operation {
-        "CreateCluster" => clusters::create(ctx, input).await,
-        "DeleteCluster" => clusters::delete(ctx, input).await,
-        "DescribeClusters" => clusters::describe(ctx, input),
-        "ListClusters" => clusters::list(ctx, input),
-        "UpdateCluster" => clusters::update(ctx, input).await,
-        "UpdateClusterSettings" => clusters::update_settings(ctx, input).await,
-        "RegisterTaskDefinition" => task_definitions::register(ctx, input).await,
-        "DescribeTaskDefinition" => task_definitions::describe(ctx, input),
-        "ListTaskDefinitions" => task_definitions::list(ctx, input),
-        "ListTaskDefinitionFamilies" => task_definitions::list_families(ctx, input),
-        "DeregisterTaskDefinition" => task_definitions::deregister(ctx, input).await,
-        "DeleteTaskDefinitions" => task_definitions::delete(ctx, input).await,
-        "RegisterContainerInstance" => container_instances::register(ctx, input).await,
-        "DescribeContainerInstances" => container_instances::describe(ctx, input),
-        "ListContainerInstances" => container_instances::list(ctx, input),
-        "DeregisterContainerInstance" => container_instances::deregister(ctx, input).await,
-        "UpdateContainerInstancesState" => container_instances::update_state(ctx, input).await,
-        "PutAttributes" => container_instances::put_attributes(ctx, input).await,
-        "ListAttributes" => container_instances::list_attributes(ctx, input),
-        "DeleteAttributes" => container_instances::delete_attributes(ctx, input).await,
-        "RunTask" => tasks::run(ctx, input).await,
-        "StartTask" => tasks::start(ctx, input).await,
-        "StopTask" => tasks::stop(ctx, input).await,
-        "DescribeTasks" => tasks::describe(ctx, input),
-        "ListTasks" => tasks::list(ctx, input),
-        "CreateService" => services::create(ctx, input).await,
-        "UpdateService" => services::update(ctx, input).await,
-        "DeleteService" => services::delete(ctx, input).await,
-        "DescribeServices" => services::describe(ctx, input),
-        "ListServices" => services::list(ctx, input),
-        "ListServiceDeployments" => services::list_deployments(ctx, input),
-        "DescribeServiceDeployments" => services::describe_deployments(ctx, input),
-        "CreateTaskSet" => task_sets::create(ctx, input).await,
-        "DescribeTaskSets" => task_sets::describe(ctx, input),
-        "UpdateTaskSet" => task_sets::update(ctx, input).await,
-        "UpdateServicePrimaryTaskSet" => task_sets::update_primary(ctx, input).await,
-        "DeleteTaskSet" => task_sets::delete(ctx, input).await,
-        "SubmitTaskStateChange" => agent::submit_task_state_change(ctx, input).await,
-        "SubmitContainerStateChange" => agent::submit_container_state_change(ctx, input).await,
-        "DiscoverPollEndpoint" => agent::discover_poll_endpoint(ctx, input),
-        "TagResource" => tags::tag(ctx, input).await,
-        "UntagResource" => tags::untag(ctx, input).await,
-        "ListTagsForResource" => tags::list(ctx, input),
-        "ListAccountSettings" => settings::list(ctx, input),
-        "PutAccountSetting" => settings::put(ctx, input, false).await,
-        "PutAccountSettingDefault" => settings::put(ctx, input, true).await,
-        "DeleteAccountSetting" => settings::delete(ctx, input).await,
-        other => {
-            Err(ApiError::new(400, "UnsupportedFeatureException", format!("Berth does not implement {other} yet.")))
-        }
-    }
+    SERVICE.call(ctx, operation, input).await
 }
 
 /// One request's view of the world: who asked, in which region, at what time.
@@ -319,13 +280,12 @@ pub fn merge_tags(existing: &mut Vec<Value>, new: &[Value]) {
 
 #[cfg(test)]
 mod tests {
-    use super::IMPLEMENTED;
-    use crate::shapes::{ECS, assert_coverage};
+    use crate::protocol::service::assert_coverage;
 
     /// docs/api-coverage.md lists every model operation, and its implemented/partial rows
-    /// are exactly the operations `dispatch` answers.
+    /// are exactly the operations of the dispatch table.
     #[test]
     fn coverage_table_is_true() {
-        assert_coverage("ECS", &ECS, IMPLEMENTED);
+        assert_coverage(&super::SERVICE);
     }
 }
