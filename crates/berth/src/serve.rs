@@ -8,6 +8,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use berth_api::sigv4::KeyRing;
 use berth_api::{App, Config};
+use berth_control::Control;
+use berth_control::clock::SystemClock;
+use berth_control::ids::RandomIds;
 use berth_store::{Embedded, EmbeddedOptions};
 
 use crate::config::{AgentOptions, Settings};
@@ -30,21 +33,21 @@ async fn serve(settings: Settings, agent_options: Option<AgentOptions>, started:
     let addr = listener.local_addr()?;
     let endpoint = format!("http://{addr}");
     let keys = KeyRing::new(settings.keys.iter().map(|k| (k.access_key.clone(), k.secret_key.clone())));
-    let config = Config {
+    let config = Config { keys, endpoint: endpoint.clone() };
+    let domain = berth_control::Config {
         account: settings.account_id.clone(),
         region: settings.region.clone(),
-        keys,
         agent_timeout: Duration::from_secs(settings.agent_timeout),
-        endpoint: endpoint.clone(),
         lost_agent_timeout: Duration::from_secs(settings.lost_agent_timeout),
         stopped_task_retention: Duration::from_secs(settings.stopped_task_retention),
         node: format!("{}@{}", settings.data_dir.display(), settings.listen),
     };
     let store: Arc<dyn berth_store::Store> = Arc::new(store);
+    let control = Control::new(domain, store.clone(), Arc::new(SystemClock), Arc::new(RandomIds));
     let secrets_dir = agent_options.as_ref().and_then(|o| o.secrets_dir.clone());
     let registry = open_registry(&settings, store.clone(), &local_endpoint(addr), secrets_dir)?;
     registry.set_peers(Arc::new(crate::peers::load(settings.registry.peers_file.as_deref())?));
-    let app = App::new(config, store, registry.clone());
+    let app = App::new(config, control, registry.clone());
     let registry_tasks = registry_schedule(&registry, &settings.registry);
     berth_api::ensure_default_cluster(&app).await.context("creating the default cluster")?;
     let stopping = app.clone();
@@ -52,7 +55,7 @@ async fn serve(settings: Settings, agent_options: Option<AgentOptions>, started:
         .with_graceful_shutdown(async move { stopping.closed().await });
     let mut server = tokio::spawn(server.into_future());
     // One server per store runs the service scheduler (see docs/deployments.md).
-    tokio::spawn(berth_api::ecs::scheduler::run(app.clone()));
+    tokio::spawn(berth_control::leader::run(app.control.clone()));
 
     let key = &settings.keys[0];
     let (agent_line, agent_task) = match agent_options {

@@ -78,7 +78,7 @@ pub const IMPLEMENTED: &[&str] = &[
 
 /// Runs an ECR operation; registry errors are worded for this registry.
 pub async fn dispatch(ctx: &Ctx<'_>, operation: &str, input: Obj) -> ApiResult<Value> {
-    route(ctx, operation, input).await.map_err(|e| e.into_api(&ctx.app.config.account))
+    route(ctx, operation, input).await.map_err(|e| e.into_api(&ctx.config().account))
 }
 
 async fn route(ctx: &Ctx<'_>, operation: &str, input: Obj) -> EcrResult<Value> {
@@ -149,8 +149,8 @@ pub fn scope(ctx: &Ctx<'_>) -> Scope {
 /// `registryId`, when given, must be this account.
 fn check_registry(ctx: &Ctx<'_>, input: &Obj) -> EcrResult<()> {
     match text(input, "registryId") {
-        Some(id) if id != ctx.app.config.account => {
-            Err(invalid_at("registryId", &format!("registry {id} is not this registry ({})", ctx.app.config.account)))
+        Some(id) if id != ctx.config().account => {
+            Err(invalid_at("registryId", &format!("registry {id} is not this registry ({})", ctx.config().account)))
         }
         _ => Ok(()),
     }
@@ -169,7 +169,7 @@ pub fn repository_arg(ctx: &Ctx<'_>, input: &Obj) -> EcrResult<String> {
 /// The registry id and repository name every per-repository response starts with.
 pub fn head(ctx: &Ctx<'_>, repo: &str) -> Obj {
     let mut o = Obj::new();
-    o.insert("registryId".into(), json!(ctx.app.config.account));
+    o.insert("registryId".into(), json!(ctx.config().account));
     o.insert("repositoryName".into(), json!(repo));
     o
 }

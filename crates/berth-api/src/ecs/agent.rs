@@ -4,10 +4,10 @@
 use berth_model::task::TaskStatus;
 use serde_json::{Value, json};
 
-use super::records::TaskRecord;
-use super::tasks::report;
 use super::{Ctx, Obj, active_cluster, cluster_arg, text};
 use crate::error::{ApiError, ApiResult};
+use berth_control::records::TaskRecord;
+use berth_control::tasks::report;
 
 /// Container fields an agent may report, as (request member, task container member).
 /// `healthStatus` is a Berth extension of the model (see scripts/gen-models.py).

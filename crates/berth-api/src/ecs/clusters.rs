@@ -7,12 +7,12 @@ use berth_store::{Compare, Op, StoreExt, Txn};
 use serde_json::{Value, json};
 
 use super::array;
-use super::records::{InstanceRecord, TaskRecord};
 use super::{
     Ctx, MAX_ATTEMPTS, Obj, active_cluster, check_tags, cluster_arg, contention, decode, encode, max_results, page,
     strings, text, with_token,
 };
 use crate::error::{ApiError, ApiResult};
+use berth_control::records::{InstanceRecord, TaskRecord};
 
 /// What a cluster holds right now: instances ACTIVE or DRAINING, tasks RUNNING and
 /// pending by launch type, services ACTIVE and DRAINING by launch type.
@@ -70,7 +70,7 @@ fn counts(ctx: &Ctx<'_>, name: &str) -> ApiResult<Counts> {
         }
     }
     for kv in ctx.store().list(&ctx.keys.services(name))? {
-        let service: super::services::ServiceRecord = decode(&kv)?;
+        let service: berth_control::services::ServiceRecord = decode(&kv)?;
         let launch_type = service.service.get("launchType").and_then(Value::as_str);
         match service.status() {
             "ACTIVE" => c.services.add(launch_type, ACTIVE),

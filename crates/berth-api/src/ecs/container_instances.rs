@@ -13,13 +13,13 @@ use berth_model::resources::{RESERVED_PORTS, Resources};
 use berth_store::{Compare, KeyValue, Op, StoreExt, Txn};
 use serde_json::{Value, json};
 
-use super::records::{InstanceRecord, TaskRecord};
 use super::{
     Ctx, MAX_ATTEMPTS, Obj, active_cluster, check_tags, cluster_arg, contention, decode, encode, max_results, page,
     strings, text, with_token,
 };
 use super::{array, missing};
 use crate::error::{ApiError, ApiResult};
+use berth_control::records::{InstanceRecord, TaskRecord};
 
 /// Running and pending task counts per instance id.
 fn task_counts(ctx: &Ctx<'_>, cluster: &str) -> ApiResult<HashMap<String, (usize, usize)>> {
@@ -50,7 +50,7 @@ fn render(
     let mut out = rec.instance.clone();
     let id = kv.key.rsplit('/').next().unwrap_or_default();
     let (running, pending) = counts.get(id).copied().unwrap_or_default();
-    let timeout = ctx.app.config.agent_timeout.as_secs_f64();
+    let timeout = ctx.config().agent_timeout.as_secs_f64();
     out.insert("agentConnected".into(), json!(rec.connected(ctx.timestamp(), timeout)));
     out.insert("runningTasksCount".into(), json!(running));
     out.insert("pendingTasksCount".into(), json!(pending));

@@ -8,91 +8,30 @@
 
 use std::collections::BTreeMap;
 
+pub use berth_control::services::ServiceRecord;
 use berth_model::arn::scoped_id;
 use berth_scheduler::{Controller, Deployment, Outcome, Rollout, Scheduling, State, TaskSet, TaskSetStatus};
 use berth_store::{Compare, KeyValue, Op, StoreExt, Txn};
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::task_definitions::{DefinitionRecord, resolve};
+use super::task_definitions::resolve;
 use super::tasks::check_network;
 use super::{
     Ctx, MAX_ATTEMPTS, Obj, active_cluster, array, check_tags, cluster_arg, contention, decode, encode, max_results,
     missing, page, placement, strings, text, with_token,
 };
 use crate::error::{ApiError, ApiResult};
+use berth_control::definitions::DefinitionRecord;
 
-/// How many events a service keeps (ECS shows the newest 100).
-pub const MAX_EVENTS: usize = 100;
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ServiceRecord {
-    /// The ECS `Service` object, without `deployments` (rendered from `scheduler`).
-    pub service: Obj,
-    pub scheduler: State,
-    /// Per deployment id: desired, running and pending counts from the scheduler's last pass.
-    #[serde(default)]
-    pub counts: BTreeMap<String, [u32; 3]>,
-    #[serde(default)]
-    pub client_token: Option<String>,
+/// How services are rendered as ECS `Service` objects (the record is the domain's).
+pub trait RenderService {
+    fn render(&self, ctx: &Ctx<'_>, with_tags: bool) -> Value;
+    fn deployment(&self, d: &Deployment) -> Value;
 }
 
-impl ServiceRecord {
-    pub fn status(&self) -> &str {
-        self.service.get("status").and_then(Value::as_str).unwrap_or("ACTIVE")
-    }
-
-    pub fn name(&self) -> &str {
-        self.service.get("serviceName").and_then(Value::as_str).unwrap_or_default()
-    }
-
-    /// Who makes the service's deployments (`deploymentController.type`).
-    pub fn controller(&self) -> Controller {
-        match self.field("/deploymentController/type").and_then(Value::as_str) {
-            Some("EXTERNAL") => Controller::External,
-            Some("CODE_DEPLOY") => Controller::CodeDeploy,
-            _ => Controller::Ecs,
-        }
-    }
-
-    pub fn scheduling(&self) -> Scheduling {
-        match self.service.get("schedulingStrategy").and_then(Value::as_str) {
-            Some("DAEMON") => Scheduling::Daemon,
-            _ => Scheduling::Replica,
-        }
-    }
-
-    /// A field of the service by JSON pointer (`/deploymentConfiguration/maximumPercent`).
-    pub fn field(&self, pointer: &str) -> Option<&Value> {
-        let mut parts = pointer.trim_start_matches('/').split('/');
-        let mut v = self.service.get(parts.next()?);
-        for p in parts {
-            v = v?.get(p);
-        }
-        v
-    }
-
-    pub fn int(&self, pointer: &str) -> Option<i64> {
-        self.field(pointer).and_then(Value::as_i64)
-    }
-
-    /// Prepends events (given oldest first), keeping the newest [`MAX_EVENTS`]. A message
-    /// equal to the newest one is not repeated.
-    pub fn tell(&mut self, messages: &[String], now: f64) {
-        let events = self.service.entry("events").or_insert_with(|| json!([]));
-        let list = events.as_array_mut().expect("events is a list");
-        for m in messages {
-            if list.first().and_then(|e| e["message"].as_str()) == Some(m) {
-                continue;
-            }
-            list.insert(0, json!({"id": uuid::Uuid::new_v4().to_string(), "createdAt": now, "message": m}));
-        }
-        list.truncate(MAX_EVENTS);
-    }
-
+impl RenderService for ServiceRecord {
     /// The ECS `Service` object.
-    pub fn render(&self, ctx: &Ctx<'_>, with_tags: bool) -> Value {
+    fn render(&self, ctx: &Ctx<'_>, with_tags: bool) -> Value {
         let mut s = self.service.clone();
         let deployments: Vec<Value> = self.scheduler.deployments.iter().map(|d| self.deployment(d)).collect();
         s.insert("deployments".into(), Value::Array(deployments));
@@ -113,11 +52,6 @@ impl ServiceRecord {
             s.remove("tags");
         }
         Value::Object(s)
-    }
-
-    pub fn cluster(&self) -> String {
-        let arn = self.service.get("clusterArn").and_then(Value::as_str).unwrap_or_default();
-        arn.rsplit('/').next().unwrap_or_default().to_string()
     }
 
     /// One entry of `deployments`.
@@ -146,12 +80,6 @@ pub(super) fn service_not_found() -> ApiError {
 
 pub(super) fn service_not_active() -> ApiError {
     ApiError::new(400, "ServiceNotActiveException", "Service was not ACTIVE.")
-}
-
-/// A fresh deployment id: `ecs-svc/` and 19 digits, as ECS writes them.
-pub fn deployment_id() -> String {
-    let n = u64::from_le_bytes(uuid::Uuid::new_v4().into_bytes()[..8].try_into().expect("8 bytes"));
-    format!("ecs-svc/{}", 1_000_000_000_000_000_000 + n % 9_000_000_000_000_000_000)
 }
 
 fn deployment_arn(ctx: &Ctx<'_>, cluster: &str, service: &str, id: &str) -> String {
@@ -424,7 +352,8 @@ pub async fn create(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
         }
         let revision = ctx.store().revision()?;
         let now = ctx.timestamp();
-        let scheduler = first_deployment(controller, definition_arn.clone(), now, revision);
+        let scheduler =
+            first_deployment(controller, definition_arn.clone(), now, revision, ctx.control.ids.deployment_id());
         let mut service = Obj::new();
         service.insert("serviceArn".into(), json!(ctx.arns.service(&cluster, &name)));
         service.insert("serviceName".into(), json!(name));
@@ -474,7 +403,7 @@ pub async fn create(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
         ];
         let ops = vec![Op::put(&key, encode(&rec)), Op::put(&ctx.keys.scheduled(&cluster, &name), Vec::new())];
         if ctx.store().txn(Txn::new().when(compares).and_then(ops)).await?.succeeded {
-            ctx.app.wake_scheduler();
+            ctx.control.wake_scheduler();
             return Ok(json!({"service": rec.render(ctx, false)}));
         }
     }
@@ -484,12 +413,12 @@ pub async fn create(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
 /// What the scheduler starts a new service with: a deployment of its task definition (ECS),
 /// one PRIMARY task set of it at 100% (CODE_DEPLOY, as ECS creates one), or nothing
 /// (EXTERNAL: the user creates task sets).
-fn first_deployment(controller: Controller, definition: Option<String>, now: f64, revision: u64) -> State {
+fn first_deployment(controller: Controller, definition: Option<String>, now: f64, revision: u64, id: String) -> State {
     let mut state = State::default();
     match (controller, definition) {
-        (Controller::Ecs, Some(d)) => state.start_deployment(Deployment::new(deployment_id(), d, now, revision)),
+        (Controller::Ecs, Some(d)) => state.start_deployment(Deployment::new(id, d, now, revision)),
         (Controller::CodeDeploy, Some(d)) => {
-            let mut set = TaskSet::new(deployment_id(), d, 100.0, now, revision);
+            let mut set = TaskSet::new(id, d, 100.0, now, revision);
             set.status = TaskSetStatus::Primary;
             state.task_sets.push(set);
         }
@@ -506,7 +435,7 @@ pub(super) async fn save_record(ctx: &Ctx<'_>, kv: &KeyValue, rec: &ServiceRecor
         .and_then(vec![Op::put(&kv.key, encode(rec))]);
     let saved = ctx.store().txn(txn).await?.succeeded;
     if saved {
-        ctx.app.wake_scheduler();
+        ctx.control.wake_scheduler();
     }
     Ok(saved)
 }
@@ -593,7 +522,12 @@ pub async fn update(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
         }
         if !controller.task_sets() && (wanted != current || force) {
             let revision = ctx.store().revision()?;
-            rec.scheduler.start_deployment(Deployment::new(deployment_id(), wanted.clone(), ctx.timestamp(), revision));
+            rec.scheduler.start_deployment(Deployment::new(
+                ctx.control.ids.deployment_id(),
+                wanted.clone(),
+                ctx.timestamp(),
+                revision,
+            ));
             rec.service.insert("taskDefinition".into(), json!(wanted));
         }
         rec.scheduler.steady = false;

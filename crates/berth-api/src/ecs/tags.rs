@@ -52,7 +52,7 @@ fn locate(ctx: &Ctx<'_>, given: &str) -> ApiResult<Location> {
     let Some(ParsedArn { region, account, kind, rest }) = arn::parse(given) else {
         return Err(ApiError::invalid("The ARN provided is invalid."));
     };
-    if region != ctx.caller.region || account != ctx.app.config.account {
+    if region != ctx.caller.region || account != ctx.config().account {
         return Err(resource_not_found());
     }
     let scoped = matches!(kind, "task" | "container-instance" | "service" | "task-set");

@@ -5,14 +5,14 @@
 //! compare-and-swap covers a set and the service it belongs to; the service scheduler keeps
 //! each set at its computed count (`berth_scheduler::task_set`).
 
+use berth_control::services::ServiceRecord;
 use berth_model::arn;
 use berth_scheduler::{Controller, Tag, TaskSet, TaskSetStatus};
 use berth_store::KeyValue;
 use serde_json::{Value, json};
 
 use super::services::{
-    ServiceRecord, client_token, deployment_id, find, refuse_unsupported, runnable, save_record, service_not_active,
-    service_not_found,
+    client_token, find, refuse_unsupported, runnable, save_record, service_not_active, service_not_found,
 };
 use super::tasks::check_network;
 use super::{Ctx, MAX_ATTEMPTS, Obj, active_cluster, array, check_tags, cluster_arg, contention, strings, text};
@@ -146,7 +146,8 @@ pub async fn create(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
             )));
         }
         let arn = definition.definition["taskDefinitionArn"].as_str().unwrap_or_default().to_string();
-        let mut set = TaskSet::new(deployment_id(), arn, scale, ctx.timestamp(), ctx.store().revision()?);
+        let mut set =
+            TaskSet::new(ctx.control.ids.deployment_id(), arn, scale, ctx.timestamp(), ctx.store().revision()?);
         set.external_id = text(&input, "externalId").map(str::to_string);
         set.client_token = token.clone();
         set.tags = tags.iter().map(|t| Tag { key: text_of(t, "key"), value: text_of(t, "value") }).collect();

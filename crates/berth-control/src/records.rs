@@ -6,7 +6,7 @@ use berth_model::task::TaskStatus;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::Obj;
+use crate::store::Obj;
 
 /// A task: the ECS `Task` object and what it holds on its container instance.
 #[derive(Debug, Clone, Serialize, Deserialize)]
