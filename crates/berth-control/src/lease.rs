@@ -39,5 +39,57 @@ pub async fn lead(control: &Control) -> ControlResult<bool> {
     let seen = kv.map(|k| k.mod_revision).unwrap_or(0);
     let txn =
         Txn::new().when(vec![Compare::unchanged(LEASE_KEY, seen)]).and_then(vec![Op::put(LEASE_KEY, encode(&lease))]);
-    Ok(control.store.txn(txn).await?.succeeded)
+    if control.store.txn(txn).await?.succeeded {
+        return Ok(true);
+    }
+    // Another renewal won the race: it may have been this server's own (loops of one server
+    // renew concurrently).
+    let now_held: Option<Lease> = control.store.get(LEASE_KEY)?.as_ref().map(decode).transpose()?;
+    Ok(now_held.is_some_and(|l| &l.holder == node && l.until > now))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::{Duration, SystemTime};
+
+    use berth_store::{Embedded, EmbeddedOptions, Store};
+
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::ids::SequentialIds;
+
+    fn server(store: &Arc<dyn Store>, clock: &Arc<ManualClock>, node: &str) -> Arc<Control> {
+        let config = crate::Config {
+            account: "000000000000".into(),
+            region: "us-east-1".into(),
+            agent_timeout: Duration::from_secs(60),
+            lost_agent_timeout: Duration::from_secs(300),
+            stopped_task_retention: Duration::from_secs(3600),
+            node: node.into(),
+        };
+        Control::new(config, store.clone(), clock.clone(), Arc::new(SequentialIds::default()))
+    }
+
+    /// One leader at a time; it keeps the lease by renewing it (concurrent renewals of one
+    /// server all lead); another server takes over only once the lease expired.
+    #[tokio::test]
+    async fn one_leader_until_its_lease_expires() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> =
+            Arc::new(Embedded::open(&dir.path().join("s.redb"), EmbeddedOptions::default()).unwrap());
+        let clock = Arc::new(ManualClock::new(SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000)));
+        let (a, b) = (server(&store, &clock, "a"), server(&store, &clock, "b"));
+        assert!(lead(&a).await.unwrap());
+        assert!(!lead(&b).await.unwrap());
+        for _ in 0..5 {
+            clock.advance(Duration::from_secs(6));
+            let (x, y) = tokio::join!(lead(&a), lead(&a));
+            assert!(x.unwrap() && y.unwrap(), "renewals by the holder all lead");
+            assert!(!lead(&b).await.unwrap());
+        }
+        clock.advance(Duration::from_secs(11));
+        assert!(lead(&b).await.unwrap(), "an expired lease is taken");
+        assert!(!lead(&a).await.unwrap());
+    }
 }

@@ -17,6 +17,7 @@ pub mod leader;
 pub mod lease;
 pub mod placement;
 pub mod records;
+pub mod registry;
 pub mod scheduler;
 pub mod services;
 pub mod store;
