@@ -21,7 +21,7 @@ use crate::App;
 use crate::ecs::{self, Ctx};
 use crate::error::{ApiError, ApiResult};
 use crate::sigv4;
-use berth_control::records::{InstanceRecord, TaskRecord};
+use berth_control::records::{InstanceRecord, InstanceStatus, TaskRecord};
 
 /// Longest a poll may wait for a change.
 pub const MAX_WAIT: Duration = Duration::from_secs(60);
@@ -107,7 +107,7 @@ fn snapshot(ctx: &Ctx<'_>, prefix: &str, instance_arn: &str, since: u64) -> ApiR
             continue;
         }
         changed |= kv.mod_revision > since;
-        if rec.last_status() != berth_model::task::TaskStatus::Stopped {
+        if rec.last_status != berth_model::task::TaskStatus::Stopped {
             tasks.push(ecs::tasks::render(kv, &rec, false));
         }
     }
@@ -120,7 +120,7 @@ async fn heartbeat(ctx: &Ctx<'_>, cluster: &str, id: &str) -> ApiResult<String> 
     let kv =
         ctx.store().get(&key)?.ok_or_else(|| ApiError::invalid("The referenced container instance was not found."))?;
     let mut rec: InstanceRecord = ecs::decode(&kv)?;
-    if rec.status() == "INACTIVE" {
+    if rec.status == InstanceStatus::Inactive {
         return Err(ApiError::invalid("The container instance is deregistered."));
     }
     let arn = rec.instance["containerInstanceArn"].as_str().unwrap_or_default().to_string();

@@ -12,7 +12,8 @@ use serde_json::Value;
 
 use crate::error::ControlResult;
 use crate::keys::REGIONS;
-use crate::records::{InstanceRecord, TaskRecord};
+use crate::records::{InstanceRecord, InstanceStatus, TaskRecord};
+use crate::services::{ServiceRecord, ServiceStatus};
 use crate::store::decode;
 use crate::tasks::write_off;
 use crate::{Control, Region, definitions};
@@ -62,7 +63,7 @@ async fn cluster(region: &Region<'_>, cluster: &str, in_use: &mut HashSet<String
     let mut lost = Vec::new();
     for kv in region.store().list(&region.keys.instances(cluster))? {
         let rec: InstanceRecord = decode(&kv)?;
-        if rec.status() != "INACTIVE" && rec.lost(now, lost_after) {
+        if rec.status != InstanceStatus::Inactive && rec.lost(now, lost_after) {
             lost.push(rec.instance["containerInstanceArn"].as_str().unwrap_or_default().to_string());
         }
     }
@@ -70,10 +71,10 @@ async fn cluster(region: &Region<'_>, cluster: &str, in_use: &mut HashSet<String
         let task: TaskRecord = decode(&kv)?;
         let on_lost = task.field("containerInstanceArn").is_some_and(|i| lost.iter().any(|l| l == i));
         let of_service = task.field("group").is_some_and(|g| g.starts_with("service:"));
-        if task.last_status() != TaskStatus::Stopped {
+        if task.live() {
             in_use.extend(task.field("taskDefinitionArn").map(str::to_string));
         }
-        match task.last_status() {
+        match task.last_status {
             TaskStatus::Stopped => {
                 let stopped = task.task.get("stoppedAt").and_then(Value::as_f64).unwrap_or(now);
                 if now - stopped > retention {
@@ -91,9 +92,9 @@ async fn cluster(region: &Region<'_>, cluster: &str, in_use: &mut HashSet<String
         }
     }
     for kv in region.store().list(&region.keys.services(cluster))? {
-        let service: Value = decode(&kv)?;
-        if service.pointer("/service/status").and_then(Value::as_str) != Some("INACTIVE") {
-            definitions_named(&service, in_use);
+        let service: ServiceRecord = decode(&kv)?;
+        if service.status != ServiceStatus::Inactive {
+            definitions_named(&serde_json::to_value(&service).unwrap_or_default(), in_use);
         }
     }
     Ok(())

@@ -13,7 +13,7 @@ use thiserror::Error;
 
 use crate::Region;
 use crate::error::{ControlError, ControlResult};
-use crate::records::{InstanceRecord, TaskRecord};
+use crate::records::{InstanceRecord, InstanceStatus, TaskRecord};
 use crate::store::decode;
 
 /// Why a constraint or strategy is refused; the variant is ECS's exception.
@@ -126,7 +126,7 @@ pub fn candidates_with<'t>(
 ) -> ControlResult<Vec<Candidate>> {
     let mut groups: HashMap<String, Vec<String>> = HashMap::new();
     for task in tasks {
-        if task.last_status() != berth_model::task::TaskStatus::Stopped
+        if task.live()
             && let Some(id) = task.instance_id()
         {
             groups.entry(id.to_string()).or_default().push(task.field("group").unwrap_or_default().to_string());
@@ -136,7 +136,7 @@ pub fn candidates_with<'t>(
     let mut out = Vec::new();
     for kv in region.store().list(&region.keys.instances(cluster))? {
         let record: InstanceRecord = decode(&kv)?;
-        if record.status() == "INACTIVE" {
+        if record.status == InstanceStatus::Inactive {
             continue;
         }
         let id = kv.key.rsplit('/').next().unwrap_or_default().to_string();
@@ -149,7 +149,7 @@ pub fn candidates_with<'t>(
         let text = |k: &str| record.instance.get(k).and_then(Value::as_str).map(str::to_string);
         let view = Instance {
             id: id.clone(),
-            active: record.status() == "ACTIVE",
+            active: record.status == InstanceStatus::Active,
             agent_connected: record.connected(region.timestamp(), timeout),
             remaining: record.remaining(),
             attributes,

@@ -7,12 +7,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use berth_model::task::{StopCode, TaskStatus};
+use berth_model::resources::Shortfall;
+use berth_model::task::{DesiredStatus, Failure, StopCode};
 use berth_model::task_definition::requirements;
-use berth_placement::{Constraint, matches};
+use berth_placement::{Constraint, Rejection, matches};
 use berth_scheduler::{
-    Ending, Health, InstanceState, InstanceView, Observed, Plan, Scheduling, Spec, StopReason, TaskView, messages,
-    reconcile,
+    Ending, InstanceState, InstanceView, Observed, Plan, Scheduling, Spec, StopReason, TaskView, messages, reconcile,
 };
 use berth_store::{Compare, KeyRange, Op, Txn};
 use serde_json::{Value, json};
@@ -20,10 +20,10 @@ use serde_json::{Value, json};
 use crate::definitions::{DefinitionRecord, resolve};
 use crate::error::ControlResult;
 use crate::keys::SCHEDULED;
-use crate::records::TaskRecord;
-use crate::services::ServiceRecord;
+use crate::records::{InstanceStatus, TaskRecord};
+use crate::services::{ServiceRecord, ServiceStatus};
 use crate::store::{array, decode, encode};
-use crate::tasks::{Launch, launch_for, request_stop, write_off};
+use crate::tasks::{Launch, StopRequest, launch_for, request_stop, write_off};
 use crate::{Control, Region, placement};
 
 /// One pass over every service in the index.
@@ -118,31 +118,20 @@ fn spec(rec: &ServiceRecord) -> Spec {
         maximum_percent: rec.int("/deploymentConfiguration/maximumPercent").unwrap_or(200) as u32,
         circuit_breaker: flag("enable").then(|| flag("rollback")),
         grace_period: rec.int("/healthCheckGracePeriodSeconds").unwrap_or(0) as f64,
-        deleting: rec.status() == "DRAINING",
+        deleting: rec.status == ServiceStatus::Draining,
     }
 }
 
 fn task_view(t: &TaskRecord, revision: u64, health_checked: bool) -> TaskView {
-    let status = t.last_status();
     let num = |k: &str| t.task.get(k).and_then(Value::as_f64);
-    let ending = (status == TaskStatus::Stopped).then(|| {
-        let failed = matches!(
-            t.field("stopCode"),
-            Some(c) if c == StopCode::EssentialContainerExited.as_str() || c == StopCode::TaskFailedToStart.as_str()
-        ) || t.field("stoppedReason") == Some(messages::FAILED_HEALTH_CHECKS);
-        if failed { Ending::Failed } else { Ending::Stopped }
-    });
+    let ending = (!t.live()).then_some(if t.failure.is_some() { Ending::Failed } else { Ending::Stopped });
     TaskView {
         id: t.field("taskArn").and_then(|a| a.rsplit('/').next()).unwrap_or_default().to_string(),
         deployment: t.field("startedBy").unwrap_or_default().to_string(),
         instance: t.instance_id().unwrap_or_default().to_string(),
-        status,
-        desired_running: t.field("desiredStatus") != Some("STOPPED"),
-        health: match t.field("healthStatus") {
-            Some("HEALTHY") => Health::Healthy,
-            Some("UNHEALTHY") => Health::Unhealthy,
-            _ => Health::Unknown,
-        },
+        status: t.last_status,
+        desired_running: t.desired_status == DesiredStatus::Running,
+        health: t.health,
         health_checked,
         started_at: num("startedAt"),
         created_at: num("createdAt").unwrap_or(0.0),
@@ -152,19 +141,17 @@ fn task_view(t: &TaskRecord, revision: u64, health_checked: bool) -> TaskView {
 }
 
 /// ECS's words for why the closest instance could not take a task.
-fn placement_reason(rejections: &[(String, &'static str)]) -> String {
+fn placement_reason(rejections: &[(String, Rejection)]) -> String {
     let Some((id, why)) = rejections.first() else {
         return "No Container Instances were found in your cluster.".into();
     };
-    let problem = match *why {
-        "RESOURCE:MEMORY" => "has insufficient memory available".to_string(),
-        "RESOURCE:CPU" => "has insufficient CPU units available".to_string(),
-        "RESOURCE:PORTS" => "is already using a port required by your task".to_string(),
-        "RESOURCE:GPU" => "has insufficient GPU resources available".to_string(),
-        "AGENT" => "has an agent that is not connected".to_string(),
-        "MemberOf" | "ATTRIBUTE" => "does not match the placement constraints".to_string(),
-        "DistinctInstance" => "is already running a task of this service".to_string(),
-        other => format!("encountered error \"{other}\""),
+    let problem = match why {
+        Rejection::Resource(Shortfall::Memory) => "has insufficient memory available",
+        Rejection::Resource(Shortfall::Cpu) => "has insufficient CPU units available",
+        Rejection::Resource(Shortfall::Ports) => "is already using a port required by your task",
+        Rejection::Agent => "has an agent that is not connected",
+        Rejection::MemberOf => "does not match the placement constraints",
+        Rejection::DistinctInstance => "is already running a task of this service",
     };
     format!("The closest matching (container-instance {id}) {problem}.")
 }
@@ -182,7 +169,7 @@ async fn service_pass(
         return Ok(());
     };
     let mut rec: ServiceRecord = decode(&kv)?;
-    if rec.status() == "INACTIVE" {
+    if rec.status == ServiceStatus::Inactive {
         region.store().txn(Txn::new().and_then(vec![Op::delete(&index_key)])).await?;
         return Ok(());
     }
@@ -207,10 +194,14 @@ async fn service_pass(
         .iter()
         .map(|c| {
             let state = if c.view.agent_connected {
-                if c.record.status() == "DRAINING" { InstanceState::Draining } else { InstanceState::Active }
+                if c.record.status == InstanceStatus::Draining {
+                    InstanceState::Draining
+                } else {
+                    InstanceState::Active
+                }
             } else if c.record.lost(now, lost_after) {
                 InstanceState::Lost
-            } else if c.record.status() == "DRAINING" {
+            } else if c.record.status == InstanceStatus::Draining {
                 InstanceState::Draining
             } else {
                 InstanceState::Disconnected
@@ -251,7 +242,7 @@ async fn service_pass(
     rec.tell(&events, now, region.control.ids.as_ref());
     let mut ops = Vec::new();
     if plan.finished_deleting {
-        rec.service.insert("status".into(), json!("INACTIVE"));
+        rec.status = ServiceStatus::Inactive;
         ops.push(Op::delete(&index_key));
     }
     let after = encode(&rec);
@@ -287,10 +278,10 @@ async fn act(
         if s.reason == StopReason::Unhealthy {
             events.push(messages::unhealthy(name, &s.task));
         }
-        if request_stop(region, cluster, &s.task, StopCode::ServiceSchedulerInitiated, &s.stopped_reason())
-            .await?
-            .is_some()
-        {
+        let reason = s.stopped_reason();
+        let failure = (s.reason == StopReason::Unhealthy).then_some(Failure::HealthCheck);
+        let stop = StopRequest { code: StopCode::ServiceSchedulerInitiated, reason: &reason, failure };
+        if request_stop(region, cluster, &s.task, stop).await?.is_some() {
             stopped.push(s.task.clone());
         }
     }

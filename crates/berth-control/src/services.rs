@@ -14,11 +14,38 @@ use crate::store::Obj;
 /// How many events a service keeps (ECS shows the newest 100).
 pub const MAX_EVENTS: usize = 100;
 
+/// ECS `Service.status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ServiceStatus {
+    Active,
+    /// Deleted: its tasks are stopping.
+    Draining,
+    /// Deleted and drained: describable, not listed, its name free again.
+    Inactive,
+}
+
+impl ServiceStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServiceStatus::Active => "ACTIVE",
+            ServiceStatus::Draining => "DRAINING",
+            ServiceStatus::Inactive => "INACTIVE",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ServiceStatus> {
+        [ServiceStatus::Active, ServiceStatus::Draining, ServiceStatus::Inactive].into_iter().find(|x| x.as_str() == s)
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", try_from = "StoredService")]
 pub struct ServiceRecord {
-    /// The ECS `Service` object, without `deployments` (rendered from `scheduler`).
+    /// The ECS `Service` object, without `status` and `deployments` (rendered from the fields
+    /// here).
     pub service: Obj,
+    pub status: ServiceStatus,
     pub scheduler: State,
     /// Per deployment id: desired, running and pending counts from the scheduler's last pass.
     #[serde(default)]
@@ -27,11 +54,36 @@ pub struct ServiceRecord {
     pub client_token: Option<String>,
 }
 
-impl ServiceRecord {
-    pub fn status(&self) -> &str {
-        self.service.get("status").and_then(Value::as_str).unwrap_or("ACTIVE")
-    }
+/// How a service record is read: older records kept `status` inside the ECS object.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StoredService {
+    service: Obj,
+    status: Option<ServiceStatus>,
+    scheduler: State,
+    #[serde(default)]
+    counts: BTreeMap<String, [u32; 3]>,
+    #[serde(default)]
+    client_token: Option<String>,
+}
 
+impl TryFrom<StoredService> for ServiceRecord {
+    type Error = String;
+
+    fn try_from(s: StoredService) -> Result<Self, String> {
+        let mut service = s.service;
+        let legacy = match service.remove("status") {
+            Some(Value::String(raw)) => {
+                Some(ServiceStatus::parse(&raw).ok_or(format!("unknown service status {raw:?}"))?)
+            }
+            _ => None,
+        };
+        let status = s.status.or(legacy).ok_or("a service record without a status")?;
+        Ok(ServiceRecord { service, status, scheduler: s.scheduler, counts: s.counts, client_token: s.client_token })
+    }
+}
+
+impl ServiceRecord {
     pub fn name(&self) -> &str {
         self.service.get("serviceName").and_then(Value::as_str).unwrap_or_default()
     }

@@ -30,7 +30,15 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 /// Runs `attempt` until it returns `Some` (done) or an error, at most [`MAX_ATTEMPTS`] times:
 /// each attempt reads what it needs and writes with a compare-and-swap, returning `None` when
 /// the swap lost a race. Losing every time is [`ControlError::Contention`].
-pub async fn retry<T, E: From<ControlError>>(mut attempt: impl AsyncFnMut() -> Result<Option<T>, E>) -> Result<T, E> {
+///
+/// Call it as `retry(move || async move { ... })` with the closure capturing references: each
+/// attempt's future owns copies of them, so the whole stays `Send`.
+pub async fn retry<T, E, F, Fut>(mut attempt: F) -> Result<T, E>
+where
+    E: From<ControlError>,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Option<T>, E>>,
+{
     for _ in 0..MAX_ATTEMPTS {
         if let Some(done) = attempt().await? {
             return Ok(done);

@@ -9,8 +9,8 @@ use std::collections::HashMap;
 
 use berth_model::arn::scoped_id;
 use berth_model::resources::Requirements;
-use berth_model::task::{StopCode, TaskEvent, TaskStatus, transition};
-use berth_placement::{Constraint, Plan, Request, Strategy, place};
+use berth_model::task::{DesiredStatus, Failure, StopCode, TaskEvent, TaskStatus, transition};
+use berth_placement::{Constraint, Plan, Rejection, Request, Strategy, place};
 use berth_store::{Compare, KeyValue, Op, Txn};
 use serde_json::{Value, json};
 
@@ -18,7 +18,7 @@ use crate::Region;
 use crate::error::{ControlError, ControlResult};
 use crate::placement;
 use crate::records::{InstanceRecord, TaskRecord};
-use crate::store::{MAX_ATTEMPTS, Obj, active_cluster, decode, encode};
+use crate::store::{MAX_ATTEMPTS, Obj, active_cluster, decode, encode, retry};
 
 /// What RunTask, StartTask and the service scheduler share: the definition to run and how.
 pub struct Launch {
@@ -71,9 +71,6 @@ pub fn new_task(region: &Region<'_>, l: &Launch, instance: &InstanceRecord, id: 
     task.insert("taskDefinitionArn".into(), l.definition["taskDefinitionArn"].clone());
     task.insert("containerInstanceArn".into(), instance.instance["containerInstanceArn"].clone());
     task.insert("overrides".into(), Value::Object(overrides));
-    task.insert("lastStatus".into(), json!("PENDING"));
-    task.insert("healthStatus".into(), json!("UNKNOWN"));
-    task.insert("desiredStatus".into(), json!("RUNNING"));
     task.insert("cpu".into(), json!(l.requirements.cpu.to_string()));
     task.insert("memory".into(), json!(l.requirements.memory.to_string()));
     task.insert("containers".into(), Value::Array(containers));
@@ -135,11 +132,11 @@ pub async fn commit(
         rec.set_remaining(&remaining);
         let task_id = region.control.ids.task_id();
         let task = new_task(region, l, rec, &task_id);
-        let record = TaskRecord { task: task.clone(), requirements: l.requirements.clone(), claimed: false };
+        let record = TaskRecord::new(task, l.requirements.clone());
         let key = region.keys.task(&l.cluster, &task_id);
         compares.push(Compare::absent(&key));
         ops.push(Op::put(&key, encode(&record)));
-        created.push((key, task));
+        created.push((key, record.ecs()));
     }
     for (id, rec) in &updated {
         ops.push(Op::put(&region.keys.instance(&l.cluster, id), encode(rec)));
@@ -157,7 +154,7 @@ pub async fn commit(
 pub struct Launched {
     pub tasks: Vec<String>,
     /// Per instance that could not take a task: its id and ECS's reason.
-    pub rejections: Vec<(String, &'static str)>,
+    pub rejections: Vec<(String, Rejection)>,
 }
 
 /// Places and commits `count` tasks of `l` (on instance `only` when given), provided the
@@ -185,7 +182,6 @@ pub async fn launch_for(
         candidates.retain(|c| only.is_none_or(|id| c.id == id));
         let views: Vec<_> = candidates.iter().map(|c| c.view.clone()).collect();
         let Plan { placements, rejections } = place(&views, &request);
-        let rejections = rejections.iter().map(|(id, why)| (id.clone(), why.reason())).collect();
         let snapshot: Vec<_> = candidates.into_iter().map(|c| (c.id, c.kv, c.record)).collect();
         if placements.is_empty() {
             return Ok(Some(Launched { tasks: Vec::new(), rejections }));
@@ -218,18 +214,33 @@ pub fn find_task(region: &Region<'_>, cluster: &str, given: &str) -> ControlResu
     }
 }
 
-/// Marks a task STOPPED now and gives its resources back to its instance: the compares and
-/// writes for the instance, to commit together with the task's own write.
-pub fn stopped_ops(region: &Region<'_>, cluster: &str, rec: &mut TaskRecord) -> ControlResult<(Vec<Compare>, Vec<Op>)> {
+/// Why a task is asked to stop: ECS's stop code and reason, and whether that is a failure
+/// (a health-check stop is; a user's or a scale-in is not).
+#[derive(Debug, Clone, Copy)]
+pub struct StopRequest<'a> {
+    pub code: StopCode,
+    pub reason: &'a str,
+    pub failure: Option<Failure>,
+}
+
+/// Moves a task to STOPPED now through the lifecycle's `event` (a stop before any claim, a
+/// write-off, or the agent's report) and gives its resources back to its instance: the
+/// compares and writes for the instance, to commit together with the task's own write.
+fn stop_now(
+    region: &Region<'_>,
+    cluster: &str,
+    rec: &mut TaskRecord,
+    event: TaskEvent,
+) -> ControlResult<(Vec<Compare>, Vec<Op>)> {
+    rec.last_status = transition(rec.last_status, event)?;
+    rec.desired_status = DesiredStatus::Stopped;
     let now = json!(region.timestamp());
-    rec.task.insert("lastStatus".into(), json!("STOPPED"));
-    rec.task.insert("desiredStatus".into(), json!("STOPPED"));
     for field in ["stoppingAt", "executionStoppedAt", "stoppedAt"] {
         rec.task.entry(field).or_insert(now.clone());
     }
     if let Some(containers) = rec.task.get_mut("containers").and_then(Value::as_array_mut) {
         for c in containers {
-            c["lastStatus"] = json!("STOPPED");
+            c["lastStatus"] = json!(TaskStatus::Stopped.as_str());
         }
     }
     let instance = match rec.instance_id() {
@@ -246,61 +257,68 @@ pub fn stopped_ops(region: &Region<'_>, cluster: &str, rec: &mut TaskRecord) -> 
     Ok((vec![Compare::unchanged(&kv.key, kv.mod_revision)], vec![Op::put(&kv.key, encode(&inst))]))
 }
 
+/// Commits a task's change together with `compares`/`ops` (its instance's), guarded by the
+/// revision the task was read at; `None` when that lost a race.
+async fn save(
+    region: &Region<'_>,
+    kv: &KeyValue,
+    rec: &TaskRecord,
+    (mut compares, mut ops): (Vec<Compare>, Vec<Op>),
+) -> ControlResult<Option<()>> {
+    compares.push(Compare::unchanged(&kv.key, kv.mod_revision));
+    ops.push(Op::put(&kv.key, encode(rec)));
+    Ok(region.store().txn(Txn::new().when(compares).and_then(ops)).await?.succeeded.then_some(()))
+}
+
 /// Asks a task to stop: its agent stops it, or, if no agent has claimed it yet, it is
 /// STOPPED at once. A task already asked keeps its first code and reason.
 pub async fn request_stop(
     region: &Region<'_>,
     cluster: &str,
     given: &str,
-    code: StopCode,
-    reason: &str,
+    stop: StopRequest<'_>,
 ) -> ControlResult<Option<(KeyValue, TaskRecord)>> {
-    for _ in 0..MAX_ATTEMPTS {
-        let Some((kv, mut rec)) = find_task(region, cluster, given)? else { return Ok(None) };
-        if rec.field("desiredStatus") == Some("STOPPED") {
-            return Ok(Some((kv, rec)));
+    retry(move || async move {
+        let Some((kv, mut rec)) = find_task(region, cluster, given)? else { return Ok(Some(None)) };
+        if rec.desired_status == DesiredStatus::Stopped {
+            return Ok(Some(Some((kv, rec))));
         }
-        rec.task.insert("stopCode".into(), json!(code.as_str()));
-        rec.task.insert("stoppedReason".into(), json!(reason));
-        let (mut compares, mut ops) = (vec![Compare::unchanged(&kv.key, kv.mod_revision)], Vec::new());
-        if !rec.claimed && transition(rec.last_status(), TaskEvent::StopUnclaimed).is_ok() {
-            let (c, o) = stopped_ops(region, cluster, &mut rec)?;
-            compares.extend(c);
-            ops.extend(o);
+        rec.stop_code = Some(stop.code);
+        rec.stopped_reason = Some(stop.reason.to_string());
+        rec.failure = stop.failure;
+        let extra = if !rec.claimed && transition(rec.last_status, TaskEvent::StopUnclaimed).is_ok() {
+            stop_now(region, cluster, &mut rec, TaskEvent::StopUnclaimed)?
         } else {
-            rec.task.insert("desiredStatus".into(), json!("STOPPED"));
+            rec.desired_status = DesiredStatus::Stopped;
             rec.task.entry("stoppingAt").or_insert(json!(region.timestamp()));
+            Default::default()
+        };
+        match save(region, &kv, &rec, extra).await? {
+            Some(()) => Ok(Some(Some((region.store().get(&kv.key)?.unwrap_or(kv), rec)))),
+            None => Ok(None),
         }
-        ops.push(Op::put(&kv.key, encode(&rec)));
-        if region.store().txn(Txn::new().when(compares).and_then(ops)).await?.succeeded {
-            let kv = region.store().get(&kv.key)?.unwrap_or(kv);
-            return Ok(Some((kv, rec)));
-        }
-    }
-    Err(ControlError::Contention)
+    })
+    .await
 }
 
 /// Marks a task STOPPED now whatever its agent would say: for tasks whose agent is lost.
 pub async fn write_off(region: &Region<'_>, cluster: &str, id: &str, reason: &str) -> ControlResult<()> {
-    for _ in 0..MAX_ATTEMPTS {
-        let Some((kv, mut rec)) = find_task(region, cluster, id)? else { return Ok(()) };
-        if rec.last_status() == TaskStatus::Stopped {
-            return Ok(());
+    retry(move || async move {
+        let Some((kv, mut rec)) = find_task(region, cluster, id)? else { return Ok(Some(())) };
+        if !rec.live() {
+            return Ok(Some(()));
         }
-        rec.task.entry("stopCode").or_insert(json!(StopCode::ServiceSchedulerInitiated.as_str()));
-        rec.task.insert("stoppedReason".into(), json!(reason));
-        let (mut compares, mut ops) = stopped_ops(region, cluster, &mut rec)?;
-        compares.push(Compare::unchanged(&kv.key, kv.mod_revision));
-        ops.push(Op::put(&kv.key, encode(&rec)));
-        if region.store().txn(Txn::new().when(compares).and_then(ops)).await?.succeeded {
-            return Ok(());
-        }
-    }
-    Err(ControlError::Contention)
+        rec.stop_code.get_or_insert(StopCode::ServiceSchedulerInitiated);
+        rec.stopped_reason = Some(reason.to_string());
+        let extra = stop_now(region, cluster, &mut rec, TaskEvent::WriteOff)?;
+        save(region, &kv, &rec, extra).await
+    })
+    .await
 }
 
 /// Applies an agent's report to a task: the status must move forward; reaching STOPPED
-/// gives the task's resources back to its instance.
+/// gives the task's resources back to its instance. `apply` records what else the report
+/// says (containers, timestamps, health).
 pub async fn report(
     region: &Region<'_>,
     cluster: &str,
@@ -308,41 +326,38 @@ pub async fn report(
     status: Option<TaskStatus>,
     apply: impl Fn(&mut TaskRecord),
 ) -> ControlResult<()> {
-    for _ in 0..MAX_ATTEMPTS {
+    let apply = &apply;
+    let woke = retry(move || async move {
         let (kv, mut rec) = find_task(region, cluster, given)?.ok_or(ControlError::TaskNotFound)?;
-        let current = rec.last_status();
-        let next = transition(current, TaskEvent::Reported(status.unwrap_or(current)))?;
+        let current = rec.last_status;
+        let event = TaskEvent::Reported(status.unwrap_or(current));
+        let next = transition(current, event)?;
         rec.claimed = true;
         apply(&mut rec);
-        let now = json!(region.timestamp());
-        rec.task.insert("lastStatus".into(), json!(next.as_str()));
         if next == TaskStatus::Running {
-            rec.task.entry("startedAt").or_insert(now.clone());
+            rec.task.entry("startedAt").or_insert(json!(region.timestamp()));
         }
-        let (mut compares, mut ops) = (vec![Compare::unchanged(&kv.key, kv.mod_revision)], Vec::new());
-        if next == TaskStatus::Stopped && current != TaskStatus::Stopped {
-            // The agent does not send a stop code; ECS derives it: a task that never ran
-            // failed to start, one that ran lost an essential container (unless a user or
-            // scheduler stop already set the code).
-            if !rec.task.contains_key("stopCode") {
-                let code = if rec.task.contains_key("startedAt") {
-                    StopCode::EssentialContainerExited
-                } else {
-                    StopCode::TaskFailedToStart
-                };
-                rec.task.insert("stopCode".into(), json!(code.as_str()));
+        let extra = if next == TaskStatus::Stopped && current != TaskStatus::Stopped {
+            // The agent sends no stop code; ECS derives it: a task that never ran failed to
+            // start, one that ran lost an essential container (unless a user or scheduler
+            // stop already set the code).
+            if rec.stop_code.is_none() {
+                let ran = rec.task.contains_key("startedAt");
+                rec.stop_code =
+                    Some(if ran { StopCode::EssentialContainerExited } else { StopCode::TaskFailedToStart });
+                rec.failure = Some(if ran { Failure::EssentialContainerExited } else { Failure::FailedToStart });
             }
-            let (c, o) = stopped_ops(region, cluster, &mut rec)?;
-            compares.extend(c);
-            ops.extend(o);
-        }
-        ops.push(Op::put(&kv.key, encode(&rec)));
-        if region.store().txn(Txn::new().when(compares).and_then(ops)).await?.succeeded {
-            if next != current && matches!(next, TaskStatus::Running | TaskStatus::Stopped) {
-                region.control.wake_scheduler();
-            }
-            return Ok(());
-        }
+            stop_now(region, cluster, &mut rec, event)?
+        } else {
+            rec.last_status = next;
+            Default::default()
+        };
+        let changed = next != current && matches!(next, TaskStatus::Running | TaskStatus::Stopped);
+        Ok::<_, ControlError>(save(region, &kv, &rec, extra).await?.map(|()| changed))
+    })
+    .await?;
+    if woke {
+        region.control.wake_scheduler();
     }
-    Err(ControlError::Contention)
+    Ok(())
 }

@@ -12,7 +12,8 @@ use super::{
     strings, text, with_token,
 };
 use crate::error::{ApiError, ApiResult};
-use berth_control::records::{InstanceRecord, TaskRecord};
+use berth_control::records::{InstanceRecord, InstanceStatus, TaskRecord};
+use berth_control::services::{ServiceRecord, ServiceStatus};
 
 /// What a cluster holds right now: instances ACTIVE or DRAINING, tasks RUNNING and
 /// pending by launch type, services ACTIVE and DRAINING by launch type.
@@ -56,13 +57,13 @@ fn counts(ctx: &Ctx<'_>, name: &str) -> ApiResult<Counts> {
     let mut c = Counts::default();
     for kv in ctx.store().list(&ctx.keys.instances(name))? {
         let rec: InstanceRecord = decode(&kv)?;
-        if matches!(rec.status(), "ACTIVE" | "DRAINING") {
+        if rec.status != InstanceStatus::Inactive {
             c.instances += 1;
         }
     }
     for kv in ctx.store().list(&ctx.keys.tasks(name))? {
         let rec: TaskRecord = decode(&kv)?;
-        let status = rec.last_status();
+        let status = rec.last_status;
         if status.is_running() {
             c.tasks.add(rec.field("launchType"), RUNNING);
         } else if status.is_pending() {
@@ -70,11 +71,11 @@ fn counts(ctx: &Ctx<'_>, name: &str) -> ApiResult<Counts> {
         }
     }
     for kv in ctx.store().list(&ctx.keys.services(name))? {
-        let service: berth_control::services::ServiceRecord = decode(&kv)?;
+        let service: ServiceRecord = decode(&kv)?;
         let launch_type = service.service.get("launchType").and_then(Value::as_str);
-        match service.status() {
-            "ACTIVE" => c.services.add(launch_type, ACTIVE),
-            "DRAINING" => c.services.add(launch_type, DRAINING),
+        match service.status {
+            ServiceStatus::Active => c.services.add(launch_type, ACTIVE),
+            ServiceStatus::Draining => c.services.add(launch_type, DRAINING),
             _ => {}
         }
     }
@@ -289,7 +290,7 @@ pub async fn delete(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
 fn has_unfinished_tasks(ctx: &Ctx<'_>, name: &str) -> ApiResult<bool> {
     for kv in ctx.store().list(&ctx.keys.tasks(name))? {
         let rec: TaskRecord = decode(&kv)?;
-        if rec.last_status() != berth_model::task::TaskStatus::Stopped {
+        if rec.last_status != berth_model::task::TaskStatus::Stopped {
             return Ok(true);
         }
     }

@@ -19,7 +19,7 @@ use super::{
 };
 use super::{array, missing};
 use crate::error::{ApiError, ApiResult};
-use berth_control::records::{InstanceRecord, TaskRecord};
+use berth_control::records::{InstanceRecord, InstanceStatus, TaskRecord};
 
 /// Running and pending task counts per instance id.
 fn task_counts(ctx: &Ctx<'_>, cluster: &str) -> ApiResult<HashMap<String, (usize, usize)>> {
@@ -29,7 +29,7 @@ fn task_counts(ctx: &Ctx<'_>, cluster: &str) -> ApiResult<HashMap<String, (usize
         let Some(id) = rec.instance_id() else {
             continue;
         };
-        let status = rec.last_status();
+        let status = rec.last_status;
         let entry = counts.entry(id.to_string()).or_default();
         if status.is_running() {
             entry.0 += 1;
@@ -47,7 +47,7 @@ fn render(
     counts: &HashMap<String, (usize, usize)>,
     with_tags: bool,
 ) -> Value {
-    let mut out = rec.instance.clone();
+    let mut out = rec.ecs();
     let id = kv.key.rsplit('/').next().unwrap_or_default();
     let (running, pending) = counts.get(id).copied().unwrap_or_default();
     let timeout = ctx.config().agent_timeout.as_secs_f64();
@@ -104,8 +104,7 @@ pub async fn register(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
             instance = old.instance;
             for tkv in ctx.store().list(&ctx.keys.tasks(&cluster))? {
                 let task: TaskRecord = decode(&tkv)?;
-                if task.instance_id() == Some(id.as_str())
-                    && task.last_status() != berth_model::task::TaskStatus::Stopped
+                if task.instance_id() == Some(id.as_str()) && task.last_status != berth_model::task::TaskStatus::Stopped
                 {
                     remaining.reserve(&task.requirements);
                 }
@@ -118,7 +117,6 @@ pub async fn register(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
         instance.insert("versionInfo".into(), input.get("versionInfo").cloned().unwrap_or(json!({})));
         instance.insert("registeredResources".into(), registered.to_ecs());
         instance.insert("remainingResources".into(), remaining.to_ecs());
-        instance.insert("status".into(), json!("ACTIVE"));
         instance.insert("agentConnected".into(), json!(true));
         let mut attributes = array(&input, "attributes");
         for (attr, field) in [("ecs.availability-zone", "availabilityZone"), ("ecs.instance-type", "instanceType")] {
@@ -135,7 +133,7 @@ pub async fn register(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
         if let Some(devices) = input.get("platformDevices") {
             instance.insert("platformDevices".into(), devices.clone());
         }
-        let rec = InstanceRecord { instance, heartbeat: ctx.timestamp() };
+        let rec = InstanceRecord { instance, status: InstanceStatus::Active, heartbeat: ctx.timestamp() };
         let txn = Txn::new()
             .when(vec![
                 Compare::unchanged(&cluster_kv.key, cluster_kv.mod_revision),
@@ -188,13 +186,13 @@ pub fn list(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
     if status == Some("INACTIVE") {
         for kv in ctx.store().list(&ctx.keys.instances(&cluster))? {
             let rec: InstanceRecord = decode(&kv)?;
-            if rec.status() == "INACTIVE" {
+            if rec.status == InstanceStatus::Inactive {
                 items.push((kv.key.clone(), rec.instance["containerInstanceArn"].clone()));
             }
         }
     } else {
         for c in super::placement::candidates(ctx, &cluster)? {
-            let keep = status.is_none_or(|s| c.record.status() == s)
+            let keep = status.is_none_or(|s| c.record.status.as_str() == s)
                 && filter.as_ref().is_none_or(|f| berth_placement::matches(&c.view, f));
             if keep {
                 items.push((c.kv.key.clone(), c.record.instance["containerInstanceArn"].clone()));
@@ -227,7 +225,7 @@ pub async fn deregister(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
         if running + pending > 0 && !force {
             return Err(ApiError::invalid("Found running tasks on the instance."));
         }
-        rec.instance.insert("status".into(), json!("INACTIVE"));
+        rec.status = InstanceStatus::Inactive;
         rec.instance.insert("agentConnected".into(), json!(false));
         let txn = Txn::new()
             .when(vec![Compare::unchanged(&key, kv.mod_revision)])
@@ -286,20 +284,23 @@ async fn update_each(
 pub async fn update_state(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
     let cluster = cluster_arg(&input)?;
     let status = text(&input, "status").unwrap_or_default().to_string();
-    if !matches!(status.as_str(), "ACTIVE" | "DRAINING") {
-        return Err(ApiError::invalid(format!(
-            "Container instances can only be set to ACTIVE or DRAINING, not {status}."
-        )));
-    }
+    let wanted_status = match InstanceStatus::parse(&status) {
+        Some(s @ (InstanceStatus::Active | InstanceStatus::Draining)) => s,
+        _ => {
+            return Err(ApiError::invalid(format!(
+                "Container instances can only be set to ACTIVE or DRAINING, not {status}."
+            )));
+        }
+    };
     let wanted = strings(&input, "containerInstances");
     if wanted.is_empty() || wanted.len() > 10 {
         return Err(ApiError::invalid("containerInstances must name between 1 and 10 container instances."));
     }
     let (changed, failures) = update_each(ctx, &cluster, &wanted, |rec| {
-        if rec.status() == "INACTIVE" {
+        if rec.status == InstanceStatus::Inactive {
             return Err("INACTIVE".into());
         }
-        rec.instance.insert("status".into(), json!(status));
+        rec.status = wanted_status;
         Ok(())
     })
     .await?;
@@ -415,7 +416,7 @@ pub fn list_attributes(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
     let mut items = Vec::new();
     for kv in ctx.store().list(&ctx.keys.instances(&cluster))? {
         let rec: InstanceRecord = decode(&kv)?;
-        if rec.status() == "INACTIVE" {
+        if rec.status == InstanceStatus::Inactive {
             continue;
         }
         let arn = rec.instance["containerInstanceArn"].clone();

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-pub use berth_control::services::ServiceRecord;
+pub use berth_control::services::{ServiceRecord, ServiceStatus};
 use berth_model::arn::scoped_id;
 use berth_scheduler::{Controller, Deployment, Outcome, Rollout, Scheduling, State, TaskSet, TaskSetStatus};
 use berth_store::{Compare, KeyValue, Op, StoreExt, Txn};
@@ -33,6 +33,7 @@ impl RenderService for ServiceRecord {
     /// The ECS `Service` object.
     fn render(&self, ctx: &Ctx<'_>, with_tags: bool) -> Value {
         let mut s = self.service.clone();
+        s.insert("status".into(), json!(self.status.as_str()));
         let deployments: Vec<Value> = self.scheduler.deployments.iter().map(|d| self.deployment(d)).collect();
         s.insert("deployments".into(), Value::Array(deployments));
         if self.controller().task_sets() {
@@ -343,7 +344,7 @@ pub async fn create(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
         let existing = ctx.store().get(&key)?;
         if let Some(kv) = &existing {
             let rec: ServiceRecord = decode(kv)?;
-            if rec.status() != "INACTIVE" {
+            if rec.status != ServiceStatus::Inactive {
                 if token.is_some() && rec.client_token == token {
                     return Ok(json!({"service": rec.render(ctx, false)}));
                 }
@@ -360,7 +361,6 @@ pub async fn create(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
         service.insert("clusterArn".into(), json!(ctx.arns.cluster(&cluster)));
         service.insert("loadBalancers".into(), json!([]));
         service.insert("serviceRegistries".into(), json!([]));
-        service.insert("status".into(), json!("ACTIVE"));
         service.insert("desiredCount".into(), json!(desired));
         service.insert("runningCount".into(), json!(0));
         service.insert("pendingCount".into(), json!(0));
@@ -395,7 +395,13 @@ pub async fn create(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
             "enableExecuteCommand".into(),
             json!(input.get("enableExecuteCommand").and_then(Value::as_bool).unwrap_or(false)),
         );
-        let rec = ServiceRecord { service, scheduler, counts: BTreeMap::new(), client_token: token.clone() };
+        let rec = ServiceRecord {
+            service,
+            status: ServiceStatus::Active,
+            scheduler,
+            counts: BTreeMap::new(),
+            client_token: token.clone(),
+        };
         let (cluster_kv, _) = active_cluster(ctx, &cluster)?;
         let compares = vec![
             Compare::unchanged(&key, existing.as_ref().map(|kv| kv.mod_revision).unwrap_or(0)),
@@ -462,7 +468,7 @@ pub async fn update(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
     let force = input.get("forceNewDeployment").and_then(Value::as_bool).unwrap_or(false);
     for _ in 0..MAX_ATTEMPTS {
         let (kv, mut rec) = find(ctx, &cluster, &given)?.ok_or_else(service_not_found)?;
-        if rec.status() != "ACTIVE" {
+        if rec.status != ServiceStatus::Active {
             return Err(service_not_active());
         }
         let controller = rec.controller();
@@ -574,16 +580,16 @@ pub async fn delete(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
     active_cluster(ctx, &cluster)?;
     for _ in 0..MAX_ATTEMPTS {
         let (kv, mut rec) = find(ctx, &cluster, &given)?.ok_or_else(service_not_found)?;
-        match rec.status() {
-            "INACTIVE" => return Err(service_not_found()),
-            "DRAINING" => return Ok(json!({"service": rec.render(ctx, false)})),
+        match rec.status {
+            ServiceStatus::Inactive => return Err(service_not_found()),
+            ServiceStatus::Draining => return Ok(json!({"service": rec.render(ctx, false)})),
             _ => {}
         }
         let desired = rec.int("/desiredCount").unwrap_or(0);
         if rec.scheduling() == Scheduling::Replica && desired > 0 && !force {
             return Err(ApiError::invalid("The service cannot be stopped while it is scaled above 0."));
         }
-        rec.service.insert("status".into(), json!("DRAINING"));
+        rec.status = ServiceStatus::Draining;
         rec.service.insert("desiredCount".into(), json!(0));
         for set in &mut rec.scheduler.task_sets {
             set.status = TaskSetStatus::Draining;
@@ -629,7 +635,7 @@ pub fn list(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
     let mut items = Vec::new();
     for kv in ctx.store().list(&ctx.keys.services(&cluster))? {
         let rec: ServiceRecord = decode(&kv)?;
-        let keep = rec.status() != "INACTIVE"
+        let keep = rec.status != ServiceStatus::Inactive
             && launch_type.is_none_or(|t| t == "EC2")
             && scheduling.is_none_or(|s| rec.service.get("schedulingStrategy").and_then(Value::as_str) == Some(s));
         if keep {

@@ -5,7 +5,7 @@
 //! compare-and-swap covers a set and the service it belongs to; the service scheduler keeps
 //! each set at its computed count (`berth_scheduler::task_set`).
 
-use berth_control::services::ServiceRecord;
+use berth_control::services::{ServiceRecord, ServiceStatus};
 use berth_model::arn;
 use berth_scheduler::{Controller, Tag, TaskSet, TaskSetStatus};
 use berth_store::KeyValue;
@@ -73,7 +73,7 @@ fn service_of(ctx: &Ctx<'_>, input: &Obj, mutating: bool) -> ApiResult<(String, 
     active_cluster(ctx, &cluster)?;
     let given = text(input, "service").unwrap_or_default();
     let (kv, rec) = find(ctx, &cluster, given)?.ok_or_else(service_not_found)?;
-    if rec.status() != "ACTIVE" {
+    if rec.status != ServiceStatus::Active {
         return Err(service_not_active());
     }
     match rec.controller() {

@@ -6,7 +6,7 @@
 //! stop before any agent claimed it ends it at once, since nothing runs yet.
 
 use berth_model::arn::scoped_id;
-use berth_model::task::StopCode;
+use berth_model::task::{DesiredStatus, StopCode};
 use berth_model::task_definition::requirements;
 use berth_placement::{Plan, Request, place};
 use berth_store::{KeyValue, StoreExt};
@@ -20,9 +20,9 @@ use super::{
 use super::{array, missing, placement};
 use crate::error::{ApiError, ApiResult};
 use berth_control::definitions::DefinitionRecord;
-use berth_control::records::{InstanceRecord, TaskRecord};
+use berth_control::records::{InstanceRecord, InstanceStatus, TaskRecord};
 pub use berth_control::tasks::{Launch, find_task};
-use berth_control::tasks::{Token, commit, request_stop};
+use berth_control::tasks::{StopRequest, Token, commit, request_stop};
 
 fn launch(ctx: &Ctx<'_>, input: &Obj) -> ApiResult<Launch> {
     let cluster = cluster_arg(input)?;
@@ -199,8 +199,8 @@ pub async fn start(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
             for _ in placements.iter().filter(|p| **p == id) {
                 remaining.reserve(&l.requirements);
             }
-            let reason = match rec.status() {
-                "INACTIVE" => Some("INACTIVE"),
+            let reason = match rec.status {
+                InstanceStatus::Inactive => Some("INACTIVE"),
                 _ if !rec.connected(ctx.timestamp(), timeout) => Some("AGENT"),
                 _ => remaining.shortfall(&l.requirements).map(|s| s.reason()),
             };
@@ -218,7 +218,7 @@ pub async fn start(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
 }
 
 pub fn render(kv: &KeyValue, rec: &TaskRecord, with_tags: bool) -> Value {
-    let mut task = rec.task.clone();
+    let mut task = rec.ecs();
     task.insert("version".into(), json!(kv.version));
     if !with_tags {
         task.remove("tags");
@@ -234,7 +234,8 @@ pub async fn stop(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
         return Err(ApiError::invalid("reason can be at most 255 characters."));
     }
     active_cluster(ctx, &cluster)?;
-    let (kv, rec) = request_stop(ctx, &cluster, &given, StopCode::UserInitiated, &reason)
+    let stop = StopRequest { code: StopCode::UserInitiated, reason: &reason, failure: None };
+    let (kv, rec) = request_stop(ctx, &cluster, &given, stop)
         .await?
         .ok_or_else(|| ApiError::invalid("The referenced task was not found."))?;
     Ok(json!({"task": render(&kv, &rec, false)}))
@@ -283,13 +284,14 @@ pub fn list(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
         None => None,
     };
     let launch_type = text(&input, "launchType");
-    let desired = text(&input, "desiredStatus").unwrap_or("RUNNING");
+    // The model's enum also has PENDING, which no Berth task ever wants: it lists nothing.
+    let desired = text(&input, "desiredStatus").map_or(Some(DesiredStatus::Running), DesiredStatus::parse);
     let mut items = Vec::new();
     for kv in ctx.store().list(&ctx.keys.tasks(&cluster))? {
         let rec: TaskRecord = decode(&kv)?;
         let definition_family =
             rec.field("taskDefinitionArn").and_then(berth_model::arn::task_definition_ref).map(|(f, _)| f);
-        let keep = rec.field("desiredStatus") == Some(desired)
+        let keep = Some(rec.desired_status) == desired
             && instance.as_deref().is_none_or(|i| rec.field("containerInstanceArn") == Some(i))
             && family.is_none_or(|f| definition_family == Some(f))
             && started_by.is_none_or(|s| rec.field("startedBy") == Some(s))
