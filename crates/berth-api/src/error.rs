@@ -100,6 +100,12 @@ impl From<ControlError> for ApiError {
     }
 }
 
+impl From<berth_store::Contention> for ApiError {
+    fn from(e: berth_store::Contention) -> Self {
+        ControlError::from(e).into()
+    }
+}
+
 impl From<berth_control::placement::SpecError> for ApiError {
     fn from(e: berth_control::placement::SpecError) -> Self {
         use berth_control::placement::SpecError;

@@ -27,6 +27,12 @@ pub enum ControlError {
     Placement(String),
 }
 
+impl From<berth_store::Contention> for ControlError {
+    fn from(_: berth_store::Contention) -> Self {
+        ControlError::Contention
+    }
+}
+
 impl ControlError {
     /// Whether trying the same thing again may succeed.
     pub fn retriable(&self) -> bool {

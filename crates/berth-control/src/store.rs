@@ -27,24 +27,15 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).expect("records serialise")
 }
 
-/// Runs `attempt` until it returns `Some` (done) or an error, at most [`MAX_ATTEMPTS`] times:
-/// each attempt reads what it needs and writes with a compare-and-swap, returning `None` when
-/// the swap lost a race. Losing every time is [`ControlError::Contention`].
-///
-/// Call it as `retry(move || async move { ... })` with the closure capturing references: each
-/// attempt's future owns copies of them, so the whole stays `Send`.
-pub async fn retry<T, E, F, Fut>(mut attempt: F) -> Result<T, E>
+/// [`berth_store::retry`] with [`MAX_ATTEMPTS`]: the loop every change of the domain and the
+/// handlers runs in.
+pub async fn retry<T, E, F, Fut>(attempt: F) -> Result<T, E>
 where
-    E: From<ControlError>,
+    E: From<berth_store::Contention>,
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<Option<T>, E>>,
 {
-    for _ in 0..MAX_ATTEMPTS {
-        if let Some(done) = attempt().await? {
-            return Ok(done);
-        }
-    }
-    Err(ControlError::Contention.into())
+    berth_store::retry(MAX_ATTEMPTS, attempt).await
 }
 
 /// An ACTIVE cluster's record, or [`ControlError::ClusterNotFound`].

@@ -17,11 +17,12 @@ use serde_json::{Value, json};
 use super::task_definitions::resolve;
 use super::tasks::check_network;
 use super::{
-    Ctx, MAX_ATTEMPTS, Obj, active_cluster, array, check_tags, cluster_arg, contention, decode, encode, max_results,
-    missing, page, placement, strings, text, with_token,
+    Ctx, Obj, active_cluster, array, check_tags, cluster_arg, decode, encode, max_results, missing, page, placement,
+    strings, text, with_token,
 };
 use crate::error::{ApiError, ApiResult};
 use berth_control::definitions::DefinitionRecord;
+use berth_control::store::retry;
 
 /// How services are rendered as ECS `Service` objects (the record is the domain's).
 pub trait RenderService {
@@ -279,27 +280,40 @@ fn grace_period(input: &Obj) -> ApiResult<Option<i64>> {
     }
 }
 
-pub async fn create(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
-    let cluster = cluster_arg(&input)?;
-    let name = text(&input, "serviceName").unwrap_or_default().to_string();
+/// A CreateService request, checked: everything a new record is built from.
+struct NewService {
+    cluster: String,
+    name: String,
+    controller: Controller,
+    scheduling: Scheduling,
+    desired: i64,
+    definition: Option<String>,
+    configuration: Value,
+    grace: Option<i64>,
+    token: Option<String>,
+}
+
+/// Checks a CreateService request against ECS's rules (and what Berth cannot do yet).
+fn new_service(ctx: &Ctx<'_>, input: &Obj) -> ApiResult<NewService> {
+    let cluster = cluster_arg(input)?;
+    let name = text(input, "serviceName").unwrap_or_default().to_string();
     if !berth_model::names::is_valid_name(&name) {
         return Err(ApiError::invalid(
             "Service name can have up to 255 letters (uppercase and lowercase), numbers, underscores, and hyphens.",
         ));
     }
     active_cluster(ctx, &cluster)?;
-    let controller = controller_arg(&input);
-    let scheduling = match text(&input, "schedulingStrategy") {
+    let controller = controller_arg(input);
+    let scheduling = match text(input, "schedulingStrategy") {
         Some("DAEMON") => Scheduling::Daemon,
         _ => Scheduling::Replica,
     };
     if controller.task_sets() {
-        check_task_set_service(&input, controller, scheduling)?;
+        check_task_set_service(input, controller, scheduling)?;
     }
-    refuse_unsupported(&input)?;
-    let token = client_token(&input)?;
-    let desired = input.get("desiredCount").and_then(Value::as_i64);
-    let desired = match (scheduling, desired) {
+    refuse_unsupported(input)?;
+    let token = client_token(input)?;
+    let desired = match (scheduling, input.get("desiredCount").and_then(Value::as_i64)) {
         (Scheduling::Replica, None) => {
             return Err(ApiError::invalid("desiredCount is required for the REPLICA scheduling strategy."));
         }
@@ -312,7 +326,7 @@ pub async fn create(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
         }
         (Scheduling::Daemon, None) => 0,
     };
-    let definition = match text(&input, "taskDefinition") {
+    let definition = match text(input, "taskDefinition") {
         _ if controller == Controller::External => None,
         Some(given) => Some(runnable(ctx, given)?),
         None => {
@@ -323,97 +337,95 @@ pub async fn create(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
         }
     };
     if let Some(d) = &definition {
-        check_network(&d.definition, &input)?;
+        check_network(&d.definition, input)?;
     }
-    let constraints = array(&input, "placementConstraints");
-    let strategies = array(&input, "placementStrategy");
-    placement::constraints(&constraints, false)?;
+    let strategies = array(input, "placementStrategy");
+    placement::constraints(&array(input, "placementConstraints"), false)?;
     placement::strategies(&strategies)?;
     if scheduling == Scheduling::Daemon && !strategies.is_empty() {
         return Err(ApiError::invalid("Placement strategies are not supported with the DAEMON scheduling strategy."));
     }
     let configuration = deployment_configuration(input.get("deploymentConfiguration"), None, scheduling, controller)?;
-    let grace = grace_period(&input)?;
-    let tags = array(&input, "tags");
-    check_tags(&tags)?;
+    let grace = grace_period(input)?;
+    check_tags(&array(input, "tags"))?;
+    let definition = definition.and_then(|d| d.definition["taskDefinitionArn"].as_str().map(str::to_string));
+    Ok(NewService { cluster, name, controller, scheduling, desired, definition, configuration, grace, token })
+}
 
-    let definition_arn =
-        definition.as_ref().and_then(|d| d.definition["taskDefinitionArn"].as_str()).map(str::to_string);
-    let key = ctx.keys.service(&cluster, &name);
-    for _ in 0..MAX_ATTEMPTS {
-        let existing = ctx.store().get(&key)?;
+/// The ECS `Service` object of a new service, and its first deployment.
+fn new_record(ctx: &Ctx<'_>, new: &NewService, input: &Obj, revision: u64) -> ServiceRecord {
+    let now = ctx.timestamp();
+    let flag = |k: &str| json!(input.get(k).and_then(Value::as_bool).unwrap_or(false));
+    let mut service = Obj::new();
+    service.insert("serviceArn".into(), json!(ctx.arns.service(&new.cluster, &new.name)));
+    service.insert("serviceName".into(), json!(new.name));
+    service.insert("clusterArn".into(), json!(ctx.arns.cluster(&new.cluster)));
+    service.insert("loadBalancers".into(), json!([]));
+    service.insert("serviceRegistries".into(), json!([]));
+    service.insert("desiredCount".into(), json!(new.desired));
+    service.insert("runningCount".into(), json!(0));
+    service.insert("pendingCount".into(), json!(0));
+    service.insert("launchType".into(), json!("EC2"));
+    if let Some(arn) = &new.definition {
+        service.insert("taskDefinition".into(), json!(arn));
+    }
+    service.insert("deploymentConfiguration".into(), new.configuration.clone());
+    if let Some(role) = text(input, "role") {
+        service.insert("roleArn".into(), json!(role));
+    }
+    service.insert("events".into(), json!([]));
+    service.insert("createdAt".into(), json!(now));
+    service.insert("placementConstraints".into(), Value::Array(array(input, "placementConstraints")));
+    service.insert("placementStrategy".into(), Value::Array(array(input, "placementStrategy")));
+    if let Some(g) = new.grace {
+        service.insert("healthCheckGracePeriodSeconds".into(), json!(g));
+    }
+    let scheduling = if new.scheduling == Scheduling::Daemon { "DAEMON" } else { "REPLICA" };
+    service.insert("schedulingStrategy".into(), json!(scheduling));
+    service.insert("deploymentController".into(), json!({"type": new.controller.as_str()}));
+    service.insert("tags".into(), Value::Array(array(input, "tags")));
+    service.insert("createdBy".into(), json!(ctx.principal()));
+    service.insert("enableECSManagedTags".into(), flag("enableECSManagedTags"));
+    service.insert("propagateTags".into(), json!(text(input, "propagateTags").unwrap_or("NONE")));
+    service.insert("enableExecuteCommand".into(), flag("enableExecuteCommand"));
+    let id = ctx.control.ids.deployment_id();
+    ServiceRecord {
+        service,
+        status: ServiceStatus::Active,
+        scheduler: first_deployment(new.controller, new.definition.clone(), now, revision, id),
+        counts: BTreeMap::new(),
+        client_token: new.token.clone(),
+    }
+}
+
+pub async fn create(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
+    let new = &new_service(ctx, &input)?;
+    let (input, key) = (&input, &ctx.keys.service(&new.cluster, &new.name));
+    retry(move || async move {
+        let existing = ctx.store().get(key)?;
         if let Some(kv) = &existing {
             let rec: ServiceRecord = decode(kv)?;
             if rec.status != ServiceStatus::Inactive {
-                if token.is_some() && rec.client_token == token {
-                    return Ok(json!({"service": rec.render(ctx, false)}));
+                if new.token.is_some() && rec.client_token == new.token {
+                    return Ok(Some(json!({"service": rec.render(ctx, false)})));
                 }
                 return Err(ApiError::invalid("Creation of service was not idempotent."));
             }
         }
-        let revision = ctx.store().revision()?;
-        let now = ctx.timestamp();
-        let scheduler =
-            first_deployment(controller, definition_arn.clone(), now, revision, ctx.control.ids.deployment_id());
-        let mut service = Obj::new();
-        service.insert("serviceArn".into(), json!(ctx.arns.service(&cluster, &name)));
-        service.insert("serviceName".into(), json!(name));
-        service.insert("clusterArn".into(), json!(ctx.arns.cluster(&cluster)));
-        service.insert("loadBalancers".into(), json!([]));
-        service.insert("serviceRegistries".into(), json!([]));
-        service.insert("desiredCount".into(), json!(desired));
-        service.insert("runningCount".into(), json!(0));
-        service.insert("pendingCount".into(), json!(0));
-        service.insert("launchType".into(), json!("EC2"));
-        if let Some(arn) = &definition_arn {
-            service.insert("taskDefinition".into(), json!(arn));
-        }
-        service.insert("deploymentConfiguration".into(), configuration.clone());
-        if let Some(role) = text(&input, "role") {
-            service.insert("roleArn".into(), json!(role));
-        }
-        service.insert("events".into(), json!([]));
-        service.insert("createdAt".into(), json!(now));
-        service.insert("placementConstraints".into(), Value::Array(constraints.clone()));
-        service.insert("placementStrategy".into(), Value::Array(strategies.clone()));
-        if let Some(g) = grace {
-            service.insert("healthCheckGracePeriodSeconds".into(), json!(g));
-        }
-        service.insert(
-            "schedulingStrategy".into(),
-            json!(if scheduling == Scheduling::Daemon { "DAEMON" } else { "REPLICA" }),
-        );
-        service.insert("deploymentController".into(), json!({"type": controller.as_str()}));
-        service.insert("tags".into(), Value::Array(tags.clone()));
-        service.insert("createdBy".into(), json!(ctx.principal()));
-        service.insert(
-            "enableECSManagedTags".into(),
-            json!(input.get("enableECSManagedTags").and_then(Value::as_bool).unwrap_or(false)),
-        );
-        service.insert("propagateTags".into(), json!(text(&input, "propagateTags").unwrap_or("NONE")));
-        service.insert(
-            "enableExecuteCommand".into(),
-            json!(input.get("enableExecuteCommand").and_then(Value::as_bool).unwrap_or(false)),
-        );
-        let rec = ServiceRecord {
-            service,
-            status: ServiceStatus::Active,
-            scheduler,
-            counts: BTreeMap::new(),
-            client_token: token.clone(),
-        };
-        let (cluster_kv, _) = active_cluster(ctx, &cluster)?;
+        let rec = new_record(ctx, new, input, ctx.store().revision()?);
+        let (cluster_kv, _) = active_cluster(ctx, &new.cluster)?;
         let compares = vec![
-            Compare::unchanged(&key, existing.as_ref().map(|kv| kv.mod_revision).unwrap_or(0)),
+            Compare::unchanged(key, existing.as_ref().map(|kv| kv.mod_revision).unwrap_or(0)),
             Compare::unchanged(&cluster_kv.key, cluster_kv.mod_revision),
         ];
-        let ops = vec![Op::put(&key, encode(&rec)), Op::put(&ctx.keys.scheduled(&cluster, &name), Vec::new())];
+        let ops = vec![Op::put(key, encode(&rec)), Op::put(&ctx.keys.scheduled(&new.cluster, &new.name), Vec::new())];
         if ctx.store().txn(Txn::new().when(compares).and_then(ops)).await?.succeeded {
             ctx.control.wake_scheduler();
-            return Ok(json!({"service": rec.render(ctx, false)}));
+            return Ok(Some(json!({"service": rec.render(ctx, false)})));
         }
-    }
-    Err(contention())
+        Ok(None)
+    })
+    .await
 }
 
 /// What the scheduler starts a new service with: a deployment of its task definition (ECS),
@@ -466,14 +478,15 @@ pub async fn update(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
         placement::strategies(s)?;
     }
     let force = input.get("forceNewDeployment").and_then(Value::as_bool).unwrap_or(false);
-    for _ in 0..MAX_ATTEMPTS {
-        let (kv, mut rec) = find(ctx, &cluster, &given)?.ok_or_else(service_not_found)?;
+    let (cluster, constraints, given, input, strategies) = (&cluster, &constraints, &given, &input, &strategies);
+    retry(move || async move {
+        let (kv, mut rec) = find(ctx, cluster, given)?.ok_or_else(service_not_found)?;
         if rec.status != ServiceStatus::Active {
             return Err(service_not_active());
         }
         let controller = rec.controller();
-        check_update(controller, &input)?;
-        let definition = match text(&input, "taskDefinition") {
+        check_update(controller, input)?;
+        let definition = match text(input, "taskDefinition") {
             Some(t) => Some(runnable(ctx, t)?),
             None => None,
         };
@@ -515,7 +528,7 @@ pub async fn update(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
                 rec.service.insert(flag.into(), json!(b));
             }
         }
-        if let Some(p) = text(&input, "propagateTags") {
+        if let Some(p) = text(input, "propagateTags") {
             rec.service.insert("propagateTags".into(), json!(p));
         }
         let current = rec.scheduler.primary().map(|p| p.task_definition.clone()).unwrap_or_default();
@@ -524,7 +537,7 @@ pub async fn update(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
             None => current.clone(),
         };
         if let Some(d) = &definition {
-            check_network(&d.definition, &input)?;
+            check_network(&d.definition, input)?;
         }
         if !controller.task_sets() && (wanted != current || force) {
             let revision = ctx.store().revision()?;
@@ -538,10 +551,11 @@ pub async fn update(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
         }
         rec.scheduler.steady = false;
         if let Some(done) = save(ctx, &kv, &rec).await? {
-            return Ok(done);
+            return Ok(Some(done));
         }
-    }
-    Err(contention())
+        Ok(None)
+    })
+    .await
 }
 
 /// What UpdateService may not change on a service, given who makes its deployments (ECS's
@@ -578,11 +592,12 @@ pub async fn delete(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
     let given = text(&input, "service").unwrap_or_default().to_string();
     let force = input.get("force").and_then(Value::as_bool).unwrap_or(false);
     active_cluster(ctx, &cluster)?;
-    for _ in 0..MAX_ATTEMPTS {
-        let (kv, mut rec) = find(ctx, &cluster, &given)?.ok_or_else(service_not_found)?;
+    let (cluster, given) = (&cluster, &given);
+    retry(move || async move {
+        let (kv, mut rec) = find(ctx, cluster, given)?.ok_or_else(service_not_found)?;
         match rec.status {
             ServiceStatus::Inactive => return Err(service_not_found()),
-            ServiceStatus::Draining => return Ok(json!({"service": rec.render(ctx, false)})),
+            ServiceStatus::Draining => return Ok(Some(json!({"service": rec.render(ctx, false)}))),
             _ => {}
         }
         let desired = rec.int("/desiredCount").unwrap_or(0);
@@ -596,10 +611,11 @@ pub async fn delete(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
         }
         rec.scheduler.steady = false;
         if let Some(done) = save(ctx, &kv, &rec).await? {
-            return Ok(done);
+            return Ok(Some(done));
         }
-    }
-    Err(contention())
+        Ok(None)
+    })
+    .await
 }
 
 pub fn describe(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
