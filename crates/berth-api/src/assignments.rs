@@ -18,10 +18,10 @@ use berth_store::{Compare, Op, Txn};
 use serde_json::{Value, json};
 
 use crate::App;
-use crate::ecs::records::{InstanceRecord, TaskRecord};
 use crate::ecs::{self, Ctx};
 use crate::error::{ApiError, ApiResult};
 use crate::sigv4;
+use berth_control::records::{InstanceRecord, InstanceStatus, TaskRecord};
 
 /// Longest a poll may wait for a change.
 pub const MAX_WAIT: Duration = Duration::from_secs(60);
@@ -63,7 +63,7 @@ async fn answer(app: &App, uri: &Uri, headers: &HeaderMap, q: &HashMap<String, S
     )
     .min(MAX_WAIT)
     // An idle agent must call again before it would count as disconnected.
-    .min(app.config.agent_timeout / 2);
+    .min(app.control.config.agent_timeout / 2);
     let instance_arn = heartbeat(&ctx, &cluster, &id).await?;
 
     let prefix = ctx.keys.tasks(&cluster);
@@ -107,7 +107,7 @@ fn snapshot(ctx: &Ctx<'_>, prefix: &str, instance_arn: &str, since: u64) -> ApiR
             continue;
         }
         changed |= kv.mod_revision > since;
-        if rec.last_status() != berth_model::task::TaskStatus::Stopped {
+        if rec.last_status != berth_model::task::TaskStatus::Stopped {
             tasks.push(ecs::tasks::render(kv, &rec, false));
         }
     }
@@ -120,13 +120,13 @@ async fn heartbeat(ctx: &Ctx<'_>, cluster: &str, id: &str) -> ApiResult<String> 
     let kv =
         ctx.store().get(&key)?.ok_or_else(|| ApiError::invalid("The referenced container instance was not found."))?;
     let mut rec: InstanceRecord = ecs::decode(&kv)?;
-    if rec.status() == "INACTIVE" {
+    if rec.status == InstanceStatus::Inactive {
         return Err(ApiError::invalid("The container instance is deregistered."));
     }
     let arn = rec.instance["containerInstanceArn"].as_str().unwrap_or_default().to_string();
     let now = ctx.timestamp();
     let fresh = rec.instance.get("agentConnected").and_then(Value::as_bool) == Some(true)
-        && now - rec.heartbeat < ctx.app.config.agent_timeout.as_secs_f64() / 4.0;
+        && now - rec.heartbeat < ctx.config().agent_timeout.as_secs_f64() / 4.0;
     if !fresh {
         rec.heartbeat = now;
         rec.instance.insert("agentConnected".into(), json!(true));

@@ -1,6 +1,7 @@
 //! Errors a client sees: an AWS exception name, an HTTP status and a message, rendered as
 //! the AWS JSON error shape `{"__type": ..., "message": ...}`.
 
+use berth_control::ControlError;
 use berth_model::ModelError;
 use berth_store::StoreError;
 
@@ -77,6 +78,41 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         tracing::error!(error = %e, "store failure");
         ApiError::server(format!("internal store error: {e}"))
+    }
+}
+
+impl From<ControlError> for ApiError {
+    fn from(e: ControlError) -> Self {
+        match e {
+            ControlError::Store(e) => e.into(),
+            ControlError::Corrupt { .. } => {
+                tracing::error!(error = %e, "corrupt record");
+                ApiError::server(e.to_string())
+            }
+            ControlError::Contention => {
+                ApiError::client("Too many concurrent attempts to change this resource. Retry the request.")
+            }
+            ControlError::ClusterNotFound => ApiError::cluster_not_found(),
+            ControlError::TaskNotFound => ApiError::invalid("The referenced task was not found."),
+            ControlError::Transition(t) => ApiError::invalid(t.to_string()),
+            ControlError::Placement(m) => ApiError::invalid(m),
+        }
+    }
+}
+
+impl From<berth_store::Contention> for ApiError {
+    fn from(e: berth_store::Contention) -> Self {
+        ControlError::from(e).into()
+    }
+}
+
+impl From<berth_control::placement::SpecError> for ApiError {
+    fn from(e: berth_control::placement::SpecError) -> Self {
+        use berth_control::placement::SpecError;
+        match e {
+            SpecError::Invalid(m) => ApiError::invalid(m),
+            SpecError::Client(m) => ApiError::client(m),
+        }
     }
 }
 

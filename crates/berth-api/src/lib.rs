@@ -13,80 +13,59 @@ pub mod ecr;
 pub mod ecs;
 pub mod elbv2;
 pub mod error;
-pub mod keys;
 pub mod protocol;
 pub mod sigv4;
+#[cfg(test)]
+pub(crate) mod testing;
+#[cfg(test)]
+mod tests;
 
 pub use protocol::shapes;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use axum::routing::{get, post};
+use berth_control::Control;
 use berth_store::Store;
 
-/// What the API needs to know about the deployment it serves.
+/// What the API needs to know beyond the domain's settings (`berth_control::Config`).
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Account id written into every ARN.
-    pub account: String,
-    /// The region Berth reports for itself (requests name theirs in the credential scope).
-    pub region: String,
     pub keys: sigv4::KeyRing,
-    /// How long after its last contact an agent still counts as connected.
-    pub agent_timeout: Duration,
     /// The URL agents are told to use (DiscoverPollEndpoint).
     pub endpoint: String,
-    /// How long after its last contact an agent's tasks are written off as lost (and service
-    /// tasks replaced elsewhere).
-    pub lost_agent_timeout: Duration,
-    /// How long STOPPED tasks stay describable before they are forgotten.
-    pub stopped_task_retention: Duration,
-    /// Names this server when servers share a store: the holder of the scheduler's lease. A
-    /// restarted server with the same name takes its lease back at once.
-    pub node: String,
 }
 
 /// Shared state of every request handler.
 pub struct App {
     pub config: Config,
-    pub store: Arc<dyn Store>,
+    /// The domain: store, clock, ids, settings (see `berth-control`).
+    pub control: Arc<Control>,
     /// The private registry, shared by the ECR handlers and `/v2/`.
     pub registry: Arc<berth_registry::Registry>,
     /// Batches RegisterTaskDefinition calls per family (see `combiner`).
     pub registrations: combiner::Combiner<ecs::Registration, serde_json::Value>,
-    /// Wakes the service scheduler before its next tick (a service or task changed).
-    pub scheduler_wake: tokio::sync::Notify,
-    closing: tokio::sync::watch::Sender<bool>,
 }
 
 impl App {
-    pub fn new(config: Config, store: Arc<dyn Store>, registry: Arc<berth_registry::Registry>) -> Arc<Self> {
-        Arc::new(App {
-            config,
-            store,
-            registry,
-            registrations: Default::default(),
-            scheduler_wake: Default::default(),
-            closing: tokio::sync::watch::channel(false).0,
-        })
+    pub fn new(config: Config, control: Arc<Control>, registry: Arc<berth_registry::Registry>) -> Arc<Self> {
+        Arc::new(App { config, control, registry, registrations: Default::default() })
     }
 
-    /// Asks the service scheduler for a pass now.
-    pub fn wake_scheduler(&self) {
-        self.scheduler_wake.notify_one();
+    pub fn store(&self) -> &dyn Store {
+        self.control.store.as_ref()
     }
 
-    /// Tells long-running requests (assignment polls) to answer now: the server is stopping.
+    /// Tells long-running requests (assignment polls) and background loops to finish: the
+    /// server is stopping.
     pub fn close(&self) {
-        self.closing.send_replace(true);
+        self.control.close();
     }
 
     /// Resolves once [`App::close`] has been called.
     pub async fn closed(&self) {
-        let mut rx = self.closing.subscribe();
-        let _ = rx.wait_for(|closing| *closing).await;
+        self.control.closed().await
     }
 }
 
@@ -104,7 +83,7 @@ pub fn router(app: Arc<App>) -> Router {
 
 /// Creates the `default` cluster in the configured region unless it exists.
 pub async fn ensure_default_cluster(app: &App) -> Result<(), error::ApiError> {
-    let caller = sigv4::Caller { access_key: String::new(), region: app.config.region.clone() };
+    let caller = sigv4::Caller { access_key: String::new(), region: app.control.config.region.clone() };
     let ctx = ecs::Ctx::new(app, caller, std::time::SystemTime::now(), 0);
     let mut input = ecs::Obj::new();
     input.insert("clusterName".into(), serde_json::json!("default"));

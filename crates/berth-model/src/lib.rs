@@ -4,6 +4,7 @@
 
 pub mod arn;
 pub mod error;
+pub mod health;
 pub mod names;
 pub mod resources;
 pub mod task;

@@ -5,6 +5,7 @@
 //! only accepts reports that move forward. Before any agent has claimed a task, the control
 //! plane may stop it on its own (nothing runs yet, so there is nothing to tear down).
 
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use thiserror::Error;
 
 /// ECS task statuses, in lifecycle order.
@@ -60,13 +61,63 @@ impl TaskStatus {
     }
 }
 
+impl Serialize for TaskStatus {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// An unknown status is an error, never a default.
+impl<'de> Deserialize<'de> for TaskStatus {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        TaskStatus::parse(&raw).ok_or_else(|| serde::de::Error::custom(format!("unknown task status {raw:?}")))
+    }
+}
+
+/// What a task should become (ECS `desiredStatus`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum DesiredStatus {
+    Running,
+    Stopped,
+}
+
+impl DesiredStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DesiredStatus::Running => "RUNNING",
+            DesiredStatus::Stopped => "STOPPED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<DesiredStatus> {
+        [DesiredStatus::Running, DesiredStatus::Stopped].into_iter().find(|d| d.as_str() == s)
+    }
+}
+
+/// Why a task failed, when it did: what the service scheduler counts toward its circuit
+/// breaker and back-off (a task stopped by a user, a scale-in or a lost agent did not fail).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Failure {
+    /// It ran, and an essential container exited.
+    EssentialContainerExited,
+    /// It never ran: pulling, creating or starting a container failed.
+    FailedToStart,
+    /// The service scheduler stopped it for failing its container health checks.
+    HealthCheck,
+}
+
 /// What happens to a task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TaskEvent {
     /// The agent that claimed the task reports a status.
     Reported(TaskStatus),
-    /// A stop request for a task no agent has claimed yet.
+    /// A stop request for a task no agent has claimed yet: nothing runs, so it is STOPPED now.
     StopUnclaimed,
+    /// Its agent is lost: it is STOPPED now, whatever the agent last said.
+    WriteOff,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
@@ -90,11 +141,13 @@ pub fn transition(current: TaskStatus, event: TaskEvent) -> Result<TaskStatus, T
             TaskStatus::Stopped => Err(TransitionError::AlreadyStopped),
             other => Err(TransitionError::Claimed(other)),
         },
+        TaskEvent::WriteOff if current == TaskStatus::Stopped => Err(TransitionError::AlreadyStopped),
+        TaskEvent::WriteOff => Ok(TaskStatus::Stopped),
     }
 }
 
 /// ECS `stopCode` values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum StopCode {
     TaskFailedToStart,
     EssentialContainerExited,
@@ -119,6 +172,8 @@ impl StopCode {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     #[test]
@@ -129,30 +184,51 @@ mod tests {
         assert_eq!(TaskStatus::parse("running"), None);
     }
 
-    /// Every (status, event) pair, against the rule written out independently.
-    #[test]
-    fn transition_table_is_exhaustive() {
-        let rank = |s: TaskStatus| TaskStatus::ALL.iter().position(|x| *x == s).unwrap();
-        for from in TaskStatus::ALL {
-            for to in TaskStatus::ALL {
-                let got = transition(from, TaskEvent::Reported(to));
-                if from == TaskStatus::Stopped {
-                    assert_eq!(got, Err(TransitionError::AlreadyStopped));
-                } else if rank(to) < rank(from) {
-                    assert_eq!(got, Err(TransitionError::Backwards { from, to }));
-                } else {
-                    assert_eq!(got, Ok(to), "{from:?} -> {to:?}");
+    fn event() -> impl Strategy<Value = TaskEvent> {
+        prop_oneof![
+            4 => proptest::sample::select(TaskStatus::ALL.to_vec()).prop_map(TaskEvent::Reported),
+            1 => Just(TaskEvent::StopUnclaimed),
+            1 => Just(TaskEvent::WriteOff),
+        ]
+    }
+
+    proptest! {
+        /// Named invariants of any history of events, applied as the control plane does
+        /// (refused events change nothing):
+        /// - a task's status never moves backwards;
+        /// - nothing leaves STOPPED;
+        /// - the control plane alone (a stop before any claim) never stops a task that an agent
+        ///   has taken past PENDING: only the agent's report or a write-off of a lost agent does;
+        /// - a write-off always ends a live task.
+        #[test]
+        fn any_history_moves_forward_and_ends_once(events in proptest::collection::vec(event(), 1..40)) {
+            let mut status = TaskStatus::Pending;
+            for e in events {
+                match transition(status, e) {
+                    Ok(next) => {
+                        prop_assert!(next >= status, "{status:?} went back to {next:?} on {e:?}");
+                        prop_assert!(status != TaskStatus::Stopped, "left STOPPED on {e:?}");
+                        if e == TaskEvent::StopUnclaimed {
+                            prop_assert!(status <= TaskStatus::Pending, "stopped a claimed {status:?} alone");
+                        }
+                        status = next;
+                    }
+                    Err(err) => {
+                        prop_assert!(e != TaskEvent::WriteOff || status == TaskStatus::Stopped, "{err}");
+                    }
                 }
-            }
-            let stop = transition(from, TaskEvent::StopUnclaimed);
-            match from {
-                TaskStatus::Provisioning | TaskStatus::Pending => {
-                    assert_eq!(stop, Ok(TaskStatus::Stopped))
-                }
-                TaskStatus::Stopped => assert_eq!(stop, Err(TransitionError::AlreadyStopped)),
-                _ => assert_eq!(stop, Err(TransitionError::Claimed(from))),
             }
         }
+    }
+
+    #[test]
+    fn statuses_serialise_as_ecs_names_and_unknown_ones_are_refused() {
+        assert_eq!(serde_json::to_string(&TaskStatus::Running).unwrap(), "\"RUNNING\"");
+        assert_eq!(serde_json::from_str::<TaskStatus>("\"DEPROVISIONING\"").unwrap(), TaskStatus::Deprovisioning);
+        assert!(serde_json::from_str::<TaskStatus>("\"running\"").is_err());
+        assert!(serde_json::from_str::<TaskStatus>("\"SLEEPING\"").is_err());
+        assert_eq!(serde_json::to_string(&DesiredStatus::Stopped).unwrap(), "\"STOPPED\"");
+        assert_eq!(serde_json::to_string(&StopCode::TaskFailedToStart).unwrap(), "\"TaskFailedToStart\"");
     }
 
     #[test]

@@ -208,13 +208,8 @@ impl State {
     }
 }
 
-/// A container's view of its health, summed over the task (ECS task `healthStatus`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Health {
-    Healthy,
-    Unhealthy,
-    Unknown,
-}
+/// A task's health (ECS task `healthStatus`): the model's one health type.
+pub use berth_model::health::Health;
 
 /// Why a task that is STOPPED stopped, as far as the scheduler cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

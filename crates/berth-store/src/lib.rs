@@ -5,10 +5,12 @@
 
 mod codec;
 mod embedded;
+mod retry;
 mod types;
 mod watch;
 
 pub use embedded::{Embedded, EmbeddedOptions};
+pub use retry::{Contention, retry};
 pub use types::*;
 pub use watch::WatchStream;
 

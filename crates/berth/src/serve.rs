@@ -8,6 +8,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use berth_api::sigv4::KeyRing;
 use berth_api::{App, Config};
+use berth_control::Control;
+use berth_control::clock::SystemClock;
+use berth_control::ids::RandomIds;
 use berth_store::{Embedded, EmbeddedOptions};
 
 use crate::config::{AgentOptions, Settings};
@@ -30,29 +33,34 @@ async fn serve(settings: Settings, agent_options: Option<AgentOptions>, started:
     let addr = listener.local_addr()?;
     let endpoint = format!("http://{addr}");
     let keys = KeyRing::new(settings.keys.iter().map(|k| (k.access_key.clone(), k.secret_key.clone())));
-    let config = Config {
+    let config = Config { keys, endpoint: endpoint.clone() };
+    let domain = berth_control::Config {
         account: settings.account_id.clone(),
         region: settings.region.clone(),
-        keys,
         agent_timeout: Duration::from_secs(settings.agent_timeout),
-        endpoint: endpoint.clone(),
         lost_agent_timeout: Duration::from_secs(settings.lost_agent_timeout),
         stopped_task_retention: Duration::from_secs(settings.stopped_task_retention),
         node: format!("{}@{}", settings.data_dir.display(), settings.listen),
     };
     let store: Arc<dyn berth_store::Store> = Arc::new(store);
+    let control = Control::new(domain, store.clone(), Arc::new(SystemClock), Arc::new(RandomIds));
     let secrets_dir = agent_options.as_ref().and_then(|o| o.secrets_dir.clone());
     let registry = open_registry(&settings, store.clone(), &local_endpoint(addr), secrets_dir)?;
     registry.set_peers(Arc::new(crate::peers::load(settings.registry.peers_file.as_deref())?));
-    let app = App::new(config, store, registry.clone());
-    let registry_tasks = registry_schedule(&registry, &settings.registry);
+    let app = App::new(config, control, registry.clone());
     berth_api::ensure_default_cluster(&app).await.context("creating the default cluster")?;
     let stopping = app.clone();
     let server = axum::serve(listener, berth_api::router(app.clone()))
         .with_graceful_shutdown(async move { stopping.closed().await });
     let mut server = tokio::spawn(server.into_future());
     // One server per store runs the service scheduler (see docs/deployments.md).
-    tokio::spawn(berth_api::ecs::scheduler::run(app.clone()));
+    tokio::spawn(berth_control::leader::run(app.control.clone()));
+    let every = |secs: u64| (secs > 0).then(|| Duration::from_secs(secs));
+    let schedule = berth_control::registry::Schedule {
+        gc_every: every(settings.registry.gc_interval),
+        lifecycle_every: every(settings.registry.lifecycle_interval),
+    };
+    berth_control::registry::spawn(app.control.clone(), registry.clone(), schedule);
 
     let key = &settings.keys[0];
     let (agent_line, agent_task) = match agent_options {
@@ -106,9 +114,6 @@ async fn serve(settings: Settings, agent_options: Option<AgentOptions>, started:
     if let Some(task) = agent_task {
         task.abort();
     }
-    for task in registry_tasks {
-        task.abort();
-    }
     app.close();
     server.await??;
     Ok(())
@@ -134,62 +139,6 @@ pub fn open_registry(
     let dir = settings.data_dir.join("registry");
     berth_registry::Registry::open(&dir, store, options)
         .with_context(|| format!("opening the registry at {}", dir.display()))
-}
-
-/// How often the replication worker looks for copies to retry when no push wakes it.
-const REPLICATION_RETRY: Duration = Duration::from_secs(5);
-
-/// Garbage collection and lifecycle policies on their schedules, and the replication worker.
-fn registry_schedule(
-    registry: &Arc<berth_registry::Registry>,
-    settings: &crate::config::RegistrySettings,
-) -> Vec<tokio::task::JoinHandle<()>> {
-    let mut tasks = Vec::new();
-    if settings.gc_interval > 0 {
-        let (registry, every) = (registry.clone(), Duration::from_secs(settings.gc_interval));
-        tasks.push(tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(every).await;
-                match registry.collect_garbage(std::time::SystemTime::now()).await {
-                    Ok(report) => tracing::info!(?report, "registry garbage collected"),
-                    Err(e) => tracing::warn!(error = %e, "registry garbage collection failed"),
-                }
-            }
-        }));
-    }
-    let replicator = registry.clone();
-    tasks.push(tokio::spawn(async move {
-        // A pass at start resumes copies a restart interrupted; then pushes wake the worker,
-        // and copies still to retry bring it back after REPLICATION_RETRY.
-        loop {
-            let retry = match replicator.replicate_pending().await {
-                Ok(pass) => pass.pending > 0,
-                Err(e) => {
-                    tracing::warn!(error = %e, "replication pass failed");
-                    true
-                }
-            };
-            let wake = replicator.replication_wake.notified();
-            if retry {
-                let _ = tokio::time::timeout(REPLICATION_RETRY, wake).await;
-            } else {
-                wake.await;
-            }
-        }
-    }));
-    if settings.lifecycle_interval > 0 {
-        let (registry, every) = (registry.clone(), Duration::from_secs(settings.lifecycle_interval));
-        tasks.push(tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(every).await;
-                match registry.sweep_lifecycle(std::time::SystemTime::now()).await {
-                    Ok(n) => tracing::info!(expired = n, "lifecycle policies applied"),
-                    Err(e) => tracing::warn!(error = %e, "applying lifecycle policies failed"),
-                }
-            }
-        }));
-    }
-    tasks
 }
 
 /// How a process on this machine reaches the listener (a wildcard address means loopback).

@@ -12,9 +12,9 @@ use berth_store::StoreExt;
 use serde_json::{Value, json};
 
 use super::filters;
-use crate::ecs::records::InstanceRecord;
 use crate::ecs::{Ctx, Obj, decode, strings};
 use crate::error::{ApiError, ApiResult};
+use berth_control::records::{InstanceRecord, InstanceStatus};
 
 /// The filters EC2 documents for DescribeAvailabilityZones.
 const FILTERS: &[&str] = &[
@@ -62,7 +62,7 @@ fn zone_names(ctx: &Ctx<'_>) -> ApiResult<BTreeSet<String>> {
         let name = cluster.key.rsplit('/').next().unwrap_or_default();
         for kv in ctx.store().list(&ctx.keys.instances(name))? {
             let rec: InstanceRecord = decode(&kv)?;
-            if rec.status() == "INACTIVE" {
+            if rec.status == InstanceStatus::Inactive {
                 continue;
             }
             let attributes = rec.instance.get("attributes").and_then(Value::as_array);

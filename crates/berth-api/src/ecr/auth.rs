@@ -19,5 +19,5 @@ pub fn get_token(ctx: &Ctx<'_>) -> EcrResult<Value> {
 
 pub fn describe_registry(ctx: &Ctx<'_>) -> EcrResult<Value> {
     let replication = ctx.app.registry.replication_configuration(&super::scope(ctx))?;
-    Ok(json!({"registryId": ctx.app.config.account, "replicationConfiguration": replication}))
+    Ok(json!({"registryId": ctx.config().account, "replicationConfiguration": replication}))
 }

@@ -84,7 +84,7 @@ pub fn list(ctx: &Ctx<'_>, input: Obj) -> EcrResult<Value> {
 fn detail(ctx: &Ctx<'_>, repo: &str, image: &Image) -> Value {
     let r = &image.record;
     let mut d = json!({
-        "registryId": ctx.app.config.account,
+        "registryId": ctx.config().account,
         "repositoryName": repo,
         "imageDigest": r.digest,
         "imageSizeInBytes": r.image_size,
@@ -116,7 +116,7 @@ pub fn describe(ctx: &Ctx<'_>, input: Obj) -> EcrResult<Value> {
         for id in &ids {
             match find(&images, id) {
                 Ok(image) => out.push(detail(ctx, &name, image)),
-                Err(("ImageNotFound", _)) => return Err(image_not_found(id, &name, &ctx.app.config.account)),
+                Err(("ImageNotFound", _)) => return Err(image_not_found(id, &name, &ctx.config().account)),
                 Err((_, reason)) => return Err(ApiError::invalid(reason).into()),
             }
         }
@@ -140,7 +140,7 @@ fn image_json(ctx: &Ctx<'_>, repo: &str, digest: &str, tag: Option<&str>, manife
     if let Some(t) = tag {
         id["imageTag"] = json!(t);
     }
-    json!({"registryId": ctx.app.config.account, "repositoryName": repo, "imageId": id,
+    json!({"registryId": ctx.config().account, "repositoryName": repo, "imageId": id,
         "imageManifest": manifest, "imageManifestMediaType": media_type})
 }
 
@@ -237,7 +237,7 @@ pub async fn put(ctx: &Ctx<'_>, input: Obj) -> EcrResult<Value> {
                 format!(
                     "Image with digest '{computed}' and tag '{}' already exists in the repository with name '{name}' in registry with id '{}'",
                     tag.unwrap_or("null"),
-                    ctx.app.config.account
+                    ctx.config().account
                 ),
             ));
         }

@@ -102,7 +102,7 @@ pub async fn download_url(ctx: &Ctx<'_>, input: Obj) -> EcrResult<Value> {
             "LayersNotFoundException",
             format!(
                 "The layer with digest '{digest}' does not exist in the repository with name '{name}' in the registry with id '{}'",
-                ctx.app.config.account
+                ctx.config().account
             ),
         ));
     }

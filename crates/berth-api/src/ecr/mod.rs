@@ -91,7 +91,7 @@ pub static SERVICE: Service = Service {
 
 /// Registry errors are worded for this registry.
 fn finish(ctx: &Ctx<'_>, result: EcrResult<Value>) -> ApiResult<Value> {
-    result.map_err(|e| e.into_api(&ctx.app.config.account))
+    result.map_err(|e| e.into_api(&ctx.config().account))
 }
 
 /// The registry scope of a SigV4-signed ECR request: the caller's key and region.
@@ -106,8 +106,8 @@ pub fn scope(ctx: &Ctx<'_>) -> Scope {
 /// `registryId`, when given, must be this account.
 fn check_registry(ctx: &Ctx<'_>, input: &Obj) -> EcrResult<()> {
     match text(input, "registryId") {
-        Some(id) if id != ctx.app.config.account => {
-            Err(invalid_at("registryId", &format!("registry {id} is not this registry ({})", ctx.app.config.account)))
+        Some(id) if id != ctx.config().account => {
+            Err(invalid_at("registryId", &format!("registry {id} is not this registry ({})", ctx.config().account)))
         }
         _ => Ok(()),
     }
@@ -126,7 +126,7 @@ pub fn repository_arg(ctx: &Ctx<'_>, input: &Obj) -> EcrResult<String> {
 /// The registry id and repository name every per-repository response starts with.
 pub fn head(ctx: &Ctx<'_>, repo: &str) -> Obj {
     let mut o = Obj::new();
-    o.insert("registryId".into(), json!(ctx.app.config.account));
+    o.insert("registryId".into(), json!(ctx.config().account));
     o.insert("repositoryName".into(), json!(repo));
     o
 }

@@ -53,7 +53,7 @@ pub async fn create(ctx: &Ctx<'_>, input: Obj) -> EcrResult<Value> {
     }
     let url = text(&input, "upstreamRegistryUrl").unwrap_or_default();
     let mut rule = json!({"ecrRepositoryPrefix": prefix, "upstreamRegistryUrl": url,
-        "registryId": ctx.app.config.account, "createdAt": ctx.timestamp(), "updatedAt": ctx.timestamp()});
+        "registryId": ctx.config().account, "createdAt": ctx.timestamp(), "updatedAt": ctx.timestamp()});
     let kind = text(&input, "upstreamRegistry")
         .map(str::to_string)
         .or_else(|| parse_url(url, false).ok().and_then(|(host, _)| known_upstream(&host)).map(str::to_string));

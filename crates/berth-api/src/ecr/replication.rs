@@ -21,7 +21,7 @@ pub fn describe_status(ctx: &Ctx<'_>, input: Obj) -> EcrResult<Value> {
     let images = ctx.app.registry.images(&s, &name)?;
     let image = match find(&images, &id) {
         Ok(image) => image,
-        Err(("ImageNotFound", _)) => return Err(image_not_found(&id, &name, &ctx.app.config.account)),
+        Err(("ImageNotFound", _)) => return Err(image_not_found(&id, &name, &ctx.config().account)),
         Err((_, reason)) => return Err(ApiError::invalid(reason).into()),
     };
     let statuses = ctx.app.registry.replication_statuses(&s, &name, &image.record.digest)?;

@@ -14,7 +14,7 @@ pub fn to_json(ctx: &Ctx<'_>, r: &Repository) -> Value {
     let registry = &ctx.app.registry;
     let mut out = json!({
         "repositoryArn": registry.arn(&ctx.caller.region, &r.name),
-        "registryId": ctx.app.config.account,
+        "registryId": ctx.config().account,
         "repositoryName": r.name,
         "repositoryUri": registry.uri(&r.name),
         "createdAt": r.created_at,
@@ -88,7 +88,7 @@ pub fn encryption(ctx: &Ctx<'_>, input: &Obj) -> EcrResult<Value> {
         Some("KMS" | "KMS_DSSE") if encryption.get("kmsKey").is_none_or(|k| k == "") => {
             // ECR uses the AWS managed key when none is named.
             encryption["kmsKey"] =
-                json!(format!("arn:aws:kms:{}:{}:alias/aws/ecr", ctx.caller.region, ctx.app.config.account));
+                json!(format!("arn:aws:kms:{}:{}:alias/aws/ecr", ctx.caller.region, ctx.config().account));
         }
         _ => {}
     }

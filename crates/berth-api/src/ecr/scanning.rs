@@ -23,7 +23,7 @@ pub async fn put(ctx: &Ctx<'_>, input: Obj) -> EcrResult<Value> {
 
 pub fn get(ctx: &Ctx<'_>) -> EcrResult<Value> {
     let config = ctx.app.registry.scanning_configuration(&scope(ctx))?;
-    Ok(json!({"registryId": ctx.app.config.account, "scanningConfiguration": config}))
+    Ok(json!({"registryId": ctx.config().account, "scanningConfiguration": config}))
 }
 
 pub fn batch_get_repositories(ctx: &Ctx<'_>, input: Obj) -> EcrResult<Value> {

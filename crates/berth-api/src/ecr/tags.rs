@@ -12,7 +12,7 @@ use crate::ecs::{Ctx, Obj, array, strings, text};
 /// The repository a `resourceArn` names (in the caller's region and this account).
 fn repository_of(ctx: &Ctx<'_>, input: &Obj) -> EcrResult<String> {
     let arn = text(input, "resourceArn").unwrap_or_default();
-    let prefix = format!("arn:aws:ecr:{}:{}:repository/", ctx.caller.region, ctx.app.config.account);
+    let prefix = format!("arn:aws:ecr:{}:{}:repository/", ctx.caller.region, ctx.config().account);
     match arn.strip_prefix(&prefix) {
         Some(name) if berth_registry::repositories::valid_name(name) => Ok(name.to_string()),
         _ => Err(invalid_at("resourceArn", "Invalid ARN")),

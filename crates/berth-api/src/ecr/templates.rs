@@ -74,7 +74,7 @@ fn merge(template: &mut Value, patch: &Value) {
 }
 
 fn answer(ctx: &Ctx<'_>, template: Value) -> Value {
-    json!({"registryId": ctx.app.config.account, "repositoryCreationTemplate": template})
+    json!({"registryId": ctx.config().account, "repositoryCreationTemplate": template})
 }
 
 pub async fn create(ctx: &Ctx<'_>, input: Obj) -> EcrResult<Value> {
@@ -102,7 +102,7 @@ pub fn describe(ctx: &Ctx<'_>, input: Obj) -> EcrResult<Value> {
         .collect();
     let (templates, next) = page(&input, items, limit)?;
     let mut out = Obj::new();
-    out.insert("registryId".into(), json!(ctx.app.config.account));
+    out.insert("registryId".into(), json!(ctx.config().account));
     out.insert("repositoryCreationTemplates".into(), json!(templates));
     Ok(with_token(out, next))
 }

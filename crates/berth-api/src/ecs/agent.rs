@@ -1,13 +1,14 @@
 //! The operations agents call: SubmitTaskStateChange, SubmitContainerStateChange,
 //! DiscoverPollEndpoint. (The assignment channel agents watch is `crate::assignments`.)
 
+use berth_model::health::Health;
 use berth_model::task::TaskStatus;
 use serde_json::{Value, json};
 
-use super::records::TaskRecord;
-use super::tasks::report;
 use super::{Ctx, Obj, active_cluster, cluster_arg, text};
 use crate::error::{ApiError, ApiResult};
+use berth_control::records::TaskRecord;
+use berth_control::tasks::report;
 
 /// Container fields an agent may report, as (request member, task container member).
 /// `healthStatus` is a Berth extension of the model (see scripts/gen-models.py).
@@ -48,6 +49,10 @@ pub async fn submit_task_state_change(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Va
     active_cluster(ctx, &cluster)?;
     let task = text(&input, "task").ok_or_else(|| ApiError::invalid("task is required."))?;
     let status = parse_status(text(&input, "status"))?;
+    let health = match text(&input, "healthStatus") {
+        None => None,
+        Some(h) => Some(Health::parse(h).ok_or_else(|| ApiError::invalid(format!("Invalid health status '{h}'.")))?),
+    };
     for c in input.get("containers").and_then(Value::as_array).into_iter().flatten() {
         if let Some(s) = c.get("status").and_then(Value::as_str)
             && !matches!(s, "PENDING" | "RUNNING" | "STOPPED")
@@ -62,16 +67,19 @@ pub async fn submit_task_state_change(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Va
             }
         }
         // Timestamps and (Berth extension) task health, stored as reported.
-        for field in ["pullStartedAt", "pullStoppedAt", "executionStoppedAt", "healthStatus"] {
+        for field in ["pullStartedAt", "pullStoppedAt", "executionStoppedAt"] {
             if let Some(v) = input.get(field) {
                 rec.task.insert(field.into(), v.clone());
             }
         }
-        if let Some(reason) = input.get("reason")
-            && !rec.task.contains_key("stoppedReason")
+        if let Some(h) = health {
+            rec.health = h;
+        }
+        if let Some(reason) = text(&input, "reason")
+            && rec.stopped_reason.is_none()
             && status == Some(TaskStatus::Stopped)
         {
-            rec.task.insert("stoppedReason".into(), reason.clone());
+            rec.stopped_reason = Some(reason.to_string());
         }
     })
     .await?;

@@ -7,12 +7,13 @@ use berth_store::{Compare, Op, StoreExt, Txn};
 use serde_json::{Value, json};
 
 use super::array;
-use super::records::{InstanceRecord, TaskRecord};
 use super::{
-    Ctx, MAX_ATTEMPTS, Obj, active_cluster, check_tags, cluster_arg, contention, decode, encode, max_results, page,
-    strings, text, with_token,
+    Ctx, Obj, active_cluster, check_tags, cluster_arg, decode, encode, max_results, page, strings, text, with_token,
 };
 use crate::error::{ApiError, ApiResult};
+use berth_control::records::{InstanceRecord, InstanceStatus, TaskRecord};
+use berth_control::services::{ServiceRecord, ServiceStatus};
+use berth_control::store::retry;
 
 /// What a cluster holds right now: instances ACTIVE or DRAINING, tasks RUNNING and
 /// pending by launch type, services ACTIVE and DRAINING by launch type.
@@ -56,13 +57,13 @@ fn counts(ctx: &Ctx<'_>, name: &str) -> ApiResult<Counts> {
     let mut c = Counts::default();
     for kv in ctx.store().list(&ctx.keys.instances(name))? {
         let rec: InstanceRecord = decode(&kv)?;
-        if matches!(rec.status(), "ACTIVE" | "DRAINING") {
+        if rec.status != InstanceStatus::Inactive {
             c.instances += 1;
         }
     }
     for kv in ctx.store().list(&ctx.keys.tasks(name))? {
         let rec: TaskRecord = decode(&kv)?;
-        let status = rec.last_status();
+        let status = rec.last_status;
         if status.is_running() {
             c.tasks.add(rec.field("launchType"), RUNNING);
         } else if status.is_pending() {
@@ -70,11 +71,11 @@ fn counts(ctx: &Ctx<'_>, name: &str) -> ApiResult<Counts> {
         }
     }
     for kv in ctx.store().list(&ctx.keys.services(name))? {
-        let service: super::services::ServiceRecord = decode(&kv)?;
+        let service: ServiceRecord = decode(&kv)?;
         let launch_type = service.service.get("launchType").and_then(Value::as_str);
-        match service.status() {
-            "ACTIVE" => c.services.add(launch_type, ACTIVE),
-            "DRAINING" => c.services.add(launch_type, DRAINING),
+        match service.status {
+            ServiceStatus::Active => c.services.add(launch_type, ACTIVE),
+            ServiceStatus::Draining => c.services.add(launch_type, DRAINING),
             _ => {}
         }
     }
@@ -169,16 +170,17 @@ pub async fn create(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
         settings.push(json!({"name": "containerInsights", "value": value}));
     }
     let key = ctx.keys.cluster(&name);
-    for _ in 0..MAX_ATTEMPTS {
-        let existing = ctx.store().get(&key)?;
+    let (input, key, name, settings, tags) = (&input, &key, &name, &settings, &tags);
+    retry(move || async move {
+        let existing = ctx.store().get(key)?;
         if let Some(kv) = &existing {
             let cluster: Obj = decode(kv)?;
             if text(&cluster, "status") == Some("ACTIVE") {
-                return Ok(json!({"cluster": render(ctx, cluster, &WRITE_VIEW.map(String::from))?}));
+                return Ok(Some(json!({"cluster": render(ctx, cluster, &WRITE_VIEW.map(String::from))?})));
             }
         }
         let mut cluster = Obj::new();
-        cluster.insert("clusterArn".into(), json!(ctx.arns.cluster(&name)));
+        cluster.insert("clusterArn".into(), json!(ctx.arns.cluster(name)));
         cluster.insert("clusterName".into(), json!(name));
         cluster.insert("status".into(), json!("ACTIVE"));
         cluster.insert("settings".into(), Value::Array(settings.clone()));
@@ -191,13 +193,14 @@ pub async fn create(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
         cluster.insert("capacityProviders".into(), json!([]));
         cluster.insert("defaultCapacityProviderStrategy".into(), json!([]));
         let txn = Txn::new()
-            .when(vec![Compare::unchanged(&key, existing.map(|kv| kv.mod_revision).unwrap_or(0))])
-            .and_then(vec![Op::put(&key, encode(&cluster)), Op::put(&ctx.keys.region(), Vec::new())]);
+            .when(vec![Compare::unchanged(key, existing.map(|kv| kv.mod_revision).unwrap_or(0))])
+            .and_then(vec![Op::put(key, encode(&cluster)), Op::put(&ctx.keys.region(), Vec::new())]);
         if ctx.store().txn(txn).await?.succeeded {
-            return Ok(json!({"cluster": render(ctx, cluster, &WRITE_VIEW.map(String::from))?}));
+            return Ok(Some(json!({"cluster": render(ctx, cluster, &WRITE_VIEW.map(String::from))?})));
         }
-    }
-    Err(contention())
+        Ok(None)
+    })
+    .await
 }
 
 pub fn describe(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
@@ -238,16 +241,17 @@ pub fn list(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
 pub async fn delete(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
     let name = cluster_arg(&input)?;
     let key = ctx.keys.cluster(&name);
-    for _ in 0..MAX_ATTEMPTS {
-        let Some(kv) = ctx.store().get(&key)? else {
+    let (key, name) = (&key, &name);
+    retry(move || async move {
+        let Some(kv) = ctx.store().get(key)? else {
             return Err(ApiError::cluster_not_found());
         };
         let mut cluster: Obj = decode(&kv)?;
         if text(&cluster, "status") != Some("ACTIVE") {
-            return Ok(json!({"cluster": render(ctx, cluster, &[])?}));
+            return Ok(Some(json!({"cluster": render(ctx, cluster, &[])?})));
         }
         let seen = ctx.store().revision()?;
-        let c = counts(ctx, &name)?;
+        let c = counts(ctx, name)?;
         if c.instances > 0 {
             return Err(ApiError::new(
                 400,
@@ -262,7 +266,7 @@ pub async fn delete(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
                 "The Cluster cannot be deleted while Services are active.",
             ));
         }
-        if has_unfinished_tasks(ctx, &name)? {
+        if has_unfinished_tasks(ctx, name)? {
             return Err(ApiError::new(
                 400,
                 "ClusterContainsTasksException",
@@ -272,24 +276,25 @@ pub async fn delete(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
         cluster.insert("status".into(), json!("INACTIVE"));
         let txn = Txn::new()
             .when(vec![
-                Compare::unchanged(&key, kv.mod_revision),
-                Compare::prefix_unchanged_since(&ctx.keys.tasks(&name), seen),
-                Compare::prefix_unchanged_since(&ctx.keys.instances(&name), seen),
-                Compare::prefix_unchanged_since(&ctx.keys.services(&name), seen),
+                Compare::unchanged(key, kv.mod_revision),
+                Compare::prefix_unchanged_since(&ctx.keys.tasks(name), seen),
+                Compare::prefix_unchanged_since(&ctx.keys.instances(name), seen),
+                Compare::prefix_unchanged_since(&ctx.keys.services(name), seen),
             ])
-            .and_then(vec![Op::put(&key, encode(&cluster))]);
+            .and_then(vec![Op::put(key, encode(&cluster))]);
         if ctx.store().txn(txn).await?.succeeded {
-            return Ok(json!({"cluster": render(ctx, cluster, &[])?}));
+            return Ok(Some(json!({"cluster": render(ctx, cluster, &[])?})));
         }
-    }
-    Err(contention())
+        Ok(None)
+    })
+    .await
 }
 
 /// Tasks past RUNNING but not yet STOPPED still hold the cluster.
 fn has_unfinished_tasks(ctx: &Ctx<'_>, name: &str) -> ApiResult<bool> {
     for kv in ctx.store().list(&ctx.keys.tasks(name))? {
         let rec: TaskRecord = decode(&kv)?;
-        if rec.last_status() != berth_model::task::TaskStatus::Stopped {
+        if rec.last_status != berth_model::task::TaskStatus::Stopped {
             return Ok(true);
         }
     }
@@ -299,17 +304,19 @@ fn has_unfinished_tasks(ctx: &Ctx<'_>, name: &str) -> ApiResult<bool> {
 /// Applies `change` to an ACTIVE cluster under compare-and-swap.
 async fn modify(ctx: &Ctx<'_>, name: &str, change: impl Fn(&mut Obj)) -> ApiResult<Value> {
     let key = ctx.keys.cluster(name);
-    for _ in 0..MAX_ATTEMPTS {
+    let (change, key) = (&change, &key);
+    retry(move || async move {
         let (kv, mut cluster) = active_cluster(ctx, name)?;
         change(&mut cluster);
         let txn = Txn::new()
-            .when(vec![Compare::unchanged(&key, kv.mod_revision)])
-            .and_then(vec![Op::put(&key, encode(&cluster))]);
+            .when(vec![Compare::unchanged(key, kv.mod_revision)])
+            .and_then(vec![Op::put(key, encode(&cluster))]);
         if ctx.store().txn(txn).await?.succeeded {
-            return Ok(json!({"cluster": render(ctx, cluster, &WRITE_VIEW.map(String::from))?}));
+            return Ok(Some(json!({"cluster": render(ctx, cluster, &WRITE_VIEW.map(String::from))?})));
         }
-    }
-    Err(contention())
+        Ok(None)
+    })
+    .await
 }
 
 fn merge_settings(cluster: &mut Obj, settings: &[Value]) {

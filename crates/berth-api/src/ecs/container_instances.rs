@@ -13,13 +13,13 @@ use berth_model::resources::{RESERVED_PORTS, Resources};
 use berth_store::{Compare, KeyValue, Op, StoreExt, Txn};
 use serde_json::{Value, json};
 
-use super::records::{InstanceRecord, TaskRecord};
 use super::{
-    Ctx, MAX_ATTEMPTS, Obj, active_cluster, check_tags, cluster_arg, contention, decode, encode, max_results, page,
-    strings, text, with_token,
+    Ctx, Obj, active_cluster, check_tags, cluster_arg, decode, encode, max_results, page, strings, text, with_token,
 };
 use super::{array, missing};
 use crate::error::{ApiError, ApiResult};
+use berth_control::records::{InstanceRecord, InstanceStatus, TaskRecord};
+use berth_control::store::retry;
 
 /// Running and pending task counts per instance id.
 fn task_counts(ctx: &Ctx<'_>, cluster: &str) -> ApiResult<HashMap<String, (usize, usize)>> {
@@ -29,7 +29,7 @@ fn task_counts(ctx: &Ctx<'_>, cluster: &str) -> ApiResult<HashMap<String, (usize
         let Some(id) = rec.instance_id() else {
             continue;
         };
-        let status = rec.last_status();
+        let status = rec.last_status;
         let entry = counts.entry(id.to_string()).or_default();
         if status.is_running() {
             entry.0 += 1;
@@ -47,10 +47,10 @@ fn render(
     counts: &HashMap<String, (usize, usize)>,
     with_tags: bool,
 ) -> Value {
-    let mut out = rec.instance.clone();
+    let mut out = rec.ecs();
     let id = kv.key.rsplit('/').next().unwrap_or_default();
     let (running, pending) = counts.get(id).copied().unwrap_or_default();
-    let timeout = ctx.app.config.agent_timeout.as_secs_f64();
+    let timeout = ctx.config().agent_timeout.as_secs_f64();
     out.insert("agentConnected".into(), json!(rec.connected(ctx.timestamp(), timeout)));
     out.insert("runningTasksCount".into(), json!(running));
     out.insert("pendingTasksCount".into(), json!(pending));
@@ -91,10 +91,11 @@ pub async fn register(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
         ),
         None => None,
     };
-    for _ in 0..MAX_ATTEMPTS {
-        let (cluster_kv, _) = active_cluster(ctx, &cluster)?;
+    let (cluster, identity, input, registered, reuse, tags) = (&cluster, &identity, &input, &registered, &reuse, &tags);
+    retry(move || async move {
+        let (cluster_kv, _) = active_cluster(ctx, cluster)?;
         let id = reuse.clone().unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
-        let key = ctx.keys.instance(&cluster, &id);
+        let key = ctx.keys.instance(cluster, &id);
         let previous = ctx.store().get(&key)?;
         let mut remaining = registered.clone();
         let mut instance = Obj::new();
@@ -102,25 +103,23 @@ pub async fn register(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
             // Re-registration: keep identity and what running tasks hold.
             let old: InstanceRecord = decode(kv)?;
             instance = old.instance;
-            for tkv in ctx.store().list(&ctx.keys.tasks(&cluster))? {
+            for tkv in ctx.store().list(&ctx.keys.tasks(cluster))? {
                 let task: TaskRecord = decode(&tkv)?;
-                if task.instance_id() == Some(id.as_str())
-                    && task.last_status() != berth_model::task::TaskStatus::Stopped
+                if task.instance_id() == Some(id.as_str()) && task.last_status != berth_model::task::TaskStatus::Stopped
                 {
                     remaining.reserve(&task.requirements);
                 }
             }
         }
-        instance.insert("containerInstanceArn".into(), json!(ctx.arns.container_instance(&cluster, &id)));
+        instance.insert("containerInstanceArn".into(), json!(ctx.arns.container_instance(cluster, &id)));
         if let Some(ec2) = identity.get("instanceId") {
             instance.insert("ec2InstanceId".into(), ec2.clone());
         }
         instance.insert("versionInfo".into(), input.get("versionInfo").cloned().unwrap_or(json!({})));
         instance.insert("registeredResources".into(), registered.to_ecs());
         instance.insert("remainingResources".into(), remaining.to_ecs());
-        instance.insert("status".into(), json!("ACTIVE"));
         instance.insert("agentConnected".into(), json!(true));
-        let mut attributes = array(&input, "attributes");
+        let mut attributes = array(input, "attributes");
         for (attr, field) in [("ecs.availability-zone", "availabilityZone"), ("ecs.instance-type", "instanceType")] {
             if let Some(v) = identity.get(field)
                 && !attributes.iter().any(|a| a.get("name").and_then(Value::as_str) == Some(attr))
@@ -135,7 +134,7 @@ pub async fn register(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
         if let Some(devices) = input.get("platformDevices") {
             instance.insert("platformDevices".into(), devices.clone());
         }
-        let rec = InstanceRecord { instance, heartbeat: ctx.timestamp() };
+        let rec = InstanceRecord { instance, status: InstanceStatus::Active, heartbeat: ctx.timestamp() };
         let txn = Txn::new()
             .when(vec![
                 Compare::unchanged(&cluster_kv.key, cluster_kv.mod_revision),
@@ -144,12 +143,13 @@ pub async fn register(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
             .and_then(vec![Op::put(&key, encode(&rec))]);
         if ctx.store().txn(txn).await?.succeeded {
             let kv = ctx.store().get(&key)?.ok_or_else(|| ApiError::server("instance vanished"))?;
-            let counts = task_counts(ctx, &cluster)?;
+            let counts = task_counts(ctx, cluster)?;
             // ECS answers `tags` only when the registration had some.
-            return Ok(json!({"containerInstance": render(ctx, &kv, &rec, &counts, !tags.is_empty())}));
+            return Ok(Some(json!({"containerInstance": render(ctx, &kv, &rec, &counts, !tags.is_empty())})));
         }
-    }
-    Err(contention())
+        Ok(None)
+    })
+    .await
 }
 
 pub fn describe(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
@@ -188,13 +188,13 @@ pub fn list(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
     if status == Some("INACTIVE") {
         for kv in ctx.store().list(&ctx.keys.instances(&cluster))? {
             let rec: InstanceRecord = decode(&kv)?;
-            if rec.status() == "INACTIVE" {
+            if rec.status == InstanceStatus::Inactive {
                 items.push((kv.key.clone(), rec.instance["containerInstanceArn"].clone()));
             }
         }
     } else {
         for c in super::placement::candidates(ctx, &cluster)? {
-            let keep = status.is_none_or(|s| c.record.status() == s)
+            let keep = status.is_none_or(|s| c.record.status.as_str() == s)
                 && filter.as_ref().is_none_or(|f| berth_placement::matches(&c.view, f));
             if keep {
                 items.push((c.kv.key.clone(), c.record.instance["containerInstanceArn"].clone()));
@@ -215,29 +215,30 @@ pub async fn deregister(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
         .to_string();
     let force = input.get("force").and_then(Value::as_bool).unwrap_or(false);
     let key = ctx.keys.instance(&cluster, &id);
-    for _ in 0..MAX_ATTEMPTS {
-        active_cluster(ctx, &cluster)?;
+    let (cluster, id, key) = (&cluster, &id, &key);
+    retry(move || async move {
+        active_cluster(ctx, cluster)?;
         let kv = ctx
             .store()
-            .get(&key)?
+            .get(key)?
             .ok_or_else(|| ApiError::invalid("The referenced container instance was not found."))?;
         let mut rec: InstanceRecord = decode(&kv)?;
-        let counts = task_counts(ctx, &cluster)?;
-        let (running, pending) = counts.get(&id).copied().unwrap_or_default();
+        let counts = task_counts(ctx, cluster)?;
+        let (running, pending) = counts.get(id).copied().unwrap_or_default();
         if running + pending > 0 && !force {
             return Err(ApiError::invalid("Found running tasks on the instance."));
         }
-        rec.instance.insert("status".into(), json!("INACTIVE"));
+        rec.status = InstanceStatus::Inactive;
         rec.instance.insert("agentConnected".into(), json!(false));
-        let txn = Txn::new()
-            .when(vec![Compare::unchanged(&key, kv.mod_revision)])
-            .and_then(vec![Op::put(&key, encode(&rec))]);
+        let txn =
+            Txn::new().when(vec![Compare::unchanged(key, kv.mod_revision)]).and_then(vec![Op::put(key, encode(&rec))]);
         if ctx.store().txn(txn).await?.succeeded {
-            let kv = ctx.store().get(&key)?.ok_or_else(|| ApiError::server("instance vanished"))?;
-            return Ok(json!({"containerInstance": render(ctx, &kv, &rec, &counts, false)}));
+            let kv = ctx.store().get(key)?.ok_or_else(|| ApiError::server("instance vanished"))?;
+            return Ok(Some(json!({"containerInstance": render(ctx, &kv, &rec, &counts, false)})));
         }
-    }
-    Err(contention())
+        Ok(None)
+    })
+    .await
 }
 
 /// Applies `change` to each named instance of `cluster` in one transaction; instances that do
@@ -248,7 +249,8 @@ async fn update_each(
     wanted: &[String],
     change: impl Fn(&mut InstanceRecord) -> Result<(), String>,
 ) -> ApiResult<(Vec<(KeyValue, InstanceRecord)>, Vec<Value>)> {
-    for _ in 0..MAX_ATTEMPTS {
+    let change = &change;
+    retry(move || async move {
         active_cluster(ctx, cluster)?;
         let (mut changed, mut failures, mut compares, mut ops) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for given in wanted {
@@ -260,12 +262,12 @@ async fn update_each(
                 if given.starts_with("arn:") { given.clone() } else { ctx.arns.container_instance(cluster, given) };
             let Some(kv) = kv else {
                 failures.push(json!({"arn": arn, "reason": "MISSING"}));
-                continue;
+                return Ok(None);
             };
             let mut rec: InstanceRecord = decode(&kv)?;
             if let Err(reason) = change(&mut rec) {
                 failures.push(json!({"arn": arn, "reason": reason}));
-                continue;
+                return Ok(None);
             }
             compares.push(Compare::unchanged(&kv.key, kv.mod_revision));
             ops.push(Op::put(&kv.key, encode(&rec)));
@@ -277,29 +279,33 @@ async fn update_each(
                 let kv = ctx.store().get(&kv.key)?.unwrap_or(kv);
                 fresh.push((kv, rec));
             }
-            return Ok((fresh, failures));
+            return Ok(Some((fresh, failures)));
         }
-    }
-    Err(contention())
+        Ok(None)
+    })
+    .await
 }
 
 pub async fn update_state(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
     let cluster = cluster_arg(&input)?;
     let status = text(&input, "status").unwrap_or_default().to_string();
-    if !matches!(status.as_str(), "ACTIVE" | "DRAINING") {
-        return Err(ApiError::invalid(format!(
-            "Container instances can only be set to ACTIVE or DRAINING, not {status}."
-        )));
-    }
+    let wanted_status = match InstanceStatus::parse(&status) {
+        Some(s @ (InstanceStatus::Active | InstanceStatus::Draining)) => s,
+        _ => {
+            return Err(ApiError::invalid(format!(
+                "Container instances can only be set to ACTIVE or DRAINING, not {status}."
+            )));
+        }
+    };
     let wanted = strings(&input, "containerInstances");
     if wanted.is_empty() || wanted.len() > 10 {
         return Err(ApiError::invalid("containerInstances must name between 1 and 10 container instances."));
     }
     let (changed, failures) = update_each(ctx, &cluster, &wanted, |rec| {
-        if rec.status() == "INACTIVE" {
+        if rec.status == InstanceStatus::Inactive {
             return Err("INACTIVE".into());
         }
-        rec.instance.insert("status".into(), json!(status));
+        rec.status = wanted_status;
         Ok(())
     })
     .await?;
@@ -415,7 +421,7 @@ pub fn list_attributes(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
     let mut items = Vec::new();
     for kv in ctx.store().list(&ctx.keys.instances(&cluster))? {
         let rec: InstanceRecord = decode(&kv)?;
-        if rec.status() == "INACTIVE" {
+        if rec.status == InstanceStatus::Inactive {
             continue;
         }
         let arn = rec.instance["containerInstanceArn"].clone();

@@ -4,10 +4,6 @@
 mod agent;
 mod clusters;
 mod container_instances;
-mod housekeeping;
-mod placement;
-pub mod records;
-pub mod scheduler;
 mod services;
 mod settings;
 mod tags;
@@ -15,22 +11,23 @@ mod task_definitions;
 mod task_sets;
 pub mod tasks;
 
-pub use task_definitions::DefinitionRecord as Registration;
+pub use berth_control::definitions::DefinitionRecord as Registration;
+pub use berth_control::placement;
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
-use berth_model::arn::{self, ArnScope};
-use berth_store::{KeyValue, Store};
+use berth_model::arn;
+use berth_store::KeyValue;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use crate::App;
 use crate::error::{ApiError, ApiResult};
-use crate::keys::Keys;
 use crate::protocol::service::{Service, operations};
 use crate::protocol::shapes;
 use crate::sigv4::Caller;
+use berth_control::Region;
 
 pub type Obj = Map<String, Value>;
 
@@ -102,52 +99,44 @@ pub async fn dispatch(ctx: &Ctx<'_>, operation: &str, input: Obj) -> ApiResult<V
     SERVICE.call(ctx, operation, input).await
 }
 
-/// One request's view of the world: who asked, in which region, at what time.
+/// One request's view of the world: who asked, and the region it asked in at this moment
+/// (the domain's [`Region`], which `Ctx` dereferences to: `ctx.keys`, `ctx.arns`,
+/// `ctx.store()`, `ctx.timestamp()`).
 pub struct Ctx<'a> {
     pub app: &'a App,
     pub caller: Caller,
-    pub arns: ArnScope,
-    pub keys: Keys,
-    pub now: SystemTime,
+    pub region: Region<'a>,
     /// Size of the raw request body (RegisterTaskDefinition enforces ECS's 64 KiB).
     pub body_len: usize,
 }
 
 impl<'a> Ctx<'a> {
     pub fn new(app: &'a App, caller: Caller, now: SystemTime, body_len: usize) -> Self {
-        let arns = ArnScope::new(&caller.region, &app.config.account);
-        let keys = Keys::new(&caller.region);
-        Ctx { app, caller, arns, keys, now, body_len }
-    }
-
-    pub fn store(&self) -> &dyn Store {
-        self.app.store.as_ref()
-    }
-
-    /// Now as ECS timestamps it: seconds since the epoch, millisecond precision.
-    pub fn timestamp(&self) -> f64 {
-        epoch_seconds(self.now)
+        let region = app.control.region_at(&caller.region, now);
+        Ctx { app, caller, region, body_len }
     }
 
     /// The IAM principal ECS would name for the caller.
     pub fn principal(&self) -> String {
-        format!("arn:aws:iam::{}:root", self.app.config.account)
+        format!("arn:aws:iam::{}:root", self.config().account)
     }
 }
 
-pub fn epoch_seconds(t: SystemTime) -> f64 {
-    let ms = t.duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
-    ms as f64 / 1000.0
+impl<'a> std::ops::Deref for Ctx<'a> {
+    type Target = Region<'a>;
+
+    fn deref(&self) -> &Region<'a> {
+        &self.region
+    }
 }
+
+pub use berth_control::clock::epoch_seconds;
 
 pub fn text<'v>(input: &'v Obj, key: &str) -> Option<&'v str> {
     input.get(key).and_then(Value::as_str)
 }
 
-/// A list member, or an empty list when it is absent.
-pub fn array(input: &Obj, key: &str) -> Vec<Value> {
-    input.get(key).and_then(Value::as_array).cloned().unwrap_or_default()
-}
+pub use berth_control::store::array;
 
 /// ECS's `failures[]` entry for a resource that does not exist: given by ARN, the ARN as
 /// given; given by name or id, the ARN it would have.

@@ -8,92 +8,33 @@
 
 use std::collections::BTreeMap;
 
+pub use berth_control::services::{ServiceRecord, ServiceStatus};
 use berth_model::arn::scoped_id;
 use berth_scheduler::{Controller, Deployment, Outcome, Rollout, Scheduling, State, TaskSet, TaskSetStatus};
 use berth_store::{Compare, KeyValue, Op, StoreExt, Txn};
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::task_definitions::{DefinitionRecord, resolve};
+use super::task_definitions::resolve;
 use super::tasks::check_network;
 use super::{
-    Ctx, MAX_ATTEMPTS, Obj, active_cluster, array, check_tags, cluster_arg, contention, decode, encode, max_results,
-    missing, page, placement, strings, text, with_token,
+    Ctx, Obj, active_cluster, array, check_tags, cluster_arg, decode, encode, max_results, missing, page, placement,
+    strings, text, with_token,
 };
 use crate::error::{ApiError, ApiResult};
+use berth_control::definitions::DefinitionRecord;
+use berth_control::store::retry;
 
-/// How many events a service keeps (ECS shows the newest 100).
-pub const MAX_EVENTS: usize = 100;
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ServiceRecord {
-    /// The ECS `Service` object, without `deployments` (rendered from `scheduler`).
-    pub service: Obj,
-    pub scheduler: State,
-    /// Per deployment id: desired, running and pending counts from the scheduler's last pass.
-    #[serde(default)]
-    pub counts: BTreeMap<String, [u32; 3]>,
-    #[serde(default)]
-    pub client_token: Option<String>,
+/// How services are rendered as ECS `Service` objects (the record is the domain's).
+pub trait RenderService {
+    fn render(&self, ctx: &Ctx<'_>, with_tags: bool) -> Value;
+    fn deployment(&self, d: &Deployment) -> Value;
 }
 
-impl ServiceRecord {
-    pub fn status(&self) -> &str {
-        self.service.get("status").and_then(Value::as_str).unwrap_or("ACTIVE")
-    }
-
-    pub fn name(&self) -> &str {
-        self.service.get("serviceName").and_then(Value::as_str).unwrap_or_default()
-    }
-
-    /// Who makes the service's deployments (`deploymentController.type`).
-    pub fn controller(&self) -> Controller {
-        match self.field("/deploymentController/type").and_then(Value::as_str) {
-            Some("EXTERNAL") => Controller::External,
-            Some("CODE_DEPLOY") => Controller::CodeDeploy,
-            _ => Controller::Ecs,
-        }
-    }
-
-    pub fn scheduling(&self) -> Scheduling {
-        match self.service.get("schedulingStrategy").and_then(Value::as_str) {
-            Some("DAEMON") => Scheduling::Daemon,
-            _ => Scheduling::Replica,
-        }
-    }
-
-    /// A field of the service by JSON pointer (`/deploymentConfiguration/maximumPercent`).
-    pub fn field(&self, pointer: &str) -> Option<&Value> {
-        let mut parts = pointer.trim_start_matches('/').split('/');
-        let mut v = self.service.get(parts.next()?);
-        for p in parts {
-            v = v?.get(p);
-        }
-        v
-    }
-
-    pub fn int(&self, pointer: &str) -> Option<i64> {
-        self.field(pointer).and_then(Value::as_i64)
-    }
-
-    /// Prepends events (given oldest first), keeping the newest [`MAX_EVENTS`]. A message
-    /// equal to the newest one is not repeated.
-    pub fn tell(&mut self, messages: &[String], now: f64) {
-        let events = self.service.entry("events").or_insert_with(|| json!([]));
-        let list = events.as_array_mut().expect("events is a list");
-        for m in messages {
-            if list.first().and_then(|e| e["message"].as_str()) == Some(m) {
-                continue;
-            }
-            list.insert(0, json!({"id": uuid::Uuid::new_v4().to_string(), "createdAt": now, "message": m}));
-        }
-        list.truncate(MAX_EVENTS);
-    }
-
+impl RenderService for ServiceRecord {
     /// The ECS `Service` object.
-    pub fn render(&self, ctx: &Ctx<'_>, with_tags: bool) -> Value {
+    fn render(&self, ctx: &Ctx<'_>, with_tags: bool) -> Value {
         let mut s = self.service.clone();
+        s.insert("status".into(), json!(self.status.as_str()));
         let deployments: Vec<Value> = self.scheduler.deployments.iter().map(|d| self.deployment(d)).collect();
         s.insert("deployments".into(), Value::Array(deployments));
         if self.controller().task_sets() {
@@ -113,11 +54,6 @@ impl ServiceRecord {
             s.remove("tags");
         }
         Value::Object(s)
-    }
-
-    pub fn cluster(&self) -> String {
-        let arn = self.service.get("clusterArn").and_then(Value::as_str).unwrap_or_default();
-        arn.rsplit('/').next().unwrap_or_default().to_string()
     }
 
     /// One entry of `deployments`.
@@ -146,12 +82,6 @@ pub(super) fn service_not_found() -> ApiError {
 
 pub(super) fn service_not_active() -> ApiError {
     ApiError::new(400, "ServiceNotActiveException", "Service was not ACTIVE.")
-}
-
-/// A fresh deployment id: `ecs-svc/` and 19 digits, as ECS writes them.
-pub fn deployment_id() -> String {
-    let n = u64::from_le_bytes(uuid::Uuid::new_v4().into_bytes()[..8].try_into().expect("8 bytes"));
-    format!("ecs-svc/{}", 1_000_000_000_000_000_000 + n % 9_000_000_000_000_000_000)
 }
 
 fn deployment_arn(ctx: &Ctx<'_>, cluster: &str, service: &str, id: &str) -> String {
@@ -350,27 +280,40 @@ fn grace_period(input: &Obj) -> ApiResult<Option<i64>> {
     }
 }
 
-pub async fn create(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
-    let cluster = cluster_arg(&input)?;
-    let name = text(&input, "serviceName").unwrap_or_default().to_string();
+/// A CreateService request, checked: everything a new record is built from.
+struct NewService {
+    cluster: String,
+    name: String,
+    controller: Controller,
+    scheduling: Scheduling,
+    desired: i64,
+    definition: Option<String>,
+    configuration: Value,
+    grace: Option<i64>,
+    token: Option<String>,
+}
+
+/// Checks a CreateService request against ECS's rules (and what Berth cannot do yet).
+fn new_service(ctx: &Ctx<'_>, input: &Obj) -> ApiResult<NewService> {
+    let cluster = cluster_arg(input)?;
+    let name = text(input, "serviceName").unwrap_or_default().to_string();
     if !berth_model::names::is_valid_name(&name) {
         return Err(ApiError::invalid(
             "Service name can have up to 255 letters (uppercase and lowercase), numbers, underscores, and hyphens.",
         ));
     }
     active_cluster(ctx, &cluster)?;
-    let controller = controller_arg(&input);
-    let scheduling = match text(&input, "schedulingStrategy") {
+    let controller = controller_arg(input);
+    let scheduling = match text(input, "schedulingStrategy") {
         Some("DAEMON") => Scheduling::Daemon,
         _ => Scheduling::Replica,
     };
     if controller.task_sets() {
-        check_task_set_service(&input, controller, scheduling)?;
+        check_task_set_service(input, controller, scheduling)?;
     }
-    refuse_unsupported(&input)?;
-    let token = client_token(&input)?;
-    let desired = input.get("desiredCount").and_then(Value::as_i64);
-    let desired = match (scheduling, desired) {
+    refuse_unsupported(input)?;
+    let token = client_token(input)?;
+    let desired = match (scheduling, input.get("desiredCount").and_then(Value::as_i64)) {
         (Scheduling::Replica, None) => {
             return Err(ApiError::invalid("desiredCount is required for the REPLICA scheduling strategy."));
         }
@@ -383,7 +326,7 @@ pub async fn create(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
         }
         (Scheduling::Daemon, None) => 0,
     };
-    let definition = match text(&input, "taskDefinition") {
+    let definition = match text(input, "taskDefinition") {
         _ if controller == Controller::External => None,
         Some(given) => Some(runnable(ctx, given)?),
         None => {
@@ -394,102 +337,106 @@ pub async fn create(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
         }
     };
     if let Some(d) = &definition {
-        check_network(&d.definition, &input)?;
+        check_network(&d.definition, input)?;
     }
-    let constraints = array(&input, "placementConstraints");
-    let strategies = array(&input, "placementStrategy");
-    placement::constraints(&constraints, false)?;
+    let strategies = array(input, "placementStrategy");
+    placement::constraints(&array(input, "placementConstraints"), false)?;
     placement::strategies(&strategies)?;
     if scheduling == Scheduling::Daemon && !strategies.is_empty() {
         return Err(ApiError::invalid("Placement strategies are not supported with the DAEMON scheduling strategy."));
     }
     let configuration = deployment_configuration(input.get("deploymentConfiguration"), None, scheduling, controller)?;
-    let grace = grace_period(&input)?;
-    let tags = array(&input, "tags");
-    check_tags(&tags)?;
+    let grace = grace_period(input)?;
+    check_tags(&array(input, "tags"))?;
+    let definition = definition.and_then(|d| d.definition["taskDefinitionArn"].as_str().map(str::to_string));
+    Ok(NewService { cluster, name, controller, scheduling, desired, definition, configuration, grace, token })
+}
 
-    let definition_arn =
-        definition.as_ref().and_then(|d| d.definition["taskDefinitionArn"].as_str()).map(str::to_string);
-    let key = ctx.keys.service(&cluster, &name);
-    for _ in 0..MAX_ATTEMPTS {
-        let existing = ctx.store().get(&key)?;
+/// The ECS `Service` object of a new service, and its first deployment.
+fn new_record(ctx: &Ctx<'_>, new: &NewService, input: &Obj, revision: u64) -> ServiceRecord {
+    let now = ctx.timestamp();
+    let flag = |k: &str| json!(input.get(k).and_then(Value::as_bool).unwrap_or(false));
+    let mut service = Obj::new();
+    service.insert("serviceArn".into(), json!(ctx.arns.service(&new.cluster, &new.name)));
+    service.insert("serviceName".into(), json!(new.name));
+    service.insert("clusterArn".into(), json!(ctx.arns.cluster(&new.cluster)));
+    service.insert("loadBalancers".into(), json!([]));
+    service.insert("serviceRegistries".into(), json!([]));
+    service.insert("desiredCount".into(), json!(new.desired));
+    service.insert("runningCount".into(), json!(0));
+    service.insert("pendingCount".into(), json!(0));
+    service.insert("launchType".into(), json!("EC2"));
+    if let Some(arn) = &new.definition {
+        service.insert("taskDefinition".into(), json!(arn));
+    }
+    service.insert("deploymentConfiguration".into(), new.configuration.clone());
+    if let Some(role) = text(input, "role") {
+        service.insert("roleArn".into(), json!(role));
+    }
+    service.insert("events".into(), json!([]));
+    service.insert("createdAt".into(), json!(now));
+    service.insert("placementConstraints".into(), Value::Array(array(input, "placementConstraints")));
+    service.insert("placementStrategy".into(), Value::Array(array(input, "placementStrategy")));
+    if let Some(g) = new.grace {
+        service.insert("healthCheckGracePeriodSeconds".into(), json!(g));
+    }
+    let scheduling = if new.scheduling == Scheduling::Daemon { "DAEMON" } else { "REPLICA" };
+    service.insert("schedulingStrategy".into(), json!(scheduling));
+    service.insert("deploymentController".into(), json!({"type": new.controller.as_str()}));
+    service.insert("tags".into(), Value::Array(array(input, "tags")));
+    service.insert("createdBy".into(), json!(ctx.principal()));
+    service.insert("enableECSManagedTags".into(), flag("enableECSManagedTags"));
+    service.insert("propagateTags".into(), json!(text(input, "propagateTags").unwrap_or("NONE")));
+    service.insert("enableExecuteCommand".into(), flag("enableExecuteCommand"));
+    let id = ctx.control.ids.deployment_id();
+    ServiceRecord {
+        service,
+        status: ServiceStatus::Active,
+        scheduler: first_deployment(new.controller, new.definition.clone(), now, revision, id),
+        counts: BTreeMap::new(),
+        client_token: new.token.clone(),
+    }
+}
+
+pub async fn create(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
+    let new = &new_service(ctx, &input)?;
+    let (input, key) = (&input, &ctx.keys.service(&new.cluster, &new.name));
+    retry(move || async move {
+        let existing = ctx.store().get(key)?;
         if let Some(kv) = &existing {
             let rec: ServiceRecord = decode(kv)?;
-            if rec.status() != "INACTIVE" {
-                if token.is_some() && rec.client_token == token {
-                    return Ok(json!({"service": rec.render(ctx, false)}));
+            if rec.status != ServiceStatus::Inactive {
+                if new.token.is_some() && rec.client_token == new.token {
+                    return Ok(Some(json!({"service": rec.render(ctx, false)})));
                 }
                 return Err(ApiError::invalid("Creation of service was not idempotent."));
             }
         }
-        let revision = ctx.store().revision()?;
-        let now = ctx.timestamp();
-        let scheduler = first_deployment(controller, definition_arn.clone(), now, revision);
-        let mut service = Obj::new();
-        service.insert("serviceArn".into(), json!(ctx.arns.service(&cluster, &name)));
-        service.insert("serviceName".into(), json!(name));
-        service.insert("clusterArn".into(), json!(ctx.arns.cluster(&cluster)));
-        service.insert("loadBalancers".into(), json!([]));
-        service.insert("serviceRegistries".into(), json!([]));
-        service.insert("status".into(), json!("ACTIVE"));
-        service.insert("desiredCount".into(), json!(desired));
-        service.insert("runningCount".into(), json!(0));
-        service.insert("pendingCount".into(), json!(0));
-        service.insert("launchType".into(), json!("EC2"));
-        if let Some(arn) = &definition_arn {
-            service.insert("taskDefinition".into(), json!(arn));
-        }
-        service.insert("deploymentConfiguration".into(), configuration.clone());
-        if let Some(role) = text(&input, "role") {
-            service.insert("roleArn".into(), json!(role));
-        }
-        service.insert("events".into(), json!([]));
-        service.insert("createdAt".into(), json!(now));
-        service.insert("placementConstraints".into(), Value::Array(constraints.clone()));
-        service.insert("placementStrategy".into(), Value::Array(strategies.clone()));
-        if let Some(g) = grace {
-            service.insert("healthCheckGracePeriodSeconds".into(), json!(g));
-        }
-        service.insert(
-            "schedulingStrategy".into(),
-            json!(if scheduling == Scheduling::Daemon { "DAEMON" } else { "REPLICA" }),
-        );
-        service.insert("deploymentController".into(), json!({"type": controller.as_str()}));
-        service.insert("tags".into(), Value::Array(tags.clone()));
-        service.insert("createdBy".into(), json!(ctx.principal()));
-        service.insert(
-            "enableECSManagedTags".into(),
-            json!(input.get("enableECSManagedTags").and_then(Value::as_bool).unwrap_or(false)),
-        );
-        service.insert("propagateTags".into(), json!(text(&input, "propagateTags").unwrap_or("NONE")));
-        service.insert(
-            "enableExecuteCommand".into(),
-            json!(input.get("enableExecuteCommand").and_then(Value::as_bool).unwrap_or(false)),
-        );
-        let rec = ServiceRecord { service, scheduler, counts: BTreeMap::new(), client_token: token.clone() };
-        let (cluster_kv, _) = active_cluster(ctx, &cluster)?;
+        let rec = new_record(ctx, new, input, ctx.store().revision()?);
+        let (cluster_kv, _) = active_cluster(ctx, &new.cluster)?;
         let compares = vec![
-            Compare::unchanged(&key, existing.as_ref().map(|kv| kv.mod_revision).unwrap_or(0)),
+            Compare::unchanged(key, existing.as_ref().map(|kv| kv.mod_revision).unwrap_or(0)),
             Compare::unchanged(&cluster_kv.key, cluster_kv.mod_revision),
         ];
-        let ops = vec![Op::put(&key, encode(&rec)), Op::put(&ctx.keys.scheduled(&cluster, &name), Vec::new())];
+        let ops = vec![Op::put(key, encode(&rec)), Op::put(&ctx.keys.scheduled(&new.cluster, &new.name), Vec::new())];
         if ctx.store().txn(Txn::new().when(compares).and_then(ops)).await?.succeeded {
-            ctx.app.wake_scheduler();
-            return Ok(json!({"service": rec.render(ctx, false)}));
+            ctx.control.wake_scheduler();
+            return Ok(Some(json!({"service": rec.render(ctx, false)})));
         }
-    }
-    Err(contention())
+        Ok(None)
+    })
+    .await
 }
 
 /// What the scheduler starts a new service with: a deployment of its task definition (ECS),
 /// one PRIMARY task set of it at 100% (CODE_DEPLOY, as ECS creates one), or nothing
 /// (EXTERNAL: the user creates task sets).
-fn first_deployment(controller: Controller, definition: Option<String>, now: f64, revision: u64) -> State {
+fn first_deployment(controller: Controller, definition: Option<String>, now: f64, revision: u64, id: String) -> State {
     let mut state = State::default();
     match (controller, definition) {
-        (Controller::Ecs, Some(d)) => state.start_deployment(Deployment::new(deployment_id(), d, now, revision)),
+        (Controller::Ecs, Some(d)) => state.start_deployment(Deployment::new(id, d, now, revision)),
         (Controller::CodeDeploy, Some(d)) => {
-            let mut set = TaskSet::new(deployment_id(), d, 100.0, now, revision);
+            let mut set = TaskSet::new(id, d, 100.0, now, revision);
             set.status = TaskSetStatus::Primary;
             state.task_sets.push(set);
         }
@@ -506,7 +453,7 @@ pub(super) async fn save_record(ctx: &Ctx<'_>, kv: &KeyValue, rec: &ServiceRecor
         .and_then(vec![Op::put(&kv.key, encode(rec))]);
     let saved = ctx.store().txn(txn).await?.succeeded;
     if saved {
-        ctx.app.wake_scheduler();
+        ctx.control.wake_scheduler();
     }
     Ok(saved)
 }
@@ -531,14 +478,15 @@ pub async fn update(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
         placement::strategies(s)?;
     }
     let force = input.get("forceNewDeployment").and_then(Value::as_bool).unwrap_or(false);
-    for _ in 0..MAX_ATTEMPTS {
-        let (kv, mut rec) = find(ctx, &cluster, &given)?.ok_or_else(service_not_found)?;
-        if rec.status() != "ACTIVE" {
+    let (cluster, constraints, given, input, strategies) = (&cluster, &constraints, &given, &input, &strategies);
+    retry(move || async move {
+        let (kv, mut rec) = find(ctx, cluster, given)?.ok_or_else(service_not_found)?;
+        if rec.status != ServiceStatus::Active {
             return Err(service_not_active());
         }
         let controller = rec.controller();
-        check_update(controller, &input)?;
-        let definition = match text(&input, "taskDefinition") {
+        check_update(controller, input)?;
+        let definition = match text(input, "taskDefinition") {
             Some(t) => Some(runnable(ctx, t)?),
             None => None,
         };
@@ -580,7 +528,7 @@ pub async fn update(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
                 rec.service.insert(flag.into(), json!(b));
             }
         }
-        if let Some(p) = text(&input, "propagateTags") {
+        if let Some(p) = text(input, "propagateTags") {
             rec.service.insert("propagateTags".into(), json!(p));
         }
         let current = rec.scheduler.primary().map(|p| p.task_definition.clone()).unwrap_or_default();
@@ -589,19 +537,25 @@ pub async fn update(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
             None => current.clone(),
         };
         if let Some(d) = &definition {
-            check_network(&d.definition, &input)?;
+            check_network(&d.definition, input)?;
         }
         if !controller.task_sets() && (wanted != current || force) {
             let revision = ctx.store().revision()?;
-            rec.scheduler.start_deployment(Deployment::new(deployment_id(), wanted.clone(), ctx.timestamp(), revision));
+            rec.scheduler.start_deployment(Deployment::new(
+                ctx.control.ids.deployment_id(),
+                wanted.clone(),
+                ctx.timestamp(),
+                revision,
+            ));
             rec.service.insert("taskDefinition".into(), json!(wanted));
         }
         rec.scheduler.steady = false;
         if let Some(done) = save(ctx, &kv, &rec).await? {
-            return Ok(done);
+            return Ok(Some(done));
         }
-    }
-    Err(contention())
+        Ok(None)
+    })
+    .await
 }
 
 /// What UpdateService may not change on a service, given who makes its deployments (ECS's
@@ -638,28 +592,30 @@ pub async fn delete(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
     let given = text(&input, "service").unwrap_or_default().to_string();
     let force = input.get("force").and_then(Value::as_bool).unwrap_or(false);
     active_cluster(ctx, &cluster)?;
-    for _ in 0..MAX_ATTEMPTS {
-        let (kv, mut rec) = find(ctx, &cluster, &given)?.ok_or_else(service_not_found)?;
-        match rec.status() {
-            "INACTIVE" => return Err(service_not_found()),
-            "DRAINING" => return Ok(json!({"service": rec.render(ctx, false)})),
+    let (cluster, given) = (&cluster, &given);
+    retry(move || async move {
+        let (kv, mut rec) = find(ctx, cluster, given)?.ok_or_else(service_not_found)?;
+        match rec.status {
+            ServiceStatus::Inactive => return Err(service_not_found()),
+            ServiceStatus::Draining => return Ok(Some(json!({"service": rec.render(ctx, false)}))),
             _ => {}
         }
         let desired = rec.int("/desiredCount").unwrap_or(0);
         if rec.scheduling() == Scheduling::Replica && desired > 0 && !force {
             return Err(ApiError::invalid("The service cannot be stopped while it is scaled above 0."));
         }
-        rec.service.insert("status".into(), json!("DRAINING"));
+        rec.status = ServiceStatus::Draining;
         rec.service.insert("desiredCount".into(), json!(0));
         for set in &mut rec.scheduler.task_sets {
             set.status = TaskSetStatus::Draining;
         }
         rec.scheduler.steady = false;
         if let Some(done) = save(ctx, &kv, &rec).await? {
-            return Ok(done);
+            return Ok(Some(done));
         }
-    }
-    Err(contention())
+        Ok(None)
+    })
+    .await
 }
 
 pub fn describe(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
@@ -695,7 +651,7 @@ pub fn list(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
     let mut items = Vec::new();
     for kv in ctx.store().list(&ctx.keys.services(&cluster))? {
         let rec: ServiceRecord = decode(&kv)?;
-        let keep = rec.status() != "INACTIVE"
+        let keep = rec.status != ServiceStatus::Inactive
             && launch_type.is_none_or(|t| t == "EC2")
             && scheduling.is_none_or(|s| rec.service.get("schedulingStrategy").and_then(Value::as_str) == Some(s));
         if keep {

@@ -117,13 +117,13 @@ fn spec(name: &str) -> ApiResult<&'static Spec> {
 }
 
 fn check_principal(ctx: &Ctx<'_>, principal: &str) -> ApiResult<()> {
-    let prefix = format!("arn:aws:iam::{}:", ctx.app.config.account);
+    let prefix = format!("arn:aws:iam::{}:", ctx.config().account);
     if principal.starts_with(&prefix) && principal.len() > prefix.len() {
         Ok(())
     } else {
         Err(ApiError::invalid(format!(
             "principalArn must be an IAM user, role or root ARN of account {}.",
-            ctx.app.config.account
+            ctx.config().account
         )))
     }
 }

@@ -11,8 +11,9 @@ use berth_model::arn::{self, ParsedArn};
 use berth_store::{Compare, Op, Txn};
 use serde_json::{Value, json};
 
-use super::{Ctx, MAX_ATTEMPTS, Obj, active_cluster, array, check_tags, contention, merge_tags, strings, text};
+use super::{Ctx, Obj, active_cluster, array, check_tags, merge_tags, strings, text};
 use crate::error::{ApiError, ApiResult};
+use berth_control::store::retry;
 
 fn resource_not_found() -> ApiError {
     ApiError::new(400, "ResourceNotFoundException", "The specified resource could not be found.")
@@ -52,7 +53,7 @@ fn locate(ctx: &Ctx<'_>, given: &str) -> ApiResult<Location> {
     let Some(ParsedArn { region, account, kind, rest }) = arn::parse(given) else {
         return Err(ApiError::invalid("The ARN provided is invalid."));
     };
-    if region != ctx.caller.region || account != ctx.app.config.account {
+    if region != ctx.caller.region || account != ctx.config().account {
         return Err(resource_not_found());
     }
     let scoped = matches!(kind, "task" | "container-instance" | "service" | "task-set");
@@ -114,8 +115,9 @@ fn locate(ctx: &Ctx<'_>, given: &str) -> ApiResult<Location> {
 
 async fn change(ctx: &Ctx<'_>, arn: &str, edit: impl Fn(&mut Vec<Value>)) -> ApiResult<()> {
     let Location { key, pointer, missing } = locate(ctx, arn)?;
-    for _ in 0..MAX_ATTEMPTS {
-        let kv = ctx.store().get(&key)?.ok_or_else(missing)?;
+    let (edit, key, pointer) = (&edit, &key, &pointer);
+    retry(move || async move {
+        let kv = ctx.store().get(key)?.ok_or_else(missing)?;
         let mut record: Value = super::decode(&kv)?;
         let pointer = pointer.resolve(&record).ok_or_else(missing)?;
         let mut tags = record.pointer(&pointer).and_then(Value::as_array).cloned().unwrap_or_default();
@@ -127,13 +129,14 @@ async fn change(ctx: &Ctx<'_>, arn: &str, edit: impl Fn(&mut Vec<Value>)) -> Api
             obj.insert(field.to_string(), Value::Array(tags));
         }
         let txn = Txn::new()
-            .when(vec![Compare::unchanged(&key, kv.mod_revision)])
-            .and_then(vec![Op::put(&key, super::encode(&record))]);
+            .when(vec![Compare::unchanged(key, kv.mod_revision)])
+            .and_then(vec![Op::put(key, super::encode(&record))]);
         if ctx.store().txn(txn).await?.succeeded {
-            return Ok(());
+            return Ok(Some(()));
         }
-    }
-    Err(contention())
+        Ok(None)
+    })
+    .await
 }
 
 pub async fn tag(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {

@@ -5,8 +5,9 @@
 //! kept after deletions, so numbers are never reused. ECS's rules live in
 //! `berth_model::task_definition`.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
+use berth_control::definitions::{self, DefinitionRecord, deleting_ops};
 use berth_model::arn::task_definition_ref;
 use berth_model::task_definition::{self, MAX_SIZE};
 use berth_store::{Compare, KeyValue, Op, StoreExt, Txn};
@@ -20,21 +21,6 @@ use super::{
 };
 use crate::error::{ApiError, ApiResult};
 
-/// A stored revision: the definition ECS returns and its tags.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct DefinitionRecord {
-    #[serde(rename = "taskDefinition")]
-    pub definition: Obj,
-    #[serde(default)]
-    pub tags: Vec<Value>,
-}
-
-impl DefinitionRecord {
-    pub fn status(&self) -> &str {
-        self.definition.get("status").and_then(Value::as_str).unwrap_or("ACTIVE")
-    }
-}
-
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct FamilyCounter {
     last: u32,
@@ -44,28 +30,9 @@ fn not_found() -> ApiError {
     ApiError::task_definition_not_found()
 }
 
-/// Resolves `family`, `family:revision` or an ARN to a stored revision. A bare family means
-/// its newest ACTIVE revision.
+/// The revision `given` names, if it exists.
 pub fn resolve(ctx: &Ctx<'_>, given: &str) -> ApiResult<Option<(KeyValue, DefinitionRecord)>> {
-    let Some((family, revision)) = task_definition_ref(given) else {
-        return Ok(None);
-    };
-    if let Some(rev) = revision {
-        return match ctx.store().get(&ctx.keys.task_definition(family, rev))? {
-            Some(kv) => {
-                let rec = decode(&kv)?;
-                Ok(Some((kv, rec)))
-            }
-            None => Ok(None),
-        };
-    }
-    for kv in ctx.store().list(&ctx.keys.family_revisions(family))?.into_iter().rev() {
-        let rec: DefinitionRecord = decode(&kv)?;
-        if rec.status() == "ACTIVE" {
-            return Ok(Some((kv, rec)));
-        }
-    }
-    Ok(None)
+    Ok(definitions::resolve(ctx, given)?)
 }
 
 pub async fn register(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
@@ -243,18 +210,6 @@ const DOES_NOT_EXIST: &str =
 const STILL_ACTIVE: &str =
     "The specified task definition is still in ACTIVE status. Please deregister the target and try again.";
 
-/// The index entry of a revision in DELETE_IN_PROGRESS (the housekeeping's work list), and
-/// the region marker that makes housekeeping visit the region even without clusters.
-fn deleting_ops(ctx: &Ctx<'_>, definition: &Obj) -> Vec<Op> {
-    let family = definition.get("family").and_then(Value::as_str).unwrap_or_default();
-    let revision = definition.get("revision").and_then(Value::as_u64).unwrap_or(0) as u32;
-    let arn = definition.get("taskDefinitionArn").cloned().unwrap_or_default();
-    vec![
-        Op::put(&ctx.keys.deleting_definition(family, revision), encode(&arn)),
-        Op::put(&ctx.keys.region(), Vec::new()),
-    ]
-}
-
 pub async fn delete(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
     let wanted = strings(&input, "taskDefinitions");
     if wanted.is_empty() {
@@ -296,56 +251,4 @@ pub async fn delete(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
         return Err(contention());
     }
     Ok(json!({"taskDefinitions": done, "failures": failures}))
-}
-
-/// Indexes the region's DELETE_IN_PROGRESS revisions once (those deleted before the index
-/// existed), so [`purge`] never has to read every revision.
-async fn index_deleting(ctx: &Ctx<'_>) -> ApiResult<()> {
-    let marker = ctx.keys.deleting_indexed();
-    if ctx.store().get(&marker)?.is_some() {
-        return Ok(());
-    }
-    let mut ops = vec![Op::put(&marker, Vec::new())];
-    for kv in ctx.store().list(&ctx.keys.task_definitions())? {
-        let rec: DefinitionRecord = decode(&kv)?;
-        if rec.status() == "DELETE_IN_PROGRESS" {
-            ops.extend(deleting_ops(ctx, &rec.definition));
-        }
-    }
-    ctx.store().txn(Txn::new().when(vec![Compare::absent(&marker)]).and_then(ops)).await?;
-    Ok(())
-}
-
-/// Forgets the revisions in DELETE_IN_PROGRESS whose ARN is not in `in_use` (what tasks not
-/// yet STOPPED and services still named when the store was at revision `seen`);
-/// DescribeTaskDefinition then answers as for any revision that does not exist. The family's
-/// revision counter stays, so numbers are never reused. Returns how many were purged.
-///
-/// New users need an ACTIVE revision (a service keeps naming the revisions its deployments
-/// run), so once a revision was DELETE_IN_PROGRESS at `seen`, `in_use` names all of its
-/// users; one deleted since waits for the next round.
-pub(crate) async fn purge(ctx: &Ctx<'_>, in_use: &HashSet<String>, seen: u64) -> ApiResult<usize> {
-    index_deleting(ctx).await?;
-    let mut purged = 0;
-    for entry in ctx.store().list(&ctx.keys.deleting_definitions())? {
-        let arn: String = decode(&entry)?;
-        if in_use.contains(&arn) {
-            continue;
-        }
-        let Some((family, Some(revision))) = task_definition_ref(&arn) else { continue };
-        let key = ctx.keys.task_definition(family, revision);
-        let mut compares = vec![Compare::unchanged(&entry.key, entry.mod_revision)];
-        let mut ops = vec![Op::delete(&entry.key)];
-        if let Some(kv) = ctx.store().get(&key)? {
-            if kv.mod_revision > seen || decode::<DefinitionRecord>(&kv)?.status() != "DELETE_IN_PROGRESS" {
-                continue;
-            }
-            compares.push(Compare::unchanged(&key, kv.mod_revision));
-            ops.push(Op::delete(&key));
-        }
-        if ctx.store().txn(Txn::new().when(compares).and_then(ops)).await?.succeeded {
-            purged += 1;
-        }
-    }
-    Ok(purged)
 }

@@ -5,18 +5,19 @@
 //! compare-and-swap covers a set and the service it belongs to; the service scheduler keeps
 //! each set at its computed count (`berth_scheduler::task_set`).
 
+use berth_control::services::{ServiceRecord, ServiceStatus};
 use berth_model::arn;
 use berth_scheduler::{Controller, Tag, TaskSet, TaskSetStatus};
 use berth_store::KeyValue;
 use serde_json::{Value, json};
 
 use super::services::{
-    ServiceRecord, client_token, deployment_id, find, refuse_unsupported, runnable, save_record, service_not_active,
-    service_not_found,
+    client_token, find, refuse_unsupported, runnable, save_record, service_not_active, service_not_found,
 };
 use super::tasks::check_network;
-use super::{Ctx, MAX_ATTEMPTS, Obj, active_cluster, array, check_tags, cluster_arg, contention, strings, text};
+use super::{Ctx, Obj, active_cluster, array, check_tags, cluster_arg, strings, text};
 use crate::error::{ApiError, ApiResult};
+use berth_control::store::retry;
 
 /// How many task sets a service may have at once, DRAINING ones included (as ECS counts).
 const MAX_TASK_SETS: usize = 5;
@@ -73,7 +74,7 @@ fn service_of(ctx: &Ctx<'_>, input: &Obj, mutating: bool) -> ApiResult<(String, 
     active_cluster(ctx, &cluster)?;
     let given = text(input, "service").unwrap_or_default();
     let (kv, rec) = find(ctx, &cluster, given)?.ok_or_else(service_not_found)?;
-    if rec.status() != "ACTIVE" {
+    if rec.status != ServiceStatus::Active {
         return Err(service_not_active());
     }
     match rec.controller() {
@@ -132,13 +133,16 @@ pub async fn create(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
     let tags = array(&input, "tags");
     check_tags(&tags)?;
     let token = client_token(&input)?;
-    for _ in 0..MAX_ATTEMPTS {
-        let (_, kv, mut rec) = service_of(ctx, &input, true)?;
-        if let Some(same) = rec.scheduler.task_sets.iter().find(|s| token.is_some() && s.client_token == token) {
-            return Ok(json!({"taskSet": render(ctx, &rec, same, false)}));
+    let (input, tags, token) = (&input, &tags, &token);
+    retry(move || async move {
+        let (_, kv, mut rec) = service_of(ctx, input, true)?;
+        if let Some(same) =
+            rec.scheduler.task_sets.iter().find(|s| token.is_some() && s.client_token.as_ref() == token.as_ref())
+        {
+            return Ok(Some(json!({"taskSet": render(ctx, &rec, same, false)})));
         }
-        let definition = runnable(ctx, text(&input, "taskDefinition").unwrap_or_default())?;
-        check_network(&definition.definition, &input)?;
+        let definition = runnable(ctx, text(input, "taskDefinition").unwrap_or_default())?;
+        check_network(&definition.definition, input)?;
         if rec.scheduler.task_sets.len() >= MAX_TASK_SETS {
             return Err(ApiError::invalid(format!(
                 "{MAX_TASK_SETS} deployments exist on the service. Unable to create new TaskSet since this exceeds the \
@@ -146,8 +150,9 @@ pub async fn create(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
             )));
         }
         let arn = definition.definition["taskDefinitionArn"].as_str().unwrap_or_default().to_string();
-        let mut set = TaskSet::new(deployment_id(), arn, scale, ctx.timestamp(), ctx.store().revision()?);
-        set.external_id = text(&input, "externalId").map(str::to_string);
+        let mut set =
+            TaskSet::new(ctx.control.ids.deployment_id(), arn, scale, ctx.timestamp(), ctx.store().revision()?);
+        set.external_id = text(input, "externalId").map(str::to_string);
         set.client_token = token.clone();
         set.tags = tags.iter().map(|t| Tag { key: text_of(t, "key"), value: text_of(t, "value") }).collect();
         let id = set.id.clone();
@@ -155,10 +160,11 @@ pub async fn create(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
         rec.scheduler.steady = false;
         if save_record(ctx, &kv, &rec).await? {
             let set = rec.scheduler.task_sets.iter().find(|s| s.id == id).expect("just added");
-            return Ok(json!({"taskSet": render(ctx, &rec, set, false)}));
+            return Ok(Some(json!({"taskSet": render(ctx, &rec, set, false)})));
         }
-    }
-    Err(contention())
+        Ok(None)
+    })
+    .await
 }
 
 pub fn describe(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
@@ -187,7 +193,8 @@ async fn change(
     edit: impl Fn(&mut ServiceRecord, usize) -> ApiResult<()>,
 ) -> ApiResult<Value> {
     let given = text(input, field).unwrap_or_default();
-    for _ in 0..MAX_ATTEMPTS {
+    let edit = &edit;
+    retry(move || async move {
         let (cluster, kv, mut rec) = service_of(ctx, input, true)?;
         let i = position(&rec, &cluster, given)?.ok_or_else(task_set_not_found)?;
         edit(&mut rec, i)?;
@@ -195,10 +202,11 @@ async fn change(
         rec.scheduler.task_sets[i].updated_at = now;
         rec.scheduler.steady = false;
         if save_record(ctx, &kv, &rec).await? {
-            return Ok(json!({"taskSet": render(ctx, &rec, &rec.scheduler.task_sets[i], false)}));
+            return Ok(Some(json!({"taskSet": render(ctx, &rec, &rec.scheduler.task_sets[i], false)})));
         }
-    }
-    Err(contention())
+        Ok(None)
+    })
+    .await
 }
 
 fn text_of(v: &Value, key: &str) -> String {

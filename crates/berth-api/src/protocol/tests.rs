@@ -2,43 +2,23 @@
 //! protocol reaches its service, and refuses bad requests in its own shape.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode};
-use berth_store::{Embedded, EmbeddedOptions, Store};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-use crate::sigv4::{self, Caller, KeyRing};
-use crate::{App, Config};
+use crate::App;
+use crate::sigv4::{self, Caller};
+use crate::testing::Harness;
 
 const KEY: &str = "AKIDTEST";
 const SECRET: &str = "SECRET";
 
-/// An App over a fresh store in `dir`, with one key pair (`KEY`, `SECRET`).
-pub(crate) fn app(dir: &std::path::Path) -> Arc<App> {
-    let store: Arc<dyn Store> = Arc::new(Embedded::open(&dir.join("state.redb"), EmbeddedOptions::default()).unwrap());
-    let options = berth_registry::Options {
-        account: "000000000000".into(),
-        region: "us-east-1".into(),
-        host: "127.0.0.1:1".into(),
-        create_on_push: false,
-        gc_grace: Duration::from_secs(60),
-        secrets_dir: dir.join("secrets"),
-    };
-    let registry = berth_registry::Registry::open(&dir.join("registry"), store.clone(), options).unwrap();
-    let config = Config {
-        account: "000000000000".into(),
-        region: "us-east-1".into(),
-        keys: KeyRing::new([(KEY.to_string(), SECRET.to_string())]),
-        agent_timeout: Duration::from_secs(60),
-        endpoint: "http://127.0.0.1:1".into(),
-        lost_agent_timeout: Duration::from_secs(300),
-        stopped_task_retention: Duration::from_secs(3600),
-        node: "test".into(),
-    };
-    App::new(config, store, registry)
+/// An installation over a fresh store, with one key pair (`KEY`, `SECRET`).
+fn harness() -> Harness {
+    Harness::with_keys(&[(KEY, SECRET)])
 }
 
 /// A request as a client sends it.
@@ -115,31 +95,31 @@ fn element<'x>(xml: &'x str, name: &str) -> Option<&'x str> {
 
 #[tokio::test]
 async fn json_reaches_ecs_and_refuses_in_json() {
-    let dir = tempfile::tempdir().unwrap();
-    let app = app(dir.path());
-    let (status, headers, body) = Call::json("AmazonEC2ContainerServiceV20141113.ListClusters", "{}").send(&app).await;
+    let harness = harness();
+    let app = &harness.app;
+    let (status, headers, body) = Call::json("AmazonEC2ContainerServiceV20141113.ListClusters", "{}").send(app).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(headers["content-type"], "application/x-amz-json-1.1");
     assert!(headers.contains_key("x-amzn-requestid"));
     assert_eq!(serde_json::from_str::<Value>(&body).unwrap(), json!({"clusterArns": []}));
-    let (status, _, body) = Call::json("AmazonEC2ContainerServiceV20141113.NoSuchThing", "{}").send(&app).await;
+    let (status, _, body) = Call::json("AmazonEC2ContainerServiceV20141113.NoSuchThing", "{}").send(app).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["__type"], "UnknownOperationException");
     let (_, _, body) = Call::json(
         "AmazonEC2ContainerServiceV20141113.CreateCapacityProvider",
         "{\"name\": \"c\", \"autoScalingGroupProvider\": {\"autoScalingGroupArn\": \"a\"}}",
     )
-    .send(&app)
+    .send(app)
     .await;
     assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["__type"], "UnsupportedFeatureException");
 }
 
 #[tokio::test]
 async fn query_reaches_elbv2_by_post_and_get() {
-    let dir = tempfile::tempdir().unwrap();
-    let app = app(dir.path());
+    let harness = harness();
+    let app = &harness.app;
     let (status, headers, body) =
-        Call::form("elasticloadbalancing", "Action=DescribeLoadBalancers&Version=2015-12-01").send(&app).await;
+        Call::form("elasticloadbalancing", "Action=DescribeLoadBalancers&Version=2015-12-01").send(app).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(headers["content-type"], "text/xml");
     let id = headers["x-amzn-requestid"].to_str().unwrap();
@@ -152,15 +132,15 @@ async fn query_reaches_elbv2_by_post_and_get() {
         body: vec![],
         ..Call::form("elasticloadbalancing", "")
     };
-    let (status, _, body) = get.send(&app).await;
+    let (status, _, body) = get.send(app).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(body.contains("<DescribeLoadBalancersResult>"), "{body}");
 }
 
 #[tokio::test]
 async fn query_refusals_are_error_responses() {
-    let dir = tempfile::tempdir().unwrap();
-    let app = app(dir.path());
+    let harness = harness();
+    let app = &harness.app;
     let cases = [
         ("Action=Frobnicate&Version=2015-12-01", 400, "InvalidAction"),
         ("Version=2015-12-01", 400, "MissingAction"),
@@ -174,7 +154,7 @@ async fn query_refusals_are_error_responses() {
         ("Action=DescribeTags&Version=2015-12-01&ResourceArns.member.1=a", 400, "OperationNotPermitted"),
     ];
     for (form, status, code) in cases {
-        let (st, headers, body) = Call::form("elasticloadbalancing", form).send(&app).await;
+        let (st, headers, body) = Call::form("elasticloadbalancing", form).send(app).await;
         assert_eq!((st.as_u16(), element(&body, "Code")), (status, Some(code)), "{form}: {body}");
         assert!(body.starts_with("<?xml") && body.contains("<ErrorResponse"), "{body}");
         assert_eq!(element(&body, "Type"), Some("Sender"));
@@ -184,25 +164,25 @@ async fn query_refusals_are_error_responses() {
         secret: "WRONG",
         ..Call::form("elasticloadbalancing", "Action=DescribeLoadBalancers&Version=2015-12-01")
     }
-    .send(&app)
+    .send(app)
     .await;
     assert_eq!((st.as_u16(), element(&body, "Code")), (403, Some("SignatureDoesNotMatch")));
     let (st, _, body) =
-        Call { signed_for: None, ..Call::form("", "Action=DescribeLoadBalancers&Version=2015-12-01") }.send(&app).await;
+        Call { signed_for: None, ..Call::form("", "Action=DescribeLoadBalancers&Version=2015-12-01") }.send(app).await;
     assert_eq!((st.as_u16(), element(&body, "Code")), (403, Some("MissingAuthenticationToken")));
     let big = format!("Action=DescribeLoadBalancers&Version=2015-12-01&Marker={}", "m".repeat(1 << 20));
-    let (st, _, body) = Call::form("elasticloadbalancing", &big).send(&app).await;
+    let (st, _, body) = Call::form("elasticloadbalancing", &big).send(app).await;
     assert_eq!((st.as_u16(), element(&body, "Code")), (413, Some("RequestEntityTooLarge")));
-    let (_, _, body) = Call::form("sqs", "Action=ListQueues&Version=2012-11-05").send(&app).await;
+    let (_, _, body) = Call::form("sqs", "Action=ListQueues&Version=2012-11-05").send(app).await;
     assert_eq!(element(&body, "Code"), Some("InvalidAction"));
 }
 
 #[tokio::test]
 async fn ec2_reaches_zones_and_refuses_in_ec2_shape() {
-    let dir = tempfile::tempdir().unwrap();
-    let app = app(dir.path());
+    let harness = harness();
+    let app = &harness.app;
     let (status, headers, body) =
-        Call::form("ec2", "Action=DescribeAvailabilityZones&Version=2016-11-15").send(&app).await;
+        Call::form("ec2", "Action=DescribeAvailabilityZones&Version=2016-11-15").send(app).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(headers["content-type"], "text/xml;charset=UTF-8");
     assert!(body.contains("<DescribeAvailabilityZonesResponse xmlns=\"http://ec2.amazonaws.com/doc/2016-11-15/\">"));
@@ -224,30 +204,30 @@ async fn ec2_reaches_zones_and_refuses_in_ec2_shape() {
         ("Action=RunInstances&Version=2016-11-15", 400, "InvalidAction"),
     ];
     for (form, status, code) in cases {
-        let (st, _, body) = Call::form("ec2", form).send(&app).await;
+        let (st, _, body) = Call::form("ec2", form).send(app).await;
         assert_eq!((st.as_u16(), element(&body, "Code")), (status, Some(code)), "{form}: {body}");
         assert!(body.contains("<Response><Errors><Error>"), "{body}");
         assert_eq!(element(&body, "RequestID").map(str::len), Some(36));
     }
     let (st, _, body) =
         Call { secret: "WRONG", ..Call::form("ec2", "Action=DescribeAvailabilityZones&Version=2016-11-15") }
-            .send(&app)
+            .send(app)
             .await;
     assert_eq!((st.as_u16(), element(&body, "Code")), (401, Some("AuthFailure")));
     let (st, _, body) =
         Call { signed_for: None, ..Call::form("", "Action=DescribeAvailabilityZones&Version=2016-11-15") }
-            .send(&app)
+            .send(app)
             .await;
     assert_eq!((st.as_u16(), element(&body, "Code")), (401, Some("MissingAuthenticationToken")));
 }
 
 #[tokio::test]
 async fn zones_come_from_registered_instances_of_the_region() {
-    let dir = tempfile::tempdir().unwrap();
-    let app = app(dir.path());
-    crate::ensure_default_cluster(&app).await.unwrap();
+    let harness = harness();
+    let app = &harness.app;
+    crate::ensure_default_cluster(app).await.unwrap();
     let ctx =
-        crate::ecs::Ctx::new(&app, Caller { access_key: KEY.into(), region: "us-east-1".into() }, SystemTime::now(), 0);
+        crate::ecs::Ctx::new(app, Caller { access_key: KEY.into(), region: "us-east-1".into() }, SystemTime::now(), 0);
     let register = |zone: &str| {
         json!({"totalResources": [{"name": "CPU", "type": "INTEGER", "integerValue": 1024}],
                "attributes": [{"name": "ecs.availability-zone", "value": zone}]})
@@ -286,7 +266,7 @@ async fn zones_come_from_registered_instances_of_the_region() {
     crate::ecs::dispatch(&ctx, "DeregisterContainerInstance", input).await.unwrap();
     assert_eq!(names(describe(json!({})).await.unwrap()), ["us-east-1a", "us-east-1c"]);
     let eu =
-        crate::ecs::Ctx::new(&app, Caller { access_key: KEY.into(), region: "eu-west-1".into() }, SystemTime::now(), 0);
+        crate::ecs::Ctx::new(app, Caller { access_key: KEY.into(), region: "eu-west-1".into() }, SystemTime::now(), 0);
     let out = crate::ec2::SERVICE.call(&eu, "DescribeAvailabilityZones", Default::default()).await.unwrap();
     assert_eq!(out["AvailabilityZones"][0]["ZoneId"], "euw1-az1");
     assert_eq!(names(out), ["eu-west-1a"]);

@@ -6,101 +6,32 @@
 //! runs the next pass.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
-use std::time::{Duration, SystemTime};
 
-use berth_model::task::{StopCode, TaskStatus};
+use berth_model::resources::Shortfall;
+use berth_model::task::{DesiredStatus, Failure, StopCode};
 use berth_model::task_definition::requirements;
-use berth_placement::{Constraint, matches};
+use berth_placement::{Constraint, Rejection, matches};
 use berth_scheduler::{
-    Ending, Health, InstanceState, InstanceView, Observed, Plan, Scheduling, Spec, StopReason, TaskView, messages,
-    reconcile,
+    Ending, InstanceState, InstanceView, Observed, Plan, Scheduling, Spec, StopReason, TaskView, messages, reconcile,
 };
 use berth_store::{Compare, KeyRange, Op, Txn};
 use serde_json::{Value, json};
 
-use super::records::TaskRecord;
-use super::services::{ServiceRecord, deployment_id};
-use super::task_definitions::{DefinitionRecord, resolve};
-use super::tasks::{Launch, launch_for, request_stop, write_off};
-use super::{Ctx, array, decode, encode, placement};
-use crate::App;
-use crate::error::ApiResult;
+use crate::definitions::{DefinitionRecord, resolve};
+use crate::error::ControlResult;
 use crate::keys::SCHEDULED;
-use crate::sigv4::Caller;
-
-/// The longest the scheduler waits between passes when nothing wakes it.
-const PASS_INTERVAL: Duration = Duration::from_secs(1);
-/// How often the leader runs cluster housekeeping (see `housekeeping`).
-const SWEEP_INTERVAL: Duration = Duration::from_secs(5);
-
-/// The key of the scheduler's lease: only the server holding it runs passes.
-const LEASE_KEY: &str = "lease/scheduler";
-/// How long a lease lasts unless renewed; it is renewed when half of it is left.
-const LEASE_SECS: f64 = 10.0;
-
-#[derive(serde::Serialize, serde::Deserialize)]
-struct Lease {
-    holder: String,
-    until: f64,
-}
-
-/// Whether this server leads the scheduler now: it holds the lease (renewing it when half is
-/// gone) or takes it, free or expired, with a compare-and-swap. Servers sharing a store
-/// compare wall clocks here; the embedded store has one server anyway.
-async fn lead(app: &App) -> ApiResult<bool> {
-    let now = super::epoch_seconds(SystemTime::now());
-    let kv = app.store.get(LEASE_KEY)?;
-    let current: Option<Lease> = kv.as_ref().map(decode).transpose()?;
-    match &current {
-        Some(l) if l.holder != app.config.node && l.until > now => return Ok(false),
-        Some(l) if l.holder == app.config.node && l.until - now > LEASE_SECS / 2.0 => return Ok(true),
-        _ => {}
-    }
-    let lease = Lease { holder: app.config.node.clone(), until: now + LEASE_SECS };
-    let seen = kv.map(|k| k.mod_revision).unwrap_or(0);
-    let txn =
-        Txn::new().when(vec![Compare::unchanged(LEASE_KEY, seen)]).and_then(vec![Op::put(LEASE_KEY, encode(&lease))]);
-    Ok(app.store.txn(txn).await?.succeeded)
-}
-
-/// Runs scheduler passes until the server closes.
-pub async fn run(app: Arc<App>) {
-    let mut tick = tokio::time::interval(PASS_INTERVAL);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_sweep = tokio::time::Instant::now();
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = app.scheduler_wake.notified() => {}
-            _ = app.closed() => return,
-        }
-        match lead(&app).await {
-            Ok(true) => {}
-            Ok(false) => continue,
-            Err(e) => {
-                tracing::warn!(code = e.code, message = %e.message, "service scheduler lease failed");
-                continue;
-            }
-        }
-        if let Err(e) = pass(&app).await {
-            tracing::warn!(code = e.code, message = %e.message, "service scheduler pass failed");
-        }
-        if last_sweep.elapsed() >= SWEEP_INTERVAL {
-            last_sweep = tokio::time::Instant::now();
-            if let Err(e) = super::housekeeping::sweep(&app).await {
-                tracing::warn!(code = e.code, message = %e.message, "housekeeping failed");
-            }
-        }
-    }
-}
+use crate::records::{InstanceStatus, TaskRecord};
+use crate::services::{ServiceRecord, ServiceStatus};
+use crate::store::{array, decode, encode};
+use crate::tasks::{Launch, StopRequest, launch_for, request_stop, write_off};
+use crate::{Control, Region, placement};
 
 /// One pass over every service in the index.
-pub async fn pass(app: &App) -> ApiResult<()> {
+pub async fn pass(control: &Control) -> ControlResult<()> {
     // The index is ordered by region and cluster: each cluster is read once for all of its
     // services.
     let mut by_cluster: Vec<((String, String), Vec<String>)> = Vec::new();
-    for kv in app.store.range(&KeyRange::prefix(SCHEDULED))?.kvs {
+    for kv in control.store.range(&KeyRange::prefix(SCHEDULED))?.kvs {
         let mut parts = kv.key[SCHEDULED.len()..].splitn(3, '/');
         let (Some(region), Some(cluster), Some(name)) = (parts.next(), parts.next(), parts.next()) else { continue };
         let place = (region.to_string(), cluster.to_string());
@@ -110,19 +41,18 @@ pub async fn pass(app: &App) -> ApiResult<()> {
         }
     }
     for ((region, cluster), names) in by_cluster {
-        let caller = Caller { access_key: String::new(), region };
-        let ctx = Ctx::new(app, caller, SystemTime::now(), 0);
-        let view = match ClusterView::read(&ctx, &cluster) {
+        let region = control.region(&region);
+        let view = match ClusterView::read(&region, &cluster) {
             Ok(v) => v,
             Err(e) => {
-                tracing::warn!(cluster, code = e.code, message = %e.message, "reading a cluster failed");
+                tracing::warn!(cluster, error = %e, "reading a cluster failed");
                 continue;
             }
         };
         let mut definitions = Definitions::default();
         for name in names {
-            if let Err(e) = service_pass(&ctx, &cluster, &name, &view, &mut definitions).await {
-                tracing::warn!(service = name, cluster, code = e.code, message = %e.message, "service pass failed");
+            if let Err(e) = service_pass(&region, &cluster, &name, &view, &mut definitions).await {
+                tracing::warn!(service = name, cluster, error = %e, "service pass failed");
             }
         }
     }
@@ -140,14 +70,14 @@ struct ClusterView {
 }
 
 impl ClusterView {
-    fn read(ctx: &Ctx<'_>, cluster: &str) -> ApiResult<ClusterView> {
-        let read = ctx.store().range(&KeyRange::prefix(&ctx.keys.tasks(cluster)))?;
+    fn read(region: &Region<'_>, cluster: &str) -> ControlResult<ClusterView> {
+        let read = region.store().range(&KeyRange::prefix(&region.keys.tasks(cluster)))?;
         let tasks = read
             .kvs
             .iter()
             .map(|kv| Ok((kv.mod_revision, decode::<TaskRecord>(kv)?)))
-            .collect::<ApiResult<Vec<_>>>()?;
-        let candidates = placement::candidates_with(ctx, cluster, tasks.iter().map(|(_, t)| t))?;
+            .collect::<ControlResult<Vec<_>>>()?;
+        let candidates = placement::candidates_with(region, cluster, tasks.iter().map(|(_, t)| t))?;
         Ok(ClusterView { revision: read.revision, tasks, candidates })
     }
 }
@@ -157,16 +87,16 @@ impl ClusterView {
 struct Definitions(HashMap<String, Option<DefinitionRecord>>);
 
 impl Definitions {
-    fn get(&mut self, ctx: &Ctx<'_>, arn: &str) -> ApiResult<Option<&DefinitionRecord>> {
+    fn get(&mut self, region: &Region<'_>, arn: &str) -> ControlResult<Option<&DefinitionRecord>> {
         if !self.0.contains_key(arn) {
-            let rec = resolve(ctx, arn)?.map(|(_, r)| r);
+            let rec = resolve(region, arn)?.map(|(_, r)| r);
             self.0.insert(arn.to_string(), rec);
         }
         Ok(self.0[arn].as_ref())
     }
 
-    fn health_checked(&mut self, ctx: &Ctx<'_>, arn: &str) -> ApiResult<bool> {
-        Ok(self.get(ctx, arn)?.is_some_and(|d| {
+    fn health_checked(&mut self, region: &Region<'_>, arn: &str) -> ControlResult<bool> {
+        Ok(self.get(region, arn)?.is_some_and(|d| {
             d.definition["containerDefinitions"]
                 .as_array()
                 .into_iter()
@@ -188,31 +118,20 @@ fn spec(rec: &ServiceRecord) -> Spec {
         maximum_percent: rec.int("/deploymentConfiguration/maximumPercent").unwrap_or(200) as u32,
         circuit_breaker: flag("enable").then(|| flag("rollback")),
         grace_period: rec.int("/healthCheckGracePeriodSeconds").unwrap_or(0) as f64,
-        deleting: rec.status() == "DRAINING",
+        deleting: rec.status == ServiceStatus::Draining,
     }
 }
 
 fn task_view(t: &TaskRecord, revision: u64, health_checked: bool) -> TaskView {
-    let status = t.last_status();
     let num = |k: &str| t.task.get(k).and_then(Value::as_f64);
-    let ending = (status == TaskStatus::Stopped).then(|| {
-        let failed = matches!(
-            t.field("stopCode"),
-            Some(c) if c == StopCode::EssentialContainerExited.as_str() || c == StopCode::TaskFailedToStart.as_str()
-        ) || t.field("stoppedReason") == Some(messages::FAILED_HEALTH_CHECKS);
-        if failed { Ending::Failed } else { Ending::Stopped }
-    });
+    let ending = (!t.live()).then_some(if t.failure.is_some() { Ending::Failed } else { Ending::Stopped });
     TaskView {
         id: t.field("taskArn").and_then(|a| a.rsplit('/').next()).unwrap_or_default().to_string(),
         deployment: t.field("startedBy").unwrap_or_default().to_string(),
         instance: t.instance_id().unwrap_or_default().to_string(),
-        status,
-        desired_running: t.field("desiredStatus") != Some("STOPPED"),
-        health: match t.field("healthStatus") {
-            Some("HEALTHY") => Health::Healthy,
-            Some("UNHEALTHY") => Health::Unhealthy,
-            _ => Health::Unknown,
-        },
+        status: t.last_status,
+        desired_running: t.desired_status == DesiredStatus::Running,
+        health: t.health,
         health_checked,
         started_at: num("startedAt"),
         created_at: num("createdAt").unwrap_or(0.0),
@@ -222,42 +141,40 @@ fn task_view(t: &TaskRecord, revision: u64, health_checked: bool) -> TaskView {
 }
 
 /// ECS's words for why the closest instance could not take a task.
-fn placement_reason(rejections: &[(String, &'static str)]) -> String {
+fn placement_reason(rejections: &[(String, Rejection)]) -> String {
     let Some((id, why)) = rejections.first() else {
         return "No Container Instances were found in your cluster.".into();
     };
-    let problem = match *why {
-        "RESOURCE:MEMORY" => "has insufficient memory available".to_string(),
-        "RESOURCE:CPU" => "has insufficient CPU units available".to_string(),
-        "RESOURCE:PORTS" => "is already using a port required by your task".to_string(),
-        "RESOURCE:GPU" => "has insufficient GPU resources available".to_string(),
-        "AGENT" => "has an agent that is not connected".to_string(),
-        "MemberOf" | "ATTRIBUTE" => "does not match the placement constraints".to_string(),
-        "DistinctInstance" => "is already running a task of this service".to_string(),
-        other => format!("encountered error \"{other}\""),
+    let problem = match why {
+        Rejection::Resource(Shortfall::Memory) => "has insufficient memory available",
+        Rejection::Resource(Shortfall::Cpu) => "has insufficient CPU units available",
+        Rejection::Resource(Shortfall::Ports) => "is already using a port required by your task",
+        Rejection::Agent => "has an agent that is not connected",
+        Rejection::MemberOf => "does not match the placement constraints",
+        Rejection::DistinctInstance => "is already running a task of this service",
     };
     format!("The closest matching (container-instance {id}) {problem}.")
 }
 
 async fn service_pass(
-    ctx: &Ctx<'_>,
+    region: &Region<'_>,
     cluster: &str,
     name: &str,
     view: &ClusterView,
     definitions: &mut Definitions,
-) -> ApiResult<()> {
-    let index_key = ctx.keys.scheduled(cluster, name);
-    let Some(kv) = ctx.store().get(&ctx.keys.service(cluster, name))? else {
-        ctx.store().txn(Txn::new().and_then(vec![Op::delete(&index_key)])).await?;
+) -> ControlResult<()> {
+    let index_key = region.keys.scheduled(cluster, name);
+    let Some(kv) = region.store().get(&region.keys.service(cluster, name))? else {
+        region.store().txn(Txn::new().and_then(vec![Op::delete(&index_key)])).await?;
         return Ok(());
     };
     let mut rec: ServiceRecord = decode(&kv)?;
-    if rec.status() == "INACTIVE" {
-        ctx.store().txn(Txn::new().and_then(vec![Op::delete(&index_key)])).await?;
+    if rec.status == ServiceStatus::Inactive {
+        region.store().txn(Txn::new().and_then(vec![Op::delete(&index_key)])).await?;
         return Ok(());
     }
     let spec = spec(&rec);
-    let now = ctx.timestamp();
+    let now = region.timestamp();
 
     // Observe: the service's tasks and the cluster's instances, from the pass's view.
     let group = format!("service:{name}");
@@ -267,20 +184,24 @@ async fn service_pass(
             continue;
         }
         let definition = task.field("taskDefinitionArn").unwrap_or_default().to_string();
-        let checked = definitions.health_checked(ctx, &definition)?;
+        let checked = definitions.health_checked(region, &definition)?;
         tasks.push(task_view(task, *revision, checked));
     }
     let constraints = placement::constraints(&array(&rec.service, "placementConstraints"), false)?;
-    let lost_after = ctx.app.config.lost_agent_timeout.as_secs_f64();
+    let lost_after = region.config().lost_agent_timeout.as_secs_f64();
     let instances: Vec<InstanceView> = view
         .candidates
         .iter()
         .map(|c| {
             let state = if c.view.agent_connected {
-                if c.record.status() == "DRAINING" { InstanceState::Draining } else { InstanceState::Active }
+                if c.record.status == InstanceStatus::Draining {
+                    InstanceState::Draining
+                } else {
+                    InstanceState::Active
+                }
             } else if c.record.lost(now, lost_after) {
                 InstanceState::Lost
-            } else if c.record.status() == "DRAINING" {
+            } else if c.record.status == InstanceStatus::Draining {
                 InstanceState::Draining
             } else {
                 InstanceState::Disconnected
@@ -292,7 +213,7 @@ async fn service_pass(
             InstanceView { id: c.id.clone(), state, daemon_eligible }
         })
         .collect();
-    let fresh = deployment_id();
+    let fresh = region.control.ids.deployment_id();
     let observed = Observed { now, revision: view.revision, tasks: &tasks, instances: &instances, fresh_id: &fresh };
     let plan = reconcile(&spec, &rec.scheduler, &observed);
 
@@ -300,7 +221,9 @@ async fn service_pass(
     let new_deployment = plan.state.deployments.iter().any(|d| !rec.scheduler.deployments.iter().any(|o| o.id == d.id));
     // A plan that made a deployment (a rollback) is recorded before anything is launched
     // from it, so no task ever names a deployment the service does not know.
-    if !new_deployment && !act(ctx, cluster, &rec, (&kv.key, kv.mod_revision), &plan, definitions, &mut events).await? {
+    if !new_deployment
+        && !act(region, cluster, &rec, (&kv.key, kv.mod_revision), &plan, definitions, &mut events).await?
+    {
         return Ok(());
     }
 
@@ -316,10 +239,10 @@ async fn service_pass(
     if spec.scheduling == Scheduling::Daemon && !spec.deleting {
         rec.service.insert("desiredCount".into(), json!(plan.desired));
     }
-    rec.tell(&events, now);
+    rec.tell(&events, now, region.control.ids.as_ref());
     let mut ops = Vec::new();
     if plan.finished_deleting {
-        rec.service.insert("status".into(), json!("INACTIVE"));
+        rec.status = ServiceStatus::Inactive;
         ops.push(Op::delete(&index_key));
     }
     let after = encode(&rec);
@@ -327,25 +250,25 @@ async fn service_pass(
         return Ok(());
     }
     ops.push(Op::put(&kv.key, after));
-    ctx.store().txn(Txn::new().when(vec![Compare::unchanged(&kv.key, kv.mod_revision)]).and_then(ops)).await?;
+    region.store().txn(Txn::new().when(vec![Compare::unchanged(&kv.key, kv.mod_revision)]).and_then(ops)).await?;
     Ok(())
 }
 
 /// Carries out a plan's write-offs, stops and launches; `false` when the service changed
 /// meanwhile (the rest of the plan is dropped; the next pass decides afresh).
 async fn act(
-    ctx: &Ctx<'_>,
+    region: &Region<'_>,
     cluster: &str,
     rec: &ServiceRecord,
     guard: (&str, u64),
     plan: &Plan,
     definitions: &mut Definitions,
     events: &mut Vec<String>,
-) -> ApiResult<bool> {
+) -> ControlResult<bool> {
     let name = rec.name();
     if !plan.lost.is_empty() {
         for id in &plan.lost {
-            write_off(ctx, cluster, id, super::housekeeping::LOST).await?;
+            write_off(region, cluster, id, crate::housekeeping::LOST).await?;
         }
         events.push(messages::lost(name, &plan.lost));
     }
@@ -355,10 +278,10 @@ async fn act(
         if s.reason == StopReason::Unhealthy {
             events.push(messages::unhealthy(name, &s.task));
         }
-        if request_stop(ctx, cluster, &s.task, StopCode::ServiceSchedulerInitiated, &s.stopped_reason())
-            .await?
-            .is_some()
-        {
+        let reason = s.stopped_reason();
+        let failure = (s.reason == StopReason::Unhealthy).then_some(Failure::HealthCheck);
+        let stop = StopRequest { code: StopCode::ServiceSchedulerInitiated, reason: &reason, failure };
+        if request_stop(region, cluster, &s.task, stop).await?.is_some() {
             stopped.push(s.task.clone());
         }
     }
@@ -374,12 +297,12 @@ async fn act(
     let mut started = Vec::new();
     let mut unplaced = None;
     for ((deployment, instance), (definition_arn, count)) in batches {
-        let Some(definition) = definitions.get(ctx, &definition_arn)?.cloned() else {
+        let Some(definition) = definitions.get(region, &definition_arn)?.cloned() else {
             tracing::warn!(service = name, definition = definition_arn, "task definition of a deployment is gone");
             continue;
         };
         let launch = service_launch(cluster, rec, &definition, deployment)?;
-        match launch_for(ctx, &launch, count, instance.as_deref(), guard).await? {
+        match launch_for(region, &launch, count, instance.as_deref(), guard).await? {
             None => return Ok(false),
             Some(done) => {
                 if done.tasks.len() < count {
@@ -405,7 +328,7 @@ fn service_launch(
     rec: &ServiceRecord,
     definition: &DefinitionRecord,
     deployment: String,
-) -> ApiResult<Launch> {
+) -> ControlResult<Launch> {
     let mut constraints = placement::constraints(&array(&rec.service, "placementConstraints"), false)?;
     let in_definition = definition.definition.get("placementConstraints").and_then(Value::as_array).cloned();
     constraints.extend(placement::constraints(&in_definition.unwrap_or_default(), true)?);

@@ -1,6 +1,6 @@
-//! The bridge between ECS requests and the placement engine: reading `placementConstraints`
-//! and `placementStrategy` (with ECS's errors), and describing a cluster's container
-//! instances as the engine sees them.
+//! The bridge between ECS and the placement engine: reading `placementConstraints` and
+//! `placementStrategy` (with ECS's errors), and describing a cluster's container instances as
+//! the engine sees them.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -9,37 +9,57 @@ use berth_placement::{Constraint, Instance, Resource, SpreadField, Strategy};
 use berth_store::{KeyValue, StoreExt};
 use serde_json::Value;
 
-use super::records::{InstanceRecord, TaskRecord};
-use super::{Ctx, decode};
-use crate::error::{ApiError, ApiResult};
+use thiserror::Error;
+
+use crate::Region;
+use crate::error::{ControlError, ControlResult};
+use crate::records::{InstanceRecord, InstanceStatus, TaskRecord};
+use crate::store::decode;
+
+/// Why a constraint or strategy is refused; the variant is ECS's exception.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum SpecError {
+    /// `InvalidParameterException`.
+    #[error("{0}")]
+    Invalid(String),
+    /// `ClientException`.
+    #[error("{0}")]
+    Client(String),
+}
+
+impl From<SpecError> for ControlError {
+    fn from(e: SpecError) -> Self {
+        ControlError::Placement(e.to_string())
+    }
+}
 
 /// ECS's limits on one request.
 const MAX_CONSTRAINTS: usize = 10;
 const MAX_STRATEGIES: usize = 5;
 
 /// Parses a cluster query language expression, or says where it is wrong.
-pub fn expression(raw: &str) -> ApiResult<Expr> {
-    query::parse(raw).map_err(|e| ApiError::invalid(format!("Invalid expression '{raw}': {e}.")))
+pub fn expression(raw: &str) -> Result<Expr, SpecError> {
+    query::parse(raw).map_err(|e| SpecError::Invalid(format!("Invalid expression '{raw}': {e}.")))
 }
 
 /// `placementConstraints`: `distinctInstance`, or `memberOf` with an expression. A task
 /// definition may only carry `memberOf`.
-pub fn constraints(list: &[Value], in_definition: bool) -> ApiResult<Vec<Constraint>> {
+pub fn constraints(list: &[Value], in_definition: bool) -> Result<Vec<Constraint>, SpecError> {
     if list.len() > MAX_CONSTRAINTS {
-        return Err(ApiError::invalid(format!("At most {MAX_CONSTRAINTS} placement constraints are allowed.")));
+        return Err(SpecError::Invalid(format!("At most {MAX_CONSTRAINTS} placement constraints are allowed.")));
     }
     list.iter()
         .map(|c| match (c["type"].as_str(), c["expression"].as_str()) {
-            (Some("distinctInstance"), _) if in_definition => {
-                Err(ApiError::client("distinctInstance is not a valid constraint in a task definition; use memberOf."))
-            }
+            (Some("distinctInstance"), _) if in_definition => Err(SpecError::Client(
+                "distinctInstance is not a valid constraint in a task definition; use memberOf.".into(),
+            )),
             (Some("distinctInstance"), None) => Ok(Constraint::DistinctInstance),
             (Some("distinctInstance"), Some(_)) => {
-                Err(ApiError::invalid("The distinctInstance constraint takes no expression."))
+                Err(SpecError::Invalid("The distinctInstance constraint takes no expression.".into()))
             }
             (Some("memberOf"), Some(raw)) => Ok(Constraint::MemberOf(expression(raw)?)),
-            (Some("memberOf"), None) => Err(ApiError::invalid("The memberOf constraint needs an expression.")),
-            (other, _) => Err(ApiError::invalid(format!(
+            (Some("memberOf"), None) => Err(SpecError::Invalid("The memberOf constraint needs an expression.".into())),
+            (other, _) => Err(SpecError::Invalid(format!(
                 "Invalid placement constraint type {}: use distinctInstance or memberOf.",
                 other.unwrap_or("(none)")
             ))),
@@ -49,16 +69,16 @@ pub fn constraints(list: &[Value], in_definition: bool) -> ApiResult<Vec<Constra
 
 /// `placementStrategy`: `binpack` on cpu or memory, `spread` on instanceId, host or an
 /// attribute, `random`.
-pub fn strategies(list: &[Value]) -> ApiResult<Vec<Strategy>> {
+pub fn strategies(list: &[Value]) -> Result<Vec<Strategy>, SpecError> {
     if list.len() > MAX_STRATEGIES {
-        return Err(ApiError::invalid(format!("At most {MAX_STRATEGIES} placement strategies are allowed.")));
+        return Err(SpecError::Invalid(format!("At most {MAX_STRATEGIES} placement strategies are allowed.")));
     }
     list.iter()
         .map(|s| match (s["type"].as_str(), s["field"].as_str()) {
             (Some("random"), _) => Ok(Strategy::Random),
             (Some("binpack"), Some(f)) if f.eq_ignore_ascii_case("memory") => Ok(Strategy::Binpack(Resource::Memory)),
             (Some("binpack"), Some(f)) if f.eq_ignore_ascii_case("cpu") => Ok(Strategy::Binpack(Resource::Cpu)),
-            (Some("binpack"), f) => Err(ApiError::invalid(format!(
+            (Some("binpack"), f) => Err(SpecError::Invalid(format!(
                 "Invalid field {} for the binpack strategy: use cpu or memory.",
                 f.unwrap_or("(none)")
             ))),
@@ -66,11 +86,11 @@ pub fn strategies(list: &[Value]) -> ApiResult<Vec<Strategy>> {
             (Some("spread"), Some(f)) if f.starts_with("attribute:") && f.len() > "attribute:".len() => {
                 Ok(Strategy::Spread(SpreadField::Attribute(f["attribute:".len()..].to_string())))
             }
-            (Some("spread"), f) => Err(ApiError::invalid(format!(
+            (Some("spread"), f) => Err(SpecError::Invalid(format!(
                 "Invalid field {} for the spread strategy: use instanceId, host or attribute:NAME.",
                 f.unwrap_or("(none)")
             ))),
-            (other, _) => Err(ApiError::invalid(format!(
+            (other, _) => Err(SpecError::Invalid(format!(
                 "Invalid placement strategy type {}: use random, spread or binpack.",
                 other.unwrap_or("(none)")
             ))),
@@ -88,31 +108,35 @@ pub struct Candidate {
 
 /// The cluster's container instances that are not deregistered, with the groups of the live
 /// tasks on each.
-pub fn candidates(ctx: &Ctx<'_>, cluster: &str) -> ApiResult<Vec<Candidate>> {
-    let tasks =
-        ctx.store().list(&ctx.keys.tasks(cluster))?.iter().map(decode).collect::<ApiResult<Vec<TaskRecord>>>()?;
-    candidates_with(ctx, cluster, &tasks)
+pub fn candidates(region: &Region<'_>, cluster: &str) -> ControlResult<Vec<Candidate>> {
+    let tasks = region
+        .store()
+        .list(&region.keys.tasks(cluster))?
+        .iter()
+        .map(decode)
+        .collect::<ControlResult<Vec<TaskRecord>>>()?;
+    candidates_with(region, cluster, &tasks)
 }
 
 /// [`candidates`] given the cluster's tasks, already read.
 pub fn candidates_with<'t>(
-    ctx: &Ctx<'_>,
+    region: &Region<'_>,
     cluster: &str,
     tasks: impl IntoIterator<Item = &'t TaskRecord>,
-) -> ApiResult<Vec<Candidate>> {
+) -> ControlResult<Vec<Candidate>> {
     let mut groups: HashMap<String, Vec<String>> = HashMap::new();
     for task in tasks {
-        if task.last_status() != berth_model::task::TaskStatus::Stopped
+        if task.live()
             && let Some(id) = task.instance_id()
         {
             groups.entry(id.to_string()).or_default().push(task.field("group").unwrap_or_default().to_string());
         }
     }
-    let timeout = ctx.app.config.agent_timeout.as_secs_f64();
+    let timeout = region.config().agent_timeout.as_secs_f64();
     let mut out = Vec::new();
-    for kv in ctx.store().list(&ctx.keys.instances(cluster))? {
+    for kv in region.store().list(&region.keys.instances(cluster))? {
         let record: InstanceRecord = decode(&kv)?;
-        if record.status() == "INACTIVE" {
+        if record.status == InstanceStatus::Inactive {
             continue;
         }
         let id = kv.key.rsplit('/').next().unwrap_or_default().to_string();
@@ -125,8 +149,8 @@ pub fn candidates_with<'t>(
         let text = |k: &str| record.instance.get(k).and_then(Value::as_str).map(str::to_string);
         let view = Instance {
             id: id.clone(),
-            active: record.status() == "ACTIVE",
-            agent_connected: record.connected(ctx.timestamp(), timeout),
+            active: record.status == InstanceStatus::Active,
+            agent_connected: record.connected(region.timestamp(), timeout),
             remaining: record.remaining(),
             attributes,
             ec2_instance_id: text("ec2InstanceId"),
@@ -137,10 +161,4 @@ pub fn candidates_with<'t>(
         out.push(Candidate { id, kv, record, view });
     }
     Ok(out)
-}
-
-/// A seed for the random strategy, fresh for every request.
-pub fn seed() -> u64 {
-    let bytes = uuid::Uuid::new_v4().into_bytes();
-    u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"))
 }

@@ -1,0 +1,6 @@
+//! In-process tests of the handlers and the domain behind them, over a real store (see
+//! `crate::testing`): no HTTP, no containers.
+
+mod contention;
+mod housekeeping;
+mod scheduler;

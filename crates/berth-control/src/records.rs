@@ -1,0 +1,282 @@
+//! The records kept in the store for tasks and container instances: typed statuses and the
+//! bookkeeping only Berth needs, beside the rest of the ECS-shaped object a client sees.
+//!
+//! Statuses are enums: a record whose status is unknown does not decode (an error, never a
+//! default). Records written before the statuses were typed (inside the ECS object) are
+//! read by moving them out, so an older data dir keeps working.
+
+use berth_model::health::Health;
+use berth_model::resources::{Requirements, Resources};
+use berth_model::task::{DesiredStatus, Failure, StopCode, TaskStatus};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::store::Obj;
+
+/// A task: its lifecycle, typed, and the rest of the ECS `Task` object.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", try_from = "StoredTask")]
+pub struct TaskRecord {
+    /// The ECS `Task` object without the members kept typed below ([`TaskRecord::ecs`] puts
+    /// them back).
+    pub task: Obj,
+    pub last_status: TaskStatus,
+    pub desired_status: DesiredStatus,
+    pub health: Health,
+    pub stop_code: Option<StopCode>,
+    pub stopped_reason: Option<String>,
+    /// Set when the task failed (what the service scheduler counts), not when it was stopped.
+    pub failure: Option<Failure>,
+    /// Taken from the instance's remaining resources until the task is STOPPED.
+    pub requirements: Requirements,
+    /// Whether an agent has taken the task over (reported any state for it).
+    pub claimed: bool,
+}
+
+/// How a task record is read: typed members when present, else (older records) from inside
+/// the ECS object.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StoredTask {
+    task: Obj,
+    last_status: Option<TaskStatus>,
+    desired_status: Option<DesiredStatus>,
+    health: Option<Health>,
+    stop_code: Option<StopCode>,
+    stopped_reason: Option<String>,
+    failure: Option<Failure>,
+    requirements: Requirements,
+    #[serde(default)]
+    claimed: bool,
+}
+
+/// Takes `key` out of an older record's ECS object, parsed with `parse`.
+fn legacy<T>(task: &mut Obj, key: &str, parse: impl Fn(&str) -> Option<T>) -> Result<Option<T>, String> {
+    match task.remove(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => parse(&s).map(Some).ok_or_else(|| format!("unknown {key} {s:?}")),
+        Some(other) => Err(format!("{key} is not a string: {other}")),
+    }
+}
+
+fn stop_code(s: &str) -> Option<StopCode> {
+    serde_json::from_value(json!(s)).ok()
+}
+
+impl TryFrom<StoredTask> for TaskRecord {
+    type Error = String;
+
+    fn try_from(s: StoredTask) -> Result<Self, String> {
+        let mut task = s.task;
+        let last_status = legacy(&mut task, "lastStatus", TaskStatus::parse)?;
+        let desired_status = legacy(&mut task, "desiredStatus", DesiredStatus::parse)?;
+        let health = legacy(&mut task, "healthStatus", Health::parse)?;
+        let legacy_code = legacy(&mut task, "stopCode", stop_code)?;
+        let legacy_reason = legacy(&mut task, "stoppedReason", |s| Some(s.to_string()))?;
+        let last_status = s.last_status.or(last_status).ok_or("a task record without a lastStatus")?;
+        let stop_code = s.stop_code.or(legacy_code);
+        // Older records named failures only through their stop code.
+        let failure = s.failure.or(match stop_code {
+            Some(StopCode::EssentialContainerExited) => Some(Failure::EssentialContainerExited),
+            Some(StopCode::TaskFailedToStart) => Some(Failure::FailedToStart),
+            _ => None,
+        });
+        Ok(TaskRecord {
+            task,
+            last_status,
+            desired_status: s.desired_status.or(desired_status).unwrap_or(DesiredStatus::Running),
+            health: s.health.or(health).unwrap_or_default(),
+            stop_code,
+            stopped_reason: s.stopped_reason.or(legacy_reason),
+            failure,
+            requirements: s.requirements,
+            claimed: s.claimed,
+        })
+    }
+}
+
+impl TaskRecord {
+    /// A new task, PENDING and wanted RUNNING.
+    pub fn new(task: Obj, requirements: Requirements) -> TaskRecord {
+        TaskRecord {
+            task,
+            last_status: TaskStatus::Pending,
+            desired_status: DesiredStatus::Running,
+            health: Health::Unknown,
+            stop_code: None,
+            stopped_reason: None,
+            failure: None,
+            requirements,
+            claimed: false,
+        }
+    }
+
+    /// The whole ECS `Task` object.
+    pub fn ecs(&self) -> Obj {
+        let mut task = self.task.clone();
+        task.insert("lastStatus".into(), json!(self.last_status.as_str()));
+        task.insert("desiredStatus".into(), json!(self.desired_status.as_str()));
+        task.insert("healthStatus".into(), json!(self.health.as_str()));
+        if let Some(code) = self.stop_code {
+            task.insert("stopCode".into(), json!(code.as_str()));
+        }
+        if let Some(reason) = &self.stopped_reason {
+            task.insert("stoppedReason".into(), json!(reason));
+        }
+        task
+    }
+
+    /// A text member of the ECS object (`taskArn`, `group`, `startedBy`, ...).
+    pub fn field(&self, key: &str) -> Option<&str> {
+        self.task.get(key).and_then(Value::as_str)
+    }
+
+    /// The id part of the container instance ARN the task was placed on.
+    pub fn instance_id(&self) -> Option<&str> {
+        self.field("containerInstanceArn").and_then(|a| a.rsplit('/').next())
+    }
+
+    pub fn live(&self) -> bool {
+        self.last_status != TaskStatus::Stopped
+    }
+}
+
+/// ECS `ContainerInstance.status`, as far as Berth uses it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum InstanceStatus {
+    /// Takes tasks.
+    Active,
+    /// Takes no new tasks; its service tasks move elsewhere.
+    Draining,
+    /// Deregistered.
+    Inactive,
+}
+
+impl InstanceStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InstanceStatus::Active => "ACTIVE",
+            InstanceStatus::Draining => "DRAINING",
+            InstanceStatus::Inactive => "INACTIVE",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<InstanceStatus> {
+        [InstanceStatus::Active, InstanceStatus::Draining, InstanceStatus::Inactive]
+            .into_iter()
+            .find(|x| x.as_str() == s)
+    }
+}
+
+/// A container instance: its status, typed, the rest of the ECS `ContainerInstance` object,
+/// and when its agent last called.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(try_from = "StoredInstance")]
+pub struct InstanceRecord {
+    /// The ECS object without `status` ([`InstanceRecord::ecs`] puts it back).
+    pub instance: Obj,
+    pub status: InstanceStatus,
+    /// Seconds since the epoch of the agent's last contact.
+    pub heartbeat: f64,
+}
+
+#[derive(Deserialize)]
+struct StoredInstance {
+    instance: Obj,
+    status: Option<InstanceStatus>,
+    heartbeat: f64,
+}
+
+impl TryFrom<StoredInstance> for InstanceRecord {
+    type Error = String;
+
+    fn try_from(s: StoredInstance) -> Result<Self, String> {
+        let mut instance = s.instance;
+        let legacy = legacy(&mut instance, "status", InstanceStatus::parse)?;
+        let status = s.status.or(legacy).ok_or("a container instance record without a status")?;
+        Ok(InstanceRecord { instance, status, heartbeat: s.heartbeat })
+    }
+}
+
+impl InstanceRecord {
+    /// The whole ECS `ContainerInstance` object.
+    pub fn ecs(&self) -> Obj {
+        let mut instance = self.instance.clone();
+        instance.insert("status".into(), json!(self.status.as_str()));
+        instance
+    }
+
+    pub fn remaining(&self) -> Resources {
+        let list = self.instance.get("remainingResources").and_then(Value::as_array).cloned().unwrap_or_default();
+        Resources::from_ecs(&list)
+    }
+
+    pub fn set_remaining(&mut self, r: &Resources) {
+        self.instance.insert("remainingResources".into(), r.to_ecs());
+    }
+
+    /// Whether the agent has been silent for longer than `lost_after` seconds (its tasks are
+    /// written off).
+    pub fn lost(&self, now: f64, lost_after: f64) -> bool {
+        now - self.heartbeat > lost_after
+    }
+
+    /// Whether the agent has been in touch within `timeout_secs` of `now`.
+    pub fn connected(&self, now: f64, timeout_secs: f64) -> bool {
+        self.instance.get("agentConnected").and_then(Value::as_bool).unwrap_or(false)
+            && now - self.heartbeat <= timeout_secs
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn requirements() -> Value {
+        serde_json::to_value(Requirements::default()).unwrap()
+    }
+
+    #[test]
+    fn a_task_round_trips_with_typed_statuses_outside_the_ecs_object() {
+        let mut rec = TaskRecord::new(Obj::new(), Requirements::default());
+        rec.last_status = TaskStatus::Running;
+        rec.failure = Some(Failure::HealthCheck);
+        let stored = serde_json::to_value(&rec).unwrap();
+        assert_eq!(stored["lastStatus"], "RUNNING");
+        assert!(stored["task"].get("lastStatus").is_none());
+        let back: TaskRecord = serde_json::from_value(stored).unwrap();
+        assert_eq!((back.last_status, back.failure), (TaskStatus::Running, Some(Failure::HealthCheck)));
+        assert_eq!(back.ecs()["lastStatus"], "RUNNING");
+    }
+
+    #[test]
+    fn an_older_task_record_is_migrated_and_an_unknown_status_refused() {
+        let old = json!({"task": {"taskArn": "t", "lastStatus": "STOPPED", "desiredStatus": "STOPPED",
+                         "stopCode": "EssentialContainerExited", "stoppedReason": "Essential container in task exited"},
+                         "requirements": requirements(), "claimed": true});
+        let rec: TaskRecord = serde_json::from_value(old).unwrap();
+        assert_eq!(rec.last_status, TaskStatus::Stopped);
+        assert_eq!(rec.failure, Some(Failure::EssentialContainerExited));
+        assert_eq!(rec.stopped_reason.as_deref(), Some("Essential container in task exited"));
+        assert!(rec.task.get("stopCode").is_none() && rec.task.get("lastStatus").is_none());
+
+        let unknown = json!({"task": {"lastStatus": "SLEEPING"}, "requirements": requirements()});
+        let err = serde_json::from_value::<TaskRecord>(unknown).unwrap_err().to_string();
+        assert!(err.contains("unknown lastStatus \"SLEEPING\""), "{err}");
+        let typed_unknown = json!({"task": {}, "lastStatus": "SLEEPING", "requirements": requirements()});
+        assert!(serde_json::from_value::<TaskRecord>(typed_unknown).is_err());
+    }
+
+    #[test]
+    fn instance_statuses_are_typed_and_older_records_migrate() {
+        let old = json!({"instance": {"status": "DRAINING"}, "heartbeat": 1.0});
+        let rec: InstanceRecord = serde_json::from_value(old).unwrap();
+        assert_eq!(rec.status, InstanceStatus::Draining);
+        assert_eq!(rec.ecs()["status"], "DRAINING");
+        assert!(
+            serde_json::from_value::<InstanceRecord>(json!({"instance": {"status": "GONE"}, "heartbeat": 1.0}))
+                .is_err()
+        );
+    }
+}

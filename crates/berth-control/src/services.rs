@@ -1,0 +1,139 @@
+//! A service's record: the ECS `Service` object a client sees, the scheduler's memory
+//! (deployments, task sets, back-off) and the counts of its last pass, kept together so one
+//! compare-and-swap covers them all.
+
+use std::collections::BTreeMap;
+
+use berth_scheduler::{Controller, Scheduling, State};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::ids::Ids;
+use crate::store::Obj;
+
+/// How many events a service keeps (ECS shows the newest 100).
+pub const MAX_EVENTS: usize = 100;
+
+/// ECS `Service.status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ServiceStatus {
+    Active,
+    /// Deleted: its tasks are stopping.
+    Draining,
+    /// Deleted and drained: describable, not listed, its name free again.
+    Inactive,
+}
+
+impl ServiceStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServiceStatus::Active => "ACTIVE",
+            ServiceStatus::Draining => "DRAINING",
+            ServiceStatus::Inactive => "INACTIVE",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ServiceStatus> {
+        [ServiceStatus::Active, ServiceStatus::Draining, ServiceStatus::Inactive].into_iter().find(|x| x.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", try_from = "StoredService")]
+pub struct ServiceRecord {
+    /// The ECS `Service` object, without `status` and `deployments` (rendered from the fields
+    /// here).
+    pub service: Obj,
+    pub status: ServiceStatus,
+    pub scheduler: State,
+    /// Per deployment id: desired, running and pending counts from the scheduler's last pass.
+    #[serde(default)]
+    pub counts: BTreeMap<String, [u32; 3]>,
+    #[serde(default)]
+    pub client_token: Option<String>,
+}
+
+/// How a service record is read: older records kept `status` inside the ECS object.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StoredService {
+    service: Obj,
+    status: Option<ServiceStatus>,
+    scheduler: State,
+    #[serde(default)]
+    counts: BTreeMap<String, [u32; 3]>,
+    #[serde(default)]
+    client_token: Option<String>,
+}
+
+impl TryFrom<StoredService> for ServiceRecord {
+    type Error = String;
+
+    fn try_from(s: StoredService) -> Result<Self, String> {
+        let mut service = s.service;
+        let legacy = match service.remove("status") {
+            Some(Value::String(raw)) => {
+                Some(ServiceStatus::parse(&raw).ok_or(format!("unknown service status {raw:?}"))?)
+            }
+            _ => None,
+        };
+        let status = s.status.or(legacy).ok_or("a service record without a status")?;
+        Ok(ServiceRecord { service, status, scheduler: s.scheduler, counts: s.counts, client_token: s.client_token })
+    }
+}
+
+impl ServiceRecord {
+    pub fn name(&self) -> &str {
+        self.service.get("serviceName").and_then(Value::as_str).unwrap_or_default()
+    }
+
+    /// Who makes the service's deployments (`deploymentController.type`).
+    pub fn controller(&self) -> Controller {
+        match self.field("/deploymentController/type").and_then(Value::as_str) {
+            Some("EXTERNAL") => Controller::External,
+            Some("CODE_DEPLOY") => Controller::CodeDeploy,
+            _ => Controller::Ecs,
+        }
+    }
+
+    pub fn scheduling(&self) -> Scheduling {
+        match self.service.get("schedulingStrategy").and_then(Value::as_str) {
+            Some("DAEMON") => Scheduling::Daemon,
+            _ => Scheduling::Replica,
+        }
+    }
+
+    /// A field of the service by JSON pointer (`/deploymentConfiguration/maximumPercent`).
+    pub fn field(&self, pointer: &str) -> Option<&Value> {
+        let mut parts = pointer.trim_start_matches('/').split('/');
+        let mut v = self.service.get(parts.next()?);
+        for p in parts {
+            v = v?.get(p);
+        }
+        v
+    }
+
+    pub fn int(&self, pointer: &str) -> Option<i64> {
+        self.field(pointer).and_then(Value::as_i64)
+    }
+
+    /// Prepends events (given oldest first), keeping the newest [`MAX_EVENTS`]. A message
+    /// equal to the newest one is not repeated.
+    pub fn tell(&mut self, messages: &[String], now: f64, ids: &dyn Ids) {
+        let events = self.service.entry("events").or_insert_with(|| json!([]));
+        let list = events.as_array_mut().expect("events is a list");
+        for m in messages {
+            if list.first().and_then(|e| e["message"].as_str()) == Some(m) {
+                continue;
+            }
+            list.insert(0, json!({"id": ids.uuid(), "createdAt": now, "message": m}));
+        }
+        list.truncate(MAX_EVENTS);
+    }
+
+    pub fn cluster(&self) -> String {
+        let arn = self.service.get("clusterArn").and_then(Value::as_str).unwrap_or_default();
+        arn.rsplit('/').next().unwrap_or_default().to_string()
+    }
+}
