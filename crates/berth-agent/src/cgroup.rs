@@ -1,6 +1,9 @@
 //! The task cgroup: one cgroup per task, `berth-tasks/<task id>`, holding the task-level cpu
 //! and memory of its definition, with the task's containers beneath it (each with its own
 //! limits). Works on cgroup v1 (the `cpu` and `memory` hierarchies) and v2.
+//!
+//! The runner reaches it through [`TaskCgroups`], so tests run tasks without touching the
+//! host's cgroups ([`RecordingCgroups`]).
 
 use std::fs;
 use std::io;
@@ -76,6 +79,47 @@ pub fn create(task_id: &str, cpu: Option<u64>, memory_mib: Option<u64>) -> io::R
 pub fn remove(task_id: &str) {
     for (dir, _) in dirs(task_id) {
         let _ = fs::remove_dir(&dir);
+    }
+}
+
+/// Creating and removing task cgroups.
+pub trait TaskCgroups: Send + Sync + 'static {
+    /// Creates the task cgroup with its limits; returns the path runtimes take as parent.
+    fn create(&self, task_id: &str, cpu: Option<u64>, memory_mib: Option<u64>) -> io::Result<String>;
+    fn remove(&self, task_id: &str);
+}
+
+/// The host's cgroup filesystem.
+pub struct HostCgroups;
+
+impl TaskCgroups for HostCgroups {
+    fn create(&self, task_id: &str, cpu: Option<u64>, memory_mib: Option<u64>) -> io::Result<String> {
+        create(task_id, cpu, memory_mib)
+    }
+
+    fn remove(&self, task_id: &str) {
+        remove(task_id)
+    }
+}
+
+/// A task cgroup as created: the task id, cpu units and memory MiB.
+pub type Created = (String, Option<u64>, Option<u64>);
+
+/// Cgroups that only exist in memory: records what was created (with its limits) and removed.
+#[derive(Default)]
+pub struct RecordingCgroups {
+    pub created: std::sync::Mutex<Vec<Created>>,
+    pub removed: std::sync::Mutex<Vec<String>>,
+}
+
+impl TaskCgroups for RecordingCgroups {
+    fn create(&self, task_id: &str, cpu: Option<u64>, memory_mib: Option<u64>) -> io::Result<String> {
+        self.created.lock().expect("cgroups").push((task_id.to_string(), cpu, memory_mib));
+        Ok(path(task_id))
+    }
+
+    fn remove(&self, task_id: &str) {
+        self.removed.lock().expect("cgroups").push(task_id.to_string());
     }
 }
 

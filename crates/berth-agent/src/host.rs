@@ -3,8 +3,8 @@
 
 use std::collections::BTreeSet;
 
+use berth_agent_protocol::ecs::Attribute;
 use berth_model::resources::{RESERVED_PORTS, Resources};
-use serde_json::{Value, json};
 
 /// CPU units: 1024 per core, as ECS counts them.
 pub fn cpu_units() -> i64 {
@@ -57,23 +57,23 @@ pub fn resources(reserved_mib: i64) -> Resources {
     }
 }
 
-/// ECS's built-in attributes plus the custom ones.
-pub fn attributes(instance_type: &str, zone: &str, custom: &[(String, String)]) -> Vec<Value> {
+/// ECS's built-in attributes plus the custom ones (a custom one replaces a built-in of its name).
+pub fn attributes(instance_type: &str, zone: &str, custom: &[(String, String)]) -> Vec<Attribute> {
     let arch = match std::env::consts::ARCH {
         "aarch64" => "arm64",
         other => other,
     };
     let mut out = vec![
-        json!({"name": "ecs.os-type", "value": "linux"}),
-        json!({"name": "ecs.cpu-architecture", "value": arch}),
-        json!({"name": "ecs.instance-type", "value": instance_type}),
-        json!({"name": "ecs.availability-zone", "value": zone}),
-        json!({"name": "ecs.capability.container-health-check"}),
-        json!({"name": "com.amazonaws.ecs.capability.docker-remote-api.1.41"}),
+        Attribute::new("ecs.os-type", Some("linux")),
+        Attribute::new("ecs.cpu-architecture", Some(arch)),
+        Attribute::new("ecs.instance-type", Some(instance_type)),
+        Attribute::new("ecs.availability-zone", Some(zone)),
+        Attribute::new("ecs.capability.container-health-check", None),
+        Attribute::new("com.amazonaws.ecs.capability.docker-remote-api.1.41", None),
     ];
     for (k, v) in custom {
-        out.retain(|a| a["name"] != k.as_str());
-        out.push(json!({"name": k, "value": v}));
+        out.retain(|a| a.name != *k);
+        out.push(Attribute::new(k, Some(v)));
     }
     out
 }
@@ -105,9 +105,9 @@ mod tests {
             "zone-a",
             &[("ecs.availability-zone".into(), "zone-b".into()), ("team".into(), "x".into())],
         );
-        let zone: Vec<_> = attrs.iter().filter(|a| a["name"] == "ecs.availability-zone").collect();
+        let zone: Vec<_> = attrs.iter().filter(|a| a.name == "ecs.availability-zone").collect();
         assert_eq!(zone.len(), 1);
-        assert_eq!(zone[0]["value"], "zone-b");
-        assert!(attrs.iter().any(|a| a["name"] == "team" && a["value"] == "x"));
+        assert_eq!(zone[0].value.as_deref(), Some("zone-b"));
+        assert!(attrs.contains(&Attribute::new("team", Some("x"))));
     }
 }

@@ -2,21 +2,30 @@
 //! the assignment channel, drives each task's containers through the lifecycle with a
 //! runtime driver, and reports every state change back to the control plane.
 //!
+//! - [`agent`]: registration, the assignment loop, re-adopting containers after a restart, and
+//!   one runner per task (`task_runner`: claim, start, watch, restart, stop, report, clean up).
 //! - [`lifecycle`]: the pure state machine (what to do next for a container; what the task's
-//!   ECS status is).
-//! - [`runtime`]: the driver trait and the drivers (Docker Engine today).
-//! - [`client`]: the SigV4-signed API client.
-//! - [`host`]: what this machine offers (cpu, memory, attributes).
-//! - [`agent`]: registration, the assignment loop, reconciliation, and one runner per task.
+//!   ECS status and health are); [`restart`]: the pure restart-policy rule.
+//! - [`spec`]: a container definition turned into a runtime spec (pure).
+//! - [`runtime`]: the driver trait and the drivers (`docker` through the Docker Engine API,
+//!   `oci`: Berth's own image store, bundles and a shim per container running runc), and a
+//!   recording fake.
+//! - [`control`]: the control plane as the agent sees it (the real one is `berth-client`), and
+//!   an in-memory fake.
+//! - [`cgroup`], [`clock`]: the task cgroups and the wall clock, behind traits as well.
+//! - [`host`]: what this machine offers (cpu, memory, ports, attributes).
+//! - [`objects`]: secrets and S3 objects tasks name, read from local directories.
 
 pub mod agent;
 pub mod cgroup;
-pub mod client;
+pub mod clock;
+pub mod control;
 pub mod host;
 pub mod lifecycle;
 pub mod objects;
+pub mod restart;
 pub mod runtime;
 pub mod spec;
 mod task_runner;
 
-pub use agent::{Agent, AgentConfig};
+pub use agent::{Agent, AgentConfig, AgentError, Effects};

@@ -2,8 +2,16 @@
 //! each container has a *known* status (what the runtime has done) and a *desired* one; one
 //! pure function says which action moves it on, and one maps a task's containers to the ECS
 //! task status the control plane shows.
+//!
+//! Two more pure rules live here: when a dependency's `startTimeout` runs out
+//! ([`dependency_deadline`]), and what a task's health is ([`task_health`]).
 
+use std::time::Duration;
+
+use berth_agent_protocol::ContainerStatus as Reported;
+pub use berth_agent_protocol::Health;
 use berth_model::task::TaskStatus;
+use tokio::time::Instant;
 
 /// What the runtime has done for a container, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -17,11 +25,11 @@ pub enum ContainerStatus {
 
 impl ContainerStatus {
     /// The container status ECS shows (`PENDING`, `RUNNING`, `STOPPED`).
-    pub fn ecs(self) -> &'static str {
+    pub fn reported(self) -> Reported {
         match self {
-            ContainerStatus::None | ContainerStatus::Pulled | ContainerStatus::Created => "PENDING",
-            ContainerStatus::Running => "RUNNING",
-            ContainerStatus::Stopped => "STOPPED",
+            ContainerStatus::None | ContainerStatus::Pulled | ContainerStatus::Created => Reported::Pending,
+            ContainerStatus::Running => Reported::Running,
+            ContainerStatus::Stopped => Reported::Stopped,
         }
     }
 }
@@ -78,25 +86,6 @@ pub fn reached_by(action: Action) -> Option<ContainerStatus> {
     }
 }
 
-/// A container's health as its health check last reported it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Health {
-    #[default]
-    Unknown,
-    Healthy,
-    Unhealthy,
-}
-
-impl Health {
-    pub fn ecs(self) -> &'static str {
-        match self {
-            Health::Unknown => "UNKNOWN",
-            Health::Healthy => "HEALTHY",
-            Health::Unhealthy => "UNHEALTHY",
-        }
-    }
-}
-
 /// ECS `dependsOn` conditions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Condition {
@@ -111,14 +100,20 @@ pub enum Condition {
 }
 
 impl Condition {
+    const NAMES: [(&str, Condition); 4] = [
+        ("START", Condition::Start),
+        ("COMPLETE", Condition::Complete),
+        ("SUCCESS", Condition::Success),
+        ("HEALTHY", Condition::Healthy),
+    ];
+
     pub fn parse(s: &str) -> Option<Condition> {
-        match s {
-            "START" => Some(Condition::Start),
-            "COMPLETE" => Some(Condition::Complete),
-            "SUCCESS" => Some(Condition::Success),
-            "HEALTHY" => Some(Condition::Healthy),
-            _ => None,
-        }
+        Self::NAMES.iter().find(|(name, _)| *name == s).map(|(_, c)| *c)
+    }
+
+    /// ECS's name of the condition.
+    pub fn as_str(self) -> &'static str {
+        Self::NAMES.iter().find(|(_, c)| *c == self).map(|(name, _)| *name).expect("every condition is named")
     }
 }
 
@@ -143,6 +138,21 @@ pub fn dependency(condition: Condition, known: ContainerStatus, exit_code: Optio
         (Condition::Healthy, ContainerStatus::Running) if health == Health::Healthy => Dependency::Met,
         (_, ContainerStatus::Stopped) => Dependency::Never,
         _ => Dependency::Pending,
+    }
+}
+
+/// When a dependent container gives up waiting for `condition` of a dependency that started at
+/// `dependency_started` and has `start_timeout` (ECS: the dependency's `startTimeout`, counted
+/// from its start, for COMPLETE, SUCCESS and HEALTHY; START waits as long as it takes). `None`:
+/// it waits as long as it takes.
+pub fn dependency_deadline(
+    condition: Condition,
+    dependency_started: Option<Instant>,
+    start_timeout: Option<Duration>,
+) -> Option<Instant> {
+    match condition {
+        Condition::Start => None,
+        Condition::Complete | Condition::Success | Condition::Healthy => Some(dependency_started? + start_timeout?),
     }
 }
 
@@ -177,145 +187,235 @@ pub fn task_status(containers: &[(ContainerStatus, bool)], desired: Desired) -> 
     }
 }
 
+/// Named invariants of the rules above, checked on generated states and event sequences
+/// (rather than against a second copy of the rules).
 #[cfg(test)]
 mod tests {
     use super::*;
     use ContainerStatus as S;
+    use proptest::prelude::*;
 
-    const ALL: [ContainerStatus; 5] = [S::None, S::Pulled, S::Created, S::Running, S::Stopped];
+    fn status() -> impl Strategy<Value = ContainerStatus> {
+        prop_oneof![Just(S::None), Just(S::Pulled), Just(S::Created), Just(S::Running), Just(S::Stopped)]
+    }
 
-    /// Every (known, desired, dependencies) triple, against the rule written out by hand.
-    #[test]
-    fn next_action_table_is_exhaustive() {
-        for known in ALL {
-            for desired in [Desired::Running, Desired::Stopped] {
-                for deps in [true, false] {
-                    let expected = match (known, desired) {
-                        (S::Stopped, _) => Action::Nothing,
-                        (S::Running, Desired::Stopped) => Action::Stop,
-                        (_, Desired::Stopped) => Action::Abandon,
-                        (S::None, _) => Action::Pull,
-                        (S::Pulled, _) => Action::Create,
-                        (S::Created, _) => {
-                            if deps {
-                                Action::Start
-                            } else {
-                                Action::Wait
-                            }
-                        }
-                        (S::Running, _) => Action::Nothing,
+    fn desired() -> impl Strategy<Value = Desired> {
+        prop_oneof![Just(Desired::Running), Just(Desired::Stopped)]
+    }
+
+    fn condition() -> impl Strategy<Value = Condition> {
+        prop_oneof![
+            Just(Condition::Start),
+            Just(Condition::Complete),
+            Just(Condition::Success),
+            Just(Condition::Healthy)
+        ]
+    }
+
+    fn health() -> impl Strategy<Value = Health> {
+        prop_oneof![Just(Health::Unknown), Just(Health::Healthy), Just(Health::Unhealthy)]
+    }
+
+    /// What can happen to one container between two decisions of the runner.
+    #[derive(Debug, Clone)]
+    enum Event {
+        /// The runner applies the next action and the runtime does it.
+        Step,
+        /// The runner applies the next action and the runtime fails it (the container is then
+        /// given up as Stopped, except a failed stop, which leaves it running).
+        Fail,
+        /// Its dependencies become met, or not.
+        Dependencies(bool),
+        /// The control plane (or a failure elsewhere) asks for the task to stop.
+        DesireStop,
+        /// A running container exits on its own.
+        Exit,
+    }
+
+    fn event() -> impl Strategy<Value = Event> {
+        prop_oneof![
+            4 => Just(Event::Step),
+            1 => Just(Event::Fail),
+            2 => any::<bool>().prop_map(Event::Dependencies),
+            1 => Just(Event::DesireStop),
+            1 => Just(Event::Exit),
+        ]
+    }
+
+    /// One decision taken during a run: the state it was taken in and the action.
+    struct Decision {
+        known: ContainerStatus,
+        desired: Desired,
+        dependencies_met: bool,
+        action: Action,
+    }
+
+    /// Plays `events` on a container from None, returning every decision and every status.
+    fn play(events: &[Event]) -> (Vec<Decision>, Vec<ContainerStatus>) {
+        let (mut known, mut desired, mut met) = (S::None, Desired::Running, false);
+        let (mut decisions, mut statuses) = (Vec::new(), vec![known]);
+        for e in events {
+            match e {
+                Event::Dependencies(m) => met = *m,
+                Event::DesireStop => desired = Desired::Stopped,
+                Event::Exit if known == S::Running => known = S::Stopped,
+                Event::Exit => {}
+                Event::Step | Event::Fail => {
+                    let action = next_action(known, desired, met);
+                    decisions.push(Decision { known, desired, dependencies_met: met, action });
+                    known = match (e, action) {
+                        (Event::Fail, Action::Stop) => known,
+                        (Event::Fail, Action::Pull | Action::Create | Action::Start) => S::Stopped,
+                        _ => reached_by(action).unwrap_or(known),
                     };
-                    assert_eq!(next_action(known, desired, deps), expected, "{known:?} {desired:?} {deps}");
                 }
             }
+            statuses.push(known);
+        }
+        (decisions, statuses)
+    }
+
+    proptest! {
+        #[test]
+        fn never_starts_before_its_dependencies_are_met(events in prop::collection::vec(event(), 0..40)) {
+            for d in play(&events).0 {
+                prop_assert!(d.action != Action::Start || d.dependencies_met, "started from {:?} with unmet dependencies", d.known);
+            }
+        }
+
+        #[test]
+        fn nothing_is_done_to_a_container_once_stopped(events in prop::collection::vec(event(), 0..40)) {
+            for d in play(&events).0.into_iter().filter(|d| d.known == S::Stopped) {
+                prop_assert_eq!(d.action, Action::Nothing);
+            }
+        }
+
+        #[test]
+        fn status_never_moves_backwards(events in prop::collection::vec(event(), 0..40)) {
+            let statuses = play(&events).1;
+            prop_assert!(statuses.windows(2).all(|w| w[0] <= w[1]), "{:?}", statuses);
+        }
+
+        #[test]
+        fn nothing_is_pulled_created_or_started_once_stop_is_desired(events in prop::collection::vec(event(), 0..40)) {
+            for d in play(&events).0.into_iter().filter(|d| d.desired == Desired::Stopped) {
+                prop_assert!(matches!(d.action, Action::Stop | Action::Abandon | Action::Nothing), "{:?}", d.action);
+            }
+        }
+
+        /// From any state, whatever the dependencies, one successful action reaches Stopped.
+        #[test]
+        fn desired_stopped_always_leads_to_stopped(known in status(), met in any::<bool>()) {
+            let action = next_action(known, Desired::Stopped, met);
+            let reached = reached_by(action).unwrap_or(known);
+            prop_assert_eq!(reached, S::Stopped, "{:?} via {:?}", known, action);
+        }
+
+        /// With its dependencies met, a container that has not stopped reaches Running, one
+        /// status at a time.
+        #[test]
+        fn desired_running_with_met_dependencies_leads_to_running(known in status()) {
+            prop_assume!(known != S::Stopped);
+            let mut at = known;
+            for _ in 0..3 {
+                match reached_by(next_action(at, Desired::Running, true)) {
+                    Some(next) => { prop_assert!(next > at); at = next; }
+                    None => break,
+                }
+            }
+            prop_assert_eq!(at, S::Running);
+        }
+
+        /// A dependency that has stopped is decided for good: no container waits forever on it.
+        #[test]
+        fn a_stopped_dependency_is_met_or_never(c in condition(), exit in prop::option::of(-1i64..3), h in health()) {
+            prop_assert_ne!(dependency(c, S::Stopped, exit, h), Dependency::Pending);
+        }
+
+        /// Only a dependency that ran (it has an exit code) can complete; SUCCESS means code 0;
+        /// HEALTHY means running and healthy now.
+        #[test]
+        fn a_met_condition_means_what_it_says(c in condition(), known in status(), exit in prop::option::of(-1i64..3), h in health()) {
+            if dependency(c, known, exit, h) == Dependency::Met {
+                match c {
+                    Condition::Start => prop_assert!(known == S::Running || (known == S::Stopped && exit.is_some())),
+                    Condition::Complete => prop_assert!(known == S::Stopped && exit.is_some()),
+                    Condition::Success => prop_assert!(known == S::Stopped && exit == Some(0)),
+                    Condition::Healthy => prop_assert!(known == S::Running && h == Health::Healthy),
+                }
+            }
+        }
+
+        /// A dependency moving forward never un-meets START, COMPLETE or SUCCESS, and never
+        /// revives a verdict of Never.
+        #[test]
+        fn verdicts_are_stable_as_a_dependency_moves_on(c in condition(), a in status(), b in status(), exit in prop::option::of(-1i64..3), h in health()) {
+            let (from, to) = if a <= b { (a, b) } else { (b, a) };
+            // A container that was seen running has an exit code once it stopped.
+            let exit = if from == S::Running { Some(exit.unwrap_or(0)) } else { exit };
+            let exit_at = |s: ContainerStatus| if s == S::Stopped { exit } else { None };
+            let before = dependency(c, from, exit_at(from), h);
+            let after = dependency(c, to, exit_at(to), h);
+            if before == Dependency::Never {
+                prop_assert_eq!(after, Dependency::Never);
+            }
+            if before == Dependency::Met && c != Condition::Healthy {
+                prop_assert_eq!(after, Dependency::Met);
+            }
+        }
+
+        #[test]
+        fn start_timeouts_count_from_the_dependency_start(c in condition(), started in prop::option::of(0u64..100), timeout in prop::option::of(1u64..100)) {
+            let origin = Instant::now();
+            let started_at = started.map(|s| origin + Duration::from_secs(s));
+            let deadline = dependency_deadline(c, started_at, timeout.map(Duration::from_secs));
+            match (c, started, timeout) {
+                (Condition::Start, ..) | (_, None, _) | (_, _, None) => prop_assert_eq!(deadline, None),
+                (_, Some(s), Some(t)) => prop_assert_eq!(deadline, Some(origin + Duration::from_secs(s + t))),
+            }
+        }
+
+        #[test]
+        fn a_task_is_stopped_exactly_when_every_container_is(containers in prop::collection::vec((status(), any::<bool>()), 1..6), d in desired()) {
+            let all_stopped = containers.iter().all(|(s, _)| *s == S::Stopped);
+            prop_assert_eq!(task_status(&containers, d) == TaskStatus::Stopped, all_stopped);
+        }
+
+        #[test]
+        fn a_task_runs_only_with_every_essential_container_running(containers in prop::collection::vec((status(), any::<bool>()), 1..6), d in desired()) {
+            let status = task_status(&containers, d);
+            if status == TaskStatus::Running {
+                prop_assert!(containers.iter().filter(|(_, e)| *e).all(|(s, _)| *s == S::Running));
+                prop_assert_eq!(d, Desired::Running);
+            }
+            if status == TaskStatus::Stopping {
+                prop_assert_eq!(d, Desired::Stopped);
+                prop_assert!(containers.iter().any(|(s, _)| *s == S::Running));
+            }
+        }
+
+        /// Only essential containers with a health check count; one unhealthy makes the task so.
+        #[test]
+        fn task_health_follows_its_essential_checked_containers(containers in prop::collection::vec((health(), any::<bool>(), any::<bool>()), 0..6)) {
+            let counted: Vec<Health> = containers.iter().filter(|(_, e, c)| *e && *c).map(|(h, ..)| *h).collect();
+            let verdict = task_health(&containers);
+            prop_assert_eq!(verdict == Health::Unhealthy, counted.contains(&Health::Unhealthy));
+            prop_assert_eq!(verdict == Health::Healthy, !counted.is_empty() && counted.iter().all(|h| *h == Health::Healthy));
         }
     }
 
-    /// Following the actions from None always reaches the desired status, never going back.
     #[test]
-    fn actions_only_move_forward_and_terminate() {
-        for desired in [Desired::Running, Desired::Stopped] {
-            for start in ALL {
-                let mut known = start;
-                for _ in 0..10 {
-                    let action = next_action(known, desired, true);
-                    match reached_by(action) {
-                        Some(next) => {
-                            assert!(next > known, "{known:?} -> {next:?}");
-                            known = next;
-                        }
-                        None => break,
-                    }
-                }
-                let done = match desired {
-                    Desired::Running => known == S::Running || start == S::Stopped,
-                    Desired::Stopped => known == S::Stopped,
-                };
-                assert!(done, "from {start:?} towards {desired:?} ended at {known:?}");
-            }
-        }
-    }
-
-    /// Every condition against every container state, exit code and health.
-    #[test]
-    fn dependency_conditions_are_exhaustive() {
-        use Condition::*;
-        use Dependency::*;
-        for condition in [Start, Complete, Success, Healthy] {
-            for known in ALL {
-                for exit in [None, Some(0), Some(1)] {
-                    for health in [Health::Unknown, Health::Healthy, Health::Unhealthy] {
-                        let ran = exit.is_some();
-                        let expected = match (condition, known) {
-                            (Start, S::Running) => Met,
-                            (Start, S::Stopped) => {
-                                if ran {
-                                    Met
-                                } else {
-                                    Never
-                                }
-                            }
-                            (Complete, S::Stopped) => {
-                                if ran {
-                                    Met
-                                } else {
-                                    Never
-                                }
-                            }
-                            (Success, S::Stopped) => {
-                                if exit == Some(0) {
-                                    Met
-                                } else {
-                                    Never
-                                }
-                            }
-                            (Healthy, S::Running) => {
-                                if health == Health::Healthy {
-                                    Met
-                                } else {
-                                    Pending
-                                }
-                            }
-                            (Healthy, S::Stopped) => Never,
-                            _ => Pending,
-                        };
-                        assert_eq!(
-                            dependency(condition, known, exit, health),
-                            expected,
-                            "{condition:?} {known:?} {exit:?} {health:?}"
-                        );
-                    }
-                }
-            }
-        }
-        assert_eq!(Condition::parse("HEALTHY"), Some(Healthy));
+    fn examples() {
+        assert_eq!(next_action(S::Created, Desired::Running, false), Action::Wait);
+        assert_eq!(next_action(S::Running, Desired::Stopped, false), Action::Stop);
+        assert_eq!(next_action(S::Pulled, Desired::Stopped, true), Action::Abandon);
+        assert_eq!(dependency(Condition::Success, S::Stopped, Some(1), Health::Unknown), Dependency::Never);
+        assert_eq!(dependency(Condition::Healthy, S::Running, None, Health::Unhealthy), Dependency::Pending);
+        assert_eq!(Condition::parse("HEALTHY"), Some(Condition::Healthy));
         assert_eq!(Condition::parse("healthy"), None);
-    }
-
-    #[test]
-    fn task_health_follows_essential_checked_containers() {
-        use Health::*;
-        assert_eq!(task_health(&[(Healthy, true, true), (Unknown, false, true)]), Healthy);
-        assert_eq!(task_health(&[(Healthy, true, true), (Unhealthy, true, true)]), Unhealthy);
-        assert_eq!(task_health(&[(Unknown, true, false)]), Unknown, "no checks: UNKNOWN");
-        assert_eq!(task_health(&[(Healthy, true, true), (Unknown, true, true)]), Unknown);
-        assert_eq!(
-            task_health(&[(Unhealthy, false, true), (Healthy, true, true)]),
-            Healthy,
-            "non-essential health does not count"
-        );
-    }
-
-    #[test]
-    fn task_status_follows_containers() {
-        use TaskStatus as T;
-        assert_eq!(task_status(&[(S::None, true)], Desired::Running), T::Pending);
-        assert_eq!(task_status(&[(S::Pulled, true), (S::None, false)], Desired::Running), T::Pending);
-        assert_eq!(task_status(&[(S::Running, true), (S::Created, false)], Desired::Running), T::Running);
-        assert_eq!(task_status(&[(S::Running, true), (S::Stopped, false)], Desired::Running), T::Running);
-        assert_eq!(task_status(&[(S::Running, true), (S::Running, false)], Desired::Stopped), T::Stopping);
-        assert_eq!(task_status(&[(S::Stopped, true), (S::Stopped, false)], Desired::Running), T::Stopped);
-        assert_eq!(task_status(&[(S::Created, true), (S::Running, false)], Desired::Running), T::Pending);
-        assert_eq!(S::Created.ecs(), "PENDING");
+        assert_eq!(Condition::Success.as_str(), "SUCCESS");
+        assert_eq!(S::Created.reported(), Reported::Pending);
+        let t = task_status(&[(S::Running, true), (S::Created, false)], Desired::Running);
+        assert_eq!(t, TaskStatus::Running, "a non-essential container still starting does not hold the task");
     }
 }

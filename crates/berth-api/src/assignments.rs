@@ -121,7 +121,11 @@ async fn heartbeat(ctx: &Ctx<'_>, cluster: &str, id: &str) -> ApiResult<String> 
         ctx.store().get(&key)?.ok_or_else(|| ApiError::invalid("The referenced container instance was not found."))?;
     let mut rec: InstanceRecord = ecs::decode(&kv)?;
     if rec.status == InstanceStatus::Inactive {
-        return Err(ApiError::invalid("The container instance is deregistered."));
+        return Err(ApiError::new(
+            400,
+            berth_agent_protocol::error::INACTIVE_INSTANCE,
+            "The container instance is deregistered.",
+        ));
     }
     let arn = rec.instance["containerInstanceArn"].as_str().unwrap_or_default().to_string();
     let now = ctx.timestamp();

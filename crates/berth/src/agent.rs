@@ -4,11 +4,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
-use berth_agent::client::ApiClient;
 use berth_agent::runtime::Runtime;
 use berth_agent::runtime::docker::DockerRuntime;
 use berth_agent::runtime::oci::driver::OciRuntime;
 use berth_agent::{Agent, AgentConfig};
+use berth_client::ApiClient;
 
 use crate::config::{AgentArgs, AgentOptions};
 

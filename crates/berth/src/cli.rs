@@ -7,10 +7,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use berth_agent::client::ApiClient;
 use berth_agent::runtime::Runtime;
 use berth_agent::runtime::docker::DockerRuntime;
 use berth_agent::runtime::oci::driver::OciRuntime;
+use berth_client::ApiClient;
 use clap::Args;
 use futures::StreamExt;
 use serde_json::{Value, json};

@@ -1,5 +1,14 @@
 //! The `berth` binary: `berth up` (everything in one process), `berth server` (the control
-//! plane alone), `berth registry gc`, `berth version`.
+//! plane alone), `berth agent` (join a machine to a cluster), the commands for people
+//! (`berth ps`, `berth logs`, `berth run`, `berth registry gc`, `berth version`), and the
+//! hidden `berth shim` the oci driver runs per container.
+//!
+//! - `config`: flags, environment and config file, resolved into settings;
+//! - `serve`: the control plane (and, for `up`, the local agent) in one process;
+//! - `agent`: the node agent with its runtime driver;
+//! - `cli`: the commands for people, through `berth-client`;
+//! - `peers`: other Berth registries replication writes to;
+//! - `registry`: registry maintenance.
 
 mod agent;
 mod cli;

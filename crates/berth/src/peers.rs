@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
-use berth_agent::client::ApiClient;
+use berth_client::ApiClient;
 use berth_registry::replication::{Peer, Peers};
 use futures::FutureExt;
 use futures::future::BoxFuture;

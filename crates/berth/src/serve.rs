@@ -68,7 +68,7 @@ async fn serve(settings: Settings, agent_options: Option<AgentOptions>, started:
         Some(options) => match crate::agent::runtime(&options, &settings.data_dir.join("agent")).await {
             Ok(Some(driver)) => {
                 let name = driver.name();
-                let client = berth_agent::client::ApiClient::new(
+                let client = berth_client::ApiClient::new(
                     &local_endpoint(addr),
                     &key.access_key,
                     &key.secret_key,

@@ -33,6 +33,14 @@ impl DockerRuntime {
         docker.ping().await.map_err(|e| RuntimeError::Unavailable(e.to_string()))?;
         Ok(DockerRuntime { docker })
     }
+
+    /// Whether the engine still has the container (`false` only when it says it has not).
+    async fn exists(&self, id: &str) -> bool {
+        !matches!(
+            self.docker.inspect_container(id, None).await,
+            Err(DockerError::DockerResponseServerError { status_code: 404, .. })
+        )
+    }
 }
 
 fn message(e: DockerError) -> String {
@@ -272,9 +280,12 @@ impl Runtime for DockerRuntime {
             let list =
                 self.docker.list_containers(Some(options)).await.map_err(|e| RuntimeError::Inspect(message(e)))?;
             let mut out = Vec::new();
-            for c in list {
-                if let Some(id) = c.id {
-                    out.push(self.inspect(&id).await?);
+            for id in list.into_iter().filter_map(|c| c.id) {
+                match self.inspect(&id).await {
+                    Ok(observed) => out.push(observed),
+                    // Removed since the list was taken (another agent shares the engine).
+                    Err(_) if !self.exists(&id).await => {}
+                    Err(e) => return Err(e),
                 }
             }
             Ok(out)

@@ -1,7 +1,10 @@
 //! Runtime drivers: how the agent makes containers exist. Every driver implements
-//! [`Runtime`]; the agent never knows which one it talks to.
+//! [`Runtime`]; the agent never knows which one it talks to. Tests use [`fake`]'s recording
+//! runtime.
 
 pub mod docker;
+#[cfg(any(test, feature = "fakes"))]
+pub mod fake;
 pub mod oci;
 
 use std::collections::HashMap;

@@ -217,6 +217,21 @@ impl OciRuntime {
         self.exit(id).is_none() && state.join("state.json").exists() && !state.join("exec.fifo").exists()
     }
 
+    /// Creates an exited container again under a new shim: runc's state and the files of the
+    /// last run go, the bundle, rootfs, network and log stay.
+    async fn rerun(&self, id: &str) -> Result<(), RuntimeError> {
+        let meta = self.meta(id).ok_or_else(|| RuntimeError::Start(format!("container {id} has no meta.json")))?;
+        let _ = self.runtime(&["delete", "-f", id]).await;
+        for file in [EXIT_FILE, PID_FILE, HEALTH_FILE] {
+            let _ = std::fs::remove_file(self.dir(id).join(file));
+        }
+        self.spawn_shim(id, &meta.cgroups_path).await.map_err(|e| RuntimeError::Start(e.to_string()))?;
+        match self.exit(id) {
+            Some(exit) => Err(RuntimeError::Start(exit.error.unwrap_or_else(|| "the container exited".into()))),
+            None => Ok(()),
+        }
+    }
+
     async fn wait_exit(&self, id: &str, limit: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + limit;
         while tokio::time::Instant::now() < deadline {
@@ -323,9 +338,13 @@ impl Runtime for OciRuntime {
     fn start<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), RuntimeError>> {
         Box::pin(async move {
             // The shim created the container at create time; creating failed if it recorded
-            // an exit already.
+            // an error. A container that ran and exited is run again in place (restart
+            // policies), on the same rootfs, as Docker starts an exited container.
             if let Some(exit) = self.exit(id) {
-                return Err(RuntimeError::Start(exit.error.unwrap_or_else(|| "the container exited".into())));
+                if let Some(error) = exit.error {
+                    return Err(RuntimeError::Start(error));
+                }
+                self.rerun(id).await?;
             }
             if let Some(started) = self.start_through_fifo(id).await {
                 return started;

@@ -1,6 +1,12 @@
-//! The `oci` driver's building blocks: an overlayfs rootfs over the image store's shared
-//! layers, and an OCI runtime bundle for a runc-compatible runtime. (The driver that runs
-//! them under a shim is the next step; see docs/differences.md.)
+//! The `oci` runtime driver: Berth pulls images into its own store and runs each container
+//! under a runc-compatible runtime.
+//!
+//! - [`driver`]: the [`Runtime`](super::Runtime) implementation;
+//! - [`rootfs`]: an overlayfs rootfs over the image store's shared layers;
+//! - [`bundle`]: the OCI runtime bundle (`config.json`) of a container spec;
+//! - [`network`]: bridge networking (a namespace and veth per container, port forwards);
+//! - [`shim`]: the process per container (`berth shim`) that runs it, keeps its log, runs its
+//!   health check and records its exit, surviving agent restarts.
 
 pub mod bundle;
 pub mod driver;

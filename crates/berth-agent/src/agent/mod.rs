@@ -7,11 +7,16 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use berth_agent_protocol::ErrorCode;
+use berth_agent_protocol::assignments::{AssignedTask, AssignmentsQuery};
+use berth_agent_protocol::ecs::{RegisterContainerInstance, VersionInfo};
+use berth_client::ClientError;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 use thiserror::Error;
 
-use crate::client::{ApiClient, ClientError};
+use crate::cgroup::{HostCgroups, TaskCgroups};
+use crate::clock::{Clock, SystemClock};
+use crate::control::ControlPlane;
 use crate::host;
 use crate::lifecycle::Desired;
 use crate::runtime::{LABEL_INSTANCE, LABEL_TASK, Observed, Runtime, RuntimeError};
@@ -21,6 +26,8 @@ use crate::task_runner::{self, Runner, Shared};
 pub const POLL_WAIT: Duration = Duration::from_secs(20);
 /// Pause after a failed poll before the next.
 const POLL_RETRY: Duration = Duration::from_secs(1);
+/// How long containers of tasks no longer assigned get between SIGTERM and SIGKILL.
+const ORPHAN_STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// How many finished task ARNs are remembered so a stale snapshot never restarts one.
 const FINISHED_MEMORY: usize = 10_000;
 
@@ -55,6 +62,21 @@ pub enum AgentError {
     State { path: PathBuf, error: String },
 }
 
+/// Everything the agent does to the world goes through these.
+pub struct Effects {
+    pub control: Arc<dyn ControlPlane>,
+    pub runtime: Arc<dyn Runtime>,
+    pub cgroups: Arc<dyn TaskCgroups>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Effects {
+    /// This machine's cgroups and clock.
+    pub fn host(control: Arc<dyn ControlPlane>, runtime: Arc<dyn Runtime>) -> Self {
+        Effects { control, runtime, cgroups: Arc::new(HostCgroups), clock: Arc::new(SystemClock) }
+    }
+}
+
 /// What the agent remembers across restarts.
 #[derive(Debug, Serialize, Deserialize)]
 struct Identity {
@@ -76,9 +98,14 @@ impl Agent {
     /// Registers (or re-registers) this machine and takes stock of existing containers.
     pub async fn register(
         config: AgentConfig,
-        client: Arc<ApiClient>,
+        control: Arc<dyn ControlPlane>,
         runtime: Arc<dyn Runtime>,
     ) -> Result<Agent, AgentError> {
+        Self::register_with(config, Effects::host(control, runtime)).await
+    }
+
+    /// [`Agent::register`] with every side effect given.
+    pub async fn register_with(config: AgentConfig, effects: Effects) -> Result<Agent, AgentError> {
         let state_err = |e: std::io::Error| AgentError::State { path: config.state_dir.clone(), error: e.to_string() };
         std::fs::create_dir_all(&config.state_dir).map_err(state_err)?;
         let identity_path = config.state_dir.join("instance.json");
@@ -86,18 +113,20 @@ impl Agent {
             .ok()
             .and_then(|raw| serde_json::from_slice(&raw).ok())
             .filter(|i: &Identity| i.cluster == config.cluster);
-        let mut input = json!({
-            "cluster": config.cluster,
-            "totalResources": host::resources(config.reserved_memory_mib).to_ecs(),
-            "versionInfo": {"agentVersion": env!("CARGO_PKG_VERSION"), "agentHash": "berth", "dockerVersion": runtime.name()},
-            "attributes": host::attributes(&config.instance_type, &config.availability_zone, &config.attributes),
-        });
-        if let Some(p) = &previous {
-            input["containerInstanceArn"] = json!(p.container_instance_arn);
-        }
-        let registered = client.ecs("RegisterContainerInstance", input).await.map_err(AgentError::Register)?;
-        let instance_arn =
-            registered["containerInstance"]["containerInstanceArn"].as_str().unwrap_or_default().to_string();
+        let runtime = effects.runtime.clone();
+        let input = RegisterContainerInstance {
+            cluster: config.cluster.clone(),
+            container_instance_arn: previous.map(|p| p.container_instance_arn),
+            total_resources: host::resources(config.reserved_memory_mib),
+            version_info: VersionInfo {
+                agent_version: env!("CARGO_PKG_VERSION").into(),
+                agent_hash: "berth".into(),
+                docker_version: runtime.name().into(),
+            },
+            attributes: host::attributes(&config.instance_type, &config.availability_zone, &config.attributes),
+        };
+        let registered = effects.control.register(&input).await.map_err(AgentError::Register)?;
+        let instance_arn = registered.container_instance_arn;
         let identity = Identity { cluster: config.cluster.clone(), container_instance_arn: instance_arn.clone() };
         std::fs::write(&identity_path, serde_json::to_vec(&identity).expect("json")).map_err(state_err)?;
 
@@ -112,8 +141,10 @@ impl Agent {
         }
         tracing::info!(instance = %instance_arn, adopted = adopted.len(), runtime = runtime.name(), "agent registered");
         let shared = Arc::new(Shared {
-            client,
-            runtime,
+            control: effects.control,
+            runtime: effects.runtime,
+            cgroups: effects.cgroups,
+            clock: effects.clock,
             cluster: config.cluster.clone(),
             instance_arn: instance_arn.clone(),
             state_dir: config.state_dir.clone(),
@@ -132,20 +163,21 @@ impl Agent {
 
     /// Follows the assignment channel until the instance is deregistered.
     pub async fn run(mut self) -> Result<(), AgentError> {
-        let instance_id = self.instance_arn.rsplit('/').next().unwrap_or_default().to_string();
-        let mut since = 0;
+        let mut query = AssignmentsQuery {
+            cluster: self.config.cluster.clone(),
+            container_instance: self.instance_arn.rsplit('/').next().unwrap_or_default().to_string(),
+            since: 0,
+            wait: POLL_WAIT,
+        };
         let mut first = true;
         loop {
-            match self.shared.client.assignments(&self.config.cluster, &instance_id, since, POLL_WAIT).await {
+            match self.shared.control.assignments(&query).await {
                 Ok(answer) => {
-                    since = answer["revision"].as_u64().unwrap_or(since);
-                    let tasks = answer["tasks"].as_array().cloned().unwrap_or_default();
-                    self.sync(tasks, first);
+                    query.since = answer.revision;
+                    self.sync(answer.tasks, first);
                     first = false;
                 }
-                Err(ClientError::Api { code, message, .. })
-                    if code == "InvalidParameterException" && message.contains("deregistered") =>
-                {
+                Err(e) if e.error_code() == Some(&ErrorCode::InactiveInstance) => {
                     return Err(AgentError::Deregistered(self.instance_arn.clone()));
                 }
                 Err(e) => {
@@ -157,28 +189,23 @@ impl Agent {
         }
     }
 
-    /// Starts runners for new tasks and passes desired status changes to existing ones.
-    fn sync(&mut self, tasks: Vec<Value>, first: bool) {
+    /// Starts runners for new tasks and passes desired status changes to existing ones; a
+    /// task no longer assigned is stopped. The first answer also settles the containers an
+    /// earlier agent process left: those of tasks no longer assigned are removed.
+    fn sync(&mut self, tasks: Vec<AssignedTask>, first: bool) {
         let mut listed = HashSet::new();
         for task in tasks {
-            let Some(arn) = task["taskArn"].as_str().map(str::to_string) else {
-                continue;
-            };
-            listed.insert(arn.clone());
-            let desired = if task["desiredStatus"] == "STOPPED" { Desired::Stopped } else { Desired::Running };
-            match self.runners.get(&arn) {
-                Some(runner) => {
-                    runner.desired.send_if_modified(|d| {
-                        let change = *d == Desired::Running && desired == Desired::Stopped;
-                        if change {
-                            *d = desired;
-                        }
-                        change
-                    });
+            listed.insert(task.task_arn.clone());
+            let desired = if task.stop_wanted() { Desired::Stopped } else { Desired::Running };
+            match self.runners.get(&task.task_arn) {
+                Some(runner) if desired == Desired::Stopped => {
+                    runner.desired.send_if_modified(|d| std::mem::replace(d, Desired::Stopped) != Desired::Stopped);
                 }
-                None if self.finished.0.contains(&arn) => {}
+                Some(_) => {}
+                None if self.finished.0.contains(&task.task_arn) => {}
                 None => {
-                    let adopted = self.adopted.remove(&arn).unwrap_or_default();
+                    let adopted = self.adopted.remove(&task.task_arn).unwrap_or_default();
+                    let arn = task.task_arn.clone();
                     let runner = task_runner::spawn(self.shared.clone(), task, adopted);
                     self.runners.insert(arn, runner);
                 }
@@ -196,7 +223,7 @@ impl Agent {
                 let runtime = self.shared.runtime.clone();
                 tokio::spawn(async move {
                     for c in containers {
-                        let _ = runtime.stop(&c.id, Duration::from_secs(10)).await;
+                        let _ = runtime.stop(&c.id, ORPHAN_STOP_TIMEOUT).await;
                         let _ = runtime.remove(&c.id).await;
                     }
                 });
@@ -222,3 +249,5 @@ impl Agent {
         }
     }
 }
+#[cfg(test)]
+mod tests;

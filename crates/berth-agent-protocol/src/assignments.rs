@@ -1,0 +1,115 @@
+//! The assignment channel: `GET /berth/v1/assignments?cluster=C&containerInstance=ID&since=REV&wait=SECONDS`,
+//! SigV4-signed for `ecs`. It answers every task placed on the instance that is not STOPPED,
+//! and the store revision it read them at; with `since`, it first waits up to `wait` seconds
+//! for a change after that revision.
+
+use std::time::Duration;
+
+use berth_model::task::TaskStatus;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::status::{DesiredStatus, task_status};
+
+/// The channel's path.
+pub const PATH: &str = "/berth/v1/assignments";
+
+/// One poll.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssignmentsQuery {
+    pub cluster: String,
+    /// The container instance's id (the last part of its ARN) or ARN.
+    pub container_instance: String,
+    /// The revision of the previous answer (0: answer at once).
+    pub since: u64,
+    pub wait: Duration,
+}
+
+impl AssignmentsQuery {
+    /// The path and query the request is sent (and signed) with. Cluster names and instance
+    /// ids are letters, digits, `-` and `_`; anything else is percent-encoded.
+    pub fn path_and_query(&self) -> String {
+        format!(
+            "{PATH}?cluster={}&containerInstance={}&since={}&wait={}",
+            encode(&self.cluster),
+            encode(&self.container_instance),
+            self.since,
+            self.wait.as_secs()
+        )
+    }
+}
+
+/// Percent-encodes everything but unreserved characters, as SigV4 canonicalises a query.
+fn encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The answer: the live tasks on the instance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Assignments {
+    pub revision: u64,
+    pub tasks: Vec<AssignedTask>,
+}
+
+/// A task as the agent needs it (the channel sends the whole ECS task; the rest is not read).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AssignedTask {
+    pub task_arn: String,
+    pub task_definition_arn: String,
+    pub desired_status: DesiredStatus,
+    #[serde(with = "task_status")]
+    pub last_status: TaskStatus,
+    /// The RunTask/StartTask `overrides` (`containerOverrides`, `cpu`, `memory`), as ECS shapes them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overrides: Option<Map<String, Value>>,
+}
+
+impl AssignedTask {
+    /// The task's id: the last part of its ARN.
+    pub fn id(&self) -> &str {
+        self.task_arn.rsplit('/').next().unwrap_or_default()
+    }
+
+    /// Whether the control plane wants it stopped.
+    pub fn stop_wanted(&self) -> bool {
+        self.desired_status == DesiredStatus::Stopped
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_query_is_percent_encoded_and_the_answer_typed() {
+        let q = AssignmentsQuery {
+            cluster: "my cluster".into(),
+            container_instance: "abc123".into(),
+            since: 7,
+            wait: Duration::from_secs(20),
+        };
+        assert_eq!(
+            q.path_and_query(),
+            "/berth/v1/assignments?cluster=my%20cluster&containerInstance=abc123&since=7&wait=20"
+        );
+        let answer: Assignments = serde_json::from_value(json!({"revision": 9, "tasks": [{
+            "taskArn": "arn:aws:ecs:r:a:task/default/t1", "taskDefinitionArn": "arn:td:1",
+            "desiredStatus": "STOPPED", "lastStatus": "RUNNING", "containers": [], "version": 3}]}))
+        .unwrap();
+        let task = &answer.tasks[0];
+        assert_eq!((task.id(), task.stop_wanted(), task.last_status), ("t1", true, TaskStatus::Running));
+        let bad = json!({"revision": 1, "tasks": [{"taskArn": "t", "taskDefinitionArn": "d",
+            "desiredStatus": "RUNNING", "lastStatus": "SLEEPING"}]});
+        assert!(serde_json::from_value::<Assignments>(bad).is_err(), "an unknown status is an error");
+    }
+}

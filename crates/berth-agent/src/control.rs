@@ -1,0 +1,61 @@
+//! The agent's side of the control plane: the few calls it makes, as a trait. The real one is
+//! `berth-client`'s SigV4-signed [`ApiClient`]; [`fake::FakeControlPlane`] answers from memory
+//! for tests. Replies and errors are the typed messages of `berth-agent-protocol`.
+
+use berth_agent_protocol::assignments::{Assignments, AssignmentsQuery};
+use berth_agent_protocol::ecs::{
+    DescribeTaskDefinition, RegisterContainerInstance, RegisteredInstance, SubmitTaskStateChange,
+};
+use berth_client::{ApiClient, ClientError};
+use serde_json::{Map, Value};
+
+use crate::runtime::BoxFuture;
+
+#[cfg(any(test, feature = "fakes"))]
+pub mod fake;
+
+/// An ECS task definition as `DescribeTaskDefinition` shows it.
+pub type TaskDefinition = Map<String, Value>;
+
+pub trait ControlPlane: Send + Sync + 'static {
+    /// Registers (or, with its ARN, re-registers) this machine as a container instance.
+    fn register<'a>(
+        &'a self,
+        input: &'a RegisterContainerInstance,
+    ) -> BoxFuture<'a, Result<RegisteredInstance, ClientError>>;
+    /// The tasks assigned to the instance (a long poll).
+    fn assignments<'a>(&'a self, query: &'a AssignmentsQuery) -> BoxFuture<'a, Result<Assignments, ClientError>>;
+    fn task_definition<'a>(&'a self, arn: &'a str) -> BoxFuture<'a, Result<TaskDefinition, ClientError>>;
+    /// Reports a task's state (the first report of a task is its claim).
+    fn submit_task_state<'a>(&'a self, report: &'a SubmitTaskStateChange) -> BoxFuture<'a, Result<(), ClientError>>;
+    /// Credentials for pulling `image` when it lives in the control plane's registry.
+    fn registry_auth<'a>(&'a self, image: &'a str) -> BoxFuture<'a, Result<Option<(String, String)>, ClientError>>;
+}
+
+impl ControlPlane for ApiClient {
+    fn register<'a>(
+        &'a self,
+        input: &'a RegisterContainerInstance,
+    ) -> BoxFuture<'a, Result<RegisteredInstance, ClientError>> {
+        Box::pin(async move { Ok(self.call(input).await?.container_instance) })
+    }
+
+    fn assignments<'a>(&'a self, query: &'a AssignmentsQuery) -> BoxFuture<'a, Result<Assignments, ClientError>> {
+        Box::pin(ApiClient::assignments(self, query))
+    }
+
+    fn task_definition<'a>(&'a self, arn: &'a str) -> BoxFuture<'a, Result<TaskDefinition, ClientError>> {
+        Box::pin(async move {
+            let input = DescribeTaskDefinition { task_definition: arn.to_string() };
+            Ok(self.call(&input).await?.task_definition)
+        })
+    }
+
+    fn submit_task_state<'a>(&'a self, report: &'a SubmitTaskStateChange) -> BoxFuture<'a, Result<(), ClientError>> {
+        Box::pin(async move { self.call(report).await.map(drop) })
+    }
+
+    fn registry_auth<'a>(&'a self, image: &'a str) -> BoxFuture<'a, Result<Option<(String, String)>, ClientError>> {
+        Box::pin(ApiClient::registry_auth(self, image))
+    }
+}

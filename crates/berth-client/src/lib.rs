@@ -1,0 +1,177 @@
+//! Berth's client of the control plane, used by the agent and the `berth` commands: AWS JSON 1.1
+//! calls and the assignment long poll, SigV4-signed with a key pair.
+//!
+//! Typed operations ([`ApiClient::call`]) send and read the messages of `berth-agent-protocol`;
+//! [`ApiClient::ecs`] and [`ApiClient::ecr`] send any operation as JSON (for the CLI).
+//! Every failure is a [`ClientError`] that says whether sending again may help.
+
+mod error;
+
+pub use berth_agent_protocol as protocol;
+pub use error::ClientError;
+
+use std::time::{Duration, SystemTime};
+
+use berth_agent_protocol::assignments::{Assignments, AssignmentsQuery};
+use berth_agent_protocol::ecr::GetAuthorizationToken;
+use berth_agent_protocol::{ErrorCode, Operation, Service};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::Request;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+/// How long an operation may take before the call counts as a transport failure.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// How much longer than its `wait` an assignment poll may take.
+pub const POLL_GRACE: Duration = Duration::from_secs(15);
+
+pub struct ApiClient {
+    host: String,
+    base: String,
+    access_key: String,
+    secret_key: String,
+    region: String,
+    http: Client<HttpConnector, Full<Bytes>>,
+}
+
+impl ApiClient {
+    /// `endpoint` is `http://HOST:PORT`.
+    pub fn new(endpoint: &str, access_key: &str, secret_key: &str, region: &str) -> Result<Self, ClientError> {
+        let host = endpoint
+            .strip_prefix("http://")
+            .ok_or_else(|| ClientError::Transport(format!("endpoint {endpoint} must be http://HOST:PORT")))?
+            .trim_end_matches('/')
+            .to_string();
+        Ok(ApiClient {
+            base: format!("http://{host}"),
+            host,
+            access_key: access_key.into(),
+            secret_key: secret_key.into(),
+            region: region.into(),
+            http: Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(30)).build_http(),
+        })
+    }
+
+    pub fn endpoint(&self) -> &str {
+        &self.base
+    }
+
+    /// `HOST:PORT` of the control plane (and of its registry).
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// Sends one signed request; a 200 answer is decoded as `T`, any other as an AWS error.
+    async fn send<T: DeserializeOwned>(
+        &self,
+        service: Service,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<T, ClientError> {
+        let mut to_sign = vec![("host", self.host.as_str())];
+        to_sign.extend_from_slice(headers);
+        let signed = berth_sigv4::sign_headers(
+            &self.access_key,
+            &self.secret_key,
+            &self.region,
+            service.signing_name(),
+            SystemTime::now(),
+            method,
+            path,
+            &to_sign,
+            &body,
+        );
+        let mut req = Request::builder().method(method).uri(format!("{}{path}", self.base));
+        for (k, v) in to_sign.iter().copied().chain(signed.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
+            req = req.header(k, v);
+        }
+        let req = req.body(Full::new(Bytes::from(body))).map_err(|e| ClientError::Transport(e.to_string()))?;
+        let response = tokio::time::timeout(timeout, self.http.request(req))
+            .await
+            .map_err(|_| ClientError::Transport(format!("no answer within {timeout:?}")))?
+            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        let status = response.status().as_u16();
+        let bytes = response.into_body().collect().await.map_err(|e| ClientError::Transport(e.to_string()))?.to_bytes();
+        if status == 200 {
+            return serde_json::from_slice(&bytes)
+                .map_err(|e| ClientError::Transport(format!("unreadable answer to {method} {path}: {e}")));
+        }
+        Err(ClientError::from_error_body(status, &bytes))
+    }
+
+    async fn json_call<T: DeserializeOwned>(
+        &self,
+        service: Service,
+        operation: &str,
+        body: Vec<u8>,
+    ) -> Result<T, ClientError> {
+        let target = format!("{}.{operation}", service.target_prefix());
+        let headers = [("content-type", "application/x-amz-json-1.1"), ("x-amz-target", target.as_str())];
+        self.send(service, "POST", "/", &headers, body, CALL_TIMEOUT).await
+    }
+
+    /// Calls a typed operation.
+    pub async fn call<O: Operation>(&self, input: &O) -> Result<O::Output, ClientError> {
+        let body =
+            serde_json::to_vec(input).map_err(|e| ClientError::Transport(format!("encoding {}: {e}", O::NAME)))?;
+        self.json_call(O::SERVICE, O::NAME, body).await
+    }
+
+    /// Calls any ECS operation with a JSON input.
+    pub async fn ecs(&self, operation: &str, input: Value) -> Result<Value, ClientError> {
+        self.json_call(Service::Ecs, operation, input.to_string().into_bytes()).await
+    }
+
+    /// Calls any ECR operation with a JSON input.
+    pub async fn ecr(&self, operation: &str, input: Value) -> Result<Value, ClientError> {
+        self.json_call(Service::Ecr, operation, input.to_string().into_bytes()).await
+    }
+
+    /// The tasks assigned to an instance; waits up to `query.wait` for a change after `query.since`.
+    pub async fn assignments(&self, query: &AssignmentsQuery) -> Result<Assignments, ClientError> {
+        self.send(Service::Ecs, "GET", &query.path_and_query(), &[], Vec::new(), query.wait + POLL_GRACE).await
+    }
+
+    /// Basic-auth credentials for pulling `image` when it lives in the control plane's own
+    /// registry (an ECR token, as the ECS agent gets one for ECR images); `None` otherwise.
+    pub async fn registry_auth(&self, image: &str) -> Result<Option<(String, String)>, ClientError> {
+        match image.split_once('/') {
+            Some((registry, _)) if registry == self.host => self.registry_login().await.map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    /// The user and password of an ECR token of the control plane's registry.
+    pub async fn registry_login(&self) -> Result<(String, String), ClientError> {
+        let answer = self.call(&GetAuthorizationToken::default()).await?;
+        let token = answer.authorization_data.first().map(|d| d.authorization_token.as_str()).unwrap_or_default();
+        decode_token(token)
+    }
+}
+
+/// `USER:PASSWORD` out of a base64 ECR token.
+fn decode_token(token: &str) -> Result<(String, String), ClientError> {
+    use base64::Engine;
+    let malformed = |why: &str| ClientError::Api {
+        status: 200,
+        code: ErrorCode::Other("MalformedToken".into()),
+        message: format!("GetAuthorizationToken returned {why}"),
+    };
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(token)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or_else(|| malformed("a token that is not base64 text"))?;
+    let (user, password) = decoded.split_once(':').ok_or_else(|| malformed("a token without a user"))?;
+    Ok((user.to_string(), password.to_string()))
+}
+
+#[cfg(test)]
+mod tests;
