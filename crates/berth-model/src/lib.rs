@@ -4,6 +4,7 @@
 
 pub mod arn;
 pub mod error;
+pub mod members;
 pub mod names;
 pub mod resources;
 pub mod task;
