@@ -148,6 +148,7 @@ impl TaskRun {
             containers: def["containerDefinitions"].as_array().map(Vec::as_slice).unwrap_or_default(),
             scratch_dir: &scratch,
             allow_privileged: self.shared.allow_privileged,
+            definition: def,
         };
         let overrides = self.task["overrides"].as_object().cloned();
         let mut failure = None;
@@ -493,12 +494,7 @@ impl TaskRun {
         if let Some(reason) = &c.reason {
             out.insert("reason".into(), json!(reason.chars().take(255).collect::<String>()));
         }
-        let bindings: Vec<Value> = c
-            .bindings
-            .iter()
-            .map(|b| json!({"bindIP": b.bind_ip, "containerPort": b.container_port, "hostPort": b.host_port, "protocol": b.protocol}))
-            .collect();
-        out.insert("networkBindings".into(), Value::Array(bindings));
+        out.insert("networkBindings".into(), Value::Array(spec::network_bindings(c.spec.as_ref(), &c.bindings)));
         if c.checked {
             out.insert("healthStatus".into(), json!(c.health.ecs()));
         }

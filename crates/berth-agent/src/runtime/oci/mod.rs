@@ -1,9 +1,12 @@
-//! The `oci` driver's building blocks: an overlayfs rootfs over the image store's shared
-//! layers, and an OCI runtime bundle for a runc-compatible runtime. (The driver that runs
-//! them under a shim is the next step; see docs/differences.md.)
+//! The `oci` driver: Berth pulls images itself and runs each container with a runc-compatible
+//! runtime under a shim process. Its parts: an overlayfs rootfs over the image store's shared
+//! layers ([`rootfs`]), the OCI runtime bundle ([`bundle`]), bridge networking ([`network`]),
+//! the per-container shim ([`shim`]), the holder of a task's shared namespaces ([`holder`]),
+//! and the driver that puts them together ([`driver`]).
 
 pub mod bundle;
 pub mod driver;
+pub mod holder;
 pub mod network;
 pub mod rootfs;
 pub mod shim;
