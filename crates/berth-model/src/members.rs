@@ -116,8 +116,8 @@ const TMPFS_VALUED: [&str; 6] = ["mode", "uid", "gid", "nr_inodes", "nr_blocks",
 /// Most port ranges one container may map, as in ECS.
 const MAX_PORT_RANGES: usize = 100;
 
-/// The values at `path` under `root` (lists flattened), leaving out nulls and empty lists,
-/// which ask for nothing.
+/// The values at `path` under `root` (lists flattened), leaving out nulls, empty lists and
+/// `false`, which ask for nothing.
 pub fn given<'a>(root: &'a Value, path: &str) -> Vec<&'a Value> {
     let mut current = vec![root];
     for key in path.split('.') {
@@ -126,7 +126,7 @@ pub fn given<'a>(root: &'a Value, path: &str) -> Vec<&'a Value> {
             let field = v.as_object().and_then(|o| o.get(key));
             match field {
                 Some(Value::Array(items)) => next.extend(items.iter()),
-                Some(Value::Null) | None => {}
+                Some(Value::Null | Value::Bool(false)) | None => {}
                 Some(other) => next.push(other),
             }
         }
@@ -665,9 +665,11 @@ mod tests {
     }
 
     #[test]
-    fn empty_lists_ask_for_nothing() {
+    fn empty_lists_and_false_ask_for_nothing() {
         assert!(prepare(&request(json!({}), json!({"secrets": [], "links": []}))).is_ok());
         assert!(prepare(&request(json!({"inferenceAccelerators": []}), json!({}))).is_ok());
+        let volume = json!({"volumes": [{"name": "v", "dockerVolumeConfiguration": {"autoprovision": false}}]});
+        assert!(prepare(&request(volume, json!({}))).is_ok());
     }
 
     fn refused(extra: Value, container: Value) -> String {
