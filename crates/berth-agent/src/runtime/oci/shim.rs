@@ -348,76 +348,87 @@ pub fn run(runtime: &str, id: &str, bundle: &Path, cgroups_path: &str) -> io::Re
     let options: Options =
         fs::read(bundle.join(OPTIONS_FILE)).ok().and_then(|raw| serde_json::from_slice(&raw).ok()).unwrap_or_default();
     let log = Arc::new(Mutex::new(Log::open(bundle.join(LOG_FILE), options.log_max_bytes, options.log_files)?));
+    let never_ran = |why: String| write_exit(bundle, &Exit { code: 128, oom_killed: false, error: Some(why) });
     if let Err(e) = forward_ports(bundle) {
-        let exit = Exit { code: 128, oom_killed: false, error: Some(format!("publishing ports: {e}")) };
-        return fs::write(bundle.join(EXIT_FILE), serde_json::to_vec(&exit).map_err(io::Error::other)?);
+        return never_ran(format!("publishing ports: {e}"));
     }
-    let pid_file = bundle.join(PID_FILE);
-    let _ = fs::remove_file(&pid_file);
     let console = match terminal(bundle).then(|| Console::listen(&console_socket())).transpose() {
         Ok(c) => c,
-        Err(e) => {
-            let exit = Exit { code: 128, oom_killed: false, error: Some(format!("the console socket: {e}")) };
-            return fs::write(bundle.join(EXIT_FILE), serde_json::to_vec(&exit).map_err(io::Error::other)?);
-        }
+        Err(e) => return never_ran(format!("the console socket: {e}")),
     };
+    let pid_file = bundle.join(PID_FILE);
+    let _ = fs::remove_file(&pid_file);
     let mut command = Command::new(runtime);
     command.args(["create", "--bundle"]).arg(bundle).arg("--pid-file").arg(&pid_file);
     if let Some(c) = &console {
         command.arg("--console-socket").arg(&c.path);
     }
     let stdin = if options.interactive { Stdio::piped() } else { Stdio::null() };
-    let child = command.arg(id).stdin(stdin).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn();
-    let exit = match child {
+    let exit = match command.arg(id).stdin(stdin).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn() {
         Err(e) => Exit { code: 127, oom_killed: false, error: Some(format!("{runtime}: {e}")) },
-        Ok(mut child) => {
-            // The container inherits these pipes from `runtime create`: they carry its output
-            // (with a terminal, only the runtime's), and its input, kept open while it runs.
-            let _stdin = child.stdin.take();
-            let (out, err) = (child.stdout.take().expect("piped"), child.stderr.take().expect("piped"));
-            let (l1, l2) = (log.clone(), log.clone());
-            let t1 = std::thread::spawn(move || pump(out, "stdout", l1));
-            let t2 = std::thread::spawn(move || pump(err, "stderr", l2));
-            let master = console.map(|c| {
-                let l3 = log.clone();
-                std::thread::spawn(move || {
-                    if let Ok(master) = c.accept() {
-                        pump(File::from(master), "stdout", l3);
-                    }
-                })
-            });
-            let created = child.wait()?;
-            // The runtime has handed the terminal over (or never will): the path can go.
-            let _ = fs::remove_file(console_socket());
-            let pid = fs::read_to_string(&pid_file).ok().and_then(|p| p.trim().parse::<libc::pid_t>().ok());
-            match (created.success(), pid) {
-                (true, Some(pid)) => {
-                    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
-                    let check: Option<crate::runtime::HealthSpec> =
-                        fs::read(bundle.join(HEALTHCHECK_FILE)).ok().and_then(|raw| serde_json::from_slice(&raw).ok());
-                    if let Some(check) = check {
-                        let (runtime, id, bundle, done) =
-                            (runtime.to_string(), id.to_string(), bundle.to_path_buf(), done.clone());
-                        std::thread::spawn(move || health_loop(&runtime, &id, &bundle, check, done));
-                    }
-                    let code = wait_pid(pid);
-                    done.store(true, std::sync::atomic::Ordering::SeqCst);
-                    let _ = (t1.join(), t2.join(), master.map(std::thread::JoinHandle::join));
-                    Exit { code, oom_killed: oom_killed(cgroups_path), error: None }
-                }
-                _ => {
-                    let _ = (t1.join(), t2.join());
-                    let code = created.code().map(i64::from).unwrap_or(-1);
-                    // runc said why on stderr, which went to the log; the last line names it.
-                    let why =
-                        last_log_line(bundle).unwrap_or_else(|| format!("{runtime} could not create the container"));
-                    Exit { code, oom_killed: false, error: Some(why) }
-                }
-            }
-        }
+        Ok(child) => supervise(Created { runtime, id, bundle, cgroups_path }, child, log, console)?,
     };
+    write_exit(bundle, &exit)
+}
+
+/// What `runtime create` was asked to create.
+struct Created<'a> {
+    runtime: &'a str,
+    id: &'a str,
+    bundle: &'a Path,
+    cgroups_path: &'a str,
+}
+
+/// Relays the output of `runtime create`'s container to the log and waits for its exit.
+fn supervise(
+    c: Created<'_>,
+    mut child: std::process::Child,
+    log: Arc<Mutex<Log>>,
+    console: Option<Console>,
+) -> io::Result<Exit> {
+    // The container inherits these pipes from `runtime create`: they carry its output
+    // (with a terminal, only the runtime's), and its input, kept open while it runs.
+    let _stdin = child.stdin.take();
+    let (out, err) = (child.stdout.take().expect("piped"), child.stderr.take().expect("piped"));
+    let (l1, l2) = (log.clone(), log.clone());
+    let t1 = std::thread::spawn(move || pump(out, "stdout", l1));
+    let t2 = std::thread::spawn(move || pump(err, "stderr", l2));
+    let master = console.map(|console| {
+        std::thread::spawn(move || {
+            if let Ok(master) = console.accept() {
+                pump(File::from(master), "stdout", log);
+            }
+        })
+    });
+    let created = child.wait()?;
+    // The runtime has handed the terminal over (or never will): the path can go.
+    let _ = fs::remove_file(console_socket());
+    let pid = fs::read_to_string(c.bundle.join(PID_FILE)).ok().and_then(|p| p.trim().parse::<libc::pid_t>().ok());
+    let (true, Some(pid)) = (created.success(), pid) else {
+        let _ = (t1.join(), t2.join());
+        let code = created.code().map(i64::from).unwrap_or(-1);
+        // runc said why on stderr, which went to the log; the last line names it.
+        let why = last_log_line(c.bundle).unwrap_or_else(|| format!("{} could not create the container", c.runtime));
+        return Ok(Exit { code, oom_killed: false, error: Some(why) });
+    };
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let check: Option<crate::runtime::HealthSpec> =
+        fs::read(c.bundle.join(HEALTHCHECK_FILE)).ok().and_then(|raw| serde_json::from_slice(&raw).ok());
+    if let Some(check) = check {
+        let (runtime, id, bundle, done) =
+            (c.runtime.to_string(), c.id.to_string(), c.bundle.to_path_buf(), done.clone());
+        std::thread::spawn(move || health_loop(&runtime, &id, &bundle, check, done));
+    }
+    let code = wait_pid(pid);
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let _ = (t1.join(), t2.join(), master.map(std::thread::JoinHandle::join));
+    Ok(Exit { code, oom_killed: oom_killed(c.cgroups_path), error: None })
+}
+
+/// Writes `exit.json` whole (through a temporary file).
+fn write_exit(bundle: &Path, exit: &Exit) -> io::Result<()> {
     let tmp = bundle.join("exit.json.tmp");
-    fs::write(&tmp, serde_json::to_vec(&exit).map_err(io::Error::other)?)?;
+    fs::write(&tmp, serde_json::to_vec(exit).map_err(io::Error::other)?)?;
     fs::rename(tmp, bundle.join(EXIT_FILE))
 }
 
