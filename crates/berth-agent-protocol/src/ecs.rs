@@ -62,15 +62,36 @@ pub struct RegisteredInstance {
 
 operation!(Ecs, RegisterContainerInstance => RegisterContainerInstanceResponse);
 
-/// A host port bound for a container port.
+/// A host port bound for a container port, or a range of host ports for a range of
+/// container ports (`containerPortRange`), as ECS reports them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NetworkBinding {
     #[serde(rename = "bindIP")]
     pub bind_ip: String,
-    pub container_port: u16,
-    pub host_port: u16,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_port: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_port: Option<u16>,
     pub protocol: String,
+    /// `first-last`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_port_range: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_port_range: Option<String>,
+}
+
+impl NetworkBinding {
+    pub fn port(bind_ip: &str, container_port: u16, host_port: u16, protocol: &str) -> NetworkBinding {
+        NetworkBinding {
+            bind_ip: bind_ip.to_string(),
+            container_port: Some(container_port),
+            host_port: Some(host_port),
+            protocol: protocol.to_string(),
+            container_port_range: None,
+            host_port_range: None,
+        }
+    }
 }
 
 /// One container's state inside a [`SubmitTaskStateChange`].
@@ -229,12 +250,7 @@ mod tests {
                 runtime_id: Some("abc".into()),
                 exit_code: Some(3),
                 reason: None,
-                network_bindings: vec![NetworkBinding {
-                    bind_ip: "0.0.0.0".into(),
-                    container_port: 80,
-                    host_port: 8080,
-                    protocol: "tcp".into(),
-                }],
+                network_bindings: vec![NetworkBinding::port("0.0.0.0", 80, 8080, "tcp")],
                 health_status: Some(Health::Healthy),
             }],
             execution_stopped_at: Some(12.5),

@@ -75,8 +75,14 @@ fn every_message_conforms_to_its_operation_in_the_service_model() {
         },
         attributes: vec![Attribute::new("a", Some("b")), Attribute::new("c", None)],
     });
-    let binding =
-        NetworkBinding { bind_ip: "0.0.0.0".into(), container_port: 80, host_port: 8080, protocol: "tcp".into() };
+    let binding = NetworkBinding::port("0.0.0.0", 80, 8080, "tcp");
+    let range = NetworkBinding {
+        container_port: None,
+        host_port: None,
+        container_port_range: Some("8000-8002".into()),
+        host_port_range: Some("40000-40002".into()),
+        ..NetworkBinding::port("::", 0, 0, "udp")
+    };
     check(&SubmitTaskStateChange {
         reason: Some("why".into()),
         containers: vec![ContainerStateChange {
@@ -85,7 +91,7 @@ fn every_message_conforms_to_its_operation_in_the_service_model() {
             runtime_id: Some("id".into()),
             exit_code: Some(1),
             reason: Some("oom".into()),
-            network_bindings: vec![binding.clone()],
+            network_bindings: vec![binding.clone(), range],
             health_status: Some(Health::Unhealthy),
         }],
         health_status: Some(Health::Healthy),

@@ -5,10 +5,12 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
+use berth_agent_protocol::ecs::NetworkBinding;
 use serde_json::{Map, Value};
 
 use crate::runtime::{
-    ContainerSpec, HealthSpec, LABEL_CLUSTER, LABEL_CONTAINER, LABEL_INSTANCE, LABEL_TASK, PortSpec, Ulimit,
+    Binding, ContainerSpec, DeviceSpec, HealthSpec, LABEL_CLUSTER, LABEL_CONTAINER, LABEL_INSTANCE, LABEL_TASK,
+    LogSpec, NamespaceMode, PortRangeSpec, PortSpec, TmpfsSpec, Ulimit,
 };
 
 type Obj = Map<String, Value>;
@@ -45,6 +47,12 @@ pub fn runtime_name(task_id: &str, container: &str) -> String {
     format!("berth-{task_id}-{container}")
 }
 
+/// The runtime name of a task's namespace holder: no container can have it (container names
+/// have no dots).
+pub fn holder_name(task_id: &str) -> String {
+    format!("berth-{task_id}.ns")
+}
+
 pub struct Context<'a> {
     pub cluster: &'a str,
     pub instance_arn: &'a str,
@@ -58,6 +66,9 @@ pub struct Context<'a> {
     /// Where this task's scratch volumes live on the host.
     pub scratch_dir: &'a Path,
     pub allow_privileged: bool,
+    /// The whole task definition, for its task-level members (`pidMode`, `ipcMode`,
+    /// `runtimePlatform`).
+    pub definition: &'a Value,
 }
 
 /// Builds the spec for `def`, applying the matching entry of `overrides.containerOverrides`.
@@ -75,6 +86,9 @@ pub fn container_spec(ctx: &Context<'_>, def: &Obj, overrides: Option<&Obj>) -> 
             )));
         }
     };
+    check_platform(ctx.definition)?;
+    let network_mode =
+        if def.get("disableNetworking").and_then(Value::as_bool) == Some(true) { "none".into() } else { network_mode };
     let privileged = def.get("privileged").and_then(Value::as_bool).unwrap_or(false);
     if privileged && !ctx.allow_privileged {
         return Err(SpecError(format!(
@@ -102,6 +116,12 @@ pub fn container_spec(ctx: &Context<'_>, def: &Obj, overrides: Option<&Obj>) -> 
     labels.insert(LABEL_CLUSTER.into(), ctx.cluster.into());
     labels.insert(LABEL_INSTANCE.into(), ctx.instance_arn.into());
 
+    let port_ranges = objects(def, "portMappings")
+        .filter_map(|pm| {
+            let (first, last) = berth_model::members::parse_port_range(text(pm, "containerPortRange")?)?;
+            Some(PortRangeSpec { first, last, protocol: text(pm, "protocol").unwrap_or("tcp").to_string() })
+        })
+        .collect();
     let ports = objects(def, "portMappings")
         .filter_map(|pm| {
             let container_port = u16::try_from(int(pm, "containerPort")?).ok()?;
@@ -126,6 +146,10 @@ pub fn container_spec(ctx: &Context<'_>, def: &Obj, overrides: Option<&Obj>) -> 
 
     let linux = def.get("linuxParameters").and_then(Value::as_object);
     let caps = linux.and_then(|l| l.get("capabilities")).and_then(Value::as_object);
+    let memory = pick("memory").map(|m| m * MIB);
+    let max_swap = linux.and_then(|l| int(l, "maxSwap"));
+    let (pid_mode, ipc_mode) = (task_mode(ctx.definition, "pidMode"), task_mode(ctx.definition, "ipcMode"));
+    let shares_task = pid_mode == NamespaceMode::Task || ipc_mode == NamespaceMode::Task;
     let ulimits = objects(def, "ulimits")
         .filter_map(|u| {
             Some(Ulimit { name: text(u, "name")?.into(), soft: int(u, "softLimit")?, hard: int(u, "hardLimit")? })
@@ -141,7 +165,7 @@ pub fn container_spec(ctx: &Context<'_>, def: &Obj, overrides: Option<&Obj>) -> 
         working_dir: text(def, "workingDirectory").map(str::to_string),
         user: text(def, "user").map(str::to_string),
         cpu_shares: Some(pick("cpu").unwrap_or(0).max(MIN_CPU_SHARES)),
-        memory: pick("memory").map(|m| m * MIB),
+        memory,
         memory_reservation: pick("memoryReservation").map(|m| m * MIB),
         network_mode,
         ports,
@@ -170,7 +194,152 @@ pub fn container_spec(ctx: &Context<'_>, def: &Obj, overrides: Option<&Obj>) -> 
             .map(str::to_string),
         health: health_check(def),
         cgroup_parent: None,
+        port_ranges,
+        devices: linux.map(devices).unwrap_or_default(),
+        tmpfs: linux.map(tmpfs).unwrap_or_default(),
+        shm_size_mib: if ipc_mode == NamespaceMode::Task {
+            task_shm_size(ctx.containers)
+        } else {
+            linux.and_then(|l| int(l, "sharedMemorySize"))
+        },
+        memory_swap: max_swap.and_then(|swap| Some(memory? + swap * MIB)),
+        swappiness: linux.and_then(|l| int(l, "swappiness")),
+        sysctls: objects(def, "systemControls")
+            .filter_map(|sc| Some((text(sc, "namespace")?.to_string(), text(sc, "value")?.to_string())))
+            .collect(),
+        pid_mode,
+        ipc_mode,
+        namespace_holder: shares_task.then(|| holder_name(ctx.task_id)),
+        dns_search: strings(def, "dnsSearchDomains").unwrap_or_default(),
+        interactive: def.get("interactive").and_then(Value::as_bool).unwrap_or(false),
+        tty: def.get("pseudoTerminal").and_then(Value::as_bool).unwrap_or(false),
+        no_new_privileges: strings(def, "dockerSecurityOptions")
+            .is_some_and(|o| o.iter().any(|o| o == "no-new-privileges")),
+        log: log_spec(def),
     })
+}
+
+/// `runtimePlatform.cpuArchitecture` against this machine's.
+fn check_platform(definition: &Value) -> Result<(), SpecError> {
+    let Some(wanted) = definition["runtimePlatform"]["cpuArchitecture"].as_str() else { return Ok(()) };
+    let here = match std::env::consts::ARCH {
+        "x86_64" => "X86_64",
+        "aarch64" => "ARM64",
+        other => other,
+    };
+    if wanted == here {
+        return Ok(());
+    }
+    Err(SpecError(format!(
+        "CannotStartContainerError: the task definition's runtimePlatform.cpuArchitecture is {wanted}; this instance is {here}"
+    )))
+}
+
+/// The task's `pidMode` or `ipcMode`.
+fn task_mode(definition: &Value, key: &str) -> NamespaceMode {
+    match definition[key].as_str() {
+        Some("host") => NamespaceMode::Host,
+        Some("task") => NamespaceMode::Task,
+        Some("none") => NamespaceMode::None,
+        _ => NamespaceMode::Private,
+    }
+}
+
+/// The size of a task's shared `/dev/shm` (`ipcMode` `task`): the largest
+/// `sharedMemorySize` of its containers.
+fn task_shm_size(containers: &[Value]) -> Option<i64> {
+    containers.iter().filter_map(|c| c["linuxParameters"]["sharedMemorySize"].as_i64()).max()
+}
+
+fn devices(linux: &Obj) -> Vec<DeviceSpec> {
+    objects(linux, "devices")
+        .filter_map(|d| {
+            let host_path = text(d, "hostPath")?.to_string();
+            let permissions = match strings(d, "permissions") {
+                None => "rwm".to_string(),
+                Some(list) => ["read", "write", "mknod"]
+                    .iter()
+                    .zip(['r', 'w', 'm'])
+                    .filter(|(name, _)| list.iter().any(|p| p == *name))
+                    .map(|(_, letter)| letter)
+                    .collect(),
+            };
+            Some(DeviceSpec {
+                container_path: text(d, "containerPath").unwrap_or(&host_path).to_string(),
+                host_path,
+                permissions,
+            })
+        })
+        .collect()
+}
+
+fn tmpfs(linux: &Obj) -> Vec<TmpfsSpec> {
+    objects(linux, "tmpfs")
+        .filter_map(|t| {
+            Some(TmpfsSpec {
+                container_path: text(t, "containerPath")?.to_string(),
+                size_mib: int(t, "size")?,
+                options: strings(t, "mountOptions").unwrap_or_default(),
+            })
+        })
+        .collect()
+}
+
+/// The json-file rotation of `logConfiguration` (registration refused every other driver).
+fn log_spec(def: &Obj) -> LogSpec {
+    let options = def.get("logConfiguration").and_then(|l| l.get("options")).and_then(Value::as_object);
+    let option = |key: &str| options.and_then(|o| text(o, key));
+    let default = LogSpec::default();
+    LogSpec {
+        max_bytes: option("max-size").and_then(berth_model::members::parse_size).unwrap_or(default.max_bytes),
+        files: option("max-file").and_then(|f| f.parse().ok()).unwrap_or(default.files),
+    }
+}
+
+/// The `networkBindings` ECS reports for a container: one per published port, except that
+/// the ports of a `containerPortRange` bound to a run of host ports are one binding with
+/// `containerPortRange` and `hostPortRange`.
+pub fn network_bindings(spec: Option<&ContainerSpec>, bindings: &[Binding]) -> Vec<NetworkBinding> {
+    let ranges = spec.map(|s| s.port_ranges.as_slice()).unwrap_or_default();
+    let in_range = |b: &Binding| {
+        ranges.iter().position(|r| r.protocol == b.protocol && (r.first..=r.last).contains(&b.container_port))
+    };
+    let mut out: Vec<NetworkBinding> = bindings
+        .iter()
+        .filter(|b| in_range(b).is_none())
+        .map(|b| NetworkBinding::port(&b.bind_ip, b.container_port, b.host_port, &b.protocol))
+        .collect();
+    for (n, range) in ranges.iter().enumerate() {
+        let mut ips: Vec<&str> =
+            bindings.iter().filter(|b| in_range(b) == Some(n)).map(|b| b.bind_ip.as_str()).collect();
+        ips.sort_unstable();
+        ips.dedup();
+        for ip in ips {
+            let mut ports: Vec<(u16, u16)> = bindings
+                .iter()
+                .filter(|b| in_range(b) == Some(n) && b.bind_ip == ip)
+                .map(|b| (b.container_port, b.host_port))
+                .collect();
+            ports.sort_unstable();
+            let offset = |(c, h): (u16, u16)| i32::from(h) - i32::from(c);
+            let whole = ports.len() == usize::from(range.last - range.first) + 1
+                && ports.iter().all(|p| offset(*p) == offset(ports[0]));
+            if whole {
+                let host_first = ports[0].1;
+                out.push(NetworkBinding {
+                    bind_ip: ip.to_string(),
+                    container_port: None,
+                    host_port: None,
+                    protocol: range.protocol.clone(),
+                    container_port_range: Some(format!("{}-{}", range.first, range.last)),
+                    host_port_range: Some(format!("{host_first}-{}", host_first + (range.last - range.first))),
+                });
+            } else {
+                out.extend(ports.iter().map(|(c, h)| NetworkBinding::port(ip, *c, *h, &range.protocol)));
+            }
+        }
+    }
+    out
 }
 
 /// A definition's `mountPoints` as `source:destination[:ro]` binds: host volumes at their
@@ -212,6 +381,8 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    static NO_DEFINITION: Value = Value::Null;
+
     fn ctx<'a>(volumes: &'a [Value], mode: &'a str) -> Context<'a> {
         Context {
             cluster: "default",
@@ -223,6 +394,7 @@ mod tests {
             containers: &[],
             scratch_dir: Path::new("/var/lib/berth/volumes/t1"),
             allow_privileged: false,
+            definition: &NO_DEFINITION,
         }
     }
 
@@ -284,5 +456,130 @@ mod tests {
         let privileged = obj(json!({"name": "a", "image": "x", "privileged": true}));
         assert!(container_spec(&ctx(&[], "bridge"), &privileged, None).unwrap_err().0.contains("privileged"));
         assert!(container_spec(&ctx(&[], "awsvpc"), &def, None).is_err());
+    }
+
+    #[test]
+    fn linux_parameters_and_the_other_acted_on_members() {
+        let def = obj(json!({
+            "name": "a", "image": "x", "memory": 64,
+            "linuxParameters": {
+                "devices": [{"hostPath": "/dev/null", "containerPath": "/dev/nothing", "permissions": ["read", "mknod"]},
+                            {"hostPath": "/dev/zero"}],
+                "tmpfs": [{"containerPath": "/scratch", "size": 16, "mountOptions": ["noexec", "mode=1777"]}],
+                "sharedMemorySize": 128, "maxSwap": 32, "swappiness": 10
+            },
+            "systemControls": [{"namespace": "net.ipv4.ip_forward", "value": "1"}, {"namespace": "kernel.shmmax", "value": "4096"}],
+            "dnsSearchDomains": ["svc.local", "corp"], "interactive": true, "pseudoTerminal": true,
+            "dockerSecurityOptions": ["no-new-privileges"],
+            "logConfiguration": {"logDriver": "json-file", "options": {"max-size": "1m", "max-file": "2"}}
+        }));
+        let s = container_spec(&ctx(&[], "bridge"), &def, None).unwrap();
+        assert_eq!(
+            s.devices,
+            [
+                DeviceSpec {
+                    host_path: "/dev/null".into(),
+                    container_path: "/dev/nothing".into(),
+                    permissions: "rm".into()
+                },
+                DeviceSpec {
+                    host_path: "/dev/zero".into(),
+                    container_path: "/dev/zero".into(),
+                    permissions: "rwm".into()
+                },
+            ]
+        );
+        assert_eq!(
+            s.tmpfs,
+            [TmpfsSpec {
+                container_path: "/scratch".into(),
+                size_mib: 16,
+                options: vec!["noexec".into(), "mode=1777".into()]
+            }]
+        );
+        assert_eq!((s.shm_size_mib, s.memory_swap, s.swappiness), (Some(128), Some(96 * MIB), Some(10)));
+        assert_eq!(s.sysctls.get("net.ipv4.ip_forward").map(String::as_str), Some("1"));
+        assert_eq!(s.sysctls.len(), 2);
+        assert_eq!(s.dns_search, ["svc.local", "corp"]);
+        assert!(s.interactive && s.tty && s.no_new_privileges);
+        assert_eq!(s.log, LogSpec { max_bytes: 1 << 20, files: 2 });
+        assert_eq!(
+            (s.pid_mode, s.ipc_mode, s.namespace_holder.as_deref()),
+            (NamespaceMode::Private, NamespaceMode::Private, None)
+        );
+        let plain = container_spec(&ctx(&[], "bridge"), &obj(json!({"name": "a", "image": "x"})), None).unwrap();
+        assert_eq!(plain.log, LogSpec { max_bytes: 10 << 20, files: 3 });
+        assert!(!plain.interactive && !plain.tty && plain.devices.is_empty() && plain.memory_swap.is_none());
+        let no_swap = obj(json!({"name": "a", "image": "x", "memory": 64, "linuxParameters": {"maxSwap": 0}}));
+        assert_eq!(container_spec(&ctx(&[], "bridge"), &no_swap, None).unwrap().memory_swap, Some(64 * MIB));
+    }
+
+    #[test]
+    fn task_namespaces_share_a_holder_and_the_largest_shm() {
+        let containers = vec![
+            json!({"name": "a", "image": "x", "linuxParameters": {"sharedMemorySize": 32}}),
+            json!({"name": "b", "image": "x", "linuxParameters": {"sharedMemorySize": 96}}),
+        ];
+        let definition = json!({"pidMode": "task", "ipcMode": "task"});
+        let mut c = ctx(&[], "bridge");
+        c.containers = &containers;
+        c.definition = &definition;
+        let a = container_spec(&c, containers[0].as_object().unwrap(), None).unwrap();
+        assert_eq!((a.pid_mode, a.ipc_mode), (NamespaceMode::Task, NamespaceMode::Task));
+        assert_eq!(a.namespace_holder.as_deref(), Some("berth-t1.ns"));
+        assert_eq!(a.shm_size_mib, Some(96), "the task's /dev/shm is as large as its largest ask");
+        let definition = json!({"pidMode": "host", "ipcMode": "none"});
+        c.definition = &definition;
+        let b = container_spec(&c, containers[1].as_object().unwrap(), None).unwrap();
+        assert_eq!((b.pid_mode, b.ipc_mode, b.namespace_holder), (NamespaceMode::Host, NamespaceMode::None, None));
+    }
+
+    #[test]
+    fn disabled_networking_is_no_network_and_platforms_must_match() {
+        let def = obj(json!({"name": "a", "image": "x", "disableNetworking": true}));
+        assert_eq!(container_spec(&ctx(&[], "bridge"), &def, None).unwrap().network_mode, "none");
+        let here = if cfg!(target_arch = "aarch64") { "ARM64" } else { "X86_64" };
+        let other = if here == "ARM64" { "X86_64" } else { "ARM64" };
+        let mut c = ctx(&[], "bridge");
+        let matching = json!({"runtimePlatform": {"cpuArchitecture": here}});
+        c.definition = &matching;
+        assert!(container_spec(&c, &def, None).is_ok());
+        let foreign = json!({"runtimePlatform": {"cpuArchitecture": other}});
+        c.definition = &foreign;
+        let e = container_spec(&c, &def, None).unwrap_err().0;
+        assert!(e.starts_with("CannotStartContainerError:") && e.contains(other), "{e}");
+    }
+
+    fn binding(container_port: u16, host_port: u16, ip: &str) -> Binding {
+        Binding { container_port, host_port, protocol: "tcp".into(), bind_ip: ip.into() }
+    }
+
+    #[test]
+    fn port_ranges_are_reported_as_ranges() {
+        let def = obj(json!({"name": "a", "image": "x", "portMappings": [
+            {"containerPortRange": "8000-8002", "protocol": "tcp"}, {"containerPort": 80, "hostPort": 8080, "protocol": "tcp"}]}));
+        let s = container_spec(&ctx(&[], "bridge"), &def, None).unwrap();
+        assert_eq!(s.port_ranges, [PortRangeSpec { first: 8000, last: 8002, protocol: "tcp".into() }]);
+        assert_eq!(s.ports.len(), 1, "a range is not a single port");
+        let mut bindings = vec![binding(80, 8080, "0.0.0.0")];
+        for ip in ["0.0.0.0", "::"] {
+            bindings.extend((0..3).map(|n| binding(8000 + n, 40000 + n, ip)));
+        }
+        bindings.sort_by(|a, b| (a.container_port, &a.bind_ip).cmp(&(b.container_port, &b.bind_ip)));
+        let out: Vec<Value> = network_bindings(Some(&s), &bindings).iter().map(|b| json!(b)).collect();
+        assert_eq!(out[0], json!({"bindIP": "0.0.0.0", "containerPort": 80, "hostPort": 8080, "protocol": "tcp"}));
+        assert_eq!(
+            out[1],
+            json!({"bindIP": "0.0.0.0", "protocol": "tcp", "containerPortRange": "8000-8002", "hostPortRange": "40000-40002"})
+        );
+        assert_eq!(out[2]["bindIP"], "::");
+        assert_eq!(out.len(), 3);
+        // Host ports that are not one run are reported one by one.
+        let scattered =
+            vec![binding(8000, 40000, "0.0.0.0"), binding(8001, 40005, "0.0.0.0"), binding(8002, 40006, "0.0.0.0")];
+        let out = network_bindings(Some(&s), &scattered);
+        assert_eq!(out.len(), 3);
+        assert_eq!(out[1].host_port, Some(40005));
+        assert_eq!(network_bindings(None, &scattered).len(), 3);
     }
 }

@@ -48,7 +48,9 @@ fn runc_runs_a_bundle_on_an_overlay_rootfs() {
         ..Default::default()
     };
     let image = ImageConfig { env: vec!["PATH=/bin".into()], ..Default::default() };
-    let config = bundle::runtime_spec(&spec, &image, &fs.rootfs, &format!("/berth-test/{}", spec.name), None).unwrap();
+    let config =
+        bundle::runtime_spec(&spec, &image, &fs.rootfs, &format!("/berth-test/{}", spec.name), &Default::default())
+            .unwrap();
     config.save(container.join("config.json")).unwrap();
 
     let out = Command::new("runc")

@@ -5,6 +5,7 @@
 pub mod arn;
 pub mod error;
 pub mod health;
+pub mod members;
 pub mod names;
 pub mod resources;
 pub mod task;

@@ -92,6 +92,7 @@ pub fn prepare(request: &Obj) -> Result<Obj, ModelError> {
     if !is_valid_name(family) {
         return Err(ModelError::client("Family contains invalid characters."));
     }
+    crate::members::check_registration(request)?;
     let mut def: Obj = request
         .iter()
         .filter(|(k, _)| !NOT_STORED.contains(&k.as_str()))

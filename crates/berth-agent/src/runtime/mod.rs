@@ -6,6 +6,8 @@ pub mod docker;
 #[cfg(any(test, feature = "fakes"))]
 pub mod fake;
 pub mod oci;
+pub mod pause;
+pub mod ports;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -24,6 +26,9 @@ pub const LABEL_CONTAINER: &str = "com.berth.container-name";
 pub const LABEL_CLUSTER: &str = "com.berth.cluster";
 /// The container instance (agent) that owns the container.
 pub const LABEL_INSTANCE: &str = "com.berth.container-instance";
+/// On the containers of a task with shared namespaces: their holder's runtime name. On the
+/// holder itself: its own name (it has no task label, so it is never taken for a task's).
+pub const LABEL_HOLDER: &str = "com.berth.namespace-holder";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PortSpec {
@@ -38,6 +43,61 @@ pub struct Ulimit {
     pub name: String,
     pub soft: i64,
     pub hard: i64,
+}
+
+/// A port range published as a whole (`containerPortRange`): in bridge mode the driver takes
+/// a free run of host ports of the same length from the ephemeral range.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortRangeSpec {
+    pub first: u16,
+    pub last: u16,
+    pub protocol: String,
+}
+
+/// A host device node made available in the container (`linuxParameters.devices`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceSpec {
+    pub host_path: String,
+    pub container_path: String,
+    /// cgroup device permissions: a subset of `rwm`.
+    pub permissions: String,
+}
+
+/// A tmpfs mounted in the container (`linuxParameters.tmpfs`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TmpfsSpec {
+    pub container_path: String,
+    pub size_mib: i64,
+    /// Mount options as ECS gives them (`noexec`, `mode=1777`, ...).
+    pub options: Vec<String>,
+}
+
+/// Which PID or IPC namespace a container is in (`pidMode`, `ipcMode`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum NamespaceMode {
+    /// Its own (the default).
+    #[default]
+    Private,
+    /// The host's.
+    Host,
+    /// The one all containers of its task share, held by the task's namespace holder.
+    Task,
+    /// IPC only: its own, without `/dev/shm`.
+    None,
+}
+
+/// How a container's output is kept: rotated at `max_bytes`, `files` files in all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogSpec {
+    pub max_bytes: u64,
+    pub files: u32,
+}
+
+impl Default for LogSpec {
+    /// Docker's json-file settings the agent has always used: three files of 10 MiB.
+    fn default() -> Self {
+        LogSpec { max_bytes: 10 << 20, files: 3 }
+    }
 }
 
 /// A container health check, as Docker and ECS define it.
@@ -93,6 +153,33 @@ pub struct ContainerSpec {
     pub health: Option<HealthSpec>,
     /// The task cgroup the container goes beneath (`/berth-tasks/<task id>`).
     pub cgroup_parent: Option<String>,
+    /// Published port ranges (`containerPortRange`).
+    pub port_ranges: Vec<PortRangeSpec>,
+    pub devices: Vec<DeviceSpec>,
+    pub tmpfs: Vec<TmpfsSpec>,
+    /// The size of `/dev/shm` in MiB (the runtime's 64 MiB when `None`); with `ipc_mode`
+    /// `Task`, the size of the task's shared `/dev/shm`.
+    pub shm_size_mib: Option<i64>,
+    /// Memory plus swap limit in bytes (`memory` + `maxSwap`).
+    pub memory_swap: Option<i64>,
+    pub swappiness: Option<i64>,
+    /// Namespaced sysctls (`systemControls`).
+    pub sysctls: std::collections::BTreeMap<String, String>,
+    pub pid_mode: NamespaceMode,
+    pub ipc_mode: NamespaceMode,
+    /// The runtime name of the task's namespace holder, when `pid_mode` or `ipc_mode` is
+    /// `Task`: a pause process the driver starts with the task's first container and removes
+    /// with its last.
+    pub namespace_holder: Option<String>,
+    /// `search` domains of `/etc/resolv.conf`.
+    pub dns_search: Vec<String>,
+    /// Standard input kept open (`interactive`).
+    pub interactive: bool,
+    /// A terminal as standard streams (`pseudoTerminal`).
+    pub tty: bool,
+    /// `dockerSecurityOptions` `no-new-privileges`.
+    pub no_new_privileges: bool,
+    pub log: LogSpec,
 }
 
 /// A host port the runtime bound for a container port.

@@ -54,6 +54,7 @@ impl TaskRun {
         let volumes = def.get("volumes").and_then(Value::as_array).cloned().unwrap_or_default();
         let definitions = def.get("containerDefinitions").and_then(Value::as_array).cloned().unwrap_or_default();
         let scratch = self.scratch_dir();
+        let whole = Value::Object(def.clone());
         let ctx = Context {
             cluster: &self.shared.cluster,
             instance_arn: &self.shared.instance_arn,
@@ -64,6 +65,7 @@ impl TaskRun {
             containers: &definitions,
             scratch_dir: &scratch,
             allow_privileged: self.shared.allow_privileged,
+            definition: &whole,
         };
         let overrides = self.task.overrides.as_ref();
         let mut failure = None;

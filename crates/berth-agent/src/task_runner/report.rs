@@ -4,11 +4,12 @@
 use std::sync::Arc;
 
 use berth_agent_protocol::assignments::AssignedTask;
-use berth_agent_protocol::ecs::{ContainerStateChange, NetworkBinding, SubmitTaskStateChange};
+use berth_agent_protocol::ecs::{ContainerStateChange, SubmitTaskStateChange};
 use berth_model::task::TaskStatus;
 
 use super::{Container, REPORT_RETRY, Shared, TaskRun};
 use crate::lifecycle::{self, Health};
+use crate::spec;
 
 /// The longest reason ECS keeps.
 const MAX_REASON: usize = 255;
@@ -46,16 +47,7 @@ fn container_change(c: &Container) -> ContainerStateChange {
         runtime_id: c.id.clone(),
         exit_code: c.exit_code,
         reason: c.reason.as_deref().map(clip),
-        network_bindings: c
-            .bindings
-            .iter()
-            .map(|b| NetworkBinding {
-                bind_ip: b.bind_ip.clone(),
-                container_port: b.container_port,
-                host_port: b.host_port,
-                protocol: b.protocol.clone(),
-            })
-            .collect(),
+        network_bindings: spec::network_bindings(c.spec.as_ref(), &c.bindings),
         health_status: c.checked.then_some(c.health),
     }
 }

@@ -359,7 +359,7 @@ async fn reports_carry_timestamps_from_the_clock() {
     let _runner = h.spawn(Vec::new());
     let running = h.reported(TaskStatus::Running).await;
     let bindings = &container_of(&running, "web").network_bindings;
-    assert_eq!((bindings[0].container_port, bindings[0].host_port), (80, 8080));
+    assert_eq!((bindings[0].container_port, bindings[0].host_port), (Some(80), Some(8080)));
     let stopped = h.reported(TaskStatus::Stopped).await;
     let (pulled, stopped_at) = (stopped.pull_started_at.unwrap(), stopped.execution_stopped_at.unwrap());
     assert!(

@@ -87,8 +87,10 @@ fn check_launch_type(definition: &Obj, launch_type: Option<&str>) -> ApiResult<(
     Ok(())
 }
 
-/// `networkConfiguration` is required with the awsvpc network mode and refused without it.
+/// `networkConfiguration` is required with the awsvpc network mode and refused without it;
+/// before that, the definition's members that depend on the launch type are checked.
 pub(crate) fn check_network(definition: &Obj, input: &Obj) -> ApiResult<()> {
+    berth_model::members::check_launch(definition, text(input, "launchType").unwrap_or("EC2"))?;
     let awsvpc = definition.get("networkMode").and_then(Value::as_str) == Some("awsvpc");
     match (awsvpc, input.contains_key("networkConfiguration")) {
         (true, false) => {

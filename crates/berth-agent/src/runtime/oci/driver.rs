@@ -3,8 +3,10 @@
 //! process per container running it under a runc-compatible runtime.
 //!
 //! Each container lives in `ROOT/containers/NAME/`: `config.json` and `rootfs/` (the bundle),
-//! `upper/` and `work/` (overlayfs), `meta.json` (labels, stop timeout, cgroup), and what the
-//! shim writes: `log.json` (rotated) and, once it exited, `exit.json`.
+//! `upper/` and `work/` (overlayfs), `meta.json` (labels, stop timeout, cgroup, network, the
+//! task's namespace holder), `shim.json` (the shim's options), and what the shim writes:
+//! `log.json` (rotated) and, once it exited, `exit.json`. A task sharing namespaces has its
+//! holder in `ROOT/holders/` ([`holder`](super::holder)), removed with its last container.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -15,10 +17,12 @@ use berth_image::store::ImageStore;
 use serde::{Deserialize, Serialize};
 
 use super::network::{self, Attachment, Forward};
-use super::shim::{EXIT_FILE, Exit, FORWARDS_FILE, HEALTH_FILE, HEALTHCHECK_FILE, LOG_FILE, LogLine, PID_FILE};
-use super::{bundle, rootfs};
+use super::shim::{
+    EXIT_FILE, Exit, FORWARDS_FILE, HEALTH_FILE, HEALTHCHECK_FILE, LOG_FILE, LogLine, OPTIONS_FILE, Options, PID_FILE,
+};
+use super::{bundle, holder, rootfs};
 use crate::lifecycle::Health;
-use crate::runtime::{Binding, BoxFuture, ContainerSpec, LogStream, Observed, Runtime, RuntimeError};
+use crate::runtime::{Binding, BoxFuture, ContainerSpec, LogStream, NamespaceMode, Observed, Runtime, RuntimeError};
 
 /// How often waiting calls look for the shim's `exit.json`.
 const POLL: Duration = Duration::from_millis(25);
@@ -38,6 +42,9 @@ struct Meta {
     /// The bridge network given to the container (bridge mode).
     #[serde(default)]
     attachment: Option<Attachment>,
+    /// The task's namespace holder the container joined.
+    #[serde(default)]
+    holder: Option<String>,
 }
 
 pub struct OciRuntime {
@@ -47,6 +54,8 @@ pub struct OciRuntime {
     runtime: String,
     /// The program started as the shim (the `berth` binary, run as `berth shim ...`).
     shim: PathBuf,
+    /// Held while a task's namespace holder is looked for, started or removed.
+    holders: tokio::sync::Mutex<()>,
 }
 
 fn io(what: &str) -> impl Fn(std::io::Error) -> RuntimeError + '_ {
@@ -64,7 +73,7 @@ impl OciRuntime {
             ImageStore::open(&state_dir.join("images")).map_err(|e| RuntimeError::Unavailable(e.to_string()))?;
         let root = state_dir.join("oci");
         std::fs::create_dir_all(root.join("containers")).map_err(|e| RuntimeError::Unavailable(e.to_string()))?;
-        Ok(OciRuntime { root, images, runtime: runtime.into(), shim })
+        Ok(OciRuntime { root, images, runtime: runtime.into(), shim, holders: tokio::sync::Mutex::new(()) })
     }
 
     fn dir(&self, id: &str) -> PathBuf {
@@ -149,7 +158,11 @@ impl OciRuntime {
         attachment: Option<&Attachment>,
         config: &mut oci_spec::runtime::Spec,
     ) -> Result<(), RuntimeError> {
-        if spec.network_mode == "host" && spec.extra_hosts.is_empty() && spec.dns.is_empty() {
+        if spec.network_mode == "host"
+            && spec.extra_hosts.is_empty()
+            && spec.dns.is_empty()
+            && spec.dns_search.is_empty()
+        {
             return Ok(());
         }
         let hostname = config.hostname().clone().unwrap_or_default();
@@ -162,11 +175,8 @@ impl OciRuntime {
                 hosts.push_str(&format!("{address}\t{name}\n"));
             }
         }
-        let resolv = if spec.dns.is_empty() {
-            std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default()
-        } else {
-            spec.dns.iter().map(|d| format!("nameserver {d}\n")).collect()
-        };
+        let resolv =
+            resolv_conf(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(), &spec.dns, &spec.dns_search);
         let mut mounts = config.mounts().clone().unwrap_or_default();
         for (file, contents, target) in [("hosts", hosts, "/etc/hosts"), ("resolv.conf", resolv, "/etc/resolv.conf")] {
             let path = dir.join(file);
@@ -207,6 +217,19 @@ impl OciRuntime {
                 Ok(Forward { host_port, container_port: p.container_port, protocol })
             })
             .collect::<Result<Vec<_>, RuntimeError>>()?;
+        let mut forwards = forwards;
+        for r in &spec.port_ranges {
+            let protocol = network::Protocol::parse(&r.protocol)
+                .ok_or_else(|| RuntimeError::Create(format!("unknown port protocol {}", r.protocol)))?;
+            let len = r.last - r.first + 1;
+            let host_first = crate::runtime::ports::free_run(len, protocol == network::Protocol::Udp)
+                .map_err(RuntimeError::Create)?;
+            forwards.extend((0..len).map(|n| Forward {
+                host_port: host_first + n,
+                container_port: r.first + n,
+                protocol,
+            }));
+        }
         network::attach(&spec.name, address, forwards).map_err(|e| RuntimeError::Create(format!("bridge network: {e}")))
     }
 
@@ -242,6 +265,133 @@ impl OciRuntime {
         }
         self.exit(id).is_some()
     }
+}
+
+impl OciRuntime {
+    /// The task's namespace holder, started with its first container.
+    async fn ensure_holder(&self, name: &str, spec: &ContainerSpec) -> Result<holder::Holder, RuntimeError> {
+        let _guard = self.holders.lock().await;
+        if let Some(h) = holder::running(&self.root, name) {
+            return Ok(h);
+        }
+        let parent = spec.cgroup_parent.as_deref().unwrap_or("/berth");
+        let shm = (spec.ipc_mode == NamespaceMode::Task).then_some(spec.shm_size_mib);
+        holder::start(&self.root, &self.runtime, name, &format!("{parent}/{name}"), shm)
+            .await
+            .map_err(RuntimeError::Create)
+    }
+
+    /// Removes the task's namespace holder once no container that joined it is left.
+    async fn release_holder(&self, name: &str) {
+        let _guard = self.holders.lock().await;
+        let entries = std::fs::read_dir(self.root.join("containers")).into_iter().flatten().flatten();
+        let joined = entries
+            .filter_map(|e| e.file_name().to_str().and_then(|id| self.meta(id)))
+            .any(|m| m.holder.as_deref() == Some(name));
+        if !joined {
+            holder::remove(&self.root, &self.runtime, name).await;
+        }
+    }
+
+    /// Creates the container's directory, bundle and shim; `holder` is what it joins.
+    async fn create_in(&self, spec: &ContainerSpec, joined: Option<&holder::Holder>) -> Result<String, RuntimeError> {
+        check_memory_controls(spec)?;
+        let image = self
+            .images
+            .cached(&spec.image)
+            .ok_or_else(|| RuntimeError::Create(format!("image {} is not in the store", spec.image)))?;
+        let dir = self.dir(&spec.name);
+        if dir.exists() {
+            let _ = self.runtime(&["delete", "-f", &spec.name]).await;
+            rootfs::remove(&dir).map_err(io("removing a stale container"))?;
+        }
+        for bind in &spec.binds {
+            if let Some(source) = bind.split(':').next() {
+                std::fs::create_dir_all(source).map_err(io("creating a bind mount source"))?;
+            }
+        }
+        let t0 = std::time::Instant::now();
+        let fs = rootfs::mount(&image.layers, &dir).map_err(io("mounting the rootfs"))?;
+        tracing::debug!(container = %spec.name, elapsed = ?t0.elapsed(), "rootfs mounted");
+        let cgroups_path = match &spec.cgroup_parent {
+            Some(parent) => format!("{parent}/{}", spec.name),
+            None => format!("/berth/{}", spec.name),
+        };
+        let attachment = if spec.network_mode == "bridge" { Some(self.attach(spec)?) } else { None };
+        if let Some(a) = &attachment {
+            let forwards = serde_json::json!({"address": a.address, "forwards": a.forwards});
+            std::fs::write(dir.join(FORWARDS_FILE), forwards.to_string()).map_err(io("writing the port forwards"))?;
+        }
+        let netns = attachment.as_ref().map(network::netns_path);
+        let joined = bundle::Joined {
+            network: netns.as_deref(),
+            holder_pid: joined.map(|h| h.pid),
+            task_shm: joined.and_then(|h| h.shm.as_deref()),
+        };
+        let mut config = bundle::runtime_spec(spec, &image.config, &fs.rootfs, &cgroups_path, &joined)
+            .map_err(|e| RuntimeError::Create(e.to_string()))?;
+        self.network_files(spec, &dir, attachment.as_ref(), &mut config)?;
+        if spec.init {
+            init_process(&mut config)?;
+        }
+        config.save(dir.join("config.json")).map_err(|e| RuntimeError::Create(e.to_string()))?;
+        if let Some(check) = &spec.health {
+            std::fs::write(dir.join(HEALTHCHECK_FILE), serde_json::to_vec(check).expect("json"))
+                .map_err(io("writing the health check"))?;
+        }
+        let options =
+            Options { log_max_bytes: spec.log.max_bytes, log_files: spec.log.files, interactive: spec.interactive };
+        std::fs::write(dir.join(OPTIONS_FILE), serde_json::to_vec(&options).expect("json"))
+            .map_err(io("writing the shim's options"))?;
+        let meta =
+            Meta { labels: spec.labels.clone(), cgroups_path, attachment, holder: spec.namespace_holder.clone() };
+        std::fs::write(dir.join("meta.json"), serde_json::to_vec(&meta).expect("json"))
+            .map_err(io("writing meta.json"))?;
+        tracing::debug!(container = %spec.name, elapsed = ?t0.elapsed(), "bundle written");
+        self.spawn_shim(&spec.name, &meta.cgroups_path).await?;
+        tracing::debug!(container = %spec.name, elapsed = ?t0.elapsed(), "created");
+        Ok(spec.name.clone())
+    }
+}
+
+/// `/etc/resolv.conf` for a container: `dnsServers` as nameservers (else the host's), and
+/// `dnsSearchDomains` as the search list (else the host's).
+fn resolv_conf(host: &str, servers: &[String], search: &[String]) -> String {
+    let mut out: Vec<String> = if servers.is_empty() {
+        host.lines()
+            .filter(|l| search.is_empty() || !(l.starts_with("search") || l.starts_with("domain")))
+            .map(String::from)
+            .collect()
+    } else {
+        servers.iter().map(|d| format!("nameserver {d}")).collect()
+    };
+    if !search.is_empty() {
+        out.push(format!("search {}", search.join(" ")));
+    }
+    out.iter().map(|l| format!("{l}\n")).collect()
+}
+
+/// `maxSwap` and `swappiness` need what the memory cgroup offers here; runc would otherwise
+/// leave them out without a word.
+fn check_memory_controls(spec: &ContainerSpec) -> Result<(), RuntimeError> {
+    let unified = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    if spec.memory_swap.is_some() {
+        let accounted = if unified {
+            let parent = spec.cgroup_parent.as_deref().unwrap_or_default().trim_start_matches('/');
+            Path::new("/sys/fs/cgroup").join(parent).join("memory.swap.max").exists()
+        } else {
+            Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists()
+        };
+        if !accounted {
+            return Err(RuntimeError::Create(
+                "maxSwap needs swap accounting in the memory cgroup, which this machine does not have".into(),
+            ));
+        }
+    }
+    if spec.swappiness.is_some() && unified {
+        return Err(RuntimeError::Create("swappiness has no equivalent in cgroup v2, which this machine uses".into()));
+    }
+    Ok(())
 }
 
 /// Where an init process (tini) may be found on the host: Debian's docker.io ships it as
@@ -285,53 +435,13 @@ impl Runtime for OciRuntime {
 
     fn create<'a>(&'a self, spec: &'a ContainerSpec) -> BoxFuture<'a, Result<String, RuntimeError>> {
         Box::pin(async move {
-            let image = self
-                .images
-                .cached(&spec.image)
-                .ok_or_else(|| RuntimeError::Create(format!("image {} is not in the store", spec.image)))?;
-            let dir = self.dir(&spec.name);
-            if dir.exists() {
-                let _ = self.runtime(&["delete", "-f", &spec.name]).await;
-                rootfs::remove(&dir).map_err(io("removing a stale container"))?;
+            let Some(name) = &spec.namespace_holder else { return self.create_in(spec, None).await };
+            let holder = self.ensure_holder(name, spec).await?;
+            let created = self.create_in(spec, Some(&holder)).await;
+            if created.is_err() {
+                self.release_holder(name).await;
             }
-            for bind in &spec.binds {
-                if let Some(source) = bind.split(':').next() {
-                    std::fs::create_dir_all(source).map_err(io("creating a bind mount source"))?;
-                }
-            }
-            let t0 = std::time::Instant::now();
-            let fs = rootfs::mount(&image.layers, &dir).map_err(io("mounting the rootfs"))?;
-            tracing::debug!(container = %spec.name, elapsed = ?t0.elapsed(), "rootfs mounted");
-            let cgroups_path = match &spec.cgroup_parent {
-                Some(parent) => format!("{parent}/{}", spec.name),
-                None => format!("/berth/{}", spec.name),
-            };
-            let attachment = if spec.network_mode == "bridge" { Some(self.attach(spec)?) } else { None };
-            if let Some(a) = &attachment {
-                let forwards = serde_json::json!({"address": a.address, "forwards": a.forwards});
-                std::fs::write(dir.join(FORWARDS_FILE), forwards.to_string())
-                    .map_err(io("writing the port forwards"))?;
-            }
-            let netns = attachment.as_ref().map(network::netns_path);
-            let config = bundle::runtime_spec(spec, &image.config, &fs.rootfs, &cgroups_path, netns.as_deref())
-                .map_err(|e| RuntimeError::Create(e.to_string()))?;
-            let mut config = config;
-            self.network_files(spec, &dir, attachment.as_ref(), &mut config)?;
-            if spec.init {
-                init_process(&mut config)?;
-            }
-            config.save(dir.join("config.json")).map_err(|e| RuntimeError::Create(e.to_string()))?;
-            if let Some(check) = &spec.health {
-                std::fs::write(dir.join(HEALTHCHECK_FILE), serde_json::to_vec(check).expect("json"))
-                    .map_err(io("writing the health check"))?;
-            }
-            let meta = Meta { labels: spec.labels.clone(), cgroups_path, attachment };
-            std::fs::write(dir.join("meta.json"), serde_json::to_vec(&meta).expect("json"))
-                .map_err(io("writing meta.json"))?;
-            tracing::debug!(container = %spec.name, elapsed = ?t0.elapsed(), "bundle written");
-            self.spawn_shim(&spec.name, &meta.cgroups_path).await?;
-            tracing::debug!(container = %spec.name, elapsed = ?t0.elapsed(), "created");
-            Ok(spec.name.clone())
+            created
         })
     }
 
@@ -432,10 +542,15 @@ impl Runtime for OciRuntime {
     fn remove<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), RuntimeError>> {
         Box::pin(async move {
             let _ = self.runtime(&["delete", "-f", id]).await;
-            if let Some(a) = self.meta(id).and_then(|m| m.attachment) {
-                network::detach(&a);
+            let meta = self.meta(id);
+            if let Some(a) = meta.as_ref().and_then(|m| m.attachment.as_ref()) {
+                network::detach(a);
             }
-            rootfs::remove(&self.dir(id)).map_err(|e| RuntimeError::Stop(e.to_string()))
+            rootfs::remove(&self.dir(id)).map_err(|e| RuntimeError::Stop(e.to_string()))?;
+            if let Some(name) = meta.and_then(|m| m.holder) {
+                self.release_holder(&name).await;
+            }
+            Ok(())
         })
     }
 
@@ -482,5 +597,21 @@ impl Runtime for OciRuntime {
                 }
             }
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolv_conf_takes_servers_and_search_domains() {
+        let host = "nameserver 10.0.0.2\nsearch corp.example\noptions ndots:2\n";
+        assert_eq!(resolv_conf(host, &[], &[]), host);
+        assert_eq!(
+            resolv_conf(host, &[], &["svc.local".into(), "corp".into()]),
+            "nameserver 10.0.0.2\noptions ndots:2\nsearch svc.local corp\n"
+        );
+        assert_eq!(resolv_conf(host, &["1.1.1.1".into()], &["a".into()]), "nameserver 1.1.1.1\nsearch a\n");
     }
 }

@@ -1,15 +1,12 @@
-//! The `oci` runtime driver: Berth pulls images into its own store and runs each container
-//! under a runc-compatible runtime.
-//!
-//! - [`driver`]: the [`Runtime`](super::Runtime) implementation;
-//! - [`rootfs`]: an overlayfs rootfs over the image store's shared layers;
-//! - [`bundle`]: the OCI runtime bundle (`config.json`) of a container spec;
-//! - [`network`]: bridge networking (a namespace and veth per container, port forwards);
-//! - [`shim`]: the process per container (`berth shim`) that runs it, keeps its log, runs its
-//!   health check and records its exit, surviving agent restarts.
+//! The `oci` driver: Berth pulls images itself and runs each container with a runc-compatible
+//! runtime under a shim process. Its parts: an overlayfs rootfs over the image store's shared
+//! layers ([`rootfs`]), the OCI runtime bundle ([`bundle`]), bridge networking ([`network`]),
+//! the per-container shim ([`shim`]), the holder of a task's shared namespaces ([`holder`]),
+//! and the driver that puts them together ([`driver`]).
 
 pub mod bundle;
 pub mod driver;
+pub mod holder;
 pub mod network;
 pub mod rootfs;
 pub mod shim;

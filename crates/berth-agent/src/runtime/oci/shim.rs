@@ -3,7 +3,9 @@
 //! runc-compatible runtime (`run --keep`, so the cgroup stays until the container is
 //! removed), keeps its stdout/stderr as JSON lines in a rotated log file, and when the
 //! container exits writes `exit.json` with the exit code and whether the kernel killed it
-//! for memory.
+//! for memory. With `interactive` it keeps the container's standard input open; with a
+//! terminal (`process.terminal` in the bundle) it takes the terminal's master end from the
+//! runtime through a console socket and logs what the container writes to it as stdout.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -14,10 +16,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-/// The log file rotates at this size, keeping this many older files.
-pub const LOG_MAX_BYTES: u64 = 10 * 1024 * 1024;
-pub const LOG_KEEP: usize = 3;
 pub const LOG_FILE: &str = "log.json";
+/// The shim's [`Options`], written by the driver.
+pub const OPTIONS_FILE: &str = "shim.json";
+/// Where the runtime hands over a terminal's master end: a short path of its own, since a
+/// socket's path may not be longer than 107 bytes and bundle paths can be.
+fn console_socket() -> PathBuf {
+    std::env::temp_dir().join(format!("berth-console-{}.sock", std::process::id()))
+}
 pub const EXIT_FILE: &str = "exit.json";
 /// The health check the driver asks for (a `HealthSpec`), and the verdict the shim keeps.
 pub const HEALTHCHECK_FILE: &str = "healthcheck.json";
@@ -109,6 +115,25 @@ fn relay_udp(socket: std::net::UdpSocket, target: std::net::SocketAddr) {
     }
 }
 
+/// How the shim treats the container's streams.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Options {
+    /// The log file rotates at this size...
+    pub log_max_bytes: u64,
+    /// ... and this many files are kept, the current one included.
+    pub log_files: u32,
+    /// Keep the container's standard input open (nothing is ever written to it).
+    pub interactive: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        let log = crate::runtime::LogSpec::default();
+        Options { log_max_bytes: log.max_bytes, log_files: log.files, interactive: false }
+    }
+}
+
 /// What `exit.json` holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Exit {
@@ -130,30 +155,38 @@ fn now() -> f64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
 }
 
-/// A log file that rotates itself: `log.json`, then `log.json.1` .. `log.json.N`.
+/// A log file that rotates itself: `log.json`, then `log.json.1` .. `log.json.N`, N being
+/// one less than the files kept (with one file, the log starts over).
 struct Log {
     path: PathBuf,
     file: File,
     size: u64,
+    max_bytes: u64,
+    files: u32,
 }
 
 impl Log {
-    fn open(path: PathBuf) -> io::Result<Log> {
+    fn open(path: PathBuf, max_bytes: u64, files: u32) -> io::Result<Log> {
         let file = OpenOptions::new().create(true).append(true).open(&path)?;
         let size = file.metadata()?.len();
-        Ok(Log { path, file, size })
+        Ok(Log { path, file, size, max_bytes, files: files.max(1) })
     }
 
     fn write(&mut self, line: &LogLine) -> io::Result<()> {
         let mut bytes = serde_json::to_vec(line).map_err(io::Error::other)?;
         bytes.push(b'\n');
-        if self.size + bytes.len() as u64 > LOG_MAX_BYTES && self.size > 0 {
-            for n in (1..LOG_KEEP).rev() {
+        if self.size + bytes.len() as u64 > self.max_bytes && self.size > 0 {
+            let older = self.files - 1;
+            for n in (1..older).rev() {
                 let _ =
                     fs::rename(format!("{}.{n}", self.path.display()), format!("{}.{}", self.path.display(), n + 1));
             }
-            fs::rename(&self.path, format!("{}.1", self.path.display()))?;
-            *self = Log::open(self.path.clone())?;
+            if older > 0 {
+                fs::rename(&self.path, format!("{}.1", self.path.display()))?;
+            } else {
+                fs::remove_file(&self.path)?;
+            }
+            *self = Log::open(self.path.clone(), self.max_bytes, self.files)?;
         }
         self.file.write_all(&bytes)?;
         self.size += bytes.len() as u64;
@@ -312,62 +345,142 @@ pub fn run(runtime: &str, id: &str, bundle: &Path, cgroups_path: &str) -> io::Re
     // re-parented to the shim, which can then wait for it.
     // SAFETY: prctl with PR_SET_CHILD_SUBREAPER takes plain integer arguments.
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
-    let log = Arc::new(Mutex::new(Log::open(bundle.join(LOG_FILE))?));
+    let options: Options =
+        fs::read(bundle.join(OPTIONS_FILE)).ok().and_then(|raw| serde_json::from_slice(&raw).ok()).unwrap_or_default();
+    let log = Arc::new(Mutex::new(Log::open(bundle.join(LOG_FILE), options.log_max_bytes, options.log_files)?));
+    let never_ran = |why: String| write_exit(bundle, &Exit { code: 128, oom_killed: false, error: Some(why) });
     if let Err(e) = forward_ports(bundle) {
-        let exit = Exit { code: 128, oom_killed: false, error: Some(format!("publishing ports: {e}")) };
-        return fs::write(bundle.join(EXIT_FILE), serde_json::to_vec(&exit).map_err(io::Error::other)?);
+        return never_ran(format!("publishing ports: {e}"));
     }
+    let console = match terminal(bundle).then(|| Console::listen(&console_socket())).transpose() {
+        Ok(c) => c,
+        Err(e) => return never_ran(format!("the console socket: {e}")),
+    };
     let pid_file = bundle.join(PID_FILE);
     let _ = fs::remove_file(&pid_file);
-    let child = Command::new(runtime)
-        .args(["create", "--bundle"])
-        .arg(bundle)
-        .arg("--pid-file")
-        .arg(&pid_file)
-        .arg(id)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn();
-    let exit = match child {
+    let mut command = Command::new(runtime);
+    command.args(["create", "--bundle"]).arg(bundle).arg("--pid-file").arg(&pid_file);
+    if let Some(c) = &console {
+        command.arg("--console-socket").arg(&c.path);
+    }
+    let stdin = if options.interactive { Stdio::piped() } else { Stdio::null() };
+    let exit = match command.arg(id).stdin(stdin).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn() {
         Err(e) => Exit { code: 127, oom_killed: false, error: Some(format!("{runtime}: {e}")) },
-        Ok(mut child) => {
-            // The container inherits these pipes from `runtime create`: they carry its output.
-            let (out, err) = (child.stdout.take().expect("piped"), child.stderr.take().expect("piped"));
-            let (l1, l2) = (log.clone(), log.clone());
-            let t1 = std::thread::spawn(move || pump(out, "stdout", l1));
-            let t2 = std::thread::spawn(move || pump(err, "stderr", l2));
-            let created = child.wait()?;
-            let pid = fs::read_to_string(&pid_file).ok().and_then(|p| p.trim().parse::<libc::pid_t>().ok());
-            match (created.success(), pid) {
-                (true, Some(pid)) => {
-                    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
-                    let check: Option<crate::runtime::HealthSpec> =
-                        fs::read(bundle.join(HEALTHCHECK_FILE)).ok().and_then(|raw| serde_json::from_slice(&raw).ok());
-                    if let Some(check) = check {
-                        let (runtime, id, bundle, done) =
-                            (runtime.to_string(), id.to_string(), bundle.to_path_buf(), done.clone());
-                        std::thread::spawn(move || health_loop(&runtime, &id, &bundle, check, done));
-                    }
-                    let code = wait_pid(pid);
-                    done.store(true, std::sync::atomic::Ordering::SeqCst);
-                    let _ = (t1.join(), t2.join());
-                    Exit { code, oom_killed: oom_killed(cgroups_path), error: None }
-                }
-                _ => {
-                    let _ = (t1.join(), t2.join());
-                    let code = created.code().map(i64::from).unwrap_or(-1);
-                    // runc said why on stderr, which went to the log; the last line names it.
-                    let why =
-                        last_log_line(bundle).unwrap_or_else(|| format!("{runtime} could not create the container"));
-                    Exit { code, oom_killed: false, error: Some(why) }
-                }
-            }
-        }
+        Ok(child) => supervise(Created { runtime, id, bundle, cgroups_path }, child, log, console)?,
     };
+    write_exit(bundle, &exit)
+}
+
+/// What `runtime create` was asked to create.
+struct Created<'a> {
+    runtime: &'a str,
+    id: &'a str,
+    bundle: &'a Path,
+    cgroups_path: &'a str,
+}
+
+/// Relays the output of `runtime create`'s container to the log and waits for its exit.
+fn supervise(
+    c: Created<'_>,
+    mut child: std::process::Child,
+    log: Arc<Mutex<Log>>,
+    console: Option<Console>,
+) -> io::Result<Exit> {
+    // The container inherits these pipes from `runtime create`: they carry its output
+    // (with a terminal, only the runtime's), and its input, kept open while it runs.
+    let _stdin = child.stdin.take();
+    let (out, err) = (child.stdout.take().expect("piped"), child.stderr.take().expect("piped"));
+    let (l1, l2) = (log.clone(), log.clone());
+    let t1 = std::thread::spawn(move || pump(out, "stdout", l1));
+    let t2 = std::thread::spawn(move || pump(err, "stderr", l2));
+    let master = console.map(|console| {
+        std::thread::spawn(move || {
+            if let Ok(master) = console.accept() {
+                pump(File::from(master), "stdout", log);
+            }
+        })
+    });
+    let created = child.wait()?;
+    // The runtime has handed the terminal over (or never will): the path can go.
+    let _ = fs::remove_file(console_socket());
+    let pid = fs::read_to_string(c.bundle.join(PID_FILE)).ok().and_then(|p| p.trim().parse::<libc::pid_t>().ok());
+    let (true, Some(pid)) = (created.success(), pid) else {
+        let _ = (t1.join(), t2.join());
+        let code = created.code().map(i64::from).unwrap_or(-1);
+        // runc said why on stderr, which went to the log; the last line names it.
+        let why = last_log_line(c.bundle).unwrap_or_else(|| format!("{} could not create the container", c.runtime));
+        return Ok(Exit { code, oom_killed: false, error: Some(why) });
+    };
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let check: Option<crate::runtime::HealthSpec> =
+        fs::read(c.bundle.join(HEALTHCHECK_FILE)).ok().and_then(|raw| serde_json::from_slice(&raw).ok());
+    if let Some(check) = check {
+        let (runtime, id, bundle, done) =
+            (c.runtime.to_string(), c.id.to_string(), c.bundle.to_path_buf(), done.clone());
+        std::thread::spawn(move || health_loop(&runtime, &id, &bundle, check, done));
+    }
+    let code = wait_pid(pid);
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let _ = (t1.join(), t2.join(), master.map(std::thread::JoinHandle::join));
+    Ok(Exit { code, oom_killed: oom_killed(c.cgroups_path), error: None })
+}
+
+/// Writes `exit.json` whole (through a temporary file).
+fn write_exit(bundle: &Path, exit: &Exit) -> io::Result<()> {
     let tmp = bundle.join("exit.json.tmp");
-    fs::write(&tmp, serde_json::to_vec(&exit).map_err(io::Error::other)?)?;
+    fs::write(&tmp, serde_json::to_vec(exit).map_err(io::Error::other)?)?;
     fs::rename(tmp, bundle.join(EXIT_FILE))
+}
+
+/// Whether the bundle asks for a terminal.
+fn terminal(bundle: &Path) -> bool {
+    let config: Option<serde_json::Value> =
+        fs::read(bundle.join("config.json")).ok().and_then(|raw| serde_json::from_slice(&raw).ok());
+    config.is_some_and(|c| c["process"]["terminal"] == true)
+}
+
+/// The socket the runtime sends a terminal's master end to (`--console-socket`).
+struct Console {
+    path: PathBuf,
+    listener: std::os::unix::net::UnixListener,
+}
+
+impl Console {
+    fn listen(path: &Path) -> io::Result<Console> {
+        let _ = fs::remove_file(path);
+        Ok(Console { path: path.to_path_buf(), listener: std::os::unix::net::UnixListener::bind(path)? })
+    }
+
+    /// Waits for the runtime and takes the descriptor it passes (SCM_RIGHTS).
+    fn accept(self) -> io::Result<std::os::fd::OwnedFd> {
+        use std::os::fd::{AsRawFd, FromRawFd};
+        let (stream, _) = self.listener.accept()?;
+        let _ = fs::remove_file(&self.path);
+        let mut name = [0u8; 256];
+        let mut iov = libc::iovec { iov_base: name.as_mut_ptr().cast(), iov_len: name.len() };
+        // Room for one descriptor's control message, aligned as cmsghdr wants.
+        let mut control = [0u64; 8];
+        // SAFETY: msghdr is plain data; zeroed is a valid empty header, filled in below.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = std::mem::size_of_val(&control) as _;
+        // SAFETY: msg points at buffers that live through the call.
+        if unsafe { libc::recvmsg(stream.as_raw_fd(), &mut msg, 0) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: CMSG_FIRSTHDR reads the header recvmsg filled in.
+        let header = unsafe { libc::CMSG_FIRSTHDR(&msg) };
+        // SAFETY: a non-null header lies within `control`; an SCM_RIGHTS message holds an fd.
+        unsafe {
+            if header.is_null() || (*header).cmsg_level != libc::SOL_SOCKET || (*header).cmsg_type != libc::SCM_RIGHTS {
+                return Err(io::Error::other("the runtime sent no terminal"));
+            }
+            let fd = std::ptr::read_unaligned(libc::CMSG_DATA(header).cast::<libc::c_int>());
+            Ok(std::os::fd::OwnedFd::from_raw_fd(fd))
+        }
+    }
 }
 
 /// The text of the last line in a container's log, if any.
@@ -399,17 +512,26 @@ mod tests {
 
     #[test]
     fn the_log_rotates_and_keeps_a_bounded_history() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join(LOG_FILE);
-        let mut log = Log::open(path.clone()).unwrap();
-        let line = LogLine { stream: "stdout".into(), log: "x".repeat(1024 * 1024), time: 0.0 };
-        for _ in 0..(LOG_KEEP + 2) * 11 {
-            log.write(&line).unwrap();
+        for (max_bytes, files) in [(10 << 20, 3u32), (64 << 10, 2), (4 << 10, 1)] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join(LOG_FILE);
+            let mut log = Log::open(path.clone(), max_bytes, files).unwrap();
+            let line = LogLine { stream: "stdout".into(), log: "x".repeat(1024), time: 0.0 };
+            let lines = (u64::from(files) + 2) * (max_bytes / 1024 + 1);
+            for _ in 0..lines {
+                log.write(&line).unwrap();
+            }
+            assert!(fs::metadata(&path).unwrap().len() <= max_bytes);
+            for n in 1..files {
+                assert!(Path::new(&format!("{}.{n}", path.display())).exists(), "{files} files: .{n}");
+            }
+            assert!(!Path::new(&format!("{}.{files}", path.display())).exists(), "{files} files in all");
         }
-        assert!(fs::metadata(&path).unwrap().len() <= LOG_MAX_BYTES);
-        for n in 1..=LOG_KEEP {
-            assert!(Path::new(&format!("{}.{n}", path.display())).exists(), "{n}");
-        }
-        assert!(!Path::new(&format!("{}.{}", path.display(), LOG_KEEP + 1)).exists());
+    }
+
+    #[test]
+    fn options_default_to_dockers_json_file_settings() {
+        let o: Options = serde_json::from_str("{}").unwrap();
+        assert_eq!(o, Options { log_max_bytes: 10 << 20, log_files: 3, interactive: false });
     }
 }
