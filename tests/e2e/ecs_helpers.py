@@ -139,7 +139,8 @@ def header(headers, name):
 
 
 def until(check, timeout=30, what="condition", interval=0.2):
-    """Calls `check` until it returns something truthy, and returns that; fails after `timeout` s."""
+    """The suite's one polling helper: calls `check` until it returns something truthy, and
+    returns that; fails after `timeout` s naming `what` and the last value."""
     deadline = time.time() + timeout
     while True:
         value = check()
@@ -148,3 +149,15 @@ def until(check, timeout=30, what="condition", interval=0.2):
         if time.time() > deadline:
             raise AssertionError(f"timed out waiting for {what}; last value {value!r}")
         time.sleep(interval)
+
+
+def wait_task(ecs, arn, done="STOPPED", timeout=60, cluster=None):
+    """Polls a task until `done` holds (a status name, or a predicate on the described task);
+    returns the task."""
+    holds = (lambda t: t["lastStatus"] == done) if isinstance(done, str) else done
+    kwargs = {"cluster": cluster} if cluster else {}
+
+    def check():
+        task = ecs.describe_tasks(tasks=[arn], **kwargs)["tasks"][0]
+        return task if holds(task) else None
+    return until(check, timeout=timeout, what=f"task {arn} to reach {done}")

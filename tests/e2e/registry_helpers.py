@@ -9,7 +9,6 @@ import io
 import json
 import os
 import tarfile
-import time
 from pathlib import Path
 
 import requests
@@ -119,14 +118,6 @@ def multi_layer_layout(out, busybox_layout, extra_layers=2, tag="latest"):
     return m["digest"], manifest
 
 
-def wait_for(predicate, timeout=20, interval=0.2):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    return predicate()
 
 
 def registry_state(ecr):

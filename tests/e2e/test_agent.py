@@ -10,16 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import free_port
-
-
-def wait_for(ecs, task_arn, status, timeout=60):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        task = ecs.describe_tasks(tasks=[task_arn])["tasks"][0]
-        if task["lastStatus"] == status:
-            return task
-        time.sleep(0.2)
-    raise AssertionError(f"task never reached {status}: {task}")
+from ecs_helpers import until, wait_task
 
 
 def test_essential_container_exit_code_stops_the_task(agent_berth, registry):
@@ -27,7 +18,7 @@ def test_essential_container_exit_code_stops_the_task(agent_berth, registry):
     ecs.register_task_definition(family="exit3", containerDefinitions=[
         {"name": "main", "image": registry, "memory": 32, "command": ["sh", "-c", "exit 3"]}])
     arn = ecs.run_task(taskDefinition="exit3")["tasks"][0]["taskArn"]
-    task = wait_for(ecs, arn, "STOPPED")
+    task = wait_task(ecs, arn, "STOPPED")
     assert task["containers"][0]["exitCode"] == 3
     assert task["stopCode"] == "EssentialContainerExited"
     assert task["stoppedReason"] == "Essential container in task exited"
@@ -40,7 +31,7 @@ def test_missing_image_fails_to_start(agent_berth, registry, image_suffix):
     missing = registry.rsplit("/", 1)[0] + "/" + image_suffix
     ecs.register_task_definition(family="missing", containerDefinitions=[{"name": "main", "image": missing, "memory": 32}])
     arn = ecs.run_task(taskDefinition="missing")["tasks"][0]["taskArn"]
-    task = wait_for(ecs, arn, "STOPPED")
+    task = wait_task(ecs, arn, "STOPPED")
     assert task["stopCode"] == "TaskFailedToStart"
     assert task["stoppedReason"].startswith("CannotPullContainerError:"), task["stoppedReason"]
     assert "startedAt" not in task
@@ -58,12 +49,12 @@ def test_environment_files_are_read_beneath_the_environment(agent_berth, registr
     ecs.register_task_definition(family="envfiles", containerDefinitions=[
         {"name": "main", "image": registry, "memory": 32, "command": ["sh", "-c", check],
          "environment": [{"name": "C", "value": "given"}], "environmentFiles": files}])
-    task = wait_for(ecs, ecs.run_task(taskDefinition="envfiles")["tasks"][0]["taskArn"], "STOPPED")
+    task = wait_task(ecs, ecs.run_task(taskDefinition="envfiles")["tasks"][0]["taskArn"], "STOPPED")
     assert task["containers"][0].get("exitCode") == 7, task
     ecs.register_task_definition(family="envmissing", containerDefinitions=[
         {"name": "main", "image": registry, "memory": 32, "command": ["true"],
          "environmentFiles": [{"value": "arn:aws:s3:::config/none.env", "type": "s3"}]}])
-    task = wait_for(ecs, ecs.run_task(taskDefinition="envmissing")["tasks"][0]["taskArn"], "STOPPED")
+    task = wait_task(ecs, ecs.run_task(taskDefinition="envmissing")["tasks"][0]["taskArn"], "STOPPED")
     assert task["stopCode"] == "TaskFailedToStart"
     assert task["stoppedReason"].startswith("ResourceInitializationError: failed to download env files"), task
 
@@ -92,18 +83,6 @@ def container(task, name):
     matches = [c for c in task["containers"] if c["name"] == name]
     assert len(matches) == 1, task["containers"]
     return matches[0]
-
-
-def wait_until(check, timeout=30, interval=0.2, what="condition"):
-    """Polls `check()` until it returns something truthy; returns that value."""
-    deadline = time.time() + timeout
-    last = None
-    while time.time() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"{what} never held (last value: {last!r})")
 
 
 def http_get(url, timeout=20):
@@ -150,7 +129,7 @@ def stop_outside_berth(b, cid, timeout=5):
         docker("stop", "-t", str(timeout), cid)
         return
     subprocess.run(["runc", "kill", cid, "TERM"], capture_output=True)
-    wait_until(lambda: oci_exit(b, cid) is not None, timeout=timeout + 10, what=f"{cid} to exit")
+    until(lambda: oci_exit(b, cid) is not None, timeout=timeout + 10, what=f"{cid} to exit")
 
 
 def cgroup_dir(controller, task_arn, cid=None):
@@ -161,6 +140,20 @@ def cgroup_dir(controller, task_arn, cid=None):
 
 def instance_arn(ecs):
     return ecs.list_container_instances()["containerInstanceArns"][0]
+
+
+def trapping(tmp_path, name, image, trap, loop="while true; do sleep 0.2; done", **extra):
+    """A busybox container that installs `trap` and then says so in a file of a host volume
+    (see `trap_installed`), so a test can signal it knowing the trap is there."""
+    signals = tmp_path / "signals"
+    signals.mkdir(exist_ok=True)
+    script = f"{trap}; touch /signals/ready; {loop}"
+    return bb(name, image, script, mountPoints=[{"sourceVolume": "signals", "containerPath": "/signals"}], **extra), [
+        {"name": "signals", "host": {"sourcePath": str(signals)}}]
+
+
+def trap_installed(tmp_path):
+    until(lambda: (tmp_path / "signals" / "ready").exists(), timeout=30, what="the container to install its trap")
 
 
 def bb(name, image, script, memory=32, **extra):
@@ -179,7 +172,7 @@ def test_oom_killed_container_reports_out_of_memory(agent_berth, registry):
     # PID 1 itself asks for a 64 MiB buffer inside a 16 MiB cgroup: the kernel OOM-kills it.
     arn = run_task(ecs, "oom", [
         bb("main", registry, "exec dd if=/dev/zero of=/dev/null bs=64M count=1", memory=16)])
-    task = wait_for(ecs, arn, "STOPPED", timeout=30)
+    task = wait_task(ecs, arn, "STOPPED", timeout=30)
     main = container(task, "main")
     assert main["reason"] == OOM_REASON, main
     assert main["exitCode"] == 137, main
@@ -192,7 +185,7 @@ def test_cpu_and_memory_become_cgroup_limits(agent_berth, registry):
     arn = run_task(ecs, "limits", [
         {"name": "main", "image": registry, "cpu": 512, "memory": 64, "memoryReservation": 32,
          "command": ["sleep", "60"], "stopTimeout": 1}])
-    task = wait_for(ecs, arn, "RUNNING", timeout=30)
+    task = wait_task(ecs, arn, "RUNNING", timeout=30)
     cid = container(task, "main")["runtimeId"]
     if agent_berth.driver == "docker":
         assert len(cid) == 64, cid  # the full Docker container id
@@ -204,7 +197,7 @@ def test_cpu_and_memory_become_cgroup_limits(agent_berth, registry):
     assert read("memory", "memory.limit_in_bytes") == 64 * MIB
     assert read("memory", "memory.soft_limit_in_bytes") == 32 * MIB
     ecs.stop_task(task=arn)
-    task = wait_for(ecs, arn, "STOPPED", timeout=20)
+    task = wait_task(ecs, arn, "STOPPED", timeout=20)
     assert task["stopCode"] == "UserInitiated", task
 
 
@@ -238,7 +231,7 @@ def test_udp_ports_are_published(agent_berth, registry):
     echo = {"name": "echo", "image": registry, "memory": 32, "command": ["udp-echo", "5353"], "stopTimeout": 1,
             "portMappings": [{"containerPort": 5353, "hostPort": 0, "protocol": "udp"}]}
     arn = run_task(ecs, "udp-echo", [echo])
-    task = wait_for(ecs, arn, "RUNNING", timeout=30)
+    task = wait_task(ecs, arn, "RUNNING", timeout=30)
     bindings = task["containers"][0]["networkBindings"]
     assert {(b["containerPort"], b["protocol"]) for b in bindings} == {(5353, "udp")}, bindings
     [port] = {b["hostPort"] for b in bindings}
@@ -246,7 +239,7 @@ def test_udp_ports_are_published(agent_berth, registry):
     # A second client gets its own answers.
     assert udp_exchange(port, b"pong") == b"echo:pong"
     ecs.stop_task(task=arn)
-    wait_for(ecs, arn, "STOPPED", timeout=20)
+    wait_task(ecs, arn, "STOPPED", timeout=20)
 
 
 def test_static_and_dynamic_host_ports_serve_http(agent_berth, registry):
@@ -257,12 +250,12 @@ def test_static_and_dynamic_host_ports_serve_http(agent_berth, registry):
     static = run_task(ecs, "web-static", [{**httpd, "portMappings": [{"containerPort": 80, "hostPort": host_port}]}])
     dynamic = run_task(ecs, "web-dynamic", [{**httpd, "portMappings": [{"containerPort": 80, "hostPort": 0}]}])
 
-    task = wait_for(ecs, static, "RUNNING", timeout=30)
+    task = wait_task(ecs, static, "RUNNING", timeout=30)
     bindings = tcp_bindings(task, "web", 80)
     assert {b["hostPort"] for b in bindings} == {host_port}, bindings
     assert http_get(f"http://127.0.0.1:{host_port}/index.html") == "hello from berth\n"
 
-    task = wait_for(ecs, dynamic, "RUNNING", timeout=30)
+    task = wait_task(ecs, dynamic, "RUNNING", timeout=30)
     bindings = tcp_bindings(task, "web", 80)
     ports = {b["hostPort"] for b in bindings}
     assert len(ports) == 1, bindings
@@ -275,22 +268,22 @@ def test_static_and_dynamic_host_ports_serve_http(agent_berth, registry):
     for arn in (static, dynamic):
         ecs.stop_task(task=arn)
     for arn in (static, dynamic):
-        wait_for(ecs, arn, "STOPPED", timeout=20)
+        wait_task(ecs, arn, "STOPPED", timeout=20)
 
 
 # --- stopping -------------------------------------------------------------------------
 
 
-def test_stop_task_sends_sigterm_first(agent_berth, registry):
+def test_stop_task_sends_sigterm_first(agent_berth, registry, tmp_path):
     ecs = agent_berth.client()
     # Default stopTimeout (30 s): a quick stop proves the container exited on SIGTERM.
-    arn = run_task(ecs, "graceful", [
-        bb("main", registry, 'trap "exit 0" TERM; while true; do sleep 0.2; done')])
-    wait_for(ecs, arn, "RUNNING", timeout=30)
-    time.sleep(0.5)  # let the shell install its trap
+    main, volumes = trapping(tmp_path, "main", registry, 'trap "exit 0" TERM')
+    arn = run_task(ecs, "graceful", [main], volumes)
+    wait_task(ecs, arn, "RUNNING", timeout=30)
+    trap_installed(tmp_path)
     started = time.time()
     ecs.stop_task(task=arn, reason="enough")
-    task = wait_for(ecs, arn, "STOPPED", timeout=20)
+    task = wait_task(ecs, arn, "STOPPED", timeout=20)
     elapsed = time.time() - started
     assert elapsed < 8, f"stop took {elapsed:.1f}s: SIGTERM was not delivered or not acted on"
     assert container(task, "main")["exitCode"] == 0, task["containers"]
@@ -298,15 +291,15 @@ def test_stop_task_sends_sigterm_first(agent_berth, registry):
     assert task["stoppedReason"] == "enough", task
 
 
-def test_stop_task_kills_after_stop_timeout(agent_berth, registry):
+def test_stop_task_kills_after_stop_timeout(agent_berth, registry, tmp_path):
     ecs = agent_berth.client()
-    arn = run_task(ecs, "stubborn", [
-        bb("main", registry, 'trap "" TERM; while true; do sleep 0.2; done', stopTimeout=2)])
-    wait_for(ecs, arn, "RUNNING", timeout=30)
-    time.sleep(0.5)
+    main, volumes = trapping(tmp_path, "main", registry, 'trap "" TERM', stopTimeout=2)
+    arn = run_task(ecs, "stubborn", [main], volumes)
+    wait_task(ecs, arn, "RUNNING", timeout=30)
+    trap_installed(tmp_path)
     started = time.time()
     ecs.stop_task(task=arn)
-    task = wait_for(ecs, arn, "STOPPED", timeout=30)
+    task = wait_task(ecs, arn, "STOPPED", timeout=30)
     elapsed = time.time() - started
     assert 1.5 <= elapsed <= 15, f"stopped after {elapsed:.1f}s with stopTimeout 2"
     assert container(task, "main")["exitCode"] == 137, task["containers"]
@@ -323,7 +316,7 @@ def test_non_essential_exit_keeps_the_task_running(agent_berth, registry):
         task = ecs.describe_tasks(tasks=[arn])["tasks"][0]
         return task if container(task, "side")["lastStatus"] == "STOPPED" else None
 
-    task = wait_until(side_stopped, timeout=30, what="the non-essential container stopped")
+    task = until(side_stopped, timeout=30, what="the non-essential container stopped")
     assert container(task, "side")["exitCode"] == 0, task["containers"]
     time.sleep(1.5)  # time for a wrong "essential exited" decision to show
     task = ecs.describe_tasks(tasks=[arn])["tasks"][0]
@@ -333,7 +326,7 @@ def test_non_essential_exit_keeps_the_task_running(agent_berth, registry):
     assert container(task, "side")["lastStatus"] == "STOPPED", task["containers"]
 
     ecs.stop_task(task=arn)
-    task = wait_for(ecs, arn, "STOPPED", timeout=20)
+    task = wait_task(ecs, arn, "STOPPED", timeout=20)
     assert task["stopCode"] == "UserInitiated", task
     assert container(task, "main")["exitCode"] == 137, task["containers"]  # sleep ignores SIGTERM as PID 1
     assert container(task, "side")["exitCode"] == 0, task["containers"]
@@ -355,9 +348,9 @@ def test_environment_command_entrypoint_workdir_and_overrides(agent_berth, regis
     replaced = ecs.run_task(taskDefinition="settings", overrides={"containerOverrides": [
         {"name": "main", "command": ['test "$B" = 2 && test "$(pwd)" = /www && exit 11; exit 1']}]})["tasks"][0]["taskArn"]
 
-    task = wait_for(ecs, arn, "STOPPED", timeout=30)
+    task = wait_task(ecs, arn, "STOPPED", timeout=30)
     assert container(task, "main")["exitCode"] == 7, task["containers"]
-    task = wait_for(ecs, replaced, "STOPPED", timeout=30)
+    task = wait_task(ecs, replaced, "STOPPED", timeout=30)
     assert container(task, "main")["exitCode"] == 11, task["containers"]
 
 
@@ -373,14 +366,14 @@ def test_readonly_root_user_and_ulimits(agent_berth, registry):
            ulimits=[{"name": "nofile", "softLimit": 123, "hardLimit": 456}])])
     expected = {readonly: 4, writable: 3, user: 6, ulimit: 8}
     for arn, code in expected.items():
-        task = wait_for(ecs, arn, "STOPPED", timeout=30)
+        task = wait_task(ecs, arn, "STOPPED", timeout=30)
         assert container(task, "main")["exitCode"] == code, (task["taskDefinitionArn"], task["containers"])
 
 
 def test_privileged_container_is_refused(agent_berth, registry):
     ecs = agent_berth.client()
     arn = run_task(ecs, "privileged", [bb("main", registry, "exit 0", privileged=True)])
-    task = wait_for(ecs, arn, "STOPPED", timeout=30)
+    task = wait_task(ecs, arn, "STOPPED", timeout=30)
     assert task["stopCode"] == "TaskFailedToStart", task
     assert "privileged" in task["stoppedReason"], task
     assert "startedAt" not in task, task
@@ -402,7 +395,7 @@ def test_scratch_volume_is_shared_between_containers(agent_berth, registry):
            'test "$(cat /shared/msg)" = shared-data && exit 5; exit 1',
            mountPoints=[{"sourceVolume": "scratch", "containerPath": "/shared"}])],
         volumes=[{"name": "scratch"}])
-    task = wait_for(ecs, arn, "STOPPED", timeout=30)
+    task = wait_task(ecs, arn, "STOPPED", timeout=30)
     assert container(task, "writer")["exitCode"] == 0, task["containers"]
     assert container(task, "reader")["exitCode"] == 5, task["containers"]
     assert task["stopCode"] == "EssentialContainerExited", task
@@ -417,7 +410,7 @@ def test_host_volume_is_bind_mounted(agent_berth, registry, tmp_path):
         bb("main", registry, 'test "$(cat /mnt/in.txt)" = from-host && echo from-container > /mnt/out.txt && exit 2; exit 1',
            mountPoints=[{"sourceVolume": "h", "containerPath": "/mnt"}])],
         volumes=[{"name": "h", "host": {"sourcePath": str(host_dir)}}])
-    task = wait_for(ecs, arn, "STOPPED", timeout=30)
+    task = wait_task(ecs, arn, "STOPPED", timeout=30)
     assert container(task, "main")["exitCode"] == 2, task["containers"]
     assert (host_dir / "out.txt").read_text() == "from-container\n"
 
@@ -460,7 +453,7 @@ def test_agent_restart_adopts_running_containers(agent_berth, registry):
     arns = ecs.run_task(taskDefinition="long", count=5)["tasks"]
     arns = [t["taskArn"] for t in arns]
     assert len(arns) == 5
-    before = {arn: container(wait_for(ecs, arn, "RUNNING", timeout=30), "main")["runtimeId"] for arn in arns}
+    before = {arn: container(wait_task(ecs, arn, "RUNNING", timeout=30), "main")["runtimeId"] for arn in arns}
     assert managed_containers(agent_berth, instance) == {arn: [cid] for arn, cid in before.items()}
 
     agent_berth.restart()
@@ -480,17 +473,18 @@ def test_agent_restart_adopts_running_containers(agent_berth, registry):
 
     # The restarted agent controls the adopted containers: StopTask still stops one.
     ecs.stop_task(task=arns[0])
-    task = wait_for(ecs, arns[0], "STOPPED", timeout=20)
+    task = wait_task(ecs, arns[0], "STOPPED", timeout=20)
     assert container(task, "main")["exitCode"] == 137, task["containers"]
-    wait_until(lambda: arns[0] not in managed_containers(agent_berth, instance), timeout=10, what="the stopped container gone")
+    until(lambda: arns[0] not in managed_containers(agent_berth, instance), timeout=10, what="the stopped container gone")
     assert set(managed_containers(agent_berth, instance)) == set(arns[1:])
 
 
-def test_container_exit_while_agent_down_is_reported(agent_berth, registry):
+def test_container_exit_while_agent_down_is_reported(agent_berth, registry, tmp_path):
     ecs = agent_berth.client()
-    arn = run_task(ecs, "exit9", [bb("main", registry, 'trap "exit 9" TERM; while true; do sleep 0.2; done')])
-    cid = container(wait_for(ecs, arn, "RUNNING", timeout=30), "main")["runtimeId"]
-    time.sleep(0.5)  # let the shell install its trap
+    main, volumes = trapping(tmp_path, "main", registry, 'trap "exit 9" TERM')
+    arn = run_task(ecs, "exit9", [main], volumes)
+    cid = container(wait_task(ecs, arn, "RUNNING", timeout=30), "main")["runtimeId"]
+    trap_installed(tmp_path)
     agent_berth.stop()
     time.sleep(1)
     # Stopping berth leaves its containers running (they are re-adopted on the next start).
@@ -500,7 +494,7 @@ def test_container_exit_while_agent_down_is_reported(agent_berth, registry):
     assert container_state(agent_berth, cid) == (False, 9)
     agent_berth.start()
     ecs = agent_berth.client()
-    task = wait_for(ecs, arn, "STOPPED", timeout=30)
+    task = wait_task(ecs, arn, "STOPPED", timeout=30)
     main = container(task, "main")
     assert main["exitCode"] == 9, task["containers"]
     assert main["runtimeId"] == cid
@@ -517,15 +511,15 @@ def test_depends_on_healthy_holds_the_dependent_until_the_check_passes(agent_ber
             healthCheck={"command": ["CMD-SHELL", "test -f /tmp/ready"], "interval": 1, "timeout": 1, "retries": 1})
     app = bb("app", registry, "sleep 300", stopTimeout=1, dependsOn=[{"containerName": "db", "condition": "HEALTHY"}])
     arn = run_task(ecs, "healthy", [db, app])
-    wait_until(lambda: container(ecs.describe_tasks(tasks=[arn])["tasks"][0], "db")["lastStatus"] == "RUNNING",
+    until(lambda: container(ecs.describe_tasks(tasks=[arn])["tasks"][0], "db")["lastStatus"] == "RUNNING",
                timeout=30, what="db running")
     task = ecs.describe_tasks(tasks=[arn])["tasks"][0]
     assert container(task, "app")["lastStatus"] == "PENDING", "app waits while db is not yet healthy"
-    task = wait_for(ecs, arn, "RUNNING", timeout=30)
+    task = wait_task(ecs, arn, "RUNNING", timeout=30)
     assert container(task, "db")["healthStatus"] == "HEALTHY"
     assert container(task, "app")["lastStatus"] == "RUNNING"
     ecs.stop_task(task=arn)
-    wait_for(ecs, arn, "STOPPED", timeout=30)
+    wait_task(ecs, arn, "STOPPED", timeout=30)
 
 
 def test_depends_on_complete_and_success(agent_berth, registry):
@@ -535,13 +529,13 @@ def test_depends_on_complete_and_success(agent_berth, registry):
     after_complete = bb("main", registry, "exit 5", dependsOn=[
         {"containerName": "setup", "condition": "SUCCESS"}, {"containerName": "migrate", "condition": "COMPLETE"}])
     arn = run_task(ecs, "complete", [setup, failing, after_complete])
-    task = wait_for(ecs, arn, "STOPPED", timeout=30)
+    task = wait_task(ecs, arn, "STOPPED", timeout=30)
     assert [container(task, n)["exitCode"] for n in ("setup", "migrate", "main")] == [0, 2, 5], task["containers"]
 
     # SUCCESS on a container that fails can never be met: the dependent never starts.
     never = bb("main", registry, "exit 5", dependsOn=[{"containerName": "migrate", "condition": "SUCCESS"}])
     arn = run_task(ecs, "never", [failing, never])
-    task = wait_for(ecs, arn, "STOPPED", timeout=30)
+    task = wait_task(ecs, arn, "STOPPED", timeout=30)
     assert "exitCode" not in container(task, "main"), task["containers"]
     assert "DependencyConditionNotMet" in task["stoppedReason"], task
 
@@ -551,13 +545,13 @@ def test_task_level_limits_wrap_the_containers(agent_berth, registry):
     ecs.register_task_definition(family="tasklimits", cpu="512", memory="128", containerDefinitions=[
         bb("main", registry, "sleep 300", memory=None, stopTimeout=1), bb("side", registry, "sleep 300", memory=None, stopTimeout=1)])
     arn = ecs.run_task(taskDefinition="tasklimits", overrides={"memory": "96"})["tasks"][0]["taskArn"]
-    task = wait_for(ecs, arn, "RUNNING", timeout=30)
+    task = wait_task(ecs, arn, "RUNNING", timeout=30)
     assert int((cgroup_dir("memory", arn) / "memory.limit_in_bytes").read_text()) == 96 * MIB, "the override wins"
     assert int((cgroup_dir("cpu", arn) / "cpu.shares").read_text()) == 512
     for name in ("main", "side"):
         assert cgroup_dir("memory", arn, container(task, name)["runtimeId"]).is_dir(), f"{name} sits in the task cgroup"
     ecs.stop_task(task=arn)
-    wait_for(ecs, arn, "STOPPED", timeout=30)
+    wait_task(ecs, arn, "STOPPED", timeout=30)
 
 
 def test_hostname_extra_hosts_dns_and_init(agent_berth, registry):
@@ -570,7 +564,7 @@ def test_hostname_extra_hosts_dns_and_init(agent_berth, registry):
     plain = bb("main", registry, 'test "$$" = 1 && exit 8; exit 1')
     arns = {run_task(ecs, "names", [names]): 6, run_task(ecs, "init", [init]): 7, run_task(ecs, "plain", [plain]): 8}
     for arn, code in arns.items():
-        task = wait_for(ecs, arn, "STOPPED", timeout=30)
+        task = wait_task(ecs, arn, "STOPPED", timeout=30)
         assert container(task, "main")["exitCode"] == code, (task["taskDefinitionArn"], task["containers"])
 
 
@@ -583,7 +577,7 @@ def test_volumes_from_shares_another_containers_mounts(agent_berth, registry):
                 'test "$(cat /data/x)" = hello && ! touch /data/y 2>/dev/null && exit 5; exit 1',
                 volumesFrom=[{"sourceContainer": "writer", "readOnly": True}])
     arn = run_task(ecs, "volfrom", [writer, reader], volumes=[{"name": "shared"}])
-    task = wait_for(ecs, arn, "STOPPED", timeout=30)
+    task = wait_task(ecs, arn, "STOPPED", timeout=30)
     assert container(task, "reader")["exitCode"] == 5, task["containers"]
 
 
@@ -593,9 +587,8 @@ def test_a_task_stopped_before_the_agent_claims_it_never_starts(agent_berth, reg
     arns = [t["taskArn"] for t in ecs.run_task(taskDefinition="quickstop", count=5)["tasks"]]
     for arn in arns:
         ecs.stop_task(task=arn)
-    time.sleep(3)
-    tasks = ecs.describe_tasks(tasks=arns)["tasks"]
-    assert all(t["lastStatus"] == "STOPPED" for t in tasks), [t["lastStatus"] for t in tasks]
+    tasks = until(lambda: (lambda ts: ts if all(t["lastStatus"] == "STOPPED" for t in ts) else None)(
+        ecs.describe_tasks(tasks=arns)["tasks"]), timeout=30, what="all five stopped")
     # A task the agent had claimed is stopped by the agent; one it had not must never run.
     for t in tasks:
         if "runtimeId" not in container(t, "main"):

@@ -11,7 +11,7 @@ import urllib.request
 import pytest
 
 from conftest import Berth, remove_empty_task_cgroups, remove_containers_of, remove_oci_containers
-from ecs_helpers import expect_error, register_instance
+from ecs_helpers import expect_error, register_instance, wait_task
 
 
 # --- refused at registration ------------------------------------------------------------
@@ -141,18 +141,8 @@ def test_fargate_members_are_kept_and_refused_for_ec2_launches(ecs, members, lau
 
 # --- acted on, on both drivers ------------------------------------------------------------
 
-def wait_for(ecs, arn, done, timeout=60, what="the task"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        task = ecs.describe_tasks(tasks=[arn])["tasks"][0]
-        if done(task):
-            return task
-        time.sleep(0.2)
-    raise AssertionError(f"{what} never got there: {task}")
-
-
 def stopped(ecs, arn, timeout=60):
-    return wait_for(ecs, arn, lambda t: t["lastStatus"] == "STOPPED", timeout)
+    return wait_task(ecs, arn, lambda t: t["lastStatus"] == "STOPPED", timeout)
 
 
 def run(ecs, family, containers, **members):
@@ -245,7 +235,7 @@ def test_linux_parameters_and_system_controls_act_in_the_container(agent, regist
     main = sh("main", registry, "exec sleep 300", stopTimeout=1, memory=64,
               linuxParameters={"maxSwap": 32, "swappiness": 7})
     arn = run(ecs, "linux", [check, main])
-    task = wait_for(ecs, arn, lambda t: exit_codes(t)["check"] is not None or t["lastStatus"] == "STOPPED")
+    task = wait_task(ecs, arn, lambda t: exit_codes(t)["check"] is not None or t["lastStatus"] == "STOPPED")
     assert exit_codes(task)["check"] == 42, (task.get("stoppedReason"), logs(agent, task, "check"))
     # Swap limits, seen from the host in the container's memory cgroup.
     cid = container(task, "main")["runtimeId"]
@@ -275,7 +265,7 @@ def test_a_port_range_is_published_on_a_run_of_host_ports(agent, registry):
     serve = "httpd -p 8000 -h /www && httpd -p 8002 -h /www && exec sleep 300"
     arn = run(ecs, "ranges", [sh("web", registry, serve, stopTimeout=1,
                                  portMappings=[{"containerPortRange": "8000-8002"}])])
-    task = wait_for(ecs, arn, lambda t: t["lastStatus"] in ("RUNNING", "STOPPED"))
+    task = wait_task(ecs, arn, lambda t: t["lastStatus"] in ("RUNNING", "STOPPED"))
     assert task["lastStatus"] == "RUNNING", task.get("stoppedReason")
     bindings = [b for b in container(task, "web")["networkBindings"] if b["bindIP"] == "0.0.0.0"]
     assert len(bindings) == 1, bindings
@@ -314,7 +304,7 @@ def test_task_pid_and_ipc_namespaces_are_shared_by_the_task(agent, registry):
            "&& grep -q ' /dev/shm .*size=98304k' /proc/mounts && exit 42; ps; cat /proc/mounts; exit 1",
            linuxParameters={"sharedMemorySize": 96})
     arn = run(ecs, "shared", [a, b], pidMode="task", ipcMode="task")
-    task = wait_for(ecs, arn, lambda t: exit_codes(t)["b"] is not None or t["lastStatus"] == "STOPPED")
+    task = wait_task(ecs, arn, lambda t: exit_codes(t)["b"] is not None or t["lastStatus"] == "STOPPED")
     assert exit_codes(task)["b"] == 42, (task.get("stoppedReason"), logs(agent, task, "b"))
     assert len(holders(agent)) == 1
     # Without pidMode task, the other container's processes are not visible.
@@ -395,7 +385,7 @@ def test_json_file_options_rotate_the_log(agent, registry):
     arn = run(ecs, "rotate", [sh("main", registry, f"for i in $(seq 200); do echo {line}; done; exec sleep 300",
                                  stopTimeout=1,
                                  logConfiguration={"logDriver": "json-file", "options": {"max-size": "4k", "max-file": "2"}})])
-    task = wait_for(ecs, arn, lambda t: t["lastStatus"] in ("RUNNING", "STOPPED"))
+    task = wait_task(ecs, arn, lambda t: t["lastStatus"] in ("RUNNING", "STOPPED"))
     cid = container(task, "main")["runtimeId"]
     if agent.driver == "docker":
         path = subprocess.run(["docker", "inspect", "-f", "{{.LogPath}}", cid], capture_output=True, text=True).stdout.strip()

@@ -8,8 +8,8 @@ import time
 import pytest
 
 from conftest import Berth
-from ecs_helpers import expect_error
-from registry_helpers import OCI_LAYER, OCI_MANIFEST, V2, login_password, sha256, wait_for
+from ecs_helpers import expect_error, until
+from registry_helpers import OCI_LAYER, OCI_MANIFEST, V2, login_password, sha256
 
 
 @pytest.fixture
@@ -222,7 +222,7 @@ def test_lifecycle_policy_keeps_the_newest_preview_first_then_on_schedule(tmp_pa
         assert len(ecr.list_images(repositoryName="web")["imageIds"]) == 5
         ecr.put_lifecycle_policy(repositoryName="web", lifecyclePolicyText=KEEP_TWO)
         assert ecr.get_lifecycle_policy(repositoryName="web")["lifecyclePolicyText"] == KEEP_TWO
-        left = wait_for(lambda: (ids := ecr.list_images(repositoryName="web")["imageIds"]) and len(ids) == 2 and ids, timeout=15)
+        left = until(lambda: (ids := ecr.list_images(repositoryName="web")["imageIds"]) and len(ids) == 2 and ids, timeout=15)
         assert {i["imageTag"] for i in left} == {"build-3", "build-4"}
         assert "lastEvaluatedAt" in ecr.get_lifecycle_policy(repositoryName="web")
         assert ecr.delete_lifecycle_policy(repositoryName="web")["lifecyclePolicyText"] == KEEP_TWO

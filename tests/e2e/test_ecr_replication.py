@@ -6,8 +6,8 @@ FAILED per destination."""
 import json
 
 from conftest import Berth
-from ecs_helpers import expect_error
-from registry_helpers import OCI_INDEX, OCI_MANIFEST, V2, login_password, sha256, wait_for
+from ecs_helpers import expect_error, until
+from registry_helpers import OCI_INDEX, OCI_MANIFEST, V2, login_password, sha256
 
 SOURCE = "000000000000"
 PEER = "111111111111"
@@ -23,7 +23,7 @@ def settled(ecr, repo, tag, count):
     def done():
         s = statuses(ecr, repo, tag)
         return len(s) == count and all(v["status"] != "IN_PROGRESS" for v in s.values()) and s
-    return wait_for(done, timeout=40)
+    return until(done, timeout=40)
 
 
 def test_pushes_are_copied_to_a_peer_berth_and_another_region(tmp_path):

@@ -1,6 +1,5 @@
 """Container instances, tasks (RunTask/StartTask/StopTask and the agent's reports), tags, account settings."""
 
-import pytest
 
 from botocore.exceptions import ClientError
 

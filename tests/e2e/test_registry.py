@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from ecs_helpers import until
 from conftest import BIN, Berth, FIXTURES
 from registry_helpers import (DOCKER_LIST, DOCKER_MANIFEST, OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_MANIFEST, V2,
-                              forged_password, login_password, multi_layer_layout, sha256, wait_for)
+                              forged_password, login_password, multi_layer_layout, sha256)
 
 
 @pytest.fixture(scope="session")
@@ -324,7 +325,7 @@ def test_kill_during_twenty_concurrent_pushes_then_restart(berth, ecr):
     blobs_dir = Path(berth.data_dir) / "registry" / "blobs" / "sha256"
     # Kill once some pushes have finished while the rest are still uploading.
     watcher = V2(berth, password)
-    assert wait_for(lambda: len(watcher("GET", "/v2/load/tags/list").json()["tags"]) >= 2, timeout=60, interval=0.02)
+    assert until(lambda: len(watcher("GET", "/v2/load/tags/list").json()["tags"]) >= 2, timeout=60, interval=0.02)
     berth.kill()
     interrupted = 0
     for f in futures:

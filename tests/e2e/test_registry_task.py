@@ -4,9 +4,9 @@ ECR token as the ECS agent does."""
 
 import json
 import subprocess
-import time
 
 from conftest import Berth
+from ecs_helpers import wait_task
 from registry_helpers import login_password
 from test_registry import busybox_layout, skopeo  # noqa: F401 (fixture)
 
@@ -28,25 +28,9 @@ def test_a_task_runs_an_image_pushed_to_berth(agent_berth, busybox_layout):  # n
         {"name": "main", "image": f"{repo['repositoryUri']}:1", "memory": 32,
          "command": ["sh", "-c", "cat /www/index.html; exit 7"]}])
     arn = ecs.run_task(taskDefinition="pushed")["tasks"][0]["taskArn"]
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        task = ecs.describe_tasks(tasks=[arn])["tasks"][0]
-        if task["lastStatus"] == "STOPPED":
-            break
-        time.sleep(0.3)
-    assert task["lastStatus"] == "STOPPED", task
+    task = wait_task(ecs, arn, "STOPPED", timeout=90)
     assert task["containers"][0].get("exitCode") == 7, json.dumps(task, default=str)
     assert task["stopCode"] == "EssentialContainerExited"
-
-
-def wait_stopped(ecs, arn, timeout=90):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        task = ecs.describe_tasks(tasks=[arn])["tasks"][0]
-        if task["lastStatus"] == "STOPPED":
-            return task
-        time.sleep(0.3)
-    raise AssertionError(f"task {arn} did not stop")
 
 
 def test_repository_credentials_pull_from_a_private_registry(agent_berth, busybox_layout, tmp_path):  # noqa: F811
@@ -70,14 +54,14 @@ def test_repository_credentials_pull_from_a_private_registry(agent_berth, busybo
             container = {**main, "repositoryCredentials": {"credentialsParameter": creds}} if creds else main
             ecs.register_task_definition(family=family, containerDefinitions=[container])
         # Without credentials, and with a secret that is not there, the pull fails...
-        task = wait_stopped(ecs, ecs.run_task(taskDefinition="nocreds")["tasks"][0]["taskArn"])
+        task = wait_task(ecs, ecs.run_task(taskDefinition="nocreds")["tasks"][0]["taskArn"], timeout=90)
         assert task["stopCode"] == "TaskFailedToStart"
         assert task["stoppedReason"].startswith("CannotPullContainerError"), task["stoppedReason"]
-        task = wait_stopped(ecs, ecs.run_task(taskDefinition="missing")["tasks"][0]["taskArn"])
+        task = wait_task(ecs, ecs.run_task(taskDefinition="missing")["tasks"][0]["taskArn"], timeout=90)
         assert task["stopCode"] == "TaskFailedToStart"
         assert task["stoppedReason"].startswith("ResourceInitializationError: unable to pull secrets or registry auth"), task
         # ...and with the secret it runs.
-        task = wait_stopped(ecs, ecs.run_task(taskDefinition="creds")["tasks"][0]["taskArn"])
+        task = wait_task(ecs, ecs.run_task(taskDefinition="creds")["tasks"][0]["taskArn"], timeout=90)
         assert task["containers"][0].get("exitCode") == 5, json.dumps(task, default=str)
         assert task["stopCode"] == "EssentialContainerExited"
     finally:

@@ -98,18 +98,41 @@ pub fn prepare(request: &Obj) -> Result<Obj, ModelError> {
         .filter(|(k, _)| !NOT_STORED.contains(&k.as_str()))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-
     let network_mode = text(request, "networkMode").unwrap_or("bridge");
     if !matches!(network_mode, "bridge" | "host" | "awsvpc" | "none") {
         return Err(ModelError::client(format!(
             "Invalid networkMode '{network_mode}'. Valid values: bridge, host, awsvpc, none."
         )));
     }
+    let (task_cpu, task_memory) = task_size(request, network_mode)?;
+    if let Some(cpu) = task_cpu {
+        def.insert("cpu".into(), json!(cpu.to_string()));
+    }
+    if let Some(mem) = task_memory {
+        def.insert("memory".into(), json!(mem.to_string()));
+    }
+    let normalised = containers(request, network_mode, task_cpu, task_memory)?;
+    def.insert("containerDefinitions".into(), Value::Array(normalised));
+    def.entry("volumes").or_insert(json!([]));
+    def.entry("placementConstraints").or_insert(json!([]));
+    let fargate_ok =
+        network_mode == "awsvpc" && matches!((task_cpu, task_memory), (Some(c), Some(m)) if fargate_size_allowed(c, m));
+    let mut compat = vec![json!("EC2")];
+    if fargate_ok {
+        compat.push(json!("FARGATE"));
+    }
+    def.insert("compatibilities".into(), Value::Array(compat));
+    def.insert("requiresAttributes".into(), json!([]));
+    Ok(def)
+}
+
+/// The task-level `cpu` (units) and `memory` (MiB), checked, and the sizes a definition that
+/// requires FARGATE must have.
+fn task_size(request: &Obj, network_mode: &str) -> Result<(Option<u32>, Option<u32>), ModelError> {
     let fargate = request
         .get("requiresCompatibilities")
         .and_then(Value::as_array)
         .is_some_and(|c| c.iter().any(|v| v == "FARGATE"));
-
     let task_cpu = match text(request, "cpu") {
         None => None,
         Some(raw) => match parse_cpu(raw) {
@@ -132,13 +155,6 @@ pub fn prepare(request: &Obj) -> Result<Obj, ModelError> {
             }
         },
     };
-    if let Some(cpu) = task_cpu {
-        def.insert("cpu".into(), json!(cpu.to_string()));
-    }
-    if let Some(mem) = task_memory {
-        def.insert("memory".into(), json!(mem.to_string()));
-    }
-
     if fargate {
         if network_mode != "awsvpc" {
             return Err(ModelError::client("Fargate only supports network mode \u{2018}awsvpc\u{2019}."));
@@ -153,163 +169,189 @@ pub fn prepare(request: &Obj) -> Result<Obj, ModelError> {
             )));
         }
     }
+    Ok((task_cpu, task_memory))
+}
 
-    let containers = request.get("containerDefinitions").and_then(Value::as_array).cloned().unwrap_or_default();
-    if containers.is_empty() {
+/// What the checks of one container share with the others of its task definition.
+struct Task<'a> {
+    network_mode: &'a str,
+    task_memory: Option<u32>,
+    volumes: Vec<&'a str>,
+    names: std::collections::BTreeSet<String>,
+    /// Host ports already mapped, with their protocol.
+    host_ports: std::collections::BTreeSet<(i64, String)>,
+    any_essential: bool,
+    cpu_sum: i64,
+    memory_sum: i64,
+}
+
+/// Every container definition, checked and normalised, then the rules across them.
+fn containers(
+    request: &Obj,
+    network_mode: &str,
+    task_cpu: Option<u32>,
+    task_memory: Option<u32>,
+) -> Result<Vec<Value>, ModelError> {
+    let list = request.get("containerDefinitions").and_then(Value::as_array).cloned().unwrap_or_default();
+    if list.is_empty() {
         return Err(ModelError::client("Container list cannot be empty."));
     }
-    if containers.len() > MAX_CONTAINERS {
+    if list.len() > MAX_CONTAINERS {
         return Err(ModelError::client("Too many containers."));
     }
-    let volumes: Vec<&str> = objects(request, "volumes").filter_map(|v| text(v, "name")).collect();
-    let mut seen = std::collections::BTreeSet::new();
-    let mut host_ports = std::collections::BTreeSet::new();
-    let (mut any_essential, mut cpu_sum, mut memory_sum) = (false, 0i64, 0i64);
-    let mut normalised = Vec::with_capacity(containers.len());
-    for c in &containers {
-        let c = c.as_object().cloned().unwrap_or_default();
-        let name = text(&c, "name").unwrap_or_default().to_string();
-        if name.is_empty() {
-            return Err(ModelError::client("Container.name should not be null or empty."));
-        }
-        if !is_valid_name(&name) {
-            return Err(ModelError::client("Container.name contains invalid characters."));
-        }
-        if !seen.insert(name.clone()) {
-            return Err(ModelError::client(format!(
-                "Duplicate container name '{name}': container names must be unique within a task definition."
-            )));
-        }
-        if text(&c, "image").unwrap_or_default().trim().is_empty() {
-            return Err(ModelError::client("Container.image should not be null or empty."));
-        }
-        let essential = c.get("essential").and_then(Value::as_bool).unwrap_or(true);
-        any_essential |= essential;
-
-        let (memory, reservation) = (int(&c, "memory"), int(&c, "memoryReservation"));
-        if memory.is_none() && reservation.is_none() && task_memory.is_none() {
-            return Err(invalid_container(&name, "At least one of 'memory' or 'memoryReservation' must be specified."));
-        }
-        for (field, value) in [("memory", memory), ("memoryReservation", reservation)] {
-            if value.is_some_and(|v| v < 6) {
-                return Err(invalid_container(&name, &format!("'{field}' must be at least 6 MiB.")));
-            }
-        }
-        if let (Some(m), Some(r)) = (memory, reservation)
-            && r > m
-        {
-            return Err(invalid_container(&name, "'memory' must be greater than or equal to 'memoryReservation'."));
-        }
-        if let (Some(m), Some(t)) = (memory, task_memory)
-            && m > i64::from(t)
-        {
-            return Err(ModelError::client(format!(
-                "The 'memory' setting for container '{name}' is greater than for the task."
-            )));
-        }
-        memory_sum += reservation.or(memory).unwrap_or(0);
-        let cpu = int(&c, "cpu").unwrap_or(0);
-        if cpu < 0 {
-            return Err(invalid_container(&name, "'cpu' must not be negative."));
-        }
-        cpu_sum += cpu;
-
-        let mut mappings = Vec::new();
-        for pm in objects(&c, "portMappings") {
-            let mut pm = pm.clone();
-            let protocol = text(&pm, "protocol").unwrap_or("tcp").to_string();
-            if !matches!(protocol.as_str(), "tcp" | "udp") {
-                return Err(invalid_container(&name, &format!("Invalid port mapping protocol '{protocol}'.")));
-            }
-            pm.insert("protocol".into(), json!(protocol));
-            let container_port = int(&pm, "containerPort");
-            let host_port = int(&pm, "hostPort");
-            for p in [container_port, host_port].into_iter().flatten() {
-                if !(0..=65535).contains(&p) {
-                    return Err(invalid_container(&name, &format!("Invalid port {p}: ports are 0-65535.")));
-                }
-            }
-            if pm.contains_key("containerPortRange") {
-                mappings.push(Value::Object(pm));
-                continue;
-            }
-            let Some(container_port) = container_port else {
-                return Err(invalid_container(
-                    &name,
-                    "Port mappings need a 'containerPort' or a 'containerPortRange'.",
-                ));
-            };
-            let host_port = match network_mode {
-                "awsvpc" | "host" => {
-                    if host_port.is_some_and(|h| h != container_port) {
-                        return Err(ModelError::client(format!(
-                            "When networkMode={network_mode}, the host ports and container ports in port mappings must match."
-                        )));
-                    }
-                    pm.insert("hostPort".into(), json!(container_port));
-                    container_port
-                }
-                _ => {
-                    let host_port = host_port.unwrap_or(0);
-                    pm.insert("hostPort".into(), json!(host_port));
-                    host_port
-                }
-            };
-            if host_port != 0 && network_mode != "awsvpc" && !host_ports.insert((host_port, protocol.clone())) {
-                return Err(ModelError::client(format!(
-                    "Port conflict: host port {host_port}/{protocol} is mapped more than once in this task definition."
-                )));
-            }
-            mappings.push(Value::Object(pm));
-        }
-        for mp in objects(&c, "mountPoints") {
-            if let Some(src) = text(mp, "sourceVolume")
-                && !volumes.contains(&src)
-            {
-                return Err(invalid_container(&name, &format!("Unknown volume '{src}'.")));
-            }
-        }
-
-        let mut c = c;
-        c.insert("portMappings".into(), Value::Array(mappings));
-        c.insert("essential".into(), json!(essential));
-        c.entry("cpu").or_insert(json!(0));
-        for list in ["environment", "mountPoints", "volumesFrom"] {
-            c.entry(list).or_insert(json!([]));
-        }
-        normalised.push(Value::Object(c));
-    }
-    if !any_essential {
+    let mut task = Task {
+        network_mode,
+        task_memory,
+        volumes: objects(request, "volumes").filter_map(|v| text(v, "name")).collect(),
+        names: Default::default(),
+        host_ports: Default::default(),
+        any_essential: false,
+        cpu_sum: 0,
+        memory_sum: 0,
+    };
+    let normalised = list
+        .iter()
+        .map(|c| container(c.as_object().cloned().unwrap_or_default(), &mut task))
+        .collect::<Result<Vec<_>, _>>()?;
+    if !task.any_essential {
         return Err(ModelError::client("Task definition doesn't have any essential container."));
     }
     check_depends_on(&normalised)?;
     if let Some(t) = task_cpu
-        && cpu_sum > i64::from(t)
+        && task.cpu_sum > i64::from(t)
     {
         return Err(ModelError::client(format!(
-            "The sum of container 'cpu' values ({cpu_sum}) exceeds the task's 'cpu' ({t})."
+            "The sum of container 'cpu' values ({}) exceeds the task's 'cpu' ({t}).",
+            task.cpu_sum
         )));
     }
     if let Some(t) = task_memory
-        && memory_sum > i64::from(t)
+        && task.memory_sum > i64::from(t)
     {
         return Err(ModelError::client(
             "The sum of all container 'memoryReservation' values cannot be greater than the value of the task 'memory'.",
         ));
     }
+    Ok(normalised)
+}
 
-    def.insert("containerDefinitions".into(), Value::Array(normalised));
-    def.entry("volumes").or_insert(json!([]));
-    def.entry("placementConstraints").or_insert(json!([]));
-    let fargate_ok =
-        network_mode == "awsvpc" && matches!((task_cpu, task_memory), (Some(c), Some(m)) if fargate_size_allowed(c, m));
-    let mut compat = vec![json!("EC2")];
-    if fargate_ok {
-        compat.push(json!("FARGATE"));
+/// One container definition: its name, image, memory and cpu checked, its port mappings and
+/// mount points checked and normalised, ECS's defaults filled in.
+fn container(mut c: Obj, task: &mut Task<'_>) -> Result<Value, ModelError> {
+    let name = text(&c, "name").unwrap_or_default().to_string();
+    if name.is_empty() {
+        return Err(ModelError::client("Container.name should not be null or empty."));
     }
-    def.insert("compatibilities".into(), Value::Array(compat));
-    def.insert("requiresAttributes".into(), json!([]));
-    Ok(def)
+    if !is_valid_name(&name) {
+        return Err(ModelError::client("Container.name contains invalid characters."));
+    }
+    if !task.names.insert(name.clone()) {
+        return Err(ModelError::client(format!(
+            "Duplicate container name '{name}': container names must be unique within a task definition."
+        )));
+    }
+    if text(&c, "image").unwrap_or_default().trim().is_empty() {
+        return Err(ModelError::client("Container.image should not be null or empty."));
+    }
+    let essential = c.get("essential").and_then(Value::as_bool).unwrap_or(true);
+    task.any_essential |= essential;
+    container_size(&c, &name, task)?;
+    let mappings = port_mappings(&c, &name, task)?;
+    for mp in objects(&c, "mountPoints") {
+        if let Some(src) = text(mp, "sourceVolume")
+            && !task.volumes.contains(&src)
+        {
+            return Err(invalid_container(&name, &format!("Unknown volume '{src}'.")));
+        }
+    }
+    c.insert("portMappings".into(), Value::Array(mappings));
+    c.insert("essential".into(), json!(essential));
+    c.entry("cpu").or_insert(json!(0));
+    for list in ["environment", "mountPoints", "volumesFrom"] {
+        c.entry(list).or_insert(json!([]));
+    }
+    Ok(Value::Object(c))
+}
+
+/// A container's `memory`, `memoryReservation` and `cpu`, checked and added to the task's sums.
+fn container_size(c: &Obj, name: &str, task: &mut Task<'_>) -> Result<(), ModelError> {
+    let (memory, reservation) = (int(c, "memory"), int(c, "memoryReservation"));
+    if memory.is_none() && reservation.is_none() && task.task_memory.is_none() {
+        return Err(invalid_container(name, "At least one of 'memory' or 'memoryReservation' must be specified."));
+    }
+    for (field, value) in [("memory", memory), ("memoryReservation", reservation)] {
+        if value.is_some_and(|v| v < 6) {
+            return Err(invalid_container(name, &format!("'{field}' must be at least 6 MiB.")));
+        }
+    }
+    if let (Some(m), Some(r)) = (memory, reservation)
+        && r > m
+    {
+        return Err(invalid_container(name, "'memory' must be greater than or equal to 'memoryReservation'."));
+    }
+    if let (Some(m), Some(t)) = (memory, task.task_memory)
+        && m > i64::from(t)
+    {
+        return Err(ModelError::client(format!(
+            "The 'memory' setting for container '{name}' is greater than for the task."
+        )));
+    }
+    task.memory_sum += reservation.or(memory).unwrap_or(0);
+    let cpu = int(c, "cpu").unwrap_or(0);
+    if cpu < 0 {
+        return Err(invalid_container(name, "'cpu' must not be negative."));
+    }
+    task.cpu_sum += cpu;
+    Ok(())
+}
+
+/// A container's `portMappings`, checked and normalised: the protocol spelled out, the host
+/// port filled in (the container port in awsvpc and host modes, 0 for a dynamic one), no
+/// host port mapped twice.
+fn port_mappings(c: &Obj, name: &str, task: &mut Task<'_>) -> Result<Vec<Value>, ModelError> {
+    let network_mode = task.network_mode;
+    let mut mappings = Vec::new();
+    for pm in objects(c, "portMappings") {
+        let mut pm = pm.clone();
+        let protocol = text(&pm, "protocol").unwrap_or("tcp").to_string();
+        if !matches!(protocol.as_str(), "tcp" | "udp") {
+            return Err(invalid_container(name, &format!("Invalid port mapping protocol '{protocol}'.")));
+        }
+        pm.insert("protocol".into(), json!(protocol));
+        let container_port = int(&pm, "containerPort");
+        let host_port = int(&pm, "hostPort");
+        for p in [container_port, host_port].into_iter().flatten() {
+            if !(0..=65535).contains(&p) {
+                return Err(invalid_container(name, &format!("Invalid port {p}: ports are 0-65535.")));
+            }
+        }
+        if pm.contains_key("containerPortRange") {
+            mappings.push(Value::Object(pm));
+            continue;
+        }
+        let Some(container_port) = container_port else {
+            return Err(invalid_container(name, "Port mappings need a 'containerPort' or a 'containerPortRange'."));
+        };
+        let host_port = match network_mode {
+            "awsvpc" | "host" => {
+                if host_port.is_some_and(|h| h != container_port) {
+                    return Err(ModelError::client(format!(
+                        "When networkMode={network_mode}, the host ports and container ports in port mappings must match."
+                    )));
+                }
+                container_port
+            }
+            _ => host_port.unwrap_or(0),
+        };
+        pm.insert("hostPort".into(), json!(host_port));
+        if host_port != 0 && network_mode != "awsvpc" && !task.host_ports.insert((host_port, protocol.clone())) {
+            return Err(ModelError::client(format!(
+                "Port conflict: host port {host_port}/{protocol} is mapped more than once in this task definition."
+            )));
+        }
+        mappings.push(Value::Object(pm));
+    }
+    Ok(mappings)
 }
 
 fn check_depends_on(containers: &[Value]) -> Result<(), ModelError> {

@@ -262,12 +262,12 @@ async fn update_each(
                 if given.starts_with("arn:") { given.clone() } else { ctx.arns.container_instance(cluster, given) };
             let Some(kv) = kv else {
                 failures.push(json!({"arn": arn, "reason": "MISSING"}));
-                return Ok(None);
+                continue;
             };
             let mut rec: InstanceRecord = decode(&kv)?;
             if let Err(reason) = change(&mut rec) {
                 failures.push(json!({"arn": arn, "reason": reason}));
-                return Ok(None);
+                continue;
             }
             compares.push(Compare::unchanged(&kv.key, kv.mod_revision));
             ops.push(Op::put(&kv.key, encode(&rec)));

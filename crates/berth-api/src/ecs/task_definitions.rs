@@ -16,10 +16,10 @@ use serde_json::{Value, json};
 
 use super::array;
 use super::{
-    Ctx, MAX_ATTEMPTS, Obj, check_tags, contention, decode, encode, max_results, page, page_in_order, strings, text,
-    with_token,
+    Ctx, MAX_ATTEMPTS, Obj, check_tags, decode, encode, max_results, page, page_in_order, strings, text, with_token,
 };
 use crate::error::{ApiError, ApiResult};
+use berth_control::store::retry;
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct FamilyCounter {
@@ -190,16 +190,17 @@ pub async fn deregister(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
             )));
         }
     }
-    for _ in 0..MAX_ATTEMPTS {
+    retry(move || async move {
         let (kv, rec) = resolve(ctx, given)?.ok_or_else(not_found)?;
         if rec.status() != "ACTIVE" {
-            return Ok(json!({"taskDefinition": rec.definition}));
+            return Ok(Some(json!({"taskDefinition": rec.definition})));
         }
         if let Some(def) = set_status(ctx, kv, rec, ("INACTIVE", "deregisteredAt"), Vec::new()).await? {
-            return Ok(json!({"taskDefinition": def}));
+            return Ok(Some(json!({"taskDefinition": def})));
         }
-    }
-    Err(contention())
+        Ok(None)
+    })
+    .await
 }
 
 /// ECS's reasons in DeleteTaskDefinitions `failures`.
@@ -219,36 +220,37 @@ pub async fn delete(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
         return Err(ApiError::invalid("Size of TaskDefinition references list cannot exceed 10"));
     }
     let (mut done, mut failures) = (Vec::new(), Vec::new());
-    'each: for given in wanted {
+    for given in wanted {
         if !matches!(task_definition_ref(&given), Some((_, Some(_)))) {
             failures.push(json!({"arn": given, "reason": INVALID_IDENTIFIER}));
             continue;
         }
-        for _ in 0..MAX_ATTEMPTS {
-            let Some((kv, rec)) = resolve(ctx, &given)? else {
-                failures.push(json!({"arn": given, "reason": DOES_NOT_EXIST}));
-                continue 'each;
+        let given = &given;
+        // Each revision: deleted (its definition), or a failure entry.
+        let outcome = retry(move || async move {
+            let Some((kv, rec)) = resolve(ctx, given)? else {
+                return Ok(Some(Err(json!({"arn": given, "reason": DOES_NOT_EXIST}))));
             };
             let also = deleting_ops(ctx, &rec.definition);
             match rec.status() {
                 "ACTIVE" => {
-                    failures.push(json!({"arn": rec.definition["taskDefinitionArn"], "reason": STILL_ACTIVE}));
-                    continue 'each;
+                    return Ok(Some(Err(json!({"arn": rec.definition["taskDefinitionArn"], "reason": STILL_ACTIVE}))));
                 }
                 "DELETE_IN_PROGRESS" => {
                     // Indexed again (harmless), for revisions deleted before the index existed.
                     ctx.store().txn(Txn::new().and_then(also)).await?;
-                    done.push(Value::Object(rec.definition));
-                    continue 'each;
+                    return Ok(Some(Ok(Value::Object(rec.definition))));
                 }
                 _ => {}
             }
-            if let Some(def) = set_status(ctx, kv, rec, ("DELETE_IN_PROGRESS", "deleteRequestedAt"), also).await? {
-                done.push(Value::Object(def));
-                continue 'each;
-            }
+            let changed = set_status(ctx, kv, rec, ("DELETE_IN_PROGRESS", "deleteRequestedAt"), also).await?;
+            Ok::<_, ApiError>(changed.map(|def| Ok(Value::Object(def))))
+        })
+        .await?;
+        match outcome {
+            Ok(def) => done.push(def),
+            Err(failure) => failures.push(failure),
         }
-        return Err(contention());
     }
     Ok(json!({"taskDefinitions": done, "failures": failures}))
 }

@@ -13,14 +13,12 @@ use berth_store::{KeyValue, StoreExt};
 use serde_json::{Value, json};
 
 use super::task_definitions::resolve;
-use super::{
-    Ctx, MAX_ATTEMPTS, Obj, active_cluster, check_tags, cluster_arg, contention, decode, max_results, page, strings,
-    text, with_token,
-};
+use super::{Ctx, Obj, active_cluster, check_tags, cluster_arg, decode, max_results, page, strings, text, with_token};
 use super::{array, missing, placement};
 use crate::error::{ApiError, ApiResult};
 use berth_control::definitions::DefinitionRecord;
 use berth_control::records::{InstanceRecord, InstanceStatus, TaskRecord};
+use berth_control::store::retry;
 pub use berth_control::tasks::{Launch, find_task};
 use berth_control::tasks::{StopRequest, Token, commit, request_stop};
 
@@ -137,7 +135,8 @@ pub async fn run(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
         strategies: l.strategies.clone(),
         seed: ctx.control.ids.seed(),
     };
-    for _ in 0..MAX_ATTEMPTS {
+    let (l, request, token_key) = (&l, &request, &token_key);
+    retry(move || async move {
         // A request already made with this clientToken: answer what it produced.
         if let Some(key) = &token_key
             && let Some(kv) = ctx.store().get(key)?
@@ -149,7 +148,7 @@ pub async fn run(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
                     tasks.push(render(&kv, &rec, false));
                 }
             }
-            return Ok(json!({"tasks": tasks, "failures": done["failures"]}));
+            return Ok(Some(json!({"tasks": tasks, "failures": done["failures"]})));
         }
         let (cluster_kv, _) = active_cluster(ctx, &l.cluster)?;
         let candidates = placement::candidates(ctx, &l.cluster)?;
@@ -157,18 +156,19 @@ pub async fn run(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
             return Err(ApiError::invalid("No Container Instances were found in your cluster."));
         }
         let views: Vec<_> = candidates.iter().map(|c| c.view.clone()).collect();
-        let Plan { placements, rejections } = place(&views, &request);
+        let Plan { placements, rejections } = place(&views, request);
         let failures: Vec<Value> = rejections
             .iter()
             .map(|(id, why)| json!({"arn": ctx.arns.container_instance(&l.cluster, id), "reason": why.reason()}))
             .collect();
         let snapshot: Vec<_> = candidates.into_iter().map(|c| (c.id, c.kv, c.record)).collect();
         let token = token_key.as_ref().map(|key| Token { key: key.clone(), failures: &failures });
-        if let Some(created) = commit(ctx, &l, &cluster_kv, &snapshot, &placements, token, None).await? {
-            return Ok(json!({"tasks": created_tasks(ctx, created)?, "failures": failures}));
+        if let Some(created) = commit(ctx, l, &cluster_kv, &snapshot, &placements, token, None).await? {
+            return Ok(Some(json!({"tasks": created_tasks(ctx, created)?, "failures": failures})));
         }
-    }
-    Err(contention())
+        Ok(None)
+    })
+    .await
 }
 
 pub async fn start(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
@@ -178,11 +178,12 @@ pub async fn start(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
         return Err(ApiError::invalid("containerInstances must name between 1 and 10 container instances."));
     }
     let timeout = ctx.config().agent_timeout.as_secs_f64();
-    for _ in 0..MAX_ATTEMPTS {
+    let (l, wanted) = (&l, &wanted);
+    retry(move || async move {
         let (cluster_kv, _) = active_cluster(ctx, &l.cluster)?;
         let mut snapshot = Vec::new();
         let (mut placements, mut failures) = (Vec::new(), Vec::new());
-        for given in &wanted {
+        for given in wanted {
             let id = match scoped_id(given, "container-instance") {
                 Some((Some(c), id)) if c == l.cluster => Some(id),
                 Some((None, id)) => Some(id),
@@ -212,11 +213,12 @@ pub async fn start(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
             }
             snapshot.push((id, kv, rec));
         }
-        if let Some(created) = commit(ctx, &l, &cluster_kv, &snapshot, &placements, None, None).await? {
-            return Ok(json!({"tasks": created_tasks(ctx, created)?, "failures": failures}));
+        if let Some(created) = commit(ctx, l, &cluster_kv, &snapshot, &placements, None, None).await? {
+            return Ok(Some(json!({"tasks": created_tasks(ctx, created)?, "failures": failures})));
         }
-    }
-    Err(contention())
+        Ok(None)
+    })
+    .await
 }
 
 pub fn render(kv: &KeyValue, rec: &TaskRecord, with_tags: bool) -> Value {

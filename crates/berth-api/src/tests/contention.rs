@@ -94,3 +94,21 @@ async fn a_stop_racing_the_agent_report_ends_consistent() {
         assert_eq!(again.unwrap_err().0, "InvalidParameterException", "nothing leaves STOPPED");
     }
 }
+
+/// A batch naming a missing or refused instance among good ones reports it in `failures`
+/// and changes the rest: a failure of one item is not a lost race of the whole.
+#[tokio::test]
+async fn batch_failures_are_failures_not_lost_races() {
+    let app = setup(1024).await;
+    let arns = app.call("ListContainerInstances", json!({})).await.unwrap()["containerInstanceArns"].clone();
+    let good = arns[0].as_str().unwrap();
+    let ghost = "0123456789abcdef0123456789abcdef";
+    let out = app
+        .call("UpdateContainerInstancesState", json!({"containerInstances": [ghost, good], "status": "DRAINING"}))
+        .await
+        .unwrap();
+    assert_eq!(out["failures"][0]["reason"], "MISSING", "{out}");
+    assert_eq!(out["containerInstances"][0]["status"], "DRAINING");
+    let out = app.call("StartTask", json!({"taskDefinition": "f", "containerInstances": [ghost, good]})).await.unwrap();
+    assert_eq!(out["failures"][0]["reason"], "MISSING", "{out}");
+}
