@@ -192,10 +192,23 @@ def start_agent_berth(data_dir, driver):
     return b
 
 
-def remove_empty_task_cgroups():
-    """rmdir of every empty task cgroup (rmdir refuses cgroups that still hold processes)."""
+def task_ids(client):
+    """The ids of every task the installation still knows, in every cluster: their cgroups are
+    named by them."""
+    ids = set()
+    for cluster in client.list_clusters()["clusterArns"]:
+        for status in ("RUNNING", "STOPPED"):
+            paginator = client.get_paginator("list_tasks")
+            for page in paginator.paginate(cluster=cluster, desiredStatus=status):
+                ids.update(arn.rsplit("/", 1)[1] for arn in page["taskArns"])
+    return ids
+
+
+def remove_empty_task_cgroups(ids):
+    """rmdir of the empty cgroups of these tasks (rmdir refuses cgroups that still hold
+    processes). Only a test's own tasks: other tests may be starting theirs meanwhile."""
     for parent in Path("/sys/fs/cgroup").glob("**/berth-tasks"):
-        for task in parent.iterdir():
+        for task in (parent / i for i in ids):
             if task.is_dir():
                 for child in task.iterdir():
                     if child.is_dir():
@@ -210,11 +223,13 @@ def remove_empty_task_cgroups():
 
 
 def stop_agent_berth(b, data_dir):
-    instance = b.client().list_container_instances()["containerInstanceArns"][0]
+    client = b.client()
+    instance = client.list_container_instances()["containerInstanceArns"][0]
+    ids = task_ids(client)
     b.stop()
     remove_containers_of(instance)
     remove_oci_containers(data_dir)
-    remove_empty_task_cgroups()
+    remove_empty_task_cgroups(ids)
 
 
 @pytest.fixture(params=["docker", "oci"])
@@ -248,3 +263,19 @@ def berth(tmp_path):
 @pytest.fixture
 def ecs(berth):
     return berth.client()
+
+
+# Tests that run containers, by the runtime driver they use. With pytest-xdist (`scripts/test`
+# runs `-n 2 --dist loadgroup`), each driver's tests run in one worker, one at a time, while
+# the other worker takes the other driver's and the API tests: the two drivers share no
+# network, and every test uses its own ports, data dir and cgroups.
+CONTAINER_FILES = {"test_agent.py", "test_agent_runner.py", "test_cli.py", "test_definition_members.py",
+                   "test_registry_task.py", "test_services_agents.py"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if Path(str(item.fspath)).name in CONTAINER_FILES:
+            params = item.nodeid.partition("[")[2]
+            group = "oci" if re.search(r"\boci\b", params) else "docker"
+            item.add_marker(pytest.mark.xdist_group(group))

@@ -71,7 +71,7 @@ def test_start_timeout_gives_up_on_a_dependency(agent_berth, registry):
     """`startTimeout` of a dependency bounds how long a container waits for it to become
     HEALTHY: past it, the dependent never starts and the task stops."""
     ecs = agent_berth.client()
-    db = sh("db", registry, "exec sleep 3600", startTimeout=3,
+    db = sh("db", registry, "exec sleep 3600", startTimeout=3, stopTimeout=2,
             healthCheck={"command": ["CMD-SHELL", "exit 1"], "interval": 5, "retries": 10})
     app = sh("app", registry, "exec sleep 3600", dependsOn=[{"containerName": "db", "condition": "HEALTHY"}])
     arn = run(ecs, "patient", [db, app])

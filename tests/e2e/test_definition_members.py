@@ -10,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from conftest import Berth, remove_empty_task_cgroups, remove_containers_of, remove_oci_containers
+from conftest import Berth, remove_containers_of, remove_empty_task_cgroups, remove_oci_containers, task_ids
 from ecs_helpers import expect_error, register_instance, wait_task
 
 
@@ -200,13 +200,15 @@ def agent(tmp_path, request):
                                              "--allow-privileged", "--task-cleanup-wait", "1")).start()
     b.driver = request.param
     yield b
-    instance = b.client().list_container_instances()["containerInstanceArns"][0]
+    client = b.client()
+    instance = client.list_container_instances()["containerInstanceArns"][0]
+    ids = task_ids(client)
     b.stop()
     remove_containers_of(instance)
     remove_oci_containers(tmp_path / "data")
     subprocess.run(["sh", "-c", f"for d in {tmp_path}/data/agent/oci/holders/*; do [ -d \"$d\" ] && "
                     "runc delete -f \"$(basename \"$d\")\"; umount -l \"$d/shm\"; done"], capture_output=True)
-    remove_empty_task_cgroups()
+    remove_empty_task_cgroups(ids)
 
 
 def test_linux_parameters_and_system_controls_act_in_the_container(agent, registry):

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import ecs_helpers
-from conftest import BIN, Berth, remove_containers_of, remove_empty_task_cgroups
+from conftest import BIN, Berth, remove_containers_of, remove_empty_task_cgroups, task_ids
 
 ZONES = ["zone-a", "zone-b", "zone-c"]
 AGENT_TIMEOUT = 4
@@ -51,12 +51,13 @@ def cluster(tmp_path):
     try:
         yield server
     finally:
+        ids = task_ids(ecs)
         for a in agents:
             a.kill()
         for arn in server.zone_of:
             remove_containers_of(arn)
         server.stop()
-        remove_empty_task_cgroups()
+        remove_empty_task_cgroups(ids)
 
 
 # Real containers take longer than API-only tests: a longer default wait.
