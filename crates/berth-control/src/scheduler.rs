@@ -96,13 +96,7 @@ impl Definitions {
     }
 
     fn health_checked(&mut self, region: &Region<'_>, arn: &str) -> ControlResult<bool> {
-        Ok(self.get(region, arn)?.is_some_and(|d| {
-            d.definition["containerDefinitions"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .any(|c| c.get("healthCheck").is_some_and(|h| !h.is_null()))
-        }))
+        Ok(self.get(region, arn)?.is_some_and(DefinitionRecord::health_checked))
     }
 }
 
