@@ -278,8 +278,7 @@ impl DockerRuntime {
         let options = CreateContainerOptionsBuilder::new().name(&spec.name).build();
         let created =
             self.docker.create_container(Some(options), body).await.map_err(|e| RuntimeError::Create(message(e)))?;
-        let discarded: Vec<&String> =
-            created.warnings.iter().filter(|w| w.contains("discarded") || w.contains("does not support")).collect();
+        let discarded: Vec<&String> = created.warnings.iter().filter(|w| refuses(spec, w)).collect();
         if !discarded.is_empty() {
             let _ = self.remove_container(&created.id).await;
             return Err(RuntimeError::Create(format!(
@@ -503,6 +502,16 @@ fn host_config(spec: &ContainerSpec, bindings: PortMap) -> HostConfig {
     }
 }
 
+/// Whether a create warning means the engine would drop a setting this container asked for.
+/// Engines without swap accounting warn "does not support swap limit capabilities ... Memory
+/// limited without swap." for every memory limit: the memory limit holds, so that warning
+/// fails only a container that asked for `maxSwap` or `swappiness`.
+fn refuses(spec: &ContainerSpec, warning: &str) -> bool {
+    let dropped = warning.contains("discarded") || warning.contains("does not support");
+    let about_swap = warning.to_ascii_lowercase().contains("swap");
+    dropped && (!about_swap || spec.memory_swap.is_some() || spec.swappiness.is_some())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -586,5 +595,17 @@ mod tests {
         spec.network_mode = "none".into();
         let (exposed, bindings) = port_bindings(&spec).unwrap();
         assert_eq!((exposed.len(), bindings.len()), (4, 0));
+    }
+
+    #[test]
+    fn a_swap_warning_fails_only_a_container_that_asked_for_swap() {
+        let swap = "Your kernel does not support swap limit capabilities or the cgroup is not mounted. Memory limited without swap.";
+        let plain = ContainerSpec { memory: Some(64 << 20), ..Default::default() };
+        assert!(!refuses(&plain, swap), "the memory limit still holds");
+        let asked = ContainerSpec { memory_swap: Some(128 << 20), ..plain.clone() };
+        assert!(refuses(&asked, swap));
+        let shares = "Your kernel does not support CPU shares or the cgroup is not mounted. Shares discarded.";
+        assert!(refuses(&plain, shares));
+        assert!(!refuses(&plain, "some other notice"));
     }
 }
