@@ -206,20 +206,25 @@ def task_ids(client):
 
 def remove_empty_task_cgroups(ids):
     """rmdir of the empty cgroups of these tasks (rmdir refuses cgroups that still hold
-    processes). Only a test's own tasks: other tests may be starting theirs meanwhile."""
-    for parent in Path("/sys/fs/cgroup").glob("**/berth-tasks"):
-        for task in (parent / i for i in ids):
-            if task.is_dir():
-                for child in task.iterdir():
-                    if child.is_dir():
-                        try:
-                            child.rmdir()
-                        except OSError:
-                            pass
-                try:
-                    task.rmdir()
-                except OSError:
-                    pass
+    processes). Only a test's own tasks: other tests may be starting or removing theirs
+    meanwhile, so the walk looks only where task cgroups live (`berth-tasks` at the root of
+    the v2 hierarchy or of each v1 one) and takes a vanished directory as removed."""
+    root = Path("/sys/fs/cgroup")
+    parents = [root / "berth-tasks", *root.glob("*/berth-tasks")]
+    for task in (parent / i for parent in parents for i in ids):
+        try:
+            children = [c for c in task.iterdir() if c.is_dir()]
+        except OSError:
+            continue
+        for child in children:
+            try:
+                child.rmdir()
+            except OSError:
+                pass
+        try:
+            task.rmdir()
+        except OSError:
+            pass
 
 
 def stop_agent_berth(b, data_dir):
