@@ -30,7 +30,7 @@ REFUSED = [
     ("secrets", {}, {"secrets": [{"name": "DB", "valueFrom": "arn:aws:secretsmanager:us-east-1:000000000000:secret:db"}]},
      cannot("secrets", "there is no secret store yet")),
     ("awslogs", {}, {"logConfiguration": {"logDriver": "awslogs", "options": {"awslogs-group": "g"}}},
-     cannot("logConfiguration.logDriver", "the awslogs driver needs a log service, which Berth does not have yet")),
+     cannot("logConfiguration.logDriver", "the agent does not send container output to CloudWatch Logs (awslogs) yet")),
     ("syslog", {}, {"logConfiguration": {"logDriver": "syslog"}},
      cannot("logConfiguration.logDriver", "the agent keeps container logs itself (json-file); it cannot send them to syslog")),
     ("log-option", {}, {"logConfiguration": {"logDriver": "json-file", "options": {"compress": "true"}}},

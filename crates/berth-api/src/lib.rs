@@ -1,9 +1,9 @@
-//! Berth's API front end: one HTTP port that speaks the AWS protocols (AWS JSON for ECS and
-//! ECR, AWS query for ELBv2, EC2 query for EC2; SigV4-signed, on `/`), and serves the OCI
+//! Berth's API front end: one HTTP port that speaks the AWS protocols (AWS JSON for ECS,
+//! ECR and CloudWatch Logs, AWS query for ELBv2, EC2 query for EC2; SigV4-signed, on `/`), and serves the OCI
 //! registry on `/v2/`.
 //!
 //! A request flows: [`protocol`] (route, body, signature, the model-driven protocol module)
-//! → the service's dispatch table in [`ecs`], [`ecr`], [`ec2`] or [`elbv2`] (one handler
+//! → the service's dispatch table in [`ecs`], [`ecr`], [`ec2`], [`elbv2`] or [`logs`] (one handler
 //! module per resource) → the store (and, for ECR, the registry).
 
 pub mod assignments;
@@ -13,6 +13,7 @@ pub mod ecr;
 pub mod ecs;
 pub mod elbv2;
 pub mod error;
+pub mod logs;
 pub mod protocol;
 pub mod sigv4;
 #[cfg(test)]
@@ -46,11 +47,18 @@ pub struct App {
     pub registry: Arc<berth_registry::Registry>,
     /// Batches RegisterTaskDefinition calls per family (see `combiner`).
     pub registrations: combiner::Combiner<ecs::Registration, serde_json::Value>,
+    /// The events of every log group (CloudWatch Logs).
+    pub logs: Arc<berth_logs::segments::LogStore>,
 }
 
 impl App {
-    pub fn new(config: Config, control: Arc<Control>, registry: Arc<berth_registry::Registry>) -> Arc<Self> {
-        Arc::new(App { config, control, registry, registrations: Default::default() })
+    pub fn new(
+        config: Config,
+        control: Arc<Control>,
+        registry: Arc<berth_registry::Registry>,
+        logs: Arc<berth_logs::segments::LogStore>,
+    ) -> Arc<Self> {
+        Arc::new(App { config, control, registry, registrations: Default::default(), logs })
     }
 
     pub fn store(&self) -> &dyn Store {

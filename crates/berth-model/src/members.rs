@@ -273,7 +273,7 @@ fn check_log(log: &Obj, name: &str) -> Result<(), ModelError> {
             return Err(cannot(
                 "logConfiguration.logDriver",
                 Some(name),
-                "the awslogs driver needs a log service, which Berth does not have yet",
+                "the agent does not send container output to CloudWatch Logs (awslogs) yet",
             ));
         }
         other => {
@@ -719,7 +719,7 @@ mod tests {
         let awslogs = refused(json!({}), log("awslogs", json!({"awslogs-group": "g"})));
         assert_eq!(
             awslogs,
-            "Berth cannot honour 'logConfiguration.logDriver' in container 'web': the awslogs driver needs a log service, which Berth does not have yet."
+            "Berth cannot honour 'logConfiguration.logDriver' in container 'web': the agent does not send container output to CloudWatch Logs (awslogs) yet."
         );
         for driver in ["syslog", "journald", "gelf", "fluentd", "splunk", "awsfirelens"] {
             assert!(refused(json!({}), log(driver, json!({}))).contains(&format!("cannot send them to {driver}")));

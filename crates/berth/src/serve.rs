@@ -47,7 +47,8 @@ async fn serve(settings: Settings, agent_options: Option<AgentOptions>, started:
     let secrets_dir = agent_options.as_ref().and_then(|o| o.secrets_dir.clone());
     let registry = open_registry(&settings, store.clone(), &local_endpoint(addr), secrets_dir)?;
     registry.set_peers(Arc::new(crate::peers::load(settings.registry.peers_file.as_deref())?));
-    let app = App::new(config, control, registry.clone());
+    let logs = Arc::new(berth_logs::segments::LogStore::new(settings.data_dir.join("logs")));
+    let app = App::new(config, control, registry.clone(), logs);
     berth_api::ensure_default_cluster(&app).await.context("creating the default cluster")?;
     let stopping = app.clone();
     let server = axum::serve(listener, berth_api::router(app.clone()))
@@ -61,6 +62,8 @@ async fn serve(settings: Settings, agent_options: Option<AgentOptions>, started:
         lifecycle_every: every(settings.registry.lifecycle_interval),
     };
     berth_control::registry::spawn(app.control.clone(), registry.clone(), schedule);
+    // Every server sweeps the log events it stores (they are on its disk, not in the store).
+    tokio::spawn(berth_api::logs::retention::run(app.clone()));
 
     let key = &settings.keys[0];
     let (agent_line, agent_task) = match agent_options {

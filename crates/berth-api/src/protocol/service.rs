@@ -35,7 +35,7 @@ pub struct Service {
 
 /// Every service served on the one port.
 pub static SERVICES: &[&Service] =
-    &[&crate::ecs::SERVICE, &crate::ecr::SERVICE, &crate::ec2::SERVICE, &crate::elbv2::SERVICE];
+    &[&crate::ecs::SERVICE, &crate::ecr::SERVICE, &crate::ec2::SERVICE, &crate::elbv2::SERVICE, &crate::logs::SERVICE];
 
 impl Service {
     pub fn model(&self) -> &Model {
@@ -175,6 +175,7 @@ mod tests {
     fn routes_find_their_services() {
         assert_eq!(by_target("AmazonEC2ContainerServiceV20141113").map(|s| s.name), Some("ECS"));
         assert_eq!(by_target("AmazonEC2ContainerRegistry_V20150921").map(|s| s.name), Some("ECR"));
+        assert_eq!(by_target("Logs_20140328").map(|s| s.name), Some("CloudWatch Logs"));
         assert!(by_target("DynamoDB_20120810").is_none());
         assert_eq!(form_services(Some("ec2")).map(|s| s.name).collect::<Vec<_>>(), ["EC2"]);
         assert_eq!(form_services(Some("elasticloadbalancing")).map(|s| s.name).collect::<Vec<_>>(), ["ELBv2"]);

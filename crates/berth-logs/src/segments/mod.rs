@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex};
 
 use thiserror::Error;
 
-pub use read::{Direction, Key, Page, ScanPage, ScanPosition, Window};
+pub use read::{Direction, Key, Limits, Page, ScanPage, ScanPosition, Window};
 
 /// A segment is closed and a new one begun once it holds this many bytes.
 pub const SEGMENT_BYTES: u64 = 64 << 20;
@@ -240,10 +240,17 @@ impl GroupLog {
         self.inner.lock().expect("log index lock").streams.get(stream).map(|s| s.summary.clone())
     }
 
-    /// Removes the oldest closed segments whose newest event is older than `cutoff` (ms): the
+    /// Removes the oldest segments whose newest event is older than `cutoff` (ms): the
     /// retention sweep. Returns how many were removed.
     pub fn expire_before(&self, cutoff: i64) -> LogResult<usize> {
         let mut inner = self.inner.lock().expect("log index lock");
+        // When every event of the group has expired, the newest segment is closed too (and a
+        // new one begun) so that it can go.
+        let last = *inner.segments.last().expect("active segment");
+        if last.len > 0 && inner.segments.iter().all(|s| s.newest_ts < cutoff) {
+            inner.active = create_segment(&self.dir, last.id + 1)?;
+            inner.segments.push(SegmentMeta { id: last.id + 1, len: 0, newest_ts: i64::MIN });
+        }
         let active = inner.segments.last().expect("active segment").id;
         // Only the oldest segments, in order: a stream's deletion record is never dropped
         // while an older segment with that stream's earlier events stays.
@@ -266,6 +273,11 @@ impl GroupLog {
             sync_dir(&self.dir)?;
         }
         Ok(expired.len())
+    }
+
+    /// The bytes of every stream's events, as CloudWatch counts them (message + 26 each).
+    pub fn stored_bytes(&self) -> u64 {
+        self.inner.lock().expect("log index lock").streams.values().map(|s| s.summary.stored_bytes).sum()
     }
 
     fn batches_of(&self, stream: &str) -> Vec<BatchRef> {

@@ -18,11 +18,18 @@ pub struct Key {
     pub index: u32,
 }
 
+impl Key {
+    /// The key just after this one: a forward cursor that starts past this event.
+    pub fn next(self) -> Key {
+        Key { index: self.index.saturating_add(1), ..self }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
-    /// The earliest events after the cursor.
+    /// The earliest events at or after the cursor.
     Forward,
-    /// The latest events before the cursor.
+    /// The latest events strictly before the cursor.
     Backward,
 }
 
@@ -45,6 +52,23 @@ pub struct ScanPage {
     pub events: Vec<(String, Key, Event)>,
     pub next: Option<ScanPosition>,
     pub scanned_bytes: u64,
+}
+
+/// How much one scan gives and reads.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// At most this many events.
+    pub events: usize,
+    /// No more events once their messages (and 26 bytes each, as CloudWatch counts) reach this.
+    pub bytes: usize,
+    /// No more records read once this many bytes were.
+    pub budget: u64,
+}
+
+impl Limits {
+    pub const fn events(events: usize) -> Limits {
+        Limits { events, bytes: usize::MAX, budget: u64::MAX }
+    }
 }
 
 /// The events wanted by time: `start <= timestamp < end`.
@@ -76,8 +100,8 @@ impl GroupLog {
             .collect())
     }
 
-    /// Up to `limit` events of `stream` within `window`, strictly after `cursor` (forward)
-    /// or strictly before it (backward), in ascending order. Batches are read only as far
+    /// Up to `limit` events of `stream` within `window`, at or after `cursor` (forward) or
+    /// strictly before it (backward), in ascending order. Batches are read only as far
     /// as they can hold events that belong in the page.
     pub fn page(
         &self,
@@ -94,7 +118,7 @@ impl GroupLog {
         }
         let wanted = |k: &Key| match (direction, cursor) {
             (_, None) => true,
-            (Direction::Forward, Some(c)) => *k > c,
+            (Direction::Forward, Some(c)) => *k >= c,
             (Direction::Backward, Some(c)) => *k < c,
         };
         match direction {
@@ -138,16 +162,18 @@ impl GroupLog {
 
     /// Reads the group's records in arrival order from `from` (None: the beginning), giving
     /// the events of the streams `want` accepts, within `window`, matching `pattern`: up to
-    /// `limit` events, stopping early once `budget` bytes were read.
+    /// `limits.events` events and about `limits.bytes` of messages, stopping early once
+    /// `limits.budget` bytes were read.
     pub fn scan(
         &self,
         from: Option<ScanPosition>,
         want: &dyn Fn(&str) -> bool,
         window: Window,
         pattern: &Pattern,
-        limit: usize,
-        budget: u64,
+        limits: Limits,
     ) -> LogResult<ScanPage> {
+        let mut bytes = 0usize;
+        let full = |events: usize, bytes: usize| events >= limits.events || bytes >= limits.bytes;
         let mut page = ScanPage::default();
         let from = from.unwrap_or(ScanPosition { segment: 0, offset: 0, index: 0 });
         let mut scratch = Vec::new();
@@ -159,7 +185,7 @@ impl GroupLog {
             let mut r = BufReader::with_capacity(1 << 20, file);
             r.seek(SeekFrom::Start(offset)).map_err(io_at(&path))?;
             while offset < len {
-                if page.events.len() >= limit || page.scanned_bytes >= budget {
+                if full(page.events.len(), bytes) || page.scanned_bytes >= limits.budget {
                     page.next = Some(ScanPosition { segment: id, offset, index: skip });
                     return Ok(page);
                 }
@@ -171,7 +197,7 @@ impl GroupLog {
                         .map_err(|why| super::LogError::Damaged { path: path.clone(), offset, why })?;
                     if want(stream) && self.live(stream, seq) {
                         for (i, (ts, ingested, message)) in events.into_iter().enumerate().skip(skip as usize) {
-                            if page.events.len() >= limit {
+                            if full(page.events.len(), bytes) {
                                 page.next = Some(ScanPosition { segment: id, offset, index: i as u32 });
                                 return Ok(page);
                             }
@@ -179,6 +205,7 @@ impl GroupLog {
                                 let key = Key { timestamp: ts, seq, index: i as u32 };
                                 let event =
                                     Event { timestamp: ts, ingestion_time: ingested, message: message.to_string() };
+                                bytes += message.len() + 26;
                                 page.events.push((stream.to_string(), key, event));
                             }
                         }

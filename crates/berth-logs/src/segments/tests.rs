@@ -21,7 +21,7 @@ fn all_forward(g: &GroupLog, stream: &str, limit: usize) -> Page {
     loop {
         let page = g.page(stream, Direction::Forward, cursor, Window::ALL, limit).unwrap();
         let Some((last, _)) = page.last() else { return out };
-        cursor = Some(*last);
+        cursor = Some(last.next());
         out.extend(page);
     }
 }
@@ -117,7 +117,7 @@ fn a_deleted_stream_starts_empty_when_made_again_even_after_reopening() {
     g.delete_stream("s").unwrap();
     assert!(g.summary("s").is_none());
     g.append("s", vec![ev(2, "new")]).unwrap();
-    let scan = g.scan(None, &|_| true, Window::ALL, &Pattern::All, 100, u64::MAX).unwrap();
+    let scan = g.scan(None, &|_| true, Window::ALL, &Pattern::All, Limits::events(100)).unwrap();
     assert_eq!(scan.events.iter().map(|(_, _, e)| e.message.as_str()).collect::<Vec<_>>(), ["other", "new"]);
     drop(g);
     let g = GroupLog::open(dir.path()).unwrap();
@@ -136,12 +136,16 @@ fn segments_roll_and_retention_drops_the_oldest_expired_ones() {
     // Segment 4 (ts 50) expired, but segment 3 (ts 300) before it has not: only 1 and 2 go.
     assert_eq!(g.expire_before(250).unwrap(), 2);
     assert_eq!(all_forward(&g, "s", 10).iter().map(|(k, _)| k.timestamp).collect::<Vec<_>>(), [50, 300, 400]);
-    // The newest segment is never removed.
-    assert_eq!(g.expire_before(i64::MAX).unwrap(), 2);
+    // While the newest segment holds a live event, it stays.
+    assert_eq!(g.expire_before(400).unwrap(), 2);
     assert_eq!(all_forward(&g, "s", 10).len(), 1);
+    // Once everything expired, it goes too, and appends go on in a new one.
+    assert_eq!(g.expire_before(i64::MAX).unwrap(), 1);
+    assert!(all_forward(&g, "s", 10).is_empty());
+    g.append("s", vec![ev(500, "after")]).unwrap();
     drop(g);
     let g = GroupLog::open_with(dir.path(), 200).unwrap();
-    assert_eq!(all_forward(&g, "s", 10).len(), 1);
+    assert_eq!(messages(&all_forward(&g, "s", 10)), ["after"]);
 }
 
 #[test]
@@ -158,7 +162,15 @@ fn scans_filter_and_page_through_every_match_once() {
     let mut seen = Vec::new();
     let mut from = None;
     loop {
-        let page = g.scan(from, &web, Window { start: Some(4), end: None }, &pattern, 2, 500).unwrap();
+        let page = g
+            .scan(
+                from,
+                &web,
+                Window { start: Some(4), end: None },
+                &pattern,
+                Limits { events: 2, bytes: usize::MAX, budget: 500 },
+            )
+            .unwrap();
         seen.extend(page.events.iter().map(|(s, _, e)| (s.clone(), e.message.clone())));
         match page.next {
             Some(n) => from = Some(n),
@@ -175,9 +187,9 @@ fn a_scan_stops_inside_a_batch_and_goes_on_from_there() {
     let dir = tempfile::tempdir().unwrap();
     let g = GroupLog::open(dir.path()).unwrap();
     g.append("s", (0..5).map(|i| ev(i, &i.to_string())).collect()).unwrap();
-    let first = g.scan(None, &|_| true, Window::ALL, &Pattern::All, 3, u64::MAX).unwrap();
+    let first = g.scan(None, &|_| true, Window::ALL, &Pattern::All, Limits::events(3)).unwrap();
     assert_eq!(first.events.len(), 3);
-    let rest = g.scan(first.next, &|_| true, Window::ALL, &Pattern::All, 3, u64::MAX).unwrap();
+    let rest = g.scan(first.next, &|_| true, Window::ALL, &Pattern::All, Limits::events(3)).unwrap();
     assert_eq!(rest.events.iter().map(|(_, _, e)| e.message.as_str()).collect::<Vec<_>>(), ["3", "4"]);
     assert!(rest.next.is_none());
 }
