@@ -45,7 +45,8 @@ def test_groups_streams_and_events_with_boto3(logs):
         put(logs, "/ecs/web", "missing", ["x"])
     assert e.value.response["Error"] == {"Code": "ResourceNotFoundException", "Message": "The specified log stream does not exist."}
     with pytest.raises(ClientError) as e:
-        logs.get_query_results(queryId="q")
+        logs.put_metric_filter(logGroupName="/ecs/web", filterName="f", filterPattern="",
+                               metricTransformations=[{"metricName": "m", "metricNamespace": "n", "metricValue": "1"}])
     assert e.value.response["Error"]["Code"] == "InvalidOperationException"
 
 
@@ -95,6 +96,24 @@ def test_filter_patterns_through_the_cli(berth, logs):
     assert matched("") == lines
     bad = berth.cli("logs", "filter-log-events", "--log-group-name", "/ecs/api", "--filter-pattern", "{ $.level = ", check=False)
     assert bad.returncode != 0 and "InvalidParameterException" in bad.stderr
+
+
+def test_insights_queries_with_boto3(logs):
+    logs.create_log_group(logGroupName="/ecs/q")
+    logs.create_log_stream(logGroupName="/ecs/q", logStreamName="s")
+    lines = [json.dumps({"level": level, "ms": ms}) for level, ms in [("error", 30), ("info", 5), ("error", 90), ("warn", 1)]]
+    put(logs, "/ecs/q", "s", lines)
+    now = int(time.time())
+    qid = logs.start_query(logGroupName="/ecs/q", startTime=now - 300, endTime=now + 60,
+                           queryString="stats count(*) as n, max(ms) as worst by level | sort n desc, level")["queryId"]
+    out = until(lambda: (r := logs.get_query_results(queryId=qid))["status"] != "Running" and r, what="the query to finish")
+    assert out["status"] == "Complete"
+    rows = [{f["field"]: f["value"] for f in row} for row in out["results"]]
+    assert rows == [{"level": "error", "n": "2", "worst": "90"}, {"level": "info", "n": "1", "worst": "5"},
+                    {"level": "warn", "n": "1", "worst": "1"}]
+    with pytest.raises(ClientError) as e:
+        logs.start_query(logGroupName="/ecs/q", startTime=now - 300, endTime=now, queryString="stats nope(x)")
+    assert e.value.response["Error"]["Code"] == "MalformedQueryException"
 
 
 # `aws logs tail` is a command of the AWS CLI v2 only (Debian's awscli package; scripts/test

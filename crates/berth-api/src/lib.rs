@@ -49,6 +49,8 @@ pub struct App {
     pub registrations: combiner::Combiner<ecs::Registration, serde_json::Value>,
     /// The events of every log group (CloudWatch Logs).
     pub logs: Arc<berth_logs::segments::LogStore>,
+    /// The Logs Insights queries this server ran.
+    pub queries: logs::queries::Queries,
 }
 
 impl App {
@@ -58,7 +60,14 @@ impl App {
         registry: Arc<berth_registry::Registry>,
         logs: Arc<berth_logs::segments::LogStore>,
     ) -> Arc<Self> {
-        Arc::new(App { config, control, registry, registrations: Default::default(), logs })
+        Arc::new(App {
+            config,
+            control,
+            registry,
+            registrations: Default::default(),
+            logs,
+            queries: Default::default(),
+        })
     }
 
     pub fn store(&self) -> &dyn Store {

@@ -5,6 +5,7 @@
 
 mod events;
 mod groups;
+pub mod queries;
 pub mod retention;
 mod streams;
 mod tags;
@@ -44,6 +45,10 @@ pub static SERVICE: Service = Service {
         "TagLogGroup" => |ctx, input| tags::tag_group(ctx, input).await,
         "UntagLogGroup" => |ctx, input| tags::untag_group(ctx, input).await,
         "ListTagsLogGroup" => |ctx, input| tags::list_group(ctx, input),
+        "StartQuery" => |ctx, input| queries::start(ctx, input),
+        "GetQueryResults" => |ctx, input| queries::results(ctx, input),
+        "StopQuery" => |ctx, input| queries::stop(ctx, input),
+        "DescribeQueries" => |ctx, input| queries::describe(ctx, input),
     },
     // PutLogEvents carries up to 1 MiB of messages, JSON-escaped.
     body_limit: 8 * 1024 * 1024,

@@ -454,7 +454,44 @@ async fn bad_inputs_are_refused_and_change_nothing() {
             "ResourceNotFoundException",
             "log group",
         ),
-        ("GetQueryResults", json!({"queryId": "q"}), "InvalidOperationException", "does not implement"),
+        ("GetQueryResults", json!({"queryId": "q"}), "ResourceNotFoundException", "Query does not exist"),
+        ("StopQuery", json!({"queryId": "q"}), "ResourceNotFoundException", "Query does not exist"),
+        (
+            "StartQuery",
+            json!({"logGroupName": "g", "startTime": 0, "endTime": 1, "queryString": "feilds x"}),
+            "MalformedQueryException",
+            "unknown command",
+        ),
+        (
+            "StartQuery",
+            json!({"logGroupName": "g", "startTime": 2, "endTime": 1, "queryString": "fields x"}),
+            "InvalidParameterException",
+            "endTime",
+        ),
+        (
+            "StartQuery",
+            json!({"logGroupName": "nope", "startTime": 0, "endTime": 1, "queryString": "fields x"}),
+            "ResourceNotFoundException",
+            "log group",
+        ),
+        (
+            "StartQuery",
+            json!({"logGroupName": "g", "logGroupNames": ["g"], "startTime": 0, "endTime": 1, "queryString": "fields x"}),
+            "InvalidParameterException",
+            "exactly one",
+        ),
+        (
+            "StartQuery",
+            json!({"logGroupName": "g", "startTime": 0, "endTime": 1, "queryString": "fields x", "queryLanguage": "SQL"}),
+            "InvalidParameterException",
+            "CWLI",
+        ),
+        (
+            "PutMetricFilter",
+            json!({"logGroupName": "g", "filterName": "f", "filterPattern": "", "metricTransformations": [{"metricName": "m", "metricNamespace": "n", "metricValue": "1"}]}),
+            "InvalidOperationException",
+            "does not implement",
+        ),
     ];
     let snapshot = || -> Vec<(String, Vec<u8>)> {
         h.app.store().list("").unwrap().into_iter().map(|kv| (kv.key, kv.value)).collect()
@@ -468,4 +505,47 @@ async fn bad_inputs_are_refused_and_change_nothing() {
     }
     assert_eq!(before, snapshot());
     assert_eq!(events_before, call(&h, "FilterLogEvents", json!({"logGroupName": "g"})).await);
+}
+
+#[tokio::test]
+async fn insights_queries_run_in_the_background_and_report_results() {
+    let h = Harness::new();
+    group_with_stream(&h, "g", "s").await;
+    put(
+        &h,
+        "g",
+        "s",
+        &[
+            (NOW - 2000, r#"{"level":"error","ms":30}"#),
+            (NOW - 1000, r#"{"level":"info","ms":10}"#),
+            (NOW, r#"{"level":"error","ms":50}"#),
+        ],
+    )
+    .await;
+    let query = "filter level = 'error' | stats count(*) as n, avg(ms) as avg by level";
+    let id = call(
+        &h,
+        "StartQuery",
+        json!({"logGroupName": "g", "startTime": NOW / 1000 - 60, "endTime": NOW / 1000, "queryString": query}),
+    )
+    .await["queryId"]
+        .clone();
+    let mut out = Value::Null;
+    for _ in 0..100 {
+        out = call(&h, "GetQueryResults", json!({"queryId": id})).await;
+        if out["status"] != "Running" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(out["status"], "Complete");
+    assert_eq!(
+        out["results"],
+        json!([[{"field": "level", "value": "error"}, {"field": "n", "value": "2"}, {"field": "avg", "value": "40"}]])
+    );
+    assert_eq!(out["statistics"]["recordsScanned"], 3.0);
+    assert_eq!(out["statistics"]["recordsMatched"], 2.0);
+    let listed = call(&h, "DescribeQueries", json!({"logGroupName": "g", "status": "Complete"})).await;
+    assert_eq!(listed["queries"][0]["queryId"], id);
+    assert_eq!(call(&h, "StopQuery", json!({"queryId": id})).await, json!({"success": false}));
 }
