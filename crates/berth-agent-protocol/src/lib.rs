@@ -5,6 +5,7 @@
 //! - [`ecs`]: the ECS operations agents call, shaped as the ECS model shapes them.
 //! - [`assignments`]: Berth's long poll `GET /berth/v1/assignments`.
 //! - [`ecr`]: `GetAuthorizationToken`, the token the agent pulls the control plane's images with.
+//! - [`logs`]: the CloudWatch Logs calls of the `awslogs` driver.
 //! - [`status`]: the statuses the messages carry; an unknown value is an error, never a default.
 //! - [`error`]: the error codes an agent acts on.
 //!
@@ -15,6 +16,7 @@ pub mod assignments;
 pub mod ecr;
 pub mod ecs;
 pub mod error;
+pub mod logs;
 #[cfg(test)]
 mod model_check;
 pub mod status;
@@ -30,6 +32,7 @@ use serde::de::DeserializeOwned;
 pub enum Service {
     Ecs,
     Ecr,
+    Logs,
 }
 
 impl Service {
@@ -38,6 +41,7 @@ impl Service {
         match self {
             Service::Ecs => "ecs",
             Service::Ecr => "ecr",
+            Service::Logs => "logs",
         }
     }
 
@@ -46,6 +50,7 @@ impl Service {
         match self {
             Service::Ecs => "AmazonEC2ContainerServiceV20141113",
             Service::Ecr => "AmazonEC2ContainerRegistry_V20150921",
+            Service::Logs => "Logs_20140328",
         }
     }
 }

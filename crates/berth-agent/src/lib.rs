@@ -17,6 +17,7 @@
 //! - [`objects`]: secrets and S3 objects tasks name, read from local directories.
 
 pub mod agent;
+pub mod awslogs;
 pub mod cgroup;
 pub mod clock;
 pub mod control;

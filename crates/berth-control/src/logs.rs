@@ -39,13 +39,7 @@ pub struct LogStream {
     pub creation_time: i64,
 }
 
-/// Whether `name` is a valid log group name: 1-512 of `a-zA-Z0-9_-/.#`, not starting with
-/// `aws/` (reserved for AWS's own groups).
-pub fn valid_group_name(name: &str) -> bool {
-    (1..=512).contains(&name.len())
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-/.#".contains(&b))
-        && !name.starts_with("aws/")
-}
+pub use berth_model::names::valid_log_group_name as valid_group_name;
 
 /// Whether `name` is a valid log stream name: 1-512 characters, no `:` or `*`.
 pub fn valid_stream_name(name: &str) -> bool {
