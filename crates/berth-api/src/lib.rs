@@ -1,12 +1,14 @@
 //! Berth's API front end: one HTTP port that speaks the AWS protocols (AWS JSON for ECS,
-//! ECR and CloudWatch Logs, AWS query for ELBv2, EC2 query for EC2; SigV4-signed, on `/`), and serves the OCI
-//! registry on `/v2/`.
+//! ECR and CloudWatch Logs, AWS query for ELBv2, EC2 query for EC2, Smithy RPC v2 CBOR, JSON
+//! 1.0 and query for CloudWatch; SigV4-signed), and serves the OCI registry on `/v2/`.
 //!
 //! A request flows: [`protocol`] (route, body, signature, the model-driven protocol module)
-//! → the service's dispatch table in [`ecs`], [`ecr`], [`ec2`], [`elbv2`] or [`logs`] (one handler
+//! → the service's dispatch table in [`ecs`], [`ecr`], [`ec2`], [`elbv2`], [`logs`] or
+//! [`cloudwatch`] (one handler
 //! module per resource) → the store (and, for ECR, the registry).
 
 pub mod assignments;
+pub mod cloudwatch;
 pub mod combiner;
 pub mod ec2;
 pub mod ecr;
@@ -51,6 +53,8 @@ pub struct App {
     pub logs: Arc<berth_logs::segments::LogStore>,
     /// The Logs Insights queries this server ran.
     pub queries: logs::queries::Queries,
+    /// CloudWatch metrics.
+    pub metrics: Arc<berth_metrics::Metrics>,
 }
 
 impl App {
@@ -59,6 +63,7 @@ impl App {
         control: Arc<Control>,
         registry: Arc<berth_registry::Registry>,
         logs: Arc<berth_logs::segments::LogStore>,
+        metrics: Arc<berth_metrics::Metrics>,
     ) -> Arc<Self> {
         Arc::new(App {
             config,
@@ -67,6 +72,7 @@ impl App {
             registrations: Default::default(),
             logs,
             queries: Default::default(),
+            metrics,
         })
     }
 
@@ -92,6 +98,7 @@ pub fn router(app: Arc<App>) -> Router {
     let registry = berth_registry::http::router(app.registry.clone());
     Router::new()
         .route("/", post(protocol::serve).get(protocol::serve))
+        .route("/service/{service}/operation/{operation}", post(protocol::serve))
         .route("/healthz", get(|| async { "ok" }))
         .route("/berth/v1/assignments", get(assignments::poll))
         .with_state(app)

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use berth_control::Control;
-use berth_control::clock::ManualClock;
+use berth_control::clock::{Clock, ManualClock};
 use berth_control::ids::SequentialIds;
 use berth_store::{Embedded, EmbeddedOptions, Store};
 use serde_json::Value;
@@ -58,7 +58,9 @@ impl Harness {
         let keys = KeyRing::new(keys.iter().map(|(k, s)| (k.to_string(), s.to_string())));
         let config = Config { keys, endpoint: "http://127.0.0.1:1".into() };
         let logs = Arc::new(berth_logs::segments::LogStore::new(dir.path().join("logs")));
-        Harness { app: App::new(config, control, registry, logs), clock, _dir: dir }
+        let now = clock.now().duration_since(std::time::UNIX_EPOCH).expect("after the epoch").as_millis() as i64;
+        let metrics = Arc::new(berth_metrics::Metrics::open(&dir.path().join("metrics"), now).expect("metrics"));
+        Harness { app: App::new(config, control, registry, logs, metrics), clock, _dir: dir }
     }
 
     /// Calls an operation of `service` as its JSON protocol would (the body read and checked

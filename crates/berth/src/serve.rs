@@ -48,7 +48,11 @@ async fn serve(settings: Settings, agent_options: Option<AgentOptions>, started:
     let registry = open_registry(&settings, store.clone(), &local_endpoint(addr), secrets_dir)?;
     registry.set_peers(Arc::new(crate::peers::load(settings.registry.peers_file.as_deref())?));
     let logs = Arc::new(berth_logs::segments::LogStore::new(settings.data_dir.join("logs")));
-    let app = App::new(config, control, registry.clone(), logs);
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as i64;
+    let metrics = Arc::new(
+        berth_metrics::Metrics::open(&settings.data_dir.join("metrics"), now_ms).context("opening the metrics")?,
+    );
+    let app = App::new(config, control, registry.clone(), logs, metrics);
     berth_api::ensure_default_cluster(&app).await.context("creating the default cluster")?;
     let stopping = app.clone();
     let server = axum::serve(listener, berth_api::router(app.clone()))
