@@ -6,6 +6,7 @@
 //! - [`assignments`]: Berth's long poll `GET /berth/v1/assignments`.
 //! - [`ecr`]: `GetAuthorizationToken`, the token the agent pulls the control plane's images with.
 //! - [`logs`]: the CloudWatch Logs calls of the `awslogs` driver.
+//! - [`stats`]: Berth's `POST /berth/v1/stats`, each task's cpu and memory per period.
 //! - [`status`]: the statuses the messages carry; an unknown value is an error, never a default.
 //! - [`error`]: the error codes an agent acts on.
 //!
@@ -19,6 +20,7 @@ pub mod error;
 pub mod logs;
 #[cfg(test)]
 mod model_check;
+pub mod stats;
 pub mod status;
 
 pub use error::ErrorCode;

@@ -7,6 +7,7 @@ use berth_agent_protocol::ecs::{
     DescribeTaskDefinition, RegisterContainerInstance, RegisteredInstance, SubmitTaskStateChange,
 };
 use berth_agent_protocol::logs::{CreateLogGroup, CreateLogStream, PutLogEvents};
+use berth_agent_protocol::stats::StatsReport;
 use berth_client::{ApiClient, ClientError};
 use serde_json::{Map, Value};
 
@@ -35,6 +36,8 @@ pub trait ControlPlane: Send + Sync + 'static {
     fn create_log_group<'a>(&'a self, input: &'a CreateLogGroup) -> BoxFuture<'a, Result<(), ClientError>>;
     fn create_log_stream<'a>(&'a self, input: &'a CreateLogStream) -> BoxFuture<'a, Result<(), ClientError>>;
     fn put_log_events<'a>(&'a self, input: &'a PutLogEvents) -> BoxFuture<'a, Result<(), ClientError>>;
+    /// The tasks' cpu and memory use of the last metric period.
+    fn report_stats<'a>(&'a self, report: &'a StatsReport) -> BoxFuture<'a, Result<(), ClientError>>;
 }
 
 impl ControlPlane for ApiClient {
@@ -74,5 +77,9 @@ impl ControlPlane for ApiClient {
 
     fn put_log_events<'a>(&'a self, input: &'a PutLogEvents) -> BoxFuture<'a, Result<(), ClientError>> {
         Box::pin(async move { self.call(input).await.map(drop) })
+    }
+
+    fn report_stats<'a>(&'a self, report: &'a StatsReport) -> BoxFuture<'a, Result<(), ClientError>> {
+        Box::pin(ApiClient::stats(self, report))
     }
 }

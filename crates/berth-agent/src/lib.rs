@@ -27,6 +27,7 @@ pub mod objects;
 pub mod restart;
 pub mod runtime;
 pub mod spec;
+pub mod stats;
 mod task_runner;
 
 pub use agent::{Agent, AgentConfig, AgentError, Effects};

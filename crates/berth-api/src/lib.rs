@@ -18,6 +18,7 @@ pub mod error;
 pub mod logs;
 pub mod protocol;
 pub mod sigv4;
+pub mod stats;
 #[cfg(test)]
 pub(crate) mod testing;
 #[cfg(test)]
@@ -101,6 +102,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/service/{service}/operation/{operation}", post(protocol::serve))
         .route("/healthz", get(|| async { "ok" }))
         .route("/berth/v1/assignments", get(assignments::poll))
+        .route(berth_agent_protocol::stats::PATH, post(stats::receive))
         .with_state(app)
         .merge(registry)
 }

@@ -9,6 +9,7 @@ use berth_agent_protocol::ErrorCode;
 use berth_agent_protocol::assignments::{Assignments, AssignmentsQuery};
 use berth_agent_protocol::ecs::{RegisterContainerInstance, RegisteredInstance, SubmitTaskStateChange};
 use berth_agent_protocol::logs::{CreateLogGroup, CreateLogStream, PutLogEvents};
+use berth_agent_protocol::stats::StatsReport;
 use berth_client::ClientError;
 use serde_json::Value;
 use tokio::sync::Notify;
@@ -48,6 +49,8 @@ struct State {
     token: Option<(String, String)>,
     /// CloudWatch Logs: groups, their streams, and each stream's messages.
     logs: HashMap<String, HashMap<String, Vec<String>>>,
+    /// Every stats report, in order.
+    stats: Vec<StatsReport>,
 }
 
 pub struct FakeControlPlane {
@@ -159,6 +162,11 @@ impl FakeControlPlane {
         out
     }
 
+    /// The stats reports received so far.
+    pub fn stats(&self) -> Vec<StatsReport> {
+        self.with(|s| s.stats.clone())
+    }
+
     pub fn create_group(&self, name: &str) {
         self.with(|s| {
             s.logs.entry(name.into()).or_default();
@@ -263,6 +271,13 @@ impl ControlPlane for FakeControlPlane {
                 stream.extend(input.log_events.iter().map(|e| e.message.clone()));
                 Ok(())
             })
+        })
+    }
+
+    fn report_stats<'a>(&'a self, report: &'a StatsReport) -> BoxFuture<'a, Result<(), ClientError>> {
+        Box::pin(async move {
+            self.with(|s| s.stats.push(report.clone()));
+            Ok(())
         })
     }
 }
