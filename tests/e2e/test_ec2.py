@@ -60,7 +60,7 @@ def snapshot(ec2):
     """Everything the VPC API shows, to compare before and after a refused request."""
     strip = lambda out: {k: v for k, v in out.items() if k != "ResponseMetadata"}  # noqa: E731
     return (strip(ec2.describe_vpcs()), strip(ec2.describe_subnets()), strip(ec2.describe_security_groups()),
-            strip(ec2.describe_tags()), strip(ec2.describe_network_interfaces()))
+            strip(ec2.describe_security_group_rules()), strip(ec2.describe_tags()), strip(ec2.describe_network_interfaces()))
 
 
 def test_a_fresh_region_has_the_default_vpc_subnet_and_group(berth, ec2):
@@ -209,6 +209,11 @@ def test_security_group_rules_and_references(ec2):
     assert [g["GroupId"] for g in ec2.describe_security_groups(Filters=[{"Name": "tag:tier", "Values": ["web"]}])["SecurityGroups"]] == [web]
     with expect_error("DependencyViolation", message_contains=web):
         ec2.delete_security_group(GroupId=web)
+    # Every rule with its id, by group or by id.
+    listed = ec2.describe_security_group_rules(Filters=[{"Name": "group-id", "Values": [db]}])["SecurityGroupRules"]
+    assert sorted((r["IpProtocol"], r["FromPort"], r["IsEgress"]) for r in listed) == [("-1", -1, True), ("tcp", 5432, False), ("udp", 53, False)]
+    one = ec2.describe_security_group_rules(SecurityGroupRuleIds=[rules[0]["SecurityGroupRuleId"]])["SecurityGroupRules"]
+    assert one == [{k: v for k, v in rules[0].items()}]
     # Egress.
     egress = ec2.authorize_security_group_egress(GroupId=web, IpPermissions=[
         {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "IpRanges": [{"CidrIp": "192.0.2.0/24"}]}])["SecurityGroupRules"]
@@ -290,6 +295,10 @@ BAD = [
     ("describe_vpcs", {"VpcIds": [GHOST_VPC], "MaxResults": 5}, "InvalidParameterCombination", "VpcIds"),
     ("describe_security_groups", {"GroupIds": [GHOST_GROUP]}, "InvalidGroup.NotFound", GHOST_GROUP),
     ("describe_security_groups", {"GroupNames": ["nosuch"]}, "InvalidGroup.NotFound", "nosuch"),
+    ("describe_security_group_rules", {"SecurityGroupRuleIds": ["sgr-0123456789abcdef0"]},
+     "InvalidSecurityGroupRuleId.NotFound", "sgr-0123456789abcdef0"),
+    ("describe_security_group_rules", {"SecurityGroupRuleIds": ["sg-0123456789abcdef0"]},
+     "InvalidSecurityGroupRuleId.Malformed", "sg-0123456789abcdef0"),
     ("describe_tags", {"MaxResults": 2}, "InvalidParameterValue", "MaxResults"),
     ("describe_subnets", {"NextToken": "zz"}, "InvalidPaginationToken", "zz"),
     ("create_subnet", {"VpcId": GHOST_VPC, "CidrBlock": "10.0.0.0/24"}, "InvalidVpcID.NotFound", GHOST_VPC),

@@ -41,6 +41,7 @@ pub static SERVICE: Service = Service {
         "DeleteVpc" => |ctx, input| vpcs::delete(ctx, input).await,
         "DescribeAvailabilityZones" => |ctx, input| availability_zones::describe(ctx, input),
         "DescribeNetworkInterfaces" => |ctx, input| network_interfaces::describe(ctx, input).await,
+        "DescribeSecurityGroupRules" => |ctx, input| security_group_rules::describe(ctx, input).await,
         "DescribeSecurityGroups" => |ctx, input| security_groups::describe(ctx, input).await,
         "DescribeSubnets" => |ctx, input| subnets::describe(ctx, input).await,
         "DescribeTags" => |ctx, input| tags::describe(ctx, input).await,

@@ -1,15 +1,16 @@
-//! Security group rules: AuthorizeSecurityGroupIngress/Egress and RevokeSecurityGroupIngress/
-//! Egress, and the two shapes EC2 writes rules in — `IpPermission`s (rules grouped by
+//! Security group rules: AuthorizeSecurityGroupIngress/Egress, RevokeSecurityGroupIngress/
+//! Egress and DescribeSecurityGroupRules, and the two shapes EC2 writes rules in — `IpPermission`s (rules grouped by
 //! protocol and ports, as DescribeSecurityGroups shows them) and `SecurityGroupRule`s (one
 //! per rule, with its id). Requests give permissions as `IpPermissions` or in the older
 //! top-level form (`IpProtocol`, `FromPort`, `ToPort`, `CidrIp`, `SourceSecurityGroupName`,
 //! `SourceSecurityGroupOwnerId`), not both.
 
+use berth_control::vpc::IdKind;
 use berth_control::vpc::groups::{Direction, SecurityGroupRecord, SgRule};
 use berth_control::vpc::permissions::{self, NewRule, Peer, PeerSpec, PeerTarget, PermissionSpec, Protocol};
 use serde_json::{Map, Value, json};
 
-use super::{arn, ready, refuse, tag_specifications, tags_out};
+use super::{Listing, arn, describe_listed, ready, refuse, tag_field, tag_specifications, tags_out};
 use crate::ecs::{Ctx, Obj, text};
 use crate::error::{ApiError, ApiResult};
 
@@ -243,6 +244,31 @@ async fn revoke(ctx: &Ctx<'_>, input: Obj, direction: Direction) -> ApiResult<Va
         out["UnknownIpPermissions"] = ip_permissions(&unknown);
     }
     Ok(out)
+}
+
+/// The filters of DescribeSecurityGroupRules.
+const FILTERS: &[&str] = &["group-id", "security-group-rule-id", "tag:", "tag-key", "tag-value"];
+
+/// DescribeSecurityGroupRules: every rule of every group, ingress then egress.
+pub async fn describe(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
+    ready(ctx).await?;
+    let listing = Listing {
+        kind: IdKind::SecurityGroupRule,
+        ids: "SecurityGroupRuleIds",
+        filters: FILTERS,
+        member: "SecurityGroupRules",
+    };
+    let groups = berth_control::vpc::groups::list(&ctx.region)?;
+    let all: Vec<(&SecurityGroupRecord, &SgRule, bool)> = groups
+        .iter()
+        .flat_map(|g| g.ingress.iter().map(move |r| (g, r, false)).chain(g.egress.iter().map(move |r| (g, r, true))))
+        .collect();
+    let field = |(g, r, _): &(&SecurityGroupRecord, &SgRule, bool), f: &str| match f {
+        "group-id" => vec![g.id.clone()],
+        "security-group-rule-id" => vec![r.id.clone()],
+        _ => tag_field(&r.tags, f).unwrap_or_default(),
+    };
+    describe_listed(&input, &listing, &all, |(_, r, _)| &r.id, field, |(g, r, egress)| rule_output(ctx, g, r, *egress))
 }
 
 pub async fn authorize_ingress(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
