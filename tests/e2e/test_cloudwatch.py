@@ -54,7 +54,7 @@ def test_metrics_with_boto3_over_cbor(berth):
         cw.put_metric_data(Namespace="AWS/ECS", MetricData=[{"MetricName": "m", "Value": 1}])
     assert e.value.response["Error"]["Code"] == "InvalidParameterValue"
     with pytest.raises(ClientError) as e:
-        cw.describe_alarms()
+        cw.put_composite_alarm(AlarmName="c", AlarmRule="ALARM(a)")
     assert e.value.response["Error"]["Code"] == "InvalidAction"
 
 
@@ -84,3 +84,26 @@ def test_json_1_0_and_query_protocols(berth):
                                    "Period": "7", "Statistics.member.1": "Sum"}).encode()
     status, _, xml = signed(berth, berth.endpoint + "/", form, {"Content-Type": "application/x-www-form-urlencoded"})
     assert status == 400 and b"<Code>InvalidParameterValue</Code>" in xml, xml
+
+
+def test_an_alarm_goes_to_alarm_and_back(berth):
+    from ecs_helpers import until
+    cw = berth.client("cloudwatch")
+    berth.cli("cloudwatch", "put-metric-alarm", "--alarm-name", "slow", "--namespace", "App", "--metric-name", "Latency",
+              "--statistic", "Maximum", "--period", "10", "--evaluation-periods", "1", "--threshold", "100",
+              "--comparison-operator", "GreaterThanThreshold", "--treat-missing-data", "notBreaching")
+    # Without data and with notBreaching it soon is OK (first it is INSUFFICIENT_DATA).
+    def state():
+        return cw.describe_alarms(AlarmNames=["slow"])["MetricAlarms"][0]["StateValue"]
+
+    # Slow datapoints until a complete period holds one: ALARM.
+    def slow():
+        cw.put_metric_data(Namespace="App", MetricData=[{"MetricName": "Latency", "Value": 500}])
+        return state() == "ALARM"
+    until(slow, timeout=40, interval=1, what="the alarm to fire")
+    # Then no data at all: notBreaching brings it back to OK.
+    until(lambda: state() == "OK", timeout=40, interval=1, what="the alarm to clear")
+    history = cw.describe_alarm_history(AlarmName="slow", HistoryItemType="StateUpdate")["AlarmHistoryItems"]
+    summaries = [h["HistorySummary"] for h in history]
+    assert summaries[0] == "Alarm updated from ALARM to OK", summaries
+    assert summaries[1].endswith("to ALARM"), summaries

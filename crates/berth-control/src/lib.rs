@@ -7,6 +7,7 @@
 //! about HTTP or callers. `berth-api` parses requests and calls in; tests drive it with a
 //! [`clock::ManualClock`] and [`ids::SequentialIds`] over a real store.
 
+pub mod alarms;
 pub mod clock;
 pub mod definitions;
 pub mod error;

@@ -7,6 +7,8 @@
 //! replayed at open; data older than [`RETENTION_MS`] is dropped at open (the log is rewritten
 //! without it).
 
+pub mod alarm;
+
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Write};

@@ -84,6 +84,8 @@ async fn serve(settings: Settings, agent_options: Option<AgentOptions>, started:
     berth_control::registry::spawn(app.control.clone(), registry.clone(), schedule);
     // Every server sweeps the log events it stores (they are on its disk, not in the store).
     tokio::spawn(berth_api::logs::retention::run(app.clone()));
+    // Alarms are evaluated where the metrics are: on every server, over its own.
+    tokio::spawn(berth_api::cloudwatch::alarms::run(app.clone()));
 
     let key = &settings.keys[0];
     let (agent_line, agent_task) = match agent_options {

@@ -2,6 +2,7 @@
 //! SDKs send first), AWS JSON 1.0 and the AWS query protocol alike. The dispatch table and the
 //! service's errors; metrics live in `berth-metrics` ([`App::metrics`]).
 
+pub mod alarms;
 pub mod expressions;
 mod metrics;
 
@@ -23,6 +24,12 @@ pub static SERVICE: Service = Service {
         "GetMetricStatistics" => |ctx, input| metrics::statistics(ctx, input),
         "GetMetricData" => |ctx, input| metrics::data(ctx, input),
         "ListMetrics" => |ctx, input| metrics::list(ctx, input),
+        "PutMetricAlarm" => |ctx, input| alarms::put(ctx, input).await,
+        "DescribeAlarms" => |ctx, input| alarms::describe(ctx, input),
+        "DescribeAlarmsForMetric" => |ctx, input| alarms::describe_for_metric(ctx, input),
+        "DeleteAlarms" => |ctx, input| alarms::delete(ctx, input).await,
+        "SetAlarmState" => |ctx, input| alarms::set_state(ctx, input).await,
+        "DescribeAlarmHistory" => |ctx, input| alarms::history(ctx, input),
     },
     // PutMetricData carries up to 1 MB.
     body_limit: 2 * 1024 * 1024,

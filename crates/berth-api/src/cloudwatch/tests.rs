@@ -198,6 +198,42 @@ async fn bad_inputs_are_refused_and_store_nothing() {
         (
             "PutMetricAlarm",
             json!({"AlarmName": "a", "EvaluationPeriods": 1, "ComparisonOperator": "GreaterThanThreshold"}),
+            "MissingParameter",
+            "Namespace",
+        ),
+        (
+            "PutMetricAlarm",
+            alarm(json!({"AlarmActions": ["arn:aws:sns:us-east-1:000000000000:t"]})),
+            "InvalidParameterValue",
+            "no SNS",
+        ),
+        (
+            "PutMetricAlarm",
+            alarm(json!({"ComparisonOperator": "GreaterThanUpperThreshold"})),
+            "InvalidParameterValue",
+            "anomaly",
+        ),
+        ("PutMetricAlarm", alarm(json!({"DatapointsToAlarm": 5})), "InvalidParameterValue", "DatapointsToAlarm"),
+        ("PutMetricAlarm", alarm(json!({"Period": 45})), "InvalidParameterValue", "Period"),
+        ("PutMetricAlarm", alarm(json!({"Statistic": "p99"})), "InvalidParameterValue", "Statistic"),
+        ("PutMetricAlarm", alarm(json!({"TreatMissingData": "maybe"})), "InvalidParameterValue", "TreatMissingData"),
+        ("PutMetricAlarm", alarm(json!({"ExtendedStatistic": "p99"})), "InvalidParameterValue", "percentiles"),
+        ("DeleteAlarms", json!({"AlarmNames": ["nope"]}), "ResourceNotFound", "nope"),
+        (
+            "SetAlarmState",
+            json!({"AlarmName": "nope", "StateValue": "OK", "StateReason": "r"}),
+            "ResourceNotFound",
+            "nope",
+        ),
+        (
+            "DescribeAlarms",
+            json!({"AlarmNames": ["a"], "AlarmNamePrefix": "a"}),
+            "InvalidParameterCombination",
+            "AlarmNamePrefix",
+        ),
+        (
+            "PutCompositeAlarm",
+            json!({"AlarmName": "c", "AlarmRule": "ALARM(a)"}),
             "InvalidAction",
             "does not implement",
         ),
@@ -208,4 +244,87 @@ async fn bad_inputs_are_refused_and_store_nothing() {
         assert!(message.contains(fragment), "{op} {input}: {message} lacks {fragment}");
     }
     assert!(call(&h, "ListMetrics", json!({})).await["Metrics"].as_array().unwrap().is_empty());
+    assert!(call(&h, "DescribeAlarms", json!({})).await["MetricAlarms"].as_array().unwrap().is_empty());
+}
+
+/// A valid PutMetricAlarm input with `extra` members over it.
+fn alarm(extra: Value) -> Value {
+    let mut a = json!({"AlarmName": "busy", "Namespace": "App", "MetricName": "Latency", "Statistic": "Average",
+        "Dimensions": [{"Name": "Service", "Value": "web"}], "Period": 10, "EvaluationPeriods": 3, "DatapointsToAlarm": 2,
+        "Threshold": 50.0, "ComparisonOperator": "GreaterThanThreshold"});
+    a.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    a
+}
+
+#[tokio::test]
+async fn alarms_follow_their_metric_m_out_of_n() {
+    let h = Harness::new();
+    call(&h, "PutMetricAlarm", alarm(json!({"AlarmDescription": "web is slow"}))).await;
+    let state =
+        |out: Value| out["MetricAlarms"][0]["StateValue"].as_str().unwrap_or_else(|| panic!("{out}")).to_string();
+    assert_eq!(state(call(&h, "DescribeAlarms", json!({"AlarmNames": ["busy"]})).await), "INSUFFICIENT_DATA");
+    let mut last = std::collections::HashMap::new();
+    // Two of the last three 10-second periods above 50: ALARM.
+    let put = |v: f64, ago: f64| {
+        call(&h, "PutMetricData", json!({"Namespace": "App", "MetricData": [datum(v, NOW - ago, "web")]}))
+    };
+    put(80.0, 25.0).await;
+    put(10.0, 15.0).await;
+    put(90.0, 5.0).await;
+    assert_eq!(super::alarms::sweep(&h.app, &mut last).await.unwrap(), 1);
+    let out = call(&h, "DescribeAlarms", json!({"StateValue": "ALARM"})).await;
+    assert_eq!(state(out.clone()), "ALARM");
+    assert!(
+        out["MetricAlarms"][0]["StateReason"]
+            .as_str()
+            .unwrap()
+            .starts_with("Threshold Crossed: 2 out of the last 3 datapoints")
+    );
+    assert_eq!(out["MetricAlarms"][0]["AlarmDescription"], "web is slow");
+    // Quiet periods bring it back to OK once the busy ones leave the window.
+    for ago in [-5.0, -15.0, -25.0] {
+        put(5.0, ago).await;
+    }
+    h.clock.advance(std::time::Duration::from_secs(30));
+    assert_eq!(super::alarms::sweep(&h.app, &mut last).await.unwrap(), 1);
+    assert_eq!(state(call(&h, "DescribeAlarms", json!({})).await), "OK");
+    // SetAlarmState holds until the next evaluation.
+    call(&h, "SetAlarmState", json!({"AlarmName": "busy", "StateValue": "ALARM", "StateReason": "testing"})).await;
+    assert_eq!(state(call(&h, "DescribeAlarmsForMetric", json!({"Namespace": "App", "MetricName": "Latency", "Dimensions": [{"Name": "Service", "Value": "web"}]})).await), "ALARM");
+    h.clock.advance(std::time::Duration::from_secs(10));
+    super::alarms::sweep(&h.app, &mut last).await.unwrap();
+    let history =
+        call(&h, "DescribeAlarmHistory", json!({"AlarmName": "busy", "HistoryItemType": "StateUpdate"})).await;
+    let summaries: Vec<&str> = history["AlarmHistoryItems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["HistorySummary"].as_str().unwrap())
+        .collect();
+    assert_eq!(summaries[0], "Alarm updated from ALARM to OK");
+    assert_eq!(summaries.len(), 4);
+    call(&h, "DeleteAlarms", json!({"AlarmNames": ["busy"]})).await;
+    assert!(call(&h, "DescribeAlarms", json!({})).await["MetricAlarms"].as_array().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn treat_missing_data_decides_an_alarm_without_data() {
+    let h = Harness::new();
+    call(
+        &h,
+        "PutMetricAlarm",
+        alarm(json!({"AlarmName": "gone", "TreatMissingData": "breaching", "DatapointsToAlarm": 3})),
+    )
+    .await;
+    call(&h, "PutMetricAlarm", alarm(json!({"AlarmName": "quiet", "TreatMissingData": "ignore"}))).await;
+    let mut last = std::collections::HashMap::new();
+    super::alarms::sweep(&h.app, &mut last).await.unwrap();
+    let out = call(&h, "DescribeAlarms", json!({})).await;
+    let states: Vec<(&str, &str)> = out["MetricAlarms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a["AlarmName"].as_str().unwrap(), a["StateValue"].as_str().unwrap()))
+        .collect();
+    assert_eq!(states, [("gone", "ALARM"), ("quiet", "INSUFFICIENT_DATA")]);
 }
