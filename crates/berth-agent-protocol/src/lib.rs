@@ -4,6 +4,7 @@
 //!
 //! - [`ecs`]: the ECS operations agents call, shaped as the ECS model shapes them.
 //! - [`assignments`]: Berth's long poll `GET /berth/v1/assignments`.
+//! - [`network`]: Berth's extension of an assigned awsvpc task (its ENI and security rules).
 //! - [`ecr`]: `GetAuthorizationToken`, the token the agent pulls the control plane's images with.
 //! - [`status`]: the statuses the messages carry; an unknown value is an error, never a default.
 //! - [`error`]: the error codes an agent acts on.
@@ -17,6 +18,7 @@ pub mod ecs;
 pub mod error;
 #[cfg(test)]
 mod model_check;
+pub mod network;
 pub mod status;
 
 pub use error::ErrorCode;

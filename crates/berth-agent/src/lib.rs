@@ -15,6 +15,7 @@
 //! - [`cgroup`], [`clock`]: the task cgroups and the wall clock, behind traits as well.
 //! - [`host`]: what this machine offers (cpu, memory, ports, attributes).
 //! - [`objects`]: secrets and S3 objects tasks name, read from local directories.
+//! - [`vpc`]: awsvpc networking: a namespace and an interface per task, security groups.
 
 pub mod agent;
 pub mod cgroup;
@@ -27,5 +28,6 @@ pub mod restart;
 pub mod runtime;
 pub mod spec;
 mod task_runner;
+pub mod vpc;
 
 pub use agent::{Agent, AgentConfig, AgentError, Effects};

@@ -62,6 +62,7 @@ pub fn assigned(arn: &str, last: TaskStatus, desired: DesiredStatus) -> Assigned
         desired_status: desired,
         last_status: last,
         overrides: None,
+        network: None,
     }
 }
 
