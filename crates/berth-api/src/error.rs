@@ -96,6 +96,8 @@ impl From<ControlError> for ApiError {
             ControlError::TaskNotFound => ApiError::invalid("The referenced task was not found."),
             ControlError::Transition(t) => ApiError::invalid(t.to_string()),
             ControlError::Placement(m) => ApiError::invalid(m),
+            // EC2's code and message; the ECS side words them for ECS where it quotes them.
+            ControlError::Vpc(e) => ApiError::new(400, e.code(), e.to_string()),
         }
     }
 }

@@ -25,6 +25,9 @@ pub enum ControlError {
     /// A stored placement constraint or strategy no longer parses (it was checked when given).
     #[error("{0}")]
     Placement(String),
+    /// A request the VPC model refuses: EC2's error code (`VpcError::code`) and message.
+    #[error(transparent)]
+    Vpc(#[from] crate::vpc::VpcError),
 }
 
 impl From<berth_store::Contention> for ControlError {

@@ -12,6 +12,12 @@ pub trait Ids: Send + Sync + 'static {
     fn seed(&self) -> u64;
     /// A UUID (container ids, event ids).
     fn uuid(&self) -> String;
+    /// An EC2 resource id: `prefix`, a dash and 17 lowercase hex digits, as EC2 writes them
+    /// (`vpc-`, `subnet-`, `sg-`, `eni-`, `sgr-`, ...).
+    fn ec2_id(&self, prefix: &str) -> String {
+        let hex = self.uuid().replace('-', "");
+        format!("{prefix}-{}", &hex[hex.len() - 17..])
+    }
 }
 
 /// Fresh random identifiers.
@@ -37,6 +43,12 @@ impl Ids for RandomIds {
     fn uuid(&self) -> String {
         uuid::Uuid::new_v4().to_string()
     }
+
+    fn ec2_id(&self, prefix: &str) -> String {
+        // 68 random bits: 17 hex digits.
+        let bits = u128::from_le_bytes(uuid::Uuid::new_v4().into_bytes()) & ((1u128 << 68) - 1);
+        format!("{prefix}-{bits:017x}")
+    }
 }
 
 /// Identifiers from a counter: `...0001`, `...0002`, ...
@@ -59,5 +71,24 @@ impl Ids for SequentialIds {
     fn uuid(&self) -> String {
         let n = self.0.fetch_add(1, Ordering::Relaxed) + 1;
         format!("00000000-0000-4000-8000-{n:012x}")
+    }
+
+    fn ec2_id(&self, prefix: &str) -> String {
+        format!("{prefix}-{:017x}", self.0.fetch_add(1, Ordering::Relaxed) + 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ec2_ids_have_17_hex_digits() {
+        for id in [RandomIds.ec2_id("subnet"), SequentialIds::default().ec2_id("subnet")] {
+            let digits = id.strip_prefix("subnet-").unwrap();
+            assert_eq!(digits.len(), 17, "{id}");
+            assert!(digits.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)), "{id}");
+        }
+        assert_ne!(RandomIds.ec2_id("sg"), RandomIds.ec2_id("sg"));
     }
 }

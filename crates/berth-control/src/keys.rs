@@ -99,7 +99,78 @@ impl Keys {
     pub fn setting(&self, principal: &str, name: &str) -> String {
         format!("ecs/{}/setting/{principal}/{name}", self.region)
     }
+
+    // The VPC model (`vpc/`): EC2 resources, keyed by their ids.
+
+    pub fn vpcs(&self) -> String {
+        format!("ec2/{}/vpc/", self.region)
+    }
+
+    pub fn vpc(&self, id: &str) -> String {
+        format!("ec2/{}/vpc/{id}", self.region)
+    }
+
+    /// The region's default VPC id, written once when it is created and kept if the VPC is
+    /// deleted, so a deleted default VPC is not made again.
+    pub fn default_vpc(&self) -> String {
+        format!("ec2/{}/default-vpc", self.region)
+    }
+
+    pub fn subnets(&self) -> String {
+        format!("ec2/{}/subnet/", self.region)
+    }
+
+    pub fn subnet(&self, id: &str) -> String {
+        format!("ec2/{}/subnet/{id}", self.region)
+    }
+
+    /// The default subnet made for a zone of a VPC (its id), kept after the subnet is
+    /// deleted so a zone gets a default subnet once.
+    pub fn default_subnet(&self, vpc: &str, zone: &str) -> String {
+        format!("ec2/{}/default-subnet/{vpc}/{}", self.region, hex::encode(zone))
+    }
+
+    pub fn security_groups(&self) -> String {
+        format!("ec2/{}/sg/", self.region)
+    }
+
+    pub fn security_group(&self, id: &str) -> String {
+        format!("ec2/{}/sg/{id}", self.region)
+    }
+
+    /// A group's name within its VPC (names are unique per VPC): the group id.
+    pub fn group_name(&self, vpc: &str, name: &str) -> String {
+        format!("ec2/{}/sg-name/{vpc}/{}", self.region, hex::encode(name))
+    }
+
+    pub fn network_interfaces(&self) -> String {
+        format!("ec2/{}/eni/", self.region)
+    }
+
+    pub fn network_interface(&self, id: &str) -> String {
+        format!("ec2/{}/eni/{id}", self.region)
+    }
+
+    /// The addresses given out in every subnet of the region.
+    pub fn all_addresses(&self) -> String {
+        format!("ec2/{}/ip/", self.region)
+    }
+
+    /// The addresses given out in a subnet, one key each.
+    pub fn addresses(&self, subnet: &str) -> String {
+        format!("ec2/{}/ip/{subnet}/", self.region)
+    }
+
+    /// One address given out in a subnet: the network interface holding it. Created with a
+    /// compare on its absence, so no two interfaces ever hold one address.
+    pub fn address(&self, subnet: &str, ip: std::net::Ipv4Addr) -> String {
+        format!("ec2/{}/ip/{subnet}/{ip}", self.region)
+    }
 }
+
+/// The CIDR block of every region's default VPC, as `--vpc-cidr` set it at start: regions
+/// other than the installation's own get their default VPC on first use, from this.
+pub const DEFAULT_VPC_CIDR: &str = "ec2-settings/default-vpc-cidr";
 
 /// Prefix of [`Keys::region`]: `regions/{region}`, one key per region that has clusters.
 pub const REGIONS: &str = "regions/";

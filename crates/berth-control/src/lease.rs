@@ -60,14 +60,7 @@ mod tests {
     use crate::ids::SequentialIds;
 
     fn server(store: &Arc<dyn Store>, clock: &Arc<ManualClock>, node: &str) -> Arc<Control> {
-        let config = crate::Config {
-            account: "000000000000".into(),
-            region: "us-east-1".into(),
-            agent_timeout: Duration::from_secs(60),
-            lost_agent_timeout: Duration::from_secs(300),
-            stopped_task_retention: Duration::from_secs(3600),
-            node: node.into(),
-        };
+        let config = crate::Config::testing(node);
         Control::new(config, store.clone(), clock.clone(), Arc::new(SequentialIds::default()))
     }
 

@@ -22,6 +22,7 @@ pub mod scheduler;
 pub mod services;
 pub mod store;
 pub mod tasks;
+pub mod vpc;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -50,6 +51,21 @@ pub struct Config {
     pub stopped_task_retention: Duration,
     /// Names this server when servers share a store: the holder of the leader lease.
     pub node: String,
+}
+
+#[cfg(test)]
+impl Config {
+    /// Settings for in-process tests: account `000000000000` in `us-east-1`, as `node`.
+    pub(crate) fn testing(node: &str) -> Config {
+        Config {
+            account: "000000000000".into(),
+            region: "us-east-1".into(),
+            agent_timeout: Duration::from_secs(60),
+            lost_agent_timeout: Duration::from_secs(300),
+            stopped_task_retention: Duration::from_secs(3600),
+            node: node.into(),
+        }
+    }
 }
 
 /// The store, the clock, the id source and the settings: all a domain transaction needs.

@@ -1,20 +1,16 @@
 //! Availability zones: DescribeAvailabilityZones.
 //!
-//! A region's zones are where its machines are: the `ecs.availability-zone` attribute of
-//! every registered (not INACTIVE) container instance of the caller's region, plus the zone
-//! the local agent gets by default (the region and `a`). Every zone is an available
-//! availability zone that needs no opt-in. Zone ids are Berth's own, stable per name:
-//! `use1-az1` for `us-east-1a` (letter → number), `use1-NAME` for other names.
+//! A region's zones are where its machines are (`berth_control::vpc::zones`: the
+//! `ecs.availability-zone` attribute of every registered container instance, plus the local
+//! agent's default zone). Every zone is an available availability zone that needs no opt-in.
+//! Zone ids are Berth's own, stable per name: `use1-az1` for `us-east-1a`.
 
-use std::collections::BTreeSet;
-
-use berth_store::StoreExt;
+use berth_control::vpc::zones::{zone_id, zone_names};
 use serde_json::{Value, json};
 
 use super::filters;
-use crate::ecs::{Ctx, Obj, decode, strings};
+use crate::ecs::{Ctx, Obj, strings};
 use crate::error::{ApiError, ApiResult};
-use berth_control::records::{InstanceRecord, InstanceStatus};
 
 /// The filters EC2 documents for DescribeAvailabilityZones.
 const FILTERS: &[&str] = &[
@@ -30,52 +26,6 @@ const FILTERS: &[&str] = &[
     "zone-name",
     "zone-type",
 ];
-
-/// The short form of a region in zone ids: `us-east-1` → `use1`, `ap-southeast-2` → `apse2`.
-fn region_code(region: &str) -> String {
-    let parts: Vec<&str> = region.split('-').collect();
-    let [first, middle @ .., last] = parts.as_slice() else {
-        return region.to_string();
-    };
-    let short = |word: &&str| match *word {
-        "northeast" => "ne".to_string(),
-        "northwest" => "nw".to_string(),
-        "southeast" => "se".to_string(),
-        "southwest" => "sw".to_string(),
-        w => w.chars().take(1).collect(),
-    };
-    format!("{first}{}{last}", middle.iter().map(short).collect::<String>())
-}
-
-fn zone_id(region: &str, zone: &str) -> String {
-    let code = region_code(region);
-    match zone.strip_prefix(region).map(|s| s.as_bytes()) {
-        Some([letter @ b'a'..=b'z']) => format!("{code}-az{}", letter - b'a' + 1),
-        _ => format!("{code}-{zone}"),
-    }
-}
-
-/// The zones of the caller's region, by name.
-fn zone_names(ctx: &Ctx<'_>) -> ApiResult<BTreeSet<String>> {
-    let mut zones = BTreeSet::from([format!("{}a", ctx.caller.region)]);
-    for cluster in ctx.store().list(&ctx.keys.clusters())? {
-        let name = cluster.key.rsplit('/').next().unwrap_or_default();
-        for kv in ctx.store().list(&ctx.keys.instances(name))? {
-            let rec: InstanceRecord = decode(&kv)?;
-            if rec.status == InstanceStatus::Inactive {
-                continue;
-            }
-            let attributes = rec.instance.get("attributes").and_then(Value::as_array);
-            let zone = attributes
-                .into_iter()
-                .flatten()
-                .find(|a| a.get("name").and_then(Value::as_str) == Some("ecs.availability-zone"))
-                .and_then(|a| a.get("value").and_then(Value::as_str));
-            zones.extend(zone.map(str::to_string));
-        }
-    }
-    Ok(zones)
-}
 
 fn zone(region: &str, name: &str) -> Value {
     json!({
@@ -120,7 +70,7 @@ pub fn describe(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
     let filters = filters::parse(&input, FILTERS)?;
     let names = strings(&input, "ZoneNames");
     let ids = strings(&input, "ZoneIds");
-    let zones: Vec<Value> = zone_names(ctx)?.iter().map(|name| zone(region, name)).collect();
+    let zones: Vec<Value> = zone_names(&ctx.region)?.iter().map(|name| zone(region, name)).collect();
     let has = |member: &str, wanted: &String| zones.iter().any(|z| z[member].as_str() == Some(wanted));
     if let Some(unknown) = names.iter().find(|n| !has("ZoneName", n)) {
         return Err(ApiError::new(400, "InvalidParameterValue", format!("Invalid availability zone: [{unknown}]")));
@@ -142,16 +92,6 @@ pub fn describe(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn zone_ids_follow_the_region_and_letter() {
-        assert_eq!(zone_id("us-east-1", "us-east-1a"), "use1-az1");
-        assert_eq!(zone_id("us-east-1", "us-east-1c"), "use1-az3");
-        assert_eq!(zone_id("ap-southeast-2", "ap-southeast-2b"), "apse2-az2");
-        assert_eq!(zone_id("eu-central-1", "eu-central-1a"), "euc1-az1");
-        assert_eq!(zone_id("us-east-1", "rack-7"), "use1-rack-7");
-        assert_eq!(zone_id("local", "locala"), "local-az1");
-    }
 
     #[test]
     fn filter_fields_come_from_the_zone() {
