@@ -336,6 +336,10 @@ fn service_launch(
         tags.push(json!({"key": "aws:ecs:serviceName", "value": rec.name()}));
         tags.push(json!({"key": "aws:ecs:clusterName", "value": cluster}));
     }
+    // Checked when the service was created or updated; a refusal now names the service.
+    let mode = definition.definition.get("networkMode").and_then(Value::as_str).unwrap_or("bridge");
+    let network = crate::task_network::parse(mode, rec.service.get("networkConfiguration"))
+        .map_err(|e| crate::ControlError::Placement(format!("service {}: {e}", rec.name())))?;
     Ok(Launch {
         cluster: cluster.to_string(),
         requirements: requirements(&definition.definition, None),
@@ -346,5 +350,6 @@ fn service_launch(
         started_by: Some(deployment),
         group: format!("service:{}", rec.name()),
         tags,
+        network,
     })
 }

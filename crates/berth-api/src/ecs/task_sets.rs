@@ -142,7 +142,9 @@ pub async fn create(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
             return Ok(Some(json!({"taskSet": render(ctx, &rec, same, false)})));
         }
         let definition = runnable(ctx, text(input, "taskDefinition").unwrap_or_default())?;
-        check_network(&definition.definition, input)?;
+        if check_network(ctx, &definition.definition, input)?.is_some() {
+            return Err(ApiError::invalid("Berth does not run task sets of awsvpc task definitions yet."));
+        }
         if rec.scheduler.task_sets.len() >= MAX_TASK_SETS {
             return Err(ApiError::invalid(format!(
                 "{MAX_TASK_SETS} deployments exist on the service. Unable to create new TaskSet since this exceeds the \
