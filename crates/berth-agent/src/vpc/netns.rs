@@ -86,7 +86,14 @@ pub fn remove(name: &str) {
 /// its driver spawned on the current tokio runtime.
 pub fn netlink(netns: Option<&Path>) -> io::Result<rtnetlink::Handle> {
     let (connection, handle, _) = match netns {
-        Some(ns) => run_in(ns, rtnetlink::new_connection)?,
+        Some(ns) => {
+            // The socket registers with the runtime's reactor: the namespace's thread enters it.
+            let runtime = tokio::runtime::Handle::current();
+            run_in(ns, move || {
+                let _entered = runtime.enter();
+                rtnetlink::new_connection()
+            })?
+        }
         None => rtnetlink::new_connection()?,
     };
     tokio::spawn(connection);
