@@ -34,7 +34,7 @@ SUBSETS = {
         "DescribeAvailabilityZones",
         "DescribeVpcs", "CreateVpc", "DeleteVpc",
         "DescribeSubnets", "CreateSubnet", "DeleteSubnet",
-        "DescribeSecurityGroups", "CreateSecurityGroup", "DeleteSecurityGroup",
+        "DescribeSecurityGroups", "CreateSecurityGroup", "DeleteSecurityGroup", "DescribeSecurityGroupRules",
         "AuthorizeSecurityGroupIngress", "AuthorizeSecurityGroupEgress",
         "RevokeSecurityGroupIngress", "RevokeSecurityGroupEgress",
         "DescribeNetworkInterfaces",

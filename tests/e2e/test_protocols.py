@@ -141,8 +141,8 @@ def test_ec2_refusals_have_ec2_codes(berth):
         ec2.describe_availability_zones(DryRun=True)
     assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 412
     assert len(info.value.response["ResponseMetadata"]["RequestId"]) == 36
-    with expect_error("UnsupportedOperation"):
-        ec2.describe_vpcs()
+    with expect_error("UnsupportedOperation", message_contains="AmazonProvidedIpv6CidrBlock"):
+        ec2.create_vpc(CidrBlock="10.1.0.0/16", AmazonProvidedIpv6CidrBlock=True)
     with expect_error("MissingParameter"):
         client(berth, "ec2", validate=False).delete_vpc()
 

@@ -97,8 +97,14 @@ impl From<ControlError> for ApiError {
             ControlError::Transition(t) => ApiError::invalid(t.to_string()),
             ControlError::Placement(m) => ApiError::invalid(m),
             // EC2's code and message; the ECS side words them for ECS where it quotes them.
-            ControlError::Vpc(e) => ApiError::new(400, e.code(), e.to_string()),
+            ControlError::Vpc(e) => e.into(),
         }
+    }
+}
+
+impl From<berth_control::vpc::VpcError> for ApiError {
+    fn from(e: berth_control::vpc::VpcError) -> Self {
+        ApiError::new(400, e.code(), e.to_string())
     }
 }
 

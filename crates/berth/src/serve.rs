@@ -15,6 +15,21 @@ use berth_store::{Embedded, EmbeddedOptions};
 
 use crate::config::{AgentOptions, Settings};
 
+/// Records `--vpc-cidr` and makes the region's default VPC, its default group and a default
+/// subnet per known zone (nothing when they were made before).
+async fn ensure_default_vpc(control: &Control, cidr: Option<&str>) -> anyhow::Result<()> {
+    use berth_control::vpc::{cidr as blocks, defaults};
+    let wanted = cidr.and_then(blocks::parse);
+    defaults::configure(control, wanted).await?;
+    let region = control.region(&control.config.region);
+    if let (Some(vpc), Some(net)) = (defaults::ensure(&region).await?, wanted)
+        && vpc.cidr != net
+    {
+        tracing::warn!(vpc = %vpc.id, cidr = %vpc.cidr, "the default VPC was made before with another block: --vpc-cidr {net} applies to regions whose default VPC is made from now on");
+    }
+    Ok(())
+}
+
 /// Serves the API; with `agent` options (`berth up`) also runs a local agent.
 pub fn run(settings: Settings, agent: Option<AgentOptions>) -> anyhow::Result<()> {
     let started = Instant::now();
@@ -49,6 +64,7 @@ async fn serve(settings: Settings, agent_options: Option<AgentOptions>, started:
     registry.set_peers(Arc::new(crate::peers::load(settings.registry.peers_file.as_deref())?));
     let app = App::new(config, control, registry.clone());
     berth_api::ensure_default_cluster(&app).await.context("creating the default cluster")?;
+    ensure_default_vpc(&app.control, settings.vpc_cidr.as_deref()).await.context("creating the default VPC")?;
     let stopping = app.clone();
     let server = axum::serve(listener, berth_api::router(app.clone()))
         .with_graceful_shutdown(async move { stopping.closed().await });

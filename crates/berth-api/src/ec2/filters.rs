@@ -14,12 +14,14 @@ pub struct Filter {
     pub values: Vec<String>,
 }
 
-/// The request's `Filters`, each named one of `known`.
+/// The request's `Filters`, each named one of `known` (`tag:` in `known` admits every
+/// `tag:KEY`).
 pub fn parse(input: &Obj, known: &[&str]) -> ApiResult<Vec<Filter>> {
     let mut filters = Vec::new();
     for f in input.get("Filters").and_then(Value::as_array).into_iter().flatten() {
         let name = f.get("Name").and_then(Value::as_str).unwrap_or_default().to_string();
-        if !known.contains(&name.as_str()) {
+        let tag = name.len() > 4 && name.starts_with("tag:") && known.contains(&"tag:");
+        if !tag && !known.contains(&name.as_str()) {
             return Err(ApiError::new(400, "InvalidParameterValue", format!("The filter '{name}' is invalid")));
         }
         let values: Vec<String> = f

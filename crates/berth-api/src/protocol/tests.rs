@@ -200,7 +200,9 @@ async fn ec2_reaches_zones_and_refuses_in_ec2_shape() {
         ("Action=DescribeAvailabilityZones&Version=2016-11-15&ZoneNames.1=a", 400, "UnknownParameter"),
         ("Action=DescribeAvailabilityZones&Version=2016-11-15&DryRun=perhaps", 400, "InvalidParameterValue"),
         ("Action=DeleteVpc&Version=2016-11-15", 400, "MissingParameter"),
-        ("Action=DeleteVpc&Version=2016-11-15&VpcId=vpc-1", 400, "UnsupportedOperation"),
+        ("Action=DeleteVpc&Version=2016-11-15&VpcId=vpc-1", 400, "InvalidVpcID.Malformed"),
+        ("Action=DeleteVpc&Version=2016-11-15&VpcId=vpc-0123456789abcdef0", 400, "InvalidVpcID.NotFound"),
+        ("Action=CreateVpc&Version=2016-11-15&CidrBlock=10.0.0.0/16&Ipv6Pool=x", 400, "UnsupportedOperation"),
         ("Action=RunInstances&Version=2016-11-15", 400, "InvalidAction"),
     ];
     for (form, status, code) in cases {

@@ -135,6 +135,18 @@ impl VpcError {
         }
     }
 
+    /// The not-found error of a resource of `kind`.
+    pub fn not_found(kind: IdKind, id: &str) -> Self {
+        let id = id.to_string();
+        match kind {
+            IdKind::Vpc => VpcError::VpcNotFound(id),
+            IdKind::Subnet => VpcError::SubnetNotFound(id),
+            IdKind::SecurityGroup => VpcError::GroupNotFound(id),
+            IdKind::SecurityGroupRule => VpcError::RuleNotFound(id),
+            IdKind::NetworkInterface => VpcError::NetworkInterfaceNotFound(id),
+        }
+    }
+
     pub fn invalid(message: impl Into<String>) -> Self {
         VpcError::InvalidParameterValue(message.into())
     }

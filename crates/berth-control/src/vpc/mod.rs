@@ -17,6 +17,7 @@ pub mod groups;
 pub mod permissions;
 pub mod rules;
 pub mod subnets;
+pub mod tagged;
 pub mod tags;
 pub mod vpcs;
 pub mod zones;
