@@ -187,3 +187,62 @@ def test_awsvpc_network_configuration_is_checked_as_ecs_does(ecs, launch, messag
         with expect_error("InvalidParameterException",
                           "Network Configuration is not valid for the given networkMode of this task definition."):
             ecs.run_task(taskDefinition="bridged", **launch)
+
+
+def test_enis_follow_tasks_of_run_task_services_and_task_sets_without_an_agent(berth):
+    """The control plane alone (a registered instance, no agent): each placed awsvpc task holds
+    an ENI (PRECREATED) that DescribeNetworkInterfaces lists, freed when the task stops."""
+    ecs, ec2 = berth.client(), berth.client("ec2")
+    instance = register_instance(ecs)["containerInstanceArn"]
+    subnet_ids = [s["SubnetId"] for s in ec2.describe_subnets()["Subnets"]]
+    network = {"awsvpcConfiguration": {"subnets": subnet_ids}}
+    ecs.register_task_definition(family="vpcplan", networkMode="awsvpc", containerDefinitions=[
+        {"name": "web", "image": "busybox", "memory": 64, "portMappings": [{"containerPort": 80}]}])
+
+    def enis():
+        return {i["NetworkInterfaceId"]: i for i in ec2.describe_network_interfaces()["NetworkInterfaces"]}
+
+    ran = ecs.run_task(taskDefinition="vpcplan", networkConfiguration=network, count=2)["tasks"]
+    started = ecs.start_task(taskDefinition="vpcplan", containerInstances=[instance],
+                             networkConfiguration=network)["tasks"]
+    tasks = ran + started
+    ids = set()
+    for task in tasks:
+        attachment, d = details(task)
+        assert attachment["status"] == "PRECREATED"
+        assert d["subnetId"] in subnet_ids and d["privateIPv4Address"]
+        assert task["containers"][0]["networkInterfaces"] == [
+            {"attachmentId": attachment["id"], "privateIpv4Address": d["privateIPv4Address"]}]
+        ids.add(d["networkInterfaceId"])
+    assert len({details(t)[1]["privateIPv4Address"] for t in tasks}) == 3, "one address per task"
+    assert ids <= set(enis())
+    for task in tasks:
+        ecs.stop_task(task=task["taskArn"])
+        stopped = ecs.describe_tasks(tasks=[task["taskArn"]])["tasks"][0]
+        assert stopped["lastStatus"] == "STOPPED" and details(stopped)[0]["status"] == "DELETED"
+    assert not ids & set(enis()), "stopping frees the interfaces"
+
+    # A service keeps its network configuration for the tasks it places.
+    service = ecs.create_service(serviceName="vpcsvc", taskDefinition="vpcplan", desiredCount=1,
+                                 networkConfiguration=network)["service"]
+    assert service["networkConfiguration"] == network
+    until("the service's task holds an interface", lambda: any(
+        t["attachments"] and details(t)[0]["status"] == "PRECREATED"
+        for t in describe_all(ecs, ecs.list_tasks(serviceName="vpcsvc")["taskArns"])))
+    ecs.update_service(service="vpcsvc", desiredCount=0)
+    ecs.delete_service(service="vpcsvc")
+
+    # A task set of an EXTERNAL service has its own.
+    ecs.create_service(serviceName="ext", desiredCount=1, deploymentController={"type": "EXTERNAL"})
+    with expect_error("InvalidParameterException", "Network Configuration must be provided"):
+        ecs.create_task_set(service="ext", cluster="default", taskDefinition="vpcplan")
+    task_set = ecs.create_task_set(service="ext", cluster="default", taskDefinition="vpcplan",
+                                   networkConfiguration=network, scale={"value": 100, "unit": "PERCENT"})["taskSet"]
+    assert task_set["networkConfiguration"]["awsvpcConfiguration"]["subnets"] == subnet_ids
+    until("the task set's task holds an interface", lambda: any(
+        t["attachments"] and t.get("startedBy") == task_set["id"]
+        for t in describe_all(ecs, ecs.list_tasks(serviceName="ext")["taskArns"])))
+
+
+def describe_all(ecs, arns):
+    return ecs.describe_tasks(tasks=arns)["tasks"] if arns else []
