@@ -122,6 +122,13 @@ def test_awsvpc_tasks_get_their_own_addresses_and_security_groups(awsvpc_berth, 
           lambda: next(c for c in ecs.describe_tasks(tasks=[arns[0]])["tasks"][0]["containers"]
                        if c["name"] == "probe").get("exitCode") == 42)
 
+    # A restarted `berth up` (server and agent) adopts the tasks: same addresses, still served.
+    awsvpc_berth.restart()
+    ecs, ec2 = awsvpc_berth.client(), awsvpc_berth.client("ec2")
+    for arn, ip in zip(arns, addresses):
+        assert details(ecs.describe_tasks(tasks=[arn])["tasks"][0])[1]["privateIPv4Address"] == ip
+        until(f"{ip}:80 answers after the restart", lambda: reachable(ip))
+
     # Rules applied while the tasks run: no ingress for port 80 blocks, authorizing opens.
     ec2.revoke_security_group_ingress(GroupId=group, IpPermissions=[permission])
     until("revoking port 80 blocks the tasks", lambda: not any(reachable(ip) for ip in addresses))
