@@ -30,7 +30,11 @@ fn network(last: u8, ingress: Vec<Rule>) -> TaskNetwork {
             public_ip: None,
             security_groups: vec!["sg-test".into()],
         },
-        rules: SecurityRules { ingress, egress: vec![] },
+        // A new group's egress: anywhere.
+        rules: SecurityRules {
+            ingress,
+            egress: vec![Rule { protocol: "-1".into(), ports: None, cidrs: vec!["0.0.0.0/0".into()] }],
+        },
     }
 }
 
@@ -54,6 +58,11 @@ fn answer(ip: Ipv4Addr) -> Option<String> {
     let mut out = String::new();
     conn.read_to_string(&mut out).ok()?;
     Some(out)
+}
+
+/// What `ip:80` answers when asked from inside the namespace at `ns` (another task).
+fn answer_from(ns: &Path, ip: Ipv4Addr) -> Option<String> {
+    netns::run_in(ns, move || Ok(answer(ip))).unwrap()
 }
 
 fn links_in_router() -> String {
@@ -94,6 +103,7 @@ async fn tasks_get_their_addresses_and_their_security_groups_on_this_machine() {
     serve(&paths[1], "b");
     assert_eq!(answer(a.eni.private_ip).as_deref(), Some("a"), "the host reaches a task at its address");
     assert_eq!(answer(b.eni.private_ip).as_deref(), Some("b"), "a second task on port 80 beside it");
+    assert_eq!(answer_from(&paths[1], a.eni.private_ip).as_deref(), Some("a"), "task to task, over the bridge");
     let mut attached = host.attached();
     attached.sort();
     assert_eq!(attached, ["ta", "tb"]);
@@ -101,12 +111,27 @@ async fn tasks_get_their_addresses_and_their_security_groups_on_this_machine() {
     // No ingress rule for port 80: blocked; authorized again: open (the task keeps running).
     host.update_rules("ta", &network(10, vec![])).await.unwrap();
     assert_eq!(answer(a.eni.private_ip), None, "blocked without an ingress rule");
+    assert_eq!(answer_from(&paths[1], a.eni.private_ip), None, "blocked for the other task too (bridged)");
+    assert_eq!(answer_from(&paths[0], b.eni.private_ip).as_deref(), Some("b"), "replies are not ingress");
     assert_eq!(answer(b.eni.private_ip).as_deref(), Some("b"), "the other task's rules are its own");
     let narrow = vec![Rule { protocol: "tcp".into(), ports: Some((81, 90)), cidrs: vec!["0.0.0.0/0".into()] }];
     host.update_rules("ta", &network(10, narrow)).await.unwrap();
     assert_eq!(answer(a.eni.private_ip), None, "another port range does not open port 80");
+    // Only the other task's address may: the host may not.
+    let from_b = vec![Rule { protocol: "tcp".into(), ports: Some((80, 80)), cidrs: vec!["10.203.0.11/32".into()] }];
+    host.update_rules("ta", &network(10, from_b)).await.unwrap();
+    assert_eq!(answer(a.eni.private_ip), None, "the host is not 10.203.0.11");
+    assert_eq!(answer_from(&paths[1], a.eni.private_ip).as_deref(), Some("a"), "the other task is");
     host.update_rules("ta", &a).await.unwrap();
     assert_eq!(answer(a.eni.private_ip).as_deref(), Some("a"), "authorized again");
+    // Egress: a task whose groups allow no egress sends nothing, yet is still reached.
+    let mut silent = network(11, port_80());
+    silent.rules.egress.clear();
+    host.update_rules("tb", &silent).await.unwrap();
+    assert_eq!(answer_from(&paths[1], a.eni.private_ip), None, "no egress rule, no connection out");
+    assert_eq!(answer(b.eni.private_ip).as_deref(), Some("b"), "replies to allowed ingress still leave");
+    host.update_rules("tb", &b).await.unwrap();
+    assert_eq!(answer_from(&paths[1], a.eni.private_ip).as_deref(), Some("a"));
 
     let veth = plan::Plan::new("ta", &a.eni).unwrap().veth;
     assert!(links_in_router().contains(&veth));
