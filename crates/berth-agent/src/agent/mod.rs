@@ -208,13 +208,11 @@ impl Agent {
                     if desired == Desired::Stopped {
                         runner.desired.send_if_modified(|d| std::mem::replace(d, Desired::Stopped) != Desired::Stopped);
                     }
-                    runner.network.send_if_modified(|n| {
-                        let changed = *n != task.network;
-                        if changed {
-                            n.clone_from(&task.network);
-                        }
-                        changed
-                    });
+                    // Every poll's network reaches an awsvpc task's runner, which applies
+                    // what differs from what it applied (so a failed update is tried again).
+                    if task.network.is_some() {
+                        runner.network.send_replace(task.network.clone());
+                    }
                 }
                 None if self.finished.0.contains(&task.task_arn) => {}
                 None => {

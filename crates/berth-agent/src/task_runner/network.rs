@@ -54,8 +54,8 @@ impl TaskRun {
         }
     }
 
-    /// The assignment's network changed (its security groups' rules): applied to the running
-    /// task at once.
+    /// The assignment's network (each poll's): rules that differ from those applied (a
+    /// security group changed, or an earlier update failed) are applied to the running task.
     pub(super) async fn network_changed(&mut self, assigned: Option<TaskNetwork>) {
         let Some(network) = assigned else { return };
         self.task.network = Some(network.clone());

@@ -18,6 +18,8 @@ pub struct FakeNetworking {
     pub calls: Mutex<Vec<String>>,
     /// When set, attaching fails with this message.
     pub fail_attach: Mutex<Option<String>>,
+    /// When set, updating rules fails with this message.
+    pub fail_rules: Mutex<Option<String>>,
 }
 
 impl FakeNetworking {
@@ -46,6 +48,9 @@ impl TaskNetworking for FakeNetworking {
     fn update_rules<'a>(&'a self, task_id: &'a str, network: &'a TaskNetwork) -> BoxFuture<'a, Result<(), NetError>> {
         Box::pin(async move {
             self.calls.lock().expect("calls").push(format!("rules {task_id}"));
+            if let Some(why) = self.fail_rules.lock().expect("fail").clone() {
+                return Err(NetError::Firewall(why));
+            }
             if let Some((_, n)) = self.attached.lock().expect("attached").get_mut(task_id) {
                 *n = network.clone();
             }

@@ -125,3 +125,35 @@ async fn an_adopted_task_gets_its_interface_again_with_the_rules_of_now() {
         "adopted containers were created again"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_rule_update_that_failed_is_tried_again_with_the_next_poll() {
+    let h = harness(Duration::ZERO);
+    define_awsvpc(&h);
+    let runner = spawn(h.shared.clone(), awsvpc_task(Some(network(80))), Vec::new());
+    h.reported(TaskStatus::Running).await;
+    *h.networking.fail_rules.lock().unwrap() = Some("nft: busy".into());
+    let rules_calls = || h.networking.calls().iter().filter(|c| *c == "rules t1").count();
+    runner.network.send_replace(Some(network(8080)));
+    within(async {
+        while rules_calls() < 1 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert_eq!(h.networking.attached.lock().unwrap()["t1"].1, network(80), "the failed update changed nothing");
+    *h.networking.fail_rules.lock().unwrap() = None;
+    // The next poll brings the same network: what was not applied is applied now.
+    runner.network.send_replace(Some(network(8080)));
+    within(async {
+        while rules_calls() < 2 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert_eq!(h.networking.attached.lock().unwrap()["t1"].1, network(8080));
+    // Once applied, the same network again changes nothing.
+    runner.network.send_replace(Some(network(8080)));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(rules_calls(), 2);
+}
