@@ -394,4 +394,21 @@ mod tests {
         unknown.config = Some(cfg);
         assert!(unknown.resolve().is_err(), "unknown config keys are refused");
     }
+
+    #[test]
+    fn the_default_vpc_block_is_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("berth.toml");
+        std::fs::write(&cfg, "vpc_cidr = \"10.20.0.0/16\"\n").unwrap();
+        let mut a = args(dir.path());
+        a.config = Some(cfg);
+        assert_eq!(a.resolve().unwrap().vpc_cidr.as_deref(), Some("10.20.0.0/16"));
+        assert_eq!(args(dir.path()).resolve().unwrap().vpc_cidr, None);
+        for bad in ["10.20.0.1/16", "10.0.0.0/8", "10.0.0.0/29", "ten"] {
+            let mut a = args(dir.path());
+            a.vpc_cidr = Some(bad.into());
+            let e = a.resolve().unwrap_err().to_string();
+            assert!(e.starts_with(&format!("--vpc-cidr {bad}")), "{e}");
+        }
+    }
 }

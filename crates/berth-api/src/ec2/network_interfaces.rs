@@ -140,3 +140,74 @@ pub async fn describe(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
         |r| output(ctx, r, &names),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use berth_control::vpc::{EniRequest, allocate_eni_ops, subnets};
+    use berth_store::Txn;
+    use serde_json::json;
+
+    use crate::sigv4::Caller;
+    use crate::testing::{ACCOUNT, Harness, REGION};
+
+    use super::*;
+
+    async fn ec2(h: &Harness, operation: &str, input: Value) -> Result<Value, (String, String)> {
+        let caller = Caller { access_key: String::new(), region: REGION.into() };
+        let ctx = Ctx::new(&h.app, caller, h.app.control.clock.now(), 0);
+        let input: Obj = serde_json::from_value(input).unwrap();
+        super::super::SERVICE.call(&ctx, operation, input).await.map_err(|e| (e.code.to_string(), e.message))
+    }
+
+    /// An interface allocated for a task (as the ECS side does) shows in EC2's shape, with
+    /// its groups' names, and the filters find it.
+    #[tokio::test]
+    async fn a_task_interface_is_described() {
+        let h = Harness::new();
+        ec2(&h, "DescribeVpcs", json!({})).await.unwrap();
+        let region = h.app.control.region(REGION);
+        let subnet = subnets::list(&region).unwrap().remove(0);
+        let subnet_ids = [subnet.id.clone()];
+        let task = format!("arn:aws:ecs:{REGION}:{ACCOUNT}:task/default/1");
+        let req = EniRequest { subnets: &subnet_ids, security_groups: &[], assign_public_ip: true, task_arn: &task };
+        let (eni, compares, ops) = allocate_eni_ops(&region, &req).unwrap();
+        assert!(region.store().txn(Txn::new().when(compares).and_then(ops)).await.unwrap().succeeded);
+
+        let out = ec2(&h, "DescribeNetworkInterfaces", json!({})).await.unwrap();
+        let i = &out["NetworkInterfaces"][0];
+        assert_eq!(i["NetworkInterfaceId"], eni.id);
+        assert_eq!((i["SubnetId"].clone(), i["AvailabilityZone"].clone()), (json!(subnet.id), json!("us-east-1a")));
+        assert_eq!(i["PrivateIpAddress"], eni.private_ip.to_string());
+        assert_eq!(i["MacAddress"], eni.mac);
+        assert_eq!(i["Groups"][0]["GroupName"], "default");
+        assert_eq!((i["Status"].clone(), i["Attachment"]["Status"].clone()), (json!("in-use"), json!("attached")));
+        assert_eq!(i["Description"], format!("Berth awsvpc interface of {task}"));
+
+        let by = |name: &str, value: &str| json!({"Filters": [{"Name": name, "Values": [value]}]});
+        let found = |out: Value| out["NetworkInterfaces"].as_array().unwrap().len();
+        assert_eq!(
+            found(
+                ec2(&h, "DescribeNetworkInterfaces", by("private-ip-address", &eni.private_ip.to_string()))
+                    .await
+                    .unwrap()
+            ),
+            1
+        );
+        assert_eq!(found(ec2(&h, "DescribeNetworkInterfaces", by("group-name", "default")).await.unwrap()), 1);
+        assert_eq!(
+            found(ec2(&h, "DescribeNetworkInterfaces", by("subnet-id", "subnet-0000000000000000f")).await.unwrap()),
+            0
+        );
+        let one = ec2(&h, "DescribeNetworkInterfaces", json!({"NetworkInterfaceIds": [eni.id]})).await.unwrap();
+        assert_eq!(found(one), 1);
+        // The subnet counts the address, and cannot go while it is held.
+        let s = ec2(&h, "DescribeSubnets", json!({"SubnetIds": [subnet.id]})).await.unwrap();
+        assert_eq!(s["Subnets"][0]["AvailableIpAddressCount"], 4090);
+        let e = ec2(&h, "DeleteSubnet", json!({"SubnetId": subnet.id})).await.unwrap_err();
+        assert_eq!(e.0, "DependencyViolation");
+        // Tags reach it.
+        ec2(&h, "CreateTags", json!({"Resources": [eni.id], "Tags": [{"Key": "k", "Value": "v"}]})).await.unwrap();
+        let tagged = ec2(&h, "DescribeNetworkInterfaces", by("tag:k", "v")).await.unwrap();
+        assert_eq!(tagged["NetworkInterfaces"][0]["TagSet"], json!([{"Key": "k", "Value": "v"}]));
+    }
+}

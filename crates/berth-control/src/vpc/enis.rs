@@ -306,6 +306,44 @@ mod tests {
         assert!(matches!(full, Err(ControlError::Vpc(VpcError::NoFreeAddress))));
     }
 
+    /// Many placements at once, each retrying its whole allocation when it loses a race (as
+    /// the task side does): every address goes to exactly one of them, and the rest learn
+    /// the subnet is full.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_placements_get_distinct_addresses() {
+        let t = TestRegion::new();
+        let subnet = small_subnet(&t.region()).await;
+        let control = t.control.clone();
+        let placements: Vec<_> = (0..24)
+            .map(|n| {
+                let (control, subnet) = (control.clone(), subnet.id.clone());
+                tokio::spawn(async move {
+                    let r = control.region("us-east-1");
+                    let ids = [subnet];
+                    let task = format!("task/{n}");
+                    crate::store::retry(|| async {
+                        let (eni, c, o) = allocate_eni_ops(&r, &request(&ids, &task))?;
+                        Ok::<_, ControlError>(commit(&r, c, o).await.then_some(eni))
+                    })
+                    .await
+                })
+            })
+            .collect();
+        let mut results = Vec::new();
+        for placement in placements {
+            results.push(placement.await.unwrap());
+        }
+        let won: Vec<Eni> = results.iter().filter_map(|r| r.as_ref().ok().cloned()).collect();
+        assert_eq!(won.len(), 11, "the /28 has 11 addresses");
+        let distinct: HashSet<_> = won.iter().map(|e| e.private_ip).collect();
+        assert_eq!(distinct.len(), 11);
+        for lost in results.iter().filter_map(|r| r.as_ref().err()) {
+            assert!(matches!(lost, ControlError::Vpc(VpcError::NoFreeAddress)), "{lost}");
+        }
+        let held = keys_under(&t.region(), &t.region().keys.addresses(&subnet.id)).unwrap().1;
+        assert_eq!(held.len(), 11);
+    }
+
     #[tokio::test]
     async fn pending_interfaces_of_one_transaction_get_different_addresses() {
         let t = TestRegion::new();
