@@ -25,6 +25,7 @@ SERVICES = {
     "logs": "2014-03-28",
     "ec2": "2016-11-15",
     "elbv2": "2015-12-01",
+    "cloudwatch": "2010-08-01",
 }
 
 # The operations embedded of a model too large to embed whole: what Berth implements and

@@ -29,10 +29,14 @@ def invalid(member, why, name="web"):
 REFUSED = [
     ("secrets", {}, {"secrets": [{"name": "DB", "valueFrom": "arn:aws:secretsmanager:us-east-1:000000000000:secret:db"}]},
      cannot("secrets", "there is no secret store yet")),
-    ("awslogs", {}, {"logConfiguration": {"logDriver": "awslogs", "options": {"awslogs-group": "g"}}},
-     cannot("logConfiguration.logDriver", "the awslogs driver needs a log service, which Berth does not have yet")),
+    ("awslogs-region", {}, {"logConfiguration": {"logDriver": "awslogs", "options": {"awslogs-group": "g"}}},
+     invalid("logConfiguration.options", "awslogs-region is required")),
+    ("awslogs-option", {}, {"logConfiguration": {"logDriver": "awslogs", "options": {"awslogs-group": "g", "awslogs-region": "us-east-1", "tag": "x"}}},
+     invalid("logConfiguration.options", "the awslogs option 'tag' is not supported; the supported ones are awslogs-group, awslogs-region, "
+             "awslogs-stream-prefix, awslogs-create-group, awslogs-datetime-format, awslogs-multiline-pattern, mode, max-buffer-size")),
     ("syslog", {}, {"logConfiguration": {"logDriver": "syslog"}},
-     cannot("logConfiguration.logDriver", "the agent keeps container logs itself (json-file); it cannot send them to syslog")),
+     cannot("logConfiguration.logDriver", "the agent keeps container logs itself (json-file) or sends them to CloudWatch Logs (awslogs); "
+            "it cannot send them to syslog")),
     ("log-option", {}, {"logConfiguration": {"logDriver": "json-file", "options": {"compress": "true"}}},
      cannot("logConfiguration.options", "json-file option 'compress' is not supported; only max-size and max-file")),
     ("log-secret", {}, {"logConfiguration": {"logDriver": "json-file", "secretOptions": [{"name": "k", "valueFrom": "s"}]}},

@@ -18,10 +18,14 @@ pub enum ErrorCode {
     /// The control plane failed; the same request may succeed later.
     Server,
     Throttling,
+    /// CloudWatch Logs: the group or stream exists already.
+    ResourceAlreadyExists,
+    /// CloudWatch Logs: the group or stream does not exist.
+    ResourceNotFound,
     Other(String),
 }
 
-const NAMED: [(&str, ErrorCode); 7] = [
+const NAMED: [(&str, ErrorCode); 9] = [
     (INACTIVE_INSTANCE, ErrorCode::InactiveInstance),
     ("InvalidParameterException", ErrorCode::InvalidParameter),
     ("ClientException", ErrorCode::Client),
@@ -29,6 +33,8 @@ const NAMED: [(&str, ErrorCode); 7] = [
     ("AccessDeniedException", ErrorCode::AccessDenied),
     ("ServerException", ErrorCode::Server),
     ("ThrottlingException", ErrorCode::Throttling),
+    ("ResourceAlreadyExistsException", ErrorCode::ResourceAlreadyExists),
+    ("ResourceNotFoundException", ErrorCode::ResourceNotFound),
 ];
 
 impl ErrorCode {

@@ -6,6 +6,8 @@
 //! - [`assignments`]: Berth's long poll `GET /berth/v1/assignments`.
 //! - [`network`]: Berth's extension of an assigned awsvpc task (its ENI and security rules).
 //! - [`ecr`]: `GetAuthorizationToken`, the token the agent pulls the control plane's images with.
+//! - [`logs`]: the CloudWatch Logs calls of the `awslogs` driver.
+//! - [`stats`]: Berth's `POST /berth/v1/stats`, each task's cpu and memory per period.
 //! - [`status`]: the statuses the messages carry; an unknown value is an error, never a default.
 //! - [`error`]: the error codes an agent acts on.
 //!
@@ -16,9 +18,11 @@ pub mod assignments;
 pub mod ecr;
 pub mod ecs;
 pub mod error;
+pub mod logs;
 #[cfg(test)]
 mod model_check;
 pub mod network;
+pub mod stats;
 pub mod status;
 
 pub use error::ErrorCode;
@@ -32,6 +36,7 @@ use serde::de::DeserializeOwned;
 pub enum Service {
     Ecs,
     Ecr,
+    Logs,
 }
 
 impl Service {
@@ -40,6 +45,7 @@ impl Service {
         match self {
             Service::Ecs => "ecs",
             Service::Ecr => "ecr",
+            Service::Logs => "logs",
         }
     }
 
@@ -48,6 +54,7 @@ impl Service {
         match self {
             Service::Ecs => "AmazonEC2ContainerServiceV20141113",
             Service::Ecr => "AmazonEC2ContainerRegistry_V20150921",
+            Service::Logs => "Logs_20140328",
         }
     }
 }

@@ -9,10 +9,12 @@ use serde_json::{Value, json};
 
 use crate::ecr::GetAuthorizationToken;
 use crate::ecs::*;
+use crate::logs::{CreateLogGroup, CreateLogStream, InputLogEvent, PutLogEvents};
 use crate::{ContainerStatus, Health, Operation, Service};
 
 const ECS_MODEL: &str = include_str!("../../berth-api/models/ecs.json");
 const ECR_MODEL: &str = include_str!("../../berth-api/models/ecr.json");
+const LOGS_MODEL: &str = include_str!("../../berth-api/models/logs.json");
 
 /// Panics with the path of the first member `value` has that `shape` does not allow.
 fn conforms(model: &Value, shape: &str, value: &Value, path: &str) {
@@ -52,6 +54,7 @@ fn check<O: Operation + Serialize>(request: &O) {
     let model: Value = serde_json::from_str(match O::SERVICE {
         Service::Ecs => ECS_MODEL,
         Service::Ecr => ECR_MODEL,
+        Service::Logs => LOGS_MODEL,
     })
     .expect("the model is JSON");
     let input = model["operations"][O::NAME]["input"]
@@ -114,6 +117,13 @@ fn every_message_conforms_to_its_operation_in_the_service_model() {
     check(&DiscoverPollEndpoint { cluster: Some("default".into()), container_instance: Some("arn:ci".into()) });
     check(&DescribeTaskDefinition { task_definition: "web:1".into() });
     check(&GetAuthorizationToken { registry_ids: Some(vec!["000000000000".into()]) });
+    check(&CreateLogGroup { log_group_name: "/ecs/web".into() });
+    check(&CreateLogStream { log_group_name: "/ecs/web".into(), log_stream_name: "web/web/1".into() });
+    check(&PutLogEvents {
+        log_group_name: "/ecs/web".into(),
+        log_stream_name: "web/web/1".into(),
+        log_events: vec![InputLogEvent { timestamp: 1, message: "m".into() }],
+    });
 }
 
 #[test]

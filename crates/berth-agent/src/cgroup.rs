@@ -82,11 +82,48 @@ pub fn remove(task_id: &str) {
     }
 }
 
-/// Creating and removing task cgroups.
+/// What a task cgroup has used: cpu time since it was made, and memory now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Usage {
+    pub cpu_nanos: u64,
+    pub memory_bytes: u64,
+}
+
+fn read_number(path: &Path) -> Option<u64> {
+    fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// The usage of every task cgroup on this machine, by task id.
+pub fn usage() -> Vec<(String, Usage)> {
+    let v2 = unified();
+    let parent = if v2 { Path::new(ROOT).join(PARENT) } else { Path::new(ROOT).join("cpuacct").join(PARENT) };
+    let ids = fs::read_dir(&parent).into_iter().flatten().flatten().filter(|e| e.path().is_dir());
+    ids.filter_map(|e| {
+        let id = e.file_name().into_string().ok()?;
+        let usage = if v2 {
+            let dir = Path::new(ROOT).join(PARENT).join(&id);
+            let stat = fs::read_to_string(dir.join("cpu.stat")).ok()?;
+            let usec: u64 = stat.lines().find_map(|l| l.strip_prefix("usage_usec "))?.trim().parse().ok()?;
+            Usage { cpu_nanos: usec * 1000, memory_bytes: read_number(&dir.join("memory.current")).unwrap_or(0) }
+        } else {
+            let memory = Path::new(ROOT).join("memory").join(PARENT).join(&id).join("memory.usage_in_bytes");
+            Usage {
+                cpu_nanos: read_number(&e.path().join("cpuacct.usage"))?,
+                memory_bytes: read_number(&memory).unwrap_or(0),
+            }
+        };
+        Some((id, usage))
+    })
+    .collect()
+}
+
+/// Creating and removing task cgroups, and reading what they used.
 pub trait TaskCgroups: Send + Sync + 'static {
     /// Creates the task cgroup with its limits; returns the path runtimes take as parent.
     fn create(&self, task_id: &str, cpu: Option<u64>, memory_mib: Option<u64>) -> io::Result<String>;
     fn remove(&self, task_id: &str);
+    /// Every task cgroup's usage, by task id.
+    fn usage(&self) -> Vec<(String, Usage)>;
 }
 
 /// The host's cgroup filesystem.
@@ -100,6 +137,10 @@ impl TaskCgroups for HostCgroups {
     fn remove(&self, task_id: &str) {
         remove(task_id)
     }
+
+    fn usage(&self) -> Vec<(String, Usage)> {
+        usage()
+    }
 }
 
 /// A task cgroup as created: the task id, cpu units and memory MiB.
@@ -110,6 +151,8 @@ pub type Created = (String, Option<u64>, Option<u64>);
 pub struct RecordingCgroups {
     pub created: std::sync::Mutex<Vec<Created>>,
     pub removed: std::sync::Mutex<Vec<String>>,
+    /// What [`TaskCgroups::usage`] answers, set by the test.
+    pub usage: std::sync::Mutex<Vec<(String, Usage)>>,
 }
 
 impl TaskCgroups for RecordingCgroups {
@@ -120,6 +163,10 @@ impl TaskCgroups for RecordingCgroups {
 
     fn remove(&self, task_id: &str) {
         self.removed.lock().expect("cgroups").push(task_id.to_string());
+    }
+
+    fn usage(&self) -> Vec<(String, Usage)> {
+        self.usage.lock().expect("cgroups").clone()
     }
 }
 

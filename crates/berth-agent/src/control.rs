@@ -6,6 +6,8 @@ use berth_agent_protocol::assignments::{Assignments, AssignmentsQuery};
 use berth_agent_protocol::ecs::{
     DescribeTaskDefinition, RegisterContainerInstance, RegisteredInstance, SubmitTaskStateChange,
 };
+use berth_agent_protocol::logs::{CreateLogGroup, CreateLogStream, PutLogEvents};
+use berth_agent_protocol::stats::StatsReport;
 use berth_client::{ApiClient, ClientError};
 use serde_json::{Map, Value};
 
@@ -30,6 +32,12 @@ pub trait ControlPlane: Send + Sync + 'static {
     fn submit_task_state<'a>(&'a self, report: &'a SubmitTaskStateChange) -> BoxFuture<'a, Result<(), ClientError>>;
     /// Credentials for pulling `image` when it lives in the control plane's registry.
     fn registry_auth<'a>(&'a self, image: &'a str) -> BoxFuture<'a, Result<Option<(String, String)>, ClientError>>;
+    /// CloudWatch Logs, for the `awslogs` driver.
+    fn create_log_group<'a>(&'a self, input: &'a CreateLogGroup) -> BoxFuture<'a, Result<(), ClientError>>;
+    fn create_log_stream<'a>(&'a self, input: &'a CreateLogStream) -> BoxFuture<'a, Result<(), ClientError>>;
+    fn put_log_events<'a>(&'a self, input: &'a PutLogEvents) -> BoxFuture<'a, Result<(), ClientError>>;
+    /// The tasks' cpu and memory use of the last metric period.
+    fn report_stats<'a>(&'a self, report: &'a StatsReport) -> BoxFuture<'a, Result<(), ClientError>>;
 }
 
 impl ControlPlane for ApiClient {
@@ -57,5 +65,21 @@ impl ControlPlane for ApiClient {
 
     fn registry_auth<'a>(&'a self, image: &'a str) -> BoxFuture<'a, Result<Option<(String, String)>, ClientError>> {
         Box::pin(ApiClient::registry_auth(self, image))
+    }
+
+    fn create_log_group<'a>(&'a self, input: &'a CreateLogGroup) -> BoxFuture<'a, Result<(), ClientError>> {
+        Box::pin(async move { self.call(input).await.map(drop) })
+    }
+
+    fn create_log_stream<'a>(&'a self, input: &'a CreateLogStream) -> BoxFuture<'a, Result<(), ClientError>> {
+        Box::pin(async move { self.call(input).await.map(drop) })
+    }
+
+    fn put_log_events<'a>(&'a self, input: &'a PutLogEvents) -> BoxFuture<'a, Result<(), ClientError>> {
+        Box::pin(async move { self.call(input).await.map(drop) })
+    }
+
+    fn report_stats<'a>(&'a self, report: &'a StatsReport) -> BoxFuture<'a, Result<(), ClientError>> {
+        Box::pin(ApiClient::stats(self, report))
     }
 }

@@ -18,6 +18,7 @@
 //! - [`vpc`]: awsvpc networking: a namespace and an interface per task, security groups.
 
 pub mod agent;
+pub mod awslogs;
 pub mod cgroup;
 pub mod clock;
 pub mod control;
@@ -27,6 +28,7 @@ pub mod objects;
 pub mod restart;
 pub mod runtime;
 pub mod spec;
+pub mod stats;
 mod task_runner;
 pub mod vpc;
 

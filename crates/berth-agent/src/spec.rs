@@ -287,7 +287,8 @@ fn tmpfs(linux: &Obj) -> Vec<TmpfsSpec> {
         .collect()
 }
 
-/// The json-file rotation of `logConfiguration` (registration refused every other driver).
+/// The json-file rotation of `logConfiguration`; with `awslogs` (which reads the kept output,
+/// see `awslogs`) the output is kept with the default rotation.
 fn log_spec(def: &Obj) -> LogSpec {
     let options = def.get("logConfiguration").and_then(|l| l.get("options")).and_then(Value::as_object);
     let option = |key: &str| options.and_then(|o| text(o, key));

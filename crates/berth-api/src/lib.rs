@@ -1,20 +1,24 @@
-//! Berth's API front end: one HTTP port that speaks the AWS protocols (AWS JSON for ECS and
-//! ECR, AWS query for ELBv2, EC2 query for EC2; SigV4-signed, on `/`), and serves the OCI
-//! registry on `/v2/`.
+//! Berth's API front end: one HTTP port that speaks the AWS protocols (AWS JSON for ECS,
+//! ECR and CloudWatch Logs, AWS query for ELBv2, EC2 query for EC2, Smithy RPC v2 CBOR, JSON
+//! 1.0 and query for CloudWatch; SigV4-signed), and serves the OCI registry on `/v2/`.
 //!
 //! A request flows: [`protocol`] (route, body, signature, the model-driven protocol module)
-//! → the service's dispatch table in [`ecs`], [`ecr`], [`ec2`] or [`elbv2`] (one handler
+//! → the service's dispatch table in [`ecs`], [`ecr`], [`ec2`], [`elbv2`], [`logs`] or
+//! [`cloudwatch`] (one handler
 //! module per resource) → the store (and, for ECR, the registry).
 
 pub mod assignments;
+pub mod cloudwatch;
 pub mod combiner;
 pub mod ec2;
 pub mod ecr;
 pub mod ecs;
 pub mod elbv2;
 pub mod error;
+pub mod logs;
 pub mod protocol;
 pub mod sigv4;
+pub mod stats;
 #[cfg(test)]
 pub(crate) mod testing;
 #[cfg(test)]
@@ -46,11 +50,31 @@ pub struct App {
     pub registry: Arc<berth_registry::Registry>,
     /// Batches RegisterTaskDefinition calls per family (see `combiner`).
     pub registrations: combiner::Combiner<ecs::Registration, serde_json::Value>,
+    /// The events of every log group (CloudWatch Logs).
+    pub logs: Arc<berth_logs::segments::LogStore>,
+    /// The Logs Insights queries this server ran.
+    pub queries: logs::queries::Queries,
+    /// CloudWatch metrics.
+    pub metrics: Arc<berth_metrics::Metrics>,
 }
 
 impl App {
-    pub fn new(config: Config, control: Arc<Control>, registry: Arc<berth_registry::Registry>) -> Arc<Self> {
-        Arc::new(App { config, control, registry, registrations: Default::default() })
+    pub fn new(
+        config: Config,
+        control: Arc<Control>,
+        registry: Arc<berth_registry::Registry>,
+        logs: Arc<berth_logs::segments::LogStore>,
+        metrics: Arc<berth_metrics::Metrics>,
+    ) -> Arc<Self> {
+        Arc::new(App {
+            config,
+            control,
+            registry,
+            registrations: Default::default(),
+            logs,
+            queries: Default::default(),
+            metrics,
+        })
     }
 
     pub fn store(&self) -> &dyn Store {
@@ -75,8 +99,10 @@ pub fn router(app: Arc<App>) -> Router {
     let registry = berth_registry::http::router(app.registry.clone());
     Router::new()
         .route("/", post(protocol::serve).get(protocol::serve))
+        .route("/service/{service}/operation/{operation}", post(protocol::serve))
         .route("/healthz", get(|| async { "ok" }))
         .route("/berth/v1/assignments", get(assignments::poll))
+        .route(berth_agent_protocol::stats::PATH, post(stats::receive))
         .with_state(app)
         .merge(registry)
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use berth_control::Control;
-use berth_control::clock::ManualClock;
+use berth_control::clock::{Clock, ManualClock};
 use berth_control::ids::SequentialIds;
 use berth_store::{Embedded, EmbeddedOptions, Store};
 use serde_json::Value;
@@ -57,7 +57,28 @@ impl Harness {
         let control = Control::new(domain, store, clock.clone(), Arc::new(SequentialIds::default()));
         let keys = KeyRing::new(keys.iter().map(|(k, s)| (k.to_string(), s.to_string())));
         let config = Config { keys, endpoint: "http://127.0.0.1:1".into() };
-        Harness { app: App::new(config, control, registry), clock, _dir: dir }
+        let logs = Arc::new(berth_logs::segments::LogStore::new(dir.path().join("logs")));
+        let now = clock.now().duration_since(std::time::UNIX_EPOCH).expect("after the epoch").as_millis() as i64;
+        let metrics = Arc::new(berth_metrics::Metrics::open(&dir.path().join("metrics"), now).expect("metrics"));
+        Harness { app: App::new(config, control, registry, logs, metrics), clock, _dir: dir }
+    }
+
+    /// Calls an operation of `service` as its JSON protocol would (the body read and checked
+    /// against the model first); `Err` carries the exception name and message.
+    pub async fn call_json(
+        &self,
+        service: &crate::protocol::service::Service,
+        operation: &str,
+        input: Value,
+    ) -> Result<Value, (String, String)> {
+        let caller = Caller { access_key: String::new(), region: REGION.into() };
+        let ctx = Ctx::new(&self.app, caller, self.app.control.clock.now(), 0);
+        let body = serde_json::to_vec(&input).expect("json");
+        let result = match crate::protocol::json::read(service, operation, &body) {
+            Ok(input) => service.call(&ctx, operation, input).await,
+            Err(e) => Err(e),
+        };
+        result.map_err(|e| (e.code.to_string(), e.message))
     }
 
     /// Calls an ECS operation; `Err` carries the exception name and message.

@@ -139,6 +139,15 @@ impl ApiClient {
         self.send(Service::Ecs, "GET", &query.path_and_query(), &[], Vec::new(), query.wait + POLL_GRACE).await
     }
 
+    /// Reports the tasks' use of the last period (Berth's stats channel).
+    pub async fn stats(&self, report: &berth_agent_protocol::stats::StatsReport) -> Result<(), ClientError> {
+        let body = serde_json::to_vec(report).map_err(|e| ClientError::Transport(format!("encoding stats: {e}")))?;
+        let headers = [("content-type", "application/json")];
+        let _: Value =
+            self.send(Service::Ecs, "POST", berth_agent_protocol::stats::PATH, &headers, body, CALL_TIMEOUT).await?;
+        Ok(())
+    }
+
     /// Basic-auth credentials for pulling `image` when it lives in the control plane's own
     /// registry (an ECR token, as the ECS agent gets one for ECR images); `None` otherwise.
     pub async fn registry_auth(&self, image: &str) -> Result<Option<(String, String)>, ClientError> {

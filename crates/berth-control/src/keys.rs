@@ -2,7 +2,7 @@
 //! different regions never meet. One place for the layout keeps it consistent.
 
 pub struct Keys {
-    region: String,
+    pub(crate) region: String,
 }
 
 impl Keys {

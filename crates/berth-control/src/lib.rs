@@ -15,6 +15,7 @@ pub mod ids;
 pub mod keys;
 pub mod leader;
 pub mod lease;
+pub mod logs;
 pub mod placement;
 pub mod records;
 pub mod registry;

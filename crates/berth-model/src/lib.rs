@@ -3,6 +3,7 @@
 //! (callers pass times and ids in).
 
 pub mod arn;
+pub mod awslogs;
 pub mod error;
 pub mod health;
 pub mod members;

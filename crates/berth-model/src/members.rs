@@ -267,24 +267,26 @@ fn check_container(request: &Obj, c: &Obj, name: &str) -> Result<(), ModelError>
 
 fn check_log(log: &Obj, name: &str) -> Result<(), ModelError> {
     let driver = text(log, "logDriver").unwrap_or_default();
+    let no_options = Obj::new();
+    let options = log.get("options").and_then(Value::as_object).unwrap_or(&no_options);
     match driver {
         "json-file" => {}
         "awslogs" => {
-            return Err(cannot(
-                "logConfiguration.logDriver",
-                Some(name),
-                "the awslogs driver needs a log service, which Berth does not have yet",
-            ));
+            return crate::awslogs::AwsLogs::parse(options)
+                .map(drop)
+                .map_err(|why| invalid("logConfiguration.options", name, &why));
         }
         other => {
             return Err(cannot(
                 "logConfiguration.logDriver",
                 Some(name),
-                &format!("the agent keeps container logs itself (json-file); it cannot send them to {other}"),
+                &format!(
+                    "the agent keeps container logs itself (json-file) or sends them to CloudWatch Logs (awslogs); it cannot send them to {other}"
+                ),
             ));
         }
     }
-    for (key, value) in log.get("options").and_then(Value::as_object).into_iter().flatten() {
+    for (key, value) in options {
         let value = value.as_str().unwrap_or_default();
         let ok = match key.as_str() {
             "max-size" => parse_size(value).is_some(),
@@ -708,14 +710,18 @@ mod tests {
     }
 
     #[test]
-    fn log_configuration_is_json_file_with_its_rotation() {
+    fn log_configuration_is_json_file_with_its_rotation_or_awslogs() {
         let log = |driver: &str, options: Value| json!({"logConfiguration": {"logDriver": driver, "options": options}});
         accepted(json!({}), log("json-file", json!({"max-size": "5m", "max-file": "2"})));
-        let awslogs = refused(json!({}), log("awslogs", json!({"awslogs-group": "g"})));
-        assert_eq!(
-            awslogs,
-            "Berth cannot honour 'logConfiguration.logDriver' in container 'web': the awslogs driver needs a log service, which Berth does not have yet."
+        accepted(
+            json!({}),
+            log(
+                "awslogs",
+                json!({"awslogs-group": "/ecs/web", "awslogs-region": "us-east-1", "awslogs-stream-prefix": "web"}),
+            ),
         );
+        let awslogs = refused(json!({}), log("awslogs", json!({"awslogs-group": "g"})));
+        assert_eq!(awslogs, "Invalid 'logConfiguration.options' in container 'web': awslogs-region is required.");
         for driver in ["syslog", "journald", "gelf", "fluentd", "splunk", "awsfirelens"] {
             assert!(refused(json!({}), log(driver, json!({}))).contains(&format!("cannot send them to {driver}")));
         }

@@ -99,6 +99,10 @@ pub struct AgentOptions {
     /// Seconds a stopped task's containers are kept (for `berth logs`) before removal
     #[arg(long, env = "BERTH_TASK_CLEANUP_WAIT", default_value_t = 600)]
     pub task_cleanup_wait: u64,
+    /// Seconds between the reports of the tasks' cpu and memory: the period of the AWS/ECS and
+    /// ECS/ContainerInsights metrics
+    #[arg(long, env = "BERTH_METRIC_PERIOD", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub metric_period: u64,
     /// Where secrets named by tasks are read: `repositoryCredentials` naming
     /// `arn:aws:secretsmanager:...:secret:NAME` reads the JSON file DIR/NAME
     /// [default: the agent's state dir + /secrets]

@@ -62,7 +62,12 @@ async fn serve(settings: Settings, agent_options: Option<AgentOptions>, started:
     let secrets_dir = agent_options.as_ref().and_then(|o| o.secrets_dir.clone());
     let registry = open_registry(&settings, store.clone(), &local_endpoint(addr), secrets_dir)?;
     registry.set_peers(Arc::new(crate::peers::load(settings.registry.peers_file.as_deref())?));
-    let app = App::new(config, control, registry.clone());
+    let logs = Arc::new(berth_logs::segments::LogStore::new(settings.data_dir.join("logs")));
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as i64;
+    let metrics = Arc::new(
+        berth_metrics::Metrics::open(&settings.data_dir.join("metrics"), now_ms).context("opening the metrics")?,
+    );
+    let app = App::new(config, control, registry.clone(), logs, metrics);
     berth_api::ensure_default_cluster(&app).await.context("creating the default cluster")?;
     ensure_default_vpc(&app.control, settings.vpc_cidr.as_deref()).await.context("creating the default VPC")?;
     let stopping = app.clone();
@@ -77,6 +82,8 @@ async fn serve(settings: Settings, agent_options: Option<AgentOptions>, started:
         lifecycle_every: every(settings.registry.lifecycle_interval),
     };
     berth_control::registry::spawn(app.control.clone(), registry.clone(), schedule);
+    // Every server sweeps the log events it stores (they are on its disk, not in the store).
+    tokio::spawn(berth_api::logs::retention::run(app.clone()));
 
     let key = &settings.keys[0];
     let (agent_line, agent_task) = match agent_options {

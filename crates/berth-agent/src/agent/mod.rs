@@ -49,6 +49,8 @@ pub struct AgentConfig {
     pub allow_privileged: bool,
     /// How long a stopped task's containers are kept before they are removed.
     pub cleanup_wait: Duration,
+    /// How often the tasks' cpu and memory are reported (see `stats`).
+    pub metric_period: Duration,
 }
 
 #[derive(Debug, Error)]
@@ -176,6 +178,15 @@ impl Agent {
             wait: POLL_WAIT,
         };
         let mut first = true;
+        let stats = tokio::spawn(crate::stats::run(
+            self.shared.control.clone(),
+            self.shared.cgroups.clone(),
+            self.shared.clock.clone(),
+            self.config.cluster.clone(),
+            query.container_instance.clone(),
+            self.config.metric_period,
+        ));
+        let _stop_stats = AbortOnDrop(stats);
         loop {
             match self.shared.control.assignments(&query).await {
                 Ok(answer) => {
@@ -280,5 +291,14 @@ impl Agent {
         }
     }
 }
+/// Aborts a background task when the agent's run ends.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 #[cfg(test)]
 mod tests;

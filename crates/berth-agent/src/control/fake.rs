@@ -8,6 +8,8 @@ use std::sync::Mutex;
 use berth_agent_protocol::ErrorCode;
 use berth_agent_protocol::assignments::{Assignments, AssignmentsQuery};
 use berth_agent_protocol::ecs::{RegisterContainerInstance, RegisteredInstance, SubmitTaskStateChange};
+use berth_agent_protocol::logs::{CreateLogGroup, CreateLogStream, PutLogEvents};
+use berth_agent_protocol::stats::StatsReport;
 use berth_client::ClientError;
 use serde_json::Value;
 use tokio::sync::Notify;
@@ -45,6 +47,10 @@ struct State {
     failures: VecDeque<ClientError>,
     holding: bool,
     token: Option<(String, String)>,
+    /// CloudWatch Logs: groups, their streams, and each stream's messages.
+    logs: HashMap<String, HashMap<String, Vec<String>>>,
+    /// Every stats report, in order.
+    stats: Vec<StatsReport>,
 }
 
 pub struct FakeControlPlane {
@@ -142,6 +148,36 @@ impl FakeControlPlane {
     }
 }
 
+impl FakeControlPlane {
+    /// The messages put to a log stream so far (None: no such stream).
+    pub fn logged(&self, group: &str, stream: &str) -> Option<Vec<String>> {
+        self.with(|s| s.logs.get(group).and_then(|g| g.get(stream)).cloned())
+    }
+
+    /// The log groups that exist, and their streams.
+    pub fn log_streams(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> =
+            self.with(|s| s.logs.iter().flat_map(|(g, ss)| ss.keys().map(|k| (g.clone(), k.clone()))).collect());
+        out.sort();
+        out
+    }
+
+    /// The stats reports received so far.
+    pub fn stats(&self) -> Vec<StatsReport> {
+        self.with(|s| s.stats.clone())
+    }
+
+    pub fn create_group(&self, name: &str) {
+        self.with(|s| {
+            s.logs.entry(name.into()).or_default();
+        });
+    }
+}
+
+fn exists() -> ClientError {
+    api_error(ErrorCode::ResourceAlreadyExists, "The specified resource already exists")
+}
+
 impl ControlPlane for FakeControlPlane {
     fn register<'a>(
         &'a self,
@@ -195,5 +231,53 @@ impl ControlPlane for FakeControlPlane {
 
     fn registry_auth<'a>(&'a self, _image: &'a str) -> BoxFuture<'a, Result<Option<(String, String)>, ClientError>> {
         Box::pin(async move { Ok(self.state.lock().expect("fake control plane").token.clone()) })
+    }
+
+    fn create_log_group<'a>(&'a self, input: &'a CreateLogGroup) -> BoxFuture<'a, Result<(), ClientError>> {
+        Box::pin(async move {
+            self.with(|s| match s.logs.contains_key(&input.log_group_name) {
+                true => Err(exists()),
+                false => {
+                    s.logs.insert(input.log_group_name.clone(), HashMap::new());
+                    Ok(())
+                }
+            })
+        })
+    }
+
+    fn create_log_stream<'a>(&'a self, input: &'a CreateLogStream) -> BoxFuture<'a, Result<(), ClientError>> {
+        Box::pin(async move {
+            self.with(|s| {
+                let group = s
+                    .logs
+                    .get_mut(&input.log_group_name)
+                    .ok_or_else(|| api_error(ErrorCode::ResourceNotFound, "The specified log group does not exist."))?;
+                if group.contains_key(&input.log_stream_name) {
+                    return Err(exists());
+                }
+                group.insert(input.log_stream_name.clone(), Vec::new());
+                Ok(())
+            })
+        })
+    }
+
+    fn put_log_events<'a>(&'a self, input: &'a PutLogEvents) -> BoxFuture<'a, Result<(), ClientError>> {
+        Box::pin(async move {
+            self.with(|s| {
+                let stream =
+                    s.logs.get_mut(&input.log_group_name).and_then(|g| g.get_mut(&input.log_stream_name)).ok_or_else(
+                        || api_error(ErrorCode::ResourceNotFound, "The specified log stream does not exist."),
+                    )?;
+                stream.extend(input.log_events.iter().map(|e| e.message.clone()));
+                Ok(())
+            })
+        })
+    }
+
+    fn report_stats<'a>(&'a self, report: &'a StatsReport) -> BoxFuture<'a, Result<(), ClientError>> {
+        Box::pin(async move {
+            self.with(|s| s.stats.push(report.clone()));
+            Ok(())
+        })
     }
 }

@@ -97,6 +97,9 @@ pub struct Script {
     pub ignores_sigterm: bool,
     /// Its exits are the kernel's OOM kills.
     pub oom: bool,
+    /// What it writes, in order: chunks of stdout (`false`) or stderr (`true`), all of it
+    /// given by the first `logs` call.
+    pub output: Vec<(bool, String)>,
 }
 
 impl Script {
@@ -449,7 +452,15 @@ impl Runtime for FakeRuntime {
 
     fn logs<'a>(&'a self, id: &'a str, _follow: bool) -> LogStream<'a> {
         let recorded = self.inner.with(|s| self.record(s, id, |name| Call::Logs { name }));
-        Box::pin(futures::stream::iter(recorded.err().map(Err)))
+        let output: Vec<Result<(bool, bytes::Bytes), RuntimeError>> = match recorded {
+            Err(e) => vec![Err(e)],
+            Ok(_) => self.inner.with(|s| {
+                let name = s.containers.iter().find(|c| c.id == id).map(|c| c.name.clone()).unwrap_or_default();
+                let script = s.scripts.get(&name).map(|x| x.output.clone()).unwrap_or_default();
+                script.into_iter().map(|(stderr, text)| Ok((stderr, bytes::Bytes::from(text)))).collect()
+            }),
+        };
+        Box::pin(futures::stream::iter(output))
     }
 
     fn task_netns<'a>(&'a self, spec: &'a ContainerSpec) -> BoxFuture<'a, Result<std::path::PathBuf, RuntimeError>> {

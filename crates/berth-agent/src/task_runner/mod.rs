@@ -29,6 +29,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use crate::awslogs;
 use crate::cgroup::TaskCgroups;
 use crate::clock::Clock;
 use crate::control::{ControlPlane, TaskDefinition};
@@ -113,6 +114,10 @@ struct Container {
     /// When it last started or was restarted (the restart policy counts from there).
     running_since: Option<Instant>,
     restarts: u32,
+    /// The `awslogs` driver's options, when the definition asks for it, and the shipper of
+    /// the container's output (see `awslogs`).
+    awslogs: Option<berth_model::awslogs::AwsLogs>,
+    shipper: Option<JoinHandle<()>>,
 }
 
 struct TaskRun {
@@ -170,6 +175,7 @@ impl TaskRun {
     /// Takes over containers a previous agent process created for this task.
     fn adopt(&mut self, adopted: Vec<Observed>) {
         let now = Instant::now();
+        let mut ship = Vec::new();
         for observed in adopted {
             let Some(name) = observed.labels.get(LABEL_CONTAINER) else {
                 continue;
@@ -185,12 +191,18 @@ impl TaskRun {
                 c.started_at = Some(now);
                 c.running_since = Some(now);
                 watch_exit(&self.shared, observed.id.clone(), c.name.clone(), self.exits.clone());
+                ship.push(observed.id.clone());
             } else if observed.exit_code.is_some() {
                 c.known = ContainerStatus::Stopped;
                 c.exit_code = observed.exit_code;
                 c.reason = observed.oom_killed.then(|| OOM_REASON.to_string());
             } else {
                 c.known = ContainerStatus::Created;
+            }
+        }
+        for id in ship {
+            if let Some(n) = self.containers.iter().position(|c| c.id.as_deref() == Some(&id)) {
+                self.ship_logs(n, &id);
             }
         }
         if self.containers.iter().any(|c| c.essential && c.known == ContainerStatus::Stopped) {
@@ -457,6 +469,10 @@ impl TaskRun {
 
     async fn start(&mut self, n: usize) -> Result<ContainerStatus, String> {
         let id = self.containers[n].id.clone().ok_or("container was never created")?;
+        if let Some(options) = &self.containers[n].awslogs {
+            let stream = options.stream_name(&self.containers[n].name, self.task.id(), &id);
+            awslogs::prepare(self.shared.control.as_ref(), options, &stream).await?;
+        }
         self.shared.runtime.start(&id).await.map_err(|e| e.to_string())?;
         self.running(n, &id).await;
         Ok(ContainerStatus::Running)
@@ -471,6 +487,23 @@ impl TaskRun {
         c.started_at.get_or_insert(now);
         c.running_since = Some(now);
         watch_exit(&self.shared, id.to_string(), c.name.clone(), self.exits.clone());
+        self.ship_logs(n, id);
+    }
+
+    /// Starts sending container `n`'s output to CloudWatch Logs, when its definition asks.
+    fn ship_logs(&mut self, n: usize, id: &str) {
+        let task_id = self.task.id().to_string();
+        let c = &mut self.containers[n];
+        let Some(options) = c.awslogs.clone() else { return };
+        let shipping = awslogs::Shipping {
+            runtime: self.shared.runtime.clone(),
+            control: self.shared.control.clone(),
+            state_dir: self.shared.state_dir.clone(),
+            container_id: id.to_string(),
+            stream: options.stream_name(&c.name, &task_id, id),
+            options,
+        };
+        c.shipper = Some(awslogs::spawn(shipping, c.shipper.take()));
     }
 
     /// Stops, all at once and each with its own stop timeout, every container whose next

@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use super::{Container, REPORT_RETRY, TaskRun};
+use crate::awslogs;
 use crate::control::TaskDefinition;
 use crate::lifecycle::{Condition, ContainerStatus, Health};
 use crate::restart::RestartPolicy;
@@ -72,6 +73,7 @@ impl TaskRun {
         let mut containers = Vec::new();
         for c in definitions.iter().filter_map(Value::as_object) {
             let spec = spec::container_spec(&ctx, c, overrides).map_err(|e| failure.get_or_insert(e.0).clone()).ok();
+            let awslogs = awslogs::of(c).map_err(|e| failure.get_or_insert(e).clone()).ok().flatten();
             containers.push(Container {
                 checked: spec.as_ref().is_some_and(|s| s.health.is_some()),
                 health: Health::Unknown,
@@ -89,6 +91,8 @@ impl TaskRun {
                 started_at: None,
                 running_since: None,
                 restarts: 0,
+                awslogs,
+                shipper: None,
             });
         }
         self.containers = containers;

@@ -62,7 +62,7 @@ fn path_text(path: &[Seg]) -> String {
     out
 }
 
-fn violation(service: &Service, v: Violation) -> ApiError {
+pub(super) fn violation(service: &Service, v: Violation) -> ApiError {
     let path = path_text(&v.path);
     let invalid = |message: String| ApiError::new(400, service.invalid_input, message);
     match v.problem {

@@ -13,9 +13,10 @@
 //! 5. the protocol writes the handler's value tree through the output shape, or the error in
 //!    its own shape, with the request id where that protocol carries it.
 //!
-//! Handlers never learn their protocol. A new protocol (Smithy RPC v2 CBOR) is one more
-//! module, one more [`Wire`] and one more route.
+//! Handlers never learn their protocol. Smithy RPC v2 CBOR ([`cbor`]) comes on its own
+//! route, `POST /service/{Service}/operation/{Operation}` with `smithy-protocol: rpc-v2-cbor`.
 
+pub mod cbor;
 pub mod ec2;
 pub mod form;
 pub mod json;
@@ -51,6 +52,7 @@ pub enum Wire {
     Json(json::Version),
     Query,
     Ec2,
+    Cbor,
 }
 
 impl Wire {
@@ -61,6 +63,7 @@ impl Wire {
             "json" => Some(Wire::Json(json::Version::V1_1)),
             "query" => Some(Wire::Query),
             "ec2" => Some(Wire::Ec2),
+            "smithy-rpc-v2-cbor" => Some(Wire::Cbor),
             _ => None,
         }
     }
@@ -77,7 +80,7 @@ impl Wire {
     /// The error codes the protocol documents for every service that speaks it.
     pub fn common_errors(self) -> &'static [&'static str] {
         match self {
-            Wire::Json(_) => &[],
+            Wire::Json(_) | Wire::Cbor => &[],
             Wire::Query => query::COMMON_ERRORS,
             Wire::Ec2 => ec2::COMMON_ERRORS,
         }
@@ -85,14 +88,14 @@ impl Wire {
 
     fn auth_error(self, e: ApiError) -> ApiError {
         match self {
-            Wire::Json(_) => e,
+            Wire::Json(_) | Wire::Cbor => e,
             Wire::Query => query::auth_error(e),
             Wire::Ec2 => ec2::auth_error(e),
         }
     }
 
     fn too_large(self, limit: usize) -> ApiError {
-        let code = if self.is_json() { "RequestEntityTooLargeException" } else { "RequestEntityTooLarge" };
+        let code = if self.is_form() { "RequestEntityTooLarge" } else { "RequestEntityTooLargeException" };
         ApiError::new(413, code, format!("Request body is larger than {} MiB.", limit >> 20))
     }
 
@@ -100,6 +103,10 @@ impl Wire {
         match (self, payload) {
             (Wire::Json(_), Payload::Json { operation, body }) => {
                 let input = json::read(service, &operation, &body)?;
+                Ok((operation, input))
+            }
+            (Wire::Cbor, Payload::Json { operation, body }) => {
+                let input = cbor::read(service, &operation, &body)?;
                 Ok((operation, input))
             }
             (Wire::Query | Wire::Ec2, Payload::Form(mut params)) => {
@@ -125,6 +132,7 @@ impl Wire {
     fn write(self, service: &Service, operation: &str, output: &Value, request_id: &str) -> ApiResult<Response> {
         match self {
             Wire::Json(v) => Ok(json::write(v, output, request_id)),
+            Wire::Cbor => Ok(cbor::write(service, operation, output, request_id)),
             Wire::Query => query::write(service, operation, output, request_id),
             Wire::Ec2 => ec2::write(service, operation, output, request_id),
         }
@@ -133,13 +141,15 @@ impl Wire {
     fn error(self, service: Option<&Service>, e: &ApiError, request_id: &str) -> Response {
         match self {
             Wire::Json(v) => json::error(v, e, request_id),
+            Wire::Cbor => cbor::error(e, request_id),
             Wire::Query => query::error(service, e, request_id),
             Wire::Ec2 => ec2::error(e, request_id),
         }
     }
 }
 
-/// What a request carries once routed.
+/// What a request carries once routed (a CBOR request's body comes as `Json`'s does: the
+/// operation named, the body raw).
 enum Payload {
     Json { operation: String, body: Bytes },
     Form(form::Params),
@@ -176,7 +186,9 @@ async fn run(
     exchange: &mut Exchange,
 ) -> ApiResult<Value> {
     let now = SystemTime::now();
+    let cbor = headers.get(cbor::HEADER).is_some_and(|v| v.as_bytes() == cbor::NAME.as_bytes());
     let (service, payload, raw) = match headers.get("x-amz-target") {
+        None if cbor => cbor_route(uri.path(), body, exchange).await?,
         Some(target) => json_route(target.to_str().unwrap_or_default(), body, exchange).await?,
         None if is_form(method, headers) => form_route(uri, headers, body, exchange).await?,
         None => return Err(ApiError::unknown_operation("Unknown target ''.")),
@@ -217,6 +229,17 @@ async fn json_route(target: &str, body: Body, exchange: &mut Exchange) -> ApiRes
     let service =
         service::by_target(prefix).ok_or_else(|| ApiError::unknown_operation(format!("Unknown target '{target}'.")))?;
     exchange.wire = service.json_wire().unwrap_or(exchange.wire);
+    exchange.service = Some(service);
+    let body = read_body(body, service.body_limit, exchange.wire).await?;
+    Ok((service, Payload::Json { operation: operation.to_string(), body: body.clone() }, body))
+}
+
+async fn cbor_route(path: &str, body: Body, exchange: &mut Exchange) -> ApiResult<Routed> {
+    exchange.wire = Wire::Cbor;
+    let (name, operation) =
+        cbor::path(path).ok_or_else(|| ApiError::unknown_operation(format!("No operation at '{path}'.")))?;
+    let service = service::by_cbor_name(name)
+        .ok_or_else(|| ApiError::unknown_operation(format!("Berth serves no RPC v2 CBOR service '{name}'.")))?;
     exchange.service = Some(service);
     let body = read_body(body, service.body_limit, exchange.wire).await?;
     Ok((service, Payload::Json { operation: operation.to_string(), body: body.clone() }, body))

@@ -34,8 +34,14 @@ pub struct Service {
 }
 
 /// Every service served on the one port.
-pub static SERVICES: &[&Service] =
-    &[&crate::ecs::SERVICE, &crate::ecr::SERVICE, &crate::ec2::SERVICE, &crate::elbv2::SERVICE];
+pub static SERVICES: &[&Service] = &[
+    &crate::ecs::SERVICE,
+    &crate::ecr::SERVICE,
+    &crate::ec2::SERVICE,
+    &crate::elbv2::SERVICE,
+    &crate::logs::SERVICE,
+    &crate::cloudwatch::SERVICE,
+];
 
 impl Service {
     pub fn model(&self) -> &Model {
@@ -79,6 +85,12 @@ impl Service {
 /// The service a JSON request's `X-Amz-Target` prefix names.
 pub fn by_target(prefix: &str) -> Option<&'static Service> {
     SERVICES.iter().copied().find(|s| s.json_wire().is_some() && s.model().target_prefix == prefix)
+}
+
+/// The service a Smithy RPC v2 CBOR path names (its Smithy service name, which is its JSON
+/// target prefix).
+pub fn by_cbor_name(name: &str) -> Option<&'static Service> {
+    SERVICES.iter().copied().find(|s| s.wires().any(|w| w == Wire::Cbor) && s.model().target_prefix == name)
 }
 
 /// The form-protocol (query, EC2) services that sign as `signing_name`.
@@ -175,10 +187,14 @@ mod tests {
     fn routes_find_their_services() {
         assert_eq!(by_target("AmazonEC2ContainerServiceV20141113").map(|s| s.name), Some("ECS"));
         assert_eq!(by_target("AmazonEC2ContainerRegistry_V20150921").map(|s| s.name), Some("ECR"));
+        assert_eq!(by_target("Logs_20140328").map(|s| s.name), Some("CloudWatch Logs"));
         assert!(by_target("DynamoDB_20120810").is_none());
         assert_eq!(form_services(Some("ec2")).map(|s| s.name).collect::<Vec<_>>(), ["EC2"]);
         assert_eq!(form_services(Some("elasticloadbalancing")).map(|s| s.name).collect::<Vec<_>>(), ["ELBv2"]);
         assert_eq!(form_services(Some("ecs")).count(), 0);
-        assert_eq!(form_services(None).count(), 2);
+        assert_eq!(form_services(Some("monitoring")).map(|s| s.name).collect::<Vec<_>>(), ["CloudWatch"]);
+        assert_eq!(form_services(None).count(), 3);
+        assert_eq!(by_cbor_name("GraniteServiceVersion20100801").map(|s| s.name), Some("CloudWatch"));
+        assert!(by_cbor_name("Logs_20140328").is_none());
     }
 }

@@ -12,6 +12,8 @@ pub static ECS: LazyLock<Model> = LazyLock::new(|| Model::load(include_str!("../
 pub static ECR: LazyLock<Model> = LazyLock::new(|| Model::load(include_str!("../../models/ecr.json")));
 pub static EC2: LazyLock<Model> = LazyLock::new(|| Model::load(include_str!("../../models/ec2.json")));
 pub static ELBV2: LazyLock<Model> = LazyLock::new(|| Model::load(include_str!("../../models/elbv2.json")));
+pub static LOGS: LazyLock<Model> = LazyLock::new(|| Model::load(include_str!("../../models/logs.json")));
+pub static CLOUDWATCH: LazyLock<Model> = LazyLock::new(|| Model::load(include_str!("../../models/cloudwatch.json")));
 
 /// A use of a shape: as a structure member, a list member, or a map key or value.
 #[derive(Debug, Clone, PartialEq, Eq)]

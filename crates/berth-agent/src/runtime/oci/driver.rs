@@ -591,31 +591,57 @@ impl Runtime for OciRuntime {
 
     fn logs<'a>(&'a self, id: &'a str, follow: bool) -> LogStream<'a> {
         let path = self.dir(id).join(LOG_FILE);
-        // State: the byte offset read so far, and whether the exit was seen (then one last
-        // read drains what the shim wrote before it).
-        Box::pin(futures::stream::unfold((0usize, false), move |(offset, exited)| {
+        // State: what was read of the file and not yet given (whole lines are given one at a
+        // time), how far the file was read, and whether the exit was seen (then one last read
+        // drains what the shim wrote before it). Only new bytes are read each time.
+        let start = LogCursor { buffer: Vec::new(), read: 0, exited: false };
+        Box::pin(futures::stream::unfold(start, move |mut at| {
             let path = path.clone();
             async move {
-                let mut exited = exited;
                 loop {
-                    let text = tokio::fs::read(&path).await.unwrap_or_default();
-                    if let Some(end) = text.get(offset..).and_then(|rest| rest.iter().position(|b| *b == b'\n')) {
-                        let line = serde_json::from_slice::<LogLine>(&text[offset..offset + end]);
-                        let item = line
+                    if let Some(end) = at.buffer.iter().position(|b| *b == b'\n') {
+                        let raw: Vec<u8> = at.buffer.drain(..=end).collect();
+                        let item = serde_json::from_slice::<LogLine>(&raw[..end])
                             .map(|l| (l.stream == "stderr", bytes::Bytes::from(l.log)))
                             .map_err(|e| RuntimeError::Inspect(format!("corrupt log line: {e}")));
-                        return Some((item, (offset + end + 1, exited)));
+                        return Some((item, at));
                     }
-                    if !follow || exited {
+                    let before = at.read;
+                    at.read_more(&path).await;
+                    if at.read > before {
+                        continue;
+                    }
+                    if !follow || at.exited {
                         return None;
                     }
-                    exited = self.exit(id).is_some();
-                    if !exited {
+                    at.exited = self.exit(id).is_some();
+                    if !at.exited {
                         tokio::time::sleep(POLL * 4).await;
                     }
                 }
             }
         }))
+    }
+}
+
+/// Where [`OciRuntime::logs`] is in a container's log file.
+struct LogCursor {
+    buffer: Vec<u8>,
+    read: u64,
+    exited: bool,
+}
+
+impl LogCursor {
+    /// Appends what the file holds past `read` (nothing if it cannot be read yet).
+    async fn read_more(&mut self, path: &Path) {
+        use tokio::io::{AsyncReadExt, AsyncSeekExt};
+        let Ok(mut file) = tokio::fs::File::open(path).await else { return };
+        if file.seek(std::io::SeekFrom::Start(self.read)).await.is_err() {
+            return;
+        }
+        if let Ok(n) = file.read_to_end(&mut self.buffer).await {
+            self.read += n as u64;
+        }
     }
 }
 

@@ -1,0 +1,202 @@
+//! From a container's output to batches of CloudWatch events, without I/O: chunks of stdout
+//! and stderr become lines (each stream keeps its own unfinished line), lines become events
+//! (one each, or, with an event-start pattern, a matching line and the lines after it), and
+//! events become batches within PutLogEvents' limits.
+
+use std::time::Duration;
+
+use berth_agent_protocol::logs::InputLogEvent;
+use regex::Regex;
+
+/// CloudWatch's largest event: 1 MiB less its 26-byte overhead. Longer lines are split.
+pub const MAX_EVENT: usize = 1_048_576 - 26;
+/// PutLogEvents' limits.
+pub const MAX_BATCH_EVENTS: usize = 10_000;
+pub const MAX_BATCH_BYTES: usize = 1_048_576;
+/// How long a batch waits for more events, and a multi-line event for its next line.
+pub const FLUSH_AFTER: Duration = Duration::from_secs(1);
+
+/// Turns output chunks into events.
+pub struct Assembler {
+    start: Option<Regex>,
+    /// Unfinished lines of stdout (0) and stderr (1).
+    partial: [Vec<u8>; 2],
+    /// The multi-line event being gathered: when it began, and its text.
+    pending: Option<(i64, String)>,
+}
+
+fn cut(text: &str, at: usize) -> usize {
+    (0..=at.min(text.len())).rev().find(|i| text.is_char_boundary(*i)).unwrap_or(0)
+}
+
+impl Assembler {
+    pub fn new(start: Option<Regex>) -> Self {
+        Assembler { start, partial: [Vec::new(), Vec::new()], pending: None }
+    }
+
+    /// Feeds a chunk read at `now` (ms); gives the events it completes.
+    pub fn feed(&mut self, stderr: bool, chunk: &[u8], now: i64, out: &mut Vec<InputLogEvent>) {
+        let buffer = &mut self.partial[usize::from(stderr)];
+        buffer.extend_from_slice(chunk);
+        let mut lines = Vec::new();
+        while let Some(end) = buffer.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = buffer.drain(..=end).collect();
+            lines.push(String::from_utf8_lossy(&line[..line.len() - 1]).trim_end_matches('\r').to_string());
+        }
+        // A line that never ends is cut at the largest event.
+        while buffer.len() >= MAX_EVENT {
+            let line: Vec<u8> = buffer.drain(..MAX_EVENT).collect();
+            lines.push(String::from_utf8_lossy(&line).into_owned());
+        }
+        for line in lines {
+            self.line(line, now, out);
+        }
+    }
+
+    fn line(&mut self, line: String, now: i64, out: &mut Vec<InputLogEvent>) {
+        let Some(start) = &self.start else {
+            split_into(now, line, out);
+            return;
+        };
+        match &mut self.pending {
+            Some((_, text)) if !start.is_match(&line) => {
+                text.push('\n');
+                text.push_str(&line);
+            }
+            pending => {
+                if let Some((at, text)) = pending.take() {
+                    split_into(at, text, out);
+                }
+                *pending = Some((now, line));
+            }
+        }
+    }
+
+    /// Gives the multi-line event being gathered, if it began before `idle_since` (ms).
+    pub fn flush_idle(&mut self, idle_since: i64, out: &mut Vec<InputLogEvent>) {
+        if self.pending.as_ref().is_some_and(|(at, _)| *at <= idle_since)
+            && let Some((at, text)) = self.pending.take()
+        {
+            split_into(at, text, out);
+        }
+    }
+
+    /// Gives everything held back: unfinished lines and the pending event (the output ended).
+    pub fn finish(&mut self, now: i64, out: &mut Vec<InputLogEvent>) {
+        for i in 0..2 {
+            let rest = std::mem::take(&mut self.partial[i]);
+            if !rest.is_empty() {
+                self.line(String::from_utf8_lossy(&rest).into_owned(), now, out);
+            }
+        }
+        if let Some((at, text)) = self.pending.take() {
+            split_into(at, text, out);
+        }
+    }
+
+    /// Bytes fed but not yet given as events.
+    pub fn held_bytes(&self) -> usize {
+        self.partial.iter().map(Vec::len).sum::<usize>() + self.pending.as_ref().map_or(0, |(_, t)| t.len() + 1)
+    }
+}
+
+/// An event, split into several when longer than [`MAX_EVENT`]; empty lines are kept as a
+/// single space (CloudWatch refuses empty messages).
+fn split_into(at: i64, mut text: String, out: &mut Vec<InputLogEvent>) {
+    if text.is_empty() {
+        text.push(' ');
+    }
+    while text.len() > MAX_EVENT {
+        let n = cut(&text, MAX_EVENT);
+        let rest = text.split_off(n);
+        out.push(InputLogEvent { timestamp: at, message: text });
+        text = rest;
+    }
+    out.push(InputLogEvent { timestamp: at, message: text });
+}
+
+/// Cuts `events` (in order) into batches PutLogEvents takes; timestamps never go backwards
+/// within the stream's order.
+pub fn batches(events: Vec<InputLogEvent>) -> Vec<Vec<InputLogEvent>> {
+    let mut out: Vec<Vec<InputLogEvent>> = Vec::new();
+    let mut size = 0;
+    let mut last = i64::MIN;
+    for mut e in events {
+        e.timestamp = e.timestamp.max(last);
+        last = e.timestamp;
+        let bytes = e.message.len() + 26;
+        let full = out.last().is_none_or(|b| {
+            b.len() >= MAX_BATCH_EVENTS
+                || size + bytes > MAX_BATCH_BYTES
+                || e.timestamp - b[0].timestamp > 23 * 3_600_000
+        });
+        if full {
+            out.push(Vec::new());
+            size = 0;
+        }
+        size += bytes;
+        out.last_mut().expect("a batch").push(e);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn messages(events: &[InputLogEvent]) -> Vec<&str> {
+        events.iter().map(|e| e.message.as_str()).collect()
+    }
+
+    #[test]
+    fn chunks_become_lines_per_stream() {
+        let mut a = Assembler::new(None);
+        let mut out = Vec::new();
+        a.feed(false, b"one\ntw", 1, &mut out);
+        a.feed(true, b"err\r\n", 2, &mut out);
+        a.feed(false, b"o\n\nthree", 3, &mut out);
+        assert_eq!(messages(&out), ["one", "err", "two", " "]);
+        assert_eq!(a.held_bytes(), 5);
+        a.finish(4, &mut out);
+        assert_eq!(messages(&out)[4], "three");
+        assert_eq!(a.held_bytes(), 0);
+    }
+
+    #[test]
+    fn a_start_pattern_gathers_continuation_lines() {
+        let mut a = Assembler::new(Some(Regex::new(r"^\[\d").unwrap()));
+        let mut out = Vec::new();
+        a.feed(false, b"[1] boom\n  at a()\n  at b()\n[2] next\n", 10, &mut out);
+        assert_eq!(messages(&out), ["[1] boom\n  at a()\n  at b()"]);
+        a.flush_idle(9, &mut out);
+        assert_eq!(out.len(), 1, "the pending event is younger than the idle mark");
+        a.flush_idle(10, &mut out);
+        assert_eq!(messages(&out)[1], "[2] next");
+    }
+
+    #[test]
+    fn long_lines_are_split_at_the_largest_event() {
+        let mut a = Assembler::new(None);
+        let mut out = Vec::new();
+        let long = "é".repeat(MAX_EVENT);
+        a.feed(false, format!("{long}\n").as_bytes(), 1, &mut out);
+        assert!(out.len() >= 2);
+        assert!(out.iter().all(|e| e.message.len() <= MAX_EVENT));
+        assert_eq!(out.iter().map(|e| e.message.as_str()).collect::<String>(), long);
+    }
+
+    #[test]
+    fn batches_keep_putlogevents_limits_and_order() {
+        let events: Vec<InputLogEvent> =
+            (0..25_000).map(|i| InputLogEvent { timestamp: 100 - (i % 3), message: "x".repeat(50) }).collect();
+        let b = batches(events);
+        assert!(b.iter().all(|b| b.len() <= MAX_BATCH_EVENTS));
+        assert!(b.iter().all(|b| b.iter().map(|e| e.message.len() + 26).sum::<usize>() <= MAX_BATCH_BYTES));
+        assert_eq!(b.iter().map(Vec::len).sum::<usize>(), 25_000);
+        let stamps: Vec<i64> = b.iter().flatten().map(|e| e.timestamp).collect();
+        assert!(stamps.windows(2).all(|w| w[0] <= w[1]));
+        let big: Vec<InputLogEvent> =
+            (0..3).map(|_| InputLogEvent { timestamp: 1, message: "y".repeat(600_000) }).collect();
+        assert_eq!(batches(big).len(), 3);
+    }
+}

@@ -1,0 +1,189 @@
+//! The `awslogs` log driver: each container whose definition asks for it has its output sent
+//! to CloudWatch Logs on the control plane, in the group and stream ECS would use.
+//!
+//! The runtime keeps the output (json-file rotation) as for every container; the driver
+//! follows that kept log ([`Runtime::logs`]), so a container never waits for CloudWatch. Before
+//! the container starts, [`prepare`] makes the group (`awslogs-create-group`) and the stream;
+//! a missing group fails the start as ECS fails it. [`spawn`] then ships lines as events in
+//! batches ([`assemble`]), at least every second, and records how far it got in
+//! `STATE/awslogs/<container id>`, so a restarted agent goes on from there.
+
+pub mod assemble;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use berth_agent_protocol::ErrorCode;
+use berth_agent_protocol::logs::{CreateLogGroup, CreateLogStream, InputLogEvent, PutLogEvents};
+use berth_client::ClientError;
+use berth_model::awslogs::AwsLogs;
+use futures::StreamExt;
+use serde_json::{Map, Value};
+use tokio::task::JoinHandle;
+
+use crate::control::ControlPlane;
+use crate::runtime::Runtime;
+use assemble::{Assembler, FLUSH_AFTER, MAX_BATCH_BYTES, MAX_BATCH_EVENTS, batches};
+
+/// How often the shipper looks at what waits.
+const TICK: Duration = Duration::from_millis(250);
+/// How often a batch the control plane could not take is tried again before it is dropped.
+const ATTEMPTS: u32 = 10;
+
+/// The driver's options of a container definition, when its log driver is `awslogs`.
+pub fn of(container: &Map<String, Value>) -> Result<Option<AwsLogs>, String> {
+    let Some(log) = container.get("logConfiguration").and_then(Value::as_object) else { return Ok(None) };
+    if log.get("logDriver").and_then(Value::as_str) != Some("awslogs") {
+        return Ok(None);
+    }
+    let empty = Map::new();
+    let options = log.get("options").and_then(Value::as_object).unwrap_or(&empty);
+    AwsLogs::parse(options).map(Some).map_err(|e| format!("CannotStartContainerError: awslogs: {e}"))
+}
+
+fn already_exists(e: &ClientError) -> bool {
+    matches!(e, ClientError::Api { code: ErrorCode::ResourceAlreadyExists, .. })
+}
+
+/// Makes the group (when asked) and the stream; `Err` is why the container cannot start.
+pub async fn prepare(control: &dyn ControlPlane, options: &AwsLogs, stream: &str) -> Result<(), String> {
+    let fail = |what: &str, e: ClientError| {
+        format!("CannotStartContainerError: failed to initialize logging driver: {what}: {e}")
+    };
+    if options.create_group {
+        let input = CreateLogGroup { log_group_name: options.group.clone() };
+        match control.create_log_group(&input).await {
+            Err(e) if !already_exists(&e) => return Err(fail("failed to create CloudWatch log group", e)),
+            _ => {}
+        }
+    }
+    let input = CreateLogStream { log_group_name: options.group.clone(), log_stream_name: stream.to_string() };
+    match control.create_log_stream(&input).await {
+        Err(e) if !already_exists(&e) => Err(fail("failed to create CloudWatch log stream", e)),
+        _ => Ok(()),
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+fn offset_file(state_dir: &Path, id: &str) -> PathBuf {
+    state_dir.join("awslogs").join(id)
+}
+
+/// Where a container's shipping goes.
+pub struct Shipping {
+    pub runtime: Arc<dyn Runtime>,
+    pub control: Arc<dyn ControlPlane>,
+    pub state_dir: PathBuf,
+    pub container_id: String,
+    pub options: AwsLogs,
+    pub stream: String,
+}
+
+/// Ships a container's output until it ends (the container exited), after `before` (the
+/// shipper of the container's previous run) has finished.
+pub fn spawn(s: Shipping, before: Option<JoinHandle<()>>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        if let Some(previous) = before {
+            let _ = previous.await;
+        }
+        ship(s).await;
+    })
+}
+
+struct Sender<'a> {
+    s: &'a Shipping,
+    events: Vec<InputLogEvent>,
+    bytes: usize,
+    oldest: Option<tokio::time::Instant>,
+}
+
+impl Sender<'_> {
+    fn take(&mut self, new: Vec<InputLogEvent>) {
+        if !new.is_empty() && self.events.is_empty() {
+            self.oldest = Some(tokio::time::Instant::now());
+        }
+        self.bytes += new.iter().map(|e| e.message.len() + 26).sum::<usize>();
+        self.events.extend(new);
+    }
+
+    fn due(&self) -> bool {
+        self.events.len() >= MAX_BATCH_EVENTS
+            || self.bytes >= MAX_BATCH_BYTES
+            || self.oldest.is_some_and(|t| t.elapsed() >= FLUSH_AFTER)
+    }
+
+    /// Puts what waits; then records `shipped` bytes of output as done.
+    async fn send(&mut self, shipped: u64) {
+        let events = std::mem::take(&mut self.events);
+        (self.bytes, self.oldest) = (0, None);
+        for batch in batches(events) {
+            let input = PutLogEvents {
+                log_group_name: self.s.options.group.clone(),
+                log_stream_name: self.s.stream.clone(),
+                log_events: batch,
+            };
+            for attempt in 1..=ATTEMPTS {
+                match self.s.control.put_log_events(&input).await {
+                    Ok(()) => break,
+                    Err(e) if e.is_retryable() && attempt < ATTEMPTS => tokio::time::sleep(TICK * attempt).await,
+                    Err(e) => {
+                        tracing::warn!(container = %self.s.container_id, error = %e, events = input.log_events.len(), "awslogs: a batch was dropped");
+                        break;
+                    }
+                }
+            }
+        }
+        let path = offset_file(&self.s.state_dir, &self.s.container_id);
+        let written = std::fs::create_dir_all(path.parent().expect("a parent"))
+            .and_then(|_| std::fs::write(&path, shipped.to_string()));
+        if let Err(e) = written {
+            tracing::warn!(path = %path.display(), error = %e, "awslogs: cannot record how far shipping got");
+        }
+    }
+}
+
+async fn ship(s: Shipping) {
+    let skip: u64 = std::fs::read_to_string(offset_file(&s.state_dir, &s.container_id))
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or(0);
+    let mut consumed = 0u64;
+    let mut assembler = Assembler::new(s.options.event_start.clone());
+    let mut sender = Sender { s: &s, events: Vec::new(), bytes: 0, oldest: None };
+    let mut output = s.runtime.logs(&s.container_id, true);
+    let mut tick = tokio::time::interval(TICK);
+    loop {
+        let mut new = Vec::new();
+        tokio::select! {
+            item = output.next() => match item {
+                Some(Ok((stderr, chunk))) => {
+                    let len = chunk.len() as u64;
+                    let from = skip.saturating_sub(consumed).min(len) as usize;
+                    consumed += len;
+                    assembler.feed(stderr, &chunk[from..], now_ms(), &mut new);
+                }
+                Some(Err(e)) => {
+                    tracing::warn!(container = %s.container_id, error = %e, "awslogs: reading the output failed");
+                    break;
+                }
+                None => break,
+            },
+            _ = tick.tick() => assembler.flush_idle(now_ms() - FLUSH_AFTER.as_millis() as i64, &mut new),
+        }
+        sender.take(new);
+        if sender.due() {
+            sender.send(consumed - assembler.held_bytes() as u64).await;
+        }
+    }
+    let mut rest = Vec::new();
+    assembler.finish(now_ms(), &mut rest);
+    sender.take(rest);
+    sender.send(consumed).await;
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,51 @@
+"""The awslogs log driver on both runtime drivers: a task's output reaches CloudWatch Logs in
+ECS's stream (`prefix/container/task-id`), multi-line events gathered by a pattern, and a
+missing group without `awslogs-create-group` fails the task as ECS fails it."""
+
+from ecs_helpers import until, wait_task
+
+SCRIPT = ("echo '2026-11-30 first line'; echo '2026-11-30 Traceback:' >&2; echo '  at a()' >&2; echo '  at b()' >&2; "
+          "echo '2026-11-30 done'")
+
+
+def awslogs(group, **extra):
+    options = {"awslogs-group": group, "awslogs-region": "us-east-1", "awslogs-stream-prefix": "web", **extra}
+    return {"logDriver": "awslogs", "options": options}
+
+
+def test_output_reaches_cloudwatch_logs_in_ecs_streams(agent_berth, registry):
+    ecs, logs = agent_berth.client(), agent_berth.client("logs")
+    ecs.register_task_definition(family="shout", containerDefinitions=[
+        {"name": "app", "image": registry, "memory": 32, "command": ["sh", "-c", SCRIPT],
+         "logConfiguration": awslogs("/ecs/shout", **{"awslogs-create-group": "true",
+                                                      "awslogs-multiline-pattern": "^\\d{4}-"})}])
+    arn = ecs.run_task(taskDefinition="shout")["tasks"][0]["taskArn"]
+    task = wait_task(ecs, arn, "STOPPED")
+    assert task["containers"][0].get("exitCode") == 0, task
+    stream = f"web/app/{arn.rsplit('/', 1)[1]}"
+
+    def events():
+        got = logs.get_log_events(logGroupName="/ecs/shout", logStreamName=stream, startFromHead=True)
+        return [e["message"] for e in got["events"]]
+
+    want = ["2026-11-30 first line", "2026-11-30 Traceback:\n  at a()\n  at b()", "2026-11-30 done"]
+    # stdout and stderr are separate streams of the container: their order between them is
+    # the runtime's; each keeps its own.
+    got = until(lambda: (lambda e: e if len(e) == 3 else None)(events()), what="the three events")
+    assert sorted(got) == sorted(want), got
+    described = logs.describe_log_streams(logGroupName="/ecs/shout")["logStreams"]
+    assert [s["logStreamName"] for s in described] == [stream]
+
+
+def test_a_missing_group_fails_the_task_unless_created(agent_berth, registry):
+    ecs = agent_berth.client()
+    ecs.register_task_definition(family="nogroup", containerDefinitions=[
+        {"name": "app", "image": registry, "memory": 32, "command": ["true"], "logConfiguration": awslogs("/ecs/absent")}])
+    task = wait_task(ecs, ecs.run_task(taskDefinition="nogroup")["tasks"][0]["taskArn"], "STOPPED")
+    assert task["stopCode"] == "TaskFailedToStart", task
+    reason = task["containers"][0].get("reason", "") + task["stoppedReason"]
+    assert "failed to initialize logging driver" in reason and "The specified log group does not exist." in reason, task
+    # Made by hand, the same definition runs.
+    agent_berth.client("logs").create_log_group(logGroupName="/ecs/absent")
+    task = wait_task(ecs, ecs.run_task(taskDefinition="nogroup")["tasks"][0]["taskArn"], "STOPPED")
+    assert task["containers"][0].get("exitCode") == 0, task
