@@ -120,9 +120,6 @@ def test_refused_members_are_refused_through_the_aws_cli(berth):
 EC2_REFUSED = [
     ("ephemeral-storage", {"ephemeralStorage": {"sizeInGiB": 30}}, {},
      "Berth cannot honour 'ephemeralStorage' for the EC2 launch type: it sizes a Fargate task's storage."),
-    ("awsvpc", {"networkMode": "awsvpc"}, {"networkConfiguration": {"awsvpcConfiguration": {"subnets": ["subnet-1"]}}},
-     "Berth cannot honour networkMode 'awsvpc' for the EC2 launch type: container instances have no network "
-     "interfaces to give a task."),
 ]
 
 

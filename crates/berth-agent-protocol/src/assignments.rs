@@ -71,6 +71,9 @@ pub struct AssignedTask {
     /// The RunTask/StartTask `overrides` (`containerOverrides`, `cpu`, `memory`), as ECS shapes them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub overrides: Option<Map<String, Value>>,
+    /// An awsvpc task's network interface and security rules (Berth's extension).
+    #[serde(default, rename = "berthNetwork", skip_serializing_if = "Option::is_none")]
+    pub network: Option<crate::network::TaskNetwork>,
 }
 
 impl AssignedTask {

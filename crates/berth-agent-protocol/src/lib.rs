@@ -4,6 +4,7 @@
 //!
 //! - [`ecs`]: the ECS operations agents call, shaped as the ECS model shapes them.
 //! - [`assignments`]: Berth's long poll `GET /berth/v1/assignments`.
+//! - [`network`]: Berth's extension of an assigned awsvpc task (its ENI and security rules).
 //! - [`ecr`]: `GetAuthorizationToken`, the token the agent pulls the control plane's images with.
 //! - [`logs`]: the CloudWatch Logs calls of the `awslogs` driver.
 //! - [`stats`]: Berth's `POST /berth/v1/stats`, each task's cpu and memory per period.
@@ -20,6 +21,7 @@ pub mod error;
 pub mod logs;
 #[cfg(test)]
 mod model_check;
+pub mod network;
 pub mod stats;
 pub mod status;
 

@@ -15,6 +15,7 @@
 //! - [`cgroup`], [`clock`]: the task cgroups and the wall clock, behind traits as well.
 //! - [`host`]: what this machine offers (cpu, memory, ports, attributes).
 //! - [`objects`]: secrets and S3 objects tasks name, read from local directories.
+//! - [`vpc`]: awsvpc networking: a namespace and an interface per task, security groups.
 
 pub mod agent;
 pub mod awslogs;
@@ -29,5 +30,6 @@ pub mod runtime;
 pub mod spec;
 pub mod stats;
 mod task_runner;
+pub mod vpc;
 
 pub use agent::{Agent, AgentConfig, AgentError, Effects};

@@ -79,7 +79,7 @@ pub fn container_spec(ctx: &Context<'_>, def: &Obj, overrides: Option<&Obj>) -> 
     let pick = |k: &str| over.and_then(|o| int(o, k)).or_else(|| int(def, k));
 
     let network_mode = match ctx.network_mode {
-        "bridge" | "host" | "none" => ctx.network_mode.to_string(),
+        "bridge" | "host" | "none" | "awsvpc" => ctx.network_mode.to_string(),
         other => {
             return Err(SpecError(format!(
                 "CannotCreateContainerError: network mode {other} is not supported by this agent"
@@ -87,8 +87,10 @@ pub fn container_spec(ctx: &Context<'_>, def: &Obj, overrides: Option<&Obj>) -> 
         }
     };
     check_platform(ctx.definition)?;
-    let network_mode =
-        if def.get("disableNetworking").and_then(Value::as_bool) == Some(true) { "none".into() } else { network_mode };
+    // An awsvpc task's containers share its namespace whatever they say.
+    let awsvpc = network_mode == "awsvpc";
+    let disabled = def.get("disableNetworking").and_then(Value::as_bool) == Some(true);
+    let network_mode = if disabled && !awsvpc { "none".into() } else { network_mode };
     let privileged = def.get("privileged").and_then(Value::as_bool).unwrap_or(false);
     if privileged && !ctx.allow_privileged {
         return Err(SpecError(format!(
@@ -209,7 +211,7 @@ pub fn container_spec(ctx: &Context<'_>, def: &Obj, overrides: Option<&Obj>) -> 
             .collect(),
         pid_mode,
         ipc_mode,
-        namespace_holder: shares_task.then(|| holder_name(ctx.task_id)),
+        namespace_holder: (shares_task || awsvpc).then(|| holder_name(ctx.task_id)),
         dns_search: strings(def, "dnsSearchDomains").unwrap_or_default(),
         interactive: def.get("interactive").and_then(Value::as_bool).unwrap_or(false),
         tty: def.get("pseudoTerminal").and_then(Value::as_bool).unwrap_or(false),
@@ -456,7 +458,17 @@ mod tests {
         assert_eq!(s.network_mode, "host");
         let privileged = obj(json!({"name": "a", "image": "x", "privileged": true}));
         assert!(container_spec(&ctx(&[], "bridge"), &privileged, None).unwrap_err().0.contains("privileged"));
-        assert!(container_spec(&ctx(&[], "awsvpc"), &def, None).is_err());
+        assert!(container_spec(&ctx(&[], "nat"), &def, None).is_err());
+    }
+
+    #[test]
+    fn awsvpc_containers_join_the_tasks_holder() {
+        let def = obj(json!({"name": "a", "image": "x", "disableNetworking": true,
+            "portMappings": [{"containerPort": 80}]}));
+        let s = container_spec(&ctx(&[], "awsvpc"), &def, None).unwrap();
+        assert_eq!((s.network_mode.as_str(), s.namespace_holder.as_deref()), ("awsvpc", Some("berth-t1.ns")));
+        assert_eq!(s.ports.len(), 1);
+        assert_eq!(container_spec(&ctx(&[], "bridge"), &def, None).unwrap().namespace_holder, None);
     }
 
     #[test]

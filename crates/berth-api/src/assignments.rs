@@ -5,7 +5,9 @@
 //! the instance that is not STOPPED (with its desiredStatus), and the store revision it was
 //! read at. When nothing for the instance changed after `since`, the call waits on a store
 //! watch for up to `wait` seconds (at most 60) first. Each call also counts as the agent's
-//! heartbeat.
+//! heartbeat. An awsvpc task carries `berthNetwork` (Berth's extension): its ENI and the
+//! rules of its security groups now; a change of any security group or interface of the
+//! region ends a waiting poll, so rule changes reach running tasks at once.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -22,6 +24,7 @@ use crate::ecs::{self, Ctx};
 use crate::error::{ApiError, ApiResult};
 use crate::sigv4;
 use berth_control::records::{InstanceRecord, InstanceStatus, TaskRecord};
+use berth_control::task_network;
 
 /// Longest a poll may wait for a change.
 pub const MAX_WAIT: Duration = Duration::from_secs(60);
@@ -69,6 +72,8 @@ async fn answer(app: &App, uri: &Uri, headers: &HeaderMap, q: &HashMap<String, S
     let prefix = ctx.keys.tasks(&cluster);
     // Watch before reading so a change between the read and the wait is not missed.
     let mut watch = ctx.store().watch(&prefix, 0)?;
+    let mut groups = ctx.store().watch(&ctx.keys.security_groups(), 0)?;
+    let mut interfaces = ctx.store().watch(&ctx.keys.network_interfaces(), 0)?;
     let (revision, tasks, changed) = snapshot(&ctx, &prefix, &instance_arn, since)?;
     if changed || wait.is_zero() {
         return Ok(json!({"revision": revision, "tasks": tasks}));
@@ -77,6 +82,8 @@ async fn answer(app: &App, uri: &Uri, headers: &HeaderMap, q: &HashMap<String, S
     loop {
         let next = tokio::select! {
             event = tokio::time::timeout_at(deadline, watch.next()) => event,
+            _ = groups.next() => break,
+            _ = interfaces.next() => break,
             _ = app.closed() => break,
         };
         match next {
@@ -108,7 +115,11 @@ fn snapshot(ctx: &Ctx<'_>, prefix: &str, instance_arn: &str, since: u64) -> ApiR
         }
         changed |= kv.mod_revision > since;
         if rec.last_status != berth_model::task::TaskStatus::Stopped {
-            tasks.push(ecs::tasks::render(kv, &rec, false));
+            let mut task = ecs::tasks::render(kv, &rec, false);
+            if let Some(network) = task_network::assigned_network(ctx, &rec.task)? {
+                task[berth_agent_protocol::network::MEMBER] = network;
+            }
+            tasks.push(task);
         }
     }
     Ok((range.revision, tasks, changed))

@@ -23,6 +23,7 @@ pub mod registry;
 pub mod scheduler;
 pub mod services;
 pub mod store;
+pub mod task_network;
 pub mod tasks;
 pub mod vpc;
 

@@ -336,6 +336,13 @@ fn service_launch(
         tags.push(json!({"key": "aws:ecs:serviceName", "value": rec.name()}));
         tags.push(json!({"key": "aws:ecs:clusterName", "value": cluster}));
     }
+    // Checked when the service was created or updated; a refusal now names the service.
+    let mode = definition.definition.get("networkMode").and_then(Value::as_str).unwrap_or("bridge");
+    // A task set's own configuration, else the service's.
+    let set = rec.scheduler.task_sets.iter().find(|s| s.id == deployment);
+    let of_set = set.and_then(|s| s.awsvpc_configuration.as_ref()).map(|c| json!({"awsvpcConfiguration": c}));
+    let network = crate::task_network::parse(mode, of_set.as_ref().or(rec.service.get("networkConfiguration")))
+        .map_err(|e| crate::ControlError::Placement(format!("service {}: {e}", rec.name())))?;
     Ok(Launch {
         cluster: cluster.to_string(),
         requirements: requirements(&definition.definition, None),
@@ -346,5 +353,6 @@ fn service_launch(
         started_by: Some(deployment),
         group: format!("service:{}", rec.name()),
         tags,
+        network,
     })
 }

@@ -19,6 +19,7 @@ use crate::error::{ControlError, ControlResult};
 use crate::placement;
 use crate::records::{InstanceRecord, TaskRecord};
 use crate::store::{MAX_ATTEMPTS, Obj, active_cluster, decode, encode, retry};
+use crate::task_network::{self, NetworkRequest};
 
 /// What RunTask, StartTask and the service scheduler share: the definition to run and how.
 pub struct Launch {
@@ -31,6 +32,8 @@ pub struct Launch {
     pub started_by: Option<String>,
     pub group: String,
     pub tags: Vec<Value>,
+    /// An awsvpc task's `awsvpcConfiguration`: each task gets an ENI in its placement.
+    pub network: Option<NetworkRequest>,
 }
 
 /// The ECS `Task` object for a new task of `l` on instance `instance`.
@@ -121,6 +124,7 @@ pub async fn commit(
     let mut updated: HashMap<&str, InstanceRecord> = HashMap::new();
     let mut ops = Vec::new();
     let mut created = Vec::new();
+    let mut enis = Vec::new();
     for id in placements {
         let (_, kv, rec) = snapshot.iter().find(|(i, ..)| i == id).expect("placement names a snapshot instance");
         let rec = updated.entry(id.as_str()).or_insert_with(|| {
@@ -131,7 +135,15 @@ pub async fn commit(
         remaining.reserve(&l.requirements);
         rec.set_remaining(&remaining);
         let task_id = region.control.ids.task_id();
-        let task = new_task(region, l, rec, &task_id);
+        let mut task = new_task(region, l, rec, &task_id);
+        if let Some(req) = &l.network {
+            let task_arn = region.arns.task(&l.cluster, &task_id);
+            let (eni, eni_compares, eni_ops) = task_network::allocate(region, req, &task_arn, &enis)?;
+            task_network::show(region, &mut task, &eni);
+            compares.extend(eni_compares);
+            ops.extend(eni_ops);
+            enis.push(eni);
+        }
         let record = TaskRecord::new(task, l.requirements.clone());
         let key = region.keys.task(&l.cluster, &task_id);
         compares.push(Compare::absent(&key));
@@ -243,18 +255,22 @@ fn stop_now(
             c["lastStatus"] = json!(TaskStatus::Stopped.as_str());
         }
     }
+    // The interface and its address are freed with the move to STOPPED.
+    let (mut compares, mut ops) = task_network::release(region, &mut rec.task)?;
     let instance = match rec.instance_id() {
         Some(id) => region.store().get(&region.keys.instance(cluster, id))?,
         None => None,
     };
     let Some(kv) = instance else {
-        return Ok((Vec::new(), Vec::new()));
+        return Ok((compares, ops));
     };
     let mut inst: InstanceRecord = decode(&kv)?;
     let mut remaining = inst.remaining();
     remaining.release(&rec.requirements);
     inst.set_remaining(&remaining);
-    Ok((vec![Compare::unchanged(&kv.key, kv.mod_revision)], vec![Op::put(&kv.key, encode(&inst))]))
+    compares.push(Compare::unchanged(&kv.key, kv.mod_revision));
+    ops.push(Op::put(&kv.key, encode(&inst)));
+    Ok((compares, ops))
 }
 
 /// Commits a task's change together with `compares`/`ops` (its instance's), guarded by the
@@ -336,6 +352,7 @@ pub async fn report(
         apply(&mut rec);
         if next == TaskStatus::Running {
             rec.task.entry("startedAt").or_insert(json!(region.timestamp()));
+            task_network::attached(&mut rec.task);
         }
         let extra = if next == TaskStatus::Stopped && current != TaskStatus::Stopped {
             // The agent sends no stop code; ECS derives it: a task that never ran failed to

@@ -479,11 +479,6 @@ pub fn check_launch(definition: &Obj, launch_type: &str) -> Result<(), ModelErro
             )));
         }
     }
-    if text(definition, "networkMode") == Some("awsvpc") {
-        return Err(ModelError::invalid(
-            "Berth cannot honour networkMode 'awsvpc' for the EC2 launch type: container instances have no network interfaces to give a task.",
-        ));
-    }
     Ok(())
 }
 
@@ -835,9 +830,8 @@ mod tests {
     }
 
     #[test]
-    fn awsvpc_waits_for_fargate() {
+    fn awsvpc_runs_on_ec2() {
         let def = prepare(&request(json!({"networkMode": "awsvpc"}), json!({}))).unwrap();
-        assert!(check_launch(&def, "EC2").unwrap_err().to_string().contains("networkMode 'awsvpc'"));
-        assert!(check_launch(&prepare(&request(json!({}), json!({}))).unwrap(), "EC2").is_ok());
+        assert!(check_launch(&def, "EC2").is_ok());
     }
 }

@@ -25,7 +25,7 @@ use berth_model::task::TaskStatus;
 use serde::{Deserialize, Serialize};
 
 pub use deployment::{BREAKER_MAX, BREAKER_MIN, STABLE_SECS, breaker_threshold, rollback_target};
-pub use task_set::{Stability, Tag, TaskSet, TaskSetStatus};
+pub use task_set::{AwsVpcConfiguration, Stability, Tag, TaskSet, TaskSetStatus};
 
 /// How a service places its tasks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -80,6 +80,20 @@ pub struct TaskSet {
     /// Failed tasks stopped at or before this store revision are already counted.
     #[serde(default)]
     pub seen_revision: u64,
+    /// The set's `networkConfiguration.awsvpcConfiguration` (awsvpc task definitions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub awsvpc_configuration: Option<AwsVpcConfiguration>,
+}
+
+/// ECS `AwsVpcConfiguration`, as a task set keeps it (checked when the set was created).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AwsVpcConfiguration {
+    pub subnets: Vec<String>,
+    #[serde(default)]
+    pub security_groups: Vec<String>,
+    /// `ENABLED` or `DISABLED`.
+    pub assign_public_ip: String,
 }
 
 impl TaskSet {
@@ -98,6 +112,7 @@ impl TaskSet {
             client_token: None,
             tags: Vec::new(),
             seen_revision: revision,
+            awsvpc_configuration: None,
         }
     }
 

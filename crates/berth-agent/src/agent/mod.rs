@@ -21,6 +21,7 @@ use crate::host;
 use crate::lifecycle::Desired;
 use crate::runtime::{LABEL_INSTANCE, LABEL_TASK, Observed, Runtime, RuntimeError};
 use crate::task_runner::{self, Runner, Shared};
+use crate::vpc::{HostNetworking, TaskNetworking};
 
 /// How long one assignment poll may wait for a change.
 pub const POLL_WAIT: Duration = Duration::from_secs(20);
@@ -70,12 +71,15 @@ pub struct Effects {
     pub runtime: Arc<dyn Runtime>,
     pub cgroups: Arc<dyn TaskCgroups>,
     pub clock: Arc<dyn Clock>,
+    pub networking: Arc<dyn TaskNetworking>,
 }
 
 impl Effects {
-    /// This machine's cgroups and clock.
-    pub fn host(control: Arc<dyn ControlPlane>, runtime: Arc<dyn Runtime>) -> Self {
-        Effects { control, runtime, cgroups: Arc::new(HostCgroups), clock: Arc::new(SystemClock) }
+    /// This machine's cgroups, clock and network (what it attached recorded in
+    /// `STATE_DIR/vpc`).
+    pub fn host(control: Arc<dyn ControlPlane>, runtime: Arc<dyn Runtime>, state_dir: &std::path::Path) -> Self {
+        let networking = Arc::new(HostNetworking::new(state_dir.join("vpc")));
+        Effects { control, runtime, cgroups: Arc::new(HostCgroups), clock: Arc::new(SystemClock), networking }
     }
 }
 
@@ -103,7 +107,8 @@ impl Agent {
         control: Arc<dyn ControlPlane>,
         runtime: Arc<dyn Runtime>,
     ) -> Result<Agent, AgentError> {
-        Self::register_with(config, Effects::host(control, runtime)).await
+        let effects = Effects::host(control, runtime, &config.state_dir);
+        Self::register_with(config, effects).await
     }
 
     /// [`Agent::register`] with every side effect given.
@@ -147,6 +152,7 @@ impl Agent {
             runtime: effects.runtime,
             cgroups: effects.cgroups,
             clock: effects.clock,
+            networking: effects.networking,
             cluster: config.cluster.clone(),
             instance_arn: instance_arn.clone(),
             state_dir: config.state_dir.clone(),
@@ -209,10 +215,16 @@ impl Agent {
             listed.insert(task.task_arn.clone());
             let desired = if task.stop_wanted() { Desired::Stopped } else { Desired::Running };
             match self.runners.get(&task.task_arn) {
-                Some(runner) if desired == Desired::Stopped => {
-                    runner.desired.send_if_modified(|d| std::mem::replace(d, Desired::Stopped) != Desired::Stopped);
+                Some(runner) => {
+                    if desired == Desired::Stopped {
+                        runner.desired.send_if_modified(|d| std::mem::replace(d, Desired::Stopped) != Desired::Stopped);
+                    }
+                    // Every poll's network reaches an awsvpc task's runner, which applies
+                    // what differs from what it applied (so a failed update is tried again).
+                    if task.network.is_some() {
+                        runner.network.send_replace(task.network.clone());
+                    }
                 }
-                Some(_) => {}
                 None if self.finished.0.contains(&task.task_arn) => {}
                 None => {
                     let adopted = self.adopted.remove(&task.task_arn).unwrap_or_default();
@@ -228,6 +240,7 @@ impl Agent {
             }
         }
         if first {
+            self.detach_orphans();
             // Containers of tasks the control plane no longer wants: stop and remove them.
             for (task, containers) in self.adopted.drain() {
                 tracing::info!(%task, "removing containers of a task that is no longer assigned");
@@ -239,6 +252,24 @@ impl Agent {
                     }
                 });
             }
+        }
+    }
+
+    /// Removes the network interfaces an earlier agent process attached for tasks that are no
+    /// longer assigned (the runners of the others found theirs again).
+    fn detach_orphans(&self) {
+        let running: HashSet<&str> = self.runners.keys().filter_map(|arn| arn.rsplit('/').next()).collect();
+        for task in self.shared.networking.attached() {
+            if running.contains(task.as_str()) {
+                continue;
+            }
+            tracing::info!(%task, "detaching the network interface of a task that is no longer assigned");
+            let networking = self.shared.networking.clone();
+            tokio::spawn(async move {
+                if let Err(e) = networking.detach(&task).await {
+                    tracing::warn!(%task, error = %e, "detaching failed");
+                }
+            });
         }
     }
 

@@ -35,6 +35,7 @@ fn config(dir: &Path, cleanup_wait: Duration) -> AgentConfig {
 struct World {
     control: Arc<FakeControlPlane>,
     runtime: FakeRuntime,
+    networking: Arc<crate::vpc::fake::FakeNetworking>,
 }
 
 type Running = tokio::task::JoinHandle<Result<(), AgentError>>;
@@ -46,7 +47,7 @@ impl World {
             DEFINITION,
             json!({"taskDefinitionArn": DEFINITION, "containerDefinitions": [container("web", json!({}))]}),
         );
-        World { control, runtime: FakeRuntime::new() }
+        World { control, runtime: FakeRuntime::new(), networking: Default::default() }
     }
 
     /// Registers an agent keeping its state in `dir` and runs it.
@@ -66,6 +67,7 @@ impl World {
             runtime: Arc::new(self.runtime.clone()),
             cgroups: Arc::new(RecordingCgroups::default()),
             clock: Arc::new(TokioClock::new(std::time::UNIX_EPOCH)),
+            networking: self.networking.clone(),
         };
         Agent::register_with(config(dir, cleanup_wait), effects).await.unwrap()
     }
@@ -172,6 +174,16 @@ async fn a_restarted_agent_re_registers_and_settles_the_containers_it_finds() {
     world.runtime.existing(TASK, INSTANCE, "web", None);
     world.runtime.existing(OTHER, INSTANCE, "old", None);
     world.runtime.existing(OTHER, "arn:aws:ecs:us-east-1:000000000000:container-instance/default/i9", "theirs", None);
+    // Network interfaces the earlier process attached (awsvpc): t2 is no longer assigned.
+    for task in ["t1", "t2"] {
+        let net: berth_agent_protocol::network::TaskNetwork = serde_json::from_value(json!({
+            "eni": {"id": "eni-1", "subnetId": "subnet-1", "vpcId": "vpc-1", "subnetCidr": "172.31.0.0/20",
+                    "gateway": "172.31.0.1", "privateIp": "172.31.0.5", "mac": "0a:00:00:00:00:05",
+                    "privateDnsName": "ip-172-31-0-5.ec2.internal"},
+            "rules": {"ingress": [], "egress": []}}))
+        .unwrap();
+        world.networking.attached.lock().unwrap().insert(task.into(), ("/proc/1/ns/net".into(), net));
+    }
     let agent = world.agent(dir.path(), Duration::ZERO).await;
     assert_eq!(agent.instance_arn(), INSTANCE);
     assert_eq!(world.control.recorded().registrations[0].container_instance_arn.as_deref(), Some(INSTANCE));
@@ -188,6 +200,7 @@ async fn a_restarted_agent_re_registers_and_settles_the_containers_it_finds() {
     assert!(world.runtime.actions_on("web").is_empty(), "the running container is adopted as it is");
     assert!(matches!(world.runtime.actions_on("old")[0], Call::Stop { .. }));
     assert!(world.runtime.actions_on("theirs").is_empty(), "another agent's container was touched");
+    assert_eq!(world.networking.calls(), ["detach t2"], "only the interface of the task gone is detached");
     assert!(
         world.control.recorded().reports.iter().all(|r| !r.containers.is_empty()),
         "an adopted task is not claimed"

@@ -212,6 +212,23 @@ impl Runtime for DockerRuntime {
         })
     }
 
+    fn task_netns<'a>(&'a self, spec: &'a ContainerSpec) -> BoxFuture<'a, Result<std::path::PathBuf, RuntimeError>> {
+        Box::pin(async move {
+            let holder = spec.namespace_holder.as_deref().ok_or_else(|| no_holder(spec))?;
+            self.ensure_holder(holder, spec).await?;
+            let info =
+                self.docker.inspect_container(holder, None).await.map_err(|e| RuntimeError::Create(message(e)))?;
+            match info.state.and_then(|s| s.pid).filter(|pid| *pid > 0) {
+                Some(pid) => Ok(std::path::PathBuf::from(format!("/proc/{pid}/ns/net"))),
+                None => Err(RuntimeError::Create("the task's namespace holder is not running".into())),
+            }
+        })
+    }
+
+    fn release_task_netns<'a>(&'a self, holder: &'a str) -> BoxFuture<'a, ()> {
+        Box::pin(self.release_holder(holder))
+    }
+
     fn logs<'a>(&'a self, id: &'a str, follow: bool) -> LogStream<'a> {
         let options = LogsOptionsBuilder::new().stdout(true).stderr(true).follow(follow).build();
         Box::pin(self.docker.logs(id, Some(options)).filter_map(|item| async move {
@@ -258,7 +275,9 @@ impl DockerRuntime {
             env: Some(spec.env.clone()),
             working_dir: spec.working_dir.clone(),
             user: spec.user.clone(),
-            hostname: spec.hostname.clone(),
+            // A container in another's network namespace has that one's name (the engine
+            // refuses one of its own).
+            hostname: if spec.network_mode == "awsvpc" { None } else { spec.hostname.clone() },
             labels: Some(labels),
             exposed_ports: (!exposed.is_empty()).then_some(exposed),
             stop_timeout: Some(spec.stop_timeout.as_secs() as i64),
@@ -387,6 +406,11 @@ impl DockerRuntime {
     }
 }
 
+/// The error of an `awsvpc` container spec without a namespace holder (a bug of the caller).
+fn no_holder(spec: &ContainerSpec) -> RuntimeError {
+    RuntimeError::Create(format!("container {} is in the awsvpc network mode but has no namespace holder", spec.name))
+}
+
 /// A stable 64-bit digest (FNV-1a) naming the pause image's version.
 fn fnv(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
@@ -400,6 +424,11 @@ fn port_bindings(spec: &ContainerSpec) -> Result<(Vec<String>, PortMap), Runtime
     let mut exposed = Vec::new();
     let mut bindings: PortMap = HashMap::new();
     let bridge = spec.network_mode == "bridge";
+    // The engine publishes nothing of a container in another's network namespace: an awsvpc
+    // task is reached at its own address.
+    if spec.network_mode == "awsvpc" {
+        return Ok((exposed, bindings));
+    }
     let mut publish = |container_port: u16, protocol: &str, host_port: String| {
         let key = format!("{container_port}/{protocol}");
         exposed.push(key.clone());
@@ -448,7 +477,10 @@ fn host_config(spec: &ContainerSpec, bindings: PortMap) -> HostConfig {
         memory_reservation: spec.memory_reservation,
         memory_swap: spec.memory_swap,
         memory_swappiness: spec.swappiness,
-        network_mode: Some(spec.network_mode.clone()),
+        network_mode: Some(match (spec.network_mode.as_str(), holder) {
+            ("awsvpc", Some(h)) => format!("container:{h}"),
+            (mode, _) => mode.to_string(),
+        }),
         port_bindings: (!bindings.is_empty()).then_some(bindings),
         extra_hosts: nonempty(&spec.extra_hosts),
         dns: nonempty(&spec.dns),
@@ -515,7 +547,7 @@ fn refuses(spec: &ContainerSpec, warning: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::{DeviceSpec, LogSpec, PortRangeSpec, TmpfsSpec};
+    use crate::runtime::{DeviceSpec, LogSpec, PortRangeSpec, PortSpec, TmpfsSpec};
 
     #[test]
     fn references_split_into_repo_and_tag_or_digest() {
@@ -595,6 +627,19 @@ mod tests {
         spec.network_mode = "none".into();
         let (exposed, bindings) = port_bindings(&spec).unwrap();
         assert_eq!((exposed.len(), bindings.len()), (4, 0));
+    }
+
+    #[test]
+    fn an_awsvpc_container_joins_its_holders_network_and_publishes_nothing() {
+        let spec = ContainerSpec {
+            network_mode: "awsvpc".into(),
+            namespace_holder: Some("berth-t.ns".into()),
+            ports: vec![PortSpec { container_port: 80, host_port: Some(80), protocol: "tcp".into() }],
+            ..Default::default()
+        };
+        let (exposed, bindings) = port_bindings(&spec).unwrap();
+        assert!(exposed.is_empty() && bindings.is_empty());
+        assert_eq!(host_config(&spec, bindings).network_mode.as_deref(), Some("container:berth-t.ns"));
     }
 
     #[test]

@@ -21,15 +21,40 @@ pub const SIGKILL_EXIT: i64 = 137;
 /// One call the agent made, with the container's name (its `LABEL_CONTAINER`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Call {
-    Pull { name: String, image: String },
-    Create { name: String },
-    Start { name: String },
-    Stop { name: String, timeout: Duration },
-    Inspect { name: String },
-    Wait { name: String },
-    Remove { name: String },
+    Pull {
+        name: String,
+        image: String,
+    },
+    Create {
+        name: String,
+    },
+    Start {
+        name: String,
+    },
+    Stop {
+        name: String,
+        timeout: Duration,
+    },
+    Inspect {
+        name: String,
+    },
+    Wait {
+        name: String,
+    },
+    Remove {
+        name: String,
+    },
     ListManaged,
-    Logs { name: String },
+    Logs {
+        name: String,
+    },
+    /// The network namespace of a task's holder was asked for (`awsvpc`).
+    TaskNetns {
+        holder: String,
+    },
+    ReleaseTaskNetns {
+        holder: String,
+    },
 }
 
 impl Call {
@@ -44,7 +69,7 @@ impl Call {
             | Call::Wait { name }
             | Call::Remove { name }
             | Call::Logs { name } => Some(name),
-            Call::ListManaged => None,
+            Call::ListManaged | Call::TaskNetns { .. } | Call::ReleaseTaskNetns { .. } => None,
         }
     }
 
@@ -436,5 +461,18 @@ impl Runtime for FakeRuntime {
             }),
         };
         Box::pin(futures::stream::iter(output))
+    }
+
+    fn task_netns<'a>(&'a self, spec: &'a ContainerSpec) -> BoxFuture<'a, Result<std::path::PathBuf, RuntimeError>> {
+        Box::pin(async move {
+            let holder = spec.namespace_holder.clone().ok_or_else(|| RuntimeError::Create("no holder".into()))?;
+            let path = std::path::Path::new("/fake/netns").join(&holder);
+            self.inner.with(|s| s.calls.push(Call::TaskNetns { holder }));
+            Ok(path)
+        })
+    }
+
+    fn release_task_netns<'a>(&'a self, holder: &'a str) -> BoxFuture<'a, ()> {
+        Box::pin(async move { self.inner.with(|s| s.calls.push(Call::ReleaseTaskNetns { holder: holder.into() })) })
     }
 }

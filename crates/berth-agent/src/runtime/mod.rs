@@ -127,7 +127,8 @@ pub struct ContainerSpec {
     pub memory: Option<i64>,
     /// Soft limit in bytes.
     pub memory_reservation: Option<i64>,
-    /// `bridge`, `host` or `none`.
+    /// `bridge`, `host`, `none` or `awsvpc` (the network namespace of the task's holder,
+    /// see [`Runtime::task_netns`]).
     pub network_mode: String,
     pub ports: Vec<PortSpec>,
     pub labels: HashMap<String, String>,
@@ -241,4 +242,11 @@ pub trait Runtime: Send + Sync + 'static {
     fn list_managed(&self) -> BoxFuture<'_, Result<Vec<Observed>, RuntimeError>>;
     /// The container's kept stdout/stderr; with `follow`, then what it writes until it exits.
     fn logs<'a>(&'a self, id: &'a str, follow: bool) -> LogStream<'a>;
+    /// The network namespace of an `awsvpc` task: its namespace holder `spec.namespace_holder`
+    /// started (in `spec`'s cgroup) unless it runs, and the path of the holder's own network
+    /// namespace, which the task's containers (network mode `awsvpc`) then join.
+    fn task_netns<'a>(&'a self, spec: &'a ContainerSpec) -> BoxFuture<'a, Result<std::path::PathBuf, RuntimeError>>;
+    /// Removes namespace holder `holder` unless a container joined it (a task that stopped
+    /// before any of its containers was created).
+    fn release_task_netns<'a>(&'a self, holder: &'a str) -> BoxFuture<'a, ()>;
 }

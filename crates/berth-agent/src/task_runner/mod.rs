@@ -4,11 +4,14 @@
 //!
 //! - [`prepare`]: the task definition, read once per ARN, turned into containers;
 //! - [`report`]: what the control plane is told, and the claim;
+//! - [`network`]: an awsvpc task's interface, attached before its first container is created
+//!   and detached before it is reported STOPPED;
 //! - here: the loop, and each action carried out through the runtime.
 //!
 //! Side effects go through [`Shared`]'s traits (runtime, control plane, cgroups, clock);
 //! waiting uses tokio's clock, so tests drive the runner on fakes with paused time.
 
+mod network;
 mod prepare;
 mod report;
 #[cfg(test)]
@@ -20,6 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use berth_agent_protocol::assignments::AssignedTask;
+use berth_agent_protocol::network::TaskNetwork;
 use berth_model::task::TaskStatus;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -35,6 +39,7 @@ use crate::lifecycle::{
 use crate::restart::{RestartPolicy, Verdict};
 use crate::runtime::{Binding, ContainerSpec, LABEL_CONTAINER, Observed, Runtime};
 use crate::spec;
+use crate::vpc::TaskNetworking;
 
 /// ECS's reason for a container the kernel killed for memory.
 pub const OOM_REASON: &str = "OutOfMemoryError: Container killed due to memory usage";
@@ -53,6 +58,8 @@ pub struct Shared {
     pub runtime: Arc<dyn Runtime>,
     pub cgroups: Arc<dyn TaskCgroups>,
     pub clock: Arc<dyn Clock>,
+    /// awsvpc tasks' interfaces and security groups.
+    pub networking: Arc<dyn TaskNetworking>,
     pub cluster: String,
     pub instance_arn: String,
     pub state_dir: PathBuf,
@@ -69,6 +76,8 @@ pub struct Shared {
 
 pub struct Runner {
     pub desired: watch::Sender<Desired>,
+    /// The network the control plane assigns (awsvpc): its rules change while it runs.
+    pub network: watch::Sender<Option<TaskNetwork>>,
     pub handle: JoinHandle<()>,
 }
 
@@ -76,11 +85,12 @@ pub struct Runner {
 pub fn spawn(shared: Arc<Shared>, task: AssignedTask, adopted: Vec<Observed>) -> Runner {
     let initial = if task.stop_wanted() { Desired::Stopped } else { Desired::Running };
     let (desired, rx) = watch::channel(initial);
+    let (network, network_rx) = watch::channel(task.network.clone());
     let handle = tokio::spawn(async move {
         let (run, exits) = TaskRun::new(shared, task);
-        run.run(adopted, rx, exits).await
+        run.run(adopted, rx, exits, network_rx).await
     });
-    Runner { desired, handle }
+    Runner { desired, network, handle }
 }
 
 struct Container {
@@ -126,6 +136,8 @@ struct TaskRun {
     stop_retry: Option<Instant>,
     /// Where the watcher of each running container sends its name once it exited.
     exits: mpsc::Sender<String>,
+    /// An awsvpc task's network: its holder, and whether its interface is attached.
+    net: network::State,
 }
 
 impl TaskRun {
@@ -143,6 +155,7 @@ impl TaskRun {
             claimed: false,
             stop_retry: None,
             exits,
+            net: network::State::default(),
         };
         (run, exited)
     }
@@ -203,6 +216,7 @@ impl TaskRun {
         adopted: Vec<Observed>,
         mut desired_rx: watch::Receiver<Desired>,
         mut exit_rx: mpsc::Receiver<String>,
+        mut network_rx: watch::Receiver<Option<TaskNetwork>>,
     ) {
         self.desired = *desired_rx.borrow_and_update();
         // The claim travels while images are pulled and containers created; nothing starts
@@ -214,7 +228,12 @@ impl TaskRun {
             self.fail(reason);
         }
         tracing::debug!(task = %self.id(), "prepared");
+        let readopted = !adopted.is_empty();
         self.adopt(adopted);
+        if readopted {
+            // An earlier agent process attached it: found again (or repaired), rules updated.
+            self.readopt_network().await;
+        }
         if let Some(pending) = pending_claim {
             self.advance().await;
             if !pending.await.unwrap_or(false) {
@@ -229,6 +248,10 @@ impl TaskRun {
                 self.desired = Desired::Stopped;
             }
             self.advance().await;
+            if self.containers.iter().all(|c| c.known == ContainerStatus::Stopped) {
+                // Before STOPPED is reported: then the control plane frees the address.
+                self.detach_network().await;
+            }
             self.report().await;
             if self.containers.iter().all(|c| c.known == ContainerStatus::Stopped) {
                 self.cleanup().await;
@@ -255,6 +278,10 @@ impl TaskRun {
                         self.exited(n).await;
                     }
                 }
+                Ok(()) = network_rx.changed() => {
+                    let assigned = network_rx.borrow_and_update().clone();
+                    self.network_changed(assigned).await;
+                }
             }
         }
     }
@@ -262,11 +289,13 @@ impl TaskRun {
     /// The claim was refused (the task was stopped before it): removes what was created;
     /// nothing ever ran.
     async fn abandon(&mut self) {
+        self.detach_network().await;
         for c in &self.containers {
             if let Some(id) = &c.id {
                 let _ = self.shared.runtime.remove(id).await;
             }
         }
+        self.release_netns().await;
         self.shared.cgroups.remove(self.id());
     }
 
@@ -428,6 +457,9 @@ impl TaskRun {
 
     async fn create(&mut self, n: usize) -> Result<ContainerStatus, String> {
         let spec = self.containers[n].spec.clone().ok_or("container has no runnable spec")?;
+        if spec.network_mode == "awsvpc" {
+            self.attach_network(&spec).await?;
+        }
         let env = crate::objects::with_env_files(&self.shared.s3_dir, &spec.env_files, &spec.env)
             .map_err(|e| format!("ResourceInitializationError: failed to download env files: {e}"))?;
         let id = self.shared.runtime.create(&ContainerSpec { env, ..spec }).await.map_err(|e| e.to_string())?;
@@ -573,6 +605,7 @@ impl TaskRun {
             }
         }
         let _ = std::fs::remove_dir_all(self.scratch_dir());
+        self.release_netns().await;
         self.shared.cgroups.remove(self.id());
     }
 

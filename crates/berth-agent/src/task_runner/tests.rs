@@ -29,6 +29,7 @@ pub struct Harness {
     pub control: Arc<FakeControlPlane>,
     pub runtime: FakeRuntime,
     pub cgroups: Arc<RecordingCgroups>,
+    pub networking: Arc<crate::vpc::fake::FakeNetworking>,
     pub shared: Arc<Shared>,
     pub _dir: tempfile::TempDir,
 }
@@ -38,11 +39,13 @@ pub fn harness(cleanup_wait: Duration) -> Harness {
     let control = Arc::new(FakeControlPlane::new(INSTANCE));
     let runtime = FakeRuntime::new();
     let cgroups = Arc::new(RecordingCgroups::default());
+    let networking = Arc::new(crate::vpc::fake::FakeNetworking::default());
     let shared = Arc::new(Shared {
         control: control.clone(),
         runtime: Arc::new(runtime.clone()),
         cgroups: cgroups.clone(),
         clock: Arc::new(TokioClock::new(UNIX_EPOCH + Duration::from_secs(1_700_000_000))),
+        networking: networking.clone(),
         cluster: "default".into(),
         instance_arn: INSTANCE.into(),
         state_dir: dir.path().join("state"),
@@ -52,7 +55,7 @@ pub fn harness(cleanup_wait: Duration) -> Harness {
         cleanup_wait,
         definitions: Default::default(),
     });
-    Harness { control, runtime, cgroups, shared, _dir: dir }
+    Harness { control, runtime, cgroups, networking, shared, _dir: dir }
 }
 
 pub fn assigned(arn: &str, last: TaskStatus, desired: DesiredStatus) -> AssignedTask {
@@ -62,6 +65,7 @@ pub fn assigned(arn: &str, last: TaskStatus, desired: DesiredStatus) -> Assigned
         desired_status: desired,
         last_status: last,
         overrides: None,
+        network: None,
     }
 }
 
@@ -81,7 +85,7 @@ impl Harness {
         spawn(self.shared.clone(), assigned(TASK, TaskStatus::Provisioning, DesiredStatus::Running), adopted)
     }
 
-    async fn reported(&self, status: TaskStatus) -> SubmitTaskStateChange {
+    pub async fn reported(&self, status: TaskStatus) -> SubmitTaskStateChange {
         within(self.control.report_of(TASK, |r| r.status == status)).await
     }
 

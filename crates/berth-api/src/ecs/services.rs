@@ -337,7 +337,7 @@ fn new_service(ctx: &Ctx<'_>, input: &Obj) -> ApiResult<NewService> {
         }
     };
     if let Some(d) = &definition {
-        check_network(&d.definition, input)?;
+        check_network(ctx, &d.definition, input)?;
     }
     let strategies = array(input, "placementStrategy");
     placement::constraints(&array(input, "placementConstraints"), false)?;
@@ -377,6 +377,9 @@ fn new_record(ctx: &Ctx<'_>, new: &NewService, input: &Obj, revision: u64) -> Se
     service.insert("createdAt".into(), json!(now));
     service.insert("placementConstraints".into(), Value::Array(array(input, "placementConstraints")));
     service.insert("placementStrategy".into(), Value::Array(array(input, "placementStrategy")));
+    if let Some(n) = input.get("networkConfiguration").filter(|n| !n.is_null()) {
+        service.insert("networkConfiguration".into(), n.clone());
+    }
     if let Some(g) = new.grace {
         service.insert("healthCheckGracePeriodSeconds".into(), json!(g));
     }
@@ -536,8 +539,20 @@ pub async fn update(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
             Some(d) => d.definition["taskDefinitionArn"].as_str().unwrap_or_default().to_string(),
             None => current.clone(),
         };
+        // The network the service's tasks get: the one given now, else the one it has.
+        let mut network = Obj::new();
+        if let Some(n) = input.get("networkConfiguration").or_else(|| rec.service.get("networkConfiguration")) {
+            network.insert("networkConfiguration".into(), n.clone());
+        }
         if let Some(d) = &definition {
-            check_network(&d.definition, input)?;
+            check_network(ctx, &d.definition, &network)?;
+        } else if input.contains_key("networkConfiguration")
+            && let Some(d) = berth_control::definitions::resolve(ctx, &current)?
+        {
+            check_network(ctx, &d.1.definition, &network)?;
+        }
+        if let Some(n) = input.get("networkConfiguration") {
+            rec.service.insert("networkConfiguration".into(), n.clone());
         }
         if !controller.task_sets() && (wanted != current || force) {
             let revision = ctx.store().revision()?;

@@ -7,7 +7,7 @@
 
 use berth_control::services::{ServiceRecord, ServiceStatus};
 use berth_model::arn;
-use berth_scheduler::{Controller, Tag, TaskSet, TaskSetStatus};
+use berth_scheduler::{AwsVpcConfiguration, Controller, Tag, TaskSet, TaskSetStatus};
 use berth_store::KeyValue;
 use serde_json::{Value, json};
 
@@ -60,6 +60,9 @@ pub fn render(ctx: &Ctx<'_>, rec: &ServiceRecord, set: &TaskSet, with_tags: bool
     }
     if let Some(id) = &set.external_id {
         out["externalId"] = json!(id);
+    }
+    if let Some(c) = &set.awsvpc_configuration {
+        out["networkConfiguration"] = json!({"awsvpcConfiguration": c});
     }
     if with_tags {
         out["tags"] = json!(set.tags);
@@ -142,7 +145,7 @@ pub async fn create(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
             return Ok(Some(json!({"taskSet": render(ctx, &rec, same, false)})));
         }
         let definition = runnable(ctx, text(input, "taskDefinition").unwrap_or_default())?;
-        check_network(&definition.definition, input)?;
+        let network = check_network(ctx, &definition.definition, input)?;
         if rec.scheduler.task_sets.len() >= MAX_TASK_SETS {
             return Err(ApiError::invalid(format!(
                 "{MAX_TASK_SETS} deployments exist on the service. Unable to create new TaskSet since this exceeds the \
@@ -153,6 +156,11 @@ pub async fn create(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
         let mut set =
             TaskSet::new(ctx.control.ids.deployment_id(), arn, scale, ctx.timestamp(), ctx.store().revision()?);
         set.external_id = text(input, "externalId").map(str::to_string);
+        set.awsvpc_configuration = network.map(|n| AwsVpcConfiguration {
+            subnets: n.subnets,
+            security_groups: n.security_groups,
+            assign_public_ip: if n.assign_public_ip { "ENABLED" } else { "DISABLED" }.to_string(),
+        });
         set.client_token = token.clone();
         set.tags = tags.iter().map(|t| Tag { key: text_of(t, "key"), value: text_of(t, "value") }).collect();
         let id = set.id.clone();

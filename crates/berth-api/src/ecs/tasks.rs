@@ -19,6 +19,7 @@ use crate::error::{ApiError, ApiResult};
 use berth_control::definitions::DefinitionRecord;
 use berth_control::records::{InstanceRecord, InstanceStatus, TaskRecord};
 use berth_control::store::retry;
+use berth_control::task_network::{self, NetworkRequest};
 pub use berth_control::tasks::{Launch, find_task};
 use berth_control::tasks::{StopRequest, Token, commit, request_stop};
 
@@ -37,7 +38,7 @@ fn launch(ctx: &Ctx<'_>, input: &Obj) -> ApiResult<Launch> {
     }
     let mut constraints = placement::constraints(&array(input, "placementConstraints"), false)?;
     let strategies = placement::strategies(&array(input, "placementStrategy"))?;
-    check_network(&definition, input)?;
+    let network = check_network(ctx, &definition, input)?;
     let started_by = text(input, "startedBy").map(str::to_string);
     if started_by.as_ref().is_some_and(|s| s.chars().count() > 128) {
         return Err(ApiError::invalid("startedBy can be at most 128 characters."));
@@ -67,7 +68,18 @@ fn launch(ctx: &Ctx<'_>, input: &Obj) -> ApiResult<Launch> {
     let requirements = requirements(&definition, Some(&overrides));
     let in_definition = definition.get("placementConstraints").and_then(Value::as_array).cloned().unwrap_or_default();
     constraints.extend(placement::constraints(&in_definition, true)?);
-    Ok(Launch { cluster, definition, requirements, constraints, strategies, overrides, started_by, group, tags })
+    Ok(Launch {
+        cluster,
+        definition,
+        requirements,
+        constraints,
+        strategies,
+        overrides,
+        started_by,
+        group,
+        tags,
+        network,
+    })
 }
 
 /// A launch type the definition is not compatible with gets ECS's refusal; one it is
@@ -85,20 +97,17 @@ fn check_launch_type(definition: &Obj, launch_type: Option<&str>) -> ApiResult<(
     Ok(())
 }
 
-/// `networkConfiguration` is required with the awsvpc network mode and refused without it;
-/// before that, the definition's members that depend on the launch type are checked.
-pub(crate) fn check_network(definition: &Obj, input: &Obj) -> ApiResult<()> {
+/// `networkConfiguration` is required with the awsvpc network mode and refused without it,
+/// its subnets and security groups must exist in one VPC; before that, the definition's
+/// members that depend on the launch type are checked. The awsvpc request, if any.
+pub(crate) fn check_network(ctx: &Ctx<'_>, definition: &Obj, input: &Obj) -> ApiResult<Option<NetworkRequest>> {
     berth_model::members::check_launch(definition, text(input, "launchType").unwrap_or("EC2"))?;
-    let awsvpc = definition.get("networkMode").and_then(Value::as_str) == Some("awsvpc");
-    match (awsvpc, input.contains_key("networkConfiguration")) {
-        (true, false) => {
-            Err(ApiError::invalid("Network Configuration must be provided when networkMode 'awsvpc' is specified."))
-        }
-        (false, true) => Err(ApiError::invalid(
-            "Network Configuration is not valid for the given networkMode of this task definition.",
-        )),
-        _ => Ok(()),
+    let mode = definition.get("networkMode").and_then(Value::as_str).unwrap_or("bridge");
+    let request = task_network::parse(mode, input.get("networkConfiguration")).map_err(|e| ApiError::invalid(e.0))?;
+    if let Some(r) = &request {
+        task_network::check(ctx, r)?.map_err(|e| ApiError::invalid(e.0))?;
     }
+    Ok(request)
 }
 
 /// Renders freshly created tasks with their store version.

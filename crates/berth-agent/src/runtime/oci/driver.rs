@@ -322,7 +322,12 @@ impl OciRuntime {
             let forwards = serde_json::json!({"address": a.address, "forwards": a.forwards});
             std::fs::write(dir.join(FORWARDS_FILE), forwards.to_string()).map_err(io("writing the port forwards"))?;
         }
-        let netns = attachment.as_ref().map(network::netns_path);
+        let netns = match (&attachment, joined) {
+            (Some(a), _) => Some(network::netns_path(a)),
+            // awsvpc: the namespace of the task's holder, given its interface by the agent.
+            (None, Some(h)) if spec.network_mode == "awsvpc" => Some(holder::netns_path(h.pid)),
+            (None, _) => None,
+        };
         let joined = bundle::Joined {
             network: netns.as_deref(),
             holder_pid: joined.map(|h| h.pid),
@@ -568,6 +573,20 @@ impl Runtime for OciRuntime {
             }
             Ok(out)
         })
+    }
+
+    fn task_netns<'a>(&'a self, spec: &'a ContainerSpec) -> BoxFuture<'a, Result<PathBuf, RuntimeError>> {
+        Box::pin(async move {
+            let name = spec.namespace_holder.as_deref().ok_or_else(|| {
+                RuntimeError::Create(format!("container {} is in the awsvpc network mode but has no holder", spec.name))
+            })?;
+            let holder = self.ensure_holder(name, spec).await?;
+            Ok(PathBuf::from(holder::netns_path(holder.pid)))
+        })
+    }
+
+    fn release_task_netns<'a>(&'a self, holder: &'a str) -> BoxFuture<'a, ()> {
+        Box::pin(self.release_holder(holder))
     }
 
     fn logs<'a>(&'a self, id: &'a str, follow: bool) -> LogStream<'a> {

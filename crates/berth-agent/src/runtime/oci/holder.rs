@@ -1,8 +1,8 @@
 //! A task's namespace holder for the `oci` driver (`pidMode`/`ipcMode` `task`): the pause
 //! program ([`crate::runtime::pause`]) run by the OCI runtime in a container of its own, with
 //! new PID, IPC, mount, UTS and network namespaces, no capabilities, as nobody. The task's
-//! containers join its PID and IPC namespaces by path (`/proc/PID/ns/...`), and with
-//! `ipcMode` `task` share one `/dev/shm`: a tmpfs on the host, bind-mounted into each.
+//! containers join its PID and IPC namespaces by path (`/proc/PID/ns/...`) and, in the
+//! `awsvpc` network mode, its network namespace; with `ipcMode` `task` they share one `/dev/shm`: a tmpfs on the host, bind-mounted into each.
 //!
 //! Everything lives in `ROOT/holders/NAME/`: the bundle (`config.json`, `rootfs/pause`), the
 //! holder's pid file and the `shm` mount. The holder runs detached, so it outlives agent
@@ -37,6 +37,11 @@ fn dir(root: &Path, name: &str) -> PathBuf {
 
 fn alive(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}/ns/pid")).exists()
+}
+
+/// The network namespace of the holder with process `pid` (the one awsvpc tasks share).
+pub fn netns_path(pid: u32) -> String {
+    format!("/proc/{pid}/ns/net")
 }
 
 /// The holder `name` if it runs.

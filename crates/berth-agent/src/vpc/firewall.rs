@@ -1,0 +1,242 @@
+//! Security groups, enforced with nftables in Berth's own table (`inet berth`) inside the
+//! router namespace, where no other program keeps rules: Docker's `iptables` rules on the
+//! host (legacy or nft) never see these packets, and Berth touches nothing it did not make.
+//!
+//! The base chains accept replies of tracked connections first (the groups are stateful),
+//! then look the packet's destination up in the `ingress` map and its source in the `egress`
+//! map: each maps a task's private address to a jump into that task's own chain. A task's
+//! chain `return`s for a flow its rules allow and drops everything else (AWS's default deny);
+//! a packet between two tasks passes the receiver's ingress chain and the sender's egress
+//! chain. Frames bridged between tasks of one subnet reach these chains through
+//! `br_netfilter`, switched on in the router namespace only.
+//!
+//! Rules are applied with the `nft` program (Debian's `nftables`), one atomic batch per
+//! change, run inside the router namespace. Generating the batches is pure and tested here.
+
+use std::fmt::Write as _;
+use std::net::Ipv4Addr;
+
+use berth_agent_protocol::network::{Rule, SecurityRules};
+
+use super::NetError;
+use super::plan::{Cidr, Plan};
+
+pub const TABLE: &str = "berth";
+
+/// Where the ECS task metadata endpoint and the instance metadata service answer: AWS does
+/// not filter a task's traffic to them with its security groups.
+pub const METADATA_ADDRESSES: [Ipv4Addr; 2] = [Ipv4Addr::new(169, 254, 170, 2), Ipv4Addr::new(169, 254, 169, 254)];
+
+/// The table, its maps and its base chains, rebuilt idempotently (the maps' elements stay).
+pub fn base() -> String {
+    let mut out = format!(
+        "add table inet {TABLE}\n\
+         add map inet {TABLE} ingress {{ type ipv4_addr : verdict ; }}\n\
+         add map inet {TABLE} egress {{ type ipv4_addr : verdict ; }}\n"
+    );
+    for (chain, hook, lookups) in [
+        ("forward", "forward", &["ip daddr vmap @ingress", "ip saddr vmap @egress"][..]),
+        ("input", "input", &["ip saddr vmap @egress"][..]),
+        ("output", "output", &["ip daddr vmap @ingress"][..]),
+    ] {
+        let _ =
+            writeln!(out, "add chain inet {TABLE} {chain} {{ type filter hook {hook} priority 0 ; policy accept ; }}");
+        let _ = writeln!(out, "flush chain inet {TABLE} {chain}");
+        let _ = writeln!(out, "add rule inet {TABLE} {chain} ct state established,related accept");
+        let _ = writeln!(out, "add rule inet {TABLE} {chain} ct state invalid drop");
+        for lookup in lookups {
+            let _ = writeln!(out, "add rule inet {TABLE} {chain} {lookup}");
+        }
+    }
+    out
+}
+
+/// The match of one rule's protocol and ports, or `None` when the rule can match nothing.
+fn protocol_match(rule: &Rule) -> Result<String, NetError> {
+    let bad = || NetError::Rules(format!("unknown protocol {:?}", rule.protocol));
+    let ports = |proto: &str| match rule.ports {
+        Some((from, to)) if from == to => format!("{proto} dport {from}"),
+        Some((from, to)) if from < to => format!("{proto} dport {from}-{to}"),
+        Some((from, to)) => format!("{proto} dport {to}-{from}"),
+        None => format!("meta l4proto {proto}"),
+    };
+    Ok(match rule.protocol.as_str() {
+        "-1" | "all" => String::new(),
+        "tcp" | "6" => ports("tcp"),
+        "udp" | "17" => ports("udp"),
+        // EC2 gives ICMP's type and code as the port range's ends.
+        "icmp" | "1" => match rule.ports {
+            Some((kind, code)) if kind <= 255 && code <= 255 => format!("icmp type {kind} icmp code {code}"),
+            Some((kind, _)) if kind <= 255 => format!("icmp type {kind}"),
+            _ => "meta l4proto icmp".to_string(),
+        },
+        n => match n.parse::<u8>() {
+            Ok(number) => format!("meta l4proto {number}"),
+            Err(_) => return Err(bad()),
+        },
+    })
+}
+
+/// The statements of a task's chain for `rules` (`peer` is `saddr` for ingress, `daddr` for
+/// egress): each allowed flow returns; the last statement drops.
+fn chain_rules(rules: &[Rule], peer: &str) -> Result<Vec<String>, NetError> {
+    let mut out = Vec::new();
+    for rule in rules {
+        let proto = protocol_match(rule)?;
+        let mut cidrs = Vec::new();
+        for c in &rule.cidrs {
+            if c.contains(':') {
+                continue; // IPv6 peers: tasks have no IPv6 address
+            }
+            let cidr = Cidr::parse(c).ok_or_else(|| NetError::Rules(format!("{c:?} is not an IPv4 CIDR")))?;
+            cidrs.push(cidr);
+        }
+        if cidrs.is_empty() {
+            continue;
+        }
+        cidrs.sort();
+        cidrs.dedup();
+        let addresses = if cidrs.iter().any(|c| c.prefix == 0) {
+            String::new()
+        } else {
+            let list: Vec<String> = cidrs.iter().map(Cidr::to_string).collect();
+            format!("ip {peer} {{ {} }} ", list.join(", "))
+        };
+        let statement = format!("{addresses}{proto} return");
+        out.push(statement.split_whitespace().collect::<Vec<_>>().join(" "));
+    }
+    out.push("drop".to_string());
+    Ok(out)
+}
+
+/// The batch that (re)writes a task's two chains from `rules` and maps its address to them,
+/// atomically: a task never runs with half of a change.
+pub fn task(plan: &Plan, rules: &SecurityRules) -> Result<String, NetError> {
+    let ingress = chain_rules(&rules.ingress, "saddr")?;
+    let mut egress = vec![format!(
+        "ip daddr {{ {} }} return",
+        METADATA_ADDRESSES.iter().map(Ipv4Addr::to_string).collect::<Vec<_>>().join(", ")
+    )];
+    egress.extend(chain_rules(&rules.egress, "daddr")?);
+    let mut out = String::new();
+    for (chain, statements) in [(&plan.ingress_chain, ingress), (&plan.egress_chain, egress)] {
+        let _ = writeln!(out, "add chain inet {TABLE} {chain}");
+        let _ = writeln!(out, "flush chain inet {TABLE} {chain}");
+        for s in statements {
+            let _ = writeln!(out, "add rule inet {TABLE} {chain} {s}");
+        }
+    }
+    for (map, chain) in [("ingress", &plan.ingress_chain), ("egress", &plan.egress_chain)] {
+        let _ = writeln!(out, "add element inet {TABLE} {map} {{ {} : jump {chain} }}", plan.address);
+    }
+    Ok(out)
+}
+
+/// The batch that removes a task's chains and map entries. It first adds them (a no-op when
+/// they exist), so it never fails for something already gone.
+pub fn remove(plan: &Plan) -> String {
+    let mut out = String::new();
+    for (map, chain) in [("ingress", &plan.ingress_chain), ("egress", &plan.egress_chain)] {
+        let _ = writeln!(out, "add chain inet {TABLE} {chain}");
+        let _ = writeln!(out, "add element inet {TABLE} {map} {{ {} : jump {chain} }}", plan.address);
+        let _ = writeln!(out, "delete element inet {TABLE} {map} {{ {} }}", plan.address);
+        let _ = writeln!(out, "flush chain inet {TABLE} {chain}");
+        let _ = writeln!(out, "delete chain inet {TABLE} {chain}");
+    }
+    out
+}
+
+/// Runs `batch` with `nft -f -` inside the network namespace at `netns`.
+pub async fn apply(netns: &std::path::Path, batch: String) -> Result<(), NetError> {
+    use std::os::unix::process::CommandExt;
+    use std::process::Stdio;
+    let ns = std::fs::File::open(netns).map_err(|e| NetError::Firewall(format!("{}: {e}", netns.display())))?;
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&ns);
+    let mut cmd = std::process::Command::new("nft");
+    cmd.args(["-f", "-"]).stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped());
+    // SAFETY: setns is async-signal-safe; the descriptor stays open until the child execs.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = tokio::process::Command::from(cmd).spawn().map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => {
+            NetError::Firewall("the nft program is missing (Debian: apt-get install nftables)".into())
+        }
+        _ => NetError::Firewall(format!("nft: {e}")),
+    })?;
+    drop(ns);
+    {
+        use tokio::io::AsyncWriteExt;
+        let mut stdin = child.stdin.take().expect("piped");
+        stdin.write_all(batch.as_bytes()).await.map_err(|e| NetError::Firewall(format!("nft: {e}")))?;
+    }
+    let out = child.wait_with_output().await.map_err(|e| NetError::Firewall(format!("nft: {e}")))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(NetError::Firewall(format!("nft: {}", String::from_utf8_lossy(&out.stderr).trim())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vpc::plan::tests_support::eni;
+
+    fn rule(protocol: &str, ports: Option<(u16, u16)>, cidrs: &[&str]) -> Rule {
+        Rule { protocol: protocol.into(), ports, cidrs: cidrs.iter().map(|c| c.to_string()).collect() }
+    }
+
+    #[test]
+    fn rules_become_returns_before_a_final_drop() {
+        let rules = vec![
+            rule("tcp", Some((80, 80)), &["0.0.0.0/0"]),
+            rule("udp", Some((5000, 5010)), &["172.31.0.7/32", "10.0.0.0/8", "10.1.2.3/8"]),
+            rule("-1", None, &["172.31.0.9"]),
+            rule("icmp", Some((8, 0)), &["192.168.0.0/16"]),
+            rule("tcp", None, &["::/0"]),
+            rule("50", None, &["0.0.0.0/0"]),
+        ];
+        assert_eq!(
+            chain_rules(&rules, "saddr").unwrap(),
+            [
+                "tcp dport 80 return",
+                "ip saddr { 10.0.0.0/8, 172.31.0.7/32 } udp dport 5000-5010 return",
+                "ip saddr { 172.31.0.9/32 } return",
+                "ip saddr { 192.168.0.0/16 } icmp type 8 icmp code 0 return",
+                "meta l4proto 50 return",
+                "drop",
+            ]
+        );
+        assert_eq!(chain_rules(&[], "daddr").unwrap(), ["drop"], "no rule: nothing allowed");
+        assert!(chain_rules(&[rule("sctp-ish", None, &["0.0.0.0/0"])], "saddr").is_err());
+        assert!(chain_rules(&[rule("tcp", None, &["10.0.0.0; flush ruleset"])], "saddr").is_err(), "no injection");
+    }
+
+    #[test]
+    fn a_task_batch_writes_both_chains_and_maps_its_address() {
+        let plan = Plan::new("t1", &eni([172, 31, 0, 5])).unwrap();
+        let rules = SecurityRules {
+            ingress: vec![rule("tcp", Some((80, 80)), &["0.0.0.0/0"])],
+            egress: vec![rule("-1", None, &["0.0.0.0/0"])],
+        };
+        let batch = task(&plan, &rules).unwrap();
+        let (i, o) = (&plan.ingress_chain, &plan.egress_chain);
+        assert!(batch.contains(&format!("flush chain inet berth {i}\nadd rule inet berth {i} tcp dport 80 return\nadd rule inet berth {i} drop\n")), "{batch}");
+        assert!(batch.contains(&format!("add rule inet berth {o} ip daddr {{ 169.254.170.2, 169.254.169.254 }} return\nadd rule inet berth {o} return\n")), "{batch}");
+        assert!(batch.contains(&format!("add element inet berth ingress {{ 172.31.0.5 : jump {i} }}")));
+        assert!(batch.contains(&format!("add element inet berth egress {{ 172.31.0.5 : jump {o} }}")));
+        let removal = remove(&plan);
+        assert!(removal.contains(&format!("delete element inet berth ingress {{ 172.31.0.5 }}\nflush chain inet berth {i}\ndelete chain inet berth {i}")), "{removal}");
+        let b = base();
+        assert!(b.contains("add chain inet berth forward { type filter hook forward priority 0 ; policy accept ; }\nflush chain inet berth forward\nadd rule inet berth forward ct state established,related accept"), "{b}");
+        assert!(b.contains(
+            "add rule inet berth forward ip daddr vmap @ingress\nadd rule inet berth forward ip saddr vmap @egress"
+        ));
+    }
+}

@@ -1,0 +1,144 @@
+//! awsvpc networking on this machine for real: two task namespaces the test makes get their
+//! interfaces on a subnet bridge in Berth's router namespace through netlink, the host reaches
+//! a listener in each at its private address, security group rules (nftables) block and open
+//! it while it runs, and detaching removes the veth. Needs root, the `nft` program and the
+//! `br_netfilter` module (scripts/test provides them). Traffic goes only to the namespaces
+//! this test made, in a subnet (10.203.0.0/24) no other test uses; the bridge and the host's
+//! route to it are removed at the end.
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::path::Path;
+use std::time::Duration;
+
+use berth_agent::vpc::{HostNetworking, TaskNetworking, netns, plan};
+use berth_agent_protocol::network::{Eni, Rule, SecurityRules, TaskNetwork};
+
+const SUBNET_ID: &str = "subnet-0feedbeef0203test";
+
+fn network(last: u8, ingress: Vec<Rule>) -> TaskNetwork {
+    TaskNetwork {
+        eni: Eni {
+            id: format!("eni-0000000000000{last:04}"),
+            subnet_id: SUBNET_ID.into(),
+            vpc_id: "vpc-test".into(),
+            subnet_cidr: "10.203.0.0/24".into(),
+            gateway: Ipv4Addr::new(10, 203, 0, 1),
+            private_ip: Ipv4Addr::new(10, 203, 0, last),
+            mac: format!("0a:00:0a:cb:00:{last:02x}"),
+            private_dns_name: format!("ip-10-203-0-{last}.ec2.internal"),
+            public_ip: None,
+            security_groups: vec!["sg-test".into()],
+        },
+        // A new group's egress: anywhere.
+        rules: SecurityRules {
+            ingress,
+            egress: vec![Rule { protocol: "-1".into(), ports: None, cidrs: vec!["0.0.0.0/0".into()] }],
+        },
+    }
+}
+
+fn port_80() -> Vec<Rule> {
+    vec![Rule { protocol: "tcp".into(), ports: Some((80, 80)), cidrs: vec!["0.0.0.0/0".into()] }]
+}
+
+/// A server on port 80 inside the namespace at `ns` answering `name` to every connection.
+fn serve(ns: &Path, name: &'static str) {
+    let listener = netns::run_in(ns, || std::net::TcpListener::bind("0.0.0.0:80")).unwrap();
+    std::thread::spawn(move || {
+        for mut conn in listener.incoming().flatten() {
+            let _ = conn.write_all(name.as_bytes());
+        }
+    });
+}
+
+fn answer(ip: Ipv4Addr) -> Option<String> {
+    let mut conn = TcpStream::connect_timeout(&SocketAddr::from((ip, 80)), Duration::from_millis(700)).ok()?;
+    conn.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let mut out = String::new();
+    conn.read_to_string(&mut out).ok()?;
+    Some(out)
+}
+
+/// What `ip:80` answers when asked from inside the namespace at `ns` (another task).
+fn answer_from(ns: &Path, ip: Ipv4Addr) -> Option<String> {
+    netns::run_in(ns, move || Ok(answer(ip))).unwrap()
+}
+
+fn links_in_router() -> String {
+    let out = std::process::Command::new("ip").args(["-n", plan::ROUTER_NETNS, "-o", "link"]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+struct Cleanup(Vec<String>);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for ns in &self.0 {
+            netns::remove(ns);
+        }
+        let bridge = plan::bridge_name(SUBNET_ID);
+        let _ = std::process::Command::new("ip").args(["-n", plan::ROUTER_NETNS, "link", "del", &bridge]).output();
+        let _ = std::process::Command::new("ip").args(["route", "del", "10.203.0.0/24"]).output();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_get_their_addresses_and_their_security_groups_on_this_machine() {
+    let pid = std::process::id();
+    let names = vec![format!("berth-test-{pid}-a"), format!("berth-test-{pid}-b")];
+    let _cleanup = Cleanup(names.clone());
+    let state = tempfile::tempdir().unwrap();
+    let host = HostNetworking::new(state.path().to_path_buf());
+    let (a, b) = (network(10, port_80()), network(11, port_80()));
+    let mut paths = Vec::new();
+    for (name, (task, net)) in names.iter().zip([("ta", &a), ("tb", &b)]) {
+        let path = netns::create(name).unwrap();
+        host.attach(task, &path, net).await.unwrap();
+        // Attaching again (an agent restart) finds what it made.
+        host.attach(task, &path, net).await.unwrap();
+        paths.push(path);
+    }
+    serve(&paths[0], "a");
+    serve(&paths[1], "b");
+    assert_eq!(answer(a.eni.private_ip).as_deref(), Some("a"), "the host reaches a task at its address");
+    assert_eq!(answer(b.eni.private_ip).as_deref(), Some("b"), "a second task on port 80 beside it");
+    assert_eq!(answer_from(&paths[1], a.eni.private_ip).as_deref(), Some("a"), "task to task, over the bridge");
+    let mut attached = host.attached();
+    attached.sort();
+    assert_eq!(attached, ["ta", "tb"]);
+
+    // No ingress rule for port 80: blocked; authorized again: open (the task keeps running).
+    host.update_rules("ta", &network(10, vec![])).await.unwrap();
+    assert_eq!(answer(a.eni.private_ip), None, "blocked without an ingress rule");
+    assert_eq!(answer_from(&paths[1], a.eni.private_ip), None, "blocked for the other task too (bridged)");
+    assert_eq!(answer_from(&paths[0], b.eni.private_ip).as_deref(), Some("b"), "replies are not ingress");
+    assert_eq!(answer(b.eni.private_ip).as_deref(), Some("b"), "the other task's rules are its own");
+    let narrow = vec![Rule { protocol: "tcp".into(), ports: Some((81, 90)), cidrs: vec!["0.0.0.0/0".into()] }];
+    host.update_rules("ta", &network(10, narrow)).await.unwrap();
+    assert_eq!(answer(a.eni.private_ip), None, "another port range does not open port 80");
+    // Only the other task's address may: the host may not.
+    let from_b = vec![Rule { protocol: "tcp".into(), ports: Some((80, 80)), cidrs: vec!["10.203.0.11/32".into()] }];
+    host.update_rules("ta", &network(10, from_b)).await.unwrap();
+    assert_eq!(answer(a.eni.private_ip), None, "the host is not 10.203.0.11");
+    assert_eq!(answer_from(&paths[1], a.eni.private_ip).as_deref(), Some("a"), "the other task is");
+    host.update_rules("ta", &a).await.unwrap();
+    assert_eq!(answer(a.eni.private_ip).as_deref(), Some("a"), "authorized again");
+    // Egress: a task whose groups allow no egress sends nothing, yet is still reached.
+    let mut silent = network(11, port_80());
+    silent.rules.egress.clear();
+    host.update_rules("tb", &silent).await.unwrap();
+    assert_eq!(answer_from(&paths[1], a.eni.private_ip), None, "no egress rule, no connection out");
+    assert_eq!(answer(b.eni.private_ip).as_deref(), Some("b"), "replies to allowed ingress still leave");
+    host.update_rules("tb", &b).await.unwrap();
+    assert_eq!(answer_from(&paths[1], a.eni.private_ip).as_deref(), Some("a"));
+
+    let veth = plan::Plan::new("ta", &a.eni).unwrap().veth;
+    assert!(links_in_router().contains(&veth));
+    host.detach("ta").await.unwrap();
+    host.detach("ta").await.unwrap();
+    assert!(!links_in_router().contains(&veth), "the veth is gone");
+    assert_eq!(answer(a.eni.private_ip), None);
+    assert_eq!(host.attached(), ["tb"]);
+    host.detach("tb").await.unwrap();
+}
