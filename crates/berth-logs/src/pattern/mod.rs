@@ -58,11 +58,17 @@ impl Pattern {
     }
 
     pub fn matches(&self, message: &str) -> bool {
+        self.matches_bytes(message.as_bytes())
+    }
+
+    /// [`Pattern::matches`] on a message's UTF-8 bytes: term patterns search the bytes as
+    /// they are (the scan of stored events needs no text conversion for them).
+    pub fn matches_bytes(&self, message: &[u8]) -> bool {
         match self {
             Pattern::All => true,
             Pattern::Terms(t) => t.matches(message),
-            Pattern::Json(e) => json::matches(e, message),
-            Pattern::Delimited(f) => f.matches(message),
+            Pattern::Json(e) => std::str::from_utf8(message).is_ok_and(|m| json::matches(e, m)),
+            Pattern::Delimited(f) => std::str::from_utf8(message).is_ok_and(|m| f.matches(m)),
         }
     }
 }

@@ -6,14 +6,19 @@ use super::lex::{percent, quoted};
 
 #[derive(Debug, Clone)]
 pub enum Term {
-    Text(String),
-    Regex(regex::Regex),
+    /// A substring, searched for with a precompiled (SIMD) finder.
+    Text(memchr::memmem::Finder<'static>),
+    Regex(regex::bytes::Regex),
 }
 
 impl Term {
-    fn occurs_in(&self, message: &str) -> bool {
+    fn text(t: &str) -> Term {
+        Term::Text(memchr::memmem::Finder::new(t.as_bytes()).into_owned())
+    }
+
+    fn occurs_in(&self, message: &[u8]) -> bool {
         match self {
-            Term::Text(t) => message.contains(t.as_str()),
+            Term::Text(f) => f.find(message).is_some(),
             Term::Regex(r) => r.is_match(message),
         }
     }
@@ -27,7 +32,7 @@ pub struct Terms {
 }
 
 impl Terms {
-    pub(crate) fn matches(&self, message: &str) -> bool {
+    pub(crate) fn matches(&self, message: &[u8]) -> bool {
         self.required.iter().all(|t| t.occurs_in(message))
             && !self.excluded.iter().any(|t| t.occurs_in(message))
             && (self.any_of.is_empty() || self.any_of.iter().any(|t| t.occurs_in(message)))
@@ -64,17 +69,17 @@ pub(crate) fn parse(source: &str, offset: usize) -> Result<Terms, PatternError> 
 
 /// The term at the start of `chars` and the characters it spans (0: none there).
 fn term(chars: &[(usize, char)], offset: usize) -> Result<(Term, usize), PatternError> {
-    let Some(&(at, first)) = chars.first() else { return Ok((Term::Text(String::new()), 0)) };
+    let Some(&(at, first)) = chars.first() else { return Ok((Term::text(""), 0)) };
     let pos = offset + at;
     match first {
-        c if c.is_whitespace() => Ok((Term::Text(String::new()), 0)),
+        c if c.is_whitespace() => Ok((Term::text(""), 0)),
         '"' => {
             let (text, len) = quoted(chars).ok_or_else(|| PatternError::at(pos, "unterminated quoted string"))?;
-            Ok((Term::Text(text), len))
+            Ok((Term::text(&text), len))
         }
         '%' => {
             let (source, len) = percent(chars, pos)?;
-            let re = regex::Regex::new(&source)
+            let re = regex::bytes::Regex::new(&source)
                 .map_err(|e| PatternError::at(pos, format!("invalid regular expression: {e}")))?;
             Ok((Term::Regex(re), len))
         }
@@ -84,7 +89,7 @@ fn term(chars: &[(usize, char)], offset: usize) -> Result<(Term, usize), Pattern
             if let Some(q) = word.find('"') {
                 return Err(PatternError::at(pos + q, "a quote inside a term: quote the whole term"));
             }
-            Ok((Term::Text(word), len))
+            Ok((Term::text(&word), len))
         }
     }
 }

@@ -88,8 +88,9 @@ impl<'a> Body<'a> {
     }
 }
 
-/// One event of a batch as it lies in the record: timestamp, ingestion time, message.
-pub(crate) type Borrowed<'a> = (i64, i64, &'a str);
+/// One event of a batch as it lies in the record: timestamp, ingestion time, message bytes
+/// (UTF-8, as they were put).
+pub(crate) type Borrowed<'a> = (i64, i64, &'a [u8]);
 
 /// A batch record's body read in place: its number, stream and events.
 pub(crate) fn parse_batch(body: &[u8]) -> Result<(u64, &str, Vec<Borrowed<'_>>), String> {
@@ -102,7 +103,7 @@ pub(crate) fn parse_batch(body: &[u8]) -> Result<(u64, &str, Vec<Borrowed<'_>>),
         let timestamp = b.i64()?;
         let ingestion_time = b.i64()?;
         let len = b.u32()? as usize;
-        events.push((timestamp, ingestion_time, b.str(len)?));
+        events.push((timestamp, ingestion_time, b.take(len)?));
     }
     Ok((seq, stream, events))
 }
@@ -112,12 +113,12 @@ pub(crate) fn decode(kind: u8, body: &[u8]) -> Result<Record, String> {
     match kind {
         BATCH => {
             let (seq, stream, events) = parse_batch(body)?;
-            let events = events.into_iter().map(|(timestamp, ingestion_time, m)| Event {
-                timestamp,
-                ingestion_time,
-                message: m.to_string(),
-            });
-            Ok(Record::Batch { seq, stream: stream.to_string(), events: events.collect() })
+            let mut out = Vec::with_capacity(events.len());
+            for (timestamp, ingestion_time, m) in events {
+                let message = String::from_utf8(m.to_vec()).map_err(|_| "a message that is not UTF-8".to_string())?;
+                out.push(Event { timestamp, ingestion_time, message });
+            }
+            Ok(Record::Batch { seq, stream: stream.to_string(), events: out })
         }
         DELETED => {
             let mut b = Body(body);

@@ -201,10 +201,10 @@ impl GroupLog {
                                 page.next = Some(ScanPosition { segment: id, offset, index: i as u32 });
                                 return Ok(page);
                             }
-                            if window.holds(ts) && pattern.matches(message) {
+                            if window.holds(ts) && pattern.matches_bytes(message) {
                                 let key = Key { timestamp: ts, seq, index: i as u32 };
-                                let event =
-                                    Event { timestamp: ts, ingestion_time: ingested, message: message.to_string() };
+                                let text = String::from_utf8_lossy(message).into_owned();
+                                let event = Event { timestamp: ts, ingestion_time: ingested, message: text };
                                 bytes += message.len() + 26;
                                 page.events.push((stream.to_string(), key, event));
                             }
