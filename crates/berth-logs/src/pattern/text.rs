@@ -7,13 +7,13 @@ use super::lex::{percent, quoted};
 #[derive(Debug, Clone)]
 pub enum Term {
     /// A substring, searched for with a precompiled (SIMD) finder.
-    Text(memchr::memmem::Finder<'static>),
+    Text(Box<memchr::memmem::Finder<'static>>),
     Regex(regex::bytes::Regex),
 }
 
 impl Term {
     fn text(t: &str) -> Term {
-        Term::Text(memchr::memmem::Finder::new(t.as_bytes()).into_owned())
+        Term::Text(Box::new(memchr::memmem::Finder::new(t.as_bytes()).into_owned()))
     }
 
     fn occurs_in(&self, message: &[u8]) -> bool {
