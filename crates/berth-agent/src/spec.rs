@@ -287,10 +287,16 @@ fn tmpfs(linux: &Obj) -> Vec<TmpfsSpec> {
         .collect()
 }
 
-/// The json-file rotation of `logConfiguration`; with `awslogs` (which reads the kept output,
-/// see `awslogs`) the output is kept with the default rotation.
+/// The json-file rotation of `logConfiguration`. With `awslogs` the agent follows the kept
+/// output to ship it, and following across a rotation loses or repeats lines (Docker before 23
+/// re-reads a rotated json-file; the oci shim's file is renamed under the reader), so that
+/// output is kept in one file of up to [`AWSLOGS_KEPT`].
 fn log_spec(def: &Obj) -> LogSpec {
-    let options = def.get("logConfiguration").and_then(|l| l.get("options")).and_then(Value::as_object);
+    let log = def.get("logConfiguration");
+    if log.and_then(|l| l.get("logDriver")).and_then(Value::as_str) == Some("awslogs") {
+        return LogSpec { max_bytes: AWSLOGS_KEPT, files: 1 };
+    }
+    let options = log.and_then(|l| l.get("options")).and_then(Value::as_object);
     let option = |key: &str| options.and_then(|o| text(o, key));
     let default = LogSpec::default();
     LogSpec {
@@ -298,6 +304,9 @@ fn log_spec(def: &Obj) -> LogSpec {
         files: option("max-file").and_then(|f| f.parse().ok()).unwrap_or(default.files),
     }
 }
+
+/// How much output of an `awslogs` container is kept before the oldest goes.
+pub const AWSLOGS_KEPT: u64 = 1 << 30;
 
 /// The `networkBindings` ECS reports for a container: one per published port, except that
 /// the ports of a `containerPortRange` bound to a run of host ports are one binding with
@@ -516,6 +525,13 @@ mod tests {
         assert_eq!(s.dns_search, ["svc.local", "corp"]);
         assert!(s.interactive && s.tty && s.no_new_privileges);
         assert_eq!(s.log, LogSpec { max_bytes: 1 << 20, files: 2 });
+        let mut shipped = def.clone();
+        shipped.insert(
+            "logConfiguration".into(),
+            json!({"logDriver": "awslogs", "options": {"awslogs-group": "g", "awslogs-region": "r"}}),
+        );
+        let s = container_spec(&ctx(&[], "bridge"), &shipped, None).unwrap();
+        assert_eq!(s.log, LogSpec { max_bytes: AWSLOGS_KEPT, files: 1 }, "one file, never rotated under the shipper");
         assert_eq!(
             (s.pid_mode, s.ipc_mode, s.namespace_holder.as_deref()),
             (NamespaceMode::Private, NamespaceMode::Private, None)

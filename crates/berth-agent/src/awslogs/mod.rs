@@ -94,14 +94,15 @@ pub fn spawn(s: Shipping, before: Option<JoinHandle<()>>) -> JoinHandle<()> {
     })
 }
 
-struct Sender<'a> {
-    s: &'a Shipping,
+/// What waits to be sent: events gathered since the last hand-over to the putter.
+#[derive(Default)]
+struct Pending {
     events: Vec<InputLogEvent>,
     bytes: usize,
     oldest: Option<tokio::time::Instant>,
 }
 
-impl Sender<'_> {
+impl Pending {
     fn take(&mut self, new: Vec<InputLogEvent>) {
         if !new.is_empty() && self.events.is_empty() {
             self.oldest = Some(tokio::time::Instant::now());
@@ -116,44 +117,60 @@ impl Sender<'_> {
             || self.oldest.is_some_and(|t| t.elapsed() >= FLUSH_AFTER)
     }
 
-    /// Puts what waits; then records `shipped` bytes of output as done.
-    async fn send(&mut self, shipped: u64) {
-        let events = std::mem::take(&mut self.events);
+    fn drain(&mut self) -> Vec<InputLogEvent> {
         (self.bytes, self.oldest) = (0, None);
-        for batch in batches(events) {
-            let input = PutLogEvents {
-                log_group_name: self.s.options.group.clone(),
-                log_stream_name: self.s.stream.clone(),
-                log_events: batch,
-            };
-            for attempt in 1..=ATTEMPTS {
-                match self.s.control.put_log_events(&input).await {
-                    Ok(()) => break,
-                    Err(e) if e.is_retryable() && attempt < ATTEMPTS => tokio::time::sleep(TICK * attempt).await,
-                    Err(e) => {
-                        tracing::warn!(container = %self.s.container_id, error = %e, events = input.log_events.len(), "awslogs: a batch was dropped");
-                        break;
-                    }
-                }
-            }
-        }
-        let path = offset_file(&self.s.state_dir, &self.s.container_id);
-        let written = std::fs::create_dir_all(path.parent().expect("a parent"))
-            .and_then(|_| std::fs::write(&path, shipped.to_string()));
-        if let Err(e) = written {
-            tracing::warn!(path = %path.display(), error = %e, "awslogs: cannot record how far shipping got");
-        }
+        std::mem::take(&mut self.events)
     }
 }
 
+/// Puts events (in PutLogEvents batches, in order), then records `shipped` bytes of output as
+/// done.
+async fn put(s: &Shipping, events: Vec<InputLogEvent>, shipped: u64) {
+    for batch in batches(events) {
+        let input = PutLogEvents {
+            log_group_name: s.options.group.clone(),
+            log_stream_name: s.stream.clone(),
+            log_events: batch,
+        };
+        for attempt in 1..=ATTEMPTS {
+            match s.control.put_log_events(&input).await {
+                Ok(()) => break,
+                Err(e) if e.is_retryable() && attempt < ATTEMPTS => tokio::time::sleep(TICK * attempt).await,
+                Err(e) => {
+                    tracing::warn!(container = %s.container_id, error = %e, events = input.log_events.len(), "awslogs: a batch was dropped");
+                    break;
+                }
+            }
+        }
+    }
+    let path = offset_file(&s.state_dir, &s.container_id);
+    let written = std::fs::create_dir_all(path.parent().expect("a parent"))
+        .and_then(|_| std::fs::write(&path, shipped.to_string()));
+    if let Err(e) = written {
+        tracing::warn!(path = %path.display(), error = %e, "awslogs: cannot record how far shipping got");
+    }
+}
+
+/// Reads the output and hands batches to a putter task, so reading goes on while a batch is
+/// being put (in order: one putter, a short queue).
 async fn ship(s: Shipping) {
+    let s = Arc::new(s);
     let skip: u64 = std::fs::read_to_string(offset_file(&s.state_dir, &s.container_id))
         .ok()
         .and_then(|t| t.trim().parse().ok())
         .unwrap_or(0);
+    let (handover, mut queue) = tokio::sync::mpsc::channel::<(Vec<InputLogEvent>, u64)>(4);
+    let putter = {
+        let s = s.clone();
+        tokio::spawn(async move {
+            while let Some((events, shipped)) = queue.recv().await {
+                put(&s, events, shipped).await;
+            }
+        })
+    };
     let mut consumed = 0u64;
     let mut assembler = Assembler::new(s.options.event_start.clone());
-    let mut sender = Sender { s: &s, events: Vec::new(), bytes: 0, oldest: None };
+    let mut pending = Pending::default();
     let mut output = s.runtime.logs(&s.container_id, true);
     let mut tick = tokio::time::interval(TICK);
     loop {
@@ -174,15 +191,17 @@ async fn ship(s: Shipping) {
             },
             _ = tick.tick() => assembler.flush_idle(now_ms() - FLUSH_AFTER.as_millis() as i64, &mut new),
         }
-        sender.take(new);
-        if sender.due() {
-            sender.send(consumed - assembler.held_bytes() as u64).await;
+        pending.take(new);
+        if pending.due() && handover.send((pending.drain(), consumed - assembler.held_bytes() as u64)).await.is_err() {
+            break;
         }
     }
     let mut rest = Vec::new();
     assembler.finish(now_ms(), &mut rest);
-    sender.take(rest);
-    sender.send(consumed).await;
+    pending.take(rest);
+    let _ = handover.send((pending.drain(), consumed)).await;
+    drop(handover);
+    let _ = putter.await;
 }
 
 #[cfg(test)]

@@ -49,6 +49,8 @@ pub const ESSENTIAL_EXITED: &str = "Essential container in task exited";
 const REPORT_RETRY: Duration = Duration::from_secs(1);
 /// How often running containers with a health check are asked for their health.
 const HEALTH_POLL: Duration = Duration::from_millis(500);
+/// Longest a stopped task's removal waits for its containers' output to reach CloudWatch Logs.
+const SHIP_WAIT: Duration = Duration::from_secs(60);
 /// Pause before a stop the runtime failed is tried again.
 const STOP_RETRY: Duration = Duration::from_secs(5);
 
@@ -597,6 +599,15 @@ impl TaskRun {
     /// Removes the task's containers and scratch volumes a while after it is reported STOPPED.
     async fn cleanup(&mut self) {
         tokio::time::sleep(self.shared.cleanup_wait).await;
+        // The awslogs shippers read the kept output: a container goes only once its output
+        // was sent (or, at worst, after SHIP_WAIT).
+        for c in &mut self.containers {
+            if let Some(shipper) = c.shipper.take()
+                && tokio::time::timeout(SHIP_WAIT, shipper).await.is_err()
+            {
+                tracing::warn!(task = %self.task.id(), container = %c.name, "awslogs shipping did not finish; removing anyway");
+            }
+        }
         for c in &self.containers {
             if let Some(id) = &c.id
                 && let Err(e) = self.shared.runtime.remove(id).await
