@@ -51,6 +51,8 @@ struct State {
     logs: HashMap<String, HashMap<String, Vec<String>>>,
     /// Every stats report, in order.
     stats: Vec<StatsReport>,
+    /// PutLogEvents waits while this is set.
+    logs_holding: bool,
 }
 
 pub struct FakeControlPlane {
@@ -167,6 +169,11 @@ impl FakeControlPlane {
         self.with(|s| s.stats.clone())
     }
 
+    /// Holds (or lets go) every PutLogEvents until released.
+    pub fn hold_logs(&self, hold: bool) {
+        self.with(|s| s.logs_holding = hold);
+    }
+
     pub fn create_group(&self, name: &str) {
         self.with(|s| {
             s.logs.entry(name.into()).or_default();
@@ -263,6 +270,15 @@ impl ControlPlane for FakeControlPlane {
 
     fn put_log_events<'a>(&'a self, input: &'a PutLogEvents) -> BoxFuture<'a, Result<(), ClientError>> {
         Box::pin(async move {
+            loop {
+                let changed = self.changed.notified();
+                tokio::pin!(changed);
+                changed.as_mut().enable();
+                if !self.state.lock().expect("fake control plane").logs_holding {
+                    break;
+                }
+                changed.await;
+            }
             self.with(|s| {
                 let stream =
                     s.logs.get_mut(&input.log_group_name).and_then(|g| g.get_mut(&input.log_stream_name)).ok_or_else(

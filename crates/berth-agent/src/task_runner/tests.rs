@@ -261,6 +261,25 @@ async fn an_essential_container_that_exited_while_the_agent_was_away_stops_the_t
 }
 
 #[tokio::test(start_paused = true)]
+async fn containers_wait_for_their_awslogs_output_before_removal() {
+    let h = harness(Duration::ZERO);
+    h.control.create_group("/ecs/web");
+    h.control.hold_logs(true);
+    let output = vec![(false, "one\ntwo\n".to_string())];
+    h.runtime.script("web", Script { output, ..Script::exits(Duration::from_secs(1), 0) });
+    let options = json!({"awslogs-group": "/ecs/web", "awslogs-region": "us-east-1", "awslogs-stream-prefix": "web"});
+    h.define(vec![container("web", json!({"logConfiguration": {"logDriver": "awslogs", "options": options}}))]);
+    let runner = h.spawn(Vec::new());
+    h.reported(TaskStatus::Stopped).await;
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert!(!h.runtime.removed("web"), "removed while its output was still being sent");
+    h.control.hold_logs(false);
+    within(runner.handle).await.unwrap();
+    assert!(h.runtime.removed("web"));
+    assert_eq!(h.control.logged("/ecs/web", "web/web/t1").unwrap(), ["one", "two"]);
+}
+
+#[tokio::test(start_paused = true)]
 async fn containers_are_removed_only_after_the_cleanup_wait() {
     let h = harness(Duration::from_secs(600));
     h.runtime.script("web", Script::exits(Duration::from_secs(1), 0));
