@@ -107,3 +107,15 @@ def test_an_alarm_goes_to_alarm_and_back(berth):
     summaries = [h["HistorySummary"] for h in history]
     assert summaries[0] == "Alarm updated from ALARM to OK", summaries
     assert summaries[1].endswith("to ALARM"), summaries
+
+
+def test_prometheus_text_counts_the_api_requests(berth):
+    ecs = berth.client()
+    ecs.list_clusters()
+    ecs.list_clusters()
+    with pytest.raises(ClientError):
+        ecs.describe_services(cluster="nope", services=["x"])
+    text = urllib.request.urlopen(berth.endpoint + "/metrics", timeout=10).read().decode()
+    assert 'berth_api_requests_total{service="ECS",operation="ListClusters",code="200"} 2' in text, text
+    assert 'berth_api_requests_total{service="ECS",operation="DescribeServices",code="400"} 1' in text, text
+    assert 'berth_api_request_duration_seconds_bucket{' in text

@@ -19,6 +19,7 @@ pub mod logs;
 pub mod protocol;
 pub mod sigv4;
 pub mod stats;
+pub mod telemetry;
 #[cfg(test)]
 pub(crate) mod testing;
 #[cfg(test)]
@@ -56,6 +57,8 @@ pub struct App {
     pub queries: logs::queries::Queries,
     /// CloudWatch metrics.
     pub metrics: Arc<berth_metrics::Metrics>,
+    /// Prometheus metrics of the server itself (`GET /metrics`).
+    pub telemetry: telemetry::Telemetry,
 }
 
 impl App {
@@ -74,6 +77,7 @@ impl App {
             logs,
             queries: Default::default(),
             metrics,
+            telemetry: Default::default(),
         })
     }
 
@@ -101,6 +105,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/", post(protocol::serve).get(protocol::serve))
         .route("/service/{service}/operation/{operation}", post(protocol::serve))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(telemetry::serve))
         .route("/berth/v1/assignments", get(assignments::poll))
         .route(berth_agent_protocol::stats::PATH, post(stats::receive))
         .with_state(app)

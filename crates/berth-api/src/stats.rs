@@ -113,7 +113,13 @@ async fn record(app: &App, uri: &Uri, headers: &HeaderMap, raw: &Bytes) -> ApiRe
         let Some(kv) = ctx.store().get(&ctx.keys.task(&cluster, &t.task_id))? else { continue };
         let rec: TaskRecord = ecs::decode(&kv)?;
         let units = if t.seconds > 0.0 { 1024.0 * t.cpu_seconds / t.seconds } else { 0.0 };
-        points.extend(datapoints(&cluster, &rec, units, t.memory_bytes as f64 / MIB, at));
+        let new = datapoints(&cluster, &rec, units, t.memory_bytes as f64 / MIB, at);
+        let percent = new.iter().find(|d| d.metric.name == "CPUUtilization").map_or(0.0, |d| d.stats.sum);
+        let service = text(&rec.task, "group").and_then(|g| g.strip_prefix("service:")).unwrap_or_default();
+        let labels =
+            crate::telemetry::TaskLabels { cluster: cluster.clone(), service: service.into(), task: t.task_id.clone() };
+        app.telemetry.task(labels, percent, t.memory_bytes);
+        points.extend(new);
         running += 1.0;
     }
     points.push(Datum {

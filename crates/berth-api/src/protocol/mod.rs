@@ -164,6 +164,7 @@ struct Exchange {
 
 /// `POST /` and `GET /`: every AWS API request.
 pub async fn serve(State(app): State<Arc<App>>, method: Method, uri: Uri, headers: HeaderMap, body: Body) -> Response {
+    let started = std::time::Instant::now();
     let request_id = uuid::Uuid::new_v4().to_string();
     let mut exchange = Exchange { wire: Wire::Json(json::Version::V1_1), service: None, operation: None };
     let outcome = run(&app, &method, &uri, &headers, body, &mut exchange).await;
@@ -171,10 +172,14 @@ pub async fn serve(State(app): State<Arc<App>>, method: Method, uri: Uri, header
         (Some(service), Some(op)) => exchange.wire.write(service, op, &output, &request_id),
         _ => Err(ApiError::server("an answer without an operation")),
     });
-    written.unwrap_or_else(|e| {
+    let response = written.unwrap_or_else(|e| {
         tracing::debug!(code = e.code, message = %e.message, "request refused");
         exchange.wire.error(exchange.service, &e, &request_id)
-    })
+    });
+    let service = exchange.service.map_or("unknown", |s| s.name);
+    let operation = exchange.operation.as_deref().unwrap_or("unknown");
+    app.telemetry.request(service, operation, response.status().as_u16(), started.elapsed());
+    response
 }
 
 async fn run(
