@@ -24,6 +24,7 @@ from pathlib import Path
 import boto3
 from botocore.config import Config
 
+from ecs_api import machine
 from figures import write_section
 from local import free_port
 
@@ -44,11 +45,6 @@ def lines(count, seed=7):
         else:
             yield (f'{{"level":"info","msg":"request served","path":"{rnd.choice(paths)}","status":200,'
                    f'"latency":{rnd.randint(1, 900)},"request_id":"{rnd.getrandbits(64):016x}","seq":{i}}}')
-
-
-def machine():
-    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "unknown cpu")
-    return f"{os.cpu_count()} cores ({cpu}), Linux {os.uname().release}"
 
 
 def median_time(run, times=3):

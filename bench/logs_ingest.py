@@ -19,6 +19,7 @@ from pathlib import Path
 import boto3
 from botocore.config import Config
 
+from ecs_api import machine
 from figures import write_section
 from task_start import start_registry
 
@@ -28,11 +29,6 @@ ROOT = Path(__file__).resolve().parents[1]
 def script(lines):
     # busybox: seq makes the numbers, sed the line around them (about 70 bytes a line).
     return f"seq 1 {lines} | sed 's/.*/level=info msg=\"request served\" path=\\/api\\/items seq=&/'"
-
-
-def machine():
-    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "unknown cpu")
-    return f"{os.cpu_count()} cores ({cpu}), Linux {os.uname().release}"
 
 
 def docker_json_file(image, lines):
