@@ -48,14 +48,24 @@ fn text<'a>(task: &'a serde_json::Map<String, Value>, key: &str) -> Option<&'a s
     task.get(key).and_then(Value::as_str)
 }
 
+/// A task's cpu units (one vCPU when it reserves none) and memory MiB reserved.
+fn reservation(rec: &TaskRecord) -> (f64, f64) {
+    let task = &rec.task;
+    let cpu = text(task, "cpu").and_then(|c| c.parse::<f64>().ok()).unwrap_or(rec.requirements.cpu as f64);
+    let memory = text(task, "memory").and_then(|m| m.parse::<f64>().ok()).unwrap_or(rec.requirements.memory as f64);
+    (if cpu > 0.0 { cpu } else { 1024.0 }, memory)
+}
+
+/// The service a task belongs to, if any.
+fn service_of(rec: &TaskRecord) -> Option<&str> {
+    text(&rec.task, "group").and_then(|g| g.strip_prefix("service:"))
+}
+
 /// The datapoints one task's stats stand for.
 fn datapoints(cluster: &str, rec: &TaskRecord, used_cpu_units: f64, memory_mib: f64, at: i64) -> Vec<Datum> {
     let task = &rec.task;
-    let reserved_cpu = text(task, "cpu").and_then(|c| c.parse::<f64>().ok()).unwrap_or(rec.requirements.cpu as f64);
-    let reserved_cpu = if reserved_cpu > 0.0 { reserved_cpu } else { 1024.0 };
-    let reserved_memory =
-        text(task, "memory").and_then(|m| m.parse::<f64>().ok()).unwrap_or(rec.requirements.memory as f64);
-    let service = text(task, "group").and_then(|g| g.strip_prefix("service:"));
+    let (reserved_cpu, reserved_memory) = reservation(rec);
+    let service = service_of(rec);
     let family = text(task, "taskDefinitionArn").and_then(|a| a.rsplit('/').next()).and_then(|f| f.split(':').next());
     let dims = |extra: Option<(&str, &str)>| {
         let mut d = vec![("ClusterName".to_string(), cluster.to_string())];
@@ -113,12 +123,13 @@ async fn record(app: &App, uri: &Uri, headers: &HeaderMap, raw: &Bytes) -> ApiRe
         let Some(kv) = ctx.store().get(&ctx.keys.task(&cluster, &t.task_id))? else { continue };
         let rec: TaskRecord = ecs::decode(&kv)?;
         let units = if t.seconds > 0.0 { 1024.0 * t.cpu_seconds / t.seconds } else { 0.0 };
+        let labels = crate::telemetry::TaskLabels {
+            cluster: cluster.clone(),
+            service: service_of(&rec).unwrap_or_default().into(),
+            task: t.task_id.clone(),
+        };
+        app.telemetry.task(labels, 100.0 * units / reservation(&rec).0, t.memory_bytes);
         let new = datapoints(&cluster, &rec, units, t.memory_bytes as f64 / MIB, at);
-        let percent = new.iter().find(|d| d.metric.name == "CPUUtilization").map_or(0.0, |d| d.stats.sum);
-        let service = text(&rec.task, "group").and_then(|g| g.strip_prefix("service:")).unwrap_or_default();
-        let labels =
-            crate::telemetry::TaskLabels { cluster: cluster.clone(), service: service.into(), task: t.task_id.clone() };
-        app.telemetry.task(labels, percent, t.memory_bytes);
         points.extend(new);
         running += 1.0;
     }

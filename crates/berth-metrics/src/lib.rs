@@ -67,7 +67,22 @@ impl Stats {
     pub fn average(&self) -> f64 {
         if self.count > 0.0 { self.sum / self.count } else { 0.0 }
     }
+
+    /// The statistic CloudWatch names `name` (one of [`STATISTICS`]).
+    pub fn statistic(&self, name: &str) -> Option<f64> {
+        Some(match name {
+            "SampleCount" => self.count,
+            "Average" => self.average(),
+            "Sum" => self.sum,
+            "Minimum" => self.min,
+            "Maximum" => self.max,
+            _ => return None,
+        })
+    }
 }
+
+/// The statistics a statistic set answers (no percentiles).
+pub const STATISTICS: [&str; 5] = ["SampleCount", "Average", "Sum", "Minimum", "Maximum"];
 
 /// One datapoint as put.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use berth_control::alarms::{ALARMS, AlarmRecord, HistoryItem};
-use berth_metrics::MetricId;
 use berth_metrics::alarm::{AlarmState, Comparison, Missing, Rule, verdict};
+use berth_metrics::{MetricId, STATISTICS};
 use berth_store::{Compare, KeyRange, Op, StoreExt, Txn};
 use serde_json::{Value, json};
 
@@ -16,8 +16,6 @@ use super::{combination, dimensions, invalid};
 use crate::App;
 use crate::ecs::{Ctx, Obj, decode, encode, strings, text};
 use crate::error::{ApiError, ApiResult};
-
-const STATISTICS: [&str; 5] = ["SampleCount", "Average", "Sum", "Minimum", "Maximum"];
 
 fn not_found(name: &str) -> ApiError {
     ApiError::new(404, "ResourceNotFound", format!("Alarm {name} does not exist."))
@@ -305,16 +303,6 @@ pub fn history(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
     Ok(json!({"AlarmHistoryItems": items.into_iter().take(max).map(|(_, v)| v).collect::<Vec<_>>()}))
 }
 
-fn statistic_of(s: &berth_metrics::Stats, name: &str) -> f64 {
-    match name {
-        "SampleCount" => s.count,
-        "Average" => s.average(),
-        "Sum" => s.sum,
-        "Minimum" => s.min,
-        _ => s.max,
-    }
-}
-
 /// Evaluates `alarm` at `now_ms` over its last complete periods: the new state and its reason
 /// when the evaluation found one.
 pub fn evaluate(
@@ -329,7 +317,7 @@ pub fn evaluate(
     let found: HashMap<i64, f64> = metrics
         .statistics(&id, start, end, alarm.period, alarm.unit.as_deref())
         .into_iter()
-        .map(|(t, s, _)| (t, statistic_of(&s, &alarm.statistic)))
+        .map(|(t, s, _)| (t, s.statistic(&alarm.statistic).unwrap_or_default()))
         .collect();
     let points: Vec<Option<f64>> =
         (0..alarm.evaluation_periods as i64).map(|i| found.get(&(start + i * period_ms)).copied()).collect();

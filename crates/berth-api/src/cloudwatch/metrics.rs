@@ -2,16 +2,15 @@
 
 use std::collections::BTreeMap;
 
-use berth_metrics::{Datum, MetricId, Stats};
+use berth_metrics::{Datum, MetricId, STATISTICS, Stats};
 use serde_json::{Value, json};
 
 use super::expressions::{Series, evaluate};
-use super::{combination, dimensions, invalid, store};
+use super::{combination, dimensions, invalid};
 use crate::ecs::{Ctx, Obj, text};
 use crate::error::{ApiError, ApiResult};
 
 const HOUR_MS: i64 = 3_600_000;
-const STATISTICS: [&str; 5] = ["SampleCount", "Average", "Sum", "Minimum", "Maximum"];
 
 fn now_ms(ctx: &Ctx<'_>) -> i64 {
     (ctx.timestamp() * 1000.0).round() as i64
@@ -110,7 +109,7 @@ pub fn put(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
     for d in &data {
         points.extend(datum(namespace, d, now)?);
     }
-    store(ctx.app).put(&points)?;
+    ctx.app.metrics.put(&points)?;
     Ok(json!({}))
 }
 
@@ -130,16 +129,6 @@ fn check_period(period: i64, start: i64, end: i64, limit: i64) -> ApiResult<()> 
     Ok(())
 }
 
-fn statistic(stats: &Stats, name: &str) -> f64 {
-    match name {
-        "SampleCount" => stats.count,
-        "Average" => stats.average(),
-        "Sum" => stats.sum,
-        "Minimum" => stats.min,
-        _ => stats.max,
-    }
-}
-
 pub fn statistics(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
     let wanted = crate::ecs::strings(&input, "Statistics");
     if input.get("ExtendedStatistics").and_then(Value::as_array).is_some_and(|e| !e.is_empty()) {
@@ -156,13 +145,15 @@ pub fn statistics(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
     let name = text(&input, "MetricName").unwrap_or_default();
     let metric = MetricId::new(text(&input, "Namespace").unwrap_or_default(), name, dimensions(&input, "Dimensions"));
     let unit = text(&input, "Unit");
-    let datapoints: Vec<Value> = store(ctx.app)
+    let datapoints: Vec<Value> = ctx
+        .app
+        .metrics
         .statistics(&metric, start, end, period, unit)
         .into_iter()
         .map(|(at, stats, u)| {
             let mut p = json!({"Timestamp": at as f64 / 1000.0, "Unit": u.unwrap_or_else(|| "None".into())});
             for s in &wanted {
-                p[s.as_str()] = json!(statistic(&stats, s));
+                p[s.as_str()] = json!(stats.statistic(s).unwrap_or_default());
             }
             p
         })
@@ -186,7 +177,7 @@ pub fn list(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
             Some((f.get("Name")?.as_str()?.to_string(), f.get("Value").and_then(Value::as_str).map(str::to_string)))
         })
         .collect();
-    let m = store(ctx.app);
+    let m = &ctx.app.metrics;
     let recent = text(&input, "RecentlyActive").is_some();
     let since = now_ms(ctx) - 3 * HOUR_MS;
     let all: Vec<MetricId> = m
@@ -262,9 +253,11 @@ pub fn data(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
                     dimensions(&metric, "Dimensions"),
                 );
                 let points =
-                    store(ctx.app).statistics(&id_of, start, end, period, s.get("Unit").and_then(Value::as_str));
-                series
-                    .insert(id.clone(), points.into_iter().map(|(t, st, _)| (t, statistic(&st, stat_name))).collect());
+                    ctx.app.metrics.statistics(&id_of, start, end, period, s.get("Unit").and_then(Value::as_str));
+                series.insert(
+                    id.clone(),
+                    points.into_iter().map(|(t, st, _)| (t, st.statistic(stat_name).unwrap_or_default())).collect(),
+                );
                 stat_ids.push(id.clone());
                 name
             }

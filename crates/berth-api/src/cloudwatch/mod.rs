@@ -1,6 +1,6 @@
 //! CloudWatch (`GraniteServiceVersion20100801`): served over Smithy RPC v2 CBOR (what current
 //! SDKs send first), AWS JSON 1.0 and the AWS query protocol alike. The dispatch table and the
-//! service's errors; metrics live in `berth-metrics` ([`App::metrics`]).
+//! service's errors; metrics live in `berth-metrics` ([`crate::App::metrics`]).
 
 pub mod alarms;
 pub mod expressions;
@@ -8,7 +8,6 @@ mod metrics;
 
 use serde_json::Value;
 
-use crate::App;
 use crate::ecs::Obj;
 use crate::error::ApiError;
 use crate::protocol::service::{Service, operations};
@@ -50,11 +49,6 @@ impl From<berth_metrics::MetricsError> for ApiError {
         tracing::error!(error = %e, "metric storage failure");
         ApiError::new(500, "InternalServiceError", format!("metric storage: {e}"))
     }
-}
-
-/// The metrics store of the app.
-pub fn store(app: &App) -> &berth_metrics::Metrics {
-    &app.metrics
 }
 
 /// `[{Name, Value}]` as sorted pairs.
