@@ -129,7 +129,8 @@ ROWS = [
       for lt in ("FARGATE", "EXTERNAL", "MANAGED_INSTANCES")],
     ("run_task-fargate", "run_task", {"cluster": "real", "taskDefinition": "fargate:1", "launchType": "FARGATE",
                                       "networkConfiguration": {"awsvpcConfiguration": {"subnets": ["subnet-1"]}}},
-     "InvalidParameterException", "Berth does not run the FARGATE launch type yet; use EC2."),  # Berth
+     "InvalidParameterException",
+     'Error retrieving subnet information for [subnet-1]: Invalid id: "subnet-1" (expecting "subnet-...")'),
     ("run_task-unknown-launch-type", "run_task", {"cluster": "real", "taskDefinition": "app:1", "launchType": "MOON"},
      "InvalidParameterException", re.compile(r"^Invalid value 'MOON' for 'launchType'")),  # Berth
     ("run_task-missing-definition", "run_task", {"cluster": "real", "taskDefinition": "ghost"},

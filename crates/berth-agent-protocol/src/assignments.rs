@@ -82,6 +82,14 @@ impl AssignedTask {
         self.task_arn.rsplit('/').next().unwrap_or_default()
     }
 
+    /// The task's cluster, as its ARN names it (`task/CLUSTER/ID`): where its reports go. A
+    /// FARGATE task may belong to another cluster than its host's.
+    pub fn cluster(&self) -> &str {
+        let mut parts = self.task_arn.rsplit('/');
+        parts.next();
+        parts.next().unwrap_or_default()
+    }
+
     /// Whether the control plane wants it stopped.
     pub fn stop_wanted(&self) -> bool {
         self.desired_status == DesiredStatus::Stopped

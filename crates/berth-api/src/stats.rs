@@ -19,7 +19,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use berth_agent_protocol::stats::StatsReport;
-use berth_control::records::TaskRecord;
+use berth_control::fargate;
+use berth_control::records::{Host, TaskRecord};
 use berth_metrics::{Datum, MetricId, Stats};
 use serde_json::{Value, json};
 
@@ -117,8 +118,13 @@ async fn record(app: &App, uri: &Uri, headers: &HeaderMap, raw: &Bytes) -> ApiRe
     ecs::active_cluster(&ctx, &cluster)?;
     let at = (report.at * 1000.0).round() as i64;
     let mut points = Vec::new();
-    let mut running = 0.0;
+    // Running tasks per cluster: the instance's own, and those of the FARGATE tasks it hosts.
+    let mut running: std::collections::BTreeMap<String, f64> = [(cluster.clone(), 0.0)].into();
+    let host = Host { cluster: cluster.clone(), id: report.container_instance.clone() };
+    let hosted: std::collections::HashMap<String, String> =
+        fargate::hosted(&ctx, &host)?.into_iter().map(|(c, id)| (id, c)).collect();
     for t in &report.tasks {
+        let cluster = hosted.get(&t.task_id).unwrap_or(&cluster).clone();
         // Tasks the control plane no longer knows (forgotten after they stopped) are skipped.
         let Some(kv) = ctx.store().get(&ctx.keys.task(&cluster, &t.task_id))? else { continue };
         let rec: TaskRecord = ecs::decode(&kv)?;
@@ -131,18 +137,16 @@ async fn record(app: &App, uri: &Uri, headers: &HeaderMap, raw: &Bytes) -> ApiRe
         app.telemetry.task(labels, 100.0 * units / reservation(&rec).0, t.memory_bytes);
         let new = datapoints(&cluster, &rec, units, t.memory_bytes as f64 / MIB, at);
         points.extend(new);
-        running += 1.0;
+        *running.entry(cluster).or_default() += 1.0;
     }
-    points.push(Datum {
-        metric: MetricId::new(
-            "ECS/ContainerInsights",
-            "RunningTaskCount",
-            vec![("ClusterName".into(), cluster.clone())],
-        ),
-        timestamp: at,
-        stats: Stats::value(running),
-        unit: Some("Count".into()),
-    });
+    for (cluster, count) in running {
+        points.push(Datum {
+            metric: MetricId::new("ECS/ContainerInsights", "RunningTaskCount", vec![("ClusterName".into(), cluster)]),
+            timestamp: at,
+            stats: Stats::value(count),
+            unit: Some("Count".into()),
+        });
+    }
     app.metrics.put(&points)?;
     Ok(json!({}))
 }

@@ -67,6 +67,8 @@ struct ClusterView {
     /// Each task with the revision of its last change.
     tasks: Vec<(u64, TaskRecord)>,
     candidates: Vec<placement::Candidate>,
+    /// The instances lending to Fargate, where the cluster's FARGATE tasks run.
+    fargate: Vec<placement::Candidate>,
 }
 
 impl ClusterView {
@@ -78,7 +80,8 @@ impl ClusterView {
             .map(|kv| Ok((kv.mod_revision, decode::<TaskRecord>(kv)?)))
             .collect::<ControlResult<Vec<_>>>()?;
         let candidates = placement::candidates_with(region, cluster, tasks.iter().map(|(_, t)| t))?;
-        Ok(ClusterView { revision: read.revision, tasks, candidates })
+        let fargate = crate::fargate::candidates(region)?;
+        Ok(ClusterView { revision: read.revision, tasks, candidates, fargate })
     }
 }
 
@@ -116,13 +119,13 @@ fn spec(rec: &ServiceRecord) -> Spec {
     }
 }
 
-fn task_view(t: &TaskRecord, revision: u64, health_checked: bool) -> TaskView {
+fn task_view(cluster: &str, t: &TaskRecord, revision: u64, health_checked: bool) -> TaskView {
     let num = |k: &str| t.task.get(k).and_then(Value::as_f64);
     let ending = (!t.live()).then_some(if t.failure.is_some() { Ending::Failed } else { Ending::Stopped });
     TaskView {
         id: t.field("taskArn").and_then(|a| a.rsplit('/').next()).unwrap_or_default().to_string(),
         deployment: t.field("startedBy").unwrap_or_default().to_string(),
-        instance: t.instance_id().unwrap_or_default().to_string(),
+        instance: t.placed_on(cluster).map(|h| h.id).unwrap_or_default(),
         status: t.last_status,
         desired_running: t.desired_status == DesiredStatus::Running,
         health: t.health,
@@ -179,14 +182,17 @@ async fn service_pass(
         }
         let definition = task.field("taskDefinitionArn").unwrap_or_default().to_string();
         let checked = definitions.health_checked(region, &definition)?;
-        tasks.push(task_view(task, *revision, checked));
+        tasks.push(task_view(cluster, task, *revision, checked));
     }
     let constraints = placement::constraints(&array(&rec.service, "placementConstraints"), false)?;
     let lost_after = region.config().lost_agent_timeout.as_secs_f64();
-    let instances: Vec<InstanceView> = view
-        .candidates
-        .iter()
-        .map(|c| {
+    // The cluster's instances, then the Fargate hosts of other clusters (where FARGATE tasks
+    // run, never daemons).
+    let own = view.candidates.iter().map(|c| (c, true));
+    let foreign = view.fargate.iter().filter(|f| !view.candidates.iter().any(|c| c.id == f.id)).map(|c| (c, false));
+    let instances: Vec<InstanceView> = own
+        .chain(foreign)
+        .map(|(c, in_cluster)| {
             let state = if c.view.agent_connected {
                 if c.record.status == InstanceStatus::Draining {
                     InstanceState::Draining
@@ -200,10 +206,11 @@ async fn service_pass(
             } else {
                 InstanceState::Disconnected
             };
-            let daemon_eligible = constraints.iter().all(|k| match k {
-                Constraint::MemberOf(expr) => matches(&c.view, expr),
-                _ => true,
-            });
+            let daemon_eligible = in_cluster
+                && constraints.iter().all(|k| match k {
+                    Constraint::MemberOf(expr) => matches(&c.view, expr),
+                    _ => true,
+                });
             InstanceView { id: c.id.clone(), state, daemon_eligible }
         })
         .collect();
@@ -341,7 +348,8 @@ fn service_launch(
     // A task set's own configuration, else the service's.
     let set = rec.scheduler.task_sets.iter().find(|s| s.id == deployment);
     let of_set = set.and_then(|s| s.awsvpc_configuration.as_ref()).map(|c| json!({"awsvpcConfiguration": c}));
-    let network = crate::task_network::parse(mode, of_set.as_ref().or(rec.service.get("networkConfiguration")))
+    let configuration = of_set.as_ref().or(rec.service.get("networkConfiguration"));
+    let network = crate::task_network::parse(mode, configuration, rec.launch_type())
         .map_err(|e| crate::ControlError::Placement(format!("service {}: {e}", rec.name())))?;
     Ok(Launch {
         cluster: cluster.to_string(),
@@ -354,5 +362,6 @@ fn service_launch(
         group: format!("service:{}", rec.name()),
         tags,
         network,
+        launch_type: rec.launch_type(),
     })
 }

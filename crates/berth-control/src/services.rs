@@ -97,6 +97,12 @@ impl ServiceRecord {
         }
     }
 
+    /// Where the service's tasks run (`launchType`; EC2 when absent).
+    pub fn launch_type(&self) -> berth_model::launch::LaunchType {
+        let given = self.service.get("launchType").and_then(Value::as_str);
+        given.and_then(berth_model::launch::LaunchType::parse).unwrap_or_default()
+    }
+
     pub fn scheduling(&self) -> Scheduling {
         match self.service.get("schedulingStrategy").and_then(Value::as_str) {
             Some("DAEMON") => Scheduling::Daemon,

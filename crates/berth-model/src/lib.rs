@@ -6,6 +6,7 @@ pub mod arn;
 pub mod awslogs;
 pub mod error;
 pub mod health;
+pub mod launch;
 pub mod members;
 pub mod names;
 pub mod resources;

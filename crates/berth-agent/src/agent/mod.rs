@@ -51,6 +51,8 @@ pub struct AgentConfig {
     pub cleanup_wait: Duration,
     /// How often the tasks' cpu and memory are reported (see `stats`).
     pub metric_period: Duration,
+    /// Whether this machine lends its capacity to FARGATE tasks of every cluster.
+    pub fargate: bool,
 }
 
 #[derive(Debug, Error)]
@@ -130,7 +132,10 @@ impl Agent {
                 agent_hash: "berth".into(),
                 docker_version: runtime.name().into(),
             },
-            attributes: host::attributes(&config.instance_type, &config.availability_zone, &config.attributes),
+            attributes: host::attributes(&config.instance_type, &config.availability_zone, &config.attributes)
+                .into_iter()
+                .chain(config.fargate.then(host::fargate_attribute))
+                .collect(),
         };
         let registered = effects.control.register(&input).await.map_err(AgentError::Register)?;
         let instance_arn = registered.container_instance_arn;
@@ -153,7 +158,6 @@ impl Agent {
             cgroups: effects.cgroups,
             clock: effects.clock,
             networking: effects.networking,
-            cluster: config.cluster.clone(),
             instance_arn: instance_arn.clone(),
             state_dir: config.state_dir.clone(),
             secrets_dir: config.secrets_dir.clone(),

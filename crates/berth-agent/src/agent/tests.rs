@@ -29,6 +29,7 @@ fn config(dir: &Path, cleanup_wait: Duration) -> AgentConfig {
         allow_privileged: false,
         cleanup_wait,
         metric_period: Duration::from_secs(60),
+        fargate: false,
     }
 }
 

@@ -62,7 +62,6 @@ pub struct Shared {
     pub clock: Arc<dyn Clock>,
     /// awsvpc tasks' interfaces and security groups.
     pub networking: Arc<dyn TaskNetworking>,
-    pub cluster: String,
     pub instance_arn: String,
     pub state_dir: PathBuf,
     /// Where secrets named by tasks are read (see `objects`).
@@ -168,6 +167,10 @@ impl TaskRun {
 
     fn arn(&self) -> &str {
         &self.task.task_arn
+    }
+
+    fn cluster(&self) -> &str {
+        self.task.cluster()
     }
 
     fn scratch_dir(&self) -> PathBuf {

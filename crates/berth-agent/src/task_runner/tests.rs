@@ -46,7 +46,6 @@ pub fn harness(cleanup_wait: Duration) -> Harness {
         cgroups: cgroups.clone(),
         clock: Arc::new(TokioClock::new(UNIX_EPOCH + Duration::from_secs(1_700_000_000))),
         networking: networking.clone(),
-        cluster: "default".into(),
         instance_arn: INSTANCE.into(),
         state_dir: dir.path().join("state"),
         secrets_dir: dir.path().join("secrets"),

@@ -15,7 +15,7 @@ use berth_store::{Compare, KeyValue, Op, StoreExt, Txn};
 use serde_json::{Value, json};
 
 use super::task_definitions::resolve;
-use super::tasks::check_network;
+use super::tasks::{check_launch_type, check_network, check_platform};
 use super::{
     Ctx, Obj, active_cluster, array, check_tags, cluster_arg, decode, encode, max_results, missing, page, placement,
     strings, text, with_token,
@@ -23,6 +23,7 @@ use super::{
 use crate::error::{ApiError, ApiResult};
 use berth_control::definitions::DefinitionRecord;
 use berth_control::store::retry;
+use berth_model::launch::LaunchType;
 
 /// How services are rendered as ECS `Service` objects (the record is the domain's).
 pub trait RenderService {
@@ -69,7 +70,7 @@ impl RenderService for ServiceRecord {
             "failedTasks": d.failed_tasks,
             "createdAt": d.created_at,
             "updatedAt": d.updated_at,
-            "launchType": "EC2",
+            "launchType": self.launch_type().as_str(),
             "rolloutState": d.rollout.as_str(),
             "rolloutStateReason": d.rollout_reason,
         })
@@ -135,11 +136,6 @@ pub(super) fn refuse_unsupported(input: &Obj) -> ApiResult<()> {
         if given {
             return Err(ApiError::invalid(format!("Berth does not support {what} for services yet.")));
         }
-    }
-    if let Some(lt) = text(input, "launchType")
-        && lt != "EC2"
-    {
-        return Err(ApiError::invalid(format!("Berth does not run the {lt} launch type yet; use EC2.")));
     }
     Ok(())
 }
@@ -291,6 +287,7 @@ struct NewService {
     configuration: Value,
     grace: Option<i64>,
     token: Option<String>,
+    launch_type: LaunchType,
 }
 
 /// Checks a CreateService request against ECS's rules (and what Berth cannot do yet).
@@ -336,20 +333,52 @@ fn new_service(ctx: &Ctx<'_>, input: &Obj) -> ApiResult<NewService> {
             )));
         }
     };
+    let launch_type = match (&definition, text(input, "launchType")) {
+        (Some(d), given) => check_launch_type(&d.definition, given)?,
+        (None, None) => LaunchType::Ec2,
+        (None, Some(lt)) => LaunchType::parse(lt).ok_or_else(|| {
+            ApiError::invalid(format!("Berth does not run the {lt} launch type; use EC2 or FARGATE."))
+        })?,
+    };
+    check_platform(input, launch_type)?;
     if let Some(d) = &definition {
         check_network(ctx, &d.definition, input)?;
     }
     let strategies = array(input, "placementStrategy");
-    placement::constraints(&array(input, "placementConstraints"), false)?;
+    let constraints = array(input, "placementConstraints");
+    placement::constraints(&constraints, false)?;
     placement::strategies(&strategies)?;
     if scheduling == Scheduling::Daemon && !strategies.is_empty() {
         return Err(ApiError::invalid("Placement strategies are not supported with the DAEMON scheduling strategy."));
+    }
+    if launch_type == LaunchType::Fargate {
+        if scheduling == Scheduling::Daemon {
+            return Err(ApiError::invalid(
+                "The DAEMON scheduling strategy is not supported with the FARGATE launch type.",
+            ));
+        }
+        if !strategies.is_empty() || !constraints.is_empty() {
+            return Err(ApiError::invalid(
+                "Task placement constraints and strategies are not supported with the FARGATE launch type.",
+            ));
+        }
     }
     let configuration = deployment_configuration(input.get("deploymentConfiguration"), None, scheduling, controller)?;
     let grace = grace_period(input)?;
     check_tags(&array(input, "tags"))?;
     let definition = definition.and_then(|d| d.definition["taskDefinitionArn"].as_str().map(str::to_string));
-    Ok(NewService { cluster, name, controller, scheduling, desired, definition, configuration, grace, token })
+    Ok(NewService {
+        cluster,
+        name,
+        controller,
+        scheduling,
+        desired,
+        definition,
+        configuration,
+        grace,
+        token,
+        launch_type,
+    })
 }
 
 /// The ECS `Service` object of a new service, and its first deployment.
@@ -365,7 +394,11 @@ fn new_record(ctx: &Ctx<'_>, new: &NewService, input: &Obj, revision: u64) -> Se
     service.insert("desiredCount".into(), json!(new.desired));
     service.insert("runningCount".into(), json!(0));
     service.insert("pendingCount".into(), json!(0));
-    service.insert("launchType".into(), json!("EC2"));
+    service.insert("launchType".into(), json!(new.launch_type.as_str()));
+    if new.launch_type == LaunchType::Fargate {
+        service.insert("platformVersion".into(), json!(text(input, "platformVersion").unwrap_or("LATEST")));
+        service.insert("platformFamily".into(), json!("Linux"));
+    }
     if let Some(arn) = &new.definition {
         service.insert("taskDefinition".into(), json!(arn));
     }
@@ -544,7 +577,9 @@ pub async fn update(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
         if let Some(n) = input.get("networkConfiguration").or_else(|| rec.service.get("networkConfiguration")) {
             network.insert("networkConfiguration".into(), n.clone());
         }
+        network.insert("launchType".into(), json!(rec.launch_type().as_str()));
         if let Some(d) = &definition {
+            check_launch_type(&d.definition, Some(rec.launch_type().as_str()))?;
             check_network(ctx, &d.definition, &network)?;
         } else if input.contains_key("networkConfiguration")
             && let Some(d) = berth_control::definitions::resolve(ctx, &current)?

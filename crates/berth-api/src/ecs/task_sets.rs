@@ -127,6 +127,9 @@ fn refuse_for_task_sets(input: &Obj) -> ApiResult<()> {
     if input.get("platformVersion").is_some_and(|v| !v.is_null()) {
         return Err(ApiError::invalid("platformVersion applies to the FARGATE launch type only."));
     }
+    if text(input, "launchType").is_some_and(|lt| lt != "EC2") {
+        return Err(ApiError::invalid("Berth runs task sets on the EC2 launch type only."));
+    }
     refuse_unsupported(input)
 }
 

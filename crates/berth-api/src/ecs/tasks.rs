@@ -6,9 +6,10 @@
 //! stop before any agent claimed it ends it at once, since nothing runs yet.
 
 use berth_model::arn::scoped_id;
+use berth_model::launch::LaunchType;
 use berth_model::task::{DesiredStatus, StopCode};
 use berth_model::task_definition::requirements;
-use berth_placement::{Plan, Request, place};
+use berth_placement::{Plan, Rejection, Request, place};
 use berth_store::{KeyValue, StoreExt};
 use serde_json::{Value, json};
 
@@ -17,6 +18,7 @@ use super::{Ctx, Obj, active_cluster, check_tags, cluster_arg, decode, max_resul
 use super::{array, missing, placement};
 use crate::error::{ApiError, ApiResult};
 use berth_control::definitions::DefinitionRecord;
+use berth_control::fargate;
 use berth_control::records::{InstanceRecord, InstanceStatus, TaskRecord};
 use berth_control::store::retry;
 use berth_control::task_network::{self, NetworkRequest};
@@ -32,10 +34,11 @@ fn launch(ctx: &Ctx<'_>, input: &Obj) -> ApiResult<Launch> {
     if definition.get("status").and_then(Value::as_str) != Some("ACTIVE") {
         return Err(ApiError::invalid("TaskDefinition is inactive"));
     }
-    check_launch_type(&definition, text(input, "launchType"))?;
+    let launch_type = check_launch_type(&definition, text(input, "launchType"))?;
     if input.contains_key("capacityProviderStrategy") {
         return Err(ApiError::invalid("Berth does not support capacity provider strategies yet."));
     }
+    check_platform(input, launch_type)?;
     let mut constraints = placement::constraints(&array(input, "placementConstraints"), false)?;
     let strategies = placement::strategies(&array(input, "placementStrategy"))?;
     let network = check_network(ctx, &definition, input)?;
@@ -68,6 +71,11 @@ fn launch(ctx: &Ctx<'_>, input: &Obj) -> ApiResult<Launch> {
     let requirements = requirements(&definition, Some(&overrides));
     let in_definition = definition.get("placementConstraints").and_then(Value::as_array).cloned().unwrap_or_default();
     constraints.extend(placement::constraints(&in_definition, true)?);
+    if launch_type == LaunchType::Fargate && (!constraints.is_empty() || !strategies.is_empty()) {
+        return Err(ApiError::invalid(
+            "Task placement constraints and strategies are not supported with the FARGATE launch type.",
+        ));
+    }
     Ok(Launch {
         cluster,
         definition,
@@ -79,22 +87,33 @@ fn launch(ctx: &Ctx<'_>, input: &Obj) -> ApiResult<Launch> {
         group,
         tags,
         network,
+        launch_type,
     })
 }
 
 /// A launch type the definition is not compatible with gets ECS's refusal; one it is
-/// compatible with but Berth cannot run yet (anything but EC2) gets Berth's.
-fn check_launch_type(definition: &Obj, launch_type: Option<&str>) -> ApiResult<()> {
-    let Some(lt) = launch_type else { return Ok(()) };
+/// compatible with but Berth cannot run (EXTERNAL) gets Berth's. Without one, EC2.
+pub(crate) fn check_launch_type(definition: &Obj, launch_type: Option<&str>) -> ApiResult<LaunchType> {
+    let Some(lt) = launch_type else { return Ok(LaunchType::Ec2) };
     let compatible =
         definition.get("compatibilities").and_then(Value::as_array).is_some_and(|c| c.iter().any(|v| v == lt));
     if !compatible {
         return Err(ApiError::invalid(format!("Task definition does not support launch_type {lt}.")));
     }
-    if lt != "EC2" {
-        return Err(ApiError::invalid(format!("Berth does not run the {lt} launch type yet; use EC2.")));
+    LaunchType::parse(lt)
+        .ok_or_else(|| ApiError::invalid(format!("Berth does not run the {lt} launch type; use EC2 or FARGATE.")))
+}
+
+/// `platformVersion` belongs to FARGATE, where LATEST and 1.4.0 are what Berth runs.
+pub(crate) fn check_platform(input: &Obj, launch_type: LaunchType) -> ApiResult<()> {
+    let asked = text(input, "platformVersion");
+    match launch_type {
+        LaunchType::Fargate => berth_model::launch::platform_version(asked).map(|_| ()).map_err(Into::into),
+        LaunchType::Ec2 if asked.is_some() => {
+            Err(ApiError::invalid("The platform version must be null when specifying an EC2 launch type."))
+        }
+        LaunchType::Ec2 => Ok(()),
     }
-    Ok(())
 }
 
 /// `networkConfiguration` is required with the awsvpc network mode and refused without it,
@@ -103,11 +122,28 @@ fn check_launch_type(definition: &Obj, launch_type: Option<&str>) -> ApiResult<(
 pub(crate) fn check_network(ctx: &Ctx<'_>, definition: &Obj, input: &Obj) -> ApiResult<Option<NetworkRequest>> {
     berth_model::members::check_launch(definition, text(input, "launchType").unwrap_or("EC2"))?;
     let mode = definition.get("networkMode").and_then(Value::as_str).unwrap_or("bridge");
-    let request = task_network::parse(mode, input.get("networkConfiguration")).map_err(|e| ApiError::invalid(e.0))?;
+    let launch_type = text(input, "launchType").and_then(LaunchType::parse).unwrap_or_default();
+    let request = task_network::parse(mode, input.get("networkConfiguration"), launch_type)
+        .map_err(|e| ApiError::invalid(e.0))?;
     if let Some(r) = &request {
         task_network::check(ctx, r)?.map_err(|e| ApiError::invalid(e.0))?;
     }
     Ok(request)
+}
+
+/// RunTask's `failures`: each instance that could not take a task, by its ARN; for FARGATE
+/// (whose hosts are not the user's), one entry per task that found no room, as ECS words it.
+fn failures(ctx: &Ctx<'_>, l: &Launch, rejections: &[(String, Rejection)], unplaced: usize) -> Vec<Value> {
+    match l.launch_type {
+        LaunchType::Ec2 => rejections
+            .iter()
+            .map(|(id, why)| json!({"arn": ctx.arns.container_instance(&l.cluster, id), "reason": why.reason()}))
+            .collect(),
+        LaunchType::Fargate => {
+            let one = json!({"reason": fargate::NO_CAPACITY, "detail": fargate::shortage(rejections)});
+            vec![one; unplaced]
+        }
+    }
 }
 
 /// Renders freshly created tasks with their store version.
@@ -160,16 +196,16 @@ pub async fn run(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
             return Ok(Some(json!({"tasks": tasks, "failures": done["failures"]})));
         }
         let (cluster_kv, _) = active_cluster(ctx, &l.cluster)?;
-        let candidates = placement::candidates(ctx, &l.cluster)?;
-        if candidates.is_empty() {
+        let candidates = match l.launch_type {
+            LaunchType::Ec2 => placement::candidates(ctx, &l.cluster)?,
+            LaunchType::Fargate => fargate::candidates(ctx)?,
+        };
+        if candidates.is_empty() && l.launch_type == LaunchType::Ec2 {
             return Err(ApiError::invalid("No Container Instances were found in your cluster."));
         }
         let views: Vec<_> = candidates.iter().map(|c| c.view.clone()).collect();
         let Plan { placements, rejections } = place(&views, request);
-        let failures: Vec<Value> = rejections
-            .iter()
-            .map(|(id, why)| json!({"arn": ctx.arns.container_instance(&l.cluster, id), "reason": why.reason()}))
-            .collect();
+        let failures = failures(ctx, l, &rejections, request.count - placements.len());
         let snapshot: Vec<_> = candidates.into_iter().map(|c| (c.id, c.kv, c.record)).collect();
         let token = token_key.as_ref().map(|key| Token { key: key.clone(), failures: &failures });
         if let Some(created) = commit(ctx, l, &cluster_kv, &snapshot, &placements, token, None).await? {
