@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use crate::Region;
 use crate::error::ControlResult;
 use crate::placement::{self, Candidate};
-use crate::records::{Host, InstanceRecord, InstanceStatus};
+use crate::records::{Host, InstanceRecord, InstanceStatus, TaskRecord};
 use crate::store::{Obj, decode};
 use crate::vpc;
 
@@ -38,7 +38,8 @@ pub fn host_of(instance_key: &str) -> Host {
     Host { cluster, id }
 }
 
-/// Every instance lending capacity to Fargate that is not deregistered, as placement sees it.
+/// Every instance lending capacity to Fargate that is not deregistered, as placement sees it:
+/// with the groups of the FARGATE tasks it hosts, so placement spreads a group over them.
 pub fn candidates(region: &Region<'_>) -> ControlResult<Vec<Candidate>> {
     let mut out = Vec::new();
     for entry in region.store().list(&region.keys.fargate_hosts())? {
@@ -48,7 +49,12 @@ pub fn candidates(region: &Region<'_>) -> ControlResult<Vec<Candidate>> {
         if record.status == InstanceStatus::Inactive {
             continue;
         }
-        out.push(placement::candidate(region, kv, record, Vec::new()));
+        let mut groups = Vec::new();
+        for task in hosted_records(region, &host)? {
+            let task: TaskRecord = decode(&task)?;
+            groups.push(task.field("group").unwrap_or_default().to_string());
+        }
+        out.push(placement::candidate(region, kv, record, groups));
     }
     Ok(out)
 }

@@ -121,3 +121,30 @@ async fn the_tasks_of_a_lost_fargate_host_are_written_off() {
     let region = app.app.control.region(REGION);
     assert!(fargate::hosted(&region, &host(&instance)).unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn fargate_tasks_spread_over_the_lending_instances_of_every_cluster() {
+    let (app, first, network) = setup(true).await;
+    let resources = json!([{"name": "CPU", "type": "INTEGER", "integerValue": 1024},
+                           {"name": "MEMORY", "type": "INTEGER", "integerValue": 1536}]);
+    let attributes = json!([{"name": "ecs.availability-zone", "value": "us-east-1a"}, {"name": FARGATE_ATTRIBUTE}]);
+    let second = app
+        .call(
+            "RegisterContainerInstance",
+            json!({"cluster": "apps", "totalResources": resources, "attributes": attributes}),
+        )
+        .await
+        .unwrap()["containerInstance"]["containerInstanceArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let run = json!({"cluster": "default", "taskDefinition": "web", "launchType": "FARGATE", "count": 2,
+                     "networkConfiguration": network});
+    assert_eq!(app.call("RunTask", run).await.unwrap()["tasks"].as_array().unwrap().len(), 2);
+    let region = app.app.control.region(REGION);
+    let on = |arn: &str, cluster: &str| {
+        let host = Host { cluster: cluster.into(), id: arn.rsplit('/').next().unwrap().into() };
+        fargate::hosted(&region, &host).unwrap().len()
+    };
+    assert_eq!((on(&first, "default"), on(&second, "apps")), (1, 1));
+}
