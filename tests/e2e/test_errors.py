@@ -60,6 +60,11 @@ CLUSTER_CALLS = [
     ("update_task_set", {"service": "web", "taskSet": "ecs-svc/1", "scale": {"value": 0, "unit": "PERCENT"}}),
     ("update_service_primary_task_set", {"service": "web", "primaryTaskSet": "ecs-svc/1"}),
     ("delete_task_set", {"service": "web", "taskSet": "ecs-svc/1"}),
+    ("put_cluster_capacity_providers", {"capacityProviders": [], "defaultCapacityProviderStrategy": []}),
+    ("create_capacity_provider", {"name": "mine"}),
+    ("update_capacity_provider", {"name": "mine"}),
+    ("delete_capacity_provider", {"capacityProvider": "mine"}),
+    ("describe_capacity_providers", {}),
 ]
 
 ROWS = [
@@ -154,8 +159,9 @@ ROWS = [
     ("put_account_setting-guardDutyActivate", "put_account_setting_default", {"name": "guardDutyActivate", "value": "on"},
      "InvalidParameterException", re.compile(r"^guardDutyActivate is read only")),  # Berth
     # Clusters.
-    ("create_cluster-capacity-providers", "create_cluster", {"clusterName": "cp", "capacityProviders": ["FARGATE"]},
-     "InvalidParameterException", "Berth does not support capacity providers yet."),  # Berth
+    ("create_cluster-capacity-providers", "create_cluster", {"clusterName": "cp", "capacityProviders": ["MINE"]},
+     "InvalidParameterException",
+     "The specified capacity provider MINE does not exist. Berth has the FARGATE and FARGATE_SPOT capacity providers."),  # Berth
 ]
 
 

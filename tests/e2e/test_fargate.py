@@ -7,6 +7,7 @@ the task namespaces Berth made.
 The VPC blocks, the fixture and the helpers are those of test_awsvpc.py (same xdist groups, so
 they never run at once for one driver)."""
 
+import time
 import uuid
 
 import pytest
@@ -223,3 +224,151 @@ def test_fargate_launches_are_checked_and_change_nothing(berth):
         "Capacity is unavailable at this time. Please try again later or in a different availability zone"] * 2
     assert "no agent lends" in answer["failures"][0]["detail"]
     assert ec2.describe_network_interfaces()["NetworkInterfaces"] == []
+
+
+def spread(ecs, cluster, service):
+    arns = ecs.list_tasks(cluster=cluster, serviceName=service)["taskArns"]
+    tasks = ecs.describe_tasks(cluster=cluster, tasks=arns)["tasks"] if arns else []
+    counts = {}
+    for t in tasks:
+        counts[t["capacityProviderName"]] = counts.get(t["capacityProviderName"], 0) + 1
+    return tasks, counts
+
+
+def test_capacity_providers_share_a_service_and_spot_is_interrupted(awsvpc_berth, registry):
+    """FARGATE base 1 weight 1, FARGATE_SPOT weight 3, five tasks: two and three. A spot task
+    taken back gets SIGTERM, stops with SpotInterruption, and the service replaces it on
+    FARGATE_SPOT again."""
+    ecs, ec2 = awsvpc_berth.client(), awsvpc_berth.client("ec2")
+    ecs.register_task_definition(**webserver(registry))
+    strategy = [{"capacityProvider": "FARGATE", "base": 1, "weight": 1},
+                {"capacityProvider": "FARGATE_SPOT", "weight": 3}]
+    cluster = ecs.create_cluster(clusterName="spot", capacityProviders=["FARGATE", "FARGATE_SPOT"],
+                                 defaultCapacityProviderStrategy=strategy)["cluster"]
+    assert cluster["capacityProviders"] == ["FARGATE", "FARGATE_SPOT"]
+    # No launch type and no strategy: the cluster's default strategy.
+    service = ecs.create_service(cluster="spot", serviceName="web", taskDefinition="webserver", desiredCount=5,
+                                 networkConfiguration=web_network(ec2))["service"]
+    assert "launchType" not in service and service["capacityProviderStrategy"] == [
+        {"capacityProvider": "FARGATE", "weight": 1, "base": 1}, {"capacityProvider": "FARGATE_SPOT", "weight": 3, "base": 0}]
+
+    until("five tasks run", lambda: sum(t["lastStatus"] == "RUNNING" for t in spread(ecs, "spot", "web")[0]) == 5,
+          limit=120)
+    tasks, counts = spread(ecs, "spot", "web")
+    assert counts == {"FARGATE": 2, "FARGATE_SPOT": 3}
+    assert all(t["launchType"] == "FARGATE" for t in tasks)
+
+    victim = next(t for t in tasks if t["capacityProviderName"] == "FARGATE_SPOT")
+    with expect_error("InvalidParameterException", "Only tasks launched by the FARGATE_SPOT"):
+        ecs_spot_interrupt(awsvpc_berth, next(t for t in tasks if t["capacityProviderName"] == "FARGATE")["taskArn"])
+    interrupted = time.time()
+    out = ecs_spot_interrupt(awsvpc_berth, victim["taskArn"], warning=5)
+    assert out["task"]["stopCode"] == "SpotInterruption", out
+    stopped = wait_task(ecs, victim["taskArn"], "STOPPED", cluster="spot", timeout=60)
+    assert (stopped["stopCode"], stopped["stoppedReason"]) == ("SpotInterruption", "Your Spot Task was interrupted.")
+    # httpd runs as PID 1 and ignores SIGTERM: SIGKILL comes once the 5-second warning has
+    # passed, not after the container's 30-second stopTimeout.
+    assert stopped["containers"][0]["exitCode"] == 137, stopped["containers"][0]
+    assert 4.5 <= stopped["stoppedAt"].timestamp() - interrupted < 25, stopped["stoppedAt"]
+
+    def replaced():
+        tasks, counts = spread(ecs, "spot", "web")
+        live = [t for t in tasks if t["desiredStatus"] == "RUNNING" and t["lastStatus"] == "RUNNING"]
+        return len(live) == 5 and victim["taskArn"] not in {t["taskArn"] for t in live}
+    until("the service replaced the interrupted task", replaced, limit=90)
+    live = [t for t in spread(ecs, "spot", "web")[0] if t["desiredStatus"] == "RUNNING"]
+    assert sum(t["capacityProviderName"] == "FARGATE_SPOT" for t in live) == 3
+
+    # A provider a service uses stays with the cluster.
+    with expect_error("ResourceInUseException"):
+        ecs.put_cluster_capacity_providers(cluster="spot", capacityProviders=["FARGATE"],
+                                           defaultCapacityProviderStrategy=[])
+    ecs.update_service(cluster="spot", service="web", desiredCount=0)
+    until("the service scaled in", lambda: not any(
+        t["lastStatus"] != "STOPPED" for t in spread(ecs, "spot", "web")[0]), limit=90)
+    ecs.delete_service(cluster="spot", service="web")
+
+
+def ecs_spot_interrupt(b, task, warning=None):
+    """`berth spot-interrupt` as a person runs it; the task it answers, or the AWS error raised
+    as boto3 would."""
+    import json
+    import subprocess
+    from botocore.exceptions import ClientError
+    from conftest import BIN
+    args = [BIN, "spot-interrupt", "--endpoint", b.endpoint, "--access-key", b.access_key,
+            "--secret-key", b.secret_key, "--cluster", "spot", task]
+    if warning is not None:
+        args += ["--warning", str(warning)]
+    done = subprocess.run(args, capture_output=True, text=True)
+    if done.returncode != 0:
+        # "Error: CODE: MESSAGE" on the first line.
+        code, _, message = done.stderr.splitlines()[0].removeprefix("Error: ").partition(": ")
+        raise ClientError({"Error": {"Code": code, "Message": message}}, "SpotInterrupt")
+    line = done.stdout.strip()
+    assert line.startswith(task) and "SpotInterruption" in line, line
+    return {"task": {"taskArn": task, "stopCode": "SpotInterruption"}}
+
+
+CAPACITY_REFUSALS = [
+    ("unknown-provider", "create_cluster", {"clusterName": "c", "capacityProviders": ["MINE"]},
+     "InvalidParameterException", "The specified capacity provider MINE does not exist"),
+    ("default-not-associated", "create_cluster", {"clusterName": "c", "capacityProviders": ["FARGATE"],
+                                                  "defaultCapacityProviderStrategy": [{"capacityProvider": "FARGATE_SPOT", "weight": 1}]},
+     "InvalidParameterException", "cannot contain a capacity provider that is not associated with the cluster"),
+    ("two-bases", "create_cluster", {"clusterName": "c", "capacityProviders": ["FARGATE", "FARGATE_SPOT"],
+                                     "defaultCapacityProviderStrategy": [{"capacityProvider": "FARGATE", "weight": 1, "base": 1},
+                                                                         {"capacityProvider": "FARGATE_SPOT", "weight": 1, "base": 1}]},
+     "InvalidParameterException", "Only one capacity provider in a strategy can have a base defined."),
+    ("no-weight", "create_cluster", {"clusterName": "c", "capacityProviders": ["FARGATE"],
+                                     "defaultCapacityProviderStrategy": [{"capacityProvider": "FARGATE", "base": 1}]},
+     "InvalidParameterException", "must have a weight greater than zero"),
+    ("run-both", "run_task", {"taskDefinition": "sized", "launchType": "FARGATE",
+                              "capacityProviderStrategy": [{"capacityProvider": "FARGATE", "weight": 1}]},
+     "InvalidParameterException", "Specifying both a launch type and capacity provider strategy is not supported."),
+    ("run-not-associated", "run_task", {"taskDefinition": "sized",
+                                        "capacityProviderStrategy": [{"capacityProvider": "FARGATE", "weight": 1}]},
+     "InvalidParameterException", "not associated with the cluster"),
+    ("service-not-associated", "create_service", {"serviceName": "s", "taskDefinition": "sized", "desiredCount": 1,
+                                                  "capacityProviderStrategy": [{"capacityProvider": "FARGATE_SPOT", "weight": 1}]},
+     "InvalidParameterException", "not associated with the cluster"),
+    ("asg-provider", "create_capacity_provider", {"name": "mine", "autoScalingGroupProvider": {
+        "autoScalingGroupArn": "arn:aws:autoscaling:us-east-1:000000000000:autoScalingGroup:x:autoScalingGroupName/x"}},
+     "UnsupportedFeatureException", "Berth has no Auto Scaling groups"),
+    ("delete-fargate", "delete_capacity_provider", {"capacityProvider": "FARGATE"},
+     "ClientException", "The FARGATE capacity provider is managed by Berth"),
+    ("put-unknown", "put_cluster_capacity_providers", {"cluster": "default", "capacityProviders": ["X"],
+                                                       "defaultCapacityProviderStrategy": []},
+     "InvalidParameterException", "The specified capacity provider X does not exist"),
+]
+
+
+@pytest.mark.parametrize("operation,args,code,message", [r[1:] for r in CAPACITY_REFUSALS],
+                         ids=[r[0] for r in CAPACITY_REFUSALS])
+def test_capacity_provider_refusals_change_nothing(berth, operation, args, code, message):
+    ecs = berth.client()
+    ecs.register_task_definition(family="sized", networkMode="awsvpc", cpu="256", memory="512",
+                                 containerDefinitions=[{"name": "web", "image": "busybox"}])
+    before = ecs.describe_clusters(clusters=["default"])["clusters"][0]
+    with expect_error(code, message_contains=message):
+        getattr(ecs, operation)(**args)
+    assert ecs.list_clusters()["clusterArns"] == [before["clusterArn"]]
+    after = ecs.describe_clusters(clusters=["default"])["clusters"][0]
+    assert (after["capacityProviders"], after["defaultCapacityProviderStrategy"]) == ([], [])
+    assert ecs.list_tasks()["taskArns"] == [] and ecs.list_services()["serviceArns"] == []
+
+
+def test_fargate_and_fargate_spot_exist_in_every_account(berth):
+    ecs = berth.client()
+    listed = ecs.describe_capacity_providers()["capacityProviders"]
+    assert [(p["name"], p["status"]) for p in listed] == [("FARGATE", "ACTIVE"), ("FARGATE_SPOT", "ACTIVE")]
+    assert listed[0]["capacityProviderArn"].endswith(":capacity-provider/FARGATE")
+    some = ecs.describe_capacity_providers(capacityProviders=["FARGATE_SPOT", "NOPE"])
+    assert [p["name"] for p in some["capacityProviders"]] == ["FARGATE_SPOT"]
+    assert some["failures"] == [{"arn": "NOPE", "reason": "MISSING"}]
+    out = ecs.put_cluster_capacity_providers(
+        cluster="default", capacityProviders=["FARGATE_SPOT"],
+        defaultCapacityProviderStrategy=[{"capacityProvider": "FARGATE_SPOT", "weight": 2}])["cluster"]
+    assert out["capacityProviders"] == ["FARGATE_SPOT"]
+    described = ecs.describe_clusters(clusters=["default"])["clusters"][0]
+    assert described["defaultCapacityProviderStrategy"] == [{"capacityProvider": "FARGATE_SPOT", "weight": 2, "base": 0}]

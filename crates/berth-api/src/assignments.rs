@@ -14,8 +14,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, Uri};
+use axum::response::Response;
 use berth_store::{Compare, Op, Txn};
 use serde_json::{Value, json};
 
@@ -36,13 +36,7 @@ pub async fn poll(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let (status, body) = match answer(&app, &uri, &headers, &q).await {
-        Ok(v) => (StatusCode::OK, v),
-        Err(e) => (StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST), e.body()),
-    };
-    let mut response = (status, serde_json::to_vec(&body).unwrap_or_default()).into_response();
-    response.headers_mut().insert("content-type", HeaderValue::from_static("application/json"));
-    response
+    crate::error::json_answer(answer(&app, &uri, &headers, &q).await)
 }
 
 async fn answer(app: &App, uri: &Uri, headers: &HeaderMap, q: &HashMap<String, String>) -> ApiResult<Value> {
@@ -138,6 +132,9 @@ fn snapshot(ctx: &Ctx<'_>, prefix: &str, me: &Placed, lends: bool, since: u64) -
         changed |= kv.mod_revision > since;
         if rec.last_status != berth_model::task::TaskStatus::Stopped {
             let mut task = ecs::tasks::render(kv, &rec, false);
+            if let Some(seconds) = rec.stop_timeout {
+                task["berthStopTimeout"] = json!(seconds);
+            }
             if let Some(network) = task_network::assigned_network(ctx, &rec.task)? {
                 task[berth_agent_protocol::network::MEMBER] = network;
             }

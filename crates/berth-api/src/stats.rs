@@ -16,8 +16,8 @@ use std::time::SystemTime;
 
 use axum::body::{Bytes, to_bytes};
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, Uri};
+use axum::response::Response;
 use berth_agent_protocol::stats::StatsReport;
 use berth_control::fargate;
 use berth_control::records::{Host, TaskRecord};
@@ -26,23 +26,16 @@ use serde_json::{Value, json};
 
 use crate::App;
 use crate::ecs::{self, Ctx};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, json_answer};
 use crate::sigv4;
 
 const MIB: f64 = 1_048_576.0;
 
 pub async fn receive(State(app): State<Arc<App>>, uri: Uri, headers: HeaderMap, body: axum::body::Body) -> Response {
-    let outcome = match to_bytes(body, 4 << 20).await {
+    json_answer(match to_bytes(body, 4 << 20).await {
         Ok(raw) => record(&app, &uri, &headers, &raw).await,
         Err(_) => Err(ApiError::invalid("A stats report is at most 4 MiB.")),
-    };
-    let (status, body) = match outcome {
-        Ok(v) => (StatusCode::OK, v),
-        Err(e) => (StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST), e.body()),
-    };
-    let mut response = (status, serde_json::to_vec(&body).unwrap_or_default()).into_response();
-    response.headers_mut().insert("content-type", HeaderValue::from_static("application/json"));
-    response
+    })
 }
 
 fn text<'a>(task: &'a serde_json::Map<String, Value>, key: &str) -> Option<&'a str> {

@@ -35,6 +35,9 @@ pub struct TaskRecord {
     /// task does not show (an EC2 task's is its `containerInstanceArn`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<Host>,
+    /// Seconds its containers get when stopped, when the stop said (a spot interruption).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_timeout: Option<u64>,
 }
 
 /// A container instance, by its cluster and id.
@@ -61,6 +64,8 @@ struct StoredTask {
     claimed: bool,
     #[serde(default)]
     host: Option<Host>,
+    #[serde(default)]
+    stop_timeout: Option<u64>,
 }
 
 /// Takes `key` out of an older record's ECS object, parsed with `parse`.
@@ -105,6 +110,7 @@ impl TryFrom<StoredTask> for TaskRecord {
             requirements: s.requirements,
             claimed: s.claimed,
             host: s.host,
+            stop_timeout: s.stop_timeout,
         })
     }
 }
@@ -123,6 +129,7 @@ impl TaskRecord {
             requirements,
             claimed: false,
             host: None,
+            stop_timeout: None,
         }
     }
 

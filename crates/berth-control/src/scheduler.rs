@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use berth_model::capacity;
 use berth_model::resources::Shortfall;
 use berth_model::task::{DesiredStatus, Failure, StopCode};
 use berth_model::task_definition::requirements;
@@ -176,9 +177,14 @@ async fn service_pass(
     // Observe: the service's tasks and the cluster's instances, from the pass's view.
     let group = format!("service:{name}");
     let mut tasks = Vec::new();
+    // The service's wanted tasks per capacity provider.
+    let mut providers: HashMap<String, u32> = HashMap::new();
     for (revision, task) in &view.tasks {
         if task.field("group") != Some(group.as_str()) {
             continue;
+        }
+        if let Some(p) = task.field("capacityProviderName").filter(|_| task.desired_status == DesiredStatus::Running) {
+            *providers.entry(p.to_string()).or_default() += 1;
         }
         let definition = task.field("taskDefinitionArn").unwrap_or_default().to_string();
         let checked = definitions.health_checked(region, &definition)?;
@@ -223,7 +229,15 @@ async fn service_pass(
     // A plan that made a deployment (a rollback) is recorded before anything is launched
     // from it, so no task ever names a deployment the service does not know.
     if !new_deployment
-        && !act(region, cluster, &rec, (&kv.key, kv.mod_revision), &plan, definitions, &mut events).await?
+        && !act(
+            region,
+            cluster,
+            &mut Acting { rec: &rec, guard: (&kv.key, kv.mod_revision), providers },
+            &plan,
+            definitions,
+            &mut events,
+        )
+        .await?
     {
         return Ok(());
     }
@@ -255,17 +269,25 @@ async fn service_pass(
     Ok(())
 }
 
+/// The service a pass acts for: its record, its store key and the revision it was read at,
+/// and how many of its wanted tasks each capacity provider launched.
+struct Acting<'a> {
+    rec: &'a ServiceRecord,
+    guard: (&'a str, u64),
+    providers: HashMap<String, u32>,
+}
+
 /// Carries out a plan's write-offs, stops and launches; `false` when the service changed
 /// meanwhile (the rest of the plan is dropped; the next pass decides afresh).
 async fn act(
     region: &Region<'_>,
     cluster: &str,
-    rec: &ServiceRecord,
-    guard: (&str, u64),
+    acting: &mut Acting<'_>,
     plan: &Plan,
     definitions: &mut Definitions,
     events: &mut Vec<String>,
 ) -> ControlResult<bool> {
+    let (rec, guard) = (acting.rec, acting.guard);
     let name = rec.name();
     if !plan.lost.is_empty() {
         for id in &plan.lost {
@@ -281,7 +303,7 @@ async fn act(
         }
         let reason = s.stopped_reason();
         let failure = (s.reason == StopReason::Unhealthy).then_some(Failure::HealthCheck);
-        let stop = StopRequest { code: StopCode::ServiceSchedulerInitiated, reason: &reason, failure };
+        let stop = StopRequest { code: StopCode::ServiceSchedulerInitiated, reason: &reason, failure, warning: None };
         if request_stop(region, cluster, &s.task, stop).await?.is_some() {
             stopped.push(s.task.clone());
         }
@@ -302,7 +324,9 @@ async fn act(
             tracing::warn!(service = name, definition = definition_arn, "task definition of a deployment is gone");
             continue;
         };
-        let launch = service_launch(cluster, rec, &definition, deployment)?;
+        let mut launch = service_launch(cluster, rec, &definition, deployment)?;
+        // The strategy's base and weights count over all of the service's live tasks.
+        launch.capacity_providers = capacity::distribute(&launch.strategy, &mut acting.providers, count);
         match launch_for(region, &launch, count, instance.as_deref(), guard).await? {
             None => return Ok(false),
             Some(done) => {
@@ -363,5 +387,7 @@ fn service_launch(
         tags,
         network,
         launch_type: rec.launch_type(),
+        strategy: rec.strategy(),
+        capacity_providers: Vec::new(),
     })
 }

@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 
 use berth_model::arn::scoped_id;
+use berth_model::capacity::StrategyItem;
 use berth_model::launch::LaunchType;
 use berth_model::resources::Requirements;
 use berth_model::task::{DesiredStatus, Failure, StopCode, TaskEvent, TaskStatus, transition};
@@ -37,6 +38,10 @@ pub struct Launch {
     pub network: Option<NetworkRequest>,
     /// EC2: on the cluster's instances; FARGATE: on the instances lending to Fargate.
     pub launch_type: LaunchType,
+    /// The capacity provider strategy the tasks are launched by (empty: none).
+    pub strategy: Vec<StrategyItem>,
+    /// Per new task, in placement order, the provider it is launched by (from `strategy`).
+    pub capacity_providers: Vec<String>,
 }
 
 /// The ECS `Task` object for a new task of `l` on instance `instance`.
@@ -129,7 +134,7 @@ pub async fn commit(
     let mut ops = Vec::new();
     let mut created = Vec::new();
     let mut enis = Vec::new();
-    for id in placements {
+    for (n, id) in placements.iter().enumerate() {
         let (_, kv, rec) = snapshot.iter().find(|(i, ..)| i == id).expect("placement names a snapshot instance");
         let (_, rec) = updated.entry(id.as_str()).or_insert_with(|| {
             compares.push(Compare::unchanged(&kv.key, kv.mod_revision));
@@ -147,6 +152,9 @@ pub async fn commit(
             compares.extend(eni_compares);
             ops.extend(eni_ops);
             enis.push(eni);
+        }
+        if let Some(provider) = l.capacity_providers.get(n) {
+            task.insert("capacityProviderName".into(), json!(provider));
         }
         let mut record = TaskRecord::new(task, l.requirements.clone());
         if l.launch_type == LaunchType::Fargate {
@@ -246,7 +254,13 @@ pub struct StopRequest<'a> {
     pub code: StopCode,
     pub reason: &'a str,
     pub failure: Option<Failure>,
+    /// Seconds the containers get between SIGTERM and SIGKILL, instead of each one's
+    /// `stopTimeout` (a spot interruption's warning).
+    pub warning: Option<u64>,
 }
+
+/// ECS's reason for a task its spot capacity was taken back from.
+pub const SPOT_INTERRUPTED: &str = "Your Spot Task was interrupted.";
 
 /// Moves a task to STOPPED now through the lifecycle's `event` (a stop before any claim, a
 /// write-off, or the agent's report) and gives its resources back to its instance: the
@@ -319,6 +333,7 @@ pub async fn request_stop(
         rec.stop_code = Some(stop.code);
         rec.stopped_reason = Some(stop.reason.to_string());
         rec.failure = stop.failure;
+        rec.stop_timeout = stop.warning;
         let extra = if !rec.claimed && transition(rec.last_status, TaskEvent::StopUnclaimed).is_ok() {
             stop_now(region, cluster, &mut rec, TaskEvent::StopUnclaimed)?
         } else {

@@ -4,6 +4,7 @@
 
 pub mod arn;
 pub mod awslogs;
+pub mod capacity;
 pub mod error;
 pub mod health;
 pub mod launch;

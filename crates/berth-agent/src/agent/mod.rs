@@ -220,6 +220,9 @@ impl Agent {
             let desired = if task.stop_wanted() { Desired::Stopped } else { Desired::Running };
             match self.runners.get(&task.task_arn) {
                 Some(runner) => {
+                    if task.stop_timeout.is_some() {
+                        runner.stop_timeout.send_replace(task.stop_timeout);
+                    }
                     if desired == Desired::Stopped {
                         runner.desired.send_if_modified(|d| std::mem::replace(d, Desired::Stopped) != Desired::Stopped);
                     }

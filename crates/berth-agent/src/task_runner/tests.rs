@@ -65,6 +65,7 @@ pub fn assigned(arn: &str, last: TaskStatus, desired: DesiredStatus) -> Assigned
         last_status: last,
         overrides: None,
         network: None,
+        stop_timeout: None,
     }
 }
 

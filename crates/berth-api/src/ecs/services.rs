@@ -70,7 +70,8 @@ impl RenderService for ServiceRecord {
             "failedTasks": d.failed_tasks,
             "createdAt": d.created_at,
             "updatedAt": d.updated_at,
-            "launchType": self.launch_type().as_str(),
+            "launchType": self.service.get("launchType"),
+            "capacityProviderStrategy": self.service.get("capacityProviderStrategy"),
             "rolloutState": d.rollout.as_str(),
             "rolloutStateReason": d.rollout_reason,
         })
@@ -126,7 +127,6 @@ pub(super) fn refuse_unsupported(input: &Obj) -> ApiResult<()> {
         ("serviceConnectConfiguration", "Service Connect"),
         ("volumeConfigurations", "service volume configurations"),
         ("vpcLatticeConfigurations", "VPC Lattice"),
-        ("capacityProviderStrategy", "capacity provider strategies"),
     ] {
         let given = match input.get(field) {
             Some(Value::Array(a)) => !a.is_empty(),
@@ -288,6 +288,9 @@ struct NewService {
     grace: Option<i64>,
     token: Option<String>,
     launch_type: LaunchType,
+    /// The capacity provider strategy, when the service launches by one (then it shows no
+    /// `launchType`).
+    strategy: Option<Value>,
 }
 
 /// Checks a CreateService request against ECS's rules (and what Berth cannot do yet).
@@ -299,7 +302,7 @@ fn new_service(ctx: &Ctx<'_>, input: &Obj) -> ApiResult<NewService> {
             "Service name can have up to 255 letters (uppercase and lowercase), numbers, underscores, and hyphens.",
         ));
     }
-    active_cluster(ctx, &cluster)?;
+    let (_, cluster_record) = active_cluster(ctx, &cluster)?;
     let controller = controller_arg(input);
     let scheduling = match text(input, "schedulingStrategy") {
         Some("DAEMON") => Scheduling::Daemon,
@@ -333,7 +336,11 @@ fn new_service(ctx: &Ctx<'_>, input: &Obj) -> ApiResult<NewService> {
             )));
         }
     };
-    let launch_type = match (&definition, text(input, "launchType")) {
+    // A capacity provider strategy (given, or the cluster's default) launches on FARGATE.
+    let strategy =
+        if controller.task_sets() { None } else { super::capacity_providers::of_launch(&cluster_record, input)? };
+    let asked = if strategy.is_some() { Some(LaunchType::Fargate.as_str()) } else { text(input, "launchType") };
+    let launch_type = match (&definition, asked) {
         (Some(d), given) => check_launch_type(&d.definition, given)?,
         (None, None) => LaunchType::Ec2,
         (None, Some(lt)) => LaunchType::parse(lt).ok_or_else(|| {
@@ -342,7 +349,7 @@ fn new_service(ctx: &Ctx<'_>, input: &Obj) -> ApiResult<NewService> {
     };
     check_platform(input, launch_type)?;
     if let Some(d) = &definition {
-        check_network(ctx, &d.definition, input)?;
+        check_network(ctx, &d.definition, input, launch_type)?;
     }
     let strategies = array(input, "placementStrategy");
     let constraints = array(input, "placementConstraints");
@@ -378,6 +385,7 @@ fn new_service(ctx: &Ctx<'_>, input: &Obj) -> ApiResult<NewService> {
         grace,
         token,
         launch_type,
+        strategy: strategy.map(|s| serde_json::to_value(s).unwrap_or_default()),
     })
 }
 
@@ -394,7 +402,10 @@ fn new_record(ctx: &Ctx<'_>, new: &NewService, input: &Obj, revision: u64) -> Se
     service.insert("desiredCount".into(), json!(new.desired));
     service.insert("runningCount".into(), json!(0));
     service.insert("pendingCount".into(), json!(0));
-    service.insert("launchType".into(), json!(new.launch_type.as_str()));
+    match &new.strategy {
+        Some(strategy) => service.insert("capacityProviderStrategy".into(), strategy.clone()),
+        None => service.insert("launchType".into(), json!(new.launch_type.as_str())),
+    };
     if new.launch_type == LaunchType::Fargate {
         service.insert("platformVersion".into(), json!(text(input, "platformVersion").unwrap_or("LATEST")));
         service.insert("platformFamily".into(), json!("Linux"));
@@ -504,6 +515,9 @@ pub async fn update(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
     let given = text(&input, "service").unwrap_or_default().to_string();
     active_cluster(ctx, &cluster)?;
     refuse_unsupported(&input)?;
+    if !array(&input, "capacityProviderStrategy").is_empty() {
+        return Err(ApiError::invalid("Berth does not change a service's capacity provider strategy yet."));
+    }
     let grace = grace_period(&input)?;
     let constraints = input.get("placementConstraints").and_then(Value::as_array).cloned();
     let strategies = input.get("placementStrategy").and_then(Value::as_array).cloned();
@@ -577,14 +591,13 @@ pub async fn update(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
         if let Some(n) = input.get("networkConfiguration").or_else(|| rec.service.get("networkConfiguration")) {
             network.insert("networkConfiguration".into(), n.clone());
         }
-        network.insert("launchType".into(), json!(rec.launch_type().as_str()));
         if let Some(d) = &definition {
             check_launch_type(&d.definition, Some(rec.launch_type().as_str()))?;
-            check_network(ctx, &d.definition, &network)?;
+            check_network(ctx, &d.definition, &network, rec.launch_type())?;
         } else if input.contains_key("networkConfiguration")
             && let Some(d) = berth_control::definitions::resolve(ctx, &current)?
         {
-            check_network(ctx, &d.1.definition, &network)?;
+            check_network(ctx, &d.1.definition, &network, rec.launch_type())?;
         }
         if let Some(n) = input.get("networkConfiguration") {
             rec.service.insert("networkConfiguration".into(), n.clone());

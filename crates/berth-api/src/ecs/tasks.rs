@@ -25,23 +25,25 @@ use berth_control::task_network::{self, NetworkRequest};
 pub use berth_control::tasks::{Launch, find_task};
 use berth_control::tasks::{StopRequest, Token, commit, request_stop};
 
-fn launch(ctx: &Ctx<'_>, input: &Obj) -> ApiResult<Launch> {
+/// What RunTask (`run`) and StartTask ask to launch, checked. StartTask always launches on
+/// EC2: it names its container instances.
+fn launch(ctx: &Ctx<'_>, input: &Obj, run: bool) -> ApiResult<Launch> {
     let cluster = cluster_arg(input)?;
-    active_cluster(ctx, &cluster)?;
+    let (_, cluster_record) = active_cluster(ctx, &cluster)?;
     let given = text(input, "taskDefinition").unwrap_or_default();
     let (_, DefinitionRecord { definition, .. }) =
         resolve(ctx, given)?.ok_or_else(|| ApiError::client("TaskDefinition not found."))?;
     if definition.get("status").and_then(Value::as_str) != Some("ACTIVE") {
         return Err(ApiError::invalid("TaskDefinition is inactive"));
     }
-    let launch_type = check_launch_type(&definition, text(input, "launchType"))?;
-    if input.contains_key("capacityProviderStrategy") {
-        return Err(ApiError::invalid("Berth does not support capacity provider strategies yet."));
-    }
+    // A capacity provider strategy (given, or the cluster's default) launches on FARGATE.
+    let strategy = if run { super::capacity_providers::of_launch(&cluster_record, input)? } else { None };
+    let asked = if strategy.is_some() { Some(LaunchType::Fargate.as_str()) } else { text(input, "launchType") };
+    let launch_type = check_launch_type(&definition, asked)?;
     check_platform(input, launch_type)?;
     let mut constraints = placement::constraints(&array(input, "placementConstraints"), false)?;
     let strategies = placement::strategies(&array(input, "placementStrategy"))?;
-    let network = check_network(ctx, &definition, input)?;
+    let network = check_network(ctx, &definition, input, launch_type)?;
     let started_by = text(input, "startedBy").map(str::to_string);
     if started_by.as_ref().is_some_and(|s| s.chars().count() > 128) {
         return Err(ApiError::invalid("startedBy can be at most 128 characters."));
@@ -88,6 +90,8 @@ fn launch(ctx: &Ctx<'_>, input: &Obj) -> ApiResult<Launch> {
         tags,
         network,
         launch_type,
+        strategy: strategy.unwrap_or_default(),
+        capacity_providers: Vec::new(),
     })
 }
 
@@ -119,10 +123,14 @@ pub(crate) fn check_platform(input: &Obj, launch_type: LaunchType) -> ApiResult<
 /// `networkConfiguration` is required with the awsvpc network mode and refused without it,
 /// its subnets and security groups must exist in one VPC; before that, the definition's
 /// members that depend on the launch type are checked. The awsvpc request, if any.
-pub(crate) fn check_network(ctx: &Ctx<'_>, definition: &Obj, input: &Obj) -> ApiResult<Option<NetworkRequest>> {
-    berth_model::members::check_launch(definition, text(input, "launchType").unwrap_or("EC2"))?;
+pub(crate) fn check_network(
+    ctx: &Ctx<'_>,
+    definition: &Obj,
+    input: &Obj,
+    launch_type: LaunchType,
+) -> ApiResult<Option<NetworkRequest>> {
+    berth_model::members::check_launch(definition, launch_type.as_str())?;
     let mode = definition.get("networkMode").and_then(Value::as_str).unwrap_or("bridge");
-    let launch_type = text(input, "launchType").and_then(LaunchType::parse).unwrap_or_default();
     let request = task_network::parse(mode, input.get("networkConfiguration"), launch_type)
         .map_err(|e| ApiError::invalid(e.0))?;
     if let Some(r) = &request {
@@ -166,7 +174,9 @@ pub async fn run(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
     if count < 1 {
         return Err(ApiError::invalid("Task count must be at least 1"));
     }
-    let l = launch(ctx, &input)?;
+    let mut l = launch(ctx, &input, true)?;
+    // ECS applies a strategy's base and weights within one RunTask call.
+    l.capacity_providers = berth_model::capacity::distribute(&l.strategy, &mut Default::default(), count as usize);
     let token = text(&input, "clientToken").map(str::to_string);
     if token.as_ref().is_some_and(|t| t.is_empty() || t.chars().count() > 64) {
         return Err(ApiError::invalid("clientToken must be 1 to 64 characters."));
@@ -217,7 +227,7 @@ pub async fn run(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
 }
 
 pub async fn start(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
-    let l = launch(ctx, &input)?;
+    let l = launch(ctx, &input, false)?;
     let wanted = strings(&input, "containerInstances");
     if wanted.is_empty() || wanted.len() > 10 {
         return Err(ApiError::invalid("containerInstances must name between 1 and 10 container instances."));
@@ -283,7 +293,7 @@ pub async fn stop(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
         return Err(ApiError::invalid("reason can be at most 255 characters."));
     }
     active_cluster(ctx, &cluster)?;
-    let stop = StopRequest { code: StopCode::UserInitiated, reason: &reason, failure: None };
+    let stop = StopRequest { code: StopCode::UserInitiated, reason: &reason, failure: None, warning: None };
     let (kv, rec) = request_stop(ctx, &cluster, &given, stop)
         .await?
         .ok_or_else(|| ApiError::invalid("The referenced task was not found."))?;

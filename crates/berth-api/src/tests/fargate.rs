@@ -148,3 +148,31 @@ async fn fargate_tasks_spread_over_the_lending_instances_of_every_cluster() {
     };
     assert_eq!((on(&first, "default"), on(&second, "apps")), (1, 1));
 }
+
+#[tokio::test]
+async fn a_cluster_default_strategy_shares_one_run_task_among_the_providers() {
+    let (app, instance, network) = setup(true).await;
+    let strategy = json!([{"capacityProvider": "FARGATE", "base": 1, "weight": 1},
+                          {"capacityProvider": "FARGATE_SPOT", "weight": 3}]);
+    app.call(
+        "PutClusterCapacityProviders",
+        json!({"cluster": "apps", "capacityProviders": ["FARGATE", "FARGATE_SPOT"],
+               "defaultCapacityProviderStrategy": strategy}),
+    )
+    .await
+    .unwrap();
+    // Room for three 512 MiB tasks: the base, then the weights (two spot to one).
+    let run = json!({"cluster": "apps", "taskDefinition": "web", "count": 3, "networkConfiguration": network});
+    let out = app.call("RunTask", run).await.unwrap();
+    let providers: Vec<&str> =
+        out["tasks"].as_array().unwrap().iter().map(|t| t["capacityProviderName"].as_str().unwrap()).collect();
+    assert_eq!(providers, ["FARGATE", "FARGATE_SPOT", "FARGATE_SPOT"], "{out}");
+    assert!(out["tasks"].as_array().unwrap().iter().all(|t| t["launchType"] == "FARGATE"));
+    assert_eq!(memory_left(&app, &instance).await, 0);
+    // A launch type given instead: the default strategy does not apply, and EC2 finds the
+    // machine's one account spent by the FARGATE tasks.
+    let ec2 =
+        json!({"cluster": "default", "taskDefinition": "web", "launchType": "EC2", "networkConfiguration": network});
+    let out = app.call("RunTask", ec2).await.unwrap();
+    assert_eq!(out["failures"][0]["reason"], "RESOURCE:MEMORY", "{out}");
+}
