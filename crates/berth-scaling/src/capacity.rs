@@ -143,7 +143,7 @@ pub fn adjust(current: i64, kind: AdjustmentType, adjustment: i64, min_magnitude
                 raw.floor()
             } else if raw > 0.0 {
                 1.0
-            } else if raw >= -1.0 && raw < 0.0 {
+            } else if (-1.0..0.0).contains(&raw) {
                 -1.0
             } else {
                 raw.ceil()
