@@ -1,0 +1,1 @@
+//! In-process tests of Application Auto Scaling's handlers and effects.
