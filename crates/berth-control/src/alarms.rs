@@ -98,6 +98,15 @@ impl AlarmRecord {
         }
     }
 
+    /// Takes over the state and history of the alarm this one replaces (an update keeps
+    /// them, as PutMetricAlarm on an existing alarm does).
+    pub fn keep_state_of(&mut self, old: &AlarmRecord) {
+        (self.state, self.state_reason, self.state_reason_data) =
+            (old.state, old.state_reason.clone(), old.state_reason_data.clone());
+        (self.state_updated, self.state_transitioned) = (old.state_updated, old.state_transitioned);
+        self.history = old.history.clone();
+    }
+
     pub fn remember(&mut self, item: HistoryItem) {
         self.history.push(item);
         if self.history.len() > HISTORY {

@@ -11,6 +11,17 @@ use super::{all_targets, scaling_error, validation};
 use crate::ecs::{Ctx, Obj, strings, text};
 use crate::error::{ApiError, ApiResult};
 
+/// The `Tags` map of a request, checked ([`check_tags`]).
+pub fn tags_of(input: &Obj) -> ApiResult<Vec<(String, String)>> {
+    let tags: Vec<(String, String)> = input
+        .get("Tags")
+        .and_then(Value::as_object)
+        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect())
+        .unwrap_or_default();
+    check_tags(&tags)?;
+    Ok(tags)
+}
+
 /// Tags AWS would refuse: reserved keys.
 pub fn check_tags(tags: &[(String, String)]) -> ApiResult<()> {
     if let Some((k, _)) = tags.iter().find(|(k, _)| k.to_ascii_lowercase().starts_with("aws:")) {
@@ -30,12 +41,7 @@ fn target_by_arn(ctx: &Ctx<'_>, arn: &str) -> ApiResult<TargetRecord> {
 
 pub async fn tag(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
     let arn = text(&input, "ResourceARN").unwrap_or_default().to_string();
-    let tags: Vec<(String, String)> = input
-        .get("Tags")
-        .and_then(Value::as_object)
-        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect())
-        .unwrap_or_default();
-    check_tags(&tags)?;
+    let tags = tags_of(&input)?;
     let resource = target_by_arn(ctx, &arn)?.resource_id;
     let tags = &tags;
     transact(ctx, &resource, |draft| {

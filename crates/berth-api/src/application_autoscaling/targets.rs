@@ -12,7 +12,7 @@ use berth_scheduler::Scheduling;
 use berth_store::Op;
 use serde_json::{Value, json};
 
-use super::tags::check_tags;
+use super::tags::tags_of;
 use super::{all_targets, page, scaling_error, suspended_json, target_of, validation};
 use crate::ecs::{Ctx, Obj, text};
 use crate::error::ApiResult;
@@ -48,12 +48,7 @@ pub async fn register(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
     let resource = target_of(&input)?;
     let (min, max) = (capacity(&input, "MinCapacity")?, capacity(&input, "MaxCapacity")?);
     let role = role(ctx, &input)?;
-    let tags: Vec<(String, String)> = input
-        .get("Tags")
-        .and_then(Value::as_object)
-        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect())
-        .unwrap_or_default();
-    check_tags(&tags)?;
+    let tags = tags_of(&input)?;
     let service = read_service(ctx, &resource)?;
     match &service {
         None => return Err(validation(format!("ECS service doesn't exist: {resource}"))),

@@ -141,9 +141,7 @@ pub async fn put(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
     };
     // An update keeps the alarm's state and history.
     if let Some((_, old)) = &existing {
-        (alarm.state, alarm.state_reason, alarm.state_updated, alarm.state_transitioned) =
-            (old.state, old.state_reason.clone(), old.state_updated, old.state_transitioned);
-        alarm.history = old.history.clone();
+        alarm.keep_state_of(old);
     }
     let verb = if existing.is_some() { "updated" } else { "created" };
     alarm.remember(HistoryItem {

@@ -42,6 +42,20 @@ impl Draft {
             return Err(ScalingError::Validation(format!("ECS service doesn't exist: {resource_id}")).into());
         };
         service.set_desired(to).map_err(|e| ScalingError::Validation(e.to_string()))?;
+        let message = format!("Successfully set desired count to {to}. Change successfully fulfilled by ecs.");
+        self.succeeded(region, resource_id, format!("Setting desired count to {to}."), cause, message);
+        Ok(())
+    }
+
+    /// Records a successful activity (which ends the run of repeated not scaled ones).
+    pub fn succeeded(
+        &mut self,
+        region: &Region<'_>,
+        resource_id: &str,
+        description: String,
+        cause: String,
+        message: String,
+    ) {
         if let Some(t) = self.target.as_mut() {
             t.last_not_scaled = None;
         }
@@ -49,15 +63,14 @@ impl Draft {
         self.activities.push(ActivityRecord {
             id: region.control.ids.uuid(),
             resource_id: resource_id.to_string(),
-            description: format!("Setting desired count to {to}."),
+            description,
             cause,
             start: now,
             end: Some(now),
             status: ActivityStatus::Successful,
-            message: format!("Successfully set desired count to {to}. Change successfully fulfilled by ecs."),
+            message,
             not_scaled: Vec::new(),
         });
-        Ok(())
     }
 
     /// Records a failed or not scaled activity, unless it repeats the target's last one.

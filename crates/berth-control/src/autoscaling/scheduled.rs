@@ -81,19 +81,7 @@ fn run(region: &Region<'_>, draft: &mut Draft, resource_id: &str, action: &Sched
         return;
     }
     (target.min, target.max) = (min, max);
-    target.last_not_scaled = None;
-    let now = region.timestamp();
-    draft.activities.push(super::records::ActivityRecord {
-        id: region.control.ids.uuid(),
-        resource_id: resource_id.to_string(),
-        description: format!("Setting {text}"),
-        cause,
-        start: now,
-        end: Some(now),
-        status: super::records::ActivityStatus::Successful,
-        message: format!("Successfully set {text}"),
-        not_scaled: Vec::new(),
-    });
+    draft.succeeded(region, resource_id, format!("Setting {text}"), cause, format!("Successfully set {text}"));
     clamp(region, draft, resource_id);
 }
 

@@ -93,9 +93,7 @@ pub fn alarm(
     };
     let verb = match existing {
         Some(old) => {
-            (a.state, a.state_reason, a.state_reason_data) = (old.state, old.state_reason, old.state_reason_data);
-            (a.state_updated, a.state_transitioned, a.history) =
-                (old.state_updated, old.state_transitioned, old.history);
+            a.keep_state_of(&old);
             "updated"
         }
         None => "created",
