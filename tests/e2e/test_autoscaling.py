@@ -173,7 +173,8 @@ def test_step_scaling_through_set_alarm_state(scaling):
 def test_a_scheduled_action_changes_desired_count_at_its_time(scaling):
     _, ecs, aas, _ = scaling
     aas.register_scalable_target(**scope(MinCapacity=1, MaxCapacity=3))
-    at = datetime.now(timezone.utc) + timedelta(seconds=4)
+    # Far enough ahead that the calls below, on a busy machine, end before it.
+    at = datetime.now(timezone.utc) + timedelta(seconds=10)
     aas.put_scheduled_action(**scope(ScheduledActionName="rush", Schedule=f"at({at:%Y-%m-%dT%H:%M:%S})",
                                      ScalableTargetAction={"MinCapacity": 2, "MaxCapacity": 6}))
     aas.put_scheduled_action(**scope(ScheduledActionName="nightly", Schedule="cron(0 22 ? * MON-FRI *)",
@@ -181,7 +182,7 @@ def test_a_scheduled_action_changes_desired_count_at_its_time(scaling):
     names = [a["ScheduledActionName"] for a in aas.describe_scheduled_actions(ServiceNamespace="ecs")["ScheduledActions"]]
     assert names == ["nightly", "rush"]
     assert desired(ecs) == 1
-    until(lambda: desired(ecs) == 2, timeout=20, what="the scheduled action's new minimum")
+    until(lambda: desired(ecs) == 2, timeout=30, what="the scheduled action's new minimum")
     assert time.time() >= at.timestamp() - 0.1, "not before its time"
     acts = aas.describe_scaling_activities(ServiceNamespace="ecs", ResourceId=RESOURCE)["ScalingActivities"]
     assert [(a["Description"], a["Cause"]) for a in acts[:2]] == [
