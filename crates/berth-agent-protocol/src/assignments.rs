@@ -78,6 +78,9 @@ pub struct AssignedTask {
     /// instead of each one's `stopTimeout`: a spot interruption's warning (Berth's extension).
     #[serde(default, rename = "berthStopTimeout", skip_serializing_if = "Option::is_none")]
     pub stop_timeout: Option<u64>,
+    /// `FARGATE` or `EC2`, as DescribeTasks shows it.
+    #[serde(default, rename = "launchType")]
+    pub launch_type: Option<String>,
 }
 
 impl AssignedTask {

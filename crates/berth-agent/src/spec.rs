@@ -53,6 +53,12 @@ pub fn holder_name(task_id: &str) -> String {
     format!("berth-{task_id}.ns")
 }
 
+/// The OCI runtime a task's containers run with: `fargate_runtime` for a FARGATE task, the
+/// driver's own (`None`) for any other.
+pub fn oci_runtime(launch_type: Option<&str>, fargate_runtime: &str) -> Option<String> {
+    (launch_type == Some("FARGATE")).then(|| fargate_runtime.to_string())
+}
+
 pub struct Context<'a> {
     pub cluster: &'a str,
     pub instance_arn: &'a str,
@@ -69,6 +75,8 @@ pub struct Context<'a> {
     /// The whole task definition, for its task-level members (`pidMode`, `ipcMode`,
     /// `runtimePlatform`).
     pub definition: &'a Value,
+    /// The OCI runtime of the task's containers, when not the driver's own ([`oci_runtime`]).
+    pub runtime: Option<String>,
 }
 
 /// Builds the spec for `def`, applying the matching entry of `overrides.containerOverrides`.
@@ -159,6 +167,7 @@ pub fn container_spec(ctx: &Context<'_>, def: &Obj, overrides: Option<&Obj>) -> 
         .collect();
 
     Ok(ContainerSpec {
+        runtime: ctx.runtime.clone(),
         name: runtime_name(ctx.task_id, name),
         image: text(def, "image").unwrap_or_default().to_string(),
         entrypoint: strings(def, "entryPoint"),
@@ -395,6 +404,14 @@ mod tests {
 
     static NO_DEFINITION: Value = Value::Null;
 
+    #[test]
+    fn only_fargate_tasks_take_the_fargate_runtime() {
+        assert_eq!(oci_runtime(Some("FARGATE"), "runsc").as_deref(), Some("runsc"));
+        assert_eq!(oci_runtime(Some("FARGATE"), "runc").as_deref(), Some("runc"));
+        assert_eq!(oci_runtime(Some("EC2"), "runsc"), None);
+        assert_eq!(oci_runtime(None, "runsc"), None, "a task without a launch type is an EC2 one");
+    }
+
     fn ctx<'a>(volumes: &'a [Value], mode: &'a str) -> Context<'a> {
         Context {
             cluster: "default",
@@ -407,6 +424,7 @@ mod tests {
             scratch_dir: Path::new("/var/lib/berth/volumes/t1"),
             allow_privileged: false,
             definition: &NO_DEFINITION,
+            runtime: None,
         }
     }
 

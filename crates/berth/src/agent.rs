@@ -25,6 +25,14 @@ pub async fn runtime(options: &AgentOptions, state_dir: &Path) -> anyhow::Result
     }
 }
 
+/// The driver must be able to run `--fargate-runtime`, or the agent does not start (a wrong
+/// setting, unlike an engine not up yet, ends `berth up` too).
+pub fn check_fargate_runtime(driver: &dyn Runtime, options: &AgentOptions) -> anyhow::Result<()> {
+    driver
+        .check_runtime(&options.fargate_runtime)
+        .with_context(|| format!("--fargate-runtime {}", options.fargate_runtime))
+}
+
 /// The agent's configuration; `fargate`: whether it lends the machine to FARGATE tasks.
 pub fn config(options: &AgentOptions, cluster: &str, region: &str, state_dir: PathBuf, fargate: bool) -> AgentConfig {
     AgentConfig {
@@ -38,6 +46,7 @@ pub fn config(options: &AgentOptions, cluster: &str, region: &str, state_dir: Pa
         availability_zone: options.availability_zone.clone().unwrap_or_else(|| format!("{region}a")),
         attributes: options.attributes.clone(),
         allow_privileged: options.allow_privileged,
+        fargate_runtime: options.fargate_runtime.clone(),
         cleanup_wait: std::time::Duration::from_secs(options.task_cleanup_wait),
         metric_period: std::time::Duration::from_secs(options.metric_period),
     }
@@ -50,6 +59,7 @@ pub fn run(args: AgentArgs) -> anyhow::Result<()> {
         let driver = self::runtime(&args.agent, &args.state_dir())
             .await?
             .context("--runtime none leaves nothing for an agent to do")?;
+        check_fargate_runtime(driver.as_ref(), &args.agent)?;
         let client = Arc::new(ApiClient::new(&args.server, &args.access_key, &args.secret_key, &args.region)?);
         let config = config(&args.agent, &args.cluster, &args.region, args.state_dir(), args.fargate);
         let agent = Agent::register(config, client, driver).await?;

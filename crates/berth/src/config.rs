@@ -92,6 +92,10 @@ pub struct AgentOptions {
     /// The runc-compatible runtime the oci driver uses (runc, crun, runsc, youki, or a path)
     #[arg(long, env = "BERTH_OCI_RUNTIME", default_value = "runc")]
     pub oci_runtime: String,
+    /// The OCI runtime of FARGATE tasks' containers: runc, or runsc (gVisor: a user-space kernel
+    /// per task); other than runc needs `--runtime oci`
+    #[arg(long, env = "BERTH_FARGATE_RUNTIME", default_value = "runc")]
+    pub fargate_runtime: String,
     /// MiB of the machine's memory kept back from tasks
     #[arg(long, env = "BERTH_RESERVED_MEMORY", default_value_t = 256)]
     pub reserved_memory: i64,

@@ -57,6 +57,9 @@ enum Command {
     Shim {
         #[arg(long)]
         runtime: String,
+        /// A global flag of the runtime, given before each of its commands (repeatable).
+        #[arg(long = "runtime-arg", allow_hyphen_values = true)]
+        runtime_args: Vec<String>,
         #[arg(long)]
         id: String,
         #[arg(long)]
@@ -86,7 +89,8 @@ fn main() -> anyhow::Result<()> {
         Command::Run(args) => exit_with(cli::run(args)),
         Command::SpotInterrupt(args) => exit_with(cli::spot_interrupt(args)),
         Command::Registry(command) => registry::run(command),
-        Command::Shim { runtime, id, bundle, cgroups_path } => {
+        Command::Shim { runtime, runtime_args, id, bundle, cgroups_path } => {
+            let runtime = berth_agent::runtime::oci::runtimes::RuntimeCommand { program: runtime, args: runtime_args };
             Ok(berth_agent::runtime::oci::shim::run(&runtime, &id, &bundle, &cgroups_path)?)
         }
         Command::Version => {

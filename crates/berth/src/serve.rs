@@ -93,6 +93,7 @@ async fn serve(settings: Settings, agent_options: Option<AgentOptions>, started:
         None => (None, None),
         Some(options) => match crate::agent::runtime(&options, &settings.data_dir.join("agent")).await {
             Ok(Some(driver)) => {
+                crate::agent::check_fargate_runtime(driver.as_ref(), &options)?;
                 let name = driver.name();
                 let client = berth_client::ApiClient::new(
                     &local_endpoint(addr),

@@ -53,6 +53,8 @@ pub struct AgentConfig {
     pub metric_period: Duration,
     /// Whether this machine lends its capacity to FARGATE tasks of every cluster.
     pub fargate: bool,
+    /// The OCI runtime FARGATE tasks' containers run with (`--fargate-runtime`).
+    pub fargate_runtime: String,
 }
 
 #[derive(Debug, Error)]
@@ -163,6 +165,7 @@ impl Agent {
             secrets_dir: config.secrets_dir.clone(),
             s3_dir: config.s3_dir.clone(),
             allow_privileged: config.allow_privileged,
+            fargate_runtime: config.fargate_runtime.clone(),
             cleanup_wait: config.cleanup_wait,
             definitions: Default::default(),
         });

@@ -27,6 +27,7 @@ fn config(dir: &Path, cleanup_wait: Duration) -> AgentConfig {
         availability_zone: "zone-a".into(),
         attributes: vec![("team".into(), "web".into())],
         allow_privileged: false,
+        fargate_runtime: "runc".into(),
         cleanup_wait,
         metric_period: Duration::from_secs(60),
         fargate: false,

@@ -172,6 +172,9 @@ pub struct ContainerSpec {
     /// `Task`: a pause process the driver starts with the task's first container and removes
     /// with its last.
     pub namespace_holder: Option<String>,
+    /// The OCI runtime to run the container with instead of the driver's own: a FARGATE
+    /// task's `--fargate-runtime`.
+    pub runtime: Option<String>,
     /// `search` domains of `/etc/resolv.conf`.
     pub dns_search: Vec<String>,
     /// Standard input kept open (`interactive`).
@@ -249,4 +252,15 @@ pub trait Runtime: Send + Sync + 'static {
     /// Removes namespace holder `holder` unless a container joined it (a task that stopped
     /// before any of its containers was created).
     fn release_task_netns<'a>(&'a self, holder: &'a str) -> BoxFuture<'a, ()>;
+    /// Whether containers can be run with the OCI runtime `name` ([`ContainerSpec::runtime`]):
+    /// checked at agent start. A driver that picks no runtime takes only runc, its engine's own.
+    fn check_runtime(&self, name: &str) -> Result<(), RuntimeError> {
+        if name == "runc" {
+            return Ok(());
+        }
+        Err(RuntimeError::Unavailable(format!(
+            "the {} driver runs every container with runc; the OCI runtime {name:?} needs --runtime oci",
+            self.name()
+        )))
+    }
 }

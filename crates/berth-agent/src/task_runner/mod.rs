@@ -69,6 +69,8 @@ pub struct Shared {
     /// Where S3 objects named by tasks (`environmentFiles`) are read (see `objects`).
     pub s3_dir: PathBuf,
     pub allow_privileged: bool,
+    /// The OCI runtime of FARGATE tasks' containers.
+    pub fargate_runtime: String,
     /// How long a stopped task's containers are kept (for their logs) before removal.
     pub cleanup_wait: Duration,
     /// Task definitions by ARN: they never change, so each is read from the API once.

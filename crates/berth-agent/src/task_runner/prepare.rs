@@ -67,6 +67,7 @@ impl TaskRun {
             scratch_dir: &scratch,
             allow_privileged: self.shared.allow_privileged,
             definition: &whole,
+            runtime: spec::oci_runtime(self.task.launch_type.as_deref(), &self.shared.fargate_runtime),
         };
         let overrides = self.task.overrides.as_ref();
         let mut failure = None;

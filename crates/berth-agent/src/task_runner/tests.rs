@@ -51,6 +51,7 @@ pub fn harness(cleanup_wait: Duration) -> Harness {
         secrets_dir: dir.path().join("secrets"),
         s3_dir: dir.path().join("s3"),
         allow_privileged: false,
+        fargate_runtime: "runc".into(),
         cleanup_wait,
         definitions: Default::default(),
     });
@@ -66,6 +67,7 @@ pub fn assigned(arn: &str, last: TaskStatus, desired: DesiredStatus) -> Assigned
         overrides: None,
         network: None,
         stop_timeout: None,
+        launch_type: None,
     }
 }
 

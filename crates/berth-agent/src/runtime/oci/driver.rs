@@ -18,6 +18,7 @@ use berth_image::store::ImageStore;
 use serde::{Deserialize, Serialize};
 
 use super::network::{self, Attachment, Forward};
+use super::runtimes::RuntimeCommand;
 use super::shim::{
     EXIT_FILE, Exit, FORWARDS_FILE, HEALTH_FILE, HEALTHCHECK_FILE, LOG_FILE, LogLine, OPTIONS_FILE, Options, PID_FILE,
 };
@@ -33,6 +34,9 @@ const START_POLL: Duration = Duration::from_millis(2);
 const RUNC_ROOT: &str = "/run/runc";
 /// How long a container may take to be running after `start`.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// Written by `start` once a runtime other than runc started the container (runc's own
+/// state says so for runc).
+const STARTED_FILE: &str = "started";
 /// How long starting through runc's exec fifo may wait for the container's init.
 const FIFO_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -46,13 +50,17 @@ struct Meta {
     /// The task's namespace holder the container joined.
     #[serde(default)]
     holder: Option<String>,
+    /// The OCI runtime the container runs under, when not the driver's own (a FARGATE task's).
+    #[serde(default)]
+    runtime: Option<String>,
 }
 
 pub struct OciRuntime {
     root: PathBuf,
     images: ImageStore,
-    /// The runc-compatible runtime binary (`runc`, `crun`, `runsc`, `youki`).
-    runtime: String,
+    /// The runc-compatible runtime (`runc`, `crun`, `runsc`, `youki`) of containers that name
+    /// none, and of the tasks' namespace holders.
+    runtime: RuntimeCommand,
     /// The program started as the shim (the `berth` binary, run as `berth shim ...`).
     shim: PathBuf,
     /// One lock per task's namespace holder, held while it is looked for, started or removed:
@@ -67,15 +75,12 @@ fn io(what: &str) -> impl Fn(std::io::Error) -> RuntimeError + '_ {
 impl OciRuntime {
     /// `state_dir` holds images and containers; `runtime` must be on PATH (or a path).
     pub fn new(state_dir: &Path, runtime: &str, shim: PathBuf) -> Result<Self, RuntimeError> {
-        let found = std::process::Command::new(runtime).arg("--version").output();
-        if !found.map(|o| o.status.success()).unwrap_or(false) {
-            return Err(RuntimeError::Unavailable(format!("the OCI runtime {runtime:?} cannot be run")));
-        }
+        let runtime = RuntimeCommand::checked(runtime)?;
         let images =
             ImageStore::open(&state_dir.join("images")).map_err(|e| RuntimeError::Unavailable(e.to_string()))?;
         let root = state_dir.join("oci");
         std::fs::create_dir_all(root.join("containers")).map_err(|e| RuntimeError::Unavailable(e.to_string()))?;
-        Ok(OciRuntime { root, images, runtime: runtime.into(), shim, holders: Default::default() })
+        Ok(OciRuntime { root, images, runtime, shim, holders: Default::default() })
     }
 
     fn dir(&self, id: &str) -> PathBuf {
@@ -91,7 +96,9 @@ impl OciRuntime {
     async fn spawn_shim(&self, id: &str, cgroups_path: &str) -> Result<(), RuntimeError> {
         let dir = self.dir(id);
         let mut child = std::process::Command::new(&self.shim)
-            .args(["shim", "--runtime", &self.runtime, "--id", id, "--cgroups-path", cgroups_path, "--bundle"])
+            .arg("shim")
+            .args(self.runtime_of(id).shim_args())
+            .args(["--id", id, "--cgroups-path", cgroups_path, "--bundle"])
             .arg(&dir)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -114,7 +121,7 @@ impl OciRuntime {
     /// remove the fifo. Doing that here saves starting a runc process on every task start.
     /// `None` when the runtime is not runc or has no fifo (the caller runs `runtime start`).
     async fn start_through_fifo(&self, id: &str) -> Option<Result<(), RuntimeError>> {
-        if Path::new(&self.runtime).file_name().and_then(|n| n.to_str()) != Some("runc") {
+        if !self.runtime_of(id).is_runc() {
             return None;
         }
         let fifo = PathBuf::from("/run/runc").join(id).join("exec.fifo");
@@ -147,8 +154,17 @@ impl OciRuntime {
         })
     }
 
-    async fn runtime(&self, args: &[&str]) -> std::io::Result<std::process::Output> {
-        tokio::process::Command::new(&self.runtime).args(args).stdin(Stdio::null()).output().await
+    /// Runs container `id`'s runtime with `args`.
+    async fn runtime(&self, id: &str, args: &[&str]) -> std::io::Result<std::process::Output> {
+        self.runtime_of(id).tokio_command().args(args).stdin(Stdio::null()).output().await
+    }
+
+    /// The runtime container `id` runs under: the one its meta names, else the driver's.
+    fn runtime_of(&self, id: &str) -> RuntimeCommand {
+        self.meta(id)
+            .and_then(|m| m.runtime)
+            .and_then(|name| RuntimeCommand::for_name(&name).ok())
+            .unwrap_or_else(|| self.runtime.clone())
     }
 
     /// `/etc/hosts` (localhost, the hostname, `extraHosts`) and `/etc/resolv.conf`
@@ -236,18 +252,24 @@ impl OciRuntime {
     }
 
     /// Whether the container's process runs: created by runc, started (its exec fifo gone),
-    /// and not yet exited.
+    /// and not yet exited. Under another runtime: created, and started (the driver's marker).
     fn running(&self, id: &str) -> bool {
+        if self.exit(id).is_some() {
+            return false;
+        }
+        if !self.runtime_of(id).is_runc() {
+            return self.dir(id).join(PID_FILE).exists() && self.dir(id).join(STARTED_FILE).exists();
+        }
         let state = Path::new(RUNC_ROOT).join(id);
-        self.exit(id).is_none() && state.join("state.json").exists() && !state.join("exec.fifo").exists()
+        state.join("state.json").exists() && !state.join("exec.fifo").exists()
     }
 
     /// Creates an exited container again under a new shim: runc's state and the files of the
     /// last run go, the bundle, rootfs, network and log stay.
     async fn rerun(&self, id: &str) -> Result<(), RuntimeError> {
         let meta = self.meta(id).ok_or_else(|| RuntimeError::Start(format!("container {id} has no meta.json")))?;
-        let _ = self.runtime(&["delete", "-f", id]).await;
-        for file in [EXIT_FILE, PID_FILE, HEALTH_FILE] {
+        let _ = self.runtime(id, &["delete", "--force", id]).await;
+        for file in [EXIT_FILE, PID_FILE, HEALTH_FILE, STARTED_FILE] {
             let _ = std::fs::remove_file(self.dir(id).join(file));
         }
         self.spawn_shim(id, &meta.cgroups_path).await.map_err(|e| RuntimeError::Start(e.to_string()))?;
@@ -289,7 +311,7 @@ impl OciRuntime {
         }
         let parent = spec.cgroup_parent.as_deref().unwrap_or("/berth");
         let shm = (spec.ipc_mode == NamespaceMode::Task).then_some(spec.shm_size_mib);
-        holder::start(&self.root, &self.runtime, name, &format!("{parent}/{name}"), shm)
+        holder::start(&self.root, &self.runtime.program, name, &format!("{parent}/{name}"), shm)
             .await
             .map_err(RuntimeError::Create)
     }
@@ -303,7 +325,7 @@ impl OciRuntime {
             .filter_map(|e| e.file_name().to_str().and_then(|id| self.meta(id)))
             .any(|m| m.holder.as_deref() == Some(name));
         if !joined {
-            holder::remove(&self.root, &self.runtime, name).await;
+            holder::remove(&self.root, &self.runtime.program, name).await;
         }
     }
 
@@ -316,7 +338,7 @@ impl OciRuntime {
             .ok_or_else(|| RuntimeError::Create(format!("image {} is not in the store", spec.image)))?;
         let dir = self.dir(&spec.name);
         if dir.exists() {
-            let _ = self.runtime(&["delete", "-f", &spec.name]).await;
+            let _ = self.runtime(&spec.name, &["delete", "--force", &spec.name]).await;
             rootfs::remove(&dir).map_err(io("removing a stale container"))?;
         }
         for bind in &spec.binds {
@@ -362,8 +384,13 @@ impl OciRuntime {
             Options { log_max_bytes: spec.log.max_bytes, log_files: spec.log.files, interactive: spec.interactive };
         std::fs::write(dir.join(OPTIONS_FILE), serde_json::to_vec(&options).expect("json"))
             .map_err(io("writing the shim's options"))?;
-        let meta =
-            Meta { labels: spec.labels.clone(), cgroups_path, attachment, holder: spec.namespace_holder.clone() };
+        let meta = Meta {
+            labels: spec.labels.clone(),
+            cgroups_path,
+            attachment,
+            holder: spec.namespace_holder.clone(),
+            runtime: spec.runtime.clone(),
+        };
         std::fs::write(dir.join("meta.json"), serde_json::to_vec(&meta).expect("json"))
             .map_err(io("writing meta.json"))?;
         tracing::debug!(container = %spec.name, elapsed = ?t0.elapsed(), "bundle written");
@@ -478,13 +505,14 @@ impl Runtime for OciRuntime {
             if let Some(started) = self.start_through_fifo(id).await {
                 return started;
             }
-            let out = self.runtime(&["start", id]).await.map_err(|e| RuntimeError::Start(e.to_string()))?;
+            let out = self.runtime(id, &["start", id]).await.map_err(|e| RuntimeError::Start(e.to_string()))?;
             if !out.status.success() {
                 if let Some(exit) = self.exit(id) {
                     return Err(RuntimeError::Start(exit.error.unwrap_or_else(|| "the container exited".into())));
                 }
                 return Err(RuntimeError::Start(String::from_utf8_lossy(&out.stderr).trim().to_string()));
             }
+            std::fs::write(self.dir(id).join(STARTED_FILE), b"").map_err(|e| RuntimeError::Start(e.to_string()))?;
             Ok(())
         })
     }
@@ -494,11 +522,11 @@ impl Runtime for OciRuntime {
             if self.exit(id).is_some() {
                 return Ok(());
             }
-            let _ = self.runtime(&["kill", id, "TERM"]).await;
+            let _ = self.runtime(id, &["kill", id, "TERM"]).await;
             if self.wait_exit(id, timeout).await {
                 return Ok(());
             }
-            let _ = self.runtime(&["kill", id, "KILL"]).await;
+            let _ = self.runtime(id, &["kill", id, "KILL"]).await;
             if self.wait_exit(id, Duration::from_secs(10)).await {
                 Ok(())
             } else {
@@ -560,7 +588,7 @@ impl Runtime for OciRuntime {
 
     fn remove<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), RuntimeError>> {
         Box::pin(async move {
-            let _ = self.runtime(&["delete", "-f", id]).await;
+            let _ = self.runtime(id, &["delete", "--force", id]).await;
             let meta = self.meta(id);
             if let Some(a) = meta.as_ref().and_then(|m| m.attachment.as_ref()) {
                 network::detach(a);
@@ -601,6 +629,10 @@ impl Runtime for OciRuntime {
 
     fn release_task_netns<'a>(&'a self, holder: &'a str) -> BoxFuture<'a, ()> {
         Box::pin(self.release_holder(holder))
+    }
+
+    fn check_runtime(&self, name: &str) -> Result<(), RuntimeError> {
+        RuntimeCommand::checked(name).map(|_| ())
     }
 
     fn logs<'a>(&'a self, id: &'a str, follow: bool) -> LogStream<'a> {

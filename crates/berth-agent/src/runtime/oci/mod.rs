@@ -1,7 +1,7 @@
 //! The `oci` driver: Berth pulls images itself and runs each container with a runc-compatible
 //! runtime under a shim process. Its parts: an overlayfs rootfs over the image store's shared
 //! layers ([`rootfs`]), the OCI runtime bundle ([`bundle`]), bridge networking ([`network`]),
-//! the per-container shim ([`shim`]), the holder of a task's shared namespaces ([`holder`]),
+//! the runtimes it knows ([`runtimes`]), the per-container shim ([`shim`]), the holder of a task's shared namespaces ([`holder`]),
 //! and the driver that puts them together ([`driver`]).
 
 pub mod bundle;
@@ -9,4 +9,5 @@ pub mod driver;
 pub mod holder;
 pub mod network;
 pub mod rootfs;
+pub mod runtimes;
 pub mod shim;

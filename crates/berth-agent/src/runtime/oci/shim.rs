@@ -10,11 +10,13 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
+
+use super::runtimes::RuntimeCommand;
 
 pub const LOG_FILE: &str = "log.json";
 /// The shim's [`Options`], written by the driver.
@@ -250,7 +252,7 @@ impl HealthState {
 
 /// Runs the health check until the container exits, writing the verdict to `health.json`.
 fn health_loop(
-    runtime: &str,
+    runtime: &RuntimeCommand,
     id: &str,
     bundle: &Path,
     check: crate::runtime::HealthSpec,
@@ -269,7 +271,8 @@ fn health_loop(
         if done.load(Ordering::SeqCst) {
             return;
         }
-        let passed = match Command::new(runtime)
+        let passed = match runtime
+            .command()
             .arg("exec")
             .arg(id)
             .args(&args)
@@ -338,7 +341,7 @@ fn wait_pid(pid: libc::pid_t) -> i64 {
 /// namespaces, cgroup and mounts set up, the process waiting to exec), stays its parent while
 /// the driver starts it with `runtime start`, relays its output to the log and records its
 /// exit. Creating ahead of the start keeps runc's setup off the start's critical path.
-pub fn run(runtime: &str, id: &str, bundle: &Path, cgroups_path: &str) -> io::Result<()> {
+pub fn run(runtime: &RuntimeCommand, id: &str, bundle: &Path, cgroups_path: &str) -> io::Result<()> {
     // SAFETY: setsid has no preconditions; failing (already a leader) is harmless.
     unsafe { libc::setsid() };
     // The container's init is a child of `runtime create`; when that returns, the init is
@@ -358,14 +361,14 @@ pub fn run(runtime: &str, id: &str, bundle: &Path, cgroups_path: &str) -> io::Re
     };
     let pid_file = bundle.join(PID_FILE);
     let _ = fs::remove_file(&pid_file);
-    let mut command = Command::new(runtime);
+    let mut command = runtime.command();
     command.args(["create", "--bundle"]).arg(bundle).arg("--pid-file").arg(&pid_file);
     if let Some(c) = &console {
         command.arg("--console-socket").arg(&c.path);
     }
     let stdin = if options.interactive { Stdio::piped() } else { Stdio::null() };
     let exit = match command.arg(id).stdin(stdin).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn() {
-        Err(e) => Exit { code: 127, oom_killed: false, error: Some(format!("{runtime}: {e}")) },
+        Err(e) => Exit { code: 127, oom_killed: false, error: Some(format!("{}: {e}", runtime.program)) },
         Ok(child) => supervise(Created { runtime, id, bundle, cgroups_path }, child, log, console)?,
     };
     write_exit(bundle, &exit)
@@ -373,7 +376,7 @@ pub fn run(runtime: &str, id: &str, bundle: &Path, cgroups_path: &str) -> io::Re
 
 /// What `runtime create` was asked to create.
 struct Created<'a> {
-    runtime: &'a str,
+    runtime: &'a RuntimeCommand,
     id: &'a str,
     bundle: &'a Path,
     cgroups_path: &'a str,
@@ -408,15 +411,15 @@ fn supervise(
         let _ = (t1.join(), t2.join());
         let code = created.code().map(i64::from).unwrap_or(-1);
         // runc said why on stderr, which went to the log; the last line names it.
-        let why = last_log_line(c.bundle).unwrap_or_else(|| format!("{} could not create the container", c.runtime));
+        let why =
+            last_log_line(c.bundle).unwrap_or_else(|| format!("{} could not create the container", c.runtime.program));
         return Ok(Exit { code, oom_killed: false, error: Some(why) });
     };
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let check: Option<crate::runtime::HealthSpec> =
         fs::read(c.bundle.join(HEALTHCHECK_FILE)).ok().and_then(|raw| serde_json::from_slice(&raw).ok());
     if let Some(check) = check {
-        let (runtime, id, bundle, done) =
-            (c.runtime.to_string(), c.id.to_string(), c.bundle.to_path_buf(), done.clone());
+        let (runtime, id, bundle, done) = (c.runtime.clone(), c.id.to_string(), c.bundle.to_path_buf(), done.clone());
         std::thread::spawn(move || health_loop(&runtime, &id, &bundle, check, done));
     }
     let code = wait_pid(pid);
