@@ -66,6 +66,9 @@ pub fn assigned(arn: &str, last: TaskStatus, desired: DesiredStatus) -> Assigned
         last_status: last,
         overrides: None,
         network: None,
+        launch_type: Some("EC2".into()),
+        availability_zone: Some("us-east-1a".into()),
+        containers: Vec::new(),
     }
 }
 

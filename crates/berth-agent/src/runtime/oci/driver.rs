@@ -45,6 +45,9 @@ struct Meta {
     /// The task's namespace holder the container joined.
     #[serde(default)]
     holder: Option<String>,
+    /// The manifest digest of the image it runs.
+    #[serde(default)]
+    image_id: Option<String>,
 }
 
 pub struct OciRuntime {
@@ -348,8 +351,13 @@ impl OciRuntime {
             Options { log_max_bytes: spec.log.max_bytes, log_files: spec.log.files, interactive: spec.interactive };
         std::fs::write(dir.join(OPTIONS_FILE), serde_json::to_vec(&options).expect("json"))
             .map_err(io("writing the shim's options"))?;
-        let meta =
-            Meta { labels: spec.labels.clone(), cgroups_path, attachment, holder: spec.namespace_holder.clone() };
+        let meta = Meta {
+            labels: spec.labels.clone(),
+            cgroups_path,
+            attachment,
+            holder: spec.namespace_holder.clone(),
+            image_id: Some(image.manifest_digest.clone()),
+        };
         std::fs::write(dir.join("meta.json"), serde_json::to_vec(&meta).expect("json"))
             .map_err(io("writing meta.json"))?;
         tracing::debug!(container = %spec.name, elapsed = ?t0.elapsed(), "bundle written");
@@ -504,6 +512,9 @@ impl Runtime for OciRuntime {
             let exit = self.exit(id);
             Ok(Observed {
                 id: id.to_string(),
+                address: meta.attachment.as_ref().map(|a| a.address),
+                image_id: meta.image_id.clone(),
+                cgroup: Some(meta.cgroups_path.clone()),
                 running,
                 exit_code: exit.as_ref().map(|e| e.code),
                 oom_killed: exit.as_ref().is_some_and(|e| e.oom_killed),
