@@ -38,6 +38,7 @@ pub fn config(options: &AgentOptions, cluster: &str, region: &str, state_dir: Pa
         allow_privileged: options.allow_privileged,
         cleanup_wait: std::time::Duration::from_secs(options.task_cleanup_wait),
         metric_period: std::time::Duration::from_secs(options.metric_period),
+        metadata_port: options.task_metadata_port,
     }
 }
 

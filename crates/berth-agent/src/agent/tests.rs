@@ -29,6 +29,7 @@ fn config(dir: &Path, cleanup_wait: Duration) -> AgentConfig {
         allow_privileged: false,
         cleanup_wait,
         metric_period: Duration::from_secs(60),
+        metadata_port: crate::metadata::Port::Off,
     }
 }
 
@@ -68,6 +69,7 @@ impl World {
             cgroups: Arc::new(RecordingCgroups::default()),
             clock: Arc::new(TokioClock::new(std::time::UNIX_EPOCH)),
             networking: self.networking.clone(),
+            metadata: None,
         };
         Agent::register_with(config(dir, cleanup_wait), effects).await.unwrap()
     }

@@ -42,7 +42,7 @@ fn put_time(out: &mut Map<String, Value>, key: &str, t: Option<SystemTime>) {
 
 /// A number of vCPUs from cpu units: whole numbers as integers (`1`, not `1.0`).
 fn vcpus(units: u64) -> Value {
-    if units % 1024 == 0 { json!(units / 1024) } else { json!(units as f64 / 1024.0) }
+    if units.is_multiple_of(1024) { json!(units / 1024) } else { json!(units as f64 / 1024.0) }
 }
 
 /// `${URI}/task`: the task and all of its containers.

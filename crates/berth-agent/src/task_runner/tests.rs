@@ -46,6 +46,7 @@ pub fn harness(cleanup_wait: Duration) -> Harness {
         cgroups: cgroups.clone(),
         clock: Arc::new(TokioClock::new(UNIX_EPOCH + Duration::from_secs(1_700_000_000))),
         networking: networking.clone(),
+        metadata: Arc::new(crate::metadata::Registry::new([9; 32], Some("http://169.254.170.2".into()))),
         cluster: "default".into(),
         instance_arn: INSTANCE.into(),
         state_dir: dir.path().join("state"),
