@@ -87,8 +87,9 @@ fn desired_name(desired: Desired) -> &'static str {
     }
 }
 
+/// A reported timestamp (seconds, to the millisecond) as a time.
 fn wall(seconds: Option<f64>) -> Option<SystemTime> {
-    seconds.filter(|s| *s >= 0.0).map(|s| UNIX_EPOCH + Duration::from_secs_f64(s))
+    seconds.filter(|s| *s >= 0.0).map(|s| UNIX_EPOCH + Duration::from_millis((s * 1000.0).round() as u64))
 }
 
 /// The published ports: what the runtime bound, or, with the task's own address (awsvpc),
