@@ -10,7 +10,6 @@ interface) and to the task namespaces and bridges Berth made."""
 
 import ipaddress
 import json
-import subprocess
 import urllib.error
 import urllib.request
 import uuid
@@ -18,12 +17,11 @@ from datetime import datetime
 
 import pytest
 
-from conftest import Berth, start_agent_berth, stop_agent_berth
+from conftest import start_agent_berth, stop_agent_berth, vpc_agent_berth
 from ecs_helpers import until, wait_task
 
 # Subnets of their own, apart from test_awsvpc.py's, in the shared router namespace.
 VPC_CIDRS = {"docker": "10.231.0.0/16", "oci": "10.232.0.0/16"}
-ROUTER_NETNS = "berth-vpc"
 
 # Waits until its task and both its containers are RUNNING, then reads every path once.
 READER = r"""
@@ -58,30 +56,10 @@ exec sleep 3600
 """
 
 
-def bridge_of(subnet_id):
-    return "bsn-" + subnet_id.split("-", 1)[1][-11:]
-
-
 @pytest.fixture(params=["docker", "oci"])
 def vpc_berth(tmp_path, request):
-    driver = request.param
-    b = Berth(tmp_path / "data", extra_args=("--runtime", driver, "--reserved-memory", "0",
-                                             "--vpc-cidr", VPC_CIDRS[driver])).start()
-    assert f"({driver})" in b.output, b.output
-    b.driver = driver
-    try:
+    with vpc_agent_berth(tmp_path / "data", request.param, VPC_CIDRS[request.param]) as b:
         yield b
-    finally:
-        try:
-            subnets = b.client("ec2").describe_subnets()["Subnets"]
-        except Exception:  # the server may be gone already; the routes are still ours to remove
-            subnets = []
-        stop_agent_berth(b, tmp_path / "data")
-        prefix = VPC_CIDRS[driver].split(".0.0/")[0] + "."
-        for s in subnets:
-            if s["CidrBlock"].startswith(prefix):
-                subprocess.run(["ip", "-n", ROUTER_NETNS, "link", "del", bridge_of(s["SubnetId"])], capture_output=True)
-                subprocess.run(["ip", "route", "del", s["CidrBlock"]], capture_output=True)
 
 
 def containers(image, tag, script=READER, memory=32, cpu=64):
