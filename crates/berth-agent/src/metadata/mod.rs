@@ -45,7 +45,9 @@ pub const ENV_V3: &str = "ECS_CONTAINER_METADATA_URI";
 
 #[derive(Debug, Error)]
 pub enum MetadataError {
-    #[error("task metadata endpoint: putting {address} on the loopback interface: {why}")]
+    #[error(
+        "task metadata endpoint: putting {address} on the loopback interface: {why} (--task-metadata-port off runs without the endpoint)"
+    )]
     Address { address: String, why: String },
     #[error("task metadata endpoint: listening on {address}: {why} (see --task-metadata-port)")]
     Listen { address: String, why: String },
