@@ -304,7 +304,7 @@ def ecs(berth):
 # the other worker takes the other driver's and the API tests: the two drivers share no
 # network, and every test uses its own ports, data dir and cgroups.
 CONTAINER_FILES = {"test_agent.py", "test_agent_runner.py", "test_awslogs.py", "test_awsvpc.py", "test_cli.py",
-                   "test_definition_members.py", "test_registry_task.py", "test_services_agents.py",
+                   "test_definition_members.py", "test_fargate.py", "test_registry_task.py", "test_services_agents.py",
                    "test_task_metadata.py", "test_task_metrics.py"}
 
 

@@ -60,6 +60,11 @@ CLUSTER_CALLS = [
     ("update_task_set", {"service": "web", "taskSet": "ecs-svc/1", "scale": {"value": 0, "unit": "PERCENT"}}),
     ("update_service_primary_task_set", {"service": "web", "primaryTaskSet": "ecs-svc/1"}),
     ("delete_task_set", {"service": "web", "taskSet": "ecs-svc/1"}),
+    ("put_cluster_capacity_providers", {"capacityProviders": [], "defaultCapacityProviderStrategy": []}),
+    ("create_capacity_provider", {"name": "mine"}),
+    ("update_capacity_provider", {"name": "mine"}),
+    ("delete_capacity_provider", {"capacityProvider": "mine"}),
+    ("describe_capacity_providers", {}),
 ]
 
 ROWS = [
@@ -129,7 +134,8 @@ ROWS = [
       for lt in ("FARGATE", "EXTERNAL", "MANAGED_INSTANCES")],
     ("run_task-fargate", "run_task", {"cluster": "real", "taskDefinition": "fargate:1", "launchType": "FARGATE",
                                       "networkConfiguration": {"awsvpcConfiguration": {"subnets": ["subnet-1"]}}},
-     "InvalidParameterException", "Berth does not run the FARGATE launch type yet; use EC2."),  # Berth
+     "InvalidParameterException",
+     'Error retrieving subnet information for [subnet-1]: Invalid id: "subnet-1" (expecting "subnet-...")'),
     ("run_task-unknown-launch-type", "run_task", {"cluster": "real", "taskDefinition": "app:1", "launchType": "MOON"},
      "InvalidParameterException", re.compile(r"^Invalid value 'MOON' for 'launchType'")),  # Berth
     ("run_task-missing-definition", "run_task", {"cluster": "real", "taskDefinition": "ghost"},
@@ -153,8 +159,9 @@ ROWS = [
     ("put_account_setting-guardDutyActivate", "put_account_setting_default", {"name": "guardDutyActivate", "value": "on"},
      "InvalidParameterException", re.compile(r"^guardDutyActivate is read only")),  # Berth
     # Clusters.
-    ("create_cluster-capacity-providers", "create_cluster", {"clusterName": "cp", "capacityProviders": ["FARGATE"]},
-     "InvalidParameterException", "Berth does not support capacity providers yet."),  # Berth
+    ("create_cluster-capacity-providers", "create_cluster", {"clusterName": "cp", "capacityProviders": ["MINE"]},
+     "InvalidParameterException",
+     "The specified capacity provider MINE does not exist. Berth has the FARGATE and FARGATE_SPOT capacity providers."),  # Berth
 ]
 
 

@@ -74,6 +74,10 @@ pub struct AssignedTask {
     /// An awsvpc task's network interface and security rules (Berth's extension).
     #[serde(default, rename = "berthNetwork", skip_serializing_if = "Option::is_none")]
     pub network: Option<crate::network::TaskNetwork>,
+    /// Seconds the task's containers get between SIGTERM and SIGKILL when it is stopped,
+    /// instead of each one's `stopTimeout`: a spot interruption's warning (Berth's extension).
+    #[serde(default, rename = "berthStopTimeout", skip_serializing_if = "Option::is_none")]
+    pub stop_timeout: Option<u64>,
     /// `EC2` or `FARGATE` (the task metadata endpoint shows it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub launch_type: Option<String>,
@@ -98,6 +102,14 @@ impl AssignedTask {
     /// The task's id: the last part of its ARN.
     pub fn id(&self) -> &str {
         self.task_arn.rsplit('/').next().unwrap_or_default()
+    }
+
+    /// The task's cluster, as its ARN names it (`task/CLUSTER/ID`): where its reports go. A
+    /// FARGATE task may belong to another cluster than its host's.
+    pub fn cluster(&self) -> &str {
+        let mut parts = self.task_arn.rsplit('/');
+        parts.next();
+        parts.next().unwrap_or_default()
     }
 
     /// Whether the control plane wants it stopped.

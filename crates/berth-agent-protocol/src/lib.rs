@@ -8,6 +8,7 @@
 //! - [`ecr`]: `GetAuthorizationToken`, the token the agent pulls the control plane's images with.
 //! - [`logs`]: the CloudWatch Logs calls of the `awslogs` driver.
 //! - [`stats`]: Berth's `POST /berth/v1/stats`, each task's cpu and memory per period.
+//! - [`spot`]: Berth's `POST /berth/v1/spot-interruptions`, taking spot capacity back.
 //! - [`status`]: the statuses the messages carry; an unknown value is an error, never a default.
 //! - [`error`]: the error codes an agent acts on.
 //!
@@ -22,6 +23,7 @@ pub mod logs;
 #[cfg(test)]
 mod model_check;
 pub mod network;
+pub mod spot;
 pub mod stats;
 pub mod status;
 

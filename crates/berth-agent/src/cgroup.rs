@@ -39,6 +39,15 @@ fn weight(shares: u64) -> u64 {
     1 + (shares.clamp(2, 262_144) - 2) * 9_999 / 262_142
 }
 
+/// The CFS period the task-level cpu quota is measured over, in microseconds.
+const PERIOD_US: u64 = 100_000;
+
+/// The quota per period for `cpu` units (1024 = one cpu): task-level cpu is a hard limit, as
+/// on ECS (at least 1 ms, the kernel's minimum).
+fn quota_us(cpu: u64) -> u64 {
+    (cpu * PERIOD_US / 1024).max(1_000)
+}
+
 /// Creates the task cgroup with the task-level limits (`cpu` units, `memory` MiB).
 pub fn create(task_id: &str, cpu: Option<u64>, memory_mib: Option<u64>) -> io::Result<String> {
     if unified() {
@@ -56,6 +65,7 @@ pub fn create(task_id: &str, cpu: Option<u64>, memory_mib: Option<u64>) -> io::R
                 }
                 if let Some(c) = cpu {
                     fs::write(dir.join("cpu.weight"), weight(c).to_string())?;
+                    fs::write(dir.join("cpu.max"), format!("{} {PERIOD_US}", quota_us(c)))?;
                 }
                 // Containers beneath need the controllers too.
                 let _ = fs::write(dir.join("cgroup.subtree_control"), "+cpu +memory");
@@ -68,6 +78,8 @@ pub fn create(task_id: &str, cpu: Option<u64>, memory_mib: Option<u64>) -> io::R
             (_, false) => {
                 if let Some(c) = cpu {
                     fs::write(dir.join("cpu.shares"), c.max(2).to_string())?;
+                    fs::write(dir.join("cpu.cfs_period_us"), PERIOD_US.to_string())?;
+                    fs::write(dir.join("cpu.cfs_quota_us"), quota_us(c).to_string())?;
                 }
             }
         }
@@ -173,6 +185,14 @@ impl TaskCgroups for RecordingCgroups {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn task_cpu_is_a_quota_of_its_share_of_a_cpu() {
+        assert_eq!(quota_us(1024), 100_000);
+        assert_eq!(quota_us(256), 25_000);
+        assert_eq!(quota_us(4096), 400_000);
+        assert_eq!(quota_us(2), 1_000);
+    }
 
     #[test]
     fn shares_map_to_weights_as_runc_does() {

@@ -57,6 +57,11 @@ pub fn resources(reserved_mib: i64) -> Resources {
     }
 }
 
+/// The attribute that lends this machine's capacity to FARGATE tasks.
+pub fn fargate_attribute() -> Attribute {
+    Attribute::new(berth_model::launch::FARGATE_ATTRIBUTE, None)
+}
+
 /// ECS's built-in attributes plus the custom ones (a custom one replaces a built-in of its name).
 pub fn attributes(instance_type: &str, zone: &str, custom: &[(String, String)]) -> Vec<Attribute> {
     let arch = match std::env::consts::ARCH {

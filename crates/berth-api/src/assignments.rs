@@ -14,8 +14,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, Uri};
+use axum::response::Response;
 use berth_store::{Compare, Op, Txn};
 use serde_json::{Value, json};
 
@@ -23,7 +23,8 @@ use crate::App;
 use crate::ecs::{self, Ctx};
 use crate::error::{ApiError, ApiResult};
 use crate::sigv4;
-use berth_control::records::{InstanceRecord, InstanceStatus, TaskRecord};
+use berth_control::fargate;
+use berth_control::records::{Host, InstanceRecord, InstanceStatus, TaskRecord};
 use berth_control::task_network;
 
 /// Longest a poll may wait for a change.
@@ -35,13 +36,7 @@ pub async fn poll(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let (status, body) = match answer(&app, &uri, &headers, &q).await {
-        Ok(v) => (StatusCode::OK, v),
-        Err(e) => (StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST), e.body()),
-    };
-    let mut response = (status, serde_json::to_vec(&body).unwrap_or_default()).into_response();
-    response.headers_mut().insert("content-type", HeaderValue::from_static("application/json"));
-    response
+    crate::error::json_answer(answer(&app, &uri, &headers, &q).await)
 }
 
 async fn answer(app: &App, uri: &Uri, headers: &HeaderMap, q: &HashMap<String, String>) -> ApiResult<Value> {
@@ -68,13 +63,16 @@ async fn answer(app: &App, uri: &Uri, headers: &HeaderMap, q: &HashMap<String, S
     // An idle agent must call again before it would count as disconnected.
     .min(app.control.config.agent_timeout / 2);
     let instance_arn = heartbeat(&ctx, &cluster, &id).await?;
-
+    let me = Placed { arn: instance_arn, host: Host { cluster: cluster.clone(), id: id.clone() } };
+    // An instance lending to Fargate also runs FARGATE tasks of other clusters.
+    let lends = ctx.store().get(&ctx.keys.fargate_host(&cluster, &id))?.is_some();
     let prefix = ctx.keys.tasks(&cluster);
+    let watched = if lends { ctx.keys.all_tasks() } else { prefix.clone() };
     // Watch before reading so a change between the read and the wait is not missed.
-    let mut watch = ctx.store().watch(&prefix, 0)?;
+    let mut watch = ctx.store().watch(&watched, 0)?;
     let mut groups = ctx.store().watch(&ctx.keys.security_groups(), 0)?;
     let mut interfaces = ctx.store().watch(&ctx.keys.network_interfaces(), 0)?;
-    let (revision, tasks, changed) = snapshot(&ctx, &prefix, &instance_arn, since)?;
+    let (revision, tasks, changed) = snapshot(&ctx, &prefix, &me, lends, since)?;
     if changed || wait.is_zero() {
         return Ok(json!({"revision": revision, "tasks": tasks}));
     }
@@ -88,9 +86,7 @@ async fn answer(app: &App, uri: &Uri, headers: &HeaderMap, q: &HashMap<String, S
         };
         match next {
             Ok(Some(Ok(event))) => {
-                let ours = serde_json::from_slice::<TaskRecord>(&event.kv.value)
-                    .map(|r| r.field("containerInstanceArn") == Some(instance_arn.as_str()))
-                    .unwrap_or(false);
+                let ours = serde_json::from_slice::<TaskRecord>(&event.kv.value).is_ok_and(|r| me.holds(&r));
                 if ours {
                     break;
                 }
@@ -99,23 +95,46 @@ async fn answer(app: &App, uri: &Uri, headers: &HeaderMap, q: &HashMap<String, S
             Ok(None) | Err(_) => break,
         }
     }
-    let (revision, tasks, _) = snapshot(&ctx, &prefix, &instance_arn, since)?;
+    let (revision, tasks, _) = snapshot(&ctx, &prefix, &me, lends, since)?;
     Ok(json!({"revision": revision, "tasks": tasks}))
 }
 
-/// Live tasks on the instance, the revision read at, and whether any changed after `since`.
-fn snapshot(ctx: &Ctx<'_>, prefix: &str, instance_arn: &str, since: u64) -> ApiResult<(u64, Vec<Value>, bool)> {
+/// The polling instance: its ARN (what its EC2 tasks name) and its key (its FARGATE tasks').
+struct Placed {
+    arn: String,
+    host: Host,
+}
+
+impl Placed {
+    fn holds(&self, task: &TaskRecord) -> bool {
+        match &task.host {
+            Some(h) => *h == self.host,
+            None => task.field("containerInstanceArn") == Some(self.arn.as_str()),
+        }
+    }
+}
+
+/// Live tasks on the instance (its cluster's, read under `prefix`, and, when it lends to
+/// Fargate, the FARGATE tasks it hosts), the revision read at, and whether any changed
+/// after `since`.
+fn snapshot(ctx: &Ctx<'_>, prefix: &str, me: &Placed, lends: bool, since: u64) -> ApiResult<(u64, Vec<Value>, bool)> {
     let range = ctx.store().range(&berth_store::KeyRange::prefix(prefix))?;
+    let hosted = if lends { fargate::hosted_records(ctx, &me.host)? } else { Vec::new() };
     let mut tasks = Vec::new();
     let mut changed = since == 0;
-    for kv in &range.kvs {
+    let mut seen = std::collections::HashSet::new();
+    for kv in range.kvs.iter().chain(&hosted) {
         let rec: TaskRecord = ecs::decode(kv)?;
-        if rec.field("containerInstanceArn") != Some(instance_arn) {
+        // A FARGATE task of the instance's own cluster is read twice.
+        if !me.holds(&rec) || !seen.insert(kv.key.as_str()) {
             continue;
         }
         changed |= kv.mod_revision > since;
         if rec.last_status != berth_model::task::TaskStatus::Stopped {
             let mut task = ecs::tasks::render(kv, &rec, false);
+            if let Some(seconds) = rec.stop_timeout {
+                task["berthStopTimeout"] = json!(seconds);
+            }
             if let Some(network) = task_network::assigned_network(ctx, &rec.task)? {
                 task[berth_agent_protocol::network::MEMBER] = network;
             }

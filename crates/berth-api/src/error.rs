@@ -125,3 +125,16 @@ impl From<berth_control::placement::SpecError> for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// The answer of Berth's own JSON endpoints (`/berth/v1/...`): 200 with the value, or the
+/// error's status and AWS JSON error body.
+pub fn json_answer(outcome: ApiResult<serde_json::Value>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let (status, body) = match outcome {
+        Ok(v) => (axum::http::StatusCode::OK, v),
+        Err(e) => (axum::http::StatusCode::from_u16(e.status).unwrap_or(axum::http::StatusCode::BAD_REQUEST), e.body()),
+    };
+    let mut response = (status, serde_json::to_vec(&body).unwrap_or_default()).into_response();
+    response.headers_mut().insert("content-type", axum::http::HeaderValue::from_static("application/json"));
+    response
+}

@@ -18,6 +18,7 @@ pub mod error;
 pub mod logs;
 pub mod protocol;
 pub mod sigv4;
+pub mod spot;
 pub mod stats;
 pub mod telemetry;
 #[cfg(test)]
@@ -108,6 +109,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/metrics", get(telemetry::serve))
         .route("/berth/v1/assignments", get(assignments::poll))
         .route(berth_agent_protocol::stats::PATH, post(stats::receive))
+        .route(berth_agent_protocol::spot::PATH, post(spot::receive))
         .with_state(app)
         .merge(registry)
 }

@@ -16,32 +16,26 @@ use std::time::SystemTime;
 
 use axum::body::{Bytes, to_bytes};
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, Uri};
+use axum::response::Response;
 use berth_agent_protocol::stats::StatsReport;
-use berth_control::records::TaskRecord;
+use berth_control::fargate;
+use berth_control::records::{Host, TaskRecord};
 use berth_metrics::{Datum, MetricId, Stats};
 use serde_json::{Value, json};
 
 use crate::App;
 use crate::ecs::{self, Ctx};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, json_answer};
 use crate::sigv4;
 
 const MIB: f64 = 1_048_576.0;
 
 pub async fn receive(State(app): State<Arc<App>>, uri: Uri, headers: HeaderMap, body: axum::body::Body) -> Response {
-    let outcome = match to_bytes(body, 4 << 20).await {
+    json_answer(match to_bytes(body, 4 << 20).await {
         Ok(raw) => record(&app, &uri, &headers, &raw).await,
         Err(_) => Err(ApiError::invalid("A stats report is at most 4 MiB.")),
-    };
-    let (status, body) = match outcome {
-        Ok(v) => (StatusCode::OK, v),
-        Err(e) => (StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST), e.body()),
-    };
-    let mut response = (status, serde_json::to_vec(&body).unwrap_or_default()).into_response();
-    response.headers_mut().insert("content-type", HeaderValue::from_static("application/json"));
-    response
+    })
 }
 
 fn text<'a>(task: &'a serde_json::Map<String, Value>, key: &str) -> Option<&'a str> {
@@ -117,8 +111,13 @@ async fn record(app: &App, uri: &Uri, headers: &HeaderMap, raw: &Bytes) -> ApiRe
     ecs::active_cluster(&ctx, &cluster)?;
     let at = (report.at * 1000.0).round() as i64;
     let mut points = Vec::new();
-    let mut running = 0.0;
+    // Running tasks per cluster: the instance's own, and those of the FARGATE tasks it hosts.
+    let mut running: std::collections::BTreeMap<String, f64> = [(cluster.clone(), 0.0)].into();
+    let host = Host { cluster: cluster.clone(), id: report.container_instance.clone() };
+    let hosted: std::collections::HashMap<String, String> =
+        fargate::hosted(&ctx, &host)?.into_iter().map(|(c, id)| (id, c)).collect();
     for t in &report.tasks {
+        let cluster = hosted.get(&t.task_id).unwrap_or(&cluster).clone();
         // Tasks the control plane no longer knows (forgotten after they stopped) are skipped.
         let Some(kv) = ctx.store().get(&ctx.keys.task(&cluster, &t.task_id))? else { continue };
         let rec: TaskRecord = ecs::decode(&kv)?;
@@ -131,18 +130,16 @@ async fn record(app: &App, uri: &Uri, headers: &HeaderMap, raw: &Bytes) -> ApiRe
         app.telemetry.task(labels, 100.0 * units / reservation(&rec).0, t.memory_bytes);
         let new = datapoints(&cluster, &rec, units, t.memory_bytes as f64 / MIB, at);
         points.extend(new);
-        running += 1.0;
+        *running.entry(cluster).or_default() += 1.0;
     }
-    points.push(Datum {
-        metric: MetricId::new(
-            "ECS/ContainerInsights",
-            "RunningTaskCount",
-            vec![("ClusterName".into(), cluster.clone())],
-        ),
-        timestamp: at,
-        stats: Stats::value(running),
-        unit: Some("Count".into()),
-    });
+    for (cluster, count) in running {
+        points.push(Datum {
+            metric: MetricId::new("ECS/ContainerInsights", "RunningTaskCount", vec![("ClusterName".into(), cluster)]),
+            timestamp: at,
+            stats: Stats::value(count),
+            unit: Some("Count".into()),
+        });
+    }
     app.metrics.put(&points)?;
     Ok(json!({}))
 }

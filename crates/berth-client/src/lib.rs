@@ -148,6 +148,16 @@ impl ApiClient {
         Ok(())
     }
 
+    /// Takes a FARGATE_SPOT task's capacity back (Berth's spot channel); the answer is the task.
+    pub async fn interrupt_spot(
+        &self,
+        request: &berth_agent_protocol::spot::SpotInterruption,
+    ) -> Result<Value, ClientError> {
+        let body = serde_json::to_vec(request).map_err(|e| ClientError::Transport(format!("encoding: {e}")))?;
+        let headers = [("content-type", "application/json")];
+        self.send(Service::Ecs, "POST", berth_agent_protocol::spot::PATH, &headers, body, CALL_TIMEOUT).await
+    }
+
     /// Basic-auth credentials for pulling `image` when it lives in the control plane's own
     /// registry (an ECR token, as the ECS agent gets one for ECR images); `None` otherwise.
     pub async fn registry_auth(&self, image: &str) -> Result<Option<(String, String)>, ClientError> {

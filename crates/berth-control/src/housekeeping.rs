@@ -7,7 +7,7 @@
 use std::collections::HashSet;
 
 use berth_model::task::TaskStatus;
-use berth_store::{Compare, KeyRange, Op, StoreExt, Txn};
+use berth_store::{Compare, KeyRange, KeyValue, Op, StoreExt, Txn};
 use serde_json::Value;
 
 use crate::error::ControlResult;
@@ -60,16 +60,20 @@ async fn cluster(region: &Region<'_>, cluster: &str, in_use: &mut HashSet<String
     let now = region.timestamp();
     let lost_after = region.config().lost_agent_timeout.as_secs_f64();
     let retention = region.config().stopped_task_retention.as_secs_f64();
+    // The cluster's instances and the Fargate hosts (where its FARGATE tasks run) whose
+    // agents are lost.
     let mut lost = Vec::new();
-    for kv in region.store().list(&region.keys.instances(cluster))? {
-        let rec: InstanceRecord = decode(&kv)?;
+    let own = region.store().list(&region.keys.instances(cluster))?;
+    let fargate: Vec<KeyValue> = crate::fargate::candidates(region)?.into_iter().map(|c| c.kv).collect();
+    for kv in own.iter().chain(&fargate) {
+        let rec: InstanceRecord = decode(kv)?;
         if rec.status != InstanceStatus::Inactive && rec.lost(now, lost_after) {
-            lost.push(rec.instance["containerInstanceArn"].as_str().unwrap_or_default().to_string());
+            lost.push(crate::fargate::host_of(&kv.key));
         }
     }
     for kv in region.store().list(&region.keys.tasks(cluster))? {
         let task: TaskRecord = decode(&kv)?;
-        let on_lost = task.field("containerInstanceArn").is_some_and(|i| lost.iter().any(|l| l == i));
+        let on_lost = task.placed_on(cluster).is_some_and(|h| lost.contains(&h));
         let of_service = task.field("group").is_some_and(|g| g.starts_with("service:"));
         if task.live() {
             in_use.extend(task.field("taskDefinitionArn").map(str::to_string));

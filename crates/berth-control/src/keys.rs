@@ -71,6 +71,31 @@ impl Keys {
         format!("ecs/{}/instance/{cluster}/{id}", self.region)
     }
 
+    /// The index of container instances that lend their capacity to Fargate: one key per
+    /// instance, written when it registers so.
+    pub fn fargate_hosts(&self) -> String {
+        format!("ecs/{}/fargate-host/", self.region)
+    }
+
+    pub fn fargate_host(&self, cluster: &str, id: &str) -> String {
+        format!("ecs/{}/fargate-host/{cluster}/{id}", self.region)
+    }
+
+    /// The FARGATE tasks placed on a host, of any cluster: written with the task, removed
+    /// when it stops. The host's agent finds its tasks through it.
+    pub fn hosted_tasks(&self, cluster: &str, id: &str) -> String {
+        format!("ecs/{}/hosted/{cluster}/{id}/", self.region)
+    }
+
+    pub fn hosted_task(&self, host: &crate::records::Host, task_cluster: &str, task_id: &str) -> String {
+        format!("ecs/{}/hosted/{}/{}/{task_cluster}/{task_id}", self.region, host.cluster, host.id)
+    }
+
+    /// Every task of the region, of all clusters.
+    pub fn all_tasks(&self) -> String {
+        format!("ecs/{}/task/", self.region)
+    }
+
     /// What a RunTask `clientToken` produced (the token hex-encoded, so any text is a key).
     pub fn run_token(&self, cluster: &str, token: &str) -> String {
         format!("ecs/{}/runtoken/{cluster}/{}", self.region, hex::encode(token))

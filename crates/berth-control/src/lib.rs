@@ -11,6 +11,7 @@ pub mod alarms;
 pub mod clock;
 pub mod definitions;
 pub mod error;
+pub mod fargate;
 pub mod housekeeping;
 pub mod ids;
 pub mod keys;

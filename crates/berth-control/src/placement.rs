@@ -132,7 +132,6 @@ pub fn candidates_with<'t>(
             groups.entry(id.to_string()).or_default().push(task.field("group").unwrap_or_default().to_string());
         }
     }
-    let timeout = region.config().agent_timeout.as_secs_f64();
     let mut out = Vec::new();
     for kv in region.store().list(&region.keys.instances(cluster))? {
         let record: InstanceRecord = decode(&kv)?;
@@ -140,25 +139,33 @@ pub fn candidates_with<'t>(
             continue;
         }
         let id = kv.key.rsplit('/').next().unwrap_or_default().to_string();
-        let attributes: BTreeMap<String, Option<String>> = record.instance["attributes"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|a| Some((a["name"].as_str()?.to_string(), a["value"].as_str().map(str::to_string))))
-            .collect();
-        let text = |k: &str| record.instance.get(k).and_then(Value::as_str).map(str::to_string);
-        let view = Instance {
-            id: id.clone(),
-            active: record.status == InstanceStatus::Active,
-            agent_connected: record.connected(region.timestamp(), timeout),
-            remaining: record.remaining(),
-            attributes,
-            ec2_instance_id: text("ec2InstanceId"),
-            registered_at: record.instance.get("registeredAt").and_then(Value::as_f64).map(|t| t.to_string()),
-            agent_version: record.instance["versionInfo"]["agentVersion"].as_str().map(str::to_string),
-            task_groups: groups.remove(&id).unwrap_or_default(),
-        };
-        out.push(Candidate { id, kv, record, view });
+        let task_groups = groups.remove(&id).unwrap_or_default();
+        out.push(candidate(region, kv, record, task_groups));
     }
     Ok(out)
+}
+
+/// One instance as placement sees it, with the groups of its live tasks.
+pub fn candidate(region: &Region<'_>, kv: KeyValue, record: InstanceRecord, task_groups: Vec<String>) -> Candidate {
+    let timeout = region.config().agent_timeout.as_secs_f64();
+    let id = kv.key.rsplit('/').next().unwrap_or_default().to_string();
+    let attributes: BTreeMap<String, Option<String>> = record.instance["attributes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|a| Some((a["name"].as_str()?.to_string(), a["value"].as_str().map(str::to_string))))
+        .collect();
+    let text = |k: &str| record.instance.get(k).and_then(Value::as_str).map(str::to_string);
+    let view = Instance {
+        id: id.clone(),
+        active: record.status == InstanceStatus::Active,
+        agent_connected: record.connected(region.timestamp(), timeout),
+        remaining: record.remaining(),
+        attributes,
+        ec2_instance_id: text("ec2InstanceId"),
+        registered_at: record.instance.get("registeredAt").and_then(Value::as_f64).map(|t| t.to_string()),
+        agent_version: record.instance["versionInfo"]["agentVersion"].as_str().map(str::to_string),
+        task_groups,
+    };
+    Candidate { id, kv, record, view }
 }

@@ -31,6 +31,20 @@ pub struct TaskRecord {
     pub requirements: Requirements,
     /// Whether an agent has taken the task over (reported any state for it).
     pub claimed: bool,
+    /// A FARGATE task's host: the container instance whose capacity it runs on, which the
+    /// task does not show (an EC2 task's is its `containerInstanceArn`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<Host>,
+    /// Seconds its containers get when stopped, when the stop said (a spot interruption).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_timeout: Option<u64>,
+}
+
+/// A container instance, by its cluster and id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Host {
+    pub cluster: String,
+    pub id: String,
 }
 
 /// How a task record is read: typed members when present, else (older records) from inside
@@ -48,6 +62,10 @@ struct StoredTask {
     requirements: Requirements,
     #[serde(default)]
     claimed: bool,
+    #[serde(default)]
+    host: Option<Host>,
+    #[serde(default)]
+    stop_timeout: Option<u64>,
 }
 
 /// Takes `key` out of an older record's ECS object, parsed with `parse`.
@@ -91,6 +109,8 @@ impl TryFrom<StoredTask> for TaskRecord {
             failure,
             requirements: s.requirements,
             claimed: s.claimed,
+            host: s.host,
+            stop_timeout: s.stop_timeout,
         })
     }
 }
@@ -108,6 +128,8 @@ impl TaskRecord {
             failure: None,
             requirements,
             claimed: false,
+            host: None,
+            stop_timeout: None,
         }
     }
 
@@ -134,6 +156,15 @@ impl TaskRecord {
     /// The id part of the container instance ARN the task was placed on.
     pub fn instance_id(&self) -> Option<&str> {
         self.field("containerInstanceArn").and_then(|a| a.rsplit('/').next())
+    }
+
+    /// The container instance the task runs on, for a task of `cluster`: a FARGATE task's
+    /// host, else the instance its `containerInstanceArn` names.
+    pub fn placed_on(&self, cluster: &str) -> Option<Host> {
+        match &self.host {
+            Some(h) => Some(h.clone()),
+            None => self.instance_id().map(|id| Host { cluster: cluster.to_string(), id: id.to_string() }),
+        }
     }
 
     pub fn live(&self) -> bool {

@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use berth_model::capacity;
 use berth_model::resources::Shortfall;
 use berth_model::task::{DesiredStatus, Failure, StopCode};
 use berth_model::task_definition::requirements;
@@ -67,6 +68,8 @@ struct ClusterView {
     /// Each task with the revision of its last change.
     tasks: Vec<(u64, TaskRecord)>,
     candidates: Vec<placement::Candidate>,
+    /// The instances lending to Fargate, where the cluster's FARGATE tasks run.
+    fargate: Vec<placement::Candidate>,
 }
 
 impl ClusterView {
@@ -78,7 +81,8 @@ impl ClusterView {
             .map(|kv| Ok((kv.mod_revision, decode::<TaskRecord>(kv)?)))
             .collect::<ControlResult<Vec<_>>>()?;
         let candidates = placement::candidates_with(region, cluster, tasks.iter().map(|(_, t)| t))?;
-        Ok(ClusterView { revision: read.revision, tasks, candidates })
+        let fargate = crate::fargate::candidates(region)?;
+        Ok(ClusterView { revision: read.revision, tasks, candidates, fargate })
     }
 }
 
@@ -116,13 +120,13 @@ fn spec(rec: &ServiceRecord) -> Spec {
     }
 }
 
-fn task_view(t: &TaskRecord, revision: u64, health_checked: bool) -> TaskView {
+fn task_view(cluster: &str, t: &TaskRecord, revision: u64, health_checked: bool) -> TaskView {
     let num = |k: &str| t.task.get(k).and_then(Value::as_f64);
     let ending = (!t.live()).then_some(if t.failure.is_some() { Ending::Failed } else { Ending::Stopped });
     TaskView {
         id: t.field("taskArn").and_then(|a| a.rsplit('/').next()).unwrap_or_default().to_string(),
         deployment: t.field("startedBy").unwrap_or_default().to_string(),
-        instance: t.instance_id().unwrap_or_default().to_string(),
+        instance: t.placed_on(cluster).map(|h| h.id).unwrap_or_default(),
         status: t.last_status,
         desired_running: t.desired_status == DesiredStatus::Running,
         health: t.health,
@@ -173,20 +177,28 @@ async fn service_pass(
     // Observe: the service's tasks and the cluster's instances, from the pass's view.
     let group = format!("service:{name}");
     let mut tasks = Vec::new();
+    // The service's wanted tasks per capacity provider.
+    let mut providers: HashMap<String, u32> = HashMap::new();
     for (revision, task) in &view.tasks {
         if task.field("group") != Some(group.as_str()) {
             continue;
         }
+        if let Some(p) = task.field("capacityProviderName").filter(|_| task.desired_status == DesiredStatus::Running) {
+            *providers.entry(p.to_string()).or_default() += 1;
+        }
         let definition = task.field("taskDefinitionArn").unwrap_or_default().to_string();
         let checked = definitions.health_checked(region, &definition)?;
-        tasks.push(task_view(task, *revision, checked));
+        tasks.push(task_view(cluster, task, *revision, checked));
     }
     let constraints = placement::constraints(&array(&rec.service, "placementConstraints"), false)?;
     let lost_after = region.config().lost_agent_timeout.as_secs_f64();
-    let instances: Vec<InstanceView> = view
-        .candidates
-        .iter()
-        .map(|c| {
+    // The cluster's instances, then the Fargate hosts of other clusters (where FARGATE tasks
+    // run, never daemons).
+    let own = view.candidates.iter().map(|c| (c, true));
+    let foreign = view.fargate.iter().filter(|f| !view.candidates.iter().any(|c| c.id == f.id)).map(|c| (c, false));
+    let instances: Vec<InstanceView> = own
+        .chain(foreign)
+        .map(|(c, in_cluster)| {
             let state = if c.view.agent_connected {
                 if c.record.status == InstanceStatus::Draining {
                     InstanceState::Draining
@@ -200,10 +212,11 @@ async fn service_pass(
             } else {
                 InstanceState::Disconnected
             };
-            let daemon_eligible = constraints.iter().all(|k| match k {
-                Constraint::MemberOf(expr) => matches(&c.view, expr),
-                _ => true,
-            });
+            let daemon_eligible = in_cluster
+                && constraints.iter().all(|k| match k {
+                    Constraint::MemberOf(expr) => matches(&c.view, expr),
+                    _ => true,
+                });
             InstanceView { id: c.id.clone(), state, daemon_eligible }
         })
         .collect();
@@ -216,7 +229,15 @@ async fn service_pass(
     // A plan that made a deployment (a rollback) is recorded before anything is launched
     // from it, so no task ever names a deployment the service does not know.
     if !new_deployment
-        && !act(region, cluster, &rec, (&kv.key, kv.mod_revision), &plan, definitions, &mut events).await?
+        && !act(
+            region,
+            cluster,
+            &mut Acting { rec: &rec, guard: (&kv.key, kv.mod_revision), providers },
+            &plan,
+            definitions,
+            &mut events,
+        )
+        .await?
     {
         return Ok(());
     }
@@ -248,17 +269,25 @@ async fn service_pass(
     Ok(())
 }
 
+/// The service a pass acts for: its record, its store key and the revision it was read at,
+/// and how many of its wanted tasks each capacity provider launched.
+struct Acting<'a> {
+    rec: &'a ServiceRecord,
+    guard: (&'a str, u64),
+    providers: HashMap<String, u32>,
+}
+
 /// Carries out a plan's write-offs, stops and launches; `false` when the service changed
 /// meanwhile (the rest of the plan is dropped; the next pass decides afresh).
 async fn act(
     region: &Region<'_>,
     cluster: &str,
-    rec: &ServiceRecord,
-    guard: (&str, u64),
+    acting: &mut Acting<'_>,
     plan: &Plan,
     definitions: &mut Definitions,
     events: &mut Vec<String>,
 ) -> ControlResult<bool> {
+    let (rec, guard) = (acting.rec, acting.guard);
     let name = rec.name();
     if !plan.lost.is_empty() {
         for id in &plan.lost {
@@ -274,7 +303,7 @@ async fn act(
         }
         let reason = s.stopped_reason();
         let failure = (s.reason == StopReason::Unhealthy).then_some(Failure::HealthCheck);
-        let stop = StopRequest { code: StopCode::ServiceSchedulerInitiated, reason: &reason, failure };
+        let stop = StopRequest { code: StopCode::ServiceSchedulerInitiated, reason: &reason, failure, warning: None };
         if request_stop(region, cluster, &s.task, stop).await?.is_some() {
             stopped.push(s.task.clone());
         }
@@ -295,7 +324,9 @@ async fn act(
             tracing::warn!(service = name, definition = definition_arn, "task definition of a deployment is gone");
             continue;
         };
-        let launch = service_launch(cluster, rec, &definition, deployment)?;
+        let mut launch = service_launch(cluster, rec, &definition, deployment)?;
+        // The strategy's base and weights count over all of the service's live tasks.
+        launch.capacity_providers = capacity::distribute(&launch.strategy, &mut acting.providers, count);
         match launch_for(region, &launch, count, instance.as_deref(), guard).await? {
             None => return Ok(false),
             Some(done) => {
@@ -341,7 +372,8 @@ fn service_launch(
     // A task set's own configuration, else the service's.
     let set = rec.scheduler.task_sets.iter().find(|s| s.id == deployment);
     let of_set = set.and_then(|s| s.awsvpc_configuration.as_ref()).map(|c| json!({"awsvpcConfiguration": c}));
-    let network = crate::task_network::parse(mode, of_set.as_ref().or(rec.service.get("networkConfiguration")))
+    let configuration = of_set.as_ref().or(rec.service.get("networkConfiguration"));
+    let network = crate::task_network::parse(mode, configuration, rec.launch_type())
         .map_err(|e| crate::ControlError::Placement(format!("service {}: {e}", rec.name())))?;
     Ok(Launch {
         cluster: cluster.to_string(),
@@ -354,5 +386,8 @@ fn service_launch(
         group: format!("service:{}", rec.name()),
         tags,
         network,
+        launch_type: rec.launch_type(),
+        strategy: rec.strategy(),
+        capacity_providers: Vec::new(),
     })
 }

@@ -97,6 +97,22 @@ impl ServiceRecord {
         }
     }
 
+    /// Where the service's tasks run: FARGATE with a capacity provider strategy, else its
+    /// `launchType` (EC2 when absent).
+    pub fn launch_type(&self) -> berth_model::launch::LaunchType {
+        if !self.strategy().is_empty() {
+            return berth_model::launch::LaunchType::Fargate;
+        }
+        let given = self.service.get("launchType").and_then(Value::as_str);
+        given.and_then(berth_model::launch::LaunchType::parse).unwrap_or_default()
+    }
+
+    /// The service's capacity provider strategy (checked when it was created).
+    pub fn strategy(&self) -> Vec<berth_model::capacity::StrategyItem> {
+        let items = self.service.get("capacityProviderStrategy").and_then(Value::as_array);
+        items.and_then(|i| berth_model::capacity::parse_strategy(i).ok()).unwrap_or_default()
+    }
+
     pub fn scheduling(&self) -> Scheduling {
         match self.service.get("schedulingStrategy").and_then(Value::as_str) {
             Some("DAEMON") => Scheduling::Daemon,

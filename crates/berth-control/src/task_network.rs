@@ -6,6 +6,7 @@
 //! agent reports the task RUNNING, DELETED when it stops, when its address is freed in the
 //! same transaction), and what the agent is told ([`assigned_network`]).
 
+use berth_model::launch::LaunchType;
 use berth_store::{Compare, Op};
 use serde_json::{Value, json};
 
@@ -35,9 +36,13 @@ fn refuse(message: impl Into<String>) -> NetworkConfigError {
 }
 
 /// The request in `networkConfiguration` for a definition in `network_mode`: required with
-/// awsvpc and refused without it, as ECS does. The launch type is EC2, where ECS refuses a
-/// public address.
-pub fn parse(network_mode: &str, configuration: Option<&Value>) -> Result<Option<NetworkRequest>, NetworkConfigError> {
+/// awsvpc and refused without it, as ECS does. A public address is refused: by ECS for the
+/// EC2 launch type, by Berth (which has none to give yet) for FARGATE.
+pub fn parse(
+    network_mode: &str,
+    configuration: Option<&Value>,
+    launch_type: LaunchType,
+) -> Result<Option<NetworkRequest>, NetworkConfigError> {
     let awsvpc = network_mode == "awsvpc";
     let configuration = configuration.filter(|v| !v.is_null());
     let Some(configuration) = configuration else {
@@ -76,7 +81,14 @@ pub fn parse(network_mode: &str, configuration: Option<&Value>) -> Result<Option
     }
     let assign_public_ip = match c.get("assignPublicIp").and_then(Value::as_str) {
         None | Some("DISABLED") => false,
-        Some("ENABLED") => return Err(refuse("Assign public IP is not supported for this launch type.")),
+        Some("ENABLED") if launch_type == LaunchType::Ec2 => {
+            return Err(refuse("Assign public IP is not supported for this launch type."));
+        }
+        Some("ENABLED") => {
+            return Err(refuse(
+                "Berth gives out no public addresses yet: use assignPublicIp DISABLED; a task is reachable at its private address from the machine that runs it.",
+            ));
+        }
         Some(other) => {
             return Err(refuse(format!("Invalid assignPublicIp '{other}'. Valid values: ENABLED, DISABLED.")));
         }

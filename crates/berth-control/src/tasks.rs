@@ -8,6 +8,8 @@
 use std::collections::HashMap;
 
 use berth_model::arn::scoped_id;
+use berth_model::capacity::StrategyItem;
+use berth_model::launch::LaunchType;
 use berth_model::resources::Requirements;
 use berth_model::task::{DesiredStatus, Failure, StopCode, TaskEvent, TaskStatus, transition};
 use berth_placement::{Constraint, Plan, Rejection, Request, Strategy, place};
@@ -16,10 +18,10 @@ use serde_json::{Value, json};
 
 use crate::Region;
 use crate::error::{ControlError, ControlResult};
-use crate::placement;
 use crate::records::{InstanceRecord, TaskRecord};
 use crate::store::{MAX_ATTEMPTS, Obj, active_cluster, decode, encode, retry};
 use crate::task_network::{self, NetworkRequest};
+use crate::{fargate, placement};
 
 /// What RunTask, StartTask and the service scheduler share: the definition to run and how.
 pub struct Launch {
@@ -34,6 +36,12 @@ pub struct Launch {
     pub tags: Vec<Value>,
     /// An awsvpc task's `awsvpcConfiguration`: each task gets an ENI in its placement.
     pub network: Option<NetworkRequest>,
+    /// EC2: on the cluster's instances; FARGATE: on the instances lending to Fargate.
+    pub launch_type: LaunchType,
+    /// The capacity provider strategy the tasks are launched by (empty: none).
+    pub strategy: Vec<StrategyItem>,
+    /// Per new task, in placement order, the provider it is launched by (from `strategy`).
+    pub capacity_providers: Vec<String>,
 }
 
 /// The ECS `Task` object for a new task of `l` on instance `instance`.
@@ -121,15 +129,16 @@ pub async fn commit(
 ) -> ControlResult<Option<Vec<(String, Obj)>>> {
     let mut compares = vec![Compare::unchanged(&cluster_kv.key, cluster_kv.mod_revision)];
     compares.extend(guard.cloned());
-    let mut updated: HashMap<&str, InstanceRecord> = HashMap::new();
+    // Each instance involved, by id: its store key and its record as the placements leave it.
+    let mut updated: HashMap<&str, (&str, InstanceRecord)> = HashMap::new();
     let mut ops = Vec::new();
     let mut created = Vec::new();
     let mut enis = Vec::new();
-    for id in placements {
+    for (n, id) in placements.iter().enumerate() {
         let (_, kv, rec) = snapshot.iter().find(|(i, ..)| i == id).expect("placement names a snapshot instance");
-        let rec = updated.entry(id.as_str()).or_insert_with(|| {
+        let (_, rec) = updated.entry(id.as_str()).or_insert_with(|| {
             compares.push(Compare::unchanged(&kv.key, kv.mod_revision));
-            rec.clone()
+            (kv.key.as_str(), rec.clone())
         });
         let mut remaining = rec.remaining();
         remaining.reserve(&l.requirements);
@@ -144,14 +153,23 @@ pub async fn commit(
             ops.extend(eni_ops);
             enis.push(eni);
         }
-        let record = TaskRecord::new(task, l.requirements.clone());
+        if let Some(provider) = l.capacity_providers.get(n) {
+            task.insert("capacityProviderName".into(), json!(provider));
+        }
+        let mut record = TaskRecord::new(task, l.requirements.clone());
+        if l.launch_type == LaunchType::Fargate {
+            let host = fargate::host_of(&kv.key);
+            fargate::shape_task(region, &mut record.task, enis.last().map(|e| e.subnet_id.as_str()))?;
+            ops.push(Op::put(&region.keys.hosted_task(&host, &l.cluster, &task_id), b"{}".to_vec()));
+            record.host = Some(host);
+        }
         let key = region.keys.task(&l.cluster, &task_id);
         compares.push(Compare::absent(&key));
         ops.push(Op::put(&key, encode(&record)));
         created.push((key, record.ecs()));
     }
-    for (id, rec) in &updated {
-        ops.push(Op::put(&region.keys.instance(&l.cluster, id), encode(rec)));
+    for (key, rec) in updated.values() {
+        ops.push(Op::put(key, encode(rec)));
     }
     if let Some(t) = token {
         // The token and the tasks it made are written together: a retry finds both or neither.
@@ -190,7 +208,10 @@ pub async fn launch_for(
     };
     for _ in 0..MAX_ATTEMPTS {
         let (cluster_kv, _) = active_cluster(region, &l.cluster)?;
-        let mut candidates = placement::candidates(region, &l.cluster)?;
+        let mut candidates = match l.launch_type {
+            LaunchType::Ec2 => placement::candidates(region, &l.cluster)?,
+            LaunchType::Fargate => fargate::candidates(region)?,
+        };
         candidates.retain(|c| only.is_none_or(|id| c.id == id));
         let views: Vec<_> = candidates.iter().map(|c| c.view.clone()).collect();
         let Plan { placements, rejections } = place(&views, &request);
@@ -233,7 +254,13 @@ pub struct StopRequest<'a> {
     pub code: StopCode,
     pub reason: &'a str,
     pub failure: Option<Failure>,
+    /// Seconds the containers get between SIGTERM and SIGKILL, instead of each one's
+    /// `stopTimeout` (a spot interruption's warning).
+    pub warning: Option<u64>,
 }
+
+/// ECS's reason for a task its spot capacity was taken back from.
+pub const SPOT_INTERRUPTED: &str = "Your Spot Task was interrupted.";
 
 /// Moves a task to STOPPED now through the lifecycle's `event` (a stop before any claim, a
 /// write-off, or the agent's report) and gives its resources back to its instance: the
@@ -257,8 +284,12 @@ fn stop_now(
     }
     // The interface and its address are freed with the move to STOPPED.
     let (mut compares, mut ops) = task_network::release(region, &mut rec.task)?;
-    let instance = match rec.instance_id() {
-        Some(id) => region.store().get(&region.keys.instance(cluster, id))?,
+    if let Some(host) = &rec.host {
+        let id = rec.field("taskArn").and_then(|a| a.rsplit('/').next()).unwrap_or_default();
+        ops.push(Op::delete(&region.keys.hosted_task(host, cluster, id)));
+    }
+    let instance = match rec.placed_on(cluster) {
+        Some(host) => region.store().get(&region.keys.instance(&host.cluster, &host.id))?,
         None => None,
     };
     let Some(kv) = instance else {
@@ -302,6 +333,7 @@ pub async fn request_stop(
         rec.stop_code = Some(stop.code);
         rec.stopped_reason = Some(stop.reason.to_string());
         rec.failure = stop.failure;
+        rec.stop_timeout = stop.warning;
         let extra = if !rec.claimed && transition(rec.last_status, TaskEvent::StopUnclaimed).is_ok() {
             stop_now(region, cluster, &mut rec, TaskEvent::StopUnclaimed)?
         } else {

@@ -46,6 +46,10 @@ impl ArnScope {
         self.ecs(&format!("task-set/{cluster}/{service}/{id}"))
     }
 
+    pub fn capacity_provider(&self, name: &str) -> String {
+        self.ecs(&format!("capacity-provider/{name}"))
+    }
+
     /// A service deployment; `deployment` is its id without the `ecs-svc/` prefix.
     pub fn service_deployment(&self, cluster: &str, service: &str, deployment: &str) -> String {
         self.ecs(&format!("service-deployment/{cluster}/{service}/{deployment}"))

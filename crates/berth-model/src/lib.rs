@@ -4,8 +4,10 @@
 
 pub mod arn;
 pub mod awslogs;
+pub mod capacity;
 pub mod error;
 pub mod health;
+pub mod launch;
 pub mod members;
 pub mod names;
 pub mod resources;

@@ -115,8 +115,16 @@ pub fn prepare(request: &Obj) -> Result<Obj, ModelError> {
     def.insert("containerDefinitions".into(), Value::Array(normalised));
     def.entry("volumes").or_insert(json!([]));
     def.entry("placementConstraints").or_insert(json!([]));
-    let fargate_ok =
-        network_mode == "awsvpc" && matches!((task_cpu, task_memory), (Some(c), Some(m)) if fargate_size_allowed(c, m));
+    crate::launch::check_ephemeral_storage(&def)?;
+    let violation = crate::launch::fargate_violation(&def);
+    if let Some(why) = &violation
+        && requires_fargate(request)
+    {
+        return Err(ModelError::client(why.clone()));
+    }
+    let fargate_ok = violation.is_none()
+        && network_mode == "awsvpc"
+        && matches!((task_cpu, task_memory), (Some(c), Some(m)) if fargate_size_allowed(c, m));
     let mut compat = vec![json!("EC2")];
     if fargate_ok {
         compat.push(json!("FARGATE"));
@@ -126,13 +134,15 @@ pub fn prepare(request: &Obj) -> Result<Obj, ModelError> {
     Ok(def)
 }
 
+/// Whether the request lists FARGATE in `requiresCompatibilities`.
+fn requires_fargate(request: &Obj) -> bool {
+    request.get("requiresCompatibilities").and_then(Value::as_array).is_some_and(|c| c.iter().any(|v| v == "FARGATE"))
+}
+
 /// The task-level `cpu` (units) and `memory` (MiB), checked, and the sizes a definition that
 /// requires FARGATE must have.
 fn task_size(request: &Obj, network_mode: &str) -> Result<(Option<u32>, Option<u32>), ModelError> {
-    let fargate = request
-        .get("requiresCompatibilities")
-        .and_then(Value::as_array)
-        .is_some_and(|c| c.iter().any(|v| v == "FARGATE"));
+    let fargate = requires_fargate(request);
     let task_cpu = match text(request, "cpu") {
         None => None,
         Some(raw) => match parse_cpu(raw) {

@@ -25,8 +25,10 @@ pub async fn runtime(options: &AgentOptions, state_dir: &Path) -> anyhow::Result
     }
 }
 
-pub fn config(options: &AgentOptions, cluster: &str, region: &str, state_dir: PathBuf) -> AgentConfig {
+/// The agent's configuration; `fargate`: whether it lends the machine to FARGATE tasks.
+pub fn config(options: &AgentOptions, cluster: &str, region: &str, state_dir: PathBuf, fargate: bool) -> AgentConfig {
     AgentConfig {
+        fargate,
         cluster: cluster.to_string(),
         secrets_dir: options.secrets_dir.clone().unwrap_or_else(|| state_dir.join("secrets")),
         s3_dir: options.s3_dir.clone().unwrap_or_else(|| state_dir.join("s3")),
@@ -50,7 +52,7 @@ pub fn run(args: AgentArgs) -> anyhow::Result<()> {
             .await?
             .context("--runtime none leaves nothing for an agent to do")?;
         let client = Arc::new(ApiClient::new(&args.server, &args.access_key, &args.secret_key, &args.region)?);
-        let config = config(&args.agent, &args.cluster, &args.region, args.state_dir());
+        let config = config(&args.agent, &args.cluster, &args.region, args.state_dir(), args.fargate);
         let agent = Agent::register(config, client, driver).await?;
         println!("berth agent: container instance {} of cluster {}", agent.instance_arn(), args.cluster);
         tokio::select! {

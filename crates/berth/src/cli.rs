@@ -325,6 +325,40 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
     })
 }
 
+#[derive(Debug, Clone, Args)]
+pub struct SpotInterruptArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// The task (id or ARN), launched by the FARGATE_SPOT capacity provider
+    pub task: String,
+    /// Seconds between SIGTERM and SIGKILL
+    #[arg(long, default_value_t = berth_agent_protocol::spot::DEFAULT_WARNING)]
+    pub warning: u64,
+}
+
+/// `berth spot-interrupt`: takes a FARGATE_SPOT task's capacity back, as AWS does when it
+/// needs it; prints the task's stop code and reason.
+pub fn spot_interrupt(args: SpotInterruptArgs) -> anyhow::Result<i32> {
+    runtime_block(async move {
+        let client = args.client.client()?;
+        let request = berth_agent_protocol::spot::SpotInterruption {
+            cluster: Some(args.client.cluster.clone()),
+            task: args.task.clone(),
+            warning_seconds: Some(args.warning),
+        };
+        let answer = client.interrupt_spot(&request).await?;
+        let task = &answer["task"];
+        println!(
+            "{} {} ({}); SIGKILL after {} s",
+            task["taskArn"].as_str().unwrap_or_default(),
+            task["stopCode"].as_str().unwrap_or_default(),
+            task["stoppedReason"].as_str().unwrap_or_default(),
+            args.warning
+        );
+        Ok(0)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

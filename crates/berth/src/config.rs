@@ -135,6 +135,9 @@ pub struct AgentArgs {
     /// The cluster to join
     #[arg(long, env = "BERTH_CLUSTER", default_value = "default")]
     pub cluster: String,
+    /// Also lend this machine's capacity to FARGATE tasks of every cluster
+    #[arg(long, env = "BERTH_FARGATE")]
+    pub fargate: bool,
     #[arg(long, env = "BERTH_ACCESS_KEY")]
     pub access_key: String,
     #[arg(long, env = "BERTH_SECRET_KEY", hide_env_values = true)]

@@ -45,6 +45,8 @@ enum Command {
     Logs(cli::LogsArgs),
     /// Run an image as a task, the feel of `docker run` on ECS semantics.
     Run(cli::RunArgs),
+    /// Take a FARGATE_SPOT task's capacity back, as AWS does when it needs it.
+    SpotInterrupt(cli::SpotInterruptArgs),
     /// Registry maintenance.
     #[command(subcommand)]
     Registry(registry::RegistryCommand),
@@ -76,6 +78,7 @@ fn main() -> anyhow::Result<()> {
         Command::Ps(args) => exit_with(cli::ps(args)),
         Command::Logs(args) => exit_with(cli::logs(args)),
         Command::Run(args) => exit_with(cli::run(args)),
+        Command::SpotInterrupt(args) => exit_with(cli::spot_interrupt(args)),
         Command::Registry(command) => registry::run(command),
         Command::Shim { runtime, id, bundle, cgroups_path } => {
             Ok(berth_agent::runtime::oci::shim::run(&runtime, &id, &bundle, &cgroups_path)?)

@@ -99,8 +99,10 @@ async fn serve(settings: Settings, agent_options: Option<AgentOptions>, started:
                     &key.secret_key,
                     &settings.region,
                 )?;
-                let config =
-                    crate::agent::config(&options, "default", &settings.region, settings.data_dir.join("agent"));
+                // The machine of `berth up` is Fargate capacity as well as the default
+                // cluster's container instance.
+                let state_dir = settings.data_dir.join("agent");
+                let config = crate::agent::config(&options, "default", &settings.region, state_dir, true);
                 let agent = berth_agent::Agent::register(config, Arc::new(client), driver)
                     .await
                     .context("starting the local agent")?;

@@ -55,6 +55,8 @@ pub struct AgentConfig {
     pub metric_period: Duration,
     /// The task metadata endpoint's port (see `metadata::host`).
     pub metadata_port: metadata::Port,
+    /// Whether this machine lends its capacity to FARGATE tasks of every cluster.
+    pub fargate: bool,
 }
 
 #[derive(Debug, Error)]
@@ -155,7 +157,10 @@ impl Agent {
                 agent_hash: "berth".into(),
                 docker_version: runtime.name().into(),
             },
-            attributes: host::attributes(&config.instance_type, &config.availability_zone, &config.attributes),
+            attributes: host::attributes(&config.instance_type, &config.availability_zone, &config.attributes)
+                .into_iter()
+                .chain(config.fargate.then(host::fargate_attribute))
+                .collect(),
         };
         let registered = effects.control.register(&input).await.map_err(AgentError::Register)?;
         let instance_arn = registered.container_instance_arn;
@@ -181,7 +186,6 @@ impl Agent {
             clock: effects.clock,
             networking: effects.networking,
             metadata: registry,
-            cluster: config.cluster.clone(),
             instance_arn: instance_arn.clone(),
             state_dir: config.state_dir.clone(),
             secrets_dir: config.secrets_dir.clone(),
@@ -256,6 +260,9 @@ impl Agent {
             let desired = if task.stop_wanted() { Desired::Stopped } else { Desired::Running };
             match self.runners.get(&task.task_arn) {
                 Some(runner) => {
+                    if task.stop_timeout.is_some() {
+                        runner.stop_timeout.send_replace(task.stop_timeout);
+                    }
                     if desired == Desired::Stopped {
                         runner.desired.send_if_modified(|d| std::mem::replace(d, Desired::Stopped) != Desired::Stopped);
                     }

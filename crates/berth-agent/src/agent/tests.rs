@@ -30,6 +30,7 @@ fn config(dir: &Path, cleanup_wait: Duration) -> AgentConfig {
         cleanup_wait,
         metric_period: Duration::from_secs(60),
         metadata_port: crate::metadata::Port::Off,
+        fargate: false,
     }
 }
 
@@ -135,6 +136,24 @@ async fn desired_stopped_reaches_the_runner() {
     world.assign(2, vec![assigned(TASK, TaskStatus::Running, DesiredStatus::Stopped)]);
     world.reported(TASK, TaskStatus::Stopped).await;
     assert!(world.runtime.actions_on("web").iter().any(|c| matches!(c, Call::Stop { .. })));
+    world.end(run).await.unwrap_err();
+}
+
+/// A spot interruption: the control plane asks for a stop with its warning, which replaces
+/// the container's own stopTimeout between SIGTERM and SIGKILL.
+#[tokio::test(start_paused = true)]
+async fn a_stop_with_a_warning_gives_the_containers_that_long() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = World::new(INSTANCE);
+    let run = world.run(dir.path(), Duration::ZERO).await;
+    world.assign(1, vec![running(TASK)]);
+    world.reported(TASK, TaskStatus::Running).await;
+    let mut interrupted = assigned(TASK, TaskStatus::Running, DesiredStatus::Stopped);
+    interrupted.stop_timeout = Some(120);
+    world.assign(2, vec![interrupted]);
+    world.reported(TASK, TaskStatus::Stopped).await;
+    let stop = Call::Stop { name: "web".into(), timeout: Duration::from_secs(120) };
+    assert!(world.runtime.actions_on("web").contains(&stop), "{:?}", world.runtime.actions_on("web"));
     world.end(run).await.unwrap_err();
 }
 

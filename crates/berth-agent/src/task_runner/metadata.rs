@@ -129,7 +129,7 @@ impl TaskRun {
         let status = self.status();
         let stopped = status == TaskStatus::Stopped;
         TaskView {
-            cluster: self.shared.cluster.clone(),
+            cluster: self.cluster_shown(),
             task_arn: self.arn().to_string(),
             family: self.shown.family.clone(),
             revision: self.shown.revision.clone(),
@@ -146,6 +146,16 @@ impl TaskRun {
             launch_type: self.task.launch_type.clone(),
             eni: self.task.network.as_ref().map(|n| n.eni.clone()),
             containers: self.containers.iter().map(|c| self.container_view(c)).collect(),
+        }
+    }
+
+    /// The cluster as the endpoint names it: its ARN for a FARGATE task, its name otherwise,
+    /// as on AWS.
+    fn cluster_shown(&self) -> String {
+        let fargate = self.task.launch_type.as_deref() == Some("FARGATE");
+        match self.arn().split_once(":task/") {
+            Some((prefix, _)) if fargate => format!("{prefix}:cluster/{}", self.cluster()),
+            _ => self.cluster().to_string(),
         }
     }
 

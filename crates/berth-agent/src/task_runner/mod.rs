@@ -66,7 +66,6 @@ pub struct Shared {
     pub networking: Arc<dyn TaskNetworking>,
     /// What the task metadata endpoint serves.
     pub metadata: Arc<crate::metadata::Registry>,
-    pub cluster: String,
     pub instance_arn: String,
     pub state_dir: PathBuf,
     /// Where secrets named by tasks are read (see `objects`).
@@ -82,6 +81,9 @@ pub struct Shared {
 
 pub struct Runner {
     pub desired: watch::Sender<Desired>,
+    /// How long the containers get when stopped, when the control plane says (spot
+    /// interruptions); `None`: each container's `stopTimeout`.
+    pub stop_timeout: watch::Sender<Option<u64>>,
     /// The network the control plane assigns (awsvpc): its rules change while it runs.
     pub network: watch::Sender<Option<TaskNetwork>>,
     pub handle: JoinHandle<()>,
@@ -92,11 +94,13 @@ pub fn spawn(shared: Arc<Shared>, task: AssignedTask, adopted: Vec<Observed>) ->
     let initial = if task.stop_wanted() { Desired::Stopped } else { Desired::Running };
     let (desired, rx) = watch::channel(initial);
     let (network, network_rx) = watch::channel(task.network.clone());
+    let (stop_timeout, stop_timeout_rx) = watch::channel(task.stop_timeout);
     let handle = tokio::spawn(async move {
-        let (run, exits) = TaskRun::new(shared, task);
+        let (mut run, exits) = TaskRun::new(shared, task);
+        run.stop_timeout = stop_timeout_rx;
         run.run(adopted, rx, exits, network_rx).await
     });
-    Runner { desired, network, handle }
+    Runner { desired, stop_timeout, network, handle }
 }
 
 struct Container {
@@ -148,6 +152,8 @@ struct TaskRun {
     net: network::State,
     /// What the task metadata endpoint shows of the task beyond its state.
     shown: metadata::TaskShown,
+    /// What the control plane says the containers get when stopped (see [`Runner`]).
+    stop_timeout: watch::Receiver<Option<u64>>,
 }
 
 impl TaskRun {
@@ -167,6 +173,7 @@ impl TaskRun {
             exits,
             net: network::State::default(),
             shown: metadata::TaskShown::default(),
+            stop_timeout: watch::channel(None).1,
         };
         (run, exited)
     }
@@ -177,6 +184,10 @@ impl TaskRun {
 
     fn arn(&self) -> &str {
         &self.task.task_arn
+    }
+
+    fn cluster(&self) -> &str {
+        self.task.cluster()
     }
 
     fn scratch_dir(&self) -> PathBuf {
@@ -548,11 +559,13 @@ impl TaskRun {
         if self.stop_retry.is_some_and(|at| Instant::now() < at) {
             return;
         }
+        let told = self.stop_timeout.borrow().map(Duration::from_secs);
         let wanted: Vec<(usize, String, Duration)> = (0..self.containers.len())
             .filter(|&n| next_action(self.containers[n].known, self.desired, false) == Action::Stop)
             .filter_map(|n| {
                 let c = &self.containers[n];
-                Some((n, c.id.clone()?, c.spec.as_ref().map_or(spec::DEFAULT_STOP_TIMEOUT, |s| s.stop_timeout)))
+                let own = c.spec.as_ref().map_or(spec::DEFAULT_STOP_TIMEOUT, |s| s.stop_timeout);
+                Some((n, c.id.clone()?, told.unwrap_or(own)))
             })
             .collect();
         if wanted.is_empty() {

@@ -58,7 +58,7 @@ impl TaskRun {
         let scratch = self.scratch_dir();
         let whole = Value::Object(def.clone());
         let ctx = Context {
-            cluster: &self.shared.cluster,
+            cluster: self.task.cluster(),
             instance_arn: &self.shared.instance_arn,
             task_arn: self.arn(),
             task_id: self.id(),

@@ -24,7 +24,7 @@ pub(super) async fn claim(shared: Arc<Shared>, task: AssignedTask) -> bool {
     if !matches!(task.last_status, TaskStatus::Provisioning | TaskStatus::Pending) {
         return true;
     }
-    let claim = SubmitTaskStateChange::claim(&shared.cluster, &task.task_arn);
+    let claim = SubmitTaskStateChange::claim(task.cluster(), &task.task_arn);
     loop {
         match shared.control.submit_task_state(&claim).await {
             Ok(()) => return true,
@@ -70,7 +70,7 @@ impl TaskRun {
             pull_stopped_at: self.pull_stopped,
             execution_stopped_at: stopped.then(|| self.shared.clock.timestamp()),
             status,
-            ..SubmitTaskStateChange::claim(&self.shared.cluster, self.arn())
+            ..SubmitTaskStateChange::claim(self.cluster(), self.arn())
         })
     }
 

@@ -157,11 +157,7 @@ pub async fn create(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
     }
     let tags = array(&input, "tags");
     check_tags(&tags)?;
-    for field in ["capacityProviders", "defaultCapacityProviderStrategy"] {
-        if !array(&input, field).is_empty() {
-            return Err(ApiError::invalid("Berth does not support capacity providers yet."));
-        }
-    }
+    let (providers, default_strategy) = super::capacity_providers::check_cluster(&input)?;
     let mut settings = array(&input, "settings");
     check_settings(&settings)?;
     // A cluster created without the setting gets the account's containerInsights setting.
@@ -171,6 +167,7 @@ pub async fn create(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
     }
     let key = ctx.keys.cluster(&name);
     let (input, key, name, settings, tags) = (&input, &key, &name, &settings, &tags);
+    let (providers, default_strategy) = (&providers, &default_strategy);
     retry(move || async move {
         let existing = ctx.store().get(key)?;
         if let Some(kv) = &existing {
@@ -190,8 +187,8 @@ pub async fn create(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
                 cluster.insert(field.into(), v.clone());
             }
         }
-        cluster.insert("capacityProviders".into(), json!([]));
-        cluster.insert("defaultCapacityProviderStrategy".into(), json!([]));
+        cluster.insert("capacityProviders".into(), json!(providers));
+        cluster.insert("defaultCapacityProviderStrategy".into(), Value::Array(default_strategy.clone()));
         let txn = Txn::new()
             .when(vec![Compare::unchanged(key, existing.map(|kv| kv.mod_revision).unwrap_or(0))])
             .and_then(vec![Op::put(key, encode(&cluster)), Op::put(&ctx.keys.region(), Vec::new())]);
@@ -302,7 +299,7 @@ fn has_unfinished_tasks(ctx: &Ctx<'_>, name: &str) -> ApiResult<bool> {
 }
 
 /// Applies `change` to an ACTIVE cluster under compare-and-swap.
-async fn modify(ctx: &Ctx<'_>, name: &str, change: impl Fn(&mut Obj)) -> ApiResult<Value> {
+pub(super) async fn modify(ctx: &Ctx<'_>, name: &str, change: impl Fn(&mut Obj)) -> ApiResult<Value> {
     let key = ctx.keys.cluster(name);
     let (change, key) = (&change, &key);
     retry(move || async move {

@@ -18,7 +18,8 @@ use super::{
 };
 use super::{array, missing};
 use crate::error::{ApiError, ApiResult};
-use berth_control::records::{InstanceRecord, InstanceStatus, TaskRecord};
+use berth_control::fargate;
+use berth_control::records::{Host, InstanceRecord, InstanceStatus, TaskRecord};
 use berth_control::store::retry;
 
 /// Running and pending task counts per instance id.
@@ -110,6 +111,14 @@ pub async fn register(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
                     remaining.reserve(&task.requirements);
                 }
             }
+            // And the FARGATE tasks it hosts, of any cluster.
+            let host = Host { cluster: cluster.clone(), id: id.clone() };
+            for tkv in fargate::hosted_records(ctx, &host)? {
+                let task: TaskRecord = decode(&tkv)?;
+                if task.live() {
+                    remaining.reserve(&task.requirements);
+                }
+            }
         }
         instance.insert("containerInstanceArn".into(), json!(ctx.arns.container_instance(cluster, &id)));
         if let Some(ec2) = identity.get("instanceId") {
@@ -134,13 +143,18 @@ pub async fn register(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
         if let Some(devices) = input.get("platformDevices") {
             instance.insert("platformDevices".into(), devices.clone());
         }
+        let lends = fargate::lends(instance["attributes"].as_array().map(Vec::as_slice).unwrap_or_default());
         let rec = InstanceRecord { instance, status: InstanceStatus::Active, heartbeat: ctx.timestamp() };
+        let index = ctx.keys.fargate_host(cluster, &id);
         let txn = Txn::new()
             .when(vec![
                 Compare::unchanged(&cluster_kv.key, cluster_kv.mod_revision),
                 Compare::unchanged(&key, previous.map(|kv| kv.mod_revision).unwrap_or(0)),
             ])
-            .and_then(vec![Op::put(&key, encode(&rec))]);
+            .and_then(vec![
+                Op::put(&key, encode(&rec)),
+                if lends { Op::put(&index, b"{}".to_vec()) } else { Op::delete(&index) },
+            ]);
         if ctx.store().txn(txn).await?.succeeded {
             let kv = ctx.store().get(&key)?.ok_or_else(|| ApiError::server("instance vanished"))?;
             let counts = task_counts(ctx, cluster)?;
@@ -230,8 +244,8 @@ pub async fn deregister(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
         }
         rec.status = InstanceStatus::Inactive;
         rec.instance.insert("agentConnected".into(), json!(false));
-        let txn =
-            Txn::new().when(vec![Compare::unchanged(key, kv.mod_revision)]).and_then(vec![Op::put(key, encode(&rec))]);
+        let ops = vec![Op::put(key, encode(&rec)), Op::delete(&ctx.keys.fargate_host(cluster, id))];
+        let txn = Txn::new().when(vec![Compare::unchanged(key, kv.mod_revision)]).and_then(ops);
         if ctx.store().txn(txn).await?.succeeded {
             let kv = ctx.store().get(key)?.ok_or_else(|| ApiError::server("instance vanished"))?;
             return Ok(Some(json!({"containerInstance": render(ctx, &kv, &rec, &counts, false)})));

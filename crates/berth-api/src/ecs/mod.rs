@@ -2,6 +2,7 @@
 //! shares (argument reading, records, paging, optimistic retries). One module per resource.
 
 mod agent;
+mod capacity_providers;
 mod clusters;
 mod container_instances;
 mod services;
@@ -41,6 +42,11 @@ pub static SERVICE: Service = Service {
     model: &shapes::ECS,
     operations: operations! {
         "CreateCluster" => |ctx, input| clusters::create(ctx, input).await,
+        "PutClusterCapacityProviders" => |ctx, input| capacity_providers::put_cluster(ctx, input).await,
+        "DescribeCapacityProviders" => |ctx, input| capacity_providers::describe(ctx, input),
+        "CreateCapacityProvider" => |ctx, input| capacity_providers::create(ctx, input),
+        "UpdateCapacityProvider" => |ctx, input| capacity_providers::update_or_delete(ctx, input),
+        "DeleteCapacityProvider" => |ctx, input| capacity_providers::update_or_delete(ctx, input),
         "DeleteCluster" => |ctx, input| clusters::delete(ctx, input).await,
         "DescribeClusters" => |ctx, input| clusters::describe(ctx, input),
         "ListClusters" => |ctx, input| clusters::list(ctx, input),

@@ -15,7 +15,7 @@ use berth_store::{Compare, KeyValue, Op, StoreExt, Txn};
 use serde_json::{Value, json};
 
 use super::task_definitions::resolve;
-use super::tasks::check_network;
+use super::tasks::{check_launch_type, check_network, check_platform};
 use super::{
     Ctx, Obj, active_cluster, array, check_tags, cluster_arg, decode, encode, max_results, missing, page, placement,
     strings, text, with_token,
@@ -23,6 +23,7 @@ use super::{
 use crate::error::{ApiError, ApiResult};
 use berth_control::definitions::DefinitionRecord;
 use berth_control::store::retry;
+use berth_model::launch::LaunchType;
 
 /// How services are rendered as ECS `Service` objects (the record is the domain's).
 pub trait RenderService {
@@ -69,7 +70,8 @@ impl RenderService for ServiceRecord {
             "failedTasks": d.failed_tasks,
             "createdAt": d.created_at,
             "updatedAt": d.updated_at,
-            "launchType": "EC2",
+            "launchType": self.service.get("launchType"),
+            "capacityProviderStrategy": self.service.get("capacityProviderStrategy"),
             "rolloutState": d.rollout.as_str(),
             "rolloutStateReason": d.rollout_reason,
         })
@@ -125,7 +127,6 @@ pub(super) fn refuse_unsupported(input: &Obj) -> ApiResult<()> {
         ("serviceConnectConfiguration", "Service Connect"),
         ("volumeConfigurations", "service volume configurations"),
         ("vpcLatticeConfigurations", "VPC Lattice"),
-        ("capacityProviderStrategy", "capacity provider strategies"),
     ] {
         let given = match input.get(field) {
             Some(Value::Array(a)) => !a.is_empty(),
@@ -135,11 +136,6 @@ pub(super) fn refuse_unsupported(input: &Obj) -> ApiResult<()> {
         if given {
             return Err(ApiError::invalid(format!("Berth does not support {what} for services yet.")));
         }
-    }
-    if let Some(lt) = text(input, "launchType")
-        && lt != "EC2"
-    {
-        return Err(ApiError::invalid(format!("Berth does not run the {lt} launch type yet; use EC2.")));
     }
     Ok(())
 }
@@ -291,6 +287,10 @@ struct NewService {
     configuration: Value,
     grace: Option<i64>,
     token: Option<String>,
+    launch_type: LaunchType,
+    /// The capacity provider strategy, when the service launches by one (then it shows no
+    /// `launchType`).
+    strategy: Option<Value>,
 }
 
 /// Checks a CreateService request against ECS's rules (and what Berth cannot do yet).
@@ -302,7 +302,7 @@ fn new_service(ctx: &Ctx<'_>, input: &Obj) -> ApiResult<NewService> {
             "Service name can have up to 255 letters (uppercase and lowercase), numbers, underscores, and hyphens.",
         ));
     }
-    active_cluster(ctx, &cluster)?;
+    let (_, cluster_record) = active_cluster(ctx, &cluster)?;
     let controller = controller_arg(input);
     let scheduling = match text(input, "schedulingStrategy") {
         Some("DAEMON") => Scheduling::Daemon,
@@ -336,20 +336,57 @@ fn new_service(ctx: &Ctx<'_>, input: &Obj) -> ApiResult<NewService> {
             )));
         }
     };
+    // A capacity provider strategy (given, or the cluster's default) launches on FARGATE.
+    let strategy =
+        if controller.task_sets() { None } else { super::capacity_providers::of_launch(&cluster_record, input)? };
+    let asked = if strategy.is_some() { Some(LaunchType::Fargate.as_str()) } else { text(input, "launchType") };
+    let launch_type = match (&definition, asked) {
+        (Some(d), given) => check_launch_type(&d.definition, given)?,
+        (None, None) => LaunchType::Ec2,
+        (None, Some(lt)) => LaunchType::parse(lt).ok_or_else(|| {
+            ApiError::invalid(format!("Berth does not run the {lt} launch type; use EC2 or FARGATE."))
+        })?,
+    };
+    check_platform(input, launch_type)?;
     if let Some(d) = &definition {
-        check_network(ctx, &d.definition, input)?;
+        check_network(ctx, &d.definition, input, launch_type)?;
     }
     let strategies = array(input, "placementStrategy");
-    placement::constraints(&array(input, "placementConstraints"), false)?;
+    let constraints = array(input, "placementConstraints");
+    placement::constraints(&constraints, false)?;
     placement::strategies(&strategies)?;
     if scheduling == Scheduling::Daemon && !strategies.is_empty() {
         return Err(ApiError::invalid("Placement strategies are not supported with the DAEMON scheduling strategy."));
+    }
+    if launch_type == LaunchType::Fargate {
+        if scheduling == Scheduling::Daemon {
+            return Err(ApiError::invalid(
+                "The DAEMON scheduling strategy is not supported with the FARGATE launch type.",
+            ));
+        }
+        if !strategies.is_empty() || !constraints.is_empty() {
+            return Err(ApiError::invalid(
+                "Task placement constraints and strategies are not supported with the FARGATE launch type.",
+            ));
+        }
     }
     let configuration = deployment_configuration(input.get("deploymentConfiguration"), None, scheduling, controller)?;
     let grace = grace_period(input)?;
     check_tags(&array(input, "tags"))?;
     let definition = definition.and_then(|d| d.definition["taskDefinitionArn"].as_str().map(str::to_string));
-    Ok(NewService { cluster, name, controller, scheduling, desired, definition, configuration, grace, token })
+    Ok(NewService {
+        cluster,
+        name,
+        controller,
+        scheduling,
+        desired,
+        definition,
+        configuration,
+        grace,
+        token,
+        launch_type,
+        strategy: strategy.map(|s| serde_json::to_value(s).unwrap_or_default()),
+    })
 }
 
 /// The ECS `Service` object of a new service, and its first deployment.
@@ -365,7 +402,14 @@ fn new_record(ctx: &Ctx<'_>, new: &NewService, input: &Obj, revision: u64) -> Se
     service.insert("desiredCount".into(), json!(new.desired));
     service.insert("runningCount".into(), json!(0));
     service.insert("pendingCount".into(), json!(0));
-    service.insert("launchType".into(), json!("EC2"));
+    match &new.strategy {
+        Some(strategy) => service.insert("capacityProviderStrategy".into(), strategy.clone()),
+        None => service.insert("launchType".into(), json!(new.launch_type.as_str())),
+    };
+    if new.launch_type == LaunchType::Fargate {
+        service.insert("platformVersion".into(), json!(text(input, "platformVersion").unwrap_or("LATEST")));
+        service.insert("platformFamily".into(), json!("Linux"));
+    }
     if let Some(arn) = &new.definition {
         service.insert("taskDefinition".into(), json!(arn));
     }
@@ -471,6 +515,9 @@ pub async fn update(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
     let given = text(&input, "service").unwrap_or_default().to_string();
     active_cluster(ctx, &cluster)?;
     refuse_unsupported(&input)?;
+    if !array(&input, "capacityProviderStrategy").is_empty() {
+        return Err(ApiError::invalid("Berth does not change a service's capacity provider strategy yet."));
+    }
     let grace = grace_period(&input)?;
     let constraints = input.get("placementConstraints").and_then(Value::as_array).cloned();
     let strategies = input.get("placementStrategy").and_then(Value::as_array).cloned();
@@ -545,11 +592,12 @@ pub async fn update(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
             network.insert("networkConfiguration".into(), n.clone());
         }
         if let Some(d) = &definition {
-            check_network(ctx, &d.definition, &network)?;
+            check_launch_type(&d.definition, Some(rec.launch_type().as_str()))?;
+            check_network(ctx, &d.definition, &network, rec.launch_type())?;
         } else if input.contains_key("networkConfiguration")
             && let Some(d) = berth_control::definitions::resolve(ctx, &current)?
         {
-            check_network(ctx, &d.1.definition, &network)?;
+            check_network(ctx, &d.1.definition, &network, rec.launch_type())?;
         }
         if let Some(n) = input.get("networkConfiguration") {
             rec.service.insert("networkConfiguration".into(), n.clone());

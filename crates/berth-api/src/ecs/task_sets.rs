@@ -18,6 +18,7 @@ use super::tasks::check_network;
 use super::{Ctx, Obj, active_cluster, array, check_tags, cluster_arg, strings, text};
 use crate::error::{ApiError, ApiResult};
 use berth_control::store::retry;
+use berth_model::launch::LaunchType;
 
 /// How many task sets a service may have at once, DRAINING ones included (as ECS counts).
 const MAX_TASK_SETS: usize = 5;
@@ -127,6 +128,12 @@ fn refuse_for_task_sets(input: &Obj) -> ApiResult<()> {
     if input.get("platformVersion").is_some_and(|v| !v.is_null()) {
         return Err(ApiError::invalid("platformVersion applies to the FARGATE launch type only."));
     }
+    if text(input, "launchType").is_some_and(|lt| lt != "EC2") {
+        return Err(ApiError::invalid("Berth runs task sets on the EC2 launch type only."));
+    }
+    if !array(input, "capacityProviderStrategy").is_empty() {
+        return Err(ApiError::invalid("Berth does not support capacity provider strategies for task sets yet."));
+    }
     refuse_unsupported(input)
 }
 
@@ -145,7 +152,7 @@ pub async fn create(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
             return Ok(Some(json!({"taskSet": render(ctx, &rec, same, false)})));
         }
         let definition = runnable(ctx, text(input, "taskDefinition").unwrap_or_default())?;
-        let network = check_network(ctx, &definition.definition, input)?;
+        let network = check_network(ctx, &definition.definition, input, LaunchType::Ec2)?;
         if rec.scheduler.task_sets.len() >= MAX_TASK_SETS {
             return Err(ApiError::invalid(format!(
                 "{MAX_TASK_SETS} deployments exist on the service. Unable to create new TaskSet since this exceeds the \

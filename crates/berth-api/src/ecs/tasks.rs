@@ -6,9 +6,10 @@
 //! stop before any agent claimed it ends it at once, since nothing runs yet.
 
 use berth_model::arn::scoped_id;
+use berth_model::launch::LaunchType;
 use berth_model::task::{DesiredStatus, StopCode};
 use berth_model::task_definition::requirements;
-use berth_placement::{Plan, Request, place};
+use berth_placement::{Plan, Rejection, Request, place};
 use berth_store::{KeyValue, StoreExt};
 use serde_json::{Value, json};
 
@@ -17,28 +18,32 @@ use super::{Ctx, Obj, active_cluster, check_tags, cluster_arg, decode, max_resul
 use super::{array, missing, placement};
 use crate::error::{ApiError, ApiResult};
 use berth_control::definitions::DefinitionRecord;
+use berth_control::fargate;
 use berth_control::records::{InstanceRecord, InstanceStatus, TaskRecord};
 use berth_control::store::retry;
 use berth_control::task_network::{self, NetworkRequest};
 pub use berth_control::tasks::{Launch, find_task};
 use berth_control::tasks::{StopRequest, Token, commit, request_stop};
 
-fn launch(ctx: &Ctx<'_>, input: &Obj) -> ApiResult<Launch> {
+/// What RunTask (`run`) and StartTask ask to launch, checked. StartTask always launches on
+/// EC2: it names its container instances.
+fn launch(ctx: &Ctx<'_>, input: &Obj, run: bool) -> ApiResult<Launch> {
     let cluster = cluster_arg(input)?;
-    active_cluster(ctx, &cluster)?;
+    let (_, cluster_record) = active_cluster(ctx, &cluster)?;
     let given = text(input, "taskDefinition").unwrap_or_default();
     let (_, DefinitionRecord { definition, .. }) =
         resolve(ctx, given)?.ok_or_else(|| ApiError::client("TaskDefinition not found."))?;
     if definition.get("status").and_then(Value::as_str) != Some("ACTIVE") {
         return Err(ApiError::invalid("TaskDefinition is inactive"));
     }
-    check_launch_type(&definition, text(input, "launchType"))?;
-    if input.contains_key("capacityProviderStrategy") {
-        return Err(ApiError::invalid("Berth does not support capacity provider strategies yet."));
-    }
+    // A capacity provider strategy (given, or the cluster's default) launches on FARGATE.
+    let strategy = if run { super::capacity_providers::of_launch(&cluster_record, input)? } else { None };
+    let asked = if strategy.is_some() { Some(LaunchType::Fargate.as_str()) } else { text(input, "launchType") };
+    let launch_type = check_launch_type(&definition, asked)?;
+    check_platform(input, launch_type)?;
     let mut constraints = placement::constraints(&array(input, "placementConstraints"), false)?;
     let strategies = placement::strategies(&array(input, "placementStrategy"))?;
-    let network = check_network(ctx, &definition, input)?;
+    let network = check_network(ctx, &definition, input, launch_type)?;
     let started_by = text(input, "startedBy").map(str::to_string);
     if started_by.as_ref().is_some_and(|s| s.chars().count() > 128) {
         return Err(ApiError::invalid("startedBy can be at most 128 characters."));
@@ -68,6 +73,11 @@ fn launch(ctx: &Ctx<'_>, input: &Obj) -> ApiResult<Launch> {
     let requirements = requirements(&definition, Some(&overrides));
     let in_definition = definition.get("placementConstraints").and_then(Value::as_array).cloned().unwrap_or_default();
     constraints.extend(placement::constraints(&in_definition, true)?);
+    if launch_type == LaunchType::Fargate && (!constraints.is_empty() || !strategies.is_empty()) {
+        return Err(ApiError::invalid(
+            "Task placement constraints and strategies are not supported with the FARGATE launch type.",
+        ));
+    }
     Ok(Launch {
         cluster,
         definition,
@@ -79,35 +89,69 @@ fn launch(ctx: &Ctx<'_>, input: &Obj) -> ApiResult<Launch> {
         group,
         tags,
         network,
+        launch_type,
+        strategy: strategy.unwrap_or_default(),
+        capacity_providers: Vec::new(),
     })
 }
 
 /// A launch type the definition is not compatible with gets ECS's refusal; one it is
-/// compatible with but Berth cannot run yet (anything but EC2) gets Berth's.
-fn check_launch_type(definition: &Obj, launch_type: Option<&str>) -> ApiResult<()> {
-    let Some(lt) = launch_type else { return Ok(()) };
+/// compatible with but Berth cannot run (EXTERNAL) gets Berth's. Without one, EC2.
+pub(crate) fn check_launch_type(definition: &Obj, launch_type: Option<&str>) -> ApiResult<LaunchType> {
+    let Some(lt) = launch_type else { return Ok(LaunchType::Ec2) };
     let compatible =
         definition.get("compatibilities").and_then(Value::as_array).is_some_and(|c| c.iter().any(|v| v == lt));
     if !compatible {
         return Err(ApiError::invalid(format!("Task definition does not support launch_type {lt}.")));
     }
-    if lt != "EC2" {
-        return Err(ApiError::invalid(format!("Berth does not run the {lt} launch type yet; use EC2.")));
+    LaunchType::parse(lt)
+        .ok_or_else(|| ApiError::invalid(format!("Berth does not run the {lt} launch type; use EC2 or FARGATE.")))
+}
+
+/// `platformVersion` belongs to FARGATE, where LATEST and 1.4.0 are what Berth runs.
+pub(crate) fn check_platform(input: &Obj, launch_type: LaunchType) -> ApiResult<()> {
+    let asked = text(input, "platformVersion");
+    match launch_type {
+        LaunchType::Fargate => berth_model::launch::platform_version(asked).map(|_| ()).map_err(Into::into),
+        LaunchType::Ec2 if asked.is_some() => {
+            Err(ApiError::invalid("The platform version must be null when specifying an EC2 launch type."))
+        }
+        LaunchType::Ec2 => Ok(()),
     }
-    Ok(())
 }
 
 /// `networkConfiguration` is required with the awsvpc network mode and refused without it,
 /// its subnets and security groups must exist in one VPC; before that, the definition's
 /// members that depend on the launch type are checked. The awsvpc request, if any.
-pub(crate) fn check_network(ctx: &Ctx<'_>, definition: &Obj, input: &Obj) -> ApiResult<Option<NetworkRequest>> {
-    berth_model::members::check_launch(definition, text(input, "launchType").unwrap_or("EC2"))?;
+pub(crate) fn check_network(
+    ctx: &Ctx<'_>,
+    definition: &Obj,
+    input: &Obj,
+    launch_type: LaunchType,
+) -> ApiResult<Option<NetworkRequest>> {
+    berth_model::members::check_launch(definition, launch_type.as_str())?;
     let mode = definition.get("networkMode").and_then(Value::as_str).unwrap_or("bridge");
-    let request = task_network::parse(mode, input.get("networkConfiguration")).map_err(|e| ApiError::invalid(e.0))?;
+    let request = task_network::parse(mode, input.get("networkConfiguration"), launch_type)
+        .map_err(|e| ApiError::invalid(e.0))?;
     if let Some(r) = &request {
         task_network::check(ctx, r)?.map_err(|e| ApiError::invalid(e.0))?;
     }
     Ok(request)
+}
+
+/// RunTask's `failures`: each instance that could not take a task, by its ARN; for FARGATE
+/// (whose hosts are not the user's), one entry per task that found no room, as ECS words it.
+fn failures(ctx: &Ctx<'_>, l: &Launch, rejections: &[(String, Rejection)], unplaced: usize) -> Vec<Value> {
+    match l.launch_type {
+        LaunchType::Ec2 => rejections
+            .iter()
+            .map(|(id, why)| json!({"arn": ctx.arns.container_instance(&l.cluster, id), "reason": why.reason()}))
+            .collect(),
+        LaunchType::Fargate => {
+            let one = json!({"reason": fargate::NO_CAPACITY, "detail": fargate::shortage(rejections)});
+            vec![one; unplaced]
+        }
+    }
 }
 
 /// Renders freshly created tasks with their store version.
@@ -130,7 +174,9 @@ pub async fn run(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
     if count < 1 {
         return Err(ApiError::invalid("Task count must be at least 1"));
     }
-    let l = launch(ctx, &input)?;
+    let mut l = launch(ctx, &input, true)?;
+    // ECS applies a strategy's base and weights within one RunTask call.
+    l.capacity_providers = berth_model::capacity::distribute(&l.strategy, &mut Default::default(), count as usize);
     let token = text(&input, "clientToken").map(str::to_string);
     if token.as_ref().is_some_and(|t| t.is_empty() || t.chars().count() > 64) {
         return Err(ApiError::invalid("clientToken must be 1 to 64 characters."));
@@ -160,16 +206,16 @@ pub async fn run(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
             return Ok(Some(json!({"tasks": tasks, "failures": done["failures"]})));
         }
         let (cluster_kv, _) = active_cluster(ctx, &l.cluster)?;
-        let candidates = placement::candidates(ctx, &l.cluster)?;
-        if candidates.is_empty() {
+        let candidates = match l.launch_type {
+            LaunchType::Ec2 => placement::candidates(ctx, &l.cluster)?,
+            LaunchType::Fargate => fargate::candidates(ctx)?,
+        };
+        if candidates.is_empty() && l.launch_type == LaunchType::Ec2 {
             return Err(ApiError::invalid("No Container Instances were found in your cluster."));
         }
         let views: Vec<_> = candidates.iter().map(|c| c.view.clone()).collect();
         let Plan { placements, rejections } = place(&views, request);
-        let failures: Vec<Value> = rejections
-            .iter()
-            .map(|(id, why)| json!({"arn": ctx.arns.container_instance(&l.cluster, id), "reason": why.reason()}))
-            .collect();
+        let failures = failures(ctx, l, &rejections, request.count - placements.len());
         let snapshot: Vec<_> = candidates.into_iter().map(|c| (c.id, c.kv, c.record)).collect();
         let token = token_key.as_ref().map(|key| Token { key: key.clone(), failures: &failures });
         if let Some(created) = commit(ctx, l, &cluster_kv, &snapshot, &placements, token, None).await? {
@@ -181,7 +227,7 @@ pub async fn run(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
 }
 
 pub async fn start(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
-    let l = launch(ctx, &input)?;
+    let l = launch(ctx, &input, false)?;
     let wanted = strings(&input, "containerInstances");
     if wanted.is_empty() || wanted.len() > 10 {
         return Err(ApiError::invalid("containerInstances must name between 1 and 10 container instances."));
@@ -247,7 +293,7 @@ pub async fn stop(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
         return Err(ApiError::invalid("reason can be at most 255 characters."));
     }
     active_cluster(ctx, &cluster)?;
-    let stop = StopRequest { code: StopCode::UserInitiated, reason: &reason, failure: None };
+    let stop = StopRequest { code: StopCode::UserInitiated, reason: &reason, failure: None, warning: None };
     let (kv, rec) = request_stop(ctx, &cluster, &given, stop)
         .await?
         .ok_or_else(|| ApiError::invalid("The referenced task was not found."))?;

@@ -2,5 +2,6 @@
 //! `crate::testing`): no HTTP, no containers.
 
 mod contention;
+mod fargate;
 mod housekeeping;
 mod scheduler;

@@ -10,23 +10,24 @@ use crate::vpc::testing::TestRegion;
 use crate::vpc::{cidr, subnets, vpcs};
 
 fn refusal(mode: &str, configuration: serde_json::Value) -> String {
-    parse(mode, Some(&configuration)).unwrap_err().0
+    parse(mode, Some(&configuration), LaunchType::Ec2).unwrap_err().0
 }
 
 #[test]
 fn network_configuration_is_required_with_awsvpc_and_refused_without() {
     assert_eq!(
-        parse("awsvpc", None).unwrap_err().0,
+        parse("awsvpc", None, LaunchType::Ec2).unwrap_err().0,
         "Network Configuration must be provided when networkMode 'awsvpc' is specified."
     );
     let given = json!({"awsvpcConfiguration": {"subnets": ["subnet-1"]}});
     assert!(refusal("bridge", given.clone()).contains("not valid for the given networkMode"));
-    assert_eq!(parse("bridge", None).unwrap(), None);
-    assert_eq!(parse("host", Some(&serde_json::Value::Null)).unwrap(), None);
+    assert_eq!(parse("bridge", None, LaunchType::Ec2).unwrap(), None);
+    assert_eq!(parse("host", Some(&serde_json::Value::Null), LaunchType::Fargate).unwrap(), None);
     let ok = parse(
         "awsvpc",
         Some(&json!({"awsvpcConfiguration":
         {"subnets": ["subnet-1"], "securityGroups": ["sg-1"], "assignPublicIp": "DISABLED"}})),
+        LaunchType::Fargate,
     )
     .unwrap()
     .unwrap();
@@ -51,6 +52,9 @@ fn network_configuration_is_required_with_awsvpc_and_refused_without() {
         refusal("awsvpc", json!({"awsvpcConfiguration": {"subnets": ["s"], "assignPublicIp": "ENABLED"}})),
         "Assign public IP is not supported for this launch type."
     );
+    let public = json!({"awsvpcConfiguration": {"subnets": ["s"], "assignPublicIp": "ENABLED"}});
+    let fargate = parse("awsvpc", Some(&public), LaunchType::Fargate).unwrap_err().0;
+    assert!(fargate.starts_with("Berth gives out no public addresses yet"), "{fargate}");
     assert!(
         refusal("awsvpc", json!({"awsvpcConfiguration": {"subnets": ["s"], "assignPublicIp": "yes"}}))
             .contains("'yes'")
