@@ -26,6 +26,7 @@ SERVICES = {
     "ec2": "2016-11-15",
     "elbv2": "2015-12-01",
     "cloudwatch": "2010-08-01",
+    "application-autoscaling": "2016-02-06",
 }
 
 # The operations embedded of a model too large to embed whole: what Berth implements and

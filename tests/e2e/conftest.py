@@ -303,9 +303,9 @@ def ecs(berth):
 # runs `-n 2 --dist loadgroup`), each driver's tests run in one worker, one at a time, while
 # the other worker takes the other driver's and the API tests: the two drivers share no
 # network, and every test uses its own ports, data dir and cgroups.
-CONTAINER_FILES = {"test_agent.py", "test_agent_runner.py", "test_awslogs.py", "test_awsvpc.py", "test_cli.py",
-                   "test_definition_members.py", "test_fargate.py", "test_registry_task.py", "test_services_agents.py",
-                   "test_task_metadata.py", "test_task_metrics.py"}
+CONTAINER_FILES = {"test_agent.py", "test_agent_runner.py", "test_autoscaling_agents.py", "test_awslogs.py",
+                   "test_awsvpc.py", "test_cli.py", "test_definition_members.py", "test_fargate.py",
+                   "test_registry_task.py", "test_services_agents.py", "test_task_metadata.py", "test_task_metrics.py"}
 
 
 def pytest_collection_modifyitems(items):

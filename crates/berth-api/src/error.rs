@@ -98,6 +98,7 @@ impl From<ControlError> for ApiError {
             ControlError::Placement(m) => ApiError::invalid(m),
             // EC2's code and message; the ECS side words them for ECS where it quotes them.
             ControlError::Vpc(e) => e.into(),
+            ControlError::Scaling(e) => e.into(),
         }
     }
 }

@@ -1,12 +1,14 @@
 //! Berth's API front end: one HTTP port that speaks the AWS protocols (AWS JSON for ECS,
-//! ECR and CloudWatch Logs, AWS query for ELBv2, EC2 query for EC2, Smithy RPC v2 CBOR, JSON
-//! 1.0 and query for CloudWatch; SigV4-signed), and serves the OCI registry on `/v2/`.
+//! ECR, CloudWatch Logs and Application Auto Scaling, AWS query for ELBv2, EC2 query for EC2,
+//! Smithy RPC v2 CBOR, JSON 1.0 and query for CloudWatch; SigV4-signed), and serves the OCI
+//! registry on `/v2/`.
 //!
 //! A request flows: [`protocol`] (route, body, signature, the model-driven protocol module)
-//! → the service's dispatch table in [`ecs`], [`ecr`], [`ec2`], [`elbv2`], [`logs`] or
-//! [`cloudwatch`] (one handler
+//! → the service's dispatch table in [`ecs`], [`ecr`], [`ec2`], [`elbv2`], [`logs`],
+//! [`cloudwatch`] or [`application_autoscaling`] (one handler
 //! module per resource) → the store (and, for ECR, the registry).
 
+pub mod application_autoscaling;
 pub mod assignments;
 pub mod cloudwatch;
 pub mod combiner;

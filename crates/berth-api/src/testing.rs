@@ -53,6 +53,7 @@ impl Harness {
             lost_agent_timeout: Duration::from_secs(300),
             stopped_task_retention: Duration::from_secs(3600),
             node: "test".into(),
+            metric_period: Duration::from_secs(60),
         };
         let control = Control::new(domain, store, clock.clone(), Arc::new(SequentialIds::default()));
         let keys = KeyRing::new(keys.iter().map(|(k, s)| (k.to_string(), s.to_string())));

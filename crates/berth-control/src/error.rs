@@ -28,6 +28,10 @@ pub enum ControlError {
     /// A request the VPC model refuses: EC2's error code (`VpcError::code`) and message.
     #[error(transparent)]
     Vpc(#[from] crate::vpc::VpcError),
+    /// A request Application Auto Scaling refuses: its exception name
+    /// (`ScalingError::code`) and message.
+    #[error(transparent)]
+    Scaling(#[from] crate::autoscaling::ScalingError),
 }
 
 impl From<berth_store::Contention> for ControlError {

@@ -1,10 +1,11 @@
 //! The background work of the server holding the leader lease: a scheduler pass every
-//! second (or when woken by a changed service or task), and housekeeping every few seconds.
+//! second (or when woken by a changed service or task), Application Auto Scaling's scheduled
+//! actions that are due, and housekeeping every few seconds.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::{Control, housekeeping, lease, scheduler};
+use crate::{Control, autoscaling, housekeeping, lease, scheduler};
 
 /// The longest the scheduler waits between passes when nothing wakes it.
 const PASS_INTERVAL: Duration = Duration::from_secs(1);
@@ -32,6 +33,9 @@ pub async fn run(control: Arc<Control>) {
         }
         if let Err(e) = scheduler::pass(&control).await {
             tracing::warn!(error = %e, "service scheduler pass failed");
+        }
+        if let Err(e) = autoscaling::scheduled::pass(&control).await {
+            tracing::warn!(error = %e, "scheduled scaling actions failed");
         }
         if last_sweep.elapsed() >= SWEEP_INTERVAL {
             last_sweep = tokio::time::Instant::now();

@@ -8,6 +8,7 @@
 //! [`clock::ManualClock`] and [`ids::SequentialIds`] over a real store.
 
 pub mod alarms;
+pub mod autoscaling;
 pub mod clock;
 pub mod definitions;
 pub mod error;
@@ -55,6 +56,9 @@ pub struct Config {
     pub stopped_task_retention: Duration,
     /// Names this server when servers share a store: the holder of the leader lease.
     pub node: String,
+    /// The period of the built-in task metrics (`--metric-period`); the alarms target
+    /// tracking makes evaluate over it.
+    pub metric_period: Duration,
 }
 
 #[cfg(test)]
@@ -68,6 +72,7 @@ impl Config {
             lost_agent_timeout: Duration::from_secs(300),
             stopped_task_retention: Duration::from_secs(3600),
             node: node.into(),
+            metric_period: Duration::from_secs(60),
         }
     }
 }

@@ -11,6 +11,15 @@ use serde_json::{Value, json};
 use crate::ids::Ids;
 use crate::store::Obj;
 
+/// Why a desired count cannot be set, in ECS's words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum DesiredCountError {
+    #[error("The daemon scheduling strategy does not support a desired count for services.")]
+    Daemon,
+    #[error("desiredCount must be 0 or more.")]
+    Negative,
+}
+
 /// How many events a service keeps (ECS shows the newest 100).
 pub const MAX_EVENTS: usize = 100;
 
@@ -146,6 +155,26 @@ impl ServiceRecord {
             list.insert(0, json!({"id": ids.uuid(), "createdAt": now, "message": m}));
         }
         list.truncate(MAX_EVENTS);
+    }
+
+    /// Sets how many tasks the service keeps (`desiredCount`), as UpdateService does and
+    /// Application Auto Scaling does through it; the scheduler takes it up on its next pass
+    /// (wake it once the record is written).
+    pub fn set_desired(&mut self, count: i64) -> Result<(), DesiredCountError> {
+        if self.scheduling() == Scheduling::Daemon {
+            return Err(DesiredCountError::Daemon);
+        }
+        if count < 0 {
+            return Err(DesiredCountError::Negative);
+        }
+        self.service.insert("desiredCount".into(), json!(count));
+        self.scheduler.steady = false;
+        Ok(())
+    }
+
+    /// `desiredCount`.
+    pub fn desired(&self) -> i64 {
+        self.int("/desiredCount").unwrap_or(0)
     }
 
     pub fn cluster(&self) -> String {

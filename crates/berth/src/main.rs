@@ -36,7 +36,7 @@ enum Command {
         agent: config::AgentOptions,
     },
     /// Run the control plane only (API, store, controllers), for agents on other machines.
-    Server(config::ServeArgs),
+    Server(config::ServerArgs),
     /// Join this machine to a cluster as a container instance.
     Agent(config::AgentArgs),
     /// List tasks and their status.
@@ -72,8 +72,14 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
-        Command::Up { serve, agent } => serve::run(serve.resolve()?, Some(agent)),
-        Command::Server(args) => serve::run(args.resolve()?, None),
+        Command::Up { serve, agent } => {
+            let settings = config::Settings { metric_period: agent.metric_period, ..serve.resolve()? };
+            serve::run(settings, Some(agent))
+        }
+        Command::Server(args) => {
+            let settings = config::Settings { metric_period: args.metric_period, ..args.serve.resolve()? };
+            serve::run(settings, None)
+        }
         Command::Agent(args) => agent::run(args),
         Command::Ps(args) => exit_with(cli::ps(args)),
         Command::Logs(args) => exit_with(cli::logs(args)),

@@ -56,6 +56,7 @@ async fn serve(settings: Settings, agent_options: Option<AgentOptions>, started:
         lost_agent_timeout: Duration::from_secs(settings.lost_agent_timeout),
         stopped_task_retention: Duration::from_secs(settings.stopped_task_retention),
         node: format!("{}@{}", settings.data_dir.display(), settings.listen),
+        metric_period: Duration::from_secs(settings.metric_period),
     };
     let store: Arc<dyn berth_store::Store> = Arc::new(store);
     let control = Control::new(domain, store.clone(), Arc::new(SystemClock), Arc::new(RandomIds));

@@ -1,12 +1,15 @@
 //! Metric alarms: PutMetricAlarm, DescribeAlarms, DescribeAlarmsForMetric, DeleteAlarms,
 //! SetAlarmState, DescribeAlarmHistory, and the loop that evaluates every alarm once per
-//! period over its metric's complete periods.
+//! period over its metric's complete periods and runs its actions
+//! (`berth_control::alarms::act`): on each transition into the state they are listed under
+//! (SetAlarmState's too), and — Auto Scaling actions, as on AWS — again at each evaluation
+//! while the alarm stays in that state.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use berth_control::alarms::{ALARMS, AlarmRecord, HistoryItem};
+use berth_control::alarms::{ALARMS, AlarmRecord, HistoryItem, Trigger, act, check_action};
 use berth_metrics::alarm::{AlarmState, Comparison, Missing, Rule, verdict};
 use berth_metrics::{MetricId, STATISTICS};
 use berth_store::{Compare, KeyRange, Op, StoreExt, Txn};
@@ -35,14 +38,20 @@ fn refuse_unsupported(input: &Obj) -> ApiResult<()> {
             return Err(invalid(format!("{member}: {why}.")));
         }
     }
-    for member in ["AlarmActions", "OKActions", "InsufficientDataActions"] {
-        if let Some(arn) = strings(input, member).first() {
-            return Err(invalid(format!(
-                "{member}: Berth cannot act on {arn} (no SNS, EC2 or Systems Manager actions)."
-            )));
-        }
-    }
     Ok(())
+}
+
+/// The actions of `member`, each one Berth can carry out (an Application Auto Scaling
+/// policy that exists), at most 5 as CloudWatch allows.
+fn actions(ctx: &Ctx<'_>, input: &Obj, member: &str) -> ApiResult<Vec<String>> {
+    let arns = strings(input, member);
+    if arns.len() > 5 {
+        return Err(invalid(format!("{member} can have at most 5 actions.")));
+    }
+    for arn in &arns {
+        check_action(ctx, arn)?.map_err(|why| invalid(format!("{member}: {why}")))?;
+    }
+    Ok(arns)
 }
 
 fn rule_of(a: &AlarmRecord) -> Rule {
@@ -94,6 +103,9 @@ pub async fn put(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
     if period * n > 7 * 86_400 {
         return Err(invalid("Period times EvaluationPeriods must be at most 7 days."));
     }
+    let alarm_actions = actions(ctx, &input, "AlarmActions")?;
+    let ok_actions = actions(ctx, &input, "OKActions")?;
+    let insufficient_data_actions = actions(ctx, &input, "InsufficientDataActions")?;
     let now = ctx.timestamp();
     let key = ctx.keys.alarm(&name);
     let existing: Option<(berth_store::KeyValue, AlarmRecord)> = match ctx.store().get(&key)? {
@@ -116,9 +128,9 @@ pub async fn put(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
         treat_missing_data: missing.into(),
         unit: text(&input, "Unit").map(str::to_string),
         actions_enabled: input.get("ActionsEnabled").and_then(Value::as_bool).unwrap_or(true),
-        alarm_actions: Vec::new(),
-        ok_actions: Vec::new(),
-        insufficient_data_actions: Vec::new(),
+        alarm_actions,
+        ok_actions,
+        insufficient_data_actions,
         state: AlarmState::InsufficientData,
         state_reason: "Unchecked: Initial alarm creation".into(),
         state_reason_data: None,
@@ -129,9 +141,7 @@ pub async fn put(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
     };
     // An update keeps the alarm's state and history.
     if let Some((_, old)) = &existing {
-        (alarm.state, alarm.state_reason, alarm.state_updated, alarm.state_transitioned) =
-            (old.state, old.state_reason.clone(), old.state_updated, old.state_transitioned);
-        alarm.history = old.history.clone();
+        alarm.keep_state_of(old);
     }
     let verb = if existing.is_some() { "updated" } else { "created" };
     alarm.remember(HistoryItem {
@@ -180,11 +190,12 @@ fn all(ctx: &Ctx<'_>) -> ApiResult<Vec<AlarmRecord>> {
 }
 
 pub fn describe(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
-    for member in ["ChildrenOfAlarmName", "ParentsOfAlarmName", "ActionPrefix"] {
+    for member in ["ChildrenOfAlarmName", "ParentsOfAlarmName"] {
         if input.contains_key(member) {
-            return Err(invalid(format!("{member}: Berth has no composite alarms or alarm actions to look up.")));
+            return Err(invalid(format!("{member}: Berth has no composite alarms to look up.")));
         }
     }
+    let action_prefix = text(&input, "ActionPrefix");
     let names = strings(&input, "AlarmNames");
     let prefix = text(&input, "AlarmNamePrefix");
     if !names.is_empty() && prefix.is_some() {
@@ -198,6 +209,13 @@ pub fn describe(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
         .iter()
         .filter(|a| want_metric && (names.is_empty() || names.contains(&a.name)))
         .filter(|a| prefix.is_none_or(|p| a.name.starts_with(p)) && state.is_none_or(|s| a.state.name() == s))
+        .filter(|a| {
+            action_prefix.is_none_or(|p| {
+                [&a.alarm_actions, &a.ok_actions, &a.insufficient_data_actions]
+                    .iter()
+                    .any(|l| l.iter().any(|x| x.starts_with(p)))
+            })
+        })
         .map(describe_one)
         .collect();
     let start = match text(&input, "NextToken") {
@@ -244,17 +262,19 @@ pub async fn delete(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
     Ok(json!({}))
 }
 
-async fn change(ctx: &Ctx<'_>, name: &str, f: impl Fn(&mut AlarmRecord)) -> ApiResult<()> {
+/// Changes an alarm; the alarm before and after.
+async fn change(ctx: &Ctx<'_>, name: &str, f: impl Fn(&mut AlarmRecord)) -> ApiResult<(AlarmRecord, AlarmRecord)> {
     let f = &f;
     berth_control::store::retry(move || async move {
         let key = ctx.keys.alarm(name);
         let kv = ctx.store().get(&key)?.ok_or_else(|| not_found(name))?;
-        let mut alarm: AlarmRecord = decode(&kv)?;
+        let before: AlarmRecord = decode(&kv)?;
+        let mut alarm = before.clone();
         f(&mut alarm);
         let txn = Txn::new()
             .when(vec![Compare::unchanged(&key, kv.mod_revision)])
             .and_then(vec![Op::put(&key, encode(&alarm))]);
-        Ok::<_, ApiError>(ctx.store().txn(txn).await?.succeeded.then_some(()))
+        Ok::<_, ApiError>(ctx.store().txn(txn).await?.succeeded.then_some((before, alarm)))
     })
     .await
 }
@@ -270,7 +290,10 @@ pub async fn set_state(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
         return Err(ApiError::new(400, "InvalidFormat", "StateReasonData is not valid JSON."));
     }
     let now = ctx.timestamp();
-    change(ctx, name, |a| a.set_state(state, reason.clone(), data.clone(), now)).await?;
+    let (before, after) = change(ctx, name, |a| a.set_state(state, reason.clone(), data.clone(), now)).await?;
+    if before.state != after.state {
+        act(ctx, &after, Trigger::Transition).await?;
+    }
     Ok(json!({}))
 }
 
@@ -303,24 +326,35 @@ pub fn history(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
     Ok(json!({"AlarmHistoryItems": items.into_iter().take(max).map(|(_, v)| v).collect::<Vec<_>>()}))
 }
 
+/// How many periods before the last `EvaluationPeriods` an evaluation also looks at.
+const LOOK_BACK: i64 = 2;
+
 /// Evaluates `alarm` at `now_ms` over its last complete periods: the new state and its reason
 /// when the evaluation found one.
+///
+/// As CloudWatch does, the evaluation range is a little longer than `EvaluationPeriods`: when
+/// it holds at least N datapoints, the newest N decide (a period whose data arrived late or
+/// fell into the next period does not count as missing); with fewer, all of them decide and
+/// the rest count as `TreatMissingData` says.
 pub fn evaluate(
     metrics: &berth_metrics::Metrics,
     alarm: &AlarmRecord,
     now_ms: i64,
 ) -> Option<(AlarmState, String, String)> {
     let period_ms = alarm.period * 1000;
+    let n = alarm.evaluation_periods;
     let end = now_ms.div_euclid(period_ms) * period_ms;
-    let start = end - period_ms * alarm.evaluation_periods as i64;
+    let start = end - period_ms * (n as i64 + LOOK_BACK);
     let id = MetricId::new(&alarm.namespace, &alarm.metric_name, alarm.dimensions.clone());
-    let found: HashMap<i64, f64> = metrics
+    let found: Vec<f64> = metrics
         .statistics(&id, start, end, alarm.period, alarm.unit.as_deref())
         .into_iter()
-        .map(|(t, s, _)| (t, s.statistic(&alarm.statistic).unwrap_or_default()))
+        .map(|(_, s, _)| s.statistic(&alarm.statistic).unwrap_or_default())
         .collect();
-    let points: Vec<Option<f64>> =
-        (0..alarm.evaluation_periods as i64).map(|i| found.get(&(start + i * period_ms)).copied()).collect();
+    // Oldest first: the newest N real datapoints, or all of them and missing ones after.
+    let real = &found[found.len().saturating_sub(n)..];
+    let mut points: Vec<Option<f64>> = vec![None; n - real.len()];
+    points.extend(real.iter().copied().map(Some));
     let state = alarm.state.after(verdict(&rule_of(alarm), &points));
     let shown: Vec<String> = points.iter().rev().flatten().map(|v| format!("{v}")).collect();
     let breaching =
@@ -363,7 +397,8 @@ pub async fn run(app: Arc<App>) {
 }
 
 /// One pass: the alarms whose period has come round are evaluated and, when their state or
-/// reason changed, written back.
+/// reason changed, written back; their actions run on a transition, and Auto Scaling actions
+/// again while the state holds.
 pub async fn sweep(app: &App, last: &mut HashMap<String, i64>) -> ApiResult<usize> {
     let now = app.control.clock.now();
     let now_ms = now.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
@@ -376,16 +411,25 @@ pub async fn sweep(app: &App, last: &mut HashMap<String, i64>) -> ApiResult<usiz
         }
         last.insert(kv.key.clone(), now_ms);
         let Some((state, reason, data)) = evaluate(&app.metrics, &alarm, now_ms) else { continue };
+        let Some((region, _)) = kv.key.strip_prefix(ALARMS).and_then(|k| k.split_once('/')) else { continue };
+        let region = app.control.region_at(region, now);
+        let mut updated = alarm.clone();
+        updated.set_state(state, reason.clone(), Some(data), now_ms as f64 / 1000.0);
         if state == alarm.state && reason == alarm.state_reason {
+            act(&region, &updated, Trigger::Repeat).await?;
             continue;
         }
-        let mut updated = alarm.clone();
-        updated.set_state(state, reason, Some(data), now_ms as f64 / 1000.0);
         let txn = Txn::new()
             .when(vec![Compare::unchanged(&kv.key, kv.mod_revision)])
             .and_then(vec![Op::put(&kv.key, encode(&updated))]);
-        if app.store().txn(txn).await?.succeeded && state != alarm.state {
+        if !app.store().txn(txn).await?.succeeded {
+            continue;
+        }
+        if state != alarm.state {
             changed += 1;
+            act(&region, &updated, Trigger::Transition).await?;
+        } else {
+            act(&region, &updated, Trigger::Repeat).await?;
         }
     }
     Ok(changed)

@@ -542,15 +542,7 @@ pub async fn update(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
         };
         let scheduling = rec.scheduling();
         if let Some(n) = input.get("desiredCount").and_then(Value::as_i64) {
-            if scheduling == Scheduling::Daemon {
-                return Err(ApiError::invalid(
-                    "The daemon scheduling strategy does not support a desired count for services.",
-                ));
-            }
-            if n < 0 {
-                return Err(ApiError::invalid("desiredCount must be 0 or more."));
-            }
-            rec.service.insert("desiredCount".into(), json!(n));
+            rec.set_desired(n).map_err(|e| ApiError::invalid(e.to_string()))?;
         }
         if scheduling == Scheduling::Daemon && strategies.as_ref().is_some_and(|s| !s.is_empty()) {
             return Err(ApiError::invalid(

@@ -41,6 +41,7 @@ pub static SERVICES: &[&Service] = &[
     &crate::elbv2::SERVICE,
     &crate::logs::SERVICE,
     &crate::cloudwatch::SERVICE,
+    &crate::application_autoscaling::SERVICE,
 ];
 
 impl Service {
@@ -196,5 +197,10 @@ mod tests {
         assert_eq!(form_services(None).count(), 3);
         assert_eq!(by_cbor_name("GraniteServiceVersion20100801").map(|s| s.name), Some("CloudWatch"));
         assert!(by_cbor_name("Logs_20140328").is_none());
+        assert_eq!(by_target("AnyScaleFrontendService").map(|s| s.name), Some("Application Auto Scaling"));
+        assert_eq!(
+            by_target("AnyScaleFrontendService").map(|s| s.model().signing_name.as_str()),
+            Some("application-autoscaling")
+        );
     }
 }

@@ -14,6 +14,8 @@ pub static EC2: LazyLock<Model> = LazyLock::new(|| Model::load(include_str!("../
 pub static ELBV2: LazyLock<Model> = LazyLock::new(|| Model::load(include_str!("../../models/elbv2.json")));
 pub static LOGS: LazyLock<Model> = LazyLock::new(|| Model::load(include_str!("../../models/logs.json")));
 pub static CLOUDWATCH: LazyLock<Model> = LazyLock::new(|| Model::load(include_str!("../../models/cloudwatch.json")));
+pub static APPLICATION_AUTOSCALING: LazyLock<Model> =
+    LazyLock::new(|| Model::load(include_str!("../../models/application-autoscaling.json")));
 
 /// A use of a shape: as a structure member, a list member, or a map key or value.
 #[derive(Debug, Clone, PartialEq, Eq)]
