@@ -23,9 +23,10 @@ from ecs_helpers import until, wait_task
 # Subnets of their own, apart from test_awsvpc.py's, in the shared router namespace.
 VPC_CIDRS = {"docker": "10.231.0.0/16", "oci": "10.232.0.0/16"}
 
-# Waits until its task and both its containers are RUNNING, then reads every path once.
+# Waits until its task and both its containers are RUNNING, then reads every path once into
+# $DIR/$TAG (a host volume), then sleeps.
 READER = r"""
-d=/out/$TAG; mkdir -p $d
+d=$DIR/$TAG; mkdir -p $d
 echo "${ECS_CONTAINER_METADATA_URI_V4:-unset}" > $d/uri4
 echo "${ECS_CONTAINER_METADATA_URI:-unset}" > $d/uri3
 if test -n "$ECS_CONTAINER_METADATA_URI_V4"; then
@@ -40,7 +41,7 @@ if test -n "$ECS_CONTAINER_METADATA_URI_V4"; then
   wget -qO $d/container3.json $ECS_CONTAINER_METADATA_URI
 fi
 touch $d/done
-exec sleep 3600
+exec $THEN
 """
 
 # Uses the URIs of two other tasks, and an id nobody has; then its own.
@@ -62,14 +63,19 @@ def vpc_berth(tmp_path, request):
         yield b
 
 
-def containers(image, tag, script=READER, memory=32, cpu=64):
-    """The reader (or `script`) and a sidecar that only sleeps, both in the `out` host volume."""
-    mount = [{"sourceVolume": "out", "containerPath": "/out"}]
-    return [
-        {"name": "reader", "image": image, "memory": memory, "cpu": cpu, "command": ["sh", "-c", script],
-         "environment": [{"name": "TAG", "value": tag}], "mountPoints": mount},
-        {"name": "side", "image": image, "memory": 16, "essential": False, "command": ["sleep", "3600"]},
-    ]
+def containers(image, tag, script=READER, served=False):
+    """The reader (or `script`) and a sidecar that only sleeps. The reader writes to the `out`
+    host volume, or (`served`, for FARGATE tasks, which have no host volumes) to /www, which it
+    then serves on port 80."""
+    env = {"TAG": tag, "DIR": "/www" if served else "/out",
+           "THEN": "httpd -f -p 80 -h /www" if served else "sleep 3600"}
+    reader = {"name": "reader", "image": image, "memory": 32, "cpu": 64, "command": ["sh", "-c", script],
+              "environment": [{"name": k, "value": v} for k, v in env.items()]}
+    if served:
+        reader["portMappings"] = [{"containerPort": 80, "protocol": "tcp"}]
+    else:
+        reader["mountPoints"] = [{"sourceVolume": "out", "containerPath": "/out"}]
+    return [reader, {"name": "side", "image": image, "memory": 16, "essential": False, "command": ["sleep", "3600"]}]
 
 
 def register(ecs, family, image, out, tag, **extra):
@@ -102,7 +108,9 @@ def check_task(meta, task, version=4):
     """The task metadata against DescribeTasks' task."""
     family, revision = task["taskDefinitionArn"].rsplit("/", 1)[1].split(":")
     assert meta["TaskARN"] == task["taskArn"]
-    assert meta["Cluster"] == task["clusterArn"].rsplit("/", 1)[1] == "default"
+    fargate = task["launchType"] == "FARGATE"
+    # As on AWS: the cluster's ARN for a FARGATE task, its name for an EC2 one.
+    assert meta["Cluster"] == (task["clusterArn"] if fargate else task["clusterArn"].rsplit("/", 1)[1]), meta
     assert (meta["Family"], meta["Revision"]) == (family, revision)
     assert (meta["DesiredStatus"], meta["KnownStatus"]) == ("RUNNING", "RUNNING")
     assert meta["Limits"] == {"CPU": int(task["cpu"]) / 1024, "Memory": int(task["memory"])} == {"CPU": 0.25, "Memory": 512}
@@ -111,7 +119,7 @@ def check_task(meta, task, version=4):
     for member, described in (("PullStartedAt", "pullStartedAt"), ("PullStoppedAt", "pullStoppedAt")):
         assert abs(instant(meta[member]) - task[described].timestamp()) < 0.01, (meta[member], task[described])
     if version == 4:
-        assert meta["LaunchType"] == task["launchType"] == "EC2"
+        assert meta["LaunchType"] == task["launchType"]
     else:
         assert "LaunchType" not in meta
     described = {c["name"]: c for c in task["containers"]}
@@ -194,6 +202,7 @@ def test_tasks_of_every_network_mode_read_their_own_metadata_and_stats(vpc_berth
 
     for tag in ("bridge", "host", "vpc"):
         task, d = tasks[tag], dirs[tag]
+        assert task["launchType"] == "EC2"
         shown = check_task(read_json(d, "task.json"), task)
         check_task(read_json(d, "task3.json"), task, version=3)
         reader = shown["reader"]
@@ -274,3 +283,37 @@ def test_a_second_agent_listens_on_a_port_of_its_own_and_ids_survive_a_restart(v
             assert (body["TaskARN"], body["KnownStatus"]) == (arns[tag], "RUNNING"), (tag, status, body)
     finally:
         stop_agent_berth(second, tmp_path / "second")
+
+
+def test_a_fargate_task_reads_its_metadata(vpc_berth, registry):
+    """A FARGATE task of a cluster with no container instance: `LaunchType` FARGATE and the
+    cluster's ARN, as AWS shows them. FARGATE tasks have no host volumes, so the reader serves
+    what it read on port 80 at the task's own address."""
+    ecs, ec2 = vpc_berth.client(), vpc_berth.client("ec2")
+    vpc = ec2.describe_vpcs()["Vpcs"][0]["VpcId"]
+    group = ec2.create_security_group(GroupName=f"web-{uuid.uuid4().hex[:8]}", Description="web", VpcId=vpc)["GroupId"]
+    ec2.authorize_security_group_ingress(GroupId=group, IpPermissions=[
+        {"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
+    network = {"awsvpcConfiguration": {"subnets": [s["SubnetId"] for s in ec2.describe_subnets()["Subnets"]],
+                                       "securityGroups": [group]}}
+    ecs.create_cluster(clusterName="apps")
+    ecs.register_task_definition(family="mdfargate", requiresCompatibilities=["FARGATE"], networkMode="awsvpc",
+                                 cpu="256", memory="512", containerDefinitions=containers(registry, "fargate", served=True))
+    arn = ecs.run_task(cluster="apps", launchType="FARGATE", taskDefinition="mdfargate",
+                       networkConfiguration=network)["tasks"][0]["taskArn"]
+    task = wait_task(ecs, arn, "RUNNING", cluster="apps")
+    assert "containerInstanceArn" not in task and task["launchType"] == "FARGATE"
+    ip = eni_details(task)["privateIPv4Address"]
+
+    def served(name):
+        try:
+            with urllib.request.urlopen(f"http://{ip}/fargate/{name}", timeout=2) as r:
+                return r.read()
+        except OSError:
+            return None
+    until(lambda: served("done") is not None, timeout=60, what="the FARGATE task to serve what it read")
+    meta = json.loads(served("task.json"))
+    shown = check_task(meta, task)
+    assert meta["Cluster"] == task["clusterArn"] and meta["Cluster"].endswith(":cluster/apps")
+    assert shown["reader"]["Networks"][0]["IPv4Addresses"] == [ip]
+    check_stats(json.loads(served("stats.json")), shown["reader"], own_network=True)

@@ -110,6 +110,9 @@ pub fn container(task: &TaskView, c: &ContainerView, version: Version) -> Value 
         if let Some(arn) = &c.container_arn {
             out.insert("ContainerARN".into(), json!(arn));
         }
+        if let Some(count) = c.restart_count {
+            out.insert("RestartCount".into(), json!(count));
+        }
     }
     if let Some(network) = network(task, c, version) {
         out.insert("Networks".into(), json!([network]));
@@ -201,6 +204,7 @@ mod tests {
         assert_eq!(c["LogOptions"]["awslogs-group"], "/ecs/web");
         assert_eq!(c["Ports"], json!([{"ContainerPort": 80, "Protocol": "tcp", "HostPort": 80}]));
         assert!(c.get("ExitCode").is_none() && c.get("FinishedAt").is_none(), "not exited yet");
+        assert_eq!(c["RestartCount"], 2, "a restart policy's count");
         assert_eq!(container(&view, &view.containers[0], Version::V4), *c, "${{URI}} is the task's entry");
     }
 
@@ -210,7 +214,7 @@ mod tests {
         let t = task(&view, Version::V3);
         assert!(t.get("LaunchType").is_none());
         let c = &t["Containers"][0];
-        for member in ["LogDriver", "LogOptions", "ContainerARN"] {
+        for member in ["LogDriver", "LogOptions", "ContainerARN", "RestartCount"] {
             assert!(c.get(member).is_none(), "{member} in v3: {c}");
         }
         assert_eq!(c["Networks"], json!([{"NetworkMode": "awsvpc", "IPv4Addresses": ["172.31.0.5"]}]));
@@ -234,6 +238,7 @@ mod tests {
         assert_eq!(c["ExitCode"], 3);
         assert_eq!(c["FinishedAt"], timestamp(UNIX_EPOCH + Duration::from_secs(1_700_000_010)));
         assert!(c.get("LogDriver").is_none() && c.get("ContainerARN").is_none());
+        assert!(c.get("RestartCount").is_none(), "no restart policy, no count");
         view.cpu = None;
         view.containers[0].network_mode = "host".into();
         view.containers[0].address = None;

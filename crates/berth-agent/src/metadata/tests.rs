@@ -47,6 +47,7 @@ fn web() -> ContainerView {
         ports: vec![PortView { container_port: 80, protocol: "tcp".into(), host_port: 80, host_ip: None }],
         cgroup: Some("/berth-tasks/t1/d0c4e7".into()),
         live: true,
+        restart_count: Some(2),
     }
 }
 
@@ -98,6 +99,7 @@ pub fn bridge_task() -> TaskView {
         log_driver: None,
         container_arn: None,
         live: false,
+        restart_count: None,
         ..web()
     };
     TaskView { eni: None, launch_type: None, containers: vec![exited], ..vpc_task() }

@@ -73,6 +73,8 @@ pub struct ContainerView {
     pub cgroup: Option<String>,
     /// Whether it was created and has not stopped: only then are its stats read.
     pub live: bool,
+    /// How often its restart policy restarted it (`None` without a restart policy).
+    pub restart_count: Option<u32>,
 }
 
 impl ContainerView {

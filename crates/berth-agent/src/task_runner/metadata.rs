@@ -185,6 +185,7 @@ impl TaskRun {
             ports: ports(c),
             cgroup: shown.cgroup.clone(),
             live: matches!(c.known, ContainerStatus::Created | ContainerStatus::Running),
+            restart_count: c.restart.as_ref().map(|_| c.restarts),
         }
     }
 }

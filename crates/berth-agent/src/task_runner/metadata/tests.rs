@@ -40,6 +40,7 @@ async fn a_running_task_is_served_to_its_own_containers_until_it_is_removed() {
         json!({"taskDefinitionArn": DEFINITION, "family": "app", "revision": 4, "cpu": "512", "memory": "1024",
                "containerDefinitions": [
                    container("web", json!({"cpu": 99, "portMappings": [{"containerPort": 80, "hostPort": 8080}],
+                       "restartPolicy": {"enabled": true},
                        "logConfiguration": {"logDriver": "json-file", "options": {"max-size": "1m"}}})),
                    container("quiet", json!({"essential": false, "disableNetworking": true}))]}),
     );
@@ -73,7 +74,9 @@ async fn a_running_task_is_served_to_its_own_containers_until_it_is_removed() {
     assert_eq!(web["Ports"], json!([{"ContainerPort": 80, "Protocol": "tcp", "HostPort": 8080, "HostIp": "0.0.0.0"}]));
     assert_eq!((web["LogDriver"].as_str(), web["ContainerARN"].as_str()), (Some("json-file"), Some("arn:c:web")));
     assert!(web["CreatedAt"].is_string() && web["StartedAt"].is_string() && web.get("FinishedAt").is_none(), "{web}");
+    assert_eq!(web["RestartCount"], 0, "a restart policy, not restarted yet");
     assert_eq!(t["Containers"][1]["Name"], "quiet");
+    assert!(t["Containers"][1].get("RestartCount").is_none());
     assert!(t["Containers"][1].get("Networks").is_none());
 
     let (status, own) = get(&server, &format!("/v4/{id}"), address);
