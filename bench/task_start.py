@@ -41,10 +41,10 @@ def start_registry(root):
     return proc, image
 
 
-def start_berth(binary, data_dir, driver="docker"):
+def start_berth(binary, data_dir, driver="docker", extra=()):
     port = free_port()
     proc = subprocess.Popen([binary, "up", "--data-dir", str(data_dir), "--listen", f"127.0.0.1:{port}", "--runtime", driver,
-                             "--task-cleanup-wait", "0"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                             "--task-cleanup-wait", "0", *extra], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     for line in proc.stdout:
         m = re.match(r"export AWS_ENDPOINT_URL=(\S+) AWS_ACCESS_KEY_ID=(\S+) AWS_SECRET_ACCESS_KEY=(\S+)", line)
         if m:

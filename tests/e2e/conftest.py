@@ -232,6 +232,7 @@ def stop_agent_berth(b, data_dir):
     client = b.client()
     instance = client.list_container_instances()["containerInstanceArns"][0]
     ids = task_ids(client)
+    stop_live_tasks(client)
     b.stop()
     remove_containers_of(instance)
     remove_oci_containers(data_dir)
@@ -274,8 +275,33 @@ def agent_berth(tmp_path, request):
     stop_agent_berth(b, tmp_path / "data")
 
 
+def stop_live_tasks(client, timeout=60):
+    """Stops every task still wanted running, in every cluster, and waits for them to stop: their
+    agent takes down their interfaces and firewall rules, which live in Berth's router namespace
+    and would outlast the process (and could meet a later test's addresses)."""
+    live = []
+    try:
+        for cluster in client.list_clusters()["clusterArns"]:
+            for page in client.get_paginator("list_tasks").paginate(cluster=cluster):
+                for arn in page["taskArns"]:
+                    client.stop_task(cluster=cluster, task=arn)
+                    live.append((cluster, arn))
+        deadline = time.time() + timeout
+        while live and time.time() < deadline:
+            live = [(c, a) for c, a in live
+                    if client.describe_tasks(cluster=c, tasks=[a])["tasks"][0]["lastStatus"] != "STOPPED"]
+            time.sleep(0.2)
+    except Exception as e:  # the server may be gone already; the rest of the cleanup still runs
+        print(f"stopping the live tasks: {e}")
+
+
 def remove_oci_containers(data_dir):
-    """Removes what the oci driver of `data_dir` left: runtime containers and rootfs mounts."""
+    """Removes what the oci driver of `data_dir` left: runtime containers, the tasks' namespace
+    holders and rootfs mounts."""
+    holders = Path(data_dir) / "agent" / "oci" / "holders"
+    for d in holders.glob("*") if holders.exists() else []:
+        subprocess.run(["runc", "delete", "-f", d.name], capture_output=True)
+        subprocess.run(["umount", "-l", str(d / "shm")], capture_output=True)
     containers = Path(data_dir) / "agent" / "oci" / "containers"
     for d in containers.glob("*") if containers.exists() else []:
         subprocess.run(["runc", "delete", "-f", d.name], capture_output=True)

@@ -372,3 +372,62 @@ def test_fargate_and_fargate_spot_exist_in_every_account(berth):
     assert out["capacityProviders"] == ["FARGATE_SPOT"]
     described = ecs.describe_clusters(clusters=["default"])["clusters"][0]
     assert described["defaultCapacityProviderStrategy"] == [{"capacityProvider": "FARGATE_SPOT", "weight": 2, "base": 0}]
+
+
+def test_security_groups_seen_from_another_task(awsvpc_berth, registry):
+    """A web task whose group admits port 80 only from the members of `clients`: a task in
+    `clients` reaches it, a task in `others` does not, until a rule for `others` is added while
+    the web task runs."""
+    ecs, ec2 = awsvpc_berth.client(), awsvpc_berth.client("ec2")
+    ecs.register_task_definition(**webserver(registry))
+    ecs.register_task_definition(family="probe", requiresCompatibilities=["FARGATE"], networkMode="awsvpc",
+                                 cpu="256", memory="512",
+                                 containerDefinitions=[{"name": "probe", "image": registry, "command": ["true"]}])
+    vpc = ec2.describe_vpcs()["Vpcs"][0]["VpcId"]
+    subnets = [s["SubnetId"] for s in ec2.describe_subnets()["Subnets"]]
+
+    def group(name):
+        return ec2.create_security_group(GroupName=f"{name}-{uuid.uuid4().hex[:8]}", Description=name,
+                                         VpcId=vpc)["GroupId"]
+    web, clients, others = group("web"), group("clients"), group("others")
+
+    def from_group(source):
+        return [{"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, "UserIdGroupPairs": [{"GroupId": source}]}]
+    ec2.authorize_security_group_ingress(GroupId=web, IpPermissions=from_group(clients))
+
+    def network(g):
+        return {"awsvpcConfiguration": {"subnets": subnets, "securityGroups": [g]}}
+    server = ecs.run_task(launchType="FARGATE", taskDefinition="webserver", networkConfiguration=network(web))
+    server = wait_task(ecs, server["tasks"][0]["taskArn"], "RUNNING")
+    ip = details(server)[1]["privateIPv4Address"]
+    until(f"{ip} is up", lambda: reachable_from_host_with_rule(ec2, web, ip), limit=60)
+
+    def probe(g):
+        # A new member's address reaches the web task's rules a moment after the member
+        # starts: a few tries, a second apart.
+        # (Debian's busybox wget crashes with -T: `timeout` bounds each try instead.)
+        fetch = f"for n in 1 2 3 4 5; do timeout 2 wget -q -O /dev/null http://{ip}/ && exit 0; sleep 1; done; exit 7"
+        out = ecs.run_task(launchType="FARGATE", taskDefinition="probe", networkConfiguration=network(g),
+                           overrides={"containerOverrides": [{"name": "probe", "command": ["sh", "-c", fetch]}]})
+        return wait_task(ecs, out["tasks"][0]["taskArn"], "STOPPED", timeout=60)["containers"][0]["exitCode"]
+    assert probe(clients) == 0, "a member of clients reaches port 80"
+    assert probe(others) == 7, "a member of others does not"
+    ec2.authorize_security_group_ingress(GroupId=web, IpPermissions=from_group(others))
+    until("the new rule reaches the running web task", lambda: probe(others) == 0, limit=60)
+    stop_all(ecs, "default")
+
+
+def reachable_from_host_with_rule(ec2, group, ip):
+    """The web task answers the host once a rule from everywhere is in place; the rule is taken
+    away again at once (so only the source-group rules remain)."""
+    everyone = [{"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}]
+    ec2.authorize_security_group_ingress(GroupId=group, IpPermissions=everyone)
+    try:
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            if reachable(ip):
+                return True
+            time.sleep(0.5)
+        return False
+    finally:
+        ec2.revoke_security_group_ingress(GroupId=group, IpPermissions=everyone)

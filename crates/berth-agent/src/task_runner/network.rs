@@ -34,11 +34,14 @@ impl TaskRun {
             .clone()
             .ok_or_else(|| format!("{FAILED}: the control plane assigned the task no network interface"))?;
         self.net.holder = spec.namespace_holder.clone();
+        let started = std::time::Instant::now();
         let netns = self.shared.runtime.task_netns(spec).await.map_err(|e| format!("{FAILED}: {e}"))?;
+        let held = started.elapsed();
         // Recorded first: a failed attachment still gets detached (its steps are undone).
         self.net.applied = Some(network.clone());
         self.shared.networking.attach(self.task.id(), &netns, &network).await.map_err(|e| format!("{FAILED}: {e}"))?;
-        tracing::info!(task = %self.task.id(), address = %network.eni.private_ip, "network interface attached");
+        tracing::info!(task = %self.task.id(), address = %network.eni.private_ip, ?held, elapsed = ?started.elapsed(),
+                       "network interface attached");
         Ok(())
     }
 

@@ -103,10 +103,15 @@ impl HostNetworking {
         let state = |e: std::io::Error| NetError::State(format!("{}: {e}", self.dir.display()));
         std::fs::create_dir_all(&self.dir).map_err(state)?;
         std::fs::write(self.record(task_id), serde_json::to_vec(&network.eni).expect("json")).map_err(state)?;
+        let started = std::time::Instant::now();
         link::ensure_subnet(&router, &p).await?;
+        let subnet = started.elapsed();
         // The rules are in place before the interface is up: no packet passes unchecked.
         firewall::apply(&netns::path(plan::ROUTER_NETNS), firewall::task(&p, &network.rules)?).await?;
-        link::attach(&router, &p, task_ns).await
+        let rules = started.elapsed();
+        link::attach(&router, &p, task_ns).await?;
+        tracing::debug!(task = task_id, ?subnet, ?rules, linked = ?started.elapsed(), "interface steps");
+        Ok(())
     }
 }
 

@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 
 use berth_image::store::ImageStore;
@@ -57,8 +58,9 @@ pub struct OciRuntime {
     runtime: String,
     /// The program started as the shim (the `berth` binary, run as `berth shim ...`).
     shim: PathBuf,
-    /// Held while a task's namespace holder is looked for, started or removed.
-    holders: tokio::sync::Mutex<()>,
+    /// One lock per task's namespace holder, held while it is looked for, started or removed:
+    /// the holders of different tasks start and go at once.
+    holders: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 fn io(what: &str) -> impl Fn(std::io::Error) -> RuntimeError + '_ {
@@ -76,7 +78,7 @@ impl OciRuntime {
             ImageStore::open(&state_dir.join("images")).map_err(|e| RuntimeError::Unavailable(e.to_string()))?;
         let root = state_dir.join("oci");
         std::fs::create_dir_all(root.join("containers")).map_err(|e| RuntimeError::Unavailable(e.to_string()))?;
-        Ok(OciRuntime { root, images, runtime: runtime.into(), shim, holders: tokio::sync::Mutex::new(()) })
+        Ok(OciRuntime { root, images, runtime: runtime.into(), shim, holders: Default::default() })
     }
 
     fn dir(&self, id: &str) -> PathBuf {
@@ -272,8 +274,19 @@ impl OciRuntime {
 
 impl OciRuntime {
     /// The task's namespace holder, started with its first container.
+    /// The lock of holder `name`.
+    fn holder_lock(&self, name: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.holders.lock().expect("holder locks");
+        // Locks of holders nobody waits for are dropped as the map grows.
+        if locks.len() > 64 {
+            locks.retain(|_, l| Arc::strong_count(l) > 1);
+        }
+        locks.entry(name.to_string()).or_default().clone()
+    }
+
     async fn ensure_holder(&self, name: &str, spec: &ContainerSpec) -> Result<holder::Holder, RuntimeError> {
-        let _guard = self.holders.lock().await;
+        let lock = self.holder_lock(name);
+        let _guard = lock.lock().await;
         if let Some(h) = holder::running(&self.root, name) {
             return Ok(h);
         }
@@ -286,7 +299,8 @@ impl OciRuntime {
 
     /// Removes the task's namespace holder once no container that joined it is left.
     async fn release_holder(&self, name: &str) {
-        let _guard = self.holders.lock().await;
+        let lock = self.holder_lock(name);
+        let _guard = lock.lock().await;
         let entries = std::fs::read_dir(self.root.join("containers")).into_iter().flatten().flatten();
         let joined = entries
             .filter_map(|e| e.file_name().to_str().and_then(|id| self.meta(id)))

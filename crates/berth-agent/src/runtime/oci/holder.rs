@@ -95,8 +95,11 @@ pub async fn start(
     let program = pause::program()
         .ok_or_else(|| format!("pidMode and ipcMode task are not supported on {} machines", std::env::consts::ARCH))?;
     let dir = dir(root, name);
-    let _ = tokio::process::Command::new(runtime).args(["delete", "-f", name]).output().await;
-    remove_dir(&dir);
+    // What an earlier, failed start left (a new task's holder has nothing to remove).
+    if dir.exists() {
+        let _ = tokio::process::Command::new(runtime).args(["delete", "-f", name]).output().await;
+        remove_dir(&dir);
+    }
     let rootfs = dir.join("rootfs");
     let io = |what: &'static str| move |e: io::Error| format!("the task's namespace holder: {what}: {e}");
     std::fs::create_dir_all(&rootfs).map_err(io("its directory"))?;

@@ -1,0 +1,242 @@
+"""FARGATE task start benchmark: RunTask (launchType FARGATE) until RUNNING on `berth up --runtime
+oci`, beside bare `runc run -d` of the very bundle Berth wrote, in a network namespace with a
+veth on a bridge that a script sets up the way Berth's agent does (two `ip -batch` processes: the
+namespace, the veth pair and the bridge port outside, the address, links and route inside; then
+`runc run -d` in that namespace), in the same run.
+
+- single: median time from RunTask to lastStatus RUNNING (polled every 2 ms), each start after
+  the previous task's teardown, against the median of the bare script;
+- burst: as many FARGATE tasks of the smallest size (256 cpu units, 512 MiB) as this machine
+  holds (at most 200; its cpus bound it: 8 on 2 cpus), requested at once (parallel RunTask
+  calls of up to 10) until all are RUNNING, against as many bare starts run 20 at a time.
+
+Run through scripts/bench."""
+
+import argparse
+import ipaddress
+import json
+import signal
+import statistics
+import subprocess
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from figures import write_section
+from task_start import start_berth, start_registry
+
+VPC_CIDR = "10.205.0.0/16"
+BARE_NET = ipaddress.ip_network("10.206.0.0/16")
+BARE_BRIDGE = "berth-bench-br"
+
+
+def machine():
+    """One line saying what was measured on."""
+    runc = subprocess.run(["runc", "--version"], capture_output=True, text=True).stdout.splitlines()[0]
+    cpus = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
+    return f"{runc}; {cpus} cpus"
+
+
+def fargate_client(ecs):
+    """EC2 beside the ECS client `start_berth` made, with the same endpoint and keys."""
+    import boto3
+    creds = ecs._request_signer._credentials
+    return boto3.client("ec2", endpoint_url=ecs.meta.endpoint_url, region_name="us-east-1",
+                        aws_access_key_id=creds.access_key, aws_secret_access_key=creds.secret_key)
+
+
+def wait_running(ecs, arns, timeout=300):
+    pending = set(arns)
+    deadline = time.time() + timeout
+    while pending and time.time() < deadline:
+        for t in ecs.describe_tasks(tasks=list(pending)[:100])["tasks"]:
+            if t["lastStatus"] == "RUNNING":
+                pending.discard(t["taskArn"])
+            elif t["lastStatus"] == "STOPPED":
+                raise RuntimeError(f"task stopped: {t.get('stoppedReason')}")
+        if pending:
+            time.sleep(0.002 if len(arns) == 1 else 0.05)
+    if pending:
+        raise RuntimeError(f"{len(pending)} tasks never ran")
+
+
+def run(ecs, network, count=1):
+    out = ecs.run_task(taskDefinition="fargate", launchType="FARGATE", count=count, networkConfiguration=network)
+    if out["failures"]:
+        raise RuntimeError(f"not placed: {out['failures'][0]}")
+    return [t["taskArn"] for t in out["tasks"]]
+
+
+def stop(ecs, arns):
+    with ThreadPoolExecutor(20) as pool:
+        list(pool.map(lambda a: ecs.stop_task(task=a), arns))
+
+
+def settled(data):
+    return not any((data / "agent" / "oci" / "containers").glob("*"))
+
+
+def wait_settled(data, timeout=60):
+    deadline = time.time() + timeout
+    while not settled(data) and time.time() < deadline:
+        time.sleep(0.01)
+
+
+def single_starts(ecs, network, data, runs):
+    times = []
+    for n in range(runs + 1):
+        t0 = time.perf_counter()
+        arns = run(ecs, network)
+        wait_running(ecs, arns)
+        if n:
+            times.append(time.perf_counter() - t0)
+        stop(ecs, arns)
+        wait_settled(data)
+    return statistics.median(times)
+
+
+def burst_start(ecs, network, data, burst):
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(20) as pool:
+        sizes = [10] * (burst // 10) + ([burst % 10] if burst % 10 else [])
+        batches = list(pool.map(lambda n: run(ecs, network, n), sizes))
+    arns = [a for b in batches for a in b]
+    wait_running(ecs, arns)
+    elapsed = time.perf_counter() - t0
+    stop(ecs, arns)
+    wait_settled(data, timeout=300)
+    return elapsed
+
+
+class Bare:
+    """Bare starts of Berth's bundle: a script's namespace and veth, then `runc run -d`."""
+
+    def __init__(self, data, tmp):
+        containers = sorted((data / "agent" / "oci" / "containers").glob("*"))
+        self.config = json.loads((containers[-1] / "config.json").read_text())
+        layer = next((data / "agent" / "images" / "layers").glob("*"))
+        self.config["root"] = {"path": str(layer), "readonly": True}
+        self.config["process"]["args"] = ["sleep", "300"]
+        # The driver's generated files belong to its own (removed) container.
+        self.config["mounts"] = [m for m in self.config["mounts"]
+                                 if m["destination"] not in ("/etc/hosts", "/etc/resolv.conf", "/etc/hostname")]
+        self.tmp = tmp
+        gateway = next(BARE_NET.hosts())
+        subprocess.run(["ip", "-batch", "-"], input=(
+            f"link add {BARE_BRIDGE} type bridge\naddr add {gateway}/{BARE_NET.prefixlen} dev {BARE_BRIDGE}\n"
+            f"link set {BARE_BRIDGE} up\n"), text=True, check=True)
+
+    def start(self, n):
+        ns, host, peer = f"bbench-{n}", f"vbb{n}", f"vbp{n}"
+        address = BARE_NET.network_address + 10 + n
+        outside = (f"netns add {ns}\nlink add {host} type veth peer name {peer}\nlink set {peer} netns {ns}\n"
+                   f"link set {host} master {BARE_BRIDGE}\nlink set {host} up\n")
+        inside = (f"addr add {address}/{BARE_NET.prefixlen} dev {peer}\nlink set {peer} up\nlink set lo up\n"
+                  f"route add default via {next(BARE_NET.hosts())}\n")
+        bundle = self.tmp / f"bare-{n}"
+        bundle.mkdir(exist_ok=True)
+        config = json.loads(json.dumps(self.config))
+        config["linux"]["cgroupsPath"] = f"/berth-bench/bare-{n}"
+        namespaces = [x for x in config["linux"]["namespaces"] if x["type"] != "network"]
+        config["linux"]["namespaces"] = namespaces + [{"type": "network", "path": f"/var/run/netns/{ns}"}]
+        (bundle / "config.json").write_text(json.dumps(config))
+        subprocess.run(["ip", "-batch", "-"], input=outside, text=True, check=True)
+        subprocess.run(["ip", "-n", ns, "-batch", "-"], input=inside, text=True, check=True)
+        subprocess.run(["runc", "run", "-d", "--bundle", str(bundle), f"bbench-{n}"], check=True,
+                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def remove(self, n):
+        subprocess.run(["runc", "delete", "-f", f"bbench-{n}"], capture_output=True)
+        subprocess.run(["ip", "netns", "del", f"bbench-{n}"], capture_output=True)
+        subprocess.run(["ip", "link", "del", f"vbb{n}"], capture_output=True)
+
+    def single(self, runs):
+        times = []
+        for n in range(runs):
+            t0 = time.perf_counter()
+            self.start(n)
+            times.append(time.perf_counter() - t0)
+            self.remove(n)
+        return statistics.median(times)
+
+    def burst(self, count, workers=20):
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(self.start, range(count)))
+        elapsed = time.perf_counter() - t0
+        for n in range(count):
+            self.remove(n)
+        return elapsed
+
+    def close(self):
+        subprocess.run(["ip", "link", "del", BARE_BRIDGE], capture_output=True)
+
+
+def burst_size(ecs):
+    """How many of the smallest FARGATE tasks (256 cpu units, 512 MiB) the machine's one
+    container instance holds, at most 200: its cpu bounds it on small machines."""
+    arns = ecs.list_container_instances()["containerInstanceArns"]
+    instance = ecs.describe_container_instances(containerInstances=arns)["containerInstances"][0]
+    memory = next(r["integerValue"] for r in instance["remainingResources"] if r["name"] == "MEMORY")
+    cpu = next(r["integerValue"] for r in instance["remainingResources"] if r["name"] == "CPU")
+    return min(200, memory // 512, cpu // 256)
+
+
+def bench(binary, runs):
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        registry, image = start_registry(tmp)
+        data = tmp / "data"
+        berth, ecs = start_berth(binary, data, "oci", extra=("--vpc-cidr", VPC_CIDR))
+        ec2 = fargate_client(ecs)
+        bare = None
+        try:
+            ecs.register_task_definition(
+                family="fargate", requiresCompatibilities=["FARGATE"], networkMode="awsvpc", cpu="256", memory="512",
+                containerDefinitions=[{"name": "main", "image": image, "command": ["sleep", "300"], "stopTimeout": 1}])
+            subnet = ec2.describe_subnets()["Subnets"][0]["SubnetId"]
+            network = {"awsvpcConfiguration": {"subnets": [subnet]}}
+            single = single_starts(ecs, network, data, runs)
+            model = run(ecs, network)
+            wait_running(ecs, model)
+            bare = Bare(data, tmp)
+            bare_single = bare.single(runs)
+            stop(ecs, model)
+            wait_settled(data)
+            count = burst_size(ecs)
+            burst = burst_start(ecs, network, data, count)
+            bare_burst = bare.burst(count)
+            return {"single": (single, bare_single), "burst": (burst, bare_burst), "count": count}
+        finally:
+            if bare:
+                bare.close()
+            berth.send_signal(signal.SIGTERM)
+            berth.wait(timeout=60)
+            registry.terminate()
+            for d in (data / "agent" / "oci" / "containers").glob("*"):
+                subprocess.run(["runc", "delete", "-f", d.name], capture_output=True)
+                subprocess.run(["umount", "-l", str(d / "rootfs")], capture_output=True)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--binary", default=str(Path(__file__).resolve().parents[1] / "target/release/berth"))
+    parser.add_argument("--runs", type=int, default=15)
+    args = parser.parse_args()
+    out = bench(args.binary, args.runs)
+    (berth, bare), (berth_burst, bare_burst) = out["single"], out["burst"]
+    table = "\n".join([
+        f"Measured {time.strftime('%Y-%m-%d')}; {machine()}; {args.runs} single starts (median), one burst of {out['count']}.",
+        "",
+        "| measure | Berth (FARGATE, oci driver) | script + bare `runc run -d` | Berth / bare |",
+        "|---|---:|---:|---:|",
+        f"| one task: RunTask to RUNNING | {berth * 1000:.0f} ms | {bare * 1000:.0f} ms | {berth / bare:.2f}x |",
+        f"| {out['count']} tasks at once until all RUNNING | {berth_burst:.1f} s | {bare_burst:.1f} s | {berth_burst / bare_burst:.2f}x |",
+    ])
+    print(table)
+    write_section("fargate-start", table)
+
+
+if __name__ == "__main__":
+    main()
