@@ -1,6 +1,7 @@
 """End-to-end harness: a real `berth up` on a free loopback port with a temporary data dir,
 driven by boto3 and the AWS CLI exactly as a user would drive it."""
 
+import contextlib
 import json
 import os
 import re
@@ -185,8 +186,8 @@ def remove_containers_of(instance_arn):
         subprocess.run(["docker", "rm", "-f", *ids], capture_output=True)
 
 
-def start_agent_berth(data_dir, driver):
-    b = Berth(data_dir, extra_args=("--runtime", driver, "--reserved-memory", "0")).start()
+def start_agent_berth(data_dir, driver, *extra_args):
+    b = Berth(data_dir, extra_args=("--runtime", driver, "--reserved-memory", "0", *extra_args)).start()
     assert f"({driver})" in b.output, b.output
     b.driver = driver
     return b
@@ -236,6 +237,34 @@ def stop_agent_berth(b, data_dir):
     remove_containers_of(instance)
     remove_oci_containers(data_dir)
     remove_empty_task_cgroups(ids)
+
+
+ROUTER_NETNS = "berth-vpc"
+
+
+def bridge_of(subnet_id):
+    """The bridge of a subnet in the router namespace."""
+    return "bsn-" + subnet_id.split("-", 1)[1][-11:]
+
+
+@contextlib.contextmanager
+def vpc_agent_berth(data_dir, driver, vpc_cidr):
+    """`berth up` with its local agent and a default VPC of its own block (tests running at once
+    must not give two bridges one subnet); afterwards the bridges and host routes of the block's
+    subnets are removed with the rest."""
+    b = start_agent_berth(data_dir, driver, "--vpc-cidr", vpc_cidr)
+    try:
+        yield b
+    finally:
+        try:
+            subnets = b.client("ec2").describe_subnets()["Subnets"]
+        except Exception:  # the server may be gone already; the routes are still ours to remove
+            subnets = []
+        stop_agent_berth(b, data_dir)
+        for s in subnets:
+            if s["CidrBlock"].startswith(vpc_cidr.split(".0.0/")[0] + "."):
+                subprocess.run(["ip", "-n", ROUTER_NETNS, "link", "del", bridge_of(s["SubnetId"])], capture_output=True)
+                subprocess.run(["ip", "route", "del", s["CidrBlock"]], capture_output=True)
 
 
 @pytest.fixture(params=["docker", "oci"])
@@ -302,8 +331,8 @@ def ecs(berth):
 # network, and every test uses its own ports, data dir and cgroups.
 CONTAINER_FILES = {"test_agent.py", "test_agent_runner.py", "test_autoscaling_agents.py", "test_awslogs.py",
                    "test_awsvpc.py", "test_cli.py", "test_definition_members.py", "test_fargate.py",
-                   "test_fargate_runsc.py",
-                   "test_registry_task.py", "test_services_agents.py", "test_task_metrics.py"}
+                   "test_fargate_runsc.py", "test_registry_task.py", "test_services_agents.py", "test_task_metadata.py",
+                   "test_task_metrics.py"}
 
 
 def pytest_collection_modifyitems(items):

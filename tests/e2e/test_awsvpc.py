@@ -14,35 +14,17 @@ import uuid
 
 import pytest
 
-from conftest import Berth, stop_agent_berth
+from conftest import ROUTER_NETNS, bridge_of, vpc_agent_berth
 from ecs_helpers import expect_error, register_instance, wait_task
 
 VPC_CIDRS = {"docker": "10.201.0.0/16", "oci": "10.202.0.0/16"}
-ROUTER_NETNS = "berth-vpc"
 HTTPD = ("mkdir -p /www && echo hello > /www/index.html && exec httpd -f -p 80 -h /www")
 
 
 @pytest.fixture(params=["docker", "oci"])
 def awsvpc_berth(tmp_path, request):
-    driver = request.param
-    b = Berth(tmp_path / "data", extra_args=("--runtime", driver, "--reserved-memory", "0",
-                                             "--vpc-cidr", VPC_CIDRS[driver])).start()
-    assert f"({driver})" in b.output, b.output
-    b.driver = driver
-    subnets = []
-    try:
+    with vpc_agent_berth(tmp_path / "data", request.param, VPC_CIDRS[request.param]) as b:
         yield b
-    finally:
-        try:
-            subnets = b.client("ec2").describe_subnets()["Subnets"]
-        except Exception:  # the server may be gone already; the routes are still ours to remove
-            subnets = []
-        stop_agent_berth(b, tmp_path / "data")
-        for s in subnets:
-            if s["CidrBlock"].startswith(VPC_CIDRS[driver].split(".0.0/")[0] + "."):
-                subprocess.run(["ip", "-n", ROUTER_NETNS, "link", "del", bridge_of(s["SubnetId"])],
-                               capture_output=True)
-                subprocess.run(["ip", "route", "del", s["CidrBlock"]], capture_output=True)
 
 
 def get(ip, port=80, timeout=2):
@@ -150,11 +132,6 @@ def test_awsvpc_tasks_get_their_own_addresses_and_security_groups(awsvpc_berth, 
     assert reachable(addresses[1]), "the other task is untouched"
     ecs.stop_task(task=arns[1])
     wait_task(ecs, arns[1], "STOPPED")
-
-
-def bridge_of(subnet_id):
-    """The bridge of a subnet in the router namespace."""
-    return "bsn-" + subnet_id.split("-", 1)[1][-11:]
 
 
 def bridge_ports(bridges):

@@ -78,9 +78,25 @@ pub struct AssignedTask {
     /// instead of each one's `stopTimeout`: a spot interruption's warning (Berth's extension).
     #[serde(default, rename = "berthStopTimeout", skip_serializing_if = "Option::is_none")]
     pub stop_timeout: Option<u64>,
-    /// `FARGATE` or `EC2`, as DescribeTasks shows it.
-    #[serde(default, rename = "launchType")]
+    /// `EC2` or `FARGATE`, as DescribeTasks shows it (the runtime and the task metadata
+    /// endpoint depend on it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub launch_type: Option<String>,
+    /// The zone of the instance the task was placed on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub availability_zone: Option<String>,
+    /// The task's containers as ECS shows them (only their names and ARNs are read).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub containers: Vec<AssignedContainer>,
+}
+
+/// A container of an assigned task, as far as the agent reads it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AssignedContainer {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_arn: Option<String>,
 }
 
 impl AssignedTask {
@@ -100,6 +116,11 @@ impl AssignedTask {
     /// Whether the control plane wants it stopped.
     pub fn stop_wanted(&self) -> bool {
         self.desired_status == DesiredStatus::Stopped
+    }
+
+    /// The ARN of its container named `name`, when the control plane gave one.
+    pub fn container_arn(&self, name: &str) -> Option<&str> {
+        self.containers.iter().find(|c| c.name == name).and_then(|c| c.container_arn.as_deref())
     }
 }
 
@@ -122,10 +143,20 @@ mod tests {
         );
         let answer: Assignments = serde_json::from_value(json!({"revision": 9, "tasks": [{
             "taskArn": "arn:aws:ecs:r:a:task/default/t1", "taskDefinitionArn": "arn:td:1",
-            "desiredStatus": "STOPPED", "lastStatus": "RUNNING", "containers": [], "version": 3}]}))
+            "desiredStatus": "STOPPED", "lastStatus": "RUNNING", "version": 3, "launchType": "FARGATE",
+            "availabilityZone": "us-east-1a",
+            "containers": [{"name": "web", "containerArn": "arn:c:1", "lastStatus": "RUNNING"}, {"name": "side"}]}]}))
         .unwrap();
         let task = &answer.tasks[0];
         assert_eq!((task.id(), task.stop_wanted(), task.last_status), ("t1", true, TaskStatus::Running));
+        assert_eq!(
+            (task.launch_type.as_deref(), task.availability_zone.as_deref()),
+            (Some("FARGATE"), Some("us-east-1a"))
+        );
+        assert_eq!(
+            (task.container_arn("web"), task.container_arn("side"), task.container_arn("x")),
+            (Some("arn:c:1"), None, None)
+        );
         let bad = json!({"revision": 1, "tasks": [{"taskArn": "t", "taskDefinitionArn": "d",
             "desiredStatus": "RUNNING", "lastStatus": "SLEEPING"}]});
         assert!(serde_json::from_value::<Assignments>(bad).is_err(), "an unknown status is an error");

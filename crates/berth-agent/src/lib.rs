@@ -16,6 +16,7 @@
 //! - [`host`]: what this machine offers (cpu, memory, ports, attributes).
 //! - [`objects`]: secrets and S3 objects tasks name, read from local directories.
 //! - [`vpc`]: awsvpc networking: a namespace and an interface per task, security groups.
+//! - [`metadata`]: the ECS task metadata endpoint (v4 and v3) every task's containers read.
 
 pub mod agent;
 pub mod awslogs;
@@ -24,6 +25,7 @@ pub mod clock;
 pub mod control;
 pub mod host;
 pub mod lifecycle;
+pub mod metadata;
 pub mod objects;
 pub mod restart;
 pub mod runtime;

@@ -49,6 +49,7 @@ pub fn config(options: &AgentOptions, cluster: &str, region: &str, state_dir: Pa
         fargate_runtime: options.fargate_runtime.clone(),
         cleanup_wait: std::time::Duration::from_secs(options.task_cleanup_wait),
         metric_period: std::time::Duration::from_secs(options.metric_period),
+        metadata_port: options.task_metadata_port,
     }
 }
 

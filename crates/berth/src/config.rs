@@ -127,6 +127,11 @@ pub struct AgentOptions {
     /// `arn:aws:s3:::BUCKET/KEY` reads DIR/BUCKET/KEY [default: the agent's state dir + /s3]
     #[arg(long, env = "BERTH_S3_DIR")]
     pub s3_dir: Option<PathBuf>,
+    /// The port of the task metadata endpoint at 169.254.170.2: a number, `auto` (80, or a
+    /// free port when another agent on this machine has 80) or `off` (containers get no
+    /// ECS_CONTAINER_METADATA_URI variables)
+    #[arg(long, env = "BERTH_TASK_METADATA_PORT", default_value = "auto")]
+    pub task_metadata_port: berth_agent::metadata::Port,
 }
 
 fn parse_attribute(raw: &str) -> Result<(String, String), String> {

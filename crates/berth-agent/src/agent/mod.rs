@@ -1,6 +1,7 @@
 //! The agent process: registers this machine as a container instance, re-adopts the
 //! containers an earlier run left, then follows the assignment channel and keeps one
-//! [`task_runner`](crate::task_runner) per assigned task.
+//! [`task_runner`](crate::task_runner) per assigned task, beside the task metadata endpoint
+//! ([`crate::metadata`]) and the stats loop.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
@@ -19,6 +20,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::control::ControlPlane;
 use crate::host;
 use crate::lifecycle::Desired;
+use crate::metadata::{self, Endpoint, MetadataError, Registry};
 use crate::runtime::{LABEL_INSTANCE, LABEL_TASK, Observed, Runtime, RuntimeError};
 use crate::task_runner::{self, Runner, Shared};
 use crate::vpc::{HostNetworking, TaskNetworking};
@@ -51,6 +53,8 @@ pub struct AgentConfig {
     pub cleanup_wait: Duration,
     /// How often the tasks' cpu and memory are reported (see `stats`).
     pub metric_period: Duration,
+    /// The task metadata endpoint's port (see `metadata::host`).
+    pub metadata_port: metadata::Port,
     /// Whether this machine lends its capacity to FARGATE tasks of every cluster.
     pub fargate: bool,
     /// The OCI runtime FARGATE tasks' containers run with (`--fargate-runtime`).
@@ -67,6 +71,8 @@ pub enum AgentError {
     Deregistered(String),
     #[error("agent state in {path}: {error}")]
     State { path: PathBuf, error: String },
+    #[error(transparent)]
+    Metadata(#[from] MetadataError),
 }
 
 /// Everything the agent does to the world goes through these.
@@ -76,14 +82,31 @@ pub struct Effects {
     pub cgroups: Arc<dyn TaskCgroups>,
     pub clock: Arc<dyn Clock>,
     pub networking: Arc<dyn TaskNetworking>,
+    /// Where the task metadata endpoint listens (`None`: no endpoint, no URIs).
+    pub metadata: Option<Endpoint>,
 }
 
 impl Effects {
     /// This machine's cgroups, clock and network (what it attached recorded in
-    /// `STATE_DIR/vpc`).
-    pub fn host(control: Arc<dyn ControlPlane>, runtime: Arc<dyn Runtime>, state_dir: &std::path::Path) -> Self {
+    /// `STATE_DIR/vpc`), and its task metadata endpoint on `port`.
+    pub async fn host(
+        control: Arc<dyn ControlPlane>,
+        runtime: Arc<dyn Runtime>,
+        state_dir: &std::path::Path,
+        port: metadata::Port,
+    ) -> Result<Self, AgentError> {
         let networking = Arc::new(HostNetworking::new(state_dir.join("vpc")));
-        Effects { control, runtime, cgroups: Arc::new(HostCgroups), clock: Arc::new(SystemClock), networking }
+        std::fs::create_dir_all(state_dir)
+            .map_err(|e| AgentError::State { path: state_dir.to_path_buf(), error: e.to_string() })?;
+        let metadata = metadata::host::open(port, state_dir).await?;
+        Ok(Effects {
+            control,
+            runtime,
+            cgroups: Arc::new(HostCgroups),
+            clock: Arc::new(SystemClock),
+            networking,
+            metadata,
+        })
     }
 }
 
@@ -102,6 +125,8 @@ pub struct Agent {
     finished: (HashSet<String>, VecDeque<String>),
     /// Containers found at start, by task ARN, waiting for their task to show up.
     adopted: HashMap<String, Vec<Observed>>,
+    /// The task metadata endpoint, served once the agent runs.
+    endpoint: Option<Endpoint>,
 }
 
 impl Agent {
@@ -111,7 +136,7 @@ impl Agent {
         control: Arc<dyn ControlPlane>,
         runtime: Arc<dyn Runtime>,
     ) -> Result<Agent, AgentError> {
-        let effects = Effects::host(control, runtime, &config.state_dir);
+        let effects = Effects::host(control, runtime, &config.state_dir, config.metadata_port).await?;
         Self::register_with(config, effects).await
     }
 
@@ -154,12 +179,15 @@ impl Agent {
             }
         }
         tracing::info!(instance = %instance_arn, adopted = adopted.len(), runtime = runtime.name(), "agent registered");
+        let key = metadata::ids::load_or_create(&config.state_dir)?;
+        let registry = Arc::new(Registry::new(key, effects.metadata.as_ref().map(|e| e.base_url.clone())));
         let shared = Arc::new(Shared {
             control: effects.control,
             runtime: effects.runtime,
             cgroups: effects.cgroups,
             clock: effects.clock,
             networking: effects.networking,
+            metadata: registry,
             instance_arn: instance_arn.clone(),
             state_dir: config.state_dir.clone(),
             secrets_dir: config.secrets_dir.clone(),
@@ -169,7 +197,15 @@ impl Agent {
             cleanup_wait: config.cleanup_wait,
             definitions: Default::default(),
         });
-        Ok(Agent { config, shared, instance_arn, runners: HashMap::new(), finished: Default::default(), adopted })
+        Ok(Agent {
+            config,
+            shared,
+            instance_arn,
+            runners: HashMap::new(),
+            finished: Default::default(),
+            adopted,
+            endpoint: effects.metadata,
+        })
     }
 
     pub fn instance_arn(&self) -> &str {
@@ -194,6 +230,10 @@ impl Agent {
             self.config.metric_period,
         ));
         let _stop_stats = AbortOnDrop(stats);
+        let _stop_endpoint = self.endpoint.take().map(|e| {
+            let server = metadata::server::Server::new(self.shared.metadata.clone(), e.readings);
+            AbortOnDrop(tokio::spawn(metadata::server::serve(e.listener, Arc::new(server))))
+        });
         loop {
             match self.shared.control.assignments(&query).await {
                 Ok(answer) => {

@@ -30,6 +30,7 @@ fn config(dir: &Path, cleanup_wait: Duration) -> AgentConfig {
         fargate_runtime: "runc".into(),
         cleanup_wait,
         metric_period: Duration::from_secs(60),
+        metadata_port: crate::metadata::Port::Off,
         fargate: false,
     }
 }
@@ -70,6 +71,7 @@ impl World {
             cgroups: Arc::new(RecordingCgroups::default()),
             clock: Arc::new(TokioClock::new(std::time::UNIX_EPOCH)),
             networking: self.networking.clone(),
+            metadata: None,
         };
         Agent::register_with(config(dir, cleanup_wait), effects).await.unwrap()
     }

@@ -14,8 +14,8 @@ use bollard::auth::DockerCredentials;
 use bollard::container::LogOutput;
 use bollard::errors::Error as DockerError;
 use bollard::models::{
-    ContainerCreateBody, DeviceMapping, HealthConfig, HealthStatusEnum, HostConfig, HostConfigLogConfig, PortBinding,
-    ResourcesUlimits,
+    ContainerCreateBody, DeviceMapping, HealthConfig, HealthStatusEnum, HostConfig, HostConfigLogConfig,
+    NetworkSettings, PortBinding, ResourcesUlimits,
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder, LogsOptionsBuilder,
@@ -63,6 +63,12 @@ fn message(e: DockerError) -> String {
         DockerError::DockerResponseServerError { message, .. } => message,
         other => other.to_string(),
     }
+}
+
+/// A bridge-mode container's address on its network (the first endpoint that has one).
+fn bridge_address(settings: &NetworkSettings) -> Option<std::net::Ipv4Addr> {
+    let endpoints = settings.networks.as_ref()?.values();
+    endpoints.filter_map(|e| e.ip_address.as_deref()?.parse().ok()).next()
 }
 
 /// `repo:tag` split as the engine's create-image call wants it.
@@ -147,6 +153,9 @@ impl Runtime for DockerRuntime {
             let state = info.state.unwrap_or_default();
             let running = state.running.unwrap_or(false);
             let mut bindings = Vec::new();
+            let address = info.network_settings.as_ref().and_then(bridge_address);
+            // Docker's cgroupfs driver puts a container beneath its parent by its full id.
+            let cgroup = info.host_config.as_ref().and_then(|h| h.cgroup_parent.clone()).filter(|p| !p.is_empty());
             let ports = info.network_settings.and_then(|n| n.ports).unwrap_or_default();
             for (key, list) in ports {
                 let (port, protocol) = key.split_once('/').unwrap_or((&key, "tcp"));
@@ -166,8 +175,12 @@ impl Runtime for DockerRuntime {
             }
             bindings.sort_by(|a, b| (a.container_port, &a.bind_ip).cmp(&(b.container_port, &b.bind_ip)));
             let started = state.started_at.as_deref().is_some_and(|s| !s.starts_with("0001"));
+            let id = info.id.unwrap_or_default();
             Ok(Observed {
-                id: info.id.unwrap_or_default(),
+                cgroup: cgroup.map(|parent| format!("{}/{id}", parent.trim_end_matches('/'))),
+                id,
+                address,
+                image_id: info.image.filter(|i| !i.is_empty()),
                 running,
                 exit_code: (!running && started).then_some(state.exit_code.unwrap_or(0)),
                 oom_killed: state.oom_killed.unwrap_or(false),

@@ -122,10 +122,16 @@ struct Container {
     /// Bumped at every start, so a scripted exit only ends the run it was planned for.
     run: u64,
     removed: bool,
+    /// The spec it was created from (`None` for one "found" from an earlier agent).
+    spec: Option<ContainerSpec>,
+    /// Its number: bridge-mode containers get the address 10.88.0.N.
+    number: u64,
 }
 
 impl Container {
     fn observed(&self) -> Observed {
+        let spec = self.spec.as_ref();
+        let bridged = spec.is_some_and(|s| s.network_mode == "bridge");
         Observed {
             id: self.id.clone(),
             running: self.running,
@@ -135,6 +141,9 @@ impl Container {
             labels: self.labels.clone(),
             error: None,
             health: self.health,
+            address: bridged.then(|| std::net::Ipv4Addr::from(u32::from_be_bytes([10, 88, 0, 0]) + self.number as u32)),
+            image_id: spec.map(|s| format!("sha256:{}", s.image)),
+            cgroup: spec.and_then(|s| s.cgroup_parent.as_ref()).map(|parent| format!("{parent}/{}", self.id)),
         }
     }
 }
@@ -213,6 +222,8 @@ impl FakeRuntime {
                 ports: Vec::new(),
                 run: 1,
                 removed: false,
+                spec: None,
+                number: s.next_id,
             });
             id
         })
@@ -247,6 +258,12 @@ impl FakeRuntime {
     pub fn container(&self, name: &str) -> Option<Observed> {
         let s = self.inner.state.lock().expect("fake runtime");
         s.containers.iter().rev().find(|c| c.name == name).map(Container::observed)
+    }
+
+    /// The spec the newest container named `name` was created from.
+    pub fn spec(&self, name: &str) -> Option<ContainerSpec> {
+        let s = self.inner.state.lock().expect("fake runtime");
+        s.containers.iter().rev().find(|c| c.name == name).and_then(|c| c.spec.clone())
     }
 
     /// Whether the container named `name` was removed.
@@ -336,6 +353,8 @@ impl Runtime for FakeRuntime {
                     ports,
                     run: 0,
                     removed: false,
+                    spec: Some(spec.clone()),
+                    number: s.next_id,
                 });
                 Ok(id)
             })

@@ -209,6 +209,13 @@ pub struct Observed {
     pub error: Option<String>,
     /// The health check's verdict (`Unknown` while starting or without a check).
     pub health: crate::lifecycle::Health,
+    /// The container's own address on its bridge (bridge mode), when the runtime gave it one.
+    pub address: Option<std::net::Ipv4Addr>,
+    /// The image it runs as the runtime names it: Docker's image id, the oci driver's
+    /// manifest digest.
+    pub image_id: Option<String>,
+    /// Its cgroup, relative to the root of each hierarchy (`/berth-tasks/<task id>/<id>`).
+    pub cgroup: Option<String>,
 }
 
 /// Why a runtime call failed; the variant picks ECS's reason prefix.

@@ -6,11 +6,13 @@
 //! - [`report`]: what the control plane is told, and the claim;
 //! - [`network`]: an awsvpc task's interface, attached before its first container is created
 //!   and detached before it is reported STOPPED;
+//! - [`metadata`]: the task as the task metadata endpoint shows it, published at every step;
 //! - here: the loop, and each action carried out through the runtime.
 //!
 //! Side effects go through [`Shared`]'s traits (runtime, control plane, cgroups, clock);
 //! waiting uses tokio's clock, so tests drive the runner on fakes with paused time.
 
+mod metadata;
 mod network;
 mod prepare;
 mod report;
@@ -62,6 +64,8 @@ pub struct Shared {
     pub clock: Arc<dyn Clock>,
     /// awsvpc tasks' interfaces and security groups.
     pub networking: Arc<dyn TaskNetworking>,
+    /// What the task metadata endpoint serves.
+    pub metadata: Arc<crate::metadata::Registry>,
     pub instance_arn: String,
     pub state_dir: PathBuf,
     /// Where secrets named by tasks are read (see `objects`).
@@ -126,6 +130,8 @@ struct Container {
     /// the container's output (see `awslogs`).
     awslogs: Option<berth_model::awslogs::AwsLogs>,
     shipper: Option<JoinHandle<()>>,
+    /// What the task metadata endpoint shows of it beyond its state.
+    shown: metadata::ContainerShown,
 }
 
 struct TaskRun {
@@ -146,6 +152,8 @@ struct TaskRun {
     exits: mpsc::Sender<String>,
     /// An awsvpc task's network: its holder, and whether its interface is attached.
     net: network::State,
+    /// What the task metadata endpoint shows of the task beyond its state.
+    shown: metadata::TaskShown,
     /// What the control plane says the containers get when stopped (see [`Runner`]).
     stop_timeout: watch::Receiver<Option<u64>>,
 }
@@ -166,6 +174,7 @@ impl TaskRun {
             stop_retry: None,
             exits,
             net: network::State::default(),
+            shown: metadata::TaskShown::default(),
             stop_timeout: watch::channel(None).1,
         };
         (run, exited)
@@ -200,8 +209,10 @@ impl TaskRun {
             };
             c.id = Some(observed.id.clone());
             c.bindings = observed.bindings.clone();
+            c.shown.observed(&observed);
             if observed.running {
                 c.known = ContainerStatus::Running;
+                c.shown.started_at = Some(self.shared.clock.now());
                 // When it really started is the runtime's secret: count from the adoption.
                 c.started_at = Some(now);
                 c.running_since = Some(now);
@@ -249,6 +260,7 @@ impl TaskRun {
             // An earlier agent process attached it: found again (or repaired), rules updated.
             self.readopt_network().await;
         }
+        self.publish();
         if let Some(pending) = pending_claim {
             self.advance().await;
             if !pending.await.unwrap_or(false) {
@@ -267,6 +279,7 @@ impl TaskRun {
                 // Before STOPPED is reported: then the control plane frees the address.
                 self.detach_network().await;
             }
+            self.publish();
             self.report().await;
             if self.containers.iter().all(|c| c.known == ContainerStatus::Stopped) {
                 self.cleanup().await;
@@ -304,6 +317,7 @@ impl TaskRun {
     /// The claim was refused (the task was stopped before it): removes what was created;
     /// nothing ever ran.
     async fn abandon(&mut self) {
+        self.withdraw();
         self.detach_network().await;
         for c in &self.containers {
             if let Some(id) = &c.id {
@@ -426,14 +440,22 @@ impl TaskRun {
                 };
                 let c = &mut self.containers[n];
                 tracing::debug!(task = %self.task.id(), container = %c.name, ?action, ok = outcome.is_ok(), "container step");
-                match outcome {
-                    Ok(status) => c.known = status,
+                let failed = match outcome {
+                    Ok(status) => {
+                        c.known = status;
+                        None
+                    }
                     Err(reason) => {
                         c.reason = Some(reason.clone());
                         c.known = ContainerStatus::Stopped;
-                        self.fail(reason);
-                        break;
+                        Some(reason)
                     }
+                };
+                // The endpoint shows every step (a container asks as soon as it runs).
+                self.publish();
+                if let Some(reason) = failed {
+                    self.fail(reason);
+                    break;
                 }
             }
         }
@@ -478,7 +500,14 @@ impl TaskRun {
         let env = crate::objects::with_env_files(&self.shared.s3_dir, &spec.env_files, &spec.env)
             .map_err(|e| format!("ResourceInitializationError: failed to download env files: {e}"))?;
         let id = self.shared.runtime.create(&ContainerSpec { env, ..spec }).await.map_err(|e| e.to_string())?;
-        self.containers[n].id = Some(id);
+        // Its cgroup and image as the runtime has them, for the metadata endpoint.
+        let observed = self.shared.runtime.inspect(&id).await.ok();
+        let c = &mut self.containers[n];
+        c.shown.created_at = Some(self.shared.clock.now());
+        if let Some(o) = &observed {
+            c.shown.observed(o);
+        }
+        c.id = Some(id);
         Ok(ContainerStatus::Created)
     }
 
@@ -495,10 +524,15 @@ impl TaskRun {
 
     /// Bookkeeping once the runtime started (or restarted) container `n`.
     async fn running(&mut self, n: usize, id: &str) {
-        let bindings = self.shared.runtime.inspect(id).await.map(|o| o.bindings).unwrap_or_default();
+        let observed = self.shared.runtime.inspect(id).await.ok();
         let now = Instant::now();
+        let started = self.shared.clock.now();
         let c = &mut self.containers[n];
-        c.bindings = bindings;
+        c.bindings = observed.as_ref().map(|o| o.bindings.clone()).unwrap_or_default();
+        if let Some(o) = &observed {
+            c.shown.observed(o);
+        }
+        (c.shown.started_at, c.shown.finished_at) = (Some(started), None);
         c.started_at.get_or_insert(now);
         c.running_since = Some(now);
         watch_exit(&self.shared, id.to_string(), c.name.clone(), self.exits.clone());
@@ -578,6 +612,7 @@ impl TaskRun {
         let c = &mut self.containers[n];
         c.known = ContainerStatus::Stopped;
         c.exit_code = exit_code;
+        c.shown.finished_at = Some(self.shared.clock.now());
         if oom {
             c.reason = Some(OOM_REASON.to_string());
         }
@@ -630,6 +665,7 @@ impl TaskRun {
                 tracing::warn!(container = %id, error = %e, "remove failed");
             }
         }
+        self.withdraw();
         let _ = std::fs::remove_dir_all(self.scratch_dir());
         self.release_netns().await;
         self.shared.cgroups.remove(self.id());

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
+use super::metadata::ContainerShown;
 use super::{Container, REPORT_RETRY, TaskRun};
 use crate::awslogs;
 use crate::control::TaskDefinition;
@@ -73,13 +74,18 @@ impl TaskRun {
         let mut failure = None;
         let mut containers = Vec::new();
         for c in definitions.iter().filter_map(Value::as_object) {
-            let spec = spec::container_spec(&ctx, c, overrides).map_err(|e| failure.get_or_insert(e.0).clone()).ok();
+            let name = c.get("name").and_then(Value::as_str).unwrap_or_default();
+            let mut spec =
+                spec::container_spec(&ctx, c, overrides).map_err(|e| failure.get_or_insert(e.0).clone()).ok();
+            if let Some(spec) = spec.as_mut() {
+                self.shared.metadata.inject(&self.task.task_arn, name, spec);
+            }
             let awslogs = awslogs::of(c).map_err(|e| failure.get_or_insert(e).clone()).ok().flatten();
             containers.push(Container {
                 checked: spec.as_ref().is_some_and(|s| s.health.is_some()),
                 health: Health::Unknown,
                 depends_on: depends_on(c),
-                name: c.get("name").and_then(Value::as_str).unwrap_or_default().to_string(),
+                name: name.to_string(),
                 essential: c.get("essential").and_then(Value::as_bool).unwrap_or(true),
                 spec,
                 known: ContainerStatus::None,
@@ -94,9 +100,12 @@ impl TaskRun {
                 restarts: 0,
                 awslogs,
                 shipper: None,
+                shown: ContainerShown::of(c, overrides),
             });
         }
         self.containers = containers;
+        self.shown.family = def.get("family").and_then(Value::as_str).unwrap_or_default().to_string();
+        self.shown.revision = def.get("revision").and_then(Value::as_i64).map(|r| r.to_string()).unwrap_or_default();
         self.task_cgroup(&def)?;
         if volumes.iter().any(|v| v.get("host").is_none()) {
             std::fs::create_dir_all(&scratch).map_err(|e| format!("CannotCreateVolumeError: {e}"))?;
@@ -113,6 +122,7 @@ impl TaskRun {
         };
         let cpu = task_level("cpu", berth_model::task_definition::parse_cpu);
         let memory = task_level("memory", berth_model::task_definition::parse_memory);
+        (self.shown.cpu, self.shown.memory) = (cpu, memory);
         let parent = self
             .shared
             .cgroups

@@ -46,6 +46,7 @@ pub fn harness(cleanup_wait: Duration) -> Harness {
         cgroups: cgroups.clone(),
         clock: Arc::new(TokioClock::new(UNIX_EPOCH + Duration::from_secs(1_700_000_000))),
         networking: networking.clone(),
+        metadata: Arc::new(crate::metadata::Registry::new([9; 32], Some("http://169.254.170.2".into()))),
         instance_arn: INSTANCE.into(),
         state_dir: dir.path().join("state"),
         secrets_dir: dir.path().join("secrets"),
@@ -67,7 +68,9 @@ pub fn assigned(arn: &str, last: TaskStatus, desired: DesiredStatus) -> Assigned
         overrides: None,
         network: None,
         stop_timeout: None,
-        launch_type: None,
+        launch_type: Some("EC2".into()),
+        availability_zone: Some("us-east-1a".into()),
+        containers: Vec::new(),
     }
 }
 

@@ -53,6 +53,9 @@ struct Meta {
     /// The OCI runtime the container runs under, when not the driver's own (a FARGATE task's).
     #[serde(default)]
     runtime: Option<String>,
+    /// The manifest digest of the image it runs.
+    #[serde(default)]
+    image_id: Option<String>,
 }
 
 pub struct OciRuntime {
@@ -390,6 +393,7 @@ impl OciRuntime {
             attachment,
             holder: spec.namespace_holder.clone(),
             runtime: spec.runtime.clone(),
+            image_id: Some(image.manifest_digest.clone()),
         };
         std::fs::write(dir.join("meta.json"), serde_json::to_vec(&meta).expect("json"))
             .map_err(io("writing meta.json"))?;
@@ -546,6 +550,9 @@ impl Runtime for OciRuntime {
             let exit = self.exit(id);
             Ok(Observed {
                 id: id.to_string(),
+                address: meta.attachment.as_ref().map(|a| a.address),
+                image_id: meta.image_id.clone(),
+                cgroup: Some(meta.cgroups_path.clone()),
                 running,
                 exit_code: exit.as_ref().map(|e| e.code),
                 oom_killed: exit.as_ref().is_some_and(|e| e.oom_killed),
