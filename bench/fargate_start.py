@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from figures import write_section
-from task_start import start_berth, start_registry
+from task_start import start_berth, start_registry, wait_running
 
 VPC_CIDR = "10.205.0.0/16"
 BARE_NET = ipaddress.ip_network("10.206.0.0/16")
@@ -44,21 +44,6 @@ def fargate_client(ecs):
     creds = ecs._request_signer._credentials
     return boto3.client("ec2", endpoint_url=ecs.meta.endpoint_url, region_name="us-east-1",
                         aws_access_key_id=creds.access_key, aws_secret_access_key=creds.secret_key)
-
-
-def wait_running(ecs, arns, timeout=300):
-    pending = set(arns)
-    deadline = time.time() + timeout
-    while pending and time.time() < deadline:
-        for t in ecs.describe_tasks(tasks=list(pending)[:100])["tasks"]:
-            if t["lastStatus"] == "RUNNING":
-                pending.discard(t["taskArn"])
-            elif t["lastStatus"] == "STOPPED":
-                raise RuntimeError(f"task stopped: {t.get('stoppedReason')}")
-        if pending:
-            time.sleep(0.002 if len(arns) == 1 else 0.05)
-    if pending:
-        raise RuntimeError(f"{len(pending)} tasks never ran")
 
 
 def run(ecs, network, count=1):
