@@ -5,6 +5,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -248,11 +249,11 @@ def bridge_of(subnet_id):
 
 
 @contextlib.contextmanager
-def vpc_agent_berth(data_dir, driver, vpc_cidr):
+def vpc_agent_berth(data_dir, driver, vpc_cidr, *extra_args):
     """`berth up` with its local agent and a default VPC of its own block (tests running at once
     must not give two bridges one subnet); afterwards the bridges and host routes of the block's
     subnets are removed with the rest."""
-    b = start_agent_berth(data_dir, driver, "--vpc-cidr", vpc_cidr)
+    b = start_agent_berth(data_dir, driver, "--vpc-cidr", vpc_cidr, *extra_args)
     try:
         yield b
     finally:
@@ -304,6 +305,9 @@ def remove_oci_containers(data_dir):
         subprocess.run(["umount", "-l", str(d / "shm")], capture_output=True)
     containers = Path(data_dir) / "agent" / "oci" / "containers"
     for d in containers.glob("*") if containers.exists() else []:
+        # A FARGATE container may run under runsc, which keeps its own state.
+        if shutil.which("runsc"):
+            subprocess.run(["runsc", "delete", "--force", d.name], capture_output=True)
         subprocess.run(["runc", "delete", "-f", d.name], capture_output=True)
         subprocess.run(["umount", "-l", str(d / "rootfs")], capture_output=True)
         meta = d / "meta.json"

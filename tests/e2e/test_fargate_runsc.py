@@ -14,10 +14,10 @@ import urllib.request
 
 import pytest
 
-from conftest import BIN, Berth, stop_agent_berth
+from conftest import BIN, vpc_agent_berth
 from ecs_helpers import wait_task
 from test_agent import cgroup_dir
-from test_awsvpc import ROUTER_NETNS, bridge_of, details, reachable, until
+from test_awsvpc import details, reachable, until
 from test_fargate import web_network
 
 VPC_CIDR = "10.204.0.0/16"
@@ -28,26 +28,8 @@ SERVE = ("mkdir -p /www && echo hello > /www/index.html && cat /proc/version > /
 
 @pytest.fixture(params=["oci"])
 def runsc_berth(tmp_path, request):
-    b = Berth(tmp_path / "data", extra_args=("--runtime", request.param, "--fargate-runtime", "runsc",
-                                             "--reserved-memory", "0", "--vpc-cidr", VPC_CIDR)).start()
-    try:
+    with vpc_agent_berth(tmp_path / "data", request.param, VPC_CIDR, "--fargate-runtime", "runsc") as b:
         yield b
-    finally:
-        try:
-            subnets = b.client("ec2").describe_subnets()["Subnets"]
-        except Exception:  # the server may be gone already; the routes are still ours to remove
-            subnets = []
-        # runsc keeps its own state: its containers go first (the fixture's runc delete
-        # cannot remove them).
-        containers = tmp_path / "data" / "agent" / "oci" / "containers"
-        for d in containers.glob("*") if containers.exists() else []:
-            subprocess.run(["runsc", "delete", "--force", d.name], capture_output=True)
-        stop_agent_berth(b, tmp_path / "data")
-        for s in subnets:
-            if s["CidrBlock"].startswith("10.204."):
-                subprocess.run(["ip", "-n", ROUTER_NETNS, "link", "del", bridge_of(s["SubnetId"])],
-                               capture_output=True)
-                subprocess.run(["ip", "route", "del", s["CidrBlock"]], capture_output=True)
 
 
 def definition(family, image, fargate):

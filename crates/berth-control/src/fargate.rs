@@ -38,17 +38,25 @@ pub fn host_of(instance_key: &str) -> Host {
     Host { cluster, id }
 }
 
-/// Every instance lending capacity to Fargate that is not deregistered, as placement sees it:
-/// with the groups of the FARGATE tasks it hosts, so placement spreads a group over them.
-pub fn candidates(region: &Region<'_>) -> ControlResult<Vec<Candidate>> {
+/// Every instance lending capacity to Fargate that is not deregistered, with its record.
+pub fn hosts(region: &Region<'_>) -> ControlResult<Vec<(Host, KeyValue, InstanceRecord)>> {
     let mut out = Vec::new();
     for entry in region.store().list(&region.keys.fargate_hosts())? {
         let host = host_of(&entry.key);
         let Some(kv) = region.store().get(&region.keys.instance(&host.cluster, &host.id))? else { continue };
         let record: InstanceRecord = decode(&kv)?;
-        if record.status == InstanceStatus::Inactive {
-            continue;
+        if record.status != InstanceStatus::Inactive {
+            out.push((host, kv, record));
         }
+    }
+    Ok(out)
+}
+
+/// The [`hosts`] as placement sees them: with the groups of the FARGATE tasks each hosts, so
+/// placement spreads a group over them.
+pub fn candidates(region: &Region<'_>) -> ControlResult<Vec<Candidate>> {
+    let mut out = Vec::new();
+    for (host, kv, record) in hosts(region)? {
         let mut groups = Vec::new();
         for task in hosted_records(region, &host)? {
             let task: TaskRecord = decode(&task)?;

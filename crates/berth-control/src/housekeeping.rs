@@ -7,7 +7,7 @@
 use std::collections::HashSet;
 
 use berth_model::task::TaskStatus;
-use berth_store::{Compare, KeyRange, KeyValue, Op, StoreExt, Txn};
+use berth_store::{Compare, KeyRange, Op, StoreExt, Txn};
 use serde_json::Value;
 
 use crate::error::ControlResult;
@@ -64,11 +64,15 @@ async fn cluster(region: &Region<'_>, cluster: &str, in_use: &mut HashSet<String
     // agents are lost.
     let mut lost = Vec::new();
     let own = region.store().list(&region.keys.instances(cluster))?;
-    let fargate: Vec<KeyValue> = crate::fargate::candidates(region)?.into_iter().map(|c| c.kv).collect();
-    for kv in own.iter().chain(&fargate) {
+    for kv in &own {
         let rec: InstanceRecord = decode(kv)?;
         if rec.status != InstanceStatus::Inactive && rec.lost(now, lost_after) {
             lost.push(crate::fargate::host_of(&kv.key));
+        }
+    }
+    for (host, _, rec) in crate::fargate::hosts(region)? {
+        if rec.lost(now, lost_after) {
+            lost.push(host);
         }
     }
     for kv in region.store().list(&region.keys.tasks(cluster))? {

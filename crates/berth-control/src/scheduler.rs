@@ -81,7 +81,11 @@ impl ClusterView {
             .map(|kv| Ok((kv.mod_revision, decode::<TaskRecord>(kv)?)))
             .collect::<ControlResult<Vec<_>>>()?;
         let candidates = placement::candidates_with(region, cluster, tasks.iter().map(|(_, t)| t))?;
-        let fargate = crate::fargate::candidates(region)?;
+        // Only the hosts' states matter here (their task groups are placement's concern).
+        let fargate = crate::fargate::hosts(region)?
+            .into_iter()
+            .map(|(_, kv, record)| placement::candidate(region, kv, record, Vec::new()))
+            .collect();
         Ok(ClusterView { revision: read.revision, tasks, candidates, fargate })
     }
 }

@@ -17,9 +17,6 @@ pub const FARGATE_ATTRIBUTE: &str = "berth.capacity.fargate";
 /// The platform version a FARGATE task runs on when `LATEST` (or nothing) is asked for.
 pub const PLATFORM_VERSION: &str = "1.4.0";
 
-/// The platform versions Berth accepts for Linux Fargate tasks.
-pub const PLATFORM_VERSIONS: [&str; 2] = ["LATEST", PLATFORM_VERSION];
-
 /// Where a task's capacity comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum LaunchType {
@@ -58,15 +55,6 @@ pub fn platform_version(asked: Option<&str>) -> Result<&'static str, ModelError>
             "The specified platform version: {other} does not exist. Berth runs Fargate platform version {PLATFORM_VERSION} (or LATEST)."
         ))),
     }
-}
-
-/// Whether a definition may run as FARGATE: it lists FARGATE in `compatibilities` (which
-/// registration computes from Fargate's rules).
-pub fn fargate_compatible(definition: &serde_json::Map<String, Value>) -> bool {
-    definition
-        .get("compatibilities")
-        .and_then(Value::as_array)
-        .is_some_and(|c| c.iter().any(|v| v == LaunchType::Fargate.as_str()))
 }
 
 /// Fargate's rules for containers and volumes, beyond network mode and task size: no

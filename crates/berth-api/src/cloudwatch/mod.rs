@@ -61,13 +61,3 @@ pub fn dimensions(input: &Obj, key: &str) -> Vec<(String, String)> {
 
 #[cfg(test)]
 mod tests;
-
-#[cfg(test)]
-mod coverage {
-    /// docs/api-coverage.md's CloudWatch table lists every model operation, and its
-    /// implemented rows are exactly the dispatch table.
-    #[test]
-    fn coverage_table_is_true() {
-        crate::protocol::service::assert_coverage(&super::SERVICE);
-    }
-}

@@ -147,15 +147,3 @@ pub fn authorized(ctx: &Ctx<'_>, input: &Obj, action: &str) -> EcrResult<(String
     ctx.app.registry.authorize(&s, &repo, action)?;
     Ok((name, s, repo))
 }
-
-#[cfg(test)]
-mod tests {
-    use crate::protocol::service::assert_coverage;
-
-    /// docs/api-coverage.md's ECR table lists every model operation, and its implemented and
-    /// partial rows are exactly the operations `dispatch` answers.
-    #[test]
-    fn coverage_table_is_true() {
-        assert_coverage(&super::SERVICE);
-    }
-}

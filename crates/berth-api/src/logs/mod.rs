@@ -128,13 +128,3 @@ pub fn int(input: &Obj, key: &str) -> Option<i64> {
 
 #[cfg(test)]
 mod tests;
-
-#[cfg(test)]
-mod coverage {
-    /// docs/api-coverage.md's CloudWatch Logs table lists every model operation, and its
-    /// implemented rows are exactly the dispatch table.
-    #[test]
-    fn coverage_table_is_true() {
-        crate::protocol::service::assert_coverage(&super::SERVICE);
-    }
-}
