@@ -1,0 +1,12 @@
+//! Berth's load balancer data plane.
+//!
+//! The control plane (ELBv2 API, `berth-control/src/elb/`) keeps load balancers, listeners,
+//! rules, target groups and registered targets in the store; whenever they change it hands
+//! the data plane one whole [`config::Config`]. The data plane binds each listener's address,
+//! routes every request or connection by the listener's rules to a target of a target group,
+//! health-checks every target of every group in use, and reports what it observes (each
+//! target's health and in-flight requests) back for DescribeTargetHealth and for the ECS
+//! service scheduler. It reads no store and no clock of the control plane: the same config
+//! always gives the same routing.
+
+pub mod config;
