@@ -211,9 +211,7 @@ def remove_empty_task_cgroups(ids):
     processes). Only a test's own tasks: other tests may be starting or removing theirs
     meanwhile, so the walk looks only where task cgroups live (`berth-tasks` at the root of
     the v2 hierarchy or of each v1 one) and takes a vanished directory as removed."""
-    root = Path("/sys/fs/cgroup")
-    parents = [root / "berth-tasks", *root.glob("*/berth-tasks")]
-    for task in (parent / i for parent in parents for i in ids):
+    for task in task_cgroups(ids):
         try:
             children = [c for c in task.iterdir() if c.is_dir()]
         except OSError:
@@ -276,6 +274,28 @@ def agent_berth(tmp_path, request):
     stop_agent_berth(b, tmp_path / "data")
 
 
+def task_cgroups(ids):
+    """The cgroup directories of these tasks, in every hierarchy (`berth-tasks/ID`)."""
+    root = Path("/sys/fs/cgroup")
+    parents = [root / "berth-tasks", *root.glob("*/berth-tasks")]
+    return [parent / i for parent in parents for i in ids if (parent / i).is_dir()]
+
+
+def kill_task_processes(ids):
+    """SIGKILL to every process in these tasks' cgroups (a test's own tasks, at its teardown)."""
+    for group in task_cgroups(list(ids)):
+        for procs in group.rglob("cgroup.procs"):
+            try:
+                pids = procs.read_text().split()
+            except OSError:
+                continue
+            for pid in pids:
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except (OSError, ValueError):
+                    pass
+
+
 def stop_live_tasks(client, timeout=60):
     """Stops every task still wanted running, in every cluster, and waits for them to stop: their
     agent takes down their interfaces and firewall rules, which live in Berth's router namespace
@@ -287,6 +307,9 @@ def stop_live_tasks(client, timeout=60):
                 for arn in page["taskArns"]:
                     client.stop_task(cluster=cluster, task=arn)
                     live.append((cluster, arn))
+        # Their containers would get their whole stopTimeout (30 s by default) to answer SIGTERM,
+        # which a shell or busybox httpd as PID 1 never does: the test is over, so kill them.
+        kill_task_processes(arn.rsplit("/", 1)[1] for _, arn in live)
         deadline = time.time() + timeout
         while live and time.time() < deadline:
             live = [(c, a) for c, a in live
@@ -335,13 +358,14 @@ def ecs(berth):
 # network, and every test uses its own ports, data dir and cgroups.
 CONTAINER_FILES = {"test_agent.py", "test_agent_runner.py", "test_autoscaling_agents.py", "test_awslogs.py",
                    "test_awsvpc.py", "test_cli.py", "test_definition_members.py", "test_fargate.py",
-                   "test_fargate_runsc.py", "test_registry_task.py", "test_services_agents.py", "test_task_metadata.py",
-                   "test_task_metrics.py"}
+                   "test_fargate_runsc.py", "test_load_balanced_services.py", "test_registry_task.py",
+                   "test_services_agents.py", "test_task_metadata.py", "test_task_metrics.py"}
 
 
 def pytest_collection_modifyitems(items):
     for item in items:
         if Path(str(item.fspath)).name in CONTAINER_FILES:
             params = item.nodeid.partition("[")[2]
-            group = "oci" if re.search(r"\boci\b", params) else "docker"
+            oci = re.search(r"\boci\b", params) or "oci_berth" in getattr(item, "fixturenames", ())
+            group = "oci" if oci else "docker"
             item.add_marker(pytest.mark.xdist_group(group))

@@ -132,6 +132,10 @@ fn snapshot(ctx: &Ctx<'_>, prefix: &str, me: &Placed, lends: bool, since: u64) -
         changed |= kv.mod_revision > since;
         if rec.last_status != berth_model::task::TaskStatus::Stopped {
             let mut task = ecs::tasks::render(kv, &rec, false);
+            // Draining from its load balancers: its agent keeps it running meanwhile.
+            if rec.targets.as_ref().is_some_and(|t| t.holds()) {
+                task["desiredStatus"] = json!("RUNNING");
+            }
             if let Some(seconds) = rec.stop_timeout {
                 task["berthStopTimeout"] = json!(seconds);
             }

@@ -38,6 +38,9 @@ pub struct TaskRecord {
     /// Seconds its containers get when stopped, when the stop said (a spot interruption).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_timeout: Option<u64>,
+    /// A service task's registrations in its service's target groups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub targets: Option<crate::service_targets::Targets>,
 }
 
 /// A container instance, by its cluster and id.
@@ -66,6 +69,8 @@ struct StoredTask {
     host: Option<Host>,
     #[serde(default)]
     stop_timeout: Option<u64>,
+    #[serde(default)]
+    targets: Option<crate::service_targets::Targets>,
 }
 
 /// Takes `key` out of an older record's ECS object, parsed with `parse`.
@@ -111,6 +116,7 @@ impl TryFrom<StoredTask> for TaskRecord {
             claimed: s.claimed,
             host: s.host,
             stop_timeout: s.stop_timeout,
+            targets: s.targets,
         })
     }
 }
@@ -130,6 +136,7 @@ impl TaskRecord {
             claimed: false,
             host: None,
             stop_timeout: None,
+            targets: None,
         }
     }
 

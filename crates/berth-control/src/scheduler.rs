@@ -13,7 +13,7 @@ use berth_model::task::{DesiredStatus, Failure, StopCode};
 use berth_model::task_definition::requirements;
 use berth_placement::{Constraint, Rejection, matches};
 use berth_scheduler::{
-    Ending, InstanceState, InstanceView, Observed, Plan, Scheduling, Spec, StopReason, TaskView, messages, reconcile,
+    Ending, InstanceState, InstanceView, LbHealth, Observed, Plan, Scheduling, Spec, StopReason, TaskView, messages, reconcile,
 };
 use berth_store::{Compare, KeyRange, Op, Txn};
 use serde_json::{Value, json};
@@ -22,6 +22,7 @@ use crate::definitions::{DefinitionRecord, resolve};
 use crate::error::ControlResult;
 use crate::keys::SCHEDULED;
 use crate::records::{InstanceStatus, TaskRecord};
+use crate::service_targets;
 use crate::services::{ServiceRecord, ServiceStatus};
 use crate::store::{array, decode, encode};
 use crate::tasks::{Launch, StopRequest, launch_for, request_stop, write_off};
@@ -124,7 +125,7 @@ fn spec(rec: &ServiceRecord) -> Spec {
     }
 }
 
-fn task_view(cluster: &str, t: &TaskRecord, revision: u64, health_checked: bool) -> TaskView {
+fn task_view(cluster: &str, t: &TaskRecord, revision: u64, health_checked: bool, lb: LbHealth) -> TaskView {
     let num = |k: &str| t.task.get(k).and_then(Value::as_f64);
     let ending = (!t.live()).then_some(if t.failure.is_some() { Ending::Failed } else { Ending::Stopped });
     TaskView {
@@ -139,6 +140,7 @@ fn task_view(cluster: &str, t: &TaskRecord, revision: u64, health_checked: bool)
         created_at: num("createdAt").unwrap_or(0.0),
         ending,
         revision,
+        lb,
     }
 }
 
@@ -183,16 +185,29 @@ async fn service_pass(
     let mut tasks = Vec::new();
     // The service's wanted tasks per capacity provider.
     let mut providers: HashMap<String, u32> = HashMap::new();
+    let balanced = !service_targets::service_load_balancers(&rec).is_empty();
+    let mut target_events = TargetEvents::default();
     for (revision, task) in &view.tasks {
         if task.field("group") != Some(group.as_str()) {
             continue;
+        }
+        // Registered once RUNNING, let go once drained: the task's own write, so this pass
+        // sees the task as it was read.
+        if balanced || task.targets.is_some() {
+            let id = task.field("taskArn").and_then(|a| a.rsplit('/').next()).unwrap_or_default();
+            let key = region.keys.task(cluster, id);
+            match service_targets::sync(region, cluster, &rec, (&key, *revision), task).await {
+                Ok(change) => target_events.add(change),
+                Err(e) => tracing::warn!(service = name, task = id, error = %e, "load balancer registration failed"),
+            }
         }
         if let Some(p) = task.field("capacityProviderName").filter(|_| task.desired_status == DesiredStatus::Running) {
             *providers.entry(p.to_string()).or_default() += 1;
         }
         let definition = task.field("taskDefinitionArn").unwrap_or_default().to_string();
         let checked = definitions.health_checked(region, &definition)?;
-        tasks.push(task_view(cluster, task, *revision, checked));
+        let lb = service_targets::lb_health(region, task)?;
+        tasks.push(task_view(cluster, task, *revision, checked, lb));
     }
     let constraints = placement::constraints(&array(&rec.service, "placementConstraints"), false)?;
     let lost_after = region.config().lost_agent_timeout.as_secs_f64();
@@ -228,7 +243,8 @@ async fn service_pass(
     let observed = Observed { now, revision: view.revision, tasks: &tasks, instances: &instances, fresh_id: &fresh };
     let plan = reconcile(&spec, &rec.scheduler, &observed);
 
-    let mut events = plan.events.clone();
+    let mut events = target_events.messages(name);
+    events.extend(plan.events.iter().cloned());
     let new_deployment = plan.state.deployments.iter().any(|d| !rec.scheduler.deployments.iter().any(|o| o.id == d.id));
     // A plan that made a deployment (a rollback) is recorded before anything is launched
     // from it, so no task ever names a deployment the service does not know.
@@ -273,6 +289,33 @@ async fn service_pass(
     Ok(())
 }
 
+/// Targets registered and deregistered in one pass, per target group, for the service's
+/// events.
+#[derive(Default)]
+struct TargetEvents {
+    registered: BTreeMap<String, usize>,
+    deregistered: BTreeMap<String, usize>,
+}
+
+impl TargetEvents {
+    fn add(&mut self, change: Option<service_targets::Change>) {
+        let (into, targets) = match change {
+            Some(service_targets::Change::Registered(t)) => (&mut self.registered, t),
+            Some(service_targets::Change::Drained(t)) => (&mut self.deregistered, t),
+            None => return,
+        };
+        for t in targets {
+            *into.entry(t.target_group_arn).or_default() += 1;
+        }
+    }
+
+    fn messages(&self, service: &str) -> Vec<String> {
+        let registered = self.registered.iter().map(|(g, n)| messages::registered_targets(service, *n, g));
+        let deregistered = self.deregistered.iter().map(|(g, n)| messages::deregistered_targets(service, *n, g));
+        registered.chain(deregistered).collect()
+    }
+}
+
 /// The service a pass acts for: its record, its store key and the revision it was read at,
 /// and how many of its wanted tasks each capacity provider launched.
 struct Acting<'a> {
@@ -301,16 +344,24 @@ async fn act(
     }
 
     let mut stopped = Vec::new();
+    let mut draining = 0;
     for s in &plan.stop {
-        if s.reason == StopReason::Unhealthy {
-            events.push(messages::unhealthy(name, &s.task));
+        match (s.reason, &s.target_group) {
+            (StopReason::Unhealthy, _) => events.push(messages::unhealthy(name, &s.task)),
+            (StopReason::ElbUnhealthy, Some(group)) => events.push(messages::elb_unhealthy(name, &s.task, group)),
+            _ => {}
         }
         let reason = s.stopped_reason();
-        let failure = (s.reason == StopReason::Unhealthy).then_some(Failure::HealthCheck);
+        let failed = matches!(s.reason, StopReason::Unhealthy | StopReason::ElbUnhealthy);
+        let failure = failed.then_some(Failure::HealthCheck);
         let stop = StopRequest { code: StopCode::ServiceSchedulerInitiated, reason: &reason, failure, warning: None };
-        if request_stop(region, cluster, &s.task, stop).await?.is_some() {
+        if let Some((_, task)) = request_stop(region, cluster, &s.task, stop).await? {
             stopped.push(s.task.clone());
+            draining += usize::from(task.targets.as_ref().is_some_and(|t| t.holds()));
         }
+    }
+    if draining > 0 {
+        events.push(messages::draining(name, draining));
     }
     if !stopped.is_empty() {
         events.push(messages::stopped(name, &stopped));

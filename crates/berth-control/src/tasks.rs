@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 use crate::Region;
 use crate::error::{ControlError, ControlResult};
 use crate::records::{InstanceRecord, TaskRecord};
+use crate::service_targets::{self, TargetsEvent};
 use crate::store::{MAX_ATTEMPTS, Obj, active_cluster, decode, encode, retry};
 use crate::task_network::{self, NetworkRequest};
 use crate::{fargate, placement};
@@ -282,8 +283,12 @@ fn stop_now(
             c["lastStatus"] = json!(TaskStatus::Stopped.as_str());
         }
     }
-    // The interface and its address are freed with the move to STOPPED.
+    // The interface and its address are freed with the move to STOPPED, and whatever target
+    // groups still hold the task let it go.
     let (mut compares, mut ops) = task_network::release(region, &mut rec.task)?;
+    let (c, o) = service_targets::on_event(region, rec, TargetsEvent::Stopped)?;
+    compares.extend(c);
+    ops.extend(o);
     if let Some(host) = &rec.host {
         let id = rec.field("taskArn").and_then(|a| a.rsplit('/').next()).unwrap_or_default();
         ops.push(Op::delete(&region.keys.hosted_task(host, cluster, id)));
@@ -336,6 +341,11 @@ pub async fn request_stop(
         rec.stop_timeout = stop.warning;
         let extra = if !rec.claimed && transition(rec.last_status, TaskEvent::StopUnclaimed).is_ok() {
             stop_now(region, cluster, &mut rec, TaskEvent::StopUnclaimed)?
+        } else if let Some(draining) = service_targets::begin_draining(region, &mut rec)? {
+            // Behind a load balancer: drained first, then stopped by its agent.
+            rec.desired_status = DesiredStatus::Stopped;
+            rec.task.entry("stoppingAt").or_insert(json!(region.timestamp()));
+            draining
         } else {
             rec.desired_status = DesiredStatus::Stopped;
             rec.task.entry("stoppingAt").or_insert(json!(region.timestamp()));

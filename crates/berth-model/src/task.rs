@@ -118,6 +118,10 @@ pub enum TaskEvent {
     StopUnclaimed,
     /// Its agent is lost: it is STOPPED now, whatever the agent last said.
     WriteOff,
+    /// The control plane begins taking a RUNNING task out of its load balancers before its
+    /// agent stops it: DEACTIVATING. The agent keeps running it meanwhile, and its reports of
+    /// RUNNING leave it DEACTIVATING.
+    Deactivate,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
@@ -128,12 +132,15 @@ pub enum TransitionError {
     Backwards { from: TaskStatus, to: TaskStatus },
     #[error("task is {state} on an agent and only the agent can stop it", state = .0.as_str())]
     Claimed(TaskStatus),
+    #[error("task is {state}, not RUNNING", state = .0.as_str())]
+    NotRunning(TaskStatus),
 }
 
 /// The one place that decides a task's next status.
 pub fn transition(current: TaskStatus, event: TaskEvent) -> Result<TaskStatus, TransitionError> {
     match event {
         TaskEvent::Reported(_) if current == TaskStatus::Stopped => Err(TransitionError::AlreadyStopped),
+        TaskEvent::Reported(TaskStatus::Running) if current == TaskStatus::Deactivating => Ok(current),
         TaskEvent::Reported(to) if to < current => Err(TransitionError::Backwards { from: current, to }),
         TaskEvent::Reported(to) => Ok(to),
         TaskEvent::StopUnclaimed => match current {
@@ -143,6 +150,11 @@ pub fn transition(current: TaskStatus, event: TaskEvent) -> Result<TaskStatus, T
         },
         TaskEvent::WriteOff if current == TaskStatus::Stopped => Err(TransitionError::AlreadyStopped),
         TaskEvent::WriteOff => Ok(TaskStatus::Stopped),
+        TaskEvent::Deactivate => match current {
+            TaskStatus::Running => Ok(TaskStatus::Deactivating),
+            TaskStatus::Stopped => Err(TransitionError::AlreadyStopped),
+            other => Err(TransitionError::NotRunning(other)),
+        },
     }
 }
 
@@ -189,6 +201,7 @@ mod tests {
             4 => proptest::sample::select(TaskStatus::ALL.to_vec()).prop_map(TaskEvent::Reported),
             1 => Just(TaskEvent::StopUnclaimed),
             1 => Just(TaskEvent::WriteOff),
+            1 => Just(TaskEvent::Deactivate),
         ]
     }
 
@@ -199,7 +212,8 @@ mod tests {
         /// - nothing leaves STOPPED;
         /// - the control plane alone (a stop before any claim) never stops a task that an agent
         ///   has taken past PENDING: only the agent's report or a write-off of a lost agent does;
-        /// - a write-off always ends a live task.
+        /// - a write-off always ends a live task;
+        /// - only a RUNNING task is deactivated, and a deactivating one never runs again.
         #[test]
         fn any_history_moves_forward_and_ends_once(events in proptest::collection::vec(event(), 1..40)) {
             let mut status = TaskStatus::Pending;
@@ -210,6 +224,12 @@ mod tests {
                         prop_assert!(status != TaskStatus::Stopped, "left STOPPED on {e:?}");
                         if e == TaskEvent::StopUnclaimed {
                             prop_assert!(status <= TaskStatus::Pending, "stopped a claimed {status:?} alone");
+                        }
+                        if e == TaskEvent::Deactivate {
+                            prop_assert_eq!(status, TaskStatus::Running, "deactivated a task that was not running");
+                        }
+                        if status == TaskStatus::Deactivating {
+                            prop_assert!(next != TaskStatus::Running, "a deactivating task went back to RUNNING");
                         }
                         status = next;
                     }

@@ -26,7 +26,7 @@ pub(crate) fn plan(pass: &Pass<'_>, state: &State) -> (Vec<Launch>, Vec<Stop>, u
     for t in &active {
         let here = pass.instances.iter().find(|i| i.id == t.instance).map(|i| (i.state, i.daemon_eligible));
         match here {
-            _ if t.failing_health(now, grace) => stops.push(Stop::of(t, StopReason::Unhealthy)),
+            _ if t.failing_health(now, grace) => stops.push(Stop::failing(t, now, grace)),
             Some((InstanceState::Draining, _)) => doomed.push((*t, StopReason::Draining)),
             Some((InstanceState::Active, false)) => doomed.push((*t, StopReason::NotEligible)),
             // Nothing replaces an older deployment's task while the primary has failed.

@@ -211,6 +211,20 @@ impl State {
 /// A task's health (ECS task `healthStatus`): the model's one health type.
 pub use berth_model::health::Health;
 
+/// A task's health in its service's target groups (ELB health checks).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum LbHealth {
+    /// The service has no load balancer, or the task is not registered (yet).
+    #[default]
+    None,
+    /// Registered; not every target group has found it healthy yet.
+    Initial,
+    /// Healthy in every target group it is registered with.
+    Healthy,
+    /// Unhealthy in this target group.
+    Unhealthy { target_group: String },
+}
+
 /// Why a task that is STOPPED stopped, as far as the scheduler cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ending {
@@ -237,6 +251,8 @@ pub struct TaskView {
     pub created_at: f64,
     /// For STOPPED tasks.
     pub ending: Option<Ending>,
+    /// How the service's load balancers see it.
+    pub lb: LbHealth,
     /// The store revision of its last change.
     pub revision: u64,
 }
@@ -257,6 +273,7 @@ impl TaskView {
     pub fn healthy(&self, now: f64) -> bool {
         self.active()
             && self.status == TaskStatus::Running
+            && matches!(self.lb, LbHealth::None | LbHealth::Healthy)
             && match (self.health_checked, self.health) {
                 (true, h) => h == Health::Healthy,
                 (false, Health::Unhealthy) => false,
@@ -264,12 +281,24 @@ impl TaskView {
             }
     }
 
-    /// Failing its health checks after the grace period: to be replaced.
+    /// Failing its container or load balancer health checks after the grace period: to be
+    /// replaced, for [`TaskView::failure`]'s reason.
     pub fn failing_health(&self, now: f64, grace: f64) -> bool {
-        self.active()
-            && self.status == TaskStatus::Running
-            && self.health == Health::Unhealthy
-            && self.started_at.is_none_or(|t| now - t >= grace)
+        self.failure(now, grace).is_some()
+    }
+
+    /// Why it is to be replaced for its health, if it is: container health checks first.
+    pub fn failure(&self, now: f64, grace: f64) -> Option<StopReason> {
+        if !(self.active() && self.status == TaskStatus::Running && self.started_at.is_none_or(|t| now - t >= grace)) {
+            return None;
+        }
+        if self.health == Health::Unhealthy {
+            Some(StopReason::Unhealthy)
+        } else if matches!(self.lb, LbHealth::Unhealthy { .. }) {
+            Some(StopReason::ElbUnhealthy)
+        } else {
+            None
+        }
     }
 }
 
@@ -325,6 +354,8 @@ pub enum StopReason {
     Replaced,
     /// Its container health checks failed.
     Unhealthy,
+    /// A target group of its load balancers found it unhealthy.
+    ElbUnhealthy,
     /// Its instance is DRAINING.
     Draining,
     /// The instance no longer matches the daemon's constraints.
@@ -339,11 +370,22 @@ pub struct Stop {
     /// The deployment that launched the task.
     pub deployment: String,
     pub reason: StopReason,
+    /// For [`StopReason::ElbUnhealthy`]: the target group that found it unhealthy.
+    pub target_group: Option<String>,
 }
 
 impl Stop {
     pub fn of(task: &TaskView, reason: StopReason) -> Stop {
-        Stop { task: task.id.clone(), deployment: task.deployment.clone(), reason }
+        let target_group = match (&task.lb, reason) {
+            (LbHealth::Unhealthy { target_group }, StopReason::ElbUnhealthy) => Some(target_group.clone()),
+            _ => None,
+        };
+        Stop { task: task.id.clone(), deployment: task.deployment.clone(), reason, target_group }
+    }
+
+    /// The stop of a task [`TaskView::failing_health`] says is failing, for its reason.
+    pub fn failing(task: &TaskView, now: f64, grace: f64) -> Stop {
+        Stop::of(task, task.failure(now, grace).unwrap_or(StopReason::Unhealthy))
     }
 
     /// The task's `stoppedReason`, as ECS words it.
@@ -352,6 +394,9 @@ impl Stop {
             StopReason::ScaledDown => return format!("Scaling activity initiated by (deployment {})", self.deployment),
             StopReason::Replaced => "ECS is replacing this task with a task of the service's newer deployment.",
             StopReason::Unhealthy => messages::FAILED_HEALTH_CHECKS,
+            StopReason::ElbUnhealthy => {
+                return messages::failed_elb_health_checks(self.target_group.as_deref().unwrap_or_default());
+            }
             StopReason::Draining => "Container instance is draining.",
             StopReason::NotEligible => "The container instance no longer matches the service's constraints.",
             StopReason::Deleting => "The service is being deleted.",

@@ -3,6 +3,32 @@
 /// A task's `stoppedReason` when the scheduler replaces it for failing health checks.
 pub const FAILED_HEALTH_CHECKS: &str = "Task failed container health checks";
 
+/// A task's `stoppedReason` when the scheduler replaces it for failing a target group's
+/// health checks.
+pub fn failed_elb_health_checks(target_group: &str) -> String {
+    format!("Task failed ELB health checks in (target-group {target_group})")
+}
+
+/// The service event for a task a target group found unhealthy.
+pub fn elb_unhealthy(service: &str, task: &str, target_group: &str) -> String {
+    format!("(service {service}) (task {task}) is unhealthy in (target-group {target_group}).")
+}
+
+/// Targets registered in one target group.
+pub fn registered_targets(service: &str, count: usize, target_group: &str) -> String {
+    format!("(service {service}) registered {count} targets in (target-group {target_group})")
+}
+
+/// Targets whose draining ended, in one target group.
+pub fn deregistered_targets(service: &str, count: usize, target_group: &str) -> String {
+    format!("(service {service}) deregistered {count} targets in (target-group {target_group})")
+}
+
+/// Tasks that began draining from their load balancers before they stop.
+pub fn draining(service: &str, count: usize) -> String {
+    format!("(service {service}) has begun draining connections on {count} tasks.")
+}
+
 pub fn steady(service: &str) -> String {
     format!("(service {service}) has reached a steady state.")
 }

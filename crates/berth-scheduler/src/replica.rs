@@ -24,7 +24,7 @@ pub(crate) fn plan(pass: &Pass<'_>, state: &State) -> (Vec<Launch>, Vec<Stop>, u
     // they serve nothing.
     for t in pass.live.iter().filter(|t| t.failing_health(now, spec.grace_period)) {
         stopping.insert(&t.id);
-        stops.push(Stop::of(t, StopReason::Unhealthy));
+        stops.push(Stop::failing(t, now, spec.grace_period));
     }
     let active: Vec<&TaskView> =
         pass.live.iter().copied().filter(|t| t.active() && !stopping.contains(t.id.as_str())).collect();

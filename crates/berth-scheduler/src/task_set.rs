@@ -138,7 +138,7 @@ pub(crate) fn plan(pass: &Pass<'_>, state: &State) -> (Vec<Launch>, Vec<Stop>, u
     let mut doomed = Vec::new();
 
     for t in pass.live.iter().filter(|t| t.failing_health(now, pass.spec.grace_period)) {
-        stops.push(Stop::of(t, StopReason::Unhealthy));
+        stops.push(Stop::failing(t, now, pass.spec.grace_period));
     }
     let active: Vec<&TaskView> =
         pass.live.iter().copied().filter(|t| t.active() && !t.failing_health(now, pass.spec.grace_period)).collect();

@@ -40,6 +40,8 @@ struct World {
     next_id: u64,
     events: Vec<String>,
     placed: usize,
+    /// Behind a load balancer: a running task's targets turn healthy this long after it starts.
+    lb_healthy_after: Option<f64>,
 }
 
 impl World {
@@ -56,6 +58,7 @@ impl World {
             next_id: 1,
             events: Vec::new(),
             placed: 0,
+            lb_healthy_after: None,
         }
     }
 
@@ -88,6 +91,14 @@ impl World {
             } else if t.status == TaskStatus::Pending {
                 t.status = TaskStatus::Running;
                 t.started_at = Some(self.now);
+                if self.lb_healthy_after.is_some() {
+                    t.lb = LbHealth::Initial;
+                }
+            } else if let Some(after) = self.lb_healthy_after
+                && t.lb == LbHealth::Initial
+                && t.started_at.is_some_and(|s| self.now - s >= after)
+            {
+                t.lb = LbHealth::Healthy;
             } else {
                 self.revision -= 1;
                 continue;
@@ -148,6 +159,7 @@ impl World {
                 created_at: self.now,
                 ending: None,
                 revision: self.revision,
+                lb: LbHealth::None,
             });
         }
     }
@@ -429,7 +441,10 @@ fn unhealthy_tasks_are_replaced_after_the_grace_period_only() {
     assert!(plan.stop.is_empty(), "still within the grace period");
     w.tasks.iter_mut().find(|t| t.id == id).unwrap().started_at = Some(w.now - 60.0);
     let plan = w.pass();
-    assert_eq!(plan.stop, vec![Stop { task: id, deployment: "ecs-svc/1".into(), reason: StopReason::Unhealthy }]);
+    assert_eq!(
+        plan.stop,
+        vec![Stop { task: id, deployment: "ecs-svc/1".into(), reason: StopReason::Unhealthy, target_group: None }]
+    );
     assert_eq!(plan.launch.len(), 1, "its replacement goes out at once within the 200% ceiling");
     w.run_until_steady(10);
     assert_eq!(w.state.deployments[0].failed_tasks, 1, "a health-check stop counts as a failure");
@@ -907,4 +922,43 @@ proptest! {
         }
         prop_assert!(w.state.task_sets.iter().all(|s| s.status != TaskSetStatus::Draining));
     }
+}
+
+#[test]
+fn behind_a_load_balancer_old_tasks_stop_only_once_new_targets_are_healthy() {
+    let mut w = World::new(spec(3, 100, 200), GOOD);
+    w.lb_healthy_after = Some(20.0);
+    w.run_until_steady(30);
+    w.state.start_deployment(Deployment::new("ecs-svc/2".into(), NEXT.into(), w.now, w.revision));
+    for _ in 0..40 {
+        let plan = w.pass();
+        for s in &plan.stop {
+            // The floor counts only tasks their target groups found healthy.
+            let new_healthy = w.tasks.iter().filter(|t| t.deployment == "ecs-svc/2" && t.lb == LbHealth::Healthy);
+            assert!(new_healthy.count() > 0, "{} stopped before any new target was healthy", s.task);
+        }
+    }
+    let running: Vec<_> = w.tasks.iter().filter(|t| t.live()).collect();
+    assert_eq!(running.len(), 3);
+    assert!(running.iter().all(|t| t.deployment == "ecs-svc/2" && t.lb == LbHealth::Healthy));
+}
+
+#[test]
+fn a_task_its_target_group_finds_unhealthy_is_replaced_after_the_grace_period() {
+    let mut s = spec(2, 100, 200);
+    s.grace_period = 30.0;
+    let mut w = World::new(s, GOOD);
+    w.lb_healthy_after = Some(0.0);
+    w.run_until_steady(10);
+    let group = "arn:aws:elasticloadbalancing:us-east-1:000000000000:targetgroup/web/0123456789abcdef".to_string();
+    let t = w.tasks.iter_mut().find(|t| t.live()).unwrap();
+    t.lb = LbHealth::Unhealthy { target_group: group.clone() };
+    t.started_at = Some(w.now - 5.0);
+    let id = t.id.clone();
+    assert!(w.pass().stop.is_empty(), "still within the grace period");
+    w.tasks.iter_mut().find(|t| t.id == id).unwrap().started_at = Some(w.now - 60.0);
+    let plan = w.pass();
+    assert_eq!(plan.stop.len(), 1);
+    assert_eq!((plan.stop[0].task.as_str(), plan.stop[0].reason), (id.as_str(), StopReason::ElbUnhealthy));
+    assert_eq!(plan.stop[0].stopped_reason(), format!("Task failed ELB health checks in (target-group {group})"));
 }

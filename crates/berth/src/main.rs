@@ -11,6 +11,7 @@
 //! - `registry`: registry maintenance.
 
 mod agent;
+mod balancer;
 mod cli;
 mod config;
 mod peers;

@@ -87,6 +87,8 @@ async fn serve(settings: Settings, agent_options: Option<AgentOptions>, started:
     tokio::spawn(berth_api::logs::retention::run(app.clone()));
     // Alarms are evaluated where the metrics are: on every server, over its own.
     tokio::spawn(berth_api::cloudwatch::alarms::run(app.clone()));
+    // Every server serves the load balancers' listeners on its own address.
+    tokio::spawn(crate::balancer::run(app.control.clone(), settings.lb_address));
 
     let key = &settings.keys[0];
     let (agent_line, agent_task) = match agent_options {

@@ -121,8 +121,13 @@ pub async fn register(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
             }
         }
         instance.insert("containerInstanceArn".into(), json!(ctx.arns.container_instance(cluster, &id)));
+        // The identity document's instance id; an instance without one (a Berth agent) gets
+        // an id of EC2's shape once and keeps it: load balancers name instance targets by it.
         if let Some(ec2) = identity.get("instanceId") {
             instance.insert("ec2InstanceId".into(), ec2.clone());
+        }
+        if !instance.contains_key("ec2InstanceId") {
+            instance.insert("ec2InstanceId".into(), json!(ctx.control.ids.ec2_id("i")));
         }
         instance.insert("versionInfo".into(), input.get("versionInfo").cloned().unwrap_or(json!({})));
         instance.insert("registeredResources".into(), registered.to_ecs());

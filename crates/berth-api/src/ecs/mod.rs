@@ -6,6 +6,7 @@ mod capacity_providers;
 mod clusters;
 mod container_instances;
 mod services;
+mod load_balancers;
 mod settings;
 mod tags;
 mod task_definitions;

@@ -14,6 +14,7 @@ use berth_scheduler::{Controller, Deployment, Outcome, Rollout, Scheduling, Stat
 use berth_store::{Compare, KeyValue, Op, StoreExt, Txn};
 use serde_json::{Value, json};
 
+use super::load_balancers;
 use super::task_definitions::resolve;
 use super::tasks::{check_launch_type, check_network, check_platform};
 use super::{
@@ -122,7 +123,6 @@ pub(super) fn runnable(ctx: &Ctx<'_>, given: &str) -> ApiResult<DefinitionRecord
 /// Fields Berth does not act on yet: refused rather than silently ignored.
 pub(super) fn refuse_unsupported(input: &Obj) -> ApiResult<()> {
     for (field, what) in [
-        ("loadBalancers", "load balancers"),
         ("serviceRegistries", "service registries"),
         ("serviceConnectConfiguration", "Service Connect"),
         ("volumeConfigurations", "service volume configurations"),
@@ -291,6 +291,8 @@ struct NewService {
     /// The capacity provider strategy, when the service launches by one (then it shows no
     /// `launchType`).
     strategy: Option<Value>,
+    /// The checked `loadBalancers`.
+    load_balancers: Value,
 }
 
 /// Checks a CreateService request against ECS's rules (and what Berth cannot do yet).
@@ -351,6 +353,15 @@ fn new_service(ctx: &Ctx<'_>, input: &Obj) -> ApiResult<NewService> {
     if let Some(d) = &definition {
         check_network(ctx, &d.definition, input, launch_type)?;
     }
+    if controller == Controller::CodeDeploy && !array(input, "loadBalancers").is_empty() {
+        return Err(ApiError::invalid(
+            "Berth does not support load balancers for services of the CODE_DEPLOY deployment controller yet.",
+        ));
+    }
+    let load_balancers = match &definition {
+        Some(d) => load_balancers::check(ctx, input.get("loadBalancers"), &d.definition)?,
+        None => json!([]),
+    };
     let strategies = array(input, "placementStrategy");
     let constraints = array(input, "placementConstraints");
     placement::constraints(&constraints, false)?;
@@ -386,6 +397,7 @@ fn new_service(ctx: &Ctx<'_>, input: &Obj) -> ApiResult<NewService> {
         token,
         launch_type,
         strategy: strategy.map(|s| serde_json::to_value(s).unwrap_or_default()),
+        load_balancers,
     })
 }
 
@@ -397,7 +409,7 @@ fn new_record(ctx: &Ctx<'_>, new: &NewService, input: &Obj, revision: u64) -> Se
     service.insert("serviceArn".into(), json!(ctx.arns.service(&new.cluster, &new.name)));
     service.insert("serviceName".into(), json!(new.name));
     service.insert("clusterArn".into(), json!(ctx.arns.cluster(&new.cluster)));
-    service.insert("loadBalancers".into(), json!([]));
+    service.insert("loadBalancers".into(), new.load_balancers.clone());
     service.insert("serviceRegistries".into(), json!([]));
     service.insert("desiredCount".into(), json!(new.desired));
     service.insert("runningCount".into(), json!(0));
@@ -594,7 +606,22 @@ pub async fn update(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
         if let Some(n) = input.get("networkConfiguration") {
             rec.service.insert("networkConfiguration".into(), n.clone());
         }
-        if !controller.task_sets() && (wanted != current || force) {
+        // Load balancers, given now or kept, must fit the task definition new tasks run; a
+        // change reaches the service's tasks through a new deployment, as on ECS.
+        let mut rebalanced = false;
+        if input.contains_key("loadBalancers") || definition.is_some() {
+            let given = input.get("loadBalancers").or_else(|| rec.service.get("loadBalancers"));
+            let runs = match &definition {
+                Some(d) => Some(d.definition.clone()),
+                None => berth_control::definitions::resolve(ctx, &current)?.map(|d| d.1.definition),
+            };
+            if let Some(runs) = runs {
+                let checked = load_balancers::check(ctx, given, &runs)?;
+                rebalanced = rec.service.get("loadBalancers") != Some(&checked);
+                rec.service.insert("loadBalancers".into(), checked);
+            }
+        }
+        if !controller.task_sets() && (wanted != current || force || rebalanced) {
             let revision = ctx.store().revision()?;
             rec.scheduler.start_deployment(Deployment::new(
                 ctx.control.ids.deployment_id(),

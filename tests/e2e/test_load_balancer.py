@@ -1,0 +1,319 @@
+"""Berth's load balancer end to end, without containers: a real `berth up`, load balancers made
+with boto3, and real HTTP and TCP backends on loopback registered as `instance` targets of a
+container instance registered through the ECS API (Berth's instances are reached at 127.0.0.1
+unless their agent says otherwise). Traffic goes through the listener ports Berth binds on
+127.0.0.1: spread over healthy targets, rules, weights, fixed responses and redirects, health
+states with ELB's reason codes, draining with a request in flight, ALB's 502/503, and a network
+load balancer over TCP."""
+
+import http.client
+import http.server
+import socket
+import socketserver
+import threading
+import time
+
+import pytest
+
+from conftest import free_port
+from ecs_helpers import register_instance, until
+
+FAST_CHECKS = dict(HealthCheckIntervalSeconds=5, HealthCheckTimeoutSeconds=2, HealthyThresholdCount=2,
+                   UnhealthyThresholdCount=2)
+
+
+class Backend:
+    """An HTTP server on loopback answering `name` on every path; `/health` answers
+    `health_status`; `/slow` takes `slow_seconds`; `/headers` echoes the request's headers."""
+
+    def __init__(self, name):
+        self.name = name
+        self.health_status = 200
+        self.slow_seconds = 2.0
+        self.hits = 0
+        backend = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self):
+                if self.path == "/health":
+                    return self.answer(backend.health_status, "ok")
+                backend.hits += 1
+                if self.path == "/slow":
+                    time.sleep(backend.slow_seconds)
+                if self.path == "/headers":
+                    return self.answer(200, "".join(f"{k.lower()}: {v}\n" for k, v in self.headers.items()))
+                return self.answer(200, backend.name)
+
+            def answer(self, status, body):
+                data = body.encode()
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def backends():
+    made = []
+
+    def make(n, prefix="b"):
+        new = [Backend(f"{prefix}{i}") for i in range(n)]
+        made.extend(new)
+        return new
+
+    yield make
+    for b in made:
+        b.close()
+
+
+@pytest.fixture
+def lb_env(berth):
+    """The clients, the default VPC's subnets, and the ec2InstanceId of a container instance."""
+    ecs, elb, ec2 = berth.client(), berth.client("elbv2"), berth.client("ec2")
+    instance = register_instance(ecs)
+    subnets = [s["SubnetId"] for s in ec2.describe_subnets()["Subnets"]]
+    vpc = ec2.describe_vpcs()["Vpcs"][0]["VpcId"]
+    return elb, subnets, vpc, instance["ec2InstanceId"]
+
+
+def alb(elb, subnets, name="web"):
+    return elb.create_load_balancer(Name=name, Subnets=subnets, Type="application")["LoadBalancers"][0]
+
+
+def target_group(elb, vpc, name, protocol="HTTP", **extra):
+    args = dict(Name=name, Protocol=protocol, Port=80, VpcId=vpc, TargetType="instance", **FAST_CHECKS)
+    if protocol == "HTTP":
+        args["HealthCheckPath"] = "/health"
+    args.update(extra)
+    return elb.create_target_group(**args)["TargetGroups"][0]["TargetGroupArn"]
+
+
+def health(elb, group):
+    return {(d["Target"]["Id"], d["Target"]["Port"]): d["TargetHealth"]
+            for d in elb.describe_target_health(TargetGroupArn=group)["TargetHealthDescriptions"]}
+
+
+def states(elb, group):
+    return {port: h["State"] for (_, port), h in health(elb, group).items()}
+
+
+def fetch(port, path="/", host=None, timeout=10):
+    """(status, body, headers) of a GET through a listener."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", path, headers={"Host": host} if host else {})
+        r = conn.getresponse()
+        return r.status, r.read().decode(), dict(r.getheaders())
+    finally:
+        conn.close()
+
+
+def serve(elb, lb, group, port, protocol="HTTP"):
+    return elb.create_listener(LoadBalancerArn=lb["LoadBalancerArn"], Protocol=protocol, Port=port,
+                               DefaultActions=[{"Type": "forward", "TargetGroupArn": group}])["Listeners"][0]
+
+
+def test_requests_spread_over_healthy_targets_with_forwarding_headers(lb_env, backends):
+    elb, subnets, vpc, instance = lb_env
+    lb = alb(elb, subnets)
+    assert lb["DNSName"].endswith(".elb.localhost")
+    group = target_group(elb, vpc, "web")
+    port = free_port()
+    serve(elb, lb, group, port)
+    pool = backends(3)
+    elb.register_targets(TargetGroupArn=group, Targets=[{"Id": instance, "Port": b.port} for b in pool])
+    assert set(states(elb, group).values()) <= {"initial", "healthy"}
+    until(lambda: set(states(elb, group).values()) == {"healthy"}, timeout=30, what="targets healthy")
+
+    answers = [fetch(port)[1] for _ in range(30)]
+    assert {a: answers.count(a) for a in set(answers)} == {"b0": 10, "b1": 10, "b2": 10}, "round robin"
+    status, echoed, _ = fetch(port, "/headers")
+    assert status == 200
+    assert "x-forwarded-for: 127.0.0.1" in echoed
+    assert "x-forwarded-proto: http" in echoed
+    assert f"x-forwarded-port: {port}" in echoed
+
+
+def test_health_states_follow_the_targets_and_unhealthy_ones_get_no_traffic(lb_env, backends):
+    elb, subnets, vpc, instance = lb_env
+    lb = alb(elb, subnets)
+    group = target_group(elb, vpc, "web")
+    port = free_port()
+    serve(elb, lb, group, port)
+    good, sick, gone = backends(3)
+    sick.health_status = 500
+    gone.close()
+    elb.register_targets(TargetGroupArn=group, Targets=[{"Id": instance, "Port": b.port} for b in (good, sick, gone)])
+    until(lambda: states(elb, group) == {good.port: "healthy", sick.port: "unhealthy", gone.port: "unhealthy"},
+          timeout=30, what="health settled")
+    h = health(elb, group)
+    assert h[(instance, sick.port)]["Reason"] == "Target.ResponseCodeMismatch"
+    assert "500" in h[(instance, sick.port)]["Description"]
+    assert h[(instance, gone.port)]["Reason"] in ("Target.FailedHealthChecks", "Target.Timeout")
+    assert {fetch(port)[1] for _ in range(12)} == {good.name}
+
+    # A target that recovers gets traffic again.
+    sick.health_status = 200
+    until(lambda: states(elb, group)[sick.port] == "healthy", timeout=30, what="recovered")
+    assert {fetch(port)[1] for _ in range(12)} == {good.name, sick.name}
+
+    # When no target is healthy, the load balancer fails open to all of them.
+    good.health_status = sick.health_status = 503
+    until(lambda: set(states(elb, group).values()) == {"unhealthy"}, timeout=30, what="all unhealthy")
+    answers = [fetch(port) for _ in range(12)]
+    assert {body for status, body, _ in answers if status == 200} == {good.name, sick.name}
+
+
+def test_a_group_nobody_uses_is_unused_and_deregistered_targets_are_not_registered(lb_env, backends):
+    elb, _, vpc, instance = lb_env
+    group = target_group(elb, vpc, "idle")
+    (b,) = backends(1)
+    elb.register_targets(TargetGroupArn=group, Targets=[{"Id": instance, "Port": b.port}])
+    h = health(elb, group)[(instance, b.port)]
+    assert (h["State"], h["Reason"]) == ("unused", "Target.NotInUse")
+    elb.deregister_targets(TargetGroupArn=group, Targets=[{"Id": instance, "Port": b.port}])
+    asked = elb.describe_target_health(TargetGroupArn=group, Targets=[{"Id": instance, "Port": b.port}])
+    h = asked["TargetHealthDescriptions"][0]["TargetHealth"]
+    assert (h["State"], h.get("Reason")) in (("unused", "Target.NotRegistered"), ("draining", "Target.DeregistrationInProgress"))
+
+
+def test_a_deregistered_target_finishes_its_request_in_flight_and_gets_no_new_ones(lb_env, backends):
+    elb, subnets, vpc, instance = lb_env
+    lb = alb(elb, subnets)
+    group = target_group(elb, vpc, "drain")
+    elb.modify_target_group_attributes(TargetGroupArn=group, Attributes=[
+        {"Key": "deregistration_delay.timeout_seconds", "Value": "30"}])
+    port = free_port()
+    serve(elb, lb, group, port)
+    leaving, staying = backends(2)
+    elb.register_targets(TargetGroupArn=group, Targets=[{"Id": instance, "Port": b.port} for b in (leaving, staying)])
+    until(lambda: set(states(elb, group).values()) == {"healthy"}, timeout=30, what="targets healthy")
+
+    # Park a slow request on `leaving` (round robin: one of two requests lands there).
+    leaving.slow_seconds = staying.slow_seconds = 4.0
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(fetch(port, "/slow"))) for _ in range(2)]
+    for t in threads:
+        t.start()
+    until(lambda: leaving.hits >= 1, timeout=5, what="a request in flight on the leaving target")
+    elb.deregister_targets(TargetGroupArn=group, Targets=[{"Id": instance, "Port": leaving.port}])
+    h = health(elb, group)[(instance, leaving.port)]
+    assert (h["State"], h["Reason"]) == ("draining", "Target.DeregistrationInProgress")
+    before = leaving.hits
+    assert {fetch(port)[1] for _ in range(6)} == {staying.name}, "no new request reaches a draining target"
+    assert leaving.hits == before
+    for t in threads:
+        t.join()
+    assert sorted(r[0] for r in results) == [200, 200], "the request in flight finished"
+    # Nothing in flight any more: the deregistration ends well before its 30 s delay.
+    until(lambda: (instance, leaving.port) not in health(elb, group), timeout=10, what="deregistration finished")
+
+
+def test_rules_route_by_path_and_host_weights_split_and_fixed_and_redirect_answer(lb_env, backends):
+    elb, subnets, vpc, instance = lb_env
+    lb = alb(elb, subnets)
+    api_group, web_group, canary_group = (target_group(elb, vpc, n) for n in ("api", "web", "canary"))
+    api, web, canary = backends(3)
+    for g, b in ((api_group, api), (web_group, web), (canary_group, canary)):
+        elb.register_targets(TargetGroupArn=g, Targets=[{"Id": instance, "Port": b.port}])
+    port = free_port()
+    listener = serve(elb, lb, web_group, port)["ListenerArn"]
+    elb.create_rule(ListenerArn=listener, Priority=10, Conditions=[{"Field": "path-pattern", "Values": ["/api/*"]}],
+                    Actions=[{"Type": "forward", "TargetGroupArn": api_group}])
+    elb.create_rule(ListenerArn=listener, Priority=20,
+                    Conditions=[{"Field": "host-header", "HostHeaderConfig": {"Values": ["canary.*"]}}],
+                    Actions=[{"Type": "forward", "ForwardConfig": {"TargetGroups": [
+                        {"TargetGroupArn": web_group, "Weight": 1}, {"TargetGroupArn": canary_group, "Weight": 3}]}}])
+    elb.create_rule(ListenerArn=listener, Priority=30, Conditions=[{"Field": "path-pattern", "Values": ["/teapot"]}],
+                    Actions=[{"Type": "fixed-response", "FixedResponseConfig": {
+                        "StatusCode": "418", "ContentType": "text/plain", "MessageBody": "short and stout"}}])
+    elb.create_rule(ListenerArn=listener, Priority=40, Conditions=[{"Field": "path-pattern", "Values": ["/old/*"]}],
+                    Actions=[{"Type": "redirect", "RedirectConfig": {
+                        "Path": "/new/#{path}", "StatusCode": "HTTP_301"}}])
+    for g in (api_group, web_group, canary_group):
+        until(lambda: set(states(elb, g).values()) == {"healthy"}, timeout=30, what="targets healthy")
+
+    assert fetch(port, "/api/users")[1] == api.name
+    assert fetch(port, "/apix")[1] == web.name, "path patterns match the whole path"
+    assert fetch(port, "/")[1] == web.name
+    status, body, _ = fetch(port, "/teapot")
+    assert (status, body) == (418, "short and stout")
+    status, _, headers = fetch(port, "/old/page")
+    assert status == 301 and headers["Location"].endswith("/new/old/page")
+    split = [fetch(port, "/", host="canary.example.com")[1] for _ in range(200)]
+    share = split.count(canary.name) / len(split)
+    assert set(split) == {web.name, canary.name}
+    assert 0.6 < share < 0.9, f"a 1:3 weighting sent {share:.0%} to the canary"
+
+
+def test_alb_errors_503_without_targets_and_502_when_the_target_refuses(lb_env, backends):
+    elb, subnets, vpc, instance = lb_env
+    lb = alb(elb, subnets)
+    group = target_group(elb, vpc, "empty", HealthCheckEnabled=False)
+    port = free_port()
+    serve(elb, lb, group, port)
+    assert fetch(port)[0] == 503, "no registered target"
+    (b,) = backends(1)
+    dead = b.port
+    b.close()
+    elb.register_targets(TargetGroupArn=group, Targets=[{"Id": instance, "Port": dead}])
+    until(lambda: states(elb, group).get(dead) == "unavailable", timeout=10, what="health checks off")
+    assert fetch(port)[0] == 502
+
+
+class Echo(socketserver.ThreadingTCPServer):
+    allow_reuse_address = True
+    daemon_threads = True
+
+
+def tcp_backend(name):
+    class Handler(socketserver.BaseRequestHandler):
+        def handle(self):
+            data = self.request.recv(1024)
+            self.request.sendall(name.encode() + b":" + data)
+
+    server = Echo(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def test_a_network_load_balancer_proxies_tcp_to_healthy_targets(lb_env):
+    elb, subnets, vpc, instance = lb_env
+    nlb = elb.create_load_balancer(Name="tcp", Subnets=subnets, Type="network")["LoadBalancers"][0]
+    assert nlb["Type"] == "network"
+    group = target_group(elb, vpc, "tcp", protocol="TCP", HealthCheckProtocol="TCP",
+                         HealthCheckIntervalSeconds=5, HealthCheckTimeoutSeconds=2)
+    servers = [tcp_backend(f"t{i}") for i in range(2)]
+    try:
+        elb.register_targets(TargetGroupArn=group, Targets=[{"Id": instance, "Port": s.server_address[1]}
+                                                            for s in servers])
+        port = free_port()
+        serve(elb, nlb, group, port, protocol="TCP")
+        until(lambda: set(states(elb, group).values()) == {"healthy"}, timeout=40, what="TCP targets healthy")
+        seen = set()
+        for i in range(10):
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as c:
+                c.sendall(f"ping{i}".encode())
+                answer = c.recv(1024).decode()
+            name, _, echoed = answer.partition(":")
+            assert echoed == f"ping{i}"
+            seen.add(name)
+        assert seen == {"t0", "t1"}
+    finally:
+        for s in servers:
+            s.shutdown()
+            s.server_close()
