@@ -226,8 +226,10 @@ def test_elbv2_refusals(berth):
         loose.describe_load_balancers(PageSize="ten")
     with expect_error("ValidationError", message_contains="Value null at 'resourceArns'"):
         loose.describe_tags()
-    with expect_error("OperationNotPermitted") as info:
+    with expect_error("LoadBalancerNotFound"):
         elb.describe_tags(ResourceArns=[arn])
+    with expect_error("OperationNotPermitted") as info:
+        elb.describe_trust_stores()
     assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
 
 

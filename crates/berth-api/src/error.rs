@@ -99,12 +99,19 @@ impl From<ControlError> for ApiError {
             // EC2's code and message; the ECS side words them for ECS where it quotes them.
             ControlError::Vpc(e) => e.into(),
             ControlError::Scaling(e) => e.into(),
+            ControlError::Elb(e) => e.into(),
         }
     }
 }
 
 impl From<berth_control::vpc::VpcError> for ApiError {
     fn from(e: berth_control::vpc::VpcError) -> Self {
+        ApiError::new(400, e.code(), e.to_string())
+    }
+}
+
+impl From<berth_control::elb::ElbError> for ApiError {
+    fn from(e: berth_control::elb::ElbError) -> Self {
         ApiError::new(400, e.code(), e.to_string())
     }
 }

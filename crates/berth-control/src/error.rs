@@ -32,6 +32,10 @@ pub enum ControlError {
     /// (`ScalingError::code`) and message.
     #[error(transparent)]
     Scaling(#[from] crate::autoscaling::ScalingError),
+    /// A request the load balancing model refuses: ELB's error code (`ElbError::code`) and
+    /// message.
+    #[error(transparent)]
+    Elb(#[from] crate::elb::ElbError),
 }
 
 impl From<berth_store::Contention> for ControlError {

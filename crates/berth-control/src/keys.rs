@@ -191,6 +191,115 @@ impl Keys {
     pub fn address(&self, subnet: &str, ip: std::net::Ipv4Addr) -> String {
         format!("ec2/{}/ip/{subnet}/{ip}", self.region)
     }
+
+    // Elastic Load Balancing (`elb/`): load balancers, target groups, listeners, rules and
+    // registered targets, keyed by the ids in their ARNs. Everything the data plane's
+    // configuration is built from lives under [`Keys::elb`]; what the data plane observes
+    // lives under [`ELB_HEALTH`], so health reports never conflict with the API's writes.
+
+    /// Every ELB record of the region that shapes the data plane's configuration.
+    pub fn elb(&self) -> String {
+        format!("elb/{}/", self.region)
+    }
+
+    pub fn load_balancers(&self) -> String {
+        format!("elb/{}/lb/", self.region)
+    }
+
+    pub fn load_balancer(&self, id: &str) -> String {
+        format!("elb/{}/lb/{id}", self.region)
+    }
+
+    /// A load balancer's name (unique per region): its id.
+    pub fn load_balancer_name(&self, name: &str) -> String {
+        format!("elb/{}/lb-name/{}", self.region, hex::encode(name))
+    }
+
+    pub fn target_groups(&self) -> String {
+        format!("elb/{}/tg/", self.region)
+    }
+
+    pub fn target_group(&self, id: &str) -> String {
+        format!("elb/{}/tg/{id}", self.region)
+    }
+
+    /// A target group's name (unique per region): its id.
+    pub fn target_group_name(&self, name: &str) -> String {
+        format!("elb/{}/tg-name/{}", self.region, hex::encode(name))
+    }
+
+    /// Every listener of the region.
+    pub fn all_listeners(&self) -> String {
+        format!("elb/{}/listener/", self.region)
+    }
+
+    /// The listeners of one load balancer.
+    pub fn listeners(&self, lb: &str) -> String {
+        format!("elb/{}/listener/{lb}/", self.region)
+    }
+
+    pub fn listener(&self, lb: &str, id: &str) -> String {
+        format!("elb/{}/listener/{lb}/{id}", self.region)
+    }
+
+    /// Every (non-default) rule of the region.
+    pub fn all_rules(&self) -> String {
+        format!("elb/{}/rule/", self.region)
+    }
+
+    /// The non-default rules of one listener.
+    pub fn rules(&self, listener: &str) -> String {
+        format!("elb/{}/rule/{listener}/", self.region)
+    }
+
+    pub fn rule(&self, listener: &str, id: &str) -> String {
+        format!("elb/{}/rule/{listener}/{id}", self.region)
+    }
+
+    /// Every registered target of the region.
+    pub fn all_targets(&self) -> String {
+        format!("elb/{}/target/", self.region)
+    }
+
+    /// The registered (and draining) targets of one target group.
+    pub fn targets(&self, tg: &str) -> String {
+        format!("elb/{}/target/{tg}/", self.region)
+    }
+
+    pub fn target(&self, tg: &str, id: &str, port: u16) -> String {
+        format!("elb/{}/target/{tg}/{id}/{port}", self.region)
+    }
+
+    /// What the data plane observed of the targets of one target group.
+    pub fn target_healths(&self, tg: &str) -> String {
+        format!("{ELB_HEALTH}{}/{tg}/", self.region)
+    }
+
+    pub fn target_health(&self, tg: &str, id: &str, port: u16) -> String {
+        format!("{ELB_HEALTH}{}/{tg}/{id}/{port}", self.region)
+    }
+
+    /// Marks the region as having ELB resources, so the data plane's configuration and
+    /// housekeeping know where to look.
+    pub fn elb_region(&self) -> String {
+        format!("{ELB_REGIONS}{}", self.region)
+    }
+}
+
+/// Prefix of every region's target health as the data plane reported it:
+/// `elb-health/{region}/{tg}/{target}/{port}`.
+pub const ELB_HEALTH: &str = "elb-health/";
+
+/// Prefix of [`Keys::elb_region`]: `elb-regions/{region}`.
+pub const ELB_REGIONS: &str = "elb-regions/";
+
+/// Listener ports, across regions: `elb-port/{port}` holds the ARN of the listener on it.
+/// Every load balancer of an installation listens on the same address, so a port serves one
+/// listener at most; created with a compare on its absence.
+pub const LISTENER_PORTS: &str = "elb-port/";
+
+pub fn listener_port(port: u16) -> String {
+    format!("{LISTENER_PORTS}{port}")
 }
 
 /// The CIDR block of every region's default VPC, as `--vpc-cidr` set it at start: regions

@@ -151,7 +151,8 @@ async fn query_refusals_are_error_responses() {
         ("Action=DescribeLoadBalancers&Version=2015-12-01&Names.member.1=web", 400, "LoadBalancerNotFound"),
         ("Action=DescribeLoadBalancers&Version=2015-12-01&Names.member.1=%zz", 400, "MalformedQueryString"),
         ("Action=DescribeTags&Version=2015-12-01", 400, "ValidationError"),
-        ("Action=DescribeTags&Version=2015-12-01&ResourceArns.member.1=a", 400, "OperationNotPermitted"),
+        ("Action=DescribeTags&Version=2015-12-01&ResourceArns.member.1=a", 400, "ValidationError"),
+        ("Action=DescribeTrustStores&Version=2015-12-01", 400, "OperationNotPermitted"),
     ];
     for (form, status, code) in cases {
         let (st, headers, body) = Call::form("elasticloadbalancing", form).send(app).await;

@@ -12,6 +12,7 @@ use crate::{Control, Region};
 
 pub struct TestRegion {
     pub control: Arc<Control>,
+    pub clock: Arc<ManualClock>,
     _dir: tempfile::TempDir,
 }
 
@@ -22,7 +23,8 @@ impl TestRegion {
             Arc::new(Embedded::open(&dir.path().join("s.redb"), EmbeddedOptions::default()).expect("a store"));
         let clock = Arc::new(ManualClock::new(SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000)));
         let config = crate::Config::testing("test");
-        TestRegion { control: Control::new(config, store, clock, Arc::new(SequentialIds::default())), _dir: dir }
+        let control = Control::new(config, store, clock.clone(), Arc::new(SequentialIds::default()));
+        TestRegion { control, clock, _dir: dir }
     }
 
     pub fn region(&self) -> Region<'_> {
