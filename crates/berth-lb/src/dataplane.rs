@@ -1,0 +1,251 @@
+//! The data plane as the rest of Berth sees it: apply a whole configuration (bind new
+//! listeners, stop removed ones, swap rules and targets in place, keeping health, in-flight
+//! counts and keep-alive pools of unchanged targets), read every target's status, and be
+//! told when one changes.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+use tokio::net::{TcpListener, TcpSocket};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::checker::{self, Checker};
+use crate::config::{Config, Listener, Protocol, TargetKey, TargetStatus};
+use crate::routes::{Routes, lookup_in};
+use crate::target::{Group, GroupState, HealthUpdate, Notifier, TargetState};
+use crate::{http, tcp};
+
+/// Backlog of each listening socket.
+const BACKLOG: u32 = 4096;
+
+/// A listener that could not be bound; the rest of the configuration is applied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("listener {listener_arn} cannot bind {address}: {message}")]
+pub struct ListenerError {
+    pub listener_arn: String,
+    pub address: SocketAddr,
+    pub kind: io::ErrorKind,
+    pub message: String,
+}
+
+/// Serves every listener of the last applied [`Config`]. Lives on the tokio runtime it was
+/// first applied on; dropping it (or [`DataPlane::shutdown`]) stops everything.
+pub struct DataPlane {
+    /// Serialises applies (which await listener tasks while stopping them).
+    apply_lock: tokio::sync::Mutex<()>,
+    inner: Mutex<Inner>,
+    notifier: Arc<Notifier>,
+}
+
+#[derive(Default)]
+struct Inner {
+    listeners: HashMap<String, Running>,
+    groups: BTreeMap<String, Arc<Group>>,
+    checkers: HashMap<(String, TargetKey), (Arc<TargetState>, Checker)>,
+}
+
+/// A bound listener.
+struct Running {
+    /// As configured (compared on the next apply).
+    address: SocketAddr,
+    /// As bound (differs when the configured port is 0).
+    bound: SocketAddr,
+    protocol: Protocol,
+    routes: Arc<ArcSwap<Routes>>,
+    /// Tells the accept loop and every open connection to stop.
+    stop: watch::Sender<bool>,
+    accept: JoinHandle<()>,
+}
+
+impl DataPlane {
+    pub fn new() -> Arc<DataPlane> {
+        Arc::new(DataPlane {
+            apply_lock: tokio::sync::Mutex::new(()),
+            inner: Mutex::new(Inner::default()),
+            notifier: Arc::new(Notifier::new()),
+        })
+    }
+
+    /// Makes `config` what is served. Returns the listeners that could not be bound.
+    pub async fn apply(&self, config: Config) -> Vec<ListenerError> {
+        let _serial = self.apply_lock.lock().await;
+        let (stopping, starting) = {
+            let mut inner = self.lock();
+            self.apply_groups(&mut inner, &config);
+            let groups = inner.groups.clone();
+            let lookup = lookup_in(&groups);
+            let mut stopping = Vec::new();
+            let mut starting = Vec::new();
+            let wanted: HashMap<&str, &Listener> = config.listeners.iter().map(|l| (l.arn.as_str(), l)).collect();
+            let arns: Vec<String> = inner.listeners.keys().cloned().collect();
+            for arn in arns {
+                let keep = wanted.get(arn.as_str()).is_some_and(|l| {
+                    let running = &inner.listeners[&arn];
+                    running.address == l.address && running.protocol == l.protocol
+                });
+                if !keep {
+                    stopping.extend(inner.listeners.remove(&arn));
+                }
+            }
+            for l in &config.listeners {
+                let routes = Routes::build(l, &lookup);
+                match inner.listeners.get(&l.arn) {
+                    Some(running) => running.routes.store(Arc::new(routes)),
+                    None => starting.push((l.clone(), routes)),
+                }
+            }
+            (stopping, starting)
+        };
+        for running in stopping {
+            stop(running).await;
+        }
+        let mut errors = Vec::new();
+        for (listener, routes) in starting {
+            match bind(listener.address) {
+                Ok(socket) => {
+                    let running = start(&listener, socket, routes);
+                    self.lock().listeners.insert(listener.arn.clone(), running);
+                }
+                Err(e) => errors.push(ListenerError {
+                    listener_arn: listener.arn.clone(),
+                    address: listener.address,
+                    kind: e.kind(),
+                    message: e.to_string(),
+                }),
+            }
+        }
+        errors
+    }
+
+    /// Every target of every group, with its health and what is in flight to it.
+    pub fn statuses(&self) -> Vec<TargetStatus> {
+        let inner = self.lock();
+        let mut out = Vec::new();
+        for (arn, group) in &inner.groups {
+            for t in &group.state.load().targets {
+                out.push(TargetStatus {
+                    target_group_arn: arn.clone(),
+                    key: t.key.clone(),
+                    health: t.health(),
+                    in_flight: t.in_flight(),
+                });
+            }
+        }
+        out
+    }
+
+    /// Bumped whenever a target's health changes, a target starts or stops draining, or a
+    /// draining target's in-flight count changes.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.notifier.subscribe()
+    }
+
+    /// The local address of a bound listener (useful when it was bound to port 0).
+    pub fn local_addr(&self, listener_arn: &str) -> Option<SocketAddr> {
+        self.lock().listeners.get(listener_arn).map(|r| r.bound)
+    }
+
+    /// Stops every listener (open connections finish their request in progress, then close)
+    /// and every health check.
+    pub async fn shutdown(&self) {
+        let _serial = self.apply_lock.lock().await;
+        let running: Vec<Running> = {
+            let mut inner = self.lock();
+            inner.checkers.clear();
+            inner.groups.clear();
+            inner.listeners.drain().map(|(_, r)| r).collect()
+        };
+        for r in running {
+            stop(r).await;
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Updates the groups in place: an unchanged target (same key and address) keeps its
+    /// state; new targets get a checker; removed ones lose theirs.
+    fn apply_groups(&self, inner: &mut Inner, config: &Config) {
+        let mut groups = BTreeMap::new();
+        let mut checkers = HashMap::new();
+        for (arn, tg) in &config.target_groups {
+            let previous = inner.groups.get(arn).map(|g| g.state.load_full());
+            let targets: Vec<Arc<TargetState>> = tg
+                .targets
+                .iter()
+                .map(|t| {
+                    let kept = previous
+                        .as_ref()
+                        .and_then(|p| p.targets.iter().find(|s| s.key == t.key && s.address == t.address));
+                    match kept {
+                        Some(s) => {
+                            s.set_draining(t.draining);
+                            s.clone()
+                        }
+                        None => Arc::new(TargetState::new(arn, t, tg.health_check.enabled, self.notifier.clone())),
+                    }
+                })
+                .collect();
+            let state = GroupState {
+                algorithm: tg.algorithm,
+                slow_start: tg.slow_start,
+                stickiness: tg.stickiness,
+                health_check: tg.health_check.clone(),
+                targets,
+            };
+            for t in &state.targets {
+                t.set_slow_start(tg.slow_start);
+                t.record(HealthUpdate::Enabled(tg.health_check.enabled), &state);
+            }
+            let group = match inner.groups.get(arn) {
+                Some(g) => {
+                    g.state.store(Arc::new(state));
+                    g.clone()
+                }
+                None => Arc::new(Group::new(arn, state)),
+            };
+            for t in &group.state.load().targets {
+                let id = (arn.clone(), t.key.clone());
+                let checker = match inner.checkers.remove(&id) {
+                    Some((same, checker)) if Arc::ptr_eq(&same, t) => (same, checker),
+                    _ => (t.clone(), checker::spawn(&group, t)),
+                };
+                checkers.insert(id, checker);
+            }
+            groups.insert(arn.clone(), group);
+        }
+        inner.groups = groups;
+        inner.checkers = checkers;
+    }
+}
+
+/// Binds a listening socket; address reuse lets a port just freed be bound again at once.
+fn bind(address: SocketAddr) -> io::Result<TcpListener> {
+    let socket = if address.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(BACKLOG)
+}
+
+fn start(listener: &Listener, socket: TcpListener, routes: Routes) -> Running {
+    let address = socket.local_addr().unwrap_or(listener.address);
+    let routes = Arc::new(ArcSwap::from_pointee(routes));
+    let (stop, stopped) = watch::channel(false);
+    let accept = match listener.protocol {
+        Protocol::Http => tokio::spawn(http::serve(socket, routes.clone(), stopped)),
+        Protocol::Tcp => tokio::spawn(tcp::serve(socket, routes.clone(), stopped)),
+    };
+    Running { address: listener.address, bound: address, protocol: listener.protocol, routes, stop, accept }
+}
+
+/// Stops a listener: tells its connections, and waits until its socket is closed.
+async fn stop(running: Running) {
+    let _ = running.stop.send(true);
+    running.accept.abort();
+    let _ = running.accept.await;
+}
