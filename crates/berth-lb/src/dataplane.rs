@@ -92,10 +92,9 @@ impl DataPlane {
                 }
             }
             for l in &config.listeners {
-                let routes = Routes::build(l, &lookup);
                 match inner.listeners.get(&l.arn) {
-                    Some(running) => running.routes.store(Arc::new(routes)),
-                    None => starting.push((l.clone(), routes)),
+                    Some(running) => running.routes.store(Arc::new(Routes::build(l, running.bound.port(), &lookup))),
+                    None => starting.push(l.clone()),
                 }
             }
             (stopping, starting)
@@ -104,9 +103,11 @@ impl DataPlane {
             stop(running).await;
         }
         let mut errors = Vec::new();
-        for (listener, routes) in starting {
+        for listener in starting {
             match bind(listener.address) {
                 Ok(socket) => {
+                    let port = socket.local_addr().map(|a| a.port()).unwrap_or(listener.address.port());
+                    let routes = Routes::build(&listener, port, &lookup_in(&self.lock().groups.clone()));
                     let running = start(&listener, socket, routes);
                     self.lock().listeners.insert(listener.arn.clone(), running);
                 }

@@ -34,7 +34,7 @@ impl Tracker {
     /// Turning them on starts over from `Initial`.
     pub fn set_enabled(&mut self, enabled: bool) -> bool {
         let off = self.health == Health::Unchecked;
-        if enabled == !off {
+        if enabled != off {
             return false;
         }
         *self = Tracker::new(enabled);

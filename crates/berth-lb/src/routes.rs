@@ -63,9 +63,9 @@ impl Forward {
 }
 
 impl Routes {
-    /// Compiles `listener`'s rules against the live groups (`lookup` gives the group of an ARN).
-    pub fn build(listener: &config::Listener, lookup: &dyn Fn(&str) -> Arc<Group>) -> Self {
-        let port = listener.address.port();
+    /// Compiles `listener`'s rules against the live groups (`lookup` gives the group of an
+    /// ARN); `port` is the port it is bound to.
+    pub fn build(listener: &config::Listener, port: u16, lookup: &dyn Fn(&str) -> Arc<Group>) -> Self {
         let rules = listener
             .rules
             .iter()
