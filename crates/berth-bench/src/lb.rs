@@ -17,7 +17,7 @@ struct LbArgs {
     /// The configuration to serve, as JSON.
     #[arg(long)]
     config: PathBuf,
-    /// Runtime worker threads.
+    /// Serving threads of the data plane.
     #[arg(long, default_value_t = 2)]
     threads: usize,
 }

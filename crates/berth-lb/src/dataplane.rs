@@ -9,14 +9,14 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
-use tokio::net::{TcpListener, TcpSocket};
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::checker::{self, Checker};
 use crate::config::{Config, Listener, Protocol, TargetKey, TargetStatus};
 use crate::routes::{Routes, lookup_in};
 use crate::target::{Group, GroupState, HealthUpdate, Notifier, TargetState};
+use crate::workers::{self, Workers};
 use crate::{http, tcp};
 
 /// Backlog of each listening socket.
@@ -32,9 +32,12 @@ pub struct ListenerError {
     pub message: String,
 }
 
-/// Serves every listener of the last applied [`Config`]. Lives on the tokio runtime it was
-/// first applied on; dropping it (or [`DataPlane::shutdown`]) stops everything.
+/// Serves every listener of the last applied [`Config`] on its own serving threads (see
+/// `workers.rs`); health checks run on the runtime `apply` is called on. Dropping it stops
+/// everything; [`DataPlane::shutdown`] stops listeners and checks and waits for the ports
+/// to be free.
 pub struct DataPlane {
+    workers: Workers,
     /// Serialises applies (which await listener tasks while stopping them).
     apply_lock: tokio::sync::Mutex<()>,
     inner: Mutex<Inner>,
@@ -58,12 +61,22 @@ struct Running {
     routes: Arc<ArcSwap<Routes>>,
     /// Tells the accept loop and every open connection to stop.
     stop: watch::Sender<bool>,
-    accept: JoinHandle<()>,
+    /// One accept loop per serving thread.
+    accept: Vec<JoinHandle<()>>,
 }
 
 impl DataPlane {
+    /// A data plane with one serving thread per available core.
     pub fn new() -> Arc<DataPlane> {
+        Self::with_threads(std::thread::available_parallelism().map_or(2, |n| n.get()))
+    }
+
+    /// A data plane with `threads` serving threads. Panics if the threads cannot be started
+    /// (the process is out of threads or memory).
+    pub fn with_threads(threads: usize) -> Arc<DataPlane> {
+        let workers = Workers::start(threads).expect("starting the load balancer's serving threads");
         Arc::new(DataPlane {
+            workers,
             apply_lock: tokio::sync::Mutex::new(()),
             inner: Mutex::new(Inner::default()),
             notifier: Arc::new(Notifier::new()),
@@ -104,11 +117,8 @@ impl DataPlane {
         }
         let mut errors = Vec::new();
         for listener in starting {
-            match bind(listener.address) {
-                Ok(socket) => {
-                    let port = socket.local_addr().map(|a| a.port()).unwrap_or(listener.address.port());
-                    let routes = Routes::build(&listener, port, &lookup_in(&self.lock().groups.clone()));
-                    let running = start(&listener, socket, routes);
+            match self.start(&listener).await {
+                Ok(running) => {
                     self.lock().listeners.insert(listener.arn.clone(), running);
                 }
                 Err(e) => errors.push(ListenerError {
@@ -165,6 +175,46 @@ impl DataPlane {
         }
     }
 
+    /// Binds `listener` on every serving thread and starts accepting; returns once every
+    /// socket listens.
+    async fn start(&self, listener: &Listener) -> io::Result<Running> {
+        let sockets = workers::bind(listener.address, self.workers.len())?;
+        let bound = sockets[0].local_addr()?;
+        let groups = self.lock().groups.clone();
+        let routes = Arc::new(ArcSwap::from_pointee(Routes::build(listener, bound.port(), &lookup_in(&groups))));
+        let (stop, stopped) = watch::channel(false);
+        let mut accept = Vec::new();
+        let mut listening = Vec::new();
+        for (socket, handle) in sockets.into_iter().zip(self.workers.handles()) {
+            let (ready, is_ready) = oneshot::channel();
+            let (routes, stopped, protocol) = (routes.clone(), stopped.clone(), listener.protocol);
+            accept.push(handle.spawn(async move {
+                let socket = match socket.listen(BACKLOG) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        let _ = ready.send(Err(e));
+                        return;
+                    }
+                };
+                let _ = ready.send(Ok(()));
+                match protocol {
+                    Protocol::Http => http::serve(socket, routes, stopped).await,
+                    Protocol::Tcp => tcp::serve(socket, routes, stopped).await,
+                }
+            }));
+            listening.push(is_ready);
+        }
+        let running = Running { address: listener.address, bound, protocol: listener.protocol, routes, stop, accept };
+        for is_ready in listening {
+            let outcome = is_ready.await.unwrap_or_else(|_| Err(io::Error::other("a serving thread has stopped")));
+            if let Err(e) = outcome {
+                self::stop(running).await;
+                return Err(e);
+            }
+        }
+        Ok(running)
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -188,7 +238,13 @@ impl DataPlane {
                             s.set_draining(t.draining);
                             s.clone()
                         }
-                        None => Arc::new(TargetState::new(arn, t, tg.health_check.enabled, self.notifier.clone())),
+                        None => Arc::new(TargetState::new(
+                            arn,
+                            t,
+                            tg.health_check.enabled,
+                            self.workers.len(),
+                            self.notifier.clone(),
+                        )),
                     }
                 })
                 .collect();
@@ -225,28 +281,13 @@ impl DataPlane {
     }
 }
 
-/// Binds a listening socket; address reuse lets a port just freed be bound again at once.
-fn bind(address: SocketAddr) -> io::Result<TcpListener> {
-    let socket = if address.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
-    socket.set_reuseaddr(true)?;
-    socket.bind(address)?;
-    socket.listen(BACKLOG)
-}
-
-fn start(listener: &Listener, socket: TcpListener, routes: Routes) -> Running {
-    let address = socket.local_addr().unwrap_or(listener.address);
-    let routes = Arc::new(ArcSwap::from_pointee(routes));
-    let (stop, stopped) = watch::channel(false);
-    let accept = match listener.protocol {
-        Protocol::Http => tokio::spawn(http::serve(socket, routes.clone(), stopped)),
-        Protocol::Tcp => tokio::spawn(tcp::serve(socket, routes.clone(), stopped)),
-    };
-    Running { address: listener.address, bound: address, protocol: listener.protocol, routes, stop, accept }
-}
-
-/// Stops a listener: tells its connections, and waits until its socket is closed.
+/// Stops a listener: tells its connections, and waits until its sockets are closed.
 async fn stop(running: Running) {
     let _ = running.stop.send(true);
-    running.accept.abort();
-    let _ = running.accept.await;
+    for accept in &running.accept {
+        accept.abort();
+    }
+    for accept in running.accept {
+        let _ = accept.await;
+    }
 }

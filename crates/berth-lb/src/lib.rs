@@ -13,7 +13,8 @@
 //! `routes` + `matching` (which rule) → `target` + `balance` (which target, `sticky`
 //! cookies) → `pool` (a keep-alive connection) → `responses` (the body streamed back, or
 //! ALB's own answer). Health: `checker` (one task per target) → `probe` (one check) →
-//! `health` (the state machine).
+//! `health` (the state machine). Listeners and their connections run on the data plane's own
+//! serving threads (`workers`), one single-threaded runtime each.
 
 mod balance;
 mod checker;
@@ -29,6 +30,7 @@ mod routes;
 mod sticky;
 mod target;
 mod tcp;
+mod workers;
 
 pub use balance::slow_start_share;
 pub use dataplane::{DataPlane, ListenerError};

@@ -1,6 +1,7 @@
 //! Keep-alive connections to one target: HTTP/1.1 connections are handed out one request at
-//! a time and come back when the response has been read to its end. The lock guards only a
-//! push or pop on the idle list.
+//! a time and come back when the response has been read to its end. Each serving thread has
+//! its own idle list (connections live on the thread that opened them), so the lock around a
+//! push or pop is never contended.
 
 use std::net::SocketAddr;
 use std::sync::Mutex;
@@ -10,6 +11,8 @@ use hyper::body::Incoming;
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
+
+use crate::workers;
 
 /// ALB's connection timeout to a target: past it the client gets a 504.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -32,21 +35,28 @@ pub enum ConnectError {
     Handshake(#[from] hyper::Error),
 }
 
+type Idle = Mutex<Vec<(Sender, Instant)>>;
+
 #[derive(Debug)]
 pub struct Pool {
     address: SocketAddr,
-    idle: Mutex<Vec<(Sender, Instant)>>,
+    /// One idle list per serving thread.
+    idle: Box<[Idle]>,
 }
 
 impl Pool {
-    pub fn new(address: SocketAddr) -> Self {
-        Self { address, idle: Mutex::new(Vec::new()) }
+    pub fn new(address: SocketAddr, threads: usize) -> Self {
+        Self { address, idle: (0..threads.max(1)).map(|_| Mutex::new(Vec::new())).collect() }
+    }
+
+    fn mine(&self) -> &Idle {
+        &self.idle[workers::slot() % self.idle.len()]
     }
 
     /// A connection ready for one request, and whether it was reused.
     pub async fn checkout(&self) -> Result<(Sender, bool), ConnectError> {
         loop {
-            let popped = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+            let popped = self.mine().lock().unwrap_or_else(|e| e.into_inner()).pop();
             let Some((mut sender, since)) = popped else { break };
             if sender.is_closed() || since.elapsed() > IDLE_TIMEOUT {
                 continue;
@@ -63,7 +73,7 @@ impl Pool {
         if sender.is_closed() {
             return;
         }
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let mut idle = self.mine().lock().unwrap_or_else(|e| e.into_inner());
         if idle.len() < MAX_IDLE {
             idle.push((sender, Instant::now()));
         }

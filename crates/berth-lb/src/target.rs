@@ -70,7 +70,13 @@ pub struct TargetState {
 }
 
 impl TargetState {
-    pub fn new(group_arn: &str, target: &config::Target, checks: bool, notifier: Arc<Notifier>) -> Self {
+    pub fn new(
+        group_arn: &str,
+        target: &config::Target,
+        checks: bool,
+        threads: usize,
+        notifier: Arc<Notifier>,
+    ) -> Self {
         let tracker = Tracker::new(checks);
         Self {
             cookie: cookie_id(&[group_arn, &target.key.id], target.key.port),
@@ -82,7 +88,7 @@ impl TargetState {
             slow_start: AtomicU64::new(0),
             in_flight: AtomicU32::new(0),
             tracker: Mutex::new(tracker),
-            pool: Pool::new(target.address),
+            pool: Pool::new(target.address, threads),
             notifier,
         }
     }
