@@ -89,28 +89,7 @@ impl DataPlane {
         let (stopping, starting) = {
             let mut inner = self.lock();
             self.apply_groups(&mut inner, &config);
-            let groups = inner.groups.clone();
-            let lookup = lookup_in(&groups);
-            let mut stopping = Vec::new();
-            let mut starting = Vec::new();
-            let wanted: HashMap<&str, &Listener> = config.listeners.iter().map(|l| (l.arn.as_str(), l)).collect();
-            let arns: Vec<String> = inner.listeners.keys().cloned().collect();
-            for arn in arns {
-                let keep = wanted.get(arn.as_str()).is_some_and(|l| {
-                    let running = &inner.listeners[&arn];
-                    running.address == l.address && running.protocol == l.protocol
-                });
-                if !keep {
-                    stopping.extend(inner.listeners.remove(&arn));
-                }
-            }
-            for l in &config.listeners {
-                match inner.listeners.get(&l.arn) {
-                    Some(running) => running.routes.store(Arc::new(Routes::build(l, running.bound.port(), &lookup))),
-                    None => starting.push(l.clone()),
-                }
-            }
-            (stopping, starting)
+            plan_listeners(&mut inner, &config)
         };
         for running in stopping {
             stop(running).await;
@@ -279,6 +258,28 @@ impl DataPlane {
         inner.groups = groups;
         inner.checkers = checkers;
     }
+}
+
+/// Swaps the new rules into the listeners that stay; takes out those to stop (gone, or
+/// moved to another address or protocol); returns those to start.
+fn plan_listeners(inner: &mut Inner, config: &Config) -> (Vec<Running>, Vec<Listener>) {
+    let groups = inner.groups.clone();
+    let lookup = lookup_in(&groups);
+    let wanted: HashMap<&str, &Listener> = config.listeners.iter().map(|l| (l.arn.as_str(), l)).collect();
+    let moved = |arn: &str, running: &Running| {
+        wanted.get(arn).is_none_or(|l| running.address != l.address || running.protocol != l.protocol)
+    };
+    let gone: Vec<String> =
+        inner.listeners.iter().filter(|(arn, r)| moved(arn, r)).map(|(arn, _)| arn.clone()).collect();
+    let stopping = gone.iter().filter_map(|arn| inner.listeners.remove(arn)).collect();
+    let mut starting = Vec::new();
+    for l in &config.listeners {
+        match inner.listeners.get(&l.arn) {
+            Some(running) => running.routes.store(Arc::new(Routes::build(l, running.bound.port(), &lookup))),
+            None => starting.push(l.clone()),
+        }
+    }
+    (stopping, starting)
 }
 
 /// Stops a listener: tells its connections, and waits until its sockets are closed.

@@ -520,3 +520,34 @@ async fn slow_start_ramps_a_newly_healthy_target() {
     let bodies = futures_bodies(addr, 20).await;
     assert!(bodies.iter().filter(|b| *b == "new").count() <= 1, "{bodies:?}");
 }
+
+#[tokio::test]
+async fn idle_connections_are_closed_after_the_idle_timeout() {
+    let a = backend("a").await;
+    let (echo, _t) = tcp_echo("e").await;
+    let mut tcp_group = group("tcp", &[echo]);
+    tcp_group.protocol = Protocol::Tcp;
+    let mut http = http_listener(LISTENER, any_port(), vec![rule(vec![], forward("tg"))]);
+    http.idle_timeout = Duration::from_millis(200);
+    let mut tcp = tcp_listener("nlb", "tcp");
+    tcp.idle_timeout = Duration::from_millis(200);
+    let dp = DataPlane::with_threads(THREADS);
+    assert!(dp.apply(config(vec![http, tcp], vec![group("tg", &[a.addr]), tcp_group])).await.is_empty());
+
+    let mut s = TcpStream::connect(dp.local_addr(LISTENER).unwrap()).await.unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    let mut buf = vec![0u8; 1024];
+    let n = s.read(&mut buf).await.unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&buf[..n]));
+    let closed =
+        tokio::time::timeout(Duration::from_secs(3), s.read(&mut buf)).await.expect("closed by the load balancer");
+    assert_eq!(closed.unwrap_or(0), 0);
+
+    let mut t = TcpStream::connect(dp.local_addr("nlb").unwrap()).await.unwrap();
+    t.write_all(b"hi").await.unwrap();
+    let n = t.read(&mut buf).await.unwrap();
+    assert_eq!(&buf[..n], b"e:hi");
+    let closed =
+        tokio::time::timeout(Duration::from_secs(3), t.read(&mut buf)).await.expect("closed by the load balancer");
+    assert_eq!(closed.unwrap_or(0), 0);
+}
