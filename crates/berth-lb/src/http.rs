@@ -214,10 +214,13 @@ fn prepare(req: Request<Incoming>, source: IpAddr, port: HeaderValue) -> Request
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(source),
         v4 => v4,
     };
-    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(before) => HeaderValue::try_from(format!("{before}, {source}")),
-        None => HeaderValue::try_from(source.to_string()),
-    };
+    // Appends to what earlier proxies wrote (several header lines count as one list).
+    let mut xff = String::new();
+    for before in headers.get_all(&X_FORWARDED_FOR).iter().filter_map(|v| v.to_str().ok()) {
+        xff.push_str(before);
+        xff.push_str(", ");
+    }
+    let xff = HeaderValue::try_from(format!("{xff}{source}"));
     if let Ok(xff) = xff {
         headers.insert(X_FORWARDED_FOR.clone(), xff);
     }

@@ -22,7 +22,7 @@ pub mod config;
 mod dataplane;
 mod health;
 mod http;
-pub mod matching;
+mod matching;
 mod pool;
 mod probe;
 mod responses;
