@@ -4,6 +4,8 @@
 //! The request is signed once up front (a SigV4 signature stays valid for 15 minutes), so
 //! the client spends its time on I/O, not on hashing; the server still verifies every copy.
 //! It runs on one thread so that on a small machine most cores are left to the server.
+//!
+//! `berth-bench lb ...` instead serves a load balancer configuration (see `lb.rs`).
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -43,12 +45,17 @@ struct Args {
     warmup: f64,
 }
 
+mod lb;
+
 struct Outcome {
     latencies_us: Vec<u32>,
     errors: u64,
 }
 
 fn main() -> anyhow::Result<()> {
+    if std::env::args().nth(1).as_deref() == Some("lb") {
+        return lb::main(std::env::args().skip(1));
+    }
     let args = Args::parse();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(run(args))

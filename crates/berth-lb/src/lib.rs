@@ -8,5 +8,29 @@
 //! target's health and in-flight requests) back for DescribeTargetHealth and for the ECS
 //! service scheduler. It reads no store and no clock of the control plane: the same config
 //! always gives the same routing.
+//!
+//! The path of a request: `dataplane` (listeners) → `http` or `tcp` (one connection) →
+//! `routes` + `matching` (which rule) → `target` + `balance` (which target, `sticky`
+//! cookies) → `pool` (a keep-alive connection) → `responses` (the body streamed back, or
+//! ALB's own answer). Health: `checker` (one task per target) → `probe` (one check) →
+//! `health` (the state machine). Listeners and their connections run on the data plane's own
+//! serving threads (`workers`), one single-threaded runtime each.
 
+mod balance;
+mod checker;
 pub mod config;
+mod dataplane;
+mod health;
+mod http;
+mod matching;
+mod pool;
+mod probe;
+mod responses;
+mod routes;
+mod sticky;
+mod target;
+mod tcp;
+mod workers;
+
+pub use balance::slow_start_share;
+pub use dataplane::{DataPlane, ListenerError};

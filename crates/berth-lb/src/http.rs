@@ -1,0 +1,295 @@
+//! An HTTP listener (ALB): accepts HTTP/1.1 connections with keep-alive, routes every
+//! request by the listener's rules, and forwards it to a target over that target's pooled
+//! connections, with ALB's `X-Forwarded-*` headers, stickiness cookies and error answers
+//! (502 when the target fails or answers garbage, 503 when the group has no target, 504
+//! when it does not answer within the idle timeout).
+
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Request, Response, StatusCode, Uri, Version};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+use crate::matching::RequestView;
+use crate::pool::ConnectError;
+use crate::responses::{self, Original, ProxyBody};
+use crate::routes::{Forward, RouteAction, Routes};
+use crate::sticky;
+use crate::target::{Group, InFlight, TargetState};
+
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
+static X_AMZN_TRACE_ID: HeaderName = HeaderName::from_static("x-amzn-trace-id");
+static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+
+/// Accepts connections until `stop` changes (or its sender goes away).
+pub async fn serve(listener: TcpListener, routes: Arc<ArcSwap<Routes>>, mut stop: watch::Receiver<bool>) {
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stop.changed() => return,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                tokio::spawn(connection(stream, peer, routes.clone(), stop.clone()));
+            }
+            // Out of file descriptors and the like: wait a little rather than spin.
+            Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+        }
+    }
+}
+
+/// Serves one client connection; on `stop`, finishes the request in progress and closes.
+async fn connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    routes: Arc<ArcSwap<Routes>>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let _ = stream.set_nodelay(true);
+    let idle = routes.load().idle_timeout;
+    let service = service_fn(move |req| {
+        let routes = routes.clone();
+        async move { Ok::<_, Infallible>(handle(&routes, peer, req).await) }
+    });
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(idle)
+        .serve_connection(TokioIo::new(stream), service);
+    let mut conn = pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        _ = stop.changed() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
+}
+
+/// What the rules decided for one request.
+enum Decision {
+    Answer(Response<ProxyBody>),
+    Forward { group: Arc<Group>, group_cookie: Option<(u64, Duration)>, idle: Duration, port: HeaderValue },
+}
+
+async fn handle(routes: &ArcSwap<Routes>, peer: SocketAddr, req: Request<Incoming>) -> Response<ProxyBody> {
+    let decision = decide(&routes.load(), peer.ip(), &req);
+    match decision {
+        Decision::Answer(response) => response,
+        Decision::Forward { group, group_cookie, idle, port } => {
+            let mut response = forward(&group, peer.ip(), req, idle, port).await;
+            if let Some((id, duration)) = group_cookie {
+                let cookie = sticky::set_cookie(sticky::GROUP_COOKIE, id, duration, SystemTime::now());
+                response.headers_mut().append(header::SET_COOKIE, cookie);
+            }
+            response
+        }
+    }
+}
+
+fn decide(routes: &Routes, source: IpAddr, req: &Request<Incoming>) -> Decision {
+    let uri = req.uri();
+    let host =
+        req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).or_else(|| uri.authority().map(|a| a.as_str()));
+    let view = RequestView {
+        method: req.method().as_str(),
+        path: uri.path(),
+        query: uri.query(),
+        host,
+        headers: req.headers(),
+        source,
+    };
+    match routes.route(&view) {
+        None => Decision::Answer(responses::error_page(StatusCode::NOT_FOUND)),
+        Some(RouteAction::Fixed { status, content_type, body }) => {
+            Decision::Answer(responses::fixed(*status, content_type.as_deref(), body.as_deref()))
+        }
+        Some(RouteAction::Redirect { template, status }) => {
+            let original = Original {
+                protocol: "HTTP",
+                host: host.map(crate::matching::host_without_port).unwrap_or(""),
+                port: routes.port,
+                path: uri.path(),
+                query: uri.query().unwrap_or(""),
+            };
+            let t = [&*template[0], &*template[1], &*template[2], &*template[3], &*template[4]];
+            Decision::Answer(responses::redirect(t, *status, &original))
+        }
+        Some(RouteAction::Forward(f)) => decide_forward(f, routes, req.headers()),
+    }
+}
+
+fn decide_forward(f: &Forward, routes: &Routes, headers: &HeaderMap) -> Decision {
+    let sticky = f.stickiness.and_then(|_| sticky::read(headers, sticky::GROUP_COOKIE, SystemTime::now()));
+    match f.choose(sticky) {
+        None => Decision::Answer(responses::error_page(StatusCode::SERVICE_UNAVAILABLE)),
+        Some(group) => Decision::Forward {
+            group: group.clone(),
+            group_cookie: f.stickiness.map(|d| (group.cookie, d)),
+            idle: routes.idle_timeout,
+            port: routes.port_header.clone(),
+        },
+    }
+}
+
+/// Sends the request to a target of `group` and streams its answer back.
+async fn forward(
+    group: &Group,
+    source: IpAddr,
+    req: Request<Incoming>,
+    idle: Duration,
+    port: HeaderValue,
+) -> Response<ProxyBody> {
+    let stickiness = group.state.load().stickiness;
+    let sticky = stickiness.and_then(|_| sticky::read(req.headers(), sticky::TARGET_COOKIE, SystemTime::now()));
+    let Ok(target) = group.pick(|t, _| Some(t.cookie) == sticky) else {
+        return responses::error_page(StatusCode::SERVICE_UNAVAILABLE);
+    };
+    let in_flight = target.begin();
+    let req = prepare(req, source, port);
+    let mut response = match tokio::time::timeout(idle, exchange(&target, req, in_flight)).await {
+        Ok(Ok(response)) => response,
+        Ok(Err(status)) => return responses::error_page(status),
+        Err(_) => return responses::error_page(StatusCode::GATEWAY_TIMEOUT),
+    };
+    if let Some(duration) = stickiness {
+        let cookie = sticky::set_cookie(sticky::TARGET_COOKIE, target.cookie, duration, SystemTime::now());
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+/// One request/response exchange over a pooled connection. A request that a reused
+/// connection turned away before sending any of it (the target had just closed it) is sent
+/// again on a new connection.
+async fn exchange(
+    target: &Arc<TargetState>,
+    mut req: Request<Incoming>,
+    in_flight: InFlight,
+) -> Result<Response<ProxyBody>, StatusCode> {
+    loop {
+        let (mut sender, reused) = match target.pool.checkout().await {
+            Ok(s) => s,
+            Err(ConnectError::Timeout) => return Err(StatusCode::GATEWAY_TIMEOUT),
+            Err(_) => return Err(StatusCode::BAD_GATEWAY),
+        };
+        match sender.try_send_request(req).await {
+            Ok(response) => {
+                let (mut parts, body) = response.into_parts();
+                strip_hop_by_hop(&mut parts.headers);
+                return Ok(Response::from_parts(parts, ProxyBody::upstream(body, sender, in_flight)));
+            }
+            Err(mut e) => match e.take_message() {
+                Some(unsent) if reused => req = unsent,
+                _ => return Err(StatusCode::BAD_GATEWAY),
+            },
+        }
+    }
+}
+
+/// The request as the target gets it: origin-form URI, HTTP/1.1, no hop-by-hop headers,
+/// ALB's `X-Forwarded-*` and trace headers.
+fn prepare(req: Request<Incoming>, source: IpAddr, port: HeaderValue) -> Request<Incoming> {
+    let (mut parts, body) = req.into_parts();
+    if parts.uri.scheme().is_some() {
+        let pq = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+        parts.uri = pq.parse().unwrap_or_else(|_| Uri::from_static("/"));
+    }
+    parts.version = Version::HTTP_11;
+    let headers = &mut parts.headers;
+    strip_hop_by_hop(headers);
+    let source = match source {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(source),
+        v4 => v4,
+    };
+    // Appends to what earlier proxies wrote (several header lines count as one list).
+    let mut xff = String::new();
+    for before in headers.get_all(&X_FORWARDED_FOR).iter().filter_map(|v| v.to_str().ok()) {
+        xff.push_str(before);
+        xff.push_str(", ");
+    }
+    let xff = HeaderValue::try_from(format!("{xff}{source}"));
+    if let Ok(xff) = xff {
+        headers.insert(X_FORWARDED_FOR.clone(), xff);
+    }
+    headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
+    headers.insert(X_FORWARDED_PORT.clone(), port);
+    if !headers.contains_key(&X_AMZN_TRACE_ID) {
+        headers.insert(X_AMZN_TRACE_ID.clone(), trace_id());
+    }
+    Request::from_parts(parts, body)
+}
+
+/// ALB's trace id: `Root=1-<epoch seconds, 8 hex>-<96 random bits, 24 hex>`.
+fn trace_id() -> HeaderValue {
+    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0) as u32;
+    let (a, b) = (fastrand::u64(..), fastrand::u32(..));
+    let value = format!("Root=1-{secs:08x}-{a:016x}{b:08x}");
+    HeaderValue::try_from(value).unwrap_or(HeaderValue::from_static("Root=1-00000000-000000000000000000000000"))
+}
+
+/// Removes the headers that concern one connection only (RFC 9110 7.6.1), including any
+/// the `Connection` header names.
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    if headers.contains_key(header::CONNECTION) {
+        let named: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+            .collect();
+        for name in named {
+            headers.remove(name);
+        }
+        headers.remove(header::CONNECTION);
+    }
+    for name in [&KEEP_ALIVE, &PROXY_CONNECTION] {
+        headers.remove(name);
+    }
+    for name in [header::TE, header::TRAILER, header::TRANSFER_ENCODING, header::UPGRADE] {
+        headers.remove(name);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_headers_go() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONNECTION, "keep-alive, X-Secret".parse().unwrap());
+        h.insert("x-secret", "1".parse().unwrap());
+        h.insert("keep-alive", "timeout=5".parse().unwrap());
+        h.insert(header::TRANSFER_ENCODING, "chunked".parse().unwrap());
+        h.insert(header::UPGRADE, "websocket".parse().unwrap());
+        h.insert("x-kept", "1".parse().unwrap());
+        strip_hop_by_hop(&mut h);
+        let names: Vec<_> = h.keys().map(|k| k.as_str()).collect();
+        assert_eq!(names, ["x-kept"]);
+    }
+
+    #[test]
+    fn trace_ids_look_like_albs() {
+        let v = trace_id();
+        let s = v.to_str().unwrap();
+        assert!(s.starts_with("Root=1-"));
+        let parts: Vec<_> = s["Root=".len()..].split('-').collect();
+        assert_eq!(parts.len(), 3);
+        assert_eq!(parts[1].len(), 8);
+        assert_eq!(parts[2].len(), 24);
+    }
+}

@@ -1,0 +1,94 @@
+//! Keep-alive connections to one target: HTTP/1.1 connections are handed out one request at
+//! a time and come back when the response has been read to its end. Each serving thread has
+//! its own idle list (connections live on the thread that opened them), so the lock around a
+//! push or pop is never contended.
+
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use hyper::body::Incoming;
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+use crate::workers;
+
+/// ALB's connection timeout to a target: past it the client gets a 504.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// An idle connection older than this is closed instead of reused (below the keep-alive
+/// timeout of common servers, so the target rarely closes one under a new request).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Idle connections kept per target at most.
+const MAX_IDLE: usize = 1024;
+
+pub type Sender = http1::SendRequest<Incoming>;
+
+/// Why no connection to the target could be had.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("connecting to the target failed: {0}")]
+    Refused(#[from] std::io::Error),
+    #[error("connecting to the target timed out")]
+    Timeout,
+    #[error("the HTTP handshake with the target failed: {0}")]
+    Handshake(#[from] hyper::Error),
+}
+
+type Idle = Mutex<Vec<(Sender, Instant)>>;
+
+#[derive(Debug)]
+pub struct Pool {
+    address: SocketAddr,
+    /// One idle list per serving thread.
+    idle: Box<[Idle]>,
+}
+
+impl Pool {
+    pub fn new(address: SocketAddr, threads: usize) -> Self {
+        Self { address, idle: (0..threads.max(1)).map(|_| Mutex::new(Vec::new())).collect() }
+    }
+
+    fn mine(&self) -> &Idle {
+        &self.idle[workers::slot() % self.idle.len()]
+    }
+
+    /// A connection ready for one request, and whether it was reused.
+    pub async fn checkout(&self) -> Result<(Sender, bool), ConnectError> {
+        loop {
+            let popped = self.mine().lock().unwrap_or_else(|e| e.into_inner()).pop();
+            let Some((mut sender, since)) = popped else { break };
+            if sender.is_closed() || since.elapsed() > IDLE_TIMEOUT {
+                continue;
+            }
+            if sender.ready().await.is_ok() {
+                return Ok((sender, true));
+            }
+        }
+        Ok((self.connect().await?, false))
+    }
+
+    /// Gives back a connection whose last response was read to its end.
+    pub fn checkin(&self, sender: Sender) {
+        if sender.is_closed() {
+            return;
+        }
+        let mut idle = self.mine().lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < MAX_IDLE {
+            idle.push((sender, Instant::now()));
+        }
+    }
+
+    /// Opens a new connection (not pooled until checked in).
+    pub async fn connect(&self) -> Result<Sender, ConnectError> {
+        let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(self.address))
+            .await
+            .map_err(|_| ConnectError::Timeout)??;
+        stream.set_nodelay(true)?;
+        let (sender, conn) = http1::Builder::new().handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(sender)
+    }
+}

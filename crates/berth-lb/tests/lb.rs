@@ -1,0 +1,553 @@
+//! The data plane end to end on loopback: real listeners, real backends, real sockets.
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use berth_lb::DataPlane;
+use berth_lb::config::*;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const LISTENER: &str = "arn:listener/web";
+
+/// Serving threads of every data plane here.
+const THREADS: usize = 2;
+
+/// Applies a one-listener config and returns the data plane and the listener's address.
+async fn serve(rules: Vec<Rule>, groups: Vec<TargetGroup>) -> (Arc<DataPlane>, std::net::SocketAddr) {
+    let dp = DataPlane::with_threads(THREADS);
+    let errors = dp.apply(config(vec![http_listener(LISTENER, any_port(), rules)], groups)).await;
+    assert!(errors.is_empty(), "{errors:?}");
+    let addr = dp.local_addr(LISTENER).unwrap();
+    (dp, addr)
+}
+
+fn health_of(dp: &DataPlane, port: u16) -> Health {
+    dp.statuses().into_iter().find(|s| s.key.port == port).map(|s| s.health).expect("a status for the target")
+}
+
+fn in_flight_of(dp: &DataPlane, port: u16) -> u32 {
+    dp.statuses().into_iter().find(|s| s.key.port == port).map(|s| s.in_flight).unwrap()
+}
+
+#[tokio::test]
+async fn round_robin_spreads_exactly_and_reuses_connections() {
+    let (a, b, c) = (backend("a").await, backend("b").await, backend("c").await);
+    let (_dp, addr) = serve(vec![rule(vec![], forward("tg"))], vec![group("tg", &[a.addr, b.addr, c.addr])]).await;
+    let mut seen = Vec::new();
+    for _ in 0..9 {
+        let r = get(addr, "/", &[]).await;
+        assert_eq!(r.status, 200);
+        seen.push(r.body);
+    }
+    assert_eq!(seen[..3], seen[3..6]);
+    assert_eq!(seen[..3], seen[6..9]);
+    assert_eq!((a.hits(), b.hits(), c.hits()), (3, 3, 3));
+    for _ in 0..21 {
+        get(addr, "/", &[]).await;
+    }
+    // Thirty requests, one after the other: each target saw at most one kept-alive
+    // connection per serving thread.
+    for x in [&a, &b, &c] {
+        let n = x.connections.load(Ordering::SeqCst);
+        assert!(n <= THREADS, "{} got {n} connections for 10 requests of 30", x.name);
+    }
+}
+
+#[tokio::test]
+async fn least_outstanding_requests_prefers_the_idle_target() {
+    let (a, b) = (backend("a").await, backend("b").await);
+    let mut tg = group("tg", &[a.addr, b.addr]);
+    tg.algorithm = Algorithm::LeastOutstandingRequests;
+    let (dp, addr) = serve(vec![rule(vec![], forward("tg"))], vec![tg]).await;
+    let held = tokio::spawn(async move { get(addr, "/hold", &[]).await });
+    eventually("a request held by one target", || dp.statuses().iter().any(|s| s.in_flight == 1)).await;
+    let busy = dp.statuses().into_iter().find(|s| s.in_flight == 1).unwrap().key.port;
+    let idle = if busy == a.addr.port() { &b } else { &a };
+    for _ in 0..5 {
+        assert_eq!(get(addr, "/", &[]).await.body, idle.name);
+    }
+    a.release.notify_waiters();
+    b.release.notify_waiters();
+    assert_eq!(held.await.unwrap().status, 200);
+}
+
+#[tokio::test]
+async fn weights_split_traffic_over_groups() {
+    let (a, b) = (backend("a").await, backend("b").await);
+    let action = Action::Forward {
+        groups: vec![
+            WeightedGroup { target_group_arn: "blue".into(), weight: 3 },
+            WeightedGroup { target_group_arn: "green".into(), weight: 1 },
+            WeightedGroup { target_group_arn: "none".into(), weight: 0 },
+        ],
+        stickiness: None,
+    };
+    let (_dp, addr) =
+        serve(vec![rule(vec![], action)], vec![group("blue", &[a.addr]), group("green", &[b.addr])]).await;
+    for _ in 0..40 {
+        assert_eq!(get(addr, "/", &[]).await.status, 200);
+    }
+    assert_eq!((a.hits(), b.hits()), (30, 10));
+}
+
+#[tokio::test]
+async fn group_stickiness_keeps_a_client_on_its_group() {
+    let (a, b) = (backend("a").await, backend("b").await);
+    let action = Action::Forward {
+        groups: vec![
+            WeightedGroup { target_group_arn: "blue".into(), weight: 1 },
+            WeightedGroup { target_group_arn: "green".into(), weight: 1 },
+        ],
+        stickiness: Some(Duration::from_secs(60)),
+    };
+    let (_dp, addr) =
+        serve(vec![rule(vec![], action)], vec![group("blue", &[a.addr]), group("green", &[b.addr])]).await;
+    let first = get(addr, "/", &[]).await;
+    let cookie = first.set_cookie("AWSALBTG").expect("an AWSALBTG cookie");
+    for _ in 0..6 {
+        let r = get(addr, "/", &[("cookie", &cookie)]).await;
+        assert_eq!(r.body, first.body, "the sticky client stays on its group");
+        assert!(r.set_cookie("AWSALBTG").is_some(), "the cookie is refreshed");
+    }
+    let others: Vec<_> = futures_bodies(addr, 4).await;
+    assert!(others.contains(&"a".to_string()) && others.contains(&"b".to_string()), "{others:?}");
+}
+
+async fn futures_bodies(addr: std::net::SocketAddr, n: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        out.push(get(addr, "/", &[]).await.body);
+    }
+    out
+}
+
+#[tokio::test]
+async fn target_stickiness_keeps_a_client_on_its_target() {
+    let (a, b, c) = (backend("a").await, backend("b").await, backend("c").await);
+    let mut tg = group("tg", &[a.addr, b.addr, c.addr]);
+    tg.stickiness = Some(Duration::from_secs(60));
+    let (dp, addr) = serve(vec![rule(vec![], forward("tg"))], vec![tg.clone()]).await;
+    let first = get(addr, "/", &[]).await;
+    let cookie = first.set_cookie("AWSALB").expect("an AWSALB cookie");
+    for _ in 0..6 {
+        assert_eq!(get(addr, "/", &[("cookie", &cookie)]).await.body, first.body);
+    }
+    // Once its target drains, the client goes elsewhere.
+    for t in &mut tg.targets {
+        t.draining = t.address.port() == [&a, &b, &c].iter().find(|x| x.name == first.body).unwrap().addr.port();
+    }
+    dp.apply(config(vec![http_listener(LISTENER, any_port(), vec![rule(vec![], forward("tg"))])], vec![tg])).await;
+    for _ in 0..4 {
+        assert_ne!(get(addr, "/", &[("cookie", &cookie)]).await.body, first.body);
+    }
+}
+
+#[tokio::test]
+async fn rules_route_by_path_host_header_and_answer_fixed_and_redirect() {
+    let (api, web) = (backend("api").await, backend("web").await);
+    let rules = vec![
+        rule(vec![Condition::PathPattern(vec!["/api/*".into()])], forward("api")),
+        rule(
+            vec![Condition::HostHeader(vec!["admin.*".into()])],
+            Action::FixedResponse {
+                status: 403,
+                content_type: Some("text/plain".into()),
+                body: Some("no admins here".into()),
+            },
+        ),
+        rule(
+            vec![Condition::PathPattern(vec!["/old/*".into()])],
+            Action::Redirect {
+                protocol: "#{protocol}".into(),
+                host: "#{host}".into(),
+                port: "#{port}".into(),
+                path: "/new/#{path}".into(),
+                query: "#{query}".into(),
+                status: 301,
+            },
+        ),
+        rule(vec![], forward("web")),
+    ];
+    let (_dp, addr) = serve(rules, vec![group("api", &[api.addr]), group("web", &[web.addr])]).await;
+    assert_eq!(get(addr, "/api/users", &[]).await.body, "api");
+    assert_eq!(get(addr, "/API/users", &[]).await.body, "web", "paths are case-sensitive");
+    assert_eq!(get(addr, "/", &[]).await.body, "web");
+    let fixed = get(addr, "/", &[("host", "ADMIN.example.com")]).await;
+    assert_eq!((fixed.status, fixed.body.as_str()), (403, "no admins here"));
+    assert_eq!(fixed.headers["content-type"], "text/plain");
+    let moved = get(addr, "/old/page?x=1", &[]).await;
+    assert_eq!(moved.status, 301);
+    assert_eq!(moved.headers["location"], format!("http://app.example.com:{}/new/old/page?x=1", addr.port()));
+}
+
+#[tokio::test]
+async fn forwarded_headers_are_added() {
+    let a = backend("a").await;
+    let (_dp, addr) = serve(vec![rule(vec![], forward("tg"))], vec![group("tg", &[a.addr])]).await;
+    let seen =
+        get(addr, "/headers", &[("x-forwarded-for", "203.0.113.9"), ("connection", "x-private"), ("x-private", "1")])
+            .await
+            .body;
+    assert!(seen.contains("x-forwarded-for: 203.0.113.9, 127.0.0.1\n"), "{seen}");
+    assert!(seen.contains("x-forwarded-proto: http\n"), "{seen}");
+    assert!(seen.contains(&format!("x-forwarded-port: {}\n", addr.port())), "{seen}");
+    assert!(seen.contains("x-amzn-trace-id: Root=1-"), "{seen}");
+    assert!(seen.contains("host: app.example.com:"), "the Host header is kept: {seen}");
+    assert!(!seen.contains("x-private"), "a header named by Connection is hop-by-hop: {seen}");
+    let fresh = get(addr, "/headers", &[]).await.body;
+    assert!(fresh.contains("x-forwarded-for: 127.0.0.1\n"), "{fresh}");
+}
+
+#[tokio::test]
+async fn request_bodies_are_streamed_to_the_target() {
+    let a = backend("a").await;
+    let (_dp, addr) = serve(vec![rule(vec![], forward("tg"))], vec![group("tg", &[a.addr])]).await;
+    let body = Bytes::from(vec![b'x'; 300_000]);
+    let r = send(addr, "POST", "/body", &[], body).await;
+    assert_eq!((r.status, r.body.as_str()), (200, "a:300000"));
+}
+
+#[tokio::test]
+async fn error_answers_follow_alb() {
+    let (garbage, _g) = garbage_backend().await;
+    let (closing, _c) = closing_backend().await;
+    let slow = backend("slow").await;
+    let rules = vec![
+        rule(vec![Condition::PathPattern(vec!["/refused".into()])], forward("refused")),
+        rule(vec![Condition::PathPattern(vec!["/garbage".into()])], forward("garbage")),
+        rule(vec![Condition::PathPattern(vec!["/closing".into()])], forward("closing")),
+        rule(vec![Condition::PathPattern(vec!["/empty".into()])], forward("empty")),
+        rule(vec![Condition::PathPattern(vec!["/unknown".into()])], forward("not-in-config")),
+        rule(vec![], forward("slow")),
+    ];
+    let groups = vec![
+        group("refused", &[closed_port()]),
+        group("garbage", &[garbage]),
+        group("closing", &[closing]),
+        group("empty", &[]),
+        group("slow", &[slow.addr]),
+    ];
+    let dp = DataPlane::with_threads(THREADS);
+    let mut listener = http_listener(LISTENER, any_port(), rules);
+    listener.idle_timeout = Duration::from_millis(300);
+    assert!(dp.apply(config(vec![listener], groups)).await.is_empty());
+    let addr = dp.local_addr(LISTENER).unwrap();
+    for (path, status, title) in [
+        ("/refused", 502, "502 Bad Gateway"),
+        ("/garbage", 502, "502 Bad Gateway"),
+        ("/closing", 502, "502 Bad Gateway"),
+        ("/empty", 503, "503 Service Temporarily Unavailable"),
+        ("/unknown", 503, "503 Service Temporarily Unavailable"),
+        ("/sleep", 504, "504 Gateway Time-out"),
+    ] {
+        let r = get(addr, path, &[]).await;
+        assert_eq!(r.status, status, "{path}");
+        assert!(r.body.contains(&format!("<h1>{title}</h1>")), "{path}: {}", r.body);
+        assert_eq!(r.headers["server"], "awselb/2.0");
+        assert_eq!(r.headers["content-type"], "text/html");
+    }
+    assert_eq!(dp.statuses().iter().map(|s| s.in_flight).sum::<u32>(), 0, "failed requests are not left in flight");
+}
+
+#[tokio::test]
+async fn health_checks_move_targets_through_their_states() {
+    let a = backend("a").await;
+    let mut tg = group("tg", &[a.addr]);
+    tg.health_check = health_check(true, Protocol::Http);
+    tg.health_check.healthy_threshold = 3;
+    let (dp, _addr) = serve(vec![rule(vec![], forward("tg"))], vec![tg]).await;
+    let port = a.addr.port();
+    assert_eq!(health_of(&dp, port), Health::Initial);
+    let mut changes = dp.changes();
+    eventually("healthy", || health_of(&dp, port) == Health::Healthy).await;
+    assert!(changes.has_changed().unwrap(), "a change of health is announced");
+    changes.mark_unchanged();
+    a.set_health(503);
+    eventually("unhealthy by status", || health_of(&dp, port) == Health::Unhealthy(Failure::ResponseCode(503))).await;
+    assert!(changes.has_changed().unwrap());
+    a.set_health(200);
+    eventually("healthy again", || health_of(&dp, port) == Health::Healthy).await;
+    a.health_delay_ms.store(1000, Ordering::SeqCst);
+    eventually("unhealthy by timeout", || health_of(&dp, port) == Health::Unhealthy(Failure::Timeout)).await;
+    a.health_delay_ms.store(0, Ordering::SeqCst);
+    a.kill();
+    eventually("unhealthy by failure", || health_of(&dp, port) == Health::Unhealthy(Failure::Failed)).await;
+}
+
+#[tokio::test]
+async fn disabled_checks_count_as_healthy() {
+    let a = backend("a").await;
+    a.set_health(500);
+    let (dp, addr) = serve(vec![rule(vec![], forward("tg"))], vec![group("tg", &[a.addr])]).await;
+    assert_eq!(health_of(&dp, a.addr.port()), Health::Unchecked);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(health_of(&dp, a.addr.port()), Health::Unchecked);
+    assert_eq!(get(addr, "/", &[]).await.body, "a");
+}
+
+#[tokio::test]
+async fn only_healthy_targets_get_traffic_while_there_are_any() {
+    let (good, initial) = (backend("good").await, backend("initial").await);
+    initial.set_health(500);
+    let mut tg = group("tg", &[good.addr, initial.addr]);
+    tg.health_check = health_check(true, Protocol::Http);
+    tg.health_check.unhealthy_threshold = 10_000; // "initial" never leaves Initial
+    let (dp, addr) = serve(vec![rule(vec![], forward("tg"))], vec![tg]).await;
+    eventually("good is healthy", || health_of(&dp, good.addr.port()) == Health::Healthy).await;
+    assert_eq!(health_of(&dp, initial.addr.port()), Health::Initial);
+    for _ in 0..6 {
+        assert_eq!(get(addr, "/", &[]).await.body, "good");
+    }
+}
+
+#[tokio::test]
+async fn with_no_healthy_target_every_target_gets_traffic() {
+    let (a, b) = (backend("a").await, backend("b").await);
+    a.set_health(500);
+    b.set_health(500);
+    let mut tg = group("tg", &[a.addr, b.addr]);
+    tg.health_check = health_check(true, Protocol::Http);
+    let (dp, addr) = serve(vec![rule(vec![], forward("tg"))], vec![tg]).await;
+    // Initial targets only: the group fails open.
+    let bodies = futures_bodies(addr, 4).await;
+    assert_eq!(bodies.iter().filter(|b| *b == "a").count(), 2, "{bodies:?}");
+    eventually("both unhealthy", || dp.statuses().iter().all(|s| matches!(s.health, Health::Unhealthy(_)))).await;
+    let bodies = futures_bodies(addr, 4).await;
+    assert_eq!(bodies.iter().filter(|b| *b == "b").count(), 2, "{bodies:?}");
+}
+
+#[tokio::test]
+async fn a_draining_target_finishes_in_flight_requests_and_gets_no_new_ones() {
+    let (a, b) = (backend("a").await, backend("b").await);
+    let mut tg = group("tg", &[a.addr, b.addr]);
+    let rules = || vec![rule(vec![], forward("tg"))];
+    let (dp, addr) = serve(rules(), vec![tg.clone()]).await;
+    // The first request goes to "a" (round robin starts at the first target) and is held.
+    let held = tokio::spawn(async move { get(addr, "/hold", &[]).await });
+    eventually("held at a", || in_flight_of(&dp, a.addr.port()) == 1).await;
+    tg.targets[0].draining = true;
+    let mut changes = dp.changes();
+    changes.mark_unchanged();
+    dp.apply(config(vec![http_listener(LISTENER, any_port(), rules())], vec![tg])).await;
+    for _ in 0..4 {
+        assert_eq!(get(addr, "/", &[]).await.body, "b");
+    }
+    assert_eq!(a.hits(), 1);
+    a.release.notify_waiters();
+    let done = held.await.unwrap();
+    assert_eq!((done.status, done.body.as_str()), (200, "a"));
+    eventually("a has nothing in flight", || in_flight_of(&dp, a.addr.port()) == 0).await;
+    assert!(changes.has_changed().unwrap(), "a draining target's in-flight change is announced");
+}
+
+#[tokio::test]
+async fn all_targets_draining_is_a_503() {
+    let a = backend("a").await;
+    let mut tg = group("tg", &[a.addr]);
+    tg.targets[0].draining = true;
+    let (_dp, addr) = serve(vec![rule(vec![], forward("tg"))], vec![tg]).await;
+    assert_eq!(get(addr, "/", &[]).await.status, 503);
+    assert_eq!(a.hits(), 0);
+}
+
+#[tokio::test]
+async fn apply_keeps_health_and_connections_and_frees_removed_ports() {
+    let a = backend("a").await;
+    let mut tg = group("tg", &[a.addr]);
+    tg.health_check = health_check(true, Protocol::Http);
+    let (dp, addr) = serve(vec![rule(vec![], forward("tg"))], vec![tg.clone()]).await;
+    eventually("healthy", || health_of(&dp, a.addr.port()) == Health::Healthy).await;
+    let mut client = keepalive_client(addr).await;
+    let ask = |path: &str| hyper::Request::get(path).header("host", "x").body(Empty::<Bytes>::new()).unwrap();
+    let r = client.send_request(ask("/")).await.unwrap();
+    assert_eq!(r.into_body().collect().await.unwrap().to_bytes(), "a");
+    // New rules, same listener and group: health stays, the open client connection too.
+    let fixed = Action::FixedResponse { status: 200, content_type: None, body: Some("fixed".into()) };
+    let rules = vec![rule(vec![Condition::PathPattern(vec!["/f".into()])], fixed), rule(vec![], forward("tg"))];
+    let errors = dp.apply(config(vec![http_listener(LISTENER, any_port(), rules)], vec![tg.clone()])).await;
+    assert!(errors.is_empty());
+    assert_eq!(health_of(&dp, a.addr.port()), Health::Healthy);
+    assert_eq!(dp.local_addr(LISTENER), Some(addr), "the listener was not re-bound");
+    let r = client.send_request(ask("/f")).await.unwrap();
+    assert_eq!(r.into_body().collect().await.unwrap().to_bytes(), "fixed");
+    // The listener goes: its port is free again.
+    dp.apply(config(vec![], vec![tg])).await;
+    assert_eq!(dp.local_addr(LISTENER), None);
+    std::net::TcpListener::bind(addr).expect("the removed listener's port is free");
+}
+
+#[tokio::test]
+async fn a_taken_port_is_reported_not_fatal() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let a = backend("a").await;
+    let dp = DataPlane::with_threads(THREADS);
+    let listeners = vec![
+        http_listener("busy", taken.local_addr().unwrap(), vec![rule(vec![], forward("tg"))]),
+        http_listener("free", any_port(), vec![rule(vec![], forward("tg"))]),
+    ];
+    let errors = dp.apply(config(listeners, vec![group("tg", &[a.addr])])).await;
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0].listener_arn, "busy");
+    assert_eq!(errors[0].kind, std::io::ErrorKind::AddrInUse);
+    assert_eq!(get(dp.local_addr("free").unwrap(), "/", &[]).await.body, "a");
+    assert_eq!(dp.local_addr("busy"), None);
+}
+
+#[tokio::test]
+async fn a_changed_address_is_rebound() {
+    let a = backend("a").await;
+    let first = closed_port();
+    let second = closed_port();
+    let dp = DataPlane::with_threads(THREADS);
+    let make = |addr| {
+        config(vec![http_listener(LISTENER, addr, vec![rule(vec![], forward("tg"))])], vec![group("tg", &[a.addr])])
+    };
+    assert!(dp.apply(make(first)).await.is_empty());
+    assert_eq!(get(first, "/", &[]).await.body, "a");
+    assert!(dp.apply(make(second)).await.is_empty());
+    assert_eq!(get(second, "/", &[]).await.body, "a");
+    assert!(TcpStream::connect(first).await.is_err(), "the old address no longer listens");
+    dp.shutdown().await;
+    assert!(TcpStream::connect(second).await.is_err(), "shutdown stops listening");
+}
+
+fn tcp_listener(arn: &str, group: &str) -> Listener {
+    Listener {
+        arn: arn.into(),
+        load_balancer_arn: "nlb".into(),
+        address: any_port(),
+        protocol: Protocol::Tcp,
+        idle_timeout: Duration::from_secs(350),
+        rules: vec![rule(vec![], forward(group))],
+    }
+}
+
+async fn tcp_roundtrip(addr: std::net::SocketAddr, line: &str) -> String {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(line.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 256];
+    let n = s.read(&mut buf).await.unwrap();
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+#[tokio::test]
+async fn tcp_listeners_proxy_connections_round_robin() {
+    let (a, _ta) = tcp_echo("a").await;
+    let (b, _tb) = tcp_echo("b").await;
+    let mut tg = group("tcp", &[a, b]);
+    tg.protocol = Protocol::Tcp;
+    let dp = DataPlane::with_threads(THREADS);
+    assert!(dp.apply(config(vec![tcp_listener("nlb", "tcp")], vec![tg.clone()])).await.is_empty());
+    let addr = dp.local_addr("nlb").unwrap();
+    let mut got = Vec::new();
+    for _ in 0..4 {
+        got.push(tcp_roundtrip(addr, "hello").await);
+    }
+    assert_eq!(got, ["a:hello", "b:hello", "a:hello", "b:hello"]);
+    // Source-address stickiness: every connection from 127.0.0.1 goes to one target.
+    tg.stickiness = Some(Duration::ZERO);
+    dp.apply(config(vec![tcp_listener("nlb", "tcp")], vec![tg])).await;
+    let first = tcp_roundtrip(addr, "x").await;
+    for _ in 0..4 {
+        assert_eq!(tcp_roundtrip(addr, "x").await, first);
+    }
+}
+
+#[tokio::test]
+async fn tcp_draining_keeps_open_connections() {
+    let (a, _ta) = tcp_echo("a").await;
+    let (b, _tb) = tcp_echo("b").await;
+    let mut tg = group("tcp", &[a, b]);
+    tg.protocol = Protocol::Tcp;
+    let dp = DataPlane::with_threads(THREADS);
+    dp.apply(config(vec![tcp_listener("nlb", "tcp")], vec![tg.clone()])).await;
+    let addr = dp.local_addr("nlb").unwrap();
+    let mut open = TcpStream::connect(addr).await.unwrap();
+    open.write_all(b"1").await.unwrap();
+    let mut buf = [0u8; 16];
+    let n = open.read(&mut buf).await.unwrap();
+    assert_eq!(&buf[..n], b"a:1");
+    eventually("one connection to a", || in_flight_of(&dp, a.port()) == 1).await;
+    tg.targets[0].draining = true;
+    dp.apply(config(vec![tcp_listener("nlb", "tcp")], vec![tg])).await;
+    for _ in 0..3 {
+        assert_eq!(tcp_roundtrip(addr, "n").await, "b:n");
+    }
+    open.write_all(b"2").await.unwrap();
+    let n = open.read(&mut buf).await.unwrap();
+    assert_eq!(&buf[..n], b"a:2", "the open connection to the draining target runs on");
+    drop(open);
+    eventually("nothing in flight to a", || in_flight_of(&dp, a.port()) == 0).await;
+}
+
+#[tokio::test]
+async fn tcp_health_checks_connect() {
+    let (up, _t) = tcp_echo("up").await;
+    let down = closed_port();
+    let mut tg = group("tcp", &[up, down]);
+    tg.protocol = Protocol::Tcp;
+    tg.health_check = health_check(true, Protocol::Tcp);
+    let dp = DataPlane::with_threads(THREADS);
+    dp.apply(config(vec![tcp_listener("nlb", "tcp")], vec![tg])).await;
+    eventually("up is healthy", || health_of(&dp, up.port()) == Health::Healthy).await;
+    eventually("down is unhealthy", || health_of(&dp, down.port()) == Health::Unhealthy(Failure::Failed)).await;
+    let addr = dp.local_addr("nlb").unwrap();
+    for _ in 0..3 {
+        assert_eq!(tcp_roundtrip(addr, "z").await, "up:z", "only the healthy target gets connections");
+    }
+}
+
+#[tokio::test]
+async fn slow_start_ramps_a_newly_healthy_target() {
+    assert_eq!(berth_lb::slow_start_share(Duration::from_secs(10), Duration::from_secs(40)), 0.25);
+    let (old, new) = (backend("old").await, backend("new").await);
+    let mut tg = group("tg", &[old.addr]);
+    tg.health_check = health_check(true, Protocol::Http);
+    tg.slow_start = Duration::from_secs(600);
+    let (dp, addr) = serve(vec![rule(vec![], forward("tg"))], vec![tg.clone()]).await;
+    eventually("old healthy", || health_of(&dp, old.addr.port()) == Health::Healthy).await;
+    tg.targets.push(target(new.addr));
+    dp.apply(config(vec![http_listener(LISTENER, any_port(), vec![rule(vec![], forward("tg"))])], vec![tg])).await;
+    eventually("new healthy", || health_of(&dp, new.addr.port()) == Health::Healthy).await;
+    // At the start of a ten-minute ramp the new target gets (almost) nothing.
+    let bodies = futures_bodies(addr, 20).await;
+    assert!(bodies.iter().filter(|b| *b == "new").count() <= 1, "{bodies:?}");
+}
+
+#[tokio::test]
+async fn idle_connections_are_closed_after_the_idle_timeout() {
+    let a = backend("a").await;
+    let (echo, _t) = tcp_echo("e").await;
+    let mut tcp_group = group("tcp", &[echo]);
+    tcp_group.protocol = Protocol::Tcp;
+    let mut http = http_listener(LISTENER, any_port(), vec![rule(vec![], forward("tg"))]);
+    http.idle_timeout = Duration::from_millis(200);
+    let mut tcp = tcp_listener("nlb", "tcp");
+    tcp.idle_timeout = Duration::from_millis(200);
+    let dp = DataPlane::with_threads(THREADS);
+    assert!(dp.apply(config(vec![http, tcp], vec![group("tg", &[a.addr]), tcp_group])).await.is_empty());
+
+    let mut s = TcpStream::connect(dp.local_addr(LISTENER).unwrap()).await.unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    let mut buf = vec![0u8; 1024];
+    let n = s.read(&mut buf).await.unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&buf[..n]));
+    let closed =
+        tokio::time::timeout(Duration::from_secs(3), s.read(&mut buf)).await.expect("closed by the load balancer");
+    assert_eq!(closed.unwrap_or(0), 0);
+
+    let mut t = TcpStream::connect(dp.local_addr("nlb").unwrap()).await.unwrap();
+    t.write_all(b"hi").await.unwrap();
+    let n = t.read(&mut buf).await.unwrap();
+    assert_eq!(&buf[..n], b"e:hi");
+    let closed =
+        tokio::time::timeout(Duration::from_secs(3), t.read(&mut buf)).await.expect("closed by the load balancer");
+    assert_eq!(closed.unwrap_or(0), 0);
+}
