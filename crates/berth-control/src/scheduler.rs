@@ -13,7 +13,8 @@ use berth_model::task::{DesiredStatus, Failure, StopCode};
 use berth_model::task_definition::requirements;
 use berth_placement::{Constraint, Rejection, matches};
 use berth_scheduler::{
-    Ending, InstanceState, InstanceView, LbHealth, Observed, Plan, Scheduling, Spec, StopReason, TaskView, messages, reconcile,
+    Ending, InstanceState, InstanceView, LbHealth, Observed, Plan, Scheduling, Spec, StopReason, TaskView, messages,
+    reconcile,
 };
 use berth_store::{Compare, KeyRange, Op, Txn};
 use serde_json::{Value, json};

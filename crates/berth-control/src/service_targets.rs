@@ -16,7 +16,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::Region;
-use crate::elb;
+use crate::elb::target_groups::TargetType;
+use crate::elb::{self, HealthState};
 use crate::error::ControlResult;
 use crate::records::{InstanceRecord, TaskRecord};
 use crate::services::ServiceRecord;
@@ -133,7 +134,7 @@ pub fn targets_for(
             // The group is gone: nothing to register with.
             continue;
         };
-        let target = if tg.record.is_ip() {
+        let target = if tg.record.target_type == TargetType::Ip {
             private_ip(task).map(|ip| (ip, port))
         } else {
             let id = ec2_instance_id(region, cluster, task)?;
@@ -146,7 +147,11 @@ pub fn targets_for(
 }
 
 /// The compares and writes that register `targets`.
-fn register_ops(region: &Region<'_>, task: &TaskRecord, targets: &[TargetRef]) -> ControlResult<(Vec<Compare>, Vec<Op>)> {
+fn register_ops(
+    region: &Region<'_>,
+    task: &TaskRecord,
+    targets: &[TargetRef],
+) -> ControlResult<(Vec<Compare>, Vec<Op>)> {
     let zone = task.field("availabilityZone").map(str::to_string);
     let (mut compares, mut ops) = (Vec::new(), Vec::new());
     for t in targets {
@@ -159,10 +164,13 @@ fn register_ops(region: &Region<'_>, task: &TaskRecord, targets: &[TargetRef]) -
 
 /// The compares and writes that deregister the task's targets (draining them).
 pub fn deregister_ops(region: &Region<'_>, targets: &Targets) -> ControlResult<(Vec<Compare>, Vec<Op>)> {
-    let now = region.timestamp();
     let (mut compares, mut ops) = (Vec::new(), Vec::new());
-    for t in &targets.targets {
-        let (c, o) = elb::deregister_target_ops(region, &t.target_group_arn, &t.id, t.port, now)?;
+    for t in targets
+        .targets
+        .iter()
+        .filter(|t| elb::target_groups::find(region, &t.target_group_arn).ok().flatten().is_some())
+    {
+        let (c, o) = elb::deregister_target_ops(region, &t.target_group_arn, &t.id, t.port)?;
         compares.extend(c);
         ops.extend(o);
     }
@@ -195,6 +203,14 @@ pub fn begin_draining(region: &Region<'_>, rec: &mut TaskRecord) -> ControlResul
     on_event(region, rec, TargetsEvent::Drain { now: region.timestamp() }).map(Some)
 }
 
+/// A registration's health, None once it is gone (or its target group is).
+fn health(region: &Region<'_>, t: &TargetRef) -> ControlResult<Option<elb::TargetHealth>> {
+    if elb::target_groups::find(region, &t.target_group_arn)?.is_none() {
+        return Ok(None);
+    }
+    elb::target_health(region, &t.target_group_arn, &t.id, t.port)
+}
+
 /// How the service's target groups see a task.
 pub fn lb_health(region: &Region<'_>, rec: &TaskRecord) -> ControlResult<LbHealth> {
     let Some(targets) = rec.targets.as_ref().filter(|t| t.phase == Phase::Registered) else {
@@ -202,9 +218,9 @@ pub fn lb_health(region: &Region<'_>, rec: &TaskRecord) -> ControlResult<LbHealt
     };
     let mut all_healthy = true;
     for t in &targets.targets {
-        match elb::target_health(region, &t.target_group_arn, &t.id, t.port)? {
-            Some(h) if h.state == elb::TargetState::Healthy => {}
-            Some(h) if h.state == elb::TargetState::Unhealthy => {
+        match health(region, t)? {
+            Some(h) if h.state == HealthState::Healthy => {}
+            Some(h) if h.state == HealthState::Unhealthy => {
                 return Ok(LbHealth::Unhealthy { target_group: t.target_group_arn.clone() });
             }
             _ => all_healthy = false,
@@ -268,7 +284,7 @@ const DRAIN_SLACK: f64 = 5.0;
 fn drained(region: &Region<'_>, targets: &Targets, since: f64) -> ControlResult<bool> {
     let mut remaining = None::<f64>;
     for t in &targets.targets {
-        if elb::target_health(region, &t.target_group_arn, &t.id, t.port)?.is_some() {
+        if health(region, t)?.is_some() {
             let delay = elb::get_target_group(region, &t.target_group_arn)
                 .map(|g| g.record.deregistration_delay() as f64)
                 .unwrap_or(0.0);
@@ -300,6 +316,9 @@ mod tests {
         }
         assert_eq!(next_phase(Phase::Registered, TargetsEvent::Drained), None, "only draining targets drain");
         assert_eq!(next_phase(Phase::Deregistered, TargetsEvent::Stopped), None);
-        assert_eq!(next_phase(Phase::Registered, TargetsEvent::Drain { now: 3.0 }), Some(Phase::Draining { since: 3.0 }));
+        assert_eq!(
+            next_phase(Phase::Registered, TargetsEvent::Drain { now: 3.0 }),
+            Some(Phase::Draining { since: 3.0 })
+        );
     }
 }

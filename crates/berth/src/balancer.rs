@@ -19,7 +19,7 @@ const REPORT_EVERY: Duration = Duration::from_secs(1);
 pub async fn run(control: Arc<Control>, address: IpAddr) {
     let plane = DataPlane::new();
     let mut changes = plane.changes();
-    let mut watch = match control.store.watch(berth_control::elb::PREFIX, 0) {
+    let mut watch = match control.store.watch("elb/", 0) {
         Ok(w) => w,
         Err(e) => {
             tracing::error!(error = %e, "the load balancer cannot watch the store; it serves nothing");

@@ -53,10 +53,9 @@ fn one(ctx: &Ctx<'_>, entry: &Value, definition: &Obj) -> ApiResult<Value> {
     if !(1..=65535).contains(&port) {
         return Err(ApiError::invalid("containerPort must be between 1 and 65535."));
     }
-    let target_group = elb::get_target_group(ctx, group).map_err(|_| {
-        ApiError::invalid(format!("The target group with targetGroupArn {group} does not exist."))
-    })?;
-    if target_group.record.load_balancer_arns(ctx)?.is_empty() {
+    let target_group = elb::get_target_group(ctx, group)
+        .map_err(|_| ApiError::invalid(format!("The target group with targetGroupArn {group} does not exist.")))?;
+    if target_group.load_balancer_arns.is_empty() {
         return Err(ApiError::invalid(format!(
             "The target group with targetGroupArn {group} does not have an associated load balancer."
         )));
@@ -72,7 +71,7 @@ fn one(ctx: &Ctx<'_>, entry: &Value, definition: &Obj) -> ApiResult<Value> {
         )));
     }
     let mode = definition.get("networkMode").and_then(Value::as_str).unwrap_or("bridge");
-    let kind = if target_group.record.is_ip() { "ip" } else { "instance" };
+    let kind = target_group.record.target_type.as_str();
     match (mode, kind) {
         ("awsvpc", "instance") | ("bridge" | "host", "ip") => {
             return Err(ApiError::invalid(format!(
