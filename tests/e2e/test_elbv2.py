@@ -11,7 +11,7 @@ import pytest
 from botocore.config import Config
 
 from conftest import REGION
-from ecs_helpers import expect_error, register_instance
+from ecs_helpers import expect_error, register_instance, until
 
 ACCOUNT = "000000000000"
 GHOST_LB = f"arn:aws:elasticloadbalancing:{REGION}:{ACCOUNT}:loadbalancer/app/ghost/0123456789abcdef"
@@ -569,6 +569,12 @@ def test_targets_and_their_health_states(berth, elb, net):
     # Registered again while draining: back to initial.
     elb.register_targets(TargetGroupArn=tg["TargetGroupArn"], Targets=[{"Id": "172.31.0.10"}])
     assert health(elb, tg)[("172.31.0.10", 80)]["State"] == "initial"
+    # Housekeeping ends a deregistration once its delay has passed.
+    elb.modify_target_group_attributes(TargetGroupArn=tg["TargetGroupArn"], Attributes=[{"Key": "deregistration_delay.timeout_seconds", "Value": "1"}])
+    elb.deregister_targets(TargetGroupArn=tg["TargetGroupArn"], Targets=[{"Id": "172.31.0.10"}])
+    assert health(elb, tg)[("172.31.0.10", 80)]["State"] == "draining"
+    until(lambda: health(elb, tg) == {}, timeout=20, what="the draining target to leave")
+    elb.register_targets(TargetGroupArn=tg["TargetGroupArn"], Targets=[{"Id": "172.31.0.10"}])
     # With a deregistration delay of 0 a target leaves at once.
     elb.modify_target_group_attributes(TargetGroupArn=tg["TargetGroupArn"], Attributes=[{"Key": "deregistration_delay.timeout_seconds", "Value": "0"}])
     elb.deregister_targets(TargetGroupArn=tg["TargetGroupArn"], Targets=[{"Id": "172.31.0.10"}])
