@@ -158,9 +158,6 @@ pub fn check(lb_type: LbType, inputs: &[ActionInput]) -> Result<Vec<Action>, Elb
             "Berth runs one action per rule: forward, redirect or fixed-response (the authenticate actions that ELB runs before them need HTTPS listeners)",
         ));
     }
-    if let Some(config) = input.other_configs.first() {
-        return Err(ElbError::unsupported(format!("Berth does not support {config}: it needs an HTTPS listener")));
-    }
     let given: Vec<&str> = [
         input.forward.as_ref().map(|_| "ForwardConfig"),
         input.fixed_response.as_ref().map(|_| "FixedResponseConfig"),
@@ -182,6 +179,9 @@ pub fn check(lb_type: LbType, inputs: &[ActionInput]) -> Result<Vec<Action>, Elb
         }
         other => return Err(invalid(format!("'{other}' is not a valid action type"))),
     };
+    if let Some(config) = input.other_configs.first() {
+        return Err(ElbError::unsupported(format!("Berth does not support {config}: it needs an HTTPS listener")));
+    }
     if let Some(stray) = given.iter().find(|g| !allowed.contains(g)) {
         return Err(invalid(format!("{stray} cannot be specified for an action of type '{}'", input.action_type)));
     }

@@ -324,9 +324,18 @@ fn registration_ops(
     }
 }
 
-fn check_room(region: &Region<'_>, tg: &TargetGroupRecord, adding: usize) -> ControlResult<()> {
-    let count = region.store().range(&KeyRange::prefix(&region.keys.targets(&tg.id)))?.kvs.len();
-    if count + adding > TARGETS {
+/// `TooManyTargets` when registering `adding` (id, port) pairs would take the group past
+/// its quota (pairs already registered count once).
+fn check_room(region: &Region<'_>, tg: &TargetGroupRecord, adding: &[(&str, u16)]) -> ControlResult<()> {
+    let mut keys: std::collections::BTreeSet<String> = region
+        .store()
+        .range(&KeyRange::prefix(&region.keys.targets(&tg.id)))?
+        .kvs
+        .into_iter()
+        .map(|kv| kv.key)
+        .collect();
+    keys.extend(adding.iter().map(|(id, port)| region.keys.target(&tg.id, id, *port)));
+    if keys.len() > TARGETS {
         let message = format!("A target group can have at most {TARGETS} targets");
         return Err(ElbError::too_many(Limit::Targets, message).into());
     }
@@ -335,8 +344,9 @@ fn check_room(region: &Region<'_>, tg: &TargetGroupRecord, adding: usize) -> Con
 
 /// For the ECS service integration: the compares and writes registering `id` on `port` in a
 /// target group, for the caller's own transaction. Registering a registered target changes
-/// nothing; a draining one is registered again. `zone`: the target's zone when the caller
-/// knows it (checked against the VPC for `ip` targets).
+/// nothing; a draining one is registered again. `zone`: an `ip` target's zone when the
+/// caller knows it (checked against its subnet's); an `instance` target's zone is always its
+/// container instance's, so `zone` is not used for one.
 pub fn register_target_ops(
     region: &Region<'_>,
     tg_arn: &str,
@@ -353,7 +363,7 @@ pub fn register_target_ops(
     let zone = if tg.record.target_type == TargetType::Ip { zone.map(str::to_string) } else { None };
     let input = TargetInput { id: id.to_string(), port: Some(port), zone };
     let (_, zone) = resolve(region, &tg.record, &input, &instances)?;
-    check_room(region, &tg.record, 1)?;
+    check_room(region, &tg.record, &[(id, port)])?;
     registration_ops(region, &tg, id, port, zone)
 }
 
@@ -370,7 +380,8 @@ pub async fn register(region: &Region<'_>, tg_arn: &str, inputs: &[TargetInput])
             let (port, zone) = resolve(region, &tg.record, input, &instances)?;
             resolved.insert((input.id.clone(), port), zone);
         }
-        check_room(region, &tg.record, resolved.len())?;
+        let adding: Vec<(&str, u16)> = resolved.keys().map(|(id, port)| (id.as_str(), *port)).collect();
+        check_room(region, &tg.record, &adding)?;
         let (mut compares, mut ops) = (Vec::new(), Vec::new());
         for ((id, port), zone) in resolved {
             let (c, o) = registration_ops(region, &tg, &id, port, zone)?;
