@@ -340,6 +340,18 @@ def remove_oci_containers(data_dir):
             subprocess.run(["ip", "link", "del", attachment["veth"]], capture_output=True)
 
 
+# API-only tests register load balancer targets at addresses of the default VPC's block, which
+# no subnet bridge serves when no agent runs: Berth's health checks to them must not leave the
+# machine through its default route. Container tests use blocks of their own (10.20x), whose
+# subnets get routes of their own.
+DEFAULT_VPC_BLOCK = "172.31.0.0/16"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def default_vpc_block_stays_local():
+    subprocess.run(["ip", "route", "replace", "blackhole", DEFAULT_VPC_BLOCK], check=True)
+
+
 @pytest.fixture
 def berth(tmp_path):
     b = Berth(tmp_path / "data").start()

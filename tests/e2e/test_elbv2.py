@@ -559,10 +559,12 @@ def test_targets_and_their_health_states(berth, elb, net):
     with expect_error("InvalidTarget"):
         elb.deregister_targets(TargetGroupArn=tg["TargetGroupArn"], Targets=[{"Id": "172.31.0.11", "Port": 8080}])
 
-    # In use: registration in progress (no data plane reports here), then draining.
+    # In use: initial (registration in progress until the data plane's first report, then its
+    # initial health checks), then draining.
     make_listener(elb, make_lb(elb, net), tg)
-    assert health(elb, tg)[("172.31.0.10", 80)] == {"State": "initial", "Reason": "Elb.RegistrationInProgress",
-                                                    "Description": "Target registration is in progress"}
+    assert health(elb, tg)[("172.31.0.10", 80)] in (
+        {"State": "initial", "Reason": "Elb.RegistrationInProgress", "Description": "Target registration is in progress"},
+        {"State": "initial", "Reason": "Elb.InitialHealthChecking", "Description": "Initial health checks in progress"})
     elb.deregister_targets(TargetGroupArn=tg["TargetGroupArn"], Targets=[{"Id": "172.31.0.10"}])
     assert health(elb, tg)[("172.31.0.10", 80)] == {"State": "draining", "Reason": "Target.DeregistrationInProgress",
                                                     "Description": "Target deregistration is in progress"}

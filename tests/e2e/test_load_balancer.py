@@ -318,3 +318,50 @@ def test_a_network_load_balancer_proxies_tcp_to_healthy_targets(lb_env):
         for s in servers:
             s.shutdown()
             s.server_close()
+
+
+def test_a_services_load_balancers_are_checked_as_ecs_checks_them(berth, lb_env):
+    elb, subnets, vpc, _ = lb_env
+    ecs = berth.client()
+    ecs.register_task_definition(family="web", networkMode="bridge", containerDefinitions=[
+        {"name": "web", "image": "busybox", "memory": 32, "portMappings": [{"containerPort": 80, "hostPort": 0}]}])
+    ecs.register_task_definition(family="vpc", networkMode="awsvpc", containerDefinitions=[
+        {"name": "web", "image": "busybox", "memory": 32, "portMappings": [{"containerPort": 80}]}])
+    lonely = target_group(elb, vpc, "lonely")
+    used = target_group(elb, vpc, "used")
+    ip_group = target_group(elb, vpc, "ips", TargetType="ip")
+    lb = alb(elb, subnets)
+    serve(elb, lb, used, free_port())
+    serve(elb, lb, ip_group, free_port())
+
+    network = {"awsvpcConfiguration": {"subnets": subnets[:1]}}
+
+    def refused(message, family="web", **entry):
+        lb_entry = {"targetGroupArn": used, "containerName": "web", "containerPort": 80, **entry}
+        extra = {"networkConfiguration": network} if family == "vpc" else {}
+        try:
+            ecs.create_service(serviceName="s", taskDefinition=family, desiredCount=1, loadBalancers=[lb_entry],
+                               **extra)
+        except ecs.exceptions.InvalidParameterException as e:
+            assert message in str(e), str(e)
+        else:
+            raise AssertionError(f"accepted: {lb_entry}")
+        assert ecs.list_services()["serviceArns"] == []
+
+    refused("does not have an associated load balancer", targetGroupArn=lonely)
+    refused("The container db does not exist in the task definition.", containerName="db")
+    refused("The container web did not have a container port 8080 defined.", containerPort=8080)
+    refused("has target type ip, which is incompatible with the bridge network mode", targetGroupArn=ip_group)
+    refused("has target type instance, which is incompatible with the awsvpc network mode", family="vpc")
+
+    # Accepted and shown; a change of load balancers starts a new deployment, as on ECS.
+    entry = {"targetGroupArn": used, "containerName": "web", "containerPort": 80}
+    service = ecs.create_service(serviceName="s", taskDefinition="web", desiredCount=0, loadBalancers=[entry])
+    assert service["service"]["loadBalancers"] == [entry]
+    with pytest.raises(ecs.exceptions.InvalidParameterException):
+        ecs.update_service(service="s", loadBalancers=[{**entry, "targetGroupArn": lonely}])
+    assert ecs.describe_services(services=["s"])["services"][0]["loadBalancers"] == [entry]
+    serve(elb, alb(elb, subnets, name="second"), lonely, free_port())
+    updated = ecs.update_service(service="s", loadBalancers=[entry, {**entry, "targetGroupArn": lonely}])["service"]
+    assert len(updated["loadBalancers"]) == 2
+    assert len(updated["deployments"]) == 2, "the change goes out as a new deployment"
