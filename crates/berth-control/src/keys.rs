@@ -120,6 +120,12 @@ impl Keys {
         format!("{SCHEDULED}{}/{cluster}/{name}", self.region)
     }
 
+    /// The index of tasks draining from their load balancers, which every scheduler pass
+    /// looks at (whatever became of their service).
+    pub fn draining_task(&self, cluster: &str, id: &str) -> String {
+        format!("{DRAINING}{}/{cluster}/{id}", self.region)
+    }
+
     /// `principal` is an ARN, or `default` for the account default.
     pub fn setting(&self, principal: &str, name: &str) -> String {
         format!("ecs/{}/setting/{principal}/{name}", self.region)
@@ -311,3 +317,5 @@ pub const REGIONS: &str = "regions/";
 
 /// Prefix of [`Keys::scheduled`]: `sched/{region}/{cluster}/{name}`.
 pub const SCHEDULED: &str = "sched/";
+/// Tasks draining from their load balancers, of every region: `drain/{region}/{cluster}/{id}`.
+pub const DRAINING: &str = "drain/";

@@ -29,8 +29,14 @@ use crate::store::{array, decode, encode};
 use crate::tasks::{Launch, StopRequest, launch_for, request_stop, write_off};
 use crate::{Control, Region, placement};
 
-/// One pass over every service in the index.
+/// One pass over every service in the index, then over the tasks draining from their load
+/// balancers.
 pub async fn pass(control: &Control) -> ControlResult<()> {
+    services_pass(control).await?;
+    service_targets::release_drained(control).await
+}
+
+async fn services_pass(control: &Control) -> ControlResult<()> {
     // The index is ordered by region and cluster: each cluster is read once for all of its
     // services.
     let mut by_cluster: Vec<((String, String), Vec<String>)> = Vec::new();

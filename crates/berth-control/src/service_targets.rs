@@ -184,11 +184,23 @@ pub fn on_event(
     rec: &mut TaskRecord,
     event: TargetsEvent,
 ) -> ControlResult<(Vec<Compare>, Vec<Op>)> {
+    let index = draining_key(region, rec);
     let Some(targets) = rec.targets.as_mut() else { return Ok(Default::default()) };
     let Some(next) = next_phase(targets.phase, event) else { return Ok(Default::default()) };
     let leaving = targets.phase == Phase::Registered;
     targets.phase = next;
-    if leaving { deregister_ops(region, targets) } else { Ok(Default::default()) }
+    let (compares, mut ops) = if leaving { deregister_ops(region, targets)? } else { Default::default() };
+    if let Some(key) = index {
+        ops.push(if targets.holds() { Op::put(&key, Vec::new()) } else { Op::delete(&key) });
+    }
+    Ok((compares, ops))
+}
+
+/// The task's key in the draining index.
+fn draining_key(region: &Region<'_>, rec: &TaskRecord) -> Option<String> {
+    let arn = rec.field("taskArn")?;
+    let (cluster, id) = berth_model::arn::scoped_id(arn, "task")?;
+    Some(region.keys.draining_task(cluster?, id))
 }
 
 /// A stop request for a RUNNING task with registrations: it drains first (DEACTIVATING)
@@ -250,14 +262,7 @@ pub async fn sync(
             rec.targets = Some(Targets { targets, phase: Phase::Registered });
             (c, o, change)
         }
-        Some(t @ Targets { phase: Phase::Draining { since }, .. }) => {
-            if !drained(region, t, *since)? {
-                return Ok(None);
-            }
-            let change = Change::Drained(t.targets.clone());
-            on_event(region, &mut rec, TargetsEvent::Drained)?;
-            (Vec::new(), Vec::new(), change)
-        }
+        Some(Targets { phase: Phase::Draining { .. }, .. }) => return release(region, (key, revision), rec).await,
         _ => return Ok(None),
     };
     let mut compares = compares;
@@ -266,6 +271,47 @@ pub async fn sync(
     ops.push(Op::put(key, encode(&rec)));
     let done = region.store().txn(Txn::new().when(compares).and_then(ops)).await?.succeeded;
     Ok(done.then_some(change))
+}
+
+/// Lets a draining task go once its targets are gone (its agent then stops it), guarded by
+/// the task's revision.
+async fn release(region: &Region<'_>, (key, revision): (&str, u64), mut rec: TaskRecord) -> ControlResult<Option<Change>> {
+    let Some(targets) = rec.targets.clone() else { return Ok(None) };
+    let Phase::Draining { since } = targets.phase else { return Ok(None) };
+    if !drained(region, &targets, since)? {
+        return Ok(None);
+    }
+    let (mut compares, mut ops) = on_event(region, &mut rec, TargetsEvent::Drained)?;
+    compares.push(Compare::unchanged(key, revision));
+    ops.push(Op::put(key, encode(&rec)));
+    let done = region.store().txn(Txn::new().when(compares).and_then(ops)).await?.succeeded;
+    Ok(done.then_some(Change::Drained(targets.targets)))
+}
+
+/// Lets go every draining task of every region whose targets are gone, whatever became of its
+/// service (a deleted service runs no more passes). Entries of tasks that are gone or no
+/// longer draining are dropped.
+pub async fn release_drained(control: &crate::Control) -> ControlResult<()> {
+    use berth_store::KeyRange;
+    for entry in control.store.range(&KeyRange::prefix(crate::keys::DRAINING))?.kvs {
+        let mut parts = entry.key[crate::keys::DRAINING.len()..].splitn(3, '/');
+        let (Some(region), Some(cluster), Some(id)) = (parts.next(), parts.next(), parts.next()) else { continue };
+        let region = control.region(region);
+        let key = region.keys.task(cluster, id);
+        let task = match region.store().get(&key)? {
+            Some(kv) => Some((kv.mod_revision, decode::<TaskRecord>(&kv)?)),
+            None => None,
+        };
+        match task {
+            Some((revision, rec)) if rec.targets.as_ref().is_some_and(Targets::holds) => {
+                release(&region, (&key, revision), rec).await?;
+            }
+            _ => {
+                region.store().txn(Txn::new().and_then(vec![Op::delete(&entry.key)])).await?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// What [`sync`] did.
