@@ -61,8 +61,7 @@ struct Running {
     routes: Arc<ArcSwap<Routes>>,
     /// Tells the accept loop and every open connection to stop.
     stop: watch::Sender<bool>,
-    /// One accept loop per serving thread.
-    accept: Vec<JoinHandle<()>>,
+    accept: JoinHandle<()>,
 }
 
 impl DataPlane {
@@ -154,44 +153,38 @@ impl DataPlane {
         }
     }
 
-    /// Binds `listener` on every serving thread and starts accepting; returns once every
-    /// socket listens.
+    /// Binds `listener` and starts its accept loop; returns once the socket listens.
     async fn start(&self, listener: &Listener) -> io::Result<Running> {
-        let sockets = workers::bind(listener.address, self.workers.len())?;
-        let bound = sockets[0].local_addr()?;
+        let socket = workers::bind(listener.address)?;
+        let bound = socket.local_addr()?;
         let groups = self.lock().groups.clone();
         let routes = Arc::new(ArcSwap::from_pointee(Routes::build(listener, bound.port(), &lookup_in(&groups))));
         let (stop, stopped) = watch::channel(false);
-        let mut accept = Vec::new();
-        let mut listening = Vec::new();
-        for (socket, handle) in sockets.into_iter().zip(self.workers.handles()) {
-            let (ready, is_ready) = oneshot::channel();
-            let (routes, stopped, protocol) = (routes.clone(), stopped.clone(), listener.protocol);
-            accept.push(handle.spawn(async move {
-                let socket = match socket.listen(BACKLOG) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        let _ = ready.send(Err(e));
-                        return;
-                    }
-                };
-                let _ = ready.send(Ok(()));
-                match protocol {
-                    Protocol::Http => http::serve(socket, routes, stopped).await,
-                    Protocol::Tcp => tcp::serve(socket, routes, stopped).await,
+        let (ready, is_ready) = oneshot::channel();
+        let (serving, dispatch, protocol) = (routes.clone(), self.workers.dispatch().clone(), listener.protocol);
+        let accept = self.workers.first().spawn(async move {
+            let socket = match socket.listen(BACKLOG) {
+                Ok(s) => s,
+                Err(e) => {
+                    let _ = ready.send(Err(e));
+                    return;
                 }
-            }));
-            listening.push(is_ready);
-        }
+            };
+            let _ = ready.send(Ok(()));
+            match protocol {
+                Protocol::Http => http::serve(socket, serving, stopped, dispatch).await,
+                Protocol::Tcp => tcp::serve(socket, serving, stopped, dispatch).await,
+            }
+        });
         let running = Running { address: listener.address, bound, protocol: listener.protocol, routes, stop, accept };
-        for is_ready in listening {
-            let outcome = is_ready.await.unwrap_or_else(|_| Err(io::Error::other("a serving thread has stopped")));
-            if let Err(e) = outcome {
+        let outcome = is_ready.await.unwrap_or_else(|_| Err(io::Error::other("the serving thread has stopped")));
+        match outcome {
+            Ok(()) => Ok(running),
+            Err(e) => {
                 self::stop(running).await;
-                return Err(e);
+                Err(e)
             }
         }
-        Ok(running)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -282,13 +275,9 @@ fn plan_listeners(inner: &mut Inner, config: &Config) -> (Vec<Running>, Vec<List
     (stopping, starting)
 }
 
-/// Stops a listener: tells its connections, and waits until its sockets are closed.
+/// Stops a listener: tells its connections, and waits until its socket is closed.
 async fn stop(running: Running) {
     let _ = running.stop.send(true);
-    for accept in &running.accept {
-        accept.abort();
-    }
-    for accept in running.accept {
-        let _ = accept.await;
-    }
+    running.accept.abort();
+    let _ = running.accept.await;
 }

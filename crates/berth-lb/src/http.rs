@@ -26,6 +26,7 @@ use crate::responses::{self, Original, ProxyBody};
 use crate::routes::{Forward, RouteAction, Routes};
 use crate::sticky;
 use crate::target::{Group, InFlight, TargetState};
+use crate::workers::Dispatch;
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -35,7 +36,12 @@ static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
 /// Accepts connections until `stop` changes (or its sender goes away).
-pub async fn serve(listener: TcpListener, routes: Arc<ArcSwap<Routes>>, mut stop: watch::Receiver<bool>) {
+pub async fn serve(
+    listener: TcpListener,
+    routes: Arc<ArcSwap<Routes>>,
+    mut stop: watch::Receiver<bool>,
+    dispatch: Dispatch,
+) {
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -43,7 +49,8 @@ pub async fn serve(listener: TcpListener, routes: Arc<ArcSwap<Routes>>, mut stop
         };
         match accepted {
             Ok((stream, peer)) => {
-                tokio::spawn(connection(stream, peer, routes.clone(), stop.clone()));
+                let (routes, stop) = (routes.clone(), stop.clone());
+                dispatch.hand_off(stream, move |stream| connection(stream, peer, routes, stop));
             }
             // Out of file descriptors and the like: wait a little rather than spin.
             Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,

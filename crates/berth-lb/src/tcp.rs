@@ -20,8 +20,14 @@ use tokio::sync::watch;
 use crate::pool::CONNECT_TIMEOUT;
 use crate::routes::Routes;
 use crate::target::now_nanos;
+use crate::workers::Dispatch;
 
-pub async fn serve(listener: TcpListener, routes: Arc<ArcSwap<Routes>>, mut stop: watch::Receiver<bool>) {
+pub async fn serve(
+    listener: TcpListener,
+    routes: Arc<ArcSwap<Routes>>,
+    mut stop: watch::Receiver<bool>,
+    dispatch: Dispatch,
+) {
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -30,7 +36,7 @@ pub async fn serve(listener: TcpListener, routes: Arc<ArcSwap<Routes>>, mut stop
         match accepted {
             Ok((stream, peer)) => {
                 let (routes, mut stop) = (routes.clone(), stop.clone());
-                tokio::spawn(async move {
+                dispatch.hand_off(stream, move |stream| async move {
                     tokio::select! {
                         _ = connection(stream, peer, &routes) => {}
                         _ = stop.changed() => {}

@@ -1,15 +1,17 @@
-//! The serving threads: one single-threaded tokio runtime per thread, each with its own
-//! listening socket per listener (`SO_REUSEPORT`: the kernel spreads new connections over
-//! them) and its own keep-alive connections to targets. A connection, the request tasks it
-//! spawns and the target connections they use all stay on one thread, so a request costs no
-//! cross-thread wake-ups (the design of HAProxy's and nginx's workers).
+//! The serving threads: one single-threaded tokio runtime per thread. Each listener's accept
+//! loop hands every new connection to the thread serving the fewest connections; from then
+//! on the connection, its requests and the keep-alive target connections they use all stay
+//! on that thread, so a request costs no cross-thread wake-up (the shape of HAProxy's and
+//! nginx's workers).
 
 use std::cell::Cell;
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, mpsc};
 
-use tokio::net::TcpSocket;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 
@@ -23,9 +25,17 @@ pub fn slot() -> usize {
 }
 
 pub struct Workers {
-    handles: Vec<Handle>,
+    dispatch: Dispatch,
     /// Dropping these ends the threads (their runtimes, and every task on them).
     _stops: Vec<oneshot::Sender<()>>,
+}
+
+/// Hands connections to the serving threads.
+#[derive(Clone)]
+pub struct Dispatch {
+    handles: Arc<[Handle]>,
+    /// Connections each thread serves.
+    load: Arc<[AtomicUsize]>,
 }
 
 impl Workers {
@@ -52,36 +62,58 @@ impl Workers {
             handles.push(handle_rx.recv().map_err(io::Error::other)??);
             stops.push(stop_tx);
         }
-        Ok(Self { handles, _stops: stops })
-    }
-
-    pub fn handles(&self) -> &[Handle] {
-        &self.handles
+        let load = handles.iter().map(|_| AtomicUsize::new(0)).collect();
+        Ok(Self { dispatch: Dispatch { handles: handles.into(), load }, _stops: stops })
     }
 
     pub fn len(&self) -> usize {
-        self.handles.len()
+        self.dispatch.handles.len()
+    }
+
+    pub fn dispatch(&self) -> &Dispatch {
+        &self.dispatch
+    }
+
+    /// The thread that runs accept loops.
+    pub fn first(&self) -> &Handle {
+        &self.dispatch.handles[0]
     }
 }
 
-/// Binds one socket per serving thread to `address` (all to the same port when it is 0).
-pub fn bind(address: SocketAddr, count: usize) -> io::Result<Vec<TcpSocket>> {
-    let first = socket(address)?;
-    first.bind(address)?;
-    let bound = first.local_addr()?;
-    let mut sockets = vec![first];
-    for _ in 1..count {
-        let s = socket(bound)?;
-        s.bind(bound)?;
-        sockets.push(s);
+impl Dispatch {
+    /// Serves a newly accepted connection with `serve` on the least busy serving thread.
+    pub fn hand_off<F, Fut>(&self, stream: TcpStream, serve: F)
+    where
+        F: FnOnce(TcpStream) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let Ok(stream) = stream.into_std() else { return };
+        let i = (0..self.load.len()).min_by_key(|&i| self.load[i].load(Ordering::Relaxed)).unwrap_or(0);
+        self.load[i].fetch_add(1, Ordering::Relaxed);
+        let guard = Served(self.load.clone(), i);
+        self.handles[i].spawn(async move {
+            let _guard = guard;
+            if let Ok(stream) = TcpStream::from_std(stream) {
+                serve(stream).await;
+            }
+        });
     }
-    Ok(sockets)
 }
 
-fn socket(address: SocketAddr) -> io::Result<TcpSocket> {
+/// One connection served by thread `.1`, until dropped.
+struct Served(Arc<[AtomicUsize]>, usize);
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        self.0[self.1].fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A socket bound to `address`, ready to listen.
+pub fn bind(address: SocketAddr) -> io::Result<TcpSocket> {
     let socket = if address.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
     // Address reuse lets a port just freed be bound again at once.
     socket.set_reuseaddr(true)?;
-    socket.set_reuseport(true)?;
+    socket.bind(address)?;
     Ok(socket)
 }
