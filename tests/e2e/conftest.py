@@ -340,16 +340,19 @@ def remove_oci_containers(data_dir):
             subprocess.run(["ip", "link", "del", attachment["veth"]], capture_output=True)
 
 
-# API-only tests register load balancer targets at addresses of the default VPC's block, which
-# no subnet bridge serves when no agent runs: Berth's health checks to them must not leave the
-# machine through its default route. Container tests use blocks of their own (10.20x), whose
-# subnets get routes of their own.
-DEFAULT_VPC_BLOCK = "172.31.0.0/16"
+# The VPC blocks tests use: the default one (API-only tests register load balancer targets in
+# it, and no subnet bridge serves it when no agent runs) and the container tests' own. Each
+# subnet a running agent serves gets a more specific route to Berth's router; what no subnet
+# route covers must never leave the machine through its default route (a load balancer's
+# health check to an address whose task is gone, a teardown that removed a route early).
+TEST_VPC_BLOCKS = ["172.31.0.0/16", "10.201.0.0/16", "10.202.0.0/16", "10.204.0.0/16", "10.231.0.0/16",
+                   "10.232.0.0/16"]
 
 
 @pytest.fixture(scope="session", autouse=True)
-def default_vpc_block_stays_local():
-    subprocess.run(["ip", "route", "replace", "blackhole", DEFAULT_VPC_BLOCK], check=True)
+def vpc_blocks_stay_local():
+    for block in TEST_VPC_BLOCKS:
+        subprocess.run(["ip", "route", "replace", "blackhole", block], check=True)
 
 
 @pytest.fixture

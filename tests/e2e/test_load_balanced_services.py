@@ -211,7 +211,10 @@ def test_bridge_tasks_are_instance_targets_on_their_dynamic_host_ports(docker_be
     targets = healthy_targets(elb, group)
     assert {t["Target"]["Id"] for t in targets} == {instance["ec2InstanceId"]}
     tasks = ecs.describe_tasks(tasks=ecs.list_tasks(serviceName="web")["taskArns"])["tasks"]
-    host_ports = {b["hostPort"] for t in tasks for c in t["containers"] for b in c["networkBindings"]}
-    assert {t["Target"]["Port"] for t in targets} == host_ports
+    # Docker may publish IPv6 on a port of its own; targets use the IPv4 binding.
+    host_ports = {b["hostPort"] for t in tasks for c in t["containers"] for b in c["networkBindings"]
+                  if b.get("bindIP", "0.0.0.0") == "0.0.0.0"}
+    assert {t["Target"]["Port"] for t in targets} == host_ports, [
+        (t["lastStatus"], t["desiredStatus"], t.get("stoppedReason"), t.get("healthStatus")) for t in tasks]
     answers = {fetch(port)[1] for _ in range(20)}
     assert len(answers) == 2 and all(a.startswith("v1-") for a in answers), answers

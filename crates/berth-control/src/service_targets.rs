@@ -99,7 +99,9 @@ fn host_port(task: &TaskRecord, container: &str, port: u16) -> Option<u16> {
     let containers = task.task.get("containers")?.as_array()?;
     let c = containers.iter().find(|c| c["name"] == container)?;
     let bindings = c.get("networkBindings")?.as_array()?;
-    let b = bindings.iter().find(|b| b["containerPort"].as_i64() == Some(i64::from(port)))?;
+    // The IPv4 binding: Docker may publish IPv6 on a host port of its own.
+    let ipv4 = |b: &&Value| !b["bindIP"].as_str().is_some_and(|ip| ip.contains(':'));
+    let b = bindings.iter().filter(ipv4).find(|b| b["containerPort"].as_i64() == Some(i64::from(port)))?;
     u16::try_from(b["hostPort"].as_i64()?).ok()
 }
 
@@ -275,7 +277,11 @@ pub async fn sync(
 
 /// Lets a draining task go once its targets are gone (its agent then stops it), guarded by
 /// the task's revision.
-async fn release(region: &Region<'_>, (key, revision): (&str, u64), mut rec: TaskRecord) -> ControlResult<Option<Change>> {
+async fn release(
+    region: &Region<'_>,
+    (key, revision): (&str, u64),
+    mut rec: TaskRecord,
+) -> ControlResult<Option<Change>> {
     let Some(targets) = rec.targets.clone() else { return Ok(None) };
     let Phase::Draining { since } = targets.phase else { return Ok(None) };
     if !drained(region, &targets, since)? {
