@@ -122,9 +122,21 @@ def fetch(port, path="/", host=None, timeout=10):
         conn.close()
 
 
+def accepts(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
 def serve(elb, lb, group, port, protocol="HTTP"):
-    return elb.create_listener(LoadBalancerArn=lb["LoadBalancerArn"], Protocol=protocol, Port=port,
-                               DefaultActions=[{"Type": "forward", "TargetGroupArn": group}])["Listeners"][0]
+    """A listener forwarding to `group`, once it accepts connections: the server binds it a
+    moment after CreateListener answers (docs/load-balancing.md)."""
+    listener = elb.create_listener(LoadBalancerArn=lb["LoadBalancerArn"], Protocol=protocol, Port=port,
+                                   DefaultActions=[{"Type": "forward", "TargetGroupArn": group}])["Listeners"][0]
+    until(lambda: accepts(port), timeout=10, what=f"the listener on port {port} to accept connections")
+    return listener
 
 
 def test_requests_spread_over_healthy_targets_with_forwarding_headers(lb_env, backends):
