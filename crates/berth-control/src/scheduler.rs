@@ -194,6 +194,7 @@ async fn service_pass(
     let mut providers: HashMap<String, u32> = HashMap::new();
     let balanced = !service_targets::service_load_balancers(&rec).is_empty();
     let mut target_events = TargetEvents::default();
+    let mut health = crate::elb::HealthReader::new(region);
     for (revision, task) in &view.tasks {
         if task.field("group") != Some(group.as_str()) {
             continue;
@@ -213,7 +214,11 @@ async fn service_pass(
         }
         let definition = task.field("taskDefinitionArn").unwrap_or_default().to_string();
         let checked = definitions.health_checked(region, &definition)?;
-        let lb = service_targets::lb_health(region, task)?;
+        let lb = if balanced || task.targets.is_some() {
+            service_targets::lb_health(&mut health, task)?
+        } else {
+            LbHealth::None
+        };
         tasks.push(task_view(cluster, task, *revision, checked, lb));
     }
     let constraints = placement::constraints(&array(&rec.service, "placementConstraints"), false)?;

@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use crate::Region;
 use crate::elb::target_groups::TargetType;
-use crate::elb::{self, HealthState};
+use crate::elb::{self, HealthReader, HealthState};
 use crate::error::ControlResult;
 use crate::records::{InstanceRecord, TaskRecord};
 use crate::services::ServiceRecord;
@@ -206,7 +206,9 @@ fn draining_key(region: &Region<'_>, rec: &TaskRecord) -> Option<String> {
 }
 
 /// A stop request for a RUNNING task with registrations: it drains first (DEACTIVATING)
-/// instead of being stopped by its agent at once. `true` when it does.
+/// instead of being stopped by its agent at once. Returns the compares and writes to commit
+/// with the task's record when it drains; `None` when it stops at once (no registration, or
+/// not RUNNING).
 pub fn begin_draining(region: &Region<'_>, rec: &mut TaskRecord) -> ControlResult<Option<(Vec<Compare>, Vec<Op>)>> {
     let registered = rec.targets.as_ref().is_some_and(|t| t.phase == Phase::Registered);
     if !registered {
@@ -217,22 +219,14 @@ pub fn begin_draining(region: &Region<'_>, rec: &mut TaskRecord) -> ControlResul
     on_event(region, rec, TargetsEvent::Drain { now: region.timestamp() }).map(Some)
 }
 
-/// A registration's health, None once it is gone (or its target group is).
-fn health(region: &Region<'_>, t: &TargetRef) -> ControlResult<Option<elb::TargetHealth>> {
-    if elb::target_groups::find(region, &t.target_group_arn)?.is_none() {
-        return Ok(None);
-    }
-    elb::target_health(region, &t.target_group_arn, &t.id, t.port)
-}
-
-/// How the service's target groups see a task.
-pub fn lb_health(region: &Region<'_>, rec: &TaskRecord) -> ControlResult<LbHealth> {
+/// How the service's target groups see a task (`reader`: one per scheduler pass).
+pub fn lb_health(reader: &mut HealthReader<'_, '_>, rec: &TaskRecord) -> ControlResult<LbHealth> {
     let Some(targets) = rec.targets.as_ref().filter(|t| t.phase == Phase::Registered) else {
         return Ok(LbHealth::None);
     };
     let mut all_healthy = true;
     for t in &targets.targets {
-        match health(region, t)? {
+        match reader.health(&t.target_group_arn, &t.id, t.port)? {
             Some(h) if h.state == HealthState::Healthy => {}
             Some(h) if h.state == HealthState::Unhealthy => {
                 return Ok(LbHealth::Unhealthy { target_group: t.target_group_arn.clone() });
@@ -334,12 +328,11 @@ const DRAIN_SLACK: f64 = 5.0;
 /// Whether every target of a draining task is gone, or draining ran past the longest
 /// deregistration delay of the groups still holding one.
 fn drained(region: &Region<'_>, targets: &Targets, since: f64) -> ControlResult<bool> {
+    let mut reader = HealthReader::new(region);
     let mut remaining = None::<f64>;
     for t in &targets.targets {
-        if health(region, t)?.is_some() {
-            let delay = elb::get_target_group(region, &t.target_group_arn)
-                .map(|g| g.record.deregistration_delay() as f64)
-                .unwrap_or(0.0);
+        if reader.health(&t.target_group_arn, &t.id, t.port)?.is_some() {
+            let delay = reader.group(&t.target_group_arn)?.map_or(0.0, |g| g.deregistration_delay() as f64);
             remaining = Some(remaining.unwrap_or(0.0).max(delay));
         }
     }

@@ -35,27 +35,17 @@ static X_AMZN_TRACE_ID: HeaderName = HeaderName::from_static("x-amzn-trace-id");
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
-/// Accepts connections until `stop` changes (or its sender goes away).
+/// Serves the listener's connections until `stop` changes (or its sender goes away).
 pub async fn serve(
     listener: TcpListener,
     routes: Arc<ArcSwap<Routes>>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
     dispatch: Dispatch,
 ) {
-    loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            _ = stop.changed() => return,
-        };
-        match accepted {
-            Ok((stream, peer)) => {
-                let (routes, stop) = (routes.clone(), stop.clone());
-                dispatch.hand_off(stream, move |stream| connection(stream, peer, routes, stop));
-            }
-            // Out of file descriptors and the like: wait a little rather than spin.
-            Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
-        }
-    }
+    crate::workers::accept_all(listener, stop, dispatch, move |stream, peer, stop| {
+        connection(stream, peer, routes.clone(), stop)
+    })
+    .await
 }
 
 /// Serves one client connection; on `stop`, finishes the request in progress and closes.

@@ -22,30 +22,24 @@ use crate::routes::Routes;
 use crate::target::now_nanos;
 use crate::workers::Dispatch;
 
+/// Serves the listener's connections until `stop` changes (or its sender goes away); a
+/// connection in progress ends with it.
 pub async fn serve(
     listener: TcpListener,
     routes: Arc<ArcSwap<Routes>>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
     dispatch: Dispatch,
 ) {
-    loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            _ = stop.changed() => return,
-        };
-        match accepted {
-            Ok((stream, peer)) => {
-                let (routes, mut stop) = (routes.clone(), stop.clone());
-                dispatch.hand_off(stream, move |stream| async move {
-                    tokio::select! {
-                        _ = connection(stream, peer, &routes) => {}
-                        _ = stop.changed() => {}
-                    }
-                });
+    crate::workers::accept_all(listener, stop, dispatch, move |stream, peer, mut stop| {
+        let routes = routes.clone();
+        async move {
+            tokio::select! {
+                _ = connection(stream, peer, &routes) => {}
+                _ = stop.changed() => {}
             }
-            Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
         }
-    }
+    })
+    .await
 }
 
 async fn connection(client: TcpStream, peer: SocketAddr, routes: &ArcSwap<Routes>) {

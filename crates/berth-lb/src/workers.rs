@@ -10,10 +10,11 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
+use std::time::Duration;
 
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::runtime::Handle;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 thread_local! {
     static SLOT: Cell<usize> = const { Cell::new(0) };
@@ -97,6 +98,29 @@ impl Dispatch {
                 serve(stream).await;
             }
         });
+    }
+}
+
+/// A listener's accept loop: every connection accepted until `stop` changes (or its sender
+/// goes away) is served by `serve` on the least busy serving thread.
+pub async fn accept_all<F, Fut>(listener: TcpListener, mut stop: watch::Receiver<bool>, dispatch: Dispatch, serve: F)
+where
+    F: Fn(TcpStream, SocketAddr, watch::Receiver<bool>) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stop.changed() => return,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                let (serve, stop) = (serve.clone(), stop.clone());
+                dispatch.hand_off(stream, move |stream| serve(stream, peer, stop));
+            }
+            // Out of file descriptors and the like: wait a little rather than spin.
+            Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+        }
     }
 }
 

@@ -32,8 +32,8 @@ pub use dataplane::{SOURCE_IP_STICKINESS, dataplane_config};
 pub use error::{ElbError, Limit};
 pub use target_groups::{TargetGroupInfo, TargetGroupRecord, get_target_group};
 pub use targets::{
-    HealthState, Reason, TargetHealth, deregister_target_ops, finish_draining, record_statuses, register_target_ops,
-    target_health,
+    HealthReader, HealthState, Reason, TargetHealth, deregister_target_ops, finish_draining, record_statuses,
+    register_target_ops, target_health,
 };
 
 use berth_store::{CmpOp, Compare, KeyValue, Op, Txn};

@@ -518,15 +518,47 @@ pub fn describe(
 }
 
 /// For the ECS service integration: a target's health as DescribeTargetHealth shows it, or
-/// None once it is fully deregistered (or was never registered).
+/// None once it is fully deregistered (or was never registered, or its group is gone).
 pub fn target_health(region: &Region<'_>, tg_arn: &str, id: &str, port: u16) -> ControlResult<Option<TargetHealth>> {
-    let tg = target_groups::get(region, tg_arn)?.record;
-    let Some(target) = read::<TargetRecord>(region, &region.keys.target(&tg.id, id, port))? else {
-        return Ok(None);
-    };
-    let seen = read::<HealthRecord>(region, &region.keys.target_health(&tg.id, id, port))?;
-    let in_use = Refs::read(region)?.uses(tg_arn);
-    Ok(Some(health_of(Some(&target.record), seen.as_ref().map(|s| &s.record), in_use)))
+    HealthReader::new(region).health(tg_arn, id, port)
+}
+
+/// Reads the health of many targets (a scheduler pass over a service's tasks), each target
+/// group and the listeners and rules that say which groups are in use read once.
+pub struct HealthReader<'a, 'r> {
+    region: &'a Region<'r>,
+    refs: Option<Refs>,
+    groups: HashMap<String, Option<TargetGroupRecord>>,
+}
+
+impl<'a, 'r> HealthReader<'a, 'r> {
+    pub fn new(region: &'a Region<'r>) -> Self {
+        HealthReader { region, refs: None, groups: HashMap::new() }
+    }
+
+    /// The target group, None when it is gone.
+    pub fn group(&mut self, tg_arn: &str) -> ControlResult<Option<&TargetGroupRecord>> {
+        if !self.groups.contains_key(tg_arn) {
+            let found = target_groups::find(self.region, tg_arn)?.map(|s| s.record);
+            self.groups.insert(tg_arn.to_string(), found);
+        }
+        Ok(self.groups[tg_arn].as_ref())
+    }
+
+    /// A target's health, None once it is fully deregistered (or its group is gone).
+    pub fn health(&mut self, tg_arn: &str, id: &str, port: u16) -> ControlResult<Option<TargetHealth>> {
+        let region = self.region;
+        let Some(tg_id) = self.group(tg_arn)?.map(|g| g.id.clone()) else { return Ok(None) };
+        let Some(target) = read::<TargetRecord>(region, &region.keys.target(&tg_id, id, port))? else {
+            return Ok(None);
+        };
+        let seen = read::<HealthRecord>(region, &region.keys.target_health(&tg_id, id, port))?;
+        if self.refs.is_none() {
+            self.refs = Some(Refs::read(region)?);
+        }
+        let in_use = self.refs.as_ref().is_some_and(|r| r.uses(tg_arn));
+        Ok(Some(health_of(Some(&target.record), seen.as_ref().map(|s| &s.record), in_use)))
+    }
 }
 
 /// The region and group id of a target group ARN, if it is one.
