@@ -99,6 +99,7 @@ impl From<ControlError> for ApiError {
             // EC2's code and message; the ECS side words them for ECS where it quotes them.
             ControlError::Vpc(e) => e.into(),
             ControlError::Scaling(e) => e.into(),
+            ControlError::Discovery(e) => ApiError::new(400, e.code(), e.to_string()),
         }
     }
 }

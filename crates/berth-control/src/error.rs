@@ -32,6 +32,9 @@ pub enum ControlError {
     /// (`ScalingError::code`) and message.
     #[error(transparent)]
     Scaling(#[from] crate::autoscaling::ScalingError),
+    /// A request Cloud Map refuses: its exception name (`DiscoveryError::code`) and message.
+    #[error(transparent)]
+    Discovery(#[from] crate::discovery::DiscoveryError),
 }
 
 impl From<berth_store::Contention> for ControlError {

@@ -2,7 +2,8 @@
 //! past `--lost-agent-timeout` that no service owns are written off (service tasks are the
 //! service scheduler's, which replaces them), STOPPED tasks older than
 //! `--stopped-task-retention` are forgotten, as ECS forgets them, and task definition
-//! revisions in DELETE_IN_PROGRESS are purged once no task or service uses them.
+//! revisions in DELETE_IN_PROGRESS are purged once no task or service uses them; Cloud Map
+//! operations past their retention are pruned.
 
 use std::collections::HashSet;
 
@@ -33,7 +34,7 @@ pub async fn sweep(control: &Control) -> ControlResult<()> {
     for region in regions {
         region_sweep(&control.region(&region)).await?;
     }
-    Ok(())
+    crate::discovery::operations::prune_all(control).await
 }
 
 /// Every cluster of the caller's region, then the task definitions no cluster uses.

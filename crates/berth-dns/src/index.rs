@@ -67,7 +67,7 @@ pub enum Follow {
 pub enum Outcome {
     /// Nothing of ours: ask the host's resolvers.
     Forward,
-    Answer(Answer),
+    Answer(Box<Answer>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -216,7 +216,7 @@ impl Index {
         let host = self.hosts.get(&lower);
         let Some(zone) = self.zone(&lower) else {
             return match host {
-                Some(addresses) => Outcome::Answer(self.host_answer(name, qtype, addresses)),
+                Some(addresses) => Outcome::Answer(Box::new(self.host_answer(name, qtype, addresses))),
                 None => Outcome::Forward,
             };
         };
@@ -256,7 +256,7 @@ impl Index {
         }
         if answer.answers.is_empty() && answer.follow.is_none() {
             if let Some(addresses) = host {
-                return Outcome::Answer(self.host_answer(name, qtype, addresses));
+                return Outcome::Answer(Box::new(self.host_answer(name, qtype, addresses)));
             }
             let exists = lower == zone.apex || zone.names.contains(&lower);
             if !exists {
@@ -264,7 +264,7 @@ impl Index {
             }
             answer.authorities.push(zone.soa.clone());
         }
-        Outcome::Answer(answer)
+        Outcome::Answer(Box::new(answer))
     }
 
     /// The records picked from `set` under `name`; an alias picked sets `follow` instead.

@@ -244,7 +244,7 @@ impl RequestHandler for Handler {
         let name = info.query.original().name().clone();
         let qtype = info.query.query_type();
         let reply = match self.lookup(&name, qtype, tcp) {
-            Outcome::Answer(answer) => self.local(request, qtype, tcp, answer).await,
+            Outcome::Answer(answer) => self.local(request, qtype, tcp, *answer).await,
             Outcome::Forward => self.forwarded(request, tcp).await,
         };
         let message = builder.build(

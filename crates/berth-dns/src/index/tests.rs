@@ -38,7 +38,7 @@ fn ask(index: &Index, name: &str, qtype: RecordType, tcp: bool) -> Outcome {
 
 fn answer(outcome: Outcome) -> Answer {
     match outcome {
-        Outcome::Answer(a) => a,
+        Outcome::Answer(a) => *a,
         Outcome::Forward => panic!("forwarded"),
     }
 }
