@@ -87,6 +87,7 @@ async fn serve(settings: Settings, agent_options: Option<AgentOptions>, started:
     tokio::spawn(berth_api::logs::retention::run(app.clone()));
     // Alarms are evaluated where the metrics are: on every server, over its own.
     tokio::spawn(berth_api::cloudwatch::alarms::run(app.clone()));
+    let dns = crate::dns::start(&settings.dns, app.control.clone()).await?;
 
     let key = &settings.keys[0];
     let (agent_line, agent_task) = match agent_options {
@@ -104,7 +105,8 @@ async fn serve(settings: Settings, agent_options: Option<AgentOptions>, started:
                 // The machine of `berth up` is Fargate capacity as well as the default
                 // cluster's container instance.
                 let state_dir = settings.data_dir.join("agent");
-                let config = crate::agent::config(&options, "default", &settings.region, state_dir, true);
+                let config =
+                    crate::agent::config(&options, "default", &settings.region, state_dir, true, dns.nameserver());
                 let agent = berth_agent::Agent::register(config, Arc::new(client), driver)
                     .await
                     .context("starting the local agent")?;
@@ -123,6 +125,7 @@ async fn serve(settings: Settings, agent_options: Option<AgentOptions>, started:
     if let Some(line) = agent_line {
         println!("{line}");
     }
+    println!("{}", dns.line());
     if settings.generated_key {
         println!("  a new key pair was generated into {}", settings.data_dir.join("credentials.toml").display());
     }
