@@ -3,17 +3,18 @@ with its bad inputs (which change nothing), DiscoverInstances' filters, operatio
 then Berth's DNS server, asked with dnspython on loopback, answering what was registered and
 forwarding other names to a fake upstream resolver on loopback."""
 
+import json
+import subprocess
 import time
 from datetime import datetime, timedelta, timezone
 
+import dns.rcode
+import dns.rdatatype
 import pytest
 
 from conftest import Berth
 from dns_helpers import FakeUpstream, addresses, ask, cloudmap
 from ecs_helpers import expect_error
-
-import dns.rcode
-import dns.rdatatype
 
 
 @pytest.fixture
@@ -142,6 +143,25 @@ def test_namespaces(sd, sd_berth):
     # The AWS CLI, as the issue's users run it.
     out = sd_berth.cli("servicediscovery", "list-namespaces")
     assert [n["Name"] for n in out["Namespaces"]] == ["internal.app"]
+
+
+def test_the_cli_discovers_with_the_variable_berth_up_exports(sd, sd_berth, monkeypatch):
+    """`berth up` prints AWS_DISABLE_HOST_PREFIX_INJECTION=true with its export line: with it,
+    botocore (boto3, the AWS CLI) calls DiscoverInstances on the endpoint itself instead of
+    `data-` + its host."""
+    assert "AWS_DISABLE_HOST_PREFIX_INJECTION=true" in sd_berth.output.splitlines()[-1]
+    monkeypatch.setenv("AWS_DISABLE_HOST_PREFIX_INJECTION", "true")
+    # Checked without sending anything: the variable turns the prefix off.
+    assert sd_berth.client("servicediscovery")._client_config.inject_host_prefix is False
+    ns = private_namespace(sd, sd_berth)
+    web = service(sd, ns, "web", custom_health=False)
+    register(sd, web, "t1", AWS_INSTANCE_IPV4="10.0.0.1")
+    env = sd_berth.env()
+    env["AWS_DISABLE_HOST_PREFIX_INJECTION"] = "true"
+    p = subprocess.run(["aws", "servicediscovery", "discover-instances", "--namespace-name", "internal.app",
+                        "--service-name", "web", "--output", "json"], env=env, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert [i["InstanceId"] for i in json.loads(p.stdout)["Instances"]] == ["t1"]
 
 
 def test_services(sd, sd_berth):

@@ -130,8 +130,9 @@ async fn serve(settings: Settings, agent_options: Option<AgentOptions>, started:
         println!("  a new key pair was generated into {}", settings.data_dir.join("credentials.toml").display());
     }
     println!();
+    // The last variable keeps SDKs from prefixing Cloud Map's DiscoverInstances host (`data-`).
     println!(
-        "export AWS_ENDPOINT_URL={endpoint} AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY={} AWS_DEFAULT_REGION={}",
+        "export AWS_ENDPOINT_URL={endpoint} AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY={} AWS_DEFAULT_REGION={} AWS_DISABLE_HOST_PREFIX_INJECTION=true",
         key.access_key, key.secret_key, settings.region
     );
     use std::io::Write;
