@@ -27,6 +27,7 @@ SERVICES = {
     "elbv2": "2015-12-01",
     "cloudwatch": "2010-08-01",
     "application-autoscaling": "2016-02-06",
+    "servicediscovery": "2017-03-14",
 }
 
 # The operations embedded of a model too large to embed whole: what Berth implements and

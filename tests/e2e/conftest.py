@@ -46,7 +46,11 @@ class Berth:
         self.access_key = self.secret_key = None
 
     def start(self):
-        args = [BIN, "up", "--data-dir", str(self.data_dir), "--listen", f"127.0.0.1:{self.port}", *self.extra_args]
+        # Berth's DNS server only where a test asks for one at an address of its own: by default
+        # it would take 169.254.169.253:53, which one process of the machine can have.
+        dns = [] if "--dns-address" in self.extra_args else ["--dns-address", "off"]
+        args = [BIN, "up", "--data-dir", str(self.data_dir), "--listen", f"127.0.0.1:{self.port}", *dns,
+                *self.extra_args]
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         lines = []
         deadline = time.time() + 20
@@ -58,6 +62,8 @@ class Berth:
             m = re.match(r"export AWS_ENDPOINT_URL=(\S+) AWS_ACCESS_KEY_ID=(\S+) AWS_SECRET_ACCESS_KEY=(\S+) AWS_DEFAULT_REGION=(\S+)", line)
             if m:
                 self.output = "".join(lines)
+                dns = re.search(r"^  dns       (\S+):(\d+) ", self.output, re.M)
+                self.dns = (dns.group(1), int(dns.group(2))) if dns else None
                 assert m.group(1) == self.endpoint
                 self.access_key, self.secret_key = m.group(2), m.group(3)
                 self._keep_log(self.proc, self.output)
@@ -388,7 +394,8 @@ def ecs(berth):
 CONTAINER_FILES = {"test_agent.py", "test_agent_runner.py", "test_autoscaling_agents.py", "test_awslogs.py",
                    "test_awsvpc.py", "test_cli.py", "test_definition_members.py", "test_fargate.py",
                    "test_fargate_runsc.py", "test_load_balanced_services.py", "test_registry_task.py",
-                   "test_services_agents.py", "test_task_metadata.py", "test_task_metrics.py"}
+                   "test_servicediscovery_tasks.py", "test_services_agents.py", "test_task_metadata.py",
+                   "test_task_metrics.py"}
 
 
 # Before xdist's own hook, which turns the marker into the `@group` suffix that `loadgroup`

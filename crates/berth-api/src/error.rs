@@ -100,6 +100,7 @@ impl From<ControlError> for ApiError {
             ControlError::Vpc(e) => e.into(),
             ControlError::Scaling(e) => e.into(),
             ControlError::Elb(e) => e.into(),
+            ControlError::Discovery(e) => ApiError::new(400, e.code(), e.to_string()),
         }
     }
 }

@@ -19,6 +19,7 @@ pub mod elbv2;
 pub mod error;
 pub mod logs;
 pub mod protocol;
+pub mod servicediscovery;
 pub mod sigv4;
 pub mod spot;
 pub mod stats;

@@ -36,6 +36,9 @@ pub enum ControlError {
     /// message.
     #[error(transparent)]
     Elb(#[from] crate::elb::ElbError),
+    /// A request Cloud Map refuses: its exception name (`DiscoveryError::code`) and message.
+    #[error(transparent)]
+    Discovery(#[from] crate::discovery::DiscoveryError),
 }
 
 impl From<berth_store::Contention> for ControlError {

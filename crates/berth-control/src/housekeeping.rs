@@ -2,8 +2,9 @@
 //! past `--lost-agent-timeout` that no service owns are written off (service tasks are the
 //! service scheduler's, which replaces them), STOPPED tasks older than
 //! `--stopped-task-retention` are forgotten, as ECS forgets them, and task definition
-//! revisions in DELETE_IN_PROGRESS are purged once no task or service uses them. Load
-//! balancer targets whose deregistration delay has passed finish deregistering.
+//! revisions in DELETE_IN_PROGRESS are purged once no task or service uses them; load
+//! balancer targets whose deregistration delay has passed finish deregistering; Cloud Map
+//! operations past their retention are pruned.
 
 use std::collections::HashSet;
 
@@ -34,7 +35,8 @@ pub async fn sweep(control: &Control) -> ControlResult<()> {
     for region in regions {
         region_sweep(&control.region(&region)).await?;
     }
-    crate::elb::finish_draining(control).await
+    crate::elb::finish_draining(control).await?;
+    crate::discovery::operations::prune_all(control).await
 }
 
 /// Every cluster of the caller's region, then the task definitions no cluster uses.

@@ -308,6 +308,89 @@ pub fn listener_port(port: u16) -> String {
     format!("{LISTENER_PORTS}{port}")
 }
 
+impl Keys {
+    // Cloud Map (`discovery/`): namespaces, services, instances and operations, by id.
+
+    pub fn sd_namespaces(&self) -> String {
+        format!("sd/{}/ns/", self.region)
+    }
+
+    pub fn sd_namespace(&self, id: &str) -> String {
+        format!("sd/{}/ns/{id}", self.region)
+    }
+
+    /// A namespace's name (its `HttpName`, unique in the region, lower case): the namespace id.
+    pub fn sd_namespace_name(&self, name: &str) -> String {
+        format!("sd/{}/ns-name/{}", self.region, hex::encode(name.to_ascii_lowercase()))
+    }
+
+    pub fn sd_services(&self) -> String {
+        format!("sd/{}/svc/", self.region)
+    }
+
+    pub fn sd_service(&self, id: &str) -> String {
+        format!("sd/{}/svc/{id}", self.region)
+    }
+
+    /// The names of a namespace's services, one key each (the service id): what makes a
+    /// namespace in use.
+    pub fn sd_service_names(&self, namespace: &str) -> String {
+        format!("sd/{}/svc-name/{namespace}/", self.region)
+    }
+
+    pub fn sd_service_name(&self, namespace: &str, name: &str) -> String {
+        format!("sd/{}/svc-name/{namespace}/{}", self.region, hex::encode(name.to_ascii_lowercase()))
+    }
+
+    /// A service's instances: what makes a service in use.
+    pub fn sd_instances(&self, service: &str) -> String {
+        format!("sd/{}/inst/{service}/", self.region)
+    }
+
+    pub fn sd_instance(&self, service: &str, id: &str) -> String {
+        format!("sd/{}/inst/{service}/{}", self.region, hex::encode(id))
+    }
+
+    /// Written at every registration and deregistration of a service's instances: its mod
+    /// revision is the service's `InstancesRevision`.
+    pub fn sd_instances_revision(&self, service: &str) -> String {
+        format!("sd/{}/inst-rev/{service}", self.region)
+    }
+
+    pub fn sd_operations(&self) -> String {
+        format!("sd/{}/op/", self.region)
+    }
+
+    pub fn sd_operation(&self, id: &str) -> String {
+        format!("sd/{}/op/{id}", self.region)
+    }
+
+    /// The operations by creation time (milliseconds, zero-padded), for pruning old ones.
+    pub fn sd_operation_times(&self) -> String {
+        format!("sd/{}/op-time/", self.region)
+    }
+
+    pub fn sd_operation_time(&self, millis: u64, id: &str) -> String {
+        format!("sd/{}/op-time/{millis:015}/{id}", self.region)
+    }
+
+    /// What a `CreatorRequestId` (or `UpdaterRequestId`) of one kind of request produced.
+    pub fn sd_request(&self, kind: &str, token: &str) -> String {
+        format!("sd/{}/request/{kind}/{}", self.region, hex::encode(token))
+    }
+
+    /// Marks the region as having Cloud Map namespaces (for the DNS server and housekeeping).
+    pub fn sd_region(&self) -> String {
+        format!("{SD_REGIONS}{}", self.region)
+    }
+}
+
+/// Prefix of every Cloud Map key, of all regions: what the DNS server watches.
+pub const SD: &str = "sd/";
+
+/// Prefix of [`Keys::sd_region`]: `sd-regions/{region}`, one key per region with namespaces.
+pub const SD_REGIONS: &str = "sd-regions/";
+
 /// The CIDR block of every region's default VPC, as `--vpc-cidr` set it at start: regions
 /// other than the installation's own get their default VPC on first use, from this.
 pub const DEFAULT_VPC_CIDR: &str = "ec2-settings/default-vpc-cidr";

@@ -11,6 +11,7 @@ pub mod alarms;
 pub mod autoscaling;
 pub mod clock;
 pub mod definitions;
+pub mod discovery;
 pub mod elb;
 pub mod error;
 pub mod fargate;

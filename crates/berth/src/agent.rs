@@ -33,8 +33,16 @@ pub fn check_fargate_runtime(driver: &dyn Runtime, options: &AgentOptions) -> an
         .with_context(|| format!("--fargate-runtime {}", options.fargate_runtime))
 }
 
-/// The agent's configuration; `fargate`: whether it lends the machine to FARGATE tasks.
-pub fn config(options: &AgentOptions, cluster: &str, region: &str, state_dir: PathBuf, fargate: bool) -> AgentConfig {
+/// The agent's configuration; `fargate`: whether it lends the machine to FARGATE tasks; `dns`:
+/// the nameserver its tasks get unless `--dns-server` names another.
+pub fn config(
+    options: &AgentOptions,
+    cluster: &str,
+    region: &str,
+    state_dir: PathBuf,
+    fargate: bool,
+    dns: Option<std::net::IpAddr>,
+) -> AgentConfig {
     AgentConfig {
         fargate,
         cluster: cluster.to_string(),
@@ -47,6 +55,7 @@ pub fn config(options: &AgentOptions, cluster: &str, region: &str, state_dir: Pa
         attributes: options.attributes.clone(),
         allow_privileged: options.allow_privileged,
         fargate_runtime: options.fargate_runtime.clone(),
+        dns_servers: options.dns_server.or(dns).map(|ip| vec![ip.to_string()]).unwrap_or_default(),
         cleanup_wait: std::time::Duration::from_secs(options.task_cleanup_wait),
         metric_period: std::time::Duration::from_secs(options.metric_period),
         metadata_port: options.task_metadata_port,
@@ -62,7 +71,7 @@ pub fn run(args: AgentArgs) -> anyhow::Result<()> {
             .context("--runtime none leaves nothing for an agent to do")?;
         check_fargate_runtime(driver.as_ref(), &args.agent)?;
         let client = Arc::new(ApiClient::new(&args.server, &args.access_key, &args.secret_key, &args.region)?);
-        let config = config(&args.agent, &args.cluster, &args.region, args.state_dir(), args.fargate);
+        let config = config(&args.agent, &args.cluster, &args.region, args.state_dir(), args.fargate, None);
         let agent = Agent::register(config, client, driver).await?;
         println!("berth agent: container instance {} of cluster {}", agent.instance_arn(), args.cluster);
         tokio::select! {

@@ -70,6 +70,14 @@ pub struct ServeArgs {
     /// registry_id = "..." endpoint = "http://HOST:PORT" access_key = "..." secret_key = "..."
     #[arg(long, env = "BERTH_REGISTRY_PEERS_FILE")]
     pub registry_peers_file: Option<PathBuf>,
+    /// Where Berth's DNS server listens (UDP and TCP): ADDR:PORT, `auto` (169.254.169.253:53 on
+    /// this machine's loopback, or no DNS server when that cannot be had) or `off`
+    #[arg(long, env = "BERTH_DNS_ADDRESS")]
+    pub dns_address: Option<String>,
+    /// Resolvers the DNS server forwards other names to, ADDR[:PORT] separated by commas
+    /// [default: the nameservers of /etc/resolv.conf]
+    #[arg(long, env = "BERTH_DNS_FORWARDERS")]
+    pub dns_forwarders: Option<String>,
     /// A TOML file with any of the settings above (keys as the flags, with underscores)
     #[arg(long, env = "BERTH_CONFIG")]
     pub config: Option<PathBuf>,
@@ -136,6 +144,11 @@ pub struct AgentOptions {
     /// ECS_CONTAINER_METADATA_URI variables)
     #[arg(long, env = "BERTH_TASK_METADATA_PORT", default_value = "auto")]
     pub task_metadata_port: berth_agent::metadata::Port,
+    /// The nameserver of every task's containers whose definition sets no dnsServers (Berth's
+    /// DNS server) [default: in `berth up`, its own DNS server when on port 53; otherwise none,
+    /// and containers get the host's resolvers]
+    #[arg(long, env = "BERTH_DNS_SERVER")]
+    pub dns_server: Option<std::net::IpAddr>,
 }
 
 fn parse_attribute(raw: &str) -> Result<(String, String), String> {
@@ -197,6 +210,8 @@ struct FileConfig {
     registry_gc_grace: Option<u64>,
     registry_lifecycle_interval: Option<u64>,
     registry_peers_file: Option<PathBuf>,
+    dns_address: Option<String>,
+    dns_forwarders: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -232,6 +247,8 @@ pub struct Settings {
     /// (`--metric-period`, of the local agent in `berth up`).
     pub metric_period: u64,
     pub registry: RegistrySettings,
+    /// Berth's DNS server (`--dns-address`, `--dns-forwarders`).
+    pub dns: crate::dns::DnsSettings,
 }
 
 /// How the built-in registry behaves.
@@ -348,6 +365,9 @@ impl ServeArgs {
             lifecycle_interval: self.registry_lifecycle_interval.or(file.registry_lifecycle_interval).unwrap_or(3600),
             peers_file: self.registry_peers_file.or(file.registry_peers_file),
         };
+        let dns_address = self.dns_address.or(file.dns_address);
+        let dns_forwarders = self.dns_forwarders.or(file.dns_forwarders);
+        let dns = crate::dns::DnsSettings::parse(dns_address.as_deref(), dns_forwarders.as_deref())?;
         Ok(Settings {
             data_dir,
             listen,
@@ -362,6 +382,7 @@ impl ServeArgs {
             generated_key,
             metric_period: 60,
             registry,
+            dns,
         })
     }
 }
@@ -401,6 +422,8 @@ mod tests {
             registry_gc_grace: None,
             registry_lifecycle_interval: None,
             registry_peers_file: None,
+            dns_address: None,
+            dns_forwarders: None,
             config: None,
         }
     }

@@ -6,6 +6,7 @@
 //! - `config`: flags, environment and config file, resolved into settings;
 //! - `serve`: the control plane (and, for `up`, the local agent) in one process;
 //! - `agent`: the node agent with its runtime driver;
+//! - `dns`: Berth's DNS server in `up` and `server`;
 //! - `cli`: the commands for people, through `berth-client`;
 //! - `peers`: other Berth registries replication writes to;
 //! - `registry`: registry maintenance.
@@ -14,6 +15,7 @@ mod agent;
 mod balancer;
 mod cli;
 mod config;
+mod dns;
 mod peers;
 mod registry;
 mod serve;
@@ -27,14 +29,12 @@ struct Cli {
     command: Command,
 }
 
-// Parsed once at start: the size of the biggest variant does not matter.
-#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Run Berth on this machine: API, store, controllers and a local agent in one process.
     Up {
         #[command(flatten)]
-        serve: config::ServeArgs,
+        serve: Box<config::ServeArgs>,
         #[command(flatten)]
         agent: config::AgentOptions,
     },

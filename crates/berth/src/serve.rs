@@ -89,6 +89,7 @@ async fn serve(settings: Settings, agent_options: Option<AgentOptions>, started:
     tokio::spawn(berth_api::cloudwatch::alarms::run(app.clone()));
     // Every server serves the load balancers' listeners on its own address.
     tokio::spawn(crate::balancer::run(app.control.clone(), settings.lb_address));
+    let dns = crate::dns::start(&settings.dns, app.control.clone()).await?;
 
     let key = &settings.keys[0];
     let (agent_line, agent_task) = match agent_options {
@@ -106,7 +107,8 @@ async fn serve(settings: Settings, agent_options: Option<AgentOptions>, started:
                 // The machine of `berth up` is Fargate capacity as well as the default
                 // cluster's container instance.
                 let state_dir = settings.data_dir.join("agent");
-                let config = crate::agent::config(&options, "default", &settings.region, state_dir, true);
+                let config =
+                    crate::agent::config(&options, "default", &settings.region, state_dir, true, dns.nameserver());
                 let agent = berth_agent::Agent::register(config, Arc::new(client), driver)
                     .await
                     .context("starting the local agent")?;
@@ -125,12 +127,14 @@ async fn serve(settings: Settings, agent_options: Option<AgentOptions>, started:
     if let Some(line) = agent_line {
         println!("{line}");
     }
+    println!("{}", dns.line());
     if settings.generated_key {
         println!("  a new key pair was generated into {}", settings.data_dir.join("credentials.toml").display());
     }
     println!();
+    // The last variable keeps SDKs from prefixing Cloud Map's DiscoverInstances host (`data-`).
     println!(
-        "export AWS_ENDPOINT_URL={endpoint} AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY={} AWS_DEFAULT_REGION={}",
+        "export AWS_ENDPOINT_URL={endpoint} AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY={} AWS_DEFAULT_REGION={} AWS_DISABLE_HOST_PREFIX_INJECTION=true",
         key.access_key, key.secret_key, settings.region
     );
     use std::io::Write;

@@ -59,6 +59,9 @@ pub struct AgentConfig {
     pub fargate: bool,
     /// The OCI runtime FARGATE tasks' containers run with (`--fargate-runtime`).
     pub fargate_runtime: String,
+    /// The nameservers of every task's containers whose definition sets no `dnsServers`
+    /// (Berth's DNS server); empty: the host's resolvers, as before.
+    pub dns_servers: Vec<String>,
 }
 
 #[derive(Debug, Error)]
@@ -194,6 +197,7 @@ impl Agent {
             s3_dir: config.s3_dir.clone(),
             allow_privileged: config.allow_privileged,
             fargate_runtime: config.fargate_runtime.clone(),
+            dns_servers: config.dns_servers.clone(),
             cleanup_wait: config.cleanup_wait,
             definitions: Default::default(),
         });

@@ -69,7 +69,7 @@ pub async fn open(port: Port, state_dir: &Path) -> Result<Option<Endpoint>, Meta
     if port == Port::Off {
         return Ok(None);
     }
-    add_address().await?;
+    add_loopback_address(ADDRESS).await?;
     let listener = match port {
         Port::Fixed(p) => bind(p).await?,
         _ => auto(state_dir).await?,
@@ -109,13 +109,14 @@ async fn auto(state_dir: &Path) -> Result<TcpListener, MetadataError> {
     bind(0).await
 }
 
-/// `169.254.170.2/32` on `lo`, scope host (already there is fine).
-async fn add_address() -> Result<(), MetadataError> {
-    let failed = |why: String| MetadataError::Address { address: ADDRESS.to_string(), why };
+/// `ADDRESS/32` on `lo`, scope host (already there is fine): the metadata endpoint's address,
+/// and Berth's DNS server's (`berth up`, `berth server`).
+pub async fn add_loopback_address(address: Ipv4Addr) -> Result<(), MetadataError> {
+    let failed = |why: String| MetadataError::Address { address: address.to_string(), why };
     let handle = netns::netlink(None).map_err(|e| failed(e.to_string()))?;
     let lo =
         link::index(&handle, "lo").await.map_err(|e| failed(e.to_string()))?.ok_or_else(|| failed("no lo".into()))?;
-    let mut request = handle.address().add(lo, ADDRESS.into(), 32);
+    let mut request = handle.address().add(lo, address.into(), 32);
     request.message_mut().header.scope = AddressScope::Host;
     match request.execute().await {
         Err(rtnetlink::Error::NetlinkError(m)) if m.raw_code() == -libc::EEXIST => Ok(()),

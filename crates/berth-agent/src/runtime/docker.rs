@@ -382,6 +382,8 @@ impl DockerRuntime {
             labels: Some(labels),
             host_config: Some(HostConfig {
                 network_mode: Some("none".into()),
+                // The resolv.conf an awsvpc task's containers share.
+                dns: (spec.network_mode == "awsvpc" && !spec.dns.is_empty()).then(|| spec.dns.clone()),
                 ipc_mode: ipc.then(|| "shareable".into()),
                 shm_size: if ipc { spec.shm_size_mib.map(|m| m << 20) } else { None },
                 cgroup_parent: spec.cgroup_parent.clone(),
@@ -496,7 +498,9 @@ fn host_config(spec: &ContainerSpec, bindings: PortMap) -> HostConfig {
         }),
         port_bindings: (!bindings.is_empty()).then_some(bindings),
         extra_hosts: nonempty(&spec.extra_hosts),
-        dns: nonempty(&spec.dns),
+        // A container in another's network namespace uses that one's resolv.conf (the engine
+        // refuses nameservers of its own): an awsvpc task's are its holder's.
+        dns: if spec.network_mode == "awsvpc" { None } else { nonempty(&spec.dns) },
         dns_search: nonempty(&spec.dns_search),
         ulimits: (!spec.ulimits.is_empty()).then(|| {
             spec.ulimits
@@ -585,6 +589,7 @@ mod tests {
             memory_swap: Some(96 << 20),
             swappiness: Some(5),
             sysctls: [("net.core.somaxconn".to_string(), "512".to_string())].into(),
+            dns: vec!["169.254.169.253".into()],
             dns_search: vec!["svc.local".into()],
             no_new_privileges: true,
             pid_mode: NamespaceMode::Host,
@@ -603,6 +608,14 @@ mod tests {
         assert_eq!((host.memory_swap, host.memory_swappiness), (Some(96 << 20), Some(5)));
         assert_eq!(host.sysctls.as_ref().unwrap()["net.core.somaxconn"], "512");
         assert_eq!(host.dns_search, Some(vec!["svc.local".to_string()]));
+        assert_eq!(host.dns, Some(vec!["169.254.169.253".to_string()]));
+        let awsvpc = ContainerSpec {
+            network_mode: "awsvpc".into(),
+            namespace_holder: Some("berth-t.ns".into()),
+            dns: vec!["169.254.169.253".into()],
+            ..Default::default()
+        };
+        assert_eq!(host_config(&awsvpc, HashMap::new()).dns, None, "the holder's resolv.conf is the task's");
         assert_eq!(host.security_opt, Some(vec!["no-new-privileges".to_string()]));
         assert_eq!((host.pid_mode.as_deref(), host.ipc_mode.as_deref()), (Some("host"), Some("none")));
         let log = host.log_config.unwrap().config.unwrap();

@@ -75,6 +75,8 @@ pub struct Shared {
     pub allow_privileged: bool,
     /// The OCI runtime of FARGATE tasks' containers.
     pub fargate_runtime: String,
+    /// Nameservers for containers whose definition sets no `dnsServers` (Berth's DNS server).
+    pub dns_servers: Vec<String>,
     /// How long a stopped task's containers are kept (for their logs) before removal.
     pub cleanup_wait: Duration,
     /// Task definitions by ARN: they never change, so each is read from the API once.

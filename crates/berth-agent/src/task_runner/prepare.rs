@@ -79,6 +79,11 @@ impl TaskRun {
                 spec::container_spec(&ctx, c, overrides).map_err(|e| failure.get_or_insert(e.0).clone()).ok();
             if let Some(spec) = spec.as_mut() {
                 self.shared.metadata.inject(&self.task.task_arn, name, spec);
+                // Berth's DNS server answers every container with a network, unless its
+                // definition names its own servers.
+                if spec.dns.is_empty() && spec.network_mode != "none" {
+                    spec.dns = self.shared.dns_servers.clone();
+                }
             }
             let awslogs = awslogs::of(c).map_err(|e| failure.get_or_insert(e).clone()).ok().flatten();
             containers.push(Container {

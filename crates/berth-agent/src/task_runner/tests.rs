@@ -53,6 +53,7 @@ pub fn harness(cleanup_wait: Duration) -> Harness {
         s3_dir: dir.path().join("s3"),
         allow_privileged: false,
         fargate_runtime: "runc".into(),
+        dns_servers: vec!["169.254.169.253".into()],
         cleanup_wait,
         definitions: Default::default(),
     });
@@ -394,4 +395,19 @@ async fn reports_carry_timestamps_from_the_clock() {
         pulled >= 1_700_000_000.0 && stopped_at - pulled >= 5.0 && stopped_at - pulled < 6.0,
         "{pulled} {stopped_at}"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn containers_resolve_through_berths_dns_unless_they_name_their_own() {
+    let h = harness(Duration::ZERO);
+    h.define(vec![
+        container("web", json!({})),
+        container("own", json!({"dnsServers": ["10.9.9.9"]})),
+        container("quiet", json!({"disableNetworking": true})),
+    ]);
+    let _runner = h.spawn(Vec::new());
+    h.reported(TaskStatus::Running).await;
+    assert_eq!(h.runtime.spec("web").unwrap().dns, ["169.254.169.253"]);
+    assert_eq!(h.runtime.spec("own").unwrap().dns, ["10.9.9.9"]);
+    assert!(h.runtime.spec("quiet").unwrap().dns.is_empty(), "no network, no nameserver");
 }

@@ -23,9 +23,11 @@ use super::plan::{Cidr, Plan};
 
 pub const TABLE: &str = "berth";
 
-/// Where the ECS task metadata endpoint and the instance metadata service answer: AWS does
-/// not filter a task's traffic to them with its security groups.
-pub const METADATA_ADDRESSES: [Ipv4Addr; 2] = [Ipv4Addr::new(169, 254, 170, 2), Ipv4Addr::new(169, 254, 169, 254)];
+/// Where the ECS task metadata endpoint, the instance metadata service and the VPC's DNS
+/// server (Berth's, by default) answer: AWS does not filter a task's traffic to them with its
+/// security groups.
+pub const METADATA_ADDRESSES: [Ipv4Addr; 3] =
+    [Ipv4Addr::new(169, 254, 170, 2), Ipv4Addr::new(169, 254, 169, 254), Ipv4Addr::new(169, 254, 169, 253)];
 
 /// The table, its maps and its base chains, rebuilt idempotently (the maps' elements stay).
 pub fn base() -> String {
@@ -228,7 +230,7 @@ mod tests {
         let batch = task(&plan, &rules).unwrap();
         let (i, o) = (&plan.ingress_chain, &plan.egress_chain);
         assert!(batch.contains(&format!("flush chain inet berth {i}\nadd rule inet berth {i} tcp dport 80 return\nadd rule inet berth {i} drop\n")), "{batch}");
-        assert!(batch.contains(&format!("add rule inet berth {o} ip daddr {{ 169.254.170.2, 169.254.169.254 }} return\nadd rule inet berth {o} return\n")), "{batch}");
+        assert!(batch.contains(&format!("add rule inet berth {o} ip daddr {{ 169.254.170.2, 169.254.169.254, 169.254.169.253 }} return\nadd rule inet berth {o} return\n")), "{batch}");
         assert!(batch.contains(&format!("add element inet berth ingress {{ 172.31.0.5 : jump {i} }}")));
         assert!(batch.contains(&format!("add element inet berth egress {{ 172.31.0.5 : jump {o} }}")));
         let removal = remove(&plan);

@@ -42,6 +42,7 @@ pub static SERVICES: &[&Service] = &[
     &crate::logs::SERVICE,
     &crate::cloudwatch::SERVICE,
     &crate::application_autoscaling::SERVICE,
+    &crate::servicediscovery::SERVICE,
 ];
 
 impl Service {

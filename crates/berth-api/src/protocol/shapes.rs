@@ -16,6 +16,8 @@ pub static LOGS: LazyLock<Model> = LazyLock::new(|| Model::load(include_str!("..
 pub static CLOUDWATCH: LazyLock<Model> = LazyLock::new(|| Model::load(include_str!("../../models/cloudwatch.json")));
 pub static APPLICATION_AUTOSCALING: LazyLock<Model> =
     LazyLock::new(|| Model::load(include_str!("../../models/application-autoscaling.json")));
+pub static SERVICEDISCOVERY: LazyLock<Model> =
+    LazyLock::new(|| Model::load(include_str!("../../models/servicediscovery.json")));
 
 /// A use of a shape: as a structure member, a list member, or a map key or value.
 #[derive(Debug, Clone, PartialEq, Eq)]
