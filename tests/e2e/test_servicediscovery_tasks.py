@@ -1,5 +1,8 @@
 """Tasks find registered instances by name through Berth's DNS server: a busybox `nslookup` in
-an awsvpc task on the oci driver and in a bridge task on the docker driver. Each `berth up` gets
+an awsvpc task on the oci driver and in a bridge task on the docker driver. ECS services with
+`serviceRegistries` register their RUNNING tasks (A records at the task's address for awsvpc,
+SRV records at the published host port for bridge), follow scale-in and StopTask, and report
+their container health checks through the custom health status. Each `berth up` gets
 a DNS address of its own on the host's loopback (link-local, removed afterwards) and forwards to
 a fake resolver on loopback, so the host's names "resolve from inside" without a query leaving
 the machine."""
@@ -12,8 +15,8 @@ import subprocess
 import pytest
 
 from conftest import BIN, start_agent_berth, stop_agent_berth, vpc_agent_berth
-from dns_helpers import FakeUpstream, cloudmap
-from ecs_helpers import wait_task
+from dns_helpers import FakeUpstream, addresses, ask, cloudmap
+from ecs_helpers import until, wait_task
 
 VPC_CIDR = "10.241.0.0/16"
 # awsvpc on oci (the Fargate way), bridge on docker.
@@ -92,3 +95,101 @@ def test_a_task_resolves_registered_instances_by_name(dns_berth, registry):
     assert "192.0.2.10" in outside and "rc=0" in outside, output
     missing = section(output, "nothere.internal.app")
     assert "NXDOMAIN" in missing and "rc=1" in missing, output
+
+
+HTTPD = "mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 80 -h /www"
+
+
+def eni_ip(task):
+    details = {d["name"]: d["value"] for a in task.get("attachments", []) for d in a.get("details", [])}
+    return details.get("privateIPv4Address")
+
+
+def host_port(task):
+    bindings = task["containers"][0].get("networkBindings", [])
+    return next(b["hostPort"] for b in bindings if ":" not in b.get("bindIP", ""))
+
+
+def test_a_service_registers_its_running_tasks_and_lets_them_go_before_they_stop(dns_berth, registry):
+    b, _ = dns_berth
+    sd, ecs, ec2 = cloudmap(b), b.client(), b.client("ec2")
+    mode = MODES[b.driver]
+    vpc = ec2.describe_vpcs()["Vpcs"][0]["VpcId"]
+    op = sd.create_private_dns_namespace(Name="internal.app", Vpc=vpc)["OperationId"]
+    ns = sd.get_operation(OperationId=op)["Operation"]["Targets"]["NAMESPACE"]
+    records = [{"Type": "A", "TTL": 10}] if mode == "awsvpc" else [{"Type": "SRV", "TTL": 10}]
+    svc = sd.create_service(Name="backend", NamespaceId=ns, DnsConfig={"DnsRecords": records},
+                            HealthCheckCustomConfig={"FailureThreshold": 1})["Service"]
+    web = {"name": "web", "image": registry, "memory": 32, "command": ["sh", "-c", HTTPD],
+           "portMappings": [{"containerPort": 80, "hostPort": 0 if mode == "bridge" else 80}],
+           "healthCheck": {"command": ["CMD-SHELL", "wget -qO- http://127.0.0.1/ >/dev/null"],
+                           "interval": 5, "timeout": 2, "retries": 2, "startPeriod": 0}}
+    ecs.register_task_definition(family="backend", networkMode=mode, containerDefinitions=[web])
+    registry_entry = {"registryArn": svc["Arn"]}
+    args = {"serviceName": "backend", "taskDefinition": "backend", "desiredCount": 2}
+    if mode == "awsvpc":
+        subnets = [s["SubnetId"] for s in ec2.describe_subnets()["Subnets"]]
+        args["networkConfiguration"] = {"awsvpcConfiguration": {"subnets": subnets}}
+    else:
+        registry_entry.update(containerName="web", containerPort=80)
+
+    # Bad input changes nothing: an unknown registry, a container without the port, two registries.
+    for bad, why in [({"registryArn": svc["Arn"].replace(svc["Id"], "srv-aaaaaaaaaaaaaaaa")}, "does not exist"),
+                     ({**registry_entry, "containerName": "web", "containerPort": 81}, "container port 81"),
+                     ({"registryArn": svc["Arn"], "containerName": "web"}, "together")]:
+        with pytest.raises(ecs.exceptions.InvalidParameterException, match=why):
+            ecs.create_service(**args, serviceRegistries=[bad])
+    with pytest.raises(ecs.exceptions.InvalidParameterException, match="at most 1"):
+        ecs.create_service(**args, serviceRegistries=[registry_entry, registry_entry])
+    assert ecs.list_services()["serviceArns"] == []
+
+    service = ecs.create_service(**args, serviceRegistries=[registry_entry])["service"]
+    assert service["serviceRegistries"] == [registry_entry]
+    with pytest.raises(ecs.exceptions.InvalidParameterException, match="registryArn is required"):
+        ecs.update_service(service="backend", serviceRegistries=[{"port": 80}])
+    assert ecs.describe_services(services=["backend"])["services"][0]["serviceRegistries"] == [registry_entry]
+
+    def instances():
+        return {i["Id"]: i["Attributes"] for i in sd.list_instances(ServiceId=svc["Id"])["Instances"]}
+
+    def running():
+        arns = ecs.list_tasks(serviceName="backend", desiredStatus="RUNNING")["taskArns"]
+        tasks = ecs.describe_tasks(tasks=arns)["tasks"] if arns else []
+        return {t["taskArn"].rsplit("/", 1)[1]: t for t in tasks if t["lastStatus"] == "RUNNING"}
+
+    tasks = until(lambda: (lambda r: r if len(r) == 2 and set(instances()) == set(r) else None)(running()),
+                  timeout=90, what="both tasks RUNNING and registered under their ids")
+    for task_id, attrs in instances().items():
+        task = tasks[task_id]
+        assert attrs["ECS_CLUSTER_NAME"] == "default" and attrs["ECS_SERVICE_NAME"] == "backend", attrs
+        assert attrs["ECS_TASK_DEFINITION_FAMILY"] == "backend" and attrs["REGION"] == "us-east-1", attrs
+        assert attrs.get("AVAILABILITY_ZONE") == task.get("availabilityZone"), attrs
+        if mode == "awsvpc":
+            assert attrs["AWS_INSTANCE_IPV4"] == eni_ip(task) and "AWS_INSTANCE_PORT" not in attrs, attrs
+        else:
+            assert attrs["AWS_INSTANCE_IPV4"] == "127.0.0.1", attrs
+            assert attrs["AWS_INSTANCE_PORT"] == str(host_port(task)), attrs
+
+    # The names answer: A records at the tasks' addresses, or SRV records at their host ports.
+    if mode == "awsvpc":
+        want = sorted(eni_ip(t) for t in tasks.values())
+        until(lambda: addresses(ask(b.dns, "backend.internal.app")) == want, what="A records of both tasks")
+    else:
+        ports = sorted(str(host_port(t)) for t in tasks.values())
+        srv = lambda: sorted(r.split()[2] for r in addresses(ask(b.dns, "backend.internal.app", "SRV"), "SRV"))
+        until(lambda: srv() == ports, what="SRV records of both tasks")
+
+    # Container health checks reach Cloud Map through the custom health status.
+    until(lambda: set(sd.get_instances_health_status(ServiceId=svc["Id"])["Status"].values()) == {"HEALTHY"},
+          timeout=60, what="both instances HEALTHY")
+
+    # A task asked to stop has left Cloud Map when StopTask answers, before it stops.
+    gone = sorted(tasks)[0]
+    ecs.stop_task(task=gone)
+    assert gone not in instances()
+    # Scaled in to 0: nothing is left registered.
+    ecs.update_service(service="backend", desiredCount=0)
+    until(lambda: not instances() and not running(), timeout=90, what="every task gone from Cloud Map")
+    kind = "A" if mode == "awsvpc" else "SRV"
+    until(lambda: addresses(ask(b.dns, "backend.internal.app", kind), kind) == [], timeout=10,
+          what="the name to answer no record (the DNS server follows the store a moment later)")

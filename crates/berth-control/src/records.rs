@@ -41,6 +41,9 @@ pub struct TaskRecord {
     /// A service task's registrations in its service's target groups.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub targets: Option<crate::service_targets::Targets>,
+    /// A service task's instances in its service's Cloud Map services.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub registrations: Vec<crate::service_registries::Registration>,
 }
 
 /// A container instance, by its cluster and id.
@@ -71,6 +74,8 @@ struct StoredTask {
     stop_timeout: Option<u64>,
     #[serde(default)]
     targets: Option<crate::service_targets::Targets>,
+    #[serde(default)]
+    registrations: Vec<crate::service_registries::Registration>,
 }
 
 /// Takes `key` out of an older record's ECS object, parsed with `parse`.
@@ -117,6 +122,7 @@ impl TryFrom<StoredTask> for TaskRecord {
             host: s.host,
             stop_timeout: s.stop_timeout,
             targets: s.targets,
+            registrations: s.registrations,
         })
     }
 }
@@ -137,6 +143,7 @@ impl TaskRecord {
             host: None,
             stop_timeout: None,
             targets: None,
+            registrations: Vec::new(),
         }
     }
 
@@ -238,6 +245,13 @@ impl TryFrom<StoredInstance> for InstanceRecord {
 }
 
 impl InstanceRecord {
+    /// The value of one of its attributes (`ecs.availability-zone`, `berth.host-address`).
+    pub fn attribute(&self, name: &str) -> Option<&str> {
+        let attributes = self.instance.get("attributes").and_then(Value::as_array)?;
+        let found = attributes.iter().find(|a| a.get("name").and_then(Value::as_str) == Some(name))?;
+        found.get("value").and_then(Value::as_str)
+    }
+
     /// The whole ECS `ContainerInstance` object.
     pub fn ecs(&self) -> Obj {
         let mut instance = self.instance.clone();

@@ -23,11 +23,11 @@ use crate::definitions::{DefinitionRecord, resolve};
 use crate::error::ControlResult;
 use crate::keys::SCHEDULED;
 use crate::records::{InstanceStatus, TaskRecord};
-use crate::service_targets;
 use crate::services::{ServiceRecord, ServiceStatus};
 use crate::store::{array, decode, encode};
 use crate::tasks::{Launch, StopRequest, launch_for, request_stop, write_off};
 use crate::{Control, Region, placement};
+use crate::{service_registries, service_targets};
 
 /// One pass over every service in the index, then over the tasks draining from their load
 /// balancers.
@@ -193,6 +193,7 @@ async fn service_pass(
     // The service's wanted tasks per capacity provider.
     let mut providers: HashMap<String, u32> = HashMap::new();
     let balanced = !service_targets::service_load_balancers(&rec).is_empty();
+    let named = !service_registries::service_registries(&rec).is_empty();
     let mut target_events = TargetEvents::default();
     let mut health = crate::elb::HealthReader::new(region);
     for (revision, task) in &view.tasks {
@@ -209,11 +210,19 @@ async fn service_pass(
                 Err(e) => tracing::warn!(service = name, task = id, error = %e, "load balancer registration failed"),
             }
         }
+        let definition = task.field("taskDefinitionArn").unwrap_or_default().to_string();
+        let checked = definitions.health_checked(region, &definition)?;
+        if named || !task.registrations.is_empty() {
+            let id = task.field("taskArn").and_then(|a| a.rsplit('/').next()).unwrap_or_default();
+            let key = region.keys.task(cluster, id);
+            let synced = service_registries::sync(region, (cluster, &rec), (&key, *revision), task, checked).await;
+            if let Err(e) = synced {
+                tracing::warn!(service = name, task = id, error = %e, "Cloud Map registration failed");
+            }
+        }
         if let Some(p) = task.field("capacityProviderName").filter(|_| task.desired_status == DesiredStatus::Running) {
             *providers.entry(p.to_string()).or_default() += 1;
         }
-        let definition = task.field("taskDefinitionArn").unwrap_or_default().to_string();
-        let checked = definitions.health_checked(region, &definition)?;
         let lb = if balanced || task.targets.is_some() {
             service_targets::lb_health(&mut health, task)?
         } else {

@@ -95,7 +95,7 @@ pub fn service_load_balancers(service: &ServiceRecord) -> Vec<(String, String, u
 }
 
 /// The host port a container's `containerPort` is published on, from its network bindings.
-fn host_port(task: &TaskRecord, container: &str, port: u16) -> Option<u16> {
+pub(crate) fn host_port(task: &TaskRecord, container: &str, port: u16) -> Option<u16> {
     let containers = task.task.get("containers")?.as_array()?;
     let c = containers.iter().find(|c| c["name"] == container)?;
     let bindings = c.get("networkBindings")?.as_array()?;
@@ -106,7 +106,7 @@ fn host_port(task: &TaskRecord, container: &str, port: u16) -> Option<u16> {
 }
 
 /// The task's private IPv4 address on its interface (awsvpc), once attached.
-fn private_ip(task: &TaskRecord) -> Option<String> {
+pub(crate) fn private_ip(task: &TaskRecord) -> Option<String> {
     let attachments = task.task.get("attachments")?.as_array()?;
     let eni = attachments.iter().find(|a| a["type"] == "ElasticNetworkInterface" && a["status"] == "ATTACHED")?;
     let details = eni.get("details")?.as_array()?;
@@ -114,12 +114,21 @@ fn private_ip(task: &TaskRecord) -> Option<String> {
     ip["value"].as_str().map(str::to_string)
 }
 
-/// The instance id its target group names a task's instance by.
-fn ec2_instance_id(region: &Region<'_>, cluster: &str, task: &TaskRecord) -> ControlResult<Option<String>> {
+/// The container instance a task runs on.
+pub(crate) fn instance_of(
+    region: &Region<'_>,
+    cluster: &str,
+    task: &TaskRecord,
+) -> ControlResult<Option<InstanceRecord>> {
     let Some(host) = task.placed_on(cluster) else { return Ok(None) };
     let Some(kv) = region.store().get(&region.keys.instance(&host.cluster, &host.id))? else { return Ok(None) };
-    let instance: InstanceRecord = decode(&kv)?;
-    Ok(instance.instance.get("ec2InstanceId").and_then(Value::as_str).map(str::to_string))
+    Ok(Some(decode(&kv)?))
+}
+
+/// The instance id its target group names a task's instance by.
+fn ec2_instance_id(region: &Region<'_>, cluster: &str, task: &TaskRecord) -> ControlResult<Option<String>> {
+    let instance = instance_of(region, cluster, task)?;
+    Ok(instance.and_then(|i| i.instance.get("ec2InstanceId").and_then(Value::as_str).map(str::to_string)))
 }
 
 /// The targets a RUNNING task of `service` is to be registered as; `None` while something

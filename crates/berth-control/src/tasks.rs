@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 use crate::Region;
 use crate::error::{ControlError, ControlResult};
 use crate::records::{InstanceRecord, TaskRecord};
+use crate::service_registries;
 use crate::service_targets::{self, TargetsEvent};
 use crate::store::{MAX_ATTEMPTS, Obj, active_cluster, decode, encode, retry};
 use crate::task_network::{self, NetworkRequest};
@@ -289,6 +290,9 @@ fn stop_now(
     let (c, o) = service_targets::on_event(region, rec, TargetsEvent::Stopped)?;
     compares.extend(c);
     ops.extend(o);
+    let (c, o) = service_registries::leave(region, rec)?;
+    compares.extend(c);
+    ops.extend(o);
     if let Some(host) = &rec.host {
         let id = rec.field("taskArn").and_then(|a| a.rsplit('/').next()).unwrap_or_default();
         ops.push(Op::delete(&region.keys.hosted_task(host, cluster, id)));
@@ -351,7 +355,12 @@ pub async fn request_stop(
             rec.task.entry("stoppingAt").or_insert(json!(region.timestamp()));
             Default::default()
         };
-        match save(region, &kv, &rec, extra).await? {
+        // Its names go with the request, before the task stops (ECS deregisters it then too).
+        let (mut compares, mut ops) = extra;
+        let (c, o) = service_registries::leave(region, &mut rec)?;
+        compares.extend(c);
+        ops.extend(o);
+        match save(region, &kv, &rec, (compares, ops)).await? {
             Some(()) => Ok(Some(Some((region.store().get(&kv.key)?.unwrap_or(kv), rec)))),
             None => Ok(None),
         }
@@ -409,7 +418,12 @@ pub async fn report(
             stop_now(region, cluster, &mut rec, event)?
         } else {
             rec.last_status = next;
-            Default::default()
+            if next > TaskStatus::Running {
+                // Stopping on its own (an essential container exited): its names go now.
+                service_registries::leave(region, &mut rec)?
+            } else {
+                Default::default()
+            }
         };
         let changed = next != current && matches!(next, TaskStatus::Running | TaskStatus::Stopped);
         Ok::<_, ControlError>(save(region, &kv, &rec, extra).await?.map(|()| changed))

@@ -14,13 +14,13 @@ use berth_scheduler::{Controller, Deployment, Outcome, Rollout, Scheduling, Stat
 use berth_store::{Compare, KeyValue, Op, StoreExt, Txn};
 use serde_json::{Value, json};
 
-use super::load_balancers;
 use super::task_definitions::resolve;
 use super::tasks::{check_launch_type, check_network, check_platform};
 use super::{
     Ctx, Obj, active_cluster, array, check_tags, cluster_arg, decode, encode, max_results, missing, page, placement,
     strings, text, with_token,
 };
+use super::{load_balancers, service_registries};
 use crate::error::{ApiError, ApiResult};
 use berth_control::definitions::DefinitionRecord;
 use berth_control::store::retry;
@@ -123,7 +123,6 @@ pub(super) fn runnable(ctx: &Ctx<'_>, given: &str) -> ApiResult<DefinitionRecord
 /// Fields Berth does not act on yet: refused rather than silently ignored.
 pub(super) fn refuse_unsupported(input: &Obj) -> ApiResult<()> {
     for (field, what) in [
-        ("serviceRegistries", "service registries"),
         ("serviceConnectConfiguration", "Service Connect"),
         ("volumeConfigurations", "service volume configurations"),
         ("vpcLatticeConfigurations", "VPC Lattice"),
@@ -293,6 +292,8 @@ struct NewService {
     strategy: Option<Value>,
     /// The checked `loadBalancers`.
     load_balancers: Value,
+    /// The checked `serviceRegistries`.
+    registries: Value,
 }
 
 /// Checks a CreateService request against ECS's rules (and what Berth cannot do yet).
@@ -362,6 +363,10 @@ fn new_service(ctx: &Ctx<'_>, input: &Obj) -> ApiResult<NewService> {
         Some(d) => load_balancers::check(ctx, input.get("loadBalancers"), &d.definition)?,
         None => json!([]),
     };
+    let registries = match &definition {
+        Some(d) => service_registries::check(ctx, input.get("serviceRegistries"), &d.definition)?,
+        None => json!([]),
+    };
     let strategies = array(input, "placementStrategy");
     let constraints = array(input, "placementConstraints");
     placement::constraints(&constraints, false)?;
@@ -398,8 +403,12 @@ fn new_service(ctx: &Ctx<'_>, input: &Obj) -> ApiResult<NewService> {
         launch_type,
         strategy: strategy.map(|s| serde_json::to_value(s).unwrap_or_default()),
         load_balancers,
+        registries,
     })
 }
+
+/// A check of a service member against the task definition its tasks run.
+type Check = fn(&Ctx<'_>, Option<&Value>, &Obj) -> ApiResult<Value>;
 
 /// The ECS `Service` object of a new service, and its first deployment.
 fn new_record(ctx: &Ctx<'_>, new: &NewService, input: &Obj, revision: u64) -> ServiceRecord {
@@ -410,7 +419,7 @@ fn new_record(ctx: &Ctx<'_>, new: &NewService, input: &Obj, revision: u64) -> Se
     service.insert("serviceName".into(), json!(new.name));
     service.insert("clusterArn".into(), json!(ctx.arns.cluster(&new.cluster)));
     service.insert("loadBalancers".into(), new.load_balancers.clone());
-    service.insert("serviceRegistries".into(), json!([]));
+    service.insert("serviceRegistries".into(), new.registries.clone());
     service.insert("desiredCount".into(), json!(new.desired));
     service.insert("runningCount".into(), json!(0));
     service.insert("pendingCount".into(), json!(0));
@@ -606,19 +615,24 @@ pub async fn update(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
         if let Some(n) = input.get("networkConfiguration") {
             rec.service.insert("networkConfiguration".into(), n.clone());
         }
-        // Load balancers, given now or kept, must fit the task definition new tasks run; a
-        // change reaches the service's tasks through a new deployment, as on ECS.
+        // Load balancers and service registries, given now or kept, must fit the task
+        // definition new tasks run; a change reaches the service's tasks through a new
+        // deployment, as on ECS.
         let mut rebalanced = false;
-        if input.contains_key("loadBalancers") || definition.is_some() {
-            let given = input.get("loadBalancers").or_else(|| rec.service.get("loadBalancers"));
+        let checks: [(&str, Check); 2] =
+            [("loadBalancers", load_balancers::check), ("serviceRegistries", service_registries::check)];
+        for (field, check) in checks {
+            if !input.contains_key(field) && definition.is_none() {
+                continue;
+            }
             let runs = match &definition {
                 Some(d) => Some(d.definition.clone()),
                 None => berth_control::definitions::resolve(ctx, &current)?.map(|d| d.1.definition),
             };
             if let Some(runs) = runs {
-                let checked = load_balancers::check(ctx, given, &runs)?;
-                rebalanced = rec.service.get("loadBalancers") != Some(&checked);
-                rec.service.insert("loadBalancers".into(), checked);
+                let checked = check(ctx, input.get(field).or_else(|| rec.service.get(field)), &runs)?;
+                rebalanced |= rec.service.get(field) != Some(&checked);
+                rec.service.insert(field.into(), checked);
             }
         }
         if !controller.task_sets() && (wanted != current || force || rebalanced) {

@@ -134,6 +134,9 @@ fn refuse_for_task_sets(input: &Obj) -> ApiResult<()> {
     if !array(input, "capacityProviderStrategy").is_empty() {
         return Err(ApiError::invalid("Berth does not support capacity provider strategies for task sets yet."));
     }
+    if !array(input, "serviceRegistries").is_empty() {
+        return Err(ApiError::invalid("Berth does not support service registries for task sets yet."));
+    }
     refuse_unsupported(input)
 }
 

@@ -19,7 +19,7 @@ use super::requests::{self, RequestRecord};
 use super::services::{self};
 use super::{DiscoveryError, operations};
 use crate::Region;
-use crate::error::ControlResult;
+use crate::error::{ControlError, ControlResult};
 use crate::store::{encode, retry};
 use crate::vpc::{Stored, read, read_all};
 
@@ -161,30 +161,9 @@ pub async fn register(
         if let Some((_, Some(done))) = &request {
             return Ok(Some(operations::get(region, done.operation_id.as_deref().unwrap_or_default())?));
         }
-        let service = services::get(region, service_id)?;
-        let s = &service.record;
-        check_attributes(s, attributes)?;
-        let key = region.keys.sd_instance(&s.id, instance_id);
-        let before: Option<Stored<InstanceRecord>> = read(region, &key)?;
-        let instance = InstanceRecord {
-            id: instance_id.to_string(),
-            service_id: s.id.clone(),
-            namespace_id: s.namespace_id.clone(),
-            attributes: attributes.clone(),
-            creator_request_id: creator_request_id.map(str::to_string),
-            health: initial_health(s, attributes, before.as_ref().map(|b| &b.record)),
-            created: before.as_ref().map(|b| b.record.created).unwrap_or_else(|| region.timestamp()),
-        };
-        let targets = [("NAMESPACE", s.namespace_id.as_str()), ("SERVICE", s.id.as_str()), ("INSTANCE", instance_id)];
         let request_key = request.as_ref().map(|(k, _)| k.clone());
-        let op = operations::finished(region, OperationType::RegisterInstance, &targets, request_key);
-        let mut compares = vec![
-            Compare::unchanged(&service.kv.key, service.kv.mod_revision),
-            Compare::unchanged(&key, before.as_ref().map(|b| b.kv.mod_revision).unwrap_or(0)),
-        ];
-        let mut ops =
-            vec![Op::put(&key, encode(&instance)), Op::put(&region.keys.sd_instances_revision(&s.id), Vec::new())];
-        ops.extend(operations::insert_ops(region, &op));
+        let (mut compares, mut ops, op) =
+            put_instance(region, service_id, instance_id, attributes, creator_request_id, request_key)?;
         if let Some((request_key, None)) = &request {
             let done = RequestRecord {
                 fingerprint: fingerprint.clone(),
@@ -201,21 +180,96 @@ pub async fn register(
     .await
 }
 
+/// For ECS services (`serviceRegistries`): the compares and writes that register an instance,
+/// to commit with the task's own change.
+pub fn register_ops(
+    region: &Region<'_>,
+    service_id: &str,
+    instance_id: &str,
+    attributes: &BTreeMap<String, String>,
+) -> ControlResult<(Vec<Compare>, Vec<Op>)> {
+    check_id(instance_id)?;
+    let (compares, ops, _) = put_instance(region, service_id, instance_id, attributes, None, None)?;
+    Ok((compares, ops))
+}
+
+/// The compares and writes that create or replace an instance, and the operation they record.
+fn put_instance(
+    region: &Region<'_>,
+    service_id: &str,
+    instance_id: &str,
+    attributes: &BTreeMap<String, String>,
+    creator_request_id: Option<&str>,
+    request_key: Option<String>,
+) -> ControlResult<(Vec<Compare>, Vec<Op>, OperationRecord)> {
+    let service = services::get(region, service_id)?;
+    let s = &service.record;
+    check_attributes(s, attributes)?;
+    let key = region.keys.sd_instance(&s.id, instance_id);
+    let before: Option<Stored<InstanceRecord>> = read(region, &key)?;
+    let instance = InstanceRecord {
+        id: instance_id.to_string(),
+        service_id: s.id.clone(),
+        namespace_id: s.namespace_id.clone(),
+        attributes: attributes.clone(),
+        creator_request_id: creator_request_id.map(str::to_string),
+        health: initial_health(s, attributes, before.as_ref().map(|b| &b.record)),
+        created: before.as_ref().map(|b| b.record.created).unwrap_or_else(|| region.timestamp()),
+    };
+    let targets = [("NAMESPACE", s.namespace_id.as_str()), ("SERVICE", s.id.as_str()), ("INSTANCE", instance_id)];
+    let op = operations::finished(region, OperationType::RegisterInstance, &targets, request_key);
+    let compares = vec![
+        Compare::unchanged(&service.kv.key, service.kv.mod_revision),
+        Compare::unchanged(&key, before.as_ref().map(|b| b.kv.mod_revision).unwrap_or(0)),
+    ];
+    let mut ops =
+        vec![Op::put(&key, encode(&instance)), Op::put(&region.keys.sd_instances_revision(&s.id), Vec::new())];
+    ops.extend(operations::insert_ops(region, &op));
+    Ok((compares, ops, op))
+}
+
 /// DeregisterInstance: `InstanceNotFound` when the service has no such instance.
 pub async fn deregister(region: &Region<'_>, service_id: &str, instance_id: &str) -> ControlResult<OperationRecord> {
     retry(|| async {
         let (service, instance) = get(region, service_id, instance_id)?;
-        let s = &service.record;
-        let targets = [("NAMESPACE", s.namespace_id.as_str()), ("SERVICE", s.id.as_str()), ("INSTANCE", instance_id)];
-        let op = operations::finished(region, OperationType::DeregisterInstance, &targets, None);
-        let compares = vec![Compare::unchanged(&instance.kv.key, instance.kv.mod_revision)];
-        let mut ops =
-            vec![Op::delete(&instance.kv.key), Op::put(&region.keys.sd_instances_revision(&s.id), Vec::new())];
-        ops.extend(operations::insert_ops(region, &op));
+        let (compares, ops, op) = remove_instance(region, &service.record, &instance);
         let done = region.store().txn(Txn::new().when(compares).and_then(ops)).await?.succeeded;
         Ok(done.then_some(op))
     })
     .await
+}
+
+/// For ECS services: the compares and writes that deregister an instance, to commit with the
+/// task's own change; nothing when the instance (or its service) is gone already.
+pub fn deregister_ops(
+    region: &Region<'_>,
+    service_id: &str,
+    instance_id: &str,
+) -> ControlResult<(Vec<Compare>, Vec<Op>)> {
+    match get(region, service_id, instance_id) {
+        Ok((service, instance)) => {
+            let (compares, ops, _) = remove_instance(region, &service.record, &instance);
+            Ok((compares, ops))
+        }
+        Err(ControlError::Discovery(DiscoveryError::ServiceNotFound(_) | DiscoveryError::InstanceNotFound(_))) => {
+            Ok(Default::default())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn remove_instance(
+    region: &Region<'_>,
+    s: &ServiceRecord,
+    instance: &Stored<InstanceRecord>,
+) -> (Vec<Compare>, Vec<Op>, OperationRecord) {
+    let targets =
+        [("NAMESPACE", s.namespace_id.as_str()), ("SERVICE", s.id.as_str()), ("INSTANCE", instance.record.id.as_str())];
+    let op = operations::finished(region, OperationType::DeregisterInstance, &targets, None);
+    let compares = vec![Compare::unchanged(&instance.kv.key, instance.kv.mod_revision)];
+    let mut ops = vec![Op::delete(&instance.kv.key), Op::put(&region.keys.sd_instances_revision(&s.id), Vec::new())];
+    ops.extend(operations::insert_ops(region, &op));
+    (compares, ops, op)
 }
 
 /// A service and one of its instances: `ServiceNotFound`, `InstanceNotFound`.

@@ -203,6 +203,13 @@ impl CustomHealth {
             _ => None,
         }
     }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CustomHealth::Healthy => "HEALTHY",
+            CustomHealth::Unhealthy => "UNHEALTHY",
+        }
+    }
 }
 
 /// An instance's health as the API reports it: `UNKNOWN` for services without a health check.

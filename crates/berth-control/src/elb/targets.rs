@@ -183,12 +183,6 @@ pub struct InstanceHost {
     pub address: Option<IpAddr>,
 }
 
-fn attribute<'a>(rec: &'a InstanceRecord, name: &str) -> Option<&'a str> {
-    let attributes = rec.instance.get("attributes").and_then(Value::as_array)?;
-    let found = attributes.iter().find(|a| a.get("name").and_then(Value::as_str) == Some(name))?;
-    found.get("value").and_then(Value::as_str)
-}
-
 /// The region's registered container instances by `ec2InstanceId`.
 pub fn instance_hosts(region: &Region<'_>) -> ControlResult<HashMap<String, InstanceHost>> {
     let mut out = HashMap::new();
@@ -200,9 +194,10 @@ pub fn instance_hosts(region: &Region<'_>) -> ControlResult<HashMap<String, Inst
             if rec.status == InstanceStatus::Inactive {
                 continue;
             }
-            let zone = attribute(&rec, "ecs.availability-zone")
+            let zone = rec
+                .attribute("ecs.availability-zone")
                 .map_or_else(|| vpc::zones::default_zone(&region.name), str::to_string);
-            let address = attribute(&rec, "berth.host-address").and_then(|a| a.parse().ok());
+            let address = rec.attribute("berth.host-address").and_then(|a| a.parse().ok());
             out.insert(ec2.to_string(), InstanceHost { zone, address });
         }
     }
