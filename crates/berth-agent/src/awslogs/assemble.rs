@@ -1,7 +1,8 @@
 //! From a container's output to batches of CloudWatch events, without I/O: chunks of stdout
-//! and stderr become lines (each stream keeps its own unfinished line), lines become events
-//! (one each, or, with an event-start pattern, a matching line and the lines after it), and
-//! events become batches within PutLogEvents' limits.
+//! and stderr become lines, lines become events (one each, or, with an event-start pattern, a
+//! matching line and the lines after it), and events become batches within PutLogEvents'
+//! limits. Each stream keeps its own unfinished line and its own multi-line event: a stack
+//! trace on stderr is never joined to a line of stdout that happened to arrive between.
 
 use std::time::Duration;
 
@@ -21,8 +22,9 @@ pub struct Assembler {
     start: Option<Regex>,
     /// Unfinished lines of stdout (0) and stderr (1).
     partial: [Vec<u8>; 2],
-    /// The multi-line event being gathered: when it began, and its text.
-    pending: Option<(i64, String)>,
+    /// The multi-line event being gathered on stdout (0) and stderr (1): when it began, and
+    /// its text.
+    pending: [Option<(i64, String)>; 2],
 }
 
 fn cut(text: &str, at: usize) -> usize {
@@ -31,7 +33,7 @@ fn cut(text: &str, at: usize) -> usize {
 
 impl Assembler {
     pub fn new(start: Option<Regex>) -> Self {
-        Assembler { start, partial: [Vec::new(), Vec::new()], pending: None }
+        Assembler { start, partial: [Vec::new(), Vec::new()], pending: [None, None] }
     }
 
     /// Feeds a chunk read at `now` (ms); gives the events it completes.
@@ -49,16 +51,16 @@ impl Assembler {
             lines.push(String::from_utf8_lossy(&line).into_owned());
         }
         for line in lines {
-            self.line(line, now, out);
+            self.line(usize::from(stderr), line, now, out);
         }
     }
 
-    fn line(&mut self, line: String, now: i64, out: &mut Vec<InputLogEvent>) {
+    fn line(&mut self, stream: usize, line: String, now: i64, out: &mut Vec<InputLogEvent>) {
         let Some(start) = &self.start else {
             split_into(now, line, out);
             return;
         };
-        match &mut self.pending {
+        match &mut self.pending[stream] {
             Some((_, text)) if !start.is_match(&line) => {
                 text.push('\n');
                 text.push_str(&line);
@@ -72,12 +74,14 @@ impl Assembler {
         }
     }
 
-    /// Gives the multi-line event being gathered, if it began before `idle_since` (ms).
+    /// Gives the multi-line events being gathered that began before `idle_since` (ms).
     pub fn flush_idle(&mut self, idle_since: i64, out: &mut Vec<InputLogEvent>) {
-        if self.pending.as_ref().is_some_and(|(at, _)| *at <= idle_since)
-            && let Some((at, text)) = self.pending.take()
-        {
-            split_into(at, text, out);
+        for pending in &mut self.pending {
+            if pending.as_ref().is_some_and(|(at, _)| *at <= idle_since)
+                && let Some((at, text)) = pending.take()
+            {
+                split_into(at, text, out);
+            }
         }
     }
 
@@ -86,17 +90,18 @@ impl Assembler {
         for i in 0..2 {
             let rest = std::mem::take(&mut self.partial[i]);
             if !rest.is_empty() {
-                self.line(String::from_utf8_lossy(&rest).into_owned(), now, out);
+                self.line(i, String::from_utf8_lossy(&rest).into_owned(), now, out);
             }
-        }
-        if let Some((at, text)) = self.pending.take() {
-            split_into(at, text, out);
+            if let Some((at, text)) = self.pending[i].take() {
+                split_into(at, text, out);
+            }
         }
     }
 
     /// Bytes fed but not yet given as events.
     pub fn held_bytes(&self) -> usize {
-        self.partial.iter().map(Vec::len).sum::<usize>() + self.pending.as_ref().map_or(0, |(_, t)| t.len() + 1)
+        let pending: usize = self.pending.iter().flatten().map(|(_, t)| t.len() + 1).sum();
+        self.partial.iter().map(Vec::len).sum::<usize>() + pending
     }
 }
 
@@ -172,6 +177,21 @@ mod tests {
         assert_eq!(out.len(), 1, "the pending event is younger than the idle mark");
         a.flush_idle(10, &mut out);
         assert_eq!(messages(&out)[1], "[2] next");
+    }
+
+    #[test]
+    fn each_stream_gathers_its_own_multi_line_events() {
+        let mut a = Assembler::new(Some(Regex::new(r"^\[\d").unwrap()));
+        let mut out = Vec::new();
+        // stderr's trace begins, a stdout line arrives in between, then the trace goes on.
+        a.feed(true, b"[1] boom\n", 10, &mut out);
+        a.feed(false, b"[2] done\n", 11, &mut out);
+        a.feed(true, b"  at a()\n  at b()\n", 12, &mut out);
+        a.finish(13, &mut out);
+        let mut got = messages(&out);
+        got.sort();
+        assert_eq!(got, ["[1] boom\n  at a()\n  at b()", "[2] done"]);
+        assert_eq!(a.held_bytes(), 0);
     }
 
     #[test]
