@@ -174,7 +174,8 @@ def test_a_scheduled_action_changes_desired_count_at_its_time(scaling):
     _, ecs, aas, _ = scaling
     aas.register_scalable_target(**scope(MinCapacity=1, MaxCapacity=3))
     # Far enough ahead that the calls below, on a busy machine, end before it.
-    at = datetime.now(timezone.utc) + timedelta(seconds=10)
+    # Whole seconds: the schedule names no fraction, so the action is due at the second itself.
+    at = (datetime.now(timezone.utc) + timedelta(seconds=10)).replace(microsecond=0)
     aas.put_scheduled_action(**scope(ScheduledActionName="rush", Schedule=f"at({at:%Y-%m-%dT%H:%M:%S})",
                                      ScalableTargetAction={"MinCapacity": 2, "MaxCapacity": 6}))
     aas.put_scheduled_action(**scope(ScheduledActionName="nightly", Schedule="cron(0 22 ? * MON-FRI *)",
