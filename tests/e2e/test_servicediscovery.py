@@ -465,3 +465,41 @@ def test_the_dns_server_answers_what_is_registered_and_forwards_the_rest(sd, sd_
     time.sleep(0.3)
     assert ask(server, "web.internal.app").rcode() == dns.rcode.NXDOMAIN
     assert "web.internal.app." in upstream.queries, "no zone left: forwarded"
+
+
+def test_list_services_by_namespace_finds_ecs_services_through_their_registries(sd_berth, sd):
+    """ECS services of any cluster whose `serviceRegistries` name a Cloud Map service of the
+    namespace, by its name or ARN, paged as ListServices pages."""
+    ecs = sd_berth.client()
+    ns = private_namespace(sd, sd_berth)
+    ns_arn = sd.get_namespace(Id=ns)["Namespace"]["Arn"]
+    other = private_namespace(sd, sd_berth, name="other.app")
+    backend = sd.get_service(Id=service(sd, ns, "backend", records=(("SRV", 10),)))["Service"]["Arn"]
+    elsewhere = sd.get_service(Id=service(sd, other, "elsewhere", records=(("SRV", 10),)))["Service"]["Arn"]
+    ecs.register_task_definition(family="web", networkMode="bridge", containerDefinitions=[
+        {"name": "web", "image": "busybox", "memory": 32, "portMappings": [{"containerPort": 80}]}])
+    ecs.create_cluster(clusterName="second")
+    made = []
+    for cluster, name, registry in [("default", "a", backend), ("second", "b", backend), ("default", "c", elsewhere),
+                                    ("default", "plain", None)]:
+        args = {"cluster": cluster, "serviceName": name, "taskDefinition": "web", "desiredCount": 0}
+        if registry:
+            args["serviceRegistries"] = [{"registryArn": registry, "containerName": "web", "containerPort": 80}]
+        made.append(ecs.create_service(**args)["service"]["serviceArn"])
+
+    for given in ("internal.app", ns_arn):
+        assert sorted(ecs.list_services_by_namespace(namespace=given)["serviceArns"]) == sorted(made[:2]), given
+    assert ecs.list_services_by_namespace(namespace="other.app")["serviceArns"] == [made[2]]
+    first = ecs.list_services_by_namespace(namespace="internal.app", maxResults=1)
+    second = ecs.list_services_by_namespace(namespace="internal.app", maxResults=1, nextToken=first["nextToken"])
+    assert len(first["serviceArns"]) == 1 and "nextToken" not in second
+    assert sorted(first["serviceArns"] + second["serviceArns"]) == sorted(made[:2])
+
+    # A service whose registry moves to another namespace leaves the list.
+    ecs.update_service(cluster="second", service="b", serviceRegistries=[
+        {"registryArn": elsewhere, "containerName": "web", "containerPort": 80}])
+    assert ecs.list_services_by_namespace(namespace="internal.app")["serviceArns"] == [made[0]]
+    with expect_error("NamespaceNotFoundException", message_contains="nowhere.app"):
+        ecs.list_services_by_namespace(namespace="nowhere.app")
+    with expect_error("InvalidParameterException", message_contains="maxResults"):
+        ecs.list_services_by_namespace(namespace="internal.app", maxResults=101)

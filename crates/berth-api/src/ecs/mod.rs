@@ -78,6 +78,7 @@ pub static SERVICE: Service = Service {
         "DeleteService" => |ctx, input| services::delete(ctx, input).await,
         "DescribeServices" => |ctx, input| services::describe(ctx, input),
         "ListServices" => |ctx, input| services::list(ctx, input),
+        "ListServicesByNamespace" => |ctx, input| service_registries::list_by_namespace(ctx, input),
         "ListServiceDeployments" => |ctx, input| services::list_deployments(ctx, input),
         "DescribeServiceDeployments" => |ctx, input| services::describe_deployments(ctx, input),
         "CreateTaskSet" => |ctx, input| task_sets::create(ctx, input).await,

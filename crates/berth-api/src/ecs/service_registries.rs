@@ -4,11 +4,15 @@
 //! the Cloud Map service exists, the container and its port are in the task definition, SRV
 //! records get a port, bridge and host tasks get SRV records — and kept on the service; the
 //! scheduler registers each RUNNING task (`berth-control/src/service_registries.rs`).
+//! ListServicesByNamespace finds services through them.
 
 use berth_control::discovery::{self, RecordType};
+use berth_control::service_registries::service_registries;
+use berth_control::services::{ServiceRecord, ServiceStatus};
+use berth_store::StoreExt;
 use serde_json::{Value, json};
 
-use super::{Ctx, Obj};
+use super::{Ctx, Obj, decode, max_results, page, text, with_token};
 use crate::error::{ApiError, ApiResult};
 
 /// How many registries one service may have (ECS allows one).
@@ -101,4 +105,35 @@ fn one(ctx: &Ctx<'_>, entry: &Value, definition: &Obj) -> ApiResult<Value> {
         out.insert("containerPort".into(), json!(p));
     }
     Ok(Value::Object(out))
+}
+
+/// ListServicesByNamespace: the services of every cluster whose registry is a Cloud Map
+/// service of the namespace (named by its name or ARN), as ListServices pages them.
+pub fn list_by_namespace(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
+    let given = text(&input, "namespace").ok_or_else(|| ApiError::invalid("namespace is required."))?;
+    let limit = max_results(&input, 100)?;
+    let namespace = match given.starts_with("arn:") {
+        true => discovery::namespaces::get(ctx, given),
+        false => discovery::namespaces::by_name(ctx, given),
+    }
+    .map_err(|_| ApiError::new(400, "NamespaceNotFoundException", format!("The namespace {given} was not found.")))?
+    .record;
+    let in_namespace = |arn: &str| {
+        discovery::services::get(ctx, arn).is_ok_and(|s| s.record.namespace_id == namespace.id && s.record.arn == arn)
+    };
+    let mut items = Vec::new();
+    for cluster in ctx.store().list(&ctx.keys.clusters())? {
+        let name = cluster.key.rsplit('/').next().unwrap_or_default();
+        for kv in ctx.store().list(&ctx.keys.services(name))? {
+            let rec: ServiceRecord = decode(&kv)?;
+            let named = service_registries(&rec).iter().any(|r| in_namespace(&r.arn));
+            if rec.status != ServiceStatus::Inactive && named {
+                items.push((kv.key.clone(), rec.service["serviceArn"].clone()));
+            }
+        }
+    }
+    let (arns, next) = page(&input, items, limit)?;
+    let mut out = Obj::new();
+    out.insert("serviceArns".into(), Value::Array(arns));
+    Ok(with_token(out, next))
 }
