@@ -148,14 +148,43 @@ pub fn remove(plan: &Plan) -> String {
     out
 }
 
+/// The chain an element of `nft get element` output jumps to.
+fn jump_target(listing: &str) -> Option<&str> {
+    let rest = &listing[listing.find("jump ")? + 5..];
+    rest.split(|c: char| c.is_whitespace() || c == '}' || c == ',').next().filter(|c| !c.is_empty())
+}
+
+/// Takes away the task's address's map entries when they jump to another task's chains, and
+/// those chains: left by a task whose agent died before detaching it, they would refuse this
+/// task's entries (`File exists`). The address is this task's now: EC2 gives an address to one
+/// live interface at a time.
+pub async fn evict_stale(netns: &std::path::Path, plan: &Plan) -> Result<(), NetError> {
+    for (map, chain) in [("ingress", &plan.ingress_chain), ("egress", &plan.egress_chain)] {
+        // Absent: `get element` fails, and there is nothing to evict.
+        let Ok(found) = run(netns, format!("get element inet {TABLE} {map} {{ {} }}\n", plan.address)).await else {
+            continue;
+        };
+        let Some(stale) = jump_target(&found).filter(|target| target != chain) else { continue };
+        tracing::warn!(address = %plan.address, chain = stale, "removing a dead task's firewall entry for this address");
+        run(netns, format!("delete element inet {TABLE} {map} {{ {} }}\n", plan.address)).await?;
+        let _ = run(netns, format!("flush chain inet {TABLE} {stale}\ndelete chain inet {TABLE} {stale}\n")).await;
+    }
+    Ok(())
+}
+
 /// Runs `batch` with `nft -f -` inside the network namespace at `netns`.
 pub async fn apply(netns: &std::path::Path, batch: String) -> Result<(), NetError> {
+    run(netns, batch).await.map(drop)
+}
+
+/// Runs `batch` with `nft -f -` inside the network namespace at `netns`; what it printed.
+async fn run(netns: &std::path::Path, batch: String) -> Result<String, NetError> {
     use std::os::unix::process::CommandExt;
     use std::process::Stdio;
     let ns = std::fs::File::open(netns).map_err(|e| NetError::Firewall(format!("{}: {e}", netns.display())))?;
     let fd = std::os::fd::AsRawFd::as_raw_fd(&ns);
     let mut cmd = std::process::Command::new("nft");
-    cmd.args(["-f", "-"]).stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped());
+    cmd.args(["-f", "-"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
     // SAFETY: setns is async-signal-safe; the descriptor stays open until the child execs.
     unsafe {
         cmd.pre_exec(move || {
@@ -179,7 +208,7 @@ pub async fn apply(netns: &std::path::Path, batch: String) -> Result<(), NetErro
     }
     let out = child.wait_with_output().await.map_err(|e| NetError::Firewall(format!("nft: {e}")))?;
     if out.status.success() {
-        Ok(())
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
         Err(NetError::Firewall(format!("nft: {}", String::from_utf8_lossy(&out.stderr).trim())))
     }
@@ -192,6 +221,14 @@ mod tests {
 
     fn rule(protocol: &str, ports: Option<(u16, u16)>, cidrs: &[&str]) -> Rule {
         Rule { protocol: protocol.into(), ports, cidrs: cidrs.iter().map(|c| c.to_string()).collect() }
+    }
+
+    #[test]
+    fn the_jump_target_is_read_from_a_listing() {
+        let listing = "table inet berth {\n\tmap ingress {\n\t\ttype ipv4_addr : verdict\n\t\telements = { 10.201.9.198 : jump in-69e71afcb8c0 }\n\t}\n}\n";
+        assert_eq!(jump_target(listing), Some("in-69e71afcb8c0"));
+        assert_eq!(jump_target("elements = { 10.0.0.1 : jump out-1,"), Some("out-1"));
+        assert_eq!(jump_target("no element"), None);
     }
 
     #[test]

@@ -107,6 +107,7 @@ impl HostNetworking {
         link::ensure_subnet(&router, &p).await?;
         let subnet = started.elapsed();
         // The rules are in place before the interface is up: no packet passes unchecked.
+        firewall::evict_stale(&netns::path(plan::ROUTER_NETNS), &p).await?;
         firewall::apply(&netns::path(plan::ROUTER_NETNS), firewall::task(&p, &network.rules)?).await?;
         let rules = started.elapsed();
         link::attach(&router, &p, task_ns).await?;
