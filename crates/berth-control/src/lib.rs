@@ -31,6 +31,7 @@ pub mod services;
 pub mod store;
 pub mod task_network;
 pub mod tasks;
+pub mod traffic;
 pub mod vpc;
 
 use std::sync::Arc;

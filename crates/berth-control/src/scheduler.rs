@@ -14,7 +14,7 @@ use berth_model::task_definition::requirements;
 use berth_placement::{Constraint, Rejection, matches};
 use berth_scheduler::{
     Ending, InstanceState, InstanceView, LbHealth, Observed, Plan, Scheduling, Spec, StopReason, TaskView, messages,
-    reconcile,
+    reconcile, routing,
 };
 use berth_store::{Compare, KeyRange, Op, Txn};
 use serde_json::{Value, json};
@@ -27,7 +27,7 @@ use crate::services::{ServiceRecord, ServiceStatus};
 use crate::store::{array, decode, encode};
 use crate::tasks::{Launch, StopRequest, launch_for, request_stop, write_off};
 use crate::{Control, Region, placement};
-use crate::{service_registries, service_targets};
+use crate::{service_registries, service_targets, traffic};
 
 /// One pass over every service in the index, then over the tasks draining from their load
 /// balancers.
@@ -119,6 +119,7 @@ impl Definitions {
 fn spec(rec: &ServiceRecord) -> Spec {
     let breaker = rec.field("/deploymentConfiguration/deploymentCircuitBreaker");
     let flag = |k: &str| breaker.and_then(|b| b.get(k)).and_then(Value::as_bool).unwrap_or(false);
+    let (strategy, bake) = rec.deployment_strategy();
     Spec {
         name: rec.name().to_string(),
         scheduling: rec.scheduling(),
@@ -129,6 +130,8 @@ fn spec(rec: &ServiceRecord) -> Spec {
         circuit_breaker: flag("enable").then(|| flag("rollback")),
         grace_period: rec.int("/healthCheckGracePeriodSeconds").unwrap_or(0) as f64,
         deleting: rec.status == ServiceStatus::Draining,
+        strategy,
+        bake,
     }
 }
 
@@ -261,7 +264,17 @@ async fn service_pass(
         })
         .collect();
     let fresh = region.control.ids.deployment_id();
-    let observed = Observed { now, revision: view.revision, tasks: &tasks, instances: &instances, fresh_id: &fresh };
+    let pairs = traffic::pairs(&rec);
+    let alternate_share =
+        if pairs.is_empty() { None } else { traffic::observed_share(region, &pairs, routing(&rec.scheduler))? };
+    let observed = Observed {
+        now,
+        revision: view.revision,
+        tasks: &tasks,
+        instances: &instances,
+        fresh_id: &fresh,
+        alternate_share,
+    };
     let plan = reconcile(&spec, &rec.scheduler, &observed);
 
     let mut events = target_events.messages(name);
@@ -302,11 +315,18 @@ async fn service_pass(
         ops.push(Op::delete(&index_key));
     }
     let after = encode(&rec);
-    if after == before {
-        return Ok(());
+    if after != before {
+        ops.push(Op::put(&kv.key, after));
+        let guard = vec![Compare::unchanged(&kv.key, kv.mod_revision)];
+        if !region.store().txn(Txn::new().when(guard).and_then(ops)).await?.succeeded {
+            return Ok(());
+        }
     }
-    ops.push(Op::put(&kv.key, after));
-    region.store().txn(Txn::new().when(vec![Compare::unchanged(&kv.key, kv.mod_revision)]).and_then(ops)).await?;
+    // The rules follow the deployments as recorded (again each pass, so a rule changed by
+    // hand or a write that failed is put right).
+    if let Some(wanted) = routing(&rec.scheduler).filter(|_| !pairs.is_empty() && !spec.deleting) {
+        traffic::apply(region, &pairs, wanted).await?;
+    }
     Ok(())
 }
 

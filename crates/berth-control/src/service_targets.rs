@@ -10,7 +10,7 @@
 //! with the task's own write, guarded by its revision.
 
 use berth_model::task::{TaskEvent, TaskStatus, transition};
-use berth_scheduler::LbHealth;
+use berth_scheduler::{LbHealth, Side};
 use berth_store::{Compare, Op, Txn};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -83,15 +83,15 @@ impl Targets {
 
 /// The `loadBalancers` of a service: (target group, container name, container port).
 pub fn service_load_balancers(service: &ServiceRecord) -> Vec<(String, String, u16)> {
-    array(&service.service, "loadBalancers")
-        .iter()
-        .filter_map(|lb| {
-            let group = lb.get("targetGroupArn")?.as_str()?.to_string();
-            let container = lb.get("containerName")?.as_str()?.to_string();
-            let port = u16::try_from(lb.get("containerPort")?.as_i64()?).ok()?;
-            Some((group, container, port))
-        })
-        .collect()
+    array(&service.service, "loadBalancers").iter().filter_map(entry_parts).collect()
+}
+
+/// One `loadBalancers` entry's target group, container name and container port.
+fn entry_parts(lb: &Value) -> Option<(String, String, u16)> {
+    let group = lb.get("targetGroupArn")?.as_str()?.to_string();
+    let container = lb.get("containerName")?.as_str()?.to_string();
+    let port = u16::try_from(lb.get("containerPort")?.as_i64()?).ok()?;
+    Some((group, container, port))
 }
 
 /// The host port a container's `containerPort` is published on, from its network bindings.
@@ -131,6 +131,18 @@ fn ec2_instance_id(region: &Region<'_>, cluster: &str, task: &TaskRecord) -> Con
     Ok(instance.and_then(|i| i.instance.get("ec2InstanceId").and_then(Value::as_str).map(str::to_string)))
 }
 
+/// The target group a task of `service` joins for the load balancer `entry`: the alternate
+/// one when its deployment came up on the alternate side (blue/green, linear, canary).
+fn group_for(service: &ServiceRecord, entry: &Value, task: &TaskRecord) -> Option<String> {
+    let deployment = task.field("startedBy").unwrap_or_default();
+    let side = service.scheduler.deployments.iter().find(|d| d.id == deployment).map(|d| d.side);
+    let alternate = entry.pointer("/advancedConfiguration/alternateTargetGroupArn").and_then(Value::as_str);
+    match (side, alternate) {
+        (Some(Side::Alternate), Some(alt)) => Some(alt.to_string()),
+        _ => entry.get("targetGroupArn").and_then(Value::as_str).map(str::to_string),
+    }
+}
+
 /// The targets a RUNNING task of `service` is to be registered as; `None` while something
 /// they need (an address, a host port) is not known yet.
 pub fn targets_for(
@@ -140,7 +152,9 @@ pub fn targets_for(
     task: &TaskRecord,
 ) -> ControlResult<Option<Vec<TargetRef>>> {
     let mut out = Vec::new();
-    for (group, container, port) in service_load_balancers(service) {
+    for entry in array(&service.service, "loadBalancers") {
+        let Some((_, container, port)) = entry_parts(&entry) else { continue };
+        let Some(group) = group_for(service, &entry, task) else { continue };
         let Ok(tg) = elb::get_target_group(region, &group) else {
             // The group is gone: nothing to register with.
             continue;

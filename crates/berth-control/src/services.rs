@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use berth_scheduler::{Controller, Scheduling, State};
+use berth_scheduler::{Controller, Scheduling, State, Strategy};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -120,6 +120,32 @@ impl ServiceRecord {
     pub fn strategy(&self) -> Vec<berth_model::capacity::StrategyItem> {
         let items = self.service.get("capacityProviderStrategy").and_then(Value::as_array);
         items.and_then(|i| berth_model::capacity::parse_strategy(i).ok()).unwrap_or_default()
+    }
+
+    /// How new deployments roll out (`deploymentConfiguration.strategy` and its settings, as
+    /// checked when the service was created or updated), and the bake time in seconds.
+    pub fn deployment_strategy(&self) -> (Strategy, f64) {
+        let num = |p: &str| self.field(p).and_then(Value::as_f64).unwrap_or(0.0);
+        let minutes = |p: &str| num(p) * 60.0;
+        let strategy = match self.field("/deploymentConfiguration/strategy").and_then(Value::as_str) {
+            Some("BLUE_GREEN") => Strategy::BlueGreen,
+            Some("LINEAR") => Strategy::Linear {
+                step_percent: num("/deploymentConfiguration/linearConfiguration/stepPercent"),
+                step_bake: minutes("/deploymentConfiguration/linearConfiguration/stepBakeTimeInMinutes"),
+            },
+            Some("CANARY") => Strategy::Canary {
+                canary_percent: num("/deploymentConfiguration/canaryConfiguration/canaryPercent"),
+                canary_bake: minutes("/deploymentConfiguration/canaryConfiguration/canaryBakeTimeInMinutes"),
+            },
+            _ => Strategy::Rolling,
+        };
+        (strategy, minutes("/deploymentConfiguration/bakeTimeInMinutes"))
+    }
+
+    /// Starts a new deployment as the primary, the way the service's strategy rolls it out.
+    pub fn start_deployment(&mut self, d: berth_scheduler::Deployment) {
+        let (strategy, _) = self.deployment_strategy();
+        self.scheduler.start_deployment(d, strategy);
     }
 
     pub fn scheduling(&self) -> Scheduling {

@@ -2,7 +2,8 @@
 //! back-off, completion, and the steady-state event.
 
 use crate::{
-    Deployment, Ending, HISTORY, InstanceState, Observed, Outcome, Pass, Rollout, Scheduling, Spec, State, messages,
+    Deployment, Ending, HISTORY, InstanceState, Observed, Outcome, Pass, Rollout, Scheduling, Spec, State, Strategy,
+    messages,
 };
 
 /// A task without health checks counts as healthy once it has run this long.
@@ -103,16 +104,49 @@ pub(crate) fn account_failures(spec: &Spec, state: &mut State, observed: &Observ
     if !rollback {
         return;
     }
-    let Some(target) = rollback_target(state, &failed) else {
-        events.push(messages::nothing_to_roll_back(&spec.name, &failed));
-        return;
-    };
-    let mut back =
-        Deployment::new(observed.fresh_id.to_string(), target.task_definition.clone(), now, observed.revision);
-    back.rollout_reason = messages::breaker_rollback(&target.id);
-    back.rollback_of = Some(failed);
-    events.push(messages::rolling_back(&spec.name, &target.id));
-    state.start_deployment(back);
+    let reason = |to: &str| messages::breaker_rollback(to);
+    match roll_back(state, &failed, &reason, observed.fresh_id, now, observed.revision) {
+        Some(to) => events.push(messages::rolling_back(&spec.name, &to)),
+        None => events.push(messages::nothing_to_roll_back(&spec.name, &failed)),
+    }
+}
+
+/// Puts the service back on the newest completed deployment once the primary, `failed`, has
+/// failed (its rollout already marked so). A deployment that was shifting traffic hands it
+/// back to the blue deployment whose tasks still run; otherwise a new deployment of the
+/// completed one's task definition rolls out. `reason` words the rollout reason from the id
+/// rolled back to. Returns that id; `None` when nothing completed before.
+pub fn roll_back(
+    state: &mut State,
+    failed: &str,
+    reason: &dyn Fn(&str) -> String,
+    fresh_id: &str,
+    now: f64,
+    revision: u64,
+) -> Option<String> {
+    let target = rollback_target(state, failed)?;
+    let to = target.id.clone();
+    let definition = target.task_definition.clone();
+    let shifted = state.deployments.iter().any(|d| d.id == failed && d.shift.is_some());
+    let blue_runs = state.deployments.iter().any(|d| d.id == to);
+    state.steady = false;
+    if shifted && blue_runs {
+        for d in &mut state.deployments {
+            d.primary = d.id == to;
+            if d.primary {
+                d.rollback_of = Some(failed.to_string());
+                d.rollout_reason = reason(&to);
+                d.updated_at = now;
+            }
+        }
+        state.backoff = Default::default();
+        return Some(to);
+    }
+    let mut back = Deployment::new(fresh_id.to_string(), definition, now, revision);
+    back.rollout_reason = reason(&to);
+    back.rollback_of = Some(failed.to_string());
+    state.start_deployment(back, Strategy::Rolling);
+    Some(to)
 }
 
 /// After the pass's actions are known: completes the primary deployment when it runs the

@@ -17,6 +17,7 @@ mod daemon;
 mod deployment;
 pub mod messages;
 mod replica;
+mod shift;
 mod task_set;
 #[cfg(test)]
 mod tests;
@@ -24,7 +25,8 @@ mod tests;
 use berth_model::task::TaskStatus;
 use serde::{Deserialize, Serialize};
 
-pub use deployment::{BREAKER_MAX, BREAKER_MIN, STABLE_SECS, breaker_threshold, rollback_target};
+pub use deployment::{BREAKER_MAX, BREAKER_MIN, STABLE_SECS, breaker_threshold, roll_back, rollback_target};
+pub use shift::{Routing, Shift, Side, Stage, Strategy, routing};
 pub use task_set::{AwsVpcConfiguration, Stability, Tag, TaskSet, TaskSetStatus};
 
 /// How a service places its tasks.
@@ -79,6 +81,10 @@ pub struct Spec {
     pub grace_period: f64,
     /// The service is being deleted: every task stops, health floors no longer apply.
     pub deleting: bool,
+    /// How new deployments roll out.
+    pub strategy: Strategy,
+    /// Seconds blue keeps running after all production traffic moved to green.
+    pub bake: f64,
 }
 
 /// Where a deployment's rollout stands (ECS `rolloutState`).
@@ -132,9 +138,16 @@ pub struct Deployment {
     /// Set once the deployment left the list, with how it ended.
     #[serde(default)]
     pub finished: Option<(f64, Outcome)>,
-    /// The deployment that failed and made this one (a rollback), if any.
+    /// The deployment that failed and made this one (a rollback), or that failed and gave
+    /// this one back the traffic, if any.
     #[serde(default)]
     pub rollback_of: Option<String>,
+    /// The target group of each load balancer pair its tasks join.
+    #[serde(default)]
+    pub side: Side,
+    /// For a deployment that shifts traffic (BLUE_GREEN, LINEAR, CANARY): where it stands.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shift: Option<Shift>,
 }
 
 impl Deployment {
@@ -152,6 +165,8 @@ impl Deployment {
             updated_at: now,
             finished: None,
             rollback_of: None,
+            side: Side::Primary,
+            shift: None,
         }
     }
 }
@@ -198,7 +213,10 @@ impl State {
     }
 
     /// Makes `d` the primary deployment: the others stay as ACTIVE until their tasks are gone.
-    pub fn start_deployment(&mut self, d: Deployment) {
+    /// Under a strategy that shifts traffic it comes up on the side the serving deployment
+    /// does not use; otherwise on the serving side.
+    pub fn start_deployment(&mut self, mut d: Deployment, strategy: Strategy) {
+        shift::prepare(self, &mut d, strategy);
         for other in &mut self.deployments {
             other.primary = false;
         }
@@ -335,6 +353,9 @@ pub struct Observed<'a> {
     pub instances: &'a [InstanceView],
     /// An id for a deployment this pass may create (a rollback); unused otherwise.
     pub fresh_id: &'a str,
+    /// The percent of production traffic the listener rules give the alternate target groups
+    /// now; `None` when the service's load balancers have none.
+    pub alternate_share: Option<f64>,
 }
 
 /// A task to start: from `deployment`, on `instance` (daemons) or where placement decides.
@@ -469,7 +490,7 @@ pub fn reconcile(spec: &Spec, state: &State, observed: &Observed<'_>) -> Plan {
     let (launch, stop, desired) = match spec.scheduling {
         _ if spec.deleting => (Vec::new(), deleting_stops(&pass), 0),
         _ if spec.controller.task_sets() => task_set::plan(&pass, &state),
-        Scheduling::Replica => replica::plan(&pass, &state),
+        Scheduling::Replica => replica::plan(&pass, &state, observed.alternate_share),
         Scheduling::Daemon => daemon::plan(&pass, &state),
     };
     let launch = if now < state.backoff.until { Vec::new() } else { launch };
@@ -478,6 +499,10 @@ pub fn reconcile(spec: &Spec, state: &State, observed: &Observed<'_>) -> Plan {
     if spec.controller.task_sets() {
         task_set::settle(&mut state, &pass, &launch, &stop, &mut events);
     } else {
+        let entered = shift::advance(spec.strategy, spec.bake, &mut state, &pass, desired, observed.alternate_share);
+        if let (Some(stage), Some(p)) = (entered, state.primary()) {
+            events.push(messages::stage(&spec.name, &p.id, stage));
+        }
         deployment::settle(spec, &mut state, &pass, desired, changed, &mut events);
     }
 

@@ -57,6 +57,11 @@ pub fn rolling_back(service: &str, to: &str) -> String {
     format!("(service {service}) rolling back to deployment {to}.")
 }
 
+/// Berth's wording: ECS tells lifecycle stages through DescribeServiceDeployments only.
+pub fn stage(service: &str, deployment: &str, stage: crate::Stage) -> String {
+    format!("(service {service}) (deployment {deployment}) entered lifecycle stage {}.", stage.as_str())
+}
+
 pub fn throttled(service: &str) -> String {
     format!(
         "(service {service}) is unable to consistently start tasks successfully. For more information, see the \

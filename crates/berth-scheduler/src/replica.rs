@@ -1,14 +1,17 @@
 //! REPLICA services: keep the desired count of the primary deployment's tasks, within
-//! `maximumPercent` alive at once and `minimumHealthyPercent` healthy while replacing.
+//! `maximumPercent` alive at once and `minimumHealthyPercent` healthy while replacing. A
+//! deployment that shifts traffic ([`crate::shift`]) comes up in full beside the serving one
+//! instead, which goes only when the shift says so.
 
 use std::collections::HashSet;
 
 use crate::{
-    InstanceState, Launch, Pass, Rollout, State, Stop, StopReason, TaskView, give_way, healthy_floor, usefulness,
+    InstanceState, Launch, Pass, Rollout, State, Stop, StopReason, TaskView, give_way, healthy_floor, shift, usefulness,
 };
 
-/// The launches and stops of one pass, and the desired count.
-pub(crate) fn plan(pass: &Pass<'_>, state: &State) -> (Vec<Launch>, Vec<Stop>, u32) {
+/// The launches and stops of one pass, and the desired count; `alternate_share` as observed
+/// (see [`crate::Observed`]).
+pub(crate) fn plan(pass: &Pass<'_>, state: &State, alternate_share: Option<f64>) -> (Vec<Launch>, Vec<Stop>, u32) {
     let spec = pass.spec;
     let now = pass.now;
     let desired = spec.desired_count;
@@ -16,6 +19,10 @@ pub(crate) fn plan(pass: &Pass<'_>, state: &State) -> (Vec<Launch>, Vec<Stop>, u
     let min_healthy = healthy_floor(desired, spec.minimum_healthy_percent);
     let primary = state.primary();
     let pid = primary.map(|p| p.id.as_str()).unwrap_or_default();
+    // Green comes up in full beside blue: no ceiling, and blue stays until the shift lets it go.
+    let shifting = shift::shifting(state).is_some();
+    let max_alive = if shifting { usize::MAX } else { max_alive };
+    let leaving: HashSet<&str> = shift::leaving(pass, state, alternate_share).iter().map(|t| t.id.as_str()).collect();
 
     let mut stops = Vec::new();
     let mut stopping: HashSet<&str> = HashSet::new();
@@ -62,9 +69,9 @@ pub(crate) fn plan(pass: &Pass<'_>, state: &State) -> (Vec<Launch>, Vec<Stop>, u
     let doomed = doomed
         .into_iter()
         .filter_map(|t| match (draining(t), primary_failed) {
-            (true, _) => Some((t, StopReason::Draining)),
-            (false, false) => Some((t, StopReason::Replaced)),
-            (false, true) => None,
+            (true, _) if !shifting || t.deployment == pid => Some((t, StopReason::Draining)),
+            (_, false) if !shifting || leaving.contains(t.id.as_str()) => Some((t, StopReason::Replaced)),
+            _ => None,
         })
         .collect();
     stops.extend(give_way(doomed, healthy, min_healthy, now));

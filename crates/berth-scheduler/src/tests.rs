@@ -3,8 +3,11 @@
 
 use berth_model::task::TaskStatus;
 use proptest::prelude::*;
+use proptest::strategy::Strategy;
 
 use crate::*;
+
+mod shifting;
 
 const GOOD: &str = "web:1";
 const NEXT: &str = "web:2";
@@ -21,6 +24,8 @@ fn spec(desired: u32, min: u32, max: u32) -> Spec {
         circuit_breaker: None,
         grace_period: 0.0,
         deleting: false,
+        strategy: crate::Strategy::Rolling,
+        bake: 0.0,
     }
 }
 
@@ -42,12 +47,17 @@ struct World {
     placed: usize,
     /// Behind a load balancer: a running task's targets turn healthy this long after it starts.
     lb_healthy_after: Option<f64>,
+    /// Behind load balancers with alternate groups: the alternate share the rules give now,
+    /// set after each pass to what the plan's state asks for (as the control does).
+    alternate_share: Option<f64>,
+    /// Tasks turn LB-healthy this many seconds apart (by their number, in threes).
+    lb_stagger: f64,
 }
 
 impl World {
     fn new(spec: Spec, definition: &str) -> World {
         let mut state = State::default();
-        state.start_deployment(Deployment::new("ecs-svc/1".into(), definition.into(), 0.0, 0));
+        state.start_deployment(Deployment::new("ecs-svc/1".into(), definition.into(), 0.0, 0), spec.strategy);
         World {
             spec,
             state,
@@ -59,6 +69,8 @@ impl World {
             events: Vec::new(),
             placed: 0,
             lb_healthy_after: None,
+            alternate_share: None,
+            lb_stagger: 0.0,
         }
     }
 
@@ -96,7 +108,7 @@ impl World {
                 }
             } else if let Some(after) = self.lb_healthy_after
                 && t.lb == LbHealth::Initial
-                && t.started_at.is_some_and(|s| self.now - s >= after)
+                && t.started_at.is_some_and(|s| self.now - s >= after + self.lb_stagger * (i % 3) as f64)
             {
                 t.lb = LbHealth::Healthy;
             } else {
@@ -117,6 +129,7 @@ impl World {
             tasks: &self.tasks,
             instances: &self.instances,
             fresh_id: &fresh,
+            alternate_share: self.alternate_share,
         };
         let plan = reconcile(&self.spec, &self.state, &observed);
         if let Err(broken) = floor_and_ceiling(&self.spec, &observed, &plan) {
@@ -128,6 +141,9 @@ impl World {
 
     fn apply(&mut self, plan: &Plan) {
         self.state = plan.state.clone();
+        if self.alternate_share.is_some() {
+            self.alternate_share = routing(&self.state).map(|r| r.alternate_share);
+        }
         self.events.extend(plan.events.iter().cloned());
         for id in &plan.lost {
             let t = self.tasks.iter_mut().find(|t| &t.id == id).unwrap();
@@ -189,7 +205,8 @@ impl World {
     fn update(&mut self, definition: &str) {
         let id = format!("ecs-svc/{}", 1000 + self.next_id);
         self.next_id += 1;
-        self.state.start_deployment(Deployment::new(id, definition.into(), self.now, self.revision));
+        self.state
+            .start_deployment(Deployment::new(id, definition.into(), self.now, self.revision), self.spec.strategy);
     }
 }
 
@@ -233,7 +250,9 @@ fn floor_and_ceiling(spec: &Spec, observed: &Observed<'_>, plan: &Plan) -> Resul
             return Err(format!("stops {} that is coming up while healthy {healthy_after} < floor {floor}", s.task));
         }
     }
-    if spec.scheduling == Scheduling::Replica && !spec.controller.task_sets() && !plan.launch.is_empty() {
+    // Green comes up in full beside blue: shifting deployments have no ceiling.
+    let ceilinged = spec.scheduling == Scheduling::Replica && !spec.controller.task_sets() && !spec.strategy.shifts();
+    if ceilinged && !plan.launch.is_empty() {
         let ceiling = (spec.desired_count * spec.maximum_percent / 100) as usize;
         if live.len() + plan.launch.len() > ceiling {
             return Err(format!("ceiling: {} live + {} launched > {ceiling}", live.len(), plan.launch.len()));
@@ -565,8 +584,14 @@ fn the_same_inputs_give_the_same_plan() {
     let mut w = World::new(spec(5, 50, 150), GOOD);
     w.run_until_steady(10);
     w.update(NEXT);
-    let observed =
-        Observed { now: w.now, revision: w.revision, tasks: &w.tasks, instances: &w.instances, fresh_id: "x" };
+    let observed = Observed {
+        now: w.now,
+        revision: w.revision,
+        tasks: &w.tasks,
+        instances: &w.instances,
+        fresh_id: "x",
+        alternate_share: None,
+    };
     assert_eq!(reconcile(&w.spec, &w.state, &observed), reconcile(&w.spec, &w.state, &observed));
 }
 
@@ -929,7 +954,10 @@ fn behind_a_load_balancer_old_tasks_stop_only_once_new_targets_are_healthy() {
     let mut w = World::new(spec(3, 100, 200), GOOD);
     w.lb_healthy_after = Some(20.0);
     w.run_until_steady(30);
-    w.state.start_deployment(Deployment::new("ecs-svc/2".into(), NEXT.into(), w.now, w.revision));
+    w.state.start_deployment(
+        Deployment::new("ecs-svc/2".into(), NEXT.into(), w.now, w.revision),
+        crate::Strategy::Rolling,
+    );
     for _ in 0..40 {
         let plan = w.pass();
         for s in &plan.stop {

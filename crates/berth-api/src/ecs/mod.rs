@@ -81,6 +81,7 @@ pub static SERVICE: Service = Service {
         "ListServicesByNamespace" => |ctx, input| service_registries::list_by_namespace(ctx, input),
         "ListServiceDeployments" => |ctx, input| services::list_deployments(ctx, input),
         "DescribeServiceDeployments" => |ctx, input| services::describe_deployments(ctx, input),
+        "StopServiceDeployment" => |ctx, input| services::stop_deployment(ctx, input).await,
         "CreateTaskSet" => |ctx, input| task_sets::create(ctx, input).await,
         "DescribeTaskSets" => |ctx, input| task_sets::describe(ctx, input),
         "UpdateTaskSet" => |ctx, input| task_sets::update(ctx, input).await,

@@ -1,5 +1,5 @@
 //! Services: CreateService, UpdateService, DeleteService, DescribeServices, ListServices,
-//! ListServiceDeployments, DescribeServiceDeployments.
+//! ListServiceDeployments, DescribeServiceDeployments, StopServiceDeployment.
 //!
 //! A handler only records what the user wants (and, for a new task definition, a new primary
 //! deployment); the service scheduler (`scheduler.rs`) does the launching and stopping. The
@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 pub use berth_control::services::{ServiceRecord, ServiceStatus};
 use berth_model::arn::scoped_id;
-use berth_scheduler::{Controller, Deployment, Outcome, Rollout, Scheduling, State, TaskSet, TaskSetStatus};
+use berth_scheduler::{Controller, Deployment, Outcome, Rollout, Scheduling, State, Strategy, TaskSet, TaskSetStatus};
 use berth_store::{Compare, KeyValue, Op, StoreExt, Txn};
 use serde_json::{Value, json};
 
@@ -246,24 +246,81 @@ fn deployment_configuration(
             ));
         }
     }
-    for unsupported in ["alarms", "lifecycleHooks", "linearConfiguration", "canaryConfiguration"] {
+    for unsupported in ["alarms", "lifecycleHooks"] {
         if given.and_then(|g| g.get(unsupported)).is_some_and(|v| !v.is_null()) {
+            let why = if unsupported == "alarms" { "yet" } else { "(its hooks are Lambda functions)" };
             return Err(ApiError::invalid(format!(
-                "Berth does not support deploymentConfiguration.{unsupported} yet."
+                "Berth does not support deploymentConfiguration.{unsupported} {why}."
             )));
         }
     }
-    if let Some(s) = given.and_then(|g| g["strategy"].as_str())
-        && s != "ROLLING"
-    {
-        return Err(ApiError::invalid(format!("Berth supports the ROLLING deployment strategy only, not {s}.")));
-    }
-    Ok(json!({
+    let mut out = json!({
         "deploymentCircuitBreaker": breaker,
         "maximumPercent": max,
         "minimumHealthyPercent": min,
-        "strategy": "ROLLING",
-    }))
+    });
+    out.as_object_mut().expect("object").extend(shifting(given, current, scheduling, controller)?);
+    Ok(out)
+}
+
+/// The strategy part of `deploymentConfiguration` (`strategy`, `bakeTimeInMinutes`,
+/// `linearConfiguration`, `canaryConfiguration`) merged over `current`, checked on its own;
+/// whether the service's load balancers can shift traffic is [`check_shifting`]'s.
+fn shifting(
+    given: Option<&Value>,
+    current: Option<&Value>,
+    scheduling: Scheduling,
+    controller: Controller,
+) -> ApiResult<Obj> {
+    let pick = |field: &str| {
+        given.and_then(|g| g.get(field)).filter(|v| !v.is_null()).or_else(|| current.and_then(|c| c.get(field)))
+    };
+    let strategy = match pick("strategy") {
+        None => "ROLLING",
+        Some(Value::String(s)) if ["ROLLING", "BLUE_GREEN", "LINEAR", "CANARY"].contains(&s.as_str()) => s.as_str(),
+        Some(other) => {
+            return Err(ApiError::invalid(format!(
+                "strategy {other} is not one of ROLLING, BLUE_GREEN, LINEAR and CANARY."
+            )));
+        }
+    };
+    let mut out = Obj::new();
+    out.insert("strategy".into(), json!(strategy));
+    if strategy != "ROLLING" && (scheduling == Scheduling::Daemon || controller.task_sets()) {
+        return Err(ApiError::invalid(format!(
+            "The {strategy} deployment strategy needs the REPLICA scheduling strategy and the ECS deployment controller."
+        )));
+    }
+    let minutes = |field: &str, v: &Value| match v.as_i64() {
+        Some(n) if (0..=1440).contains(&n) => Ok(n),
+        _ => Err(ApiError::invalid(format!("{field} must be between 0 and 1440."))),
+    };
+    if let Some(b) = pick("bakeTimeInMinutes") {
+        out.insert("bakeTimeInMinutes".into(), json!(minutes("bakeTimeInMinutes", b)?));
+    }
+    let settings = [
+        ("linearConfiguration", "LINEAR", "stepPercent", 3.0, "stepBakeTimeInMinutes"),
+        ("canaryConfiguration", "CANARY", "canaryPercent", 0.1, "canaryBakeTimeInMinutes"),
+    ];
+    for (field, owner, percent, least, bake) in settings {
+        let Some(v) = pick(field) else {
+            if strategy == owner {
+                return Err(ApiError::invalid(format!("{field} is required with the {owner} deployment strategy.")));
+            }
+            continue;
+        };
+        // A configuration kept from an earlier strategy stays; one given now must fit.
+        if strategy != owner && given.and_then(|g| g.get(field)).is_some_and(|g| !g.is_null()) {
+            return Err(ApiError::invalid(format!("{field} applies to the {owner} deployment strategy only.")));
+        }
+        let p = match v.get(percent).and_then(Value::as_f64) {
+            Some(p) if (least..=100.0).contains(&p) => p,
+            _ => return Err(ApiError::invalid(format!("{field}.{percent} must be between {least} and 100."))),
+        };
+        let b = minutes(&format!("{field}.{bake}"), v.get(bake).unwrap_or(&json!(0)))?;
+        out.insert(field.into(), json!({percent: p, bake: b}));
+    }
+    Ok(out)
 }
 
 fn grace_period(input: &Obj) -> ApiResult<Option<i64>> {
@@ -387,6 +444,7 @@ fn new_service(ctx: &Ctx<'_>, input: &Obj) -> ApiResult<NewService> {
         }
     }
     let configuration = deployment_configuration(input.get("deploymentConfiguration"), None, scheduling, controller)?;
+    load_balancers::check_shifting(&configuration, &load_balancers)?;
     let grace = grace_period(input)?;
     check_tags(&array(input, "tags"))?;
     let definition = definition.and_then(|d| d.definition["taskDefinitionArn"].as_str().map(str::to_string));
@@ -502,7 +560,9 @@ pub async fn create(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
 fn first_deployment(controller: Controller, definition: Option<String>, now: f64, revision: u64, id: String) -> State {
     let mut state = State::default();
     match (controller, definition) {
-        (Controller::Ecs, Some(d)) => state.start_deployment(Deployment::new(id, d, now, revision)),
+        // The first deployment has nothing to shift traffic from: it rolls out on the primary
+        // target groups.
+        (Controller::Ecs, Some(d)) => state.start_deployment(Deployment::new(id, d, now, revision), Strategy::Rolling),
         (Controller::CodeDeploy, Some(d)) => {
             let mut set = TaskSet::new(id, d, 100.0, now, revision);
             set.status = TaskSetStatus::Primary;
@@ -635,9 +695,11 @@ pub async fn update(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
                 rec.service.insert(field.into(), checked);
             }
         }
+        let field = |k: &str| rec.service.get(k).cloned().unwrap_or_default();
+        load_balancers::check_shifting(&field("deploymentConfiguration"), &field("loadBalancers"))?;
         if !controller.task_sets() && (wanted != current || force || rebalanced) {
             let revision = ctx.store().revision()?;
-            rec.scheduler.start_deployment(Deployment::new(
+            rec.start_deployment(Deployment::new(
                 ctx.control.ids.deployment_id(),
                 wanted.clone(),
                 ctx.timestamp(),
@@ -830,14 +892,9 @@ pub fn describe_deployments(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
     }
     let (mut found, mut failures) = (Vec::new(), Vec::new());
     for arn in wanted {
-        let parts = berth_model::arn::parse(&arn).filter(|p| p.kind == "service-deployment").and_then(|p| {
-            let mut it = p.rest.splitn(3, '/');
-            Some((it.next()?.to_string(), it.next()?.to_string(), it.next()?.to_string()))
-        });
-        let hit = match &parts {
-            Some((cluster, service, id)) => find(ctx, cluster, service)?.and_then(|(_, rec)| {
-                let wanted_id = format!("ecs-svc/{id}");
-                all_deployments(&rec).find(|d| d.id == wanted_id).map(|d| (cluster.clone(), rec.clone(), d.clone()))
+        let hit = match deployment_parts(&arn) {
+            Some((cluster, service, id)) => find(ctx, &cluster, &service)?.and_then(|(_, rec)| {
+                all_deployments(&rec).find(|d| d.id == id).map(|d| (cluster.clone(), rec.clone(), d.clone()))
             }),
             None => None,
         };
@@ -847,6 +904,70 @@ pub fn describe_deployments(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
         }
     }
     Ok(json!({"serviceDeployments": found, "failures": failures}))
+}
+
+/// A service deployment ARN's cluster, service and deployment id (`ecs-svc/...`).
+fn deployment_parts(arn: &str) -> Option<(String, String, String)> {
+    let p = berth_model::arn::parse(arn).filter(|p| p.kind == "service-deployment")?;
+    let mut it = p.rest.splitn(3, '/');
+    Some((it.next()?.to_string(), it.next()?.to_string(), format!("ecs-svc/{}", it.next()?)))
+}
+
+fn deployment_not_found() -> ApiError {
+    ApiError::new(400, "ServiceDeploymentNotFoundException", "The service deployment does not exist.")
+}
+
+/// StopServiceDeployment: rolls the service's deployment in progress back to the last one
+/// that completed (ROLLBACK, the one stop type ECS takes). A deployment that shifts traffic
+/// hands it back to the blue tasks at once; a rolling one is replaced by a new deployment of
+/// the completed task definition.
+pub async fn stop_deployment(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
+    let arn =
+        text(&input, "serviceDeploymentArn").ok_or_else(|| ApiError::invalid("serviceDeploymentArn is required."))?;
+    match text(&input, "stopType") {
+        None | Some("ROLLBACK") => {}
+        Some(other) => {
+            return Err(ApiError::invalid(format!("stopType {other} is not supported: the valid value is ROLLBACK.")));
+        }
+    }
+    let (cluster, service, id) = deployment_parts(arn).ok_or_else(deployment_not_found)?;
+    retry(|| async {
+        let (kv, mut rec) = find(ctx, &cluster, &service)?.ok_or_else(deployment_not_found)?;
+        let d = all_deployments(&rec).find(|d| d.id == id).cloned().ok_or_else(deployment_not_found)?;
+        if d.rollout == Rollout::Failed {
+            // Already failed and rolling back (or rolled back): nothing more to do.
+            return Ok(Some(json!({"serviceDeploymentArn": arn})));
+        }
+        if !d.primary || d.rollout != Rollout::InProgress || d.finished.is_some() {
+            return Err(ApiError::new(
+                400,
+                "ConflictException",
+                format!(
+                    "The service deployment {arn} is not in progress: only a deployment in progress can be stopped."
+                ),
+            ));
+        }
+        let now = ctx.timestamp();
+        let revision = ctx.store().revision()?;
+        let state = &mut rec.scheduler;
+        let Some(p) = state.deployments.iter_mut().find(|x| x.id == id) else { return Err(deployment_not_found()) };
+        p.rollout = Rollout::Failed;
+        p.rollout_reason = "Service deployment rolled back because of a stop request.".into();
+        p.updated_at = now;
+        let reason = |to: &str| format!("Rolling back to deploymentId {to} on a stop request.");
+        let fresh = ctx.control.ids.deployment_id();
+        let Some(to) = berth_scheduler::roll_back(state, &id, &reason, &fresh, now, revision) else {
+            return Err(ApiError::new(
+                400,
+                "ConflictException",
+                format!("The service deployment {arn} has no completed deployment before it to roll back to."),
+            ));
+        };
+        let name = rec.name().to_string();
+        rec.tell(&[berth_scheduler::messages::rolling_back(&name, &to)], now, ctx.control.ids.as_ref());
+        Ok(save_record(ctx, &kv, &rec).await?.then(|| json!({"serviceDeploymentArn": arn})))
+    })
+    .await
 }
 
 fn service_deployment(ctx: &Ctx<'_>, cluster: &str, rec: &ServiceRecord, d: &Deployment) -> Value {
@@ -860,6 +981,12 @@ fn service_deployment(ctx: &Ctx<'_>, cluster: &str, rec: &ServiceRecord, d: &Dep
         "runningTaskCount": running,
         "pendingTaskCount": pending,
     });
+    if let Some(shift) = d.shift {
+        out["lifecycleStage"] = json!(shift.stage.as_str());
+        let test = if shift.stage >= berth_scheduler::Stage::TestTrafficShift { 100.0 } else { 0.0 };
+        out["targetServiceRevision"]["requestedProductionTrafficWeight"] = json!(shift.traffic);
+        out["targetServiceRevision"]["requestedTestTrafficWeight"] = json!(test);
+    }
     let sources: Vec<Value> = all_deployments(rec)
         .filter(|o| o.id != d.id && o.created_at < d.created_at)
         .take(1)
