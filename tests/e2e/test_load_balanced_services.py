@@ -218,3 +218,92 @@ def test_bridge_tasks_are_instance_targets_on_their_dynamic_host_ports(docker_be
         (t["lastStatus"], t["desiredStatus"], t.get("stoppedReason"), t.get("healthStatus")) for t in tasks]
     answers = {fetch(port)[1] for _ in range(20)}
     assert len(answers) == 2 and all(a.startswith("v1-") for a in answers), answers
+
+
+def shares(port, n=100):
+    """The versions that answered `n` requests through a listener, counted."""
+    seen = {}
+    for _ in range(n):
+        version = fetch(port)[1].split("-")[0]
+        seen[version] = seen.get(version, 0) + 1
+    return seen
+
+
+def current_deployment(ecs, service="web"):
+    arn = ecs.describe_services(services=[service])["services"][0]["currentServiceDeployment"]
+    return ecs.describe_service_deployments(serviceDeploymentArns=[arn])["serviceDeployments"][0]
+
+
+def test_a_canary_rolled_back_then_a_blue_green_deployment_under_steady_load(oci_berth, registry):
+    """A CANARY deployment sends its slice of production traffic to green while the test listener
+    already sees all of green; StopServiceDeployment during the canary's bake gives production
+    back to the blue tasks, which never stopped. Then a BLUE_GREEN deployment moves everything
+    at once and blue drains away. No request through the production listener fails."""
+    ecs, elb, ec2 = oci_berth.client(), oci_berth.client("elbv2"), oci_berth.client("ec2")
+    subnets = [s["SubnetId"] for s in ec2.describe_subnets()["Subnets"]]
+    vpc = ec2.describe_vpcs()["Vpcs"][0]["VpcId"]
+    lb = elb.create_load_balancer(Name="web", Subnets=subnets, Type="application")["LoadBalancers"][0]
+    groups = []
+    for name in ("blue", "green"):
+        g = elb.create_target_group(Name=name, Protocol="HTTP", Port=80, VpcId=vpc, TargetType="ip",
+                                    **FAST_CHECKS)["TargetGroups"][0]["TargetGroupArn"]
+        elb.modify_target_group_attributes(TargetGroupArn=g, Attributes=[
+            {"Key": "deregistration_delay.timeout_seconds", "Value": "10"}])
+        groups.append(g)
+    blue, green = groups
+    prod_port, test_port = free_port(), free_port()
+    listeners = [elb.create_listener(LoadBalancerArn=lb["LoadBalancerArn"], Protocol="HTTP", Port=port,
+                                     DefaultActions=[{"Type": "forward", "ForwardConfig": {"TargetGroups": [
+                                         {"TargetGroupArn": blue, "Weight": 1},
+                                         {"TargetGroupArn": green, "Weight": 0}]}}])["Listeners"][0]
+                 for port in (prod_port, test_port)]
+    production, test = (elb.describe_rules(ListenerArn=l["ListenerArn"])["Rules"][0]["RuleArn"] for l in listeners)
+    network = {"awsvpcConfiguration": {"subnets": subnets, "securityGroups": [web_group(ec2)]}}
+    canary = {"strategy": "CANARY", "bakeTimeInMinutes": 0,
+              "canaryConfiguration": {"canaryPercent": 20.0, "canaryBakeTimeInMinutes": 10}}
+    ecs.create_service(serviceName="web", taskDefinition=fargate_web(ecs, registry, "v1"), desiredCount=2,
+                       launchType="FARGATE", networkConfiguration=network, deploymentConfiguration=canary,
+                       loadBalancers=[{"targetGroupArn": blue, "containerName": "web", "containerPort": 80,
+                                       "advancedConfiguration": {"alternateTargetGroupArn": green,
+                                                                 "productionListenerRule": production,
+                                                                 "testListenerRule": test}}])
+    until(lambda: len(healthy_targets(elb, blue)) == 2 and deployment_done(ecs), timeout=90, what="v1 up")
+    load = Load(prod_port)
+
+    # CANARY: green comes up on the alternate group; test traffic sees all of it, production 20%.
+    ecs.update_service(service="web", taskDefinition=fargate_web(ecs, registry, "v2"))
+    until(lambda: shares(test_port, 10) == {"v2": 10}, timeout=120, what="the test listener on green")
+    stage = until(lambda: (lambda d: d if d.get("lifecycleStage") == "PRODUCTION_TRAFFIC_SHIFT" else None)(
+        current_deployment(ecs)), timeout=30, what="the production shift")
+    assert stage["targetServiceRevision"]["requestedProductionTrafficWeight"] == 20.0
+    assert stage["targetServiceRevision"]["requestedTestTrafficWeight"] == 100.0
+    split = shares(prod_port, 200)
+    assert set(split) == {"v1", "v2"} and 20 <= split["v2"] <= 70, f"about 20% to the canary: {split}"
+    v1_tasks = {t["taskArn"] for t in ecs.describe_tasks(tasks=ecs.list_tasks(serviceName="web")["taskArns"])["tasks"]
+                if t["taskDefinitionArn"].endswith(":1")}
+    assert len(v1_tasks) == 2
+
+    # Rolled back during the canary's bake: production is v1's again, and v2 goes.
+    ecs.stop_service_deployment(serviceDeploymentArn=stage["serviceDeploymentArn"], stopType="ROLLBACK")
+    until(lambda: shares(prod_port, 20) == {"v1": 20}, timeout=20, what="production back on v1")
+    until(lambda: deployment_done(ecs) and
+          elb.describe_target_health(TargetGroupArn=green)["TargetHealthDescriptions"] == [],
+          timeout=90, what="v2 gone")
+    stopped = ecs.describe_service_deployments(serviceDeploymentArns=[stage["serviceDeploymentArn"]])
+    assert stopped["serviceDeployments"][0]["status"] == "ROLLBACK_SUCCESSFUL"
+    assert set(ecs.list_tasks(serviceName="web")["taskArns"]) == v1_tasks, "v1's own tasks serve on"
+
+    # BLUE_GREEN: v3 comes up on the alternate group and takes all traffic at once; blue drains.
+    ecs.update_service(service="web", taskDefinition=fargate_web(ecs, registry, "v3"),
+                       deploymentConfiguration={"strategy": "BLUE_GREEN", "bakeTimeInMinutes": 0})
+    until(lambda: deployment_done(ecs) and
+          elb.describe_target_health(TargetGroupArn=blue)["TargetHealthDescriptions"] == [],
+          timeout=150, what="the blue/green deployment completed")
+    assert shares(prod_port, 20) == {"v3": 20}
+    assert shares(test_port, 20) == {"v3": 20}
+    assert len(healthy_targets(elb, green)) == 2
+    failures = load.stop()
+    assert failures == [], f"{len(failures)} of {len(failures) + len(load.answers)} requests failed: {failures[:5]}"
+    assert len(load.answers) > 200
+    done = ecs.list_service_deployments(service="web")["serviceDeployments"][0]
+    assert done["status"] == "SUCCESSFUL" and done["targetServiceRevisionArn"].endswith(":3")

@@ -16,7 +16,7 @@ import time
 import pytest
 
 from conftest import free_port
-from ecs_helpers import register_instance, until
+from ecs_helpers import expect_error, register_instance, until
 
 FAST_CHECKS = dict(HealthCheckIntervalSeconds=5, HealthCheckTimeoutSeconds=2, HealthyThresholdCount=2,
                    UnhealthyThresholdCount=2)
@@ -377,3 +377,89 @@ def test_a_services_load_balancers_are_checked_as_ecs_checks_them(berth, lb_env)
     updated = ecs.update_service(service="s", loadBalancers=[entry, {**entry, "targetGroupArn": lonely}])["service"]
     assert len(updated["loadBalancers"]) == 2
     assert len(updated["deployments"]) == 2, "the change goes out as a new deployment"
+
+
+def test_blue_green_settings_are_checked_as_ecs_checks_them(berth, lb_env):
+    """BLUE_GREEN, LINEAR and CANARY need an alternate group and an ALB rule forwarding to both
+    groups; each refusal names what is wrong and creates nothing. StopServiceDeployment's bad
+    inputs change nothing either."""
+    elb, subnets, vpc, _ = lb_env
+    ecs = berth.client()
+    ecs.register_task_definition(family="web", networkMode="bridge", containerDefinitions=[
+        {"name": "web", "image": "busybox", "memory": 32, "portMappings": [{"containerPort": 80, "hostPort": 0}]}])
+    blue, green = target_group(elb, vpc, "blue"), target_group(elb, vpc, "green")
+    lb = alb(elb, subnets)
+    both = elb.create_listener(LoadBalancerArn=lb["LoadBalancerArn"], Protocol="HTTP", Port=free_port(),
+                               DefaultActions=[{"Type": "forward", "ForwardConfig": {"TargetGroups": [
+                                   {"TargetGroupArn": blue, "Weight": 1}, {"TargetGroupArn": green, "Weight": 0}]}}],
+                               )["Listeners"][0]
+    blue_only = serve(elb, lb, blue, free_port())
+    production = elb.describe_rules(ListenerArn=both["ListenerArn"])["Rules"][0]["RuleArn"]
+    blue_rule = elb.describe_rules(ListenerArn=blue_only["ListenerArn"])["Rules"][0]["RuleArn"]
+    advanced = {"alternateTargetGroupArn": green, "productionListenerRule": production}
+    entry = {"targetGroupArn": blue, "containerName": "web", "containerPort": 80, "advancedConfiguration": advanced}
+    bg = {"strategy": "BLUE_GREEN", "bakeTimeInMinutes": 5}
+
+    def refused(message, config=bg, lbs=None, **extra):
+        request = dict(serviceName="s", taskDefinition="web", desiredCount=1, deploymentConfiguration=config,
+                       loadBalancers=[entry] if lbs is None else lbs, **extra)
+        with expect_error("InvalidParameterException", message_contains=message):
+            ecs.create_service(**request)
+        assert ecs.list_services()["serviceArns"] == []
+
+    def with_advanced(**change):
+        return [{**entry, "advancedConfiguration": {k: v for k, v in {**advanced, **change}.items() if v}}]
+
+    refused("needs loadBalancers with an advancedConfiguration", lbs=[])
+    refused("needs an advancedConfiguration", lbs=[{k: v for k, v in entry.items() if k != "advancedConfiguration"}])
+    refused("alternateTargetGroupArn is required", lbs=with_advanced(alternateTargetGroupArn=None))
+    refused("must differ from the target group", lbs=with_advanced(alternateTargetGroupArn=blue))
+    refused("does not exist", lbs=with_advanced(alternateTargetGroupArn=blue.replace(blue[-16:], "0" * 16)))
+    refused("productionListenerRule is required", lbs=with_advanced(productionListenerRule=None))
+    refused("is a listener", lbs=with_advanced(productionListenerRule=both["ListenerArn"]))
+    refused(f"does not forward to the target group {green}", lbs=with_advanced(productionListenerRule=blue_rule))
+    refused("testListenerRule must differ", lbs=with_advanced(testListenerRule=production))
+    refused("Invalid value 'PURPLE' for 'deploymentConfiguration.strategy'", config={"strategy": "PURPLE"})
+    refused("linearConfiguration is required with the LINEAR", config={"strategy": "LINEAR"})
+    refused("linearConfiguration.stepPercent must be between 3 and 100",
+            config={"strategy": "LINEAR", "linearConfiguration": {"stepPercent": 2.0, "stepBakeTimeInMinutes": 1}})
+    refused("canaryConfiguration.canaryBakeTimeInMinutes must be between 0 and 1440",
+            config={"strategy": "CANARY", "canaryConfiguration": {"canaryPercent": 10.0, "canaryBakeTimeInMinutes": 2000}})
+    refused("canaryConfiguration applies to the CANARY deployment strategy only",
+            config={**bg, "canaryConfiguration": {"canaryPercent": 10.0, "canaryBakeTimeInMinutes": 1}})
+    refused("bakeTimeInMinutes must be between 0 and 1440", config={**bg, "bakeTimeInMinutes": 1441})
+    refused("lifecycleHooks", config={**bg, "lifecycleHooks": [{"hookTargetArn": "arn:aws:lambda:us-east-1:1:function:f",
+                                                               "roleArn": "arn:aws:iam::1:role/r",
+                                                               "lifecycleStages": ["PRE_SCALE_UP"]}]})
+    with expect_error("InvalidParameterException", message_contains="needs the REPLICA scheduling strategy"):
+        ecs.create_service(serviceName="s", taskDefinition="web", schedulingStrategy="DAEMON",
+                           deploymentConfiguration={"strategy": "BLUE_GREEN"}, loadBalancers=[entry])
+
+    # Accepted and shown as given.
+    made = ecs.create_service(serviceName="s", taskDefinition="web", desiredCount=0, deploymentConfiguration=bg,
+                              loadBalancers=[entry])["service"]
+    assert made["loadBalancers"] == [entry]
+    assert made["deploymentConfiguration"]["strategy"] == "BLUE_GREEN"
+    assert made["deploymentConfiguration"]["bakeTimeInMinutes"] == 5
+    # A rolling update keeps the settings; turning them into LINEAR needs its configuration.
+    with expect_error("InvalidParameterException", message_contains="linearConfiguration is required"):
+        ecs.update_service(service="s", deploymentConfiguration={"strategy": "LINEAR"})
+    assert ecs.describe_services(services=["s"])["services"][0]["deploymentConfiguration"]["strategy"] == "BLUE_GREEN"
+    with expect_error("InvalidParameterException", message_contains="needs an advancedConfiguration"):
+        ecs.update_service(service="s", loadBalancers=[{k: v for k, v in entry.items() if k != "advancedConfiguration"}])
+    # The scheduler owns the production rule's weights: all on the primary group for the first deployment.
+    until(lambda: [(g["TargetGroupArn"], g["Weight"]) for g in elb.describe_rules(RuleArns=[production])["Rules"][0]
+                   ["Actions"][0]["ForwardConfig"]["TargetGroups"]] == [(blue, 999), (green, 0)],
+          timeout=10, what="the weights set by the scheduler")
+
+    # StopServiceDeployment: bad inputs, and a deployment that is not in progress.
+    deployment = until(lambda: (lambda d: d if d["status"] == "SUCCESSFUL" else None)(
+        ecs.list_service_deployments(service="s")["serviceDeployments"][0]), timeout=10, what="completed")
+    arn = deployment["serviceDeploymentArn"]
+    with expect_error("ServiceDeploymentNotFoundException"):
+        ecs.stop_service_deployment(serviceDeploymentArn=arn[:-3] + "zzz")
+    with expect_error("InvalidParameterException", message_contains="the valid value is ROLLBACK"):
+        ecs.stop_service_deployment(serviceDeploymentArn=arn, stopType="ABORT")
+    with expect_error("ConflictException", message_contains="is not in progress"):
+        ecs.stop_service_deployment(serviceDeploymentArn=arn)
+    assert ecs.list_service_deployments(service="s")["serviceDeployments"][0]["status"] == "SUCCESSFUL"

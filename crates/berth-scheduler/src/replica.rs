@@ -23,6 +23,8 @@ pub(crate) fn plan(pass: &Pass<'_>, state: &State, alternate_share: Option<f64>)
     let shifting = shift::shifting(state).is_some();
     let max_alive = if shifting { usize::MAX } else { max_alive };
     let leaving: HashSet<&str> = shift::leaving(pass, state, alternate_share).iter().map(|t| t.id.as_str()).collect();
+    let routed: HashSet<&str> =
+        shift::still_routed(pass, state, alternate_share).iter().map(|t| t.id.as_str()).collect();
 
     let mut stops = Vec::new();
     let mut stopping: HashSet<&str> = HashSet::new();
@@ -68,6 +70,7 @@ pub(crate) fn plan(pass: &Pass<'_>, state: &State, alternate_share: Option<f64>)
     let healthy = active.iter().filter(|t| !stopping.contains(t.id.as_str()) && t.healthy(now)).count();
     let doomed = doomed
         .into_iter()
+        .filter(|t| !routed.contains(t.id.as_str()))
         .filter_map(|t| match (draining(t), primary_failed) {
             (true, _) if !shifting || t.deployment == pid => Some((t, StopReason::Draining)),
             (_, false) if !shifting || leaving.contains(t.id.as_str()) => Some((t, StopReason::Replaced)),

@@ -190,6 +190,23 @@ pub(crate) fn leaving<'a>(pass: &Pass<'a>, state: &State, observed: Option<f64>)
         .collect()
 }
 
+/// Tasks of other deployments that must stay although the primary no longer wants them: those
+/// on the other side than the primary's while the rules still send that side production
+/// traffic (a rolled-back green, until the weights are back on blue). Stopping them first
+/// would leave the rules pointing at groups with nothing in them.
+pub(crate) fn still_routed<'a>(pass: &Pass<'a>, state: &State, observed: Option<f64>) -> Vec<&'a TaskView> {
+    let Some(p) = state.primary() else { return Vec::new() };
+    if shifting(state).is_some() {
+        return Vec::new();
+    }
+    let other = p.side.other();
+    if observed_share(observed, other).is_none_or(|s| s <= WEIGHT_SLACK) {
+        return Vec::new();
+    }
+    let side_of = |t: &TaskView| state.deployments.iter().find(|d| d.id == t.deployment).map(|d| d.side);
+    pass.live.iter().copied().filter(|t| t.deployment != p.id && side_of(t) == Some(other)).collect()
+}
+
 /// Moves the shifting deployment through its stages; `observed` is the alternate groups'
 /// production share as the rules say now. Returns the stage it entered, if any.
 pub(crate) fn advance(

@@ -156,8 +156,11 @@ fn a_rollback_in_the_middle_of_a_canary_takes_the_slice_back() {
     p.rollout = Rollout::Failed;
     let to = roll_back(&mut w.state, &green, &|to| format!("back to {to}"), "ecs-svc/x", w.now, w.revision);
     assert_eq!(to.as_deref(), Some("ecs-svc/1"));
-    w.pass();
+    let plan = w.pass();
+    assert!(plan.stop.is_empty(), "green keeps its tasks while the rules still send it its slice");
     assert_eq!(w.alternate_share, Some(0.0), "all production traffic is blue's again");
+    let plan = w.pass();
+    assert_eq!(plan.stop.len(), 2, "then green goes");
     w.run_until_steady(50);
     assert_eq!(live_of(&w, NEXT), 0);
     assert_eq!(live_of(&w, GOOD), 2);
