@@ -122,9 +122,11 @@ pub struct Routing {
 /// The weights give a side its share to within this many percent.
 const WEIGHT_SLACK: f64 = 0.15;
 
-/// The serving deployment a new one shifts traffic away from: the newest that completed.
+/// The deployment a new one shifts traffic away from: the newest that completed, else the
+/// primary still rolling out (the traffic is on its side).
 fn serving(state: &State) -> Option<&Deployment> {
-    state.deployments.iter().chain(&state.history).find(|d| d.rollout == Rollout::Completed)
+    let completed = state.deployments.iter().chain(&state.history).find(|d| d.rollout == Rollout::Completed);
+    completed.or_else(|| state.primary().filter(|p| p.rollout == Rollout::InProgress))
 }
 
 /// Sets up a new deployment `d` before it becomes the primary: on the serving side when it
@@ -151,12 +153,16 @@ pub(crate) fn shifting(state: &State) -> Option<(&Deployment, Shift)> {
 pub fn routing(state: &State) -> Option<Routing> {
     let p = state.primary()?;
     let to_alternate = |share: f64| if p.side == Side::Alternate { share } else { 100.0 - share };
-    Some(match shifting(state) {
-        Some((_, shift)) => Routing {
-            alternate_share: to_alternate(shift.traffic),
-            test_alternate: (p.side == Side::Alternate) == (shift.stage >= Stage::TestTrafficShift),
-        },
-        None => Routing { alternate_share: to_alternate(100.0), test_alternate: p.side == Side::Alternate },
+    let on_green = |stage: Stage| (p.side == Side::Alternate) == (stage >= Stage::TestTrafficShift);
+    Some(match (p.shift, p.rollout) {
+        (Some(shift), Rollout::InProgress) => {
+            Routing { alternate_share: to_alternate(shift.traffic), test_alternate: on_green(shift.stage) }
+        }
+        // A green that failed with nothing to roll back to: everything stays on blue's side.
+        (Some(_), Rollout::Failed) => {
+            Routing { alternate_share: to_alternate(0.0), test_alternate: p.side != Side::Alternate }
+        }
+        _ => Routing { alternate_share: to_alternate(100.0), test_alternate: p.side == Side::Alternate },
     })
 }
 

@@ -118,6 +118,7 @@ pub async fn ensure_router() -> Result<Handle, NetError> {
 /// Makes the subnet's bridge (with the gateway's address) and the host's route to it.
 pub async fn ensure_subnet(router: &Handle, p: &Plan) -> Result<(), NetError> {
     if index(router, &p.bridge).await?.is_none() {
+        evict_conflicting_bridges(router, p).await?;
         match router.link().add(LinkBridge::new(&p.bridge).build()).execute().await {
             Err(e) if !exists(&e) => return Err(nl("creating the subnet's bridge")(e)),
             _ => {}
@@ -129,6 +130,37 @@ pub async fn ensure_subnet(router: &Handle, p: &Plan) -> Result<(), NetError> {
     let host = netns::netlink(None).map_err(io("netlink"))?;
     let uplink = need(&host, plan::UPLINK_HOST).await?;
     route(&host, p.subnet, plan::UPLINK_ROUTER_ADDRESS, uplink).await
+}
+
+/// Removes other subnets' bridges that hold this subnet's gateway address: left by an earlier
+/// Berth (another data dir with the same VPC block) whose subnets no longer exist, they would
+/// shadow this subnet's route in the router and leave its tasks unreachable. Runs only when
+/// the subnet's own bridge is about to be made, so it costs nothing on a task's start.
+async fn evict_conflicting_bridges(router: &Handle, p: &Plan) -> Result<(), NetError> {
+    use rtnetlink::packet_route::address::AddressAttribute;
+    use rtnetlink::packet_route::link::LinkAttribute;
+    let mut holders = Vec::new();
+    let mut addresses = router.address().get().execute();
+    while let Some(a) = addresses.try_next().await.map_err(nl("listing the router's addresses"))? {
+        let gateway =
+            a.attributes.iter().any(|x| matches!(x, AddressAttribute::Address(IpAddr::V4(g)) if *g == p.gateway));
+        if gateway && a.header.prefix_len == p.subnet.prefix {
+            holders.push(a.header.index);
+        }
+    }
+    for link in holders {
+        let mut found = router.link().get().match_index(link).execute();
+        let Some(msg) = found.try_next().await.map_err(nl("reading a link"))? else { continue };
+        let name = msg.attributes.iter().find_map(|x| match x {
+            LinkAttribute::IfName(n) => Some(n.clone()),
+            _ => None,
+        });
+        if let Some(name) = name.filter(|n| n.starts_with("bsn-") && *n != p.bridge) {
+            tracing::warn!(bridge = name, subnet = %p.subnet, "removing a stale subnet bridge that holds this subnet's gateway");
+            router.link().del(link).execute().await.map_err(nl("removing a stale subnet bridge"))?;
+        }
+    }
+    Ok(())
 }
 
 /// Whether the task's namespace already has its interface with the plan's address.

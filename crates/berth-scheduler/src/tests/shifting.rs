@@ -200,3 +200,40 @@ fn a_rolling_deployment_after_blue_green_stays_on_the_serving_side() {
     w.run_until_steady(50);
     assert_eq!(w.alternate_share, Some(100.0), "traffic stays where the tasks are");
 }
+
+#[test]
+fn a_shifting_deployment_started_before_the_first_one_completed_shifts_from_it() {
+    let spec = Spec { strategy: crate::Strategy::BlueGreen, bake: 0.0, ..spec(2, 100, 200) };
+    let mut w = World::new(spec, GOOD);
+    w.lb_healthy_after = Some(4.0);
+    w.alternate_share = Some(0.0);
+    w.pass();
+    w.pass();
+    assert_eq!(w.state.primary().unwrap().rollout, Rollout::InProgress, "still coming up");
+    w.update(NEXT);
+    let p = w.state.primary().unwrap();
+    assert_eq!((p.side, p.shift.map(|s| s.stage)), (Side::Alternate, Some(Stage::ScaleUp)));
+    w.run_until_steady(100);
+    assert_eq!(w.alternate_share, Some(100.0));
+    assert_eq!(live_of(&w, NEXT), 2);
+    assert_eq!(live_of(&w, GOOD), 0);
+}
+
+#[test]
+fn a_failed_green_with_nothing_to_roll_back_to_gets_no_traffic() {
+    let spec = Spec { strategy: crate::Strategy::BlueGreen, circuit_breaker: Some(true), ..spec(2, 100, 200) };
+    let mut w = World::new(spec, GOOD);
+    w.lb_healthy_after = Some(4.0);
+    w.alternate_share = Some(0.0);
+    w.pass();
+    w.update(BAD);
+    let green = w.state.primary().unwrap().id.clone();
+    for _ in 0..60 {
+        w.pass();
+        assert_eq!(w.alternate_share, Some(0.0), "the failing green never gets production traffic");
+    }
+    let p = w.state.primary().unwrap();
+    assert_eq!((p.id.as_str(), p.rollout), (green.as_str(), Rollout::Failed));
+    assert!(w.events.iter().any(|e| e.contains("has no completed deployment to roll back to")));
+    assert_eq!(live_of(&w, GOOD), 2, "the first deployment's tasks keep serving");
+}
