@@ -10,8 +10,8 @@ backends. Load comes from wrk (one thread, `--connections` keep-alive connection
 responses) after a warm-up; each peer is measured `--rounds` times, interleaved, and the
 median round (by requests/s) is reported with its p99.
 
-Until `berth up` serves load balancers, Berth's data plane runs in `berth-bench lb`, which
-applies a configuration file to it.
+Berth's data plane runs in `berth-bench lb`, which applies a configuration file to it: the
+same data plane `berth up` serves listeners with, alone in its process.
 
     python3 bench/lb.py [--seconds 10] [--connections 64] [--rounds 3] [--threads 2]
                         [--berth-bench target/release/berth-bench]

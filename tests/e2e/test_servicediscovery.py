@@ -14,7 +14,7 @@ import pytest
 
 from conftest import Berth
 from dns_helpers import FakeUpstream, addresses, ask, cloudmap
-from ecs_helpers import expect_error
+from ecs_helpers import expect_error, until
 
 
 @pytest.fixture
@@ -503,3 +503,20 @@ def test_list_services_by_namespace_finds_ecs_services_through_their_registries(
         ecs.list_services_by_namespace(namespace="nowhere.app")
     with expect_error("InvalidParameterException", message_contains="maxResults"):
         ecs.list_services_by_namespace(namespace="internal.app", maxResults=101)
+
+
+def test_load_balancer_names_resolve_to_the_listener_address(sd_berth, upstream):
+    """A load balancer's DNSName answers the address Berth serves its listeners on (127.0.0.1
+    here, `--lb-address` elsewhere) from the moment it is made, and no longer once deleted."""
+    server = sd_berth.dns
+    elb, ec2 = sd_berth.client("elbv2"), sd_berth.client("ec2")
+    subnets = [s["SubnetId"] for s in ec2.describe_subnets()["Subnets"]]
+    lb = elb.create_load_balancer(Name="front", Subnets=subnets, Type="application")["LoadBalancers"][0]
+    name = lb["DNSName"]
+    until(lambda: addresses(ask(server, name)) == ["127.0.0.1"], timeout=5, what="the load balancer's name")
+    # Asked before the DNS server saw the new load balancer, the name went upstream; now it does not.
+    upstream.queries.clear()
+    assert addresses(ask(server, name)) == ["127.0.0.1"]
+    assert f"{name}." not in upstream.queries, "answered by Berth, not forwarded"
+    elb.delete_load_balancer(LoadBalancerArn=lb["LoadBalancerArn"])
+    until(lambda: addresses(ask(server, name)) == [], timeout=5, what="the name gone with the load balancer")

@@ -193,3 +193,79 @@ def test_a_service_registers_its_running_tasks_and_lets_them_go_before_they_stop
     kind = "A" if mode == "awsvpc" else "SRV"
     until(lambda: addresses(ask(b.dns, "backend.internal.app", kind), kind) == [], timeout=10,
           what="the name to answer no record (the DNS server follows the store a moment later)")
+
+
+def test_names_follow_an_unhealthy_task_and_a_scale_out(dns_berth, registry):
+    """Two ECS services register in one Cloud Map service. The `sick` one's container health
+    check starts failing after a while; within its grace period ECS keeps it running, but
+    Cloud Map's custom health turns UNHEALTHY and the name no longer answers it. Scaling the
+    `good` one out adds its new task to the answers."""
+    b, _ = dns_berth
+    sd, ecs, ec2 = cloudmap(b), b.client(), b.client("ec2")
+    mode = MODES[b.driver]
+    kind = "A" if mode == "awsvpc" else "SRV"
+    vpc = ec2.describe_vpcs()["Vpcs"][0]["VpcId"]
+    op = sd.create_private_dns_namespace(Name="internal.app", Vpc=vpc)["OperationId"]
+    ns = sd.get_operation(OperationId=op)["Operation"]["Targets"]["NAMESPACE"]
+    svc = sd.create_service(Name="backend", NamespaceId=ns, DnsConfig={"DnsRecords": [{"Type": kind, "TTL": 10}]},
+                            HealthCheckCustomConfig={"FailureThreshold": 1})["Service"]
+    entry = {"registryArn": svc["Arn"]}
+    args = {"taskDefinition": "backend", "desiredCount": 1}
+    if mode == "awsvpc":
+        subnets = [s["SubnetId"] for s in ec2.describe_subnets()["Subnets"]]
+        args["networkConfiguration"] = {"awsvpcConfiguration": {"subnets": subnets}}
+    else:
+        entry.update(containerName="web", containerPort=80)
+    for family, sick_after in (("backend", None), ("sick", 20)):
+        sicken = f"(sleep {sick_after}; rm /www/ok) & " if sick_after else ""
+        ecs.register_task_definition(family=family, networkMode=mode, containerDefinitions=[{
+            "name": "web", "image": registry, "memory": 32,
+            "command": ["sh", "-c", f"mkdir -p /www && touch /www/ok && {sicken}exec httpd -f -p 80 -h /www"],
+            "portMappings": [{"containerPort": 80, "hostPort": 0 if mode == "bridge" else 80}],
+            "healthCheck": {"command": ["CMD-SHELL", "test -f /www/ok"], "interval": 5, "timeout": 2,
+                            "retries": 2, "startPeriod": 0}}])
+    ecs.create_service(serviceName="good", serviceRegistries=[entry], **args)
+    ecs.create_service(serviceName="sick", serviceRegistries=[entry], healthCheckGracePeriodSeconds=600,
+                       **{**args, "taskDefinition": "sick"})
+
+    def tasks(service):
+        arns = ecs.list_tasks(serviceName=service, desiredStatus="RUNNING")["taskArns"]
+        return [t for t in (ecs.describe_tasks(tasks=arns)["tasks"] if arns else []) if t["lastStatus"] == "RUNNING"]
+
+    def record(task):
+        return eni_ip(task) if mode == "awsvpc" else str(host_port(task))
+
+    def answers():
+        got = addresses(ask(b.dns, "backend.internal.app", kind), kind)
+        return sorted(got if kind == "A" else [r.split()[2] for r in got])
+
+    def health():
+        return sd.get_instances_health_status(ServiceId=svc["Id"])["Status"]
+
+    def healthy(service):
+        running = tasks(service)
+        return len(running) == 1 and running[0].get("healthStatus") == "HEALTHY" and running[0]
+
+    until(lambda: healthy("good") and healthy("sick") and len(answers()) == 2
+          and sorted(health().values()) == ["HEALTHY", "HEALTHY"], timeout=90,
+          what="both services' tasks healthy, in ECS and in Cloud Map, and answering")
+    sick_task = tasks("sick")[0]
+    sick_id = sick_task["taskArn"].rsplit("/", 1)[1]
+    until(lambda: health().get(sick_id) == "UNHEALTHY", timeout=60, what="the sick task UNHEALTHY in Cloud Map")
+    good = record(tasks("good")[0])
+    seen = []
+    try:
+        until(lambda: seen.append((answers(), health())) or seen[-1][0] == [good], timeout=10)
+    except AssertionError:
+        raise AssertionError(f"the name did not come to answer only {good}; last answers and health: {seen[-1]}, "
+                             f"tasks: {[(t['taskArn'], t.get('healthStatus')) for s in ('good', 'sick') for t in tasks(s)]}")
+    assert [t["taskArn"] for t in tasks("sick")] == [sick_task["taskArn"]], "kept running in its grace period"
+    sick_now = ecs.describe_tasks(tasks=[sick_task["taskArn"]])["tasks"][0]
+    assert sick_now["healthStatus"] == "UNHEALTHY", sick_now
+
+    ecs.update_service(service="good", desiredCount=2)
+    until(lambda: len(tasks("good")) == 2 and answers() == sorted(record(t) for t in tasks("good")), timeout=90,
+          what="the name answering both good tasks")
+    for service in ("good", "sick"):
+        ecs.update_service(service=service, desiredCount=0)
+    until(lambda: answers() == [], timeout=90, what="no answer once both are scaled in")

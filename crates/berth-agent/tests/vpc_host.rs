@@ -140,5 +140,21 @@ async fn tasks_get_their_addresses_and_their_security_groups_on_this_machine() {
     assert!(!links_in_router().contains(&veth), "the veth is gone");
     assert_eq!(answer(a.eni.private_ip), None);
     assert_eq!(host.attached(), ["tb"]);
+
+    // A task whose agent died before detaching it leaves its firewall entries for its
+    // address; a later task given that address (by an agent with fresh state) evicts them.
     host.detach("tb").await.unwrap();
+    let dead_ns = format!("berth-test-{pid}-c");
+    let next_ns = format!("berth-test-{pid}-d");
+    let _more = Cleanup(vec![dead_ns.clone(), next_ns.clone()]);
+    let dead_path = netns::create(&dead_ns).unwrap();
+    host.attach("tdead", &dead_path, &b).await.unwrap();
+    netns::remove(&dead_ns);
+    let other_state = tempfile::tempdir().unwrap();
+    let fresh = HostNetworking::new(other_state.path().to_path_buf());
+    let next_path = netns::create(&next_ns).unwrap();
+    fresh.attach("tnext", &next_path, &b).await.unwrap();
+    serve(&next_path, "next");
+    assert_eq!(answer(b.eni.private_ip).as_deref(), Some("next"), "the address's new task is reached");
+    fresh.detach("tnext").await.unwrap();
 }

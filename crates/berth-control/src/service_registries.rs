@@ -16,8 +16,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::Region;
-use crate::discovery::{self, CustomHealth};
-use crate::error::ControlResult;
+use crate::discovery::{self, CustomHealth, DiscoveryError};
+use crate::error::{ControlError, ControlResult};
 use crate::records::TaskRecord;
 use crate::service_targets::{host_port, instance_of, private_ip};
 use crate::services::ServiceRecord;
@@ -135,7 +135,13 @@ pub async fn sync(
     let Some(id) = id.filter(|_| !registries.is_empty()) else { return Ok(()) };
     let (mut compares, mut ops, mut made) = (Vec::new(), Vec::new(), Vec::new());
     for registry in &registries {
-        let target = discovery::services::get(region, &registry.arn)?.record;
+        let target = match discovery::services::get(region, &registry.arn) {
+            Ok(t) => t.record,
+            // Deleted since the service named it: nothing to register with (as ECS, which
+            // goes on running the tasks).
+            Err(ControlError::Discovery(DiscoveryError::ServiceNotFound(_))) => continue,
+            Err(e) => return Err(e),
+        };
         let health = target.custom_health.map(|_| custom_health(rec, health_checked));
         let Some(attributes) = attributes(region, (cluster, service), registry, rec, health)? else {
             return Ok(());
@@ -144,6 +150,9 @@ pub async fn sync(
         compares.extend(c);
         ops.extend(o);
         made.push(Registration { service_id: target.id, instance_id: id.clone() });
+    }
+    if made.is_empty() {
+        return Ok(());
     }
     let mut rec = rec.clone();
     rec.registrations = made;

@@ -98,14 +98,15 @@ impl Started {
     }
 }
 
-/// Starts the server and its feed of snapshots; they stop when `control` closes.
-pub async fn start(settings: &DnsSettings, control: Arc<Control>) -> anyhow::Result<Started> {
+/// Starts the server and its feed of snapshots; they stop when `control` closes. Load
+/// balancers' names answer `lb_address`, where their listeners are served.
+pub async fn start(settings: &DnsSettings, control: Arc<Control>, lb_address: IpAddr) -> anyhow::Result<Started> {
     match settings.address {
         Address::Off => Ok(Started::Off("--dns-address off".into())),
         Address::Fixed(address) => {
-            listen(address, settings, control).await.with_context(|| format!("--dns-address {address}"))
+            listen(address, settings, control, lb_address).await.with_context(|| format!("--dns-address {address}"))
         }
-        Address::Auto => match listen(DEFAULT_ADDRESS, settings, control).await {
+        Address::Auto => match listen(DEFAULT_ADDRESS, settings, control, lb_address).await {
             Ok(started) => Ok(started),
             Err(e) => {
                 tracing::warn!(error = format!("{e:#}"), "no DNS server: {DEFAULT_ADDRESS} cannot be had");
@@ -115,7 +116,12 @@ pub async fn start(settings: &DnsSettings, control: Arc<Control>) -> anyhow::Res
     }
 }
 
-async fn listen(address: SocketAddr, settings: &DnsSettings, control: Arc<Control>) -> anyhow::Result<Started> {
+async fn listen(
+    address: SocketAddr,
+    settings: &DnsSettings,
+    control: Arc<Control>,
+    lb_address: IpAddr,
+) -> anyhow::Result<Started> {
     if let IpAddr::V4(ip) = address.ip()
         && ip.is_link_local()
     {
@@ -128,10 +134,11 @@ async fn listen(address: SocketAddr, settings: &DnsSettings, control: Arc<Contro
     let server = DnsServer::bind(Config { listen: vec![address], upstreams }).await?;
     let started = Started::Listening { address: server.local_addrs()[0], upstreams: server.upstreams().to_vec() };
     let updater = server.updater();
-    updater.update(&snapshot::dns_snapshot(&control).context("reading Cloud Map's records")?);
+    let lb_address = Some(lb_address);
+    updater.update(&snapshot::dns_snapshot(&control, lb_address).context("reading Cloud Map's records")?);
     let feeding = control.clone();
     tokio::spawn(async move {
-        if let Err(e) = snapshot::feed(feeding, move |s| updater.update(&s)).await {
+        if let Err(e) = snapshot::feed(feeding, lb_address, move |s| updater.update(&s)).await {
             tracing::error!(error = %e, "the DNS server's snapshots stopped");
         }
     });

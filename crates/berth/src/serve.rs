@@ -89,7 +89,7 @@ async fn serve(settings: Settings, agent_options: Option<AgentOptions>, started:
     tokio::spawn(berth_api::cloudwatch::alarms::run(app.clone()));
     // Every server serves the load balancers' listeners on its own address.
     tokio::spawn(crate::balancer::run(app.control.clone(), settings.lb_address));
-    let dns = crate::dns::start(&settings.dns, app.control.clone()).await?;
+    let dns = crate::dns::start(&settings.dns, app.control.clone(), settings.lb_address).await?;
 
     let key = &settings.keys[0];
     let (agent_line, agent_task) = match agent_options {

@@ -172,6 +172,12 @@ pub async fn evict_stale(netns: &std::path::Path, plan: &Plan) -> Result<(), Net
     Ok(())
 }
 
+/// Whether nft refused a batch because an element it adds exists with other data (a map entry
+/// of the same address that jumps to another chain).
+pub fn refused_as_existing(e: &NetError) -> bool {
+    matches!(e, NetError::Firewall(m) if m.contains("File exists"))
+}
+
 /// Runs `batch` with `nft -f -` inside the network namespace at `netns`.
 pub async fn apply(netns: &std::path::Path, batch: String) -> Result<(), NetError> {
     run(netns, batch).await.map(drop)

@@ -137,17 +137,24 @@ pub async fn ensure_subnet(router: &Handle, p: &Plan) -> Result<(), NetError> {
 /// shadow this subnet's route in the router and leave its tasks unreachable. Runs only when
 /// the subnet's own bridge is about to be made, so it costs nothing on a task's start.
 async fn evict_conflicting_bridges(router: &Handle, p: &Plan) -> Result<(), NetError> {
-    use rtnetlink::packet_route::address::AddressAttribute;
     use rtnetlink::packet_route::link::LinkAttribute;
-    let mut holders = Vec::new();
-    let mut addresses = router.address().get().execute();
-    while let Some(a) = addresses.try_next().await.map_err(nl("listing the router's addresses"))? {
-        let gateway =
-            a.attributes.iter().any(|x| matches!(x, AddressAttribute::Address(IpAddr::V4(g)) if *g == p.gateway));
-        if gateway && a.header.prefix_len == p.subnet.prefix {
-            holders.push(a.header.index);
+    // A dump races with other tasks' attachments changing the router's addresses (the kernel
+    // answers EBUSY then); a few tries, and a warning rather than a failed task when all fail.
+    let mut tries = 0;
+    let holders = loop {
+        match gateway_holders(router, p).await {
+            Ok(h) => break h,
+            Err(e) if tries < 5 => {
+                tries += 1;
+                tracing::debug!(error = %e, "retrying the router's address dump");
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, subnet = %p.subnet, "could not look for stale subnet bridges");
+                return Ok(());
+            }
         }
-    }
+    };
     for link in holders {
         let mut found = router.link().get().match_index(link).execute();
         let Some(msg) = found.try_next().await.map_err(nl("reading a link"))? else { continue };
@@ -161,6 +168,21 @@ async fn evict_conflicting_bridges(router: &Handle, p: &Plan) -> Result<(), NetE
         }
     }
     Ok(())
+}
+
+/// The indexes of the router's links holding the plan's gateway address with its prefix.
+async fn gateway_holders(router: &Handle, p: &Plan) -> Result<Vec<u32>, NetError> {
+    use rtnetlink::packet_route::address::AddressAttribute;
+    let mut holders = Vec::new();
+    let mut addresses = router.address().get().execute();
+    while let Some(a) = addresses.try_next().await.map_err(nl("listing the router's addresses"))? {
+        let gateway =
+            a.attributes.iter().any(|x| matches!(x, AddressAttribute::Address(IpAddr::V4(g)) if *g == p.gateway));
+        if gateway && a.header.prefix_len == p.subnet.prefix {
+            holders.push(a.header.index);
+        }
+    }
+    Ok(holders)
 }
 
 /// Whether the task's namespace already has its interface with the plan's address.

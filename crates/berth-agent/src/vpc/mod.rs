@@ -106,9 +106,18 @@ impl HostNetworking {
         let started = std::time::Instant::now();
         link::ensure_subnet(&router, &p).await?;
         let subnet = started.elapsed();
-        // The rules are in place before the interface is up: no packet passes unchecked.
-        firewall::evict_stale(&netns::path(plan::ROUTER_NETNS), &p).await?;
-        firewall::apply(&netns::path(plan::ROUTER_NETNS), firewall::task(&p, &network.rules)?).await?;
+        // The rules are in place before the interface is up: no packet passes unchecked. A
+        // batch is all or nothing; one refused because a dead task's entries still claim the
+        // address goes again once they are evicted (rare: only then does it cost more nft runs).
+        let router_ns = netns::path(plan::ROUTER_NETNS);
+        let batch = firewall::task(&p, &network.rules)?;
+        if let Err(e) = firewall::apply(&router_ns, batch.clone()).await {
+            if !firewall::refused_as_existing(&e) {
+                return Err(e);
+            }
+            firewall::evict_stale(&router_ns, &p).await?;
+            firewall::apply(&router_ns, batch).await?;
+        }
         let rules = started.elapsed();
         link::attach(&router, &p, task_ns).await?;
         tracing::debug!(task = task_id, ?subnet, ?rules, linked = ?started.elapsed(), "interface steps");

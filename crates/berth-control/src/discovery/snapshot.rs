@@ -1,7 +1,8 @@
 //! What Berth's DNS server answers, built from the store: a zone per private DNS namespace of
 //! every region, with the record sets of its services' registered instances, and the private
-//! DNS names of awsvpc tasks' network interfaces. [`feed`] rebuilds it whenever Cloud Map or
-//! EC2 records change.
+//! DNS names of awsvpc tasks' network interfaces, and load balancers' DNS names (answered with
+//! the address their listeners are served on). [`feed`] rebuilds it whenever Cloud Map or EC2
+//! records change, or a load balancer comes or goes.
 //!
 //! A service's records, as Cloud Map has Route 53 make them: at `SERVICE.NAMESPACE`, an A
 //! record per instance with `AWS_INSTANCE_IPV4` (an alias per instance with
@@ -124,10 +125,16 @@ fn interface_names(region: &Region<'_>) -> ControlResult<Vec<Host>> {
         .collect())
 }
 
-/// What the DNS server answers now: every region's private DNS namespaces and awsvpc tasks'
-/// private DNS names. A namespace name two regions share is answered from the first region
-/// (in name order) that has it.
-pub fn dns_snapshot(control: &Control) -> ControlResult<Snapshot> {
+/// Every load balancer's `DNSName`, at `lb_address` (where Berth serves every listener).
+fn load_balancer_names(region: &Region<'_>, lb_address: IpAddr) -> ControlResult<Vec<Host>> {
+    let lbs = crate::elb::load_balancers::list(region)?;
+    Ok(lbs.into_iter().map(|lb| Host { name: lb.dns_name, addresses: vec![lb_address] }).collect())
+}
+
+/// What the DNS server answers now: every region's private DNS namespaces, awsvpc tasks'
+/// private DNS names and, with `lb_address`, load balancers' names. A namespace name two
+/// regions share is answered from the first region (in name order) that has it.
+pub fn dns_snapshot(control: &Control, lb_address: Option<IpAddr>) -> ControlResult<Snapshot> {
     let serial = u32::try_from(control.store.revision()? % u64::from(u32::MAX)).unwrap_or_default();
     let mut snapshot = Snapshot::default();
     let mut names = BTreeSet::new();
@@ -145,24 +152,45 @@ pub fn dns_snapshot(control: &Control) -> ControlResult<Snapshot> {
             }
         }
         snapshot.hosts.extend(interface_names(&region)?);
+        if let Some(address) = lb_address {
+            snapshot.hosts.extend(load_balancer_names(&region, address)?);
+        }
     }
     Ok(snapshot)
 }
 
-/// Hands `sink` a snapshot now, and a new one after every change of Cloud Map or EC2 records,
-/// until the control plane closes.
-pub async fn feed(control: Arc<Control>, sink: impl Fn(Snapshot) + Send + 'static) -> ControlResult<()> {
+/// Waits for a load balancer to be made or deleted (its name index changes), skipping every
+/// other change of the load balancers' keys; `false` once the store closes.
+async fn load_balancer_change(watch: &mut berth_store::WatchStream) -> bool {
+    while let Some(event) = watch.next().await {
+        match event {
+            Ok(e) if !e.kv.key.contains("/lb-name/") => continue,
+            _ => return true,
+        }
+    }
+    false
+}
+
+/// Hands `sink` a snapshot now, and a new one after every change of Cloud Map or EC2 records
+/// or of the set of load balancers, until the control plane closes.
+pub async fn feed(
+    control: Arc<Control>,
+    lb_address: Option<IpAddr>,
+    sink: impl Fn(Snapshot) + Send + 'static,
+) -> ControlResult<()> {
     loop {
         let from = control.store.revision()? + 1;
-        match dns_snapshot(&control) {
+        match dns_snapshot(&control, lb_address) {
             Ok(snapshot) => sink(snapshot),
             Err(e) => tracing::warn!(error = %e, "building the DNS snapshot failed; answering the last one"),
         }
         let mut discovery = control.store.watch(SD, from)?;
         let mut ec2 = control.store.watch("ec2/", from)?;
+        let mut elb = control.store.watch("elb/", from)?;
         let changed = tokio::select! {
             event = discovery.next() => event.is_some(),
             event = ec2.next() => event.is_some(),
+            changed = load_balancer_change(&mut elb) => changed,
             _ = control.closed() => false,
         };
         if !changed {

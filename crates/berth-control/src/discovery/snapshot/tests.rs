@@ -27,7 +27,7 @@ async fn zones_carry_each_services_record_sets_with_health() {
         .await
         .unwrap();
 
-    let snapshot = dns_snapshot(&t.control).unwrap();
+    let snapshot = dns_snapshot(&t.control, None).unwrap();
     assert_eq!(snapshot.zones.len(), 1);
     let zone = &snapshot.zones[0];
     assert_eq!((zone.name.as_str(), zone.soa_ttl), ("internal.app", 15));
@@ -49,7 +49,7 @@ async fn zones_carry_each_services_record_sets_with_health() {
     assert_eq!((target.routing, target.ttl), (Routing::Simple, 10));
 
     set_custom_health(&r, &web.id, "t2", CustomHealth::Healthy).await.unwrap();
-    let snapshot = dns_snapshot(&t.control).unwrap();
+    let snapshot = dns_snapshot(&t.control, None).unwrap();
     let a = snapshot.zones[0].record_sets.iter().find(|s| s.name == "web.internal.app" && s.ttl == 10).unwrap();
     assert!(a.records.iter().all(|r| r.healthy));
 }
@@ -75,7 +75,7 @@ async fn http_namespaces_are_no_zones_and_interfaces_are_hosts() {
         crate::vpc::EniRequest { subnets: &subnets, security_groups: &[], assign_public_ip: false, task_arn: "t" };
     let (eni, c, o) = crate::vpc::allocate_eni_ops(&r, &req).unwrap();
     assert!(r.store().txn(berth_store::Txn::new().when(c).and_then(o)).await.unwrap().succeeded);
-    let snapshot = dns_snapshot(&t.control).unwrap();
+    let snapshot = dns_snapshot(&t.control, None).unwrap();
     assert!(snapshot.zones.is_empty());
     assert_eq!(
         snapshot.hosts,
@@ -88,7 +88,7 @@ async fn the_feed_rebuilds_on_changes() {
     let t = TestRegion::new();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let control = t.control.clone();
-    let feeding = tokio::spawn(feed(control, move |s| {
+    let feeding = tokio::spawn(feed(control, None, move |s| {
         let _ = tx.send(s);
     }));
     assert!(rx.recv().await.unwrap().zones.is_empty());
@@ -105,6 +105,51 @@ async fn the_feed_rebuilds_on_changes() {
     .await
     .expect("a snapshot with the new zone");
     assert_eq!(next.zones[0].name, "internal.app");
+    t.control.close();
+    feeding.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn load_balancer_names_come_and_go_with_their_load_balancers() {
+    use crate::elb::arns::LbType;
+    use crate::elb::load_balancers::{self, NewLoadBalancer, Scheme};
+    use crate::vpc::{defaults, subnets};
+    let t = TestRegion::new();
+    let r = t.region();
+    defaults::ensure(&r).await.unwrap();
+    let subnet = subnets::list(&r).unwrap().remove(0).id;
+    let listen: IpAddr = "127.0.0.9".parse().unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let feeding = tokio::spawn(feed(t.control.clone(), Some(listen), move |s| {
+        let _ = tx.send(s);
+    }));
+    let mut next = async |want: usize| {
+        tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                let s = rx.recv().await.unwrap();
+                if s.hosts.len() == want {
+                    return s;
+                }
+            }
+        })
+        .await
+        .expect("a snapshot with the load balancers")
+    };
+    assert!(next(0).await.hosts.is_empty());
+    let new = NewLoadBalancer {
+        name: "web".into(),
+        lb_type: LbType::Application,
+        scheme: Scheme::Internal,
+        subnets: vec![subnet],
+        security_groups: None,
+        tags: vec![],
+    };
+    let lb = load_balancers::create(&r, new).await.unwrap();
+    assert_eq!(next(1).await.hosts, [Host { name: lb.dns_name.clone(), addresses: vec![listen] }]);
+    // Without a listener address (no data plane) the names are not answered.
+    assert!(dns_snapshot(&t.control, None).unwrap().hosts.is_empty());
+    load_balancers::delete(&r, &lb.arn).await.unwrap();
+    assert!(next(0).await.hosts.is_empty());
     t.control.close();
     feeding.await.unwrap().unwrap();
 }
