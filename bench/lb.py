@@ -8,7 +8,9 @@ number of threads (`--threads`: HAProxy's nbthread, nginx's worker_processes, th
 plane's tokio workers). Before measuring, each proxy must spread six requests over all three
 backends. Load comes from wrk (one thread, `--connections` keep-alive connections, small
 responses) after a warm-up; each peer is measured `--rounds` times, interleaved, and the
-median round (by requests/s) is reported with its p99.
+median round (by requests/s) is reported with its p99. The CPU time each server used per
+request (from /proc, nginx's workers included) is reported too, as the median over the
+rounds: on a shared machine it moves less than throughput does.
 
 Berth's data plane runs in `berth-bench lb`, which applies a configuration file to it: the
 same data plane `berth up` serves listeners with, alone in its process.
@@ -19,8 +21,10 @@ same data plane `berth up` serves listeners with, alone in its process.
 
 import argparse
 import json
+import os
 import re
 import shutil
+import statistics
 import subprocess
 import tempfile
 import time
@@ -147,6 +151,24 @@ def wrk(url, seconds, connections):
     return {"rps": rps, "p50": to_ms(*p50.groups()), "p99": to_ms(*p99.groups()), "errors": failed}
 
 
+def cpu_seconds(pid):
+    """User plus system CPU time of a process and its children (nginx's workers)."""
+    def own(p):
+        try:
+            rest = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0, None
+        return (int(rest[11]) + int(rest[12])) / os.sysconf("SC_CLK_TCK"), int(rest[1])
+
+    total = own(pid)[0]
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and entry.name != str(pid):
+            used, parent = own(entry.name)
+            if parent == pid:
+                total += used
+    return total
+
+
 def spread(port):
     """The bodies of six requests through a proxy: all three backends must answer."""
     seen = set()
@@ -166,7 +188,7 @@ def main():
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--connections", type=int, default=64)
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--berth-bench", default=str(ROOT / "target/release/berth-bench"))
     args = ap.parse_args()
@@ -186,17 +208,21 @@ def main():
             wait_http(f"http://127.0.0.1:{p}/")
 
         peers = {"direct": backends[0]}
+        pids = {"direct": procs[0].pid}
         berth_port, haproxy_port, nginx_port = free_port(), free_port(), free_port()
         (work / "berth.json").write_text(json.dumps(berth_conf(berth_port, backends)))
         procs.append(start([args.berth_bench, "lb", "--config", str(work / "berth.json"), "--threads", str(args.threads)],
                            work, "berth"))
         peers["Berth"] = berth_port
+        pids["Berth"] = procs[-1].pid
         (work / "haproxy.cfg").write_text(haproxy_conf(haproxy_port, backends, args.threads))
         procs.append(start([haproxy, "-f", str(work / "haproxy.cfg"), "-db"], work, "haproxy"))
         peers["HAProxy"] = haproxy_port
+        pids["HAProxy"] = procs[-1].pid
         (work / "proxy.conf").write_text(nginx_proxy_conf(work, nginx_port, backends, args.threads))
         procs.append(start([nginx, "-p", str(work), "-c", str(work / "proxy.conf")], work, "nginx"))
         peers["nginx"] = nginx_port
+        pids["nginx"] = procs[-1].pid
         for name, port in peers.items():
             wait_http(f"http://127.0.0.1:{port}/")
             if name != "direct" and spread(port) != {"b0", "b1", "b2"}:
@@ -207,10 +233,13 @@ def main():
             for name, port in peers.items():
                 url = f"http://127.0.0.1:{port}/"
                 wrk(url, args.warmup, args.connections)
+                before = cpu_seconds(pids[name])
                 res = wrk(url, args.seconds, args.connections)
+                # CPU per request of the server measured (the proxy; for "direct", the backend).
+                res["cpu_us"] = (cpu_seconds(pids[name]) - before) / (res["rps"] * args.seconds) * 1e6
                 runs[name].append(res)
                 print(f"round {r + 1} {name}: {res['rps']:,.0f} req/s, p50 {res['p50']:.2f} ms, "
-                      f"p99 {res['p99']:.2f} ms, {res['errors']} errors", flush=True)
+                      f"p99 {res['p99']:.2f} ms, {res['cpu_us']:.1f} us CPU/request, {res['errors']} errors", flush=True)
     except Exception:
         for log in sorted(work.glob("*.log")) + sorted(work.glob("*.err")):
             print(f"--- {log.name}\n{log.read_text()[-2000:]}")
@@ -226,6 +255,9 @@ def main():
         shutil.rmtree(work, ignore_errors=True)
 
     median = {name: sorted(rs, key=lambda x: x["rps"])[len(rs) // 2] for name, rs in runs.items()}
+    # CPU per request varies less with the machine's other load than throughput: its median
+    # over every round.
+    cpu = {name: statistics.median(r["cpu_us"] for r in rs) for name, rs in runs.items()}
     b, h, n = median["Berth"], median["HAProxy"], median["nginx"]
     rows = [
         ("direct to one backend (ceiling)", median["direct"]),
@@ -238,15 +270,21 @@ def main():
         f"connections, {args.seconds} s per run after a {args.warmup} s warm-up, median of {args.rounds} interleaved "
         f"rounds; {args.threads} threads per proxy; load, proxies and backends share the machine.",
         "",
-        "| | req/s | p50 ms | p99 ms | errors |",
-        "|---|---:|---:|---:|---:|",
+        "| | req/s | p50 ms | p99 ms | errors | CPU µs per request (server) |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
-    for label, m in rows:
-        lines.append(f"| {label} | {m['rps']:,.0f} | {m['p50']:.2f} | {m['p99']:.2f} | {m['errors']} |")
+    for (label, m), name in zip(rows, ["direct", "Berth", "HAProxy", "nginx"]):
+        lines.append(f"| {label} | {m['rps']:,.0f} | {m['p50']:.2f} | {m['p99']:.2f} | {m['errors']} | {cpu[name]:.1f} |")
     lines += [
         "",
         f"Berth / HAProxy: **{b['rps'] / h['rps']:.2f}x** the requests/s at {b['p99'] / h['p99']:.2f}x the p99; "
-        f"Berth / nginx: **{b['rps'] / n['rps']:.2f}x** the requests/s at {b['p99'] / n['p99']:.2f}x the p99.",
+        f"Berth / nginx: **{b['rps'] / n['rps']:.2f}x** the requests/s at {b['p99'] / n['p99']:.2f}x the p99. "
+        f"CPU per proxied request: Berth {cpu['Berth']:.1f} µs, HAProxy {cpu['HAProxy']:.1f} µs "
+        f"(Berth uses {cpu['Berth'] / cpu['HAProxy']:.2f}x HAProxy's), nginx {cpu['nginx']:.1f} µs "
+        f"(Berth uses {cpu['Berth'] / cpu['nginx']:.2f}x nginx's).",
+        "",
+        "Rounds (req/s, p99 ms): " + "; ".join(
+            f"{name} " + ", ".join(f"{r['rps']:,.0f}/{r['p99']:.1f}" for r in rs) for name, rs in runs.items()) + ".",
     ]
     table = "\n".join(lines)
     print(table)
