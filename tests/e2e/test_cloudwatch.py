@@ -101,8 +101,11 @@ def test_an_alarm_goes_to_alarm_and_back(berth):
         cw.put_metric_data(Namespace="App", MetricData=[{"MetricName": "Latency", "Value": 500}])
         return state() == "ALARM"
     until(slow, timeout=40, interval=1, what="the alarm to fire")
-    # Then no data at all: notBreaching brings it back to OK.
-    until(lambda: state() == "OK", timeout=40, interval=1, what="the alarm to clear")
+    # Then no data at all: notBreaching brings it back to OK once the last datapoint has left the
+    # evaluation range (as on AWS, an evaluation looks back 2 periods beyond its 1 for real
+    # datapoints): up to 4 periods after the last put, plus up to one period until the next
+    # evaluation.
+    until(lambda: state() == "OK", timeout=70, interval=1, what="the alarm to clear")
     history = cw.describe_alarm_history(AlarmName="slow", HistoryItemType="StateUpdate")["AlarmHistoryItems"]
     summaries = [h["HistorySummary"] for h in history]
     assert summaries[0] == "Alarm updated from ALARM to OK", summaries
