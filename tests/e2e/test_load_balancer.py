@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import free_port
+from conftest import Berth, free_port
 from ecs_helpers import expect_error, register_instance, until
 
 FAST_CHECKS = dict(HealthCheckIntervalSeconds=5, HealthCheckTimeoutSeconds=2, HealthyThresholdCount=2,
@@ -463,3 +463,108 @@ def test_blue_green_settings_are_checked_as_ecs_checks_them(berth, lb_env):
     with expect_error("ConflictException", message_contains="is not in progress"):
         ecs.stop_service_deployment(serviceDeploymentArn=arn)
     assert ecs.list_service_deployments(service="s")["serviceDeployments"][0]["status"] == "SUCCESSFUL"
+
+
+PERIOD = 2
+
+
+@pytest.fixture
+def metered_berth(tmp_path):
+    b = Berth(tmp_path / "data", extra_args=("--runtime", "none", "--metric-period", str(PERIOD))).start()
+    yield b
+    b.stop()
+
+
+def test_load_balancer_metrics_and_request_count_per_target_scaling(metered_berth, backends):
+    """What the listener served reaches CloudWatch under AWS/ApplicationELB with ELB's
+    dimensions, and a target-tracking policy on ALBRequestCountPerTarget scales a service
+    behind the group out while requests flow and back in once they stop."""
+    b = metered_berth
+    ecs, elb, ec2, cw, aas = (b.client(), b.client("elbv2"), b.client("ec2"), b.client("cloudwatch"),
+                              b.client("application-autoscaling"))
+    instance = register_instance(ecs)["ec2InstanceId"]
+    subnets = [s["SubnetId"] for s in ec2.describe_subnets()["Subnets"]]
+    vpc = ec2.describe_vpcs()["Vpcs"][0]["VpcId"]
+    lb = alb(elb, subnets)
+    group = target_group(elb, vpc, "web")
+    port = free_port()
+    listener = serve(elb, lb, group, port)
+    elb.create_rule(ListenerArn=listener["ListenerArn"], Priority=1,
+                    Conditions=[{"Field": "path-pattern", "Values": ["/teapot"]}],
+                    Actions=[{"Type": "fixed-response", "FixedResponseConfig": {"StatusCode": "418"}}])
+    pool = backends(2)
+    elb.register_targets(TargetGroupArn=group, Targets=[{"Id": instance, "Port": p.port} for p in pool])
+    until(lambda: set(states(elb, group).values()) == {"healthy"}, timeout=30, what="targets healthy")
+    lb_dim = lb["LoadBalancerArn"].split(":loadbalancer/")[1]
+    tg_dim = group.rsplit(":", 1)[1]
+
+    for _ in range(12):
+        assert fetch(port)[0] == 200
+    assert fetch(port, "/teapot")[0] == 418
+
+    def stat(name, dims, statistic="Sum"):
+        now = time.time()
+        points = cw.get_metric_statistics(
+            Namespace="AWS/ApplicationELB", MetricName=name, Statistics=[statistic], Period=60,
+            StartTime=now - 300, EndTime=now + 60,
+            Dimensions=[{"Name": k, "Value": v} for k, v in dims])["Datapoints"]
+        return sum(p[statistic] for p in points)
+
+    by_lb = [("LoadBalancer", lb_dim)]
+    by_group = [("LoadBalancer", lb_dim), ("TargetGroup", tg_dim)]
+    until(lambda: stat("RequestCount", by_lb) == 12, timeout=10, what="12 requests counted")
+    assert stat("RequestCount", by_group) == 12
+    assert stat("HTTPCode_Target_2XX_Count", by_group) == 12
+    assert stat("HTTP_Fixed_Response_Count", by_lb) == 1
+    assert stat("TargetResponseTime", by_group, "SampleCount") == 12
+    assert 0 < stat("TargetResponseTime", by_group, "Maximum") < 5
+    assert stat("RequestCountPerTarget", [("TargetGroup", tg_dim)]) == 6, "12 requests over 2 healthy targets"
+    until(lambda: stat("HealthyHostCount", by_group, "Maximum") == 2, timeout=10, what="two healthy hosts")
+    names = {m["MetricName"] for m in cw.list_metrics(Namespace="AWS/ApplicationELB")["Metrics"]}
+    assert {"RequestCount", "HealthyHostCount", "UnHealthyHostCount", "NewConnectionCount"} <= names
+
+    # A service behind the group (no agent: only its desired count moves), scaled on requests
+    # per target: 15 or more a period each against a target of 5 goes to the maximum.
+    ecs.register_task_definition(family="api", containerDefinitions=[
+        {"name": "web", "image": "busybox", "memory": 32, "portMappings": [{"containerPort": 80}]}])
+    ecs.create_service(serviceName="api", taskDefinition="api", desiredCount=1,
+                       loadBalancers=[{"targetGroupArn": group, "containerName": "web", "containerPort": 80}])
+    resource, dim = "service/default/api", "ecs:service:DesiredCount"
+    aas.register_scalable_target(ServiceNamespace="ecs", ResourceId=resource, ScalableDimension=dim,
+                                 MinCapacity=1, MaxCapacity=3)
+    with expect_error("ValidationException", message_contains="ResourceLabel"):
+        aas.put_scaling_policy(
+            ServiceNamespace="ecs", ResourceId=resource, ScalableDimension=dim, PolicyName="rpt",
+            PolicyType="TargetTrackingScaling", TargetTrackingScalingPolicyConfiguration={
+                "TargetValue": 10.0,
+                "PredefinedMetricSpecification": {"PredefinedMetricType": "ALBRequestCountPerTarget"}})
+    policy = aas.put_scaling_policy(
+        ServiceNamespace="ecs", ResourceId=resource, ScalableDimension=dim, PolicyName="rpt",
+        PolicyType="TargetTrackingScaling", TargetTrackingScalingPolicyConfiguration={
+            "TargetValue": 5.0, "ScaleOutCooldown": 0, "ScaleInCooldown": 0,
+            "PredefinedMetricSpecification": {"PredefinedMetricType": "ALBRequestCountPerTarget",
+                                              "ResourceLabel": f"{lb_dim}/{tg_dim}"}})
+    high = policy["Alarms"][0]["AlarmName"]
+    alarm = cw.describe_alarms(AlarmNames=[high])["MetricAlarms"][0]
+    assert (alarm["Namespace"], alarm["MetricName"], alarm["Dimensions"]) == (
+        "AWS/ApplicationELB", "RequestCountPerTarget", [{"Name": "TargetGroup", "Value": tg_dim}])
+
+    desired = lambda: ecs.describe_services(services=["api"])["services"][0]["desiredCount"]
+    stop = threading.Event()
+
+    def load():
+        while not stop.is_set():
+            fetch(port)
+            time.sleep(0.05)
+
+    loader = threading.Thread(target=load, daemon=True)
+    loader.start()
+    try:
+        until(lambda: desired() == 3, timeout=30, interval=0.5, what="a scale-out on requests per target")
+    finally:
+        stop.set()
+        loader.join()
+    acts = aas.describe_scaling_activities(ServiceNamespace="ecs", ResourceId=resource)["ScalingActivities"]
+    assert acts[0]["Cause"] == f"monitor alarm {high} in state ALARM triggered policy rpt"
+    # Quiet periods still report RequestCountPerTarget (0): 15 of them scale it back in.
+    until(lambda: desired() == 1, timeout=15 * PERIOD + 30, interval=1, what="a scale-in once requests stop")

@@ -142,6 +142,24 @@ pub struct HealthCheck {
     pub matcher: Vec<(u16, u16)>,
 }
 
+impl Default for HealthCheck {
+    /// ELB's defaults for an HTTP group: `GET /` on the traffic port every 30 s, 5 s timeout,
+    /// healthy after 5 successes, unhealthy after 2 failures, 200 only.
+    fn default() -> Self {
+        HealthCheck {
+            enabled: true,
+            protocol: Protocol::Http,
+            port: None,
+            path: "/".into(),
+            interval: Duration::from_secs(30),
+            timeout: Duration::from_secs(5),
+            healthy_threshold: 5,
+            unhealthy_threshold: 2,
+            matcher: vec![(200, 200)],
+        }
+    }
+}
+
 /// A registered target: where its traffic goes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Target {

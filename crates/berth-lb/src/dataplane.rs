@@ -1,7 +1,7 @@
 //! The data plane as the rest of Berth sees it: apply a whole configuration (bind new
 //! listeners, stop removed ones, swap rules and targets in place, keeping health, in-flight
-//! counts and keep-alive pools of unchanged targets), read every target's status, and be
-//! told when one changes.
+//! counts and keep-alive pools of unchanged targets), read every target's status and what
+//! was counted for metrics, and be told when a target changes.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io;
@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 
 use crate::checker::{self, Checker};
 use crate::config::{Config, Listener, Protocol, TargetKey, TargetStatus};
+use crate::meters::{GroupCounts, LbCounts, LbMeter};
 use crate::routes::{Routes, lookup_in};
 use crate::target::{Group, GroupState, HealthUpdate, Notifier, TargetState};
 use crate::workers::{self, Workers};
@@ -49,6 +50,16 @@ struct Inner {
     listeners: HashMap<String, Running>,
     groups: BTreeMap<String, Arc<Group>>,
     checkers: HashMap<(String, TargetKey), (Arc<TargetState>, Checker)>,
+    /// The counters of every load balancer with a listener, by ARN.
+    meters: HashMap<String, Arc<LbMeter>>,
+}
+
+/// What the data plane counted since the last [`DataPlane::take_counts`]: by load balancer
+/// ARN and by target group ARN (only those with listeners or in use).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Counts {
+    pub load_balancers: BTreeMap<String, LbCounts>,
+    pub target_groups: BTreeMap<String, GroupCounts>,
 }
 
 /// A bound listener.
@@ -127,6 +138,15 @@ impl DataPlane {
         out
     }
 
+    /// What was counted since the last call, and every counter reset.
+    pub fn take_counts(&self) -> Counts {
+        let inner = self.lock();
+        Counts {
+            load_balancers: inner.meters.iter().map(|(arn, m)| (arn.clone(), m.take())).collect(),
+            target_groups: inner.groups.iter().map(|(arn, g)| (arn.clone(), g.meter.take())).collect(),
+        }
+    }
+
     /// Bumped whenever a target's health changes, a target starts or stops draining, or a
     /// draining target's in-flight count changes.
     pub fn changes(&self) -> watch::Receiver<u64> {
@@ -157,8 +177,11 @@ impl DataPlane {
     async fn start(&self, listener: &Listener) -> io::Result<Running> {
         let socket = workers::bind(listener.address)?;
         let bound = socket.local_addr()?;
-        let groups = self.lock().groups.clone();
-        let routes = Arc::new(ArcSwap::from_pointee(Routes::build(listener, bound.port(), &lookup_in(&groups))));
+        let (groups, meter) = {
+            let mut inner = self.lock();
+            (inner.groups.clone(), meter_of(&mut inner.meters, &listener.load_balancer_arn))
+        };
+        let routes = Arc::new(ArcSwap::from_pointee(Routes::build(listener, bound.port(), &lookup_in(&groups), meter)));
         let (stop, stopped) = watch::channel(false);
         let (ready, is_ready) = oneshot::channel();
         let (serving, dispatch, protocol) = (routes.clone(), self.workers.dispatch().clone(), listener.protocol);
@@ -258,6 +281,7 @@ impl DataPlane {
 fn plan_listeners(inner: &mut Inner, config: &Config) -> (Vec<Running>, Vec<Listener>) {
     let groups = inner.groups.clone();
     let lookup = lookup_in(&groups);
+    inner.meters.retain(|arn, _| config.listeners.iter().any(|l| l.load_balancer_arn == *arn));
     let wanted: HashMap<&str, &Listener> = config.listeners.iter().map(|l| (l.arn.as_str(), l)).collect();
     let moved = |arn: &str, running: &Running| {
         wanted.get(arn).is_none_or(|l| running.address != l.address || running.protocol != l.protocol)
@@ -268,11 +292,19 @@ fn plan_listeners(inner: &mut Inner, config: &Config) -> (Vec<Running>, Vec<List
     let mut starting = Vec::new();
     for l in &config.listeners {
         match inner.listeners.get(&l.arn) {
-            Some(running) => running.routes.store(Arc::new(Routes::build(l, running.bound.port(), &lookup))),
+            Some(running) => {
+                let meter = meter_of(&mut inner.meters, &l.load_balancer_arn);
+                running.routes.store(Arc::new(Routes::build(l, running.bound.port(), &lookup, meter)));
+            }
             None => starting.push(l.clone()),
         }
     }
     (stopping, starting)
+}
+
+/// The counters of a load balancer, made on first use.
+fn meter_of(meters: &mut HashMap<String, Arc<LbMeter>>, load_balancer_arn: &str) -> Arc<LbMeter> {
+    meters.entry(load_balancer_arn.to_string()).or_default().clone()
 }
 
 /// Stops a listener: tells its connections, and waits until its socket is closed.

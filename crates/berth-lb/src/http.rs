@@ -8,7 +8,7 @@ use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::pin;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -21,6 +21,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use crate::matching::RequestView;
+use crate::meters::{GroupMeter, LbMeter};
 use crate::pool::ConnectError;
 use crate::responses::{self, Original, ProxyBody};
 use crate::routes::{Forward, RouteAction, Routes};
@@ -56,7 +57,11 @@ async fn connection(
     mut stop: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
-    let idle = routes.load().idle_timeout;
+    let idle = {
+        let routes = routes.load();
+        routes.meter.connection();
+        routes.idle_timeout
+    };
     let service = service_fn(move |req| {
         let routes = routes.clone();
         async move { Ok::<_, Infallible>(handle(&routes, peer, req).await) }
@@ -78,15 +83,27 @@ async fn connection(
 /// What the rules decided for one request.
 enum Decision {
     Answer(Response<ProxyBody>),
-    Forward { group: Arc<Group>, group_cookie: Option<(u64, Duration)>, idle: Duration, port: HeaderValue },
+    Forward {
+        group: Arc<Group>,
+        group_cookie: Option<(u64, Duration)>,
+        idle: Duration,
+        port: HeaderValue,
+        meter: Arc<LbMeter>,
+    },
 }
 
 async fn handle(routes: &ArcSwap<Routes>, peer: SocketAddr, req: Request<Incoming>) -> Response<ProxyBody> {
     let decision = decide(&routes.load(), peer.ip(), &req);
     match decision {
         Decision::Answer(response) => response,
-        Decision::Forward { group, group_cookie, idle, port } => {
-            let mut response = forward(&group, peer.ip(), req, idle, port).await;
+        Decision::Forward { group, group_cookie, idle, port, meter } => {
+            let mut response = match forward(&group, peer.ip(), req, idle, port).await {
+                Ok(response) => response,
+                Err(status) => {
+                    meter.elb_answer(status.as_u16());
+                    responses::error_page(status)
+                }
+            };
             if let Some((id, duration)) = group_cookie {
                 let cookie = sticky::set_cookie(sticky::GROUP_COOKIE, id, duration, SystemTime::now());
                 response.headers_mut().append(header::SET_COOKIE, cookie);
@@ -108,9 +125,14 @@ fn decide(routes: &Routes, source: IpAddr, req: &Request<Incoming>) -> Decision 
         headers: req.headers(),
         source,
     };
+    let meter = &routes.meter;
     match routes.route(&view) {
-        None => Decision::Answer(responses::error_page(StatusCode::NOT_FOUND)),
+        None => {
+            meter.elb_answer(404);
+            Decision::Answer(responses::error_page(StatusCode::NOT_FOUND))
+        }
         Some(RouteAction::Fixed { status, content_type, body }) => {
+            meter.fixed_response();
             Decision::Answer(responses::fixed(*status, content_type.as_deref(), body.as_deref()))
         }
         Some(RouteAction::Redirect { template, status }) => {
@@ -122,6 +144,7 @@ fn decide(routes: &Routes, source: IpAddr, req: &Request<Incoming>) -> Decision 
                 query: uri.query().unwrap_or(""),
             };
             let t = [&*template[0], &*template[1], &*template[2], &*template[3], &*template[4]];
+            meter.redirect(*status);
             Decision::Answer(responses::redirect(t, *status, &original))
         }
         Some(RouteAction::Forward(f)) => decide_forward(f, routes, req.headers()),
@@ -131,41 +154,49 @@ fn decide(routes: &Routes, source: IpAddr, req: &Request<Incoming>) -> Decision 
 fn decide_forward(f: &Forward, routes: &Routes, headers: &HeaderMap) -> Decision {
     let sticky = f.stickiness.and_then(|_| sticky::read(headers, sticky::GROUP_COOKIE, SystemTime::now()));
     match f.choose(sticky) {
-        None => Decision::Answer(responses::error_page(StatusCode::SERVICE_UNAVAILABLE)),
+        None => {
+            routes.meter.elb_answer(503);
+            Decision::Answer(responses::error_page(StatusCode::SERVICE_UNAVAILABLE))
+        }
         Some(group) => Decision::Forward {
             group: group.clone(),
             group_cookie: f.stickiness.map(|d| (group.cookie, d)),
             idle: routes.idle_timeout,
             port: routes.port_header.clone(),
+            meter: routes.meter.clone(),
         },
     }
 }
 
-/// Sends the request to a target of `group` and streams its answer back.
+/// Sends the request to a target of `group` and streams its answer back; `Err` is the
+/// status of ALB's own answer when no target answered.
 async fn forward(
     group: &Group,
     source: IpAddr,
     req: Request<Incoming>,
     idle: Duration,
     port: HeaderValue,
-) -> Response<ProxyBody> {
+) -> Result<Response<ProxyBody>, StatusCode> {
     let stickiness = group.state.load().stickiness;
     let sticky = stickiness.and_then(|_| sticky::read(req.headers(), sticky::TARGET_COOKIE, SystemTime::now()));
     let Ok(target) = group.pick(|t, _| Some(t.cookie) == sticky) else {
-        return responses::error_page(StatusCode::SERVICE_UNAVAILABLE);
+        return Err(StatusCode::SERVICE_UNAVAILABLE);
     };
+    group.meter.request();
     let in_flight = target.begin();
     let req = prepare(req, source, port);
-    let mut response = match tokio::time::timeout(idle, exchange(&target, req, in_flight)).await {
+    let sent = Instant::now();
+    let mut response = match tokio::time::timeout(idle, exchange(&target, req, in_flight, &group.meter)).await {
         Ok(Ok(response)) => response,
-        Ok(Err(status)) => return responses::error_page(status),
-        Err(_) => return responses::error_page(StatusCode::GATEWAY_TIMEOUT),
+        Ok(Err(status)) => return Err(status),
+        Err(_) => return Err(StatusCode::GATEWAY_TIMEOUT),
     };
+    group.meter.answered(response.status().as_u16(), sent.elapsed());
     if let Some(duration) = stickiness {
         let cookie = sticky::set_cookie(sticky::TARGET_COOKIE, target.cookie, duration, SystemTime::now());
         response.headers_mut().append(header::SET_COOKIE, cookie);
     }
-    response
+    Ok(response)
 }
 
 /// One request/response exchange over a pooled connection. A request that a reused
@@ -175,12 +206,19 @@ async fn exchange(
     target: &Arc<TargetState>,
     mut req: Request<Incoming>,
     in_flight: InFlight,
+    meter: &GroupMeter,
 ) -> Result<Response<ProxyBody>, StatusCode> {
     loop {
         let (mut sender, reused) = match target.pool.checkout().await {
             Ok(s) => s,
-            Err(ConnectError::Timeout) => return Err(StatusCode::GATEWAY_TIMEOUT),
-            Err(_) => return Err(StatusCode::BAD_GATEWAY),
+            Err(e) => {
+                meter.connection_failed();
+                return Err(if matches!(e, ConnectError::Timeout) {
+                    StatusCode::GATEWAY_TIMEOUT
+                } else {
+                    StatusCode::BAD_GATEWAY
+                });
+            }
         };
         match sender.try_send_request(req).await {
             Ok(response) => {

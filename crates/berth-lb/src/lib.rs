@@ -23,6 +23,7 @@ mod dataplane;
 mod health;
 mod http;
 mod matching;
+mod meters;
 mod pool;
 mod probe;
 mod responses;
@@ -33,4 +34,5 @@ mod tcp;
 mod workers;
 
 pub use balance::slow_start_share;
-pub use dataplane::{DataPlane, ListenerError};
+pub use dataplane::{Counts, DataPlane, ListenerError};
+pub use meters::{GroupCounts, LbCounts};

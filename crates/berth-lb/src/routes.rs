@@ -11,6 +11,7 @@ use http::HeaderValue;
 use crate::balance::Weighted;
 use crate::config::{self, Action};
 use crate::matching::{CompiledConditions, RequestView};
+use crate::meters::LbMeter;
 use crate::target::Group;
 
 pub struct Routes {
@@ -19,6 +20,8 @@ pub struct Routes {
     pub port_header: HeaderValue,
     pub idle_timeout: Duration,
     pub rules: Vec<Rule>,
+    /// The counters of the listener's load balancer.
+    pub meter: Arc<LbMeter>,
 }
 
 pub struct Rule {
@@ -64,8 +67,13 @@ impl Forward {
 
 impl Routes {
     /// Compiles `listener`'s rules against the live groups (`lookup` gives the group of an
-    /// ARN); `port` is the port it is bound to.
-    pub fn build(listener: &config::Listener, port: u16, lookup: &dyn Fn(&str) -> Arc<Group>) -> Self {
+    /// ARN); `port` is the port it is bound to; `meter` counts for its load balancer.
+    pub fn build(
+        listener: &config::Listener,
+        port: u16,
+        lookup: &dyn Fn(&str) -> Arc<Group>,
+        meter: Arc<LbMeter>,
+    ) -> Self {
         let rules = listener
             .rules
             .iter()
@@ -74,7 +82,7 @@ impl Routes {
                 action: compile_action(&r.action, lookup),
             })
             .collect();
-        Routes { port, port_header: HeaderValue::from(port), idle_timeout: listener.idle_timeout, rules }
+        Routes { port, port_header: HeaderValue::from(port), idle_timeout: listener.idle_timeout, rules, meter }
     }
 
     /// The first rule whose conditions all match.

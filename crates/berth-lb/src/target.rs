@@ -12,8 +12,9 @@ use arc_swap::ArcSwap;
 use tokio::sync::watch;
 
 use crate::balance::{self, Candidate, Eligible, Standing};
-use crate::config::{self, Algorithm, Health, HealthCheck, Protocol, TargetKey};
+use crate::config::{self, Algorithm, Health, HealthCheck, TargetKey};
 use crate::health::{Outcome, Tracker};
+use crate::meters::GroupMeter;
 use crate::pool::Pool;
 
 /// Bumps the counter behind [`crate::DataPlane::changes`].
@@ -216,6 +217,8 @@ pub struct Group {
     pub cookie: u64,
     pub state: ArcSwap<GroupState>,
     counter: AtomicUsize,
+    /// What its targets were sent and answered (CloudWatch metrics).
+    pub meter: GroupMeter,
 }
 
 impl Candidate for Arc<TargetState> {
@@ -251,22 +254,17 @@ pub enum NoTarget {
 
 impl Group {
     pub fn new(arn: &str, state: GroupState) -> Self {
-        Self { cookie: cookie_id(&[arn], 0), state: ArcSwap::from_pointee(state), counter: AtomicUsize::new(0) }
+        Self {
+            cookie: cookie_id(&[arn], 0),
+            state: ArcSwap::from_pointee(state),
+            counter: AtomicUsize::new(0),
+            meter: GroupMeter::default(),
+        }
     }
 
     /// A group the configuration does not have: no targets, so ALB's 503.
     pub fn empty(arn: &str) -> Self {
-        let health_check = HealthCheck {
-            enabled: false,
-            protocol: Protocol::Http,
-            port: None,
-            path: "/".into(),
-            interval: Duration::from_secs(30),
-            timeout: Duration::from_secs(5),
-            healthy_threshold: 5,
-            unhealthy_threshold: 2,
-            matcher: vec![(200, 200)],
-        };
+        let health_check = HealthCheck { enabled: false, ..HealthCheck::default() };
         let state = GroupState {
             algorithm: Algorithm::RoundRobin,
             slow_start: Duration::ZERO,

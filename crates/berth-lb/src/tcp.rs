@@ -45,6 +45,7 @@ pub async fn serve(
 async fn connection(client: TcpStream, peer: SocketAddr, routes: &ArcSwap<Routes>) {
     let (group, idle) = {
         let routes = routes.load();
+        routes.meter.connection();
         let Some(forward) = routes.tcp_forward() else { return };
         let Some(group) = forward.choose(None) else { return };
         (group.clone(), routes.idle_timeout)
@@ -58,10 +59,14 @@ async fn connection(client: TcpStream, peer: SocketAddr, routes: &ArcSwap<Routes
         group.pick(|_, _| false)
     };
     let Ok(target) = picked else { return };
+    group.meter.request();
     let _in_flight = target.begin();
     let server = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(target.address)).await {
         Ok(Ok(s)) => s,
-        _ => return,
+        _ => {
+            group.meter.connection_failed();
+            return;
+        }
     };
     let _ = client.set_nodelay(true);
     let _ = server.set_nodelay(true);

@@ -39,7 +39,7 @@ fn in_flight_of(dp: &DataPlane, port: u16) -> u32 {
 #[tokio::test]
 async fn round_robin_spreads_exactly_and_reuses_connections() {
     let (a, b, c) = (backend("a").await, backend("b").await, backend("c").await);
-    let (_dp, addr) = serve(vec![rule(vec![], forward("tg"))], vec![group("tg", &[a.addr, b.addr, c.addr])]).await;
+    let (dp, addr) = serve(vec![rule(vec![], forward("tg"))], vec![group("tg", &[a.addr, b.addr, c.addr])]).await;
     let mut seen = Vec::new();
     for _ in 0..9 {
         let r = get(addr, "/", &[]).await;
@@ -52,6 +52,9 @@ async fn round_robin_spreads_exactly_and_reuses_connections() {
     for _ in 0..21 {
         get(addr, "/", &[]).await;
     }
+    let counts = dp.take_counts().target_groups["tg"];
+    assert_eq!((counts.requests, counts.target_2xx, counts.responses), (30, 30, 30));
+    assert!(counts.fastest_micros > 0 && counts.fastest_micros <= counts.slowest_micros, "{counts:?}");
     // Thirty requests, one after the other: each target saw at most one kept-alive
     // connection per serving thread.
     for x in [&a, &b, &c] {
@@ -254,6 +257,17 @@ async fn error_answers_follow_alb() {
         assert_eq!(r.headers["content-type"], "text/html");
     }
     assert_eq!(dp.statuses().iter().map(|s| s.in_flight).sum::<u32>(), 0, "failed requests are not left in flight");
+    // Counted for CloudWatch: the load balancer's own answers, and what reached each group.
+    let counts = dp.take_counts();
+    let lb = counts.load_balancers["lb"];
+    assert_eq!((lb.elb_5xx, lb.elb_502, lb.elb_503, lb.elb_504, lb.elb_4xx), (6, 3, 2, 1, 0));
+    assert_eq!(lb.connections, 6, "one connection a request");
+    let refused = counts.target_groups["refused"];
+    assert_eq!((refused.requests, refused.connection_errors, refused.responses), (1, 1, 0));
+    let slow = counts.target_groups["slow"];
+    assert_eq!((slow.requests, slow.responses), (1, 0), "a request that timed out got no answer");
+    assert_eq!(counts.target_groups["empty"].requests, 0, "no target, no request counted");
+    assert_eq!(dp.take_counts().load_balancers["lb"], Default::default(), "a take starts again");
 }
 
 #[tokio::test]

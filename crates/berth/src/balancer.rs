@@ -2,7 +2,8 @@
 //! a load balancer, listener, rule, target group or target changes, the whole configuration
 //! is rebuilt and applied; whatever the data plane observes of its targets (health, requests
 //! in flight) is written back, promptly on a change and at least every second, for
-//! DescribeTargetHealth, for draining and for the service scheduler.
+//! DescribeTargetHealth, for draining and for the service scheduler. Every metric period,
+//! what the data plane counted becomes the load balancers' CloudWatch metrics.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -10,14 +11,17 @@ use std::time::Duration;
 
 use berth_control::Control;
 use berth_lb::DataPlane;
+use berth_metrics::Metrics;
 
 /// How often statuses are written back even when the data plane saw nothing change (the
 /// in-flight counts of draining targets).
 const REPORT_EVERY: Duration = Duration::from_secs(1);
 
-/// Serves every listener on `address` until the process ends.
-pub async fn run(control: Arc<Control>, address: IpAddr) {
+/// Serves every listener on `address` until the process ends, and records its metrics in
+/// `metrics` every `period`.
+pub async fn run(control: Arc<Control>, address: IpAddr, metrics: Arc<Metrics>, period: Duration) {
     let plane = DataPlane::new();
+    tokio::spawn(record_metrics(plane.clone(), control.clone(), address, metrics, period));
     let mut changes = plane.changes();
     let mut watch = match control.store.watch("elb/", 0) {
         Ok(w) => w,
@@ -50,6 +54,38 @@ pub async fn run(control: Arc<Control>, address: IpAddr) {
             }
             _ = changes.changed() => {}
             _ = tick.tick() => {}
+        }
+    }
+}
+
+/// Every `period`, what the data plane counted since the last time, as datapoints.
+async fn record_metrics(
+    plane: Arc<DataPlane>,
+    control: Arc<Control>,
+    address: IpAddr,
+    metrics: Arc<Metrics>,
+    period: Duration,
+) {
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = control.closed() => return,
+        }
+        let config = match berth_control::elb::dataplane_config(&control, address) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the load balancers for their metrics failed");
+                continue;
+            }
+        };
+        let counts = plane.take_counts();
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let data = berth_control::elb::metrics::datapoints(&config, &counts, &plane.statuses(), now.as_millis() as i64);
+        if let Err(e) = metrics.put(&data) {
+            tracing::warn!(error = %e, "recording the load balancers' metrics failed");
         }
     }
 }

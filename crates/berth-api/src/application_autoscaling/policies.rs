@@ -1,6 +1,7 @@
 //! Scaling policies: PutScalingPolicy (step scaling; target tracking on
-//! `ECSServiceAverageCPUUtilization`, `ECSServiceAverageMemoryUtilization` or a customized
-//! metric, with the alarms it makes), DescribeScalingPolicies, DeleteScalingPolicy (with
+//! `ECSServiceAverageCPUUtilization`, `ECSServiceAverageMemoryUtilization`,
+//! `ALBRequestCountPerTarget` (a target group of the service's) or a customized metric, with
+//! the alarms it makes), DescribeScalingPolicies, DeleteScalingPolicy (with
 //! those alarms). A policy's ARN stays the same across updates, so alarms naming it keep
 //! working.
 
@@ -70,19 +71,15 @@ fn step_policy(config: &Obj) -> ApiResult<StepPolicy> {
 }
 
 /// The metric a predefined metric type stands for on an ECS service.
-fn predefined(spec: &Obj, resource: &str) -> ApiResult<TrackedMetric> {
+fn predefined(ctx: &Ctx<'_>, spec: &Obj, resource: &str) -> ApiResult<TrackedMetric> {
     let kind = text(spec, "PredefinedMetricType").unwrap_or_default();
     let name = match kind {
         "ECSServiceAverageCPUUtilization" => "CPUUtilization",
         "ECSServiceAverageMemoryUtilization" => "MemoryUtilization",
-        "ALBRequestCountPerTarget" => {
-            return Err(validation(
-                "ALBRequestCountPerTarget needs an Application Load Balancer, which Berth does not have yet.",
-            ));
-        }
+        "ALBRequestCountPerTarget" => return requests_per_target(ctx, spec, resource),
         other => {
             return Err(validation(format!(
-                "PredefinedMetricType {other} is not valid for service namespace {NAMESPACE}: use ECSServiceAverageCPUUtilization or ECSServiceAverageMemoryUtilization."
+                "PredefinedMetricType {other} is not valid for service namespace {NAMESPACE}: use ECSServiceAverageCPUUtilization, ECSServiceAverageMemoryUtilization or ALBRequestCountPerTarget."
             )));
         }
     };
@@ -95,6 +92,47 @@ fn predefined(spec: &Obj, resource: &str) -> ApiResult<TrackedMetric> {
         name: name.into(),
         dimensions: vec![("ClusterName".into(), cluster.into()), ("ServiceName".into(), service.into())],
         statistic: "Average".into(),
+        unit: None,
+    })
+}
+
+/// `ALBRequestCountPerTarget`: the `RequestCountPerTarget` (Sum) of the target group the
+/// `ResourceLabel` names (`app/LB-NAME/LB-ID/targetgroup/TG-NAME/TG-ID`), which must be one
+/// of the service's, behind that load balancer.
+fn requests_per_target(ctx: &Ctx<'_>, spec: &Obj, resource: &str) -> ApiResult<TrackedMetric> {
+    use berth_control::elb::metrics::{APPLICATION, load_balancer_dimension, target_group_dimension};
+    let label = text(spec, "ResourceLabel")
+        .ok_or_else(|| validation("ResourceLabel is required for the ALBRequestCountPerTarget metric type."))?;
+    let parts = label.split_once("/targetgroup/").filter(|(lb, tg)| {
+        let segments = |s: &str| s.split('/').filter(|p| !p.is_empty()).count();
+        lb.starts_with("app/") && segments(lb) == 3 && segments(tg) == 2
+    });
+    let Some((lb, _)) = parts else {
+        return Err(validation(format!(
+            "ResourceLabel {label} is not of the form app/LOAD-BALANCER-NAME/LOAD-BALANCER-ID/targetgroup/TARGET-GROUP-NAME/TARGET-GROUP-ID."
+        )));
+    };
+    let tg = &label[lb.len() + 1..];
+    let service = berth_control::autoscaling::change::read_service(&ctx.region, resource)
+        .map_err(scaling_error)?
+        .map(|(_, s)| s)
+        .ok_or_else(|| scaling_error(no_target(resource).into()))?;
+    let attached = berth_control::service_targets::service_load_balancers(&service)
+        .into_iter()
+        .map(|(arn, _, _)| arn)
+        .find(|arn| target_group_dimension(arn) == Some(tg));
+    let Some(group) = attached else {
+        return Err(validation(format!("ResourceLabel {label}: target group {tg} is not attached to {resource}.")));
+    };
+    let info = berth_control::elb::get_target_group(&ctx.region, &group).map_err(crate::error::ApiError::from)?;
+    if !info.load_balancer_arns.iter().any(|arn| load_balancer_dimension(arn) == Some(lb)) {
+        return Err(validation(format!("ResourceLabel {label}: target group {tg} is not behind load balancer {lb}.")));
+    }
+    Ok(TrackedMetric {
+        namespace: APPLICATION.into(),
+        name: "RequestCountPerTarget".into(),
+        dimensions: vec![("TargetGroup".into(), tg.into())],
+        statistic: "Sum".into(),
         unit: None,
     })
 }
@@ -123,14 +161,14 @@ fn customized(spec: &Obj) -> ApiResult<TrackedMetric> {
     })
 }
 
-fn target_tracking(config: &Obj, resource: &str) -> ApiResult<TargetTracking> {
+fn target_tracking(ctx: &Ctx<'_>, config: &Obj, resource: &str) -> ApiResult<TargetTracking> {
     let target_value = config.get("TargetValue").and_then(Value::as_f64).unwrap_or_default();
     if !(target_value > 0.0 && target_value.is_finite()) {
         return Err(validation(format!("TargetValue must be greater than 0, not {target_value}.")));
     }
     let obj = |k: &str| config.get(k).and_then(Value::as_object);
     let metric = match (obj("PredefinedMetricSpecification"), obj("CustomizedMetricSpecification")) {
-        (Some(p), None) => predefined(p, resource)?,
+        (Some(p), None) => predefined(ctx, p, resource)?,
         (None, Some(c)) => customized(c)?,
         _ => {
             return Err(validation(
@@ -148,7 +186,7 @@ fn target_tracking(config: &Obj, resource: &str) -> ApiResult<TargetTracking> {
 }
 
 /// The policy's configuration from the request: its type's member, and no other.
-fn config_of(input: &Obj, resource: &str) -> ApiResult<(PolicyConfig, Value)> {
+fn config_of(ctx: &Ctx<'_>, input: &Obj, resource: &str) -> ApiResult<(PolicyConfig, Value)> {
     let kind = text(input, "PolicyType").unwrap_or("StepScaling");
     if kind == "PredictiveScaling" || input.contains_key("PredictiveScalingPolicyConfiguration") {
         return Err(validation("Berth does not do predictive scaling: use TargetTrackingScaling or StepScaling."));
@@ -165,7 +203,7 @@ fn config_of(input: &Obj, resource: &str) -> ApiResult<(PolicyConfig, Value)> {
     let config = shown.as_object().expect("the model's structure");
     let parsed = match kind {
         "StepScaling" => PolicyConfig::StepScaling(step_policy(config)?),
-        _ => PolicyConfig::TargetTrackingScaling(target_tracking(config, resource)?),
+        _ => PolicyConfig::TargetTrackingScaling(target_tracking(ctx, config, resource)?),
     };
     Ok((parsed, shown))
 }
@@ -177,7 +215,7 @@ fn alarm_named(ctx: &Ctx<'_>, name: &str) -> Option<AlarmRecord> {
 pub async fn put(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
     let resource = target_of(&input)?;
     let name = text(&input, "PolicyName").unwrap_or_default().to_string();
-    let (config, shown) = config_of(&input, &resource)?;
+    let (config, shown) = config_of(ctx, &input, &resource)?;
     let account = ctx.config().account.clone();
     let (arn, alarms) = transact(ctx, &resource, |draft| {
         let target = draft.target.as_mut().ok_or_else(|| no_target(&resource))?;

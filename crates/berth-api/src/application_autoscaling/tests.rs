@@ -267,7 +267,23 @@ async fn bad_inputs_are_refused_in_aas_words_and_change_nothing() {
                 json!({"PolicyName": "p", "PolicyType": "TargetTrackingScaling", "TargetTrackingScalingPolicyConfiguration": {"TargetValue": 50.0, "PredefinedMetricSpecification": {"PredefinedMetricType": "ALBRequestCountPerTarget", "ResourceLabel": "x"}}}),
             ),
             "ValidationException",
-            "Application Load Balancer",
+            "is not of the form app/",
+        ),
+        (
+            "PutScalingPolicy",
+            scope(
+                json!({"PolicyName": "p", "PolicyType": "TargetTrackingScaling", "TargetTrackingScalingPolicyConfiguration": {"TargetValue": 50.0, "PredefinedMetricSpecification": {"PredefinedMetricType": "ALBRequestCountPerTarget"}}}),
+            ),
+            "ValidationException",
+            "ResourceLabel is required",
+        ),
+        (
+            "PutScalingPolicy",
+            scope(
+                json!({"PolicyName": "p", "PolicyType": "TargetTrackingScaling", "TargetTrackingScalingPolicyConfiguration": {"TargetValue": 50.0, "PredefinedMetricSpecification": {"PredefinedMetricType": "ALBRequestCountPerTarget", "ResourceLabel": "app/web/50dc6c495c0c9188/targetgroup/web/943f017f100becff"}}}),
+            ),
+            "ValidationException",
+            "is not attached to service/default/web",
         ),
         (
             "PutScalingPolicy",
@@ -677,4 +693,86 @@ async fn tags_and_deregistration_take_policies_and_alarms_along() {
     {
         assert_eq!(aas(&h, op, json!({"ServiceNamespace": "ecs"})).await[list], json!([]));
     }
+}
+
+/// A service `api` behind an application load balancer's target group: (its resource label,
+/// the group's dimension).
+async fn behind_a_load_balancer(h: &Harness) -> (String, String) {
+    use crate::elbv2::SERVICE as ELB;
+    let subnets = h.call_json(&crate::ec2::SERVICE, "DescribeSubnets", json!({})).await.unwrap();
+    let (subnet, vpc) = (&subnets["Subnets"][0]["SubnetId"], &subnets["Subnets"][0]["VpcId"]);
+    let lb = h.call_json(&ELB, "CreateLoadBalancer", json!({"Name": "front", "Subnets": [subnet]})).await.unwrap();
+    let lb_arn = lb["LoadBalancers"][0]["LoadBalancerArn"].as_str().unwrap().to_string();
+    let tg = json!({"Name": "web", "Protocol": "HTTP", "Port": 80, "VpcId": vpc, "TargetType": "instance"});
+    let tg = h.call_json(&ELB, "CreateTargetGroup", tg).await.unwrap();
+    let tg_arn = tg["TargetGroups"][0]["TargetGroupArn"].as_str().unwrap().to_string();
+    let listener = json!({"LoadBalancerArn": lb_arn, "Protocol": "HTTP", "Port": 8080,
+        "DefaultActions": [{"Type": "forward", "TargetGroupArn": tg_arn}]});
+    h.call_json(&ELB, "CreateListener", listener).await.unwrap();
+    let def = json!({"family": "web", "containerDefinitions": [{"name": "c", "image": "busybox", "memory": 32,
+        "portMappings": [{"containerPort": 80}]}]});
+    h.call("RegisterTaskDefinition", def).await.unwrap();
+    let lbs = json!([{"targetGroupArn": tg_arn, "containerName": "c", "containerPort": 80}]);
+    // A second service, `api`, sits behind it; `web` has no load balancer.
+    h.call(
+        "CreateService",
+        json!({"serviceName": "api", "taskDefinition": "web:2", "desiredCount": 1, "loadBalancers": lbs}),
+    )
+    .await
+    .unwrap();
+    let lb_part = lb_arn.split_once(":loadbalancer/").unwrap().1.to_string();
+    let tg_part = tg_arn.rsplit_once(':').unwrap().1.to_string();
+    (format!("{lb_part}/{tg_part}"), tg_part)
+}
+
+#[tokio::test]
+async fn request_count_per_target_tracks_a_target_group_of_the_service() {
+    let h = setup(1).await;
+    let (label, group) = behind_a_load_balancer(&h).await;
+    let api = |extra: Value| {
+        let mut v = json!({"ServiceNamespace": "ecs", "ResourceId": "service/default/api",
+            "ScalableDimension": "ecs:service:DesiredCount"});
+        v.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        v
+    };
+    aas(&h, "RegisterScalableTarget", api(json!({"MinCapacity": 1, "MaxCapacity": 5}))).await;
+    aas(&h, "RegisterScalableTarget", target(1, 5)).await;
+    let policy = |label: &str| {
+        json!({"PolicyName": "rpt", "PolicyType": "TargetTrackingScaling", "TargetTrackingScalingPolicyConfiguration": {
+            "TargetValue": 100.0, "PredefinedMetricSpecification": {"PredefinedMetricType": "ALBRequestCountPerTarget",
+            "ResourceLabel": label}}})
+    };
+    // `web` has no target group; a label naming another load balancer is refused too.
+    let (code, message) = h.call_json(&SERVICE, "PutScalingPolicy", scope(policy(&label))).await.unwrap_err();
+    assert_eq!(code, "ValidationException");
+    assert!(message.contains("is not attached to service/default/web"), "{message}");
+    let elsewhere = format!("app/other/50dc6c495c0c9188/{group}");
+    let (code, message) = h.call_json(&SERVICE, "PutScalingPolicy", api(policy(&elsewhere))).await.unwrap_err();
+    assert_eq!(code, "ValidationException");
+    assert!(message.contains("is not behind load balancer app/other/50dc6c495c0c9188"), "{message}");
+
+    aas(&h, "PutScalingPolicy", api(policy(&label))).await;
+    let alarms =
+        cw(&h, "DescribeAlarms", json!({"AlarmNamePrefix": "TargetTracking-service/default/api"})).await.unwrap();
+    let high = &alarms["MetricAlarms"][0];
+    assert_eq!(
+        (high["Namespace"].as_str(), high["MetricName"].as_str(), high["Statistic"].as_str()),
+        (Some("AWS/ApplicationELB"), Some("RequestCountPerTarget"), Some("Sum"))
+    );
+    assert_eq!(high["Dimensions"], json!([{"Name": "TargetGroup", "Value": group}]));
+    // Three periods at 300 requests per target: 1 × 300 / 100 = 3.
+    let now = h.clock_ms();
+    for ago in [150, 90, 30] {
+        let dims = vec![("TargetGroup".to_string(), group.clone())];
+        let datum = Datum {
+            metric: MetricId::new("AWS/ApplicationELB", "RequestCountPerTarget", dims),
+            timestamp: now - ago * 1000,
+            stats: Stats::value(300.0),
+            unit: Some("Count".into()),
+        };
+        h.app.metrics.put(&[datum]).unwrap();
+    }
+    crate::cloudwatch::alarms::sweep(&h.app, &mut HashMap::new()).await.unwrap();
+    let out = h.call("DescribeServices", json!({"services": ["api"]})).await.unwrap();
+    assert_eq!(out["services"][0]["desiredCount"], 3);
 }

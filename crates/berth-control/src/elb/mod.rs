@@ -22,6 +22,7 @@ pub mod error;
 pub mod limits;
 pub mod listeners;
 pub mod load_balancers;
+pub mod metrics;
 pub mod refs;
 pub mod rules;
 pub mod tags;
