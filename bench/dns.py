@@ -72,8 +72,10 @@ def populate(kw):
 
 
 def start_dnsmasq(port):
+    # Logs go to stderr (discarded): dnsmasq hands a log *file* to the user it drops to, and
+    # given /dev/null it would leave the host's /dev/null owned by nobody.
     args = ["dnsmasq", "--no-daemon", f"--port={port}", "--listen-address=127.0.0.1", "--bind-interfaces",
-            "--no-resolv", "--no-hosts", f"--local=/{ZONE}/", "--pid-file=", "--log-facility=/dev/null"]
+            "--no-resolv", "--no-hosts", f"--local=/{ZONE}/", "--pid-file=", "--log-facility=-"]
     for instance, ip in INSTANCES:
         args += [f"--host-record=web.{ZONE},{ip}", f"--host-record={instance}.web.{ZONE},{ip}",
                  f"--srv-host=web.{ZONE},{instance}.web.{ZONE},8080,1,1"]
