@@ -124,7 +124,13 @@ fn requests_per_target(ctx: &Ctx<'_>, spec: &Obj, resource: &str) -> ApiResult<T
     let Some(group) = attached else {
         return Err(validation(format!("ResourceLabel {label}: target group {tg} is not attached to {resource}.")));
     };
-    let info = berth_control::elb::get_target_group(&ctx.region, &group).map_err(crate::error::ApiError::from)?;
+    let info = match berth_control::elb::get_target_group(&ctx.region, &group) {
+        Ok(info) => info,
+        Err(berth_control::ControlError::Elb(berth_control::elb::ElbError::TargetGroupNotFound(_))) => {
+            return Err(validation(format!("ResourceLabel {label}: target group {tg} no longer exists.")));
+        }
+        Err(e) => return Err(e.into()),
+    };
     if !info.load_balancer_arns.iter().any(|arn| load_balancer_dimension(arn) == Some(lb)) {
         return Err(validation(format!("ResourceLabel {label}: target group {tg} is not behind load balancer {lb}.")));
     }

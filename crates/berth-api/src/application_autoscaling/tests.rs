@@ -752,6 +752,19 @@ async fn request_count_per_target_tracks_a_target_group_of_the_service() {
     assert!(message.contains("is not behind load balancer app/other/50dc6c495c0c9188"), "{message}");
 
     aas(&h, "PutScalingPolicy", api(policy(&label))).await;
+    // Once its target group is gone, the same label is refused in Auto Scaling's words.
+    let tg_arn = h.call_json(&crate::elbv2::SERVICE, "DescribeTargetGroups", json!({"Names": ["web"]})).await.unwrap()
+        ["TargetGroups"][0]["TargetGroupArn"]
+        .clone();
+    let lb = h.call_json(&crate::elbv2::SERVICE, "DescribeLoadBalancers", json!({})).await.unwrap();
+    let lb_arn = lb["LoadBalancers"][0]["LoadBalancerArn"].clone();
+    let listeners = h.call_json(&crate::elbv2::SERVICE, "DescribeListeners", json!({"LoadBalancerArn": lb_arn})).await;
+    let listener = listeners.unwrap()["Listeners"][0]["ListenerArn"].clone();
+    h.call_json(&crate::elbv2::SERVICE, "DeleteListener", json!({"ListenerArn": listener})).await.unwrap();
+    h.call_json(&crate::elbv2::SERVICE, "DeleteTargetGroup", json!({"TargetGroupArn": tg_arn})).await.unwrap();
+    let (code, message) = h.call_json(&SERVICE, "PutScalingPolicy", api(policy(&label))).await.unwrap_err();
+    assert_eq!(code, "ValidationException");
+    assert!(message.contains("no longer exists"), "{message}");
     let alarms =
         cw(&h, "DescribeAlarms", json!({"AlarmNamePrefix": "TargetTracking-service/default/api"})).await.unwrap();
     let high = &alarms["MetricAlarms"][0];
