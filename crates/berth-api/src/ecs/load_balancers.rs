@@ -55,13 +55,7 @@ fn one(ctx: &Ctx<'_>, entry: &Value, definition: &Obj) -> ApiResult<Value> {
     if !(1..=65535).contains(&port) {
         return Err(ApiError::invalid("containerPort must be between 1 and 65535."));
     }
-    let target_group = elb::get_target_group(ctx, group)
-        .map_err(|_| ApiError::invalid(format!("The target group with targetGroupArn {group} does not exist.")))?;
-    if target_group.load_balancer_arns.is_empty() {
-        return Err(ApiError::invalid(format!(
-            "The target group with targetGroupArn {group} does not have an associated load balancer."
-        )));
-    }
+    let target_group = attached_group(ctx, group)?;
     let containers = definition.get("containerDefinitions").and_then(Value::as_array).cloned().unwrap_or_default();
     let Some(c) = containers.iter().find(|c| c["name"] == container) else {
         return Err(ApiError::invalid(format!("The container {container} does not exist in the task definition.")));
@@ -90,6 +84,18 @@ fn one(ctx: &Ctx<'_>, entry: &Value, definition: &Obj) -> ApiResult<Value> {
     Ok(out)
 }
 
+/// A target group a service may name: it exists and a load balancer uses it.
+fn attached_group(ctx: &Ctx<'_>, arn: &str) -> ApiResult<elb::TargetGroupInfo> {
+    let group = elb::get_target_group(ctx, arn)
+        .map_err(|_| ApiError::invalid(format!("The target group with targetGroupArn {arn} does not exist.")))?;
+    if group.load_balancer_arns.is_empty() {
+        return Err(ApiError::invalid(format!(
+            "The target group with targetGroupArn {arn} does not have an associated load balancer."
+        )));
+    }
+    Ok(group)
+}
+
 /// An `advancedConfiguration`: an alternate group like the primary one, and listener rules of
 /// an Application Load Balancer that forward to them.
 fn advanced_configuration(ctx: &Ctx<'_>, primary: &elb::TargetGroupInfo, given: &Value) -> ApiResult<Value> {
@@ -101,13 +107,7 @@ fn advanced_configuration(ctx: &Ctx<'_>, primary: &elb::TargetGroupInfo, given: 
     if alternate == group {
         return Err(ApiError::invalid("The alternate target group must differ from the target group."));
     }
-    let alt = elb::get_target_group(ctx, alternate)
-        .map_err(|_| ApiError::invalid(format!("The target group with targetGroupArn {alternate} does not exist.")))?;
-    if alt.load_balancer_arns.is_empty() {
-        return Err(ApiError::invalid(format!(
-            "The target group with targetGroupArn {alternate} does not have an associated load balancer."
-        )));
-    }
+    let alt = attached_group(ctx, alternate)?;
     if (alt.record.target_type, alt.record.port) != (primary.record.target_type, primary.record.port) {
         return Err(ApiError::invalid(
             "The alternate target group must have the target type and port of the target group.",
