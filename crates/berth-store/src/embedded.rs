@@ -149,15 +149,11 @@ impl Store for Embedded {
     }
 
     fn watch(&self, prefix: &str, start_revision: u64) -> Result<WatchStream, StoreError> {
-        // Subscribe before reading history so nothing committed in between is missed; the
-        // stream drops anything at or below the revision the history already covered.
         let live = self.events.subscribe();
         let db = self.db.clone();
         let prefix_owned = prefix.to_string();
         let reload = move |from: u64| Self::history(&db, from, &prefix_owned);
-        let (backlog, seen) =
-            if start_revision == 0 { (Vec::new(), self.revision()?) } else { reload(start_revision)? };
-        Ok(watch::spawn(prefix.to_string(), backlog, seen, live, Box::new(reload)))
+        watch::open(prefix, start_revision, live, || self.revision(), Box::new(reload))
     }
 }
 
@@ -200,27 +196,14 @@ fn compares_hold(
     compares: &[Compare],
 ) -> Result<bool, StoreError> {
     for c in compares {
-        if let Compare::PrefixModRevision(prefix, op, want) = c {
-            let (kvs, _) = range_in(kv, &KeyRange::prefix(prefix))?;
-            if !kvs.iter().all(|kv| op.holds(kv.mod_revision, *want)) {
-                return Ok(false);
-            }
-            continue;
-        }
-        let current = match kv.get(c.key()).map_err(engine)? {
-            Some(raw) => Some(decode_value(c.key(), raw.value())?),
-            None => None,
-        };
-        let field = |f: fn(&KeyValue) -> u64| current.as_ref().map(f).unwrap_or(0);
-        let holds = match c {
-            Compare::Version(_, op, want) => op.holds(field(|kv| kv.version), *want),
-            Compare::CreateRevision(_, op, want) => op.holds(field(|kv| kv.create_revision), *want),
-            Compare::ModRevision(_, op, want) => op.holds(field(|kv| kv.mod_revision), *want),
-            Compare::Value(_, op, want) => match &current {
-                Some(kv) => op.holds(kv.value.as_slice(), want.as_slice()),
-                None => false,
-            },
-            Compare::PrefixModRevision(..) => unreachable!("handled above"),
+        let holds = if let Compare::PrefixModRevision(prefix, ..) = c {
+            c.holds(None, &range_in(kv, &KeyRange::prefix(prefix))?.0)
+        } else {
+            let current = match kv.get(c.key()).map_err(engine)? {
+                Some(raw) => Some(decode_value(c.key(), raw.value())?),
+                None => None,
+            };
+            c.holds(current.as_ref(), &[])
         };
         if !holds {
             return Ok(false);

@@ -1,15 +1,17 @@
 //! An etcd-shaped store: every key carries create/mod revisions and a version, range reads
 //! go by key order, writes are transactions guarded by compare-and-swap, and a watch replays
 //! changes from any retained revision. The rest of Berth talks only to [`Store`]; which backend
-//! sits behind it (embedded redb today, etcd later) is a start-up choice.
+//! sits behind it (embedded redb, or an etcd cluster) is a start-up choice.
 
 mod codec;
 mod embedded;
+mod etcd;
 mod retry;
 mod types;
 mod watch;
 
 pub use embedded::{Embedded, EmbeddedOptions};
+pub use etcd::{Etcd, EtcdOptions, EtcdTls};
 pub use retry::{Contention, retry};
 pub use types::*;
 pub use watch::WatchStream;

@@ -101,7 +101,8 @@ pub enum Compare {
     ModRevision(String, CmpOp, u64),
     Value(String, CmpOp, Vec<u8>),
     /// Holds when every key under the prefix has a mod revision related to the value by the
-    /// operator (vacuously true for no keys): etcd's compare with a range end.
+    /// operator; with no keys under it, as if one key had mod revision 0 (etcd's compare with
+    /// a range end).
     PrefixModRevision(String, CmpOp, u64),
 }
 
@@ -119,6 +120,21 @@ impl Compare {
     /// Holds when the key was last written at exactly `revision` (0: does not exist).
     pub fn unchanged(key: &str, revision: u64) -> Self {
         Compare::ModRevision(key.to_string(), CmpOp::Equal, revision)
+    }
+
+    /// Evaluates the compare given the key's current record (`current`) or, for a prefix
+    /// compare, every record under the prefix (`under_prefix`).
+    pub fn holds(&self, current: Option<&KeyValue>, under_prefix: &[KeyValue]) -> bool {
+        let field = |f: fn(&KeyValue) -> u64| current.map(f).unwrap_or(0);
+        match self {
+            Compare::Version(_, op, want) => op.holds(field(|kv| kv.version), *want),
+            Compare::CreateRevision(_, op, want) => op.holds(field(|kv| kv.create_revision), *want),
+            Compare::ModRevision(_, op, want) => op.holds(field(|kv| kv.mod_revision), *want),
+            // A value compare on a missing key fails whatever the operator, as in etcd.
+            Compare::Value(_, op, want) => current.is_some_and(|kv| op.holds(kv.value.as_slice(), want.as_slice())),
+            Compare::PrefixModRevision(_, op, want) if under_prefix.is_empty() => op.holds(0, *want),
+            Compare::PrefixModRevision(_, op, want) => under_prefix.iter().all(|kv| op.holds(kv.mod_revision, *want)),
+        }
     }
 
     pub fn key(&self) -> &str {

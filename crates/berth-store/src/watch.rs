@@ -30,8 +30,22 @@ impl WatchStream {
     }
 }
 
+/// Opens a watch under `prefix` from `start_revision` (0: from `current`, the newest
+/// revision). `live` must have subscribed before `current` was read, so nothing committed in
+/// between is missed: the stream drops what the history already covered.
+pub fn open(
+    prefix: &str,
+    start_revision: u64,
+    live: broadcast::Receiver<Published>,
+    current: impl FnOnce() -> Result<u64, StoreError>,
+    reload: Reload,
+) -> Result<WatchStream, StoreError> {
+    let (backlog, seen) = if start_revision == 0 { (Vec::new(), current()?) } else { reload(start_revision)? };
+    Ok(spawn(prefix.to_string(), backlog, seen, live, reload))
+}
+
 /// Starts the task that feeds a watch. Must be called inside a tokio runtime.
-pub fn spawn(
+fn spawn(
     prefix: String,
     backlog: Vec<Published>,
     seen: u64,

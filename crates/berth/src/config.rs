@@ -78,6 +78,28 @@ pub struct ServeArgs {
     /// [default: the nameservers of /etc/resolv.conf]
     #[arg(long, env = "BERTH_DNS_FORWARDERS")]
     pub dns_forwarders: Option<String>,
+    /// Where the state lives: `embedded` (a file in the data dir) or an etcd cluster that
+    /// several servers share, etcd://HOST:PORT[,HOST:PORT...] [default: embedded]
+    #[arg(long, env = "BERTH_STORE")]
+    pub store: Option<String>,
+    /// The key prefix of this deployment's state in etcd [default: berth/]
+    #[arg(long, env = "BERTH_ETCD_NAMESPACE")]
+    pub etcd_namespace: Option<String>,
+    /// etcd user (with --etcd-password)
+    #[arg(long, env = "BERTH_ETCD_USER")]
+    pub etcd_user: Option<String>,
+    /// etcd password of --etcd-user
+    #[arg(long, env = "BERTH_ETCD_PASSWORD", hide_env_values = true)]
+    pub etcd_password: Option<String>,
+    /// PEM file of the CA that signed etcd's certificates: talk TLS to etcd
+    #[arg(long, env = "BERTH_ETCD_CA")]
+    pub etcd_ca: Option<PathBuf>,
+    /// PEM client certificate for etcd (with --etcd-key and --etcd-ca)
+    #[arg(long, env = "BERTH_ETCD_CERT")]
+    pub etcd_cert: Option<PathBuf>,
+    /// PEM private key of --etcd-cert
+    #[arg(long, env = "BERTH_ETCD_KEY")]
+    pub etcd_key: Option<PathBuf>,
     /// A TOML file with any of the settings above (keys as the flags, with underscores)
     #[arg(long, env = "BERTH_CONFIG")]
     pub config: Option<PathBuf>,
@@ -212,6 +234,13 @@ struct FileConfig {
     registry_peers_file: Option<PathBuf>,
     dns_address: Option<String>,
     dns_forwarders: Option<String>,
+    store: Option<String>,
+    etcd_namespace: Option<String>,
+    etcd_user: Option<String>,
+    etcd_password: Option<String>,
+    etcd_ca: Option<PathBuf>,
+    etcd_cert: Option<PathBuf>,
+    etcd_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -249,6 +278,8 @@ pub struct Settings {
     pub registry: RegistrySettings,
     /// Berth's DNS server (`--dns-address`, `--dns-forwarders`).
     pub dns: crate::dns::DnsSettings,
+    /// Where the state lives (`--store`, `--etcd-*`).
+    pub store: crate::store::StoreSettings,
 }
 
 /// How the built-in registry behaves.
@@ -368,6 +399,15 @@ impl ServeArgs {
         let dns_address = self.dns_address.or(file.dns_address);
         let dns_forwarders = self.dns_forwarders.or(file.dns_forwarders);
         let dns = crate::dns::DnsSettings::parse(dns_address.as_deref(), dns_forwarders.as_deref())?;
+        let etcd = crate::store::EtcdFlags {
+            namespace: self.etcd_namespace.or(file.etcd_namespace),
+            user: self.etcd_user.or(file.etcd_user),
+            password: self.etcd_password.or(file.etcd_password),
+            ca: self.etcd_ca.or(file.etcd_ca),
+            cert: self.etcd_cert.or(file.etcd_cert),
+            key: self.etcd_key.or(file.etcd_key),
+        };
+        let store = crate::store::StoreSettings::parse(self.store.or(file.store).as_deref(), etcd)?;
         Ok(Settings {
             data_dir,
             listen,
@@ -383,6 +423,7 @@ impl ServeArgs {
             metric_period: 60,
             registry,
             dns,
+            store,
         })
     }
 }
@@ -424,6 +465,13 @@ mod tests {
             registry_peers_file: None,
             dns_address: None,
             dns_forwarders: None,
+            store: None,
+            etcd_namespace: None,
+            etcd_user: None,
+            etcd_password: None,
+            etcd_ca: None,
+            etcd_cert: None,
+            etcd_key: None,
             config: None,
         }
     }

@@ -19,6 +19,7 @@ mod dns;
 mod peers;
 mod registry;
 mod serve;
+mod store;
 
 use clap::{Parser, Subcommand};
 

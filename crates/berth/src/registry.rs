@@ -1,11 +1,8 @@
 //! `berth registry gc`: garbage collection of the registry's blobs on a stopped Berth's data
 //! dir (a running Berth collects on its own schedule, `--registry-gc-interval`).
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
-use berth_store::{Embedded, EmbeddedOptions};
 use clap::{Args, Subcommand};
 
 use crate::config::ServeArgs;
@@ -27,14 +24,9 @@ pub fn run(command: RegistryCommand) -> anyhow::Result<()> {
     let settings = args.serve.resolve()?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
-        let db = settings.data_dir.join("state.redb");
-        let store = Embedded::open(&db, EmbeddedOptions::default()).with_context(|| {
-            format!(
-                "opening the store at {} (a running berth holds it; it collects garbage every --registry-gc-interval)",
-                db.display()
-            )
-        })?;
-        let registry = crate::serve::open_registry(&settings, Arc::new(store), "localhost", None)?;
+        let holder = "a running berth holds it; it collects garbage every --registry-gc-interval";
+        let store = settings.store.open(&settings.data_dir, holder).await?;
+        let registry = crate::serve::open_registry(&settings, store, "localhost", None)?;
         let report = registry.collect_garbage(std::time::SystemTime::now()).await?;
         println!(
             "removed {} blobs ({} bytes), {} repository links, {} abandoned uploads (grace {:?})",

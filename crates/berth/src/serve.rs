@@ -11,7 +11,6 @@ use berth_api::{App, Config};
 use berth_control::Control;
 use berth_control::clock::SystemClock;
 use berth_control::ids::RandomIds;
-use berth_store::{Embedded, EmbeddedOptions};
 
 use crate::config::{AgentOptions, Settings};
 
@@ -38,10 +37,7 @@ pub fn run(settings: Settings, agent: Option<AgentOptions>) -> anyhow::Result<()
 }
 
 async fn serve(settings: Settings, agent_options: Option<AgentOptions>, started: Instant) -> anyhow::Result<()> {
-    let db = settings.data_dir.join("state.redb");
-    let store = Embedded::open(&db, EmbeddedOptions::default()).with_context(|| {
-        format!("opening the store at {} (is another berth running on this data dir?)", db.display())
-    })?;
+    let store = settings.store.open(&settings.data_dir, "is another berth running on this data dir?").await?;
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("listening on {}", settings.listen))?;
@@ -58,7 +54,6 @@ async fn serve(settings: Settings, agent_options: Option<AgentOptions>, started:
         node: format!("{}@{}", settings.data_dir.display(), settings.listen),
         metric_period: Duration::from_secs(settings.metric_period),
     };
-    let store: Arc<dyn berth_store::Store> = Arc::new(store);
     let control = Control::new(domain, store.clone(), Arc::new(SystemClock), Arc::new(RandomIds));
     let secrets_dir = agent_options.as_ref().and_then(|o| o.secrets_dir.clone());
     let registry = open_registry(&settings, store.clone(), &local_endpoint(addr), secrets_dir)?;
@@ -124,6 +119,9 @@ async fn serve(settings: Settings, agent_options: Option<AgentOptions>, started:
     println!("berth {} ready in {} ms", env!("CARGO_PKG_VERSION"), started.elapsed().as_millis());
     println!("  endpoint  {endpoint}");
     println!("  data dir  {}", settings.data_dir.display());
+    if settings.store != crate::store::StoreSettings::Embedded {
+        println!("  state     {}", settings.store.describe(&settings.data_dir));
+    }
     println!("  region    {}    account {}", settings.region, settings.account_id);
     if let Some(line) = agent_line {
         println!("{line}");
