@@ -4,11 +4,12 @@ with no lost or doubled write, and a server rides out the death of an etcd membe
 
 import concurrent.futures
 import secrets
+import time
 
 import pytest
 
 from conftest import Berth, free_port
-from ecs_helpers import describe_task, register, register_instance
+from ecs_helpers import describe_task, register, register_instance, until
 from etcd_helpers import EtcdCluster
 
 
@@ -87,6 +88,42 @@ def test_two_servers_act_on_one_state(etcd, tmp_path):
         # A change made through one server is what the other changes next.
         eb.delete_cluster(cluster="shared")
         assert ea.describe_clusters(clusters=["shared"])["clusters"][0]["status"] == "INACTIVE"
+    finally:
+        a.stop()
+        b.stop()
+
+
+# The etcd lease TTL of a server (EtcdOptions::lease_ttl): how long a dead leader's election
+# outlives it.
+LEASE_TTL = 6
+
+
+def test_the_scheduler_moves_to_another_server_when_the_leader_is_killed(etcd, tmp_path):
+    """Only the leader runs the scheduler; killed with SIGKILL, another server takes over within
+    the lease TTL and a scheduler pass, and no slot ever gets two tasks."""
+    ns = namespace()
+    a = on_etcd(tmp_path / "a", etcd, ns).start()
+    ea = a.client()
+    register_instance(ea)
+    register(ea, "svc")
+    ea.create_service(serviceName="web", taskDefinition="svc", desiredCount=3)
+    # The service's tasks are placed (no agent claims them: they stay PENDING) by a, the
+    # only server so far, so the leader.
+    until(lambda: len(ea.list_tasks(serviceName="web")["taskArns"]) == 3, timeout=20, what="3 tasks from a")
+    b = on_etcd(tmp_path / "b", etcd, ns).start()
+    try:
+        eb = b.client()
+        a.kill()
+        killed = time.time()
+        eb.update_service(service="web", desiredCount=5)
+        until(lambda: len(eb.list_tasks(serviceName="web")["taskArns"]) >= 5, timeout=30, what="5 tasks from b")
+        took = time.time() - killed
+        assert took < LEASE_TTL + 3, f"took {took:.1f} s to take over"
+        # Exactly the desired count: b's passes never doubled what a had placed.
+        time.sleep(2)
+        assert len(eb.list_tasks(serviceName="web")["taskArns"]) == 5
+        s = eb.describe_services(services=["web"])["services"][0]
+        assert (s["desiredCount"], s["pendingCount"]) == (5, 5)
     finally:
         a.stop()
         b.stop()

@@ -1,8 +1,9 @@
 //! The leader lease: servers sharing a store agree on one of them to run the background work
-//! (scheduler passes, housekeeping, the registry's loops). The lease is a record in the store
-//! taken and renewed with compare-and-swap; a restarted server with the same name takes its
-//! lease back at once. Servers compare their clocks here; the embedded store has one server
-//! anyway (etcd elections replace this with issue 15).
+//! (scheduler passes, housekeeping, the registry's loops). A store with an election of its
+//! own (etcd: a key tied to the server's etcd lease) decides, with no clock compared. Otherwise
+//! (the embedded store, which serves one server) the lease is a record in the store taken and
+//! renewed with compare-and-swap, expiring by the servers' clocks; a restarted server with
+//! the same name takes its lease back at once.
 
 use berth_store::{Compare, Op, Txn};
 use serde::{Deserialize, Serialize};
@@ -26,8 +27,11 @@ struct Lease {
 /// Whether this server leads now: it holds the lease (renewing it when half is gone) or
 /// takes it, free or expired.
 pub async fn lead(control: &Control) -> ControlResult<bool> {
-    let now = epoch_seconds(control.clock.now());
     let node = &control.config.node;
+    if let Some(elected) = control.store.elect("scheduler", node).await {
+        return Ok(elected?);
+    }
+    let now = epoch_seconds(control.clock.now());
     let kv = control.store.get(LEASE_KEY)?;
     let current: Option<Lease> = kv.as_ref().map(decode).transpose()?;
     match &current {

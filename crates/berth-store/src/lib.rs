@@ -39,6 +39,15 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every change to keys under `prefix` from `start_revision` on (0 = from now).
     fn watch(&self, prefix: &str, start_revision: u64) -> Result<WatchStream, StoreError>;
+
+    /// Whether `candidate` leads the election `name` now (campaigning when nobody does),
+    /// through the backend's own election: etcd's is a key tied to this server's lease, gone
+    /// a lease TTL after the server stops renewing it. `None` when the backend has no election
+    /// of its own (the embedded store serves one server): the caller decides some other way.
+    fn elect<'a>(&'a self, name: &'a str, candidate: &'a str) -> BoxFuture<'a, Option<Result<bool, StoreError>>> {
+        let _ = (name, candidate);
+        Box::pin(async { None })
+    }
 }
 
 /// Conveniences every caller wants, built from the trait's operations.

@@ -495,3 +495,33 @@ async fn etcd_refuses_bad_options_and_unreachable_clusters() {
     assert!(matches!(Etcd::connect(options).await, Err(StoreError::Engine(_))));
     assert!(started.elapsed() < Duration::from_secs(10));
 }
+
+/// One leader per election; it stays leader while its server lives, another server takes
+/// over within the lease TTL once it is gone, and a server coming back under the same name
+/// takes back what it held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_elections_have_one_leader_and_fail_over_within_the_lease() {
+    let mut options = etcd_options(10);
+    options.lease_ttl = Duration::from_secs(2);
+    let a = Etcd::connect(options.clone()).await.unwrap();
+    let b = Etcd::connect(options.clone()).await.unwrap();
+    assert!(a.elect("x", "a").await.unwrap().unwrap());
+    assert!(!b.elect("x", "b").await.unwrap().unwrap());
+    assert!(b.elect("other", "b").await.unwrap().unwrap(), "elections are independent");
+    // Well past the TTL: a keeps its lease alive, so it stays the only leader.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(a.elect("x", "a").await.unwrap().unwrap());
+    assert!(!b.elect("x", "b").await.unwrap().unwrap());
+    drop(a);
+    let gone = Instant::now();
+    while !b.elect("x", "b").await.unwrap().unwrap() {
+        assert!(gone.elapsed() < Duration::from_secs(5), "no takeover within the 2 s lease (+ margin)");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // b's server restarts under the same name: its new session takes the election back.
+    drop(b);
+    let b_again = Etcd::connect(options).await.unwrap();
+    assert!(b_again.elect("x", "b").await.unwrap().unwrap());
+    // The embedded store has no election of its own.
+    assert!(embedded(10).a.elect("x", "a").await.is_none());
+}

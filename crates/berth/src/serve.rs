@@ -29,6 +29,13 @@ async fn ensure_default_vpc(control: &Control, cidr: Option<&str>) -> anyhow::Re
     Ok(())
 }
 
+/// Names this server among those sharing a store: its host, data dir and API address (two
+/// servers can have neither the same data dir nor the same address on one host).
+fn node_name(settings: &Settings) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    format!("{}:{}@{}", host.trim(), settings.data_dir.display(), settings.listen)
+}
+
 /// Serves the API; with `agent` options (`berth up`) also runs a local agent.
 pub fn run(settings: Settings, agent: Option<AgentOptions>) -> anyhow::Result<()> {
     let started = Instant::now();
@@ -51,7 +58,7 @@ async fn serve(settings: Settings, agent_options: Option<AgentOptions>, started:
         agent_timeout: Duration::from_secs(settings.agent_timeout),
         lost_agent_timeout: Duration::from_secs(settings.lost_agent_timeout),
         stopped_task_retention: Duration::from_secs(settings.stopped_task_retention),
-        node: format!("{}@{}", settings.data_dir.display(), settings.listen),
+        node: node_name(&settings),
         metric_period: Duration::from_secs(settings.metric_period),
     };
     let control = Control::new(domain, store.clone(), Arc::new(SystemClock), Arc::new(RandomIds));

@@ -12,6 +12,7 @@
 
 mod convert;
 mod mirror;
+mod session;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,6 +40,9 @@ pub struct EtcdOptions {
     pub history: usize,
     /// How long one etcd call may take before it counts as failed.
     pub request_timeout: Duration,
+    /// The TTL of this server's etcd lease: how long after a leader dies another server takes
+    /// over its elections.
+    pub lease_ttl: Duration,
 }
 
 /// PEM files for TLS to etcd: the CA that signed its certificates, and a client
@@ -58,17 +62,29 @@ impl EtcdOptions {
             tls: None,
             history: 10_000,
             request_timeout: Duration::from_secs(10),
+            lease_ttl: Duration::from_secs(6),
         }
     }
 }
 
 /// The etcd store. Cheap to share behind an `Arc`.
 pub struct Etcd {
+    client: Client,
     kv: KvClient,
     namespace: String,
     mirror: Arc<Mirror>,
     /// Wakes the mirror's task to drop its watch and list again (tests use it).
     relist: Arc<Notify>,
+    follower: tokio::task::JoinHandle<()>,
+    /// This server's lease for elections, opened at the first campaign.
+    session: tokio::sync::Mutex<Option<session::Session>>,
+    lease_ttl: Duration,
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        self.follower.abort();
+    }
 }
 
 /// Largest message accepted from etcd (a page of a list, a watch batch).
@@ -128,8 +144,10 @@ impl Etcd {
         let (kvs, revision) = list(&kv, &namespace).await?;
         let mirror = Arc::new(Mirror::new(kvs, revision, options.history));
         let relist = Arc::new(Notify::new());
-        tokio::spawn(follow(client, kv.clone(), namespace.clone(), mirror.clone(), relist.clone()));
-        Ok(Etcd { kv, namespace, mirror, relist })
+        let follower =
+            tokio::spawn(follow(client.clone(), kv.clone(), namespace.clone(), mirror.clone(), relist.clone()));
+        let session = tokio::sync::Mutex::new(None);
+        Ok(Etcd { client, kv, namespace, mirror, relist, follower, session, lease_ttl: options.lease_ttl })
     }
 
     /// Sends a transaction. The client spreads calls over the endpoints and keeps choosing a
@@ -327,6 +345,10 @@ impl Store for Etcd {
             }
             Ok(response)
         })
+    }
+
+    fn elect<'a>(&'a self, name: &'a str, candidate: &'a str) -> BoxFuture<'a, Option<Result<bool, StoreError>>> {
+        Box::pin(async move { Some(self.campaign(name, candidate).await) })
     }
 
     fn watch(&self, prefix: &str, start_revision: u64) -> Result<WatchStream, StoreError> {
