@@ -375,6 +375,16 @@ def vpc_blocks_stay_local():
         subprocess.run(["ip", "route", "replace", "blackhole", block], check=True)
 
 
+@pytest.fixture(scope="session")
+def etcd(tmp_path_factory):
+    """A real 3-member etcd cluster on loopback (etcd_helpers.py), one per test worker; each
+    test keeps its state under a namespace of its own."""
+    from etcd_helpers import EtcdCluster
+    cluster = EtcdCluster(tmp_path_factory.mktemp("etcd")).start()
+    yield cluster
+    cluster.stop()
+
+
 @pytest.fixture
 def berth(tmp_path):
     b = Berth(tmp_path / "data").start()
@@ -392,7 +402,8 @@ def ecs(berth):
 # the other worker takes the other driver's and the API tests: the two drivers share no
 # network, and every test uses its own ports, data dir and cgroups.
 CONTAINER_FILES = {"test_agent.py", "test_agent_runner.py", "test_autoscaling_agents.py", "test_awslogs.py",
-                   "test_awsvpc.py", "test_cli.py", "test_definition_members.py", "test_fargate.py",
+                   "test_awsvpc.py", "test_cli.py", "test_definition_members.py", "test_etcd_agents.py",
+                   "test_fargate.py",
                    "test_fargate_runsc.py", "test_load_balanced_services.py", "test_registry_task.py",
                    "test_servicediscovery_tasks.py", "test_services_agents.py", "test_task_metadata.py",
                    "test_task_metrics.py"}

@@ -1,6 +1,7 @@
 """A real etcd cluster for the tests of servers that keep their state in etcd: Debian's
 `etcd-server`, N members as processes on loopback ports, each with its own data dir."""
 
+import secrets
 import shutil
 import signal
 import subprocess
@@ -8,7 +9,22 @@ import time
 import urllib.request
 from pathlib import Path
 
-from conftest import free_port
+from conftest import Berth, free_port
+
+# One key pair for every server of a test: credentials are per server (its data dir), the
+# state they sign requests against is shared.
+KEYS = ("--access-key", "BKIAETCDTESTKEY00001", "--secret-key", "etcd-test-secret-0000000000000000000000000")
+
+
+def on_etcd(data_dir, etcd, namespace, *extra):
+    """A server (no local agent) keeping its state under `namespace` of the etcd cluster."""
+    return Berth(data_dir, ("--runtime", "none", *KEYS, "--store", f"etcd://{etcd.hosts}",
+                            "--etcd-namespace", namespace, *extra))
+
+
+def namespace():
+    """A fresh key prefix: a Berth state of its own on the shared cluster."""
+    return f"test-{secrets.token_hex(4)}/"
 
 
 class EtcdCluster:

@@ -3,35 +3,13 @@ state outlives any server and its data dir, two servers on one namespace act on 
 with no lost or doubled write, and a server rides out the death of an etcd member."""
 
 import concurrent.futures
-import secrets
 import time
 
 import pytest
 
 from conftest import Berth, free_port
 from ecs_helpers import describe_task, register, register_instance, until
-from etcd_helpers import EtcdCluster
-
-
-@pytest.fixture(scope="module")
-def etcd(tmp_path_factory):
-    cluster = EtcdCluster(tmp_path_factory.mktemp("etcd")).start()
-    yield cluster
-    cluster.stop()
-
-
-# One key pair for every server of a test: credentials are per server (its data dir), the
-# state they sign requests against is shared.
-KEYS = ("--access-key", "BKIAETCDTESTKEY00001", "--secret-key", "etcd-test-secret-0000000000000000000000000")
-
-
-def on_etcd(data_dir, etcd, namespace, *extra):
-    return Berth(data_dir, ("--runtime", "none", *KEYS, "--store", f"etcd://{etcd.hosts}",
-                            "--etcd-namespace", namespace, *extra))
-
-
-def namespace():
-    return f"test-{secrets.token_hex(4)}/"
+from etcd_helpers import namespace, on_etcd
 
 
 def test_state_lives_in_etcd_not_in_the_data_dir(etcd, tmp_path):

@@ -51,6 +51,15 @@ impl ClientError {
         self.error_code().map(ErrorCode::as_str)
     }
 
+    /// Whether the server itself failed (unreachable, or a 5xx): another server of the same
+    /// store may answer.
+    pub fn server_failed(&self) -> bool {
+        match self {
+            ClientError::Transport(_) => true,
+            ClientError::Api { status, .. } => *status >= 500,
+        }
+    }
+
     /// Whether sending the same request again later may succeed: the control plane was not
     /// reached, failed itself (5xx, `ServerException`) or throttled.
     pub fn is_retryable(&self) -> bool {

@@ -3,13 +3,16 @@
 //!
 //! Typed operations ([`ApiClient::call`]) send and read the messages of `berth-agent-protocol`;
 //! [`ApiClient::ecs`] and [`ApiClient::ecr`] send any operation as JSON (for the CLI).
-//! Every failure is a [`ClientError`] that says whether sending again may help.
+//! Every failure is a [`ClientError`] that says whether sending again may help. Given several
+//! servers (of one store), the client talks to one and moves to the next when it cannot reach
+//! it or it fails (5xx): the caller's retry then goes to another server.
 
 mod error;
 
 pub use berth_agent_protocol as protocol;
 pub use error::ClientError;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
 use berth_agent_protocol::assignments::{Assignments, AssignmentsQuery};
@@ -30,8 +33,10 @@ pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 pub const POLL_GRACE: Duration = Duration::from_secs(15);
 
 pub struct ApiClient {
-    host: String,
-    base: String,
+    /// `HOST:PORT` of each server.
+    hosts: Vec<String>,
+    /// Index into `hosts` of the server calls go to.
+    current: AtomicUsize,
     access_key: String,
     secret_key: String,
     region: String,
@@ -41,14 +46,31 @@ pub struct ApiClient {
 impl ApiClient {
     /// `endpoint` is `http://HOST:PORT`.
     pub fn new(endpoint: &str, access_key: &str, secret_key: &str, region: &str) -> Result<Self, ClientError> {
-        let host = endpoint
-            .strip_prefix("http://")
-            .ok_or_else(|| ClientError::Transport(format!("endpoint {endpoint} must be http://HOST:PORT")))?
-            .trim_end_matches('/')
-            .to_string();
+        Self::with_servers(&[endpoint.to_string()], access_key, secret_key, region)
+    }
+
+    /// A client of several servers sharing one store, each `http://HOST:PORT`; calls go to the
+    /// first until it fails.
+    pub fn with_servers(
+        endpoints: &[String],
+        access_key: &str,
+        secret_key: &str,
+        region: &str,
+    ) -> Result<Self, ClientError> {
+        let mut hosts = Vec::with_capacity(endpoints.len());
+        for endpoint in endpoints {
+            let host = endpoint
+                .strip_prefix("http://")
+                .filter(|h| !h.trim_end_matches('/').is_empty())
+                .ok_or_else(|| ClientError::Transport(format!("endpoint {endpoint} must be http://HOST:PORT")))?;
+            hosts.push(host.trim_end_matches('/').to_string());
+        }
+        if hosts.is_empty() {
+            return Err(ClientError::Transport("no control plane endpoint given".into()));
+        }
         Ok(ApiClient {
-            base: format!("http://{host}"),
-            host,
+            hosts,
+            current: AtomicUsize::new(0),
             access_key: access_key.into(),
             secret_key: secret_key.into(),
             region: region.into(),
@@ -56,13 +78,23 @@ impl ApiClient {
         })
     }
 
-    pub fn endpoint(&self) -> &str {
-        &self.base
+    /// `http://HOST:PORT` of the server calls go to now.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.host())
     }
 
-    /// `HOST:PORT` of the control plane (and of its registry).
+    /// `HOST:PORT` of the server calls go to now (and of its registry).
     pub fn host(&self) -> &str {
-        &self.host
+        &self.hosts[self.current.load(Ordering::Relaxed) % self.hosts.len()]
+    }
+
+    /// After a failure of the server at `index`, the next calls go to the next server (unless
+    /// a concurrent call moved on already).
+    fn move_on(&self, index: usize) {
+        if self.hosts.len() > 1 {
+            let next = (index + 1) % self.hosts.len();
+            let _ = self.current.compare_exchange(index, next, Ordering::Relaxed, Ordering::Relaxed);
+        }
     }
 
     /// Sends one signed request; a 200 answer is decoded as `T`, any other as an AWS error.
@@ -75,7 +107,28 @@ impl ApiClient {
         body: Vec<u8>,
         timeout: Duration,
     ) -> Result<T, ClientError> {
-        let mut to_sign = vec![("host", self.host.as_str())];
+        let index = self.current.load(Ordering::Relaxed) % self.hosts.len();
+        let answer = self.send_to(&self.hosts[index], service, method, path, headers, body, timeout).await;
+        if let Err(e) = &answer
+            && e.server_failed()
+        {
+            self.move_on(index);
+        }
+        answer
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn send_to<T: DeserializeOwned>(
+        &self,
+        host: &str,
+        service: Service,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<T, ClientError> {
+        let mut to_sign = vec![("host", host)];
         to_sign.extend_from_slice(headers);
         let signed = berth_sigv4::sign_headers(
             &self.access_key,
@@ -88,7 +141,7 @@ impl ApiClient {
             &to_sign,
             &body,
         );
-        let mut req = Request::builder().method(method).uri(format!("{}{path}", self.base));
+        let mut req = Request::builder().method(method).uri(format!("http://{host}{path}"));
         for (k, v) in to_sign.iter().copied().chain(signed.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
             req = req.header(k, v);
         }
@@ -162,7 +215,7 @@ impl ApiClient {
     /// registry (an ECR token, as the ECS agent gets one for ECR images); `None` otherwise.
     pub async fn registry_auth(&self, image: &str) -> Result<Option<(String, String)>, ClientError> {
         match image.split_once('/') {
-            Some((registry, _)) if registry == self.host => self.registry_login().await.map(Some),
+            Some((registry, _)) if self.hosts.iter().any(|h| h == registry) => self.registry_login().await.map(Some),
             _ => Ok(None),
         }
     }

@@ -127,3 +127,27 @@ async fn registry_logins_decode_the_ecr_token_for_the_own_registry_only() {
     assert_eq!(client.registry_auth("busybox").await.unwrap(), None);
     assert!(decode_token("not base64!").is_err());
 }
+
+/// With several servers, calls stay on one while it answers (even with a client error) and
+/// move to the next when it cannot be reached or fails; a login works for any server's images.
+#[tokio::test]
+async fn calls_move_to_the_next_server_when_one_fails() {
+    let (first, first_seen) = server().await;
+    let (second, second_seen) = server().await;
+    let dead = "http://127.0.0.1:9".to_string();
+    let client = ApiClient::with_servers(&[dead, first.clone(), second.clone()], "AK", "SK", "us-east-1").unwrap();
+    assert!(matches!(client.ecs("X", json!({})).await.unwrap_err(), ClientError::Transport(_)));
+    assert_eq!(client.endpoint(), first, "after the dead server, the next");
+    client.call(&SubmitTaskStateChange::claim("default", "arn:task")).await.unwrap();
+    assert_eq!(client.ecs("Nope", json!({})).await.unwrap_err().code(), Some("ClientException"));
+    assert_eq!(client.endpoint(), first, "a client error is no reason to move");
+    assert!(client.ecs("Broken", json!({})).await.is_err());
+    assert_eq!(client.endpoint(), second, "a 5xx is");
+    client.call(&SubmitTaskStateChange::claim("default", "arn:task")).await.unwrap();
+    assert_eq!(first_seen.lock().unwrap().requests.len(), 3);
+    assert_eq!(second_seen.lock().unwrap().requests.len(), 1);
+    let first_host = first.trim_start_matches("http://");
+    assert!(client.registry_auth(&format!("{first_host}/repo:1")).await.unwrap().is_some());
+    assert!(ApiClient::with_servers(&[], "a", "b", "c").is_err());
+    assert!(ApiClient::with_servers(&["http://".into()], "a", "b", "c").is_err());
+}

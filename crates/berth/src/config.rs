@@ -183,9 +183,10 @@ fn parse_attribute(raw: &str) -> Result<(String, String), String> {
 /// `berth agent`: where the control plane is and how to sign requests to it.
 #[derive(Debug, Clone, Args)]
 pub struct AgentArgs {
-    /// The control plane's endpoint, e.g. http://10.0.0.5:8600
-    #[arg(long, env = "BERTH_SERVER")]
-    pub server: String,
+    /// The control plane's endpoint, e.g. http://10.0.0.5:8600; repeat it (or separate with
+    /// commas) for several servers of one store: the agent moves to the next when one fails
+    #[arg(long, env = "BERTH_SERVER", value_delimiter = ',', required = true)]
+    pub server: Vec<String>,
     /// The cluster to join
     #[arg(long, env = "BERTH_CLUSTER", default_value = "default")]
     pub cluster: String,
