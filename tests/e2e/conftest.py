@@ -199,6 +199,38 @@ def registry(tmp_path_factory):
         proc.wait(timeout=10)
 
 
+@pytest.fixture(scope="session")
+def busybox_layout(tmp_path_factory):
+    """The busybox test image as an OCI layout (tests/fixtures/make_image.py)."""
+    out = tmp_path_factory.mktemp("busybox") / "layout"
+    subprocess.run(["python3", str(FIXTURES / "make_image.py"), str(out)], check=True, capture_output=True)
+    return out
+
+
+@pytest.fixture(scope="session")
+def moto_s3(tmp_path_factory):
+    """moto's S3-compatible server (from the venv) on a loopback port; yields its endpoint."""
+    binary = shutil.which("moto_server")
+    assert binary, "moto_server is not installed: tests/requirements.txt brings it (scripts/test installs it)"
+    port = free_port()
+    log = open(tmp_path_factory.mktemp("moto") / "moto.log", "w")
+    proc = subprocess.Popen([binary, "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=log)
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 30
+        while True:
+            try:
+                urllib.request.urlopen(endpoint + "/", timeout=1)
+                break
+            except OSError:
+                assert time.time() < deadline, "moto_server did not start"
+                time.sleep(0.1)
+        yield endpoint
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
 def remove_containers_of(instance_arn):
     """Removes every container the agent of `instance_arn` created (test teardown)."""
     ids = subprocess.run(["docker", "ps", "-aq", "--filter", f"label=com.berth.container-instance={instance_arn}"],

@@ -4,6 +4,7 @@ locally (blobs, manifests, multi-layer OCI layouts)."""
 import base64
 import gzip
 import hashlib
+import subprocess
 import hmac
 import io
 import json
@@ -76,6 +77,76 @@ class V2:
 
     def error_code(self, r):
         return r.json()["errors"][0]["code"]
+
+
+def host(berth):
+    """HOST:PORT of a server's registry, as image references name it."""
+    return berth.endpoint.removeprefix("http://")
+
+
+def skopeo(*args):
+    p = subprocess.run(["skopeo", *args], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    return p.stdout
+
+
+def push_one(endpoint_berth, password, i):
+    """Pushes an 8 MiB layer distinct per `i` in 512 KiB chunks, then image `load:t{i}`."""
+    v2 = V2(endpoint_berth, password)
+    layer = hashlib.sha256(str(i).encode()).digest() * 262144  # 8 MiB, distinct per push
+    loc = v2("POST", "/v2/load/blobs/uploads/").headers["Location"]
+    for start in range(0, len(layer), 512 * 1024):
+        chunk = layer[start:start + 512 * 1024]
+        r = v2("PATCH", loc, data=chunk, headers={"Content-Range": f"{start}-{start + len(chunk) - 1}"})
+        assert r.status_code == 202, r.text
+    assert v2("PUT", loc, params={"digest": sha256(layer)}).status_code == 201
+    return v2.push_image("load", f"t{i}", [layer[:1000] + str(i).encode()])
+
+
+def kill_during_twenty_pushes(berth):
+    """Starts 20 concurrent pushes into repository `load` (push_one) and SIGKILLs the server
+    once some have finished while the rest are still uploading; then starts it again."""
+    import concurrent.futures
+    from ecs_helpers import until
+    berth.client("ecr").create_repository(repositoryName="load")
+    password = login_password(berth)
+    pool = concurrent.futures.ThreadPoolExecutor(20)
+    futures = [pool.submit(push_one, berth, password, i) for i in range(20)]
+    watcher = V2(berth, password)
+    assert until(lambda: len(watcher("GET", "/v2/load/tags/list").json()["tags"]) >= 2, timeout=120, interval=0.02)
+    berth.kill()
+    interrupted = 0
+    for f in futures:
+        try:
+            f.result(timeout=60)
+        except Exception:
+            interrupted += 1
+    pool.shutdown()
+    assert interrupted > 0, "the kill came after every push had finished"
+    berth.start()
+
+
+def check_served_blobs_and_push_again(berth, stored_digests):
+    """After kill_during_twenty_pushes: every stored blob the registry serves matches its digest,
+    every tag's manifest too, and all 20 pushes succeed when retried."""
+    import concurrent.futures
+    v2 = V2(berth, login_password(berth))
+    served = 0
+    for d in stored_digests:
+        r = v2("GET", f"/v2/load/blobs/{d}")
+        if r.status_code == 200:
+            assert sha256(r.content) == d
+            served += 1
+    assert served >= 2
+    for tag in v2("GET", "/v2/load/tags/list").json()["tags"]:
+        m = v2("GET", f"/v2/load/manifests/{tag}")
+        assert sha256(m.content) == m.headers["Docker-Content-Digest"]
+    with concurrent.futures.ThreadPoolExecutor(20) as pool:
+        results = list(pool.map(lambda i: push_one(berth, login_password(berth), i), range(20)))
+    for i, (digest, manifest) in enumerate(results):
+        assert v2("GET", f"/v2/load/manifests/t{i}").headers["Docker-Content-Digest"] == digest
+        for layer in manifest["layers"]:
+            assert sha256(v2("GET", f"/v2/load/blobs/{layer['digest']}").content) == layer["digest"]
 
 
 def tar_gz(files):

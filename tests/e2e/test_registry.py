@@ -15,14 +15,8 @@ import pytest
 from ecs_helpers import until
 from conftest import BIN, Berth, FIXTURES
 from registry_helpers import (DOCKER_LIST, DOCKER_MANIFEST, OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_MANIFEST, V2,
-                              forged_password, login_password, multi_layer_layout, sha256)
-
-
-@pytest.fixture(scope="session")
-def busybox_layout(tmp_path_factory):
-    out = tmp_path_factory.mktemp("busybox") / "layout"
-    subprocess.run(["python3", str(FIXTURES / "make_image.py"), str(out)], check=True, capture_output=True)
-    return out
+                              check_served_blobs_and_push_again, forged_password, host, kill_during_twenty_pushes,
+                              login_password, multi_layer_layout, sha256, skopeo)
 
 
 @pytest.fixture
@@ -33,16 +27,6 @@ def ecr(berth):
 @pytest.fixture
 def v2(berth):
     return V2(berth, login_password(berth))
-
-
-def host(berth):
-    return berth.endpoint.removeprefix("http://")
-
-
-def skopeo(*args):
-    p = subprocess.run(["skopeo", *args], capture_output=True, text=True, timeout=120)
-    assert p.returncode == 0, p.stderr
-    return p.stdout
 
 
 def test_base_challenges_and_refuses_missing_bad_and_expired_tokens(berth, ecr):
@@ -305,58 +289,11 @@ def test_without_create_on_push_a_push_needs_a_repository(berth, v2):
     assert r.status_code == 404 and v2.error_code(r) == "NAME_UNKNOWN"
 
 
-def _push_one(endpoint_berth, password, i):
-    v2 = V2(endpoint_berth, password)
-    layer = hashlib.sha256(str(i).encode()).digest() * 262144  # 8 MiB, distinct per push
-    loc = v2("POST", "/v2/load/blobs/uploads/").headers["Location"]
-    for start in range(0, len(layer), 512 * 1024):
-        chunk = layer[start:start + 512 * 1024]
-        r = v2("PATCH", loc, data=chunk, headers={"Content-Range": f"{start}-{start + len(chunk) - 1}"})
-        assert r.status_code == 202, r.text
-    assert v2("PUT", loc, params={"digest": sha256(layer)}).status_code == 201
-    return v2.push_image("load", f"t{i}", [layer[:1000] + str(i).encode()])
-
-
-def test_kill_during_twenty_concurrent_pushes_then_restart(berth, ecr):
-    ecr.create_repository(repositoryName="load")
-    password = login_password(berth)
-    pool = concurrent.futures.ThreadPoolExecutor(20)
-    futures = [pool.submit(_push_one, berth, password, i) for i in range(20)]
-    blobs_dir = Path(berth.data_dir) / "registry" / "blobs" / "sha256"
-    # Kill once some pushes have finished while the rest are still uploading.
-    watcher = V2(berth, password)
-    assert until(lambda: len(watcher("GET", "/v2/load/tags/list").json()["tags"]) >= 2, timeout=60, interval=0.02)
-    berth.kill()
-    interrupted = 0
-    for f in futures:
-        try:
-            f.result(timeout=60)
-        except Exception:
-            interrupted += 1
-    pool.shutdown()
-    assert interrupted > 0, "the kill came after every push had finished"
-    berth.start()
-    v2 = V2(berth, login_password(berth))
-    # Every blob the registry serves matches its digest.
-    served = 0
-    for p in blobs_dir.glob("*/*"):
-        d = "sha256:" + p.name
-        r = v2("GET", f"/v2/load/blobs/{d}")
-        if r.status_code == 200:
-            assert sha256(r.content) == d
-            served += 1
-    assert served >= 2
-    for tag in v2("GET", "/v2/load/tags/list").json()["tags"]:
-        m = v2("GET", f"/v2/load/manifests/{tag}")
-        assert sha256(m.content) == m.headers["Docker-Content-Digest"]
-    assert not list((Path(berth.data_dir) / "registry" / "blobs").glob("**/*.tmp"))
-    # Retried, every push succeeds.
-    with concurrent.futures.ThreadPoolExecutor(20) as pool:
-        results = list(pool.map(lambda i: _push_one(berth, login_password(berth), i), range(20)))
-    for i, (digest, manifest) in enumerate(results):
-        assert v2("GET", f"/v2/load/manifests/t{i}").headers["Docker-Content-Digest"] == digest
-        for layer in manifest["layers"]:
-            assert sha256(v2("GET", f"/v2/load/blobs/{layer['digest']}").content) == layer["digest"]
+def test_kill_during_twenty_concurrent_pushes_then_restart(berth):
+    kill_during_twenty_pushes(berth)
+    blobs_dir = Path(berth.data_dir) / "registry" / "blobs"
+    assert not list(blobs_dir.glob("**/*.tmp"))
+    check_served_blobs_and_push_again(berth, ["sha256:" + p.name for p in (blobs_dir / "sha256").glob("*/*")])
 
 
 def test_garbage_collection_keeps_what_manifests_use(berth, ecr):

@@ -84,6 +84,9 @@ impl Keys<'_> {
 /// Every region's registry keys start here.
 pub const ALL: &str = "ecr/";
 
+/// The secret registry tokens are signed with, shared by every server of the store.
+pub const TOKEN_SECRET: &str = "registry/token-secret";
+
 /// A committed blob file, known to the store (one per digest, shared by every region).
 pub fn blob(digest: &str) -> String {
     format!("registry/blob/{digest}")

@@ -22,6 +22,7 @@ pub mod images;
 pub mod keys;
 pub mod lifecycle;
 pub mod manifest;
+pub mod object_blobs;
 pub mod pull_through;
 pub mod registry_policy;
 pub mod replication;
@@ -44,6 +45,7 @@ pub use access::Caller;
 pub use blobs::{BlobStore, FsBlobStore};
 pub use digest::Digest;
 pub use error::{RegistryError, Result};
+pub use object_blobs::ObjectBlobStore;
 pub use token::Tokens;
 
 /// How many times an operation re-reads and retries when a compare-and-swap loses a race.
@@ -225,6 +227,20 @@ impl Registry {
         let blobs = FsBlobStore::open(dir)?;
         let tokens = Tokens::load_or_create(&dir.join("token.key"))?;
         Ok(Registry::new(store, Arc::new(blobs), tokens, options))
+    }
+
+    /// A registry keeping its blobs in `blobs` (the filesystem under `dir`, or object storage
+    /// several servers share) and signing tokens with the store's shared secret, so that a
+    /// token from any server of the store opens every server's registry.
+    pub async fn open_shared(
+        dir: &std::path::Path,
+        store: Arc<dyn Store>,
+        blobs: Arc<dyn BlobStore>,
+        options: Options,
+    ) -> Result<Arc<Self>> {
+        std::fs::create_dir_all(dir)?;
+        let tokens = Tokens::shared(store.as_ref(), &dir.join("token.key")).await?;
+        Ok(Registry::new(store, blobs, tokens, options))
     }
 
     pub fn arn(&self, region: &str, repo: &str) -> String {

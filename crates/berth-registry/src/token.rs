@@ -66,6 +66,34 @@ impl Tokens {
         Ok(Tokens::new(secret))
     }
 
+    /// The secret of every server sharing `store`: the one in the store or, the first time,
+    /// this data dir's (`path`, created if absent, so tokens handed out before stay valid),
+    /// written to the store by whichever server gets there first.
+    pub async fn shared(store: &dyn berth_store::Store, path: &Path) -> crate::error::Result<Self> {
+        use berth_store::{Compare, Op, OpResponse, Txn};
+        let key = crate::keys::TOKEN_SECRET;
+        let decode = |raw: &[u8]| hex::decode(raw).ok().filter(|s| s.len() >= 32).map(Tokens::new);
+        if let Some(found) = store.get(key)?.and_then(|kv| decode(&kv.value)) {
+            return Ok(found);
+        }
+        let local = Self::load_or_create(path)?;
+        let txn = Txn::new()
+            .when(vec![Compare::absent(key)])
+            .and_then(vec![Op::put(key, hex::encode(&local.secret).into_bytes())])
+            .or_else(vec![Op::get(key)]);
+        let response = store.txn(txn).await?;
+        if response.succeeded {
+            return Ok(local);
+        }
+        match response.responses.first() {
+            Some(OpResponse::Get { kvs }) => kvs
+                .first()
+                .and_then(|kv| decode(&kv.value))
+                .ok_or_else(|| berth_store::StoreError::Corrupt(format!("{key} holds no usable secret")).into()),
+            _ => Err(berth_store::StoreError::Corrupt(format!("{key}: no answer to its read")).into()),
+        }
+    }
+
     fn mac(&self, claims: &str) -> Hmac<Sha256> {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.secret).expect("hmac takes any key length");
         mac.update(claims.as_bytes());

@@ -70,6 +70,25 @@ pub struct ServeArgs {
     /// registry_id = "..." endpoint = "http://HOST:PORT" access_key = "..." secret_key = "..."
     #[arg(long, env = "BERTH_REGISTRY_PEERS_FILE")]
     pub registry_peers_file: Option<PathBuf>,
+    /// Where the registry keeps its blobs: `fs` (the data dir) or an S3-compatible bucket that
+    /// several servers share, s3://BUCKET[/PREFIX] [default: fs]
+    #[arg(long, env = "BERTH_REGISTRY_STORAGE")]
+    pub registry_storage: Option<String>,
+    /// The S3 endpoint of --registry-storage, e.g. http://minio.internal:9000 [default: AWS S3]
+    #[arg(long, env = "BERTH_REGISTRY_S3_ENDPOINT")]
+    pub registry_s3_endpoint: Option<String>,
+    /// The bucket's region [default: us-east-1]
+    #[arg(long, env = "BERTH_REGISTRY_S3_REGION")]
+    pub registry_s3_region: Option<String>,
+    /// Access key id for the bucket (with --registry-s3-secret-key)
+    #[arg(long, env = "BERTH_REGISTRY_S3_ACCESS_KEY")]
+    pub registry_s3_access_key: Option<String>,
+    /// Secret access key for the bucket
+    #[arg(long, env = "BERTH_REGISTRY_S3_SECRET_KEY", hide_env_values = true)]
+    pub registry_s3_secret_key: Option<String>,
+    /// Address the bucket in the path (http://HOST/BUCKET/KEY), as MinIO and Ceph usually want
+    #[arg(long, env = "BERTH_REGISTRY_S3_PATH_STYLE")]
+    pub registry_s3_path_style: bool,
     /// Where Berth's DNS server listens (UDP and TCP): ADDR:PORT, `auto` (169.254.169.253:53 on
     /// this machine's loopback, or no DNS server when that cannot be had) or `off`
     #[arg(long, env = "BERTH_DNS_ADDRESS")]
@@ -233,6 +252,12 @@ struct FileConfig {
     registry_gc_grace: Option<u64>,
     registry_lifecycle_interval: Option<u64>,
     registry_peers_file: Option<PathBuf>,
+    registry_storage: Option<String>,
+    registry_s3_endpoint: Option<String>,
+    registry_s3_region: Option<String>,
+    registry_s3_access_key: Option<String>,
+    registry_s3_secret_key: Option<String>,
+    registry_s3_path_style: Option<bool>,
     dns_address: Option<String>,
     dns_forwarders: Option<String>,
     store: Option<String>,
@@ -294,6 +319,8 @@ pub struct RegistrySettings {
     pub lifecycle_interval: u64,
     /// Other Berth registries replication may copy to (see `peers`).
     pub peers_file: Option<PathBuf>,
+    /// Where blobs live (`--registry-storage`, `--registry-s3-*`).
+    pub storage: crate::registry_storage::BlobStorage,
 }
 
 pub fn default_data_dir() -> PathBuf {
@@ -396,6 +423,16 @@ impl ServeArgs {
             gc_grace: self.registry_gc_grace.or(file.registry_gc_grace).unwrap_or(3600),
             lifecycle_interval: self.registry_lifecycle_interval.or(file.registry_lifecycle_interval).unwrap_or(3600),
             peers_file: self.registry_peers_file.or(file.registry_peers_file),
+            storage: crate::registry_storage::BlobStorage::parse(
+                self.registry_storage.or(file.registry_storage).as_deref(),
+                crate::registry_storage::S3Flags {
+                    endpoint: self.registry_s3_endpoint.or(file.registry_s3_endpoint),
+                    region: self.registry_s3_region.or(file.registry_s3_region),
+                    access_key: self.registry_s3_access_key.or(file.registry_s3_access_key),
+                    secret_key: self.registry_s3_secret_key.or(file.registry_s3_secret_key),
+                    path_style: self.registry_s3_path_style || file.registry_s3_path_style.unwrap_or(false),
+                },
+            )?,
         };
         let dns_address = self.dns_address.or(file.dns_address);
         let dns_forwarders = self.dns_forwarders.or(file.dns_forwarders);
@@ -464,6 +501,12 @@ mod tests {
             registry_gc_grace: None,
             registry_lifecycle_interval: None,
             registry_peers_file: None,
+            registry_storage: None,
+            registry_s3_endpoint: None,
+            registry_s3_region: None,
+            registry_s3_access_key: None,
+            registry_s3_secret_key: None,
+            registry_s3_path_style: false,
             dns_address: None,
             dns_forwarders: None,
             store: None,

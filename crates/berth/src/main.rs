@@ -18,6 +18,7 @@ mod config;
 mod dns;
 mod peers;
 mod registry;
+mod registry_storage;
 mod serve;
 mod store;
 

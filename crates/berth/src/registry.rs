@@ -26,7 +26,7 @@ pub fn run(command: RegistryCommand) -> anyhow::Result<()> {
     runtime.block_on(async {
         let holder = "a running berth holds it; it collects garbage every --registry-gc-interval";
         let store = settings.store.open(&settings.data_dir, holder).await?;
-        let registry = crate::serve::open_registry(&settings, store, "localhost", None)?;
+        let registry = crate::serve::open_registry(&settings, store, "localhost", None).await?;
         let report = registry.collect_garbage(std::time::SystemTime::now()).await?;
         println!(
             "removed {} blobs ({} bytes), {} repository links, {} abandoned uploads (grace {:?})",

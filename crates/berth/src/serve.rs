@@ -63,7 +63,7 @@ async fn serve(settings: Settings, agent_options: Option<AgentOptions>, started:
     };
     let control = Control::new(domain, store.clone(), Arc::new(SystemClock), Arc::new(RandomIds));
     let secrets_dir = agent_options.as_ref().and_then(|o| o.secrets_dir.clone());
-    let registry = open_registry(&settings, store.clone(), &local_endpoint(addr), secrets_dir)?;
+    let registry = open_registry(&settings, store.clone(), &local_endpoint(addr), secrets_dir).await?;
     registry.set_peers(Arc::new(crate::peers::load(settings.registry.peers_file.as_deref())?));
     let logs = Arc::new(berth_logs::segments::LogStore::new(settings.data_dir.join("logs")));
     let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as i64;
@@ -160,10 +160,11 @@ async fn serve(settings: Settings, agent_options: Option<AgentOptions>, started:
     Ok(())
 }
 
-/// The registry over `<data dir>/registry`, reached by clients at `endpoint`. It reads the
-/// credentials of pull-through cache rules from `secrets_dir` (the local agent's
-/// `--secrets-dir`), by default the agent's `<data dir>/agent/secrets`.
-pub fn open_registry(
+/// The registry (its blobs in `<data dir>/registry` or the bucket of `--registry-storage`),
+/// reached by clients at `endpoint`. It reads the credentials of pull-through cache rules from
+/// `secrets_dir` (the local agent's `--secrets-dir`), by default the agent's
+/// `<data dir>/agent/secrets`.
+pub async fn open_registry(
     settings: &Settings,
     store: Arc<dyn berth_store::Store>,
     endpoint: &str,
@@ -178,7 +179,9 @@ pub fn open_registry(
         secrets_dir: secrets_dir.unwrap_or_else(|| settings.data_dir.join("agent").join("secrets")),
     };
     let dir = settings.data_dir.join("registry");
-    berth_registry::Registry::open(&dir, store, options)
+    let blobs = settings.registry.storage.open(&dir).await?;
+    berth_registry::Registry::open_shared(&dir, store, blobs, options)
+        .await
         .with_context(|| format!("opening the registry at {}", dir.display()))
 }
 
