@@ -25,9 +25,9 @@ ROOT = Path(__file__).resolve().parents[1]
 TARGET = "AmazonEC2ContainerServiceV20141113"
 
 
-def start_berth(binary, data_dir):
+def start_berth(binary, data_dir, *extra):
     port = free_port()
-    proc = subprocess.Popen([binary, "up", "--data-dir", data_dir, "--listen", f"127.0.0.1:{port}"],
+    proc = subprocess.Popen([binary, "up", "--data-dir", data_dir, "--listen", f"127.0.0.1:{port}", *extra],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     for line in proc.stdout:
         m = re.match(r"export AWS_ENDPOINT_URL=(\S+) AWS_ACCESS_KEY_ID=(\S+) AWS_SECRET_ACCESS_KEY=(\S+)", line)
@@ -75,9 +75,12 @@ def prepare(endpoint, key, secret, is_moto):
     ecs.register_task_definition(**definition)
     tasks = ecs.run_task(cluster="bench", taskDefinition="bench", count=1)["tasks"]
     assert tasks, "the benchmark task was not placed"
+    # A task small enough that the instance fits every RunTask of a run.
+    ecs.register_task_definition(family="tiny", containerDefinitions=[{"name": "app", "image": "busybox", "cpu": 1, "memory": 4}])
     return {
         "DescribeTasks": json.dumps({"cluster": "bench", "tasks": [tasks[0]["taskArn"]]}),
         "RegisterTaskDefinition": json.dumps(definition),
+        "RunTask": json.dumps({"cluster": "bench", "taskDefinition": "tiny", "count": 1}),
     }
 
 

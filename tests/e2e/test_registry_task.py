@@ -7,11 +7,10 @@ import subprocess
 
 from conftest import Berth
 from ecs_helpers import wait_task
-from registry_helpers import login_password
-from test_registry import busybox_layout, skopeo  # noqa: F401 (fixture)
+from registry_helpers import login_password, skopeo
 
 
-def test_a_task_runs_an_image_pushed_to_berth(agent_berth, busybox_layout):  # noqa: F811
+def test_a_task_runs_an_image_pushed_to_berth(agent_berth, busybox_layout):
     b = agent_berth
     host = b.endpoint.removeprefix("http://")
     repo = b.cli("ecr", "create-repository", "--repository-name", "web")["repository"]
