@@ -32,7 +32,7 @@ def test_a_task_runs_an_image_pushed_to_berth(agent_berth, busybox_layout):
     assert task["stopCode"] == "EssentialContainerExited"
 
 
-def test_repository_credentials_pull_from_a_private_registry(agent_berth, busybox_layout, tmp_path):  # noqa: F811
+def test_repository_credentials_pull_from_a_private_registry(agent_berth, busybox_layout, tmp_path):
     """`repositoryCredentials` names a secret; the agent reads it from its secrets dir and pulls
     with it. The private registry is a second Berth, whose registry wants a token."""
     other = Berth(tmp_path / "other").start()
