@@ -76,7 +76,7 @@ def prepare(endpoint, key, secret, is_moto):
     tasks = ecs.run_task(cluster="bench", taskDefinition="bench", count=1)["tasks"]
     assert tasks, "the benchmark task was not placed"
     # A task small enough that the instance fits every RunTask of a run.
-    ecs.register_task_definition(family="tiny", containerDefinitions=[{"name": "app", "image": "busybox", "cpu": 1, "memory": 4}])
+    ecs.register_task_definition(family="tiny", containerDefinitions=[{"name": "app", "image": "busybox", "cpu": 1, "memory": 6}])
     return {
         "DescribeTasks": json.dumps({"cluster": "bench", "tasks": [tasks[0]["taskArn"]]}),
         "RegisterTaskDefinition": json.dumps(definition),
