@@ -5,7 +5,8 @@
 //! the client spends its time on I/O, not on hashing; the server still verifies every copy.
 //! It runs on one thread so that on a small machine most cores are left to the server.
 //!
-//! `berth-bench lb ...` instead serves a load balancer configuration (see `lb.rs`).
+//! `berth-bench lb ...` instead serves a load balancer configuration (see `lb.rs`);
+//! `berth-bench agents ...` simulates many agents for scale tests (see `agents.rs`).
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -16,17 +17,24 @@ use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper_util::rt::TokioIo;
 
-#[derive(Parser, Clone)]
-struct Args {
+/// The server under load and the key pair requests are signed with.
+#[derive(clap::Args, Clone)]
+pub struct Server {
     /// e.g. http://127.0.0.1:8600
     #[arg(long)]
-    endpoint: String,
+    pub endpoint: String,
     #[arg(long)]
-    access_key: String,
+    pub access_key: String,
     #[arg(long)]
-    secret_key: String,
+    pub secret_key: String,
     #[arg(long, default_value = "us-east-1")]
-    region: String,
+    pub region: String,
+}
+
+#[derive(Parser, Clone)]
+struct Args {
+    #[command(flatten)]
+    server: Server,
     /// Service name in the signature scope.
     #[arg(long, default_value = "ecs")]
     service: String,
@@ -45,6 +53,7 @@ struct Args {
     warmup: f64,
 }
 
+mod agents;
 mod lb;
 
 struct Outcome {
@@ -53,8 +62,10 @@ struct Outcome {
 }
 
 fn main() -> anyhow::Result<()> {
-    if std::env::args().nth(1).as_deref() == Some("lb") {
-        return lb::main(std::env::args().skip(1));
+    match std::env::args().nth(1).as_deref() {
+        Some("lb") => return lb::main(std::env::args().skip(1)),
+        Some("agents") => return agents::main(std::env::args().skip(1)),
+        _ => {}
     }
     let args = Args::parse();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
@@ -63,6 +74,7 @@ fn main() -> anyhow::Result<()> {
 
 async fn run(args: Args) -> anyhow::Result<()> {
     let host = args
+        .server
         .endpoint
         .strip_prefix("http://")
         .context("--endpoint must be http://HOST:PORT")?
@@ -70,9 +82,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .to_string();
     let content_type = "application/x-amz-json-1.1";
     let signed = berth_api::sigv4::sign_headers(
-        &args.access_key,
-        &args.secret_key,
-        &args.region,
+        &args.server.access_key,
+        &args.server.secret_key,
+        &args.server.region,
         &args.service,
         SystemTime::now(),
         "POST",
