@@ -3,8 +3,9 @@
 //! `GET /berth/v1/assignments?cluster=C&containerInstance=ID&since=REV&wait=SECONDS`,
 //! SigV4-signed for the `ecs` service. The answer is level-triggered: every task placed on
 //! the instance that is not STOPPED (with its desiredStatus), and the store revision it was
-//! read at. When nothing for the instance changed after `since`, the call waits on a store
-//! watch for up to `wait` seconds (at most 60) first. Each call also counts as the agent's
+//! read at. When nothing for the instance changed after `since`, the call waits for up to
+//! `wait` seconds (at most 60) first, on the task index's wake-up for this instance alone
+//! (see `berth_control::task_index`), so a change wakes one poll, not every agent's. Each call also counts as the agent's
 //! heartbeat. An awsvpc task carries `berthNetwork` (Berth's extension): its ENI and the
 //! rules of its security groups now; a change of any security group or interface of the
 //! region ends a waiting poll, so rule changes reach running tasks at once.
@@ -23,8 +24,8 @@ use crate::App;
 use crate::ecs::{self, Ctx};
 use crate::error::{ApiError, ApiResult};
 use crate::sigv4;
-use berth_control::fargate;
 use berth_control::records::{Host, InstanceRecord, InstanceStatus, TaskRecord};
+use berth_control::task_index::Index;
 use berth_control::task_network;
 
 /// Longest a poll may wait for a change.
@@ -64,38 +65,24 @@ async fn answer(app: &App, uri: &Uri, headers: &HeaderMap, q: &HashMap<String, S
     .min(app.control.config.agent_timeout / 2);
     let instance_arn = heartbeat(&ctx, &cluster, &id).await?;
     let me = Placed { arn: instance_arn, host: Host { cluster: cluster.clone(), id: id.clone() } };
-    // An instance lending to Fargate also runs FARGATE tasks of other clusters.
-    let lends = ctx.store().get(&ctx.keys.fargate_host(&cluster, &id))?.is_some();
-    let prefix = ctx.keys.tasks(&cluster);
-    let watched = if lends { ctx.keys.all_tasks() } else { prefix.clone() };
-    // Watch before reading so a change between the read and the wait is not missed.
-    let mut watch = ctx.store().watch(&watched, 0)?;
-    let mut groups = ctx.store().watch(&ctx.keys.security_groups(), 0)?;
-    let mut interfaces = ctx.store().watch(&ctx.keys.network_interfaces(), 0)?;
-    let (revision, tasks, changed) = snapshot(&ctx, &prefix, &me, lends, since)?;
+    // The index knows the tasks each instance holds (its cluster's, and the FARGATE tasks of
+    // any cluster it hosts) and wakes this poll alone when one of them changes.
+    let index = ctx.control.task_index().await?;
+    // Subscribe before reading, so a change between the read and the wait is not missed.
+    let mut mine = index.subscribe_host(&ctx.name, &me.host);
+    let mut network = index.subscribe_network();
+    let (revision, tasks, changed) = snapshot(&ctx, &index, &me, since)?;
     if changed || wait.is_zero() {
         return Ok(json!({"revision": revision, "tasks": tasks}));
     }
     let deadline = tokio::time::Instant::now() + wait;
-    loop {
-        let next = tokio::select! {
-            event = tokio::time::timeout_at(deadline, watch.next()) => event,
-            _ = groups.next() => break,
-            _ = interfaces.next() => break,
-            _ = app.closed() => break,
-        };
-        match next {
-            Ok(Some(Ok(event))) => {
-                let ours = serde_json::from_slice::<TaskRecord>(&event.kv.value).is_ok_and(|r| me.holds(&r));
-                if ours {
-                    break;
-                }
-            }
-            Ok(Some(Err(e))) => return Err(e.into()),
-            Ok(None) | Err(_) => break,
-        }
+    tokio::select! {
+        _ = tokio::time::sleep_until(deadline) => {}
+        _ = mine.changed() => {}
+        _ = network.changed() => {}
+        _ = app.closed() => {}
     }
-    let (revision, tasks, _) = snapshot(&ctx, &prefix, &me, lends, since)?;
+    let (revision, tasks, _) = snapshot(&ctx, &index, &me, since)?;
     Ok(json!({"revision": revision, "tasks": tasks}))
 }
 
@@ -114,38 +101,32 @@ impl Placed {
     }
 }
 
-/// Live tasks on the instance (its cluster's, read under `prefix`, and, when it lends to
-/// Fargate, the FARGATE tasks it hosts), the revision read at, and whether any changed
-/// after `since`.
-fn snapshot(ctx: &Ctx<'_>, prefix: &str, me: &Placed, lends: bool, since: u64) -> ApiResult<(u64, Vec<Value>, bool)> {
-    let range = ctx.store().range(&berth_store::KeyRange::prefix(prefix))?;
-    let hosted = if lends { fargate::hosted_records(ctx, &me.host)? } else { Vec::new() };
+/// Live tasks on the instance, the index revision they were read at, and whether any task
+/// the instance holds or held changed after `since`. The records are read from the store
+/// (they may be newer than the revision: a change then wakes the next poll at once).
+fn snapshot(ctx: &Ctx<'_>, index: &Index<'_>, me: &Placed, since: u64) -> ApiResult<(u64, Vec<Value>, bool)> {
+    let held = index.host(&ctx.name, &me.host);
     let mut tasks = Vec::new();
-    let mut changed = since == 0;
-    let mut seen = std::collections::HashSet::new();
-    for kv in range.kvs.iter().chain(&hosted) {
-        let rec: TaskRecord = ecs::decode(kv)?;
-        // A FARGATE task of the instance's own cluster is read twice.
-        if !me.holds(&rec) || !seen.insert(kv.key.as_str()) {
+    for summary in held.tasks.iter().filter(|t| t.live()) {
+        let Some(kv) = ctx.store().get(&summary.key)? else { continue };
+        let rec: TaskRecord = ecs::decode(&kv)?;
+        if !me.holds(&rec) || rec.last_status == berth_model::task::TaskStatus::Stopped {
             continue;
         }
-        changed |= kv.mod_revision > since;
-        if rec.last_status != berth_model::task::TaskStatus::Stopped {
-            let mut task = ecs::tasks::render(kv, &rec, false);
-            // Draining from its load balancers: its agent keeps it running meanwhile.
-            if rec.targets.as_ref().is_some_and(|t| t.holds()) {
-                task["desiredStatus"] = json!("RUNNING");
-            }
-            if let Some(seconds) = rec.stop_timeout {
-                task["berthStopTimeout"] = json!(seconds);
-            }
-            if let Some(network) = task_network::assigned_network(ctx, &rec.task)? {
-                task[berth_agent_protocol::network::MEMBER] = network;
-            }
-            tasks.push(task);
+        let mut task = ecs::tasks::render(&kv, &rec, false);
+        // Draining from its load balancers: its agent keeps it running meanwhile.
+        if rec.targets.as_ref().is_some_and(|t| t.holds()) {
+            task["desiredStatus"] = json!("RUNNING");
         }
+        if let Some(seconds) = rec.stop_timeout {
+            task["berthStopTimeout"] = json!(seconds);
+        }
+        if let Some(network) = task_network::assigned_network(ctx, &rec.task)? {
+            task[berth_agent_protocol::network::MEMBER] = network;
+        }
+        tasks.push(task);
     }
-    Ok((range.revision, tasks, changed))
+    Ok((held.revision, tasks, since == 0 || held.changed > since))
 }
 
 /// Records that the agent is alive (written at most every quarter of the timeout).

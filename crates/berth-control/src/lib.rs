@@ -29,6 +29,7 @@ pub mod service_registries;
 pub mod service_targets;
 pub mod services;
 pub mod store;
+pub mod task_index;
 pub mod task_network;
 pub mod tasks;
 pub mod traffic;
@@ -90,13 +91,23 @@ pub struct Control {
     pub ids: Arc<dyn Ids>,
     /// Wakes the service scheduler before its next tick (a service or task changed).
     pub scheduler_wake: tokio::sync::Notify,
+    /// Every task in summary, by instance and by group; see [`task_index`].
+    pub tasks: task_index::TaskIndex,
     closing: tokio::sync::watch::Sender<bool>,
 }
 
 impl Control {
     pub fn new(config: Config, store: Arc<dyn Store>, clock: Arc<dyn Clock>, ids: Arc<dyn Ids>) -> Arc<Control> {
         let closing = tokio::sync::watch::channel(false).0;
-        Arc::new(Control { config, store, clock, ids, scheduler_wake: Default::default(), closing })
+        Arc::new(Control {
+            config,
+            store,
+            clock,
+            ids,
+            scheduler_wake: Default::default(),
+            tasks: Default::default(),
+            closing,
+        })
     }
 
     /// Tells background loops (and long polls) to finish: the server is stopping.
@@ -116,6 +127,11 @@ impl Control {
     }
 
     /// One region of this installation, now.
+    /// The task index, showing at least what the store holds now.
+    pub async fn task_index(&self) -> ControlResult<task_index::Index<'_>> {
+        self.tasks.reach(&self.store).await
+    }
+
     pub fn region(&self, region: &str) -> Region<'_> {
         self.region_at(region, self.clock.now())
     }

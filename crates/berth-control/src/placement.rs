@@ -2,7 +2,7 @@
 //! `placementStrategy` (with ECS's errors), and describing a cluster's container instances as
 //! the engine sees them.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use berth_placement::query::{self, Expr};
 use berth_placement::{Constraint, Instance, Resource, SpreadField, Strategy};
@@ -13,8 +13,9 @@ use thiserror::Error;
 
 use crate::Region;
 use crate::error::{ControlError, ControlResult};
-use crate::records::{InstanceRecord, InstanceStatus, TaskRecord};
+use crate::records::{InstanceRecord, InstanceStatus};
 use crate::store::decode;
+use crate::task_index::Index;
 
 /// Why a constraint or strategy is refused; the variant is ECS's exception.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -107,42 +108,30 @@ pub struct Candidate {
 }
 
 /// The cluster's container instances that are not deregistered, with the groups of the live
-/// tasks on each.
-pub fn candidates(region: &Region<'_>, cluster: &str) -> ControlResult<Vec<Candidate>> {
-    let tasks = region
-        .store()
-        .list(&region.keys.tasks(cluster))?
-        .iter()
-        .map(decode)
-        .collect::<ControlResult<Vec<TaskRecord>>>()?;
-    candidates_with(region, cluster, &tasks)
+/// tasks on each (from the task index, caught up with the store first).
+pub async fn candidates(region: &Region<'_>, cluster: &str) -> ControlResult<Vec<Candidate>> {
+    let index = region.control.task_index().await?;
+    candidates_in(region, cluster, &index)
 }
 
-/// [`candidates`] given the cluster's tasks, already read.
-pub fn candidates_with<'t>(
-    region: &Region<'_>,
-    cluster: &str,
-    tasks: impl IntoIterator<Item = &'t TaskRecord>,
-) -> ControlResult<Vec<Candidate>> {
-    let mut groups: HashMap<String, Vec<String>> = HashMap::new();
-    for task in tasks {
-        if task.live()
-            && let Some(id) = task.instance_id()
-        {
-            groups.entry(id.to_string()).or_default().push(task.field("group").unwrap_or_default().to_string());
-        }
-    }
-    let mut out = Vec::new();
+/// [`candidates`] with the task index already at hand.
+pub fn candidates_in(region: &Region<'_>, cluster: &str, index: &Index<'_>) -> ControlResult<Vec<Candidate>> {
+    let mut listed = Vec::new();
     for kv in region.store().list(&region.keys.instances(cluster))? {
         let record: InstanceRecord = decode(&kv)?;
-        if record.status == InstanceStatus::Inactive {
-            continue;
+        if record.status != InstanceStatus::Inactive {
+            listed.push((kv, record));
         }
-        let id = kv.key.rsplit('/').next().unwrap_or_default().to_string();
-        let task_groups = groups.remove(&id).unwrap_or_default();
-        out.push(candidate(region, kv, record, task_groups));
     }
-    Ok(out)
+    let ids: Vec<&str> = listed.iter().map(|(kv, _)| kv.key.rsplit('/').next().unwrap_or_default()).collect();
+    let mut groups = index.instance_groups(&region.name, cluster, &ids);
+    Ok(listed
+        .into_iter()
+        .map(|(kv, record)| {
+            let task_groups = groups.remove(kv.key.rsplit('/').next().unwrap_or_default()).unwrap_or_default();
+            candidate(region, kv, record, task_groups)
+        })
+        .collect())
 }
 
 /// One instance as placement sees it, with the groups of its live tasks.

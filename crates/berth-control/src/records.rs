@@ -47,7 +47,7 @@ pub struct TaskRecord {
 }
 
 /// A container instance, by its cluster and id.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Host {
     pub cluster: String,
     pub id: String,

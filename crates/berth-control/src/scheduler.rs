@@ -18,6 +18,7 @@ use berth_scheduler::{
 };
 use berth_store::{Compare, KeyRange, Op, Txn};
 use serde_json::{Value, json};
+use std::sync::Arc;
 
 use crate::definitions::{DefinitionRecord, resolve};
 use crate::error::ControlResult;
@@ -25,6 +26,7 @@ use crate::keys::SCHEDULED;
 use crate::records::{InstanceStatus, TaskRecord};
 use crate::services::{ServiceRecord, ServiceStatus};
 use crate::store::{array, decode, encode};
+use crate::task_index::{Index, Summary};
 use crate::tasks::{Launch, StopRequest, launch_for, request_stop, write_off};
 use crate::{Control, Region, placement};
 use crate::{service_registries, service_targets, traffic};
@@ -49,9 +51,11 @@ async fn services_pass(control: &Control) -> ControlResult<()> {
             _ => by_cluster.push((place, vec![name.to_string()])),
         }
     }
+    // Whatever the store held when the pass began, the index shows.
+    let index = control.task_index().await?;
     for ((region, cluster), names) in by_cluster {
         let region = control.region(&region);
-        let view = match ClusterView::read(&region, &cluster) {
+        let view = match ClusterView::read(&region, &cluster, &index) {
             Ok(v) => v,
             Err(e) => {
                 tracing::warn!(cluster, error = %e, "reading a cluster failed");
@@ -68,33 +72,26 @@ async fn services_pass(control: &Control) -> ControlResult<()> {
     Ok(())
 }
 
-/// What a pass reads of a cluster once, for all of its services: its tasks at one store
+/// What a pass reads of a cluster once, for all of its services: the task index at one
 /// revision, and its instances. A service's launches re-read what they need, and a plan made
 /// on this view is guarded by its service record's revision.
-struct ClusterView {
+struct ClusterView<'i> {
     revision: u64,
-    /// Each task with the revision of its last change.
-    tasks: Vec<(u64, TaskRecord)>,
+    index: &'i Index<'i>,
     candidates: Vec<placement::Candidate>,
     /// The instances lending to Fargate, where the cluster's FARGATE tasks run.
     fargate: Vec<placement::Candidate>,
 }
 
-impl ClusterView {
-    fn read(region: &Region<'_>, cluster: &str) -> ControlResult<ClusterView> {
-        let read = region.store().range(&KeyRange::prefix(&region.keys.tasks(cluster)))?;
-        let tasks = read
-            .kvs
-            .iter()
-            .map(|kv| Ok((kv.mod_revision, decode::<TaskRecord>(kv)?)))
-            .collect::<ControlResult<Vec<_>>>()?;
-        let candidates = placement::candidates_with(region, cluster, tasks.iter().map(|(_, t)| t))?;
+impl<'i> ClusterView<'i> {
+    fn read(region: &Region<'_>, cluster: &str, index: &'i Index<'i>) -> ControlResult<ClusterView<'i>> {
+        let candidates = placement::candidates_in(region, cluster, index)?;
         // Only the hosts' states matter here (their task groups are placement's concern).
         let fargate = crate::fargate::hosts(region)?
             .into_iter()
             .map(|(_, kv, record)| placement::candidate(region, kv, record, Vec::new()))
             .collect();
-        Ok(ClusterView { revision: read.revision, tasks, candidates, fargate })
+        Ok(ClusterView { revision: index.revision(), index, candidates, fargate })
     }
 }
 
@@ -135,21 +132,20 @@ fn spec(rec: &ServiceRecord) -> Spec {
     }
 }
 
-fn task_view(cluster: &str, t: &TaskRecord, revision: u64, health_checked: bool, lb: LbHealth) -> TaskView {
-    let num = |k: &str| t.task.get(k).and_then(Value::as_f64);
-    let ending = (!t.live()).then_some(if t.failure.is_some() { Ending::Failed } else { Ending::Stopped });
+fn task_view(t: &Summary, health_checked: bool, lb: LbHealth) -> TaskView {
+    let ending = (!t.live()).then_some(if t.failed { Ending::Failed } else { Ending::Stopped });
     TaskView {
-        id: t.field("taskArn").and_then(|a| a.rsplit('/').next()).unwrap_or_default().to_string(),
-        deployment: t.field("startedBy").unwrap_or_default().to_string(),
-        instance: t.placed_on(cluster).map(|h| h.id).unwrap_or_default(),
+        id: t.id.clone(),
+        deployment: t.started_by.clone(),
+        instance: t.host.as_ref().map(|h| h.id.clone()).unwrap_or_default(),
         status: t.last_status,
         desired_running: t.desired_status == DesiredStatus::Running,
         health: t.health,
         health_checked,
-        started_at: num("startedAt"),
-        created_at: num("createdAt").unwrap_or(0.0),
+        started_at: t.started_at,
+        created_at: t.created_at,
         ending,
-        revision,
+        revision: t.revision,
         lb,
     }
 }
@@ -174,7 +170,7 @@ async fn service_pass(
     region: &Region<'_>,
     cluster: &str,
     name: &str,
-    view: &ClusterView,
+    view: &ClusterView<'_>,
     definitions: &mut Definitions,
 ) -> ControlResult<()> {
     let index_key = region.keys.scheduled(cluster, name);
@@ -199,39 +195,45 @@ async fn service_pass(
     let named = !service_registries::service_registries(&rec).is_empty();
     let mut target_events = TargetEvents::default();
     let mut health = crate::elb::HealthReader::new(region);
-    for (revision, task) in &view.tasks {
-        if task.field("group") != Some(group.as_str()) {
-            continue;
-        }
-        // Registered once RUNNING, let go once drained: the task's own write, so this pass
-        // sees the task as it was read.
-        if balanced || task.targets.is_some() {
-            let id = task.field("taskArn").and_then(|a| a.rsplit('/').next()).unwrap_or_default();
-            let key = region.keys.task(cluster, id);
-            match service_targets::sync(region, cluster, &rec, (&key, *revision), task).await {
-                Ok(change) => target_events.add(change),
-                Err(e) => tracing::warn!(service = name, task = id, error = %e, "load balancer registration failed"),
+    for listed in view.index.group(&region.name, cluster, &group) {
+        let checked = definitions.health_checked(region, &listed.definition)?;
+        let mut summary = listed;
+        let mut lb = LbHealth::None;
+        if balanced || named || summary.registered {
+            // Registrations are kept in step with the record itself: read it.
+            let Some(kv) = region.store().get(&summary.key)? else { continue };
+            let task: TaskRecord = decode(&kv)?;
+            let revision = kv.mod_revision;
+            let key = kv.key.as_str();
+            // Registered once RUNNING, let go once drained: the task's own write, so this
+            // pass sees the task as it was read.
+            if balanced || task.targets.is_some() {
+                match service_targets::sync(region, cluster, &rec, (key, revision), &task).await {
+                    Ok(change) => target_events.add(change),
+                    Err(e) => {
+                        tracing::warn!(service = name, task = key, error = %e, "load balancer registration failed")
+                    }
+                }
+            }
+            if named || !task.registrations.is_empty() {
+                let synced = service_registries::sync(region, (cluster, &rec), (key, revision), &task, checked).await;
+                if let Err(e) = synced {
+                    tracing::warn!(service = name, task = key, error = %e, "Cloud Map registration failed");
+                }
+            }
+            if balanced || task.targets.is_some() {
+                lb = service_targets::lb_health(&mut health, &task)?;
+            }
+            match Summary::of(key, revision, &task) {
+                Some(fresh) => summary = Arc::new(fresh),
+                None => continue,
             }
         }
-        let definition = task.field("taskDefinitionArn").unwrap_or_default().to_string();
-        let checked = definitions.health_checked(region, &definition)?;
-        if named || !task.registrations.is_empty() {
-            let id = task.field("taskArn").and_then(|a| a.rsplit('/').next()).unwrap_or_default();
-            let key = region.keys.task(cluster, id);
-            let synced = service_registries::sync(region, (cluster, &rec), (&key, *revision), task, checked).await;
-            if let Err(e) = synced {
-                tracing::warn!(service = name, task = id, error = %e, "Cloud Map registration failed");
-            }
+        if let Some(p) = summary.capacity_provider.as_ref().filter(|_| summary.desired_status == DesiredStatus::Running)
+        {
+            *providers.entry(p.clone()).or_default() += 1;
         }
-        if let Some(p) = task.field("capacityProviderName").filter(|_| task.desired_status == DesiredStatus::Running) {
-            *providers.entry(p.to_string()).or_default() += 1;
-        }
-        let lb = if balanced || task.targets.is_some() {
-            service_targets::lb_health(&mut health, task)?
-        } else {
-            LbHealth::None
-        };
-        tasks.push(task_view(cluster, task, *revision, checked, lb));
+        tasks.push(task_view(&summary, checked, lb));
     }
     let constraints = placement::constraints(&array(&rec.service, "placementConstraints"), false)?;
     let lost_after = region.config().lost_agent_timeout.as_secs_f64();

@@ -211,7 +211,7 @@ pub async fn launch_for(
     for _ in 0..MAX_ATTEMPTS {
         let (cluster_kv, _) = active_cluster(region, &l.cluster)?;
         let mut candidates = match l.launch_type {
-            LaunchType::Ec2 => placement::candidates(region, &l.cluster)?,
+            LaunchType::Ec2 => placement::candidates(region, &l.cluster).await?,
             LaunchType::Fargate => fargate::candidates(region)?,
         };
         candidates.retain(|c| only.is_none_or(|id| c.id == id));

@@ -66,8 +66,13 @@ impl Embedded {
 
     /// A store that lives in memory only: for unit tests, never a default.
     pub fn in_memory() -> Result<Self, StoreError> {
+        Self::in_memory_with(EmbeddedOptions::default())
+    }
+
+    /// [`Embedded::in_memory`] keeping the history `options` says.
+    pub fn in_memory_with(options: EmbeddedOptions) -> Result<Self, StoreError> {
         let db = Database::builder().create_with_backend(redb::backends::InMemoryBackend::new()).map_err(engine)?;
-        Self::start(db, EmbeddedOptions::default())
+        Self::start(db, options)
     }
 
     fn start(db: Database, options: EmbeddedOptions) -> Result<Self, StoreError> {

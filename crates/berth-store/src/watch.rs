@@ -20,12 +20,38 @@ pub type Reload = Box<dyn Fn(u64) -> Result<(Vec<Published>, u64), StoreError> +
 
 /// A stream of changes under one prefix, in revision order, each exactly once.
 pub struct WatchStream {
-    rx: mpsc::Receiver<Result<Event, StoreError>>,
+    rx: mpsc::Receiver<Result<(u64, Vec<Event>), StoreError>>,
+    /// What is left of the revision [`WatchStream::next`] is handing out, and that revision.
+    current: VecDeque<Event>,
+    current_revision: u64,
 }
 
 impl WatchStream {
     /// The next change; `None` once the store has shut down.
     pub async fn next(&mut self) -> Option<Result<Event, StoreError>> {
+        loop {
+            if let Some(e) = self.current.pop_front() {
+                return Some(Ok(e));
+            }
+            match self.rx.recv().await? {
+                Ok((revision, batch)) => {
+                    self.current = batch.into();
+                    self.current_revision = revision;
+                }
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }
+
+    /// The next revision and every remaining change of it together (the rest of the
+    /// revision [`Self::next`] was handing out, if it stopped midway): the watcher then knows
+    /// its view is whole up to and including that revision. A watch of the whole store (the
+    /// empty prefix) also gets revisions without changes (an etcd relist that found none), so
+    /// it learns every revision the store reaches.
+    pub async fn next_revision(&mut self) -> Option<Result<(u64, Vec<Event>), StoreError>> {
+        if !self.current.is_empty() {
+            return Some(Ok((self.current_revision, std::mem::take(&mut self.current).into())));
+        }
         self.rx.recv().await
     }
 }
@@ -52,16 +78,17 @@ fn spawn(
     mut live: broadcast::Receiver<Published>,
     reload: Reload,
 ) -> WatchStream {
+    // One message per revision, so a watcher can take a revision whole.
     let (tx, rx) = mpsc::channel(1024);
     tokio::spawn(async move {
-        let mut pending: VecDeque<Event> = VecDeque::new();
+        let mut pending: VecDeque<(u64, Vec<Event>)> = VecDeque::new();
         let mut last = seen;
-        for p in backlog {
-            pending.extend(p.events.iter().cloned());
-        }
+        let whole = |p: &Published| (p.revision, p.events.iter().cloned().collect::<Vec<_>>());
+        pending.extend(backlog.iter().map(whole));
+        let everything = prefix.is_empty();
         loop {
-            while let Some(e) = pending.pop_front() {
-                if tx.send(Ok(e)).await.is_err() {
+            while let Some(batch) = pending.pop_front() {
+                if (everything || !batch.1.is_empty()) && tx.send(Ok(batch)).await.is_err() {
                     return;
                 }
             }
@@ -69,13 +96,12 @@ fn spawn(
                 Ok(p) if p.revision <= last => {}
                 Ok(p) => {
                     last = p.revision;
-                    pending.extend(p.events.iter().filter(|e| e.kv.key.starts_with(&prefix)).cloned());
+                    let mine = p.events.iter().filter(|e| e.kv.key.starts_with(&prefix)).cloned().collect();
+                    pending.push_back((p.revision, mine));
                 }
                 Err(broadcast::error::RecvError::Lagged(_)) => match reload(last + 1) {
                     Ok((batches, newest)) => {
-                        for p in batches {
-                            pending.extend(p.events.iter().cloned());
-                        }
+                        pending.extend(batches.iter().map(whole));
                         last = newest;
                     }
                     Err(e) => {
@@ -87,5 +113,5 @@ fn spawn(
             }
         }
     });
-    WatchStream { rx }
+    WatchStream { rx, current: VecDeque::new(), current_revision: 0 }
 }

@@ -141,6 +141,7 @@ conformance!(
     deletes_report_what_they_removed_and_recreation_starts_over,
     concurrent_compare_and_swap_is_linearizable,
     watches_deliver_changes_in_order_and_resume_from_a_revision,
+    watches_hand_out_a_revision_whole,
     big_values_round_trip,
 );
 
@@ -389,6 +390,37 @@ async fn watches_deliver_changes_in_order_and_resume_from_a_revision(p: Pair) {
     for w in [&mut live, &mut replay, &mut resumed] {
         assert_eq!(read(w, 1).await, [(EventKind::Put, "w/next".to_string(), r)]);
     }
+}
+
+async fn next_revision(w: &mut WatchStream) -> Vec<(EventKind, String, u64)> {
+    let batch = tokio::time::timeout(Duration::from_secs(10), w.next_revision())
+        .await
+        .expect("a revision within 10 s")
+        .expect("the watch is open")
+        .expect("no watch error");
+    assert!(batch.1.iter().all(|e| e.kv.mod_revision == batch.0), "a batch is one revision");
+    batch.1.into_iter().map(|e| (e.kind, e.kv.key, e.kv.mod_revision)).collect()
+}
+
+async fn watches_hand_out_a_revision_whole(p: Pair) {
+    let s = &p.a;
+    s.put("v/old", b"o".to_vec()).await.unwrap();
+    let start = s.revision().unwrap() + 1;
+    let mut live = s.watch("", 0).unwrap();
+    let many: Vec<Op> = (0..40).map(|i| Op::put(&format!("v/{i:02}"), vec![i])).collect();
+    let first = s.txn(Txn::new().and_then(many)).await.unwrap().revision;
+    let second =
+        s.txn(Txn::new().and_then(vec![Op::delete("v/old"), Op::put("v/new", vec![])])).await.unwrap().revision;
+    let expect_first: Vec<_> = (0..40).map(|i| (EventKind::Put, format!("v/{i:02}"), first)).collect();
+    let expect_second =
+        vec![(EventKind::Delete, "v/old".to_string(), second), (EventKind::Put, "v/new".to_string(), second)];
+    assert_eq!(next_revision(&mut live).await, expect_first, "a 40-key transaction as one batch");
+    assert_eq!(next_revision(&mut live).await, expect_second);
+    // A watcher that took one event of a revision gets the rest of it next.
+    let mut replay = s.watch("v/", start).unwrap();
+    assert_eq!(read(&mut replay, 1).await, expect_first[..1]);
+    assert_eq!(next_revision(&mut replay).await, expect_first[1..]);
+    assert_eq!(next_revision(&mut replay).await, expect_second);
 }
 
 async fn big_values_round_trip(p: Pair) {

@@ -197,7 +197,7 @@ pub fn describe(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
     Ok(json!({"containerInstances": found, "failures": failures}))
 }
 
-pub fn list(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
+pub async fn list(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
     let cluster = cluster_arg(&input)?;
     active_cluster(ctx, &cluster)?;
     let limit = max_results(&input, 100)?;
@@ -212,7 +212,7 @@ pub fn list(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
             }
         }
     } else {
-        for c in super::placement::candidates(ctx, &cluster)? {
+        for c in super::placement::candidates(ctx, &cluster).await? {
             let keep = status.is_none_or(|s| c.record.status.as_str() == s)
                 && filter.as_ref().is_none_or(|f| berth_placement::matches(&c.view, f));
             if keep {

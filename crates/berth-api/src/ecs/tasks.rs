@@ -207,7 +207,7 @@ pub async fn run(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
         }
         let (cluster_kv, _) = active_cluster(ctx, &l.cluster)?;
         let candidates = match l.launch_type {
-            LaunchType::Ec2 => placement::candidates(ctx, &l.cluster)?,
+            LaunchType::Ec2 => placement::candidates(ctx, &l.cluster).await?,
             LaunchType::Fargate => fargate::candidates(ctx)?,
         };
         if candidates.is_empty() && l.launch_type == LaunchType::Ec2 {

@@ -1,0 +1,521 @@
+//! An in-memory index of every task, kept current by one store watch: which tasks each
+//! container instance holds (what its agent's assignment poll answers), which tasks each
+//! group (`service:NAME`) has in a cluster (what a scheduler pass observes), which groups
+//! run on each instance (what placement weighs), and a wake-up per instance. Without it
+//! every poll and every placement read and decoded the whole cluster: with 5,000 instances
+//! and 100,000 tasks that is the whole cost of a rollout.
+//!
+//! It keeps a small [`Summary`] of each task, not the record; a reader that needs the record
+//! reads it by key. It starts on first use (one listing, then a watch over the whole store
+//! from the listing's revision, taken a revision at a time) and every server keeps its own.
+//! [`TaskIndex::reach`] waits until the index shows everything the store had committed at a
+//! revision, so a pass or a placement that reads the store's revision first and then the
+//! index sees at least what it would have read from the store itself.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, RwLock, Weak};
+use std::time::Duration;
+
+use berth_model::health::Health;
+use berth_model::task::{DesiredStatus, TaskStatus};
+use berth_store::{Event, EventKind, KeyRange, Store, StoreError};
+use serde_json::Value;
+use tokio::sync::{OnceCell, watch};
+
+use crate::error::{ControlError, ControlResult};
+use crate::records::{Host, TaskRecord};
+
+/// What the index keeps of one task.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    pub key: Arc<str>,
+    /// The store revision of its last change.
+    pub revision: u64,
+    pub region: String,
+    pub cluster: String,
+    pub id: String,
+    /// `group` (`service:NAME`, `family:NAME`, or the user's).
+    pub group: String,
+    /// The instance of its own cluster its `containerInstanceArn` names.
+    pub instance: Option<String>,
+    /// Where it runs: that instance, or a FARGATE task's host.
+    pub host: Option<Host>,
+    pub last_status: TaskStatus,
+    pub desired_status: DesiredStatus,
+    pub health: Health,
+    pub failed: bool,
+    pub started_at: Option<f64>,
+    pub created_at: f64,
+    pub definition: String,
+    pub started_by: String,
+    pub capacity_provider: Option<String>,
+    /// It has load balancer registrations or Cloud Map instances to keep in step.
+    pub registered: bool,
+}
+
+impl Summary {
+    pub fn of(key: &str, revision: u64, rec: &TaskRecord) -> Option<Summary> {
+        let (region, cluster, id) = task_key(key)?;
+        let text = |k: &str| rec.field(k).unwrap_or_default().to_string();
+        let number = |k: &str| rec.task.get(k).and_then(Value::as_f64);
+        Some(Summary {
+            key: key.into(),
+            revision,
+            region: region.to_string(),
+            cluster: cluster.to_string(),
+            id: id.to_string(),
+            group: text("group"),
+            instance: rec.instance_id().map(str::to_string),
+            host: rec.placed_on(cluster),
+            last_status: rec.last_status,
+            desired_status: rec.desired_status,
+            health: rec.health,
+            failed: rec.failure.is_some(),
+            started_at: number("startedAt"),
+            created_at: number("createdAt").unwrap_or(0.0),
+            definition: text("taskDefinitionArn"),
+            started_by: text("startedBy"),
+            capacity_provider: rec.field("capacityProviderName").map(str::to_string),
+            registered: rec.targets.is_some() || !rec.registrations.is_empty(),
+        })
+    }
+
+    pub fn live(&self) -> bool {
+        self.last_status != TaskStatus::Stopped
+    }
+}
+
+/// `ecs/REGION/task/CLUSTER/ID` split into its parts.
+fn task_key(key: &str) -> Option<(&str, &str, &str)> {
+    let rest = key.strip_prefix("ecs/")?;
+    let (region, rest) = rest.split_once('/')?;
+    let rest = rest.strip_prefix("task/")?;
+    let (cluster, id) = rest.split_once('/')?;
+    (!id.is_empty() && !id.contains('/')).then_some((region, cluster, id))
+}
+
+/// A change here ends the waiting assignment polls of the region (the rules an awsvpc task's
+/// agent enforces come from security groups and interfaces).
+fn network_key(key: &str) -> bool {
+    let Some(rest) = key.strip_prefix("ec2/") else { return false };
+    rest.split_once('/').is_some_and(|(_, kind)| kind.starts_with("sg/") || kind.starts_with("eni/"))
+}
+
+type GroupKey = (String, String, String);
+type HostKey = (String, String, String);
+
+fn host_key(region: &str, host: &Host) -> HostKey {
+    (region.to_string(), host.cluster.clone(), host.id.clone())
+}
+
+struct HostEntry {
+    tasks: BTreeSet<Arc<str>>,
+    /// The revision of the last change to any task it holds or held.
+    changed: u64,
+    wake: watch::Sender<u64>,
+}
+
+impl Default for HostEntry {
+    fn default() -> Self {
+        HostEntry { tasks: BTreeSet::new(), changed: 0, wake: watch::channel(0).0 }
+    }
+}
+
+#[derive(Default)]
+struct State {
+    tasks: HashMap<Arc<str>, Arc<Summary>>,
+    groups: HashMap<GroupKey, BTreeSet<Arc<str>>>,
+    hosts: HashMap<HostKey, HostEntry>,
+}
+
+impl State {
+    fn remove(&mut self, key: &str, revision: u64) {
+        let Some(old) = self.tasks.remove(key) else { return };
+        let group = (old.region.clone(), old.cluster.clone(), old.group.clone());
+        if let Some(keys) = self.groups.get_mut(&group) {
+            keys.remove(key);
+            if keys.is_empty() {
+                self.groups.remove(&group);
+            }
+        }
+        if let Some(host) = &old.host
+            && let Some(entry) = self.hosts.get_mut(&host_key(&old.region, host))
+        {
+            entry.tasks.remove(key);
+            entry.changed = revision;
+            entry.wake.send_replace(revision);
+        }
+    }
+
+    fn insert(&mut self, summary: Summary) {
+        let key = summary.key.clone();
+        let revision = summary.revision;
+        self.groups
+            .entry((summary.region.clone(), summary.cluster.clone(), summary.group.clone()))
+            .or_default()
+            .insert(key.clone());
+        if let Some(host) = &summary.host {
+            let entry = self.hosts.entry(host_key(&summary.region, host)).or_default();
+            entry.tasks.insert(key.clone());
+            entry.changed = revision;
+            entry.wake.send_replace(revision);
+        }
+        self.tasks.insert(key, Arc::new(summary));
+    }
+
+    fn apply(&mut self, event: &Event) {
+        let revision = event.kv.mod_revision;
+        self.remove(&event.kv.key, revision);
+        if event.kind == EventKind::Put
+            && task_key(&event.kv.key).is_some()
+            && let Some(summary) = summarize(&event.kv.key, revision, &event.kv.value)
+        {
+            self.insert(summary);
+        }
+    }
+}
+
+fn summarize(key: &str, revision: u64, value: &[u8]) -> Option<Summary> {
+    match serde_json::from_slice::<TaskRecord>(value) {
+        Ok(rec) => Summary::of(key, revision, &rec),
+        Err(e) => {
+            tracing::warn!(key, error = %e, "a task record does not decode; the task index leaves it out");
+            None
+        }
+    }
+}
+
+struct Shared {
+    state: RwLock<State>,
+    /// The newest revision the index shows whole.
+    applied: watch::Sender<u64>,
+    /// The revision of the last change to a security group or network interface.
+    network: watch::Sender<u64>,
+    /// How often the watch's history was lost and everything listed afresh.
+    relists: std::sync::atomic::AtomicU64,
+}
+
+/// The index; see the module documentation.
+#[derive(Default)]
+pub struct TaskIndex {
+    shared: OnceCell<Arc<Shared>>,
+}
+
+/// What [`TaskIndex::host`] answers: the instance's tasks at a revision.
+pub struct HostTasks {
+    /// The index's revision when it was read.
+    pub revision: u64,
+    /// The revision of the last change to a task the instance holds or held (0: none yet).
+    pub changed: u64,
+    pub tasks: Vec<Arc<Summary>>,
+}
+
+impl TaskIndex {
+    /// The index, started if need be, showing at least what the store holds now.
+    pub async fn reach(&self, store: &Arc<dyn Store>) -> ControlResult<Index<'_>> {
+        let shared = self.shared.get_or_try_init(|| start(store)).await?;
+        let wanted = store.revision()?;
+        let mut applied = shared.applied.subscribe();
+        // The watch is behind by what is queued for it; a minute means it is gone.
+        let waited = tokio::time::timeout(Duration::from_secs(60), applied.wait_for(|r| *r >= wanted)).await;
+        match waited {
+            Ok(Ok(_)) => Ok(Index { shared }),
+            _ => Err(ControlError::Store(StoreError::Engine(format!(
+                "the task index did not reach revision {wanted} (it shows {})",
+                *shared.applied.borrow()
+            )))),
+        }
+    }
+}
+
+/// A started index, caught up to the revision [`TaskIndex::reach`] asked for.
+pub struct Index<'a> {
+    shared: &'a Shared,
+}
+
+impl Index<'_> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        self.shared.state.read().expect("task index lock poisoned")
+    }
+
+    /// The revision the index shows whole.
+    pub fn revision(&self) -> u64 {
+        *self.shared.applied.borrow()
+    }
+
+    /// The tasks of `group` in a cluster, in key order.
+    pub fn group(&self, region: &str, cluster: &str, group: &str) -> Vec<Arc<Summary>> {
+        let state = self.read();
+        let key = (region.to_string(), cluster.to_string(), group.to_string());
+        state.groups.get(&key).into_iter().flatten().filter_map(|k| state.tasks.get(k).cloned()).collect()
+    }
+
+    /// The tasks an instance holds (its cluster's, and the FARGATE tasks it hosts for any).
+    pub fn host(&self, region: &str, host: &Host) -> HostTasks {
+        let state = self.read();
+        let revision = self.revision();
+        match state.hosts.get(&host_key(region, host)) {
+            Some(entry) => HostTasks {
+                revision,
+                changed: entry.changed,
+                tasks: entry.tasks.iter().filter_map(|k| state.tasks.get(k).cloned()).collect(),
+            },
+            None => HostTasks { revision, changed: 0, tasks: Vec::new() },
+        }
+    }
+
+    /// The groups of the live tasks of `cluster` on each of the instances `ids`, by id.
+    pub fn instance_groups(&self, region: &str, cluster: &str, ids: &[&str]) -> HashMap<String, Vec<String>> {
+        let state = self.read();
+        let mut out = HashMap::new();
+        for id in ids {
+            let key = (region.to_string(), cluster.to_string(), id.to_string());
+            let held = state.hosts.get(&key).map(|e| &e.tasks);
+            let groups = held
+                .into_iter()
+                .flatten()
+                .filter_map(|k| state.tasks.get(k))
+                .filter(|t| t.live() && t.cluster == cluster && t.instance.as_deref() == Some(*id))
+                .map(|t| t.group.clone())
+                .collect();
+            out.insert(id.to_string(), groups);
+        }
+        out
+    }
+
+    /// Changes when a task the instance holds changes (the value is the revision).
+    pub fn subscribe_host(&self, region: &str, host: &Host) -> watch::Receiver<u64> {
+        let mut state = self.shared.state.write().expect("task index lock poisoned");
+        state.hosts.entry(host_key(region, host)).or_default().wake.subscribe()
+    }
+
+    /// How often the index lost its watch's history and listed everything afresh.
+    pub fn relists(&self) -> u64 {
+        self.shared.relists.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Changes when any security group or network interface changes.
+    pub fn subscribe_network(&self) -> watch::Receiver<u64> {
+        self.shared.network.subscribe()
+    }
+}
+
+/// Lists every task, then keeps the index from a watch in the background. The background
+/// task holds the store only weakly, so a store that is dropped closes its watch and ends it.
+async fn start(store: &Arc<dyn Store>) -> ControlResult<Arc<Shared>> {
+    let (state, revision, stream) = load(store.as_ref())?;
+    let shared = Arc::new(Shared {
+        state: RwLock::new(state),
+        applied: watch::channel(revision).0,
+        network: watch::channel(revision).0,
+        relists: Default::default(),
+    });
+    let (weak_store, weak_shared) = (Arc::downgrade(store), Arc::downgrade(&shared));
+    tokio::spawn(follow(weak_store, weak_shared, stream));
+    Ok(shared)
+}
+
+/// Every task under `ecs/`, and a watch on the whole store from the revision after.
+fn load(store: &dyn Store) -> ControlResult<(State, u64, berth_store::WatchStream)> {
+    let listed = store.range(&KeyRange::prefix("ecs/"))?;
+    let mut state = State::default();
+    for kv in &listed.kvs {
+        if task_key(&kv.key).is_some()
+            && let Some(summary) = summarize(&kv.key, kv.mod_revision, &kv.value)
+        {
+            state.insert(summary);
+        }
+    }
+    let stream = store.watch("", listed.revision + 1)?;
+    Ok((state, listed.revision, stream))
+}
+
+async fn follow(store: Weak<dyn Store>, shared: Weak<Shared>, mut stream: berth_store::WatchStream) {
+    loop {
+        let next = stream.next_revision().await;
+        let Some(shared) = shared.upgrade() else { return };
+        match next {
+            Some(Ok((revision, events))) => {
+                let network = events.iter().any(|e| network_key(&e.kv.key));
+                {
+                    let mut state = shared.state.write().expect("task index lock poisoned");
+                    for event in &events {
+                        state.apply(event);
+                    }
+                }
+                if network {
+                    shared.network.send_replace(revision);
+                }
+                shared.applied.send_replace(revision);
+            }
+            // The store is gone.
+            None => return,
+            // History lost (a compaction): list again and follow from there.
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "the task index's watch failed; listing again");
+                loop {
+                    let Some(store) = store.upgrade() else { return };
+                    match load(store.as_ref()) {
+                        Ok((mut fresh, revision, s)) => {
+                            let mut state = shared.state.write().expect("task index lock poisoned");
+                            // Every instance keeps its waiters, takes its tasks as listed and
+                            // wakes, so its poll reads afresh.
+                            for (key, mut entry) in std::mem::take(&mut state.hosts) {
+                                entry.tasks = fresh.hosts.remove(&key).map(|f| f.tasks).unwrap_or_default();
+                                fresh.hosts.insert(key, entry);
+                            }
+                            for entry in fresh.hosts.values_mut() {
+                                entry.changed = revision;
+                                entry.wake.send_replace(revision);
+                            }
+                            *state = fresh;
+                            shared.relists.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            drop(state);
+                            shared.network.send_replace(revision);
+                            shared.applied.send_replace(revision);
+                            stream = s;
+                            break;
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "listing tasks for the index failed; trying again");
+                            drop(store);
+                            tokio::time::sleep(Duration::from_millis(200)).await;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_model::resources::Requirements;
+    use berth_store::{Embedded, EmbeddedOptions, Op, StoreExt, Txn};
+    use serde_json::json;
+
+    const ARN: &str = "arn:aws:ecs:us-east-1:000000000000";
+
+    fn record(id: &str, group: &str, instance: &str, status: TaskStatus) -> Vec<u8> {
+        let task = json!({
+            "taskArn": format!("{ARN}:task/default/{id}"),
+            "group": group,
+            "containerInstanceArn": format!("{ARN}:container-instance/default/{instance}"),
+            "taskDefinitionArn": format!("{ARN}:task-definition/web:1"),
+            "startedBy": "ecs-svc/1",
+            "createdAt": 5.0,
+        });
+        let mut rec = TaskRecord::new(task.as_object().unwrap().clone(), Requirements::default());
+        rec.last_status = status;
+        crate::store::encode(&rec)
+    }
+
+    fn key(id: &str) -> String {
+        format!("ecs/us-east-1/task/default/{id}")
+    }
+
+    fn host(id: &str) -> Host {
+        Host { cluster: "default".into(), id: id.into() }
+    }
+
+    fn ids(tasks: &[Arc<Summary>]) -> Vec<&str> {
+        tasks.iter().map(|t| t.id.as_str()).collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_index_follows_tasks_by_group_and_instance_and_wakes_only_their_instance() {
+        let store: Arc<dyn Store> = Arc::new(Embedded::in_memory().unwrap());
+        store.put(&key("a"), record("a", "service:web", "i1", TaskStatus::Running)).await.unwrap();
+        let index = TaskIndex::default();
+        let seen = index.reach(&store).await.unwrap();
+        assert_eq!(ids(&seen.group("us-east-1", "default", "service:web")), ["a"]);
+        let mut i1 = seen.subscribe_host("us-east-1", &host("i1"));
+        let mut i2 = seen.subscribe_host("us-east-1", &host("i2"));
+        i1.borrow_and_update();
+        i2.borrow_and_update();
+
+        // Two tasks in one transaction, one moved to i2 later: each read right after a write
+        // already shows it.
+        let both = Txn::new().and_then(vec![
+            Op::put(&key("b"), record("b", "service:web", "i1", TaskStatus::Pending)),
+            Op::put(&key("c"), record("c", "family:batch", "i2", TaskStatus::Pending)),
+        ]);
+        let r = store.txn(both).await.unwrap().revision;
+        let seen = index.reach(&store).await.unwrap();
+        assert!(seen.revision() >= r);
+        assert_eq!(ids(&seen.group("us-east-1", "default", "service:web")), ["a", "b"]);
+        let on_i1 = seen.host("us-east-1", &host("i1"));
+        assert_eq!((ids(&on_i1.tasks), on_i1.changed), (vec!["a", "b"], r));
+        let groups = seen.instance_groups("us-east-1", "default", &["i1", "i2", "i3"]);
+        assert_eq!(groups["i2"], ["family:batch"]);
+        assert!(groups["i3"].is_empty());
+        assert!(i1.has_changed().unwrap() && i2.has_changed().unwrap());
+        i1.borrow_and_update();
+        i2.borrow_and_update();
+
+        // A change on i2 wakes i2 alone; a stopped task leaves the instance's groups but
+        // stays in its list (its agent is told it stopped); a deleted one leaves both.
+        store.put(&key("c"), record("c", "family:batch", "i2", TaskStatus::Stopped)).await.unwrap();
+        let seen = index.reach(&store).await.unwrap();
+        assert!(i2.has_changed().unwrap() && !i1.has_changed().unwrap());
+        assert!(seen.instance_groups("us-east-1", "default", &["i2"])["i2"].is_empty());
+        assert_eq!(ids(&seen.host("us-east-1", &host("i2")).tasks), ["c"]);
+        let r = store.txn(Txn::new().and_then(vec![Op::delete(&key("c"))])).await.unwrap().revision;
+        let seen = index.reach(&store).await.unwrap();
+        let on_i2 = seen.host("us-east-1", &host("i2"));
+        assert!(on_i2.tasks.is_empty() && on_i2.changed == r);
+        assert!(seen.group("us-east-1", "default", "family:batch").is_empty());
+
+        // Other keys move the revision without touching tasks; network keys wake polls.
+        let mut network = seen.subscribe_network();
+        network.borrow_and_update();
+        store.put("ec2/us-east-1/sg/sg-1", b"{}".to_vec()).await.unwrap();
+        store.put("ecs/us-east-1/task/default/bad", b"not json".to_vec()).await.unwrap();
+        let seen = index.reach(&store).await.unwrap();
+        assert!(network.has_changed().unwrap());
+        assert_eq!(seen.revision(), store.revision().unwrap());
+        assert_eq!(ids(&seen.group("us-east-1", "default", "service:web")), ["a", "b"]);
+        assert_eq!(seen.relists(), 0);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn an_index_whose_history_is_gone_lists_again() {
+        // A history of 4 revisions, and 5,000 revisions committed while the index cannot run
+        // (this runtime's one thread is blocked): the store's broadcast of 4,096 overflows,
+        // the history is gone, and the index lists afresh and wakes every instance.
+        let store: Arc<dyn Store> = Arc::new(Embedded::in_memory_with(EmbeddedOptions { history: 4 }).unwrap());
+        let index = TaskIndex::default();
+        let seen = index.reach(&store).await.unwrap();
+        let mut i1 = seen.subscribe_host("us-east-1", &host("i1"));
+        i1.borrow_and_update();
+        let writer = store.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            rt.block_on(async {
+                for n in 0..5000 {
+                    let id = format!("t{n:04}");
+                    writer.put(&key(&id), record(&id, "service:web", "i1", TaskStatus::Pending)).await.unwrap();
+                }
+            })
+        })
+        .join()
+        .unwrap();
+        let seen = index.reach(&store).await.unwrap();
+        assert_eq!(seen.group("us-east-1", "default", "service:web").len(), 5000);
+        assert_eq!(seen.host("us-east-1", &host("i1")).tasks.len(), 5000);
+        assert!(i1.has_changed().unwrap());
+        assert_eq!(seen.relists(), 1);
+    }
+
+    #[test]
+    fn task_keys_and_network_keys_are_told_apart() {
+        assert_eq!(task_key("ecs/us-east-1/task/default/abc"), Some(("us-east-1", "default", "abc")));
+        assert_eq!(task_key("ecs/us-east-1/task/default/"), None);
+        assert_eq!(task_key("ecs/us-east-1/taskset/default/abc"), None);
+        assert_eq!(task_key("ecs/us-east-1/task/default/abc/x"), None);
+        assert!(network_key("ec2/us-east-1/sg/sg-1"));
+        assert!(network_key("ec2/us-east-1/eni/eni-1"));
+        assert!(!network_key("ec2/us-east-1/subnet/s-1"));
+    }
+}
