@@ -17,6 +17,7 @@ use berth_scheduler::{
     reconcile, routing,
 };
 use berth_store::{Compare, KeyRange, Op, Txn};
+use futures::StreamExt;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -367,6 +368,22 @@ struct Acting<'a> {
     providers: HashMap<String, u32>,
 }
 
+/// One of a plan's stops, with the stop it was.
+async fn stop_one<'s>(
+    region: &Region<'_>,
+    cluster: &str,
+    s: &'s berth_scheduler::Stop,
+) -> ControlResult<(&'s berth_scheduler::Stop, Option<(berth_store::KeyValue, TaskRecord)>)> {
+    let reason = s.stopped_reason();
+    let failed = matches!(s.reason, StopReason::Unhealthy | StopReason::ElbUnhealthy);
+    let failure = failed.then_some(Failure::HealthCheck);
+    let stop = StopRequest { code: StopCode::ServiceSchedulerInitiated, reason: &reason, failure, warning: None };
+    Ok((s, request_stop(region, cluster, &s.task, stop).await?))
+}
+
+/// How many of a plan's stops are in flight at once.
+const STOPS_IN_FLIGHT: usize = 64;
+
 /// Carries out a plan's write-offs, stops and launches; `false` when the service changed
 /// meanwhile (the rest of the plan is dropped; the next pass decides afresh).
 async fn act(
@@ -383,7 +400,7 @@ async fn act(
         for id in &plan.lost {
             write_off(region, cluster, id, crate::housekeeping::LOST).await?;
         }
-        events.push(messages::lost(name, &plan.lost));
+        events.extend(messages::lost(name, &plan.lost));
     }
 
     let mut stopped = Vec::new();
@@ -394,11 +411,13 @@ async fn act(
             (StopReason::ElbUnhealthy, Some(group)) => events.push(messages::elb_unhealthy(name, &s.task, group)),
             _ => {}
         }
-        let reason = s.stopped_reason();
-        let failed = matches!(s.reason, StopReason::Unhealthy | StopReason::ElbUnhealthy);
-        let failure = failed.then_some(Failure::HealthCheck);
-        let stop = StopRequest { code: StopCode::ServiceSchedulerInitiated, reason: &reason, failure, warning: None };
-        if let Some((_, task)) = request_stop(region, cluster, &s.task, stop).await? {
+    }
+    // Each stop is its own transaction: many in flight share the store's commits (a rollout
+    // stops thousands at once), and the results come back in the plan's order.
+    let stops: Vec<_> = plan.stop.iter().map(|s| stop_one(region, cluster, s)).collect();
+    let stops = futures::stream::iter(stops).buffered(STOPS_IN_FLIGHT).collect::<Vec<_>>().await;
+    for result in stops {
+        if let (s, Some((_, task))) = result? {
             stopped.push(s.task.clone());
             draining += usize::from(task.targets.as_ref().is_some_and(|t| t.holds()));
         }
@@ -407,7 +426,7 @@ async fn act(
         events.push(messages::draining(name, draining));
     }
     if !stopped.is_empty() {
-        events.push(messages::stopped(name, &stopped));
+        events.extend(messages::stopped(name, &stopped));
     }
 
     // Launches, one placement request per deployment and target instance.
@@ -436,7 +455,7 @@ async fn act(
         }
     }
     if !started.is_empty() {
-        events.push(messages::started(name, &started));
+        events.extend(messages::started(name, &started));
     }
     if let Some(reason) = unplaced {
         events.push(messages::unable_to_place(name, &reason));

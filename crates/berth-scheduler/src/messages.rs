@@ -33,12 +33,20 @@ pub fn steady(service: &str) -> String {
     format!("(service {service}) has reached a steady state.")
 }
 
-pub fn started(service: &str, tasks: &[String]) -> String {
-    format!("(service {service}) has started {} tasks: {}.", tasks.len(), task_list(tasks))
+/// One event per [`LISTED`] tasks, as ECS's scheduler starts them.
+pub fn started(service: &str, tasks: &[String]) -> Vec<String> {
+    tasks
+        .chunks(LISTED)
+        .map(|c| format!("(service {service}) has started {} tasks: {}.", c.len(), task_list(c)))
+        .collect()
 }
 
-pub fn stopped(service: &str, tasks: &[String]) -> String {
-    format!("(service {service}) has stopped {} running tasks: {}.", tasks.len(), task_list(tasks))
+/// One event per [`LISTED`] tasks.
+pub fn stopped(service: &str, tasks: &[String]) -> Vec<String> {
+    tasks
+        .chunks(LISTED)
+        .map(|c| format!("(service {service}) has stopped {} running tasks: {}.", c.len(), task_list(c)))
+        .collect()
 }
 
 pub fn unhealthy(service: &str, task: &str) -> String {
@@ -85,12 +93,18 @@ pub fn unable_to_place(service: &str, reason: &str) -> String {
     )
 }
 
-pub fn lost(service: &str, tasks: &[String]) -> String {
-    format!(
-        "(service {service}) wrote off {} tasks whose container instance was lost: {}.",
-        tasks.len(),
-        task_list(tasks)
-    )
+/// One event per [`LISTED`] tasks.
+pub fn lost(service: &str, tasks: &[String]) -> Vec<String> {
+    tasks
+        .chunks(LISTED)
+        .map(|c| {
+            format!(
+                "(service {service}) wrote off {} tasks whose container instance was lost: {}.",
+                c.len(),
+                task_list(c)
+            )
+        })
+        .collect()
 }
 
 pub fn in_progress(deployment: &str) -> String {
@@ -107,6 +121,27 @@ pub fn breaker_rollback(to: &str) -> String {
     format!("ECS deployment circuit breaker: rolling back to deploymentId {to}.")
 }
 
+/// How many tasks one event names: ECS starts a service's tasks ten at a time (RunTask's
+/// limit) and tells of each batch, so one event never lists thousands.
+pub const LISTED: usize = 10;
+
 fn task_list(tasks: &[String]) -> String {
     tasks.iter().map(|t| format!("(task {t})")).collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn task_events_name_ten_tasks_each() {
+        let tasks: Vec<String> = (0..23).map(|i| format!("t{i}")).collect();
+        let events = started("web", &tasks);
+        assert_eq!(events.len(), 3);
+        assert!(events[0].starts_with("(service web) has started 10 tasks: (task t0) (task t1) "));
+        assert_eq!(events[2], "(service web) has started 3 tasks: (task t20) (task t21) (task t22).");
+        assert_eq!(stopped("web", &tasks[..1]), ["(service web) has stopped 1 running tasks: (task t0)."]);
+        assert_eq!(lost("web", &tasks).len(), 3);
+        assert!(started("web", &[]).is_empty());
+    }
 }
