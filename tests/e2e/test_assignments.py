@@ -92,3 +92,25 @@ def test_poll_refuses_bad_requests(berth, ecs):
     assert (status, body["__type"]) == (400, "ClusterNotFoundException")
     status, body = poll(berth, f"cluster=default&containerInstance={iid}&since=abc")
     assert (status, body["__type"]) == (400, "InvalidParameterException")
+    status, body = poll(berth, f"cluster=default&containerInstance={iid}&since=1&changes=yes")
+    assert (status, body["__type"], body["message"]) == (400, "InvalidParameterException", "changes must be 0 or 1.")
+
+
+def test_changes_only_answers_carry_what_changed_and_the_arns_of_all(berth, ecs):
+    _, iid = setup(ecs)
+    first, second, third = (ecs.run_task(taskDefinition="job")["tasks"][0]["taskArn"] for _ in range(3))
+    _, whole = poll(berth, f"cluster=default&containerInstance={iid}&changes=1")
+    # The first answer (since 0) is whole: no live list.
+    assert sorted(t["taskArn"] for t in whole["tasks"]) == sorted([first, second, third]) and "live" not in whole
+    # second moves on; first, never claimed, is stopped at once (no longer live); third is
+    # unchanged.
+    ecs.submit_task_state_change(cluster="default", task=second, status="RUNNING")
+    ecs.stop_task(task=first)
+    _, body = poll(berth, f"cluster=default&containerInstance={iid}&since={whole['revision']}&wait=5&changes=1")
+    assert [(t["taskArn"], t["lastStatus"]) for t in body["tasks"]] == [(second, "RUNNING")]
+    assert sorted(body["live"]) == sorted([second, third])
+    # Nothing changed since: no tasks, both still live; without changes=1 the answer is whole.
+    _, quiet = poll(berth, f"cluster=default&containerInstance={iid}&since={body['revision']}&wait=0&changes=1")
+    assert quiet["tasks"] == [] and sorted(quiet["live"]) == sorted([second, third])
+    _, full = poll(berth, f"cluster=default&containerInstance={iid}&since={body['revision']}&wait=0")
+    assert sorted(t["taskArn"] for t in full["tasks"]) == sorted([second, third]) and "live" not in full

@@ -1,7 +1,13 @@
-//! The assignment channel: `GET /berth/v1/assignments?cluster=C&containerInstance=ID&since=REV&wait=SECONDS`,
+//! The assignment channel: `GET /berth/v1/assignments?cluster=C&containerInstance=ID&since=REV&wait=SECONDS[&changes=1]`,
 //! SigV4-signed for `ecs`. It answers every task placed on the instance that is not STOPPED,
 //! and the store revision it read them at; with `since`, it first waits up to `wait` seconds
 //! for a change after that revision.
+//!
+//! With `changes=1` (and `since` above 0) the answer carries only the tasks that changed after
+//! `since`, plus `live`: the ARNs of every task the instance should hold. An agent with
+//! twenty tasks then gets one task per change, not twenty ([`Assigned`] merges the answers).
+//! The server may still answer whole (no `live`), for example after a security group
+//! changed.
 
 use std::time::Duration;
 
@@ -23,6 +29,8 @@ pub struct AssignmentsQuery {
     /// The revision of the previous answer (0: answer at once).
     pub since: u64,
     pub wait: Duration,
+    /// Ask for the tasks changed after `since` only (see the module documentation).
+    pub changes: bool,
 }
 
 impl AssignmentsQuery {
@@ -30,11 +38,12 @@ impl AssignmentsQuery {
     /// ids are letters, digits, `-` and `_`; anything else is percent-encoded.
     pub fn path_and_query(&self) -> String {
         format!(
-            "{PATH}?cluster={}&containerInstance={}&since={}&wait={}",
+            "{PATH}?cluster={}&containerInstance={}&since={}&wait={}{}",
             encode(&self.cluster),
             encode(&self.container_instance),
             self.since,
-            self.wait.as_secs()
+            self.wait.as_secs(),
+            if self.changes { "&changes=1" } else { "" }
         )
     }
 }
@@ -52,11 +61,44 @@ fn encode(value: &str) -> String {
     out
 }
 
-/// The answer: the live tasks on the instance.
+/// The answer: the live tasks on the instance, or those of them that changed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Assignments {
     pub revision: u64,
     pub tasks: Vec<AssignedTask>,
+    /// In an answer of changes only: the ARN of every task the instance should hold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live: Option<Vec<String>>,
+}
+
+/// What an agent holds of the channel: every task assigned to it, kept from whole answers
+/// and answers of changes alike.
+#[derive(Debug, Default)]
+pub struct Assigned {
+    tasks: std::collections::BTreeMap<String, AssignedTask>,
+}
+
+impl Assigned {
+    /// Takes in an answer: a whole one replaces everything; one of changes updates the tasks
+    /// it carries and lets go of those no longer `live`. Returns the tasks it carried.
+    pub fn merge(&mut self, answer: Assignments) -> Vec<AssignedTask> {
+        match answer.live {
+            None => self.tasks.clear(),
+            Some(live) => {
+                let live: std::collections::HashSet<String> = live.into_iter().collect();
+                self.tasks.retain(|arn, _| live.contains(arn));
+            }
+        }
+        for task in &answer.tasks {
+            self.tasks.insert(task.task_arn.clone(), task.clone());
+        }
+        answer.tasks
+    }
+
+    /// Every task assigned now, by ARN.
+    pub fn all(&self) -> impl Iterator<Item = &AssignedTask> {
+        self.tasks.values()
+    }
 }
 
 /// A task as the agent needs it (the channel sends the whole ECS task; the rest is not read).
@@ -136,11 +178,14 @@ mod tests {
             container_instance: "abc123".into(),
             since: 7,
             wait: Duration::from_secs(20),
+            changes: false,
         };
         assert_eq!(
             q.path_and_query(),
             "/berth/v1/assignments?cluster=my%20cluster&containerInstance=abc123&since=7&wait=20"
         );
+        let changes = AssignmentsQuery { changes: true, ..q.clone() };
+        assert!(changes.path_and_query().ends_with("&since=7&wait=20&changes=1"));
         let answer: Assignments = serde_json::from_value(json!({"revision": 9, "tasks": [{
             "taskArn": "arn:aws:ecs:r:a:task/default/t1", "taskDefinitionArn": "arn:td:1",
             "desiredStatus": "STOPPED", "lastStatus": "RUNNING", "version": 3, "launchType": "FARGATE",
@@ -160,5 +205,33 @@ mod tests {
         let bad = json!({"revision": 1, "tasks": [{"taskArn": "t", "taskDefinitionArn": "d",
             "desiredStatus": "RUNNING", "lastStatus": "SLEEPING"}]});
         assert!(serde_json::from_value::<Assignments>(bad).is_err(), "an unknown status is an error");
+    }
+
+    fn task(arn: &str, desired: &str) -> AssignedTask {
+        serde_json::from_value(json!({"taskArn": arn, "taskDefinitionArn": "d", "desiredStatus": desired,
+            "lastStatus": "RUNNING"}))
+        .unwrap()
+    }
+
+    #[test]
+    fn answers_of_changes_merge_into_what_the_agent_holds() {
+        let mut held = Assigned::default();
+        let whole = Assignments { revision: 3, tasks: vec![task("a", "RUNNING"), task("b", "RUNNING")], live: None };
+        assert_eq!(held.merge(whole).len(), 2);
+        // b is asked to stop, c arrives, a is unchanged and not sent.
+        let changes = Assignments {
+            revision: 5,
+            tasks: vec![task("b", "STOPPED"), task("c", "RUNNING")],
+            live: Some(vec!["a".into(), "b".into(), "c".into()]),
+        };
+        held.merge(changes);
+        let now: Vec<_> = held.all().map(|t| (t.task_arn.as_str(), t.stop_wanted())).collect();
+        assert_eq!(now, [("a", false), ("b", true), ("c", false)]);
+        // a is gone (stopped by the server before any agent took it).
+        held.merge(Assignments { revision: 6, tasks: vec![], live: Some(vec!["b".into(), "c".into()]) });
+        assert_eq!(held.all().map(|t| t.task_arn.as_str()).collect::<Vec<_>>(), ["b", "c"]);
+        // A whole answer replaces everything.
+        held.merge(Assignments { revision: 7, tasks: vec![task("d", "RUNNING")], live: None });
+        assert_eq!(held.all().map(|t| t.task_arn.as_str()).collect::<Vec<_>>(), ["d"]);
     }
 }

@@ -1,14 +1,16 @@
 //! The assignment channel: how an agent learns which tasks it should be running.
 //!
-//! `GET /berth/v1/assignments?cluster=C&containerInstance=ID&since=REV&wait=SECONDS`,
+//! `GET /berth/v1/assignments?cluster=C&containerInstance=ID&since=REV&wait=SECONDS[&changes=1]`,
 //! SigV4-signed for the `ecs` service. The answer is level-triggered: every task placed on
 //! the instance that is not STOPPED (with its desiredStatus), and the store revision it was
-//! read at. When nothing for the instance changed after `since`, the call waits for up to
-//! `wait` seconds (at most 60) first, on the task index's wake-up for this instance alone
-//! (see `berth_control::task_index`), so a change wakes one poll, not every agent's. Each call also counts as the agent's
-//! heartbeat. An awsvpc task carries `berthNetwork` (Berth's extension): its ENI and the
-//! rules of its security groups now; a change of any security group or interface of the
-//! region ends a waiting poll, so rule changes reach running tasks at once.
+//! read at; with `changes=1`, only those changed after `since` and the ARNs of all (`live`).
+//! When nothing for the instance changed after `since`, the call waits for up to `wait`
+//! seconds (at most 60) first, on the task index's wake-up for this instance alone (see
+//! `berth_control::task_index`), so a change wakes one poll, not every agent's. Each call
+//! also counts as the agent's heartbeat. An awsvpc task carries `berthNetwork` (Berth's
+//! extension): its ENI and the rules of its security groups now; a change of any security
+//! group or interface of the region ends a waiting poll and is answered whole, so rule
+//! changes reach running tasks at once.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -63,6 +65,11 @@ async fn answer(app: &App, uri: &Uri, headers: &HeaderMap, q: &HashMap<String, S
     .min(MAX_WAIT)
     // An idle agent must call again before it would count as disconnected.
     .min(app.control.config.agent_timeout / 2);
+    let changes = match arg("changes") {
+        None | Some("0") => false,
+        Some("1") => true,
+        Some(_) => return Err(ApiError::invalid("changes must be 0 or 1.")),
+    };
     let instance_arn = heartbeat(&ctx, &cluster, &id).await?;
     let me = Placed { arn: instance_arn, host: Host { cluster: cluster.clone(), id: id.clone() } };
     // The index knows the tasks each instance holds (its cluster's, and the FARGATE tasks of
@@ -71,9 +78,9 @@ async fn answer(app: &App, uri: &Uri, headers: &HeaderMap, q: &HashMap<String, S
     // Subscribe before reading, so a change between the read and the wait is not missed.
     let mut mine = index.subscribe_host(&ctx.name, &me.host);
     let mut network = index.subscribe_network();
-    let (revision, tasks, changed) = snapshot(&ctx, &index, &me, since)?;
+    let (answer, changed) = snapshot(&ctx, &index, &me, since, changes)?;
     if changed || wait.is_zero() {
-        return Ok(json!({"revision": revision, "tasks": tasks}));
+        return Ok(answer);
     }
     let deadline = tokio::time::Instant::now() + wait;
     tokio::select! {
@@ -82,8 +89,7 @@ async fn answer(app: &App, uri: &Uri, headers: &HeaderMap, q: &HashMap<String, S
         _ = network.changed() => {}
         _ = app.closed() => {}
     }
-    let (revision, tasks, _) = snapshot(&ctx, &index, &me, since)?;
-    Ok(json!({"revision": revision, "tasks": tasks}))
+    Ok(snapshot(&ctx, &index, &me, since, changes)?.0)
 }
 
 /// The polling instance: its ARN (what its EC2 tasks name) and its key (its FARGATE tasks').
@@ -101,13 +107,21 @@ impl Placed {
     }
 }
 
-/// Live tasks on the instance, the index revision they were read at, and whether any task
-/// the instance holds or held changed after `since`. The records are read from the store
-/// (they may be newer than the revision: a change then wakes the next poll at once).
-fn snapshot(ctx: &Ctx<'_>, index: &Index<'_>, me: &Placed, since: u64) -> ApiResult<(u64, Vec<Value>, bool)> {
+/// The answer: live tasks on the instance (with `changes`, those changed after `since` and
+/// the ARNs of all) and the index revision they were read at; and whether any task the
+/// instance holds or held changed after `since`. The records are read from the store (they
+/// may be newer than the revision: a change then wakes the next poll at once).
+fn snapshot(ctx: &Ctx<'_>, index: &Index<'_>, me: &Placed, since: u64, changes: bool) -> ApiResult<(Value, bool)> {
     let held = index.host(&ctx.name, &me.host);
+    // A security group or interface change reaches every awsvpc task: answer whole then.
+    let whole = !changes || since == 0 || index.network_changed() > since;
     let mut tasks = Vec::new();
+    let mut live = Vec::new();
     for summary in held.tasks.iter().filter(|t| t.live()) {
+        if !whole && summary.revision <= since {
+            live.push(Value::String(ctx.arns.task(&summary.cluster, &summary.id)));
+            continue;
+        }
         let Some(kv) = ctx.store().get(&summary.key)? else { continue };
         let rec: TaskRecord = ecs::decode(&kv)?;
         if !me.holds(&rec) || rec.last_status == berth_model::task::TaskStatus::Stopped {
@@ -124,9 +138,14 @@ fn snapshot(ctx: &Ctx<'_>, index: &Index<'_>, me: &Placed, since: u64) -> ApiRes
         if let Some(network) = task_network::assigned_network(ctx, &rec.task)? {
             task[berth_agent_protocol::network::MEMBER] = network;
         }
+        live.push(task["taskArn"].clone());
         tasks.push(task);
     }
-    Ok((held.revision, tasks, since == 0 || held.changed > since))
+    let mut answer = json!({"revision": held.revision, "tasks": tasks});
+    if !whole {
+        answer["live"] = Value::Array(live);
+    }
+    Ok((answer, since == 0 || held.changed > since))
 }
 
 /// Records that the agent is alive (written at most every quarter of the timeout).

@@ -108,8 +108,13 @@ async fn agent(client: Arc<ApiClient>, counts: Arc<Counts>, cluster: String, reg
         }
     };
     counts.registered.fetch_add(1, Ordering::Relaxed);
-    let mut query =
-        AssignmentsQuery { cluster: cluster.clone(), container_instance: arn, since: 0, wait: Duration::from_secs(20) };
+    let mut query = AssignmentsQuery {
+        cluster: cluster.clone(),
+        container_instance: arn,
+        since: 0,
+        wait: Duration::from_secs(20),
+        changes: false,
+    };
     // Tasks already reported in the status they are in, so each is reported once per change.
     let mut reported: std::collections::HashMap<String, TaskStatus> = Default::default();
     loop {
@@ -122,6 +127,8 @@ async fn agent(client: Arc<ApiClient>, counts: Arc<Counts>, cluster: String, reg
             }
         };
         query.since = answer.revision;
+        // As `berth agent` does: after the first whole answer, changes only.
+        query.changes = true;
         for task in answer.tasks {
             let want = if task.stop_wanted() { TaskStatus::Stopped } else { TaskStatus::Running };
             if task.last_status == want || reported.get(&task.task_arn) == Some(&want) {

@@ -82,6 +82,7 @@ async fn typed_calls_are_signed_and_answers_typed() {
         container_instance: "i1".into(),
         since: 0,
         wait: Duration::from_secs(1),
+        changes: false,
     };
     let assigned = client.assignments(&query).await.unwrap();
     assert_eq!((assigned.revision, assigned.tasks[0].last_status), (5, TaskStatus::Provisioning));
@@ -100,6 +101,7 @@ async fn errors_say_what_they_are_and_whether_to_retry() {
         container_instance: "gone".into(),
         since: 0,
         wait: Duration::ZERO,
+        changes: false,
     };
     let gone = client.assignments(&query).await.unwrap_err();
     assert_eq!(gone.error_code(), Some(&ErrorCode::InactiveInstance));

@@ -294,6 +294,11 @@ impl Index<'_> {
         self.shared.relists.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// The revision of the last change to a security group or network interface.
+    pub fn network_changed(&self) -> u64 {
+        *self.shared.network.borrow()
+    }
+
     /// Changes when any security group or network interface changes.
     pub fn subscribe_network(&self) -> watch::Receiver<u64> {
         self.shared.network.subscribe()

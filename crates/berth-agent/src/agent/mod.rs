@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use berth_agent_protocol::ErrorCode;
-use berth_agent_protocol::assignments::{AssignedTask, AssignmentsQuery};
+use berth_agent_protocol::assignments::{Assigned, AssignedTask, AssignmentsQuery};
 use berth_agent_protocol::ecs::{RegisterContainerInstance, VersionInfo};
 use berth_client::ClientError;
 use serde::{Deserialize, Serialize};
@@ -223,7 +223,9 @@ impl Agent {
             container_instance: self.instance_arn.rsplit('/').next().unwrap_or_default().to_string(),
             since: 0,
             wait: POLL_WAIT,
+            changes: false,
         };
+        let mut assigned = Assigned::default();
         let mut first = true;
         let stats = tokio::spawn(crate::stats::run(
             self.shared.control.clone(),
@@ -242,7 +244,10 @@ impl Agent {
             match self.shared.control.assignments(&query).await {
                 Ok(answer) => {
                     query.since = answer.revision;
-                    self.sync(answer.tasks, first);
+                    // After the first whole answer, only what changed is sent.
+                    query.changes = true;
+                    assigned.merge(answer);
+                    self.sync(assigned.all().cloned().collect(), first);
                     first = false;
                 }
                 Err(e) if e.error_code() == Some(&ErrorCode::InactiveInstance) => {

@@ -78,7 +78,7 @@ impl World {
     }
 
     fn assign(&self, revision: u64, tasks: Vec<AssignedTask>) {
-        self.control.answer(Ok(Assignments { revision, tasks }));
+        self.control.answer(Ok(Assignments { revision, tasks, live: None }));
     }
 
     fn deregister(&self) {
