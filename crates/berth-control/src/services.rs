@@ -174,7 +174,8 @@ impl ServiceRecord {
     pub fn tell(&mut self, messages: &[String], now: f64, ids: &dyn Ids) {
         let events = self.service.entry("events").or_insert_with(|| json!([]));
         let list = events.as_array_mut().expect("events is a list");
-        for m in messages {
+        // Only the newest MAX_EVENTS can stay (a pass that started 20,000 tasks tells 2,000).
+        for m in &messages[messages.len().saturating_sub(MAX_EVENTS)..] {
             if list.first().and_then(|e| e["message"].as_str()) == Some(m) {
                 continue;
             }

@@ -26,6 +26,7 @@ use crate::task_network::{self, NetworkRequest};
 use crate::{fargate, placement};
 
 /// What RunTask, StartTask and the service scheduler share: the definition to run and how.
+#[derive(Clone)]
 pub struct Launch {
     pub cluster: String,
     pub definition: Obj,
@@ -189,10 +190,43 @@ pub struct Launched {
     pub rejections: Vec<(String, Rejection)>,
 }
 
+/// Most tasks one placement commits: a rollout of 100,000 tasks is placed in transactions of
+/// this many, so what one transaction holds in memory stays bounded.
+const LAUNCH_CHUNK: usize = 5000;
+
 /// Places and commits `count` tasks of `l` (on instance `only` when given), provided the
 /// record at `guard` is still at revision `seen`: a scheduler acting on a stale view of its
-/// service launches nothing (`Ok(None)`).
+/// service launches nothing more (`Ok(None)`; tasks of chunks committed before stay, and the
+/// next pass counts them).
 pub async fn launch_for(
+    region: &Region<'_>,
+    l: &Launch,
+    count: usize,
+    only: Option<&str>,
+    guard: (&str, u64),
+) -> ControlResult<Option<Launched>> {
+    if count <= LAUNCH_CHUNK {
+        return launch_chunk(region, l, count, only, guard).await;
+    }
+    let mut launched = Launched { tasks: Vec::new(), rejections: Vec::new() };
+    let mut from = 0;
+    while from < count {
+        let n = LAUNCH_CHUNK.min(count - from);
+        let mut part = l.clone();
+        part.capacity_providers = l.capacity_providers.iter().skip(from).take(n).cloned().collect();
+        let Some(done) = launch_chunk(region, &part, n, only, guard).await? else { return Ok(None) };
+        let short = done.tasks.len() < n;
+        launched.tasks.extend(done.tasks);
+        launched.rejections = done.rejections;
+        if short {
+            break;
+        }
+        from += n;
+    }
+    Ok(Some(launched))
+}
+
+async fn launch_chunk(
     region: &Region<'_>,
     l: &Launch,
     count: usize,

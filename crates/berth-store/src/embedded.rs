@@ -33,11 +33,14 @@ const MAX_GROUP: usize = 512;
 pub struct EmbeddedOptions {
     /// How many revisions of change history are kept for watches that resume from the past.
     pub history: u64,
+    /// Bytes of the file redb keeps in its own page cache (the rest is read through the
+    /// kernel's, which a server's resident memory does not count). redb's default is 1 GiB.
+    pub cache_bytes: usize,
 }
 
 impl Default for EmbeddedOptions {
     fn default() -> Self {
-        EmbeddedOptions { history: 100_000 }
+        EmbeddedOptions { history: 100_000, cache_bytes: 256 * 1024 * 1024 }
     }
 }
 
@@ -60,7 +63,7 @@ fn engine(e: impl std::fmt::Display) -> StoreError {
 impl Embedded {
     /// Opens (or creates) the store file at `path`.
     pub fn open(path: &Path, options: EmbeddedOptions) -> Result<Self, StoreError> {
-        let db = Database::create(path).map_err(engine)?;
+        let db = Database::builder().set_cache_size(options.cache_bytes).create(path).map_err(engine)?;
         Self::start(db, options)
     }
 
@@ -472,7 +475,7 @@ mod tests {
     #[tokio::test]
     async fn watch_from_a_compacted_revision_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let s = Embedded::open(&dir.path().join("db"), EmbeddedOptions { history: 3 }).unwrap();
+        let s = Embedded::open(&dir.path().join("db"), EmbeddedOptions { history: 3, ..Default::default() }).unwrap();
         for i in 0..10 {
             s.put("k", vec![i]).await.unwrap();
         }

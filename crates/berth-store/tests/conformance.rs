@@ -31,7 +31,8 @@ struct Pair {
 
 fn embedded(history: u64) -> Pair {
     let dir = tempfile::tempdir().unwrap();
-    let store: Shared = Arc::new(Embedded::open(&dir.path().join("db"), EmbeddedOptions { history }).unwrap());
+    let store: Shared =
+        Arc::new(Embedded::open(&dir.path().join("db"), EmbeddedOptions { history, ..Default::default() }).unwrap());
     Pair { a: store.clone(), b: store, _dir: Some(dir) }
 }
 

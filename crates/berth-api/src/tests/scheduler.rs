@@ -145,3 +145,32 @@ async fn failures_are_counted_from_the_typed_stop_not_its_text() {
     assert_eq!(s["deployments"][0]["failedTasks"], 1, "the user's stop is no failure, whatever its reason says");
     assert_eq!(tasks(&app, "RUNNING").await.len(), 2, "both replaced");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_launch_beyond_one_chunk_is_committed_in_several_transactions() {
+    let app = Harness::new();
+    app.call("CreateCluster", json!({"clusterName": "default"})).await.unwrap();
+    for _ in 0..2 {
+        let resources = json!([{"name": "CPU", "type": "INTEGER", "integerValue": 100_000},
+                               {"name": "MEMORY", "type": "INTEGER", "integerValue": 100_000}]);
+        app.call("RegisterContainerInstance", json!({"totalResources": resources})).await.unwrap();
+    }
+    let def = json!({"family": "web", "containerDefinitions": [{"name": "c", "image": "one", "memory": 6}]});
+    app.call("RegisterTaskDefinition", def).await.unwrap();
+    app.call("CreateService", json!({"serviceName": "web", "taskDefinition": "web:1", "desiredCount": 5003}))
+        .await
+        .unwrap();
+    let store = app.app.control.store.clone();
+    let before = store.revision().unwrap();
+    pass(&app.app.control).await.unwrap();
+    // Two placements (5,000 and 3 tasks), then the service record.
+    assert_eq!(store.revision().unwrap() - before, 3);
+    let index = app.app.control.task_index().await.unwrap();
+    assert_eq!(index.group("us-east-1", "default", "service:web").len(), 5003);
+    let s = service(&app).await;
+    let events = s["events"].as_array().unwrap();
+    // Ten tasks per event, the newest hundred kept: the last chunk's 3 on top.
+    assert_eq!(events.len(), 100);
+    assert!(events[0]["message"].as_str().unwrap().starts_with("(service web) has started 3 tasks: (task "));
+    assert!(events[1]["message"].as_str().unwrap().starts_with("(service web) has started 10 tasks: (task "));
+}
