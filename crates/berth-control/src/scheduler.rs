@@ -19,7 +19,6 @@ use berth_scheduler::{
 use berth_store::{Compare, KeyRange, Op, Txn};
 use futures::StreamExt;
 use serde_json::{Value, json};
-use std::sync::Arc;
 
 use crate::definitions::{DefinitionRecord, resolve};
 use crate::error::ControlResult;
@@ -196,9 +195,10 @@ async fn service_pass(
     let named = !service_registries::service_registries(&rec).is_empty();
     let mut target_events = TargetEvents::default();
     let mut health = crate::elb::HealthReader::new(region);
-    for listed in view.index.group(&region.name, cluster, &group) {
-        let checked = definitions.health_checked(region, &listed.definition)?;
-        let mut summary = listed;
+    // The observation is the index's, read at once (whole revisions); records are read only
+    // to keep a task's registrations in step.
+    for summary in view.index.group(&region.name, cluster, &group) {
+        let checked = definitions.health_checked(region, &summary.definition)?;
         let mut lb = LbHealth::None;
         if balanced || named || summary.registered {
             // Registrations are kept in step with the record itself: read it.
@@ -224,10 +224,6 @@ async fn service_pass(
             }
             if balanced || task.targets.is_some() {
                 lb = service_targets::lb_health(&mut health, &task)?;
-            }
-            match Summary::of(key, revision, &task) {
-                Some(fresh) => summary = Arc::new(fresh),
-                None => continue,
             }
         }
         if let Some(p) = summary.capacity_provider.as_ref().filter(|_| summary.desired_status == DesiredStatus::Running)
@@ -270,14 +266,10 @@ async fn service_pass(
     let pairs = traffic::pairs(&rec);
     let alternate_share =
         if pairs.is_empty() { None } else { traffic::observed_share(region, &pairs, routing(&rec.scheduler))? };
-    let observed = Observed {
-        now,
-        revision: view.revision,
-        tasks: &tasks,
-        instances: &instances,
-        fresh_id: &fresh,
-        alternate_share,
-    };
+    // Every observed task's last change is at or below the observation's revision (the
+    // circuit breaker counts each failure once by it).
+    let revision = tasks.iter().map(|t| t.revision).fold(view.revision, u64::max);
+    let observed = Observed { now, revision, tasks: &tasks, instances: &instances, fresh_id: &fresh, alternate_share };
     let plan = reconcile(&spec, &rec.scheduler, &observed);
 
     let mut events = target_events.messages(name);

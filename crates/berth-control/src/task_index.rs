@@ -163,16 +163,30 @@ impl State {
         self.tasks.insert(key, Arc::new(summary));
     }
 
-    fn apply(&mut self, event: &Event) {
-        let revision = event.kv.mod_revision;
-        self.remove(&event.kv.key, revision);
-        if event.kind == EventKind::Put
-            && task_key(&event.kv.key).is_some()
-            && let Some(summary) = summarize(&event.kv.key, revision, &event.kv.value)
-        {
+    /// Applies one change: a task's key, its revision, and its summary (`None`: deleted, or
+    /// not a task record any more).
+    fn apply(&mut self, key: &str, revision: u64, summary: Option<Summary>) {
+        self.remove(key, revision);
+        if let Some(summary) = summary {
             self.insert(summary);
         }
     }
+}
+
+/// The task changes among a revision's events, summarised (the decoding happens here, before
+/// the index is locked, so readers never wait on it).
+fn task_changes(events: &[Event]) -> Vec<(&str, u64, Option<Summary>)> {
+    events
+        .iter()
+        .filter(|e| task_key(&e.kv.key).is_some())
+        .map(|e| {
+            let summary = match e.kind {
+                EventKind::Put => summarize(&e.kv.key, e.kv.mod_revision, &e.kv.value),
+                EventKind::Delete => None,
+            };
+            (e.kv.key.as_str(), e.kv.mod_revision, summary)
+        })
+        .collect()
 }
 
 fn summarize(key: &str, revision: u64, value: &[u8]) -> Option<Summary> {
@@ -342,10 +356,11 @@ async fn follow(store: Weak<dyn Store>, shared: Weak<Shared>, mut stream: berth_
         match next {
             Some(Ok((revision, events))) => {
                 let network = events.iter().any(|e| network_key(&e.kv.key));
-                {
+                let changes = task_changes(&events);
+                if !changes.is_empty() {
                     let mut state = shared.state.write().expect("task index lock poisoned");
-                    for event in &events {
-                        state.apply(event);
+                    for (key, revision, summary) in changes {
+                        state.apply(key, revision, summary);
                     }
                 }
                 if network {
