@@ -22,6 +22,9 @@ mod registry_storage;
 mod serve;
 mod store;
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
