@@ -70,9 +70,23 @@ class EtcdCluster:
             self.start_member(n)
         deadline = time.time() + 30
         while not all(self.healthy(n) for n in self.names):
-            assert time.time() < deadline, "the etcd cluster did not become healthy in 30 s"
+            assert time.time() < deadline, f"the etcd cluster did not become healthy in 30 s\n{self.report()}"
             time.sleep(0.1)
         return self
+
+    def report(self):
+        """Each member's exit status and the end of its log, for a failure message to say why."""
+        lines = []
+        for n in self.names:
+            p = self.procs.get(n)
+            status = "not started" if p is None else ("running" if p.poll() is None else f"exited {p.returncode}")
+            log = self.base / f"{n}.log"
+            tail = log.read_text(errors="replace").splitlines()[-15:] if log.exists() else []
+            lines.append(f"member {n} (client {self.client[n]}, peer {self.peer[n]}): {status}")
+            lines.extend(f"  {line}" for line in tail)
+        usage = shutil.disk_usage(self.base)
+        lines.append(f"free disk under {self.base}: {usage.free // 2**20} MiB")
+        return "\n".join(lines)
 
     def healthy(self, name):
         try:
@@ -91,7 +105,7 @@ class EtcdCluster:
         self.start_member(name, state="existing")
         deadline = time.time() + 30
         while not self.healthy(name):
-            assert time.time() < deadline, f"etcd member {name} did not rejoin in 30 s"
+            assert time.time() < deadline, f"etcd member {name} did not rejoin in 30 s\n{self.report()}"
             time.sleep(0.1)
 
     def stop(self):
