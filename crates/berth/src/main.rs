@@ -22,6 +22,8 @@ mod registry_storage;
 mod serve;
 mod store;
 
+// mimalloc, not glibc's malloc: placement and rollouts at thousands of instances allocate and
+// free many small records across both runtime workers (docs/performance.md, Scale).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
