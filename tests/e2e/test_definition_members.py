@@ -300,7 +300,10 @@ def holders(b):
 
 def test_task_pid_and_ipc_namespaces_are_shared_by_the_task(agent, registry):
     ecs = agent.client()
-    a = sh("a", registry, "busybox readlink /proc/self/ns/ipc > /dev/shm/from-a && exec sleep 1234", stopTimeout=1)
+    # Written aside and renamed: b must never read the file between the shell's redirect
+    # creating it and readlink filling it.
+    a = sh("a", registry, "busybox readlink /proc/self/ns/ipc > /dev/shm/.a && mv /dev/shm/.a /dev/shm/from-a "
+                          "&& exec sleep 1234", stopTimeout=1)
     b = sh("b", registry,
            "for i in $(seq 100); do ps | grep -q '[s]leep 1234' && test -f /dev/shm/from-a && break; sleep 0.1; done; "
            'test "$(cat /dev/shm/from-a)" = "$(busybox readlink /proc/self/ns/ipc)" && ps | grep -q "[s]leep 1234" '
