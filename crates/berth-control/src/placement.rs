@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use berth_placement::query::{self, Expr};
-use berth_placement::{Constraint, Instance, Resource, SpreadField, Strategy};
+use berth_placement::{Constraint, Instance, Plan, Request, Resource, SpreadField, Strategy};
 use berth_store::{KeyValue, StoreExt};
 use serde_json::Value;
 
@@ -97,6 +97,21 @@ pub fn strategies(list: &[Value]) -> Result<Vec<Strategy>, SpecError> {
             ))),
         })
         .collect()
+}
+
+/// Placements over this many instance-task pairs run on a blocking thread.
+const BLOCKING_PLACEMENT: usize = 1 << 16;
+
+/// The placement engine's plan for `request` over `views`. A big one (a service's thousands of
+/// tasks over thousands of instances: a second of work) runs on a blocking thread, so the
+/// runtime's workers go on answering requests meanwhile; a RunTask's runs in place.
+pub async fn place(views: Vec<Instance>, request: Request) -> ControlResult<Plan> {
+    if views.len().saturating_mul(request.count) < BLOCKING_PLACEMENT {
+        return Ok(berth_placement::place(&views, &request));
+    }
+    tokio::task::spawn_blocking(move || berth_placement::place(&views, &request))
+        .await
+        .map_err(|e| ControlError::Placement(format!("the placement engine failed: {e}")))
 }
 
 /// One container instance: its id, record and how the placement engine sees it.

@@ -12,7 +12,7 @@ use berth_model::capacity::StrategyItem;
 use berth_model::launch::LaunchType;
 use berth_model::resources::Requirements;
 use berth_model::task::{DesiredStatus, Failure, StopCode, TaskEvent, TaskStatus, transition};
-use berth_placement::{Constraint, Plan, Rejection, Request, Strategy, place};
+use berth_placement::{Constraint, Plan, Rejection, Request, Strategy};
 use berth_store::{Compare, KeyValue, Op, Txn};
 use serde_json::{Value, json};
 
@@ -137,8 +137,11 @@ pub async fn commit(
     let mut ops = Vec::new();
     let mut created = Vec::new();
     let mut enis = Vec::new();
+    // By id: a chunk places thousands of tasks over thousands of instances.
+    let by_id: HashMap<&str, &(String, KeyValue, InstanceRecord)> =
+        snapshot.iter().map(|entry| (entry.0.as_str(), entry)).collect();
     for (n, id) in placements.iter().enumerate() {
-        let (_, kv, rec) = snapshot.iter().find(|(i, ..)| i == id).expect("placement names a snapshot instance");
+        let (_, kv, rec) = by_id.get(id.as_str()).copied().expect("placement names a snapshot instance");
         let (_, rec) = updated.entry(id.as_str()).or_insert_with(|| {
             compares.push(Compare::unchanged(&kv.key, kv.mod_revision));
             (kv.key.as_str(), rec.clone())
@@ -250,7 +253,7 @@ async fn launch_chunk(
         };
         candidates.retain(|c| only.is_none_or(|id| c.id == id));
         let views: Vec<_> = candidates.iter().map(|c| c.view.clone()).collect();
-        let Plan { placements, rejections } = place(&views, &request);
+        let Plan { placements, rejections } = placement::place(views, request.clone()).await?;
         let snapshot: Vec<_> = candidates.into_iter().map(|c| (c.id, c.kv, c.record)).collect();
         if placements.is_empty() {
             return Ok(Some(Launched { tasks: Vec::new(), rejections }));

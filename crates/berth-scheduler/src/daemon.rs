@@ -3,7 +3,7 @@
 //! tasks on one instance), as many at once as `minimumHealthyPercent` allows, and tasks on
 //! instances that drain or stop matching go.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use crate::{InstanceState, Launch, Pass, Rollout, State, Stop, StopReason, TaskView, give_way, healthy_floor};
 
@@ -24,7 +24,7 @@ pub(crate) fn plan(pass: &Pass<'_>, state: &State) -> (Vec<Launch>, Vec<Stop>, u
     let mut active: Vec<&TaskView> = pass.live.iter().copied().filter(|t| t.active()).collect();
     active.sort_by(|a, b| a.created_at.total_cmp(&b.created_at));
     for t in &active {
-        let here = pass.instances.iter().find(|i| i.id == t.instance).map(|i| (i.state, i.daemon_eligible));
+        let here = pass.instance(&t.instance).map(|i| (i.state, i.daemon_eligible));
         match here {
             _ if t.failing_health(now, grace) => stops.push(Stop::failing(t, now, grace)),
             Some((InstanceState::Draining, _)) => doomed.push((*t, StopReason::Draining)),
@@ -44,8 +44,12 @@ pub(crate) fn plan(pass: &Pass<'_>, state: &State) -> (Vec<Launch>, Vec<Stop>, u
     // An instance gets the primary's task once nothing else holds it.
     let mut launch = Vec::new();
     if let Some(p) = state.primary().filter(|_| !primary_failed) {
+        let mut by_instance: HashMap<&str, Vec<&TaskView>> = HashMap::new();
+        for t in &pass.live {
+            by_instance.entry(t.instance.as_str()).or_default().push(t);
+        }
         for i in eligible {
-            let on = || pass.live.iter().filter(|t| t.instance == i.id);
+            let on = || by_instance.get(i.id.as_str()).into_iter().flatten();
             let ours = on().any(|t| t.active() && t.deployment == pid);
             let busy = on().any(|t| t.deployment != pid || !t.active() || t.failing_health(now, grace));
             if !ours && !busy {

@@ -22,6 +22,8 @@ mod task_set;
 #[cfg(test)]
 mod tests;
 
+use std::collections::HashMap;
+
 use berth_model::task::TaskStatus;
 use serde::{Deserialize, Serialize};
 
@@ -460,11 +462,26 @@ pub(crate) struct Pass<'a> {
     pub now: f64,
     pub live: Vec<&'a TaskView>,
     pub instances: &'a [InstanceView],
+    /// `instances` by id (the first of an id, should it appear twice): a pass asks for each
+    /// task's instance, and 100,000 tasks over 5,000 instances must not search a list each.
+    by_id: HashMap<&'a str, &'a InstanceView>,
 }
 
-impl Pass<'_> {
+impl<'a> Pass<'a> {
+    fn new(spec: &'a Spec, now: f64, instances: &'a [InstanceView]) -> Pass<'a> {
+        let mut by_id = HashMap::with_capacity(instances.len());
+        for i in instances {
+            by_id.entry(i.id.as_str()).or_insert(i);
+        }
+        Pass { spec, now, live: Vec::new(), instances, by_id }
+    }
+
+    pub fn instance(&self, id: &str) -> Option<&'a InstanceView> {
+        self.by_id.get(id).copied()
+    }
+
     pub fn instance_state(&self, id: &str) -> InstanceState {
-        self.instances.iter().find(|i| i.id == id).map(|i| i.state).unwrap_or(InstanceState::Lost)
+        self.instance(id).map(|i| i.state).unwrap_or(InstanceState::Lost)
     }
 }
 
@@ -473,7 +490,7 @@ pub fn reconcile(spec: &Spec, state: &State, observed: &Observed<'_>) -> Plan {
     let now = observed.now;
     let mut state = state.clone();
     let mut events = Vec::new();
-    let mut pass = Pass { spec, now, live: Vec::new(), instances: observed.instances };
+    let mut pass = Pass::new(spec, now, observed.instances);
 
     // Tasks on lost instances are written off first, so their replacements go out this pass.
     let mut lost = Vec::new();
