@@ -73,6 +73,7 @@ impl App {
         logs: Arc<berth_logs::segments::LogStore>,
         metrics: Arc<berth_metrics::Metrics>,
     ) -> Arc<Self> {
+        let telemetry = telemetry::Telemetry::default().with_passes(control.passes.clone());
         Arc::new(App {
             config,
             control,
@@ -81,7 +82,7 @@ impl App {
             logs,
             queries: Default::default(),
             metrics,
-            telemetry: Default::default(),
+            telemetry,
         })
     }
 

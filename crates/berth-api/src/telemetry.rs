@@ -1,19 +1,22 @@
 //! Prometheus text at `GET /metrics` (unsigned, for a scraper on the operator's network):
-//! the API's requests and their latency by service, operation and status, and each running
-//! task's cpu and memory as its agent last reported them (see `stats`).
+//! the API's requests and their latency by service, operation and status, what the service
+//! scheduler's passes cost on this server, and each running task's cpu and memory as its agent
+//! last reported them (see `stats`).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
+use berth_control::scheduler::PassStats;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -79,7 +82,39 @@ impl Default for Telemetry {
     }
 }
 
+/// The scheduler's passes, read at each scrape.
+#[derive(Debug)]
+struct Passes(Arc<PassStats>);
+
+impl Collector for Passes {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let f = self.0.read();
+        let mut one = |name: &str, help: &str, metric: &dyn EncodeMetric| {
+            metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
+        };
+        one("scheduler_passes", "Service scheduler passes this server ran", &ConstCounter::new(f.passes))?;
+        one("scheduler_pass_seconds", "Time spent in service scheduler passes", &ConstCounter::new(f.seconds))?;
+        one(
+            "scheduler_last_pass_seconds",
+            "The time of the last service scheduler pass",
+            &ConstGauge::new(f.last_seconds),
+        )?;
+        let tasks = ConstGauge::new(f.last_tasks);
+        one(
+            "scheduler_last_pass_tasks",
+            "The tasks the last service scheduler pass observed, over all services",
+            &tasks,
+        )
+    }
+}
+
 impl Telemetry {
+    /// Also shows what the scheduler's passes cost.
+    pub fn with_passes(mut self, passes: Arc<PassStats>) -> Self {
+        self.registry.register_collector(Box::new(Passes(passes)));
+        self
+    }
+
     /// One answered API request.
     pub fn request(&self, service: &str, operation: &str, status: u16, took: Duration) {
         let labels = Request { service: service.into(), operation: operation.into(), code: status.to_string() };
@@ -148,5 +183,19 @@ mod tests {
             "{text}"
         );
         assert!(text.contains(r#"berth_task_memory_bytes{cluster="default",service="web",task="t1"} 1024"#), "{text}");
+    }
+
+    #[test]
+    fn scheduler_passes_are_read_at_each_scrape() {
+        let passes = Arc::new(PassStats::default());
+        let t = Telemetry::default().with_passes(passes.clone());
+        assert!(t.encode().contains("berth_scheduler_passes_total 0\n"), "{}", t.encode());
+        passes.record(Duration::from_millis(250), 40);
+        passes.record(Duration::from_millis(500), 42);
+        let text = t.encode();
+        assert!(text.contains("berth_scheduler_passes_total 2\n"), "{text}");
+        assert!(text.contains("berth_scheduler_pass_seconds_total 0.75\n"), "{text}");
+        assert!(text.contains("berth_scheduler_last_pass_seconds 0.5\n"), "{text}");
+        assert!(text.contains("berth_scheduler_last_pass_tasks 42\n"), "{text}");
     }
 }

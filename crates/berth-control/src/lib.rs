@@ -93,6 +93,10 @@ pub struct Control {
     pub scheduler_wake: tokio::sync::Notify,
     /// Every task in summary, by instance and by group; see [`task_index`].
     pub tasks: task_index::TaskIndex,
+    /// What the scheduler's passes cost (`GET /metrics` shows it).
+    pub passes: Arc<scheduler::PassStats>,
+    /// What each service's last reconcile read (see [`scheduler::Reconciled`]).
+    pub reconciled: scheduler::Reconciled,
     closing: tokio::sync::watch::Sender<bool>,
 }
 
@@ -106,6 +110,8 @@ impl Control {
             ids,
             scheduler_wake: Default::default(),
             tasks: Default::default(),
+            passes: Default::default(),
+            reconciled: Default::default(),
             closing,
         })
     }
@@ -126,12 +132,12 @@ impl Control {
         self.scheduler_wake.notify_one();
     }
 
-    /// One region of this installation, now.
     /// The task index, showing at least what the store holds now.
     pub async fn task_index(&self) -> ControlResult<task_index::Index<'_>> {
         self.tasks.reach(&self.store).await
     }
 
+    /// One region of this installation, now.
     pub fn region(&self, region: &str) -> Region<'_> {
         self.region_at(region, self.clock.now())
     }

@@ -6,6 +6,8 @@
 //! runs the next pass.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use berth_model::capacity;
 use berth_model::resources::Shortfall;
@@ -31,14 +33,106 @@ use crate::tasks::{Launch, StopRequest, launch_for, request_stop, write_off};
 use crate::{Control, Region, placement};
 use crate::{service_registries, service_targets, traffic};
 
+/// What the passes have cost so far: for `GET /metrics`, and the scale benchmark's per-pass
+/// figure (the time of a pass against the tasks it observed).
+#[derive(Debug, Default)]
+pub struct PassStats {
+    passes: AtomicU64,
+    nanos: AtomicU64,
+    last_nanos: AtomicU64,
+    last_tasks: AtomicU64,
+}
+
+/// A reading of [`PassStats`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PassFigures {
+    pub passes: u64,
+    /// The time of all passes together.
+    pub seconds: f64,
+    pub last_seconds: f64,
+    /// The tasks the last pass observed, over all services.
+    pub last_tasks: u64,
+}
+
+impl PassStats {
+    pub fn record(&self, took: Duration, tasks: usize) {
+        let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        self.passes.fetch_add(1, Ordering::Relaxed);
+        self.nanos.fetch_add(nanos, Ordering::Relaxed);
+        self.last_nanos.store(nanos, Ordering::Relaxed);
+        self.last_tasks.store(tasks as u64, Ordering::Relaxed);
+    }
+
+    pub fn read(&self) -> PassFigures {
+        let seconds = |a: &AtomicU64| a.load(Ordering::Relaxed) as f64 / 1e9;
+        PassFigures {
+            passes: self.passes.load(Ordering::Relaxed),
+            seconds: seconds(&self.nanos),
+            last_seconds: seconds(&self.last_nanos),
+            last_tasks: self.last_tasks.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// How long a service whose inputs have not changed goes without a reconcile: what depends on
+/// time alone (an agent gone quiet, a grace period, a bake time) is seen this late at most.
+const RECONCILE_EVERY: Duration = Duration::from_secs(1);
+
+/// What a service's last reconcile read, for passes woken by changes elsewhere to pass it by:
+/// with 100,000 tasks in a cluster, a rollout of one service should not re-reconcile all the
+/// others on every report. Only the leader's passes use it; a new leader starts empty.
+#[derive(Default)]
+pub struct Reconciled(std::sync::Mutex<HashMap<String, Seen>>);
+
+/// A service's inputs as a reconcile read them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Inputs {
+    /// The service record's revision.
+    record: u64,
+    /// The last change to a task of its group.
+    group: u64,
+    /// Its cluster's instances (see [`ClusterView::instances`]).
+    instances: (u64, usize),
+}
+
+struct Seen {
+    inputs: Inputs,
+    at: std::time::SystemTime,
+}
+
+impl Reconciled {
+    /// Whether a reconcile of `service` on `inputs` at `now` would decide what the last one
+    /// did: it read the same inputs less than [`RECONCILE_EVERY`] ago and its plan did nothing.
+    fn unchanged(&self, service: &str, inputs: Inputs, now: std::time::SystemTime) -> bool {
+        let seen = self.0.lock().expect("scheduler memory lock");
+        seen.get(service)
+            .is_some_and(|s| s.inputs == inputs && now.duration_since(s.at).is_ok_and(|since| since < RECONCILE_EVERY))
+    }
+
+    /// A reconcile read `inputs` at `now`; `quiet`: its plan did nothing (anything else
+    /// changes the inputs, and the next pass reconciles again anyway).
+    fn record(&self, service: &str, inputs: Inputs, now: std::time::SystemTime, quiet: bool) {
+        let mut seen = self.0.lock().expect("scheduler memory lock");
+        if quiet {
+            seen.insert(service.to_string(), Seen { inputs, at: now });
+        } else {
+            seen.remove(service);
+        }
+    }
+}
+
 /// One pass over every service in the index, then over the tasks draining from their load
 /// balancers.
 pub async fn pass(control: &Control) -> ControlResult<()> {
-    services_pass(control).await?;
-    service_targets::release_drained(control).await
+    let started = Instant::now();
+    let observed = services_pass(control).await?;
+    service_targets::release_drained(control).await?;
+    control.passes.record(started.elapsed(), observed);
+    Ok(())
 }
 
-async fn services_pass(control: &Control) -> ControlResult<()> {
+/// Reconciles every service; answers how many tasks the pass observed.
+async fn services_pass(control: &Control) -> ControlResult<usize> {
     // The index is ordered by region and cluster: each cluster is read once for all of its
     // services.
     let mut by_cluster: Vec<((String, String), Vec<String>)> = Vec::new();
@@ -53,6 +147,7 @@ async fn services_pass(control: &Control) -> ControlResult<()> {
     }
     // Whatever the store held when the pass began, the index shows.
     let index = control.task_index().await?;
+    let mut observed = 0;
     for ((region, cluster), names) in by_cluster {
         let region = control.region(&region);
         let view = match ClusterView::read(&region, &cluster, &index) {
@@ -64,23 +159,26 @@ async fn services_pass(control: &Control) -> ControlResult<()> {
         };
         let mut definitions = Definitions::default();
         for name in names {
-            if let Err(e) = service_pass(&region, &cluster, &name, &view, &mut definitions).await {
-                tracing::warn!(service = name, cluster, error = %e, "service pass failed");
+            match service_pass(&region, &cluster, &name, &view, &mut definitions).await {
+                Ok(tasks) => observed += tasks,
+                Err(e) => tracing::warn!(service = name, cluster, error = %e, "service pass failed"),
             }
         }
     }
-    Ok(())
+    Ok(observed)
 }
 
 /// What a pass reads of a cluster once, for all of its services: the task index at one
 /// revision, and its instances. A service's launches re-read what they need, and a plan made
 /// on this view is guarded by its service record's revision.
 struct ClusterView<'i> {
-    revision: u64,
     index: &'i Index<'i>,
     candidates: Vec<placement::Candidate>,
     /// The instances lending to Fargate, where the cluster's FARGATE tasks run.
     fargate: Vec<placement::Candidate>,
+    /// The newest revision among those instances' records, and how many there are: what
+    /// changes when any of them changes, comes or goes.
+    instances: (u64, usize),
 }
 
 impl<'i> ClusterView<'i> {
@@ -91,7 +189,9 @@ impl<'i> ClusterView<'i> {
             .into_iter()
             .map(|(_, kv, record)| placement::candidate(region, kv, record, Vec::new()))
             .collect();
-        Ok(ClusterView { revision: index.revision(), index, candidates, fargate })
+        let all = candidates.iter().chain(&fargate);
+        let instances = (all.clone().map(|c| c.kv.mod_revision).max().unwrap_or(0), all.count());
+        Ok(ClusterView { index, candidates, fargate, instances })
     }
 }
 
@@ -172,27 +272,42 @@ async fn service_pass(
     name: &str,
     view: &ClusterView<'_>,
     definitions: &mut Definitions,
-) -> ControlResult<()> {
+) -> ControlResult<usize> {
     let index_key = region.keys.scheduled(cluster, name);
     let Some(kv) = region.store().get(&region.keys.service(cluster, name))? else {
         region.store().txn(Txn::new().and_then(vec![Op::delete(&index_key)])).await?;
-        return Ok(());
+        return Ok(0);
     };
     let mut rec: ServiceRecord = decode(&kv)?;
     if rec.status == ServiceStatus::Inactive {
         region.store().txn(Txn::new().and_then(vec![Op::delete(&index_key)])).await?;
-        return Ok(());
+        return Ok(0);
     }
     let spec = spec(&rec);
     let now = region.timestamp();
+    let group = format!("service:{name}");
+    let balanced = !service_targets::service_load_balancers(&rec).is_empty();
+    let named = !service_registries::service_registries(&rec).is_empty();
+    let pairs = traffic::pairs(&rec);
+
+    // A service whose every input is as its last quiet reconcile read it is passed by. Load
+    // balancer and Cloud Map health, and traffic shifted between target groups, are inputs
+    // this cannot see: such services are reconciled every pass.
+    let inputs = Inputs {
+        record: kv.mod_revision,
+        group: view.index.group_changed(&region.name, cluster, &group),
+        instances: view.instances,
+    };
+    let watched = !balanced && !named && pairs.is_empty();
+    let memory = &region.control.reconciled;
+    if watched && memory.unchanged(&kv.key, inputs, region.now) {
+        return Ok(0);
+    }
 
     // Observe: the service's tasks and the cluster's instances, from the pass's view.
-    let group = format!("service:{name}");
     let mut tasks = Vec::new();
     // The service's wanted tasks per capacity provider.
     let mut providers: HashMap<String, u32> = HashMap::new();
-    let balanced = !service_targets::service_load_balancers(&rec).is_empty();
-    let named = !service_registries::service_registries(&rec).is_empty();
     let mut target_events = TargetEvents::default();
     let mut health = crate::elb::HealthReader::new(region);
     // The observation is the index's, read at once (whole revisions); records are read only
@@ -263,12 +378,12 @@ async fn service_pass(
         })
         .collect();
     let fresh = region.control.ids.deployment_id();
-    let pairs = traffic::pairs(&rec);
     let alternate_share =
         if pairs.is_empty() { None } else { traffic::observed_share(region, &pairs, routing(&rec.scheduler))? };
     // Every observed task's last change is at or below the observation's revision (the
-    // circuit breaker counts each failure once by it).
-    let revision = tasks.iter().map(|t| t.revision).fold(view.revision, u64::max);
+    // circuit breaker counts each failure once by it). It moves only when a task of the
+    // service changes: with the store's revision, every pass rewrote every service's record.
+    let revision = tasks.iter().map(|t| t.revision).fold(inputs.group, u64::max);
     let observed = Observed { now, revision, tasks: &tasks, instances: &instances, fresh_id: &fresh, alternate_share };
     let plan = reconcile(&spec, &rec.scheduler, &observed);
 
@@ -288,7 +403,7 @@ async fn service_pass(
         )
         .await?
     {
-        return Ok(());
+        return Ok(tasks.len());
     }
 
     let before = encode(&rec);
@@ -310,11 +425,13 @@ async fn service_pass(
         ops.push(Op::delete(&index_key));
     }
     let after = encode(&rec);
+    let quiet = plan.lost.is_empty() && plan.stop.is_empty() && plan.launch.is_empty() && after == before;
+    memory.record(&kv.key, inputs, region.now, watched && quiet);
     if after != before {
         ops.push(Op::put(&kv.key, after));
         let guard = vec![Compare::unchanged(&kv.key, kv.mod_revision)];
         if !region.store().txn(Txn::new().when(guard).and_then(ops)).await?.succeeded {
-            return Ok(());
+            return Ok(tasks.len());
         }
     }
     // The rules follow the deployments as recorded (again each pass, so a rule changed by
@@ -322,7 +439,7 @@ async fn service_pass(
     if let Some(wanted) = routing(&rec.scheduler).filter(|_| !pairs.is_empty() && !spec.deleting) {
         traffic::apply(region, &pairs, wanted).await?;
     }
-    Ok(())
+    Ok(tasks.len())
 }
 
 /// Targets registered and deregistered in one pass, per target group, for the service's

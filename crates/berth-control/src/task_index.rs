@@ -122,9 +122,17 @@ impl Default for HostEntry {
 }
 
 #[derive(Default)]
+struct GroupEntry {
+    tasks: BTreeSet<Arc<str>>,
+    /// The revision of the last change to any task it holds or held. An emptied group keeps
+    /// its entry, so this never goes back.
+    changed: u64,
+}
+
+#[derive(Default)]
 struct State {
     tasks: HashMap<Arc<str>, Arc<Summary>>,
-    groups: HashMap<GroupKey, BTreeSet<Arc<str>>>,
+    groups: HashMap<GroupKey, GroupEntry>,
     hosts: HashMap<HostKey, HostEntry>,
 }
 
@@ -132,11 +140,9 @@ impl State {
     fn remove(&mut self, key: &str, revision: u64) {
         let Some(old) = self.tasks.remove(key) else { return };
         let group = (old.region.clone(), old.cluster.clone(), old.group.clone());
-        if let Some(keys) = self.groups.get_mut(&group) {
-            keys.remove(key);
-            if keys.is_empty() {
-                self.groups.remove(&group);
-            }
+        if let Some(entry) = self.groups.get_mut(&group) {
+            entry.tasks.remove(key);
+            entry.changed = revision;
         }
         if let Some(host) = &old.host
             && let Some(entry) = self.hosts.get_mut(&host_key(&old.region, host))
@@ -150,10 +156,10 @@ impl State {
     fn insert(&mut self, summary: Summary) {
         let key = summary.key.clone();
         let revision = summary.revision;
-        self.groups
-            .entry((summary.region.clone(), summary.cluster.clone(), summary.group.clone()))
-            .or_default()
-            .insert(key.clone());
+        let group =
+            self.groups.entry((summary.region.clone(), summary.cluster.clone(), summary.group.clone())).or_default();
+        group.tasks.insert(key.clone());
+        group.changed = revision;
         if let Some(host) = &summary.host {
             let entry = self.hosts.entry(host_key(&summary.region, host)).or_default();
             entry.tasks.insert(key.clone());
@@ -261,7 +267,13 @@ impl Index<'_> {
     pub fn group(&self, region: &str, cluster: &str, group: &str) -> Vec<Arc<Summary>> {
         let state = self.read();
         let key = (region.to_string(), cluster.to_string(), group.to_string());
-        state.groups.get(&key).into_iter().flatten().filter_map(|k| state.tasks.get(k).cloned()).collect()
+        state.groups.get(&key).into_iter().flat_map(|g| &g.tasks).filter_map(|k| state.tasks.get(k).cloned()).collect()
+    }
+
+    /// The revision of the last change to a task of `group` in a cluster (0: none seen).
+    pub fn group_changed(&self, region: &str, cluster: &str, group: &str) -> u64 {
+        let key = (region.to_string(), cluster.to_string(), group.to_string());
+        self.read().groups.get(&key).map_or(0, |g| g.changed)
     }
 
     /// The tasks an instance holds (its cluster's, and the FARGATE tasks it hosts for any).
@@ -465,6 +477,8 @@ mod tests {
         let seen = index.reach(&store).await.unwrap();
         assert!(seen.revision() >= r);
         assert_eq!(ids(&seen.group("us-east-1", "default", "service:web")), ["a", "b"]);
+        assert_eq!(seen.group_changed("us-east-1", "default", "service:web"), r);
+        assert_eq!(seen.group_changed("us-east-1", "default", "service:none"), 0);
         let on_i1 = seen.host("us-east-1", &host("i1"));
         assert_eq!((ids(&on_i1.tasks), on_i1.changed), (vec!["a", "b"], r));
         let groups = seen.instance_groups("us-east-1", "default", &["i1", "i2", "i3"]);
@@ -486,6 +500,9 @@ mod tests {
         let on_i2 = seen.host("us-east-1", &host("i2"));
         assert!(on_i2.tasks.is_empty() && on_i2.changed == r);
         assert!(seen.group("us-east-1", "default", "family:batch").is_empty());
+        // An emptied group still says when it last changed; the other group did not.
+        assert_eq!(seen.group_changed("us-east-1", "default", "family:batch"), r);
+        assert!(seen.group_changed("us-east-1", "default", "service:web") < r);
 
         // Other keys move the revision without touching tasks; network keys wake polls.
         let mut network = seen.subscribe_network();

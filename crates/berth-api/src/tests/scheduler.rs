@@ -174,3 +174,40 @@ async fn a_launch_beyond_one_chunk_is_committed_in_several_transactions() {
     assert!(events[0]["message"].as_str().unwrap().starts_with("(service web) has started 3 tasks: (task "));
     assert!(events[1]["message"].as_str().unwrap().starts_with("(service web) has started 10 tasks: (task "));
 }
+
+/// A pass woken by a change to one service reconciles that one; another whose tasks, record
+/// and instances are as its last quiet reconcile read them is passed by until a second has
+/// gone by.
+#[tokio::test]
+async fn a_pass_passes_by_services_whose_inputs_have_not_changed() {
+    let app = setup().await;
+    for (name, count) in [("web", 2), ("batch", 1)] {
+        let service = json!({"serviceName": name, "taskDefinition": "web:1", "desiredCount": count});
+        app.call("CreateService", service).await.unwrap();
+    }
+    pass(&app.app.control).await.unwrap();
+    let all = app.call("ListTasks", json!({})).await.unwrap()["taskArns"].as_array().unwrap().clone();
+    assert_eq!(all.len(), 3);
+    for arn in &all {
+        app.call("SubmitTaskStateChange", json!({"task": arn, "status": "RUNNING"})).await.unwrap();
+    }
+    later_pass(&app).await;
+    let observed = || app.app.control.passes.read().last_tasks;
+    // Completion and steady state are told; then a pass with nothing new observes nothing.
+    for _ in 0..3 {
+        pass(&app.app.control).await.unwrap();
+    }
+    assert_eq!(observed(), 0, "nothing changed: both services passed by");
+
+    // One of web's tasks stopped by hand: web alone is reconciled (its two tasks) and replaces it.
+    let web = tasks(&app, "RUNNING").await;
+    app.call("StopTask", json!({"task": web[0]["taskArn"]})).await.unwrap();
+    pass(&app.app.control).await.unwrap();
+    assert_eq!(observed(), 2, "web's two tasks observed, batch's one passed by");
+    assert_eq!(tasks(&app, "RUNNING").await.len(), 2, "the stopped task is replaced at once");
+
+    // A second later every service is reconciled again, changed or not.
+    app.clock.advance(Duration::from_secs(1));
+    pass(&app.app.control).await.unwrap();
+    assert_eq!(observed(), 4, "web's three tasks and batch's one");
+}
