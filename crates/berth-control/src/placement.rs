@@ -131,13 +131,7 @@ pub async fn candidates(region: &Region<'_>, cluster: &str) -> ControlResult<Vec
 
 /// [`candidates`] with the task index already at hand.
 pub fn candidates_in(region: &Region<'_>, cluster: &str, index: &Index<'_>) -> ControlResult<Vec<Candidate>> {
-    let mut listed = Vec::new();
-    for kv in region.store().list(&region.keys.instances(cluster))? {
-        let record: InstanceRecord = decode(&kv)?;
-        if record.status != InstanceStatus::Inactive {
-            listed.push((kv, record));
-        }
-    }
+    let listed = listed(region, cluster)?;
     let ids: Vec<&str> = listed.iter().map(|(kv, _)| kv.key.rsplit('/').next().unwrap_or_default()).collect();
     let mut groups = index.instance_groups(&region.name, cluster, &ids);
     Ok(listed
@@ -147,6 +141,40 @@ pub fn candidates_in(region: &Region<'_>, cluster: &str, index: &Index<'_>) -> C
             candidate(region, kv, record, task_groups)
         })
         .collect())
+}
+
+/// [`candidates_in`] without the groups of the tasks on each instance: what a scheduler pass
+/// needs of most services (a daemon's memberOf constraints ask for them: see
+/// [`with_task_groups`]).
+pub fn instances_in(region: &Region<'_>, cluster: &str) -> ControlResult<Vec<Candidate>> {
+    Ok(listed(region, cluster)?.into_iter().map(|(kv, record)| candidate(region, kv, record, Vec::new())).collect())
+}
+
+/// The views of `candidates` with the groups of the live tasks on each, from the index.
+pub fn with_task_groups(
+    region: &Region<'_>,
+    cluster: &str,
+    candidates: &[Candidate],
+    index: &Index<'_>,
+) -> Vec<Instance> {
+    let ids: Vec<&str> = candidates.iter().map(|c| c.id.as_str()).collect();
+    let mut groups = index.instance_groups(&region.name, cluster, &ids);
+    candidates
+        .iter()
+        .map(|c| Instance { task_groups: groups.remove(&c.id).unwrap_or_default(), ..c.view.clone() })
+        .collect()
+}
+
+/// The cluster's instance records that are not deregistered.
+fn listed(region: &Region<'_>, cluster: &str) -> ControlResult<Vec<(KeyValue, InstanceRecord)>> {
+    let mut listed = Vec::new();
+    for kv in region.store().list(&region.keys.instances(cluster))? {
+        let record: InstanceRecord = decode(&kv)?;
+        if record.status != InstanceStatus::Inactive {
+            listed.push((kv, record));
+        }
+    }
+    Ok(listed)
 }
 
 /// One instance as placement sees it, with the groups of its live tasks.

@@ -183,7 +183,8 @@ struct ClusterView<'i> {
 
 impl<'i> ClusterView<'i> {
     fn read(region: &Region<'_>, cluster: &str, index: &'i Index<'i>) -> ControlResult<ClusterView<'i>> {
-        let candidates = placement::candidates_in(region, cluster, index)?;
+        // Without their tasks' groups: only a daemon's memberOf constraints read them.
+        let candidates = placement::instances_in(region, cluster)?;
         // Only the hosts' states matter here (their task groups are placement's concern).
         let fargate = crate::fargate::hosts(region)?
             .into_iter()
@@ -312,8 +313,17 @@ async fn service_pass(
     let mut health = crate::elb::HealthReader::new(region);
     // The observation is the index's, read at once (whole revisions); records are read only
     // to keep a task's registrations in step.
+    // A service's tasks share a definition or two: asked once per run of equal ones.
+    let mut last_checked: Option<(String, bool)> = None;
     for summary in view.index.group(&region.name, cluster, &group) {
-        let checked = definitions.health_checked(region, &summary.definition)?;
+        let checked = match &last_checked {
+            Some((arn, checked)) if *arn == summary.definition => *checked,
+            _ => {
+                let checked = definitions.health_checked(region, &summary.definition)?;
+                last_checked = Some((summary.definition.clone(), checked));
+                checked
+            }
+        };
         let mut lb = LbHealth::None;
         if balanced || named || summary.registered {
             // Registrations are kept in step with the record itself: read it.
@@ -351,11 +361,15 @@ async fn service_pass(
     let lost_after = region.config().lost_agent_timeout.as_secs_f64();
     // The cluster's instances, then the Fargate hosts of other clusters (where FARGATE tasks
     // run, never daemons).
-    let own = view.candidates.iter().map(|c| (c, true));
-    let foreign = view.fargate.iter().filter(|f| !view.candidates.iter().any(|c| c.id == f.id)).map(|c| (c, false));
+    let own = view.candidates.iter().enumerate().map(|(i, c)| (c, Some(i)));
+    let foreign = view.fargate.iter().filter(|f| !view.candidates.iter().any(|c| c.id == f.id)).map(|c| (c, None));
+    // memberOf may read the groups of an instance's tasks: the views with them, when asked.
+    let member_of = constraints.iter().any(|k| matches!(k, Constraint::MemberOf(_)));
+    let grouped =
+        if member_of { placement::with_task_groups(region, cluster, &view.candidates, view.index) } else { Vec::new() };
     let instances: Vec<InstanceView> = own
         .chain(foreign)
-        .map(|(c, in_cluster)| {
+        .map(|(c, own_at)| {
             let state = if c.view.agent_connected {
                 if c.record.status == InstanceStatus::Draining {
                     InstanceState::Draining
@@ -369,11 +383,12 @@ async fn service_pass(
             } else {
                 InstanceState::Disconnected
             };
-            let daemon_eligible = in_cluster
-                && constraints.iter().all(|k| match k {
-                    Constraint::MemberOf(expr) => matches(&c.view, expr),
+            let daemon_eligible = own_at.is_some_and(|i| {
+                constraints.iter().all(|k| match k {
+                    Constraint::MemberOf(expr) => matches(&grouped[i], expr),
                     _ => true,
-                });
+                })
+            });
             InstanceView { id: c.id.clone(), state, daemon_eligible }
         })
         .collect();

@@ -45,6 +45,8 @@ pub struct Summary {
     pub health: Health,
     pub failed: bool,
     pub started_at: Option<f64>,
+    /// For a STOPPED task: when (housekeeping forgets it after the retention).
+    pub stopped_at: Option<f64>,
     pub created_at: f64,
     pub definition: String,
     pub started_by: String,
@@ -72,6 +74,7 @@ impl Summary {
             health: rec.health,
             failed: rec.failure.is_some(),
             started_at: number("startedAt"),
+            stopped_at: number("stoppedAt"),
             created_at: number("createdAt").unwrap_or(0.0),
             definition: text("taskDefinitionArn"),
             started_by: text("startedBy"),
@@ -268,6 +271,13 @@ impl Index<'_> {
         let state = self.read();
         let key = (region.to_string(), cluster.to_string(), group.to_string());
         state.groups.get(&key).into_iter().flat_map(|g| &g.tasks).filter_map(|k| state.tasks.get(k).cloned()).collect()
+    }
+
+    /// Every task of a cluster, group by group.
+    pub fn cluster(&self, region: &str, cluster: &str) -> Vec<Arc<Summary>> {
+        let state = self.read();
+        let of_cluster = state.groups.iter().filter(|((r, c, _), _)| r == region && c == cluster);
+        of_cluster.flat_map(|(_, g)| &g.tasks).filter_map(|k| state.tasks.get(k).cloned()).collect()
     }
 
     /// The revision of the last change to a task of `group` in a cluster (0: none seen).
@@ -479,6 +489,11 @@ mod tests {
         assert_eq!(ids(&seen.group("us-east-1", "default", "service:web")), ["a", "b"]);
         assert_eq!(seen.group_changed("us-east-1", "default", "service:web"), r);
         assert_eq!(seen.group_changed("us-east-1", "default", "service:none"), 0);
+        let in_cluster = seen.cluster("us-east-1", "default");
+        let mut all = ids(&in_cluster);
+        all.sort();
+        assert_eq!(all, ["a", "b", "c"]);
+        assert!(seen.cluster("us-east-1", "other").is_empty());
         let on_i1 = seen.host("us-east-1", &host("i1"));
         assert_eq!((ids(&on_i1.tasks), on_i1.changed), (vec!["a", "b"], r));
         let groups = seen.instance_groups("us-east-1", "default", &["i1", "i2", "i3"]);
