@@ -26,7 +26,7 @@ use crate::App;
 use crate::ecs::{self, Ctx};
 use crate::error::{ApiError, ApiResult};
 use crate::sigv4;
-use berth_control::records::{Host, InstanceRecord, InstanceStatus, TaskRecord};
+use berth_control::records::{Host, InstancePulse, InstanceRecord, InstanceStatus, TaskRecord};
 use berth_control::task_index::Index;
 use berth_control::task_network;
 
@@ -153,6 +153,16 @@ async fn heartbeat(ctx: &Ctx<'_>, cluster: &str, id: &str) -> ApiResult<String> 
     let key = ctx.keys.instance(cluster, id);
     let kv =
         ctx.store().get(&key)?.ok_or_else(|| ApiError::invalid("The referenced container instance was not found."))?;
+    let now = ctx.timestamp();
+    let within = ctx.config().agent_timeout.as_secs_f64() / 4.0;
+    // Most polls find the instance active and its last contact recent: nothing to write.
+    if let Ok(pulse) = serde_json::from_slice::<InstancePulse>(&kv.value)
+        && pulse.status.is_some_and(|s| s != InstanceStatus::Inactive)
+        && pulse.fresh(now, within)
+        && let Some(arn) = pulse.arn()
+    {
+        return Ok(arn.to_string());
+    }
     let mut rec: InstanceRecord = ecs::decode(&kv)?;
     if rec.status == InstanceStatus::Inactive {
         return Err(ApiError::new(
@@ -162,9 +172,8 @@ async fn heartbeat(ctx: &Ctx<'_>, cluster: &str, id: &str) -> ApiResult<String> 
         ));
     }
     let arn = rec.instance["containerInstanceArn"].as_str().unwrap_or_default().to_string();
-    let now = ctx.timestamp();
-    let fresh = rec.instance.get("agentConnected").and_then(Value::as_bool) == Some(true)
-        && now - rec.heartbeat < ctx.config().agent_timeout.as_secs_f64() / 4.0;
+    let fresh =
+        rec.instance.get("agentConnected").and_then(Value::as_bool) == Some(true) && now - rec.heartbeat < within;
     if !fresh {
         rec.heartbeat = now;
         rec.instance.insert("agentConnected".into(), json!(true));

@@ -56,7 +56,7 @@ pub struct Summary {
 }
 
 impl Summary {
-    pub fn of(key: &str, revision: u64, rec: &TaskRecord) -> Option<Summary> {
+    fn of(key: &str, revision: u64, rec: &TaskRecord) -> Option<Summary> {
         let (region, cluster, id) = task_key(key)?;
         let text = |k: &str| rec.field(k).unwrap_or_default().to_string();
         let number = |k: &str| rec.task.get(k).and_then(Value::as_f64);
@@ -326,6 +326,7 @@ impl Index<'_> {
     }
 
     /// How often the index lost its watch's history and listed everything afresh.
+    #[cfg(test)]
     pub fn relists(&self) -> u64 {
         self.shared.relists.load(std::sync::atomic::Ordering::Relaxed)
     }
