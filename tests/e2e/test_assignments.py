@@ -114,3 +114,32 @@ def test_changes_only_answers_carry_what_changed_and_the_arns_of_all(berth, ecs)
     assert quiet["tasks"] == [] and sorted(quiet["live"]) == sorted([second, third])
     _, full = poll(berth, f"cluster=default&containerInstance={iid}&since={body['revision']}&wait=0")
     assert sorted(t["taskArn"] for t in full["tasks"]) == sorted([second, third]) and "live" not in full
+
+
+def test_an_agents_own_report_does_not_end_its_poll_but_a_stop_does(berth, ecs):
+    _, iid = setup(ecs)
+    task = ecs.run_task(taskDefinition="job")["tasks"][0]["taskArn"]
+    _, whole = poll(berth, f"cluster=default&containerInstance={iid}&changes=1")
+    answers = {}
+
+    def wait_for(name, since, wait):
+        started = time.monotonic()
+        answers[name] = poll(berth, f"cluster=default&containerInstance={iid}&since={since}&wait={wait}&changes=1")[1]
+        answers[name + "_s"] = time.monotonic() - started
+
+    # The agent's RUNNING report comes back with the next answer, but does not end the wait.
+    t = threading.Thread(target=wait_for, args=("report", whole["revision"], 3))
+    t.start()
+    time.sleep(0.3)
+    ecs.submit_task_state_change(cluster="default", task=task, status="RUNNING")
+    t.join()
+    assert answers["report_s"] >= 2.5, f"a report alone ended the poll after {answers['report_s']:.1f}s"
+    assert [(x["taskArn"], x["lastStatus"]) for x in answers["report"]["tasks"]] == [(task, "RUNNING")]
+    # Asked to stop: the waiting poll answers with the stop at once.
+    t = threading.Thread(target=wait_for, args=("stop", answers["report"]["revision"], 20))
+    t.start()
+    time.sleep(0.3)
+    ecs.stop_task(task=task)
+    t.join()
+    assert answers["stop_s"] < 15, f"the stop should end the poll, not its timeout ({answers['stop_s']:.1f}s)"
+    assert [(x["taskArn"], x["desiredStatus"]) for x in answers["stop"]["tasks"]] == [(task, "STOPPED")]

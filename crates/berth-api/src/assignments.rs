@@ -4,9 +4,12 @@
 //! SigV4-signed for the `ecs` service. The answer is level-triggered: every task placed on
 //! the instance that is not STOPPED (with its desiredStatus), and the store revision it was
 //! read at; with `changes=1`, only those changed after `since` and the ARNs of all (`live`).
-//! When nothing for the instance changed after `since`, the call waits for up to `wait`
-//! seconds (at most 60) first, on the task index's wake-up for this instance alone (see
-//! `berth_control::task_index`), so a change wakes one poll, not every agent's. Each call
+//! When nothing the instance's agent acts on changed after `since` (a task placed on it or
+//! gone, a desired status, a drain hold, a stop timeout: not the agent's own reports coming
+//! back), the call waits for up to `wait` seconds (at most 60) first, on the task index's
+//! wake-up for this instance alone (see `berth_control::task_index`), so a change wakes one
+//! poll, not every agent's. A task changed by a report alone is still sent with the next
+//! answer of changes. Each call
 //! also counts as the agent's heartbeat. An awsvpc task carries `berthNetwork` (Berth's
 //! extension): its ENI and the rules of its security groups now; a change of any security
 //! group or interface of the region ends a waiting poll and is answered whole, so rule
@@ -73,7 +76,8 @@ async fn answer(app: &App, uri: &Uri, headers: &HeaderMap, q: &HashMap<String, S
     let instance_arn = heartbeat(&ctx, &cluster, &id).await?;
     let me = Placed { arn: instance_arn, host: Host { cluster: cluster.clone(), id: id.clone() } };
     // The index knows the tasks each instance holds (its cluster's, and the FARGATE tasks of
-    // any cluster it hosts) and wakes this poll alone when one of them changes.
+    // any cluster it hosts) and wakes this poll alone when one of them changes in a way its
+    // agent acts on.
     let index = ctx.control.task_index().await?;
     // Subscribe before reading, so a change between the read and the wait is not missed.
     let mut mine = index.subscribe_host(&ctx.name, &me.host);
@@ -109,8 +113,9 @@ impl Placed {
 
 /// The answer: live tasks on the instance (with `changes`, those changed after `since` and
 /// the ARNs of all) and the index revision they were read at; and whether any task the
-/// instance holds or held changed after `since`. The records are read from the store (they
-/// may be newer than the revision: a change then wakes the next poll at once).
+/// instance holds or held changed after `since` in a way its agent acts on (see
+/// `task_index::AgentView`). The records are read from the store (they may be newer than the
+/// revision: a change then wakes the next poll at once).
 fn snapshot(ctx: &Ctx<'_>, index: &Index<'_>, me: &Placed, since: u64, changes: bool) -> ApiResult<(Value, bool)> {
     let held = index.host(&ctx.name, &me.host);
     // A security group or interface change reaches every awsvpc task: answer whole then.

@@ -1,7 +1,8 @@
 //! An in-memory index of every task, kept current by one store watch: which tasks each
 //! container instance holds (what its agent's assignment poll answers), which tasks each
 //! group (`service:NAME`) has in a cluster (what a scheduler pass observes), which groups
-//! run on each instance (what placement weighs), and a wake-up per instance. Without it
+//! run on each instance (what placement weighs), and a wake-up per instance for the changes
+//! its agent acts on (not the echo of the agent's own reports). Without it
 //! every poll and every placement read and decoded the whole cluster: with 5,000 instances
 //! and 100,000 tasks that is the whole cost of a rollout.
 //!
@@ -53,6 +54,25 @@ pub struct Summary {
     pub capacity_provider: Option<String>,
     /// It has load balancer registrations or Cloud Map instances to keep in step.
     pub registered: bool,
+    /// What its agent acts on.
+    pub agent: AgentView,
+}
+
+/// What the agent of the instance holding a task acts on, of all the record says: whether to
+/// run it or stop it, and how. Its assignment poll wakes when this changes, not when the
+/// agent's own reports come back (a report that only says RUNNING would otherwise be answered
+/// with the task it has just reported, doubling the answers of every placement). The rest of
+/// what the poll sends (definition, containers, overrides, zone) is fixed when the task is
+/// placed; its network has a wake-up of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AgentView {
+    /// Not STOPPED: a task that stops leaves the poll's `live` list.
+    pub live: bool,
+    pub desired: DesiredStatus,
+    /// Draining from its load balancers: its agent keeps it running meanwhile.
+    pub held: bool,
+    /// A spot interruption's warning: seconds between SIGTERM and SIGKILL.
+    pub stop_timeout: Option<u64>,
 }
 
 impl Summary {
@@ -80,6 +100,12 @@ impl Summary {
             started_by: text("startedBy"),
             capacity_provider: rec.field("capacityProviderName").map(str::to_string),
             registered: rec.targets.is_some() || !rec.registrations.is_empty(),
+            agent: AgentView {
+                live: rec.last_status != TaskStatus::Stopped,
+                desired: rec.desired_status,
+                held: rec.targets.as_ref().is_some_and(|t| t.holds()),
+                stop_timeout: rec.stop_timeout,
+            },
         })
     }
 
@@ -113,7 +139,8 @@ fn host_key(region: &str, host: &Host) -> HostKey {
 
 struct HostEntry {
     tasks: BTreeSet<Arc<str>>,
-    /// The revision of the last change to any task it holds or held.
+    /// The revision of the last change its agent acts on: a task placed on it or gone from
+    /// it, or a change of a task's [`AgentView`].
     changed: u64,
     wake: watch::Sender<u64>,
 }
@@ -140,7 +167,8 @@ struct State {
 }
 
 impl State {
-    fn remove(&mut self, key: &str, revision: u64) {
+    /// Takes a task out; its instance's agent is woken when `wake`.
+    fn remove(&mut self, key: &str, revision: u64, wake: bool) {
         let Some(old) = self.tasks.remove(key) else { return };
         let group = (old.region.clone(), old.cluster.clone(), old.group.clone());
         if let Some(entry) = self.groups.get_mut(&group) {
@@ -151,12 +179,14 @@ impl State {
             && let Some(entry) = self.hosts.get_mut(&host_key(&old.region, host))
         {
             entry.tasks.remove(key);
-            entry.changed = revision;
-            entry.wake.send_replace(revision);
+            if wake {
+                entry.wake_at(revision);
+            }
         }
     }
 
-    fn insert(&mut self, summary: Summary) {
+    /// Puts a task in; its instance's agent is woken when `wake`.
+    fn insert(&mut self, summary: Summary, wake: bool) {
         let key = summary.key.clone();
         let revision = summary.revision;
         let group =
@@ -166,19 +196,32 @@ impl State {
         if let Some(host) = &summary.host {
             let entry = self.hosts.entry(host_key(&summary.region, host)).or_default();
             entry.tasks.insert(key.clone());
-            entry.changed = revision;
-            entry.wake.send_replace(revision);
+            if wake {
+                entry.wake_at(revision);
+            }
         }
         self.tasks.insert(key, Arc::new(summary));
     }
 
     /// Applies one change: a task's key, its revision, and its summary (`None`: deleted, or
-    /// not a task record any more).
+    /// not a task record any more). The agent of its instance is woken unless the task stays
+    /// where it was and what that agent acts on is as before.
     fn apply(&mut self, key: &str, revision: u64, summary: Option<Summary>) {
-        self.remove(key, revision);
+        let wake = match (self.tasks.get(key), &summary) {
+            (Some(old), Some(new)) => old.host != new.host || old.agent != new.agent,
+            _ => true,
+        };
+        self.remove(key, revision, wake);
         if let Some(summary) = summary {
-            self.insert(summary);
+            self.insert(summary, wake);
         }
+    }
+}
+
+impl HostEntry {
+    fn wake_at(&mut self, revision: u64) {
+        self.changed = revision;
+        self.wake.send_replace(revision);
     }
 }
 
@@ -228,7 +271,7 @@ pub struct TaskIndex {
 pub struct HostTasks {
     /// The index's revision when it was read.
     pub revision: u64,
-    /// The revision of the last change to a task the instance holds or held (0: none yet).
+    /// The revision of the last change to its tasks that its agent acts on (0: none yet).
     pub changed: u64,
     pub tasks: Vec<Arc<Summary>>,
 }
@@ -319,7 +362,8 @@ impl Index<'_> {
         out
     }
 
-    /// Changes when a task the instance holds changes (the value is the revision).
+    /// Changes when a change to its tasks reaches the instance's agent (see [`AgentView`]; the
+    /// value is the revision).
     pub fn subscribe_host(&self, region: &str, host: &Host) -> watch::Receiver<u64> {
         let mut state = self.shared.state.write().expect("task index lock poisoned");
         state.hosts.entry(host_key(region, host)).or_default().wake.subscribe()
@@ -365,7 +409,7 @@ fn load(store: &dyn Store) -> ControlResult<(State, u64, berth_store::WatchStrea
         if task_key(&kv.key).is_some()
             && let Some(summary) = summarize(&kv.key, kv.mod_revision, &kv.value)
         {
-            state.insert(summary);
+            state.insert(summary, true);
         }
     }
     let stream = store.watch("", listed.revision + 1)?;
@@ -441,6 +485,10 @@ mod tests {
     const ARN: &str = "arn:aws:ecs:us-east-1:000000000000";
 
     fn record(id: &str, group: &str, instance: &str, status: TaskStatus) -> Vec<u8> {
+        record_with(id, group, instance, |rec| rec.last_status = status)
+    }
+
+    fn record_with(id: &str, group: &str, instance: &str, change: impl FnOnce(&mut TaskRecord)) -> Vec<u8> {
         let task = json!({
             "taskArn": format!("{ARN}:task/default/{id}"),
             "group": group,
@@ -450,7 +498,7 @@ mod tests {
             "createdAt": 5.0,
         });
         let mut rec = TaskRecord::new(task.as_object().unwrap().clone(), Requirements::default());
-        rec.last_status = status;
+        change(&mut rec);
         crate::store::encode(&rec)
     }
 
@@ -530,6 +578,60 @@ mod tests {
         assert_eq!(seen.revision(), store.revision().unwrap());
         assert_eq!(ids(&seen.group("us-east-1", "default", "service:web")), ["a", "b"]);
         assert_eq!(seen.relists(), 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_agent_is_woken_for_what_it_acts_on_not_for_its_own_reports() {
+        let store: Arc<dyn Store> = Arc::new(Embedded::in_memory().unwrap());
+        let placed = store.put(&key("a"), record("a", "service:web", "i1", TaskStatus::Pending)).await.unwrap();
+        let index = TaskIndex::default();
+        let seen = index.reach(&store).await.unwrap();
+        let mut i1 = seen.subscribe_host("us-east-1", &host("i1"));
+        i1.borrow_and_update();
+        let on_i1 = |seen: &Index<'_>| seen.host("us-east-1", &host("i1")).changed;
+        assert_eq!(on_i1(&seen), placed);
+
+        // The agent reports RUNNING: the scheduler sees its group change, the agent is not woken.
+        let ran = store.put(&key("a"), record("a", "service:web", "i1", TaskStatus::Running)).await.unwrap();
+        let seen = index.reach(&store).await.unwrap();
+        assert_eq!(seen.group_changed("us-east-1", "default", "service:web"), ran);
+        assert!(!i1.has_changed().unwrap());
+        assert_eq!(on_i1(&seen), placed);
+        assert_eq!(seen.host("us-east-1", &host("i1")).tasks[0].revision, ran);
+
+        // Each of what the agent acts on wakes it: a stop timeout, a drain hold, a stop, and
+        // the task leaving the live list.
+        let running = |rec: &mut TaskRecord| rec.last_status = TaskStatus::Running;
+        let warned = |rec: &mut TaskRecord| {
+            running(rec);
+            rec.stop_timeout = Some(30);
+        };
+        let held = |rec: &mut TaskRecord| {
+            warned(rec);
+            let phase = crate::service_targets::Phase::Draining { since: 9.0 };
+            rec.targets = Some(crate::service_targets::Targets { targets: Vec::new(), phase });
+        };
+        let stopping = |rec: &mut TaskRecord| {
+            held(rec);
+            rec.desired_status = DesiredStatus::Stopped;
+        };
+        let stopped = |rec: &mut TaskRecord| {
+            stopping(rec);
+            rec.last_status = TaskStatus::Stopped;
+        };
+        let changes: [&dyn Fn(&mut TaskRecord); 4] = [&warned, &held, &stopping, &stopped];
+        for (n, change) in changes.into_iter().enumerate() {
+            let r = store.put(&key("a"), record_with("a", "service:web", "i1", change)).await.unwrap();
+            let seen = index.reach(&store).await.unwrap();
+            assert!(i1.has_changed().unwrap(), "change {n} wakes the agent");
+            assert_eq!((*i1.borrow_and_update(), on_i1(&seen)), (r, r));
+        }
+        // Moved to another instance: both agents are woken.
+        let mut i2 = seen.subscribe_host("us-east-1", &host("i2"));
+        i2.borrow_and_update();
+        store.put(&key("a"), record_with("a", "service:web", "i2", stopped)).await.unwrap();
+        index.reach(&store).await.unwrap();
+        assert!(i1.has_changed().unwrap() && i2.has_changed().unwrap());
     }
 
     #[tokio::test(flavor = "current_thread")]
