@@ -155,10 +155,11 @@ fn failures(ctx: &Ctx<'_>, l: &Launch, rejections: &[(String, Rejection)], unpla
 }
 
 /// Renders freshly created tasks with their store version.
-fn created_tasks(ctx: &Ctx<'_>, created: Vec<(String, Obj)>) -> ApiResult<Vec<Value>> {
+fn created_tasks(ctx: &Ctx<'_>, created: Vec<(String, TaskRecord)>) -> ApiResult<Vec<Value>> {
     created
         .into_iter()
-        .map(|(key, mut task)| {
+        .map(|(key, rec)| {
+            let mut task = rec.ecs();
             let version = ctx.store().get(&key)?.map(|kv| kv.version).unwrap_or(1);
             task.insert("version".into(), json!(version));
             Ok(Value::Object(task))
@@ -218,7 +219,7 @@ pub async fn run(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
         let failures = failures(ctx, l, &rejections, request.count - placements.len());
         let snapshot: Vec<_> = candidates.into_iter().map(|c| (c.id, c.kv, c.record)).collect();
         let token = token_key.as_ref().map(|key| Token { key: key.clone(), failures: &failures });
-        if let Some(created) = commit(ctx, l, &cluster_kv, &snapshot, &placements, token, None).await? {
+        if let Some(created) = commit(ctx, l, &cluster_kv, snapshot, &placements, token, None).await? {
             return Ok(Some(json!({"tasks": created_tasks(ctx, created)?, "failures": failures})));
         }
         Ok(None)
@@ -268,7 +269,7 @@ pub async fn start(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
             }
             snapshot.push((id, kv, rec));
         }
-        if let Some(created) = commit(ctx, l, &cluster_kv, &snapshot, &placements, None, None).await? {
+        if let Some(created) = commit(ctx, l, &cluster_kv, snapshot, &placements, None, None).await? {
             return Ok(Some(json!({"tasks": created_tasks(ctx, created)?, "failures": failures})));
         }
         Ok(None)

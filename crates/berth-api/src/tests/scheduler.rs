@@ -157,16 +157,17 @@ async fn a_launch_beyond_one_chunk_is_committed_in_several_transactions() {
     }
     let def = json!({"family": "web", "containerDefinitions": [{"name": "c", "image": "one", "memory": 6}]});
     app.call("RegisterTaskDefinition", def).await.unwrap();
-    app.call("CreateService", json!({"serviceName": "web", "taskDefinition": "web:1", "desiredCount": 5003}))
+    let chunk = berth_control::tasks::LAUNCH_CHUNK;
+    app.call("CreateService", json!({"serviceName": "web", "taskDefinition": "web:1", "desiredCount": chunk + 3}))
         .await
         .unwrap();
     let store = app.app.control.store.clone();
     let before = store.revision().unwrap();
     pass(&app.app.control).await.unwrap();
-    // Two placements (5,000 and 3 tasks), then the service record.
+    // Two placements (a chunk and 3 tasks), then the service record.
     assert_eq!(store.revision().unwrap() - before, 3);
     let index = app.app.control.task_index().await.unwrap();
-    assert_eq!(index.group("us-east-1", "default", "service:web").len(), 5003);
+    assert_eq!(index.group("us-east-1", "default", "service:web").len(), chunk + 3);
     let s = service(&app).await;
     let events = s["events"].as_array().unwrap();
     // Ten tasks per event, the newest hundred kept: the last chunk's 3 on top.
