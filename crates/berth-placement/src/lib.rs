@@ -12,14 +12,18 @@
 //!    verdict, so after the first pass each placement re-checks one instance.
 //! 2. **Strategies** rank the eligible instances: each strategy contributes one component of a
 //!    key (lower is better) and the chain compares keys lexicographically, so a later strategy
-//!    breaks the ties of the earlier ones. Ranking is one scan over flat arrays per placement:
-//!    cost is linear in instances, with a few nanoseconds per instance.
+//!    breaks the ties of the earlier ones. Instances whose spread attributes have the same
+//!    values (say, one zone) share those components, and the others change only for the
+//!    instance that takes a task; so each such partition keeps its eligible instances ordered
+//!    by the remaining components, and a placement compares the partitions' first instances
+//!    and moves one instance: logarithmic in instances, not a scan of all of them (placing
+//!    20,000 tasks over 5,000 instances was a second of scanning).
 //!
 //! [`query`] is the cluster query language `memberOf` uses.
 
 pub mod query;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use berth_model::resources::{Requirements, Resources, Shortfall};
 use query::{Expr, Facts, Subject};
@@ -224,8 +228,10 @@ struct Planner<'a> {
     member_of_dynamic: bool,
     distinct: bool,
     ranks: Vec<Rank>,
-    /// Instances that may take the next task, in no particular order.
-    eligible: Vec<u32>,
+    /// Each instance's partition: instances with the same values of every spread attribute.
+    partition_of: Vec<u32>,
+    /// Per partition, its instances that may take the next task, by [`Planner::key`].
+    eligible: Vec<BTreeSet<(Vec<u64>, u32)>>,
 }
 
 impl<'a> Planner<'a> {
@@ -245,7 +251,7 @@ impl<'a> Planner<'a> {
                 .collect();
             Rank::PerInstance { kind, scores }
         };
-        let ranks = strategies
+        let ranks: Vec<Rank> = strategies
             .iter()
             .map(|s| match s {
                 Strategy::Binpack(r) => per_instance(Kind::Remaining(*r)),
@@ -278,6 +284,21 @@ impl<'a> Planner<'a> {
                 Constraint::DistinctInstance => None,
             })
             .collect();
+        // Instances with the same value of every spread attribute share a partition.
+        let mut partitions: HashMap<Vec<u32>, u32> = HashMap::new();
+        let partition_of: Vec<u32> = (0..n)
+            .map(|i| {
+                let values: Vec<u32> = ranks
+                    .iter()
+                    .filter_map(|r| match r {
+                        Rank::PerValue { value_of, .. } => Some(value_of[i]),
+                        Rank::PerInstance { .. } => None,
+                    })
+                    .collect();
+                let next = partitions.len() as u32;
+                *partitions.entry(values).or_insert(next)
+            })
+            .collect();
         let mut planner = Planner {
             instances,
             request,
@@ -290,15 +311,29 @@ impl<'a> Planner<'a> {
             member_of,
             distinct: request.constraints.contains(&Constraint::DistinctInstance),
             ranks,
-            eligible: Vec::with_capacity(n),
+            partition_of,
+            eligible: vec![BTreeSet::new(); partitions.len()],
         };
         for (i, instance) in instances.iter().enumerate() {
             planner.verdict[i] = planner.check(i, true);
             if planner.verdict[i].is_none() && instance.active {
-                planner.eligible.push(i as u32);
+                let entry = (planner.key(i), i as u32);
+                planner.eligible[planner.partition_of[i] as usize].insert(entry);
             }
         }
         planner
+    }
+
+    /// How instance `i` ranks within its partition: its per-instance scores in strategy order
+    /// (the per-value ones are the same for the whole partition).
+    fn key(&self, i: usize) -> Vec<u64> {
+        self.ranks
+            .iter()
+            .filter_map(|r| match r {
+                Rank::PerInstance { scores, .. } => Some(scores[i]),
+                Rank::PerValue { .. } => None,
+            })
+            .collect()
     }
 
     /// Why instance `i` cannot take the next task (`None`: it can). `full` evaluates the
@@ -334,14 +369,26 @@ impl<'a> Planner<'a> {
         a < b
     }
 
-    /// The best eligible instance.
+    /// The best eligible instance: the best of the partitions' first ones.
     fn best(&self) -> Option<usize> {
-        let mut candidates = self.eligible.iter().map(|i| *i as usize);
+        let mut candidates = self.eligible.iter().filter_map(|p| p.first()).map(|(_, i)| *i as usize);
+        let first = candidates.next()?;
+        Some(candidates.fold(first, |best, i| if self.before(i, best) { i } else { best }))
+    }
+
+    /// [`Planner::best`] by comparing every eligible instance: what the partitions must agree
+    /// with.
+    #[cfg(test)]
+    fn best_by_scan(&self) -> Option<usize> {
+        let mut candidates = self.eligible.iter().flatten().map(|(_, i)| *i as usize);
         let first = candidates.next()?;
         Some(candidates.fold(first, |best, i| if self.before(i, best) { i } else { best }))
     }
 
     fn take(&mut self, i: usize) {
+        let partition = self.partition_of[i] as usize;
+        let entry = (self.key(i), i as u32);
+        self.eligible[partition].remove(&entry);
         let req = &self.request.requirements;
         self.remaining[i].reserve(req);
         self.group_tasks[i] += 1;
@@ -362,10 +409,9 @@ impl<'a> Planner<'a> {
             }
         }
         self.verdict[i] = self.check(i, false);
-        if self.verdict[i].is_some()
-            && let Some(at) = self.eligible.iter().position(|e| *e as usize == i)
-        {
-            self.eligible.swap_remove(at);
+        if self.verdict[i].is_none() {
+            let entry = (self.key(i), i as u32);
+            self.eligible[partition].insert(entry);
         }
     }
 }
@@ -376,10 +422,20 @@ pub fn matches(instance: &Instance, expr: &Expr) -> bool {
 }
 
 pub fn place(instances: &[Instance], request: &Request) -> Plan {
+    plan_with(instances, request, Planner::best)
+}
+
+/// [`place`] comparing every eligible instance for every task (the partitions' reference).
+#[cfg(test)]
+fn place_by_scan(instances: &[Instance], request: &Request) -> Plan {
+    plan_with(instances, request, Planner::best_by_scan)
+}
+
+fn plan_with<'a>(instances: &'a [Instance], request: &'a Request, best: fn(&Planner<'a>) -> Option<usize>) -> Plan {
     let mut planner = Planner::new(instances, request);
     let mut plan = Plan::default();
     for _ in 0..request.count {
-        match planner.best() {
+        match best(&planner) {
             Some(i) => {
                 planner.take(i);
                 plan.placements.push(instances[i].id.clone());

@@ -124,14 +124,18 @@ fn random_depends_on_the_seed_only() {
     assert!(distinct.len() > 3, "random spreads: {:?}", first.placements);
 }
 
-/// A simulated cluster: (zone index, cpu, memory, tasks of the group already there).
+/// A simulated cluster: (zone index, cpu, memory, tasks of the group already there); zone 3
+/// stands for an instance without the zone attribute.
 fn cluster_strategy() -> impl proptest::strategy::Strategy<Value = Vec<Instance>> {
-    proptest::collection::vec((0usize..3, 0i64..4096, 0i64..8192, 0usize..3), 1..12).prop_map(|specs| {
+    proptest::collection::vec((0usize..4, 0i64..4096, 0i64..8192, 0usize..3), 1..12).prop_map(|specs| {
         specs
             .into_iter()
             .enumerate()
             .map(|(n, (zone, cpu, memory, existing))| {
-                let mut i = instance(&format!("i{n}"), ["a", "b", "c"][zone], cpu, memory);
+                let mut i = instance(&format!("i{n}"), ["a", "b", "c", "-"][zone], cpu, memory);
+                if zone == 3 {
+                    i.attributes.clear();
+                }
                 i.task_groups = vec!["family:web".to_string(); existing];
                 i
             })
@@ -162,6 +166,15 @@ proptest! {
             prop_assert!(n * cpu <= i.remaining.cpu && n * memory <= i.remaining.memory);
         }
         prop_assert!(plan.placements.len() == count || !plan.rejections.is_empty() || cluster.iter().all(|i| !i.active));
+    }
+
+    /// Ordering each partition's instances places exactly as comparing every instance for
+    /// every task does, whatever the strategies, constraints and existing tasks.
+    #[test]
+    fn partitions_place_as_a_full_scan_does(cluster in cluster_strategy(), chain in strategy_chain(), distinct in proptest::bool::ANY, cpu in 0i64..512, memory in 1i64..1024, count in 1usize..40, seed in 0u64..1000) {
+        let constraints = if distinct { vec![Constraint::DistinctInstance] } else { vec![] };
+        let r = Request { seed, ..request(needs(cpu, memory), count, chain, constraints) };
+        prop_assert_eq!(place(&cluster, &r), place_by_scan(&cluster, &r));
     }
 
     /// distinctInstance never doubles: at most one task of the group per instance, counting
