@@ -101,7 +101,7 @@ impl Assigned {
     }
 }
 
-/// A task as the agent needs it (the channel sends the whole ECS task; the rest is not read).
+/// A task as the agent needs it: what the channel sends of each task (not the whole ECS task).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AssignedTask {

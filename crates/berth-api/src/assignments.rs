@@ -13,7 +13,8 @@
 //! also counts as the agent's heartbeat. An awsvpc task carries `berthNetwork` (Berth's
 //! extension): its ENI and the rules of its security groups now; a change of any security
 //! group or interface of the region ends a waiting poll and is answered whole, so rule
-//! changes reach running tasks at once.
+//! changes reach running tasks at once. Tasks are sent as the agent reads them
+//! (`berth_agent_protocol::assignments::AssignedTask`), not whole.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -29,9 +30,12 @@ use crate::App;
 use crate::ecs::{self, Ctx};
 use crate::error::{ApiError, ApiResult};
 use crate::sigv4;
-use berth_control::records::{Host, InstancePulse, InstanceRecord, InstanceStatus, TaskRecord};
+use berth_agent_protocol::assignments::{AssignedContainer, AssignedTask, Assignments};
+use berth_agent_protocol::status::DesiredStatus;
+use berth_control::records::{AgentTask, Host, InstancePulse, InstanceRecord, InstanceStatus, TaskRecord};
 use berth_control::task_index::Index;
 use berth_control::task_network;
+use berth_model::task::TaskStatus;
 
 /// Longest a poll may wait for a change.
 pub const MAX_WAIT: Duration = Duration::from_secs(60);
@@ -103,10 +107,10 @@ struct Placed {
 }
 
 impl Placed {
-    fn holds(&self, task: &TaskRecord) -> bool {
+    fn holds(&self, task: &AgentTask) -> bool {
         match &task.host {
             Some(h) => *h == self.host,
-            None => task.field("containerInstanceArn") == Some(self.arn.as_str()),
+            None => task.task.container_instance_arn.as_deref() == Some(self.arn.as_str()),
         }
     }
 }
@@ -115,7 +119,8 @@ impl Placed {
 /// the ARNs of all) and the index revision they were read at; and whether any task the
 /// instance holds or held changed after `since` in a way its agent acts on (see
 /// `task_index::AgentView`). The records are read from the store (they may be newer than the
-/// revision: a change then wakes the next poll at once).
+/// revision: a change then wakes the next poll at once). Each task is sent as the agent reads
+/// it ([`AssignedTask`]), not as DescribeTasks shows it.
 fn snapshot(ctx: &Ctx<'_>, index: &Index<'_>, me: &Placed, since: u64, changes: bool) -> ApiResult<(Value, bool)> {
     let held = index.host(&ctx.name, &me.host);
     // A security group or interface change reaches every awsvpc task: answer whole then.
@@ -124,33 +129,60 @@ fn snapshot(ctx: &Ctx<'_>, index: &Index<'_>, me: &Placed, since: u64, changes: 
     let mut live = Vec::new();
     for summary in held.tasks.iter().filter(|t| t.live()) {
         if !whole && summary.revision <= since {
-            live.push(Value::String(ctx.arns.task(&summary.cluster, &summary.id)));
+            live.push(ctx.arns.task(&summary.cluster, &summary.id));
             continue;
         }
         let Some(kv) = ctx.store().get(&summary.key)? else { continue };
-        let rec: TaskRecord = ecs::decode(&kv)?;
-        if !me.holds(&rec) || rec.last_status == berth_model::task::TaskStatus::Stopped {
+        let rec = agent_task(&kv)?;
+        if !me.holds(&rec) || rec.last_status == TaskStatus::Stopped {
             continue;
         }
-        let mut task = ecs::tasks::render(&kv, &rec, false);
-        // Draining from its load balancers: its agent keeps it running meanwhile.
-        if rec.targets.as_ref().is_some_and(|t| t.holds()) {
-            task["desiredStatus"] = json!("RUNNING");
-        }
-        if let Some(seconds) = rec.stop_timeout {
-            task["berthStopTimeout"] = json!(seconds);
-        }
-        if let Some(network) = task_network::assigned_network(ctx, &rec.task)? {
-            task[berth_agent_protocol::network::MEMBER] = network;
-        }
-        live.push(task["taskArn"].clone());
+        let network = task_network::assigned_network(ctx, rec.task.attachments.as_ref())?;
+        let task = assigned(rec, network)?;
+        live.push(task.task_arn.clone());
         tasks.push(task);
     }
-    let mut answer = json!({"revision": held.revision, "tasks": tasks});
-    if !whole {
-        answer["live"] = Value::Array(live);
-    }
+    let answer = Assignments { revision: held.revision, tasks, live: (!whole).then_some(live) };
+    let answer = serde_json::to_value(&answer).map_err(|e| ApiError::server(e.to_string()))?;
     Ok((answer, since == 0 || held.changed > since))
+}
+
+/// A task record as the agent reads it; a record older than typed statuses is decoded whole
+/// and read from its current form.
+fn agent_task(kv: &berth_store::KeyValue) -> ApiResult<AgentTask> {
+    if let Ok(task) = serde_json::from_slice::<AgentTask>(&kv.value) {
+        return Ok(task);
+    }
+    let rec: TaskRecord = ecs::decode(kv)?;
+    serde_json::from_slice(&ecs::encode(&rec)).map_err(|e| ApiError::server(e.to_string()))
+}
+
+/// What the agent is sent of a task. One draining from its load balancers is sent as wanted
+/// RUNNING: its agent keeps it running meanwhile.
+fn assigned(rec: AgentTask, network: Option<Value>) -> ApiResult<AssignedTask> {
+    let desired = match rec.desired_status {
+        _ if rec.held() => DesiredStatus::Running,
+        berth_model::task::DesiredStatus::Running => DesiredStatus::Running,
+        berth_model::task::DesiredStatus::Stopped => DesiredStatus::Stopped,
+    };
+    let network = network.map(serde_json::from_value).transpose().map_err(|e| ApiError::server(e.to_string()))?;
+    let f = rec.task;
+    Ok(AssignedTask {
+        task_arn: f.task_arn,
+        task_definition_arn: f.task_definition_arn,
+        desired_status: desired,
+        last_status: rec.last_status,
+        overrides: f.overrides,
+        network,
+        stop_timeout: rec.stop_timeout,
+        launch_type: f.launch_type,
+        availability_zone: f.availability_zone,
+        containers: f
+            .containers
+            .into_iter()
+            .map(|c| AssignedContainer { name: c.name, container_arn: c.container_arn })
+            .collect(),
+    })
 }
 
 /// Records that the agent is alive (written at most every quarter of the timeout).

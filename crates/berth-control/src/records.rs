@@ -46,6 +46,53 @@ pub struct TaskRecord {
     pub registrations: Vec<crate::service_registries::Registration>,
 }
 
+/// What an assignment poll sends of a task (see `berth_agent_protocol::assignments`), read
+/// without decoding the record whole: the ECS object's other members are skipped, not built.
+/// A record written before the statuses were typed does not read this way; decode those
+/// whole.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentTask {
+    pub task: AgentTaskFields,
+    pub last_status: TaskStatus,
+    pub desired_status: DesiredStatus,
+    #[serde(default)]
+    pub host: Option<Host>,
+    #[serde(default)]
+    pub stop_timeout: Option<u64>,
+    #[serde(default)]
+    targets: Option<crate::service_targets::Targets>,
+}
+
+/// The members of the ECS object an agent reads.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentTaskFields {
+    pub task_arn: String,
+    pub task_definition_arn: String,
+    pub container_instance_arn: Option<String>,
+    pub overrides: Option<Obj>,
+    pub launch_type: Option<String>,
+    pub availability_zone: Option<String>,
+    #[serde(default)]
+    pub containers: Vec<AgentContainer>,
+    pub attachments: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentContainer {
+    pub name: String,
+    pub container_arn: Option<String>,
+}
+
+impl AgentTask {
+    /// Draining from its load balancers: its agent keeps it running meanwhile.
+    pub fn held(&self) -> bool {
+        self.targets.as_ref().is_some_and(|t| t.holds())
+    }
+}
+
 /// A container instance, by its cluster and id.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Host {
@@ -327,6 +374,37 @@ mod tests {
         // An older record, its status inside the ECS object: no typed status, so decoded whole.
         let old = json!({"instance": {"containerInstanceArn": "arn:i1", "status": "ACTIVE"}, "heartbeat": 1.0});
         assert_eq!(serde_json::from_value::<InstancePulse>(old).unwrap().status, None);
+    }
+
+    #[test]
+    fn an_agent_task_reads_what_the_whole_record_says() {
+        let task = json!({"taskArn": "arn:t1", "taskDefinitionArn": "arn:d:1", "containerInstanceArn": "arn:i1",
+            "overrides": {"containerOverrides": [{"name": "web"}]}, "launchType": "EC2", "availabilityZone": "a",
+            "containers": [{"name": "web", "containerArn": "arn:c1", "image": "nginx", "lastStatus": "PENDING"}],
+            "attachments": [], "group": "service:web", "tags": []});
+        let mut rec = TaskRecord::new(task.as_object().unwrap().clone(), Requirements::default());
+        rec.last_status = TaskStatus::Running;
+        rec.desired_status = DesiredStatus::Stopped;
+        rec.stop_timeout = Some(30);
+        let read: AgentTask = serde_json::from_slice(&crate::store::encode(&rec)).unwrap();
+        assert_eq!(
+            (read.last_status, read.desired_status, read.stop_timeout),
+            (TaskStatus::Running, DesiredStatus::Stopped, Some(30))
+        );
+        assert!(!read.held() && read.host.is_none());
+        let f = &read.task;
+        assert_eq!((f.task_arn.as_str(), f.task_definition_arn.as_str()), ("arn:t1", "arn:d:1"));
+        assert_eq!(
+            (f.container_instance_arn.as_deref(), f.launch_type.as_deref(), f.availability_zone.as_deref()),
+            (Some("arn:i1"), Some("EC2"), Some("a"))
+        );
+        assert_eq!(f.overrides.as_ref().map(|o| &o["containerOverrides"]), Some(&json!([{"name": "web"}])));
+        assert_eq!((f.containers[0].name.as_str(), f.containers[0].container_arn.as_deref()), ("web", Some("arn:c1")));
+        assert_eq!(f.attachments, Some(json!([])));
+        // An older record, its statuses inside the ECS object, does not read this way.
+        let old = json!({"task": {"taskArn": "arn:t1", "taskDefinitionArn": "arn:d:1", "lastStatus": "RUNNING"},
+            "requirements": requirements()});
+        assert!(serde_json::from_value::<AgentTask>(old).is_err());
     }
 
     fn requirements() -> Value {

@@ -175,7 +175,12 @@ fn attachment_mut(task: &mut Obj) -> Option<&mut Value> {
 
 /// The id of the task's interface while it holds one (not yet DELETED).
 pub fn eni_id(task: &Obj) -> Option<String> {
-    let attachment = task.get("attachments")?.as_array()?.iter().find(|a| a["type"] == ENI_ATTACHMENT)?;
+    eni_among(task.get("attachments")?)
+}
+
+/// [`eni_id`] from the task's `attachments` alone.
+pub fn eni_among(attachments: &Value) -> Option<String> {
+    let attachment = attachments.as_array()?.iter().find(|a| a["type"] == ENI_ATTACHMENT)?;
     if attachment["status"] == "DELETED" {
         return None;
     }
@@ -202,11 +207,11 @@ pub fn release(region: &Region<'_>, task: &mut Obj) -> ControlResult<(Vec<Compar
     Ok(released)
 }
 
-/// What the agent is told of a live awsvpc task (`berthNetwork`): its ENI and the rules of
-/// its security groups now. `None` for a task without an interface (or whose interface is
-/// gone).
-pub fn assigned_network(region: &Region<'_>, task: &Obj) -> ControlResult<Option<Value>> {
-    let Some(id) = eni_id(task) else { return Ok(None) };
+/// What the agent is told of a live awsvpc task (`berthNetwork`), from the task's
+/// `attachments`: its ENI and the rules of its security groups now. `None` for a task without
+/// an interface (or whose interface is gone).
+pub fn assigned_network(region: &Region<'_>, attachments: Option<&Value>) -> ControlResult<Option<Value>> {
+    let Some(id) = attachments.and_then(eni_among) else { return Ok(None) };
     let eni = match vpc::enis::get(region, &id) {
         Ok(stored) => stored.record.eni,
         Err(ControlError::Vpc(_)) => return Ok(None),
