@@ -126,28 +126,30 @@ pub struct Candidate {
 /// tasks on each (from the task index, caught up with the store first).
 pub async fn candidates(region: &Region<'_>, cluster: &str) -> ControlResult<Vec<Candidate>> {
     let index = region.control.task_index().await?;
-    candidates_in(region, cluster, &index)
+    let mut candidates = instances_in(region, cluster)?;
+    let mut groups = task_groups(region, cluster, &candidates, &index);
+    for c in &mut candidates {
+        c.view.task_groups = groups.remove(&c.id).unwrap_or_default();
+    }
+    Ok(candidates)
 }
 
-/// [`candidates`] with the task index already at hand.
-pub fn candidates_in(region: &Region<'_>, cluster: &str, index: &Index<'_>) -> ControlResult<Vec<Candidate>> {
-    let listed = listed(region, cluster)?;
-    let ids: Vec<&str> = listed.iter().map(|(kv, _)| kv.key.rsplit('/').next().unwrap_or_default()).collect();
-    let mut groups = index.instance_groups(&region.name, cluster, &ids);
-    Ok(listed
-        .into_iter()
-        .map(|(kv, record)| {
-            let task_groups = groups.remove(kv.key.rsplit('/').next().unwrap_or_default()).unwrap_or_default();
-            candidate(region, kv, record, task_groups)
-        })
-        .collect())
-}
-
-/// [`candidates_in`] without the groups of the tasks on each instance: what a scheduler pass
+/// [`candidates`] without the groups of the tasks on each instance: what a scheduler pass
 /// needs of most services (a daemon's memberOf constraints ask for them: see
 /// [`with_task_groups`]).
 pub fn instances_in(region: &Region<'_>, cluster: &str) -> ControlResult<Vec<Candidate>> {
     Ok(listed(region, cluster)?.into_iter().map(|(kv, record)| candidate(region, kv, record, Vec::new())).collect())
+}
+
+/// The groups of the live tasks on each of `candidates`, by id, from the index.
+fn task_groups(
+    region: &Region<'_>,
+    cluster: &str,
+    candidates: &[Candidate],
+    index: &Index<'_>,
+) -> std::collections::HashMap<String, Vec<String>> {
+    let ids: Vec<&str> = candidates.iter().map(|c| c.id.as_str()).collect();
+    index.instance_groups(&region.name, cluster, &ids)
 }
 
 /// The views of `candidates` with the groups of the live tasks on each, from the index.
@@ -157,8 +159,7 @@ pub fn with_task_groups(
     candidates: &[Candidate],
     index: &Index<'_>,
 ) -> Vec<Instance> {
-    let ids: Vec<&str> = candidates.iter().map(|c| c.id.as_str()).collect();
-    let mut groups = index.instance_groups(&region.name, cluster, &ids);
+    let mut groups = task_groups(region, cluster, candidates, index);
     candidates
         .iter()
         .map(|c| Instance { task_groups: groups.remove(&c.id).unwrap_or_default(), ..c.view.clone() })

@@ -168,9 +168,11 @@ async fn services_pass(control: &Control) -> ControlResult<usize> {
     Ok(observed)
 }
 
-/// What a pass reads of a cluster once, for all of its services: the task index at one
-/// revision, and its instances. A service's launches re-read what they need, and a plan made
-/// on this view is guarded by its service record's revision.
+/// What a pass reads of a cluster once, for all of its services: the task index (caught up
+/// with the store when the pass began, and following it as the pass goes: each service reads
+/// its tasks as they are when its turn comes), and its instances. A service's launches
+/// re-read what they need, and a plan made on this view is guarded by its service record's
+/// revision.
 struct ClusterView<'i> {
     index: &'i Index<'i>,
     candidates: Vec<placement::Candidate>,
