@@ -93,6 +93,112 @@ impl AgentTask {
     }
 }
 
+/// What the task index keeps of a record (see `task_index::Summary`), read without building
+/// the ECS object: every task change passes through the index, so this read is on the path
+/// of each report. Records older than typed statuses do not read this way; decode those
+/// whole.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IndexTask {
+    pub task: IndexTaskFields,
+    pub last_status: TaskStatus,
+    pub desired_status: DesiredStatus,
+    pub health: Health,
+    #[serde(default)]
+    failure: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    stop_code: Option<StopCode>,
+    #[serde(default)]
+    pub host: Option<Host>,
+    #[serde(default)]
+    pub stop_timeout: Option<u64>,
+    #[serde(default)]
+    targets: Option<crate::service_targets::Targets>,
+    #[serde(default)]
+    registrations: Vec<serde::de::IgnoredAny>,
+}
+
+/// The members of the ECS object the task index reads.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IndexTaskFields {
+    #[serde(default)]
+    pub group: Option<String>,
+    #[serde(default)]
+    pub container_instance_arn: Option<String>,
+    #[serde(default)]
+    pub task_definition_arn: Option<String>,
+    #[serde(default)]
+    pub started_by: Option<String>,
+    #[serde(default)]
+    pub capacity_provider_name: Option<String>,
+    #[serde(default)]
+    pub started_at: Option<f64>,
+    #[serde(default)]
+    pub stopped_at: Option<f64>,
+    #[serde(default)]
+    pub created_at: Option<f64>,
+}
+
+impl IndexTask {
+    /// Whether it failed, as [`TaskRecord::failure`] says (older records only by stop code).
+    pub fn failed(&self) -> bool {
+        self.failure.is_some() || self.stop_code.and_then(StopCode::failure).is_some()
+    }
+
+    /// Draining from its load balancers: its agent keeps it running meanwhile.
+    pub fn held(&self) -> bool {
+        self.targets.as_ref().is_some_and(|t| t.holds())
+    }
+
+    /// It has load balancer registrations or Cloud Map instances to keep in step.
+    pub fn registered(&self) -> bool {
+        self.targets.is_some() || !self.registrations.is_empty()
+    }
+
+    /// As [`TaskRecord::placed_on`].
+    pub fn placed_on(&self, cluster: &str) -> Option<Host> {
+        match &self.host {
+            Some(h) => Some(h.clone()),
+            None => self.instance_id().map(|id| Host { cluster: cluster.to_string(), id: id.to_string() }),
+        }
+    }
+
+    /// As [`TaskRecord::instance_id`].
+    pub fn instance_id(&self) -> Option<&str> {
+        self.task.container_instance_arn.as_deref().and_then(|a| a.rsplit('/').next())
+    }
+}
+
+impl From<&TaskRecord> for IndexTask {
+    /// The same view of a record decoded whole (one older than typed statuses).
+    fn from(rec: &TaskRecord) -> Self {
+        let text = |k: &str| rec.field(k).map(str::to_string);
+        let number = |k: &str| rec.task.get(k).and_then(Value::as_f64);
+        IndexTask {
+            task: IndexTaskFields {
+                group: text("group"),
+                container_instance_arn: text("containerInstanceArn"),
+                task_definition_arn: text("taskDefinitionArn"),
+                started_by: text("startedBy"),
+                capacity_provider_name: text("capacityProviderName"),
+                started_at: number("startedAt"),
+                stopped_at: number("stoppedAt"),
+                created_at: number("createdAt"),
+            },
+            last_status: rec.last_status,
+            desired_status: rec.desired_status,
+            health: rec.health,
+            failure: rec.failure.map(|_| serde::de::IgnoredAny),
+            stop_code: rec.stop_code,
+            host: rec.host.clone(),
+            stop_timeout: rec.stop_timeout,
+            targets: rec.targets.clone(),
+            registrations: rec.registrations.iter().map(|_| serde::de::IgnoredAny).collect(),
+        }
+    }
+}
+
 /// A container instance, by its cluster and id.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Host {
@@ -151,11 +257,7 @@ impl TryFrom<StoredTask> for TaskRecord {
         let last_status = s.last_status.or(last_status).ok_or("a task record without a lastStatus")?;
         let stop_code = s.stop_code.or(legacy_code);
         // Older records named failures only through their stop code.
-        let failure = s.failure.or(match stop_code {
-            Some(StopCode::EssentialContainerExited) => Some(Failure::EssentialContainerExited),
-            Some(StopCode::TaskFailedToStart) => Some(Failure::FailedToStart),
-            _ => None,
-        });
+        let failure = s.failure.or(stop_code.and_then(StopCode::failure));
         Ok(TaskRecord {
             task,
             last_status,

@@ -20,11 +20,10 @@ use std::time::Duration;
 use berth_model::health::Health;
 use berth_model::task::{DesiredStatus, TaskStatus};
 use berth_store::{Event, EventKind, KeyRange, Store, StoreError};
-use serde_json::Value;
 use tokio::sync::{OnceCell, watch};
 
 use crate::error::{ControlError, ControlResult};
-use crate::records::{Host, TaskRecord};
+use crate::records::{Host, IndexTask, TaskRecord};
 
 /// What the index keeps of one task.
 #[derive(Debug, Clone)]
@@ -76,36 +75,39 @@ pub struct AgentView {
 }
 
 impl Summary {
-    fn of(key: &str, revision: u64, rec: &TaskRecord) -> Option<Summary> {
+    fn of(key: &str, revision: u64, rec: IndexTask) -> Option<Summary> {
         let (region, cluster, id) = task_key(key)?;
-        let text = |k: &str| rec.field(k).unwrap_or_default().to_string();
-        let number = |k: &str| rec.task.get(k).and_then(Value::as_f64);
+        let host = rec.placed_on(cluster);
+        let instance = rec.instance_id().map(str::to_string);
+        let agent = AgentView {
+            live: rec.last_status != TaskStatus::Stopped,
+            desired: rec.desired_status,
+            held: rec.held(),
+            stop_timeout: rec.stop_timeout,
+        };
+        let (failed, registered) = (rec.failed(), rec.registered());
+        let f = rec.task;
         Some(Summary {
             key: key.into(),
             revision,
             region: region.to_string(),
             cluster: cluster.to_string(),
             id: id.to_string(),
-            group: text("group"),
-            instance: rec.instance_id().map(str::to_string),
-            host: rec.placed_on(cluster),
+            group: f.group.unwrap_or_default(),
+            instance,
+            host,
             last_status: rec.last_status,
             desired_status: rec.desired_status,
             health: rec.health,
-            failed: rec.failure.is_some(),
-            started_at: number("startedAt"),
-            stopped_at: number("stoppedAt"),
-            created_at: number("createdAt").unwrap_or(0.0),
-            definition: text("taskDefinitionArn"),
-            started_by: text("startedBy"),
-            capacity_provider: rec.field("capacityProviderName").map(str::to_string),
-            registered: rec.targets.is_some() || !rec.registrations.is_empty(),
-            agent: AgentView {
-                live: rec.last_status != TaskStatus::Stopped,
-                desired: rec.desired_status,
-                held: rec.targets.as_ref().is_some_and(|t| t.holds()),
-                stop_timeout: rec.stop_timeout,
-            },
+            failed,
+            started_at: f.started_at,
+            stopped_at: f.stopped_at,
+            created_at: f.created_at.unwrap_or(0.0),
+            definition: f.task_definition_arn.unwrap_or_default(),
+            started_by: f.started_by.unwrap_or_default(),
+            capacity_provider: f.capacity_provider_name,
+            registered,
+            agent,
         })
     }
 
@@ -241,9 +243,14 @@ fn task_changes(events: &[Event]) -> Vec<(&str, u64, Option<Summary>)> {
         .collect()
 }
 
+/// A task record's summary, read through the slim view; a record that does not read that way
+/// (one older than typed statuses) is decoded whole.
 fn summarize(key: &str, revision: u64, value: &[u8]) -> Option<Summary> {
+    if let Ok(view) = serde_json::from_slice::<IndexTask>(value) {
+        return Summary::of(key, revision, view);
+    }
     match serde_json::from_slice::<TaskRecord>(value) {
-        Ok(rec) => Summary::of(key, revision, &rec),
+        Ok(rec) => Summary::of(key, revision, IndexTask::from(&rec)),
         Err(e) => {
             tracing::warn!(key, error = %e, "a task record does not decode; the task index leaves it out");
             None
@@ -512,6 +519,49 @@ mod tests {
 
     fn ids(tasks: &[Arc<Summary>]) -> Vec<&str> {
         tasks.iter().map(|t| t.id.as_str()).collect()
+    }
+
+    /// The summary read through the slim view is the one the whole record gives, for records
+    /// of today and for one older than typed statuses (which only the whole read takes).
+    #[test]
+    fn a_summary_read_slim_is_the_summary_of_the_whole_record() {
+        let whole = |value: &[u8]| {
+            let rec: TaskRecord = serde_json::from_slice(value).unwrap();
+            format!("{:?}", Summary::of(&key("a"), 7, IndexTask::from(&rec)))
+        };
+        let records = [
+            record("a", "service:web", "i1", TaskStatus::Running),
+            record_with("a", "family:batch", "i2", |rec| {
+                rec.last_status = TaskStatus::Stopped;
+                rec.desired_status = DesiredStatus::Stopped;
+                rec.failure = Some(berth_model::task::Failure::FailedToStart);
+                rec.stop_timeout = Some(30);
+                rec.task.insert("startedAt".into(), json!(6.5));
+                rec.task.insert("stoppedAt".into(), json!(8.0));
+                rec.task.insert("capacityProviderName".into(), json!("FARGATE"));
+                rec.host = Some(host("i9"));
+            }),
+        ];
+        for value in &records {
+            assert!(serde_json::from_slice::<IndexTask>(value).is_ok());
+            assert_eq!(format!("{:?}", summarize(&key("a"), 7, value)), whole(value));
+        }
+        let failed = summarize(&key("a"), 7, &records[1]).unwrap();
+        assert!(failed.failed && !failed.live());
+        assert_eq!(failed.host, Some(host("i9")));
+        assert_eq!((failed.started_at, failed.stopped_at), (Some(6.5), Some(8.0)));
+
+        // An older record: statuses inside the ECS object, its failure only a stop code.
+        let old = serde_json::to_vec(&json!({
+            "task": {"taskArn": format!("{ARN}:task/default/a"), "group": "service:web",
+                     "lastStatus": "STOPPED", "desiredStatus": "STOPPED", "stopCode": "EssentialContainerExited"},
+            "requirements": Requirements::default(), "claimed": true,
+        }))
+        .unwrap();
+        assert!(serde_json::from_slice::<IndexTask>(&old).is_err());
+        assert_eq!(format!("{:?}", summarize(&key("a"), 7, &old)), whole(&old));
+        let summary = summarize(&key("a"), 7, &old).unwrap();
+        assert!(summary.failed && summary.last_status == TaskStatus::Stopped && summary.group == "service:web");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

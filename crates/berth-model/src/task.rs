@@ -180,6 +180,16 @@ impl StopCode {
             StopCode::TerminationNotice => "TerminationNotice",
         }
     }
+
+    /// The failure a stop code implies, for records written before failures were kept apart
+    /// from stop codes.
+    pub fn failure(self) -> Option<Failure> {
+        match self {
+            StopCode::EssentialContainerExited => Some(Failure::EssentialContainerExited),
+            StopCode::TaskFailedToStart => Some(Failure::FailedToStart),
+            _ => None,
+        }
+    }
 }
 
 #[cfg(test)]
