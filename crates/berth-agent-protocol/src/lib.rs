@@ -9,6 +9,7 @@
 //! - [`logs`]: the CloudWatch Logs calls of the `awslogs` driver.
 //! - [`stats`]: Berth's `POST /berth/v1/stats`, each task's cpu and memory per period.
 //! - [`spot`]: Berth's `POST /berth/v1/spot-interruptions`, taking spot capacity back.
+//! - [`task_states`]: Berth's `POST /berth/v1/task-states`, several task state changes at once.
 //! - [`status`]: the statuses the messages carry; an unknown value is an error, never a default.
 //! - [`error`]: the error codes an agent acts on.
 //!
@@ -26,6 +27,7 @@ pub mod network;
 pub mod spot;
 pub mod stats;
 pub mod status;
+pub mod task_states;
 
 pub use error::ErrorCode;
 pub use status::{ContainerStatus, DesiredStatus, Health};

@@ -1,6 +1,7 @@
 //! The agent's side of the control plane: the few calls it makes, as a trait. The real one is
-//! `berth-client`'s SigV4-signed [`ApiClient`]; [`fake::FakeControlPlane`] answers from memory
-//! for tests. Replies and errors are the typed messages of `berth-agent-protocol`.
+//! [`Remote`], `berth-client`'s SigV4-signed [`ApiClient`] with the agent's task state
+//! changes sent in batches; [`fake::FakeControlPlane`] answers from memory for tests. Replies
+//! and errors are the typed messages of `berth-agent-protocol`.
 
 use berth_agent_protocol::assignments::{Assignments, AssignmentsQuery};
 use berth_agent_protocol::ecs::{
@@ -8,7 +9,9 @@ use berth_agent_protocol::ecs::{
 };
 use berth_agent_protocol::logs::{CreateLogGroup, CreateLogStream, PutLogEvents};
 use berth_agent_protocol::stats::StatsReport;
-use berth_client::{ApiClient, ClientError};
+use std::sync::Arc;
+
+use berth_client::{ApiClient, ClientError, TaskStateReports};
 use serde_json::{Map, Value};
 
 use crate::runtime::BoxFuture;
@@ -40,46 +43,60 @@ pub trait ControlPlane: Send + Sync + 'static {
     fn report_stats<'a>(&'a self, report: &'a StatsReport) -> BoxFuture<'a, Result<(), ClientError>>;
 }
 
-impl ControlPlane for ApiClient {
+/// The control plane over the network. Task state changes go through one
+/// [`TaskStateReports`] per agent: those that wait while a request is in flight go together.
+pub struct Remote {
+    client: Arc<ApiClient>,
+    reports: TaskStateReports,
+}
+
+impl Remote {
+    /// Starts the report sender on the current tokio runtime.
+    pub fn new(client: Arc<ApiClient>) -> Self {
+        Remote { reports: TaskStateReports::start(client.clone()), client }
+    }
+}
+
+impl ControlPlane for Remote {
     fn register<'a>(
         &'a self,
         input: &'a RegisterContainerInstance,
     ) -> BoxFuture<'a, Result<RegisteredInstance, ClientError>> {
-        Box::pin(async move { Ok(self.call(input).await?.container_instance) })
+        Box::pin(async move { Ok(self.client.call(input).await?.container_instance) })
     }
 
     fn assignments<'a>(&'a self, query: &'a AssignmentsQuery) -> BoxFuture<'a, Result<Assignments, ClientError>> {
-        Box::pin(ApiClient::assignments(self, query))
+        Box::pin(self.client.assignments(query))
     }
 
     fn task_definition<'a>(&'a self, arn: &'a str) -> BoxFuture<'a, Result<TaskDefinition, ClientError>> {
         Box::pin(async move {
             let input = DescribeTaskDefinition { task_definition: arn.to_string() };
-            Ok(self.call(&input).await?.task_definition)
+            Ok(self.client.call(&input).await?.task_definition)
         })
     }
 
     fn submit_task_state<'a>(&'a self, report: &'a SubmitTaskStateChange) -> BoxFuture<'a, Result<(), ClientError>> {
-        Box::pin(async move { self.call(report).await.map(drop) })
+        Box::pin(self.reports.submit(report.clone()))
     }
 
     fn registry_auth<'a>(&'a self, image: &'a str) -> BoxFuture<'a, Result<Option<(String, String)>, ClientError>> {
-        Box::pin(ApiClient::registry_auth(self, image))
+        Box::pin(self.client.registry_auth(image))
     }
 
     fn create_log_group<'a>(&'a self, input: &'a CreateLogGroup) -> BoxFuture<'a, Result<(), ClientError>> {
-        Box::pin(async move { self.call(input).await.map(drop) })
+        Box::pin(async move { self.client.call(input).await.map(drop) })
     }
 
     fn create_log_stream<'a>(&'a self, input: &'a CreateLogStream) -> BoxFuture<'a, Result<(), ClientError>> {
-        Box::pin(async move { self.call(input).await.map(drop) })
+        Box::pin(async move { self.client.call(input).await.map(drop) })
     }
 
     fn put_log_events<'a>(&'a self, input: &'a PutLogEvents) -> BoxFuture<'a, Result<(), ClientError>> {
-        Box::pin(async move { self.call(input).await.map(drop) })
+        Box::pin(async move { self.client.call(input).await.map(drop) })
     }
 
     fn report_stats<'a>(&'a self, report: &'a StatsReport) -> BoxFuture<'a, Result<(), ClientError>> {
-        Box::pin(ApiClient::stats(self, report))
+        Box::pin(self.client.stats(report))
     }
 }

@@ -23,6 +23,7 @@ pub mod servicediscovery;
 pub mod sigv4;
 pub mod spot;
 pub mod stats;
+pub mod task_states;
 pub mod telemetry;
 #[cfg(test)]
 pub(crate) mod testing;
@@ -114,6 +115,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/berth/v1/assignments", get(assignments::poll))
         .route(berth_agent_protocol::stats::PATH, post(stats::receive))
         .route(berth_agent_protocol::spot::PATH, post(spot::receive))
+        .route(berth_agent_protocol::task_states::PATH, post(task_states::receive))
         .with_state(app)
         .merge(registry)
 }

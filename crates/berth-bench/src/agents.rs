@@ -9,12 +9,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use berth_client::ApiClient;
 use berth_client::protocol::assignments::AssignmentsQuery;
 use berth_client::protocol::ecs::{
     Attribute, ContainerStateChange, RegisterContainerInstance, SubmitTaskStateChange, VersionInfo,
 };
 use berth_client::protocol::status::ContainerStatus;
+use berth_client::{ApiClient, TaskStateReports};
 use berth_model::resources::Resources;
 use berth_model::task::TaskStatus;
 use clap::Parser;
@@ -115,6 +115,9 @@ async fn agent(client: Arc<ApiClient>, counts: Arc<Counts>, cluster: String, reg
         wait: Duration::from_secs(20),
         changes: false,
     };
+    // As `berth agent` does, reports go through one batching sender: those of one answer
+    // travel together.
+    let reports = TaskStateReports::start(client.clone());
     // Tasks already reported in the status they are in, so each is reported once per change.
     let mut reported: std::collections::HashMap<String, TaskStatus> = Default::default();
     loop {
@@ -129,6 +132,7 @@ async fn agent(client: Arc<ApiClient>, counts: Arc<Counts>, cluster: String, reg
         query.since = answer.revision;
         // As `berth agent` does: after the first whole answer, changes only.
         query.changes = true;
+        let mut sent = Vec::new();
         for task in answer.tasks {
             let want = if task.stop_wanted() { TaskStatus::Stopped } else { TaskStatus::Running };
             if task.last_status == want || reported.get(&task.task_arn) == Some(&want) {
@@ -153,9 +157,13 @@ async fn agent(client: Arc<ApiClient>, counts: Arc<Counts>, cluster: String, reg
                 containers,
                 ..SubmitTaskStateChange::claim(&cluster, &task.task_arn)
             };
-            match client.call(&report).await {
-                Ok(_) => {
-                    reported.insert(task.task_arn.clone(), want);
+            sent.push(((task.task_arn, want), reports.submit(report)));
+        }
+        let (tasks, outcomes): (Vec<_>, Vec<_>) = sent.into_iter().unzip();
+        for ((arn, want), outcome) in tasks.into_iter().zip(futures::future::join_all(outcomes).await) {
+            match outcome {
+                Ok(()) => {
+                    reported.insert(arn, want);
                     let counter = if want == TaskStatus::Stopped { &counts.stopped } else { &counts.running };
                     counter.fetch_add(1, Ordering::Relaxed);
                 }

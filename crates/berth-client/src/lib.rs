@@ -8,15 +8,19 @@
 //! it or it fails (5xx): the caller's retry then goes to another server.
 
 mod error;
+mod reports;
 
 pub use berth_agent_protocol as protocol;
 pub use error::ClientError;
+pub use reports::TaskStateReports;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
 use berth_agent_protocol::assignments::{Assignments, AssignmentsQuery};
 use berth_agent_protocol::ecr::GetAuthorizationToken;
+use berth_agent_protocol::ecs::SubmitTaskStateChange;
+use berth_agent_protocol::task_states::{self, TaskStateChanges, TaskStateResults};
 use berth_agent_protocol::{ErrorCode, Operation, Service};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -192,13 +196,16 @@ impl ApiClient {
         self.send(Service::Ecs, "GET", &query.path_and_query(), &[], Vec::new(), query.wait + POLL_GRACE).await
     }
 
+    /// POSTs `body` as JSON to one of Berth's own channels (`path`).
+    async fn post_json<T: DeserializeOwned>(&self, path: &str, body: &impl serde::Serialize) -> Result<T, ClientError> {
+        let body = serde_json::to_vec(body).map_err(|e| ClientError::Transport(format!("encoding for {path}: {e}")))?;
+        let headers = [("content-type", "application/json")];
+        self.send(Service::Ecs, "POST", path, &headers, body, CALL_TIMEOUT).await
+    }
+
     /// Reports the tasks' use of the last period (Berth's stats channel).
     pub async fn stats(&self, report: &berth_agent_protocol::stats::StatsReport) -> Result<(), ClientError> {
-        let body = serde_json::to_vec(report).map_err(|e| ClientError::Transport(format!("encoding stats: {e}")))?;
-        let headers = [("content-type", "application/json")];
-        let _: Value =
-            self.send(Service::Ecs, "POST", berth_agent_protocol::stats::PATH, &headers, body, CALL_TIMEOUT).await?;
-        Ok(())
+        self.post_json::<Value>(berth_agent_protocol::stats::PATH, report).await.map(drop)
     }
 
     /// Takes a FARGATE_SPOT task's capacity back (Berth's spot channel); the answer is the task.
@@ -206,9 +213,33 @@ impl ApiClient {
         &self,
         request: &berth_agent_protocol::spot::SpotInterruption,
     ) -> Result<Value, ClientError> {
-        let body = serde_json::to_vec(request).map_err(|e| ClientError::Transport(format!("encoding: {e}")))?;
-        let headers = [("content-type", "application/json")];
-        self.send(Service::Ecs, "POST", berth_agent_protocol::spot::PATH, &headers, body, CALL_TIMEOUT).await
+        self.post_json(berth_agent_protocol::spot::PATH, request).await
+    }
+
+    /// Sends several task state changes in one request (Berth's task-states channel): the
+    /// outcome of each, in order, or the request's own failure.
+    pub async fn task_states(
+        &self,
+        reports: Vec<SubmitTaskStateChange>,
+    ) -> Result<Vec<Result<(), ClientError>>, ClientError> {
+        let sent = reports.len();
+        let answer: TaskStateResults = self.post_json(task_states::PATH, &TaskStateChanges { reports }).await?;
+        if answer.results.len() != sent {
+            return Err(ClientError::Transport(format!(
+                "{} results for {sent} task state changes",
+                answer.results.len()
+            )));
+        }
+        Ok(answer
+            .results
+            .into_iter()
+            .map(|r| match r.error {
+                None => Ok(()),
+                Some(e) => {
+                    Err(ClientError::Api { status: e.status, code: ErrorCode::parse(&e.code), message: e.message })
+                }
+            })
+            .collect())
     }
 
     /// Basic-auth credentials for pulling `image` when it lives in the control plane's own

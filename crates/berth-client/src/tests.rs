@@ -39,7 +39,22 @@ async fn answer(
     }
     let target = headers.get("x-amz-target").map(|t| t.to_str().unwrap().to_string()).unwrap_or_default();
     let input: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    seen.lock().unwrap().requests.push((target.clone(), path.to_string(), input));
+    seen.lock().unwrap().requests.push((target.clone(), path.to_string(), input.clone()));
+    if path == berth_agent_protocol::task_states::PATH {
+        let tasks: Vec<&str> =
+            input["reports"].as_array().unwrap().iter().map(|r| r["task"].as_str().unwrap()).collect();
+        if tasks.first() == Some(&"slow") {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        }
+        let results: Vec<Value> = tasks
+            .iter()
+            .map(|t| match *t {
+                "bad" => json!({"error": {"status": 400, "__type": "InvalidParameterException", "message": "no"}}),
+                _ => json!({}),
+            })
+            .collect();
+        return (StatusCode::OK, json!({ "results": results }).to_string());
+    }
     match (method.as_str(), target.rsplit('.').next().unwrap_or_default()) {
         ("GET", _) if path.contains("containerInstance=gone") => (
             StatusCode::BAD_REQUEST,
@@ -152,4 +167,31 @@ async fn calls_move_to_the_next_server_when_one_fails() {
     assert!(client.registry_auth(&format!("{first_host}/repo:1")).await.unwrap().is_some());
     assert!(ApiClient::with_servers(&[], "a", "b", "c").is_err());
     assert!(ApiClient::with_servers(&["http://".into()], "a", "b", "c").is_err());
+}
+
+#[tokio::test]
+async fn task_state_changes_waiting_while_a_request_is_in_flight_go_together() {
+    let (endpoint, seen) = server().await;
+    let client = Arc::new(ApiClient::new(&endpoint, "AK", "SK", "us-east-1").unwrap());
+    let reports = TaskStateReports::start(client);
+    let report = |task: &str| SubmitTaskStateChange::claim("default", task);
+    // The first goes alone and is answered slowly; three more come in meanwhile.
+    let (slow, rest) = tokio::join!(reports.submit(report("slow")), async {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        tokio::join!(reports.submit(report("t1")), reports.submit(report("bad")), reports.submit(report("t2")))
+    });
+    assert!(slow.is_ok() && rest.0.is_ok() && rest.2.is_ok());
+    let refused = rest.1.unwrap_err();
+    assert_eq!(refused.code(), Some("InvalidParameterException"));
+    assert!(!refused.is_retryable());
+    let batches: Vec<Vec<String>> = seen
+        .lock()
+        .unwrap()
+        .requests
+        .iter()
+        .map(|(_, _, body)| {
+            body["reports"].as_array().unwrap().iter().map(|r| r["task"].as_str().unwrap().into()).collect()
+        })
+        .collect();
+    assert_eq!(batches, [vec!["slow"], vec!["t1", "bad", "t2"]]);
 }

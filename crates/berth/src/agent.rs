@@ -72,7 +72,7 @@ pub fn run(args: AgentArgs) -> anyhow::Result<()> {
         check_fargate_runtime(driver.as_ref(), &args.agent)?;
         let client = Arc::new(ApiClient::with_servers(&args.server, &args.access_key, &args.secret_key, &args.region)?);
         let config = config(&args.agent, &args.cluster, &args.region, args.state_dir(), args.fargate, None);
-        let agent = Agent::register(config, client, driver).await?;
+        let agent = Agent::register(config, Arc::new(berth_agent::control::Remote::new(client)), driver).await?;
         println!("berth agent: container instance {} of cluster {}", agent.instance_arn(), args.cluster);
         tokio::select! {
             result = agent.run() => result.map_err(Into::into),

@@ -112,9 +112,9 @@ async fn serve(settings: Settings, agent_options: Option<AgentOptions>, started:
                 let state_dir = settings.data_dir.join("agent");
                 let config =
                     crate::agent::config(&options, "default", &settings.region, state_dir, true, dns.nameserver());
-                let agent = berth_agent::Agent::register(config, Arc::new(client), driver)
-                    .await
-                    .context("starting the local agent")?;
+                let control = Arc::new(berth_agent::control::Remote::new(Arc::new(client)));
+                let agent =
+                    berth_agent::Agent::register(config, control, driver).await.context("starting the local agent")?;
                 let line = format!("  agent     {} ({name})", agent.instance_arn());
                 (Some(line), Some(tokio::spawn(agent.run())))
             }

@@ -42,7 +42,12 @@ pub fn read(service: &Service, operation: &str, body: &[u8]) -> ApiResult<Map<St
         serde_json::from_slice(body)
             .map_err(|e| ApiError::serialization(format!("Request body is not valid JSON: {e}.")))?
     };
-    validate::input(model, operation, parsed).map_err(|e| e.into_api(|v| violation(service, v)))
+    validate(service, operation, parsed)
+}
+
+/// `parsed` checked against the input shape of `operation` (one the model has).
+pub fn validate(service: &Service, operation: &str, parsed: Value) -> ApiResult<Map<String, Value>> {
+    validate::input(service.model(), operation, parsed).map_err(|e| e.into_api(|v| violation(service, v)))
 }
 
 /// `a.b[0].c`, as the messages name a member.
