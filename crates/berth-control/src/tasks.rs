@@ -140,6 +140,10 @@ pub async fn commit(
     let mut ops = Vec::new();
     let mut created = Vec::new();
     let mut enis = Vec::new();
+    // Plain tasks (no network interface, no FARGATE host): only the resources are counted in
+    // placement order; their records are built afterwards, on every core for a large launch.
+    let plain = l.network.is_none() && l.launch_type != LaunchType::Fargate;
+    let mut planned = Vec::new();
     for (n, id) in placements.iter().enumerate() {
         let (kv, rec, remaining) = instances.get_mut(id).expect("placement names a snapshot instance");
         let remaining = remaining.get_or_insert_with(|| {
@@ -148,6 +152,10 @@ pub async fn commit(
         });
         remaining.reserve(&l.requirements);
         let task_id = region.control.ids.task_id();
+        if plain {
+            planned.push((n, id.as_str(), task_id));
+            continue;
+        }
         let mut task = new_task(region, l, rec, &task_id);
         if let Some(req) = &l.network {
             let task_arn = region.arns.task(&l.cluster, &task_id);
@@ -172,6 +180,20 @@ pub async fn commit(
         ops.push(Op::put(&key, encode(&record)));
         created.push((key, record));
     }
+    let build = |(n, id, task_id): &(usize, &str, String)| {
+        let mut task = new_task(region, l, &instances[*id].1, task_id);
+        if let Some(provider) = l.capacity_providers.get(*n) {
+            task.insert("capacityProviderName".into(), json!(provider));
+        }
+        let record = TaskRecord::new(task, l.requirements.clone());
+        let value = encode(&record);
+        (region.keys.task(&l.cluster, task_id), record, value)
+    };
+    for (key, record, value) in on_all_cores(&planned, build) {
+        compares.push(Compare::absent(&key));
+        ops.push(Op::put(&key, value));
+        created.push((key, record));
+    }
     for (kv, mut rec, remaining) in instances.into_values() {
         if let Some(remaining) = remaining {
             rec.set_remaining(&remaining);
@@ -185,6 +207,26 @@ pub async fn commit(
         ops.push(Op::put(&t.key, encode(&json!({"taskArns": arns, "failures": t.failures}))));
     }
     Ok(region.store().txn(Txn::new().when(compares).and_then(ops)).await?.succeeded.then_some(created))
+}
+
+/// `f` over `items`, in order: split over the machine's cores when there are enough items to
+/// be worth the threads (a launch chunk of thousands of tasks builds and encodes each record;
+/// that is most of the chunk's time, and the rest of the control plane waits on it).
+fn on_all_cores<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    const WORTH_A_THREAD: usize = 1000;
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let threads = cores.min(items.len() / WORTH_A_THREAD).max(1);
+    if threads == 1 {
+        return items.iter().map(f).collect();
+    }
+    let f = &f;
+    std::thread::scope(|scope| {
+        let parts: Vec<_> = items
+            .chunks(items.len().div_ceil(threads))
+            .map(|part| scope.spawn(move || part.iter().map(f).collect::<Vec<R>>()))
+            .collect();
+        parts.into_iter().flat_map(|p| p.join().expect("a launch thread panicked")).collect()
+    })
 }
 
 /// What a scheduler launch produced: the new tasks' ids, or why nothing could take them.
@@ -474,4 +516,26 @@ pub async fn report(
         region.control.wake_scheduler();
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::on_all_cores;
+
+    #[test]
+    fn work_split_over_cores_comes_back_whole_and_in_order() {
+        for n in [0, 1, 999, 1000, 2001, 10_007] {
+            let items: Vec<usize> = (0..n).collect();
+            let threads = std::sync::Mutex::new(std::collections::HashSet::new());
+            let out = on_all_cores(&items, |i| {
+                threads.lock().unwrap().insert(std::thread::current().id());
+                i * 2
+            });
+            assert_eq!(out, items.iter().map(|i| i * 2).collect::<Vec<_>>());
+            let cores = std::thread::available_parallelism().map_or(1, usize::from);
+            if n >= 2000 && cores > 1 {
+                assert!(threads.lock().unwrap().len() > 1, "{n} items ran on one thread");
+            }
+        }
+    }
 }
