@@ -1,14 +1,12 @@
 //! Berth's extension of an assigned awsvpc task: its network interface and the security group
-//! rules that apply to it now. The control plane adds it beside the ECS task object
-//! (`berthNetwork`); the shapes are those of `berth_control::vpc::{Eni, EffectiveRules, Rule}`,
-//! so the control plane serialises its own values into them.
+//! rules that apply to it now, sent as the assigned task's `berthNetwork` member
+//! (`assignments::AssignedTask`); the shapes are those of
+//! `berth_control::vpc::{Eni, EffectiveRules, Rule}`, so the control plane serialises its own
+//! values into them.
 
 use std::net::Ipv4Addr;
 
 use serde::{Deserialize, Serialize};
-
-/// The member of an assigned task that carries its [`TaskNetwork`].
-pub const MEMBER: &str = "berthNetwork";
 
 /// What an awsvpc task's agent needs to give it its network.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
