@@ -485,8 +485,10 @@ def test_rules_conditions_actions_and_priorities(berth, elb, net):
     paged = elb.describe_rules(ListenerArn=larn, PageSize=4)
     assert len(paged["Rules"]) == 4 and "NextMarker" in paged
     assert len(elb.describe_rules(ListenerArn=larn, Marker=paged["NextMarker"])["Rules"]) == 5
+    # An ARN of the same shape no rule has: its last hex digit changed.
+    missing = api["RuleArn"][:-1] + ("1" if api["RuleArn"].endswith("0") else "0")
     with expect_error("RuleNotFound"):
-        elb.describe_rules(RuleArns=[api["RuleArn"][:-1] + "0"])
+        elb.describe_rules(RuleArns=[missing])
     with expect_error("ValidationError"):
         elb.describe_rules()
 
