@@ -50,10 +50,11 @@ def test_each_report_of_a_batch_is_applied_with_its_own_result(berth, ecs):
         {"cluster": "default", "task": b, "status": "SLEEPING"},
         {"cluster": "default", "task": c, "status": "PENDING"},
         {"cluster": "default", "task": b, "status": "RUNNING", "containers": "c"},
+        {"cluster": "nope", "task": c, **running},
     ]})
     assert status == 200, body
     results = body["results"]
-    assert len(results) == 5
+    assert len(results) == 6
     assert results[0] == {} and results[3] == {}
     assert results[1]["error"]["__type"] == "InvalidParameterException"
     assert results[1]["error"]["status"] == 400
@@ -62,6 +63,7 @@ def test_each_report_of_a_batch_is_applied_with_its_own_result(berth, ecs):
     # A report the model refuses fails as the operation would.
     assert results[4]["error"]["__type"] == "SerializationException", results[4]
     assert "containers" in results[4]["error"]["message"]
+    assert results[5]["error"]["__type"] == "ClusterNotFoundException", results[5]
     assert statuses(ecs, [a, b, c]) == [("RUNNING", "RUNNING"), ("PENDING", "PENDING"), ("PENDING", "PENDING")]
 
 

@@ -49,7 +49,7 @@ pub async fn poll(
     crate::error::json_answer(answer(&app, &uri, &headers, &q).await)
 }
 
-async fn answer(app: &App, uri: &Uri, headers: &HeaderMap, q: &HashMap<String, String>) -> ApiResult<Value> {
+async fn answer(app: &App, uri: &Uri, headers: &HeaderMap, q: &HashMap<String, String>) -> ApiResult<Assignments> {
     let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let caller = sigv4::verify(&app.config.keys, "ecs", "GET", path, headers, b"", SystemTime::now())?;
     let ctx = Ctx::new(app, caller, SystemTime::now(), 0);
@@ -121,7 +121,13 @@ impl Placed {
 /// `task_index::AgentView`). The records are read from the store (they may be newer than the
 /// revision: a change then wakes the next poll at once). Each task is sent as the agent reads
 /// it ([`AssignedTask`]), not as DescribeTasks shows it.
-fn snapshot(ctx: &Ctx<'_>, index: &Index<'_>, me: &Placed, since: u64, changes: bool) -> ApiResult<(Value, bool)> {
+fn snapshot(
+    ctx: &Ctx<'_>,
+    index: &Index<'_>,
+    me: &Placed,
+    since: u64,
+    changes: bool,
+) -> ApiResult<(Assignments, bool)> {
     let held = index.host(&ctx.name, &me.host);
     // A security group or interface change reaches every awsvpc task: answer whole then.
     let whole = !changes || since == 0 || index.network_changed() > since;
@@ -143,7 +149,6 @@ fn snapshot(ctx: &Ctx<'_>, index: &Index<'_>, me: &Placed, since: u64, changes: 
         tasks.push(task);
     }
     let answer = Assignments { revision: held.revision, tasks, live: (!whole).then_some(live) };
-    let answer = serde_json::to_value(&answer).map_err(|e| ApiError::server(e.to_string()))?;
     Ok((answer, since == 0 || held.changed > since))
 }
 

@@ -137,13 +137,16 @@ pub type ApiResult<T> = Result<T, ApiError>;
 
 /// The answer of Berth's own JSON endpoints (`/berth/v1/...`): 200 with the value, or the
 /// error's status and AWS JSON error body.
-pub fn json_answer(outcome: ApiResult<serde_json::Value>) -> axum::response::Response {
+pub fn json_answer<T: serde::Serialize>(outcome: ApiResult<T>) -> axum::response::Response {
     use axum::response::IntoResponse;
     let (status, body) = match outcome {
-        Ok(v) => (axum::http::StatusCode::OK, v),
-        Err(e) => (axum::http::StatusCode::from_u16(e.status).unwrap_or(axum::http::StatusCode::BAD_REQUEST), e.body()),
+        Ok(v) => (axum::http::StatusCode::OK, serde_json::to_vec(&v)),
+        Err(e) => (
+            axum::http::StatusCode::from_u16(e.status).unwrap_or(axum::http::StatusCode::BAD_REQUEST),
+            serde_json::to_vec(&e.body()),
+        ),
     };
-    let mut response = (status, serde_json::to_vec(&body).unwrap_or_default()).into_response();
+    let mut response = (status, body.unwrap_or_default()).into_response();
     response.headers_mut().insert("content-type", axum::http::HeaderValue::from_static("application/json"));
     response
 }

@@ -47,9 +47,16 @@ fn parse_status(raw: Option<&str>) -> ApiResult<Option<TaskStatus>> {
 pub async fn submit_task_state_change(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
     let cluster = cluster_arg(&input)?;
     active_cluster(ctx, &cluster)?;
-    let task = text(&input, "task").ok_or_else(|| ApiError::invalid("task is required."))?;
-    let status = parse_status(text(&input, "status"))?;
-    let health = match text(&input, "healthStatus") {
+    apply_task_state(ctx, &cluster, &input).await?;
+    Ok(json!({"acknowledgment": "ACK"}))
+}
+
+/// SubmitTaskStateChange after its cluster was found active (the task-states channel checks
+/// each cluster of a batch once).
+pub(crate) async fn apply_task_state(ctx: &Ctx<'_>, cluster: &str, input: &Obj) -> ApiResult<()> {
+    let task = text(input, "task").ok_or_else(|| ApiError::invalid("task is required."))?;
+    let status = parse_status(text(input, "status"))?;
+    let health = match text(input, "healthStatus") {
         None => None,
         Some(h) => Some(Health::parse(h).ok_or_else(|| ApiError::invalid(format!("Invalid health status '{h}'.")))?),
     };
@@ -60,7 +67,7 @@ pub async fn submit_task_state_change(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Va
             return Err(ApiError::invalid(format!("Invalid container status '{s}'.")));
         }
     }
-    report(ctx, &cluster, task, status, |rec| {
+    report(ctx, cluster, task, status, |rec| {
         for c in input.get("containers").and_then(Value::as_array).into_iter().flatten() {
             if let (Some(name), Some(change)) = (c.get("containerName").and_then(Value::as_str), c.as_object()) {
                 apply_container(rec, name, change);
@@ -75,7 +82,7 @@ pub async fn submit_task_state_change(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Va
         if let Some(h) = health {
             rec.health = h;
         }
-        if let Some(reason) = text(&input, "reason")
+        if let Some(reason) = text(input, "reason")
             && rec.stopped_reason.is_none()
             && status == Some(TaskStatus::Stopped)
         {
@@ -83,7 +90,7 @@ pub async fn submit_task_state_change(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Va
         }
     })
     .await?;
-    Ok(json!({"acknowledgment": "ACK"}))
+    Ok(())
 }
 
 pub async fn submit_container_state_change(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {

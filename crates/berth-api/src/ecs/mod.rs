@@ -1,7 +1,7 @@
 //! ECS operations: the dispatch table, the per-request context, and helpers every handler
 //! shares (argument reading, records, paging, optimistic retries). One module per resource.
 
-mod agent;
+pub(crate) mod agent;
 mod capacity_providers;
 mod clusters;
 mod container_instances;
