@@ -119,24 +119,16 @@ pub struct IndexTask {
 }
 
 /// The members of the ECS object the task index reads.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct IndexTaskFields {
-    #[serde(default)]
     pub group: Option<String>,
-    #[serde(default)]
     pub container_instance_arn: Option<String>,
-    #[serde(default)]
     pub task_definition_arn: Option<String>,
-    #[serde(default)]
     pub started_by: Option<String>,
-    #[serde(default)]
     pub capacity_provider_name: Option<String>,
-    #[serde(default)]
     pub started_at: Option<f64>,
-    #[serde(default)]
     pub stopped_at: Option<f64>,
-    #[serde(default)]
     pub created_at: Option<f64>,
 }
 
