@@ -689,8 +689,13 @@ mod tests {
         // A history of 4 revisions, and 5,000 revisions committed while the index cannot run
         // (this runtime's one thread is blocked): the store's broadcast of 4,096 overflows,
         // the history is gone, and the index lists afresh and wakes every instance.
-        let store: Arc<dyn Store> =
-            Arc::new(Embedded::in_memory_with(EmbeddedOptions { history: 4, ..Default::default() }).unwrap());
+        let store: Arc<dyn Store> = Arc::new(
+            Embedded::in_memory_with(EmbeddedOptions {
+                history: berth_store::HistoryLimits { revisions: 4, bytes: 1 << 20 },
+                ..Default::default()
+            })
+            .unwrap(),
+        );
         let index = TaskIndex::default();
         let seen = index.reach(&store).await.unwrap();
         let mut i1 = seen.subscribe_host("us-east-1", &host("i1"));

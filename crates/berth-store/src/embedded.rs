@@ -5,16 +5,19 @@
 //! transaction: each store transaction still gets its own revision and its own
 //! compare-and-swap outcome, but one fsync makes the whole group durable (group commit).
 //! Nobody is answered before that fsync returns. After the commit the group's events are
-//! published to watchers in revision order.
+//! published to watchers in revision order, and kept in memory for a while for watches that
+//! start in the past or fall behind (`history`): every watcher of this store lives in the
+//! server's process, so the change history is a cache, not state.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::mpsc as std_mpsc;
+use std::sync::{Arc, Mutex};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use tokio::sync::{broadcast, oneshot};
 
-use crate::codec::{decode_events, decode_value, encode_events, encode_value};
+use crate::codec::{decode_value, encode_value};
+use crate::history::{History, Limits};
 use crate::watch::{self, Published};
 use crate::{
     BoxFuture, Compare, Event, EventKind, KeyRange, KeyValue, Op, OpResponse, RangeResult, Store, StoreError, Txn,
@@ -23,16 +26,17 @@ use crate::{
 
 const KV: TableDefinition<&str, &[u8]> = TableDefinition::new("kv");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
-const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
+/// Where files written before the history moved to memory kept it; dropped on open.
+const OLD_LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
 const REVISION: &str = "revision";
-const OLDEST: &str = "oldest_log_revision";
+const OLD_OLDEST: &str = "oldest_log_revision";
 /// Largest number of store transactions folded into one redb commit.
 const MAX_GROUP: usize = 512;
 
 #[derive(Debug, Clone)]
 pub struct EmbeddedOptions {
-    /// How many revisions of change history are kept for watches that resume from the past.
-    pub history: u64,
+    /// How much change history is kept for watches that resume from the past.
+    pub history: Limits,
     /// Bytes of the file redb keeps in its own page cache (the rest is read through the
     /// kernel's, which a server's resident memory does not count). redb's default is 1 GiB.
     pub cache_bytes: usize,
@@ -40,7 +44,7 @@ pub struct EmbeddedOptions {
 
 impl Default for EmbeddedOptions {
     fn default() -> Self {
-        EmbeddedOptions { history: 100_000, cache_bytes: 256 * 1024 * 1024 }
+        EmbeddedOptions { history: Limits { revisions: 100_000, bytes: 128 << 20 }, cache_bytes: 256 << 20 }
     }
 }
 
@@ -54,6 +58,7 @@ pub struct Embedded {
     db: Arc<Database>,
     writer: std_mpsc::Sender<Request>,
     events: broadcast::Sender<Published>,
+    history: Arc<Mutex<History>>,
 }
 
 fn engine(e: impl std::fmt::Display) -> StoreError {
@@ -80,24 +85,24 @@ impl Embedded {
 
     fn start(db: Database, options: EmbeddedOptions) -> Result<Self, StoreError> {
         let wtx = db.begin_write().map_err(engine)?;
-        {
+        let revision = {
             wtx.open_table(KV).map_err(engine)?;
-            wtx.open_table(LOG).map_err(engine)?;
+            wtx.delete_table(OLD_LOG).map_err(engine)?;
             let mut meta = wtx.open_table(META).map_err(engine)?;
-            if meta.get(OLDEST).map_err(engine)?.is_none() {
-                meta.insert(OLDEST, 1).map_err(engine)?;
-            }
-        }
+            meta.remove(OLD_OLDEST).map_err(engine)?;
+            read_meta(&meta, REVISION)?
+        };
         wtx.commit().map_err(engine)?;
         let db = Arc::new(db);
         let (events, _) = broadcast::channel(4096);
+        let history = Arc::new(Mutex::new(History::new(revision, options.history)));
         let (writer, queue) = std_mpsc::channel();
-        let (wdb, wevents) = (db.clone(), events.clone());
+        let (wdb, wevents, whistory) = (db.clone(), events.clone(), history.clone());
         std::thread::Builder::new()
             .name("berth-store-writer".into())
-            .spawn(move || writer_loop(&wdb, &queue, &wevents, options.history))
+            .spawn(move || writer_loop(&wdb, &queue, &wevents, &whistory))
             .map_err(engine)?;
-        Ok(Embedded { db, writer, events })
+        Ok(Embedded { db, writer, events, history })
     }
 
     fn read_range(&self, range: &KeyRange) -> Result<RangeResult, StoreError> {
@@ -106,25 +111,6 @@ impl Embedded {
         let kv = rtx.open_table(KV).map_err(engine)?;
         let (kvs, more) = range_in(&kv, range)?;
         Ok(RangeResult { kvs, more, revision })
-    }
-
-    /// Events of revisions `from..` under `prefix`, with the newest committed revision.
-    fn history(db: &Database, from: u64, prefix: &str) -> Result<(Vec<Published>, u64), StoreError> {
-        let rtx = db.begin_read().map_err(engine)?;
-        let meta = rtx.open_table(META).map_err(engine)?;
-        let (current, oldest) = (read_meta(&meta, REVISION)?, read_meta(&meta, OLDEST)?.max(1));
-        if from < oldest && from <= current {
-            return Err(StoreError::Compacted { requested: from, oldest });
-        }
-        let log = rtx.open_table(LOG).map_err(engine)?;
-        let mut out = Vec::new();
-        for row in log.range(from..).map_err(engine)? {
-            let (rev, raw) = row.map_err(engine)?;
-            let events: Vec<Event> =
-                decode_events(raw.value())?.into_iter().filter(|e| e.kv.key.starts_with(prefix)).collect();
-            out.push(Published { revision: rev.value(), events: Arc::new(events) });
-        }
-        Ok((out, current))
     }
 }
 
@@ -158,11 +144,15 @@ impl Store for Embedded {
 
     fn watch(&self, prefix: &str, start_revision: u64) -> Result<WatchStream, StoreError> {
         let live = self.events.subscribe();
-        let db = self.db.clone();
+        let history = self.history.clone();
         let prefix_owned = prefix.to_string();
-        let reload = move |from: u64| Self::history(&db, from, &prefix_owned);
+        let reload = move |from: u64| lock(&history).since(from, &prefix_owned);
         watch::open(prefix, start_revision, live, || self.revision(), Box::new(reload))
     }
+}
+
+fn lock(history: &Mutex<History>) -> std::sync::MutexGuard<'_, History> {
+    history.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn read_meta(meta: &impl ReadableTable<&'static str, u64>, key: &str) -> Result<u64, StoreError> {
@@ -290,7 +280,7 @@ fn writer_loop(
     db: &Database,
     queue: &std_mpsc::Receiver<Request>,
     events: &broadcast::Sender<Published>,
-    history: u64,
+    history: &Mutex<History>,
 ) {
     while let Ok(first) = queue.recv() {
         let mut group = vec![first];
@@ -300,8 +290,15 @@ fn writer_loop(
                 Err(_) => break,
             }
         }
-        match commit_group(db, &group, history) {
+        match commit_group(db, &group) {
             Ok((outcomes, published)) => {
+                // Into the history before the broadcast: a watch opening meanwhile finds each
+                // revision in one or the other (see `watch::open`).
+                let mut kept = lock(history);
+                for p in &published {
+                    kept.push(p.clone());
+                }
+                drop(kept);
                 for p in published {
                     // No receivers is fine: nobody is watching.
                     let _ = events.send(p);
@@ -320,11 +317,7 @@ fn writer_loop(
     }
 }
 
-fn commit_group(
-    db: &Database,
-    group: &[Request],
-    history: u64,
-) -> Result<(Vec<TxnResponse>, Vec<Published>), StoreError> {
+fn commit_group(db: &Database, group: &[Request]) -> Result<(Vec<TxnResponse>, Vec<Published>), StoreError> {
     let mut wtx = db.begin_write().map_err(engine)?;
     wtx.set_durability(redb::Durability::Immediate).map_err(engine)?;
     let mut revision = read_meta(&wtx.open_table(META).map_err(engine)?, REVISION)?;
@@ -334,22 +327,11 @@ fn commit_group(
         let (response, events) = apply(&wtx, revision + 1, &req.txn)?;
         if !events.is_empty() {
             revision += 1;
-            wtx.open_table(LOG).map_err(engine)?.insert(revision, encode_events(&events).as_slice()).map_err(engine)?;
             published.push(Published { revision, events: Arc::new(events) });
         }
         outcomes.push(response);
     }
-    {
-        let mut meta = wtx.open_table(META).map_err(engine)?;
-        meta.insert(REVISION, revision).map_err(engine)?;
-        let oldest = read_meta(&meta, OLDEST)?;
-        if revision > history && revision - history > oldest {
-            let keep_from = revision - history;
-            let mut log = wtx.open_table(LOG).map_err(engine)?;
-            log.retain_in(..keep_from, |_, _| false).map_err(engine)?;
-            meta.insert(OLDEST, keep_from).map_err(engine)?;
-        }
-    }
+    wtx.open_table(META).map_err(engine)?.insert(REVISION, revision).map_err(engine)?;
     wtx.commit().map_err(engine)?;
     Ok((outcomes, published))
 }
@@ -475,7 +457,11 @@ mod tests {
     #[tokio::test]
     async fn watch_from_a_compacted_revision_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let s = Embedded::open(&dir.path().join("db"), EmbeddedOptions { history: 3, ..Default::default() }).unwrap();
+        let s = Embedded::open(
+            &dir.path().join("db"),
+            EmbeddedOptions { history: Limits { revisions: 3, bytes: 1 << 20 }, ..Default::default() },
+        )
+        .unwrap();
         for i in 0..10 {
             s.put("k", vec![i]).await.unwrap();
         }

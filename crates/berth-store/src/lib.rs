@@ -6,12 +6,14 @@
 mod codec;
 mod embedded;
 mod etcd;
+mod history;
 mod retry;
 mod types;
 mod watch;
 
 pub use embedded::{Embedded, EmbeddedOptions};
 pub use etcd::{Etcd, EtcdOptions, EtcdTls};
+pub use history::Limits as HistoryLimits;
 pub use retry::{Contention, retry};
 pub use types::*;
 pub use watch::WatchStream;

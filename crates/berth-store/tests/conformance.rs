@@ -14,8 +14,8 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use berth_store::{
-    CmpOp, Compare, Embedded, EmbeddedOptions, Etcd, EtcdOptions, Event, EventKind, KeyRange, Op, OpResponse, Store,
-    StoreError, StoreExt, Txn, WatchStream,
+    CmpOp, Compare, Embedded, EmbeddedOptions, Etcd, EtcdOptions, Event, EventKind, HistoryLimits, KeyRange, Op,
+    OpResponse, Store, StoreError, StoreExt, Txn, WatchStream,
 };
 
 type Shared = Arc<dyn Store>;
@@ -29,10 +29,15 @@ struct Pair {
     _dir: Option<tempfile::TempDir>,
 }
 
-fn embedded(history: u64) -> Pair {
+/// A history of `revisions` revisions (and bytes enough for any test's).
+fn history(revisions: usize) -> HistoryLimits {
+    HistoryLimits { revisions, bytes: 64 << 20 }
+}
+
+fn embedded(revisions: usize) -> Pair {
     let dir = tempfile::tempdir().unwrap();
-    let store: Shared =
-        Arc::new(Embedded::open(&dir.path().join("db"), EmbeddedOptions { history, ..Default::default() }).unwrap());
+    let options = EmbeddedOptions { history: history(revisions), ..Default::default() };
+    let store: Shared = Arc::new(Embedded::open(&dir.path().join("db"), options).unwrap());
     Pair { a: store.clone(), b: store, _dir: Some(dir) }
 }
 
@@ -96,16 +101,16 @@ fn etcd_endpoint() -> &'static str {
     })
 }
 
-fn etcd_options(history: usize) -> EtcdOptions {
+fn etcd_options(revisions: usize) -> EtcdOptions {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     let mut options = EtcdOptions::new(vec![etcd_endpoint().to_string()]);
     options.namespace = format!("conformance-{}-{}/", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
-    options.history = history;
+    options.history = history(revisions);
     options
 }
 
-async fn etcd(history: usize) -> Pair {
-    let options = etcd_options(history);
+async fn etcd(revisions: usize) -> Pair {
+    let options = etcd_options(revisions);
     let a: Shared = Arc::new(Etcd::connect(options.clone()).await.unwrap());
     let b: Shared = Arc::new(Etcd::connect(options).await.unwrap());
     Pair { a, b, _dir: None }

@@ -8,13 +8,14 @@
 //! therefore an honest "nothing under this range changed after it that the mirror lacks",
 //! which callers use in compare-and-swap guards.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use tokio::sync::{broadcast, watch as signal};
 
 use super::convert::Probed;
+use crate::history::{History, Limits};
 use crate::watch::Published;
 use crate::{Compare, Event, EventKind, KeyRange, KeyValue, Op, OpResponse, RangeResult, StoreError, TxnResponse};
 
@@ -22,30 +23,22 @@ struct State {
     kvs: BTreeMap<String, KeyValue>,
     /// The newest revision applied.
     revision: u64,
-    /// The changes of the last revisions, oldest first, for watches that start in the past.
-    history: VecDeque<Published>,
-    /// Watches may start at this revision or later; earlier ones were dropped or never seen.
-    oldest: u64,
+    /// The changes of the last revisions, for watches that start in the past.
+    history: History,
 }
 
 pub(crate) struct Mirror {
     state: RwLock<State>,
     events: broadcast::Sender<Published>,
     applied: signal::Sender<u64>,
-    history_cap: usize,
 }
 
 impl Mirror {
     /// A mirror of `kvs`, a consistent list at `revision`.
-    pub fn new(kvs: Vec<KeyValue>, revision: u64, history_cap: usize) -> Self {
+    pub fn new(kvs: Vec<KeyValue>, revision: u64, history: Limits) -> Self {
         let kvs = kvs.into_iter().map(|kv| (kv.key.clone(), kv)).collect();
-        let state = State { kvs, revision, history: VecDeque::new(), oldest: revision + 1 };
-        Mirror {
-            state: RwLock::new(state),
-            events: broadcast::channel(4096).0,
-            applied: signal::channel(revision).0,
-            history_cap: history_cap.max(1),
-        }
+        let state = State { kvs, revision, history: History::new(revision, history) };
+        Mirror { state: RwLock::new(state), events: broadcast::channel(4096).0, applied: signal::channel(revision).0 }
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
@@ -129,19 +122,14 @@ impl Mirror {
             }
         }
         state.kvs = fresh;
-        state.history.clear();
-        state.oldest = revision;
+        state.history.reset(revision);
         self.publish(&mut state, revision, events);
     }
 
     fn publish(&self, state: &mut State, revision: u64, events: Vec<Event>) {
         state.revision = revision;
         let published = Published { revision, events: Arc::new(events) };
-        state.history.push_back(published.clone());
-        while state.history.len() > self.history_cap {
-            state.history.pop_front();
-            state.oldest = state.history.front().map_or(revision + 1, |p| p.revision);
-        }
+        state.history.push(published.clone());
         // Sent under the lock so watchers see revisions in order; no receivers is fine.
         let _ = self.events.send(published);
         self.applied.send_replace(revision);
@@ -154,20 +142,7 @@ impl Mirror {
 
     /// The changes under `prefix` of revisions `from..`, with the newest revision applied.
     pub fn history(&self, from: u64, prefix: &str) -> Result<(Vec<Published>, u64), StoreError> {
-        let state = self.read();
-        if from < state.oldest && from <= state.revision {
-            return Err(StoreError::Compacted { requested: from, oldest: state.oldest });
-        }
-        let batches = state
-            .history
-            .iter()
-            .filter(|p| p.revision >= from)
-            .map(|p| Published {
-                revision: p.revision,
-                events: Arc::new(p.events.iter().filter(|e| e.kv.key.starts_with(prefix)).cloned().collect()),
-            })
-            .collect();
-        Ok((batches, state.revision))
+        self.read().history.since(from, prefix)
     }
 
     /// Waits until the mirror has applied `revision`, at most `limit`; whether it has.
@@ -218,7 +193,7 @@ mod tests {
 
     #[tokio::test]
     async fn relist_publishes_the_difference_and_forgets_history() {
-        let m = Mirror::new(vec![kv("a", 1), kv("b", 2)], 2, 100);
+        let m = Mirror::new(vec![kv("a", 1), kv("b", 2)], 2, Limits { revisions: 100, bytes: 1 << 20 });
         m.apply(3, vec![Event { kind: EventKind::Put, kv: kv("c", 3) }]);
         let mut live = m.subscribe();
         // Since revision 3: b changed at 5, c was deleted, d appeared at 6; a is unchanged.
@@ -235,7 +210,7 @@ mod tests {
 
     #[tokio::test]
     async fn stale_revisions_are_ignored_and_history_is_bounded() {
-        let m = Mirror::new(Vec::new(), 0, 2);
+        let m = Mirror::new(Vec::new(), 0, Limits { revisions: 2, bytes: 1 << 20 });
         for rev in 1..=4 {
             m.apply(rev, vec![Event { kind: EventKind::Put, kv: kv("k", rev) }]);
         }

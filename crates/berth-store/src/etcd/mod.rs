@@ -20,6 +20,7 @@ use std::time::Duration;
 use etcd_client::{Client, ConnectOptions, GetOptions, KvClient, WatchOptions};
 use tokio::sync::Notify;
 
+use crate::history::Limits;
 use crate::watch;
 use crate::{BoxFuture, KeyRange, KeyValue, RangeResult, Store, StoreError, Txn, TxnResponse, WatchStream};
 use convert::{from_etcd, namespaced_end, to_etcd_txn, txn_response};
@@ -36,8 +37,8 @@ pub struct EtcdOptions {
     /// etcd's user and password authentication.
     pub user: Option<(String, String)>,
     pub tls: Option<EtcdTls>,
-    /// How many revisions of changes the mirror keeps for watches that start in the past.
-    pub history: usize,
+    /// How much of the changes the mirror keeps for watches that start in the past.
+    pub history: Limits,
     /// How long one etcd call may take before it counts as failed.
     pub request_timeout: Duration,
     /// The TTL of this server's etcd lease: how long after a leader dies another server takes
@@ -60,7 +61,7 @@ impl EtcdOptions {
             namespace: "berth/".into(),
             user: None,
             tls: None,
-            history: 10_000,
+            history: Limits { revisions: 10_000, bytes: 128 << 20 },
             request_timeout: Duration::from_secs(10),
             lease_ttl: Duration::from_secs(6),
         }
