@@ -102,12 +102,16 @@ def test_changes_only_answers_carry_what_changed_and_the_arns_of_all(berth, ecs)
     _, whole = poll(berth, f"cluster=default&containerInstance={iid}&changes=1")
     # The first answer (since 0) is whole: no live list.
     assert sorted(t["taskArn"] for t in whole["tasks"]) == sorted([first, second, third]) and "live" not in whole
-    # second moves on; first, never claimed, is stopped at once (no longer live); third is
-    # unchanged.
-    ecs.submit_task_state_change(cluster="default", task=second, status="RUNNING")
+    # first, never claimed, is stopped at once (no longer live); second and third run (the
+    # agent's own reports, not sent back to it), and third is then asked to stop.
     ecs.stop_task(task=first)
+    for arn in (second, third):
+        ecs.submit_task_state_change(cluster="default", task=arn, status="RUNNING")
+    ecs.stop_task(task=third)
     _, body = poll(berth, f"cluster=default&containerInstance={iid}&since={whole['revision']}&wait=5&changes=1")
-    assert [(t["taskArn"], t["lastStatus"]) for t in body["tasks"]] == [(second, "RUNNING")]
+    assert [(t["taskArn"], t["lastStatus"], t["desiredStatus"]) for t in body["tasks"]] == [
+        (third, "RUNNING", "STOPPED")
+    ]
     assert sorted(body["live"]) == sorted([second, third])
     # Nothing changed since: no tasks, both still live; without changes=1 the answer is whole.
     _, quiet = poll(berth, f"cluster=default&containerInstance={iid}&since={body['revision']}&wait=0&changes=1")
@@ -127,14 +131,14 @@ def test_an_agents_own_report_does_not_end_its_poll_but_a_stop_does(berth, ecs):
         answers[name] = poll(berth, f"cluster=default&containerInstance={iid}&since={since}&wait={wait}&changes=1")[1]
         answers[name + "_s"] = time.monotonic() - started
 
-    # The agent's RUNNING report comes back with the next answer, but does not end the wait.
+    # The agent's RUNNING report neither ends the wait nor comes back to it.
     t = threading.Thread(target=wait_for, args=("report", whole["revision"], 3))
     t.start()
     time.sleep(0.3)
     ecs.submit_task_state_change(cluster="default", task=task, status="RUNNING")
     t.join()
     assert answers["report_s"] >= 2.5, f"a report alone ended the poll after {answers['report_s']:.1f}s"
-    assert [(x["taskArn"], x["lastStatus"]) for x in answers["report"]["tasks"]] == [(task, "RUNNING")]
+    assert answers["report"]["tasks"] == [] and answers["report"]["live"] == [task]
     # Asked to stop: the waiting poll answers with the stop at once.
     t = threading.Thread(target=wait_for, args=("stop", answers["report"]["revision"], 20))
     t.start()

@@ -8,8 +8,8 @@
 //! gone, a desired status, a drain hold, a stop timeout: not the agent's own reports coming
 //! back), the call waits for up to `wait` seconds (at most 60) first, on the task index's
 //! wake-up for this instance alone (see `berth_control::task_index`), so a change wakes one
-//! poll, not every agent's. A task changed by a report alone is still sent with the next
-//! answer of changes. Each call
+//! poll, not every agent's. Nor is a task changed by its agent's reports alone sent again in
+//! an answer of changes: it is only listed in `live`. Each call
 //! also counts as the agent's heartbeat. An awsvpc task carries `berthNetwork` (Berth's
 //! extension): its ENI and the rules of its security groups now; a change of any security
 //! group or interface of the region ends a waiting poll and is answered whole, so rule
@@ -115,8 +115,8 @@ impl Placed {
     }
 }
 
-/// The answer: live tasks on the instance (with `changes`, those changed after `since` and
-/// the ARNs of all) and the index revision they were read at; and whether any task the
+/// The answer: live tasks on the instance (with `changes`, those changed after `since` in a
+/// way its agent acts on, and the ARNs of all) and the index revision they were read at; and whether any task the
 /// instance holds or held changed after `since` in a way its agent acts on (see
 /// `task_index::AgentView`). The records are read from the store (they may be newer than the
 /// revision: a change then wakes the next poll at once). Each task is sent as the agent reads
@@ -134,7 +134,7 @@ fn snapshot(
     let mut tasks = Vec::new();
     let mut live = Vec::new();
     for summary in held.tasks.iter().filter(|t| t.live()) {
-        if !whole && summary.revision <= since {
+        if !whole && summary.agent_revision <= since {
             live.push(ctx.arns.task(&summary.cluster, &summary.id));
             continue;
         }

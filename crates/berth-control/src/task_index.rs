@@ -55,6 +55,9 @@ pub struct Summary {
     pub registered: bool,
     /// What its agent acts on.
     pub agent: AgentView,
+    /// The revision of the last change its agent acts on: its placement, or a change of
+    /// [`Summary::agent`] (not its agent's own reports).
+    pub agent_revision: u64,
 }
 
 /// What the agent of the instance holding a task acts on, of all the record says: whether to
@@ -108,6 +111,7 @@ impl Summary {
             capacity_provider: f.capacity_provider_name,
             registered,
             agent,
+            agent_revision: revision,
         })
     }
 
@@ -208,9 +212,15 @@ impl State {
     /// Applies one change: a task's key, its revision, and its summary (`None`: deleted, or
     /// not a task record any more). The agent of its instance is woken unless the task stays
     /// where it was and what that agent acts on is as before.
-    fn apply(&mut self, key: &str, revision: u64, summary: Option<Summary>) {
-        let wake = match (self.tasks.get(key), &summary) {
-            (Some(old), Some(new)) => old.host != new.host || old.agent != new.agent,
+    fn apply(&mut self, key: &str, revision: u64, mut summary: Option<Summary>) {
+        let wake = match (self.tasks.get(key), &mut summary) {
+            (Some(old), Some(new)) => {
+                let wake = old.host != new.host || old.agent != new.agent;
+                if !wake {
+                    new.agent_revision = old.agent_revision;
+                }
+                wake
+            }
             _ => true,
         };
         self.remove(key, revision, wake);
@@ -647,7 +657,8 @@ mod tests {
         assert_eq!(seen.group_changed("us-east-1", "default", "service:web"), ran);
         assert!(!i1.has_changed().unwrap());
         assert_eq!(on_i1(&seen), placed);
-        assert_eq!(seen.host("us-east-1", &host("i1")).tasks[0].revision, ran);
+        let summary = seen.host("us-east-1", &host("i1")).tasks[0].clone();
+        assert_eq!((summary.revision, summary.agent_revision), (ran, placed), "a report alone is not the agent's");
 
         // Each of what the agent acts on wakes it: a stop timeout, a drain hold, a stop, and
         // the task leaving the live list.
@@ -675,6 +686,7 @@ mod tests {
             let seen = index.reach(&store).await.unwrap();
             assert!(i1.has_changed().unwrap(), "change {n} wakes the agent");
             assert_eq!((*i1.borrow_and_update(), on_i1(&seen)), (r, r));
+            assert_eq!(seen.host("us-east-1", &host("i1")).tasks[0].agent_revision, r);
         }
         // Moved to another instance: both agents are woken.
         let mut i2 = seen.subscribe_host("us-east-1", &host("i2"));
