@@ -231,6 +231,18 @@ def moto_s3(tmp_path_factory):
         proc.wait(timeout=10)
 
 
+def stop_processes(procs, timeout=20):
+    """SIGTERM to every process, then waits for each (SIGKILL after `timeout` s)."""
+    procs = list(procs)
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        try:
+            p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
 def remove_containers_of(instance_arn):
     """Removes every container the agent of `instance_arn` created (test teardown)."""
     ids = subprocess.run(["docker", "ps", "-aq", "--filter", f"label=com.berth.container-instance={instance_arn}"],
@@ -435,7 +447,7 @@ def ecs(berth):
 # network, and every test uses its own ports, data dir and cgroups.
 CONTAINER_FILES = {"test_agent.py", "test_agent_runner.py", "test_autoscaling_agents.py", "test_awslogs.py",
                    "test_awsvpc.py", "test_cli.py", "test_definition_members.py", "test_etcd_agents.py",
-                   "test_fargate.py", "test_hosts.py",
+                   "test_fargate.py", "test_hosts.py", "test_production_layout.py",
                    "test_fargate_runsc.py", "test_load_balanced_services.py", "test_registry_task.py",
                    "test_servicediscovery_tasks.py", "test_services_agents.py", "test_task_metadata.py",
                    "test_task_metrics.py"}

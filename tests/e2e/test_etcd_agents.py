@@ -3,7 +3,7 @@ B`) goes on running its tasks, and takes new ones, when the server it talked to 
 
 import subprocess
 
-from conftest import BIN, remove_containers_of
+from conftest import BIN, remove_containers_of, stop_processes
 from ecs_helpers import container, register, until, wait_task
 from etcd_helpers import KEYS, namespace, on_etcd
 
@@ -36,11 +36,7 @@ def test_an_agent_moves_to_another_server_when_its_server_dies(etcd, registry, t
         eb.stop_task(task=second)
         wait_task(eb, second, "STOPPED", timeout=60)
     finally:
-        agent.terminate()
-        try:
-            agent.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            agent.kill()
+        stop_processes([agent])
         if instance:
             remove_containers_of(instance)
         a.stop()

@@ -11,7 +11,7 @@ import time
 import boto3
 from botocore.config import Config
 
-from conftest import remove_containers_of
+from conftest import remove_containers_of, stop_processes
 from ecs_helpers import container, until
 from etcd_helpers import KEYS, namespace
 from hosts_helpers import Hosts, HostBerth, etcd_member_args, log_path, start_agent, wait_port
@@ -159,13 +159,7 @@ def test_a_service_keeps_its_count_through_server_etcd_and_host_failures(registr
             assert e2.describe_task_definition(taskDefinition=f"acked:{revision}")["taskDefinition"]["status"] == "ACTIVE"
         Hosts.mend("a3")
     finally:
-        for a in agents:
-            a.terminate()
-        for a in agents:
-            try:
-                a.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                a.kill()
+        stop_processes(agents)
         for i in instances:
             remove_containers_of(i)
         for s in servers:
