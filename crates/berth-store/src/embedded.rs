@@ -454,6 +454,30 @@ mod tests {
         assert_eq!((e.kind, e.kv.key.as_str(), e.kv.mod_revision), (EventKind::Delete, "w/a", 4));
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_watch_from_the_next_revision_never_hands_out_an_earlier_one() {
+        // Revisions committed while the watch opens may not be in the history yet: the watch
+        // must still skip them, not take them from the live broadcast.
+        let s = Arc::new(store());
+        let writer = s.clone();
+        let writes = tokio::spawn(async move {
+            for i in 0..3000u32 {
+                writer.put("k", i.to_le_bytes().to_vec()).await.unwrap();
+            }
+        });
+        let mut watched = 0;
+        while !writes.is_finished() {
+            let start = s.revision().unwrap() + 1;
+            let mut w = s.watch("", start).unwrap();
+            let Ok(Some(first)) = tokio::time::timeout(std::time::Duration::from_secs(1), w.next()).await else {
+                break;
+            };
+            assert!(first.unwrap().kv.mod_revision >= start, "a watch from {start} saw an earlier revision");
+            watched += 1;
+        }
+        assert!(watched > 10, "only {watched} watches opened during the writes");
+    }
+
     #[tokio::test]
     async fn watch_from_a_compacted_revision_is_refused() {
         let dir = tempfile::tempdir().unwrap();

@@ -67,7 +67,10 @@ impl History {
         self.newest = revision.saturating_sub(1);
     }
 
-    /// The changes under `prefix` of revisions `from..`, with the newest revision kept.
+    /// The changes under `prefix` of revisions `from..`, and the revision the watch has seen
+    /// up to: the newest kept, or `from - 1` when that is later (a revision the store has
+    /// committed but not yet handed to the history, or one not yet reached: the watch then
+    /// drops it from the live broadcast, as it asked to start after it).
     pub fn since(&self, from: u64, prefix: &str) -> Result<(Vec<Published>, u64), StoreError> {
         if from < self.oldest && from <= self.newest {
             return Err(StoreError::Compacted { requested: from, oldest: self.oldest });
@@ -85,7 +88,7 @@ impl History {
                 },
             })
             .collect();
-        Ok((batches, self.newest))
+        Ok((batches, self.newest.max(from.saturating_sub(1))))
     }
 }
 
@@ -140,6 +143,9 @@ mod tests {
         let (batches, newest) = h.since(8, "").unwrap();
         assert!(batches.is_empty());
         assert_eq!(newest, 7);
+        let (batches, seen) = h.since(10, "").unwrap();
+        assert!(batches.is_empty());
+        assert_eq!(seen, 9, "a watch from 10 has nothing before it to see");
         h.push(published(8, "a/1", 1));
         h.reset(12);
         assert!(h.since(8, "").is_err());
