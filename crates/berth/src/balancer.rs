@@ -17,19 +17,21 @@ use berth_metrics::Metrics;
 /// in-flight counts of draining targets).
 const REPORT_EVERY: Duration = Duration::from_secs(1);
 
+/// A watch of the load balancing records from now on, or why not (logged).
+fn watch_balancers(control: &Control) -> Option<berth_store::WatchStream> {
+    let watch = control.store.watch("elb/", 0);
+    watch
+        .inspect_err(|e| tracing::error!(error = %e, "the load balancer cannot watch the store; it serves nothing new"))
+        .ok()
+}
+
 /// Serves every listener on `address` until the process ends, and records its metrics in
 /// `metrics` every `period`.
 pub async fn run(control: Arc<Control>, address: IpAddr, metrics: Arc<Metrics>, period: Duration) {
     let plane = DataPlane::new();
     tokio::spawn(record_metrics(plane.clone(), control.clone(), address, metrics, period));
     let mut changes = plane.changes();
-    let mut watch = match control.store.watch("elb/", 0) {
-        Ok(w) => w,
-        Err(e) => {
-            tracing::error!(error = %e, "the load balancer cannot watch the store; it serves nothing");
-            return;
-        }
-    };
+    let Some(mut watch) = watch_balancers(&control) else { return };
     let mut applied = None;
     let mut tick = tokio::time::interval(REPORT_EVERY);
     loop {
@@ -47,11 +49,17 @@ pub async fn run(control: Arc<Control>, address: IpAddr, metrics: Arc<Metrics>, 
             tracing::warn!(error = %e, "recording target health failed");
         }
         tokio::select! {
-            event = watch.next() => {
-                if event.is_none() {
-                    return;
+            event = watch.next() => match event {
+                None => return,
+                Some(Ok(_)) => {}
+                // History lost (the watch fell too far behind): watch again from now; this
+                // turn of the loop reads the whole configuration anyway.
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "the load balancer's watch failed; watching again");
+                    let Some(w) = watch_balancers(&control) else { return };
+                    watch = w;
                 }
-            }
+            },
             _ = changes.changed() => {}
             _ = tick.tick() => {}
         }
