@@ -39,13 +39,47 @@ pub fn run_in<T: Send + 'static>(netns: &Path, f: impl FnOnce() -> io::Result<T>
     .map_err(|_| io::Error::other("a namespace thread panicked"))?
 }
 
+/// Makes `/run/netns` a shared mount of its own, as `ip netns` does the first time it adds a
+/// namespace. Without it, a later `ip netns add` on the host bind-mounts the directory over
+/// itself and hides every namespace mounted before: `ip netns` no longer sees them and they can
+/// be neither unmounted nor removed through their path. Shared, the directory's mounts also
+/// leave every mount namespace copied from the host's when they are unmounted.
+fn shared_dir() -> io::Result<()> {
+    std::fs::create_dir_all(NETNS_DIR)?;
+    let dir = std::ffi::CString::new(NETNS_DIR).map_err(io::Error::other)?;
+    let none = c"none";
+    let mut bound = false;
+    loop {
+        // SAFETY: valid NUL-terminated strings; changing propagation takes no source or data.
+        let rc = unsafe {
+            libc::mount(c"".as_ptr(), dir.as_ptr(), none.as_ptr(), libc::MS_SHARED | libc::MS_REC, std::ptr::null())
+        };
+        if rc == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        // EINVAL: not a mount point yet; bind it over itself once, then share it.
+        if e.raw_os_error() != Some(libc::EINVAL) || bound {
+            return Err(e);
+        }
+        // SAFETY: as above; a recursive bind mount of the directory onto itself.
+        let rc = unsafe {
+            libc::mount(dir.as_ptr(), dir.as_ptr(), none.as_ptr(), libc::MS_BIND | libc::MS_REC, std::ptr::null())
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        bound = true;
+    }
+}
+
 /// Creates the named namespace `name` unless it exists; returns its path.
 pub fn create(name: &str) -> io::Result<PathBuf> {
     let target = path(name);
     if is_netns(&target) {
         return Ok(target);
     }
-    std::fs::create_dir_all(NETNS_DIR)?;
+    shared_dir()?;
     std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&target)?;
     let mount_at = target.clone();
     let made = std::thread::spawn(move || -> io::Result<()> {
@@ -110,5 +144,40 @@ mod tests {
         assert!(!is_netns(Path::new("/proc/self/status")));
         assert!(!is_netns(Path::new("/nonexistent")));
         assert_eq!(path("berth-vpc"), Path::new("/run/netns/berth-vpc"));
+    }
+
+    /// Runs `f` on a thread of its own in a private mount namespace with an empty `/run`, as
+    /// on a host where nothing made `/run/netns` yet. Needs root, as the agent does.
+    fn on_a_fresh_run(f: impl FnOnce() + Send + 'static) {
+        std::thread::spawn(move || {
+            // SAFETY: this thread alone leaves the host's mount namespace; the mounts below
+            // are made in its private copy and go with it.
+            unsafe {
+                assert_eq!(libc::unshare(libc::CLONE_NEWNS), 0, "unshare: {}", io::Error::last_os_error());
+                let flags = libc::MS_PRIVATE | libc::MS_REC;
+                assert_eq!(libc::mount(c"".as_ptr(), c"/".as_ptr(), c"none".as_ptr(), flags, std::ptr::null()), 0);
+                let tmpfs = c"tmpfs";
+                assert_eq!(libc::mount(tmpfs.as_ptr(), c"/run".as_ptr(), tmpfs.as_ptr(), 0, std::ptr::null()), 0);
+            }
+            f()
+        })
+        .join()
+        .expect("the test's thread");
+    }
+
+    #[test]
+    fn a_later_ip_netns_add_hides_none_of_ours() {
+        on_a_fresh_run(|| {
+            let ours = create("berth-test-ours").unwrap();
+            // iproute2 binds /run/netns over itself the first time it adds a namespace unless
+            // the directory is a mount already; that would hide `ours`.
+            let added = std::process::Command::new("ip").args(["netns", "add", "test-theirs"]).status().unwrap();
+            assert!(added.success());
+            assert!(is_netns(&ours), "our namespace is still there after `ip netns add`");
+            let listed = std::process::Command::new("ip").args(["netns", "list"]).output().unwrap();
+            assert!(String::from_utf8_lossy(&listed.stdout).contains("berth-test-ours"));
+            remove("berth-test-ours");
+            assert!(!ours.exists(), "removed through its path");
+        });
     }
 }
