@@ -397,8 +397,11 @@ def remove_oci_containers(data_dir):
             subprocess.run(["runsc", "delete", "--force", d.name], capture_output=True)
         subprocess.run(["runc", "delete", "-f", d.name], capture_output=True)
         subprocess.run(["umount", "-l", str(d / "rootfs")], capture_output=True)
-        meta = d / "meta.json"
-        attachment = json.loads(meta.read_text()).get("attachment") if meta.exists() else None
+        meta = json.loads((d / "meta.json").read_text()) if (d / "meta.json").exists() else {}
+        # A task that shares only its network has a named namespace for its holder.
+        if meta.get("holder") and (Path("/run/netns") / meta["holder"]).exists():
+            subprocess.run(["ip", "netns", "del", meta["holder"]], capture_output=True)
+        attachment = meta.get("attachment")
         if attachment:
             subprocess.run(["ip", "netns", "del", attachment["netns"]], capture_output=True)
             subprocess.run(["ip", "link", "del", attachment["veth"]], capture_output=True)

@@ -6,7 +6,8 @@
 //! `upper/` and `work/` (overlayfs), `meta.json` (labels, stop timeout, cgroup, network, the
 //! task's namespace holder), `shim.json` (the shim's options), and what the shim writes:
 //! `log.json` (rotated) and, once it exited, `exit.json`. A task sharing namespaces has its
-//! holder in `ROOT/holders/` ([`holder`](super::holder)), removed with its last container.
+//! holder ([`holder`](super::holder)) in `ROOT/holders/`, or in `/run/netns/` when it shares
+//! only its network; it is removed with its last container.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -295,7 +296,6 @@ impl OciRuntime {
 }
 
 impl OciRuntime {
-    /// The task's namespace holder, started with its first container.
     /// The lock of holder `name`.
     fn holder_lock(&self, name: &str) -> Arc<tokio::sync::Mutex<()>> {
         let mut locks = self.holders.lock().expect("holder locks");
@@ -306,11 +306,16 @@ impl OciRuntime {
         locks.entry(name.to_string()).or_default().clone()
     }
 
+    /// The task's namespace holder, started with its first container: a process when the
+    /// task shares PID or IPC namespaces, else a named network namespace.
     async fn ensure_holder(&self, name: &str, spec: &ContainerSpec) -> Result<holder::Holder, RuntimeError> {
         let lock = self.holder_lock(name);
         let _guard = lock.lock().await;
         if let Some(h) = holder::running(&self.root, name) {
             return Ok(h);
+        }
+        if spec.pid_mode != NamespaceMode::Task && spec.ipc_mode != NamespaceMode::Task {
+            return holder::start_netns(name).map_err(RuntimeError::Create);
         }
         let parent = spec.cgroup_parent.as_deref().unwrap_or("/berth");
         let shm = (spec.ipc_mode == NamespaceMode::Task).then_some(spec.shm_size_mib);
@@ -364,12 +369,12 @@ impl OciRuntime {
         let netns = match (&attachment, joined) {
             (Some(a), _) => Some(network::netns_path(a)),
             // awsvpc: the namespace of the task's holder, given its interface by the agent.
-            (None, Some(h)) if spec.network_mode == "awsvpc" => Some(holder::netns_path(h.pid)),
+            (None, Some(h)) if spec.network_mode == "awsvpc" => Some(h.netns.display().to_string()),
             (None, _) => None,
         };
         let joined = bundle::Joined {
             network: netns.as_deref(),
-            holder_pid: joined.map(|h| h.pid),
+            holder_pid: joined.and_then(|h| h.pid),
             task_shm: joined.and_then(|h| h.shm.as_deref()),
         };
         let mut config = bundle::runtime_spec(spec, &image.config, &fs.rootfs, &cgroups_path, &joined)
@@ -630,7 +635,7 @@ impl Runtime for OciRuntime {
                 RuntimeError::Create(format!("container {} is in the awsvpc network mode but has no holder", spec.name))
             })?;
             let holder = self.ensure_holder(name, spec).await?;
-            Ok(PathBuf::from(holder::netns_path(holder.pid)))
+            Ok(holder.netns)
         })
     }
 

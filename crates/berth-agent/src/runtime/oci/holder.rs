@@ -1,12 +1,17 @@
-//! A task's namespace holder for the `oci` driver (`pidMode`/`ipcMode` `task`): the pause
-//! program ([`crate::runtime::pause`]) run by the OCI runtime in a container of its own, with
-//! new PID, IPC, mount, UTS and network namespaces, no capabilities, as nobody. The task's
-//! containers join its PID and IPC namespaces by path (`/proc/PID/ns/...`) and, in the
-//! `awsvpc` network mode, its network namespace; with `ipcMode` `task` they share one `/dev/shm`: a tmpfs on the host, bind-mounted into each.
+//! A task's namespace holder for the `oci` driver. A task whose containers share PID or IPC
+//! namespaces (`pidMode`/`ipcMode` `task`) gets the pause program ([`crate::runtime::pause`])
+//! run by the OCI runtime in a container of its own, with new PID, IPC, mount, UTS and network
+//! namespaces, no capabilities, as nobody: the task's containers join its PID and IPC
+//! namespaces by path (`/proc/PID/ns/...`) and, in the `awsvpc` network mode, its network
+//! namespace; with `ipcMode` `task` they share one `/dev/shm`: a tmpfs on the host,
+//! bind-mounted into each. A task that shares only its network (`awsvpc` alone, every FARGATE
+//! task without those modes) needs no process: its holder is a named network namespace
+//! (`/run/netns/NAME`, as `ip netns` keeps them), made in a millisecond instead of a runtime
+//! start.
 //!
-//! Everything lives in `ROOT/holders/NAME/`: the bundle (`config.json`, `rootfs/pause`), the
-//! holder's pid file and the `shm` mount. The holder runs detached, so it outlives agent
-//! restarts like the containers that joined it.
+//! A process holder lives in `ROOT/holders/NAME/`: the bundle (`config.json`, `rootfs/pause`),
+//! its pid file and the `shm` mount. It runs detached, so it outlives agent restarts like the
+//! containers that joined it; a named namespace does too.
 
 use std::ffi::CString;
 use std::io;
@@ -19,11 +24,15 @@ use oci_spec::runtime::Spec;
 use serde_json::json;
 
 use crate::runtime::pause;
+use crate::vpc::netns;
 
 /// What the task's containers join.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Holder {
-    pub pid: u32,
+    /// The pause process (none for a holder of the network namespace alone).
+    pub pid: Option<u32>,
+    /// The task's network namespace.
+    pub netns: PathBuf,
     /// The task's `/dev/shm` on the host (`ipcMode` `task`).
     pub shm: Option<PathBuf>,
 }
@@ -39,17 +48,23 @@ fn alive(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}/ns/pid")).exists()
 }
 
-/// The network namespace of the holder with process `pid` (the one awsvpc tasks share).
-pub fn netns_path(pid: u32) -> String {
-    format!("/proc/{pid}/ns/net")
-}
-
-/// The holder `name` if it runs.
+/// The holder `name` if it runs (or, one of the network namespace alone, exists).
 pub fn running(root: &Path, name: &str) -> Option<Holder> {
+    let named = netns::path(name);
+    if netns::is_netns(&named) {
+        return Some(Holder { pid: None, netns: named, shm: None });
+    }
     let dir = dir(root, name);
     let pid: u32 = std::fs::read_to_string(dir.join(PID_FILE)).ok()?.trim().parse().ok()?;
     let shm = dir.join(SHM_DIR);
-    alive(pid).then(|| Holder { pid, shm: shm.exists().then_some(shm) })
+    let netns = PathBuf::from(format!("/proc/{pid}/ns/net"));
+    alive(pid).then(|| Holder { pid: Some(pid), netns, shm: shm.exists().then_some(shm) })
+}
+
+/// Makes the holder of a task that shares only its network namespace: a named one.
+pub fn start_netns(name: &str) -> Result<Holder, String> {
+    let netns = netns::create(name).map_err(|e| format!("the task's network namespace: {e}"))?;
+    Ok(Holder { pid: None, netns, shm: None })
 }
 
 /// The holder's bundle: the default configuration, reduced to running the pause program.
@@ -135,8 +150,12 @@ pub async fn start(
 
 /// Stops holder `name` and removes what it had.
 pub async fn remove(root: &Path, runtime: &str, name: &str) {
-    let _ = tokio::process::Command::new(runtime).args(["delete", "-f", name]).output().await;
-    remove_dir(&dir(root, name));
+    netns::remove(name);
+    let dir = dir(root, name);
+    if dir.exists() {
+        let _ = tokio::process::Command::new(runtime).args(["delete", "-f", name]).output().await;
+        remove_dir(&dir);
+    }
 }
 
 fn remove_dir(dir: &Path) {
