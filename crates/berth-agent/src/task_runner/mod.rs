@@ -494,14 +494,28 @@ impl TaskRun {
         pulled
     }
 
+    /// Creates container `n`. An awsvpc task's interface is attached meanwhile: the container
+    /// joins the task's network namespace when created and runs nothing before it is started,
+    /// so only the start waits for both. A task with no interface creates nothing.
     async fn create(&mut self, n: usize) -> Result<ContainerStatus, String> {
         let spec = self.containers[n].spec.clone().ok_or("container has no runnable spec")?;
         if spec.network_mode == "awsvpc" {
-            self.attach_network(&spec).await?;
+            self.assigned_network()?;
         }
         let env = crate::objects::with_env_files(&self.shared.s3_dir, &spec.env_files, &spec.env)
             .map_err(|e| format!("ResourceInitializationError: failed to download env files: {e}"))?;
-        let id = self.shared.runtime.create(&ContainerSpec { env, ..spec }).await.map_err(|e| e.to_string())?;
+        let shared = self.shared.clone();
+        let awsvpc = spec.network_mode == "awsvpc";
+        let runnable = ContainerSpec { env, ..spec.clone() };
+        let create = async move { shared.runtime.create(&runnable).await.map_err(|e| e.to_string()) };
+        let (attached, created) =
+            if awsvpc { tokio::join!(self.attach_network(&spec), create) } else { (Ok(()), create.await) };
+        let id = created?;
+        if let Err(reason) = attached {
+            // Kept, so that the task's cleanup removes it.
+            self.containers[n].id = Some(id);
+            return Err(reason);
+        }
         // Its cgroup and image as the runtime has them, for the metadata endpoint.
         let observed = self.shared.runtime.inspect(&id).await.ok();
         let c = &mut self.containers[n];

@@ -1,6 +1,7 @@
 //! An awsvpc task's network, as its runner sees it: the namespace of the task's holder
 //! (asked of the runtime driver), given its interface and security group rules through
-//! [`TaskNetworking`](crate::vpc::TaskNetworking) before the first container is created;
+//! [`TaskNetworking`](crate::vpc::TaskNetworking) while the first container is created and
+//! before it starts;
 //! rules replaced when the assignment's change; the interface detached once every container
 //! stopped, before STOPPED is reported (the control plane then frees the address).
 
@@ -28,11 +29,7 @@ impl TaskRun {
         if self.net.applied.is_some() {
             return Ok(());
         }
-        let network = self
-            .task
-            .network
-            .clone()
-            .ok_or_else(|| format!("{FAILED}: the control plane assigned the task no network interface"))?;
+        let network = self.assigned_network()?;
         self.net.holder = spec.namespace_holder.clone();
         let started = std::time::Instant::now();
         let netns = self.shared.runtime.task_netns(spec).await.map_err(|e| format!("{FAILED}: {e}"))?;
@@ -43,6 +40,15 @@ impl TaskRun {
         tracing::info!(task = %self.task.id(), address = %network.eni.private_ip, ?held, elapsed = ?started.elapsed(),
                        "network interface attached");
         Ok(())
+    }
+
+    /// The interface the control plane assigned the task; `Err` is the reason the task fails
+    /// without one.
+    pub(super) fn assigned_network(&self) -> Result<TaskNetwork, String> {
+        self.task
+            .network
+            .clone()
+            .ok_or_else(|| format!("{FAILED}: the control plane assigned the task no network interface"))
     }
 
     /// After an agent restart: the adopted task's interface found again (attach is

@@ -86,7 +86,7 @@ async fn the_interface_is_attached_before_any_container_and_detached_before_stop
 }
 
 #[tokio::test(start_paused = true)]
-async fn an_awsvpc_task_without_an_interface_or_whose_attach_fails_never_creates_a_container() {
+async fn an_awsvpc_task_without_an_interface_or_whose_attach_fails_never_starts_a_container() {
     for (net, fail, expected) in [
         (None, None, "the control plane assigned the task no network interface"),
         (Some(network(80)), Some("no bridge"), "netlink: no bridge"),
@@ -99,8 +99,20 @@ async fn an_awsvpc_task_without_an_interface_or_whose_attach_fails_never_creates
         let reason = stopped.reason.unwrap();
         assert!(reason.starts_with("ResourceInitializationError: failed to set up the task's network interface"));
         assert!(reason.ends_with(expected), "{reason}");
-        assert!(!h.runtime.calls().iter().any(|c| matches!(c, Call::Create { .. })), "a container was created");
         within(runner.handle).await.unwrap();
+        let calls = h.runtime.calls();
+        assert!(!calls.iter().any(|c| matches!(c, Call::Start { .. })), "a container was started");
+        // Without an interface nothing is created; a container created while the attach
+        // failed is removed.
+        let created: Vec<_> =
+            calls.iter().filter_map(|c| if let Call::Create { name } = c { Some(name) } else { None }).collect();
+        assert_eq!(created.is_empty(), net.is_none(), "{calls:?}");
+        for name in created {
+            assert!(
+                calls.contains(&Call::Remove { name: name.clone() }),
+                "{name} was created and not removed: {calls:?}"
+            );
+        }
         // A failed attachment is undone; the holder goes.
         let detached = h.networking.calls().contains(&"detach t1".to_string());
         assert_eq!(detached, net.is_some());
