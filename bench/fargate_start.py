@@ -8,13 +8,20 @@ namespace, the veth pair and the bridge port outside, the address, links and rou
   the previous task's teardown, against the median of the bare script;
 - burst: as many FARGATE tasks of the smallest size (256 cpu units, 512 MiB) as this machine
   holds (at most 200; its cpus bound it: 8 on 2 cpus), requested at once (parallel RunTask
-  calls of up to 10) until all are RUNNING, against as many bare starts run 20 at a time.
+  calls of up to 10) until all are RUNNING, against as many bare starts run 20 at a time; the
+  median of three bursts each.
+
+Both are measured with each `--fargate-runtime` of `--runtimes` (runc and runsc by default,
+those installed; runc first, whose bundle the bare side runs), restarting the same `berth up`
+between them; the bare side is always runc. crun can be named too, where it runs (Debian 12's
+crun 1.8 refuses this machine's cgroup v1 layout).
 
 Run through scripts/bench."""
 
 import argparse
 import ipaddress
 import json
+import shutil
 import signal
 import statistics
 import subprocess
@@ -29,6 +36,7 @@ from task_start import start_berth, start_registry, wait_running
 VPC_CIDR = "10.205.0.0/16"
 BARE_NET = ipaddress.ip_network("10.206.0.0/16")
 BARE_BRIDGE = "berth-bench-br"
+BURSTS = 3
 
 
 def machine():
@@ -87,7 +95,8 @@ def burst_start(ecs, network, data, burst):
         sizes = [10] * (burst // 10) + ([burst % 10] if burst % 10 else [])
         batches = list(pool.map(lambda n: run(ecs, network, n), sizes))
     arns = [a for b in batches for a in b]
-    wait_running(ecs, arns)
+    # A burst of a few tasks takes a few hundred ms: poll often enough not to add to it.
+    wait_running(ecs, arns, poll=0.01)
     elapsed = time.perf_counter() - t0
     stop(ecs, arns)
     wait_settled(data, timeout=300)
@@ -168,12 +177,28 @@ def burst_size(ecs):
     return min(200, memory // 512, cpu // 256)
 
 
-def bench(binary, runs):
+def bursts(measure, times=BURSTS):
+    """The median of `times` bursts: one burst of a few tasks is a noisy figure."""
+    return statistics.median(measure() for _ in range(times))
+
+
+def start_fargate_berth(binary, data, runtime):
+    return start_berth(binary, data, "oci", extra=("--vpc-cidr", VPC_CIDR, "--fargate-runtime", runtime))
+
+
+def stop_berth(berth):
+    berth.send_signal(signal.SIGTERM)
+    berth.wait(timeout=60)
+
+
+def bench(binary, runs, runtimes):
+    """Berth with each of `runtimes` (the first one, runc, also gives the bare side its bundle)
+    against the bare script, in one run; returns rows of (runtime, measure, berth, bare)."""
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         registry, image = start_registry(tmp)
         data = tmp / "data"
-        berth, ecs = start_berth(binary, data, "oci", extra=("--vpc-cidr", VPC_CIDR))
+        berth, ecs = start_fargate_berth(binary, data, runtimes[0])
         ec2 = fargate_client(ecs)
         bare = None
         try:
@@ -190,17 +215,24 @@ def bench(binary, runs):
             stop(ecs, model)
             wait_settled(data)
             count = burst_size(ecs)
-            burst = burst_start(ecs, network, data, count)
-            bare_burst = bare.burst(count)
-            return {"single": (single, bare_single), "burst": (burst, bare_burst), "count": count}
+            burst = bursts(lambda: burst_start(ecs, network, data, count))
+            bare_burst = bursts(lambda: bare.burst(count))
+            rows = [(runtimes[0], "one", single, bare_single), (runtimes[0], "burst", burst, bare_burst)]
+            # The same machine and VPC, restarted with another runtime for FARGATE tasks.
+            for runtime in runtimes[1:]:
+                stop_berth(berth)
+                berth, ecs = start_fargate_berth(binary, data, runtime)
+                rows.append((runtime, "one", single_starts(ecs, network, data, runs), bare_single))
+                rows.append((runtime, "burst", bursts(lambda: burst_start(ecs, network, data, count)), bare_burst))
+            return rows, count
         finally:
             if bare:
                 bare.close()
-            berth.send_signal(signal.SIGTERM)
-            berth.wait(timeout=60)
+            stop_berth(berth)
             registry.terminate()
             for d in (data / "agent" / "oci" / "containers").glob("*"):
-                subprocess.run(["runc", "delete", "-f", d.name], capture_output=True)
+                for runtime in runtimes:
+                    subprocess.run([runtime, "delete", "--force", d.name], capture_output=True)
                 subprocess.run(["umount", "-l", str(d / "rootfs")], capture_output=True)
 
 
@@ -208,17 +240,27 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--binary", default=str(Path(__file__).resolve().parents[1] / "target/release/berth"))
     parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--runtimes", default="runc,runsc",
+                        help="--fargate-runtime values to measure, runc first (those not installed are left out)")
     args = parser.parse_args()
-    out = bench(args.binary, args.runs)
-    (berth, bare), (berth_burst, bare_burst) = out["single"], out["burst"]
-    table = "\n".join([
-        f"Measured {time.strftime('%Y-%m-%d')}; {machine()}; {args.runs} single starts (median), one burst of {out['count']}.",
+    runtimes = [r for r in args.runtimes.split(",") if shutil.which(r)]
+    if not runtimes or runtimes[0] != "runc":
+        raise SystemExit("runc must be installed and measured first: the bare side runs its bundle")
+    rows, count = bench(args.binary, args.runs, runtimes)
+    lines = [
+        f"Measured {time.strftime('%Y-%m-%d')}; {machine()}; {args.runs} single starts (median), the median of {BURSTS} bursts of {count}.",
         "",
         "| measure | Berth (FARGATE, oci driver) | script + bare `runc run -d` | Berth / bare |",
         "|---|---:|---:|---:|",
-        f"| one task: RunTask to RUNNING | {berth * 1000:.0f} ms | {bare * 1000:.0f} ms | {berth / bare:.2f}x |",
-        f"| {out['count']} tasks at once until all RUNNING | {berth_burst:.1f} s | {bare_burst:.1f} s | {berth_burst / bare_burst:.2f}x |",
-    ])
+    ]
+    for runtime, measure, berth, bare in rows:
+        if measure == "one":
+            lines.append(f"| one task, `--fargate-runtime {runtime}`: RunTask to RUNNING | {berth * 1000:.0f} ms "
+                         f"| {bare * 1000:.0f} ms | {berth / bare:.2f}x |")
+        else:
+            lines.append(f"| {count} tasks at once, `{runtime}`, until all RUNNING | {berth:.2f} s | {bare:.2f} s "
+                         f"| {berth / bare:.2f}x |")
+    table = "\n".join(lines)
     print(table)
     write_section("fargate-start", table)
 

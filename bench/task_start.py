@@ -54,7 +54,9 @@ def start_berth(binary, data_dir, driver="docker", extra=()):
     raise RuntimeError("berth did not start")
 
 
-def wait_running(ecs, arns, timeout=300):
+def wait_running(ecs, arns, timeout=300, poll=None):
+    """Waits until every task of `arns` is RUNNING, polling DescribeTasks every `poll` seconds
+    (2 ms for one task, 50 ms for more by default)."""
     pending = set(arns)
     deadline = time.time() + timeout
     while pending and time.time() < deadline:
@@ -65,7 +67,7 @@ def wait_running(ecs, arns, timeout=300):
             elif t["lastStatus"] == "STOPPED":
                 raise RuntimeError(f"task stopped: {t.get('stoppedReason')}")
         if pending:
-            time.sleep(0.002 if len(arns) == 1 else 0.05)
+            time.sleep(poll or (0.002 if len(arns) == 1 else 0.05))
     if pending:
         raise RuntimeError(f"{len(pending)} tasks never ran")
 
