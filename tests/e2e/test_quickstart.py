@@ -4,8 +4,8 @@ agent) and the environment `berth up` tells users to export. Three things differ
 user's machine, each because other tests share this one: the web task's host port 8080 becomes
 a free port (a load balancer test may hold 8080 meanwhile), the default VPC gets the docker
 tests' own block, and docker's login and the demo image's layout go to the test's directory.
-The quickstart's later blocks (load balancer, blue/green, logs, scaling) have tests of their own
-in their areas' files."""
+The quickstart's later blocks (load balancer, blue/green, logs, scaling) are not run here: their
+features are tested in their areas' files, not their text."""
 
 import os
 import re
