@@ -116,6 +116,9 @@ pub struct AssignedTask {
     /// An awsvpc task's network interface and security rules (Berth's extension).
     #[serde(default, rename = "berthNetwork", skip_serializing_if = "Option::is_none")]
     pub network: Option<crate::network::TaskNetwork>,
+    /// A Service Connect task's aliases and ingress ports (Berth's extension).
+    #[serde(default, rename = "berthServiceConnect", skip_serializing_if = "Option::is_none")]
+    pub service_connect: Option<crate::connect::ServiceConnect>,
     /// Seconds the task's containers get between SIGTERM and SIGKILL when it is stopped,
     /// instead of each one's `stopTimeout`: a spot interruption's warning (Berth's extension).
     #[serde(default, rename = "berthStopTimeout", skip_serializing_if = "Option::is_none")]

@@ -5,6 +5,8 @@
 //! - [`ecs`]: the ECS operations agents call, shaped as the ECS model shapes them.
 //! - [`assignments`]: Berth's long poll `GET /berth/v1/assignments`.
 //! - [`network`]: Berth's extension of an assigned awsvpc task (its ENI and security rules).
+//! - [`connect`]: Berth's extension of an assigned task of a Service Connect service, and the
+//!   Cloud Map call that keeps its endpoints.
 //! - [`ecr`]: `GetAuthorizationToken`, the token the agent pulls the control plane's images with.
 //! - [`logs`]: the CloudWatch Logs calls of the `awslogs` driver.
 //! - [`stats`]: Berth's `POST /berth/v1/stats`, each task's cpu and memory per period.
@@ -17,6 +19,7 @@
 //! operation's name again, and gets the operation's typed answer back.
 
 pub mod assignments;
+pub mod connect;
 pub mod ecr;
 pub mod ecs;
 pub mod error;
@@ -41,6 +44,7 @@ pub enum Service {
     Ecs,
     Ecr,
     Logs,
+    ServiceDiscovery,
 }
 
 impl Service {
@@ -50,6 +54,7 @@ impl Service {
             Service::Ecs => "ecs",
             Service::Ecr => "ecr",
             Service::Logs => "logs",
+            Service::ServiceDiscovery => "servicediscovery",
         }
     }
 
@@ -59,6 +64,7 @@ impl Service {
             Service::Ecs => "AmazonEC2ContainerServiceV20141113",
             Service::Ecr => "AmazonEC2ContainerRegistry_V20150921",
             Service::Logs => "Logs_20140328",
+            Service::ServiceDiscovery => "Route53AutoNaming_v20170314",
         }
     }
 }

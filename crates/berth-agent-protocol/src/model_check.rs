@@ -15,6 +15,7 @@ use crate::{ContainerStatus, Health, Operation, Service};
 const ECS_MODEL: &str = include_str!("../../berth-api/models/ecs.json");
 const ECR_MODEL: &str = include_str!("../../berth-api/models/ecr.json");
 const LOGS_MODEL: &str = include_str!("../../berth-api/models/logs.json");
+const SD_MODEL: &str = include_str!("../../berth-api/models/servicediscovery.json");
 
 /// Panics with the path of the first member `value` has that `shape` does not allow.
 fn conforms(model: &Value, shape: &str, value: &Value, path: &str) {
@@ -55,6 +56,7 @@ fn check<O: Operation + Serialize>(request: &O) {
         Service::Ecs => ECS_MODEL,
         Service::Ecr => ECR_MODEL,
         Service::Logs => LOGS_MODEL,
+        Service::ServiceDiscovery => SD_MODEL,
     })
     .expect("the model is JSON");
     let input = model["operations"][O::NAME]["input"]
@@ -77,6 +79,12 @@ fn every_message_conforms_to_its_operation_in_the_service_model() {
             docker_version: "docker".into(),
         },
         attributes: vec![Attribute::new("a", Some("b")), Attribute::new("c", None)],
+    });
+    check(&crate::connect::DiscoverInstances {
+        namespace_name: "internal.app".into(),
+        service_name: "web".into(),
+        max_results: Some(1000),
+        health_status: Some("HEALTHY_OR_ELSE_ALL".into()),
     });
     let binding = NetworkBinding::port("0.0.0.0", 80, 8080, "tcp");
     let range = NetworkBinding {

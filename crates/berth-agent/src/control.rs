@@ -4,6 +4,7 @@
 //! and errors are the typed messages of `berth-agent-protocol`.
 
 use berth_agent_protocol::assignments::{Assignments, AssignmentsQuery};
+use berth_agent_protocol::connect::DiscoverInstances;
 use berth_agent_protocol::ecs::{
     DescribeTaskDefinition, RegisterContainerInstance, RegisteredInstance, SubmitTaskStateChange,
 };
@@ -41,6 +42,13 @@ pub trait ControlPlane: Send + Sync + 'static {
     fn put_log_events<'a>(&'a self, input: &'a PutLogEvents) -> BoxFuture<'a, Result<(), ClientError>>;
     /// The tasks' cpu and memory use of the last metric period.
     fn report_stats<'a>(&'a self, report: &'a StatsReport) -> BoxFuture<'a, Result<(), ClientError>>;
+    /// Where the instances of Cloud Map service `service` of namespace `namespace` are reached
+    /// (healthy ones, else all), for Service Connect.
+    fn discover_instances<'a>(
+        &'a self,
+        namespace: &'a str,
+        service: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<std::net::SocketAddr>, ClientError>>;
 }
 
 /// The control plane over the network. Task state changes go through one
@@ -98,5 +106,21 @@ impl ControlPlane for Remote {
 
     fn report_stats<'a>(&'a self, report: &'a StatsReport) -> BoxFuture<'a, Result<(), ClientError>> {
         Box::pin(self.client.stats(report))
+    }
+
+    fn discover_instances<'a>(
+        &'a self,
+        namespace: &'a str,
+        service: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<std::net::SocketAddr>, ClientError>> {
+        Box::pin(async move {
+            let input = DiscoverInstances {
+                namespace_name: namespace.to_string(),
+                service_name: service.to_string(),
+                max_results: Some(1000),
+                health_status: Some("HEALTHY_OR_ELSE_ALL".into()),
+            };
+            Ok(self.client.call(&input).await?.instances.iter().filter_map(|i| i.endpoint()).collect())
+        })
     }
 }

@@ -22,6 +22,7 @@ pub mod agent;
 pub mod awslogs;
 pub mod cgroup;
 pub mod clock;
+pub mod connect;
 pub mod control;
 pub mod host;
 pub mod lifecycle;

@@ -31,10 +31,11 @@ use crate::ecs::{self, Ctx};
 use crate::error::{ApiError, ApiResult};
 use crate::sigv4;
 use berth_agent_protocol::assignments::{AssignedContainer, AssignedTask, Assignments};
+use berth_agent_protocol::connect::ServiceConnect;
 use berth_agent_protocol::status::DesiredStatus;
 use berth_control::records::{AgentTask, Host, InstancePulse, InstanceRecord, InstanceStatus, TaskRecord};
 use berth_control::task_index::Index;
-use berth_control::task_network;
+use berth_control::{service_connect, task_network};
 use berth_model::task::TaskStatus;
 
 /// Longest a poll may wait for a change.
@@ -144,7 +145,8 @@ fn snapshot(
             continue;
         }
         let network = task_network::assigned_network(ctx, rec.task.attachments.as_ref())?;
-        let task = assigned(rec, network)?;
+        let connect = service_connect::assigned(ctx, &summary.cluster, rec.task.group.as_deref())?;
+        let task = assigned(rec, network, connect)?;
         live.push(task.task_arn.clone());
         tasks.push(task);
     }
@@ -164,7 +166,11 @@ fn agent_task(kv: &berth_store::KeyValue) -> ApiResult<AgentTask> {
 
 /// What the agent is sent of a task. One draining from its load balancers is sent as wanted
 /// RUNNING: its agent keeps it running meanwhile.
-fn assigned(rec: AgentTask, network: Option<Value>) -> ApiResult<AssignedTask> {
+fn assigned(
+    rec: AgentTask,
+    network: Option<Value>,
+    service_connect: Option<ServiceConnect>,
+) -> ApiResult<AssignedTask> {
     let desired = match rec.desired_status {
         _ if rec.held() => DesiredStatus::Running,
         berth_model::task::DesiredStatus::Running => DesiredStatus::Running,
@@ -179,6 +185,7 @@ fn assigned(rec: AgentTask, network: Option<Value>) -> ApiResult<AssignedTask> {
         last_status: rec.last_status,
         overrides: f.overrides,
         network,
+        service_connect,
         stop_timeout: rec.stop_timeout,
         launch_type: f.launch_type,
         availability_zone: f.availability_zone,

@@ -25,6 +25,7 @@ pub mod placement;
 pub mod records;
 pub mod registry;
 pub mod scheduler;
+pub mod service_connect;
 pub mod service_registries;
 pub mod service_targets;
 pub mod services;

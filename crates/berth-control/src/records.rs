@@ -74,6 +74,9 @@ pub struct AgentTaskFields {
     pub overrides: Option<Obj>,
     pub launch_type: Option<String>,
     pub availability_zone: Option<String>,
+    /// `service:NAME` for a service's task.
+    #[serde(default)]
+    pub group: Option<String>,
     #[serde(default)]
     pub containers: Vec<AgentContainer>,
     pub attachments: Option<Value>,

@@ -42,10 +42,11 @@ pub struct Registry {
     pub container: Option<(String, u16)>,
 }
 
-/// The `serviceRegistries` of a service.
+/// The Cloud Map services a service's tasks register in: its `serviceRegistries`, and the
+/// services of its Service Connect configuration (at their ports).
 pub fn service_registries(service: &ServiceRecord) -> Vec<Registry> {
     let port = |v: Option<&Value>| v.and_then(Value::as_i64).and_then(|p| u16::try_from(p).ok());
-    array(&service.service, "serviceRegistries")
+    let mut registries: Vec<Registry> = array(&service.service, "serviceRegistries")
         .iter()
         .filter_map(|r| {
             let arn = r.get("registryArn")?.as_str()?.to_string();
@@ -53,7 +54,15 @@ pub fn service_registries(service: &ServiceRecord) -> Vec<Registry> {
             let container = container.zip(port(r.get("containerPort")));
             Some(Registry { arn, port: port(r.get("port")), container })
         })
-        .collect()
+        .collect();
+    if let Some(member) = crate::service_connect::membership(service) {
+        registries.extend(member.services.into_iter().map(|s| Registry {
+            arn: s.discovery_arn,
+            port: Some(s.port),
+            container: None,
+        }));
+    }
+    registries
 }
 
 /// The custom health a task reports: healthy once RUNNING when its definition checks no

@@ -85,6 +85,8 @@ pub struct Effects {
     pub cgroups: Arc<dyn TaskCgroups>,
     pub clock: Arc<dyn Clock>,
     pub networking: Arc<dyn TaskNetworking>,
+    /// Service Connect tasks' proxies.
+    pub proxies: Arc<dyn crate::connect::Proxies>,
     /// Where the task metadata endpoint listens (`None`: no endpoint, no URIs).
     pub metadata: Option<Endpoint>,
 }
@@ -103,6 +105,7 @@ impl Effects {
             .map_err(|e| AgentError::State { path: state_dir.to_path_buf(), error: e.to_string() })?;
         let metadata = metadata::host::open(port, state_dir).await?;
         Ok(Effects {
+            proxies: crate::connect::HostProxies::start(control.clone()),
             control,
             runtime,
             cgroups: Arc::new(HostCgroups),
@@ -190,6 +193,7 @@ impl Agent {
             cgroups: effects.cgroups,
             clock: effects.clock,
             networking: effects.networking,
+            proxies: effects.proxies,
             metadata: registry,
             instance_arn: instance_arn.clone(),
             state_dir: config.state_dir.clone(),

@@ -72,6 +72,7 @@ impl World {
             cgroups: Arc::new(RecordingCgroups::default()),
             clock: Arc::new(TokioClock::new(std::time::UNIX_EPOCH)),
             networking: self.networking.clone(),
+            proxies: Arc::new(crate::connect::fake::FakeProxies::default()),
             metadata: None,
         };
         Agent::register_with(config(dir, cleanup_wait), effects).await.unwrap()

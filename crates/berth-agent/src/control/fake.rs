@@ -53,6 +53,8 @@ struct State {
     stats: Vec<StatsReport>,
     /// PutLogEvents waits while this is set.
     logs_holding: bool,
+    /// Cloud Map: the endpoints of each `(namespace, service)`.
+    endpoints: HashMap<(String, String), Vec<std::net::SocketAddr>>,
 }
 
 pub struct FakeControlPlane {
@@ -165,6 +167,11 @@ impl FakeControlPlane {
     }
 
     /// The stats reports received so far.
+    /// Sets what DiscoverInstances answers for a Cloud Map service.
+    pub fn set_endpoints(&self, namespace: &str, service: &str, endpoints: Vec<std::net::SocketAddr>) {
+        self.with(|s| s.endpoints.insert((namespace.into(), service.into()), endpoints));
+    }
+
     pub fn stats(&self) -> Vec<StatsReport> {
         self.with(|s| s.stats.clone())
     }
@@ -294,6 +301,18 @@ impl ControlPlane for FakeControlPlane {
         Box::pin(async move {
             self.with(|s| s.stats.push(report.clone()));
             Ok(())
+        })
+    }
+
+    fn discover_instances<'a>(
+        &'a self,
+        namespace: &'a str,
+        service: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<std::net::SocketAddr>, ClientError>> {
+        Box::pin(async move {
+            self.with(|s| s.endpoints.get(&(namespace.to_string(), service.to_string())).cloned()).ok_or_else(|| {
+                api_error(ErrorCode::parse("ServiceNotFound"), &format!("no service {service} in {namespace}"))
+            })
         })
     }
 }

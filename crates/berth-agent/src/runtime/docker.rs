@@ -384,6 +384,9 @@ impl DockerRuntime {
                 network_mode: Some("none".into()),
                 // The resolv.conf an awsvpc task's containers share.
                 dns: (spec.network_mode == "awsvpc" && !spec.dns.is_empty()).then(|| spec.dns.clone()),
+                // The /etc/hosts entries they share (Service Connect's aliases).
+                extra_hosts: (spec.network_mode == "awsvpc" && !spec.extra_hosts.is_empty())
+                    .then(|| spec.extra_hosts.clone()),
                 ipc_mode: ipc.then(|| "shareable".into()),
                 shm_size: if ipc { spec.shm_size_mib.map(|m| m << 20) } else { None },
                 cgroup_parent: spec.cgroup_parent.clone(),
@@ -497,7 +500,9 @@ fn host_config(spec: &ContainerSpec, bindings: PortMap) -> HostConfig {
             (mode, _) => mode.to_string(),
         }),
         port_bindings: (!bindings.is_empty()).then_some(bindings),
-        extra_hosts: nonempty(&spec.extra_hosts),
+        // A container in another's network namespace has that one's /etc/hosts (the engine
+        // refuses entries of its own): an awsvpc task's entries are its holder's.
+        extra_hosts: if spec.network_mode == "awsvpc" { None } else { nonempty(&spec.extra_hosts) },
         // A container in another's network namespace uses that one's resolv.conf (the engine
         // refuses nameservers of its own): an awsvpc task's are its holder's.
         dns: if spec.network_mode == "awsvpc" { None } else { nonempty(&spec.dns) },

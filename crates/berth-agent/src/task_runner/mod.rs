@@ -64,6 +64,8 @@ pub struct Shared {
     pub clock: Arc<dyn Clock>,
     /// awsvpc tasks' interfaces and security groups.
     pub networking: Arc<dyn TaskNetworking>,
+    /// Service Connect tasks' proxies.
+    pub proxies: Arc<dyn crate::connect::Proxies>,
     /// What the task metadata endpoint serves.
     pub metadata: Arc<crate::metadata::Registry>,
     pub instance_arn: String,

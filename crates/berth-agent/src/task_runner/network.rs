@@ -1,6 +1,7 @@
 //! An awsvpc task's network, as its runner sees it: the namespace of the task's holder
 //! (asked of the runtime driver), given its interface and security group rules through
-//! [`TaskNetworking`](crate::vpc::TaskNetworking) while the first container is created and
+//! [`TaskNetworking`](crate::vpc::TaskNetworking) — and, for a Service Connect task, its proxy
+//! through [`Proxies`](crate::connect::Proxies) — while the first container is created and
 //! before it starts;
 //! rules replaced when the assignment's change; the interface detached once every container
 //! stopped, before STOPPED is reported (the control plane then frees the address).
@@ -37,6 +38,9 @@ impl TaskRun {
         // Recorded first: a failed attachment still gets detached (its steps are undone).
         self.net.applied = Some(network.clone());
         self.shared.networking.attach(self.task.id(), &netns, &network).await.map_err(|e| format!("{FAILED}: {e}"))?;
+        if let Some(sc) = &self.task.service_connect {
+            self.shared.proxies.start(self.task.id(), &netns, sc).await.map_err(|e| format!("{FAILED}: {e}"))?;
+        }
         tracing::info!(task = %self.task.id(), address = %network.eni.private_ip, ?held, elapsed = ?started.elapsed(),
                        "network interface attached");
         Ok(())
@@ -80,8 +84,11 @@ impl TaskRun {
         }
     }
 
-    /// Removes the task's interface and rules (nothing attached: nothing to do).
+    /// Removes the task's proxy, interface and rules (nothing attached: nothing to do).
     pub(super) async fn detach_network(&mut self) {
+        if self.task.service_connect.is_some() {
+            self.shared.proxies.stop(self.task.id());
+        }
         if self.net.applied.take().is_none() {
             return;
         }

@@ -84,6 +84,11 @@ impl TaskRun {
                 if spec.dns.is_empty() && spec.network_mode != "none" {
                     spec.dns = self.shared.dns_servers.clone();
                 }
+                // Service Connect: each client alias's name is its address on the task's
+                // loopback, where the proxy listens.
+                if let Some(sc) = &self.task.service_connect {
+                    spec.extra_hosts.extend(sc.aliases.iter().map(|a| format!("{}:{}", a.dns_name, a.address)));
+                }
             }
             let awslogs = awslogs::of(c).map_err(|e| failure.get_or_insert(e).clone()).ok().flatten();
             containers.push(Container {

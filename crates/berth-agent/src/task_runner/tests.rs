@@ -30,6 +30,7 @@ pub struct Harness {
     pub runtime: FakeRuntime,
     pub cgroups: Arc<RecordingCgroups>,
     pub networking: Arc<crate::vpc::fake::FakeNetworking>,
+    pub proxies: Arc<crate::connect::fake::FakeProxies>,
     pub shared: Arc<Shared>,
     pub _dir: tempfile::TempDir,
 }
@@ -40,12 +41,14 @@ pub fn harness(cleanup_wait: Duration) -> Harness {
     let runtime = FakeRuntime::new();
     let cgroups = Arc::new(RecordingCgroups::default());
     let networking = Arc::new(crate::vpc::fake::FakeNetworking::default());
+    let proxies = Arc::new(crate::connect::fake::FakeProxies::default());
     let shared = Arc::new(Shared {
         control: control.clone(),
         runtime: Arc::new(runtime.clone()),
         cgroups: cgroups.clone(),
         clock: Arc::new(TokioClock::new(UNIX_EPOCH + Duration::from_secs(1_700_000_000))),
         networking: networking.clone(),
+        proxies: proxies.clone(),
         metadata: Arc::new(crate::metadata::Registry::new([9; 32], Some("http://169.254.170.2".into()))),
         instance_arn: INSTANCE.into(),
         state_dir: dir.path().join("state"),
@@ -57,7 +60,7 @@ pub fn harness(cleanup_wait: Duration) -> Harness {
         cleanup_wait,
         definitions: Default::default(),
     });
-    Harness { control, runtime, cgroups, networking, shared, _dir: dir }
+    Harness { control, runtime, cgroups, networking, proxies, shared, _dir: dir }
 }
 
 pub fn assigned(arn: &str, last: TaskStatus, desired: DesiredStatus) -> AssignedTask {
@@ -68,6 +71,7 @@ pub fn assigned(arn: &str, last: TaskStatus, desired: DesiredStatus) -> Assigned
         last_status: last,
         overrides: None,
         network: None,
+        service_connect: None,
         stop_timeout: None,
         launch_type: Some("EC2".into()),
         availability_zone: Some("us-east-1a".into()),

@@ -6,6 +6,7 @@ mod capacity_providers;
 mod clusters;
 mod container_instances;
 mod load_balancers;
+mod service_connect;
 mod service_registries;
 mod services;
 mod settings;

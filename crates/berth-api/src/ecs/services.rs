@@ -20,7 +20,7 @@ use super::{
     Ctx, Obj, active_cluster, array, check_tags, cluster_arg, decode, encode, max_results, missing, page, placement,
     strings, text, with_token,
 };
-use super::{load_balancers, service_registries};
+use super::{load_balancers, service_connect, service_registries};
 use crate::error::{ApiError, ApiResult};
 use berth_control::definitions::DefinitionRecord;
 use berth_control::store::retry;
@@ -37,7 +37,20 @@ impl RenderService for ServiceRecord {
     fn render(&self, ctx: &Ctx<'_>, with_tags: bool) -> Value {
         let mut s = self.service.clone();
         s.insert("status".into(), json!(self.status.as_str()));
-        let deployments: Vec<Value> = self.scheduler.deployments.iter().map(|d| self.deployment(d)).collect();
+        let connect = service_connect::shown(&mut s);
+        let deployments: Vec<Value> = self
+            .scheduler
+            .deployments
+            .iter()
+            .map(|d| {
+                let mut shown = self.deployment(d);
+                if let Some((config, resources)) = &connect {
+                    shown[service_connect::CONFIG] = config.clone();
+                    shown[service_connect::RESOURCES] = resources.clone();
+                }
+                shown
+            })
+            .collect();
         s.insert("deployments".into(), Value::Array(deployments));
         if self.controller().task_sets() {
             let sets = self.scheduler.task_sets.iter().map(|t| super::task_sets::render(ctx, self, t, false)).collect();
@@ -122,11 +135,9 @@ pub(super) fn runnable(ctx: &Ctx<'_>, given: &str) -> ApiResult<DefinitionRecord
 
 /// Fields Berth does not act on yet: refused rather than silently ignored.
 pub(super) fn refuse_unsupported(input: &Obj) -> ApiResult<()> {
-    for (field, what) in [
-        ("serviceConnectConfiguration", "Service Connect"),
-        ("volumeConfigurations", "service volume configurations"),
-        ("vpcLatticeConfigurations", "VPC Lattice"),
-    ] {
+    for (field, what) in
+        [("volumeConfigurations", "service volume configurations"), ("vpcLatticeConfigurations", "VPC Lattice")]
+    {
         let given = match input.get(field) {
             Some(Value::Array(a)) => !a.is_empty(),
             Some(Value::Null) | None => false,
@@ -351,6 +362,8 @@ struct NewService {
     load_balancers: Value,
     /// The checked `serviceRegistries`.
     registries: Value,
+    /// The checked `serviceConnectConfiguration`, when Service Connect is on.
+    connect: Option<service_connect::Plan>,
 }
 
 /// Checks a CreateService request against ECS's rules (and what Berth cannot do yet).
@@ -424,6 +437,16 @@ fn new_service(ctx: &Ctx<'_>, input: &Obj) -> ApiResult<NewService> {
         Some(d) => service_registries::check(ctx, input.get("serviceRegistries"), &d.definition)?,
         None => json!([]),
     };
+    let connect = match &definition {
+        Some(d) => service_connect::check(ctx, input.get(service_connect::CONFIG), &cluster_record, &d.definition)?,
+        None => None,
+    };
+    if controller != Controller::Ecs && input.get(service_connect::CONFIG).is_some_and(|c| !c.is_null()) {
+        return Err(ApiError::invalid(format!(
+            "Berth supports Service Connect for services of the ECS deployment controller only, not {}.",
+            controller.as_str()
+        )));
+    }
     let strategies = array(input, "placementStrategy");
     let constraints = array(input, "placementConstraints");
     placement::constraints(&constraints, false)?;
@@ -462,6 +485,7 @@ fn new_service(ctx: &Ctx<'_>, input: &Obj) -> ApiResult<NewService> {
         strategy: strategy.map(|s| serde_json::to_value(s).unwrap_or_default()),
         load_balancers,
         registries,
+        connect,
     })
 }
 
@@ -469,7 +493,13 @@ fn new_service(ctx: &Ctx<'_>, input: &Obj) -> ApiResult<NewService> {
 type Check = fn(&Ctx<'_>, Option<&Value>, &Obj) -> ApiResult<Value>;
 
 /// The ECS `Service` object of a new service, and its first deployment.
-fn new_record(ctx: &Ctx<'_>, new: &NewService, input: &Obj, revision: u64) -> ServiceRecord {
+fn new_record(
+    ctx: &Ctx<'_>,
+    new: &NewService,
+    input: &Obj,
+    revision: u64,
+    connect: Option<&service_connect::Made>,
+) -> ServiceRecord {
     let now = ctx.timestamp();
     let flag = |k: &str| json!(input.get(k).and_then(Value::as_bool).unwrap_or(false));
     let mut service = Obj::new();
@@ -478,6 +508,7 @@ fn new_record(ctx: &Ctx<'_>, new: &NewService, input: &Obj, revision: u64) -> Se
     service.insert("clusterArn".into(), json!(ctx.arns.cluster(&new.cluster)));
     service.insert("loadBalancers".into(), new.load_balancers.clone());
     service.insert("serviceRegistries".into(), new.registries.clone());
+    service_connect::keep(&mut service, connect);
     service.insert("desiredCount".into(), json!(new.desired));
     service.insert("runningCount".into(), json!(0));
     service.insert("pendingCount".into(), json!(0));
@@ -527,6 +558,13 @@ fn new_record(ctx: &Ctx<'_>, new: &NewService, input: &Obj, revision: u64) -> Se
 pub async fn create(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
     let new = &new_service(ctx, &input)?;
     let (input, key) = (&input, &ctx.keys.service(&new.cluster, &new.name));
+    // Service Connect's Cloud Map services are made first, unless the request would fail as
+    // a duplicate anyway (a retry with the same token answers the service as it is).
+    let connect = match &new.connect {
+        Some(plan) if !duplicate(ctx, key)? => Some(service_connect::make(ctx, plan).await?),
+        _ => None,
+    };
+    let connect = &connect;
     retry(move || async move {
         let existing = ctx.store().get(key)?;
         if let Some(kv) = &existing {
@@ -538,7 +576,17 @@ pub async fn create(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
                 return Err(ApiError::invalid("Creation of service was not idempotent."));
             }
         }
-        let rec = new_record(ctx, new, input, ctx.store().revision()?);
+        if new.connect.is_some() && connect.is_none() {
+            // Made meanwhile: answered below as the duplicate it is.
+            if let Some(kv) = &existing {
+                let rec: ServiceRecord = decode(kv)?;
+                if new.token.is_some() && rec.client_token == new.token {
+                    return Ok(Some(json!({"service": rec.render(ctx, false)})));
+                }
+            }
+            return Err(ApiError::invalid("Creation of service was not idempotent."));
+        }
+        let rec = new_record(ctx, new, input, ctx.store().revision()?, connect.as_ref());
         let (cluster_kv, _) = active_cluster(ctx, &new.cluster)?;
         let compares = vec![
             Compare::unchanged(key, existing.as_ref().map(|kv| kv.mod_revision).unwrap_or(0)),
@@ -552,6 +600,14 @@ pub async fn create(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
         Ok(None)
     })
     .await
+}
+
+/// Whether a service of that key exists and is not INACTIVE (CreateService then makes nothing).
+fn duplicate(ctx: &Ctx<'_>, key: &str) -> ApiResult<bool> {
+    match ctx.store().get(key)? {
+        Some(kv) => Ok(decode::<ServiceRecord>(&kv)?.status != ServiceStatus::Inactive),
+        None => Ok(false),
+    }
 }
 
 /// What the scheduler starts a new service with: a deployment of its task definition (ECS),
@@ -693,6 +749,29 @@ pub async fn update(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
                 let checked = check(ctx, input.get(field).or_else(|| rec.service.get(field)), &runs)?;
                 rebalanced |= rec.service.get(field) != Some(&checked);
                 rec.service.insert(field.into(), checked);
+            }
+        }
+        if input.get(service_connect::CONFIG).is_some_and(|c| !c.is_null())
+            || (definition.is_some() && rec.service.contains_key(service_connect::CONFIG))
+        {
+            if controller != Controller::Ecs {
+                return Err(ApiError::invalid(format!(
+                    "Berth supports Service Connect for services of the ECS deployment controller only, not {}.",
+                    controller.as_str()
+                )));
+            }
+            let runs = match &definition {
+                Some(d) => Some(d.definition.clone()),
+                None => berth_control::definitions::resolve(ctx, &current)?.map(|d| d.1.definition),
+            };
+            if let Some(runs) = runs {
+                let (_, cluster_record) = active_cluster(ctx, cluster)?;
+                let given = input.get(service_connect::CONFIG).or_else(|| rec.service.get(service_connect::CONFIG));
+                let made = match service_connect::check(ctx, given, &cluster_record, &runs)? {
+                    Some(plan) => Some(service_connect::make(ctx, &plan).await?),
+                    None => None,
+                };
+                rebalanced |= service_connect::keep(&mut rec.service, made.as_ref());
             }
         }
         let field = |k: &str| rec.service.get(k).cloned().unwrap_or_default();

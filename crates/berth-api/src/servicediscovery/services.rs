@@ -91,6 +91,7 @@ fn new_service(input: &Obj) -> SdResult<NewService> {
             .map(|c| CustomHealthConfig { failure_threshold: c["FailureThreshold"].as_i64() }),
         tags: tags_of(input),
         creator_request_id: text(input, "CreatorRequestId").map(str::to_string),
+        connect: None,
     })
 }
 

@@ -177,6 +177,9 @@ pub struct ServiceRecord {
     /// Service attributes (GetServiceAttributes).
     #[serde(default)]
     pub attributes: BTreeMap<String, String>,
+    /// For a service Service Connect made: how clients reach it (not shown by Cloud Map).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect: Option<crate::service_connect::ConnectEndpoint>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -35,6 +35,8 @@ pub struct NewService {
     pub custom_health: Option<CustomHealthConfig>,
     pub tags: Vec<Tag>,
     pub creator_request_id: Option<String>,
+    /// For a service Service Connect makes: how clients reach it.
+    pub connect: Option<crate::service_connect::ConnectEndpoint>,
 }
 
 /// Whether `name` may name a service: labels of letters, digits, hyphens and underscores
@@ -150,6 +152,7 @@ pub async fn create(region: &Region<'_>, new: &NewService) -> ControlResult<Serv
             creator_request_id: new.creator_request_id.clone(),
             tags: new.tags.clone(),
             attributes: BTreeMap::new(),
+            connect: new.connect.clone(),
         };
         let key = region.keys.sd_service(&id);
         let mut compares = vec![Compare::absent(&key), Compare::absent(&name_key), still_there(&ns)];

@@ -169,3 +169,52 @@ async fn a_rule_update_that_failed_is_tried_again_with_the_next_poll() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(rules_calls(), 2);
 }
+
+fn service_connect() -> berth_agent_protocol::connect::ServiceConnect {
+    berth_agent_protocol::connect::ServiceConnect {
+        namespace: "internal.app".into(),
+        aliases: vec![berth_agent_protocol::connect::ClientAlias {
+            dns_name: "backend".into(),
+            port: 80,
+            address: Ipv4Addr::new(127, 255, 0, 1),
+            service: "web".into(),
+            idle_timeout_seconds: 3600,
+        }],
+        ingress: vec![],
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_service_connect_task_gets_its_proxy_and_alias_names_before_its_containers_start() {
+    let h = harness(Duration::from_secs(3600));
+    define_awsvpc(&h);
+    let mut task = awsvpc_task(Some(network(80)));
+    task.service_connect = Some(service_connect());
+    let runner = spawn(h.shared.clone(), task, Vec::new());
+    h.reported(TaskStatus::Running).await;
+    let (netns, sc) = h.proxies.running.lock().unwrap().get("t1").cloned().expect("a proxy runs");
+    assert_eq!((netns, sc), ("/fake/netns/berth-t1.ns".into(), service_connect()));
+    for name in ["web", "side"] {
+        let spec = h.runtime.spec(name).expect("created");
+        assert!(spec.extra_hosts.contains(&"backend:127.255.0.1".to_string()), "{:?}", spec.extra_hosts);
+    }
+    runner.desired.send_replace(Desired::Stopped);
+    h.reported(TaskStatus::Stopped).await;
+    assert_eq!(h.proxies.calls(), ["start t1", "stop t1"]);
+    assert_eq!(h.networking.calls(), ["attach t1", "detach t1"], "the proxy stops before the interface goes");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_proxy_that_cannot_start_fails_the_task_before_any_container_starts() {
+    let h = harness(Duration::ZERO);
+    define_awsvpc(&h);
+    *h.proxies.fail_start.lock().unwrap() = Some("listening on 127.255.0.1:80: address in use".into());
+    let mut task = awsvpc_task(Some(network(80)));
+    task.service_connect = Some(service_connect());
+    let runner = spawn(h.shared.clone(), task, Vec::new());
+    let stopped = h.reported(TaskStatus::Stopped).await;
+    assert!(stopped.reason.unwrap().ends_with("address in use"));
+    within(runner.handle).await.unwrap();
+    assert!(!h.runtime.calls().iter().any(|c| matches!(c, Call::Start { .. })));
+    assert!(h.networking.calls().contains(&"detach t1".to_string()));
+}

@@ -105,6 +105,7 @@ async fn updates_and_deletes_change_what_they_may() {
         custom_health: None,
         tags: vec![],
         creator_request_id: None,
+        connect: None,
     };
     let svc = services::create(&r, &svc).await.unwrap();
     assert_eq!(service_count(&r, &ns.id).unwrap(), 1);

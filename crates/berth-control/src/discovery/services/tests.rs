@@ -23,6 +23,7 @@ pub(crate) fn new(name: &str, namespace: &str, dns: Option<DnsConfig>) -> NewSer
         custom_health: None,
         tags: vec![],
         creator_request_id: None,
+        connect: None,
     }
 }
 
