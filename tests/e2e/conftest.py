@@ -452,8 +452,8 @@ CONTAINER_FILES = {"test_agent.py", "test_agent_runner.py", "test_autoscaling_ag
                    "test_awsvpc.py", "test_cli.py", "test_definition_members.py", "test_etcd_agents.py",
                    "test_fargate.py", "test_hosts.py", "test_production_layout.py", "test_quickstart.py",
                    "test_fargate_runsc.py", "test_load_balanced_services.py", "test_registry_task.py",
-                   "test_servicediscovery_tasks.py", "test_services_agents.py", "test_task_metadata.py",
-                   "test_task_metrics.py"}
+                   "test_service_connect.py", "test_servicediscovery_tasks.py", "test_services_agents.py",
+                   "test_task_metadata.py", "test_task_metrics.py"}
 
 
 # Before xdist's own hook, which turns the marker into the `@group` suffix that `loadgroup`

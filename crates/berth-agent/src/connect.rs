@@ -1,6 +1,8 @@
 //! Service Connect on the node: a `berth_connect` proxy inside each Service Connect task's
 //! network namespace, started once the task's interface is attached (before its containers
-//! start) and stopped when it is detached, and the endpoints of every alias kept up to date
+//! start) and stopped when it is detached; a NAT rule in the namespace ([`redirect_batch`])
+//! sends the task's connections to the alias range to the proxy's egress listener, as ECS's
+//! agent does; and the endpoints of every alias kept up to date
 //! from Cloud Map (`DiscoverInstances`, healthy instances or else all) every
 //! [`REFRESH`]. The task runner goes through the [`Proxies`] trait; [`fake`] records for tests.
 
@@ -18,6 +20,20 @@ use berth_connect::{Config, Ejection, Ingress, Listener, TaskProxy};
 
 use crate::control::ControlPlane;
 use crate::runtime::BoxFuture;
+
+/// The range the client aliases' addresses are taken from.
+pub const ALIAS_RANGE: &str = "127.255.0.0/16";
+
+/// The nftables batch that redirects a task's TCP connections to the alias range to the
+/// proxy's egress listener at `port` (replacing what an earlier proxy of the task set).
+/// `tests/connect_host.rs` applies it in a namespace of its own.
+pub fn redirect_batch(port: u16) -> String {
+    format!(
+        "table ip berth_connect\ndelete table ip berth_connect\ntable ip berth_connect {{\n  chain egress {{\n    \
+         type nat hook output priority -100; policy accept;\n    ip daddr {ALIAS_RANGE} meta l4proto tcp redirect to \
+         :{port}\n  }}\n}}\n"
+    )
+}
 
 /// How often every alias's endpoints are read again.
 pub const REFRESH: Duration = Duration::from_secs(1);
@@ -130,6 +146,7 @@ pub fn proxy_config(sc: &ServiceConnect) -> Config {
             .iter()
             .map(|i| Ingress { port: i.port, target: i.target, idle_timeout: idle(i.idle_timeout_seconds) })
             .collect(),
+        intercept: berth_connect::Intercept::Redirected,
         connect_timeout: CONNECT_TIMEOUT,
         retries: RETRIES,
         ejection: Ejection::default(),
@@ -147,19 +164,29 @@ impl Proxies for HostProxies {
             if self.running().contains_key(task_id) {
                 return Ok(());
             }
-            let (netns, proxy_config) = (netns.to_path_buf(), proxy_config(config));
+            let (netns_path, netns, proxy_config) = (netns, netns.to_path_buf(), proxy_config(config));
             let proxy = tokio::task::spawn_blocking(move || TaskProxy::start(Some(&netns), proxy_config))
                 .await
                 .map_err(|e| e.to_string())?
                 .map_err(|e| format!("Service Connect proxy: {e}"))?;
+            if let Some(port) = proxy.egress_port() {
+                crate::vpc::firewall::apply(netns_path, redirect_batch(port))
+                    .await
+                    .map_err(|e| format!("Service Connect proxy: redirecting the aliases: {e}"))?;
+            }
             let namespace = config.namespace.clone();
             let services: BTreeSet<String> = proxy.upstreams().map(str::to_string).collect();
             self.running().insert(task_id.to_string(), Running { proxy, namespace: namespace.clone() });
             // The first endpoints before the task's containers start.
             let mut found = BTreeMap::new();
             for service in services {
-                if let Ok(endpoints) = self.control.discover_instances(&namespace, &service).await {
-                    found.insert((namespace.clone(), service), endpoints);
+                match self.control.discover_instances(&namespace, &service).await {
+                    Ok(endpoints) => {
+                        found.insert((namespace.clone(), service), endpoints);
+                    }
+                    Err(e) => {
+                        tracing::debug!(%namespace, %service, error = %e, "reading Service Connect endpoints failed")
+                    }
                 }
             }
             self.apply(&found, Some(task_id));

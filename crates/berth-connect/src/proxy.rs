@@ -1,8 +1,15 @@
 //! One task's proxy: a thread of its own inside the task's network namespace, running a
 //! single-threaded runtime that serves every listener of the task. Every socket it makes —
 //! the listeners and the connections to endpoints — is made on that thread and so belongs to
-//! the task's namespace: a client alias listens on the task's loopback, and the task's own
-//! address and security groups apply to its connections out.
+//! the task's namespace: the proxy listens on the task's loopback, and the task's own address
+//! and security groups apply to its connections out.
+//!
+//! Connections to the aliases are intercepted as ECS's agent does ([`Intercept::Redirected`]):
+//! one egress listener on the task's loopback, to which the owner redirects TCP for the alias
+//! range (a NAT rule in the task's namespace); the alias a connection was meant for is its
+//! original destination. The aliases' own ports stay free for the task's applications (a
+//! server task listening on `0.0.0.0:80` while it also reaches another service's alias at port
+//! 80). [`Intercept::Bound`] binds each alias address instead, for tests without NAT.
 //!
 //! A connection to an alias goes to an endpoint chosen by its [`Upstream`]; a connection that
 //! cannot be made is counted against that endpoint and tried on another one, up to
@@ -25,11 +32,23 @@ use tokio::time::Instant;
 
 use crate::upstream::{Ejection, Upstream};
 
+/// How connections to the aliases reach the proxy.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Intercept {
+    /// One egress listener on `127.0.0.1` (an ephemeral port, [`TaskProxy::egress_port`]) that
+    /// the owner redirects the aliases' traffic to.
+    #[default]
+    Redirected,
+    /// A listener at each alias's own address.
+    Bound,
+}
+
 /// What a task's proxy serves.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Config {
     /// The client aliases.
     pub listeners: Vec<Listener>,
+    pub intercept: Intercept,
     /// Ingress listeners in front of the task's own ports (`ingressPortOverride`).
     pub ingress: Vec<Ingress>,
     /// How long a connection to an endpoint may take.
@@ -39,7 +58,7 @@ pub struct Config {
     pub ejection: Ejection,
 }
 
-/// A client alias: connections to `address` go to the endpoints of `upstream`.
+/// A client alias: connections meant for `address` go to the endpoints of `upstream`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listener {
     pub address: SocketAddr,
@@ -72,6 +91,7 @@ pub enum ProxyError {
 pub struct TaskProxy {
     upstreams: BTreeMap<String, Arc<Upstream>>,
     bound: Vec<SocketAddr>,
+    egress: Option<u16>,
     stop: watch::Sender<bool>,
 }
 
@@ -81,9 +101,14 @@ impl std::fmt::Debug for TaskProxy {
     }
 }
 
-/// What the proxy's thread serves, handed over once its listeners are bound.
+/// Where a connection to an alias goes: its upstream and idle timeout.
+type Route = (Arc<Upstream>, Option<Duration>);
+
+/// What the proxy's thread serves, handed over once its listeners are bound: the listeners
+/// aliases are reached through, the routes by alias address, and the ingress listeners.
 struct Bound {
-    aliases: Vec<(TcpListener, Arc<Upstream>, Option<Duration>)>,
+    aliases: Vec<TcpListener>,
+    routes: Arc<BTreeMap<SocketAddr, Route>>,
     ingress: Vec<(TcpListener, SocketAddr, Option<Duration>)>,
 }
 
@@ -96,6 +121,7 @@ impl TaskProxy {
         for l in &config.listeners {
             upstreams.entry(l.upstream.clone()).or_insert_with(|| Arc::new(Upstream::new(config.ejection)));
         }
+        let (intercept, aliased) = (config.intercept, !config.listeners.is_empty());
         let (stop, stopped) = watch::channel(false);
         let (ready, started) = std::sync::mpsc::channel();
         let shared = upstreams.clone();
@@ -127,7 +153,6 @@ impl TaskProxy {
                     let addrs = bound
                         .aliases
                         .iter()
-                        .map(|(l, ..)| l)
                         .chain(bound.ingress.iter().map(|(l, ..)| l))
                         .filter_map(|l| l.local_addr().ok())
                         .collect();
@@ -136,9 +161,16 @@ impl TaskProxy {
                 });
             })
             .map_err(ProxyError::Start)?;
-        let bound =
+        let bound: Vec<SocketAddr> =
             started.recv().map_err(|_| ProxyError::Start(std::io::Error::other("the proxy thread ended")))??;
-        Ok(TaskProxy { upstreams, bound, stop })
+        let egress = (intercept == Intercept::Redirected && aliased).then(|| bound[0].port());
+        Ok(TaskProxy { upstreams, bound, egress, stop })
+    }
+
+    /// The egress listener's port on the task's loopback, to redirect the aliases' traffic to
+    /// (with [`Intercept::Redirected`] and at least one alias).
+    pub fn egress_port(&self) -> Option<u16> {
+        self.egress
     }
 
     /// The names of the upstreams the proxy's aliases lead to.
@@ -162,7 +194,8 @@ impl TaskProxy {
         self.upstreams.get(name).map(|u| u.addresses()).unwrap_or_default()
     }
 
-    /// The addresses the listeners are bound to, aliases first, in the order configured.
+    /// The addresses the listeners are bound to: the egress listener or each alias's (in the
+    /// order configured), then the ingress listeners.
     pub fn local_addrs(&self) -> &[SocketAddr] {
         &self.bound
     }
@@ -181,10 +214,26 @@ fn listen(address: SocketAddr) -> Result<TcpListener, ProxyError> {
 }
 
 fn bind(config: &Config, upstreams: &BTreeMap<String, Arc<Upstream>>) -> Result<Bound, ProxyError> {
-    let mut bound = Bound { aliases: Vec::new(), ingress: Vec::new() };
-    for l in &config.listeners {
-        bound.aliases.push((listen(l.address)?, upstreams[&l.upstream].clone(), l.idle_timeout));
+    let route = |l: &Listener| (upstreams[&l.upstream].clone(), l.idle_timeout);
+    let mut routes = BTreeMap::new();
+    let mut aliases = Vec::new();
+    match config.intercept {
+        Intercept::Redirected => {
+            if !config.listeners.is_empty() {
+                aliases.push(listen(SocketAddr::from(([127, 0, 0, 1], 0)))?);
+            }
+            routes.extend(config.listeners.iter().map(|l| (l.address, route(l))));
+        }
+        Intercept::Bound => {
+            for l in &config.listeners {
+                let listener = listen(l.address)?;
+                // By the address it got (a port 0 is chosen by the kernel).
+                routes.insert(listener.local_addr().map_err(|e| ProxyError::Listen(l.address, e))?, route(l));
+                aliases.push(listener);
+            }
+        }
     }
+    let mut bound = Bound { aliases, routes: Arc::new(routes), ingress: Vec::new() };
     for i in &config.ingress {
         let listener = listen(SocketAddr::from(([0, 0, 0, 0], i.port)))?;
         bound.ingress.push((listener, SocketAddr::from(([127, 0, 0, 1], i.target)), i.idle_timeout));
@@ -196,11 +245,15 @@ fn bind(config: &Config, upstreams: &BTreeMap<String, Arc<Upstream>>) -> Result<
 async fn serve(bound: Bound, config: &Config, mut stopped: watch::Receiver<bool>) {
     let mut accepting = tokio::task::JoinSet::new();
     let (connect_timeout, retries) = (config.connect_timeout, config.retries);
-    for (listener, upstream, idle) in bound.aliases {
+    for listener in bound.aliases {
+        let routes = bound.routes.clone();
         accepting.spawn(async move {
             loop {
                 let Some(inbound) = accept(&listener).await else { continue };
-                let upstream = upstream.clone();
+                let Some((upstream, idle)) = meant_for(&inbound).and_then(|a| routes.get(&a)).cloned() else {
+                    tracing::debug!(to = ?meant_for(&inbound), "a connection for no alias was closed");
+                    continue;
+                };
                 tokio::spawn(async move {
                     if let Some(outbound) = connect(&upstream, connect_timeout, retries).await {
                         relay(inbound, outbound, idle).await;
@@ -238,11 +291,43 @@ async fn accept(listener: &TcpListener) -> Option<TcpStream> {
     }
 }
 
+/// The address a connection was made to: its original destination when it was redirected,
+/// else the address it reached.
+fn meant_for(stream: &TcpStream) -> Option<SocketAddr> {
+    original_destination(stream).or_else(|| stream.local_addr().ok())
+}
+
+/// The destination before NAT (`SO_ORIGINAL_DST`); `None` for a connection not redirected.
+fn original_destination(stream: &TcpStream) -> Option<SocketAddr> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: plain old data.
+    let mut addr: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: a connected socket and a sockaddr_in buffer of the length given.
+    let rc = unsafe {
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_IP,
+            libc::SO_ORIGINAL_DST,
+            (&mut addr as *mut libc::sockaddr_in).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 || addr.sin_family != libc::AF_INET as libc::sa_family_t {
+        return None;
+    }
+    let ip = std::net::Ipv4Addr::from(u32::from_be(addr.sin_addr.s_addr));
+    Some(SocketAddr::from((ip, u16::from_be(addr.sin_port))))
+}
+
 /// A connection to an endpoint of `upstream`, trying others when one cannot be made.
 async fn connect(upstream: &Upstream, timeout: Duration, retries: usize) -> Option<TcpStream> {
     let mut tried = Vec::new();
     while tried.len() <= retries {
-        let address = upstream.pick(std::time::Instant::now(), &tried)?;
+        let Some(address) = upstream.pick(std::time::Instant::now(), &tried) else {
+            tracing::debug!(tried = tried.len(), "no endpoint left to try");
+            return None;
+        };
         match tokio::time::timeout(timeout, TcpStream::connect(address)).await {
             Ok(Ok(stream)) => {
                 upstream.succeeded(address);
