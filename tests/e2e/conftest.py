@@ -98,13 +98,15 @@ class Berth:
         return self.start()
 
     def env(self):
-        """Environment for the AWS CLI, as the quickstart tells users to set it."""
+        """Environment for the AWS CLI, as the quickstart tells users to set it (the export line
+        `berth up` prints)."""
         env = dict(os.environ)
         env.update(
             AWS_ENDPOINT_URL=self.endpoint,
             AWS_ACCESS_KEY_ID=self.access_key,
             AWS_SECRET_ACCESS_KEY=self.secret_key,
             AWS_DEFAULT_REGION=REGION,
+            AWS_DISABLE_HOST_PREFIX_INJECTION="true",
             AWS_PAGER="",
         )
         env.pop("AWS_PROFILE", None)
@@ -452,7 +454,8 @@ CONTAINER_FILES = {"test_agent.py", "test_agent_runner.py", "test_autoscaling_ag
                    "test_awsvpc.py", "test_cli.py", "test_definition_members.py", "test_etcd_agents.py",
                    "test_fargate.py", "test_hosts.py", "test_production_layout.py", "test_quickstart.py",
                    "test_fargate_runsc.py", "test_load_balanced_services.py", "test_registry_task.py",
-                   "test_service_connect.py", "test_servicediscovery_tasks.py", "test_services_agents.py",
+                   "test_service_connect.py", "test_service_discovery_doc.py",
+                   "test_servicediscovery_tasks.py", "test_services_agents.py",
                    "test_task_metadata.py", "test_task_metrics.py"}
 
 

@@ -12,9 +12,8 @@ import pytest
 from conftest import vpc_agent_berth
 from dns_helpers import cloudmap
 from ecs_helpers import until
+from test_awsvpc import VPC_CIDRS
 from test_servicediscovery_tasks import logs_of
-
-VPC_CIDR = "10.243.0.0/16"
 
 HTTPD = "mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 80 -h /www"
 # Calls both aliases every 0.3 s, each answer (or FAIL) on a line of its own. (Debian's
@@ -26,7 +25,8 @@ CLIENT = ("cat /etc/hosts; while true; do "
 
 @pytest.fixture(params=["oci", "docker"])
 def sc_berth(tmp_path, request):
-    with vpc_agent_berth(tmp_path / "data", request.param, VPC_CIDR) as b:
+    # Each driver's own block: the two drivers' tests run at once.
+    with vpc_agent_berth(tmp_path / "data", request.param, VPC_CIDRS[request.param]) as b:
         yield b
 
 

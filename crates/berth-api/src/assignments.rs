@@ -13,7 +13,9 @@
 //! also counts as the agent's heartbeat. An awsvpc task carries `berthNetwork` (Berth's
 //! extension): its ENI and the rules of its security groups now; a change of any security
 //! group or interface of the region ends a waiting poll and is answered whole, so rule
-//! changes reach running tasks at once. Tasks are sent as the agent reads them
+//! changes reach running tasks at once. A task of a Service Connect service carries
+//! `berthServiceConnect`: the client aliases of its namespace (which its agent acts on when the
+//! task starts, as ECS fixes them then). Tasks are sent as the agent reads them
 //! (`berth_agent_protocol::assignments::AssignedTask`), not whole.
 
 use std::collections::HashMap;
@@ -134,6 +136,8 @@ fn snapshot(
     let whole = !changes || since == 0 || index.network_changed() > since;
     let mut tasks = Vec::new();
     let mut live = Vec::new();
+    let mut connects: std::collections::HashMap<(String, Option<String>), Option<ServiceConnect>> =
+        std::collections::HashMap::new();
     for summary in held.tasks.iter().filter(|t| t.live()) {
         if !whole && summary.agent_revision <= since {
             live.push(ctx.arns.task(&summary.cluster, &summary.id));
@@ -145,7 +149,16 @@ fn snapshot(
             continue;
         }
         let network = task_network::assigned_network(ctx, rec.task.attachments.as_ref())?;
-        let connect = service_connect::assigned(ctx, &summary.cluster, rec.task.group.as_deref())?;
+        // Every task of a service is told the same aliases: read once per answer.
+        let group = (summary.cluster.clone(), rec.task.group.clone());
+        let connect = match connects.get(&group) {
+            Some(c) => c.clone(),
+            None => {
+                let c = service_connect::assigned(ctx, &group.0, group.1.as_deref())?;
+                connects.insert(group, c.clone());
+                c
+            }
+        };
         let task = assigned(rec, network, connect)?;
         live.push(task.task_arn.clone());
         tasks.push(task);
