@@ -99,6 +99,8 @@ def test_two_services_talk_through_their_aliases(sc_berth, registry):
     ecs.create_service(serviceName="client", taskDefinition="client", desiredCount=1, networkConfiguration=network,
                        serviceConnectConfiguration={"enabled": True, "namespace": "internal.app"})
     client = until(lambda: (running_tasks(ecs, "client") or [None])[0], timeout=120)["taskArn"]
+    members = ecs.list_services_by_namespace(namespace="internal.app")["serviceArns"]
+    assert sorted(a.rsplit("/", 1)[1] for a in members) == ["api", "backend", "client"]
 
     got = until(lambda: (lambda a: a if len(a) >= 6 else None)(answers(b, client, "backend")), timeout=60)
     hosts = logs_of(b, client)

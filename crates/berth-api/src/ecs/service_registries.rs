@@ -4,9 +4,10 @@
 //! the Cloud Map service exists, the container and its port are in the task definition, SRV
 //! records get a port, bridge and host tasks get SRV records — and kept on the service; the
 //! scheduler registers each RUNNING task (`berth-control/src/service_registries.rs`).
-//! ListServicesByNamespace finds services through them.
+//! ListServicesByNamespace finds services through them, and through Service Connect membership.
 
 use berth_control::discovery::{self, RecordType};
+use berth_control::service_connect::membership;
 use berth_control::service_registries::service_registries;
 use berth_control::services::{ServiceRecord, ServiceStatus};
 use berth_store::StoreExt;
@@ -126,7 +127,9 @@ pub fn list_by_namespace(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
         let name = cluster.key.rsplit('/').next().unwrap_or_default();
         for kv in ctx.store().list(&ctx.keys.services(name))? {
             let rec: ServiceRecord = decode(&kv)?;
-            let named = service_registries(&rec).iter().any(|r| in_namespace(&r.arn));
+            // Its registries' Cloud Map services, or (a Service Connect client) its membership.
+            let named = service_registries(&rec).iter().any(|r| in_namespace(&r.arn))
+                || membership(&rec).is_some_and(|m| m.namespace_id == namespace.id);
             if rec.status != ServiceStatus::Inactive && named {
                 items.push((kv.key.clone(), rec.service["serviceArn"].clone()));
             }
