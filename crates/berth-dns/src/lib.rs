@@ -8,12 +8,14 @@
 //! - [`snapshot`]: the data it is given;
 //! - [`index`]: that data compiled for lookups, and the lookup (pure);
 //! - [`forward`]: the upstream resolvers;
-//! - [`server`]: the UDP and TCP listeners and the request handler (hickory-server).
+//! - [`server`]: the TCP listeners (hickory-server) and the request handler;
+//! - `udp`: the UDP sockets, each served by a thread of its own.
 
 pub mod forward;
 pub mod index;
 pub mod server;
 pub mod snapshot;
+mod udp;
 
 pub use server::{Config, DnsError, DnsServer, Updater};
 pub use snapshot::{Host, Record, RecordData, RecordSet, Routing, Snapshot, Zone};

@@ -1,10 +1,12 @@
-//! The server: UDP and TCP listeners (hickory's), a request handler that answers from the
-//! current [`Index`] and forwards the rest, and an [`Updater`] the control plane hands new
-//! snapshots to. CNAME and alias answers are followed (in the snapshot, else upstream) so
-//! stub resolvers in containers get the addresses in one answer.
+//! The server: TCP listeners (hickory's) and UDP sockets served on threads of their own
+//! ([`crate::udp`]), a request handler that answers from the current [`Index`] and forwards the
+//! rest, and an [`Updater`] the control plane hands new snapshots to. CNAME and alias answers
+//! are followed (in the snapshot, else upstream) so stub resolvers in containers get the
+//! addresses in one answer.
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -15,8 +17,9 @@ use hickory_server::proto::op::{Edns, Header, HeaderCounts, Message, MessageType
 use hickory_server::proto::rr::{Name, Record, RecordType};
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::MessageResponseBuilder;
+use std::net::UdpSocket;
 use thiserror::Error;
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::TcpListener;
 
 use crate::forward::{self, Forwarder};
 use crate::index::{Answer, Follow, Index, Outcome};
@@ -65,13 +68,21 @@ pub struct DnsServer {
     shared: Arc<Shared>,
     bound: Vec<SocketAddr>,
     server: Server<Handler>,
+    /// Set to end the UDP threads.
+    stop: Arc<AtomicBool>,
+}
+
+impl Drop for DnsServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
 }
 
 async fn bind_pair(address: SocketAddr) -> Result<(UdpSocket, TcpListener), DnsError> {
     let failed = |error| DnsError::Listen { address, error };
     // Port 0: the UDP socket picks the port, and TCP takes the same one (tried a few times).
     for _ in 0..16 {
-        let udp = UdpSocket::bind(address).await.map_err(failed)?;
+        let udp = UdpSocket::bind(address).map_err(failed)?;
         let at = udp.local_addr().map_err(failed)?;
         match TcpListener::bind(at).await {
             Ok(tcp) => return Ok((udp, tcp)),
@@ -98,12 +109,16 @@ impl DnsServer {
             index: RwLock::new(Arc::new(Index::default())),
             forwarder: Forwarder::new(upstreams, forward::ATTEMPT_TIMEOUT),
         });
+        let handler = Arc::new(Handler { shared: shared.clone() });
         let mut server = Server::new(Handler { shared: shared.clone() });
-        for (udp, tcp) in sockets {
-            server.register_socket(udp);
+        let stop = Arc::new(AtomicBool::new(false));
+        let runtime = tokio::runtime::Handle::current();
+        for ((udp, tcp), address) in sockets.into_iter().zip(bound.clone()) {
+            crate::udp::serve(udp, handler.clone(), runtime.clone(), stop.clone())
+                .map_err(|error| DnsError::Listen { address, error })?;
             server.register_listener(tcp, TCP_IDLE, 64);
         }
-        Ok(DnsServer { shared, bound, server })
+        Ok(DnsServer { shared, bound, server, stop })
     }
 
     /// The addresses it listens on (UDP and TCP alike).
@@ -123,11 +138,12 @@ impl DnsServer {
     /// Serves until `shutdown` resolves.
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<(), DnsError> {
         shutdown.await;
+        self.stop.store(true, Ordering::Relaxed);
         self.server.shutdown_gracefully().await.map_err(|e| DnsError::Stopped(e.to_string()))
     }
 }
 
-struct Handler {
+pub(crate) struct Handler {
     shared: Arc<Shared>,
 }
 
@@ -161,15 +177,44 @@ impl Handler {
         index.lookup(name, qtype, tcp, &mut rand::rng())
     }
 
-    /// Our own answer, with CNAMEs and aliases followed.
-    async fn local(&self, request: &Request, qtype: RecordType, tcp: bool, first: Answer) -> Reply {
+    /// The reply of an answer of ours, before anything it leads to is followed.
+    fn reply_of(request: &Request, first: Answer) -> (Reply, Option<Follow>) {
         let mut metadata = Metadata::response_from_request(&request.metadata);
         metadata.authoritative = first.authoritative;
         metadata.recursion_available = true;
         metadata.response_code = first.code;
-        let mut reply =
-            Reply { metadata, answers: first.answers, authorities: first.authorities, additionals: Vec::new() };
-        let mut follow = first.follow;
+        let reply = Reply { metadata, answers: first.answers, authorities: first.authorities, additionals: Vec::new() };
+        (reply, first.follow)
+    }
+
+    /// A UDP query's answer encoded, when the snapshot answers it at once (a query of ours
+    /// that leads nowhere else); `None` for the rest, which [`Handler::respond`] answers.
+    pub(crate) fn quick(&self, request: &Request) -> Option<Vec<u8>> {
+        if request.metadata.op_code != OpCode::Query {
+            return None;
+        }
+        let info = request.request_info().ok()?;
+        let Outcome::Answer(answer) = self.lookup(info.query.original().name(), info.query.query_type(), false) else {
+            return None;
+        };
+        if answer.follow.is_some() {
+            return None;
+        }
+        let (reply, _) = Self::reply_of(request, *answer);
+        let edns = response_edns(request);
+        let message = MessageResponseBuilder::new(&request.queries, edns.as_ref()).build(
+            reply.metadata,
+            reply.answers.iter(),
+            reply.authorities.iter(),
+            std::iter::empty(),
+            reply.additionals.iter(),
+        );
+        Some(crate::udp::encode(message))
+    }
+
+    /// Our own answer, with CNAMEs and aliases followed.
+    async fn local(&self, request: &Request, qtype: RecordType, tcp: bool, first: Answer) -> Reply {
+        let (mut reply, mut follow) = Self::reply_of(request, first);
         for _ in 0..MAX_FOLLOW {
             let Some(next) = follow.take() else { break };
             let (target, owner) = match &next {
@@ -226,7 +271,15 @@ impl Handler {
 
 #[async_trait::async_trait]
 impl RequestHandler for Handler {
-    async fn handle_request<R: ResponseHandler, T: Time>(&self, request: &Request, mut response: R) -> ResponseInfo {
+    async fn handle_request<R: ResponseHandler, T: Time>(&self, request: &Request, response: R) -> ResponseInfo {
+        self.respond(request, response).await
+    }
+}
+
+impl Handler {
+    /// Answers `request` through `response`: from the snapshot (following what it leads to),
+    /// else from the upstreams.
+    pub(crate) async fn respond<R: ResponseHandler>(&self, request: &Request, mut response: R) -> ResponseInfo {
         let edns = response_edns(request);
         let builder = MessageResponseBuilder::new(&request.queries, edns.as_ref());
         let info = match request.request_info() {

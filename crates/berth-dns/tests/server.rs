@@ -169,3 +169,25 @@ async fn a_server_never_forwards_to_itself() {
     let answer = udp(me, "anything.example.", RecordType::A).await;
     assert_eq!(answer.metadata.response_code, ResponseCode::ServFail);
 }
+
+#[tokio::test]
+async fn over_udp_a_broken_query_gets_formerr_and_a_response_gets_nothing() {
+    let (server, _updater, _stop) = start(loopback(), &backend(2)).await;
+    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    // A header that says one question, and a question cut short.
+    let mut broken = query("backend.internal.app.", RecordType::A, false);
+    broken.truncate(16);
+    socket.send_to(&broken, server).await.unwrap();
+    let n = tokio::time::timeout(Duration::from_secs(5), socket.recv(&mut buf)).await.expect("an answer").unwrap();
+    let m = Message::from_vec(&buf[..n]).unwrap();
+    assert_eq!((m.metadata.id, m.metadata.response_code), (4242, ResponseCode::FormErr));
+    // A response (the server must not answer answers: no reflection), then a query.
+    let mut response = Message::from_vec(&query("backend.internal.app.", RecordType::A, false)).unwrap();
+    response.metadata.message_type = hickory_server::proto::op::MessageType::Response;
+    response.metadata.id = 1;
+    socket.send_to(&response.to_vec().unwrap(), server).await.unwrap();
+    socket.send_to(&query("backend.internal.app.", RecordType::A, false), server).await.unwrap();
+    let n = tokio::time::timeout(Duration::from_secs(5), socket.recv(&mut buf)).await.expect("an answer").unwrap();
+    assert_eq!(Message::from_vec(&buf[..n]).unwrap().metadata.id, 4242, "the first datagram back answers the query");
+}
