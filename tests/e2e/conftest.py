@@ -32,6 +32,19 @@ def free_port():
         return s.getsockname()[1]
 
 
+def free_ports(n):
+    """`n` distinct free ports: each socket stays bound until all are chosen (ports picked one
+    at a time can come back twice)."""
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
 class Berth:
     """One `berth up` process and the data dir it owns (kept across restarts)."""
 

@@ -9,7 +9,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from conftest import Berth, free_port
+from conftest import Berth, free_ports
 
 # One key pair for every server of a test: credentials are per server (its data dir), the
 # state they sign requests against is shared.
@@ -34,8 +34,11 @@ class EtcdCluster:
         self.binary = binary
         self.base = Path(base)
         self.names = [f"m{i}" for i in range(members)]
-        self.client = {n: free_port() for n in self.names}
-        self.peer = {n: free_port() for n in self.names}
+        # Distinct ports for every member's client and peer URLs (etcd refuses a cluster whose
+        # members share one).
+        ports = free_ports(2 * members)
+        self.client = dict(zip(self.names, ports[:members]))
+        self.peer = dict(zip(self.names, ports[members:]))
         self.procs = {}
 
     def url(self, name):
