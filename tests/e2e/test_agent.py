@@ -393,8 +393,10 @@ def test_scratch_volume_is_shared_between_containers(agent_berth, registry):
         bb("writer", registry, "echo shared-data > /data/msg", essential=False,
            mountPoints=[{"sourceVolume": "scratch", "containerPath": "/data"}]),
         bb("reader", registry,
-           'for i in $(seq 100); do test -f /shared/msg && break; sleep 0.1; done; '
-           'test "$(cat /shared/msg)" = shared-data && exit 5; exit 1',
+           # The content, not the file's existence: the writer's shell creates the file before
+           # it writes to it.
+           'for i in $(seq 100); do test "$(cat /shared/msg 2>/dev/null)" = shared-data && exit 5; '
+           'sleep 0.1; done; exit 1',
            mountPoints=[{"sourceVolume": "scratch", "containerPath": "/shared"}])],
         volumes=[{"name": "scratch"}])
     task = wait_task(ecs, arn, "STOPPED", timeout=30)
