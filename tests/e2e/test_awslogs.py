@@ -49,3 +49,33 @@ def test_a_missing_group_fails_the_task_unless_created(agent_berth, registry):
     agent_berth.client("logs").create_log_group(logGroupName="/ecs/absent")
     task = wait_task(ecs, ecs.run_task(taskDefinition="nogroup")["tasks"][0]["taskArn"], "STOPPED")
     assert task["containers"][0].get("exitCode") == 0, task
+
+
+def test_a_chatty_container_ships_every_line_once_and_in_order(agent_berth, registry):
+    """Output written faster than one batch a second: the agent follows the kept output
+    (Docker's json-file, the oci shim's file) in large reads, and every line arrives once, in
+    order, in batches PutLogEvents takes."""
+    ecs, logs = agent_berth.client(), agent_berth.client("logs")
+    lines = 60_000
+    ecs.register_task_definition(family="chatty", containerDefinitions=[
+        {"name": "app", "image": registry, "memory": 64,
+         "command": ["sh", "-c", f"seq 1 {lines} | sed 's/.*/line &/'; echo oops >&2"],
+         "logConfiguration": awslogs("/ecs/chatty", **{"awslogs-create-group": "true"})}])
+    arn = ecs.run_task(taskDefinition="chatty")["tasks"][0]["taskArn"]
+    wait_task(ecs, arn, "STOPPED")
+    stream = f"web/app/{arn.rsplit('/', 1)[1]}"
+
+    def everything():
+        got, token = [], None
+        while True:
+            page = logs.get_log_events(logGroupName="/ecs/chatty", logStreamName=stream, startFromHead=True,
+                                       **({"nextToken": token} if token else {}))
+            got += [e["message"] for e in page["events"]]
+            if page["nextForwardToken"] == token:
+                return got
+            token = page["nextForwardToken"]
+
+    got = until(lambda: (lambda e: e if len(e) >= lines + 1 else None)(everything()), what="every line")
+    assert len(got) == lines + 1, len(got)
+    assert [m for m in got if m != "oops"] == [f"line {n}" for n in range(1, lines + 1)]
+    assert "oops" in got

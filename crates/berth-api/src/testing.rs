@@ -65,7 +65,7 @@ impl Harness {
     }
 
     /// Calls an operation of `service` as its JSON protocol would (the body read and checked
-    /// against the model first); `Err` carries the exception name and message.
+    /// against the model first, or given to the operation's body handler); `Err` carries the exception name and message.
     pub async fn call_json(
         &self,
         service: &crate::protocol::service::Service,
@@ -75,9 +75,12 @@ impl Harness {
         let caller = Caller { access_key: String::new(), region: REGION.into() };
         let ctx = Ctx::new(&self.app, caller, self.app.control.clock.now(), 0);
         let body = serde_json::to_vec(&input).expect("json");
-        let result = match crate::protocol::json::read(service, operation, &body) {
-            Ok(input) => service.call(&ctx, operation, input).await,
-            Err(e) => Err(e),
+        let result = match service.body_handler(operation) {
+            Some(handler) => handler(&ctx, body.into()).await,
+            None => match crate::protocol::json::read(service, operation, &body) {
+                Ok(input) => service.call(&ctx, operation, input).await,
+                Err(e) => Err(e),
+            },
         };
         result.map_err(|e| (e.code.to_string(), e.message))
     }

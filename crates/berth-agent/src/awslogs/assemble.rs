@@ -41,15 +41,21 @@ impl Assembler {
         let buffer = &mut self.partial[usize::from(stderr)];
         buffer.extend_from_slice(chunk);
         let mut lines = Vec::new();
-        while let Some(end) = buffer.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = buffer.drain(..=end).collect();
-            lines.push(String::from_utf8_lossy(&line[..line.len() - 1]).trim_end_matches('\r').to_string());
+        // Lines are taken by a cursor and what is left moved once: a chunk of many lines is
+        // not shifted down once per line.
+        let mut start = 0;
+        while let Some(end) = buffer[start..].iter().position(|b| *b == b'\n') {
+            let line = &buffer[start..start + end];
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            lines.push(String::from_utf8_lossy(line).into_owned());
+            start += end + 1;
         }
         // A line that never ends is cut at the largest event.
-        while buffer.len() >= MAX_EVENT {
-            let line: Vec<u8> = buffer.drain(..MAX_EVENT).collect();
-            lines.push(String::from_utf8_lossy(&line).into_owned());
+        while buffer.len() - start >= MAX_EVENT {
+            lines.push(String::from_utf8_lossy(&buffer[start..start + MAX_EVENT]).into_owned());
+            start += MAX_EVENT;
         }
+        buffer.drain(..start);
         for line in lines {
             self.line(usize::from(stderr), line, now, out);
         }

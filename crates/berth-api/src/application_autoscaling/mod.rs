@@ -43,6 +43,7 @@ pub static SERVICE: Service = Service {
     body_limit: 1024 * 1024,
     invalid_input: "ValidationException",
     unimplemented: "ValidationException",
+    json_bodies: &[],
 };
 
 pub fn validation(message: impl Into<String>) -> ApiError {

@@ -34,6 +34,7 @@ pub static SERVICE: Service = Service {
     body_limit: 2 * 1024 * 1024,
     invalid_input: "InvalidParameterValue",
     unimplemented: "InvalidAction",
+    json_bodies: &[],
 };
 
 pub fn invalid(message: impl Into<String>) -> ApiError {

@@ -52,6 +52,7 @@ pub static SERVICE: Service = Service {
     body_limit: 1024 * 1024,
     invalid_input: "InvalidParameterValue",
     unimplemented: "UnsupportedOperation",
+    json_bodies: &[],
 };
 
 /// Before any VPC request: the region's default VPC, group and per-zone subnets exist

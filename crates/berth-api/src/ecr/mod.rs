@@ -87,6 +87,7 @@ pub static SERVICE: Service = Service {
     body_limit: 28 * 1024 * 1024,
     invalid_input: "InvalidParameterException",
     unimplemented: "ValidationException",
+    json_bodies: &[],
 };
 
 /// Registry errors are worded for this registry.

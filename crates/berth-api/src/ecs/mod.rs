@@ -103,6 +103,7 @@ pub static SERVICE: Service = Service {
     body_limit: 1024 * 1024,
     invalid_input: "InvalidParameterException",
     unimplemented: "UnsupportedFeatureException",
+    json_bodies: &[],
 };
 
 /// Runs an ECS operation in-process (the server's own calls, tests).

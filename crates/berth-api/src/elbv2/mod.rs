@@ -68,6 +68,7 @@ pub static SERVICE: Service = Service {
     body_limit: 1024 * 1024,
     invalid_input: "ValidationError",
     unimplemented: "OperationNotPermitted",
+    json_bodies: &[],
 };
 
 /// Every error in ELB's words: a lost race as `PriorRequestNotComplete` (retry later), any

@@ -5,12 +5,14 @@
 use berth_control::logs::LogGroup;
 use berth_logs::pattern::Pattern;
 use berth_logs::segments::{Direction, Event, Key, Limits, ScanPosition, Window};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::streams::stream_named;
 use super::{Ctx, events_of, group_named, group_of, int, invalid, now_ms};
 use crate::ecs::{Obj, strings, text};
 use crate::error::ApiResult;
+use crate::protocol::json::{self, Bulk};
 
 const HOUR_MS: i64 = 3_600_000;
 const DAY_MS: i64 = 24 * HOUR_MS;
@@ -40,23 +42,65 @@ fn split(stamps: &[i64], now: i64, retention_days: Option<u32>) -> Split {
     }
 }
 
-pub fn put(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
-    if input.contains_key("entity") {
+/// PutLogEvents' input, typed: a batch is decoded straight from its body, with no value tree
+/// of its up to 10,000 events ([`crate::protocol::json::bulk`]).
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(Debug, PartialEq))]
+#[serde(rename_all = "camelCase")]
+struct PutInput {
+    log_group_name: String,
+    log_stream_name: String,
+    log_events: Vec<InputEvent>,
+    #[serde(default)]
+    sequence_token: Option<String>,
+    #[serde(default)]
+    entity: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(Debug, PartialEq))]
+struct InputEvent {
+    timestamp: i64,
+    message: String,
+}
+
+impl Bulk for PutInput {
+    /// The model's bounds: names of 1 to 512 characters, 1 to 10,000 events, timestamps not
+    /// negative, messages and a sequence token not empty. An entity is left to the model's
+    /// checks (and then refused here).
+    fn plainly_valid(&self) -> bool {
+        let name = |n: &str| (1..=512).contains(&n.chars().count());
+        name(&self.log_group_name)
+            && name(&self.log_stream_name)
+            && (1..=10_000).contains(&self.log_events.len())
+            && self.log_events.iter().all(|e| e.timestamp >= 0 && !e.message.is_empty())
+            && self.sequence_token.as_ref().is_none_or(|t| !t.is_empty())
+            && self.entity.is_none()
+    }
+}
+
+/// PutLogEvents from a JSON body.
+pub fn put_body(ctx: &Ctx<'_>, body: &[u8]) -> ApiResult<Value> {
+    put(ctx, json::bulk(&super::SERVICE, "PutLogEvents", body)?)
+}
+
+/// PutLogEvents from an input the model's checks took.
+pub fn put_checked(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
+    let input = serde_json::from_value(Value::Object(input))
+        .map_err(|e| invalid(format!("The request does not fit PutLogEvents' input: {e}.")))?;
+    put(ctx, input)
+}
+
+fn put(ctx: &Ctx<'_>, input: PutInput) -> ApiResult<Value> {
+    if input.entity.is_some() {
         return Err(invalid("Berth does not associate log events with entities: entity cannot be given."));
     }
-    let (_, group) = group_named(ctx, text(&input, "logGroupName").unwrap_or_default())?;
-    let stream = text(&input, "logStreamName").unwrap_or_default();
+    let (_, group) = group_named(ctx, &input.log_group_name)?;
+    let stream = &input.log_stream_name;
     stream_named(ctx, &group, stream)?;
-    let given = input.get("logEvents").and_then(Value::as_array).cloned().unwrap_or_default();
-    let mut stamps = Vec::with_capacity(given.len());
-    let mut messages = Vec::with_capacity(given.len());
-    let mut size = 0;
-    for e in &given {
-        let message = e.get("message").and_then(Value::as_str).unwrap_or_default();
-        size += message.len() + EVENT_OVERHEAD;
-        stamps.push(e.get("timestamp").and_then(Value::as_i64).unwrap_or_default());
-        messages.push(message);
-    }
+    let given = input.log_events;
+    let stamps: Vec<i64> = given.iter().map(|e| e.timestamp).collect();
+    let size: usize = given.iter().map(|e| e.message.len() + EVENT_OVERHEAD).sum();
     if size > MAX_BYTES {
         return Err(invalid(format!(
             "The batch of log events is {size} bytes (messages in UTF-8 plus 26 bytes each); at most {MAX_BYTES} fit a PutLogEvents request."
@@ -76,9 +120,11 @@ pub fn put(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
             "The batch of log events in a single PutLogEvents request cannot span more than 24 hours.",
         ));
     }
-    let events: Vec<Event> = kept
-        .clone()
-        .map(|i| Event { timestamp: stamps[i], ingestion_time: now, message: messages[i].to_string() })
+    let events: Vec<Event> = given
+        .into_iter()
+        .skip(kept.start)
+        .take(kept.len())
+        .map(|e| Event { timestamp: e.timestamp, ingestion_time: now, message: e.message })
         .collect();
     events_of(ctx.app, &group)?.append(stream, events)?;
     let mut rejected = serde_json::Map::new();
@@ -237,7 +283,10 @@ pub fn filter(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
+    use crate::error::ApiError;
 
     #[test]
     fn a_batch_splits_into_rejected_and_kept_events() {
@@ -262,6 +311,60 @@ mod tests {
         assert_eq!(parse_scan_token(&scan_token(p)), Some(p));
         for bad in ["", "1-2", "1-2-3-4", "g-1-1", "1-1-100000000"] {
             assert_eq!(parse_scan_token(bad), None, "{bad}");
+        }
+    }
+
+    /// The typed decode takes exactly what the model's checks take, and refuses the rest in
+    /// their words: the model's path is the oracle.
+    #[test]
+    fn the_typed_decode_agrees_with_the_models_checks() {
+        let event = json!({"timestamp": 1, "message": "m"});
+        let with = |member: &str, value: Value| {
+            let mut body = json!({"logGroupName": "g", "logStreamName": "s", "logEvents": [event]});
+            if value.is_null() && member.starts_with('-') {
+                body.as_object_mut().unwrap().remove(&member[1..]);
+            } else {
+                body[member] = value;
+            }
+            body.to_string()
+        };
+        let long = "x".repeat(513);
+        let wide = "é".repeat(512);
+        let many: Vec<Value> = (0..10_001).map(|_| event.clone()).collect();
+        let bodies = [
+            with("logGroupName", json!("/ecs/web")),
+            with("logGroupName", json!(wide)),
+            with("logGroupName", json!(long)),
+            with("logGroupName", json!("")),
+            with("logGroupName", json!(5)),
+            with("-logGroupName", Value::Null),
+            with("logStreamName", json!(long)),
+            with("logEvents", json!([])),
+            with("logEvents", json!(many)),
+            with("logEvents", json!([{"timestamp": -1, "message": "m"}])),
+            with("logEvents", json!([{"timestamp": 1, "message": ""}])),
+            with("logEvents", json!([{"timestamp": 1.5, "message": "m"}])),
+            with("logEvents", json!([{"timestamp": "1", "message": "m"}])),
+            with("logEvents", json!([{"message": "m"}])),
+            with("logEvents", json!([{"timestamp": 1, "message": "m", "extra": true}])),
+            with("logEvents", json!({"timestamp": 1})),
+            with("sequenceToken", json!("")),
+            with("sequenceToken", json!("49590")),
+            with("sequenceToken", Value::Null),
+            with("entity", json!({"keyAttributes": {"Type": "Service"}})),
+            with("entity", json!({"keyAttributes": {"Type": "Service", "Name": "web"}})),
+            with("unknownMember", json!({"a": 1})),
+            "".to_string(),
+            "[]".to_string(),
+            "{\"logGroupName\": ".to_string(),
+        ];
+        let words = |r: ApiResult<PutInput>| r.map_err(|e: ApiError| (e.code, e.message));
+        for body in bodies {
+            let typed = json::bulk::<PutInput>(&super::super::SERVICE, "PutLogEvents", body.as_bytes());
+            let model = json::read(&super::super::SERVICE, "PutLogEvents", body.as_bytes()).and_then(|checked| {
+                serde_json::from_value(Value::Object(checked)).map_err(|e| ApiError::serialization(e.to_string()))
+            });
+            assert_eq!(words(typed), words(model), "{}", &body[..body.len().min(200)]);
         }
     }
 }

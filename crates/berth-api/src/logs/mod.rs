@@ -36,7 +36,7 @@ pub static SERVICE: Service = Service {
         "CreateLogStream" => |ctx, input| streams::create(ctx, input).await,
         "DeleteLogStream" => |ctx, input| streams::delete(ctx, input).await,
         "DescribeLogStreams" => |ctx, input| streams::describe(ctx, input),
-        "PutLogEvents" => |ctx, input| events::put(ctx, input),
+        "PutLogEvents" => |ctx, input| events::put_checked(ctx, input),
         "GetLogEvents" => |ctx, input| events::get(ctx, input),
         "FilterLogEvents" => |ctx, input| events::filter(ctx, input),
         "TagResource" => |ctx, input| tags::tag_resource(ctx, input).await,
@@ -54,6 +54,7 @@ pub static SERVICE: Service = Service {
     body_limit: 8 * 1024 * 1024,
     invalid_input: "InvalidParameterException",
     unimplemented: "InvalidOperationException",
+    json_bodies: &[("PutLogEvents", |ctx, body| Box::pin(async move { events::put_body(ctx, &body) }))],
 };
 
 pub fn invalid(message: impl Into<String>) -> ApiError {

@@ -45,6 +45,28 @@ pub fn read(service: &Service, operation: &str, body: &[u8]) -> ApiResult<Map<St
     validate(service, operation, parsed)
 }
 
+/// An input that [`bulk`] decodes straight from its JSON body.
+pub trait Bulk: serde::de::DeserializeOwned {
+    /// Whether the model's checks would certainly take this input as it is: every length,
+    /// count and range within the model's bounds. When it is not sure, it says `false`, and
+    /// the model's checks decide (and word any refusal).
+    fn plainly_valid(&self) -> bool;
+}
+
+/// The input of `operation` decoded straight into `T` (no value tree): what [`read`] takes,
+/// and refused as [`read`] refuses it. A body `T` does not decode, or decodes but does not
+/// vouch for, goes through [`read`] and the model's checks.
+pub fn bulk<T: Bulk>(service: &Service, operation: &str, body: &[u8]) -> ApiResult<T> {
+    if let Ok(input) = serde_json::from_slice::<T>(body)
+        && input.plainly_valid()
+    {
+        return Ok(input);
+    }
+    let checked = read(service, operation, body)?;
+    serde_json::from_value(Value::Object(checked))
+        .map_err(|e| ApiError::serialization(format!("The request does not fit {operation}'s input: {e}.")))
+}
+
 /// `parsed` checked against the input shape of `operation` (one the model has).
 pub fn validate(service: &Service, operation: &str, parsed: Value) -> ApiResult<Map<String, Value>> {
     validate::input(service.model(), operation, parsed).map_err(|e| e.into_api(|v| violation(service, v)))

@@ -8,7 +8,9 @@
 //! 2. the body is read up to the service's cap, and the signature verified for the service's
 //!    signing name;
 //! 3. the protocol module reads the operation and its input from the embedded model
-//!    ([`json`], [`query`], [`ec2`]; shared: [`form`], [`xml`], [`validate`], [`shapes`]);
+//!    ([`json`], [`query`], [`ec2`]; shared: [`form`], [`xml`], [`validate`], [`shapes`]),
+//!    except that an operation with a body handler decodes its JSON body itself, typed
+//!    ([`json::bulk`]: bulk inputs such as PutLogEvents' events);
 //! 4. the service's dispatch table ([`service`]) runs the handler in a task of its own;
 //! 5. the protocol writes the handler's value tree through the output shape, or the error in
 //!    its own shape, with the request id where that protocol carries it.
@@ -203,18 +205,36 @@ async fn run(
     let caller = sigv4::verify(&app.config.keys, signing_name, method.as_str(), path, headers, &raw, now)
         .map_err(|e| exchange.wire.auth_error(e))?;
     let body_len = raw.len();
-    let (operation, mut input) = exchange.wire.read(service, payload)?;
-    exchange.operation = Some(operation.clone());
-    let handler = service.handler(&operation).ok_or_else(|| service.unimplemented_error(&operation))?;
-    exchange.wire.dry_run(&mut input)?;
+    let work = match payload {
+        Payload::Json { operation, body } if exchange.wire.is_json() && service.body_handler(&operation).is_some() => {
+            exchange.operation = Some(operation.clone());
+            Work::Body(service.body_handler(&operation).expect("checked"), body)
+        }
+        payload => {
+            let (operation, mut input) = exchange.wire.read(service, payload)?;
+            exchange.operation = Some(operation.clone());
+            let handler = service.handler(&operation).ok_or_else(|| service.unimplemented_error(&operation))?;
+            exchange.wire.dry_run(&mut input)?;
+            Work::Tree(handler, input)
+        }
+    };
     // A request runs to completion in its own task even if the client hangs up, so a
     // multi-step handler (or the leader of a batch of them) is never stopped midway.
     let app = app.clone();
     let work = tokio::spawn(async move {
         let ctx = Ctx::new(&app, caller, now, body_len);
-        handler(&ctx, input).await
+        match work {
+            Work::Tree(handler, input) => handler(&ctx, input).await,
+            Work::Body(handler, body) => handler(&ctx, body).await,
+        }
     });
     work.await.unwrap_or_else(|e| Err(ApiError::server(format!("request handler failed: {e}"))))
+}
+
+/// What a request's handler is given: its checked input, or (a body handler) its JSON body.
+enum Work {
+    Tree(service::Handler, Obj),
+    Body(service::BodyHandler, Bytes),
 }
 
 fn is_form(method: &Method, headers: &HeaderMap) -> bool {

@@ -6,6 +6,7 @@
 
 use std::sync::LazyLock;
 
+use bytes::Bytes;
 use futures::future::BoxFuture;
 use serde_json::Value;
 
@@ -17,12 +18,20 @@ use crate::error::{ApiError, ApiResult};
 /// A handler, whatever its protocol: the validated input in, the output tree out.
 pub type Handler = for<'c, 'a> fn(&'c Ctx<'a>, Obj) -> BoxFuture<'c, ApiResult<Value>>;
 
+/// A handler that decodes its JSON body itself, typed, through [`super::json::bulk`] (which
+/// leaves every refusal to the model's checks): for operations whose input is bulk data, such
+/// as PutLogEvents' 10,000 events, where building and checking a value tree would cost more
+/// than the work. Other protocols and in-process calls still reach the operation's [`Handler`].
+pub type BodyHandler = for<'c, 'a> fn(&'c Ctx<'a>, Bytes) -> BoxFuture<'c, ApiResult<Value>>;
+
 pub struct Service {
     /// The section of `docs/api-coverage.md` that lists the model's operations.
     pub name: &'static str,
     pub model: &'static LazyLock<Model>,
     /// Every operation Berth answers; other operations of the model answer `unimplemented`.
     pub operations: &'static [(&'static str, Handler)],
+    /// Operations of `operations` whose JSON requests go to a [`BodyHandler`] instead.
+    pub json_bodies: &'static [(&'static str, BodyHandler)],
     /// The largest request body read at all.
     pub body_limit: usize,
     /// The error the service answers a parameter the model refuses with (a missing member,
@@ -68,6 +77,10 @@ impl Service {
 
     pub fn handler(&self, operation: &str) -> Option<Handler> {
         self.operations.iter().find(|(name, _)| *name == operation).map(|(_, h)| *h)
+    }
+
+    pub fn body_handler(&self, operation: &str) -> Option<BodyHandler> {
+        self.json_bodies.iter().find(|(name, _)| *name == operation).map(|(_, h)| *h)
     }
 
     /// The error an operation of the model Berth does not implement answers.
@@ -189,6 +202,10 @@ mod tests {
             assert!(known(service.invalid_input), "{}: {}", service.name, service.invalid_input);
             let names: std::collections::BTreeSet<_> = service.operations.iter().map(|(n, _)| n).collect();
             assert_eq!(names.len(), service.operations.len(), "{} names an operation twice", service.name);
+            for (op, _) in service.json_bodies {
+                assert!(names.contains(op), "{}: {op} has a body handler and no handler", service.name);
+                assert!(service.json_wire().is_some(), "{}: a body handler without JSON", service.name);
+            }
             assert!(targets.insert((model.signing_name.clone(), model.target_prefix.clone())));
         }
     }

@@ -67,6 +67,7 @@ pub static SERVICE: Service = Service {
     body_limit: 1024 * 1024,
     invalid_input: "InvalidInput",
     unimplemented: "InvalidInput",
+    json_bodies: &[],
 };
 
 /// A failure of a Cloud Map handler: already an API error, or a domain error still to be

@@ -21,11 +21,13 @@ use serde::{Deserialize, Serialize};
 use super::network::{self, Attachment, Forward};
 use super::runtimes::RuntimeCommand;
 use super::shim::{
-    EXIT_FILE, Exit, FORWARDS_FILE, HEALTH_FILE, HEALTHCHECK_FILE, LOG_FILE, LogLine, OPTIONS_FILE, Options, PID_FILE,
+    EXIT_FILE, Exit, FORWARDS_FILE, HEALTH_FILE, HEALTHCHECK_FILE, LOG_FILE, OPTIONS_FILE, Options, PID_FILE,
 };
 use super::{bundle, holder, rootfs};
 use crate::lifecycle::Health;
-use crate::runtime::{Binding, BoxFuture, ContainerSpec, LogStream, NamespaceMode, Observed, Runtime, RuntimeError};
+use crate::runtime::{
+    Binding, BoxFuture, ContainerSpec, LogStream, NamespaceMode, Observed, Runtime, RuntimeError, jsonlog,
+};
 
 /// How often waiting calls look for the shim's `exit.json`.
 const POLL: Duration = Duration::from_millis(25);
@@ -652,58 +654,10 @@ impl Runtime for OciRuntime {
     }
 
     fn logs<'a>(&'a self, id: &'a str, follow: bool) -> LogStream<'a> {
-        let path = self.dir(id).join(LOG_FILE);
-        // State: what was read of the file and not yet given (whole lines are given one at a
-        // time), how far the file was read, and whether the exit was seen (then one last read
-        // drains what the shim wrote before it). Only new bytes are read each time.
-        let start = LogCursor { buffer: Vec::new(), read: 0, exited: false };
-        Box::pin(futures::stream::unfold(start, move |mut at| {
-            let path = path.clone();
-            async move {
-                loop {
-                    if let Some(end) = at.buffer.iter().position(|b| *b == b'\n') {
-                        let raw: Vec<u8> = at.buffer.drain(..=end).collect();
-                        let item = serde_json::from_slice::<LogLine>(&raw[..end])
-                            .map(|l| (l.stream == "stderr", bytes::Bytes::from(l.log)))
-                            .map_err(|e| RuntimeError::Inspect(format!("corrupt log line: {e}")));
-                        return Some((item, at));
-                    }
-                    let before = at.read;
-                    at.read_more(&path).await;
-                    if at.read > before {
-                        continue;
-                    }
-                    if !follow || at.exited {
-                        return None;
-                    }
-                    at.exited = self.exit(id).is_some();
-                    if !at.exited {
-                        tokio::time::sleep(POLL * 4).await;
-                    }
-                }
-            }
-        }))
-    }
-}
-
-/// Where [`OciRuntime::logs`] is in a container's log file.
-struct LogCursor {
-    buffer: Vec<u8>,
-    read: u64,
-    exited: bool,
-}
-
-impl LogCursor {
-    /// Appends what the file holds past `read` (nothing if it cannot be read yet).
-    async fn read_more(&mut self, path: &Path) {
-        use tokio::io::{AsyncReadExt, AsyncSeekExt};
-        let Ok(mut file) = tokio::fs::File::open(path).await else { return };
-        if file.seek(std::io::SeekFrom::Start(self.read)).await.is_err() {
-            return;
-        }
-        if let Ok(n) = file.read_to_end(&mut self.buffer).await {
-            self.read += n as u64;
-        }
+        let exited: Option<jsonlog::Exited<'a>> = follow.then(|| {
+            Box::new(move || Box::pin(std::future::ready(self.exit(id).is_some())) as BoxFuture<'a, bool>) as _
+        });
+        jsonlog::follow(self.dir(id).join(LOG_FILE), exited)
     }
 }
 
