@@ -62,35 +62,40 @@ def berth_awslogs(binary, work, image, lines):
         ecs.register_task_definition(family="chatty", containerDefinitions=[
             {"name": "w", "image": image, "memory": 64, "command": ["sh", "-c", script(lines)],
              "logConfiguration": {"logDriver": "awslogs", "options": options}}])
-        t = time.perf_counter()
-        arn = ecs.run_task(taskDefinition="chatty")["tasks"][0]["taskArn"]
-        stream = f"b/w/{arn.rsplit('/', 1)[1]}"
-        while True:
-            try:
-                got = logs.get_log_events(logGroupName="/bench", logStreamName=stream, limit=1)["events"]
-            except logs.exceptions.ResourceNotFoundException:
-                got = []
-            if got and got[-1]["message"].endswith(f"seq={lines}"):
-                break
-            time.sleep(0.01)
-        elapsed = time.perf_counter() - t
-        # Every line arrived, once and in order.
-        count, token, expected = 0, None, 1
-        while True:
-            page = logs.get_log_events(logGroupName="/bench", logStreamName=stream, startFromHead=True,
-                                       **({"nextToken": token} if token else {}))
-            for e in page["events"]:
-                assert e["message"].endswith(f"seq={expected}"), (e["message"], expected)
-                expected += 1
-                count += 1
-            if page["nextForwardToken"] == token:
-                break
-            token = page["nextForwardToken"]
-        assert count == lines, (count, lines)
-        return elapsed
+        return min(one_task(ecs, logs, lines) for _ in range(3))
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def one_task(ecs, logs, lines):
+    """Seconds from RunTask until GetLogEvents shows the task's last line; then every line is
+    read back, once and in order."""
+    t = time.perf_counter()
+    arn = ecs.run_task(taskDefinition="chatty")["tasks"][0]["taskArn"]
+    stream = f"b/w/{arn.rsplit('/', 1)[1]}"
+    while True:
+        try:
+            got = logs.get_log_events(logGroupName="/bench", logStreamName=stream, limit=1)["events"]
+        except logs.exceptions.ResourceNotFoundException:
+            got = []
+        if got and got[-1]["message"].endswith(f"seq={lines}"):
+            break
+        time.sleep(0.01)
+    elapsed = time.perf_counter() - t
+    count, token, expected = 0, None, 1
+    while True:
+        page = logs.get_log_events(logGroupName="/bench", logStreamName=stream, startFromHead=True,
+                                   **({"nextToken": token} if token else {}))
+        for e in page["events"]:
+            assert e["message"].endswith(f"seq={expected}"), (e["message"], expected)
+            expected += 1
+            count += 1
+        if page["nextForwardToken"] == token:
+            break
+        token = page["nextForwardToken"]
+    assert count == lines, (count, lines)
+    return elapsed
 
 
 def main():
@@ -111,10 +116,10 @@ def main():
             "| | seconds | lines/s | Berth / json-file |",
             "|---|---:|---:|---:|",
             f"| Docker json-file (best of 3): run until `docker logs` has the last line | {docker_s:.2f} | {args.lines / docker_s:,.0f} | |",
-            f"| Berth awslogs: RunTask until GetLogEvents has the last line | {berth_s:.2f} | {args.lines / berth_s:,.0f} | "
+            f"| Berth awslogs (best of 3): RunTask until GetLogEvents has the last line | {berth_s:.2f} | {args.lines / berth_s:,.0f} | "
             f"**{docker_s / berth_s:.2f}x** |",
             "",
-            "Every line was read back from Berth in order: none lost.",
+            "Every line of each of Berth's runs was read back in order: none lost.",
         ])
         print(table)
         write_section("logs-ingest", table)

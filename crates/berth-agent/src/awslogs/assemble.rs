@@ -36,29 +36,39 @@ impl Assembler {
         Assembler { start, partial: [Vec::new(), Vec::new()], pending: [None, None] }
     }
 
-    /// Feeds a chunk read at `now` (ms); gives the events it completes.
+    /// Feeds a chunk read at `now` (ms); gives the events it completes. Lines are taken from
+    /// the chunk where they lie; only a line's unfinished end waits in the stream's buffer.
     pub fn feed(&mut self, stderr: bool, chunk: &[u8], now: i64, out: &mut Vec<InputLogEvent>) {
-        let buffer = &mut self.partial[usize::from(stderr)];
-        buffer.extend_from_slice(chunk);
-        let mut lines = Vec::new();
-        // Lines are taken by a cursor and what is left moved once: a chunk of many lines is
-        // not shifted down once per line.
-        let mut start = 0;
-        while let Some(end) = buffer[start..].iter().position(|b| *b == b'\n') {
-            let line = &buffer[start..start + end];
-            let line = line.strip_suffix(b"\r").unwrap_or(line);
-            lines.push(String::from_utf8_lossy(line).into_owned());
-            start += end + 1;
+        let stream = usize::from(stderr);
+        let mut rest = chunk;
+        if !self.partial[stream].is_empty()
+            && let Some(end) = rest.iter().position(|b| *b == b'\n')
+        {
+            let mut line = std::mem::take(&mut self.partial[stream]);
+            line.extend_from_slice(&rest[..end]);
+            self.whole_line(stream, &line, now, out);
+            line.clear();
+            self.partial[stream] = line;
+            rest = &rest[end + 1..];
         }
+        if self.partial[stream].is_empty() {
+            while let Some(end) = rest.iter().position(|b| *b == b'\n') {
+                self.whole_line(stream, &rest[..end], now, out);
+                rest = &rest[end + 1..];
+            }
+        }
+        self.partial[stream].extend_from_slice(rest);
         // A line that never ends is cut at the largest event.
-        while buffer.len() - start >= MAX_EVENT {
-            lines.push(String::from_utf8_lossy(&buffer[start..start + MAX_EVENT]).into_owned());
-            start += MAX_EVENT;
+        while self.partial[stream].len() >= MAX_EVENT {
+            let cut: Vec<u8> = self.partial[stream].drain(..MAX_EVENT).collect();
+            self.line(stream, String::from_utf8_lossy(&cut).into_owned(), now, out);
         }
-        buffer.drain(..start);
-        for line in lines {
-            self.line(usize::from(stderr), line, now, out);
-        }
+    }
+
+    /// A line without its newline (and without a carriage return before it).
+    fn whole_line(&mut self, stream: usize, line: &[u8], now: i64, out: &mut Vec<InputLogEvent>) {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        self.line(stream, String::from_utf8_lossy(line).into_owned(), now, out);
     }
 
     fn line(&mut self, stream: usize, line: String, now: i64, out: &mut Vec<InputLogEvent>) {
@@ -132,7 +142,8 @@ pub fn batches(events: Vec<InputLogEvent>) -> Vec<Vec<InputLogEvent>> {
     let mut out: Vec<Vec<InputLogEvent>> = Vec::new();
     let mut size = 0;
     let mut last = i64::MIN;
-    for mut e in events {
+    let total = events.len();
+    for (i, mut e) in events.into_iter().enumerate() {
         e.timestamp = e.timestamp.max(last);
         last = e.timestamp;
         let bytes = e.message.len() + 26;
@@ -142,7 +153,7 @@ pub fn batches(events: Vec<InputLogEvent>) -> Vec<Vec<InputLogEvent>> {
                 || e.timestamp - b[0].timestamp > 23 * 3_600_000
         });
         if full {
-            out.push(Vec::new());
+            out.push(Vec::with_capacity((total - i).min(MAX_BATCH_EVENTS)));
             size = 0;
         }
         size += bytes;
@@ -170,6 +181,17 @@ mod tests {
         assert_eq!(a.held_bytes(), 5);
         a.finish(4, &mut out);
         assert_eq!(messages(&out)[4], "three");
+        assert_eq!(a.held_bytes(), 0);
+    }
+
+    #[test]
+    fn a_line_spread_over_chunks_is_joined() {
+        let mut a = Assembler::new(None);
+        let mut out = Vec::new();
+        for chunk in [&b"a"[..], b"b", b"c\r", b"\nd\ne", b"f\n"] {
+            a.feed(false, chunk, 1, &mut out);
+        }
+        assert_eq!(messages(&out), ["abc", "d", "ef"]);
         assert_eq!(a.held_bytes(), 0);
     }
 

@@ -103,12 +103,13 @@ struct Pending {
 }
 
 impl Pending {
-    fn take(&mut self, new: Vec<InputLogEvent>) {
+    /// Moves the events of `new` in (`new` keeps its room for the next ones).
+    fn take(&mut self, new: &mut Vec<InputLogEvent>) {
         if !new.is_empty() && self.events.is_empty() {
             self.oldest = Some(tokio::time::Instant::now());
         }
         self.bytes += new.iter().map(|e| e.message.len() + 26).sum::<usize>();
-        self.events.extend(new);
+        self.events.append(new);
     }
 
     fn due(&self) -> bool {
@@ -117,9 +118,11 @@ impl Pending {
             || self.oldest.is_some_and(|t| t.elapsed() >= FLUSH_AFTER)
     }
 
+    /// The events gathered; room for a full batch is made for the next ones at once rather
+    /// than grown a push at a time.
     fn drain(&mut self) -> Vec<InputLogEvent> {
         (self.bytes, self.oldest) = (0, None);
-        std::mem::take(&mut self.events)
+        std::mem::replace(&mut self.events, Vec::with_capacity(MAX_BATCH_EVENTS))
     }
 }
 
@@ -173,8 +176,8 @@ async fn ship(s: Shipping) {
     let mut pending = Pending::default();
     let mut output = s.runtime.logs(&s.container_id, true);
     let mut tick = tokio::time::interval(TICK);
+    let mut new = Vec::new();
     loop {
-        let mut new = Vec::new();
         tokio::select! {
             item = output.next() => match item {
                 Some(Ok((stderr, chunk))) => {
@@ -191,14 +194,14 @@ async fn ship(s: Shipping) {
             },
             _ = tick.tick() => assembler.flush_idle(now_ms() - FLUSH_AFTER.as_millis() as i64, &mut new),
         }
-        pending.take(new);
+        pending.take(&mut new);
         if pending.due() && handover.send((pending.drain(), consumed - assembler.held_bytes() as u64)).await.is_err() {
             break;
         }
     }
     let mut rest = Vec::new();
     assembler.finish(now_ms(), &mut rest);
-    pending.take(rest);
+    pending.take(&mut rest);
     let _ = handover.send((pending.drain(), consumed)).await;
     drop(handover);
     let _ = putter.await;

@@ -29,7 +29,8 @@ const READ: usize = 1 << 20;
 /// The most output one chunk carries.
 const CHUNK: usize = 256 << 10;
 
-/// One line of the file; other members (`time`) are not needed to follow it.
+/// One line of the file, when it is not laid out as [`direct`] reads it; other members
+/// (`time`) are not needed to follow it.
 #[derive(Deserialize)]
 struct Line<'a> {
     #[serde(borrow)]
@@ -94,24 +95,29 @@ impl Reader {
     fn parse(&mut self) {
         let mut start = 0;
         let mut chunk: Option<(bool, BytesMut)> = None;
+        let mut log = Vec::new();
         while let Some(end) = self.partial[start..].iter().position(|b| *b == b'\n') {
             let raw = &self.partial[start..start + end];
             start += end + 1;
-            let line = match serde_json::from_slice::<Line>(raw) {
-                Ok(line) => line,
-                Err(e) => {
-                    tracing::warn!(path = %self.path.display(), error = %e, "a log line that is not json was skipped");
+            let stderr = match decode(raw, &mut log) {
+                Some(stderr) => stderr,
+                None => {
+                    tracing::warn!(path = %self.path.display(), "a log line that is not json was skipped");
                     continue;
                 }
             };
-            let stderr = line.stream == "stderr";
             match &mut chunk {
-                Some((s, bytes)) if *s == stderr && bytes.len() < CHUNK => bytes.extend_from_slice(line.log.as_bytes()),
+                Some((s, bytes)) if *s == stderr && bytes.len() < CHUNK => bytes.extend_from_slice(&log),
                 _ => {
                     if let Some((s, bytes)) = chunk.take() {
                         self.ready.push_back((s, bytes.freeze()));
                     }
-                    chunk = Some((stderr, BytesMut::from(line.log.as_bytes())));
+                    // Room for the chunk at once, not grown (and copied) as lines come: the
+                    // messages of what is left to parse are no longer than its lines.
+                    let room = (self.partial.len() - start).min(CHUNK) + log.len();
+                    let mut bytes = BytesMut::with_capacity(room);
+                    bytes.extend_from_slice(&log);
+                    chunk = Some((stderr, bytes));
                 }
             }
         }
@@ -119,6 +125,93 @@ impl Reader {
             self.ready.push_back((s, bytes.freeze()));
         }
         self.partial.drain(..start);
+    }
+}
+
+/// One line's message into `log` and whether it is stderr's; `None` for a line that is not a
+/// log line. The writers' own layout (`log` and `stream` first, in either order) is read
+/// directly; any other goes through serde.
+fn decode(raw: &[u8], log: &mut Vec<u8>) -> Option<bool> {
+    log.clear();
+    if let Some(stderr) = direct(raw, log) {
+        return Some(stderr);
+    }
+    log.clear();
+    let line = serde_json::from_slice::<Line>(raw).ok()?;
+    log.extend_from_slice(line.log.as_bytes());
+    Some(line.stream == "stderr")
+}
+
+/// `{"log":"…","stream":"…"` or `{"stream":"…","log":"…"`, the rest of the line unread.
+fn direct(raw: &[u8], log: &mut Vec<u8>) -> Option<bool> {
+    let mut at = raw.strip_prefix(b"{")?;
+    let (mut stderr, mut got_log) = (None, false);
+    loop {
+        if let Some(rest) = at.strip_prefix(b"\"log\":\"") {
+            at = unescape(rest, log)?;
+            got_log = true;
+        } else if let Some(rest) = at.strip_prefix(b"\"stream\":\"") {
+            let end = rest.iter().position(|b| *b == b'"')?;
+            stderr = Some(&rest[..end] == b"stderr");
+            at = &rest[end + 1..];
+        } else {
+            return None;
+        }
+        if got_log && let Some(stderr) = stderr {
+            return Some(stderr);
+        }
+        at = at.strip_prefix(b",")?;
+    }
+}
+
+/// Appends the JSON string that `raw` begins with (its opening quote already taken) to
+/// `out`, unescaped; what follows its closing quote.
+fn unescape<'r>(raw: &'r [u8], out: &mut Vec<u8>) -> Option<&'r [u8]> {
+    let hex = |at: usize| -> Option<u32> {
+        let digits = std::str::from_utf8(raw.get(at..at + 4)?).ok()?;
+        u32::from_str_radix(digits, 16).ok()
+    };
+    let mut i = 0;
+    loop {
+        let j = i + raw[i..].iter().position(|b| *b == b'"' || *b == b'\\')?;
+        out.extend_from_slice(&raw[i..j]);
+        if raw[j] == b'"' {
+            return Some(&raw[j + 1..]);
+        }
+        i = j + 2;
+        let byte = match *raw.get(j + 1)? {
+            b'"' => b'"',
+            b'\\' => b'\\',
+            b'/' => b'/',
+            b'b' => 0x08,
+            b'f' => 0x0c,
+            b'n' => b'\n',
+            b'r' => b'\r',
+            b't' => b'\t',
+            b'u' => {
+                let high = hex(i)?;
+                i += 4;
+                let code = if (0xd800..0xdc00).contains(&high) {
+                    // A pair of surrogates, or not a string serde takes either.
+                    if raw.get(i..i + 2)? != b"\\u" {
+                        return None;
+                    }
+                    let low = hex(i + 2)?;
+                    if !(0xdc00..0xe000).contains(&low) {
+                        return None;
+                    }
+                    i += 6;
+                    0x10000 + ((high - 0xd800) << 10) + (low - 0xdc00)
+                } else {
+                    high
+                };
+                let c = char::from_u32(code)?;
+                out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
+                continue;
+            }
+            _ => return None,
+        };
+        out.push(byte);
     }
 }
 
@@ -147,14 +240,18 @@ pub fn follow<'a>(path: PathBuf, exited: Option<Exited<'a>>) -> LogStream<'a> {
             if at.done {
                 return None;
             }
+            // The read (a system call that may wait for the disk) on the blocking pool, into
+            // room made here; the parse here, so what it allocates is this thread's (memory a
+            // pool thread allocated and another thread frees is slow to be reused).
             let mut reader = at.reader;
-            let (reader, got) = tokio::task::spawn_blocking(move || {
+            reader.partial.reserve(READ);
+            let (mut reader, got) = tokio::task::spawn_blocking(move || {
                 let got = reader.read_more();
-                reader.parse();
                 (reader, got)
             })
             .await
             .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+            reader.parse();
             at.reader = reader;
             match got {
                 Ok(0) => {}
@@ -223,6 +320,42 @@ mod tests {
         append(&path, "{\"log\":\"half"); // a line not finished yet is not given
         let got = all(follow(path, None)).await;
         assert_eq!(got, vec![(false, "a\nb\n".to_string()), (true, "oops\n".to_string()), (false, "c".to_string())]);
+    }
+
+    /// The writers' layout read directly gives what serde gives, escapes and all.
+    #[test]
+    fn lines_read_directly_match_serde() {
+        let messages =
+            ["plain\n", "quote \" back \\ slash /\n", "tab\tcr\r\u{8}\u{c}", "<&> \u{1}", "é 中 😀\n", "", "\u{7f}"];
+        for message in messages {
+            for stream in ["stdout", "stderr"] {
+                let docker =
+                    format!("{{\"log\":{},\"stream\":\"{stream}\",\"time\":\"t\"}}", serde_json::json!(message));
+                let shim = serde_json::to_string(&super::super::oci::shim::LogLine {
+                    stream: stream.into(),
+                    log: message.into(),
+                    time: 1.5,
+                })
+                .unwrap();
+                // Go escapes <, > and & and writes some characters as \u escapes.
+                let go = docker.replace('<', "\\u003c").replace('>', "\\u003e").replace('&', "\\u0026");
+                let go = go.replace("😀", "\\ud83d\\ude00").replace("é", "\\u00e9");
+                for line in [docker, shim, go] {
+                    let mut log = Vec::new();
+                    assert_eq!(direct(line.as_bytes(), &mut log), Some(stream == "stderr"), "{line}");
+                    assert_eq!(String::from_utf8(log).unwrap(), message, "{line}");
+                }
+            }
+        }
+        let mut log = Vec::new();
+        for odd in [r#"{"time":"t","log":"x","stream":"stdout"}"#, r#"{ "log": "x", "stream": "stdout" }"#] {
+            assert_eq!(direct(odd.as_bytes(), &mut log), None, "{odd}");
+            assert_eq!(decode(odd.as_bytes(), &mut log), Some(false), "{odd}");
+            assert_eq!(log, b"x");
+        }
+        for bad in [r#"{"log":"\ud800","stream":"stdout"}"#, r#"{"log":"\q","stream":"stdout"}"#, r#"{"log":"open"#] {
+            assert_eq!(decode(bad.as_bytes(), &mut log), None, "{bad}");
+        }
     }
 
     #[tokio::test]
