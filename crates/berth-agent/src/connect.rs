@@ -97,8 +97,17 @@ impl HostProxies {
     /// Reads every upstream's endpoints and hands them to the proxies that use it. An upstream
     /// that cannot be read keeps the endpoints it had.
     async fn refresh(&self) {
+        let found = self.discover(self.upstreams()).await;
+        self.apply(&found, None);
+    }
+
+    /// The endpoints of each upstream (namespace, service) that could be read.
+    async fn discover(
+        &self,
+        upstreams: impl IntoIterator<Item = (String, String)>,
+    ) -> BTreeMap<(String, String), Vec<SocketAddr>> {
         let mut found = BTreeMap::new();
-        for (namespace, service) in self.upstreams() {
+        for (namespace, service) in upstreams {
             match self.control.discover_instances(&namespace, &service).await {
                 Ok(endpoints) => {
                     found.insert((namespace, service), endpoints);
@@ -106,7 +115,7 @@ impl HostProxies {
                 Err(e) => tracing::debug!(%namespace, %service, error = %e, "reading Service Connect endpoints failed"),
             }
         }
-        self.apply(&found, None);
+        found
     }
 
     /// Sets the endpoints found on every proxy (or only task `only`'s) using them.
@@ -178,17 +187,7 @@ impl Proxies for HostProxies {
             let services: BTreeSet<String> = proxy.upstreams().map(str::to_string).collect();
             self.running().insert(task_id.to_string(), Running { proxy, namespace: namespace.clone() });
             // The first endpoints before the task's containers start.
-            let mut found = BTreeMap::new();
-            for service in services {
-                match self.control.discover_instances(&namespace, &service).await {
-                    Ok(endpoints) => {
-                        found.insert((namespace.clone(), service), endpoints);
-                    }
-                    Err(e) => {
-                        tracing::debug!(%namespace, %service, error = %e, "reading Service Connect endpoints failed")
-                    }
-                }
-            }
+            let found = self.discover(services.into_iter().map(|service| (namespace.clone(), service))).await;
             self.apply(&found, Some(task_id));
             tracing::info!(task = %task_id, aliases = config.aliases.len(), ingress = config.ingress.len(),
                            "Service Connect proxy started");

@@ -60,6 +60,9 @@ fn refused(what: &str) -> ApiError {
     ))
 }
 
+/// `v` as an object of the members in `allowed`. The protocol layer has dropped members the
+/// model lacks; this refuses the model's members Berth does not handle (a newer model's), so
+/// none is silently ignored.
 fn object<'a>(v: &'a Value, what: &str, allowed: &[&str]) -> ApiResult<&'a Obj> {
     let o = v.as_object().ok_or_else(|| ApiError::invalid(format!("{what} must be an object.")))?;
     if let Some(unknown) = o.keys().find(|k| !allowed.contains(&k.as_str())) {
