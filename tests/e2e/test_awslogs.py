@@ -79,3 +79,44 @@ def test_a_chatty_container_ships_every_line_once_and_in_order(agent_berth, regi
     assert len(got) == lines + 1, len(got)
     assert [m for m in got if m != "oops"] == [f"line {n}" for n in range(1, lines + 1)]
     assert "oops" in got
+
+
+def test_a_restarted_agent_goes_on_shipping_where_it_stopped(agent_berth, registry):
+    """`berth up` stops while a container is writing, and starts again: the agent goes on from
+    the output it recorded as sent. No line is lost and the order holds; a batch that was in
+    flight when the agent stopped may come again (once, right after itself)."""
+    ecs, logs = agent_berth.client(), agent_berth.client("logs")
+    lines = 300
+    script = f"i=0; while [ $i -lt {lines} ]; do i=$((i+1)); echo \"line $i\"; sleep 0.01; done"
+    ecs.register_task_definition(family="steady", containerDefinitions=[
+        {"name": "app", "image": registry, "memory": 32, "command": ["sh", "-c", script],
+         "logConfiguration": awslogs("/ecs/steady", **{"awslogs-create-group": "true"})}])
+    arn = ecs.run_task(taskDefinition="steady")["tasks"][0]["taskArn"]
+    stream = f"web/app/{arn.rsplit('/', 1)[1]}"
+
+    def messages(client):
+        try:
+            return [e["message"] for e in client.get_log_events(
+                logGroupName="/ecs/steady", logStreamName=stream, startFromHead=True)["events"]]
+        except client.exceptions.ResourceNotFoundException:
+            return []
+
+    until(lambda: len(messages(logs)) >= 20, what="the first lines")
+    agent_berth.restart()
+    ecs, logs = agent_berth.client(), agent_berth.client("logs")
+    wait_task(ecs, arn, "STOPPED", timeout=120)
+    got = until(lambda: (lambda m: m if f"line {lines}" in m else None)(messages(logs)), what="the last line")
+    numbers = [int(m.split()[1]) for m in got]
+    # Every line in order, none skipped; a line seen before only as a repeat.
+    expected = 1
+    for n in numbers:
+        if n == expected:
+            expected += 1
+        else:
+            assert n < expected, (n, expected, numbers)
+    assert expected == lines + 1, numbers
+    # The repeats, if any, are one run of consecutive lines.
+    repeats = [n for i, n in enumerate(numbers) if n in numbers[:i]]
+    assert repeats == sorted(repeats) and (not repeats or repeats == list(range(repeats[0], repeats[-1] + 1))), repeats
+    # What was sent well before the stop was recorded as sent: never sent again.
+    assert 1 not in repeats, repeats
