@@ -209,7 +209,7 @@ impl Handler {
             std::iter::empty(),
             reply.additionals.iter(),
         );
-        Some(crate::udp::encode(message))
+        Some(crate::udp::encode(message).1)
     }
 
     /// Our own answer, with CNAMEs and aliases followed.

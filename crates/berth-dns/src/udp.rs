@@ -254,25 +254,13 @@ fn form_error(datagram: &[u8]) -> Option<Vec<u8>> {
     }
     let queries = Queries::read(&mut BinDecoder::new(&[]), 0).ok()?;
     let response = MessageResponseBuilder::new(&queries, None).error_msg(&header.metadata, ResponseCode::FormErr);
-    Some(encode(response))
+    Some(encode(response).1)
 }
 
-/// An answer encoded for UDP: within the client's EDNS payload size, else 512 bytes (with
-/// the truncation bit when records had to be left out); SERVFAIL if it cannot be encoded.
+/// An answer encoded for UDP, with what it says (for a handler that reports that): within
+/// the client's EDNS payload size, else 512 bytes (with the truncation bit when records had
+/// to be left out); SERVFAIL if it cannot be encoded.
 pub(crate) fn encode<'a>(
-    response: MessageResponse<
-        '_,
-        'a,
-        impl Iterator<Item = &'a hickory_server::proto::rr::Record> + Send + 'a,
-        impl Iterator<Item = &'a hickory_server::proto::rr::Record> + Send + 'a,
-        impl Iterator<Item = &'a hickory_server::proto::rr::Record> + Send + 'a,
-        impl Iterator<Item = &'a hickory_server::proto::rr::Record> + Send + 'a,
-    >,
-) -> Vec<u8> {
-    encode_info(response).1
-}
-
-fn encode_info<'a>(
     response: MessageResponse<
         '_,
         'a,
@@ -327,7 +315,7 @@ impl ResponseHandler for Reply {
             impl Iterator<Item = &'a hickory_server::proto::rr::Record> + Send + 'a,
         >,
     ) -> Result<ResponseInfo, hickory_server::net::NetError> {
-        let (info, bytes) = encode_info(response);
+        let (info, bytes) = encode(response);
         // A datagram send does not wait in practice; the socket is the blocking one the
         // serving thread reads (sharing its descriptor's flags).
         self.socket.send_to(&bytes, self.dst).map_err(hickory_server::net::NetError::from)?;
