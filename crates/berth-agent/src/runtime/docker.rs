@@ -199,14 +199,22 @@ impl Runtime for DockerRuntime {
             bindings.sort_by(|a, b| (a.container_port, &a.bind_ip).cmp(&(b.container_port, &b.bind_ip)));
             let started = state.started_at.as_deref().is_some_and(|s| !s.starts_with("0001"));
             let id = info.id.unwrap_or_default();
+            let exit_code = (!running && started).then_some(state.exit_code.unwrap_or(0));
+            let mut oom_killed = state.oom_killed.unwrap_or(false);
+            if exit_code == Some(137) && !oom_killed {
+                // Docker misses a kill that comes before its watcher: ask the kernel's log.
+                let leaf = id.clone();
+                oom_killed =
+                    tokio::task::spawn_blocking(move || super::kmsg::oom_kill_logged(&leaf)).await.unwrap_or(false);
+            }
             Ok(Observed {
                 cgroup: cgroup.map(|parent| format!("{}/{id}", parent.trim_end_matches('/'))),
                 id,
                 address,
                 image_id: info.image.filter(|i| !i.is_empty()),
                 running,
-                exit_code: (!running && started).then_some(state.exit_code.unwrap_or(0)),
-                oom_killed: state.oom_killed.unwrap_or(false),
+                exit_code,
+                oom_killed,
                 bindings,
                 labels: info.config.and_then(|c| c.labels).unwrap_or_default(),
                 error: state.error.filter(|e| !e.is_empty()),

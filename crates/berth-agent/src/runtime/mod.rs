@@ -6,6 +6,7 @@ pub mod docker;
 #[cfg(any(test, feature = "fakes"))]
 pub mod fake;
 pub mod jsonlog;
+pub mod kmsg;
 pub mod oci;
 pub mod pause;
 pub mod ports;
