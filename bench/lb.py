@@ -178,9 +178,9 @@ def spread(port):
     return seen
 
 
-def start(cmd, work, name):
+def start(cmd, work, name, env=None):
     log = open(work / f"{name}.log", "w")
-    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
 
 
 def main():
@@ -211,8 +211,9 @@ def main():
         pids = {"direct": procs[0].pid}
         berth_port, haproxy_port, nginx_port = free_port(), free_port(), free_port()
         (work / "berth.json").write_text(json.dumps(berth_conf(berth_port, backends)))
+        # mimalloc keeps freed memory, as `berth` tells it to in its code.
         procs.append(start([args.berth_bench, "lb", "--config", str(work / "berth.json"), "--threads", str(args.threads)],
-                           work, "berth"))
+                           work, "berth", env={**os.environ, "MIMALLOC_PURGE_DELAY": "-1"}))
         peers["Berth"] = berth_port
         pids["Berth"] = procs[-1].pid
         (work / "haproxy.cfg").write_text(haproxy_conf(haproxy_port, backends, args.threads))

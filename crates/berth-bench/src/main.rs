@@ -56,6 +56,12 @@ struct Args {
 mod agents;
 mod lb;
 
+// `berth`'s allocator, so the data plane `berth-bench lb` hosts allocates as it does in
+// `berth up` (bench/lb.py sets mimalloc's purge delay through the environment as `berth` does
+// in its code).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 struct Outcome {
     latencies_us: Vec<u32>,
     errors: u64,

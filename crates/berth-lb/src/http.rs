@@ -13,6 +13,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use arc_swap::ArcSwap;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode, Uri, Version};
+use http_body::Body as _;
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -27,6 +29,7 @@ use crate::responses::{self, Original, ProxyBody};
 use crate::routes::{Forward, RouteAction, Routes};
 use crate::sticky;
 use crate::target::{Group, InFlight, TargetState};
+use crate::upstream::{self, Conn, Failure, Head, RequestBody};
 use crate::workers::Dispatch;
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -199,18 +202,31 @@ async fn forward(
     Ok(response)
 }
 
-/// One request/response exchange over a pooled connection. A request that a reused
-/// connection turned away before sending any of it (the target had just closed it) is sent
-/// again on a new connection.
+/// One request/answer exchange over a pooled connection. A request a reused connection
+/// could not carry (the target had closed it: the head could not be written, or, for an
+/// idempotent request without a body, the connection closed before any answer) is sent again
+/// on another connection.
 async fn exchange(
     target: &Arc<TargetState>,
-    mut req: Request<Incoming>,
+    req: Request<Incoming>,
     in_flight: InFlight,
     meter: &GroupMeter,
 ) -> Result<Response<ProxyBody>, StatusCode> {
+    let (parts, mut body) = req.into_parts();
+    let framing = if body.is_end_stream() {
+        RequestBody::Empty
+    } else if parts.headers.contains_key(header::CONTENT_LENGTH) {
+        RequestBody::Sized
+    } else {
+        RequestBody::Chunked
+    };
+    let path = parts.uri.path_and_query().map_or_else(|| parts.uri.path(), |p| p.as_str());
+    let mut head = Vec::with_capacity(512);
+    upstream::write_head(&mut head, &parts.method, path, &parts.headers, framing);
+    let retryable = framing == RequestBody::Empty && parts.method.is_idempotent();
     loop {
-        let (mut sender, reused) = match target.pool.checkout().await {
-            Ok(s) => s,
+        let (mut conn, reused) = match target.pool.checkout().await {
+            Ok(c) => c,
             Err(e) => {
                 meter.connection_failed();
                 return Err(if matches!(e, ConnectError::Timeout) {
@@ -220,18 +236,56 @@ async fn exchange(
                 });
             }
         };
-        match sender.try_send_request(req).await {
-            Ok(response) => {
-                let (mut parts, body) = response.into_parts();
-                strip_hop_by_hop(&mut parts.headers);
-                return Ok(Response::from_parts(parts, ProxyBody::upstream(body, sender, in_flight)));
+        if conn.write(&head).await.is_err() {
+            if reused {
+                continue;
             }
-            Err(mut e) => match e.take_message() {
-                Some(unsent) if reused => req = unsent,
-                _ => return Err(StatusCode::BAD_GATEWAY),
-            },
+            return Err(StatusCode::BAD_GATEWAY);
         }
+        if framing != RequestBody::Empty && send_body(&mut conn, &mut body, framing).await.is_err() {
+            return Err(StatusCode::BAD_GATEWAY);
+        }
+        let answer = match conn.read_head(&parts.method).await {
+            Ok(answer) => answer,
+            Err(Failure::Closed) if reused && retryable => continue,
+            Err(_) => return Err(StatusCode::BAD_GATEWAY),
+        };
+        let Head { status, mut headers, body: mut rest, keep_alive, .. } = answer;
+        strip_hop_by_hop(&mut headers);
+        let body = match conn.whole_body(&mut rest) {
+            Ok(Some(bytes)) => {
+                if keep_alive && upstream::clean(&conn) {
+                    target.pool.checkin(conn);
+                }
+                ProxyBody::full(bytes)
+            }
+            Ok(None) => ProxyBody::upstream(conn, rest, keep_alive, in_flight),
+            Err(_) => return Err(StatusCode::BAD_GATEWAY),
+        };
+        let mut response = Response::new(body);
+        *response.status_mut() = status;
+        *response.headers_mut() = headers;
+        return Ok(response);
     }
+}
+
+/// Streams the client's request body to the target.
+async fn send_body(conn: &mut Conn, body: &mut Incoming, framing: RequestBody) -> Result<(), ()> {
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame.map_err(|_| ())?.into_data() else { continue };
+        if data.is_empty() {
+            continue;
+        }
+        let written = match framing {
+            RequestBody::Chunked => conn.write(&upstream::chunk(&data)).await,
+            _ => conn.write(&data).await,
+        };
+        written.map_err(|_| ())?;
+    }
+    if framing == RequestBody::Chunked {
+        conn.write(upstream::LAST_CHUNK).await.map_err(|_| ())?;
+    }
+    Ok(())
 }
 
 /// The request as the target gets it: origin-form URI, HTTP/1.1, no hop-by-hop headers,

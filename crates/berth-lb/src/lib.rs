@@ -11,7 +11,8 @@
 //!
 //! The path of a request: `dataplane` (listeners) → `http` or `tcp` (one connection) →
 //! `routes` + `matching` (which rule) → `target` + `balance` (which target, `sticky`
-//! cookies) → `pool` (a keep-alive connection) → `responses` (the body streamed back, or
+//! cookies) → `pool` (a keep-alive connection) → `upstream`
+//! (the request written, the answer's head parsed and its body framed) → `responses` (the body streamed back, or
 //! ALB's own answer). Health: `checker` (one task per target) → `probe` (one check) →
 //! `health` (the state machine). Listeners and their connections run on the data plane's own
 //! serving threads (`workers`), one single-threaded runtime each.
@@ -31,6 +32,7 @@ mod routes;
 mod sticky;
 mod target;
 mod tcp;
+mod upstream;
 mod workers;
 
 pub use balance::slow_start_share;

@@ -7,11 +7,9 @@ use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use hyper::body::Incoming;
-use hyper::client::conn::http1;
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
+use crate::upstream::Conn;
 use crate::workers;
 
 /// ALB's connection timeout to a target: past it the client gets a 504.
@@ -22,8 +20,6 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Idle connections kept per target at most.
 const MAX_IDLE: usize = 1024;
 
-pub type Sender = http1::SendRequest<Incoming>;
-
 /// Why no connection to the target could be had.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
@@ -31,11 +27,9 @@ pub enum ConnectError {
     Refused(#[from] std::io::Error),
     #[error("connecting to the target timed out")]
     Timeout,
-    #[error("the HTTP handshake with the target failed: {0}")]
-    Handshake(#[from] hyper::Error),
 }
 
-type Idle = Mutex<Vec<(Sender, Instant)>>;
+type Idle = Mutex<Vec<Conn>>;
 
 #[derive(Debug)]
 pub struct Pool {
@@ -54,41 +48,32 @@ impl Pool {
     }
 
     /// A connection ready for one request, and whether it was reused.
-    pub async fn checkout(&self) -> Result<(Sender, bool), ConnectError> {
+    pub async fn checkout(&self) -> Result<(Conn, bool), ConnectError> {
         loop {
             let popped = self.mine().lock().unwrap_or_else(|e| e.into_inner()).pop();
-            let Some((mut sender, since)) = popped else { break };
-            if sender.is_closed() || since.elapsed() > IDLE_TIMEOUT {
-                continue;
-            }
-            if sender.ready().await.is_ok() {
-                return Ok((sender, true));
+            let Some(mut conn) = popped else { break };
+            if conn.idle_since.elapsed() <= IDLE_TIMEOUT && conn.usable() {
+                return Ok((conn, true));
             }
         }
         Ok((self.connect().await?, false))
     }
 
-    /// Gives back a connection whose last response was read to its end.
-    pub fn checkin(&self, sender: Sender) {
-        if sender.is_closed() {
-            return;
-        }
+    /// Gives back a connection whose last answer was read to its end.
+    pub fn checkin(&self, mut conn: Conn) {
         let mut idle = self.mine().lock().unwrap_or_else(|e| e.into_inner());
         if idle.len() < MAX_IDLE {
-            idle.push((sender, Instant::now()));
+            conn.idle_since = Instant::now();
+            idle.push(conn);
         }
     }
 
     /// Opens a new connection (not pooled until checked in).
-    pub async fn connect(&self) -> Result<Sender, ConnectError> {
+    pub async fn connect(&self) -> Result<Conn, ConnectError> {
         let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(self.address))
             .await
             .map_err(|_| ConnectError::Timeout)??;
         stream.set_nodelay(true)?;
-        let (sender, conn) = http1::Builder::new().handshake(TokioIo::new(stream)).await?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        Ok(sender)
+        Ok(Conn::new(stream))
     }
 }

@@ -7,10 +7,9 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 use http_body::{Body, Frame, SizeHint};
-use hyper::body::Incoming;
 
-use crate::pool::Sender;
 use crate::target::InFlight;
+use crate::upstream::{self, BodyState, Conn};
 
 /// The `Server` header ALB puts on the answers it makes itself.
 pub const SERVER: HeaderValue = HeaderValue::from_static("awselb/2.0");
@@ -121,17 +120,20 @@ pub fn redirect_location(template: [&str; 5], o: &Original<'_>) -> String {
     out
 }
 
-/// The body of every response the listener sends: one made here, or a target's streamed
-/// through. A target's body gives its connection back to the pool once read to its end and
-/// counts the request as in flight until then.
+/// The body of every response the listener sends: one whole (made here, or a target's that
+/// had all arrived with its head), or a target's streamed through. A streamed body gives its
+/// connection back to the pool once read to its end and counts the request as in flight
+/// until then.
 pub enum ProxyBody {
     Full(Option<Bytes>),
     Upstream(Upstream),
 }
 
 pub struct Upstream {
-    body: Incoming,
-    sender: Option<Sender>,
+    conn: Option<Conn>,
+    body: BodyState,
+    /// Whether the connection may carry another request after this answer.
+    keep_alive: bool,
     in_flight: Option<InFlight>,
 }
 
@@ -140,16 +142,20 @@ impl ProxyBody {
         ProxyBody::Full(Some(bytes))
     }
 
-    pub fn upstream(body: Incoming, sender: Sender, in_flight: InFlight) -> Self {
-        ProxyBody::Upstream(Upstream { body, sender: Some(sender), in_flight: Some(in_flight) })
+    pub fn upstream(conn: Conn, body: BodyState, keep_alive: bool, in_flight: InFlight) -> Self {
+        ProxyBody::Upstream(Upstream { conn: Some(conn), body, keep_alive, in_flight: Some(in_flight) })
     }
 }
 
 impl Upstream {
-    /// The response is complete: the connection goes back to the pool, the request is done.
+    /// The answer is complete: the connection goes back to the pool when it can carry
+    /// another request, and the request is done.
     fn finish(&mut self) {
-        if let (Some(sender), Some(in_flight)) = (self.sender.take(), self.in_flight.as_ref()) {
-            in_flight.target().pool.checkin(sender);
+        if let (Some(conn), Some(in_flight)) = (self.conn.take(), self.in_flight.as_ref())
+            && self.keep_alive
+            && upstream::clean(&conn)
+        {
+            in_flight.target().pool.checkin(conn);
         }
         self.in_flight = None;
     }
@@ -157,7 +163,7 @@ impl Upstream {
 
 impl Drop for Upstream {
     fn drop(&mut self) {
-        if self.body.is_end_stream() {
+        if self.body.is_done() {
             self.finish();
         }
     }
@@ -165,23 +171,31 @@ impl Drop for Upstream {
 
 impl Body for ProxyBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = std::io::Error;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         match self.get_mut() {
             ProxyBody::Full(bytes) => Poll::Ready(bytes.take().filter(|b| !b.is_empty()).map(|b| Ok(Frame::data(b)))),
             ProxyBody::Upstream(up) => {
-                let polled = Pin::new(&mut up.body).poll_frame(cx);
-                match &polled {
-                    Poll::Ready(None) => up.finish(),
-                    Poll::Ready(Some(Ok(_))) if up.body.is_end_stream() => up.finish(),
-                    Poll::Ready(Some(Err(_))) => {
-                        up.sender = None;
-                        up.in_flight = None;
+                let Some(conn) = up.conn.as_mut() else { return Poll::Ready(None) };
+                match upstream::poll_body(conn, &mut up.body, cx) {
+                    Poll::Pending => Poll::Pending,
+                    Poll::Ready(None) => {
+                        up.finish();
+                        Poll::Ready(None)
                     }
-                    _ => {}
+                    Poll::Ready(Some(Ok(bytes))) => {
+                        if up.body.is_done() {
+                            up.finish();
+                        }
+                        Poll::Ready(Some(Ok(Frame::data(bytes))))
+                    }
+                    Poll::Ready(Some(Err(e))) => {
+                        up.conn = None;
+                        up.in_flight = None;
+                        Poll::Ready(Some(Err(std::io::Error::other(e))))
+                    }
                 }
-                polled
             }
         }
     }
@@ -189,14 +203,14 @@ impl Body for ProxyBody {
     fn is_end_stream(&self) -> bool {
         match self {
             ProxyBody::Full(bytes) => bytes.as_ref().is_none_or(|b| b.is_empty()),
-            ProxyBody::Upstream(up) => up.body.is_end_stream(),
+            ProxyBody::Upstream(up) => up.body.is_done(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match self {
             ProxyBody::Full(bytes) => SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64)),
-            ProxyBody::Upstream(up) => up.body.size_hint(),
+            ProxyBody::Upstream(up) => up.body.remaining().map_or_else(SizeHint::default, SizeHint::with_exact),
         }
     }
 }

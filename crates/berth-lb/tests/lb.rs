@@ -565,3 +565,102 @@ async fn idle_connections_are_closed_after_the_idle_timeout() {
         tokio::time::timeout(Duration::from_secs(3), t.read(&mut buf)).await.expect("closed by the load balancer");
     assert_eq!(closed.unwrap_or(0), 0);
 }
+
+/// One request over a kept-alive client connection (so over the serving thread, and the
+/// target connections, of that connection).
+async fn over(client: &mut hyper::client::conn::http1::SendRequest<Empty<Bytes>>, method: &str, path: &str) -> Answer {
+    let req = hyper::Request::builder().method(method).uri(path).header("host", "x").body(Empty::new()).unwrap();
+    let response = client.send_request(req).await.unwrap();
+    let (status, headers) = (response.status().as_u16(), response.headers().clone());
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    Answer { status, headers, body: String::from_utf8_lossy(&body).into_owned() }
+}
+
+#[tokio::test]
+async fn every_framing_of_a_targets_answer_comes_through() {
+    let (b, connections, _task) = scripted_backend().await;
+    let (_dp, addr) = serve(vec![rule(vec![], forward("tg"))], vec![group("tg", &[b])]).await;
+    let mut client = keepalive_client(addr).await;
+    let chunked = over(&mut client, "GET", "/chunked").await;
+    assert_eq!((chunked.status, chunked.body.as_str()), (200, "hello world"));
+    let again = over(&mut client, "GET", "/chunked").await;
+    assert_eq!(again.body, "hello world");
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        1,
+        "a chunked answer read to its end leaves the connection reusable"
+    );
+
+    let big = over(&mut client, "GET", "/big").await;
+    assert_eq!(big.body.len(), 200_000);
+    assert!(big.body.bytes().enumerate().all(|(i, b)| b == b'a' + (i % 26) as u8), "the body arrives intact");
+    assert_eq!(big.headers["content-length"], "200000");
+
+    let cont = over(&mut client, "GET", "/continue").await;
+    assert_eq!((cont.status, cont.body.as_str()), (200, "ok"), "an interim 100 is passed over");
+    let none = over(&mut client, "GET", "/no-content").await;
+    assert_eq!((none.status, none.body.as_str()), (204, ""));
+    let head = over(&mut client, "HEAD", "/anything").await;
+    assert_eq!((head.status, head.body.as_str()), (200, ""));
+    assert_eq!((head.headers["content-length"].as_bytes(), head.headers["x-head"].as_bytes()), (&b"9"[..], &b"1"[..]));
+    assert_eq!(over(&mut client, "GET", "/plain").await.body, "plain");
+    assert_eq!(connections.load(Ordering::SeqCst), 1, "every answer so far left the one connection reusable");
+
+    let until = over(&mut client, "GET", "/until-close").await;
+    assert_eq!((until.status, until.body.as_str()), (200, "all of it"));
+    assert_eq!(over(&mut client, "GET", "/plain").await.body, "plain");
+    assert_eq!(connections.load(Ordering::SeqCst), 2, "a body read until close ends its connection");
+    let close = over(&mut client, "GET", "/close").await;
+    assert_eq!(close.body, "ok");
+    assert!(close.headers.get("connection").is_none(), "the target's Connection header is its own");
+    assert_eq!(over(&mut client, "GET", "/plain").await.body, "plain");
+    assert_eq!(connections.load(Ordering::SeqCst), 3, "an answer with Connection: close is not reused");
+}
+
+#[tokio::test]
+async fn a_connection_the_target_gave_up_while_idle_fails_no_request() {
+    let (b, connections, _task) = scripted_backend().await;
+    let (_dp, addr) = serve(vec![rule(vec![], forward("tg"))], vec![group("tg", &[b])]).await;
+    let mut client = keepalive_client(addr).await;
+    assert_eq!(over(&mut client, "GET", "/idle-close").await.body, "plain");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for _ in 0..3 {
+        let r = over(&mut client, "GET", "/plain").await;
+        assert_eq!(r.status, 200, "the closed connection is not taken for a live one");
+    }
+    assert_eq!(connections.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_target_closing_within_the_body_breaks_the_clients_answer() {
+    let (b, _connections, _task) = scripted_backend().await;
+    let (dp, addr) = serve(vec![rule(vec![], forward("tg"))], vec![group("tg", &[b])]).await;
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await.unwrap();
+    tokio::spawn(conn);
+    let req = hyper::Request::get("/short").header("host", "x").body(Empty::<Bytes>::new()).unwrap();
+    let response = sender.send_request(req).await.unwrap();
+    assert_eq!(response.headers()["content-length"], "10");
+    assert!(response.into_body().collect().await.is_err(), "the client sees the answer cut short");
+    eventually("the request is no longer in flight", || dp.statuses().iter().all(|s| s.in_flight == 0)).await;
+}
+
+#[tokio::test]
+async fn a_chunked_request_body_reaches_the_target_whole() {
+    let a = backend("a").await;
+    let (_dp, addr) = serve(vec![rule(vec![], forward("tg"))], vec![group("tg", &[a.addr])]).await;
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(
+        b"POST /body HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&answer).ends_with("a:5") {
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await.unwrap().unwrap();
+        assert!(n > 0, "{}", String::from_utf8_lossy(&answer));
+        answer.extend_from_slice(&buf[..n]);
+    }
+    assert!(answer.starts_with(b"HTTP/1.1 200 OK\r\n"));
+}

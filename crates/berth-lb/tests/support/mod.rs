@@ -330,3 +330,81 @@ pub async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// A backend speaking HTTP/1.1 by hand, to answer with framings a hyper server would not
+/// choose: each request's path picks a scripted answer (see [`scripted_answer`]). Counts
+/// the connections it accepts.
+pub async fn scripted_backend() -> (SocketAddr, Arc<AtomicUsize>, tokio::task::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counted = connections.clone();
+    let task = tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            counted.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                loop {
+                    let end = loop {
+                        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            break i + 4;
+                        }
+                        let mut chunk = [0u8; 4096];
+                        match s.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    };
+                    let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+                    buf.drain(..end);
+                    let mut words = head.split(' ');
+                    let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+                    let (pieces, then_close) = scripted_answer(method, path);
+                    for piece in pieces {
+                        if s.write_all(piece.as_bytes()).await.is_err() {
+                            return;
+                        }
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                    if then_close {
+                        return;
+                    }
+                    if path == "/idle-close" {
+                        // Gives up the connection while the proxy keeps it idle.
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, connections, task)
+}
+
+/// What [`scripted_backend`] writes for a request, in the pieces it writes apart, and
+/// whether it closes the connection afterwards.
+fn scripted_answer(method: &str, path: &str) -> (Vec<String>, bool) {
+    let ok = |body: &str| format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+    match (method, path) {
+        ("HEAD", _) => (vec!["HTTP/1.1 200 OK\r\nContent-Length: 9\r\nX-Head: 1\r\n\r\n".into()], false),
+        (_, "/chunked") => (
+            vec![
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel".into(),
+                "lo\r\n6;x=y\r\n world\r".into(),
+                "\n0\r\nX-Trailer: 1\r\n\r\n".into(),
+            ],
+            false,
+        ),
+        (_, "/until-close") => (vec!["HTTP/1.1 200 OK\r\n\r\nall of ".into(), "it".into()], true),
+        (_, "/big") => {
+            let body: String = (0..200_000).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+            let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
+            (vec![head, body[..70_000].into(), body[70_000..].into()], false)
+        }
+        (_, "/continue") => (vec!["HTTP/1.1 100 Continue\r\n\r\n".into(), ok("ok")], false),
+        (_, "/no-content") => (vec!["HTTP/1.1 204 No Content\r\n\r\n".into()], false),
+        (_, "/close") => (vec!["HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok".into()], false),
+        (_, "/short") => (vec!["HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nonly".into()], true),
+        _ => (vec![ok("plain")], false),
+    }
+}
