@@ -5,6 +5,7 @@
 //! when it does not answer within the idle timeout).
 
 use std::convert::Infallible;
+use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::pin;
 use std::sync::Arc;
@@ -12,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::{Request, Response, StatusCode, Uri, Version};
+use http::{Request, Response, StatusCode};
 use http_body::Body as _;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -187,9 +188,9 @@ async fn forward(
     };
     group.meter.request();
     let in_flight = target.begin();
-    let req = prepare(req, source, port);
     let sent = Instant::now();
-    let mut response = match tokio::time::timeout(idle, exchange(&target, req, in_flight, &group.meter)).await {
+    let exchanged = exchange(&target, req, source, &port, in_flight, &group.meter);
+    let mut response = match tokio::time::timeout(idle, exchanged).await {
         Ok(Ok(response)) => response,
         Ok(Err(status)) => return Err(status),
         Err(_) => return Err(StatusCode::GATEWAY_TIMEOUT),
@@ -209,6 +210,8 @@ async fn forward(
 async fn exchange(
     target: &Arc<TargetState>,
     req: Request<Incoming>,
+    source: IpAddr,
+    port: &HeaderValue,
     in_flight: InFlight,
     meter: &GroupMeter,
 ) -> Result<Response<ProxyBody>, StatusCode> {
@@ -220,9 +223,7 @@ async fn exchange(
     } else {
         RequestBody::Chunked
     };
-    let path = parts.uri.path_and_query().map_or_else(|| parts.uri.path(), |p| p.as_str());
-    let mut head = Vec::with_capacity(512);
-    upstream::write_head(&mut head, &parts.method, path, &parts.headers, framing);
+    let head = request_head(&parts, source, port, framing);
     let retryable = framing == RequestBody::Empty && parts.method.is_idempotent();
     loop {
         let (mut conn, reused) = match target.pool.checkout().await {
@@ -250,8 +251,7 @@ async fn exchange(
             Err(Failure::Closed) if reused && retryable => continue,
             Err(_) => return Err(StatusCode::BAD_GATEWAY),
         };
-        let Head { status, mut headers, body: mut rest, keep_alive, .. } = answer;
-        strip_hop_by_hop(&mut headers);
+        let Head { status, headers, body: mut rest, keep_alive, .. } = answer;
         let body = match conn.whole_body(&mut rest) {
             Ok(Some(bytes)) => {
                 if keep_alive && upstream::clean(&conn) {
@@ -288,95 +288,131 @@ async fn send_body(conn: &mut Conn, body: &mut Incoming, framing: RequestBody) -
     Ok(())
 }
 
-/// The request as the target gets it: origin-form URI, HTTP/1.1, no hop-by-hop headers,
-/// ALB's `X-Forwarded-*` and trace headers.
-fn prepare(req: Request<Incoming>, source: IpAddr, port: HeaderValue) -> Request<Incoming> {
-    let (mut parts, body) = req.into_parts();
-    if parts.uri.scheme().is_some() {
-        let pq = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-        parts.uri = pq.parse().unwrap_or_else(|_| Uri::from_static("/"));
+/// The request's head as the target gets it: origin-form target, HTTP/1.1, no hop-by-hop
+/// headers (RFC 9110 7.6.1, with any the `Connection` header names), ALB's
+/// `X-Forwarded-*` and trace headers. Written straight from the client's head, which stays
+/// as it came.
+fn request_head(parts: &http::request::Parts, source: IpAddr, port: &HeaderValue, framing: RequestBody) -> Vec<u8> {
+    let mut out = Vec::with_capacity(512);
+    let target = parts.uri.path_and_query().map_or_else(|| parts.uri.path(), |p| p.as_str());
+    upstream::request_line(&mut out, &parts.method, target);
+    let headers = &parts.headers;
+    let named = connection_named(headers);
+    let mut traced = false;
+    for (name, value) in headers {
+        if hop_by_hop(name)
+            || named.contains(name)
+            || name == X_FORWARDED_FOR
+            || name == X_FORWARDED_PROTO
+            || name == X_FORWARDED_PORT
+        {
+            continue;
+        }
+        traced |= name == X_AMZN_TRACE_ID;
+        upstream::header_line(&mut out, name.as_str(), value.as_bytes());
     }
-    parts.version = Version::HTTP_11;
-    let headers = &mut parts.headers;
-    strip_hop_by_hop(headers);
+    // Appends to what earlier proxies wrote (several header lines count as one list).
     let source = match source {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(source),
         v4 => v4,
     };
-    // Appends to what earlier proxies wrote (several header lines count as one list).
-    let mut xff = String::new();
-    for before in headers.get_all(&X_FORWARDED_FOR).iter().filter_map(|v| v.to_str().ok()) {
-        xff.push_str(before);
-        xff.push_str(", ");
+    out.extend_from_slice(b"x-forwarded-for: ");
+    for before in headers.get_all(&X_FORWARDED_FOR) {
+        out.extend_from_slice(before.as_bytes());
+        out.extend_from_slice(b", ");
     }
-    let xff = HeaderValue::try_from(format!("{xff}{source}"));
-    if let Ok(xff) = xff {
-        headers.insert(X_FORWARDED_FOR.clone(), xff);
+    let _ = write!(out, "{source}\r\n");
+    upstream::header_line(&mut out, "x-forwarded-proto", b"http");
+    upstream::header_line(&mut out, "x-forwarded-port", port.as_bytes());
+    if !traced {
+        out.extend_from_slice(b"x-amzn-trace-id: ");
+        write_trace_id(&mut out);
+        out.extend_from_slice(b"\r\n");
     }
-    headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
-    headers.insert(X_FORWARDED_PORT.clone(), port);
-    if !headers.contains_key(&X_AMZN_TRACE_ID) {
-        headers.insert(X_AMZN_TRACE_ID.clone(), trace_id());
-    }
-    Request::from_parts(parts, body)
+    upstream::end_head(&mut out, framing);
+    out
 }
 
 /// ALB's trace id: `Root=1-<epoch seconds, 8 hex>-<96 random bits, 24 hex>`.
-fn trace_id() -> HeaderValue {
+fn write_trace_id(out: &mut Vec<u8>) {
     let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0) as u32;
     let (a, b) = (fastrand::u64(..), fastrand::u32(..));
-    let value = format!("Root=1-{secs:08x}-{a:016x}{b:08x}");
-    HeaderValue::try_from(value).unwrap_or(HeaderValue::from_static("Root=1-00000000-000000000000000000000000"))
+    let _ = write!(out, "Root=1-{secs:08x}-{a:016x}{b:08x}");
 }
 
-/// Removes the headers that concern one connection only (RFC 9110 7.6.1), including any
-/// the `Connection` header names.
-fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    if headers.contains_key(header::CONNECTION) {
-        let named: Vec<HeaderName> = headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
-            .collect();
-        for name in named {
-            headers.remove(name);
-        }
-        headers.remove(header::CONNECTION);
-    }
-    for name in [&KEEP_ALIVE, &PROXY_CONNECTION] {
-        headers.remove(name);
-    }
-    for name in [header::TE, header::TRAILER, header::TRANSFER_ENCODING, header::UPGRADE] {
-        headers.remove(name);
-    }
+/// The headers a `Connection` header names: hop-by-hop too. Empty (and no allocation)
+/// without one.
+fn connection_named(headers: &HeaderMap) -> Vec<HeaderName> {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .collect()
+}
+
+/// The headers that concern one connection only.
+fn hop_by_hop(name: &HeaderName) -> bool {
+    *name == header::CONNECTION
+        || *name == header::TE
+        || *name == header::TRAILER
+        || *name == header::TRANSFER_ENCODING
+        || *name == header::UPGRADE
+        || name == KEEP_ALIVE
+        || name == PROXY_CONNECTION
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn head_of(headers: &[(&str, &str)]) -> String {
+        let mut req = Request::get("http://example.com/a?b=1");
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let (parts, ()) = req.body(()).unwrap().into_parts();
+        let source = "::ffff:10.0.0.7".parse().unwrap();
+        String::from_utf8(request_head(&parts, source, &HeaderValue::from_static("8080"), RequestBody::Empty)).unwrap()
+    }
+
     #[test]
-    fn hop_by_hop_headers_go() {
-        let mut h = HeaderMap::new();
-        h.insert(header::CONNECTION, "keep-alive, X-Secret".parse().unwrap());
-        h.insert("x-secret", "1".parse().unwrap());
-        h.insert("keep-alive", "timeout=5".parse().unwrap());
-        h.insert(header::TRANSFER_ENCODING, "chunked".parse().unwrap());
-        h.insert(header::UPGRADE, "websocket".parse().unwrap());
-        h.insert("x-kept", "1".parse().unwrap());
-        strip_hop_by_hop(&mut h);
-        let names: Vec<_> = h.keys().map(|k| k.as_str()).collect();
-        assert_eq!(names, ["x-kept"]);
+    fn hop_by_hop_headers_go_and_albs_come() {
+        let head = head_of(&[
+            ("connection", "keep-alive, X-Secret"),
+            ("x-secret", "1"),
+            ("keep-alive", "timeout=5"),
+            ("transfer-encoding", "chunked"),
+            ("upgrade", "websocket"),
+            ("x-kept", "1"),
+            ("x-forwarded-for", "203.0.113.9"),
+            ("x-forwarded-for", "198.51.100.1"),
+            ("x-forwarded-proto", "https"),
+            ("x-amzn-trace-id", "Root=mine"),
+        ]);
+        let lines: Vec<&str> = head.split("\r\n").collect();
+        assert_eq!(
+            lines,
+            [
+                "GET /a?b=1 HTTP/1.1",
+                "x-kept: 1",
+                "x-amzn-trace-id: Root=mine",
+                "x-forwarded-for: 203.0.113.9, 198.51.100.1, 10.0.0.7",
+                "x-forwarded-proto: http",
+                "x-forwarded-port: 8080",
+                "",
+                ""
+            ]
+        );
     }
 
     #[test]
     fn trace_ids_look_like_albs() {
-        let v = trace_id();
-        let s = v.to_str().unwrap();
-        assert!(s.starts_with("Root=1-"));
-        let parts: Vec<_> = s["Root=".len()..].split('-').collect();
+        let head = head_of(&[]);
+        let line = head.lines().find_map(|l| l.strip_prefix("x-amzn-trace-id: ")).unwrap();
+        assert!(line.starts_with("Root=1-"), "{line}");
+        let parts: Vec<_> = line["Root=".len()..].split('-').collect();
         assert_eq!(parts.len(), 3);
         assert_eq!(parts[1].len(), 8);
         assert_eq!(parts[2].len(), 24);

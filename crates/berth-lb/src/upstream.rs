@@ -18,6 +18,9 @@ use http::{Method, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+/// The hop-by-hop headers (RFC 9110 7.6.1) besides `Connection` and `Transfer-Encoding`,
+/// which the answer's framing and reuse are read from.
+const HOP_BY_HOP: [&[u8]; 5] = [b"keep-alive", b"proxy-connection", b"te", b"trailer", b"upgrade"];
 /// The most header lines an answer may have, and the longest head, as hyper allows.
 const MAX_HEADERS: usize = 100;
 const MAX_HEAD: usize = 64 * 1024;
@@ -173,28 +176,44 @@ pub fn parse_head(buf: &[u8], method: &Method) -> Result<Option<Head>, Failure> 
         return Err(Failure::Malformed("the target switched protocols, which the proxy did not ask for"));
     }
     let http_10 = parsed.version == Some(0);
+    // The map keeps the end-to-end headers only; what the hop-by-hop ones say about this
+    // connection is read on the way.
     let mut headers = HeaderMap::with_capacity(parsed.headers.len());
+    let (mut close, mut keep_alive_token, mut named) = (false, false, Vec::new());
+    let mut transfer_coding: Option<&[u8]> = None;
     for h in parsed.headers.iter() {
-        let name =
-            HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| Failure::Malformed("a header name is invalid"))?;
+        let name = h.name.as_bytes();
+        if name.eq_ignore_ascii_case(b"connection") {
+            for token in h.value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+                if token.eq_ignore_ascii_case(b"close") {
+                    close = true;
+                } else if token.eq_ignore_ascii_case(b"keep-alive") {
+                    keep_alive_token = true;
+                } else if let Ok(other) = HeaderName::from_bytes(token) {
+                    named.push(other);
+                }
+            }
+            continue;
+        }
+        if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            transfer_coding = h.value.rsplit(|&b| b == b',').next().map(<[u8]>::trim_ascii);
+            continue;
+        }
+        if HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h)) {
+            continue;
+        }
+        let name = HeaderName::from_bytes(name).map_err(|_| Failure::Malformed("a header name is invalid"))?;
         let value = HeaderValue::from_bytes(h.value).map_err(|_| Failure::Malformed("a header value is invalid"))?;
         headers.append(name, value);
     }
-    let connection = |token: &str| {
-        headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .any(|t| t.trim().eq_ignore_ascii_case(token))
-    };
-    let mut keep_alive = if http_10 { connection("keep-alive") } else { !connection("close") };
+    for name in named {
+        headers.remove(name);
+    }
+    let mut keep_alive = if http_10 { keep_alive_token } else { !close };
     let framing = if status.is_informational() || code == 204 || code == 304 || method == Method::HEAD {
         Framing::Length(0)
-    } else if headers.contains_key(header::TRANSFER_ENCODING) {
-        let last = headers.get_all(header::TRANSFER_ENCODING).iter().next_back();
-        let last = last.and_then(|v| v.to_str().ok()).and_then(|v| v.rsplit(',').next()).map(str::trim);
-        if last.is_some_and(|c| c.eq_ignore_ascii_case("chunked")) { Framing::Chunked } else { Framing::UntilClose }
+    } else if let Some(last) = transfer_coding {
+        if last.eq_ignore_ascii_case(b"chunked") { Framing::Chunked } else { Framing::UntilClose }
     } else if headers.contains_key(header::CONTENT_LENGTH) {
         Framing::Length(content_length(&headers)?)
     } else {
@@ -390,18 +409,24 @@ pub enum RequestBody {
     Chunked,
 }
 
-/// Writes a request head: the request line in origin form, then the header lines.
-pub fn write_head(out: &mut Vec<u8>, method: &Method, target: &str, headers: &HeaderMap, body: RequestBody) {
+/// Starts a request head with its request line (`target` in origin form).
+pub fn request_line(out: &mut Vec<u8>, method: &Method, target: &str) {
     out.extend_from_slice(method.as_str().as_bytes());
     out.push(b' ');
     out.extend_from_slice(target.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
-    for (name, value) in headers {
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
+}
+
+/// One header line of a request head.
+pub fn header_line(out: &mut Vec<u8>, name: &str, value: &[u8]) {
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Ends a request head, saying how its body is framed when it is chunked.
+pub fn end_head(out: &mut Vec<u8>, body: RequestBody) {
     if body == RequestBody::Chunked {
         out.extend_from_slice(b"transfer-encoding: chunked\r\n");
     }
@@ -504,6 +529,18 @@ mod tests {
     }
 
     #[test]
+    fn hop_by_hop_headers_stay_behind() {
+        let h = head(
+            "HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Private\r\nX-Private: 1\r\nKeep-Alive: timeout=5\r\n\
+             Transfer-Encoding: chunked\r\nUpgrade: h2c\r\nTrailer: x\r\nX-Kept: 1\r\n\r\n",
+        );
+        let names: Vec<_> = h.headers.keys().map(|k| k.as_str()).collect();
+        assert_eq!(names, ["x-kept"]);
+        assert_eq!(h.body.framing, Framing::Chunked);
+        assert!(h.keep_alive);
+    }
+
+    #[test]
     fn connection_tokens_decide_reuse() {
         assert!(!head("HTTP/1.1 200 OK\r\nConnection: Close\r\nContent-Length: 0\r\n\r\n").keep_alive);
         assert!(!head("HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n").keep_alive);
@@ -561,10 +598,10 @@ mod tests {
 
     #[test]
     fn request_heads_are_origin_form_http_1_1() {
-        let mut headers = HeaderMap::new();
-        headers.insert(header::HOST, HeaderValue::from_static("example.com"));
         let mut out = Vec::new();
-        write_head(&mut out, &Method::POST, "/a?b=1", &headers, RequestBody::Chunked);
+        request_line(&mut out, &Method::POST, "/a?b=1");
+        header_line(&mut out, "host", b"example.com");
+        end_head(&mut out, RequestBody::Chunked);
         assert_eq!(out, b"POST /a?b=1 HTTP/1.1\r\nhost: example.com\r\ntransfer-encoding: chunked\r\n\r\n");
         assert_eq!(chunk(b"hello"), b"5\r\nhello\r\n");
     }
