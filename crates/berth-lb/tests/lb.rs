@@ -566,6 +566,29 @@ async fn idle_connections_are_closed_after_the_idle_timeout() {
     assert_eq!(closed.unwrap_or(0), 0);
 }
 
+#[tokio::test]
+async fn a_busy_connection_stays_and_a_half_sent_head_is_cut_off() {
+    let a = backend("a").await;
+    let mut http = http_listener(LISTENER, any_port(), vec![rule(vec![], forward("tg"))]);
+    http.idle_timeout = Duration::from_millis(300);
+    let dp = DataPlane::with_threads(THREADS);
+    assert!(dp.apply(config(vec![http], vec![group("tg", &[a.addr])])).await.is_empty());
+    let addr = dp.local_addr(LISTENER).unwrap();
+    // Requests more often than the idle timeout, over three idle timeouts: one connection.
+    let mut client = keepalive_client(addr).await;
+    for _ in 0..9 {
+        assert_eq!(over(&mut client, "GET", "/").await.status, 200);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(dp.take_counts().load_balancers["lb"].connections, 1);
+    // A head that never ends holds the connection for at most two idle timeouts.
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    let mut buf = [0u8; 64];
+    let closed = tokio::time::timeout(Duration::from_secs(3), s.read(&mut buf)).await.expect("cut off");
+    assert_eq!(closed.unwrap_or(0), 0);
+}
+
 /// One request over a kept-alive client connection (so over the serving thread, and the
 /// target connections, of that connection).
 async fn over(client: &mut hyper::client::conn::http1::SendRequest<Empty<Bytes>>, method: &str, path: &str) -> Answer {
