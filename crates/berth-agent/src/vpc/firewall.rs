@@ -11,15 +11,21 @@
 //! `br_netfilter`, switched on in the router namespace only.
 //!
 //! Rules are applied with the `nft` program (Debian's `nftables`), one atomic batch per
-//! change, run inside the router namespace. Generating the batches is pure and tested here.
+//! change, run inside the router namespace; changes that arrive while one runs are joined
+//! into the next run ([`Coalescer`]). Generating the batches is pure and tested here.
 
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 use berth_agent_protocol::network::{Rule, SecurityRules};
 
+use tokio::sync::oneshot;
+
 use super::NetError;
 use super::plan::{Cidr, Plan};
+use crate::runtime::BoxFuture;
 
 pub const TABLE: &str = "berth";
 
@@ -178,6 +184,92 @@ pub fn refused_as_existing(e: &NetError) -> bool {
     matches!(e, NetError::Firewall(m) if m.contains("File exists"))
 }
 
+/// Runs one namespace's rule batches, joining those that arrive while an `nft` run is under
+/// way into the next run: in a burst of task starts each `nft` process (a few milliseconds of
+/// cpu to start and parse) then serves several tasks. The tasks' batches touch disjoint
+/// chains and map elements, so a joined batch means what its parts mean one after another;
+/// when a joined batch is refused (nft's batches are all or nothing), each part runs alone,
+/// so every caller gets the answer its own batch would have had.
+pub struct Coalescer {
+    queue: Arc<Mutex<Queue>>,
+    runner: Runner,
+}
+
+/// Applies one batch.
+pub type Runner = Arc<dyn Fn(String) -> BoxFuture<'static, Result<(), NetError>> + Send + Sync>;
+
+type Waiting = Vec<(String, oneshot::Sender<Result<(), NetError>>)>;
+
+#[derive(Default)]
+struct Queue {
+    waiting: Waiting,
+    /// Whether a drain task is running.
+    running: bool,
+}
+
+impl Coalescer {
+    /// Batches for the namespace at `netns`, run with `nft`.
+    pub fn nft(netns: PathBuf) -> Self {
+        Self::with_runner(Arc::new(move |batch| {
+            let netns = netns.clone();
+            Box::pin(async move { apply(&netns, batch).await })
+        }))
+    }
+
+    pub fn with_runner(runner: Runner) -> Self {
+        Self { queue: Arc::default(), runner }
+    }
+
+    /// Applies `batch`, alone or joined with others.
+    pub async fn apply(&self, batch: String) -> Result<(), NetError> {
+        let (tx, rx) = oneshot::channel();
+        let start = {
+            let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+            queue.waiting.push((batch, tx));
+            !std::mem::replace(&mut queue.running, true)
+        };
+        if start {
+            tokio::spawn(drain(self.queue.clone(), self.runner.clone()));
+        }
+        rx.await.unwrap_or_else(|_| Err(NetError::Firewall("the rule runner stopped".into())))
+    }
+}
+
+/// Runs what is waiting, joined, until nothing is.
+async fn drain(queue: Arc<Mutex<Queue>>, runner: Runner) {
+    loop {
+        let mut batches = {
+            let mut queue = queue.lock().unwrap_or_else(|e| e.into_inner());
+            if queue.waiting.is_empty() {
+                queue.running = false;
+                return;
+            }
+            std::mem::take(&mut queue.waiting)
+        };
+        if batches.len() == 1 {
+            let (batch, tx) = batches.remove(0);
+            let _ = tx.send(runner(batch).await);
+            continue;
+        }
+        let mut joined = String::new();
+        for (batch, _) in &batches {
+            joined.push_str(batch);
+            if !batch.ends_with('\n') {
+                joined.push('\n');
+            }
+        }
+        if runner(joined).await.is_ok() {
+            for (_, tx) in batches {
+                let _ = tx.send(Ok(()));
+            }
+        } else {
+            for (batch, tx) in batches {
+                let _ = tx.send(runner(batch).await);
+            }
+        }
+    }
+}
+
 /// Runs `batch` with `nft -f -` inside the network namespace at `netns`.
 pub async fn apply(netns: &std::path::Path, batch: String) -> Result<(), NetError> {
     run(netns, batch).await.map(drop)
@@ -283,5 +375,52 @@ mod tests {
         assert!(b.contains(
             "add rule inet berth forward ip daddr vmap @ingress\nadd rule inet berth forward ip saddr vmap @egress"
         ));
+    }
+
+    fn recording() -> (Runner, Arc<Mutex<Vec<String>>>) {
+        let runs = Arc::new(Mutex::new(Vec::new()));
+        let seen = runs.clone();
+        let runner: Runner = Arc::new(move |batch: String| {
+            let seen = seen.clone();
+            Box::pin(async move {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                let refused = batch.contains("bad");
+                seen.lock().unwrap().push(batch);
+                if refused { Err(NetError::Firewall("nft: refused".into())) } else { Ok(()) }
+            })
+        });
+        (runner, runs)
+    }
+
+    /// Applies `first`, then, while its run is under way, all of `rest` at once.
+    async fn during_a_run(c: Arc<Coalescer>, first: &str, rest: &[&str]) -> Vec<Result<(), NetError>> {
+        let (c1, first) = (c.clone(), first.to_string());
+        let first = tokio::spawn(async move { c1.apply(first).await });
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        let mut results = vec![first.await.unwrap()];
+        results.extend(futures::future::join_all(rest.iter().map(|b| c.apply(b.to_string()))).await);
+        results
+    }
+
+    #[tokio::test]
+    async fn batches_that_arrive_during_a_run_share_the_next() {
+        let (runner, runs) = recording();
+        let c = Arc::new(Coalescer::with_runner(runner));
+        let results = during_a_run(c, "add chain t0\n", &["add chain t1\n", "add chain t2", "add chain t3\n"]).await;
+        assert!(results.iter().all(Result::is_ok));
+        let runs = runs.lock().unwrap().clone();
+        assert_eq!(runs, ["add chain t0\n", "add chain t1\nadd chain t2\nadd chain t3\n"]);
+    }
+
+    #[tokio::test]
+    async fn a_refused_batch_fails_alone() {
+        let (runner, runs) = recording();
+        let c = Arc::new(Coalescer::with_runner(runner));
+        let rest = ["add chain a\n", "add chain bad\n", "add chain c\n"];
+        let results = during_a_run(c, "add chain first\n", &rest).await;
+        let failed: Vec<bool> = results.iter().map(Result::is_err).collect();
+        assert_eq!(failed, [false, false, true, false]);
+        // The first alone; the other three joined, refused; then each of them alone.
+        assert_eq!(runs.lock().unwrap().len(), 5);
     }
 }

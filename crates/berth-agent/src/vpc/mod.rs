@@ -75,11 +75,17 @@ pub struct HostNetworking {
     dir: PathBuf,
     /// The router's netlink handle, made on first use.
     router: tokio::sync::Mutex<Option<rtnetlink::Handle>>,
+    /// The tasks' rule changes in the router namespace.
+    rules: firewall::Coalescer,
 }
 
 impl HostNetworking {
     pub fn new(dir: PathBuf) -> Self {
-        HostNetworking { dir, router: tokio::sync::Mutex::new(None) }
+        HostNetworking {
+            dir,
+            router: tokio::sync::Mutex::new(None),
+            rules: firewall::Coalescer::nft(netns::path(plan::ROUTER_NETNS)),
+        }
     }
 
     fn record(&self, task_id: &str) -> PathBuf {
@@ -111,12 +117,12 @@ impl HostNetworking {
         // address goes again once they are evicted (rare: only then does it cost more nft runs).
         let router_ns = netns::path(plan::ROUTER_NETNS);
         let batch = firewall::task(&p, &network.rules)?;
-        if let Err(e) = firewall::apply(&router_ns, batch.clone()).await {
+        if let Err(e) = self.rules.apply(batch.clone()).await {
             if !firewall::refused_as_existing(&e) {
                 return Err(e);
             }
             firewall::evict_stale(&router_ns, &p).await?;
-            firewall::apply(&router_ns, batch).await?;
+            self.rules.apply(batch).await?;
         }
         let rules = started.elapsed();
         link::attach(&router, &p, task_ns).await?;
@@ -139,7 +145,7 @@ impl TaskNetworking for HostNetworking {
         Box::pin(async move {
             let p = Plan::new(task_id, &network.eni)?;
             self.router().await?;
-            firewall::apply(&netns::path(plan::ROUTER_NETNS), firewall::task(&p, &network.rules)?).await
+            self.rules.apply(firewall::task(&p, &network.rules)?).await
         })
     }
 
@@ -150,7 +156,7 @@ impl TaskNetworking for HostNetworking {
             let p = Plan::new(task_id, &eni)?;
             let router = self.router().await?;
             link::detach(&router, &p).await?;
-            firewall::apply(&netns::path(plan::ROUTER_NETNS), firewall::remove(&p)).await?;
+            self.rules.apply(firewall::remove(&p)).await?;
             let _ = std::fs::remove_file(self.record(task_id));
             Ok(())
         })
