@@ -294,8 +294,8 @@ async fn send_body(conn: &mut Conn, body: &mut Incoming, framing: RequestBody) -
 /// as it came.
 fn request_head(parts: &http::request::Parts, source: IpAddr, port: &HeaderValue, framing: RequestBody) -> Vec<u8> {
     let mut out = Vec::with_capacity(512);
-    let target = parts.uri.path_and_query().map_or_else(|| parts.uri.path(), |p| p.as_str());
-    upstream::request_line(&mut out, &parts.method, target);
+    let target = parts.uri.path_and_query().map_or("", |p| p.as_str());
+    upstream::request_line(&mut out, &parts.method, if target.is_empty() { "/" } else { target });
     let headers = &parts.headers;
     let named = connection_named(headers);
     let mut traced = false;
