@@ -251,15 +251,13 @@ async fn exchange(
             Err(Failure::Closed) if reused && retryable => continue,
             Err(_) => return Err(StatusCode::BAD_GATEWAY),
         };
-        let Head { status, headers, body: mut rest, keep_alive, .. } = answer;
+        let Head { status, headers, body: mut rest, .. } = answer;
         let body = match conn.whole_body(&mut rest) {
             Ok(Some(bytes)) => {
-                if keep_alive && upstream::clean(&conn) {
-                    target.pool.checkin(conn);
-                }
+                target.pool.checkin(conn);
                 ProxyBody::full(bytes)
             }
-            Ok(None) => ProxyBody::upstream(conn, rest, keep_alive, in_flight),
+            Ok(None) => ProxyBody::upstream(conn, rest, in_flight),
             Err(_) => return Err(StatusCode::BAD_GATEWAY),
         };
         let mut response = Response::new(body);

@@ -59,8 +59,12 @@ impl Pool {
         Ok((self.connect().await?, false))
     }
 
-    /// Gives back a connection whose last answer was read to its end.
+    /// Gives back a connection whose last answer was read to its end; one that cannot carry
+    /// another request is closed instead.
     pub fn checkin(&self, mut conn: Conn) {
+        if !conn.reusable() {
+            return;
+        }
         let mut idle = self.mine().lock().unwrap_or_else(|e| e.into_inner());
         if idle.len() < MAX_IDLE {
             conn.idle_since = Instant::now();

@@ -132,8 +132,6 @@ pub enum ProxyBody {
 pub struct Upstream {
     conn: Option<Conn>,
     body: BodyState,
-    /// Whether the connection may carry another request after this answer.
-    keep_alive: bool,
     in_flight: Option<InFlight>,
 }
 
@@ -142,19 +140,16 @@ impl ProxyBody {
         ProxyBody::Full(Some(bytes))
     }
 
-    pub fn upstream(conn: Conn, body: BodyState, keep_alive: bool, in_flight: InFlight) -> Self {
-        ProxyBody::Upstream(Upstream { conn: Some(conn), body, keep_alive, in_flight: Some(in_flight) })
+    pub fn upstream(conn: Conn, body: BodyState, in_flight: InFlight) -> Self {
+        ProxyBody::Upstream(Upstream { conn: Some(conn), body, in_flight: Some(in_flight) })
     }
 }
 
 impl Upstream {
-    /// The answer is complete: the connection goes back to the pool when it can carry
-    /// another request, and the request is done.
+    /// The answer is complete: the connection goes back to the pool (which keeps it if it
+    /// can carry another request), and the request is done.
     fn finish(&mut self) {
-        if let (Some(conn), Some(in_flight)) = (self.conn.take(), self.in_flight.as_ref())
-            && self.keep_alive
-            && upstream::clean(&conn)
-        {
+        if let (Some(conn), Some(in_flight)) = (self.conn.take(), self.in_flight.as_ref()) {
             in_flight.target().pool.checkin(conn);
         }
         self.in_flight = None;

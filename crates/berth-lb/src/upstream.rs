@@ -39,6 +39,9 @@ pub struct Conn {
     buf: BytesMut,
     /// When it last went back to the pool.
     pub idle_since: Instant,
+    /// Whether the target lets the connection carry another request (its last answer's
+    /// `Connection` header and framing said so).
+    keep_alive: bool,
 }
 
 /// Why an exchange with a target failed.
@@ -56,7 +59,7 @@ pub enum Failure {
 
 impl Conn {
     pub fn new(stream: TcpStream) -> Self {
-        Self { stream, buf: BytesMut::with_capacity(READ_SIZE), idle_since: Instant::now() }
+        Self { stream, buf: BytesMut::with_capacity(READ_SIZE), idle_since: Instant::now(), keep_alive: true }
     }
 
     /// Whether an idle connection can carry a request: nothing arrived while it waited (a
@@ -68,6 +71,12 @@ impl Conn {
         }
         let mut probe = [0u8; 1];
         matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == ErrorKind::WouldBlock)
+    }
+
+    /// Whether the connection can go back to the pool: its last answer, read to its end,
+    /// left it open for another request and nothing came after it.
+    pub fn reusable(&self) -> bool {
+        self.keep_alive && self.buf.is_empty()
     }
 
     /// Writes the whole of `bytes`.
@@ -102,6 +111,7 @@ impl Conn {
                 if head.status.is_informational() {
                     continue;
                 }
+                self.keep_alive = head.keep_alive;
                 return Ok(head);
             }
             if self.buf.len() > MAX_HEAD {
@@ -463,11 +473,6 @@ pub fn poll_body(conn: &mut Conn, body: &mut BodyState, cx: &mut Context<'_>) ->
             Err(e) => return Poll::Ready(Some(Err(e.into()))),
         }
     }
-}
-
-/// Whether the connection has nothing left over past a complete answer, so it can be reused.
-pub fn clean(conn: &Conn) -> bool {
-    conn.buf.is_empty()
 }
 
 #[cfg(test)]
