@@ -158,3 +158,56 @@ async fn tasks_get_their_addresses_and_their_security_groups_on_this_machine() {
     assert_eq!(answer(b.eni.private_ip).as_deref(), Some("next"), "the address's new task is reached");
     fresh.detach("tnext").await.unwrap();
 }
+
+/// Tasks of one subnet starting at once on a machine where a stale bridge (left by an earlier
+/// Berth with the same VPC block) holds the subnet's gateway: each finds it, one removes it,
+/// and neither start fails for it. Subnet 10.205.0.0/24, no other test's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_starting_at_once_both_get_past_a_stale_bridge() {
+    const SUBNET: &str = "subnet-0feedbeef0205test";
+    const STALE: &str = "bsn-stale0205";
+    let on = |last: u8| {
+        let mut net = network(last, port_80());
+        net.eni.subnet_id = SUBNET.into();
+        net.eni.subnet_cidr = "10.205.0.0/24".into();
+        net.eni.gateway = Ipv4Addr::new(10, 205, 0, 1);
+        net.eni.private_ip = Ipv4Addr::new(10, 205, 0, last);
+        net
+    };
+    let pid = std::process::id();
+    let names = vec![format!("berth-test-{pid}-e"), format!("berth-test-{pid}-f")];
+    struct Gone(Vec<String>);
+    impl Drop for Gone {
+        fn drop(&mut self) {
+            for ns in &self.0 {
+                netns::remove(ns);
+            }
+            for link in [plan::bridge_name(SUBNET), STALE.to_string()] {
+                let _ =
+                    std::process::Command::new("ip").args(["-n", plan::ROUTER_NETNS, "link", "del", &link]).output();
+            }
+            let _ = std::process::Command::new("ip").args(["route", "del", "10.205.0.0/24"]).output();
+        }
+    }
+    let _cleanup = Gone(names.clone());
+    berth_agent::vpc::link::ensure_router().await.unwrap();
+    let ip = |args: &[&str]| {
+        let out = std::process::Command::new("ip").args(["-n", plan::ROUTER_NETNS]).args(args).output().unwrap();
+        assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    ip(&["link", "add", STALE, "type", "bridge"]);
+    ip(&["addr", "add", "10.205.0.1/24", "dev", STALE]);
+
+    let state = tempfile::tempdir().unwrap();
+    let host = HostNetworking::new(state.path().to_path_buf());
+    let (e, f) = (on(10), on(11));
+    let (pe, pf) = (netns::create(&names[0]).unwrap(), netns::create(&names[1]).unwrap());
+    let (first, second) = tokio::join!(host.attach("te", &pe, &e), host.attach("tf", &pf, &f));
+    first.unwrap();
+    second.unwrap();
+    assert!(!links_in_router().contains(STALE), "the stale bridge is gone");
+    serve(&pe, "e");
+    assert_eq!(answer(e.eni.private_ip).as_deref(), Some("e"), "the subnet's own bridge serves it");
+    host.detach("te").await.unwrap();
+    host.detach("tf").await.unwrap();
+}

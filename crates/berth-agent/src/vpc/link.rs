@@ -34,13 +34,18 @@ fn exists(e: &rtnetlink::Error) -> bool {
     matches!(e, rtnetlink::Error::NetlinkError(m) if m.raw_code() == -libc::EEXIST)
 }
 
+/// Whether a netlink error says there is no such link (another task's start removed it first).
+fn gone(e: &rtnetlink::Error) -> bool {
+    matches!(e, rtnetlink::Error::NetlinkError(m) if m.raw_code() == -libc::ENODEV)
+}
+
 /// The index of link `name`, if it exists.
 pub async fn index(handle: &Handle, name: &str) -> Result<Option<u32>, NetError> {
     let mut links = handle.link().get().match_name(name.to_string()).execute();
     match links.try_next().await {
         Ok(Some(link)) => Ok(Some(link.header.index)),
         Ok(None) => Ok(None),
-        Err(rtnetlink::Error::NetlinkError(m)) if m.raw_code() == -libc::ENODEV => Ok(None),
+        Err(e) if gone(&e) => Ok(None),
         Err(e) => Err(nl(name)(e)),
     }
 }
@@ -155,16 +160,26 @@ async fn evict_conflicting_bridges(router: &Handle, p: &Plan) -> Result<(), NetE
             }
         }
     };
+    // Tasks of one subnet starting at once all find the same stale bridge: whichever removes it
+    // first, it is gone for the others too.
     for link in holders {
         let mut found = router.link().get().match_index(link).execute();
-        let Some(msg) = found.try_next().await.map_err(nl("reading a link"))? else { continue };
+        let msg = match found.try_next().await {
+            Ok(Some(msg)) => msg,
+            Ok(None) => continue,
+            Err(e) if gone(&e) => continue,
+            Err(e) => return Err(nl("reading a link")(e)),
+        };
         let name = msg.attributes.iter().find_map(|x| match x {
             LinkAttribute::IfName(n) => Some(n.clone()),
             _ => None,
         });
         if let Some(name) = name.filter(|n| n.starts_with("bsn-") && *n != p.bridge) {
             tracing::warn!(bridge = name, subnet = %p.subnet, "removing a stale subnet bridge that holds this subnet's gateway");
-            router.link().del(link).execute().await.map_err(nl("removing a stale subnet bridge"))?;
+            match router.link().del(link).execute().await {
+                Err(e) if !gone(&e) => return Err(nl("removing a stale subnet bridge")(e)),
+                _ => {}
+            }
         }
     }
     Ok(())
