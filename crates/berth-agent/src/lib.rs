@@ -17,6 +17,7 @@
 //! - [`objects`]: secrets and S3 objects tasks name, read from local directories.
 //! - [`vpc`]: awsvpc networking: a namespace and an interface per task, security groups.
 //! - [`metadata`]: the ECS task metadata endpoint (v4 and v3) every task's containers read.
+//! - [`hostlock`]: locks shared by every agent of the machine.
 
 pub mod agent;
 pub mod awslogs;
@@ -25,6 +26,7 @@ pub mod clock;
 pub mod connect;
 pub mod control;
 pub mod host;
+pub mod hostlock;
 pub mod lifecycle;
 pub mod metadata;
 pub mod objects;

@@ -79,6 +79,12 @@ pub fn create(name: &str) -> io::Result<PathBuf> {
     if is_netns(&target) {
         return Ok(target);
     }
+    // Agents of one machine making a namespace at once (the router's, the first time) would
+    // each mount one at the same path, and each make the directory a mount point.
+    let _lock = crate::hostlock::exclusive("netns.lock")?;
+    if is_netns(&target) {
+        return Ok(target);
+    }
     shared_dir()?;
     std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&target)?;
     let mount_at = target.clone();

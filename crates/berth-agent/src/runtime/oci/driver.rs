@@ -231,7 +231,6 @@ impl OciRuntime {
                 used.insert(a.address);
             }
         }
-        let address = network::allocate(&used).ok_or_else(|| RuntimeError::Create("no bridge address left".into()))?;
         let forwards = spec
             .ports
             .iter()
@@ -258,7 +257,13 @@ impl OciRuntime {
                 protocol,
             }));
         }
-        network::attach(&spec.name, address, forwards).map_err(|e| RuntimeError::Create(format!("bridge network: {e}")))
+        let netns = network::netns_name(&spec.name);
+        let leases = std::path::Path::new(network::LEASES);
+        let address = network::lease(leases, &netns, &used).map_err(RuntimeError::Create)?;
+        network::attach(&spec.name, address, forwards).map_err(|e| {
+            network::release(leases, &netns, address);
+            RuntimeError::Create(format!("bridge network: {e}"))
+        })
     }
 
     /// Whether the container's process runs: created by runc, started (its exec fifo gone),

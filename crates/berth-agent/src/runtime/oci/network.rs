@@ -5,6 +5,7 @@
 
 use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, TcpListener};
+use std::path::Path;
 use std::process::Command;
 
 use serde::{Deserialize, Serialize};
@@ -92,7 +93,7 @@ fn ip_batch(netns: Option<&str>, commands: &[String]) -> Result<(), String> {
 }
 
 fn bridge_exists() -> bool {
-    std::path::Path::new("/sys/class/net").join(BRIDGE).exists()
+    Path::new("/sys/class/net").join(BRIDGE).exists()
 }
 
 /// Creates the bridge unless it exists (another container's start may create it at the same
@@ -120,6 +121,63 @@ pub fn allocate(used: &BTreeSet<Ipv4Addr>) -> Option<Ipv4Addr> {
     (2u32..65_534).map(|n| Ipv4Addr::from(u32::from(GATEWAY) - 1 + n)).find(|a| !used.contains(a))
 }
 
+/// Where the agents of this machine lease the bridge's addresses: one file per address, naming
+/// the namespace that has it. Every agent shares the bridge, so each must see the others'
+/// addresses; in `/run`, the leases go at reboot with the namespaces.
+pub const LEASES: &str = "/run/berth/berth0-leases";
+
+/// A lease whose namespace is gone is its dead agent's (or a crashed start's) once it is this
+/// old: far longer than making the namespace after the lease takes.
+const ABANDONED: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Leases an address in `dir` for namespace `netns`: the lowest one neither in `used` (this
+/// agent's own containers) nor leased to another namespace, under the machine-wide lock of
+/// `dir`. When every address is taken, abandoned leases are taken over.
+pub fn lease(dir: &Path, netns: &str, used: &BTreeSet<Ipv4Addr>) -> Result<Ipv4Addr, String> {
+    let err = |e: std::io::Error| format!("leasing a bridge address in {}: {e}", dir.display());
+    let _lock = crate::hostlock::exclusive_at(&dir.join(".lock")).map_err(err)?;
+    let mut taken = used.clone();
+    for entry in std::fs::read_dir(dir).map_err(err)?.flatten() {
+        let Some(a) = entry.file_name().to_str().and_then(|n| n.parse::<Ipv4Addr>().ok()) else { continue };
+        // Its own lease, from a start that failed after taking it: the same address again.
+        if !used.contains(&a) && std::fs::read_to_string(entry.path()).is_ok_and(|owner| owner == netns) {
+            return Ok(a);
+        }
+        taken.insert(a);
+    }
+    let address = match allocate(&taken) {
+        Some(a) => a,
+        None => taken
+            .iter()
+            .copied()
+            .find(|a| !used.contains(a) && abandoned(&dir.join(a.to_string())))
+            .ok_or("no bridge address left")?,
+    };
+    std::fs::write(dir.join(address.to_string()), netns).map_err(err)?;
+    Ok(address)
+}
+
+fn abandoned(lease: &Path) -> bool {
+    let Ok(owner) = std::fs::read_to_string(lease) else { return true };
+    let old =
+        std::fs::metadata(lease).and_then(|m| m.modified()).is_ok_and(|t| t.elapsed().is_ok_and(|age| age > ABANDONED));
+    old && !Path::new("/var/run/netns").join(owner.trim()).exists()
+}
+
+/// Gives back the lease of `address` in `dir`, if `netns` still holds it.
+pub fn release(dir: &Path, netns: &str, address: Ipv4Addr) {
+    let path = dir.join(address.to_string());
+    let Ok(_lock) = crate::hostlock::exclusive_at(&dir.join(".lock")) else { return };
+    if std::fs::read_to_string(&path).is_ok_and(|owner| owner == netns) {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+/// The name of container `name`'s namespace.
+pub fn netns_name(name: &str) -> String {
+    format!("berth-{}", &short("", name))
+}
+
 /// A host port nothing listens on now (the kernel's choice from the ephemeral range).
 /// A host port free now for `protocol`, from the kernel's ephemeral range.
 pub fn free_port(protocol: Protocol) -> Result<u16, String> {
@@ -142,8 +200,8 @@ fn short(prefix: &str, name: &str) -> String {
 /// Gives container `name` its namespace, veth and `address`.
 pub fn attach(name: &str, address: Ipv4Addr, forwards: Vec<Forward>) -> Result<Attachment, String> {
     ensure_bridge()?;
-    let (netns, veth) = (format!("berth-{}", &short("", name)), short("bth", name));
-    if std::path::Path::new("/var/run/netns").join(&netns).exists() {
+    let (netns, veth) = (netns_name(name), short("bth", name));
+    if Path::new("/var/run/netns").join(&netns).exists() {
         let _ = ip(&["netns", "del", &netns]);
     }
     // The host side in one process: the namespace, the veth pair (its peer born inside the
@@ -174,10 +232,11 @@ pub fn attach(name: &str, address: Ipv4Addr, forwards: Vec<Forward>) -> Result<A
     Ok(Attachment { netns, veth, address, forwards })
 }
 
-/// Removes the namespace (which takes its veth pair with it).
+/// Removes the namespace (which takes its veth pair with it) and gives its address back.
 pub fn detach(attachment: &Attachment) {
     let _ = ip(&["netns", "del", &attachment.netns]);
     let _ = ip(&["link", "del", &attachment.veth]);
+    release(Path::new(LEASES), &attachment.netns, attachment.address);
 }
 
 /// The path runc joins for the container's network namespace.
@@ -188,6 +247,54 @@ pub fn netns_path(attachment: &Attachment) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn a(last: u8) -> Ipv4Addr {
+        Ipv4Addr::new(10, 89, 0, last)
+    }
+
+    #[test]
+    fn leases_are_the_machines_not_one_agents() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let none = BTreeSet::new();
+        assert_eq!(lease(d, "berth-one", &none), Ok(a(2)));
+        // Another agent, which knows nothing of the first one's containers.
+        assert_eq!(lease(d, "berth-two", &none), Ok(a(3)));
+        // This agent's own containers' addresses (from before leases) are skipped as well.
+        assert_eq!(lease(d, "berth-three", &[a(4)].into()), Ok(a(5)));
+        assert_eq!(lease(d, "berth-two", &none), Ok(a(3)), "a failed start asking again gets its own");
+        release(d, "berth-other", a(2));
+        assert_eq!(lease(d, "berth-four", &none), Ok(a(4)), "only its holder gives a lease back");
+        release(d, "berth-one", a(2));
+        assert_eq!(lease(d, "berth-five", &none), Ok(a(2)));
+    }
+
+    #[test]
+    fn agents_leasing_at_once_get_distinct_addresses() {
+        let dir = tempfile::tempdir().unwrap();
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let d = dir.path().to_path_buf();
+                std::thread::spawn(move || {
+                    (0..25).map(|n| lease(&d, &format!("berth-{t}-{n}"), &BTreeSet::new()).unwrap()).collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let all: Vec<Ipv4Addr> = threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
+        let distinct: BTreeSet<_> = all.iter().collect();
+        assert_eq!(distinct.len(), 100);
+    }
+
+    #[test]
+    fn a_lease_is_abandoned_once_old_and_without_its_namespace() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("10.89.0.2");
+        std::fs::write(&path, "berth-no-such-namespace").unwrap();
+        assert!(!abandoned(&path), "a start may be making its namespace");
+        let old = std::time::SystemTime::now() - ABANDONED * 2;
+        std::fs::File::options().write(true).open(&path).unwrap().set_modified(old).unwrap();
+        assert!(abandoned(&path));
+    }
 
     #[test]
     fn addresses_and_names() {
