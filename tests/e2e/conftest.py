@@ -2,6 +2,7 @@
 driven by boto3 and the AWS CLI exactly as a user would drive it."""
 
 import contextlib
+import fcntl
 import json
 import os
 import re
@@ -9,6 +10,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 import urllib.request
@@ -62,8 +64,16 @@ class Berth:
         # Berth's DNS server only where a test asks for one at an address of its own: by default
         # it would take 169.254.169.253:53, which one process of the machine can have.
         dns = [] if "--dns-address" in self.extra_args else ["--dns-address", "off"]
+        # A local agent's task metadata endpoint on a port of its own unless the test says
+        # otherwise: by default (`auto`) the first agent takes port 80 and keeps it across its
+        # restarts only if no agent of another test took it in between.
+        runtime = self.extra_args[self.extra_args.index("--runtime") + 1] if "--runtime" in self.extra_args else "docker"
+        metadata = []
+        if runtime != "none" and "--task-metadata-port" not in self.extra_args:
+            self.metadata_port = getattr(self, "metadata_port", None) or free_port()
+            metadata = ["--task-metadata-port", str(self.metadata_port)]
         args = [BIN, "up", "--data-dir", str(self.data_dir), "--listen", f"127.0.0.1:{self.port}", *dns,
-                *self.extra_args]
+                *metadata, *self.extra_args]
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         lines = []
         deadline = time.time() + 20
@@ -325,24 +335,62 @@ def bridge_of(subnet_id):
     return "bsn-" + subnet_id.split("-", 1)[1][-11:]
 
 
+# The VPC blocks of tests whose agents attach awsvpc tasks: one per `berth up` at a time, so that
+# tests running at once (in any xdist worker) never give two bridges one subnet.
+VPC_POOL = [f"10.{n}.0.0/16" for n in range(208, 224)]
+VPC_POOL_ROUTE = "10.208.0.0/12"
+
+
 @contextlib.contextmanager
-def vpc_agent_berth(data_dir, driver, vpc_cidr, *extra_args):
-    """`berth up` with its local agent and a default VPC of its own block (tests running at once
-    must not give two bridges one subnet); afterwards the bridges and host routes of the block's
-    subnets are removed with the rest."""
-    b = start_agent_berth(data_dir, driver, "--vpc-cidr", vpc_cidr, *extra_args)
-    try:
-        yield b
-    finally:
+def host_lease(kind, candidates, timeout=600):
+    """The first of `candidates` (strings) no other test holds, for as long as the context lasts:
+    a lock file per candidate under the machine's temp dir, taken with flock (the kernel lets go
+    should the worker die). For what every test running at once must not share on this machine."""
+    locks = Path(tempfile.gettempdir()) / f"berth-e2e-{kind}"
+    locks.mkdir(exist_ok=True)
+    deadline = time.time() + timeout
+    while True:
+        for candidate in candidates:
+            f = open(locks / (candidate.replace("/", "_") + ".lock"), "w")
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                f.close()
+                continue
+            try:
+                yield candidate
+            finally:
+                f.close()
+            return
+        assert time.time() < deadline, f"no {kind} came free in {timeout} s"
+        time.sleep(0.5)
+
+
+def vpc_block():
+    return host_lease("vpc-block", VPC_POOL)
+
+
+@contextlib.contextmanager
+def vpc_agent_berth(data_dir, driver, *extra_args):
+    """`berth up` with its local agent and a default VPC of a block of its own (`b.vpc_cidr`,
+    from vpc_block); afterwards the bridges and host routes of the block's subnets are removed
+    with the rest."""
+    with vpc_block() as block:
+        b = start_agent_berth(data_dir, driver, "--vpc-cidr", block, *extra_args)
+        b.vpc_cidr = block
         try:
-            subnets = b.client("ec2").describe_subnets()["Subnets"]
-        except Exception:  # the server may be gone already; the routes are still ours to remove
-            subnets = []
-        stop_agent_berth(b, data_dir)
-        for s in subnets:
-            if s["CidrBlock"].startswith(vpc_cidr.split(".0.0/")[0] + "."):
-                subprocess.run(["ip", "-n", ROUTER_NETNS, "link", "del", bridge_of(s["SubnetId"])], capture_output=True)
-                subprocess.run(["ip", "route", "del", s["CidrBlock"]], capture_output=True)
+            yield b
+        finally:
+            try:
+                subnets = b.client("ec2").describe_subnets()["Subnets"]
+            except Exception:  # the server may be gone already; the routes are still ours to remove
+                subnets = []
+            stop_agent_berth(b, data_dir)
+            for s in subnets:
+                if s["CidrBlock"].startswith(block.split(".0.0/")[0] + "."):
+                    subprocess.run(["ip", "-n", ROUTER_NETNS, "link", "del", bridge_of(s["SubnetId"])],
+                                   capture_output=True)
+                    subprocess.run(["ip", "route", "del", s["CidrBlock"]], capture_output=True)
 
 
 @pytest.fixture(params=["docker", "oci"])
@@ -427,8 +475,7 @@ def remove_oci_containers(data_dir):
 # subnet a running agent serves gets a more specific route to Berth's router; what no subnet
 # route covers must never leave the machine through its default route (a load balancer's
 # health check to an address whose task is gone, a teardown that removed a route early).
-TEST_VPC_BLOCKS = ["172.31.0.0/16", "10.201.0.0/16", "10.202.0.0/16", "10.204.0.0/16", "10.231.0.0/16",
-                   "10.232.0.0/16"]
+TEST_VPC_BLOCKS = ["172.31.0.0/16", VPC_POOL_ROUTE]
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -459,17 +506,14 @@ def ecs(berth):
     return berth.client()
 
 
-# Tests that run containers, by the runtime driver they use. With pytest-xdist (`scripts/test`
-# runs `-n 2 --dist loadgroup`), each driver's tests run in one worker, one at a time, while
-# the other worker takes the other driver's and the API tests: the two drivers share no
-# network, and every test uses its own ports, data dir and cgroups.
-CONTAINER_FILES = {"test_agent.py", "test_agent_runner.py", "test_autoscaling_agents.py", "test_awslogs.py",
-                   "test_awsvpc.py", "test_cli.py", "test_definition_members.py", "test_etcd_agents.py",
-                   "test_fargate.py", "test_hosts.py", "test_production_layout.py", "test_quickstart.py",
-                   "test_fargate_runsc.py", "test_load_balanced_services.py", "test_registry_task.py",
-                   "test_service_connect.py", "test_service_discovery_doc.py",
-                   "test_servicediscovery_tasks.py", "test_services_agents.py",
-                   "test_task_metadata.py", "test_task_metrics.py"}
+# Tests that share something of the machine and run one at a time, by the xdist group
+# (`scripts/test` runs `--dist loadgroup`) they run in; every other test runs beside any other:
+# each has its own ports, data dir, task cgroups and namespaces, VPC block (vpc_block) and
+# bridge addresses (leased machine-wide by the oci driver).
+# - hosts-net: the `bth-hosts` bridge and its addresses (hosts_helpers.py);
+# - metadata-80: agents taking the task metadata endpoint's port 80 (`auto`) and restarting.
+SERIAL_GROUPS = {"test_hosts.py": "hosts-net", "test_production_layout.py": "hosts-net",
+                 "test_task_metadata.py": "metadata-80"}
 
 
 # Before xdist's own hook, which turns the marker into the `@group` suffix that `loadgroup`
@@ -477,8 +521,6 @@ CONTAINER_FILES = {"test_agent.py", "test_agent_runner.py", "test_autoscaling_ag
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items):
     for item in items:
-        if Path(str(item.fspath)).name in CONTAINER_FILES:
-            params = item.nodeid.partition("[")[2]
-            oci = re.search(r"\boci\b", params) or "oci_berth" in getattr(item, "fixturenames", ())
-            group = "oci" if oci else "docker"
+        group = SERIAL_GROUPS.get(Path(str(item.fspath)).name)
+        if group:
             item.add_marker(pytest.mark.xdist_group(group))

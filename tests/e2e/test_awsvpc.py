@@ -3,9 +3,9 @@ address in its subnet, answers there from the host, and its security groups are 
 also when they change while it runs. Traffic goes only to the addresses of the task
 namespaces Berth made (behind its own router namespace and bridges).
 
-Each driver's `berth up` gets its own VPC block (`--vpc-cidr`), so the two xdist groups running
-at once never give two bridges one subnet; the fixture removes the bridges and host routes of
-its subnets afterwards."""
+Each `berth up` gets a VPC block (`--vpc-cidr`) no other test running at once holds
+(conftest.vpc_block), so two bridges never serve one subnet; the fixture removes the bridges and
+host routes of its subnets afterwards."""
 
 import subprocess
 import time
@@ -17,13 +17,12 @@ import pytest
 from conftest import ROUTER_NETNS, bridge_of, vpc_agent_berth
 from ecs_helpers import expect_error, register_instance, wait_task
 
-VPC_CIDRS = {"docker": "10.201.0.0/16", "oci": "10.202.0.0/16"}
 HTTPD = ("mkdir -p /www && echo hello > /www/index.html && exec httpd -f -p 80 -h /www")
 
 
 @pytest.fixture(params=["docker", "oci"])
 def awsvpc_berth(tmp_path, request):
-    with vpc_agent_berth(tmp_path / "data", request.param, VPC_CIDRS[request.param]) as b:
+    with vpc_agent_berth(tmp_path / "data", request.param) as b:
         yield b
 
 
@@ -91,7 +90,7 @@ def test_awsvpc_tasks_get_their_own_addresses_and_security_groups(awsvpc_berth, 
         assert d["macAddress"].startswith("0a:")
         ip = d["privateIPv4Address"]
         assert d["privateDnsName"].startswith("ip-" + ip.replace(".", "-"))
-        assert ip.startswith(VPC_CIDRS[awsvpc_berth.driver].split(".0.0/")[0] + ".")
+        assert ip.startswith(awsvpc_berth.vpc_cidr.split(".0.0/")[0] + ".")
         for c in task["containers"]:
             assert c["networkInterfaces"] == [{"attachmentId": attachment["id"], "privateIpv4Address": ip}]
         addresses.append(ip)

@@ -4,8 +4,7 @@ services; each task has its own address in its subnet, no container instance, th
 runs on, and its task size enforced on the whole task. Traffic goes only to the addresses of
 the task namespaces Berth made.
 
-The VPC blocks, the fixture and the helpers are those of test_awsvpc.py (same xdist groups, so
-they never run at once for one driver)."""
+The fixture and the helpers are those of test_awsvpc.py (a VPC block of the test's own)."""
 
 import subprocess
 import time

@@ -5,7 +5,7 @@ and it sees only its own processes. A runtime the driver cannot run is refused a
 
 The task serves what it saw (/proc/version, its process list) over HTTP, so nothing is read
 from the host's side. Traffic goes only to the addresses of the task namespaces Berth made;
-the VPC block is this file's own (oci group), its bridges and routes removed afterwards."""
+the VPC block is the test's own, its bridges and routes removed afterwards."""
 
 import http.client
 import subprocess
@@ -20,7 +20,6 @@ from test_agent import cgroup_dir
 from test_awsvpc import details, reachable, until
 from test_fargate import web_network
 
-VPC_CIDR = "10.204.0.0/16"
 # What the task saw, served with the page.
 SERVE = ("mkdir -p /www && echo hello > /www/index.html && cat /proc/version > /www/version"
          " && ps -o pid,comm > /www/ps && exec httpd -f -p 80 -h /www")
@@ -28,7 +27,7 @@ SERVE = ("mkdir -p /www && echo hello > /www/index.html && cat /proc/version > /
 
 @pytest.fixture(params=["oci"])
 def runsc_berth(tmp_path, request):
-    with vpc_agent_berth(tmp_path / "data", request.param, VPC_CIDR, "--fargate-runtime", "runsc") as b:
+    with vpc_agent_berth(tmp_path / "data", request.param, "--fargate-runtime", "runsc") as b:
         yield b
 
 
@@ -55,7 +54,7 @@ def test_fargate_tasks_run_under_gvisor_and_ec2_tasks_under_runc(runsc_berth, re
         task = wait_task(ecs, ran["tasks"][0]["taskArn"], "RUNNING")
         arns[name] = task["taskArn"]
         ips[name] = ip = details(task)[1]["privateIPv4Address"]
-        assert ip.startswith("10.204."), ip
+        assert ip.startswith(runsc_berth.vpc_cidr.split(".0.0/")[0] + "."), ip
         until(f"{name} task at {ip}:80 answers", lambda: reachable(ip))
         assert fetch(ip, "") == "hello\n"
 

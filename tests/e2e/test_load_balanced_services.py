@@ -15,7 +15,6 @@ import pytest
 
 from conftest import free_port, vpc_agent_berth
 from ecs_helpers import until, wait_task
-from test_awsvpc import VPC_CIDRS
 
 # Each task answers its version and its own id, and /health while the file is there.
 def httpd(version, health_for=None):
@@ -110,7 +109,7 @@ def deployment_done(ecs, service="web"):
 
 @pytest.fixture
 def oci_berth(tmp_path):
-    with vpc_agent_berth(tmp_path / "data", "oci", VPC_CIDRS["oci"]) as b:
+    with vpc_agent_berth(tmp_path / "data", "oci") as b:
         yield b
 
 
@@ -193,7 +192,7 @@ def test_a_task_its_target_group_finds_unhealthy_is_replaced(oci_berth, registry
 
 @pytest.fixture
 def docker_berth(tmp_path):
-    with vpc_agent_berth(tmp_path / "data", "docker", VPC_CIDRS["docker"]) as b:
+    with vpc_agent_berth(tmp_path / "data", "docker") as b:
         yield b
 
 

@@ -16,7 +16,6 @@ from conftest import free_port, vpc_agent_berth
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 # The docker tests' block (they run one at a time): test_awsvpc.py's.
-VPC_CIDR = "10.201.0.0/16"
 
 
 def quickstart_blocks():
@@ -36,7 +35,7 @@ def test_the_readme_quickstart_runs_as_written(tmp_path):
     assert script.count("8080") == 2, "the web task's port, published and fetched"
     port = free_port()
     script = script.replace("8080", str(port))
-    with vpc_agent_berth(tmp_path / "data", "docker", VPC_CIDR) as b:
+    with vpc_agent_berth(tmp_path / "data", "docker") as b:
         env = b.env()
         env.update(DOCKER_CONFIG=str(tmp_path / "docker"), XDG_STATE_HOME=str(tmp_path / "state"))
         run = subprocess.run(["bash", "-eo", "pipefail", "-c", script], cwd=README.parent, env=env,

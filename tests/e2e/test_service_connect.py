@@ -12,7 +12,6 @@ import pytest
 from conftest import vpc_agent_berth
 from dns_helpers import cloudmap
 from ecs_helpers import until
-from test_awsvpc import VPC_CIDRS
 from test_servicediscovery_tasks import logs_of
 
 HTTPD = "mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 80 -h /www"
@@ -26,7 +25,7 @@ CLIENT = ("cat /etc/hosts; while true; do "
 @pytest.fixture(params=["oci", "docker"])
 def sc_berth(tmp_path, request):
     # Each driver's own block: the two drivers' tests run at once.
-    with vpc_agent_berth(tmp_path / "data", request.param, VPC_CIDRS[request.param]) as b:
+    with vpc_agent_berth(tmp_path / "data", request.param) as b:
         yield b
 
 

@@ -13,7 +13,6 @@ import pytest
 
 from conftest import BIN, vpc_agent_berth
 from dns_helpers import FakeUpstream
-from test_awsvpc import VPC_CIDRS
 from test_servicediscovery_tasks import dns_address
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "service-discovery.md"
@@ -35,7 +34,7 @@ def test_the_documented_applications_run_as_written(tmp_path, driver, registry):
     try:
         with dns_address() as ip:
             args = ("--dns-address", f"{ip}:53", "--dns-forwarders", f"127.0.0.1:{upstream.port}")
-            with vpc_agent_berth(tmp_path / "data", driver, VPC_CIDRS[driver], *args) as b:
+            with vpc_agent_berth(tmp_path / "data", driver, *args) as b:
                 env = b.env()
                 # `berth` on the PATH, as installed.
                 bindir = tmp_path / "bin"

@@ -8,17 +8,15 @@ a fake resolver on loopback, so the host's names "resolve from inside" without a
 the machine."""
 
 import contextlib
-import random
 import re
 import subprocess
 
 import pytest
 
-from conftest import BIN, start_agent_berth, stop_agent_berth, vpc_agent_berth
+from conftest import BIN, host_lease, start_agent_berth, stop_agent_berth, vpc_agent_berth
 from dns_helpers import FakeUpstream, addresses, ask, cloudmap
 from ecs_helpers import until, wait_task
 
-VPC_CIDR = "10.241.0.0/16"
 # awsvpc on oci (the Fargate way), bridge on docker.
 MODES = {"oci": "awsvpc", "docker": "bridge"}
 LOOKUPS = ("for n in backend.internal.app outside.test nothere.internal.app; do "
@@ -27,12 +25,13 @@ LOOKUPS = ("for n in backend.internal.app outside.test nothere.internal.app; do 
 
 @contextlib.contextmanager
 def dns_address():
-    """A link-local address for this test's DNS server; taken off `lo` afterwards."""
-    ip = f"169.254.{random.randint(200, 250)}.{random.randint(2, 250)}"
-    try:
-        yield ip
-    finally:
-        subprocess.run(["ip", "addr", "del", f"{ip}/32", "dev", "lo"], capture_output=True)
+    """A link-local address for this test's DNS server, which no other test running at once has;
+    taken off `lo` afterwards."""
+    with host_lease("dns-address", [f"169.254.{a}.{b}" for a in range(200, 251) for b in range(2, 251)]) as ip:
+        try:
+            yield ip
+        finally:
+            subprocess.run(["ip", "addr", "del", f"{ip}/32", "dev", "lo"], capture_output=True)
 
 
 @pytest.fixture(params=list(MODES))
@@ -42,7 +41,7 @@ def dns_berth(tmp_path, request):
     with dns_address() as ip:
         args = ("--dns-address", f"{ip}:53", "--dns-forwarders", f"127.0.0.1:{upstream.port}")
         if MODES[driver] == "awsvpc":
-            with vpc_agent_berth(tmp_path / "data", driver, VPC_CIDR, *args) as b:
+            with vpc_agent_berth(tmp_path / "data", driver, *args) as b:
                 yield b, ip
         else:
             b = start_agent_berth(tmp_path / "data", driver, *args)

@@ -21,7 +21,6 @@ from conftest import start_agent_berth, stop_agent_berth, vpc_agent_berth
 from ecs_helpers import until, wait_task
 
 # Subnets of their own, apart from test_awsvpc.py's, in the shared router namespace.
-VPC_CIDRS = {"docker": "10.231.0.0/16", "oci": "10.232.0.0/16"}
 
 # Waits until its task and both its containers are RUNNING, then reads every path once into
 # $DIR/$TAG (a host volume), then sleeps.
@@ -57,9 +56,14 @@ exec sleep 3600
 """
 
 
+# The endpoint's default port choice, which this file's tests are about (the suite's other agents
+# get a free port each; this file's tests run one at a time: conftest.SERIAL_GROUPS).
+AUTO_PORT = ("--task-metadata-port", "auto")
+
+
 @pytest.fixture(params=["docker", "oci"])
 def vpc_berth(tmp_path, request):
-    with vpc_agent_berth(tmp_path / "data", request.param, VPC_CIDRS[request.param]) as b:
+    with vpc_agent_berth(tmp_path / "data", request.param, *AUTO_PORT) as b:
         yield b
 
 
@@ -263,7 +267,7 @@ def test_a_second_agent_listens_on_a_port_of_its_own_and_ids_survive_a_restart(v
     containers' URIs name it. A restarted agent listens on the same port with the same ids, so
     the containers it adopts keep working URIs (host-mode ids are not bound to an address: the
     test reads them from the host)."""
-    second = start_agent_berth(tmp_path / "second", vpc_berth.driver)
+    second = start_agent_berth(tmp_path / "second", vpc_berth.driver, *AUTO_PORT)
     out = tmp_path / "out"
     out.mkdir()
     try:
