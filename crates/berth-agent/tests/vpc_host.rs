@@ -161,17 +161,17 @@ async fn tasks_get_their_addresses_and_their_security_groups_on_this_machine() {
 
 /// Tasks of one subnet starting at once on a machine where a stale bridge (left by an earlier
 /// Berth with the same VPC block) holds the subnet's gateway: each finds it, one removes it,
-/// and neither start fails for it. Subnet 10.205.0.0/24, no other test's.
+/// and neither start fails for it. Subnet 10.207.0.0/24, no other test's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tasks_starting_at_once_both_get_past_a_stale_bridge() {
-    const SUBNET: &str = "subnet-0feedbeef0205test";
-    const STALE: &str = "bsn-stale0205";
+    const SUBNET: &str = "subnet-0feedbeef0207test";
+    const STALE: &str = "bsn-stale0207";
     let on = |last: u8| {
         let mut net = network(last, port_80());
         net.eni.subnet_id = SUBNET.into();
-        net.eni.subnet_cidr = "10.205.0.0/24".into();
-        net.eni.gateway = Ipv4Addr::new(10, 205, 0, 1);
-        net.eni.private_ip = Ipv4Addr::new(10, 205, 0, last);
+        net.eni.subnet_cidr = "10.207.0.0/24".into();
+        net.eni.gateway = Ipv4Addr::new(10, 207, 0, 1);
+        net.eni.private_ip = Ipv4Addr::new(10, 207, 0, last);
         net
     };
     let pid = std::process::id();
@@ -186,7 +186,7 @@ async fn tasks_starting_at_once_both_get_past_a_stale_bridge() {
                 let _ =
                     std::process::Command::new("ip").args(["-n", plan::ROUTER_NETNS, "link", "del", &link]).output();
             }
-            let _ = std::process::Command::new("ip").args(["route", "del", "10.205.0.0/24"]).output();
+            let _ = std::process::Command::new("ip").args(["route", "del", "10.207.0.0/24"]).output();
         }
     }
     let _cleanup = Gone(names.clone());
@@ -196,7 +196,7 @@ async fn tasks_starting_at_once_both_get_past_a_stale_bridge() {
         assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     };
     ip(&["link", "add", STALE, "type", "bridge"]);
-    ip(&["addr", "add", "10.205.0.1/24", "dev", STALE]);
+    ip(&["addr", "add", "10.207.0.1/24", "dev", STALE]);
 
     let state = tempfile::tempdir().unwrap();
     let host = HostNetworking::new(state.path().to_path_buf());
