@@ -446,6 +446,9 @@ def stop_live_tasks(client, timeout=60):
         print(f"stopping the live tasks: {e}")
 
 
+OCI_BRIDGE_LEASES = Path("/run/berth/berth0-leases")
+
+
 def remove_oci_containers(data_dir):
     """Removes what the oci driver of `data_dir` left: runtime containers, the tasks' namespace
     holders and rootfs mounts."""
@@ -468,6 +471,12 @@ def remove_oci_containers(data_dir):
         if attachment:
             subprocess.run(["ip", "netns", "del", attachment["netns"]], capture_output=True)
             subprocess.run(["ip", "link", "del", attachment["veth"]], capture_output=True)
+            # Its bridge address, leased machine-wide (the agent gives it back when it removes
+            # the container itself).
+            lease = OCI_BRIDGE_LEASES / attachment["address"]
+            with contextlib.suppress(OSError):
+                if lease.read_text() == attachment["netns"]:
+                    lease.unlink()
 
 
 # The VPC blocks tests use: the default one (API-only tests register load balancer targets in
