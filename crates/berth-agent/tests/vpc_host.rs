@@ -16,6 +16,10 @@ use berth_agent_protocol::network::{Eni, Rule, SecurityRules, TaskNetwork};
 
 const SUBNET_ID: &str = "subnet-0feedbeef0203test";
 
+/// This file's tests run one at a time: run side by side, the first one's last check (a new
+/// task at a dead task's address is reached) failed about once in ten runs.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn network(last: u8, ingress: Vec<Rule>) -> TaskNetwork {
     TaskNetwork {
         eni: Eni {
@@ -85,6 +89,7 @@ impl Drop for Cleanup {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tasks_get_their_addresses_and_their_security_groups_on_this_machine() {
+    let _one_at_a_time = SERIAL.lock().await;
     let pid = std::process::id();
     let names = vec![format!("berth-test-{pid}-a"), format!("berth-test-{pid}-b")];
     let _cleanup = Cleanup(names.clone());
@@ -164,6 +169,7 @@ async fn tasks_get_their_addresses_and_their_security_groups_on_this_machine() {
 /// and neither start fails for it. Subnet 10.207.0.0/24, no other test's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tasks_starting_at_once_both_get_past_a_stale_bridge() {
+    let _one_at_a_time = SERIAL.lock().await;
     const SUBNET: &str = "subnet-0feedbeef0207test";
     const STALE: &str = "bsn-stale0207";
     let on = |last: u8| {
