@@ -372,6 +372,35 @@ def test_readonly_root_user_and_ulimits(agent_berth, registry):
         assert container(task, "main")["exitCode"] == code, (task["taskDefinitionArn"], task["containers"])
 
 
+def oci_netns(task_arn, container_name):
+    """The named network namespace the oci driver gives a bridge-mode container: FNV-1a of its
+    runtime name, as the agent derives it."""
+    h = 0xcbf29ce484222325
+    for b in f"berth-{task_arn.rsplit('/', 1)[-1]}-{container_name}".encode():
+        h = ((h ^ b) * 0x100000001b3) % 2**64
+    return f"berth-{h & 0xffffffffffff:012x}"
+
+
+def test_a_user_the_image_lacks_fails_the_start_and_leaves_no_network(agent_berth, registry):
+    ecs = agent_berth.client()
+    arn = run_task(ecs, "nouser", [bb("main", registry, "exit 0", user="nosuchuser")])
+    task = wait_task(ecs, arn, "STOPPED", timeout=30)
+    assert task["stopCode"] == "TaskFailedToStart", task
+    assert "nosuchuser" in task["stoppedReason"], task
+    assert "startedAt" not in task, task
+    if agent_berth.driver == "oci":
+        netns = oci_netns(arn, "main")
+        assert not (Path("/run/netns") / netns).exists(), f"{netns} was left behind"
+        held = []
+        for lease in Path("/run/berth/berth0-leases").glob("*"):
+            try:
+                if lease.read_text() == netns:
+                    held.append(lease.name)
+            except FileNotFoundError:  # released by another test's agent meanwhile
+                pass
+        assert held == [], f"addresses {held} are still leased to {netns}"
+
+
 def test_privileged_container_is_refused(agent_berth, registry):
     ecs = agent_berth.client()
     arn = run_task(ecs, "privileged", [bb("main", registry, "exit 0", privileged=True)])

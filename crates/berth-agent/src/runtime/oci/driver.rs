@@ -373,6 +373,8 @@ impl OciRuntime {
             None => format!("/berth/{}", spec.name),
         };
         let attachment = if spec.network_mode == "bridge" { Some(self.attach(spec)?) } else { None };
+        // Until meta.json records the attachment, nothing else would take it back.
+        let mut unrecorded = Detach(attachment.clone());
         if let Some(a) = &attachment {
             let forwards = serde_json::json!({"address": a.address, "forwards": a.forwards});
             std::fs::write(dir.join(FORWARDS_FILE), forwards.to_string()).map_err(io("writing the port forwards"))?;
@@ -413,10 +415,23 @@ impl OciRuntime {
         };
         std::fs::write(dir.join("meta.json"), serde_json::to_vec(&meta).expect("json"))
             .map_err(io("writing meta.json"))?;
+        unrecorded.0 = None;
         tracing::debug!(container = %spec.name, elapsed = ?t0.elapsed(), "bundle written");
         self.spawn_shim(&spec.name, &meta.cgroups_path).await?;
         tracing::debug!(container = %spec.name, elapsed = ?t0.elapsed(), "created");
         Ok(spec.name.clone())
+    }
+}
+
+/// A bridge attachment to undo when dropped: a create that fails before `meta.json` records
+/// it would otherwise leave its namespace, veth and address lease behind.
+struct Detach(Option<Attachment>);
+
+impl Drop for Detach {
+    fn drop(&mut self) {
+        if let Some(a) = self.0.take() {
+            network::detach(&a);
+        }
     }
 }
 
