@@ -80,6 +80,16 @@ pub enum RegistryError {
 }
 
 impl RegistryError {
+    /// Whether the error reports something as absent that another server sharing the store
+    /// may have just written (a push through one server, a pull through the next).
+    pub fn may_be_stale(&self) -> bool {
+        use RegistryError::*;
+        matches!(
+            self,
+            RepositoryNotFound(_) | ManifestUnknown(_) | ManifestBlobUnknown(_) | BlobUnknown(_) | UploadUnknown
+        )
+    }
+
     /// The distribution spec's error code and the HTTP status it goes with.
     pub fn oci(&self) -> (u16, &'static str) {
         use RegistryError::*;

@@ -120,7 +120,7 @@ impl Registry {
         for _ in 0..MAX_ATTEMPTS {
             let put =
                 ManifestPut { repo, reference: &reference, digest: &digest, parsed: &parsed, text: &text, origin };
-            if let Some(pushed) = self.try_store_manifest(scope, &put).await? {
+            if let Some(pushed) = self.or_after_sync(|| self.try_store_manifest(scope, &put)).await? {
                 return Ok(pushed);
             }
         }

@@ -270,6 +270,24 @@ impl Registry {
         access::check(&[registry.as_deref()], &scope.caller, &self.options.account, action)
     }
 
+    /// Runs `op`, and once more after catching up with the store when it found something
+    /// missing: with servers sharing an etcd store, this server's view can trail a write the
+    /// client just made through another one.
+    pub async fn or_after_sync<T, F: std::future::Future<Output = Result<T>>>(&self, op: impl Fn() -> F) -> Result<T> {
+        match op().await {
+            Err(e) if e.may_be_stale() => {
+                self.sync().await?;
+                op().await
+            }
+            done => done,
+        }
+    }
+
+    /// Catches this server's view up with every write committed to the store so far.
+    pub async fn sync(&self) -> Result<()> {
+        Ok(self.store.sync().await?)
+    }
+
     /// The JSON record at `key` and its store entry, if there is one.
     pub(crate) fn read_record<T: DeserializeOwned>(&self, key: &str) -> Result<Option<(KeyValue, T)>> {
         match self.store.get(key)? {

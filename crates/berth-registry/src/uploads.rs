@@ -47,12 +47,14 @@ impl Registry {
         Ok(id)
     }
 
-    /// The session of upload `id` into `repo`, and how many bytes it holds.
+    /// The session of upload `id` into `repo`, and how many bytes it holds. The upload may
+    /// have been started through another server.
     pub async fn upload_status(&self, scope: &Scope, repo: &str, id: &str) -> Result<(UploadRecord, u64)> {
         if uuid::Uuid::parse_str(id).is_err() {
             return Err(RegistryError::UploadUnknown);
         }
-        let kv = self.store.get(&scope.keys().upload(id))?.ok_or(RegistryError::UploadUnknown)?;
+        let key = scope.keys().upload(id);
+        let kv = self.or_after_sync(|| async { self.store.get(&key)?.ok_or(RegistryError::UploadUnknown) }).await?;
         let session: UploadRecord = decode(&kv)?;
         if session.repository != repo {
             return Err(RegistryError::UploadUnknown);

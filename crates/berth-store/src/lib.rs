@@ -42,6 +42,14 @@ pub trait Store: Send + Sync + 'static {
     /// Every change to keys under `prefix` from `start_revision` on (0 = from now).
     fn watch(&self, prefix: &str, start_revision: u64) -> Result<WatchStream, StoreError>;
 
+    /// Waits until reads here show every write committed before the call, by any server: a
+    /// backend that reads from a local copy (etcd's mirror) brings it up to date. Reads may
+    /// otherwise trail another server's writes; a caller about to report "not found" to a
+    /// client that may have just written through another server syncs and reads again.
+    fn sync(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async { Ok(()) })
+    }
+
     /// Whether `candidate` leads the election `name` now (campaigning when nobody does),
     /// through the backend's own election: etcd's is a key tied to this server's lease, gone
     /// a lease TTL after the server stops renewing it. `None` when the backend has no election

@@ -149,9 +149,23 @@ conformance!(
     watches_deliver_changes_in_order_and_resume_from_a_revision,
     watches_hand_out_a_revision_whole,
     big_values_round_trip,
+    a_sync_shows_what_the_other_server_wrote,
 );
 
 // ---- checks ------------------------------------------------------------------------------
+
+/// Right after a sync, every write the other server finished before it is readable here:
+/// no polling, however far the mirror trailed.
+async fn a_sync_shows_what_the_other_server_wrote(p: Pair) {
+    for i in 0..50 {
+        let key = format!("synced/{i}");
+        let revision = p.b.put(&key, vec![i as u8]).await.unwrap();
+        p.a.sync().await.unwrap();
+        let kv = p.a.get(&key).unwrap().unwrap_or_else(|| panic!("{key} is missing after a sync"));
+        assert_eq!(kv.mod_revision, revision);
+        assert!(p.a.revision().unwrap() >= revision);
+    }
+}
 
 async fn puts_track_revisions_and_versions(p: Pair) {
     let s = &p.a;
@@ -517,6 +531,23 @@ async fn etcd_servers_see_each_others_writes() {
         .when(vec![Compare::unchanged("shared", now.mod_revision)])
         .and_then(vec![Op::put("shared", b"a".to_vec())]);
     assert!(p.a.txn(fresh).await.unwrap().succeeded);
+}
+
+/// etcd's revision also counts writes outside Berth's namespace, which the mirror never sees
+/// as changes; a sync after them still completes (it fails when its progress notification
+/// never comes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_sync_passes_writes_outside_the_namespace() {
+    let p = etcd(10_000).await;
+    let elsewhere = Etcd::connect(etcd_options(10)).await.unwrap();
+    p.a.put("mine", vec![1]).await.unwrap();
+    for i in 0..5 {
+        elsewhere.put("theirs", vec![i]).await.unwrap();
+    }
+    p.a.sync().await.unwrap();
+    let revision = p.b.put("mine", vec![2]).await.unwrap();
+    p.a.sync().await.unwrap();
+    assert_eq!(p.a.get("mine").unwrap().unwrap().mod_revision, revision);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,7 +13,7 @@ use std::time::SystemTime;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::Response;
 use axum::routing::any;
 use futures::TryStreamExt;
@@ -169,21 +169,36 @@ async fn endpoint(
             return error_response(&registry, &RegistryError::NameInvalid(name.to_string()));
         }
         let req = Req { registry: &registry, scope: &scope, method: &method, query: &query, headers: &headers };
-        let result = match route {
-            Route::Catalog => manifests::catalog(&req),
-            Route::Tags(name) => manifests::tags(&req, name),
-            Route::Manifest(name, reference) => manifests::manifest(&req, name, reference, body).await,
-            Route::Referrers(name, digest) => manifests::referrers(&req, name, digest),
-            Route::Uploads(name) => blobs::start(&req, name, body).await,
-            Route::Upload(name, id) => blobs::upload(&req, name, id, body).await,
-            Route::Blob(name, digest) => blobs::blob(&req, name, digest).await,
-        };
+        let bodiless = !headers.contains_key(header::TRANSFER_ENCODING)
+            && headers.get(header::CONTENT_LENGTH).is_none_or(|n| n.as_bytes() == b"0");
+        let mut result = dispatch(&req, &route, body).await;
+        // What this server's view lacks may have just been written through another server
+        // (a push through one, a pull through the next): a request that can be run again
+        // runs again once the view has caught up. Requests with a body check within.
+        if bodiless && result.as_ref().is_err_and(RegistryError::may_be_stale) {
+            result = match registry.sync().await {
+                Ok(()) => dispatch(&req, &route, Body::empty()).await,
+                Err(e) => Err(e),
+            };
+        }
         result.unwrap_or_else(|e| error_response(&registry, &e))
     });
     work.await.unwrap_or_else(|e| {
         tracing::error!(error = %e, "registry handler failed");
         respond(StatusCode::INTERNAL_SERVER_ERROR, vec![], Body::empty())
     })
+}
+
+async fn dispatch(req: &Req<'_>, route: &Route<'_>, body: Body) -> Result<Response, RegistryError> {
+    match *route {
+        Route::Catalog => manifests::catalog(req),
+        Route::Tags(name) => manifests::tags(req, name),
+        Route::Manifest(name, reference) => manifests::manifest(req, name, reference, body).await,
+        Route::Referrers(name, digest) => manifests::referrers(req, name, digest),
+        Route::Uploads(name) => blobs::start(req, name, body).await,
+        Route::Upload(name, id) => blobs::upload(req, name, id, body).await,
+        Route::Blob(name, digest) => blobs::blob(req, name, digest).await,
+    }
 }
 
 /// One request as the endpoint handlers see it.

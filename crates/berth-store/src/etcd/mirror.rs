@@ -31,6 +31,10 @@ pub(crate) struct Mirror {
     state: RwLock<State>,
     events: broadcast::Sender<Published>,
     applied: signal::Sender<u64>,
+    /// The etcd revision through which the watch has delivered every change of the namespace
+    /// (a progress notification's, a list's, or an applied change's revision). Unlike
+    /// `revision`, it also moves past writes to keys outside the namespace.
+    delivered: signal::Sender<u64>,
 }
 
 impl Mirror {
@@ -38,7 +42,12 @@ impl Mirror {
     pub fn new(kvs: Vec<KeyValue>, revision: u64, history: Limits) -> Self {
         let kvs = kvs.into_iter().map(|kv| (kv.key.clone(), kv)).collect();
         let state = State { kvs, revision, history: History::new(revision, history) };
-        Mirror { state: RwLock::new(state), events: broadcast::channel(4096).0, applied: signal::channel(revision).0 }
+        Mirror {
+            state: RwLock::new(state),
+            events: broadcast::channel(4096).0,
+            applied: signal::channel(revision).0,
+            delivered: signal::channel(revision).0,
+        }
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
@@ -133,6 +142,23 @@ impl Mirror {
         // Sent under the lock so watchers see revisions in order; no receivers is fine.
         let _ = self.events.send(published);
         self.applied.send_replace(revision);
+        self.delivered_through(revision);
+    }
+
+    /// Records that etcd delivered every change up to `revision` (a progress notification).
+    pub fn delivered_through(&self, revision: u64) {
+        self.delivered.send_if_modified(|d| {
+            let newer = revision > *d;
+            *d = (*d).max(revision);
+            newer
+        });
+    }
+
+    /// Waits until every change up to etcd revision `revision` was delivered (and so applied),
+    /// at most `limit`; whether it was.
+    pub async fn delivered(&self, revision: u64, limit: Duration) -> bool {
+        let mut delivered = self.delivered.subscribe();
+        tokio::time::timeout(limit, delivered.wait_for(|d| *d >= revision)).await.is_ok_and(|r| r.is_ok())
     }
 
     /// A receiver of every revision published from now on.

@@ -76,6 +76,8 @@ pub struct Etcd {
     mirror: Arc<Mirror>,
     /// Wakes the mirror's task to drop its watch and list again (tests use it).
     relist: Arc<Notify>,
+    /// Wakes the mirror's task to ask etcd for a progress notification (`sync`).
+    progress: Arc<Notify>,
     follower: tokio::task::JoinHandle<()>,
     /// This server's lease for elections, opened at the first campaign.
     session: tokio::sync::Mutex<Option<session::Session>>,
@@ -94,6 +96,9 @@ const MAX_MESSAGE: usize = 64 << 20;
 const PAGE: i64 = 5_000;
 /// How long a transaction waits for the mirror to catch up with it before returning anyway.
 const CATCH_UP_WAIT: Duration = Duration::from_secs(5);
+
+/// How long `sync` waits for a progress notification before asking etcd again.
+const SYNC_ASK_AGAIN: Duration = Duration::from_millis(100);
 
 /// How many times a call that could not connect is tried.
 const NOT_SENT_ATTEMPTS: usize = 20;
@@ -144,11 +149,11 @@ impl Etcd {
         let namespace = options.namespace.clone();
         let (kvs, revision) = list(&kv, &namespace).await?;
         let mirror = Arc::new(Mirror::new(kvs, revision, options.history));
-        let relist = Arc::new(Notify::new());
-        let follower =
-            tokio::spawn(follow(client.clone(), kv.clone(), namespace.clone(), mirror.clone(), relist.clone()));
+        let (relist, progress) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+        let wake = Wake { relist: relist.clone(), progress: progress.clone() };
+        let follower = tokio::spawn(follow(client.clone(), kv.clone(), namespace.clone(), mirror.clone(), wake));
         let session = tokio::sync::Mutex::new(None);
-        Ok(Etcd { client, kv, namespace, mirror, relist, follower, session, lease_ttl: options.lease_ttl })
+        Ok(Etcd { client, kv, namespace, mirror, relist, progress, follower, session, lease_ttl: options.lease_ttl })
     }
 
     /// Sends a transaction. The client spreads calls over the endpoints and keeps choosing a
@@ -209,10 +214,17 @@ async fn list(kv: &KvClient, namespace: &str) -> Result<(Vec<KeyValue>, u64), St
     }
 }
 
+/// What the mirror's task is woken for, besides the watch.
+struct Wake {
+    relist: Arc<Notify>,
+    progress: Arc<Notify>,
+}
+
 /// Keeps the mirror current: watches the namespace from the revision after the mirror's,
 /// applying each revision's changes; reconnects after errors and lists again when the watch
-/// start was compacted.
-async fn follow(client: Client, kv: KvClient, namespace: String, mirror: Arc<Mirror>, relist: Arc<Notify>) {
+/// start was compacted. Progress notifications (asked for by `sync`) say through which etcd
+/// revision everything was delivered.
+async fn follow(client: Client, kv: KvClient, namespace: String, mirror: Arc<Mirror>, wake: Wake) {
     let mut backoff = Duration::from_millis(100);
     let mut must_relist = false;
     loop {
@@ -238,7 +250,7 @@ async fn follow(client: Client, kv: KvClient, namespace: String, mirror: Arc<Mir
             .with_progress_notify();
         let watched =
             client.watch_client().max_decoding_message_size(MAX_MESSAGE).watch(namespace.clone(), Some(options)).await;
-        let (_watcher, mut stream) = match watched {
+        let (mut watcher, mut stream) = match watched {
             Ok(w) => w,
             Err(e) => {
                 tracing::warn!(error = %e, "etcd store: watch failed; retrying");
@@ -250,9 +262,14 @@ async fn follow(client: Client, kv: KvClient, namespace: String, mirror: Arc<Mir
         loop {
             let message = tokio::select! {
                 m = stream.message() => m,
-                () = relist.notified() => {
+                () = wake.relist.notified() => {
                     must_relist = true;
                     break;
+                }
+                () = wake.progress.notified() => {
+                    // A failed request shows as the stream's own failure.
+                    let _ = watcher.request_progress().await;
+                    continue;
                 }
             };
             let response = match message {
@@ -286,6 +303,13 @@ async fn follow(client: Client, kv: KvClient, namespace: String, mirror: Arc<Mir
                 tracing::error!(error = %e, "etcd store: a change could not be read; listing again");
                 must_relist = true;
                 break;
+            }
+            // A progress notification: no events, and every change up to its revision sent.
+            if response.events().is_empty()
+                && !response.created()
+                && let Some(header) = response.header()
+            {
+                mirror.delivered_through(header.revision() as u64);
             }
         }
     }
@@ -350,6 +374,26 @@ impl Store for Etcd {
 
     fn elect<'a>(&'a self, name: &'a str, candidate: &'a str) -> BoxFuture<'a, Option<Result<bool, StoreError>>> {
         Box::pin(async move { Some(self.campaign(name, candidate).await) })
+    }
+
+    fn sync(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            // etcd's revision now, by a linearizable read: every write committed before this
+            // call is at or below it.
+            let options = GetOptions::new().with_count_only();
+            let now = self.kv.clone().get(self.namespace.clone(), Some(options)).await.map_err(engine)?;
+            let now = now.header().map_or(0, |h| h.revision() as u64);
+            let deadline = tokio::time::Instant::now() + CATCH_UP_WAIT;
+            // etcd answers a progress request only while the watch has nothing left to send,
+            // so it is asked again until the notification covers `now`.
+            while tokio::time::Instant::now() < deadline {
+                self.progress.notify_one();
+                if self.mirror.delivered(now, SYNC_ASK_AGAIN).await {
+                    return Ok(());
+                }
+            }
+            Err(StoreError::Engine(format!("etcd: the mirror did not reach revision {now} in {CATCH_UP_WAIT:?}")))
+        })
     }
 
     fn watch(&self, prefix: &str, start_revision: u64) -> Result<WatchStream, StoreError> {
