@@ -401,6 +401,34 @@ def test_a_user_the_image_lacks_fails_the_start_and_leaves_no_network(agent_bert
         assert held == [], f"addresses {held} are still leased to {netns}"
 
 
+def parent(pid):
+    """The parent pid of process `pid`."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat.rsplit(")", 1)[1].split()[1])
+
+
+@pytest.mark.parametrize("agent_berth", ["oci"], indirect=True)
+def test_oci_shims_are_forked_by_one_zygote(agent_berth, registry):
+    """Each container's shim is forked by the driver's zygote (`berth zygote`), not executed:
+    the container's parent is its shim, and every shim's parent is the same zygote."""
+    ecs = agent_berth.client()
+    script = "trap 'exit 0' TERM; while true; do sleep 1; done"
+    arns = [run_task(ecs, f"forked{i}", [bb("main", registry, script)]) for i in range(2)]
+    zygotes = set()
+    for arn in arns:
+        wait_task(ecs, arn, "RUNNING", timeout=30)
+        name = f"berth-{arn.rsplit('/', 1)[-1]}-main"
+        pid = int((agent_berth.data_dir / "agent" / "oci" / "containers" / name / "container.pid").read_text())
+        shim = parent(pid)
+        zygote = parent(shim)
+        assert Path(f"/proc/{zygote}/cmdline").read_bytes().split(b"\0")[1:2] == [b"zygote"], zygote
+        zygotes.add(zygote)
+    assert len(zygotes) == 1, zygotes
+    for arn in arns:
+        ecs.stop_task(task=arn)
+        wait_task(ecs, arn, "STOPPED", timeout=30)
+
+
 def test_privileged_container_is_refused(agent_berth, registry):
     ecs = agent_berth.client()
     arn = run_task(ecs, "privileged", [bb("main", registry, "exit 0", privileged=True)])

@@ -1,7 +1,7 @@
 //! The `berth` binary: `berth up` (everything in one process), `berth server` (the control
 //! plane alone), `berth agent` (join a machine to a cluster), the commands for people
 //! (`berth ps`, `berth logs`, `berth run`, `berth registry gc`, `berth version`), and the
-//! hidden `berth shim` the oci driver runs per container.
+//! hidden `berth shim` the oci driver runs per container and `berth zygote` that forks them.
 //!
 //! - `config`: flags, environment and config file, resolved into settings;
 //! - `serve`: the control plane (and, for `up`, the local agent) in one process;
@@ -97,6 +97,9 @@ enum Command {
         #[arg(long)]
         cgroups_path: String,
     },
+    /// Fork shims for the oci driver, which talks to it on standard input (not for people).
+    #[command(hide = true)]
+    Zygote,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -124,6 +127,9 @@ fn main() -> anyhow::Result<()> {
             let runtime = berth_agent::runtime::oci::runtimes::RuntimeCommand { program: runtime, args: runtime_args };
             Ok(berth_agent::runtime::oci::shim::run(&runtime, &id, &bundle, &cgroups_path)?)
         }
+        Command::Zygote => Ok(berth_agent::runtime::oci::zygote::serve(|a| {
+            berth_agent::runtime::oci::shim::run(&a.runtime, &a.id, &a.bundle, &a.cgroups_path)
+        })?),
         Command::Version => {
             println!("berth {}", env!("CARGO_PKG_VERSION"));
             Ok(())

@@ -23,6 +23,7 @@ use super::runtimes::RuntimeCommand;
 use super::shim::{
     EXIT_FILE, Exit, FORWARDS_FILE, HEALTH_FILE, HEALTHCHECK_FILE, LOG_FILE, OPTIONS_FILE, Options, PID_FILE,
 };
+use super::zygote::{ShimArgs, Zygote};
 use super::{bundle, holder, rootfs};
 use crate::lifecycle::Health;
 use crate::runtime::{
@@ -69,6 +70,8 @@ pub struct OciRuntime {
     runtime: RuntimeCommand,
     /// The program started as the shim (the `berth` binary, run as `berth shim ...`).
     shim: PathBuf,
+    /// Forks the shims (`berth zygote`, run from `shim`).
+    zygote: Arc<Zygote>,
     /// One lock per task's namespace holder, held while it is looked for, started or removed:
     /// the holders of different tasks start and go at once.
     holders: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -86,7 +89,8 @@ impl OciRuntime {
             ImageStore::open(&state_dir.join("images")).map_err(|e| RuntimeError::Unavailable(e.to_string()))?;
         let root = state_dir.join("oci");
         std::fs::create_dir_all(root.join("containers")).map_err(|e| RuntimeError::Unavailable(e.to_string()))?;
-        Ok(OciRuntime { root, images, runtime, shim, holders: Default::default() })
+        let zygote = Arc::new(Zygote::new(shim.clone()));
+        Ok(OciRuntime { root, images, runtime, shim, zygote, holders: Default::default() })
     }
 
     fn dir(&self, id: &str) -> PathBuf {
@@ -101,14 +105,37 @@ impl OciRuntime {
     /// (its pid file) or the shim gave up (its exit record: `start` reports that).
     async fn spawn_shim(&self, id: &str, cgroups_path: &str) -> Result<(), RuntimeError> {
         let dir = self.dir(id);
+        let args = ShimArgs {
+            runtime: self.runtime_of(id),
+            id: id.to_string(),
+            bundle: dir.clone(),
+            cgroups_path: cgroups_path.to_string(),
+        };
+        let zygote = self.zygote.clone();
+        let forked = tokio::task::spawn_blocking(move || zygote.spawn(&args)).await;
+        if let Err(e) = forked.map_err(std::io::Error::other).and_then(|r| r) {
+            tracing::warn!(container = %id, error = %e, "the shim zygote did not fork the shim; executing it");
+            self.exec_shim(id, cgroups_path)?;
+        }
+        let deadline = tokio::time::Instant::now() + START_TIMEOUT;
+        while !dir.join(PID_FILE).exists() && self.exit(id).is_none() {
+            if tokio::time::Instant::now() > deadline {
+                return Err(RuntimeError::Create(format!("container {id} was not created within {START_TIMEOUT:?}")));
+            }
+            tokio::time::sleep(START_POLL).await;
+        }
+        Ok(())
+    }
+
+    /// Executes `berth shim` for container `id` (when the zygote cannot fork it).
+    fn exec_shim(&self, id: &str, cgroups_path: &str) -> Result<(), RuntimeError> {
         let mut child = std::process::Command::new(&self.shim)
             .arg("shim")
             .args(self.runtime_of(id).shim_args())
             .args(["--id", id, "--cgroups-path", cgroups_path, "--bundle"])
-            .arg(&dir)
-            // No transparent huge pages for the allocator of a process this small: mimalloc
-            // asks for them where the kernel offers them on request, and each first touch of
-            // its heap then zeroes 2 MiB, most of a shim's start-up cpu and of its memory.
+            .arg(self.dir(id))
+            // No transparent huge pages for the allocator of a process this small (as the
+            // zygote's, `zygote.rs`).
             .env("MIMALLOC_ALLOW_THP", "0")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -117,13 +144,6 @@ impl OciRuntime {
             .map_err(|e| RuntimeError::Create(format!("starting the shim: {e}")))?;
         // Reap the shim when it ends (it detaches into its own session).
         std::thread::spawn(move || child.wait());
-        let deadline = tokio::time::Instant::now() + START_TIMEOUT;
-        while !dir.join(PID_FILE).exists() && self.exit(id).is_none() {
-            if tokio::time::Instant::now() > deadline {
-                return Err(RuntimeError::Create(format!("container {id} was not created within {START_TIMEOUT:?}")));
-            }
-            tokio::time::sleep(START_POLL).await;
-        }
         Ok(())
     }
 

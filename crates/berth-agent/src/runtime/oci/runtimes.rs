@@ -10,7 +10,7 @@ use std::process::Command;
 use super::super::RuntimeError;
 
 /// A runtime binary and its global flags.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RuntimeCommand {
     pub program: String,
     pub args: Vec<String>,

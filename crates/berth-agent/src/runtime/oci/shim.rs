@@ -1,7 +1,6 @@
-//! The shim: one small process per container (`berth shim`), started in its own session so
-//! it outlives agent restarts. It runs the container in the foreground under a
-//! runc-compatible runtime (`run --keep`, so the cgroup stays until the container is
-//! removed), keeps its stdout/stderr as JSON lines in a rotated log file, and when the
+//! The shim: one small process per container (forked by the driver's zygote, or executed as
+//! `berth shim`), in its own session so it outlives agent restarts. It has a runc-compatible
+//! runtime `create` the container (the driver starts it), reaps it as its subreaper, keeps its stdout/stderr as JSON lines in a rotated log file, and when the
 //! container exits writes `exit.json` with the exit code and whether the kernel killed it
 //! for memory. With `interactive` it keeps the container's standard input open; with a
 //! terminal (`process.terminal` in the bundle) it takes the terminal's master end from the
