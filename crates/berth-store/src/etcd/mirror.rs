@@ -145,7 +145,8 @@ impl Mirror {
         self.delivered_through(revision);
     }
 
-    /// Records that etcd delivered every change up to `revision` (a progress notification).
+    /// Records that etcd delivered every change up to `revision` (a progress notification,
+    /// or a revision the mirror applied).
     pub fn delivered_through(&self, revision: u64) {
         self.delivered.send_if_modified(|d| {
             let newer = revision > *d;

@@ -179,8 +179,8 @@ mod tests {
         }
     }
 
-    /// A zygote that ends at once (here a program that is none) is started once more, then
-    /// the caller hears why, and executes the shim itself.
+    /// A zygote that ends at once (here `true`, which serves nothing) is started once more,
+    /// then the caller hears why (and executes the shim itself); so is one that cannot start.
     #[test]
     fn a_zygote_that_ends_is_an_error_not_a_hang() {
         let z = Zygote::new("/bin/true".into());
