@@ -5,7 +5,10 @@ The backends are one nginx-light process serving three ports (`return 200` of a 
 keep-alive, no logs). Each proxy is configured the same way: round robin over the three,
 keep-alive to the backends (pooled connections), X-Forwarded-For/-Proto/-Port added, the same
 number of threads (`--threads`: HAProxy's nbthread, nginx's worker_processes, the Berth data
-plane's tokio workers). Before measuring, each proxy must spread six requests over all three
+plane's serving threads), each kept on a core of its own as Berth keeps its serving threads
+(HAProxy's `cpu-map`, nginx's `worker_cpu_affinity auto`). HAProxy with its default placement
+(threads left to the kernel) and Berth with `--affinity none` are measured too, so what the
+placement does is seen. Before measuring, each proxy must spread six requests over all three
 backends. Load comes from wrk (one thread, `--connections` keep-alive connections, small
 responses) after a warm-up; each peer is measured `--rounds` times, interleaved, and the
 median round (by requests/s) is reported with its p99. The CPU time each server used per
@@ -62,6 +65,7 @@ def nginx_proxy_conf(work, port, backends, threads):
     upstream = "\n".join(f"    server 127.0.0.1:{p};" for p in backends)
     return f"""
 worker_processes {threads};
+worker_cpu_affinity auto;
 daemon off;
 pid {work}/proxy.pid;
 error_log {work}/proxy.err warn;
@@ -90,12 +94,14 @@ http {{
 """
 
 
-def haproxy_conf(port, backends, threads):
+def haproxy_conf(port, backends, threads, pinned):
     servers = "\n".join(f"  server b{i} 127.0.0.1:{p}" for i, p in enumerate(backends))
+    # Thread i on the i-th CPU, as Berth places its serving threads.
+    cpu_map = f"  cpu-map auto:1/1-{threads} 0-{threads - 1}\n" if pinned else ""
     return f"""
 global
   nbthread {threads}
-  maxconn 8000
+{cpu_map}  maxconn 8000
 defaults
   mode http
   timeout connect 10s
@@ -209,17 +215,22 @@ def main():
 
         peers = {"direct": backends[0]}
         pids = {"direct": procs[0].pid}
-        berth_port, haproxy_port, nginx_port = free_port(), free_port(), free_port()
-        (work / "berth.json").write_text(json.dumps(berth_conf(berth_port, backends)))
         # mimalloc keeps freed memory, as `berth` tells it to in its code.
-        procs.append(start([args.berth_bench, "lb", "--config", str(work / "berth.json"), "--threads", str(args.threads)],
-                           work, "berth", env={**os.environ, "MIMALLOC_PURGE_DELAY": "-1"}))
-        peers["Berth"] = berth_port
-        pids["Berth"] = procs[-1].pid
-        (work / "haproxy.cfg").write_text(haproxy_conf(haproxy_port, backends, args.threads))
-        procs.append(start([haproxy, "-f", str(work / "haproxy.cfg"), "-db"], work, "haproxy"))
-        peers["HAProxy"] = haproxy_port
-        pids["HAProxy"] = procs[-1].pid
+        berth_env = {**os.environ, "MIMALLOC_PURGE_DELAY": "-1"}
+        for name, placement in (("Berth", "cores"), ("Berth unpinned", "none")):
+            port = free_port()
+            conf = work / f"berth-{placement}.json"
+            conf.write_text(json.dumps(berth_conf(port, backends)))
+            procs.append(start([args.berth_bench, "lb", "--config", str(conf), "--threads", str(args.threads),
+                                "--affinity", placement], work, f"berth-{placement}", env=berth_env))
+            peers[name], pids[name] = port, procs[-1].pid
+        for name, pinned in (("HAProxy", True), ("HAProxy unpinned", False)):
+            port = free_port()
+            conf = work / f"haproxy-{pinned}.cfg"
+            conf.write_text(haproxy_conf(port, backends, args.threads, pinned))
+            procs.append(start([haproxy, "-f", str(conf), "-db"], work, f"haproxy-{pinned}"))
+            peers[name], pids[name] = port, procs[-1].pid
+        nginx_port = free_port()
         (work / "proxy.conf").write_text(nginx_proxy_conf(work, nginx_port, backends, args.threads))
         procs.append(start([nginx, "-p", str(work), "-c", str(work / "proxy.conf")], work, "nginx"))
         peers["nginx"] = nginx_port
@@ -260,26 +271,33 @@ def main():
     # over every round.
     cpu = {name: statistics.median(r["cpu_us"] for r in rs) for name, rs in runs.items()}
     b, h, n = median["Berth"], median["HAProxy"], median["nginx"]
+    bu, hu = median["Berth unpinned"], median["HAProxy unpinned"]
     rows = [
-        ("direct to one backend (ceiling)", median["direct"]),
-        ("Berth data plane", b),
-        ("HAProxy 2.6", h),
-        (f"nginx {nginx_version(nginx)}", n),
+        ("direct", "direct to one backend (ceiling)"),
+        ("Berth", "Berth data plane"),
+        ("HAProxy", "HAProxy 2.6 (`cpu-map`)"),
+        ("nginx", f"nginx {nginx_version(nginx)} (`worker_cpu_affinity auto`)"),
+        ("Berth unpinned", "Berth data plane, `--affinity none`"),
+        ("HAProxy unpinned", "HAProxy 2.6, threads left to the kernel"),
     ]
     lines = [
         f"Measured {time.strftime('%Y-%m-%d')} on {machine()}; wrk, 1 thread, {args.connections} keep-alive "
         f"connections, {args.seconds} s per run after a {args.warmup} s warm-up, median of {args.rounds} interleaved "
-        f"rounds; {args.threads} threads per proxy; load, proxies and backends share the machine.",
+        f"rounds; {args.threads} threads per proxy, each on a core of its own unless said otherwise; load, proxies "
+        f"and backends share the machine.",
         "",
         "| | req/s | p50 ms | p99 ms | errors | CPU µs per request (server) |",
         "|---|---:|---:|---:|---:|---:|",
     ]
-    for (label, m), name in zip(rows, ["direct", "Berth", "HAProxy", "nginx"]):
+    for name, label in rows:
+        m = median[name]
         lines.append(f"| {label} | {m['rps']:,.0f} | {m['p50']:.2f} | {m['p99']:.2f} | {m['errors']} | {cpu[name]:.1f} |")
     lines += [
         "",
-        f"Berth / HAProxy: **{b['rps'] / h['rps']:.2f}x** the requests/s at {b['p99'] / h['p99']:.2f}x the p99; "
+        f"Berth / HAProxy: **{b['rps'] / h['rps']:.2f}x** the requests/s at **{b['p99'] / h['p99']:.2f}x** the p99; "
         f"Berth / nginx: **{b['rps'] / n['rps']:.2f}x** the requests/s at {b['p99'] / n['p99']:.2f}x the p99. "
+        f"With the kernel placing every thread: Berth / HAProxy {bu['rps'] / hu['rps']:.2f}x the requests/s at "
+        f"{bu['p99'] / hu['p99']:.2f}x the p99. "
         f"CPU per proxied request: Berth {cpu['Berth']:.1f} µs, HAProxy {cpu['HAProxy']:.1f} µs "
         f"(Berth uses {cpu['Berth'] / cpu['HAProxy']:.2f}x HAProxy's), nginx {cpu['nginx']:.1f} µs "
         f"(Berth uses {cpu['Berth'] / cpu['nginx']:.2f}x nginx's).",

@@ -7,6 +7,7 @@ states with ELB's reason codes, draining with a request in flight, ALB's 502/503
 load balancer over TCP."""
 
 import http.client
+import os
 import http.server
 import socket
 import socketserver
@@ -571,3 +572,37 @@ def test_load_balancer_metrics_and_request_count_per_target_scaling(metered_bert
     assert acts[0]["Cause"] == f"monitor alarm {high} in state ALARM triggered policy rpt"
     # Quiet periods still report RequestCountPerTarget (0): 15 of them scale it back in.
     until(lambda: desired() == 1, timeout=15 * PERIOD + 30, interval=1, what="a scale-in once requests stop")
+
+
+def serving_threads(pid):
+    """{thread name: the CPUs it may run on} of the load balancer's serving threads."""
+    found = {}
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/comm") as f:
+                name = f.read().strip()
+            if name.startswith("berth-lb-"):
+                found[name] = os.sched_getaffinity(int(task))
+        except OSError:
+            continue
+    return found
+
+
+def test_serving_threads_keep_a_core_each_unless_told_otherwise(berth, tmp_path):
+    """`berth up` runs one serving thread per core, each kept on a core of its own;
+    `--lb-cpu-affinity none` leaves them to the kernel; another value is refused at start."""
+    cores = sorted(os.sched_getaffinity(berth.proc.pid))
+    expected = {f"berth-lb-{i}": {c} for i, c in enumerate(cores)}
+    until(lambda: serving_threads(berth.proc.pid) == expected, timeout=10,
+          what=f"one serving thread on each of the cores {cores}: {serving_threads(berth.proc.pid)}")
+
+    loose = Berth(tmp_path / "loose", extra_args=("--runtime", "none", "--lb-cpu-affinity", "none")).start()
+    try:
+        until(lambda: len(serving_threads(loose.proc.pid)) == len(cores), timeout=10, what="the serving threads")
+        assert all(c == set(cores) for c in serving_threads(loose.proc.pid).values())
+    finally:
+        loose.stop()
+
+    with pytest.raises(RuntimeError) as refused:
+        Berth(tmp_path / "bad", extra_args=("--runtime", "none", "--lb-cpu-affinity", "all")).start()
+    assert "--lb-cpu-affinity all" in str(refused.value) and "expected cores or none" in str(refused.value)

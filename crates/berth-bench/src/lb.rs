@@ -7,8 +7,8 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use berth_lb::DataPlane;
 use berth_lb::config::Config;
+use berth_lb::{Affinity, DataPlane};
 use clap::Parser;
 
 #[derive(Parser)]
@@ -20,16 +20,20 @@ struct LbArgs {
     /// Serving threads of the data plane.
     #[arg(long, default_value_t = 2)]
     threads: usize,
+    /// Where the data plane's serving threads run: `cores` (one each, as `berth up` places
+    /// them) or `none`.
+    #[arg(long, default_value = "cores")]
+    affinity: Affinity,
 }
 
 pub fn main(args: impl Iterator<Item = String>) -> anyhow::Result<()> {
     let args = LbArgs::parse_from(args);
     let text = std::fs::read(&args.config).with_context(|| format!("reading {}", args.config.display()))?;
     let config: Config = serde_json::from_slice(&text).context("parsing the configuration")?;
-    let runtime =
-        tokio::runtime::Builder::new_multi_thread().worker_threads(args.threads.max(1)).enable_all().build()?;
+    // Applies the configuration and waits; the data plane serves on threads of its own.
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async move {
-        let data_plane = DataPlane::new();
+        let data_plane = DataPlane::with_threads(args.threads, args.affinity);
         let errors = data_plane.apply(config.clone()).await;
         if !errors.is_empty() {
             bail!("{}", errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "));

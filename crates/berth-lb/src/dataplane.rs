@@ -12,6 +12,7 @@ use arc_swap::ArcSwap;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
+use crate::affinity::Affinity;
 use crate::checker::{self, Checker};
 use crate::config::{Config, Listener, Protocol, TargetKey, TargetStatus};
 use crate::meters::{GroupCounts, LbCounts, LbMeter};
@@ -77,14 +78,14 @@ struct Running {
 
 impl DataPlane {
     /// A data plane with one serving thread per available core.
-    pub fn new() -> Arc<DataPlane> {
-        Self::with_threads(std::thread::available_parallelism().map_or(2, |n| n.get()))
+    pub fn new(placement: Affinity) -> Arc<DataPlane> {
+        Self::with_threads(std::thread::available_parallelism().map_or(2, |n| n.get()), placement)
     }
 
     /// A data plane with `threads` serving threads. Panics if the threads cannot be started
     /// (the process is out of threads or memory).
-    pub fn with_threads(threads: usize) -> Arc<DataPlane> {
-        let workers = Workers::start(threads).expect("starting the load balancer's serving threads");
+    pub fn with_threads(threads: usize, placement: Affinity) -> Arc<DataPlane> {
+        let workers = Workers::start(threads, placement).expect("starting the load balancer's serving threads");
         Arc::new(DataPlane {
             workers,
             apply_lock: tokio::sync::Mutex::new(()),

@@ -15,8 +15,10 @@
 //! (the request written, the answer's head parsed and its body framed) → `responses` (the body streamed back, or
 //! ALB's own answer). Health: `checker` (one task per target) → `probe` (one check) →
 //! `health` (the state machine). Listeners and their connections run on the data plane's own
-//! serving threads (`workers`), one single-threaded runtime each.
+//! serving threads (`workers`), one single-threaded runtime each, each on a core of its own
+//! (`affinity`).
 
+mod affinity;
 mod balance;
 mod checker;
 pub mod config;
@@ -35,6 +37,7 @@ mod tcp;
 mod upstream;
 mod workers;
 
+pub use affinity::Affinity;
 pub use balance::slow_start_share;
 pub use dataplane::{Counts, DataPlane, ListenerError};
 pub use meters::{GroupCounts, LbCounts};

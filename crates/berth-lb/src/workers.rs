@@ -2,7 +2,8 @@
 //! loop hands every new connection to the thread serving the fewest connections; from then
 //! on the connection, its requests and the keep-alive target connections they use all stay
 //! on that thread, so a request costs no cross-thread wake-up (the shape of HAProxy's and
-//! nginx's workers).
+//! nginx's workers). Each thread is kept on a core of its own unless told otherwise
+//! (`affinity`).
 
 use std::cell::Cell;
 use std::future::Future;
@@ -15,6 +16,8 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::runtime::Handle;
 use tokio::sync::{oneshot, watch};
+
+use crate::affinity::{self, Affinity};
 
 thread_local! {
     static SLOT: Cell<usize> = const { Cell::new(0) };
@@ -40,14 +43,28 @@ pub struct Dispatch {
 }
 
 impl Workers {
-    pub fn start(threads: usize) -> io::Result<Self> {
+    pub fn start(threads: usize, placement: Affinity) -> io::Result<Self> {
+        let threads = threads.max(1);
+        let cores = match placement {
+            Affinity::Cores => affinity::allowed()
+                .inspect_err(|e| tracing::warn!(error = %e, "the serving threads' cores are unknown; not pinning them"))
+                .ok()
+                .and_then(|allowed| affinity::plan(threads, &allowed)),
+            Affinity::Unpinned => None,
+        };
         let mut handles = Vec::new();
         let mut stops = Vec::new();
-        for i in 0..threads.max(1) {
+        for i in 0..threads {
             let (handle_tx, handle_rx) = mpsc::channel();
             let (stop_tx, stop_rx) = oneshot::channel::<()>();
+            let core = cores.as_ref().map(|c| c[i]);
             std::thread::Builder::new().name(format!("berth-lb-{i}")).spawn(move || {
                 SLOT.with(|s| s.set(i));
+                if let Some(core) = core
+                    && let Err(e) = affinity::pin(core)
+                {
+                    tracing::warn!(error = %e, core, "a serving thread could not be kept on its core");
+                }
                 let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
                     Ok(r) => r,
                     Err(e) => {
@@ -140,4 +157,40 @@ pub fn bind(address: SocketAddr) -> io::Result<TcpSocket> {
     socket.set_reuseaddr(true)?;
     socket.bind(address)?;
     Ok(socket)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The cores each serving thread of `workers` may run on.
+    fn cores_of(workers: &Workers) -> Vec<Vec<usize>> {
+        workers
+            .dispatch
+            .handles
+            .iter()
+            .map(|h| {
+                let (tx, rx) = mpsc::channel();
+                h.spawn(async move { tx.send(affinity::allowed().unwrap()).unwrap() });
+                rx.recv().unwrap()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn serving_threads_are_kept_on_cores_of_their_own() {
+        let allowed = affinity::allowed().unwrap();
+        let workers = Workers::start(allowed.len(), Affinity::Cores).unwrap();
+        let expected: Vec<Vec<usize>> = allowed.iter().map(|&c| vec![c]).collect();
+        assert_eq!(cores_of(&workers), expected);
+    }
+
+    #[test]
+    fn more_threads_than_cores_or_unpinned_are_left_to_the_kernel() {
+        let allowed = affinity::allowed().unwrap();
+        let crowded = Workers::start(allowed.len() + 1, Affinity::Cores).unwrap();
+        assert!(cores_of(&crowded).iter().all(|c| *c == allowed));
+        let unpinned = Workers::start(allowed.len(), Affinity::Unpinned).unwrap();
+        assert!(cores_of(&unpinned).iter().all(|c| *c == allowed));
+    }
 }

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use berth_lb::DataPlane;
 use berth_lb::config::*;
+use berth_lb::{Affinity, DataPlane};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use support::*;
@@ -21,7 +21,7 @@ const THREADS: usize = 2;
 
 /// Applies a one-listener config and returns the data plane and the listener's address.
 async fn serve(rules: Vec<Rule>, groups: Vec<TargetGroup>) -> (Arc<DataPlane>, std::net::SocketAddr) {
-    let dp = DataPlane::with_threads(THREADS);
+    let dp = DataPlane::with_threads(THREADS, Affinity::Unpinned);
     let errors = dp.apply(config(vec![http_listener(LISTENER, any_port(), rules)], groups)).await;
     assert!(errors.is_empty(), "{errors:?}");
     let addr = dp.local_addr(LISTENER).unwrap();
@@ -237,7 +237,7 @@ async fn error_answers_follow_alb() {
         group("empty", &[]),
         group("slow", &[slow.addr]),
     ];
-    let dp = DataPlane::with_threads(THREADS);
+    let dp = DataPlane::with_threads(THREADS, Affinity::Unpinned);
     let mut listener = http_listener(LISTENER, any_port(), rules);
     listener.idle_timeout = Duration::from_millis(300);
     assert!(dp.apply(config(vec![listener], groups)).await.is_empty());
@@ -401,7 +401,7 @@ async fn apply_keeps_health_and_connections_and_frees_removed_ports() {
 async fn a_taken_port_is_reported_not_fatal() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let a = backend("a").await;
-    let dp = DataPlane::with_threads(THREADS);
+    let dp = DataPlane::with_threads(THREADS, Affinity::Unpinned);
     let listeners = vec![
         http_listener("busy", taken.local_addr().unwrap(), vec![rule(vec![], forward("tg"))]),
         http_listener("free", any_port(), vec![rule(vec![], forward("tg"))]),
@@ -419,7 +419,7 @@ async fn a_changed_address_is_rebound() {
     let a = backend("a").await;
     let first = closed_port();
     let second = closed_port();
-    let dp = DataPlane::with_threads(THREADS);
+    let dp = DataPlane::with_threads(THREADS, Affinity::Unpinned);
     let make = |addr| {
         config(vec![http_listener(LISTENER, addr, vec![rule(vec![], forward("tg"))])], vec![group("tg", &[a.addr])])
     };
@@ -457,7 +457,7 @@ async fn tcp_listeners_proxy_connections_round_robin() {
     let (b, _tb) = tcp_echo("b").await;
     let mut tg = group("tcp", &[a, b]);
     tg.protocol = Protocol::Tcp;
-    let dp = DataPlane::with_threads(THREADS);
+    let dp = DataPlane::with_threads(THREADS, Affinity::Unpinned);
     assert!(dp.apply(config(vec![tcp_listener("nlb", "tcp")], vec![tg.clone()])).await.is_empty());
     let addr = dp.local_addr("nlb").unwrap();
     let mut got = Vec::new();
@@ -480,7 +480,7 @@ async fn tcp_draining_keeps_open_connections() {
     let (b, _tb) = tcp_echo("b").await;
     let mut tg = group("tcp", &[a, b]);
     tg.protocol = Protocol::Tcp;
-    let dp = DataPlane::with_threads(THREADS);
+    let dp = DataPlane::with_threads(THREADS, Affinity::Unpinned);
     dp.apply(config(vec![tcp_listener("nlb", "tcp")], vec![tg.clone()])).await;
     let addr = dp.local_addr("nlb").unwrap();
     let mut open = TcpStream::connect(addr).await.unwrap();
@@ -508,7 +508,7 @@ async fn tcp_health_checks_connect() {
     let mut tg = group("tcp", &[up, down]);
     tg.protocol = Protocol::Tcp;
     tg.health_check = health_check(true, Protocol::Tcp);
-    let dp = DataPlane::with_threads(THREADS);
+    let dp = DataPlane::with_threads(THREADS, Affinity::Unpinned);
     dp.apply(config(vec![tcp_listener("nlb", "tcp")], vec![tg])).await;
     eventually("up is healthy", || health_of(&dp, up.port()) == Health::Healthy).await;
     eventually("down is unhealthy", || health_of(&dp, down.port()) == Health::Unhealthy(Failure::Failed)).await;
@@ -545,7 +545,7 @@ async fn idle_connections_are_closed_after_the_idle_timeout() {
     http.idle_timeout = Duration::from_millis(200);
     let mut tcp = tcp_listener("nlb", "tcp");
     tcp.idle_timeout = Duration::from_millis(200);
-    let dp = DataPlane::with_threads(THREADS);
+    let dp = DataPlane::with_threads(THREADS, Affinity::Unpinned);
     assert!(dp.apply(config(vec![http, tcp], vec![group("tg", &[a.addr]), tcp_group])).await.is_empty());
 
     let mut s = TcpStream::connect(dp.local_addr(LISTENER).unwrap()).await.unwrap();
@@ -571,7 +571,7 @@ async fn a_busy_connection_stays_and_a_half_sent_head_is_cut_off() {
     let a = backend("a").await;
     let mut http = http_listener(LISTENER, any_port(), vec![rule(vec![], forward("tg"))]);
     http.idle_timeout = Duration::from_millis(300);
-    let dp = DataPlane::with_threads(THREADS);
+    let dp = DataPlane::with_threads(THREADS, Affinity::Unpinned);
     assert!(dp.apply(config(vec![http], vec![group("tg", &[a.addr])])).await.is_empty());
     let addr = dp.local_addr(LISTENER).unwrap();
     // Requests more often than the idle timeout, over three idle timeouts: one connection.

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use berth_control::Control;
-use berth_lb::DataPlane;
+use berth_lb::{Affinity, DataPlane};
 use berth_metrics::Metrics;
 
 /// How often statuses are written back even when the data plane saw nothing change (the
@@ -25,10 +25,10 @@ fn watch_balancers(control: &Control) -> Option<berth_store::WatchStream> {
         .ok()
 }
 
-/// Serves every listener on `address` until the process ends, and records its metrics in
-/// `metrics` every `period`.
-pub async fn run(control: Arc<Control>, address: IpAddr, metrics: Arc<Metrics>, period: Duration) {
-    let plane = DataPlane::new();
+/// Serves every listener on `address`, with serving threads placed as `placement` says, until
+/// the process ends, and records its metrics in `metrics` every `period`.
+pub async fn run(control: Arc<Control>, address: IpAddr, placement: Affinity, metrics: Arc<Metrics>, period: Duration) {
+    let plane = DataPlane::new(placement);
     tokio::spawn(record_metrics(plane.clone(), control.clone(), address, metrics, period));
     let mut changes = plane.changes();
     let Some(mut watch) = watch_balancers(&control) else { return };

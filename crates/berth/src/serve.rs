@@ -91,7 +91,13 @@ async fn serve(settings: Settings, agent_options: Option<AgentOptions>, started:
     tokio::spawn(berth_api::cloudwatch::alarms::run(app.clone()));
     // Every server serves the load balancers' listeners on its own address.
     let period = Duration::from_secs(settings.metric_period);
-    tokio::spawn(crate::balancer::run(app.control.clone(), settings.lb_address, app.metrics.clone(), period));
+    tokio::spawn(crate::balancer::run(
+        app.control.clone(),
+        settings.lb_address,
+        settings.lb_affinity,
+        app.metrics.clone(),
+        period,
+    ));
     let dns = crate::dns::start(&settings.dns, app.control.clone(), settings.lb_address).await?;
 
     let key = &settings.keys[0];
