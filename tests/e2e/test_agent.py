@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import free_port
+from conftest import OCI_BRIDGE_LEASES, free_port
 from ecs_helpers import until, wait_task
 
 
@@ -392,7 +392,7 @@ def test_a_user_the_image_lacks_fails_the_start_and_leaves_no_network(agent_bert
         netns = oci_netns(arn, "main")
         assert not (Path("/run/netns") / netns).exists(), f"{netns} was left behind"
         held = []
-        for lease in Path("/run/berth/berth0-leases").glob("*"):
+        for lease in OCI_BRIDGE_LEASES.glob("*"):
             try:
                 if lease.read_text() == netns:
                     held.append(lease.name)

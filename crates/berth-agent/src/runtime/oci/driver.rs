@@ -23,7 +23,7 @@ use super::runtimes::RuntimeCommand;
 use super::shim::{
     EXIT_FILE, Exit, FORWARDS_FILE, HEALTH_FILE, HEALTHCHECK_FILE, LOG_FILE, OPTIONS_FILE, Options, PID_FILE,
 };
-use super::zygote::{ShimArgs, Zygote};
+use super::zygote::{self, ShimArgs, Zygote};
 use super::{bundle, holder, rootfs};
 use crate::lifecycle::Health;
 use crate::runtime::{
@@ -134,9 +134,7 @@ impl OciRuntime {
             .args(self.runtime_of(id).shim_args())
             .args(["--id", id, "--cgroups-path", cgroups_path, "--bundle"])
             .arg(self.dir(id))
-            // No transparent huge pages for the allocator of a process this small (as the
-            // zygote's, `zygote.rs`).
-            .env("MIMALLOC_ALLOW_THP", "0")
+            .env(zygote::NO_HUGE_PAGES.0, zygote::NO_HUGE_PAGES.1)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -89,6 +89,11 @@ fn ask(link: &mut Link, args: &ShimArgs) -> io::Result<Answer> {
     serde_json::from_str(&answer).map_err(io::Error::other)
 }
 
+/// The environment that keeps transparent huge pages from the allocator of a process as small
+/// as a shim (or the zygote): mimalloc asks for them where the kernel offers them on request,
+/// and each first touch of its heap then zeroes 2 MiB.
+pub(super) const NO_HUGE_PAGES: (&str, &str) = ("MIMALLOC_ALLOW_THP", "0");
+
 fn start(binary: &Path) -> io::Result<Link> {
     let (ours, theirs) = UnixStream::pair()?;
     let mut child = Command::new(binary)
@@ -96,10 +101,8 @@ fn start(binary: &Path) -> io::Result<Link> {
         .stdin(Stdio::from(OwnedFd::from(theirs)))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        // No transparent huge pages for the allocator of processes this small: mimalloc asks
-        // for them where the kernel offers them on request, and each first touch of its heap
-        // then zeroes 2 MiB. The forked shims inherit the setting.
-        .env("MIMALLOC_ALLOW_THP", "0")
+        // The forked shims inherit the setting.
+        .env(NO_HUGE_PAGES.0, NO_HUGE_PAGES.1)
         .spawn()?;
     std::thread::spawn(move || child.wait());
     Ok(Link { reader: BufReader::new(ours.try_clone()?), writer: ours })
