@@ -2,7 +2,8 @@
 //! N cores the process may use), as HAProxy's `cpu-map` and nginx's `worker_cpu_affinity`
 //! place their workers. Left to the kernel, two serving threads sometimes share a core while
 //! the other runs the targets or the clients, and every connection of the thread that waits
-//! waits with it: in `bench/lb.py` that doubled the p99 (see `docs/performance.md`).
+//! waits with it: in `bench/lb.py` that made the p99 1.5 to 1.8 times as long (see
+//! `docs/performance.md`).
 
 use std::io;
 
