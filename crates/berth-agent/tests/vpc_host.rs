@@ -147,20 +147,30 @@ async fn tasks_get_their_addresses_and_their_security_groups_on_this_machine() {
     assert_eq!(host.attached(), ["tb"]);
 
     // A task whose agent died before detaching it leaves its firewall entries for its
-    // address; a later task given that address (by an agent with fresh state) evicts them.
+    // address, and its interface on the bridge while its namespace lives (here: it still
+    // runs); a later task given that address (by an agent with fresh state) evicts both.
     host.detach("tb").await.unwrap();
     let dead_ns = format!("berth-test-{pid}-c");
     let next_ns = format!("berth-test-{pid}-d");
     let _more = Cleanup(vec![dead_ns.clone(), next_ns.clone()]);
     let dead_path = netns::create(&dead_ns).unwrap();
     host.attach("tdead", &dead_path, &b).await.unwrap();
-    netns::remove(&dead_ns);
+    serve(&dead_path, "dead");
+    assert_eq!(answer(b.eni.private_ip).as_deref(), Some("dead"));
     let other_state = tempfile::tempdir().unwrap();
     let fresh = HostNetworking::new(other_state.path().to_path_buf());
     let next_path = netns::create(&next_ns).unwrap();
     fresh.attach("tnext", &next_path, &b).await.unwrap();
     serve(&next_path, "next");
-    assert_eq!(answer(b.eni.private_ip).as_deref(), Some("next"), "the address's new task is reached");
+    let dead_veth = plan::Plan::new("tdead", &b.eni).unwrap().veth;
+    assert!(!links_in_router().contains(&dead_veth), "the dead task's port is gone from the bridge");
+    let dead_links = std::process::Command::new("ip").args(["-n", &dead_ns, "-o", "link"]).output().unwrap();
+    assert!(dead_links.status.success());
+    let dead_links = String::from_utf8_lossy(&dead_links.stdout);
+    assert!(!dead_links.contains("eth0"), "the dead task's interface went with its port: {dead_links}");
+    for _ in 0..5 {
+        assert_eq!(answer(b.eni.private_ip).as_deref(), Some("next"), "the address's new task is reached");
+    }
     fresh.detach("tnext").await.unwrap();
 }
 

@@ -232,9 +232,46 @@ pub async fn attach(router: &Handle, p: &Plan, task_ns: &Path) -> Result<(), Net
     router.link().set(moved).execute().await.map_err(nl("moving the task's end"))?;
     let bridge = need(router, &p.bridge).await?;
     let veth = need(router, &p.veth).await?;
-    let port = LinkUnspec::new_with_index(veth).controller(bridge).up().build();
+    // The alias names the address behind the port, for `evict_stale_ports`.
+    let port = LinkUnspec::new_with_index(veth).controller(bridge).alias(p.address.to_string()).up().build();
     router.link().set(port).execute().await.map_err(nl("joining the bridge"))?;
     configure_task_namespace(&task, p).await
+}
+
+/// Removes the other ports of the subnet's bridge whose task end has the plan's address (their
+/// alias says so): a dead task's, whose namespace is still there (its agent died with it
+/// running) or still going away (the kernel frees a namespace's links some milliseconds to
+/// seconds after its last user). Two tasks never own one address, so such a port is stale;
+/// left in place, it answers for the address beside the new task, with the same MAC. Their
+/// pair's end in the other namespace goes with them.
+pub async fn evict_stale_ports(router: &Handle, p: &Plan) -> Result<(), NetError> {
+    use rtnetlink::packet_route::link::LinkAttribute;
+    let Some(bridge) = index(router, &p.bridge).await? else { return Ok(()) };
+    let address = p.address.to_string();
+    let mut stale = Vec::new();
+    let mut links = router.link().get().execute();
+    while let Some(link) = links.try_next().await.map_err(nl("listing the router's links"))? {
+        let (mut name, mut alias, mut controller) = (None, None, None);
+        for a in &link.attributes {
+            match a {
+                LinkAttribute::IfName(n) => name = Some(n.as_str()),
+                LinkAttribute::IfAlias(x) => alias = Some(x.as_str()),
+                LinkAttribute::Controller(c) => controller = Some(*c),
+                _ => {}
+            }
+        }
+        if alias == Some(address.as_str()) && controller == Some(bridge) && name != Some(p.veth.as_str()) {
+            stale.push((link.header.index, name.unwrap_or_default().to_string()));
+        }
+    }
+    for (link, name) in stale {
+        tracing::warn!(port = name, address, "removing a dead task's interface for this address");
+        match router.link().del(link).execute().await {
+            Err(e) if !gone(&e) => return Err(nl("removing a dead task's interface")(e)),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Everything inside the task's namespace: `lo` up, the interface renamed `eth0` with the

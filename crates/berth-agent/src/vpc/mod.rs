@@ -122,6 +122,8 @@ impl HostNetworking {
                 return Err(e);
             }
             firewall::evict_stale(&router_ns, &p).await?;
+            // The dead task's interface, if it is still on the bridge, goes too.
+            link::evict_stale_ports(&router, &p).await?;
             self.rules.apply(batch).await?;
         }
         let rules = started.elapsed();
