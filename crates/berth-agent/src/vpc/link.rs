@@ -15,6 +15,7 @@ use std::os::fd::AsRawFd;
 use std::path::Path;
 
 use futures::TryStreamExt;
+use rtnetlink::packet_route::link::{InfoData, InfoVeth};
 use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
 use super::NetError;
@@ -225,11 +226,18 @@ pub async fn attach(router: &Handle, p: &Plan, task_ns: &Path) -> Result<(), Net
         }
         router.link().del(veth).execute().await.map_err(nl("removing a partial attachment"))?;
     }
-    router.link().add(LinkVeth::new(&p.veth, &p.peer).build()).execute().await.map_err(nl("creating the veth pair"))?;
-    let peer = need(router, &p.peer).await?;
+    // The task's end is made in the task's namespace, named and addressed as it stays: moving
+    // a link between namespaces waits for an RCU grace period while holding the kernel's
+    // network configuration lock, so a burst of starts would queue on each other's moves
+    // (about 20 ms each here).
     let ns = std::fs::File::open(task_ns).map_err(io("the task's namespace"))?;
-    let moved = LinkUnspec::new_with_index(peer).setns_by_fd(ns.as_raw_fd()).build();
-    router.link().set(moved).execute().await.map_err(nl("moving the task's end"))?;
+    let peer = rtnetlink::LinkMessageBuilder::<LinkUnspec>::new()
+        .name(plan::TASK_INTERFACE.to_string())
+        .address(p.mac.to_vec())
+        .setns_by_fd(ns.as_raw_fd())
+        .build();
+    let pair = LinkVeth::new(&p.veth, plan::TASK_INTERFACE).set_info_data(InfoData::Veth(InfoVeth::Peer(peer))).build();
+    router.link().add(pair).execute().await.map_err(nl("creating the veth pair"))?;
     let bridge = need(router, &p.bridge).await?;
     let veth = need(router, &p.veth).await?;
     // The alias names the address behind the port, for `evict_stale_ports`.
@@ -274,18 +282,14 @@ pub async fn evict_stale_ports(router: &Handle, p: &Plan) -> Result<(), NetError
     Ok(())
 }
 
-/// Everything inside the task's namespace: `lo` up, the interface renamed `eth0` with the
-/// ENI's MAC and address, the default route via the gateway. Other routes a task needs
-/// belong here.
-pub async fn configure_task_namespace(task: &Handle, p: &Plan) -> Result<(), NetError> {
+/// Everything inside the task's namespace once its `eth0` is there (with the ENI's MAC):
+/// `lo` and `eth0` up, the ENI's address, the default route via the gateway. Other routes a
+/// task needs belong here.
+async fn configure_task_namespace(task: &Handle, p: &Plan) -> Result<(), NetError> {
     let lo = need(task, "lo").await?;
     up(task, lo).await?;
-    let peer = match index(task, &p.peer).await? {
-        Some(i) => i,
-        None => need(task, plan::TASK_INTERFACE).await?,
-    };
-    let set = LinkUnspec::new_with_index(peer).name(plan::TASK_INTERFACE).address(p.mac.to_vec()).up().build();
-    task.link().set(set).execute().await.map_err(nl("configuring eth0"))?;
+    let peer = need(task, plan::TASK_INTERFACE).await?;
+    up(task, peer).await?;
     address(task, peer, p.address, p.subnet.prefix).await?;
     let everywhere = plan::Cidr { network: Ipv4Addr::UNSPECIFIED, prefix: 0 };
     route(task, everywhere, p.gateway, peer).await

@@ -66,9 +66,6 @@ pub struct Plan {
     pub gateway: Ipv4Addr,
     /// The router's end of the task's veth pair (a port of the bridge).
     pub veth: String,
-    /// The task's end, under this name until it is moved into the task's namespace and
-    /// renamed [`TASK_INTERFACE`].
-    pub peer: String,
     pub address: Ipv4Addr,
     pub mac: [u8; 6],
     /// The firewall chains of the task's ingress and egress rules.
@@ -121,7 +118,6 @@ impl Plan {
             subnet,
             gateway: eni.gateway,
             veth: format!("v{key}"),
-            peer: format!("p{key}"),
             address: eni.private_ip,
             mac,
             ingress_chain: format!("in-{key}"),
@@ -160,7 +156,7 @@ mod tests {
     fn a_plan_names_everything_within_the_kernels_limits() {
         let p = Plan::new("0123456789abcdef0123456789abcdef", &eni([172, 31, 0, 5])).unwrap();
         assert_eq!(p.bridge, "bsn-3d4e5f60718");
-        for name in [&p.bridge, &p.veth, &p.peer] {
+        for name in [&p.bridge, &p.veth] {
             assert!(name.len() <= 15, "{name}");
         }
         assert_ne!(p.veth, Plan::new("another", &eni([172, 31, 0, 6])).unwrap().veth);
