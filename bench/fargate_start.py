@@ -11,9 +11,9 @@ namespace, the veth pair and the bridge port outside, the address, links and rou
   calls of up to 10) until all are RUNNING (the last `startedAt`, polled every 100 ms),
   against as many bare starts run 20 at a time; the median of three bursts each.
 
-Both are measured with each `--fargate-runtime` of `--runtimes` (runc and runsc by default,
-those installed; runc first, whose bundle the bare side runs), restarting the same `berth up`
-between them; the bare side is always runc. crun can be named too, where it runs (Debian 12's
+Both are measured with each `--fargate-runtime` of `--runtimes` (runc, berth — Berth's own
+runtime, in its shims — and runsc by default, those installed; runc first, whose bundle the bare
+side runs), restarting the same `berth up` between them; the bare side is always runc. crun can be named too, where it runs (Debian 12's
 crun 1.8 refuses this machine's cgroup v1 layout).
 
 Run through scripts/bench."""
@@ -37,6 +37,8 @@ VPC_CIDR = "10.205.0.0/16"
 BARE_NET = ipaddress.ip_network("10.206.0.0/16")
 BARE_BRIDGE = "berth-bench-br"
 BURSTS = 3
+# Berth's own runtime: no program, the shims run it.
+BUILTIN = "berth"
 
 
 def machine():
@@ -238,7 +240,8 @@ def bench(binary, runs, runtimes):
             registry.terminate()
             for d in (data / "agent" / "oci" / "containers").glob("*"):
                 for runtime in runtimes:
-                    subprocess.run([runtime, "delete", "--force", d.name], capture_output=True)
+                    if runtime != BUILTIN:
+                        subprocess.run([runtime, "delete", "--force", d.name], capture_output=True)
                 subprocess.run(["umount", "-l", str(d / "rootfs")], capture_output=True)
 
 
@@ -246,10 +249,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--binary", default=str(Path(__file__).resolve().parents[1] / "target/release/berth"))
     parser.add_argument("--runs", type=int, default=15)
-    parser.add_argument("--runtimes", default="runc,runsc",
+    parser.add_argument("--runtimes", default=f"runc,{BUILTIN},runsc",
                         help="--fargate-runtime values to measure, runc first (those not installed are left out)")
     args = parser.parse_args()
-    runtimes = [r for r in args.runtimes.split(",") if shutil.which(r)]
+    runtimes = [r for r in args.runtimes.split(",") if r == BUILTIN or shutil.which(r)]
     if not runtimes or runtimes[0] != "runc":
         raise SystemExit("runc must be installed and measured first: the bare side runs its bundle")
     rows, count = bench(args.binary, args.runs, runtimes)

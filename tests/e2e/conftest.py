@@ -449,6 +449,22 @@ def stop_live_tasks(client, timeout=60):
 OCI_BRIDGE_LEASES = Path("/run/berth/berth0-leases")
 
 
+def kill_cgroup(path):
+    """Kills every process of cgroup `path` (in each hierarchy) and removes its directories."""
+    dirs = [h / path.lstrip("/") for h in Path("/sys/fs/cgroup").iterdir() if (h / path.lstrip("/")).is_dir()]
+    for _ in range(100):
+        pids = {p for d in dirs for p in (d / "cgroup.procs").read_text().split()}
+        if not pids:
+            break
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGKILL)
+        time.sleep(0.02)
+    for d in dirs:
+        with contextlib.suppress(OSError):
+            d.rmdir()
+
+
 def remove_oci_containers(data_dir):
     """Removes what the oci driver of `data_dir` left: runtime containers, the tasks' namespace
     holders and rootfs mounts."""
@@ -462,8 +478,11 @@ def remove_oci_containers(data_dir):
         if shutil.which("runsc"):
             subprocess.run(["runsc", "delete", "--force", d.name], capture_output=True)
         subprocess.run(["runc", "delete", "-f", d.name], capture_output=True)
-        subprocess.run(["umount", "-l", str(d / "rootfs")], capture_output=True)
         meta = json.loads((d / "meta.json").read_text()) if (d / "meta.json").exists() else {}
+        # Berth's own runtime keeps no state of its own: its container is its cgroup's processes.
+        if meta.get("runtime") == "berth":
+            kill_cgroup(meta["cgroups_path"])
+        subprocess.run(["umount", "-l", str(d / "rootfs")], capture_output=True)
         # A task that shares only its network has a named namespace for its holder.
         if meta.get("holder") and (Path("/run/netns") / meta["holder"]).exists():
             subprocess.run(["ip", "netns", "del", meta["holder"]], capture_output=True)

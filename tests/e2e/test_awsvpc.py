@@ -20,9 +20,13 @@ from ecs_helpers import expect_error, register_instance, wait_task
 HTTPD = ("mkdir -p /www && echo hello > /www/index.html && exec httpd -f -p 80 -h /www")
 
 
-@pytest.fixture(params=["docker", "oci"])
+# `oci-berth`: the oci driver with FARGATE tasks under Berth's own runtime (EC2 tasks keep runc).
+AWSVPC_DRIVERS = {"docker": ("docker",), "oci": ("oci",), "oci-berth": ("oci", "--fargate-runtime", "berth")}
+
+
+@pytest.fixture(params=list(AWSVPC_DRIVERS))
 def awsvpc_berth(tmp_path, request):
-    with vpc_agent_berth(tmp_path / "data", request.param) as b:
+    with vpc_agent_berth(tmp_path / "data", *AWSVPC_DRIVERS[request.param]) as b:
         yield b
 
 

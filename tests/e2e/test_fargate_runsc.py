@@ -31,7 +31,7 @@ def runsc_berth(tmp_path, request):
         yield b
 
 
-def definition(family, image, fargate):
+def definition(family, image, fargate, health_check=None):
     d = {"family": family, "networkMode": "awsvpc", "cpu": "256", "memory": "512",
          "containerDefinitions": [{
              "name": "webserver", "image": image, "cpu": 99, "memory": 100, "essential": True,
@@ -39,12 +39,17 @@ def definition(family, image, fargate):
              "portMappings": [{"containerPort": 80, "hostPort": 80, "protocol": "tcp"}]}]}
     if fargate:
         d["requiresCompatibilities"] = ["FARGATE"]
+    if health_check:
+        d["containerDefinitions"][0]["healthCheck"] = health_check
     return d
 
 
-def test_fargate_tasks_run_under_gvisor_and_ec2_tasks_under_runc(runsc_berth, registry):
-    ecs, ec2 = runsc_berth.client(), runsc_berth.client("ec2")
-    ecs.register_task_definition(**definition("webserver", registry, fargate=True))
+def fargate_and_ec2_webservers(b, registry, health_check=None):
+    """One FARGATE and one EC2 webserver task (SERVE) on `b`, both answering at their own
+    addresses in the VPC; their addresses and ARNs by "fargate" and "ec2". `health_check`
+    goes to the FARGATE task's container."""
+    ecs, ec2 = b.client(), b.client("ec2")
+    ecs.register_task_definition(**definition("webserver", registry, fargate=True, health_check=health_check))
     ecs.register_task_definition(**definition("webserver-ec2", registry, fargate=False))
     network = web_network(ec2)
     fargate = ecs.run_task(launchType="FARGATE", taskDefinition="webserver", networkConfiguration=network)
@@ -54,9 +59,15 @@ def test_fargate_tasks_run_under_gvisor_and_ec2_tasks_under_runc(runsc_berth, re
         task = wait_task(ecs, ran["tasks"][0]["taskArn"], "RUNNING")
         arns[name] = task["taskArn"]
         ips[name] = ip = details(task)[1]["privateIPv4Address"]
-        assert ip.startswith(runsc_berth.vpc_cidr.split(".0.0/")[0] + "."), ip
+        assert ip.startswith(b.vpc_cidr.split(".0.0/")[0] + "."), ip
         until(f"{name} task at {ip}:80 answers", lambda: reachable(ip))
         assert fetch(ip, "") == "hello\n"
+    return ips, arns
+
+
+def test_fargate_tasks_run_under_gvisor_and_ec2_tasks_under_runc(runsc_berth, registry):
+    ecs = runsc_berth.client()
+    ips, arns = fargate_and_ec2_webservers(runsc_berth, registry)
 
     host_kernel = open("/proc/version").read()
     runc_kernel = fetch(ips["ec2"], "version")

@@ -35,7 +35,7 @@ fn dirs(task_id: &str) -> Vec<(PathBuf, &'static str)> {
 }
 
 /// cgroup v2's cpu.weight for v1-style shares (the conversion runc and systemd use).
-fn weight(shares: u64) -> u64 {
+pub(crate) fn weight(shares: u64) -> u64 {
     1 + (shares.clamp(2, 262_144) - 2) * 9_999 / 262_142
 }
 

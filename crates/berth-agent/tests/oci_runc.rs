@@ -2,34 +2,18 @@
 //! berth-image, an overlayfs rootfs over it, a bundle from berth-agent's builder, and Debian's
 //! runc running it. Needs root and runc (scripts/test installs it).
 
-use std::path::{Path, PathBuf};
+mod common;
+
 use std::process::Command;
 
 use berth_agent::runtime::ContainerSpec;
 use berth_agent::runtime::oci::{bundle, rootfs};
 use berth_image::store::ImageConfig;
 
-/// Builds the test image's OCI layout and unpacks its one layer into `dir/layer`.
-fn busybox_layer(dir: &Path) -> PathBuf {
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/make_image.py");
-    let layout = dir.join("layout");
-    assert!(Command::new("python3").arg(fixtures).arg(&layout).output().unwrap().status.success());
-    let index: serde_json::Value = serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
-    let blob = |digest: &str| layout.join("blobs/sha256").join(digest.trim_start_matches("sha256:"));
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(blob(index["manifests"][0]["digest"].as_str().unwrap())).unwrap())
-            .unwrap();
-    let layer_blob = std::fs::File::open(blob(manifest["layers"][0]["digest"].as_str().unwrap())).unwrap();
-    let layer = dir.join("layer");
-    std::fs::create_dir(&layer).unwrap();
-    berth_image::unpack::unpack(flate2::read::GzDecoder::new(layer_blob), &layer).unwrap();
-    layer
-}
-
 #[test]
 fn runc_runs_a_bundle_on_an_overlay_rootfs() {
     let dir = tempfile::tempdir().unwrap();
-    let layer = busybox_layer(dir.path());
+    let layer = common::busybox_layer(dir.path());
     let container = dir.path().join("container");
     let fs = rootfs::mount(std::slice::from_ref(&layer), &container).unwrap();
 

@@ -149,7 +149,8 @@ pub struct AgentOptions {
     /// The runc-compatible runtime the oci driver uses (runc, crun, runsc, youki, or a path)
     #[arg(long, env = "BERTH_OCI_RUNTIME", default_value = "runc")]
     pub oci_runtime: String,
-    /// The OCI runtime of FARGATE tasks' containers: runc, or runsc (gVisor: a user-space kernel
+    /// The OCI runtime of FARGATE tasks' containers: runc, berth (Berth's own, run by each
+    /// container's shim: no runtime process per start), or runsc (gVisor: a user-space kernel
     /// per task); other than runc needs `--runtime oci`
     #[arg(long, env = "BERTH_FARGATE_RUNTIME", default_value = "runc")]
     pub fargate_runtime: String,

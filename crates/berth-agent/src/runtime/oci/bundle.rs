@@ -188,7 +188,7 @@ fn capabilities(spec: &ContainerSpec, caps_json: &mut Value) {
 }
 
 /// The capabilities, numbered as the kernel numbers them.
-const CAPABILITIES: [&str; 41] = [
+pub(super) const CAPABILITIES: [&str; 41] = [
     "CHOWN",
     "DAC_OVERRIDE",
     "DAC_READ_SEARCH",

@@ -24,7 +24,7 @@ use super::shim::{
     EXIT_FILE, Exit, FORWARDS_FILE, HEALTH_FILE, HEALTHCHECK_FILE, LOG_FILE, OPTIONS_FILE, Options, PID_FILE,
 };
 use super::zygote::{self, ShimArgs, Zygote};
-use super::{bundle, holder, rootfs};
+use super::{bundle, holder, native, rootfs};
 use crate::lifecycle::Health;
 use crate::runtime::{
     Binding, BoxFuture, ContainerSpec, LogStream, NamespaceMode, Observed, Runtime, RuntimeError, jsonlog,
@@ -85,6 +85,15 @@ impl OciRuntime {
     /// `state_dir` holds images and containers; `runtime` must be on PATH (or a path).
     pub fn new(state_dir: &Path, runtime: &str, shim: PathBuf) -> Result<Self, RuntimeError> {
         let runtime = RuntimeCommand::checked(runtime)?;
+        if runtime.is_builtin() {
+            // The tasks' namespace holders run under the driver's runtime, which must be a
+            // program for that.
+            return Err(RuntimeError::Unavailable(format!(
+                "the berth runtime runs FARGATE tasks (--fargate-runtime {}); the driver's own runtime must be \
+                 runc, crun, youki or runsc",
+                native::NAME
+            )));
+        }
         let images =
             ImageStore::open(&state_dir.join("images")).map_err(|e| RuntimeError::Unavailable(e.to_string()))?;
         let root = state_dir.join("oci");
@@ -148,13 +157,20 @@ impl OciRuntime {
     /// runc's `start` is: open the container's `exec.fifo`, read the byte its init writes,
     /// remove the fifo. Doing that here saves starting a runc process on every task start.
     /// `None` when the runtime is not runc or has no fifo (the caller runs `runtime start`).
+    /// The berth runtime's container has its fifo in its directory, and no other way to start.
     async fn start_through_fifo(&self, id: &str) -> Option<Result<(), RuntimeError>> {
-        if !self.runtime_of(id).is_runc() {
+        let runtime = self.runtime_of(id);
+        let fifo = if runtime.is_builtin() {
+            self.dir(id).join(native::FIFO)
+        } else if runtime.is_runc() {
+            PathBuf::from(RUNC_ROOT).join(id).join("exec.fifo")
+        } else {
             return None;
-        }
-        let fifo = PathBuf::from("/run/runc").join(id).join("exec.fifo");
+        };
         if !fifo.exists() {
-            return None;
+            return runtime.is_builtin().then(|| {
+                Err(RuntimeError::Start(format!("container {id} was started already (it has no exec fifo)")))
+            });
         }
         // The init waits in a blocking open of the fifo for writing; if it died meanwhile, our
         // open would wait forever, so it is bounded, and on timeout a writer of our own
@@ -180,6 +196,33 @@ impl OciRuntime {
             Ok(_) => Err(RuntimeError::Start(format!("container {id} is already running"))),
             Err(e) => Err(RuntimeError::Start(format!("starting {id} through its exec fifo: {e}"))),
         })
+    }
+
+    /// `runtime delete --force`: the container's processes and the runtime's record of it go.
+    async fn delete(&self, id: &str) {
+        if !self.runtime_of(id).is_builtin() {
+            let _ = self.runtime(id, &["delete", "--force", id]).await;
+            return;
+        }
+        let Some(meta) = self.meta(id) else { return };
+        let dir = self.dir(id);
+        let deleted = tokio::task::spawn_blocking(move || native::delete(&dir, &meta.cgroups_path)).await;
+        if let Ok(Err(e)) = deleted {
+            tracing::warn!(container = %id, error = %e, "removing the container's cgroup");
+        }
+    }
+
+    /// `runtime kill`: `signal` (`TERM`, `KILL`) to the container's process.
+    async fn kill(&self, id: &str, signal: &str) {
+        if !self.runtime_of(id).is_builtin() {
+            let _ = self.runtime(id, &["kill", id, signal]).await;
+            return;
+        }
+        let number = if signal == "KILL" { libc::SIGKILL } else { libc::SIGTERM };
+        let pid = std::fs::read_to_string(self.dir(id).join(PID_FILE)).ok().and_then(|p| p.trim().parse().ok());
+        if let Some(pid) = pid {
+            let _ = native::kill(pid, number);
+        }
     }
 
     /// Runs container `id`'s runtime with `args`.
@@ -290,6 +333,9 @@ impl OciRuntime {
         if self.exit(id).is_some() {
             return false;
         }
+        if self.runtime_of(id).is_builtin() {
+            return self.dir(id).join(PID_FILE).exists() && !self.dir(id).join(native::FIFO).exists();
+        }
         if !self.runtime_of(id).is_runc() {
             return self.dir(id).join(PID_FILE).exists() && self.dir(id).join(STARTED_FILE).exists();
         }
@@ -301,7 +347,7 @@ impl OciRuntime {
     /// last run go, the bundle, rootfs, network and log stay.
     async fn rerun(&self, id: &str) -> Result<(), RuntimeError> {
         let meta = self.meta(id).ok_or_else(|| RuntimeError::Start(format!("container {id} has no meta.json")))?;
-        let _ = self.runtime(id, &["delete", "--force", id]).await;
+        self.delete(id).await;
         for file in [EXIT_FILE, PID_FILE, HEALTH_FILE, STARTED_FILE] {
             let _ = std::fs::remove_file(self.dir(id).join(file));
         }
@@ -375,7 +421,7 @@ impl OciRuntime {
             .ok_or_else(|| RuntimeError::Create(format!("image {} is not in the store", spec.image)))?;
         let dir = self.dir(&spec.name);
         if dir.exists() {
-            let _ = self.runtime(&spec.name, &["delete", "--force", &spec.name]).await;
+            self.delete(&spec.name).await;
             rootfs::remove(&dir).map_err(io("removing a stale container"))?;
         }
         for bind in &spec.binds {
@@ -575,11 +621,11 @@ impl Runtime for OciRuntime {
             if self.exit(id).is_some() {
                 return Ok(());
             }
-            let _ = self.runtime(id, &["kill", id, "TERM"]).await;
+            self.kill(id, "TERM").await;
             if self.wait_exit(id, timeout).await {
                 return Ok(());
             }
-            let _ = self.runtime(id, &["kill", id, "KILL"]).await;
+            self.kill(id, "KILL").await;
             if self.wait_exit(id, Duration::from_secs(10)).await {
                 Ok(())
             } else {
@@ -644,7 +690,7 @@ impl Runtime for OciRuntime {
 
     fn remove<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), RuntimeError>> {
         Box::pin(async move {
-            let _ = self.runtime(id, &["delete", "--force", id]).await;
+            self.delete(id).await;
             let meta = self.meta(id);
             if let Some(a) = meta.as_ref().and_then(|m| m.attachment.as_ref()) {
                 network::detach(a);

@@ -2,7 +2,9 @@
 //! global flags that go before every command (`create`, `start`, `kill`, `exec`, `delete`).
 //! runc, crun and youki take Berth's bundle as it is; runsc (gVisor) is told to use the
 //! ptrace platform (no KVM needed) and the network of the namespace Berth made for the task
-//! (`--network=host` inside that namespace: its own netstack cannot set up there).
+//! (`--network=host` inside that namespace: its own netstack cannot set up there). `berth`
+//! names Berth's own runtime ([`native`](super::native)), which is no program: the shim
+//! runs it in itself.
 
 use std::path::Path;
 use std::process::Command;
@@ -25,11 +27,15 @@ impl RuntimeCommand {
     /// The command for `name` (a known runtime's name or a path to one); an unknown one is
     /// refused.
     pub fn for_name(name: &str) -> Result<RuntimeCommand, RuntimeError> {
+        if name == super::native::NAME {
+            return Ok(RuntimeCommand { program: name.to_string(), args: Vec::new() });
+        }
         let family = Path::new(name).file_name().and_then(|n| n.to_str()).unwrap_or_default();
         if !KNOWN.contains(&family) {
             return Err(RuntimeError::Unavailable(format!(
-                "unknown OCI runtime {name:?}: the oci driver runs {}",
-                KNOWN.join(", ")
+                "unknown OCI runtime {name:?}: the oci driver runs {}, or {}, its own",
+                KNOWN.join(", "),
+                super::native::NAME
             )));
         }
         let args = if family == "runsc" { RUNSC_FLAGS.iter().map(|f| f.to_string()).collect() } else { Vec::new() };
@@ -39,6 +45,10 @@ impl RuntimeCommand {
     /// Like [`for_name`](Self::for_name), and the binary must answer `--version`.
     pub fn checked(name: &str) -> Result<RuntimeCommand, RuntimeError> {
         let command = Self::for_name(name)?;
+        if command.is_builtin() {
+            super::native::check().map_err(RuntimeError::Unavailable)?;
+            return Ok(command);
+        }
         let found = Command::new(&command.program).arg("--version").output();
         if !found.map(|o| o.status.success()).unwrap_or(false) {
             return Err(RuntimeError::Unavailable(format!("the OCI runtime {name:?} cannot be run")));
@@ -49,6 +59,11 @@ impl RuntimeCommand {
     /// Whether this is runc, whose exec fifo and state directory the driver uses directly.
     pub fn is_runc(&self) -> bool {
         Path::new(&self.program).file_name().and_then(|n| n.to_str()) == Some("runc")
+    }
+
+    /// Whether this is Berth's own runtime, which the shim runs in itself.
+    pub fn is_builtin(&self) -> bool {
+        self.program == super::native::NAME
     }
 
     /// A process running the runtime with its global flags, ready for a command's arguments.
@@ -91,5 +106,8 @@ mod tests {
         );
         let err = RuntimeCommand::for_name("kata").unwrap_err().to_string();
         assert!(err.contains("unknown OCI runtime \"kata\""), "{err}");
+        assert!(err.contains("or berth, its own"), "{err}");
+        let own = RuntimeCommand::for_name("berth").unwrap();
+        assert!(own.is_builtin() && !own.is_runc() && !runsc.is_builtin());
     }
 }

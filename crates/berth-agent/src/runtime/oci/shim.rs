@@ -1,6 +1,8 @@
 //! The shim: one small process per container (forked by the driver's zygote, or executed as
 //! `berth shim`), in its own session so it outlives agent restarts. It has a runc-compatible
-//! runtime `create` the container (the driver starts it), reaps it as its subreaper, keeps its stdout/stderr as JSON lines in a rotated log file, and when the
+//! runtime `create` the container, or creates it itself under the berth runtime
+//! ([`native`](super::native)); the driver starts it. It reaps the container as its
+//! subreaper, keeps its stdout/stderr as JSON lines in a rotated log file, and when the
 //! container exits writes `exit.json` with the exit code and whether the kernel killed it
 //! for memory. With `interactive` it keeps the container's standard input open; with a
 //! terminal (`process.terminal` in the bundle) it takes the terminal's master end from the
@@ -251,9 +253,8 @@ impl HealthState {
 
 /// Runs the health check until the container exits, writing the verdict to `health.json`.
 fn health_loop(
-    runtime: &RuntimeCommand,
-    id: &str,
-    bundle: &Path,
+    c: &Created<'_>,
+    pid: libc::pid_t,
     check: crate::runtime::HealthSpec,
     done: Arc<std::sync::atomic::AtomicBool>,
 ) {
@@ -270,15 +271,15 @@ fn health_loop(
         if done.load(Ordering::SeqCst) {
             return;
         }
-        let passed = match runtime
-            .command()
-            .arg("exec")
-            .arg(id)
-            .args(&args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
+        let command = if c.runtime.is_builtin() {
+            super::native::exec_command(c.bundle, pid as u32, &args)
+        } else {
+            let mut command = c.runtime.command();
+            command.arg("exec").arg(c.id).args(&args);
+            Ok(command)
+        };
+        let passed = match command
+            .and_then(|mut command| command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn())
         {
             Err(_) => false,
             Ok(mut child) => {
@@ -300,9 +301,9 @@ fn health_loop(
         };
         state.record(passed, started.elapsed() < check.start_period, check.retries);
         if let Some(healthy) = state.healthy {
-            let tmp = bundle.join("health.json.tmp");
+            let tmp = c.bundle.join("health.json.tmp");
             if fs::write(&tmp, serde_json::json!({"healthy": healthy}).to_string()).is_ok() {
-                let _ = fs::rename(&tmp, bundle.join(HEALTH_FILE));
+                let _ = fs::rename(&tmp, c.bundle.join(HEALTH_FILE));
             }
         }
     }
@@ -351,6 +352,13 @@ pub fn run(runtime: &RuntimeCommand, id: &str, bundle: &Path, cgroups_path: &str
         fs::read(bundle.join(OPTIONS_FILE)).ok().and_then(|raw| serde_json::from_slice(&raw).ok()).unwrap_or_default();
     let log = Arc::new(Mutex::new(Log::open(bundle.join(LOG_FILE), options.log_max_bytes, options.log_files)?));
     let never_ran = |why: String| write_exit(bundle, &Exit { code: 128, oom_killed: false, error: Some(why) });
+    let created = Created { runtime, id, bundle, cgroups_path };
+    if runtime.is_builtin() {
+        return match run_builtin(&created, &options, log) {
+            Ok(exit) => write_exit(bundle, &exit),
+            Err(why) => never_ran(why),
+        };
+    }
     if let Err(e) = forward_ports(bundle) {
         return never_ran(format!("publishing ports: {e}"));
     }
@@ -368,7 +376,7 @@ pub fn run(runtime: &RuntimeCommand, id: &str, bundle: &Path, cgroups_path: &str
     let stdin = if options.interactive { Stdio::piped() } else { Stdio::null() };
     let exit = match command.arg(id).stdin(stdin).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn() {
         Err(e) => Exit { code: 127, oom_killed: false, error: Some(format!("{}: {e}", runtime.program)) },
-        Ok(child) => supervise(Created { runtime, id, bundle, cgroups_path }, child, log, console)?,
+        Ok(child) => supervise(created, child, log, console)?,
     };
     write_exit(bundle, &exit)
 }
@@ -392,39 +400,102 @@ fn supervise(
     // (with a terminal, only the runtime's), and its input, kept open while it runs.
     let _stdin = child.stdin.take();
     let (out, err) = (child.stdout.take().expect("piped"), child.stderr.take().expect("piped"));
-    let (l1, l2) = (log.clone(), log.clone());
-    let t1 = std::thread::spawn(move || pump(out, "stdout", l1));
-    let t2 = std::thread::spawn(move || pump(err, "stderr", l2));
-    let master = console.map(|console| {
-        std::thread::spawn(move || {
-            if let Ok(master) = console.accept() {
-                pump(File::from(master), "stdout", log);
-            }
-        })
-    });
+    let pumps = Pumps::start(out, err, log, console);
     let created = child.wait()?;
     // The runtime has handed the terminal over (or never will): the path can go.
     let _ = fs::remove_file(console_socket());
     let pid = fs::read_to_string(c.bundle.join(PID_FILE)).ok().and_then(|p| p.trim().parse::<libc::pid_t>().ok());
     let (true, Some(pid)) = (created.success(), pid) else {
-        let _ = (t1.join(), t2.join());
+        pumps.join();
         let code = created.code().map(i64::from).unwrap_or(-1);
         // runc said why on stderr, which went to the log; the last line names it.
         let why =
             last_log_line(c.bundle).unwrap_or_else(|| format!("{} could not create the container", c.runtime.program));
         return Ok(Exit { code, oom_killed: false, error: Some(why) });
     };
+    Ok(follow(&c, pid, pumps))
+}
+
+/// The berth runtime's way: the shim (one thread so far) creates the container itself, then
+/// publishes its ports and follows it as it follows runc's. `Err` says why it never ran.
+fn run_builtin(c: &Created<'_>, options: &Options, log: Arc<Mutex<Log>>) -> Result<Exit, String> {
+    let console = terminal(c.bundle)
+        .then(|| Console::listen(&console_socket()))
+        .transpose()
+        .map_err(|e| format!("the console socket: {e}"))?;
+    let path = console.as_ref().map(|c| c.path.clone());
+    let created = super::native::create(c.bundle, path.as_deref(), options.interactive).map_err(|e| e.to_string())?;
+    let pid = created.pid as libc::pid_t;
+    let recorded = forward_ports(c.bundle).map_err(|e| format!("publishing ports: {e}")).and_then(|()| {
+        let tmp = c.bundle.join("container.pid.tmp");
+        fs::write(&tmp, pid.to_string())
+            .and_then(|()| fs::rename(&tmp, c.bundle.join(PID_FILE)))
+            .map_err(|e| format!("recording the pid: {e}"))
+    });
+    if let Err(why) = recorded {
+        let _ = super::native::kill(created.pid, libc::SIGKILL);
+        wait_pid(pid);
+        let _ = super::native::delete(c.bundle, c.cgroups_path);
+        return Err(why);
+    }
+    // Kept open while the container runs, as with runc.
+    let _stdin = created.stdin;
+    let pumps = Pumps::start(created.stdout, created.stderr, log, console);
+    let _ = fs::remove_file(console_socket());
+    Ok(follow(c, pid, pumps))
+}
+
+/// The threads that copy a container's output to its log.
+struct Pumps {
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Pumps {
+    fn start(
+        out: impl Read + Send + 'static,
+        err: impl Read + Send + 'static,
+        log: Arc<Mutex<Log>>,
+        console: Option<Console>,
+    ) -> Pumps {
+        let (l1, l2) = (log.clone(), log.clone());
+        let mut threads = vec![
+            std::thread::spawn(move || pump(out, "stdout", l1)),
+            std::thread::spawn(move || pump(err, "stderr", l2)),
+        ];
+        if let Some(console) = console {
+            threads.push(std::thread::spawn(move || {
+                if let Ok(master) = console.accept() {
+                    pump(File::from(master), "stdout", log);
+                }
+            }));
+        }
+        Pumps { threads }
+    }
+
+    fn join(self) {
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Runs the health check, if any, and waits for the container's process `pid` to end.
+fn follow(c: &Created<'_>, pid: libc::pid_t, pumps: Pumps) -> Exit {
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let check: Option<crate::runtime::HealthSpec> =
         fs::read(c.bundle.join(HEALTHCHECK_FILE)).ok().and_then(|raw| serde_json::from_slice(&raw).ok());
     if let Some(check) = check {
-        let (runtime, id, bundle, done) = (c.runtime.clone(), c.id.to_string(), c.bundle.to_path_buf(), done.clone());
-        std::thread::spawn(move || health_loop(&runtime, &id, &bundle, check, done));
+        let (runtime, id, bundle, cgroups_path, done) =
+            (c.runtime.clone(), c.id.to_string(), c.bundle.to_path_buf(), c.cgroups_path.to_string(), done.clone());
+        std::thread::spawn(move || {
+            let c = Created { runtime: &runtime, id: &id, bundle: &bundle, cgroups_path: &cgroups_path };
+            health_loop(&c, pid, check, done)
+        });
     }
     let code = wait_pid(pid);
     done.store(true, std::sync::atomic::Ordering::SeqCst);
-    let _ = (t1.join(), t2.join(), master.map(std::thread::JoinHandle::join));
-    Ok(Exit { code, oom_killed: oom_killed(c.cgroups_path), error: None })
+    pumps.join();
+    Exit { code, oom_killed: oom_killed(c.cgroups_path), error: None }
 }
 
 /// Writes `exit.json` whole (through a temporary file).
