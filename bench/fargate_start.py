@@ -2,7 +2,8 @@
 oci`, beside bare `runc run -d` of the very bundle Berth wrote, in a network namespace with a
 veth on a bridge that a script sets up the way Berth's agent does (two `ip -batch` processes: the
 namespace, the veth pair and the bridge port outside, the address, links and route inside; then
-`runc run -d` in that namespace), in the same run.
+`runc run -d` in that namespace), in the same run. Both make the task's end of the veth pair in
+the task's namespace.
 
 - single: median time from RunTask to lastStatus RUNNING (polled every 2 ms), each start after
   the previous task's teardown, against the median of the bare script;
@@ -132,7 +133,9 @@ class Bare:
     def start(self, n):
         ns, host, peer = f"bbench-{n}", f"vbb{n}", f"vbp{n}"
         address = BARE_NET.network_address + 10 + n
-        outside = (f"netns add {ns}\nlink add {host} type veth peer name {peer}\nlink set {peer} netns {ns}\n"
+        # The task's end is made in its namespace, as Berth makes it: moving a link there would
+        # cost an RCU grace period under the kernel's network lock (see docs/performance.md).
+        outside = (f"netns add {ns}\nlink add {host} type veth peer name {peer} netns {ns}\n"
                    f"link set {host} master {BARE_BRIDGE}\nlink set {host} up\n")
         inside = (f"addr add {address}/{BARE_NET.prefixlen} dev {peer}\nlink set {peer} up\nlink set lo up\n"
                   f"route add default via {next(BARE_NET.hosts())}\n")

@@ -58,13 +58,18 @@ fn load(bundle: &Path) -> io::Result<Spec> {
 
 /// Whether this host can run the berth runtime; why not otherwise.
 pub fn check() -> Result<(), String> {
+    usable_hierarchies().map(drop)
+}
+
+/// The host's cgroup hierarchies, if the berth runtime can work with them.
+fn usable_hierarchies() -> Result<Vec<cgroups::Hierarchy>, String> {
     let hierarchies = cgroups::host_hierarchies().map_err(|e| format!("reading the cgroup mounts: {e}"))?;
     if cgroups::unified_only(&hierarchies) {
         return Err("the berth runtime needs the cgroup v1 devices controller for its device rules; \
                     this host has cgroup v2 alone (use runc)"
             .into());
     }
-    Ok(())
+    Ok(hierarchies)
 }
 
 /// Creates the container of `bundle`: its cgroup, its process (cloned from this one, which
@@ -76,8 +81,7 @@ pub fn create(bundle: &Path, console: Option<&Path>, interactive: bool) -> io::R
     }
     let spec = load(bundle)?;
     let plan = plan::plan(&spec, bundle).map_err(io::Error::other)?;
-    check().map_err(io::Error::other)?;
-    let hierarchies = cgroups::host_hierarchies()?;
+    let hierarchies = usable_hierarchies().map_err(io::Error::other)?;
     let resources = spec.linux().as_ref().and_then(|l| l.resources().as_ref());
     let settings = cgroups::settings(resources, false).map_err(io::Error::other)?;
     let cgroup = cgroups::Cgroup::at(&hierarchies, &plan.cgroups_path);
