@@ -227,3 +227,30 @@ async fn tasks_starting_at_once_both_get_past_a_stale_bridge() {
     host.detach("te").await.unwrap();
     host.detach("tf").await.unwrap();
 }
+
+/// libnftables in the agent's process speaks to the namespace it was opened for, as `nft` run
+/// there would: batches apply there and not on the host, and a batch with a bad command
+/// changes nothing and says why in nft's words.
+#[tokio::test]
+async fn libnftables_runs_batches_in_its_namespace_all_or_nothing() {
+    use berth_agent::vpc::libnft::Nft;
+    // Its cleanup removes the subnet's bridge as well, which the other tests use.
+    let _serial = SERIAL.lock().await;
+    let name = format!("berth-test-{}-nft", std::process::id());
+    let _cleanup = Cleanup(vec![name.clone()]);
+    let path = netns::create(&name).unwrap();
+    let nft = Nft::open(&path).expect("libnftables loads (Debian's libnftables1 comes with nftables)");
+    nft.run("add table inet berthtest\nadd chain inet berthtest c\n".into()).await.unwrap();
+    assert!(nft.run("list tables".into()).await.unwrap().contains("table inet berthtest"));
+    let program = |args: &[&str]| {
+        let out = std::process::Command::new(args[0]).args(&args[1..]).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(program(&["ip", "netns", "exec", &name, "nft", "list", "tables"]).contains("table inet berthtest"));
+    assert!(!program(&["nft", "list", "tables"]).contains("berthtest"), "nothing on the host");
+    let err = nft.run("add chain inet berthtest d\nadd chain inet nosuchtable e\n".into()).await.unwrap_err();
+    assert!(err.to_string().contains("No such file or directory"), "{err}");
+    let table = nft.run("list table inet berthtest".into()).await.unwrap();
+    assert!(table.contains("chain c") && !table.contains("chain d"), "the refused batch changed nothing: {table}");
+}

@@ -10,9 +10,11 @@
 //! chain. Frames bridged between tasks of one subnet reach these chains through
 //! `br_netfilter`, switched on in the router namespace only.
 //!
-//! Rules are applied with the `nft` program (Debian's `nftables`), one atomic batch per
-//! change, run inside the router namespace; changes that arrive while one runs are joined
-//! into the next run ([`Coalescer`]). Generating the batches is pure and tested here.
+//! Rules are applied in nftables' own language, one atomic batch per change, inside the router
+//! namespace: through libnftables in this process ([`libnft`](super::libnft)), or with the
+//! `nft` program where the library cannot be loaded (both are Debian's `nftables`). Changes
+//! that arrive while one runs are joined into the next run ([`Coalescer`]). Generating the
+//! batches is pure and tested here.
 
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;
@@ -184,9 +186,9 @@ pub fn refused_as_existing(e: &NetError) -> bool {
     matches!(e, NetError::Firewall(m) if m.contains("File exists"))
 }
 
-/// Runs one namespace's rule batches, joining those that arrive while an `nft` run is under
-/// way into the next run: in a burst of task starts each `nft` process (a few milliseconds of
-/// cpu to start and parse) then serves several tasks. The tasks' batches touch disjoint
+/// Runs one namespace's rule batches, joining those that arrive while one runs into the next
+/// run: in a burst of task starts each run (reading the table, parsing, the kernel's
+/// transaction) then serves several tasks. The tasks' batches touch disjoint
 /// chains and map elements, so a joined batch means what its parts mean one after another;
 /// when a joined batch is refused (nft's batches are all or nothing), each part runs alone,
 /// so every caller gets the answer its own batch would have had.
@@ -275,8 +277,17 @@ pub async fn apply(netns: &std::path::Path, batch: String) -> Result<(), NetErro
     run(netns, batch).await.map(drop)
 }
 
-/// Runs `batch` with `nft -f -` inside the network namespace at `netns`; what it printed.
+/// Runs `batch` inside the network namespace at `netns`, through libnftables in this process
+/// ([`libnft`](super::libnft)) or else with the `nft` program; what it printed.
 async fn run(netns: &std::path::Path, batch: String) -> Result<String, NetError> {
+    match super::libnft::for_namespace(netns) {
+        Some(nft) => nft.run(batch).await,
+        None => run_program(netns, batch).await,
+    }
+}
+
+/// Runs `batch` with `nft -f -` inside the network namespace at `netns`; what it printed.
+async fn run_program(netns: &std::path::Path, batch: String) -> Result<String, NetError> {
     use std::os::unix::process::CommandExt;
     use std::process::Stdio;
     let ns = std::fs::File::open(netns).map_err(|e| NetError::Firewall(format!("{}: {e}", netns.display())))?;

@@ -23,6 +23,7 @@
 #[cfg(any(test, feature = "fakes"))]
 pub mod fake;
 pub mod firewall;
+pub mod libnft;
 pub mod link;
 pub mod netns;
 pub mod plan;
