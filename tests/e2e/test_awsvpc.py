@@ -20,8 +20,9 @@ from ecs_helpers import expect_error, register_instance, wait_task
 HTTPD = ("mkdir -p /www && echo hello > /www/index.html && exec httpd -f -p 80 -h /www")
 
 
-# `oci-berth`: the oci driver with FARGATE tasks under Berth's own runtime (EC2 tasks keep runc).
-AWSVPC_DRIVERS = {"docker": ("docker",), "oci": ("oci",), "oci-berth": ("oci", "--fargate-runtime", "berth")}
+# `oci` runs FARGATE tasks under Berth's own runtime (its default on this machine), `oci-runc`
+# under runc; EC2 tasks run under runc on both.
+AWSVPC_DRIVERS = {"docker": ("docker",), "oci": ("oci",), "oci-runc": ("oci", "--fargate-runtime", "runc")}
 
 
 @pytest.fixture(params=list(AWSVPC_DRIVERS))

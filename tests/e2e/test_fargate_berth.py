@@ -84,6 +84,19 @@ def test_fargate_tasks_run_under_berths_own_runtime_and_ec2_tasks_under_runc(ber
     wait_task(ecs, arns["ec2"], "STOPPED")
 
 
+def test_fargate_tasks_take_berths_runtime_by_default_on_oci(tmp_path, registry):
+    """`--fargate-runtime auto` (the default) is Berth's own runtime with the oci driver on a
+    host with the cgroup v1 devices controller, as this one has."""
+    with vpc_agent_berth(tmp_path / "data", "oci") as b:
+        ecs = b.client()
+        _, arns = fargate_and_ec2_webservers(b, registry)
+        runtimes = sorted(str(meta.get("runtime")) for _, meta in containers(tmp_path / "data").values())
+        assert runtimes == ["None", "berth"], runtimes
+        for arn in arns.values():
+            ecs.stop_task(task=arn)
+            wait_task(ecs, arn, "STOPPED")
+
+
 def test_the_drivers_own_runtime_cannot_be_berth(tmp_path):
     """As with any runtime the driver cannot use, `berth up` serves without an agent and says
     why on its banner."""

@@ -25,9 +25,13 @@ pub async fn runtime(options: &AgentOptions, state_dir: &Path) -> anyhow::Result
     }
 }
 
-/// The driver must be able to run `--fargate-runtime`, or the agent does not start (a wrong
-/// setting, unlike an engine not up yet, ends `berth up` too).
-pub fn check_fargate_runtime(driver: &dyn Runtime, options: &AgentOptions) -> anyhow::Result<()> {
+/// `--fargate-runtime auto` becomes the driver's choice; the driver must be able to run the
+/// runtime named, or the agent does not start (a wrong setting, unlike an engine not up yet,
+/// ends `berth up` too).
+pub fn resolve_fargate_runtime(driver: &dyn Runtime, options: &mut AgentOptions) -> anyhow::Result<()> {
+    if options.fargate_runtime == crate::config::AUTO_FARGATE_RUNTIME {
+        options.fargate_runtime = driver.default_fargate_runtime();
+    }
     driver
         .check_runtime(&options.fargate_runtime)
         .with_context(|| format!("--fargate-runtime {}", options.fargate_runtime))
@@ -63,13 +67,13 @@ pub fn config(
 }
 
 /// `berth agent`: registers with the server and runs until interrupted.
-pub fn run(args: AgentArgs) -> anyhow::Result<()> {
+pub fn run(mut args: AgentArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let driver = self::runtime(&args.agent, &args.state_dir())
             .await?
             .context("--runtime none leaves nothing for an agent to do")?;
-        check_fargate_runtime(driver.as_ref(), &args.agent)?;
+        resolve_fargate_runtime(driver.as_ref(), &mut args.agent)?;
         let client = Arc::new(ApiClient::with_servers(&args.server, &args.access_key, &args.secret_key, &args.region)?);
         let config = config(&args.agent, &args.cluster, &args.region, args.state_dir(), args.fargate, None);
         let agent = Agent::register(config, Arc::new(berth_agent::control::Remote::new(client)), driver).await?;

@@ -139,6 +139,9 @@ pub struct ServerArgs {
     pub metric_period: u64,
 }
 
+/// `--fargate-runtime`'s default: the agent's driver picks.
+pub const AUTO_FARGATE_RUNTIME: &str = "auto";
+
 /// How the node agent runs (in `berth up` and `berth agent`).
 #[derive(Debug, Clone, Args)]
 pub struct AgentOptions {
@@ -149,10 +152,11 @@ pub struct AgentOptions {
     /// The runc-compatible runtime the oci driver uses (runc, crun, runsc, youki, or a path)
     #[arg(long, env = "BERTH_OCI_RUNTIME", default_value = "runc")]
     pub oci_runtime: String,
-    /// The OCI runtime of FARGATE tasks' containers: runc, berth (Berth's own, run by each
-    /// container's shim: no runtime process per start), or runsc (gVisor: a user-space kernel
-    /// per task); other than runc needs `--runtime oci`
-    #[arg(long, env = "BERTH_FARGATE_RUNTIME", default_value = "runc")]
+    /// The OCI runtime of FARGATE tasks' containers: berth (Berth's own, run by each
+    /// container's shim: no runtime process per start), runc, or runsc (gVisor: a user-space
+    /// kernel per task); other than runc needs `--runtime oci`. `auto`: berth with `--runtime
+    /// oci` where the host has the cgroup v1 devices controller, else runc
+    #[arg(long, env = "BERTH_FARGATE_RUNTIME", default_value = AUTO_FARGATE_RUNTIME)]
     pub fargate_runtime: String,
     /// MiB of the machine's memory kept back from tasks
     #[arg(long, env = "BERTH_RESERVED_MEMORY", default_value_t = 256)]

@@ -103,9 +103,9 @@ async fn serve(settings: Settings, agent_options: Option<AgentOptions>, started:
     let key = &settings.keys[0];
     let (agent_line, agent_task) = match agent_options {
         None => (None, None),
-        Some(options) => match crate::agent::runtime(&options, &settings.data_dir.join("agent")).await {
+        Some(mut options) => match crate::agent::runtime(&options, &settings.data_dir.join("agent")).await {
             Ok(Some(driver)) => {
-                crate::agent::check_fargate_runtime(driver.as_ref(), &options)?;
+                crate::agent::resolve_fargate_runtime(driver.as_ref(), &mut options)?;
                 let name = driver.name();
                 let client = berth_client::ApiClient::new(
                     &local_endpoint(addr),

@@ -261,6 +261,11 @@ pub trait Runtime: Send + Sync + 'static {
     /// Removes namespace holder `holder` unless a container joined it (a task that stopped
     /// before any of its containers was created).
     fn release_task_netns<'a>(&'a self, holder: &'a str) -> BoxFuture<'a, ()>;
+    /// The OCI runtime of FARGATE tasks when none is named (`--fargate-runtime auto`): the
+    /// engine's own runc for a driver that picks no runtime.
+    fn default_fargate_runtime(&self) -> String {
+        "runc".into()
+    }
     /// Whether containers can be run with the OCI runtime `name` ([`ContainerSpec::runtime`]):
     /// checked at agent start. A driver that picks no runtime takes only runc, its engine's own.
     fn check_runtime(&self, name: &str) -> Result<(), RuntimeError> {

@@ -737,6 +737,18 @@ impl Runtime for OciRuntime {
         RuntimeCommand::checked(name).map(|_| ())
     }
 
+    /// Berth's own runtime where this host allows it (the cgroup v1 devices controller), else
+    /// runc.
+    fn default_fargate_runtime(&self) -> String {
+        match native::check() {
+            Ok(()) => native::NAME.into(),
+            Err(why) => {
+                tracing::info!(reason = %why, "FARGATE tasks run under runc");
+                "runc".into()
+            }
+        }
+    }
+
     fn logs<'a>(&'a self, id: &'a str, follow: bool) -> LogStream<'a> {
         let exited: Option<jsonlog::Exited<'a>> = follow.then(|| {
             Box::new(move || Box::pin(std::future::ready(self.exit(id).is_some())) as BoxFuture<'a, bool>) as _
