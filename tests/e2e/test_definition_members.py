@@ -359,6 +359,13 @@ def test_dns_search_streams_networking_and_privileges(agent, registry):
         "nnp": (sh("main", registry, "grep -q 'NoNewPrivs:.*1' /proc/self/status && exit 42; exit 1",
                    dockerSecurityOptions=["no-new-privileges"]), 42),
         "nnp-off": (sh("main", registry, "grep -q 'NoNewPrivs:.*0' /proc/self/status && exit 42; exit 1"), 42),
+        # Docker's 14 default capabilities (0xa80425fb) for root, none for another user.
+        "caps": (sh("main", registry, "grep -q 'CapEff:.*00000000a80425fb' /proc/self/status && "
+                                      "grep -q 'CapBnd:.*00000000a80425fb' /proc/self/status && exit 42; "
+                                      "grep Cap /proc/self/status; exit 1"), 42),
+        "caps-user": (sh("main", registry, "grep -q 'CapEff:.*0000000000000000' /proc/self/status && "
+                                           "grep -q 'CapAmb:.*0000000000000000' /proc/self/status && exit 42; "
+                                           "grep Cap /proc/self/status; exit 1", user="1000"), 42),
     }
     arns = {run(ecs, family, [definition]): (family, code) for family, (definition, code) in cases.items()}
     for arn, (family, code) in arns.items():

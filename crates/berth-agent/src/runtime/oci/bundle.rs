@@ -162,16 +162,38 @@ pub fn runtime_spec(
     serde_json::from_value(v).map_err(invalid)
 }
 
-/// `cap_add`/`cap_drop` on the default set, or every capability for a privileged container.
+/// Docker's default capabilities, which an ECS container gets on either launch type (and
+/// under the docker driver from the engine itself).
+const DEFAULT_CAPABILITIES: [&str; 14] = [
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FSETID",
+    "FOWNER",
+    "MKNOD",
+    "NET_RAW",
+    "SETGID",
+    "SETUID",
+    "SETFCAP",
+    "SETPCAP",
+    "NET_BIND_SERVICE",
+    "SYS_CHROOT",
+    "KILL",
+    "AUDIT_WRITE",
+];
+
+/// `cap_add`/`cap_drop` on Docker's default set, or every capability for a privileged
+/// container. As Docker, no inheritable (unless privileged) and no ambient capabilities: a
+/// process of another user than root starts with none.
 fn capabilities(spec: &ContainerSpec, caps_json: &mut Value) {
     let sets: &[&str] = if spec.privileged {
         &["bounding", "effective", "permitted", "inheritable"]
     } else {
         &["bounding", "effective", "permitted"]
     };
+    caps_json["inheritable"] = json!([]);
+    caps_json["ambient"] = json!([]);
     for set in sets {
-        let mut caps: Vec<String> =
-            caps_json[set].as_array().into_iter().flatten().filter_map(|c| c.as_str().map(String::from)).collect();
+        let mut caps: Vec<String> = DEFAULT_CAPABILITIES.iter().map(|c| format!("CAP_{c}")).collect();
         let added = if spec.privileged { all_capabilities() } else { spec.cap_add.clone() };
         for add in added {
             let name = format!("CAP_{}", add.trim_start_matches("CAP_"));
