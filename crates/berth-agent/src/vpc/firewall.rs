@@ -210,7 +210,7 @@ struct Queue {
 }
 
 impl Coalescer {
-    /// Batches for the namespace at `netns`, run with `nft`.
+    /// Batches for the namespace at `netns`, in nftables' language (see [`apply`]).
     pub fn nft(netns: PathBuf) -> Self {
         Self::with_runner(Arc::new(move |batch| {
             let netns = netns.clone();
@@ -272,7 +272,8 @@ async fn drain(queue: Arc<Mutex<Queue>>, runner: Runner) {
     }
 }
 
-/// Runs `batch` with `nft -f -` inside the network namespace at `netns`.
+/// Runs `batch` inside the network namespace at `netns`: through libnftables in this process
+/// ([`libnft`](super::libnft)), or with the `nft` program where the library cannot be loaded.
 pub async fn apply(netns: &std::path::Path, batch: String) -> Result<(), NetError> {
     run(netns, batch).await.map(drop)
 }
