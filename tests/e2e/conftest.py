@@ -539,9 +539,10 @@ def ecs(berth):
 # each has its own ports, data dir, task cgroups and namespaces, VPC block (vpc_block) and
 # bridge addresses (leased machine-wide by the oci driver).
 # - hosts-net: the `bth-hosts` bridge and its addresses (hosts_helpers.py);
-# - metadata-80: agents taking the task metadata endpoint's port 80 (`auto`) and restarting.
+# - metadata-80: agents taking the task metadata endpoint's port 80 (`auto`) and restarting;
+# - public-net: the router's public link (`bpub0`, one per machine).
 SERIAL_GROUPS = {"test_hosts.py": "hosts-net", "test_production_layout.py": "hosts-net",
-                 "test_task_metadata.py": "metadata-80"}
+                 "test_task_metadata.py": "metadata-80", "test_public_ip.py": "public-net"}
 
 
 # Before xdist's own hook, which turns the marker into the `@group` suffix that `loadgroup`

@@ -183,7 +183,6 @@ def test_fargate_definitions_follow_fargates_rules(ecs, change, message):
 
 def launch_refusals(subnet):
     network = {"awsvpcConfiguration": {"subnets": [subnet]}}
-    public = {"awsvpcConfiguration": {"subnets": [subnet], "assignPublicIp": "ENABLED"}}
     return [
         ("ec2-only", "plain", {"networkConfiguration": network}, "Task definition does not support launch_type FARGATE."),
         ("platform", "sized", {"networkConfiguration": network, "platformVersion": "1.3.0"},
@@ -191,7 +190,6 @@ def launch_refusals(subnet):
         ("constraints", "sized", {"networkConfiguration": network,
                                   "placementConstraints": [{"type": "distinctInstance"}]},
          "Task placement constraints and strategies are not supported with the FARGATE launch type."),
-        ("public-ip", "sized", {"networkConfiguration": public}, "Berth gives out no public addresses yet"),
         ("no-network", "sized", {}, "Network Configuration must be provided"),
     ]
 

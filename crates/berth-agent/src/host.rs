@@ -62,6 +62,11 @@ pub fn fargate_attribute() -> Attribute {
     Attribute::new(berth_model::launch::FARGATE_ATTRIBUTE, None)
 }
 
+/// The attribute that offers this machine's block of public addresses to FARGATE tasks.
+pub fn public_pool_attribute(pool: &str) -> Attribute {
+    Attribute::new(berth_model::launch::PUBLIC_POOL_ATTRIBUTE, Some(pool))
+}
+
 /// ECS's built-in attributes plus the custom ones (a custom one replaces a built-in of its name).
 pub fn attributes(instance_type: &str, zone: &str, custom: &[(String, String)]) -> Vec<Attribute> {
     let arch = match std::env::consts::ARCH {

@@ -94,7 +94,7 @@ async fn tasks_get_their_addresses_and_their_security_groups_on_this_machine() {
     let names = vec![format!("berth-test-{pid}-a"), format!("berth-test-{pid}-b")];
     let _cleanup = Cleanup(names.clone());
     let state = tempfile::tempdir().unwrap();
-    let host = HostNetworking::new(state.path().to_path_buf());
+    let host = HostNetworking::new(state.path().to_path_buf(), None);
     let (a, b) = (network(10, port_80()), network(11, port_80()));
     let mut paths = Vec::new();
     for (name, (task, net)) in names.iter().zip([("ta", &a), ("tb", &b)]) {
@@ -158,7 +158,7 @@ async fn tasks_get_their_addresses_and_their_security_groups_on_this_machine() {
     serve(&dead_path, "dead");
     assert_eq!(answer(b.eni.private_ip).as_deref(), Some("dead"));
     let other_state = tempfile::tempdir().unwrap();
-    let fresh = HostNetworking::new(other_state.path().to_path_buf());
+    let fresh = HostNetworking::new(other_state.path().to_path_buf(), None);
     let next_path = netns::create(&next_ns).unwrap();
     fresh.attach("tnext", &next_path, &b).await.unwrap();
     serve(&next_path, "next");
@@ -215,7 +215,7 @@ async fn tasks_starting_at_once_both_get_past_a_stale_bridge() {
     ip(&["addr", "add", "10.207.0.1/24", "dev", STALE]);
 
     let state = tempfile::tempdir().unwrap();
-    let host = HostNetworking::new(state.path().to_path_buf());
+    let host = HostNetworking::new(state.path().to_path_buf(), None);
     let (e, f) = (on(10), on(11));
     let (pe, pf) = (netns::create(&names[0]).unwrap(), netns::create(&names[1]).unwrap());
     let (first, second) = tokio::join!(host.attach("te", &pe, &e), host.attach("tf", &pf, &f));

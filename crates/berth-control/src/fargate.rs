@@ -67,6 +67,19 @@ pub fn candidates(region: &Region<'_>) -> ControlResult<Vec<Candidate>> {
     Ok(out)
 }
 
+/// The [`candidates`] a task can be placed on: with `public`, only those whose agent gives out
+/// public addresses (`--public-cidr`).
+pub fn candidates_for(region: &Region<'_>, public: bool) -> ControlResult<Vec<Candidate>> {
+    let mut out = candidates(region)?;
+    if public {
+        out.retain(|c| crate::task_network::public_pool(&c.record.instance).is_some());
+    }
+    Ok(out)
+}
+
+/// What RunTask answers when Fargate hosts exist but none gives out public addresses.
+pub const NO_PUBLIC_ADDRESSES: &str = "No Fargate host of this installation gives out public addresses: start an agent lending its capacity to Fargate with --public-cidr and --public-interface (see docs/networking.md), or use assignPublicIp DISABLED.";
+
 /// The FARGATE tasks placed on `host` that have not stopped: (task cluster, task id).
 pub fn hosted(region: &Region<'_>, host: &Host) -> ControlResult<Vec<(String, String)>> {
     let listed = region.store().list(&region.keys.hosted_tasks(&host.cluster, &host.id))?;

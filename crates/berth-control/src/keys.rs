@@ -198,6 +198,17 @@ impl Keys {
         format!("ec2/{}/ip/{subnet}/{ip}", self.region)
     }
 
+    /// The public addresses given out in the region.
+    pub fn public_addresses(&self) -> String {
+        format!("ec2/{}/public-ip/", self.region)
+    }
+
+    /// One public address given out (`assignPublicIp`): the network interface holding it.
+    /// Region-wide, so two interfaces never hold one, even from overlapping pools.
+    pub fn public_address(&self, ip: std::net::Ipv4Addr) -> String {
+        format!("{}{ip}", self.public_addresses())
+    }
+
     // Elastic Load Balancing (`elb/`): load balancers, target groups, listeners, rules and
     // registered targets, keyed by the ids in their ARNs. Everything the data plane's
     // configuration is built from lives under [`Keys::elb`]; what the data plane observes

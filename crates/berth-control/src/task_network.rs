@@ -6,7 +6,7 @@
 //! agent reports the task RUNNING, DELETED when it stops, when its address is freed in the
 //! same transaction), and what the agent is told ([`assigned_network`]).
 
-use berth_model::launch::LaunchType;
+use berth_model::launch::{LaunchType, PUBLIC_POOL_ATTRIBUTE};
 use berth_store::{Compare, Op};
 use serde_json::{Value, json};
 
@@ -36,8 +36,8 @@ fn refuse(message: impl Into<String>) -> NetworkConfigError {
 }
 
 /// The request in `networkConfiguration` for a definition in `network_mode`: required with
-/// awsvpc and refused without it, as ECS does. A public address is refused: by ECS for the
-/// EC2 launch type, by Berth (which has none to give yet) for FARGATE.
+/// awsvpc and refused without it, as ECS does. A public address is for FARGATE tasks only,
+/// as on ECS.
 pub fn parse(
     network_mode: &str,
     configuration: Option<&Value>,
@@ -84,11 +84,7 @@ pub fn parse(
         Some("ENABLED") if launch_type == LaunchType::Ec2 => {
             return Err(refuse("Assign public IP is not supported for this launch type."));
         }
-        Some("ENABLED") => {
-            return Err(refuse(
-                "Berth gives out no public addresses yet: use assignPublicIp DISABLED; a task is reachable at its private address from the machine that runs it.",
-            ));
-        }
+        Some("ENABLED") => true,
         Some(other) => {
             return Err(refuse(format!("Invalid assignPublicIp '{other}'. Valid values: ENABLED, DISABLED.")));
         }
@@ -128,20 +124,30 @@ pub fn check(region: &Region<'_>, req: &NetworkRequest) -> ControlResult<Result<
 }
 
 /// The ENI of task `task_arn`, allocated beside the `pending` ones of the same transaction,
-/// with the compares and writes that claim it.
+/// with the compares and writes that claim it; its public address (when asked for) from the
+/// public block of `instance`, the one the task is placed on.
 pub fn allocate(
     region: &Region<'_>,
     req: &NetworkRequest,
-    task_arn: &str,
+    (task_arn, instance): (&str, &Obj),
     pending: &[Eni],
 ) -> ControlResult<(Eni, Vec<Compare>, Vec<Op>)> {
     let request = EniRequest {
         subnets: &req.subnets,
         security_groups: &req.security_groups,
         assign_public_ip: req.assign_public_ip,
+        public_pool: public_pool(instance),
         task_arn,
     };
     vpc::allocate_eni_ops_avoiding(region, &request, pending)
+}
+
+/// The block of public addresses a container instance registered with (its agent's
+/// `--public-cidr`), if any.
+pub fn public_pool(instance: &Obj) -> Option<ipnet::Ipv4Net> {
+    let attributes = instance.get("attributes")?.as_array()?;
+    let pool = attributes.iter().find(|a| a["name"] == PUBLIC_POOL_ATTRIBUTE)?;
+    pool["value"].as_str()?.parse().ok()
 }
 
 /// Shows `eni` on the new `task`: its attachment (PRECREATED) and each container's
@@ -161,6 +167,10 @@ pub fn show(region: &Region<'_>, task: &mut Obj, eni: &Eni) {
             detail("privateIPv4Address", eni.private_ip.to_string()),
         ],
     });
+    let mut attachment = attachment;
+    if let Some(public) = eni.public_ip {
+        attachment["details"].as_array_mut().expect("details").push(detail("publicIPv4Address", public.to_string()));
+    }
     task.insert("attachments".into(), json!([attachment]));
     let interface = json!([{"attachmentId": attachment_id, "privateIpv4Address": eni.private_ip.to_string()}]);
     for c in task.get_mut("containers").and_then(Value::as_array_mut).into_iter().flatten() {

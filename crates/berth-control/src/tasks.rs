@@ -47,6 +47,13 @@ pub struct Launch {
     pub capacity_providers: Vec<String>,
 }
 
+impl Launch {
+    /// Whether the tasks ask for a public address (`assignPublicIp: ENABLED`).
+    pub fn wants_public_ip(&self) -> bool {
+        self.network.as_ref().is_some_and(|n| n.assign_public_ip)
+    }
+}
+
 /// The ECS `Task` object for a new task of `l` on instance `instance`.
 pub fn new_task(region: &Region<'_>, l: &Launch, instance: &InstanceRecord, id: &str) -> Obj {
     let task_arn = region.arns.task(&l.cluster, id);
@@ -159,7 +166,7 @@ pub async fn commit(
         let mut task = new_task(region, l, rec, &task_id);
         if let Some(req) = &l.network {
             let task_arn = region.arns.task(&l.cluster, &task_id);
-            let (eni, eni_compares, eni_ops) = task_network::allocate(region, req, &task_arn, &enis)?;
+            let (eni, eni_compares, eni_ops) = task_network::allocate(region, req, (&task_arn, &rec.instance), &enis)?;
             task_network::show(region, &mut task, &eni);
             compares.extend(eni_compares);
             ops.extend(eni_ops);
@@ -295,7 +302,7 @@ async fn launch_chunk(
         let (cluster_kv, _) = active_cluster(region, &l.cluster)?;
         let mut candidates = match l.launch_type {
             LaunchType::Ec2 => placement::candidates(region, &l.cluster).await?,
-            LaunchType::Fargate => fargate::candidates(region)?,
+            LaunchType::Fargate => fargate::candidates_for(region, l.wants_public_ip())?,
         };
         candidates.retain(|c| only.is_none_or(|id| c.id == id));
         let views: Vec<_> = candidates.iter().map(|c| c.view.clone()).collect();

@@ -14,6 +14,11 @@ use crate::error::ModelError;
 /// Fargate (a Berth attribute; shown in DescribeContainerInstances).
 pub const FARGATE_ATTRIBUTE: &str = "berth.capacity.fargate";
 
+/// The attribute whose value is the block of public addresses a container instance's agent
+/// gives to FARGATE tasks with `assignPublicIp: ENABLED` (`--public-cidr`): a task asking for
+/// one is placed only on an instance with it.
+pub const PUBLIC_POOL_ATTRIBUTE: &str = "berth.public-ipv4-pool";
+
 /// The platform version a FARGATE task runs on when `LATEST` (or nothing) is asked for.
 pub const PLATFORM_VERSION: &str = "1.4.0";
 

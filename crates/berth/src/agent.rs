@@ -7,6 +7,8 @@ use anyhow::Context;
 use berth_agent::runtime::Runtime;
 use berth_agent::runtime::docker::DockerRuntime;
 use berth_agent::runtime::oci::driver::OciRuntime;
+use berth_agent::vpc::plan::Cidr;
+use berth_agent::vpc::public::PublicSide;
 use berth_agent::{Agent, AgentConfig};
 use berth_client::ApiClient;
 
@@ -37,6 +39,32 @@ pub fn resolve_fargate_runtime(driver: &dyn Runtime, options: &mut AgentOptions)
         .with_context(|| format!("--fargate-runtime {}", options.fargate_runtime))
 }
 
+/// Where this machine's public addresses live, from `--public-cidr`, `--public-interface` and
+/// `--public-gateway` (or the host's default gateway through that interface).
+pub async fn public_side(options: &AgentOptions) -> anyhow::Result<Option<PublicSide>> {
+    let (Some(cidr), Some(interface)) = (&options.public_cidr, &options.public_interface) else { return Ok(None) };
+    let pool = match Cidr::parse(cidr) {
+        Some(pool) if pool.to_string() == *cidr && pool.prefix <= 30 => pool,
+        _ => anyhow::bail!(
+            "--public-cidr {cidr}: expected a block of at least four addresses, A.B.C.D/N with no host bits set"
+        ),
+    };
+    // Looked up whether or not a gateway is given: it also says whether the interface exists.
+    let found = berth_agent::vpc::public::default_gateway(interface)
+        .await
+        .with_context(|| format!("--public-interface {interface}"))?;
+    let gateway = match (options.public_gateway, found) {
+        (Some(g), _) | (None, Some(g)) => g,
+        (None, None) => {
+            anyhow::bail!("--public-interface {interface} has no default route through it: give --public-gateway")
+        }
+    };
+    if pool.contains(gateway) {
+        anyhow::bail!("--public-gateway {gateway} is inside --public-cidr {cidr}");
+    }
+    Ok(Some(PublicSide { interface: interface.clone(), pool, gateway }))
+}
+
 /// The agent's configuration; `fargate`: whether it lends the machine to FARGATE tasks; `dns`:
 /// the nameserver its tasks get unless `--dns-server` names another.
 pub fn config(
@@ -46,9 +74,11 @@ pub fn config(
     state_dir: PathBuf,
     fargate: bool,
     dns: Option<std::net::IpAddr>,
+    public: Option<PublicSide>,
 ) -> AgentConfig {
     AgentConfig {
         fargate,
+        public,
         cluster: cluster.to_string(),
         secrets_dir: options.secrets_dir.clone().unwrap_or_else(|| state_dir.join("secrets")),
         s3_dir: options.s3_dir.clone().unwrap_or_else(|| state_dir.join("s3")),
@@ -75,7 +105,8 @@ pub fn run(mut args: AgentArgs) -> anyhow::Result<()> {
             .context("--runtime none leaves nothing for an agent to do")?;
         resolve_fargate_runtime(driver.as_ref(), &mut args.agent)?;
         let client = Arc::new(ApiClient::with_servers(&args.server, &args.access_key, &args.secret_key, &args.region)?);
-        let config = config(&args.agent, &args.cluster, &args.region, args.state_dir(), args.fargate, None);
+        let public = public_side(&args.agent).await?;
+        let config = config(&args.agent, &args.cluster, &args.region, args.state_dir(), args.fargate, None, public);
         let agent = Agent::register(config, Arc::new(berth_agent::control::Remote::new(client)), driver).await?;
         println!("berth agent: container instance {} of cluster {}", agent.instance_arn(), args.cluster);
         tokio::select! {

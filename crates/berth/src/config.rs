@@ -199,6 +199,18 @@ pub struct AgentOptions {
     /// and containers get the host's resolvers]
     #[arg(long, env = "BERTH_DNS_SERVER")]
     pub dns_server: Option<std::net::IpAddr>,
+    /// A block of addresses on the network of --public-interface set aside for this machine's
+    /// FARGATE tasks with assignPublicIp ENABLED (each gets one, mapped 1:1 to its private
+    /// address); without it such tasks are not placed here (docs/networking.md)
+    #[arg(long, env = "BERTH_PUBLIC_CIDR", requires = "public_interface")]
+    pub public_cidr: Option<String>,
+    /// The host's interface on the network of --public-cidr
+    #[arg(long, env = "BERTH_PUBLIC_INTERFACE", requires = "public_cidr")]
+    pub public_interface: Option<String>,
+    /// The router of that network, through which tasks with a public address reach other
+    /// networks [default: the gateway of the host's default route through --public-interface]
+    #[arg(long, env = "BERTH_PUBLIC_GATEWAY", requires = "public_cidr")]
+    pub public_gateway: Option<std::net::Ipv4Addr>,
 }
 
 fn parse_attribute(raw: &str) -> Result<(String, String), String> {

@@ -106,6 +106,7 @@ async fn serve(settings: Settings, agent_options: Option<AgentOptions>, started:
         Some(mut options) => match crate::agent::runtime(&options, &settings.data_dir.join("agent")).await {
             Ok(Some(driver)) => {
                 crate::agent::resolve_fargate_runtime(driver.as_ref(), &mut options)?;
+                let public = crate::agent::public_side(&options).await?;
                 let name = driver.name();
                 let client = berth_client::ApiClient::new(
                     &local_endpoint(addr),
@@ -116,8 +117,15 @@ async fn serve(settings: Settings, agent_options: Option<AgentOptions>, started:
                 // The machine of `berth up` is Fargate capacity as well as the default
                 // cluster's container instance.
                 let state_dir = settings.data_dir.join("agent");
-                let config =
-                    crate::agent::config(&options, "default", &settings.region, state_dir, true, dns.nameserver());
+                let config = crate::agent::config(
+                    &options,
+                    "default",
+                    &settings.region,
+                    state_dir,
+                    true,
+                    dns.nameserver(),
+                    public,
+                );
                 let control = Arc::new(berth_agent::control::Remote::new(Arc::new(client)));
                 let agent =
                     berth_agent::Agent::register(config, control, driver).await.context("starting the local agent")?;

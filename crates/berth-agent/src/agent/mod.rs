@@ -57,6 +57,8 @@ pub struct AgentConfig {
     pub metadata_port: metadata::Port,
     /// Whether this machine lends its capacity to FARGATE tasks of every cluster.
     pub fargate: bool,
+    /// Where this machine's public addresses live (`--public-cidr`), if it gives any out.
+    pub public: Option<crate::vpc::public::PublicSide>,
     /// The OCI runtime FARGATE tasks' containers run with (`--fargate-runtime`).
     pub fargate_runtime: String,
     /// The nameservers of every task's containers whose definition sets no `dnsServers`
@@ -99,8 +101,9 @@ impl Effects {
         runtime: Arc<dyn Runtime>,
         state_dir: &std::path::Path,
         port: metadata::Port,
+        public: Option<crate::vpc::public::PublicSide>,
     ) -> Result<Self, AgentError> {
-        let networking = Arc::new(HostNetworking::new(state_dir.join("vpc")));
+        let networking = Arc::new(HostNetworking::new(state_dir.join("vpc"), public));
         std::fs::create_dir_all(state_dir)
             .map_err(|e| AgentError::State { path: state_dir.to_path_buf(), error: e.to_string() })?;
         let metadata = metadata::host::open(port, state_dir).await?;
@@ -142,7 +145,8 @@ impl Agent {
         control: Arc<dyn ControlPlane>,
         runtime: Arc<dyn Runtime>,
     ) -> Result<Agent, AgentError> {
-        let effects = Effects::host(control, runtime, &config.state_dir, config.metadata_port).await?;
+        let effects =
+            Effects::host(control, runtime, &config.state_dir, config.metadata_port, config.public.clone()).await?;
         Self::register_with(config, effects).await
     }
 
@@ -168,6 +172,7 @@ impl Agent {
             attributes: host::attributes(&config.instance_type, &config.availability_zone, &config.attributes)
                 .into_iter()
                 .chain(config.fargate.then(host::fargate_attribute))
+                .chain(config.public.as_ref().map(|p| host::public_pool_attribute(&p.pool.to_string())))
                 .collect(),
         };
         let registered = effects.control.register(&input).await.map_err(AgentError::Register)?;

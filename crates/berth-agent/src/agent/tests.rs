@@ -28,6 +28,7 @@ fn config(dir: &Path, cleanup_wait: Duration) -> AgentConfig {
         attributes: vec![("team".into(), "web".into())],
         allow_privileged: false,
         fargate_runtime: "runc".into(),
+        public: None,
         dns_servers: vec!["169.254.169.253".into()],
         cleanup_wait,
         metric_period: Duration::from_secs(60),

@@ -26,7 +26,7 @@ use berth_agent_protocol::network::{Rule, SecurityRules};
 use tokio::sync::oneshot;
 
 use super::NetError;
-use super::plan::{Cidr, Plan};
+use super::plan::{self, Cidr, Plan};
 use crate::runtime::BoxFuture;
 
 pub const TABLE: &str = "berth";
@@ -58,7 +58,61 @@ pub fn base() -> String {
             let _ = writeln!(out, "add rule inet {TABLE} {chain} {lookup}");
         }
     }
+    out.push_str(&public_base());
     out
+}
+
+/// The 1:1 NAT of public addresses (`assignPublicIp`): `public_in` maps a public address to
+/// its task's private one, `public_out` back, `public_src` holds the private addresses that
+/// have one. Packets from those tasks are marked, so the router sends what its own routes do
+/// not cover out of the public link (`plan::PUBLIC_TABLE`), where they leave with their public
+/// source; a task reaching another's public address from a subnet bridge is masqueraded behind
+/// the gateway, so the reply comes back through the router (hairpin), as through a NAT
+/// gateway. Empty maps change nothing.
+fn public_base() -> String {
+    let mut out = format!(
+        "add map inet {TABLE} public_in {{ type ipv4_addr : ipv4_addr ; }}\n\
+         add map inet {TABLE} public_out {{ type ipv4_addr : ipv4_addr ; }}\n\
+         add set inet {TABLE} public_src {{ type ipv4_addr ; }}\n"
+    );
+    let link = plan::PUBLIC_LINK;
+    let mark = plan::PUBLIC_MARK;
+    for (chain, kind, hook, priority, rules) in [
+        ("public_mark", "filter", "prerouting", -150, vec![format!("ip saddr @public_src meta mark set {mark:#x}")]),
+        ("public_dnat", "nat", "prerouting", -100, vec!["dnat ip to ip daddr map @public_in".to_string()]),
+        (
+            "public_snat",
+            "nat",
+            "postrouting",
+            100,
+            vec![
+                format!("oifname \"{link}\" snat ip to ip saddr map @public_out"),
+                "iifname \"bsn-*\" ct status dnat masquerade".to_string(),
+            ],
+        ),
+    ] {
+        let _ = writeln!(
+            out,
+            "add chain inet {TABLE} {chain} {{ type {kind} hook {hook} priority {priority} ; policy accept ; }}"
+        );
+        let _ = writeln!(out, "flush chain inet {TABLE} {chain}");
+        for rule in rules {
+            let _ = writeln!(out, "add rule inet {TABLE} {chain} {rule}");
+        }
+    }
+    out
+}
+
+/// The elements that map the plan's public address to its private one, if it has one: (set or
+/// map, key, the element as added).
+fn public_elements(plan: &Plan) -> Vec<(&'static str, Ipv4Addr, String)> {
+    let Some(public) = plan.public else { return Vec::new() };
+    let private = plan.address;
+    vec![
+        ("public_in", public, format!("{public} : {private}")),
+        ("public_out", private, format!("{private} : {public}")),
+        ("public_src", private, private.to_string()),
+    ]
 }
 
 /// The match of one rule's protocol and ports, or `None` when the rule can match nothing.
@@ -139,6 +193,9 @@ pub fn task(plan: &Plan, rules: &SecurityRules) -> Result<String, NetError> {
     for (map, chain) in [("ingress", &plan.ingress_chain), ("egress", &plan.egress_chain)] {
         let _ = writeln!(out, "add element inet {TABLE} {map} {{ {} : jump {chain} }}", plan.address);
     }
+    for (set, _, element) in public_elements(plan) {
+        let _ = writeln!(out, "add element inet {TABLE} {set} {{ {element} }}");
+    }
     Ok(out)
 }
 
@@ -152,6 +209,10 @@ pub fn remove(plan: &Plan) -> String {
         let _ = writeln!(out, "delete element inet {TABLE} {map} {{ {} }}", plan.address);
         let _ = writeln!(out, "flush chain inet {TABLE} {chain}");
         let _ = writeln!(out, "delete chain inet {TABLE} {chain}");
+    }
+    for (set, key, element) in public_elements(plan) {
+        let _ = writeln!(out, "add element inet {TABLE} {set} {{ {element} }}");
+        let _ = writeln!(out, "delete element inet {TABLE} {set} {{ {key} }}");
     }
     out
 }
@@ -176,6 +237,11 @@ pub async fn evict_stale(netns: &std::path::Path, plan: &Plan) -> Result<(), Net
         tracing::warn!(address = %plan.address, chain = stale, "removing a dead task's firewall entry for this address");
         run(netns, format!("delete element inet {TABLE} {map} {{ {} }}\n", plan.address)).await?;
         let _ = run(netns, format!("flush chain inet {TABLE} {stale}\ndelete chain inet {TABLE} {stale}\n")).await;
+    }
+    // A dead task's public mapping of this task's public or private address refuses the new
+    // one in the same way; absent ones are no error worth a look.
+    for (set, key, _) in public_elements(plan) {
+        let _ = run(netns, format!("delete element inet {TABLE} {set} {{ {key} }}\n")).await;
     }
     Ok(())
 }
@@ -387,6 +453,33 @@ mod tests {
         assert!(b.contains(
             "add rule inet berth forward ip daddr vmap @ingress\nadd rule inet berth forward ip saddr vmap @egress"
         ));
+    }
+
+    #[test]
+    fn a_public_address_is_mapped_both_ways_and_unmapped_with_the_task() {
+        let mut plan = Plan::new("t", &crate::vpc::plan::tests_support::eni([172, 31, 0, 5])).unwrap();
+        let rules = SecurityRules::default();
+        assert!(!task(&plan, &rules).unwrap().contains("public"), "no public address, no mapping");
+        assert!(!remove(&plan).contains("public"));
+        plan.public = Some(Ipv4Addr::new(203, 0, 113, 7));
+        let batch = task(&plan, &rules).unwrap();
+        for element in [
+            "public_in { 203.0.113.7 : 172.31.0.5 }",
+            "public_out { 172.31.0.5 : 203.0.113.7 }",
+            "public_src { 172.31.0.5 }",
+        ] {
+            assert!(batch.contains(&format!("add element inet berth {element}\n")), "{batch}");
+        }
+        let removal = remove(&plan);
+        for key in ["public_in { 203.0.113.7 }", "public_out { 172.31.0.5 }", "public_src { 172.31.0.5 }"] {
+            assert!(removal.contains(&format!("delete element inet berth {key}\n")), "{removal}");
+        }
+        let b = base();
+        assert!(
+            b.contains("add rule inet berth public_snat oifname \"bpub0\" snat ip to ip saddr map @public_out"),
+            "{b}"
+        );
+        assert!(b.contains("add rule inet berth public_mark ip saddr @public_src meta mark set 0xb3"), "{b}");
     }
 
     fn recording() -> (Runner, Arc<Mutex<Vec<String>>>) {

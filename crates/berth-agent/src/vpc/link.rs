@@ -51,23 +51,23 @@ pub async fn index(handle: &Handle, name: &str) -> Result<Option<u32>, NetError>
     }
 }
 
-async fn need(handle: &Handle, name: &str) -> Result<u32, NetError> {
+pub(super) async fn need(handle: &Handle, name: &str) -> Result<u32, NetError> {
     index(handle, name).await?.ok_or_else(|| NetError::Netlink(format!("link {name} is missing")))
 }
 
-async fn address(handle: &Handle, link: u32, a: Ipv4Addr, prefix: u8) -> Result<(), NetError> {
+pub(super) async fn address(handle: &Handle, link: u32, a: Ipv4Addr, prefix: u8) -> Result<(), NetError> {
     match handle.address().add(link, IpAddr::V4(a), prefix).execute().await {
         Err(e) if !exists(&e) => Err(nl("adding an address")(e)),
         _ => Ok(()),
     }
 }
 
-async fn up(handle: &Handle, link: u32) -> Result<(), NetError> {
+pub(super) async fn up(handle: &Handle, link: u32) -> Result<(), NetError> {
     handle.link().set(LinkUnspec::new_with_index(link).up().build()).execute().await.map_err(nl("setting a link up"))
 }
 
 /// Adds or replaces the route to `dest` via `gateway` on `link`.
-async fn route(handle: &Handle, dest: plan::Cidr, gateway: Ipv4Addr, link: u32) -> Result<(), NetError> {
+pub(super) async fn route(handle: &Handle, dest: plan::Cidr, gateway: Ipv4Addr, link: u32) -> Result<(), NetError> {
     let message = RouteMessageBuilder::<Ipv4Addr>::new()
         .destination_prefix(dest.network, dest.prefix)
         .gateway(gateway)
@@ -77,7 +77,7 @@ async fn route(handle: &Handle, dest: plan::Cidr, gateway: Ipv4Addr, link: u32) 
 }
 
 /// Writes a sysctl of the namespace at `netns`.
-fn sysctl(netns: &Path, key: &'static str, value: &'static str) -> Result<(), NetError> {
+pub(super) fn sysctl(netns: &Path, key: &'static str, value: &'static str) -> Result<(), NetError> {
     netns::run_in(netns, move || std::fs::write(Path::new("/proc/sys").join(key.replace('.', "/")), value))
         .map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound if key.starts_with("net.bridge") => NetError::Netlink(

@@ -18,6 +18,7 @@
 //!
 //! - [`plan`]: names and addresses computed from the ENI (pure);
 //! - [`link`]: netlink steps; [`netns`]: named namespaces; [`firewall`]: nftables rules;
+//! - [`public`]: the router's side on an outside network, for tasks with a public address;
 //! - [`HostNetworking`]: the real [`TaskNetworking`]; [`fake`]: a recording one for tests.
 
 #[cfg(any(test, feature = "fakes"))]
@@ -27,6 +28,7 @@ pub mod libnft;
 pub mod link;
 pub mod netns;
 pub mod plan;
+pub mod public;
 
 use std::path::{Path, PathBuf};
 
@@ -78,14 +80,17 @@ pub struct HostNetworking {
     router: tokio::sync::Mutex<Option<rtnetlink::Handle>>,
     /// The tasks' rule changes in the router namespace.
     rules: firewall::Coalescer,
+    /// Where public addresses live on this machine, if it gives them out.
+    public: Option<public::PublicSide>,
 }
 
 impl HostNetworking {
-    pub fn new(dir: PathBuf) -> Self {
+    pub fn new(dir: PathBuf, public: Option<public::PublicSide>) -> Self {
         HostNetworking {
             dir,
             router: tokio::sync::Mutex::new(None),
             rules: firewall::Coalescer::nft(netns::path(plan::ROUTER_NETNS)),
+            public,
         }
     }
 
@@ -100,12 +105,20 @@ impl HostNetworking {
         }
         let handle = link::ensure_router().await?;
         firewall::apply(&netns::path(plan::ROUTER_NETNS), firewall::base()).await?;
+        if let Some(side) = &self.public {
+            public::ensure(&handle, side).await?;
+        }
         *router = Some(handle.clone());
         Ok(handle)
     }
 
     async fn attach_now(&self, task_id: &str, task_ns: &Path, network: &TaskNetwork) -> Result<(), NetError> {
         let p = Plan::new(task_id, &network.eni)?;
+        if let (Some(address), None) = (p.public, &self.public) {
+            return Err(NetError::Plan(format!(
+                "the task has the public address {address}, and this agent gives out none (--public-cidr)"
+            )));
+        }
         let router = self.router().await?;
         let state = |e: std::io::Error| NetError::State(format!("{}: {e}", self.dir.display()));
         std::fs::create_dir_all(&self.dir).map_err(state)?;
@@ -128,6 +141,9 @@ impl HostNetworking {
             self.rules.apply(batch).await?;
         }
         let rules = started.elapsed();
+        if let Some(address) = p.public {
+            public::hold(&router, address).await?;
+        }
         link::attach(&router, &p, task_ns).await?;
         tracing::debug!(task = task_id, ?subnet, ?rules, linked = ?started.elapsed(), "interface steps");
         Ok(())
@@ -160,6 +176,9 @@ impl TaskNetworking for HostNetworking {
             let router = self.router().await?;
             link::detach(&router, &p).await?;
             self.rules.apply(firewall::remove(&p)).await?;
+            if let Some(address) = p.public {
+                public::release(&router, address).await?;
+            }
             let _ = std::fs::remove_file(self.record(task_id));
             Ok(())
         })

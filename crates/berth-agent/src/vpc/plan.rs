@@ -21,6 +21,16 @@ pub const UPLINK_ROUTER_ADDRESS: Ipv4Addr = Ipv4Addr::new(169, 254, 99, 2);
 pub const UPLINK_PREFIX: u8 = 30;
 /// The task's interface name inside its namespace.
 pub const TASK_INTERFACE: &str = "eth0";
+/// The router's link onto the network the public addresses live on (a macvlan of the host's
+/// `--public-interface`), holding each public address given to a task of this machine.
+pub const PUBLIC_LINK: &str = "bpub0";
+/// The firewall mark of packets from tasks with a public address, and the routing table (in
+/// the router) that sends them to the public network's gateway.
+pub const PUBLIC_MARK: u32 = 0xb3;
+pub const PUBLIC_TABLE: u32 = 0xb3;
+/// Where the router's link-local traffic (the metadata endpoint, the DNS server) goes: to the
+/// host, for tasks with a public address too.
+pub const LINK_LOCAL: Cidr = Cidr { network: Ipv4Addr::new(169, 254, 0, 0), prefix: 16 };
 
 /// An IPv4 network: address and prefix length.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -67,6 +77,8 @@ pub struct Plan {
     /// The router's end of the task's veth pair (a port of the bridge).
     pub veth: String,
     pub address: Ipv4Addr,
+    /// The task's public address (`assignPublicIp`), mapped 1:1 to `address` in the router.
+    pub public: Option<Ipv4Addr>,
     pub mac: [u8; 6],
     /// The firewall chains of the task's ingress and egress rules.
     pub ingress_chain: String,
@@ -119,6 +131,7 @@ impl Plan {
             gateway: eni.gateway,
             veth: format!("v{key}"),
             address: eni.private_ip,
+            public: eni.public_ip,
             mac,
             ingress_chain: format!("in-{key}"),
             egress_chain: format!("out-{key}"),

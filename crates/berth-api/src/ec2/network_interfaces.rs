@@ -169,7 +169,13 @@ mod tests {
         let subnet = subnets::list(&region).unwrap().remove(0);
         let subnet_ids = [subnet.id.clone()];
         let task = format!("arn:aws:ecs:{REGION}:{ACCOUNT}:task/default/1");
-        let req = EniRequest { subnets: &subnet_ids, security_groups: &[], assign_public_ip: true, task_arn: &task };
+        let req = EniRequest {
+            subnets: &subnet_ids,
+            security_groups: &[],
+            assign_public_ip: true,
+            public_pool: None,
+            task_arn: &task,
+        };
         let (eni, compares, ops) = allocate_eni_ops(&region, &req).unwrap();
         assert!(region.store().txn(Txn::new().when(compares).and_then(ops)).await.unwrap().succeeded);
 

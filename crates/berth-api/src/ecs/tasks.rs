@@ -209,10 +209,13 @@ pub async fn run(ctx: &Ctx<'_>, input: Obj) -> ApiResult<Value> {
         let (cluster_kv, _) = active_cluster(ctx, &l.cluster)?;
         let candidates = match l.launch_type {
             LaunchType::Ec2 => placement::candidates(ctx, &l.cluster).await?,
-            LaunchType::Fargate => fargate::candidates(ctx)?,
+            LaunchType::Fargate => fargate::candidates_for(ctx, l.wants_public_ip())?,
         };
         if candidates.is_empty() && l.launch_type == LaunchType::Ec2 {
             return Err(ApiError::invalid("No Container Instances were found in your cluster."));
+        }
+        if candidates.is_empty() && l.wants_public_ip() && !fargate::candidates(ctx)?.is_empty() {
+            return Err(ApiError::invalid(fargate::NO_PUBLIC_ADDRESSES));
         }
         let views: Vec<_> = candidates.iter().map(|c| c.view.clone()).collect();
         let Plan { placements, rejections } = place(&views, request);

@@ -176,3 +176,63 @@ async fn a_cluster_default_strategy_shares_one_run_task_among_the_providers() {
     let out = app.call("RunTask", ec2).await.unwrap();
     assert_eq!(out["failures"][0]["reason"], "RESOURCE:MEMORY", "{out}");
 }
+
+/// `assignPublicIp: ENABLED`: refused while no Fargate host gives out public addresses; then
+/// each task gets one of its host's block (`berth.public-ipv4-pool`), shown on the task and on
+/// its interface, given back when it stops.
+#[tokio::test]
+async fn public_addresses_come_from_the_hosts_block() {
+    use berth_model::launch::PUBLIC_POOL_ATTRIBUTE;
+    let (app, instance, network) = setup(true).await;
+    let mut public = network.clone();
+    public["awsvpcConfiguration"]["assignPublicIp"] = json!("ENABLED");
+    let run = json!({"cluster": "apps", "taskDefinition": "web", "launchType": "FARGATE",
+                     "networkConfiguration": public});
+    let e = app.call("RunTask", run.clone()).await.unwrap_err();
+    assert_eq!(e, ("InvalidParameterException".to_string(), fargate::NO_PUBLIC_ADDRESSES.to_string()));
+    let region = app.app.control.region(REGION);
+    assert!(berth_control::vpc::enis::list(&region).unwrap().is_empty(), "nothing made");
+
+    let attributes = json!([{"name": FARGATE_ATTRIBUTE}, {"name": "ecs.availability-zone", "value": "us-east-1a"},
+                            {"name": PUBLIC_POOL_ATTRIBUTE, "value": "203.0.113.0/30"}]);
+    let again = json!({"containerInstanceArn": instance, "attributes": attributes,
+                       "totalResources": [{"name": "CPU", "type": "INTEGER", "integerValue": 1024},
+                                          {"name": "MEMORY", "type": "INTEGER", "integerValue": 1536}]});
+    app.call("RegisterContainerInstance", again).await.unwrap();
+    let mut run_two = run.clone();
+    run_two["count"] = json!(2);
+    let out = app.call("RunTask", run_two).await.unwrap();
+    let tasks = out["tasks"].as_array().unwrap().clone();
+    assert_eq!(tasks.len(), 2, "{out}");
+    let detail = |t: &Value, name: &str| {
+        let details = t["attachments"][0]["details"].as_array().unwrap().clone();
+        details.iter().find(|d| d["name"] == name).map(|d| d["value"].as_str().unwrap().to_string())
+    };
+    let mut given: Vec<String> = tasks.iter().map(|t| detail(t, "publicIPv4Address").unwrap()).collect();
+    given.sort();
+    assert_eq!(given, ["203.0.113.1", "203.0.113.2"], "two tasks of one launch never share one");
+    let mut held: Vec<String> = berth_control::vpc::enis::list(&region)
+        .unwrap()
+        .iter()
+        .filter_map(|r| r.eni.public_ip)
+        .map(|a| a.to_string())
+        .collect();
+    held.sort();
+    assert_eq!(held, given, "the interfaces hold them");
+    // A task that does not ask gets none.
+    let quiet = json!({"cluster": "apps", "taskDefinition": "web", "launchType": "FARGATE",
+                       "networkConfiguration": network});
+    let out = app.call("RunTask", quiet).await.unwrap();
+    assert_eq!(detail(&out["tasks"][0], "publicIPv4Address"), None);
+    let arn = out["tasks"][0]["taskArn"].as_str().unwrap().to_string();
+    app.call("StopTask", json!({"cluster": "apps", "task": arn})).await.unwrap();
+
+    // The block is used up: an error in EC2's words, and nothing made.
+    let (code, message) = app.call("RunTask", run.clone()).await.unwrap_err();
+    assert_eq!(code, "AddressLimitExceeded");
+    assert!(message.contains("203.0.113.0/30"), "{message}");
+    let arn = tasks[0]["taskArn"].as_str().unwrap();
+    app.call("StopTask", json!({"cluster": "apps", "task": arn})).await.unwrap();
+    let out = app.call("RunTask", run).await.unwrap();
+    assert_eq!(detail(&out["tasks"][0], "publicIPv4Address"), detail(&tasks[0], "publicIPv4Address"));
+}

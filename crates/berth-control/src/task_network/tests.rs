@@ -53,8 +53,8 @@ fn network_configuration_is_required_with_awsvpc_and_refused_without() {
         "Assign public IP is not supported for this launch type."
     );
     let public = json!({"awsvpcConfiguration": {"subnets": ["s"], "assignPublicIp": "ENABLED"}});
-    let fargate = parse("awsvpc", Some(&public), LaunchType::Fargate).unwrap_err().0;
-    assert!(fargate.starts_with("Berth gives out no public addresses yet"), "{fargate}");
+    let fargate = parse("awsvpc", Some(&public), LaunchType::Fargate).unwrap().unwrap();
+    assert!(fargate.assign_public_ip);
     assert!(
         refusal("awsvpc", json!({"awsvpcConfiguration": {"subnets": ["s"], "assignPublicIp": "yes"}}))
             .contains("'yes'")
@@ -99,11 +99,13 @@ async fn an_eni_is_shown_attached_told_to_the_agent_and_released_with_its_task()
     let r = t.region();
     let id = subnet(&r).await;
     let req = NetworkRequest { subnets: vec![id.clone()], security_groups: vec![], assign_public_ip: false };
-    let (eni, compares, ops) = allocate(&r, &req, "arn:aws:ecs:us-east-1:000000000000:task/c/t1", &[]).unwrap();
+    let (eni, compares, ops) =
+        allocate(&r, &req, ("arn:aws:ecs:us-east-1:000000000000:task/c/t1", &Obj::new()), &[]).unwrap();
     assert!(r.store().txn(Txn::new().when(compares).and_then(ops)).await.unwrap().succeeded);
     // A second one of the same transaction never takes the same address.
     let (other, ..) =
-        allocate(&r, &req, "arn:aws:ecs:us-east-1:000000000000:task/c/t2", std::slice::from_ref(&eni)).unwrap();
+        allocate(&r, &req, ("arn:aws:ecs:us-east-1:000000000000:task/c/t2", &Obj::new()), std::slice::from_ref(&eni))
+            .unwrap();
     assert_ne!(other.private_ip, eni.private_ip);
 
     let mut task: Obj = serde_json::from_value(json!({"containers": [{"name": "web"}, {"name": "side"}]})).unwrap();

@@ -8,6 +8,7 @@ use std::collections::HashSet;
 use std::net::Ipv4Addr;
 
 use berth_store::{CmpOp, Compare, Op};
+use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 
 use super::groups;
@@ -26,6 +27,9 @@ pub struct EniRequest<'a> {
     /// Group ids; empty = the VPC's default group.
     pub security_groups: &'a [String],
     pub assign_public_ip: bool,
+    /// The public addresses of the instance the task is placed on (its agent's
+    /// `--public-cidr`): with `assign_public_ip`, the interface gets one of them.
+    pub public_pool: Option<Ipv4Net>,
     pub task_arn: &'a str,
 }
 
@@ -46,7 +50,8 @@ pub struct Eni {
     pub mac: String,
     /// `ip-172-31-0-5.ec2.internal` (`REGION.compute.internal` outside us-east-1).
     pub private_dns_name: String,
-    /// Not assigned by the control plane: see `docs/networking.md`.
+    /// With `assignPublicIp: ENABLED`, an address of the host's public block (1:1 NAT to
+    /// `private_ip` on that host: see `docs/networking.md`).
     pub public_ip: Option<Ipv4Addr>,
     pub security_groups: Vec<String>,
 }
@@ -155,6 +160,20 @@ fn free_address(region: &Region<'_>, subnet: &SubnetRecord, pending: &[Eni]) -> 
     Ok(Some(free[(region.control.ids.seed() % free.len() as u64) as usize]))
 }
 
+/// A free public address of `pool` (every address of the block but its first and last), not
+/// one of `pending`'s; at random among the free ones, as private ones are.
+fn free_public_address(region: &Region<'_>, pool: &Ipv4Net, pending: &[Eni]) -> ControlResult<Ipv4Addr> {
+    let prefix = region.keys.public_addresses();
+    let (_, used) = keys_under(region, &prefix)?;
+    let mut taken: HashSet<Ipv4Addr> = used.iter().filter_map(|kv| kv.key[prefix.len()..].parse().ok()).collect();
+    taken.extend(pending.iter().filter_map(|e| e.public_ip));
+    let free: Vec<Ipv4Addr> = pool.hosts().filter(|a| !taken.contains(a)).collect();
+    if free.is_empty() {
+        return Err(VpcError::NoFreePublicAddress(pool.to_string()).into());
+    }
+    Ok(free[(region.control.ids.seed() % free.len() as u64) as usize])
+}
+
 /// Allocates an ENI and a free address in the first of the subnets with room: the compares
 /// and writes to commit in the same transaction as the task's own write (a lost race retries
 /// the whole). Errors: unknown subnet/group (EC2's names in the message), subnets of
@@ -173,6 +192,10 @@ pub fn allocate_eni_ops_avoiding(
 ) -> ControlResult<(Eni, Vec<Compare>, Vec<Op>)> {
     let subnets = request_subnets(region, req.subnets)?;
     let (security_groups, mut compares) = request_groups(region, &subnets[0].record, req.security_groups)?;
+    let public_ip = match (req.assign_public_ip, &req.public_pool) {
+        (true, Some(pool)) => Some(free_public_address(region, pool, pending)?),
+        _ => None,
+    };
     for subnet in &subnets {
         let Some(ip) = free_address(region, &subnet.record, pending)? else { continue };
         let s = &subnet.record;
@@ -186,7 +209,7 @@ pub fn allocate_eni_ops_avoiding(
             gateway: cidr::gateway(&s.cidr),
             private_ip: ip,
             private_dns_name: private_dns_name(&region.name, ip),
-            public_ip: None,
+            public_ip,
             security_groups,
         };
         let record = EniRecord {
@@ -202,7 +225,12 @@ pub fn allocate_eni_ops_avoiding(
         compares.push(Compare::CreateRevision(subnet.kv.key.clone(), CmpOp::Equal, subnet.kv.create_revision));
         compares.push(Compare::absent(&address_key));
         compares.push(Compare::absent(&eni_key));
-        let ops = vec![Op::put(&address_key, eni.id.clone().into_bytes()), Op::put(&eni_key, encode(&record))];
+        let mut ops = vec![Op::put(&address_key, eni.id.clone().into_bytes()), Op::put(&eni_key, encode(&record))];
+        if let Some(public) = public_ip {
+            let key = region.keys.public_address(public);
+            compares.push(Compare::absent(&key));
+            ops.push(Op::put(&key, eni.id.clone().into_bytes()));
+        }
         return Ok((eni, compares, ops));
     }
     Err(VpcError::NoFreeAddress.into())
@@ -222,6 +250,15 @@ pub fn release_eni_ops(region: &Region<'_>, eni_id: &str) -> ControlResult<(Vec<
     {
         compares.push(Compare::unchanged(&address_key, address.mod_revision));
         ops.push(Op::delete(&address_key));
+    }
+    if let Some(public) = eni.public_ip {
+        let key = region.keys.public_address(public);
+        if let Some(address) = region.store().get(&key)?
+            && address.value == eni.id.as_bytes()
+        {
+            compares.push(Compare::unchanged(&key, address.mod_revision));
+            ops.push(Op::delete(&key));
+        }
     }
     Ok((compares, ops))
 }
@@ -251,7 +288,7 @@ mod tests {
     }
 
     fn request<'a>(subnets: &'a [String], task: &'a str) -> EniRequest<'a> {
-        EniRequest { subnets, security_groups: &[], assign_public_ip: false, task_arn: task }
+        EniRequest { subnets, security_groups: &[], assign_public_ip: false, public_pool: None, task_arn: task }
     }
 
     #[tokio::test]
@@ -364,6 +401,53 @@ mod tests {
         assert!(commit(&r, compares, ops).await);
     }
 
+    /// A public address comes from the pool given, once each (none for a task not asking),
+    /// and goes back to it with the interface.
+    #[tokio::test]
+    async fn public_addresses_come_from_the_pool_once_each() {
+        let t = TestRegion::new();
+        let r = t.region();
+        let subnet = small_subnet(&r).await;
+        let ids = [subnet.id.clone()];
+        let pool: Ipv4Net = "203.0.113.0/30".parse().unwrap();
+        let public = |task: &'static str| EniRequest {
+            subnets: &ids,
+            security_groups: &[],
+            assign_public_ip: true,
+            public_pool: Some(pool),
+            task_arn: task,
+        };
+        let quiet = EniRequest { assign_public_ip: false, ..public("task/q") };
+        let (eni, c, o) = allocate_eni_ops(&r, &quiet).unwrap();
+        assert!(commit(&r, c, o).await);
+        assert_eq!(eni.public_ip, None, "a task not asking gets none");
+        let (a, c, o) = allocate_eni_ops(&r, &public("task/a")).unwrap();
+        assert!(commit(&r, c, o).await);
+        // In one transaction, the pending interface's address is not given again.
+        let (b, _, _) = allocate_eni_ops_avoiding(&r, &public("task/b"), std::slice::from_ref(&a)).unwrap();
+        let (b2, c, o) = allocate_eni_ops(&r, &public("task/b")).unwrap();
+        assert!(commit(&r, c, o).await);
+        let (a, b, b2) = (a.public_ip.unwrap(), b.public_ip.unwrap(), b2.public_ip.unwrap());
+        assert_ne!(a, b);
+        assert_eq!(b, b2);
+        let mut both = [a, b];
+        both.sort();
+        assert_eq!(both, [Ipv4Addr::new(203, 0, 113, 1), Ipv4Addr::new(203, 0, 113, 2)], "never the block's ends");
+        match allocate_eni_ops(&r, &public("task/c")) {
+            Err(ControlError::Vpc(e)) => {
+                assert_eq!(e.code(), "AddressLimitExceeded");
+                assert!(e.to_string().contains("203.0.113.0/30"), "{e}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let held = list(&r).unwrap().into_iter().find(|rec| rec.eni.public_ip == Some(a)).unwrap();
+        let (c, o) = release_eni_ops(&r, &held.eni.id).unwrap();
+        assert!(commit(&r, c, o).await);
+        let (again, c, o) = allocate_eni_ops(&r, &public("task/d")).unwrap();
+        assert!(commit(&r, c, o).await);
+        assert_eq!(again.public_ip, Some(a), "released with its interface");
+    }
+
     #[tokio::test]
     async fn requests_are_checked() {
         let t = TestRegion::new();
@@ -372,7 +456,13 @@ mod tests {
         let subnet = small_subnet(&r).await;
         let default_subnet = subnets::list(&r).unwrap().into_iter().find(|s| s.vpc_id == default.id).unwrap();
         let err = |subnets: &[String], groups: &[String]| {
-            let req = EniRequest { subnets, security_groups: groups, assign_public_ip: true, task_arn: "t" };
+            let req = EniRequest {
+                subnets,
+                security_groups: groups,
+                assign_public_ip: true,
+                public_pool: None,
+                task_arn: "t",
+            };
             match allocate_eni_ops(&r, &req) {
                 Err(ControlError::Vpc(e)) => (e.code(), e.to_string()),
                 other => panic!("{other:?}"),

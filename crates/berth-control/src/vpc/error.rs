@@ -89,6 +89,9 @@ pub enum VpcError {
     /// No subnet of a request has an address left.
     #[error("The specified subnet does not have enough free addresses to satisfy the request.")]
     NoFreeAddress,
+    /// The public address block of the instance a task was placed on has none left.
+    #[error("No public IPv4 address is left in {0}, the public address block of the Fargate host chosen.")]
+    NoFreePublicAddress(String),
     /// `InvalidPermission.Malformed`: a port or ICMP type out of range.
     #[error("{0}")]
     PermissionMalformed(String),
@@ -127,6 +130,7 @@ impl VpcError {
             VpcError::VpcRange(_) => "InvalidVpc.Range",
             VpcError::NoDefaultVpc => "VPCIdNotSpecified",
             VpcError::NoFreeAddress => "InsufficientFreeAddressesInSubnet",
+            VpcError::NoFreePublicAddress(_) => "AddressLimitExceeded",
             VpcError::PermissionMalformed(_) => "InvalidPermission.Malformed",
             VpcError::InvalidParameterValue(_) => "InvalidParameterValue",
             VpcError::InvalidParameterCombination(_) => "InvalidParameterCombination",

@@ -316,8 +316,13 @@ mod tests {
         // A group an interface is in is in use, and so is the interface's subnet.
         let subnet_ids = [subnet.clone()];
         let groups = [web.id.clone()];
-        let req =
-            enis::EniRequest { subnets: &subnet_ids, security_groups: &groups, assign_public_ip: false, task_arn: "t" };
+        let req = enis::EniRequest {
+            subnets: &subnet_ids,
+            security_groups: &groups,
+            assign_public_ip: false,
+            public_pool: None,
+            task_arn: "t",
+        };
         let (eni, c, o) = enis::allocate_eni_ops(&r, &req).unwrap();
         assert!(r.store().txn(Txn::new().when(c).and_then(o)).await.unwrap().succeeded);
         assert_eq!(code(delete(&r, Some(&web.id), None).await.unwrap_err()).0, "DependencyViolation");

@@ -111,8 +111,13 @@ mod tests {
 
     async fn interface(region: &Region<'_>, subnet: &str, groups: &[String], task: &str) -> enis::Eni {
         let subnets = [subnet.to_string()];
-        let req =
-            enis::EniRequest { subnets: &subnets, security_groups: groups, assign_public_ip: false, task_arn: task };
+        let req = enis::EniRequest {
+            subnets: &subnets,
+            security_groups: groups,
+            assign_public_ip: false,
+            public_pool: None,
+            task_arn: task,
+        };
         let (eni, compares, ops) = enis::allocate_eni_ops(region, &req).unwrap();
         assert!(region.store().txn(Txn::new().when(compares).and_then(ops)).await.unwrap().succeeded);
         eni

@@ -71,8 +71,13 @@ async fn http_namespaces_are_no_zones_and_interfaces_are_hosts() {
     crate::vpc::defaults::ensure(&r).await.unwrap();
     let subnet = crate::vpc::subnets::list(&r).unwrap().remove(0).id;
     let subnets = [subnet];
-    let req =
-        crate::vpc::EniRequest { subnets: &subnets, security_groups: &[], assign_public_ip: false, task_arn: "t" };
+    let req = crate::vpc::EniRequest {
+        subnets: &subnets,
+        security_groups: &[],
+        assign_public_ip: false,
+        public_pool: None,
+        task_arn: "t",
+    };
     let (eni, c, o) = crate::vpc::allocate_eni_ops(&r, &req).unwrap();
     assert!(r.store().txn(berth_store::Txn::new().when(c).and_then(o)).await.unwrap().succeeded);
     let snapshot = dns_snapshot(&t.control, None).unwrap();
