@@ -5,6 +5,7 @@ import contextlib
 import fcntl
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -32,6 +33,21 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def unclaimed_port():
+    """A port below the kernel's ephemeral range, free on every address now: no outgoing
+    connection of another test can take it before the agent binds it (free_port's can: a
+    metadata endpoint once found its port taken on 169.254.170.2 that way)."""
+    first = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    while True:
+        port = random.randrange(max(1024, first - 12000), first)
+        with socket.socket() as s:
+            try:
+                s.bind(("0.0.0.0", port))
+            except OSError:
+                continue
+            return port
 
 
 def free_ports(n):
@@ -70,7 +86,7 @@ class Berth:
         runtime = self.extra_args[self.extra_args.index("--runtime") + 1] if "--runtime" in self.extra_args else "docker"
         metadata = []
         if runtime != "none" and "--task-metadata-port" not in self.extra_args:
-            self.metadata_port = getattr(self, "metadata_port", None) or free_port()
+            self.metadata_port = getattr(self, "metadata_port", None) or unclaimed_port()
             metadata = ["--task-metadata-port", str(self.metadata_port)]
         args = [BIN, "up", "--data-dir", str(self.data_dir), "--listen", f"127.0.0.1:{self.port}", *dns,
                 *metadata, *self.extra_args]
