@@ -1,44 +1,35 @@
 //! An HTTP listener (ALB): accepts HTTP/1.1 connections with keep-alive, routes every
 //! request by the listener's rules, and forwards it to a target over that target's pooled
 //! connections, with ALB's `X-Forwarded-*` headers, stickiness cookies and error answers
-//! (502 when the target fails or answers garbage, 503 when the group has no target, 504
-//! when it does not answer within the idle timeout).
+//! (400 for a head it cannot read, 502 when the target fails or answers garbage, 503 when the
+//! group has no target, 504 when it does not answer within the idle timeout).
+//!
+//! A request is read and routed without an await ([`prepare`]: parse, rules, target, the
+//! target's request head), then exchanged ([`exchange`]) and answered ([`answer`]). The client
+//! side of the protocol is [`crate::server`], the target side [`crate::upstream`].
 
-use std::convert::Infallible;
 use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
-use std::pin::pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::{Request, Response, StatusCode};
-use http_body::Body as _;
-use http_body_util::BodyExt;
-use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use bytes::Bytes;
+use http::header::HeaderValue;
+use http::{Method, Response, StatusCode};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-use crate::matching::RequestView;
-use crate::meters::{GroupMeter, LbMeter};
+use crate::matching::{Headers, RequestView};
+use crate::meters::LbMeter;
 use crate::pool::ConnectError;
-use crate::responses::{self, Original, ProxyBody};
+use crate::responses::{self, Original};
 use crate::routes::{Forward, RouteAction, Routes};
+use crate::server::{self, BadRequest, Client, Facts, IdleTimer, Request};
 use crate::sticky;
 use crate::target::{Group, InFlight, TargetState};
-use crate::upstream::{self, Conn, Failure, Head, RequestBody};
+use crate::upstream::{self, BodyState, Conn, Failure, Framing, Head, RequestBody, Step};
 use crate::workers::Dispatch;
-
-static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-static X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
-static X_AMZN_TRACE_ID: HeaderName = HeaderName::from_static("x-amzn-trace-id");
-static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
-static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
 /// Serves the listener's connections until `stop` changes (or its sender goes away).
 pub async fn serve(
@@ -51,6 +42,11 @@ pub async fn serve(
         connection(stream, peer, routes.clone(), stop)
     })
     .await
+}
+
+/// Whether the listener is going away: the connection ends after the request in progress.
+fn stopping(stop: &watch::Receiver<bool>) -> bool {
+    stop.has_changed().unwrap_or(true)
 }
 
 /// Serves one client connection; on `stop`, finishes the request in progress and closes.
@@ -66,170 +62,243 @@ async fn connection(
         routes.meter.connection();
         routes.idle_timeout
     };
-    let service = service_fn(move |req| {
-        let routes = routes.clone();
-        async move { Ok::<_, Infallible>(handle(&routes, peer, req).await) }
-    });
-    let conn = http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(idle)
-        .serve_connection(TokioIo::new(stream), service);
-    let mut conn = pin!(conn);
-    tokio::select! {
-        _ = conn.as_mut() => {}
-        _ = stop.changed() => {
-            conn.as_mut().graceful_shutdown();
-            let _ = conn.await;
-        }
-    }
-}
-
-/// What the rules decided for one request.
-enum Decision {
-    Answer(Response<ProxyBody>),
-    Forward {
-        group: Arc<Group>,
-        group_cookie: Option<(u64, Duration)>,
-        idle: Duration,
-        port: HeaderValue,
-        meter: Arc<LbMeter>,
-    },
-}
-
-async fn handle(routes: &ArcSwap<Routes>, peer: SocketAddr, req: Request<Incoming>) -> Response<ProxyBody> {
-    let decision = decide(&routes.load(), peer.ip(), &req);
-    match decision {
-        Decision::Answer(response) => response,
-        Decision::Forward { group, group_cookie, idle, port, meter } => {
-            let mut response = match forward(&group, peer.ip(), req, idle, port).await {
-                Ok(response) => response,
-                Err(status) => {
-                    meter.elb_answer(status.as_u16());
-                    responses::error_page(status)
+    let mut client = Client::new(stream);
+    let mut timer = IdleTimer::new(idle);
+    loop {
+        // The next request's head, routed as soon as it is whole.
+        let prepared = loop {
+            match prepare(&routes.load(), peer.ip(), &client.buf) {
+                Ok(Some(p)) => break p,
+                Ok(None) if client.buf.len() > server::MAX_HEAD => {
+                    return refuse(&mut client, &routes, BadRequest("the head is too long")).await;
                 }
-            };
-            if let Some((id, duration)) = group_cookie {
-                let cookie = sticky::set_cookie(sticky::GROUP_COOKIE, id, duration, SystemTime::now());
-                response.headers_mut().append(header::SET_COOKIE, cookie);
+                Ok(None) => {}
+                Err(bad) => return refuse(&mut client, &routes, bad).await,
             }
-            response
+            tokio::select! {
+                read = client.fill() => match read {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => timer.touch(),
+                },
+                _ = timer.expired() => return,
+                _ = stop.changed() => return,
+            }
+        };
+        let _ = client.buf.split_to(prepared.facts.length);
+        timer.touch();
+        let keep_alive = serve_request(&mut client, prepared, &mut timer, stopping(&stop)).await;
+        if !keep_alive || stopping(&stop) {
+            return;
         }
+        timer.touch();
     }
 }
 
-fn decide(routes: &Routes, source: IpAddr, req: &Request<Incoming>) -> Decision {
-    let uri = req.uri();
-    let host =
-        req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).or_else(|| uri.authority().map(|a| a.as_str()));
+/// ALB's 400 for a head it cannot read; the connection ends.
+async fn refuse(client: &mut Client, routes: &ArcSwap<Routes>, bad: BadRequest) {
+    tracing::debug!(%bad, "refusing a request");
+    routes.load().meter.elb_answer(400);
+    let facts = Facts {
+        method: Method::GET,
+        http_10: false,
+        keep_alive: false,
+        body: Framing::Length(0),
+        expect_continue: false,
+        length: 0,
+    };
+    let _ = client.write(&own_answer(&responses::error_page(StatusCode::BAD_REQUEST), &facts, false, &[])).await;
+}
+
+/// One request, routed and ready to go, with nothing borrowed from the client's buffer.
+struct Prepared {
+    facts: Facts,
+    action: Action,
+}
+
+enum Action {
+    /// The load balancer answers itself (with the group's stickiness cookie, if any).
+    Answer(Response<Bytes>, Option<HeaderValue>),
+    Forward(Forwarding),
+}
+
+/// A request on its way to a target.
+struct Forwarding {
+    group: Arc<Group>,
+    target: Arc<TargetState>,
+    in_flight: InFlight,
+    /// The target's request head.
+    head: Vec<u8>,
+    body: RequestBody,
+    /// The group's stickiness cookie (on any answer) and the target's (on the target's).
+    group_cookie: Option<HeaderValue>,
+    target_cookie: Option<HeaderValue>,
+    meter: Arc<LbMeter>,
+}
+
+/// Parses the request head at the start of `buf` and decides what becomes of it: `None`
+/// while the head is incomplete.
+fn prepare(routes: &Routes, source: IpAddr, buf: &[u8]) -> Result<Option<Prepared>, BadRequest> {
+    let mut slots = [httparse::EMPTY_HEADER; server::MAX_HEADERS];
+    let Some(req) = server::parse_request(buf, &mut slots)? else { return Ok(None) };
+    let action = decide(routes, source, &req);
+    Ok(Some(Prepared { facts: req.facts, action }))
+}
+
+fn decide(routes: &Routes, source: IpAddr, req: &Request<'_>) -> Action {
+    let headers = Headers(req.headers);
     let view = RequestView {
-        method: req.method().as_str(),
-        path: uri.path(),
-        query: uri.query(),
-        host,
-        headers: req.headers(),
+        method: req.facts.method.as_str(),
+        path: req.path,
+        query: req.query,
+        host: req.host,
+        headers,
         source,
     };
     let meter = &routes.meter;
     match routes.route(&view) {
         None => {
             meter.elb_answer(404);
-            Decision::Answer(responses::error_page(StatusCode::NOT_FOUND))
+            Action::Answer(responses::error_page(StatusCode::NOT_FOUND), None)
         }
         Some(RouteAction::Fixed { status, content_type, body }) => {
             meter.fixed_response();
-            Decision::Answer(responses::fixed(*status, content_type.as_deref(), body.as_deref()))
+            Action::Answer(responses::fixed(*status, content_type.as_deref(), body.as_deref()), None)
         }
         Some(RouteAction::Redirect { template, status }) => {
             let original = Original {
                 protocol: "HTTP",
-                host: host.map(crate::matching::host_without_port).unwrap_or(""),
+                host: req.host.map(crate::matching::host_without_port).unwrap_or(""),
                 port: routes.port,
-                path: uri.path(),
-                query: uri.query().unwrap_or(""),
+                path: req.path,
+                query: req.query.unwrap_or(""),
             };
             let t = [&*template[0], &*template[1], &*template[2], &*template[3], &*template[4]];
             meter.redirect(*status);
-            Decision::Answer(responses::redirect(t, *status, &original))
+            Action::Answer(responses::redirect(t, *status, &original), None)
         }
-        Some(RouteAction::Forward(f)) => decide_forward(f, routes, req.headers()),
+        Some(RouteAction::Forward(f)) => decide_forward(f, routes, source, req),
     }
 }
 
-fn decide_forward(f: &Forward, routes: &Routes, headers: &HeaderMap) -> Decision {
-    let sticky = f.stickiness.and_then(|_| sticky::read(headers, sticky::GROUP_COOKIE, SystemTime::now()));
-    match f.choose(sticky) {
-        None => {
-            routes.meter.elb_answer(503);
-            Decision::Answer(responses::error_page(StatusCode::SERVICE_UNAVAILABLE))
-        }
-        Some(group) => Decision::Forward {
-            group: group.clone(),
-            group_cookie: f.stickiness.map(|d| (group.cookie, d)),
-            idle: routes.idle_timeout,
-            port: routes.port_header.clone(),
-            meter: routes.meter.clone(),
-        },
-    }
-}
-
-/// Sends the request to a target of `group` and streams its answer back; `Err` is the
-/// status of ALB's own answer when no target answered.
-async fn forward(
-    group: &Group,
-    source: IpAddr,
-    req: Request<Incoming>,
-    idle: Duration,
-    port: HeaderValue,
-) -> Result<Response<ProxyBody>, StatusCode> {
+fn decide_forward(f: &Forward, routes: &Routes, source: IpAddr, req: &Request<'_>) -> Action {
+    let headers = Headers(req.headers);
+    let now = SystemTime::now();
+    let sticky = f.stickiness.and_then(|_| sticky::read(headers, sticky::GROUP_COOKIE, now));
+    let Some(group) = f.choose(sticky) else {
+        routes.meter.elb_answer(503);
+        return Action::Answer(responses::error_page(StatusCode::SERVICE_UNAVAILABLE), None);
+    };
+    let group_cookie = f.stickiness.map(|d| sticky::set_cookie(sticky::GROUP_COOKIE, group.cookie, d, now));
     let stickiness = group.state.load().stickiness;
-    let sticky = stickiness.and_then(|_| sticky::read(req.headers(), sticky::TARGET_COOKIE, SystemTime::now()));
+    let sticky = stickiness.and_then(|_| sticky::read(headers, sticky::TARGET_COOKIE, now));
     let Ok(target) = group.pick(|t, _| Some(t.cookie) == sticky) else {
-        return Err(StatusCode::SERVICE_UNAVAILABLE);
+        routes.meter.elb_answer(503);
+        return Action::Answer(responses::error_page(StatusCode::SERVICE_UNAVAILABLE), group_cookie);
     };
     group.meter.request();
-    let in_flight = target.begin();
-    let sent = Instant::now();
-    let exchanged = exchange(&target, req, source, &port, in_flight, &group.meter);
-    let mut response = match tokio::time::timeout(idle, exchanged).await {
-        Ok(Ok(response)) => response,
-        Ok(Err(status)) => return Err(status),
-        Err(_) => return Err(StatusCode::GATEWAY_TIMEOUT),
+    let target_cookie = stickiness.map(|d| sticky::set_cookie(sticky::TARGET_COOKIE, target.cookie, d, now));
+    let body = match req.facts.body {
+        Framing::Length(0) => RequestBody::Empty,
+        Framing::Chunked => RequestBody::Chunked,
+        _ => RequestBody::Sized,
     };
-    group.meter.answered(response.status().as_u16(), sent.elapsed());
-    if let Some(duration) = stickiness {
-        let cookie = sticky::set_cookie(sticky::TARGET_COOKIE, target.cookie, duration, SystemTime::now());
-        response.headers_mut().append(header::SET_COOKIE, cookie);
+    let head = request_head(req, source, &routes.port_header, body);
+    Action::Forward(Forwarding {
+        in_flight: target.begin(),
+        target,
+        group: group.clone(),
+        head,
+        body,
+        group_cookie,
+        target_cookie,
+        meter: routes.meter.clone(),
+    })
+}
+
+/// Serves one prepared request; answers whether the connection can carry another.
+async fn serve_request(client: &mut Client, prepared: Prepared, timer: &mut IdleTimer, stopping: bool) -> bool {
+    let Prepared { facts, action } = prepared;
+    let fw = match action {
+        Action::Answer(response, cookie) => {
+            // A body the request came with is passed over when it is all here; otherwise the
+            // connection ends with the answer.
+            let keep_alive = facts.keep_alive && !stopping && skip_body(&mut client.buf, facts.body);
+            let cookies: Vec<HeaderValue> = cookie.into_iter().collect();
+            let out = own_answer(&response, &facts, keep_alive, &cookies);
+            return client.write(&out).await.is_ok() && keep_alive;
+        }
+        Action::Forward(fw) => fw,
+    };
+    let mut body_read = fw.body == RequestBody::Empty;
+    let sent = Instant::now();
+    let outcome = {
+        let exchanged = exchange(client, &fw, &facts, &mut body_read);
+        tokio::pin!(exchanged);
+        tokio::select! {
+            outcome = &mut exchanged => outcome,
+            _ = timer.expired() => Err(StatusCode::GATEWAY_TIMEOUT),
+        }
+    };
+    let keep_alive = facts.keep_alive && !stopping && body_read;
+    match outcome {
+        Err(status) => {
+            fw.meter.elb_answer(status.as_u16());
+            let cookies: Vec<HeaderValue> = fw.group_cookie.into_iter().collect();
+            let out = own_answer(&responses::error_page(status), &facts, keep_alive, &cookies);
+            client.write(&out).await.is_ok() && keep_alive
+        }
+        Ok((head, answer)) => {
+            fw.group.meter.answered(head.status.as_u16(), sent.elapsed());
+            let cookies: Vec<HeaderValue> = fw.target_cookie.into_iter().chain(fw.group_cookie).collect();
+            answer_from_target(client, (head, answer), &facts, keep_alive, &cookies, (timer, fw.in_flight)).await
+        }
     }
-    Ok(response)
+}
+
+/// Takes a request body off the buffer when all of it is there.
+fn skip_body(buf: &mut bytes::BytesMut, framing: Framing) -> bool {
+    if framing == Framing::Length(0) {
+        return true;
+    }
+    let mut copy = buf.clone();
+    let mut body = BodyState::new(framing);
+    loop {
+        match body.step(&mut copy) {
+            Ok(Step::Data(_)) => {}
+            Ok(Step::End) => {
+                *buf = copy;
+                return true;
+            }
+            Ok(Step::More) | Err(_) => return false,
+        }
+    }
+}
+
+/// What came back from the target after its head.
+enum Answer {
+    /// The whole body (the connection is back in its pool).
+    Whole(Bytes),
+    /// The body streams from the connection.
+    Streamed(Conn),
 }
 
 /// One request/answer exchange over a pooled connection. A request a reused connection
 /// could not carry (the target had closed it: the head could not be written, or, for an
 /// idempotent request without a body, the connection closed before any answer) is sent again
-/// on another connection.
+/// on another connection. `body_read` says whether the client's request body was read to its
+/// end (the client connection can carry another request only then).
 async fn exchange(
-    target: &Arc<TargetState>,
-    req: Request<Incoming>,
-    source: IpAddr,
-    port: &HeaderValue,
-    in_flight: InFlight,
-    meter: &GroupMeter,
-) -> Result<Response<ProxyBody>, StatusCode> {
-    let (parts, mut body) = req.into_parts();
-    let framing = if body.is_end_stream() {
-        RequestBody::Empty
-    } else if parts.headers.contains_key(header::CONTENT_LENGTH) {
-        RequestBody::Sized
-    } else {
-        RequestBody::Chunked
-    };
-    let head = request_head(&parts, source, port, framing);
-    let retryable = framing == RequestBody::Empty && parts.method.is_idempotent();
+    client: &mut Client,
+    fw: &Forwarding,
+    facts: &Facts,
+    body_read: &mut bool,
+) -> Result<(Head, Answer), StatusCode> {
+    let retryable = fw.body == RequestBody::Empty && facts.method.is_idempotent();
     loop {
-        let (mut conn, reused) = match target.pool.checkout().await {
+        let (mut conn, reused) = match fw.target.pool.checkout().await {
             Ok(c) => c,
             Err(e) => {
-                meter.connection_failed();
+                fw.group.meter.connection_failed();
                 return Err(if matches!(e, ConnectError::Timeout) {
                     StatusCode::GATEWAY_TIMEOUT
                 } else {
@@ -237,77 +306,180 @@ async fn exchange(
                 });
             }
         };
-        if conn.write(&head).await.is_err() {
+        if conn.write(&fw.head).await.is_err() {
             if reused {
                 continue;
             }
             return Err(StatusCode::BAD_GATEWAY);
         }
-        if framing != RequestBody::Empty && send_body(&mut conn, &mut body, framing).await.is_err() {
-            return Err(StatusCode::BAD_GATEWAY);
+        if fw.body != RequestBody::Empty {
+            if facts.expect_continue && client.buf.is_empty() {
+                client.write(b"HTTP/1.1 100 Continue\r\n\r\n").await.map_err(|_| StatusCode::BAD_REQUEST)?;
+            }
+            send_body(client, &mut conn, facts.body).await?;
+            *body_read = true;
         }
-        let answer = match conn.read_head(&parts.method).await {
-            Ok(answer) => answer,
+        let mut head = match conn.read_head(&facts.method).await {
+            Ok(head) => head,
             Err(Failure::Closed) if reused && retryable => continue,
             Err(_) => return Err(StatusCode::BAD_GATEWAY),
         };
-        let Head { status, headers, body: mut rest, .. } = answer;
-        let body = match conn.whole_body(&mut rest) {
+        return match conn.whole_body(&mut head.body) {
             Ok(Some(bytes)) => {
-                target.pool.checkin(conn);
-                ProxyBody::full(bytes)
+                fw.target.pool.checkin(conn);
+                Ok((head, Answer::Whole(bytes)))
             }
-            Ok(None) => ProxyBody::upstream(conn, rest, in_flight),
-            Err(_) => return Err(StatusCode::BAD_GATEWAY),
+            Ok(None) => Ok((head, Answer::Streamed(conn))),
+            Err(_) => Err(StatusCode::BAD_GATEWAY),
         };
-        let mut response = Response::new(body);
-        *response.status_mut() = status;
-        *response.headers_mut() = headers;
-        return Ok(response);
     }
 }
 
-/// Streams the client's request body to the target.
-async fn send_body(conn: &mut Conn, body: &mut Incoming, framing: RequestBody) -> Result<(), ()> {
-    while let Some(frame) = body.frame().await {
-        let Ok(data) = frame.map_err(|_| ())?.into_data() else { continue };
-        if data.is_empty() {
-            continue;
+/// Streams the client's request body to the target: as it came when sized, in chunks of
+/// the target connection's own otherwise. A client that breaks off is a 400, a target that
+/// does a 502.
+async fn send_body(client: &mut Client, conn: &mut Conn, framing: Framing) -> Result<(), StatusCode> {
+    let chunked = framing == Framing::Chunked;
+    let mut body = BodyState::new(framing);
+    loop {
+        match body.step(&mut client.buf).map_err(|_| StatusCode::BAD_REQUEST)? {
+            Step::Data(data) if data.is_empty() => {}
+            Step::Data(data) => {
+                let written = if chunked { conn.write(&upstream::chunk(&data)).await } else { conn.write(&data).await };
+                written.map_err(|_| StatusCode::BAD_GATEWAY)?;
+            }
+            Step::End => break,
+            Step::More => match client.fill().await {
+                Ok(0) | Err(_) => return Err(StatusCode::BAD_REQUEST),
+                Ok(_) => {}
+            },
         }
-        let written = match framing {
-            RequestBody::Chunked => conn.write(&upstream::chunk(&data)).await,
-            _ => conn.write(&data).await,
-        };
-        written.map_err(|_| ())?;
     }
-    if framing == RequestBody::Chunked {
-        conn.write(upstream::LAST_CHUNK).await.map_err(|_| ())?;
+    if chunked {
+        conn.write(upstream::LAST_CHUNK).await.map_err(|_| StatusCode::BAD_GATEWAY)?;
     }
     Ok(())
 }
 
+/// An answer the load balancer makes itself, whole.
+fn own_answer(response: &Response<Bytes>, facts: &Facts, keep_alive: bool, cookies: &[HeaderValue]) -> Vec<u8> {
+    let body = response.body();
+    let mut out = Vec::with_capacity(256 + body.len());
+    server::status_line(&mut out, response.status());
+    for (name, value) in response.headers() {
+        upstream::header_line(&mut out, name.as_str(), value.as_bytes());
+    }
+    for cookie in cookies {
+        upstream::header_line(&mut out, "set-cookie", cookie.as_bytes());
+    }
+    server::date_line(&mut out);
+    let _ = write!(out, "content-length: {}\r\n", body.len());
+    server::connection_line(&mut out, keep_alive, facts.http_10);
+    out.extend_from_slice(b"\r\n");
+    if facts.method != Method::HEAD {
+        out.extend_from_slice(body);
+    }
+    out
+}
+
+/// Writes the target's answer to the client: its kept header lines, the stickiness cookies,
+/// `Date` when it had none, and its body (as it came when its length is known; in chunks to
+/// an HTTP/1.1 client otherwise, until the close to an HTTP/1.0 one). A target that breaks
+/// off within a streamed body breaks the client's connection off too. Answers whether the
+/// connection can carry another request.
+async fn answer_from_target(
+    client: &mut Client,
+    (head, answer): (Head, Answer),
+    facts: &Facts,
+    keep_alive: bool,
+    cookies: &[HeaderValue],
+    (timer, in_flight): (&mut IdleTimer, InFlight),
+) -> bool {
+    let bodiless = head.bodiless();
+    let rechunk = !bodiless && !head.sized() && !facts.http_10;
+    let keep_alive = keep_alive && (bodiless || head.sized() || !facts.http_10 || matches!(answer, Answer::Whole(_)));
+    let mut out = Vec::with_capacity(256 + head.lines.len());
+    server::status_line(&mut out, head.status);
+    out.extend_from_slice(&head.lines);
+    for cookie in cookies {
+        upstream::header_line(&mut out, "set-cookie", cookie.as_bytes());
+    }
+    if !head.dated {
+        server::date_line(&mut out);
+    }
+    let mut conn = match answer {
+        Answer::Whole(bytes) => {
+            if !bodiless && !head.sized() {
+                let _ = write!(out, "content-length: {}\r\n", bytes.len());
+            }
+            server::connection_line(&mut out, keep_alive, facts.http_10);
+            out.extend_from_slice(b"\r\n");
+            out.extend_from_slice(&bytes);
+            drop(in_flight);
+            return client.write(&out).await.is_ok() && keep_alive;
+        }
+        Answer::Streamed(conn) => conn,
+    };
+    if rechunk {
+        out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+    }
+    server::connection_line(&mut out, keep_alive, facts.http_10);
+    out.extend_from_slice(b"\r\n");
+    if client.write(&out).await.is_err() {
+        return false;
+    }
+    let mut body = head.body;
+    // Each piece within the idle timeout of the last (a stalled target is cut off).
+    let finished = loop {
+        let piece = tokio::select! {
+            piece = std::future::poll_fn(|cx| upstream::poll_body(&mut conn, &mut body, cx)) => piece,
+            _ = timer.expired() => break false,
+        };
+        let written = match piece {
+            None => break !rechunk || client.write(upstream::LAST_CHUNK).await.is_ok(),
+            Some(Err(_)) => break false,
+            Some(Ok(data)) if data.is_empty() => continue,
+            Some(Ok(data)) if rechunk => client.write(&upstream::chunk(&data)).await,
+            Some(Ok(data)) => client.write(&data).await,
+        };
+        if written.is_err() {
+            break false;
+        }
+        timer.touch();
+    };
+    if finished && body.is_done() {
+        in_flight.target().pool.checkin(conn);
+    }
+    drop(in_flight);
+    finished && keep_alive
+}
+
 /// The request's head as the target gets it: origin-form target, HTTP/1.1, no hop-by-hop
 /// headers (RFC 9110 7.6.1, with any the `Connection` header names), ALB's
-/// `X-Forwarded-*` and trace headers. Written straight from the client's head, which stays
-/// as it came.
-fn request_head(parts: &http::request::Parts, source: IpAddr, port: &HeaderValue, framing: RequestBody) -> Vec<u8> {
+/// `X-Forwarded-*` and trace headers. Written straight from the client's head lines, names
+/// as they came.
+fn request_head(req: &Request<'_>, source: IpAddr, port: &HeaderValue, framing: RequestBody) -> Vec<u8> {
     let mut out = Vec::with_capacity(512);
-    let target = parts.uri.path_and_query().map_or("", |p| p.as_str());
-    upstream::request_line(&mut out, &parts.method, if target.is_empty() { "/" } else { target });
-    let headers = &parts.headers;
-    let named = connection_named(headers);
+    upstream::request_line(&mut out, &req.facts.method, req.target);
+    let named = connection_named(req.headers);
     let mut traced = false;
-    for (name, value) in headers {
+    let mut forwarded_for = Vec::new();
+    for h in req.headers {
+        let name = h.name.as_bytes();
+        if name.eq_ignore_ascii_case(b"x-forwarded-for") {
+            forwarded_for.push(h.value);
+            continue;
+        }
         if hop_by_hop(name)
-            || named.contains(name)
-            || name == X_FORWARDED_FOR
-            || name == X_FORWARDED_PROTO
-            || name == X_FORWARDED_PORT
+            || named.iter().any(|n| name.eq_ignore_ascii_case(n))
+            || name.eq_ignore_ascii_case(b"x-forwarded-proto")
+            || name.eq_ignore_ascii_case(b"x-forwarded-port")
+            || (framing == RequestBody::Chunked && name.eq_ignore_ascii_case(b"content-length"))
         {
             continue;
         }
-        traced |= name == X_AMZN_TRACE_ID;
-        upstream::header_line(&mut out, name.as_str(), value.as_bytes());
+        traced |= name.eq_ignore_ascii_case(b"x-amzn-trace-id");
+        upstream::header_line(&mut out, h.name, h.value);
     }
     // Appends to what earlier proxies wrote (several header lines count as one list).
     let source = match source {
@@ -315,8 +487,8 @@ fn request_head(parts: &http::request::Parts, source: IpAddr, port: &HeaderValue
         v4 => v4,
     };
     out.extend_from_slice(b"x-forwarded-for: ");
-    for before in headers.get_all(&X_FORWARDED_FOR) {
-        out.extend_from_slice(before.as_bytes());
+    for before in forwarded_for {
+        out.extend_from_slice(before);
         out.extend_from_slice(b", ");
     }
     let _ = write!(out, "{source}\r\n");
@@ -338,27 +510,23 @@ fn write_trace_id(out: &mut Vec<u8>) {
     let _ = write!(out, "Root=1-{secs:08x}-{a:016x}{b:08x}");
 }
 
-/// The headers a `Connection` header names: hop-by-hop too. Empty (and no allocation)
+/// The header names a `Connection` header lists: hop-by-hop too. Empty (and no allocation)
 /// without one.
-fn connection_named(headers: &HeaderMap) -> Vec<HeaderName> {
+fn connection_named<'h>(headers: &[httparse::Header<'h>]) -> Vec<&'h [u8]> {
     headers
-        .get_all(header::CONNECTION)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .filter(|h| h.name.eq_ignore_ascii_case("connection"))
+        .flat_map(|h| h.value.split(|&b| b == b','))
+        .map(<[u8]>::trim_ascii)
+        .filter(|t| !t.is_empty())
         .collect()
 }
 
 /// The headers that concern one connection only.
-fn hop_by_hop(name: &HeaderName) -> bool {
-    *name == header::CONNECTION
-        || *name == header::TE
-        || *name == header::TRAILER
-        || *name == header::TRANSFER_ENCODING
-        || *name == header::UPGRADE
-        || name == KEEP_ALIVE
-        || name == PROXY_CONNECTION
+fn hop_by_hop(name: &[u8]) -> bool {
+    const HOP_BY_HOP: [&[u8]; 7] =
+        [b"connection", b"te", b"trailer", b"transfer-encoding", b"upgrade", b"keep-alive", b"proxy-connection"];
+    HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h))
 }
 
 #[cfg(test)]
@@ -366,13 +534,15 @@ mod tests {
     use super::*;
 
     fn head_of(headers: &[(&str, &str)]) -> String {
-        let mut req = Request::get("http://example.com/a?b=1");
+        let mut text = String::from("GET http://example.com/a?b=1 HTTP/1.1\r\n");
         for (k, v) in headers {
-            req = req.header(*k, *v);
+            text.push_str(&format!("{k}: {v}\r\n"));
         }
-        let (parts, ()) = req.body(()).unwrap().into_parts();
+        text.push_str("\r\n");
+        let mut slots = [httparse::EMPTY_HEADER; server::MAX_HEADERS];
+        let req = server::parse_request(text.as_bytes(), &mut slots).unwrap().unwrap();
         let source = "::ffff:10.0.0.7".parse().unwrap();
-        String::from_utf8(request_head(&parts, source, &HeaderValue::from_static("8080"), RequestBody::Empty)).unwrap()
+        String::from_utf8(request_head(&req, source, &HeaderValue::from_static("8080"), RequestBody::Empty)).unwrap()
     }
 
     #[test]

@@ -9,11 +9,11 @@
 //! service scheduler. It reads no store and no clock of the control plane: the same config
 //! always gives the same routing.
 //!
-//! The path of a request: `dataplane` (listeners) → `http` or `tcp` (one connection) →
-//! `routes` + `matching` (which rule) → `target` + `balance` (which target, `sticky`
-//! cookies) → `pool` (a keep-alive connection) → `upstream`
-//! (the request written, the answer's head parsed and its body framed) → `responses` (the body streamed back, or
-//! ALB's own answer). Health: `checker` (one task per target) → `probe` (one check) →
+//! The path of a request: `dataplane` (listeners) → `http` or `tcp` (one connection;
+//! `server` reads the client's request heads and writes the answers) → `routes` + `matching`
+//! (which rule) → `target` + `balance` (which target, `sticky` cookies) → `pool` (a
+//! keep-alive connection) → `upstream` (the request written, the answer's head parsed and its
+//! body framed) → the body streamed back, or ALB's own answer (`responses`). Health: `checker` (one task per target) → `probe` (one check) →
 //! `health` (the state machine). Listeners and their connections run on the data plane's own
 //! serving threads (`workers`), one single-threaded runtime each, each on a core of its own
 //! (`affinity`).
@@ -31,6 +31,7 @@ mod pool;
 mod probe;
 mod responses;
 mod routes;
+mod server;
 mod sticky;
 mod target;
 mod tcp;

@@ -1,15 +1,8 @@
 //! What the load balancer answers itself: ALB's small HTML error pages, fixed responses,
-//! redirects (ELB's `#{...}` templates), and the body type every response uses.
-
-use std::pin::Pin;
-use std::task::{Context, Poll};
+//! redirects (ELB's `#{...}` templates).
 
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
-use http_body::{Body, Frame, SizeHint};
-
-use crate::target::InFlight;
-use crate::upstream::{self, BodyState, Conn};
 
 /// The `Server` header ALB puts on the answers it makes itself.
 pub const SERVER: HeaderValue = HeaderValue::from_static("awselb/2.0");
@@ -31,7 +24,7 @@ macro_rules! page {
 }
 
 /// ALB's error page for `status`.
-pub fn error_page(status: StatusCode) -> Response<ProxyBody> {
+pub fn error_page(status: StatusCode) -> Response<Bytes> {
     let page = match status.as_u16() {
         400 => page!("400", "Bad Request"),
         404 => page!("404", "Not Found"),
@@ -40,7 +33,7 @@ pub fn error_page(status: StatusCode) -> Response<ProxyBody> {
         504 => page!("504", "Gateway Time-out"),
         _ => page!("500", "Internal Server Error"),
     };
-    let mut response = Response::new(ProxyBody::full(Bytes::from_static(page.as_bytes())));
+    let mut response = Response::new(Bytes::from_static(page.as_bytes()));
     *response.status_mut() = status;
     let headers = response.headers_mut();
     headers.insert(header::SERVER, SERVER);
@@ -49,9 +42,9 @@ pub fn error_page(status: StatusCode) -> Response<ProxyBody> {
 }
 
 /// A fixed-response action's answer.
-pub fn fixed(status: u16, content_type: Option<&str>, body: Option<&str>) -> Response<ProxyBody> {
+pub fn fixed(status: u16, content_type: Option<&str>, body: Option<&str>) -> Response<Bytes> {
     let body = body.map(|b| Bytes::copy_from_slice(b.as_bytes())).unwrap_or_default();
-    let mut response = Response::new(ProxyBody::full(body));
+    let mut response = Response::new(body);
     *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
     let headers = response.headers_mut();
     headers.insert(header::SERVER, SERVER);
@@ -76,9 +69,9 @@ pub struct Original<'a> {
 
 /// A redirect action's answer: each part is its template with the request's values put in;
 /// the port is left out of the URL when it is the protocol's default.
-pub fn redirect(template: [&str; 5], status: u16, original: &Original<'_>) -> Response<ProxyBody> {
+pub fn redirect(template: [&str; 5], status: u16, original: &Original<'_>) -> Response<Bytes> {
     let location = redirect_location(template, original);
-    let mut response = Response::new(ProxyBody::full(Bytes::new()));
+    let mut response = Response::new(Bytes::new());
     *response.status_mut() = if status == 301 { StatusCode::MOVED_PERMANENTLY } else { StatusCode::FOUND };
     let headers = response.headers_mut();
     headers.insert(header::SERVER, SERVER);
@@ -120,96 +113,6 @@ pub fn redirect_location(template: [&str; 5], o: &Original<'_>) -> String {
     out
 }
 
-/// The body of every response the listener sends: one whole (made here, or a target's that
-/// had all arrived with its head), or a target's streamed through. A streamed body gives its
-/// connection back to the pool once read to its end and counts the request as in flight
-/// until then.
-pub enum ProxyBody {
-    Full(Option<Bytes>),
-    Upstream(Upstream),
-}
-
-pub struct Upstream {
-    conn: Option<Conn>,
-    body: BodyState,
-    in_flight: Option<InFlight>,
-}
-
-impl ProxyBody {
-    pub fn full(bytes: Bytes) -> Self {
-        ProxyBody::Full(Some(bytes))
-    }
-
-    pub fn upstream(conn: Conn, body: BodyState, in_flight: InFlight) -> Self {
-        ProxyBody::Upstream(Upstream { conn: Some(conn), body, in_flight: Some(in_flight) })
-    }
-}
-
-impl Upstream {
-    /// The answer is complete: the connection goes back to the pool (which keeps it if it
-    /// can carry another request), and the request is done.
-    fn finish(&mut self) {
-        if let (Some(conn), Some(in_flight)) = (self.conn.take(), self.in_flight.as_ref()) {
-            in_flight.target().pool.checkin(conn);
-        }
-        self.in_flight = None;
-    }
-}
-
-impl Drop for Upstream {
-    fn drop(&mut self) {
-        if self.body.is_done() {
-            self.finish();
-        }
-    }
-}
-
-impl Body for ProxyBody {
-    type Data = Bytes;
-    type Error = std::io::Error;
-
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        match self.get_mut() {
-            ProxyBody::Full(bytes) => Poll::Ready(bytes.take().filter(|b| !b.is_empty()).map(|b| Ok(Frame::data(b)))),
-            ProxyBody::Upstream(up) => {
-                let Some(conn) = up.conn.as_mut() else { return Poll::Ready(None) };
-                match upstream::poll_body(conn, &mut up.body, cx) {
-                    Poll::Pending => Poll::Pending,
-                    Poll::Ready(None) => {
-                        up.finish();
-                        Poll::Ready(None)
-                    }
-                    Poll::Ready(Some(Ok(bytes))) => {
-                        if up.body.is_done() {
-                            up.finish();
-                        }
-                        Poll::Ready(Some(Ok(Frame::data(bytes))))
-                    }
-                    Poll::Ready(Some(Err(e))) => {
-                        up.conn = None;
-                        up.in_flight = None;
-                        Poll::Ready(Some(Err(std::io::Error::other(e))))
-                    }
-                }
-            }
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match self {
-            ProxyBody::Full(bytes) => bytes.as_ref().is_none_or(|b| b.is_empty()),
-            ProxyBody::Upstream(up) => up.body.is_done(),
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match self {
-            ProxyBody::Full(bytes) => SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64)),
-            ProxyBody::Upstream(up) => up.body.remaining().map_or_else(SizeHint::default, SizeHint::with_exact),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -239,7 +142,6 @@ mod tests {
         let r = error_page(StatusCode::BAD_GATEWAY);
         assert_eq!(r.status(), 502);
         assert_eq!(r.headers()[header::SERVER], "awselb/2.0");
-        let ProxyBody::Full(Some(body)) = r.into_body() else { panic!() };
-        assert!(std::str::from_utf8(&body).unwrap().contains("<h1>502 Bad Gateway</h1>"));
+        assert!(std::str::from_utf8(r.body()).unwrap().contains("<h1>502 Bad Gateway</h1>"));
     }
 }

@@ -5,15 +5,17 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use http::{HeaderMap, HeaderValue, header};
+use http::HeaderValue;
+
+use crate::matching::Headers;
 
 pub const TARGET_COOKIE: &str = "AWSALB";
 pub const GROUP_COOKIE: &str = "AWSALBTG";
 
 /// The id a still-valid cookie `name` carries, if the request has one.
-pub fn read(headers: &HeaderMap, name: &str, now: SystemTime) -> Option<u64> {
+pub fn read(headers: Headers<'_>, name: &str, now: SystemTime) -> Option<u64> {
     let now = now.duration_since(UNIX_EPOCH).ok()?.as_secs();
-    headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|pair| {
+    headers.values("cookie").filter_map(|v| std::str::from_utf8(v).ok()).flat_map(|v| v.split(';')).find_map(|pair| {
         let (k, v) = pair.trim().split_once('=')?;
         if k != name {
             return None;
@@ -47,11 +49,12 @@ mod tests {
         assert!(s.starts_with("AWSALB=0000000000abcdef-"), "{s}");
         assert!(s.contains("; Expires=") && s.ends_with("; Path=/"));
         let pair = s.split(';').next().unwrap();
-        let mut h = HeaderMap::new();
-        h.insert(header::COOKIE, format!("other=1; {pair}; AWSALBTG=zz").parse().unwrap());
-        assert_eq!(read(&h, TARGET_COOKIE, now), Some(0xabcdef));
-        assert_eq!(read(&h, GROUP_COOKIE, now), None, "a malformed value is ignored");
-        assert_eq!(read(&h, TARGET_COOKIE, now + Duration::from_secs(61)), None, "expired");
-        assert_eq!(read(&HeaderMap::new(), TARGET_COOKIE, now), None);
+        let line = format!("other=1; {pair}; AWSALBTG=zz");
+        let lines = [httparse::Header { name: "Cookie", value: line.as_bytes() }];
+        let h = Headers(&lines);
+        assert_eq!(read(h, TARGET_COOKIE, now), Some(0xabcdef));
+        assert_eq!(read(h, GROUP_COOKIE, now), None, "a malformed value is ignored");
+        assert_eq!(read(h, TARGET_COOKIE, now + Duration::from_secs(61)), None, "expired");
+        assert_eq!(read(Headers(&[]), TARGET_COOKIE, now), None);
     }
 }

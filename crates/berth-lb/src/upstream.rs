@@ -13,7 +13,7 @@ use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
 use bytes::{Buf, Bytes, BytesMut};
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::HeaderValue;
 use http::{Method, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -162,12 +162,41 @@ fn concat(mut parts: Vec<Bytes>) -> Bytes {
 #[derive(Debug)]
 pub struct Head {
     pub status: StatusCode,
-    pub headers: HeaderMap,
+    /// The end-to-end header lines as they came (`name: value\r\n` each), the hop-by-hop
+    /// ones left out, and `Content-Length` too when the body is framed otherwise.
+    pub lines: Vec<u8>,
+    /// Whether one of them is `Date`.
+    pub dated: bool,
+    /// Whether one of them is a `Content-Length` that frames the body (or says what one would
+    /// be, for an answer without one).
+    sized: bool,
+    /// Whether the answer has no body whatever its headers say (HEAD, 1xx, 204, 304).
+    bodiless: bool,
     pub body: BodyState,
     /// Whether the connection may carry another request once the body is read.
     pub keep_alive: bool,
     /// The head's length in bytes.
     length: usize,
+}
+
+impl Head {
+    pub fn sized(&self) -> bool {
+        self.sized
+    }
+
+    pub fn bodiless(&self) -> bool {
+        self.bodiless
+    }
+
+    /// The value of the first header line kept named `name`, if any.
+    #[cfg(test)]
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.lines.split(|&b| b == b'\n').find_map(|line| {
+            let line = line.strip_suffix(b"\r")?;
+            let colon = line.iter().position(|&b| b == b':')?;
+            line[..colon].eq_ignore_ascii_case(name.as_bytes()).then(|| line[colon + 1..].trim_ascii())
+        })
+    }
 }
 
 /// Parses an answer's head from the start of `buf`: `None` while it is incomplete.
@@ -186,11 +215,11 @@ pub fn parse_head(buf: &[u8], method: &Method) -> Result<Option<Head>, Failure> 
         return Err(Failure::Malformed("the target switched protocols, which the proxy did not ask for"));
     }
     let http_10 = parsed.version == Some(0);
-    // The map keeps the end-to-end headers only; what the hop-by-hop ones say about this
-    // connection is read on the way.
-    let mut headers = HeaderMap::with_capacity(parsed.headers.len());
+    // What the hop-by-hop headers say about this connection is read on the way; the lines
+    // kept are the end-to-end ones.
     let (mut close, mut keep_alive_token, mut named) = (false, false, Vec::new());
     let mut transfer_coding: Option<&[u8]> = None;
+    let mut lengths = Vec::new();
     for h in parsed.headers.iter() {
         let name = h.name.as_bytes();
         if name.eq_ignore_ascii_case(b"connection") {
@@ -199,47 +228,58 @@ pub fn parse_head(buf: &[u8], method: &Method) -> Result<Option<Head>, Failure> 
                     close = true;
                 } else if token.eq_ignore_ascii_case(b"keep-alive") {
                     keep_alive_token = true;
-                } else if let Ok(other) = HeaderName::from_bytes(token) {
-                    named.push(other);
+                } else if !token.is_empty() {
+                    named.push(token);
                 }
             }
-            continue;
-        }
-        if name.eq_ignore_ascii_case(b"transfer-encoding") {
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
             transfer_coding = h.value.rsplit(|&b| b == b',').next().map(<[u8]>::trim_ascii);
-            continue;
+        } else if name.eq_ignore_ascii_case(b"content-length") {
+            lengths.push(h.value);
         }
-        if HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h)) {
-            continue;
-        }
-        let name = HeaderName::from_bytes(name).map_err(|_| Failure::Malformed("a header name is invalid"))?;
-        let value = HeaderValue::from_bytes(h.value).map_err(|_| Failure::Malformed("a header value is invalid"))?;
-        headers.append(name, value);
-    }
-    for name in named {
-        headers.remove(name);
     }
     let mut keep_alive = if http_10 { keep_alive_token } else { !close };
-    let framing = if status.is_informational() || code == 204 || code == 304 || method == Method::HEAD {
+    let bodiless = status.is_informational() || code == 204 || code == 304 || method == Method::HEAD;
+    let framing = if bodiless {
         Framing::Length(0)
     } else if let Some(last) = transfer_coding {
         if last.eq_ignore_ascii_case(b"chunked") { Framing::Chunked } else { Framing::UntilClose }
-    } else if headers.contains_key(header::CONTENT_LENGTH) {
-        Framing::Length(content_length(&headers)?)
+    } else if !lengths.is_empty() {
+        Framing::Length(content_length(&lengths)?)
     } else {
         Framing::UntilClose
     };
     if matches!(framing, Framing::UntilClose) {
         keep_alive = false;
     }
-    Ok(Some(Head { status, headers, body: BodyState::new(framing), keep_alive, length }))
+    // A length kept only where it frames the body (or, without a body, says what one would be).
+    let keep_length = bodiless || transfer_coding.is_none();
+    let mut lines = Vec::with_capacity(length);
+    let mut dated = false;
+    for h in parsed.headers.iter() {
+        let name = h.name.as_bytes();
+        let hop = name.eq_ignore_ascii_case(b"connection")
+            || name.eq_ignore_ascii_case(b"transfer-encoding")
+            || HOP_BY_HOP.iter().any(|n| name.eq_ignore_ascii_case(n))
+            || named.iter().any(|n| name.eq_ignore_ascii_case(n));
+        if hop || (!keep_length && name.eq_ignore_ascii_case(b"content-length")) {
+            continue;
+        }
+        if HeaderValue::from_bytes(h.value).is_err() {
+            return Err(Failure::Malformed("a header value is invalid"));
+        }
+        dated |= name.eq_ignore_ascii_case(b"date");
+        header_line(&mut lines, h.name, h.value);
+    }
+    let sized = keep_length && !lengths.is_empty();
+    Ok(Some(Head { status, lines, dated, sized, bodiless, body: BodyState::new(framing), keep_alive, length }))
 }
 
 /// The one length every `Content-Length` line gives.
-fn content_length(headers: &HeaderMap) -> Result<u64, Failure> {
+pub(crate) fn content_length(values: &[&[u8]]) -> Result<u64, Failure> {
     let mut length = None;
-    for value in headers.get_all(header::CONTENT_LENGTH) {
-        let text = value.to_str().map_err(|_| Failure::Malformed("Content-Length is invalid"))?;
+    for value in values {
+        let text = std::str::from_utf8(value).map_err(|_| Failure::Malformed("Content-Length is invalid"))?;
         for part in text.split(',') {
             let part = part.trim();
             if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
@@ -303,16 +343,6 @@ impl BodyState {
             Framing::UntilClose => Phase::Rest,
         };
         Self { framing, phase, unread: Vec::new() }
-    }
-
-    /// How many bytes of body are still to come, when its length is known.
-    pub fn remaining(&self) -> Option<u64> {
-        let unread: u64 = self.unread.iter().map(|b| b.len() as u64).sum();
-        match (self.framing, self.phase) {
-            (Framing::Length(_), Phase::Data(left)) => Some(unread + left),
-            (Framing::Length(_), _) => Some(unread),
-            _ => None,
-        }
     }
 
     /// Whether the body has been read to its end.
@@ -508,7 +538,8 @@ mod tests {
         assert!(parse_head(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n", &Method::GET).unwrap().is_none());
         let h = head("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-A: b\r\n\r\nhi");
         assert_eq!(h.status, 200);
-        assert_eq!(h.headers["x-a"], "b");
+        assert_eq!(h.header("x-a"), Some(&b"b"[..]));
+        assert_eq!(h.lines, b"Content-Length: 2\r\nX-A: b\r\n");
         assert_eq!(h.body.framing, Framing::Length(2));
         assert!(h.keep_alive);
         assert_eq!(h.length, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-A: b\r\n\r\n".len());
@@ -539,10 +570,19 @@ mod tests {
             "HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Private\r\nX-Private: 1\r\nKeep-Alive: timeout=5\r\n\
              Transfer-Encoding: chunked\r\nUpgrade: h2c\r\nTrailer: x\r\nX-Kept: 1\r\n\r\n",
         );
-        let names: Vec<_> = h.headers.keys().map(|k| k.as_str()).collect();
-        assert_eq!(names, ["x-kept"]);
+        assert_eq!(String::from_utf8_lossy(&h.lines), "X-Kept: 1\r\n");
         assert_eq!(h.body.framing, Framing::Chunked);
         assert!(h.keep_alive);
+    }
+
+    #[test]
+    fn a_length_stays_only_where_it_frames_the_body() {
+        let h = head("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\nDate: x\r\n\r\n");
+        assert_eq!(h.header("content-length"), None, "the chunks frame it");
+        assert!(h.dated);
+        let h = parse_head(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n", &Method::HEAD).unwrap().unwrap();
+        assert_eq!(h.header("content-length"), Some(&b"9"[..]), "a HEAD answer says what a GET would get");
+        assert!(!h.dated);
     }
 
     #[test]

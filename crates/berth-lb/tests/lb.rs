@@ -687,3 +687,75 @@ async fn a_chunked_request_body_reaches_the_target_whole() {
     }
     assert!(answer.starts_with(b"HTTP/1.1 200 OK\r\n"));
 }
+
+/// Reads from `s` until `done` holds for what arrived (or the connection closes); returns it.
+async fn read_until(s: &mut TcpStream, done: impl Fn(&str) -> bool) -> String {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !done(&String::from_utf8_lossy(&got)) {
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await.expect("an answer").unwrap();
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+/// What hyper's server side used to do for the listener, now the listener's own: pipelined
+/// requests answered in order, HTTP/1.0 keep-alive, `Expect: 100-continue`, HEAD to its own
+/// answers, an unreadable head refused with ALB's 400.
+#[tokio::test]
+async fn the_client_side_speaks_http_1_1_and_1_0() {
+    let a = backend("a").await;
+    let (b, _connections, _task) = scripted_backend().await;
+    let rules = vec![
+        rule(vec![Condition::PathPattern(vec!["/chunked".into()])], forward("scripted")),
+        rule(
+            vec![Condition::PathPattern(vec!["/fixed".into()])],
+            Action::FixedResponse { status: 418, content_type: Some("text/plain".into()), body: Some("tea".into()) },
+        ),
+        rule(vec![], forward("tg")),
+    ];
+    let (_dp, addr) = serve(rules, vec![group("tg", &[a.addr]), group("scripted", &[b])]).await;
+
+    // Two requests in one write: both answered, in order, on one connection.
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET /x HTTP/1.1\r\nHost: h\r\n\r\nPOST /body HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc")
+        .await
+        .unwrap();
+    let both = read_until(&mut s, |t| t.ends_with("a:3")).await;
+    assert_eq!(both.matches("HTTP/1.1 200 OK\r\n").count(), 2, "{both}");
+    assert!(both.contains("\r\n\r\na") && both.contains("date: "), "{both}");
+
+    // 100-continue: the client hears it before it sends the body.
+    s.write_all(b"POST /body HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n").await.unwrap();
+    let interim = read_until(&mut s, |t| t.contains("\r\n\r\n")).await;
+    assert_eq!(interim, "HTTP/1.1 100 Continue\r\n\r\n");
+    s.write_all(b"abcd").await.unwrap();
+    assert!(read_until(&mut s, |t| t.ends_with("a:4")).await.starts_with("HTTP/1.1 200 OK"));
+
+    // HEAD to the load balancer's own answer: its length, no body.
+    s.write_all(b"HEAD /fixed HTTP/1.1\r\nHost: h\r\n\r\nGET /fixed HTTP/1.1\r\nHost: h\r\n\r\n").await.unwrap();
+    let fixed = read_until(&mut s, |t| t.ends_with("\r\n\r\ntea")).await;
+    assert_eq!(fixed.matches("content-length: 3\r\n").count(), 2, "{fixed}");
+    assert!(fixed.starts_with("HTTP/1.1 418 I'm a teapot\r\n"), "{fixed}");
+    assert!(fixed.contains("content-length: 3\r\n\r\nHTTP/1.1 418"), "the HEAD answer has no body: {fixed}");
+
+    // An HTTP/1.0 client: kept open when it asks, and a chunked answer comes to it whole.
+    let mut old = TcpStream::connect(addr).await.unwrap();
+    old.write_all(b"GET /x HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").await.unwrap();
+    let kept = read_until(&mut old, |t| t.ends_with("\r\n\r\na")).await;
+    assert!(kept.contains("connection: keep-alive\r\n"), "{kept}");
+    old.write_all(b"GET /chunked HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").await.unwrap();
+    let whole = read_until(&mut old, |t| t.ends_with("hello world")).await;
+    assert!(whole.ends_with("\r\n\r\nhello world"), "{whole}");
+    assert!(!whole.contains("transfer-encoding"), "an HTTP/1.0 client gets no chunks: {whole}");
+
+    // A head it cannot read: ALB's 400, and the connection ends.
+    let mut bad = TcpStream::connect(addr).await.unwrap();
+    bad.write_all(b"GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\nabc").await.unwrap();
+    let refused = read_until(&mut bad, |_| false).await;
+    assert!(refused.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{refused}");
+    assert!(refused.contains("connection: close\r\n") && refused.contains("<h1>400 Bad Request</h1>"), "{refused}");
+}
