@@ -97,15 +97,14 @@ def test_fargate_tasks_take_berths_runtime_by_default_on_oci(tmp_path, registry)
             wait_task(ecs, arn, "STOPPED")
 
 
-def test_the_drivers_own_runtime_cannot_be_berth(tmp_path):
-    """As with any runtime the driver cannot use, `berth up` serves without an agent and says
-    why on its banner."""
-    proc = subprocess.Popen([BIN, "up", "--data-dir", str(tmp_path / "data"), "--listen", "127.0.0.1:0",
-                             "--runtime", "oci", "--oci-runtime", "berth"], stdout=subprocess.PIPE, text=True)
-    try:
-        agent_line = next(line for line in proc.stdout if line.strip().startswith("agent"))
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-    assert "agent     none" in agent_line, agent_line
-    assert "the berth runtime runs FARGATE tasks (--fargate-runtime berth)" in agent_line, agent_line
+@pytest.mark.parametrize("runtime, message", [
+    ("berth", "the berth runtime runs FARGATE tasks (--fargate-runtime berth)"),
+    ("kata", 'unknown OCI runtime "kata"'),
+])
+def test_a_runtime_the_oci_driver_cannot_use_ends_berth_up(tmp_path, runtime, message):
+    """As a wrong --fargate-runtime does: a setting, not an engine that is not up yet."""
+    out = subprocess.run([BIN, "up", "--data-dir", str(tmp_path / "data"), "--listen", "127.0.0.1:0",
+                          "--runtime", "oci", "--oci-runtime", runtime], capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0, out
+    assert f"--oci-runtime {runtime}" in out.stderr, out
+    assert message in out.stderr, out

@@ -21,7 +21,9 @@ pub async fn runtime(options: &AgentOptions, state_dir: &Path) -> anyhow::Result
         "none" => Ok(None),
         "oci" => {
             let shim = std::env::current_exe().context("finding the berth binary for the shim")?;
-            Ok(Some(Arc::new(OciRuntime::new(state_dir, &options.oci_runtime, shim)?)))
+            let driver = OciRuntime::new(state_dir, &options.oci_runtime, shim)
+                .with_context(|| format!("--oci-runtime {}", options.oci_runtime))?;
+            Ok(Some(Arc::new(driver)))
         }
         _ => Ok(Some(Arc::new(DockerRuntime::connect().await.context("connecting to the Docker Engine")?))),
     }

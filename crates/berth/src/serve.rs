@@ -133,6 +133,10 @@ async fn serve(settings: Settings, agent_options: Option<AgentOptions>, started:
                 (Some(line), Some(tokio::spawn(agent.run())))
             }
             Ok(None) => (Some("  agent     none (--runtime none): tasks stay PENDING".to_string()), None),
+            // The oci driver's errors are its settings' (a runtime it cannot use, a state dir it
+            // cannot write): they end `berth up`, as a wrong --fargate-runtime does. A Docker
+            // Engine not up yet only leaves the machine without an agent.
+            Err(e) if options.runtime == "oci" => return Err(e),
             Err(e) => (Some(format!("  agent     none: {e:#}; tasks stay PENDING until an agent joins")), None),
         },
     };
