@@ -254,3 +254,74 @@ async fn libnftables_runs_batches_in_its_namespace_all_or_nothing() {
     let table = nft.run("list table inet berthtest".into()).await.unwrap();
     assert!(table.contains("chain c") && !table.contains("chain d"), "the refused batch changed nothing: {table}");
 }
+
+/// The parent's index of the router's public link (`bpub0@ifN`), and the link's own.
+fn public_link() -> Option<(u32, u32)> {
+    let out = std::process::Command::new("ip")
+        .args(["-n", plan::ROUTER_NETNS, "-o", "link", "show", plan::PUBLIC_LINK])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let own = text.split(':').next()?.trim().parse().ok()?;
+    let parent = text.split("@if").nth(1)?.split(':').next()?.parse().ok()?;
+    Some((own, parent))
+}
+
+fn host_index(name: &str) -> u32 {
+    std::fs::read_to_string(format!("/sys/class/net/{name}/ifindex")).unwrap().trim().parse().unwrap()
+}
+
+struct PublicCleanup(Vec<String>);
+
+impl Drop for PublicCleanup {
+    fn drop(&mut self) {
+        for link in &self.0 {
+            let _ = std::process::Command::new("ip").args(["link", "del", link]).output();
+        }
+        let _ = std::process::Command::new("ip").args(["route", "del", "10.203.9.0/30"]).output();
+    }
+}
+
+/// The router's public link is a macvlan of the configured interface; an agent started with
+/// another interface moves it there (the addresses come back with the tasks), and one
+/// started with the same keeps it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_public_link_follows_the_public_interface() {
+    use berth_agent::vpc::{link, public};
+    let _serial = SERIAL.lock().await;
+    let pid = std::process::id() % 100_000;
+    let (a, b) = (format!("bpta{pid}"), format!("bptb{pid}"));
+    let _cleanup = PublicCleanup(vec![a.clone(), b.clone()]);
+    for name in [&a, &b] {
+        let peer = format!("{name}p");
+        let made = std::process::Command::new("ip")
+            .args(["link", "add", name, "type", "veth", "peer", "name", &peer])
+            .status()
+            .unwrap();
+        assert!(made.success());
+        assert!(std::process::Command::new("ip").args(["link", "set", name, "up"]).status().unwrap().success());
+    }
+    let router = link::ensure_router().await.unwrap();
+    let side = |interface: &str| public::PublicSide {
+        interface: interface.to_string(),
+        pool: plan::Cidr::parse("10.203.9.0/30").unwrap(),
+        gateway: Ipv4Addr::new(10, 203, 9, 9),
+    };
+    public::ensure(&router, &side(&a)).await.unwrap();
+    let (first, parent) = public_link().expect("a public link");
+    assert_eq!(parent, host_index(&a));
+    public::hold(&router, Ipv4Addr::new(10, 203, 9, 1)).await.unwrap();
+    public::ensure(&router, &side(&a)).await.unwrap();
+    assert_eq!(public_link(), Some((first, host_index(&a))), "the same interface: kept as it is");
+
+    public::ensure(&router, &side(&b)).await.unwrap();
+    let (_, parent) = public_link().expect("a public link");
+    assert_eq!(parent, host_index(&b), "moved to the other interface");
+    public::hold(&router, Ipv4Addr::new(10, 203, 9, 1)).await.unwrap();
+    public::release(&router, Ipv4Addr::new(10, 203, 9, 1)).await.unwrap();
+    public::release(&router, Ipv4Addr::new(10, 203, 9, 1)).await.unwrap();
+    assert!(
+        public::ensure(&router, &side("bpt-nosuch0")).await.unwrap_err().to_string().contains("does not exist"),
+        "an interface that does not exist is refused"
+    );
+}

@@ -81,10 +81,18 @@ pub async fn ensure(router: &Handle, side: &PublicSide) -> Result<(), NetError> 
         link::sysctl(&router_ns, key, "0")?;
     }
     let host = netns::netlink(None).map_err(|e| NetError::Netlink(format!("netlink: {e}")))?;
+    let parent = index(&host, &side.interface)
+        .await?
+        .ok_or_else(|| NetError::Plan(format!("the public interface {} does not exist", side.interface)))?;
+    // A public link of another interface (the agent's settings changed) goes; the addresses it
+    // held come back as the tasks' attachments are found again.
+    if let Some((link, of)) = existing(router).await?
+        && of != Some(parent)
+    {
+        tracing::warn!(interface = side.interface, "moving the router's public link to another interface");
+        router.link().del(link).execute().await.map_err(nl("removing the public link"))?;
+    }
     if index(router, plan::PUBLIC_LINK).await?.is_none() {
-        let parent = index(&host, &side.interface)
-            .await?
-            .ok_or_else(|| NetError::Plan(format!("the public interface {} does not exist", side.interface)))?;
         let ns =
             std::fs::File::open(&router_ns).map_err(|e| NetError::Netlink(format!("the router namespace: {e}")))?;
         // Made in the router's namespace directly, like a task's interface.
@@ -124,6 +132,25 @@ pub async fn ensure(router: &Handle, side: &PublicSide) -> Result<(), NetError> 
     add_rule(marked).await?;
     let host_uplink = link::need(&host, plan::UPLINK_HOST).await?;
     link::route(&host, side.pool, plan::UPLINK_ROUTER_ADDRESS, host_uplink).await
+}
+
+/// The router's public link, if there is one, and the index of its parent in the host's
+/// namespace.
+async fn existing(router: &Handle) -> Result<Option<(u32, Option<u32>)>, NetError> {
+    use rtnetlink::packet_route::link::LinkAttribute;
+    let mut links = router.link().get().match_name(plan::PUBLIC_LINK.to_string()).execute();
+    match links.try_next().await {
+        Ok(Some(link)) => {
+            let parent = link.attributes.iter().find_map(|a| match a {
+                LinkAttribute::Link(i) => Some(*i),
+                _ => None,
+            });
+            Ok(Some((link.header.index, parent)))
+        }
+        Ok(None) => Ok(None),
+        Err(rtnetlink::Error::NetlinkError(m)) if m.raw_code() == -libc::ENODEV => Ok(None),
+        Err(e) => Err(nl("reading the public link")(e)),
+    }
 }
 
 async fn add_rule(rule: rtnetlink::RuleAddRequest<Ipv4Addr>) -> Result<(), NetError> {
