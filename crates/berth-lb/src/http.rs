@@ -5,7 +5,7 @@
 //! group has no target, 504 when it does not answer within the idle timeout).
 //!
 //! A request is read and routed without an await ([`prepare`]: parse, rules, target, the
-//! target's request head), then exchanged ([`exchange`]) and answered ([`answer`]). The client
+//! target's request head), then exchanged ([`exchange`]) and answered ([`answer_from_target`], or [`own_answer`]). The client
 //! side of the protocol is [`crate::server`], the target side [`crate::upstream`].
 
 use std::io::Write as _;
@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use http::header::HeaderValue;
 use http::{Method, Response, StatusCode};
 use tokio::net::{TcpListener, TcpStream};
@@ -84,7 +84,7 @@ async fn connection(
                 _ = stop.changed() => return,
             }
         };
-        let _ = client.buf.split_to(prepared.facts.length);
+        client.buf.advance(prepared.facts.length);
         timer.touch();
         let keep_alive = serve_request(&mut client, prepared, &mut timer, stopping(&stop)).await;
         if !keep_alive || stopping(&stop) {
@@ -182,21 +182,23 @@ fn decide(routes: &Routes, source: IpAddr, req: &Request<'_>) -> Action {
 
 fn decide_forward(f: &Forward, routes: &Routes, source: IpAddr, req: &Request<'_>) -> Action {
     let headers = Headers(req.headers);
-    let now = SystemTime::now();
-    let sticky = f.stickiness.and_then(|_| sticky::read(headers, sticky::GROUP_COOKIE, now));
+    // The clock is read only for stickiness, once.
+    let clock = std::cell::OnceCell::new();
+    let now = || *clock.get_or_init(SystemTime::now);
+    let sticky = f.stickiness.and_then(|_| sticky::read(headers, sticky::GROUP_COOKIE, now()));
     let Some(group) = f.choose(sticky) else {
         routes.meter.elb_answer(503);
         return Action::Answer(responses::error_page(StatusCode::SERVICE_UNAVAILABLE), None);
     };
-    let group_cookie = f.stickiness.map(|d| sticky::set_cookie(sticky::GROUP_COOKIE, group.cookie, d, now));
+    let group_cookie = f.stickiness.map(|d| sticky::set_cookie(sticky::GROUP_COOKIE, group.cookie, d, now()));
     let stickiness = group.state.load().stickiness;
-    let sticky = stickiness.and_then(|_| sticky::read(headers, sticky::TARGET_COOKIE, now));
+    let sticky = stickiness.and_then(|_| sticky::read(headers, sticky::TARGET_COOKIE, now()));
     let Ok(target) = group.pick(|t, _| Some(t.cookie) == sticky) else {
         routes.meter.elb_answer(503);
         return Action::Answer(responses::error_page(StatusCode::SERVICE_UNAVAILABLE), group_cookie);
     };
     group.meter.request();
-    let target_cookie = stickiness.map(|d| sticky::set_cookie(sticky::TARGET_COOKIE, target.cookie, d, now));
+    let target_cookie = stickiness.map(|d| sticky::set_cookie(sticky::TARGET_COOKIE, target.cookie, d, now()));
     let body = match req.facts.body {
         Framing::Length(0) => RequestBody::Empty,
         Framing::Chunked => RequestBody::Chunked,
@@ -470,7 +472,7 @@ fn request_head(req: &Request<'_>, source: IpAddr, port: &HeaderValue, framing: 
             forwarded_for.push(h.value);
             continue;
         }
-        if hop_by_hop(name)
+        if upstream::hop_by_hop(name)
             || named.iter().any(|n| name.eq_ignore_ascii_case(n))
             || name.eq_ignore_ascii_case(b"x-forwarded-proto")
             || name.eq_ignore_ascii_case(b"x-forwarded-port")
@@ -516,17 +518,9 @@ fn connection_named<'h>(headers: &[httparse::Header<'h>]) -> Vec<&'h [u8]> {
     headers
         .iter()
         .filter(|h| h.name.eq_ignore_ascii_case("connection"))
-        .flat_map(|h| h.value.split(|&b| b == b','))
-        .map(<[u8]>::trim_ascii)
+        .flat_map(|h| upstream::list(h.value))
         .filter(|t| !t.is_empty())
         .collect()
-}
-
-/// The headers that concern one connection only.
-fn hop_by_hop(name: &[u8]) -> bool {
-    const HOP_BY_HOP: [&[u8]; 7] =
-        [b"connection", b"te", b"trailer", b"transfer-encoding", b"upgrade", b"keep-alive", b"proxy-connection"];
-    HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h))
 }
 
 #[cfg(test)]

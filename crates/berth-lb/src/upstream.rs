@@ -18,9 +18,18 @@ use http::{Method, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// The hop-by-hop headers (RFC 9110 7.6.1) besides `Connection` and `Transfer-Encoding`,
-/// which the answer's framing and reuse are read from.
-const HOP_BY_HOP: [&[u8]; 5] = [b"keep-alive", b"proxy-connection", b"te", b"trailer", b"upgrade"];
+/// The headers that concern one connection only (RFC 9110 7.6.1), on either side of the proxy.
+pub fn hop_by_hop(name: &[u8]) -> bool {
+    const HOP_BY_HOP: [&[u8]; 7] =
+        [b"connection", b"te", b"trailer", b"transfer-encoding", b"upgrade", b"keep-alive", b"proxy-connection"];
+    HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h))
+}
+
+/// The elements of a comma-separated header value (`Connection`, `Transfer-Encoding`),
+/// trimmed (empty ones included).
+pub fn list(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value.split(|&b| b == b',').map(<[u8]>::trim_ascii)
+}
 /// The most header lines an answer may have, and the longest head, as hyper allows.
 const MAX_HEADERS: usize = 100;
 const MAX_HEAD: usize = 64 * 1024;
@@ -223,7 +232,7 @@ pub fn parse_head(buf: &[u8], method: &Method) -> Result<Option<Head>, Failure> 
     for h in parsed.headers.iter() {
         let name = h.name.as_bytes();
         if name.eq_ignore_ascii_case(b"connection") {
-            for token in h.value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+            for token in list(h.value) {
                 if token.eq_ignore_ascii_case(b"close") {
                     close = true;
                 } else if token.eq_ignore_ascii_case(b"keep-alive") {
@@ -233,7 +242,7 @@ pub fn parse_head(buf: &[u8], method: &Method) -> Result<Option<Head>, Failure> 
                 }
             }
         } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            transfer_coding = h.value.rsplit(|&b| b == b',').next().map(<[u8]>::trim_ascii);
+            transfer_coding = Some(list(h.value).last().unwrap_or_default());
         } else if name.eq_ignore_ascii_case(b"content-length") {
             lengths.push(h.value);
         }
@@ -258,10 +267,7 @@ pub fn parse_head(buf: &[u8], method: &Method) -> Result<Option<Head>, Failure> 
     let mut dated = false;
     for h in parsed.headers.iter() {
         let name = h.name.as_bytes();
-        let hop = name.eq_ignore_ascii_case(b"connection")
-            || name.eq_ignore_ascii_case(b"transfer-encoding")
-            || HOP_BY_HOP.iter().any(|n| name.eq_ignore_ascii_case(n))
-            || named.iter().any(|n| name.eq_ignore_ascii_case(n));
+        let hop = hop_by_hop(name) || named.iter().any(|n| name.eq_ignore_ascii_case(n));
         if hop || (!keep_length && name.eq_ignore_ascii_case(b"content-length")) {
             continue;
         }

@@ -22,7 +22,7 @@ use super::NetError;
 use super::netns;
 use super::plan::{self, Plan};
 
-fn nl(what: &str) -> impl Fn(rtnetlink::Error) -> NetError + '_ {
+pub(super) fn nl(what: &str) -> impl Fn(rtnetlink::Error) -> NetError + '_ {
     move |e| NetError::Netlink(format!("{what}: {e}"))
 }
 
@@ -31,12 +31,12 @@ fn io(what: &str) -> impl Fn(std::io::Error) -> NetError + '_ {
 }
 
 /// Whether a netlink error says the thing already exists.
-fn exists(e: &rtnetlink::Error) -> bool {
+pub(super) fn exists(e: &rtnetlink::Error) -> bool {
     matches!(e, rtnetlink::Error::NetlinkError(m) if m.raw_code() == -libc::EEXIST)
 }
 
 /// Whether a netlink error says there is no such link (another task's start removed it first).
-fn gone(e: &rtnetlink::Error) -> bool {
+pub(super) fn gone(e: &rtnetlink::Error) -> bool {
     matches!(e, rtnetlink::Error::NetlinkError(m) if m.raw_code() == -libc::ENODEV)
 }
 

@@ -23,7 +23,7 @@ use rtnetlink::packet_route::rule::{RuleAction, RuleAttribute};
 use rtnetlink::{Handle, LinkMacVlan, RouteMessageBuilder};
 
 use super::NetError;
-use super::link::{self, index};
+use super::link::{self, exists, gone, index, nl};
 use super::netns;
 use super::plan::{self, Cidr};
 
@@ -36,14 +36,6 @@ pub struct PublicSide {
     pub pool: Cidr,
     /// The router of that network, through which tasks with a public address reach others.
     pub gateway: Ipv4Addr,
-}
-
-fn nl(what: &'static str) -> impl Fn(rtnetlink::Error) -> NetError {
-    move |e| NetError::Netlink(format!("{what}: {e}"))
-}
-
-fn exists(e: &rtnetlink::Error) -> bool {
-    matches!(e, rtnetlink::Error::NetlinkError(m) if m.raw_code() == -libc::EEXIST)
 }
 
 /// The gateway of the host's default route through `interface`, if it has one: what
@@ -148,7 +140,7 @@ async fn existing(router: &Handle) -> Result<Option<(u32, Option<u32>)>, NetErro
             Ok(Some((link.header.index, parent)))
         }
         Ok(None) => Ok(None),
-        Err(rtnetlink::Error::NetlinkError(m)) if m.raw_code() == -libc::ENODEV => Ok(None),
+        Err(e) if gone(&e) => Ok(None),
         Err(e) => Err(nl("reading the public link")(e)),
     }
 }
